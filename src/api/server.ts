@@ -1,0 +1,97 @@
+import type { FastifyInstance } from 'fastify';
+import { newHttpServer } from '../util/http.js';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { VolumeService } from '../volumes/service.js';
+import { FerryError, errorMessage } from '../util/errors.js';
+
+export interface DaemonFacts {
+  version: string;
+  node: string;
+  pid: number;
+  startedAt: string;
+  dataDir: string;
+  pluginSocket: string;
+  apiSocket: string;
+  trashRetention: string;
+}
+
+const labelsSchema = z.record(z.string(), z.string());
+const createBody = z.strictObject({
+  name: z.string(),
+  options: z.record(z.string(), z.string()).optional(),
+  labels: labelsSchema.optional(),
+});
+const restoreBody = z.strictObject({ as: z.string().optional() }).optional();
+const flag = z.enum(['true', 'false', '1', '0']).optional().transform((v) => v === 'true' || v === '1');
+const removeQuery = z.strictObject({ purge: flag, force: flag });
+const inspectQuery = z.strictObject({ usage: flag });
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issues = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') + ': ' : ''}${i.message}`).join('; ');
+  throw new FerryError('invalid', `bad ${what}: ${issues}`);
+}
+
+/**
+ * The control API (REST, JSON, versioned under /v1) that the CLI and, later, the web UI and remote clients
+ * use. It only translates HTTP to service calls. Errors: `{"error": {"code", "message", "details"?}}`.
+ */
+export function buildApiServer(service: VolumeService, facts: DaemonFacts, log: Logger): FastifyInstance {
+  const app = newHttpServer(log, 'api', 1024 * 1024);
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    if (err instanceof FerryError) {
+      return reply.code(err.status).send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+    }
+    if (err.statusCode && err.statusCode < 500) {
+      return reply.code(err.statusCode).send({ error: { code: 'invalid', message: err.message } });
+    }
+    req.log.error({ err: errorMessage(err), url: req.url }, 'API request failed');
+    return reply.code(500).send({ error: { code: 'internal', message: errorMessage(err) } });
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: { code: 'not_found', message: `no API route ${req.method} ${req.url}; see docs/api.md` } }),
+  );
+
+  app.get('/v1/status', async () => ({
+    ...facts,
+    uptimeSeconds: Math.round((Date.now() - Date.parse(facts.startedAt)) / 1000),
+    pools: await service.poolStatus(),
+    counts: service.counts(),
+  }));
+
+  app.get('/v1/volumes', async () => ({ volumes: service.list() }));
+
+  app.post('/v1/volumes', async (req, reply) => {
+    const body = parse(createBody, req.body ?? {}, 'request body');
+    const v = await service.create(body.name, body.options ?? {}, body.labels ?? {});
+    return reply.code(201).send(v);
+  });
+
+  app.get<{ Params: { name: string } }>('/v1/volumes/:name', async (req) => {
+    const q = parse(inspectQuery, req.query, 'query');
+    const v = service.get(req.params.name);
+    const containers = await service.containersUsing(v.name);
+    return { ...v, containers: containers ?? null, ...(q.usage ? { usageBytes: await service.usage(v.name) } : {}) };
+  });
+
+  app.delete<{ Params: { name: string } }>('/v1/volumes/:name', async (req) => {
+    const q = parse(removeQuery, req.query, 'query');
+    const trash = await service.remove(req.params.name, { purge: q.purge, force: q.force });
+    return { removed: req.params.name, purged: q.purge, trash: trash ?? null };
+  });
+
+  app.get('/v1/trash', async () => ({ trash: service.trashList() }));
+
+  app.post<{ Params: { ref: string } }>('/v1/trash/:ref/restore', async (req, reply) => {
+    const body = parse(restoreBody, req.body ?? undefined, 'request body');
+    return reply.code(201).send(await service.undelete(req.params.ref, body?.as));
+  });
+
+  app.delete<{ Params: { ref: string } }>('/v1/trash/:ref', async (req) => ({ purged: await service.trashPurge([req.params.ref]) }));
+  app.delete('/v1/trash', async () => ({ purged: await service.trashPurge('all') }));
+
+  return app;
+}

@@ -1,0 +1,202 @@
+import { Command } from 'commander';
+import { ApiClient, DEFAULT_API_SOCKET } from './client.js';
+import { ago, bytes, table } from './format.js';
+import { checkVolumeName } from '../volumes/names.js';
+import { ACCEPTED_OPTIONS } from '../volumes/options.js';
+import { FerryError } from '../util/errors.js';
+import type { TrashInfo, VolumeInfo } from '../volumes/service.js';
+import type { PoolStatus } from '../pools/pool.js';
+
+interface GlobalOpts {
+  apiSocket?: string;
+  json?: boolean;
+}
+
+function client(cmd: Command): ApiClient {
+  const g = cmd.optsWithGlobals<GlobalOpts>();
+  return new ApiClient(g.apiSocket ?? process.env.FERRY_API_SOCKET ?? DEFAULT_API_SOCKET);
+}
+
+function wantsJson(cmd: Command): boolean {
+  return Boolean(cmd.optsWithGlobals<GlobalOpts>().json);
+}
+
+function print(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+function printJson(value: unknown): void {
+  print(JSON.stringify(value, null, 2));
+}
+
+/** Collect repeated `-o key=value` flags into an object; a malformed pair is a usage error. */
+function keyValue(what: string) {
+  return (pair: string, acc: Record<string, string> = {}): Record<string, string> => {
+    const i = pair.indexOf('=');
+    if (i <= 0) throw new FerryError('invalid', `${what} ${JSON.stringify(pair)} must be written key=value`);
+    return { ...acc, [pair.slice(0, i)]: pair.slice(i + 1) };
+  };
+}
+
+const enc = encodeURIComponent;
+
+type InspectedVolume = VolumeInfo & { containers: Array<{ name: string; state: string }> | null; usageBytes?: number };
+
+interface Status {
+  version: string;
+  node: string;
+  pid: number;
+  startedAt: string;
+  uptimeSeconds: number;
+  dataDir: string;
+  pluginSocket: string;
+  apiSocket: string;
+  trashRetention: string;
+  pools: PoolStatus[];
+  counts: { volumes: number; mounted: number; mounts: number; trash: number };
+}
+
+export function registerCliCommands(program: Command): void {
+  const volume = program.command('volume').description('create, list, inspect, remove and undelete volumes');
+
+  volume
+    .command('create')
+    .description('create a volume (as `docker volume create -d ferry` does)')
+    .argument('<name>', 'volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]+')
+    .option('-o, --opt <key=value>', `volume option, repeatable; accepted: ${ACCEPTED_OPTIONS.join(', ')}`, keyValue('option'))
+    .option('-l, --label <key=value>', 'label to keep with the volume, repeatable', keyValue('label'))
+    .addHelpText('after', '\nOptions for -o:\n  pool=NAME   pool to create the volume in (default: the default pool)\n  uid=N       owner of the volume root\n  gid=N       group of the volume root\n  mode=0755   permissions of the volume root (octal)\n\nExample:\n  ferry volume create db-data -o uid=999 -o mode=0750 --label app=postgres')
+    .action(async (name: string, opts: { opt?: Record<string, string>; label?: Record<string, string> }, cmd: Command) => {
+      checkVolumeName(name);
+      const v = await client(cmd).call<VolumeInfo>('POST', '/v1/volumes', { name, options: opts.opt ?? {}, labels: opts.label ?? {} });
+      if (wantsJson(cmd)) printJson(v);
+      else print(v.name);
+    });
+
+  volume
+    .command('ls')
+    .alias('list')
+    .description('list volumes')
+    .option('-q, --quiet', 'print names only')
+    .action(async (opts: { quiet?: boolean }, cmd: Command) => {
+      const { volumes } = await client(cmd).call<{ volumes: VolumeInfo[] }>('GET', '/v1/volumes');
+      if (wantsJson(cmd)) return printJson(volumes);
+      if (opts.quiet) return volumes.forEach((v) => print(v.name));
+      print(table(['NAME', 'POOL', 'MOUNTS', 'CREATED'], volumes.map((v) => [v.name, v.pool, String(v.mounts), ago(v.createdAt)])));
+    });
+
+  volume
+    .command('inspect')
+    .description('show everything about one volume: pool, mountpoint, options, labels, mounts and the containers using it')
+    .argument('<name>', 'volume name')
+    .option('--usage', 'also measure the space the volume uses (walks its files)')
+    .action(async (name: string, opts: { usage?: boolean }, cmd: Command) => {
+      checkVolumeName(name);
+      const v = await client(cmd).call<InspectedVolume>('GET', `/v1/volumes/${enc(name)}${opts.usage ? '?usage=true' : ''}`);
+      if (wantsJson(cmd)) return printJson(v);
+      const rows: Array<[string, string]> = [
+        ['Name', v.name],
+        ['Pool', v.pool],
+        ['Mountpoint', v.mountpoint],
+        ['Created', `${v.createdAt} (${ago(v.createdAt)}) on ${v.node}`],
+        ['Options', Object.entries(v.options).map(([k, val]) => `${k}=${k === 'mode' ? '0' + Number(val).toString(8) : val}`).join(' ') || '-'],
+        ['Labels', Object.entries(v.labels).map(([k, val]) => `${k}=${val}`).join(' ') || '-'],
+        ['Mounts', String(v.mounts)],
+        ['Containers', v.containers === null ? '(docker not reachable)' : v.containers.map((c) => `${c.name} (${c.state})`).join(', ') || '-'],
+      ];
+      if (v.usageBytes !== undefined) rows.push(['Used', bytes(v.usageBytes)]);
+      print(rows.map(([k, val]) => `${(k + ':').padEnd(12)}${val}`).join('\n'));
+    });
+
+  volume
+    .command('rm')
+    .alias('remove')
+    .description('remove volumes: they go to the trash (kept for the retention period) unless --purge')
+    .argument('<names...>', 'volume names')
+    .option('--purge', 'delete the data at once instead of keeping it in the trash')
+    .option('-f, --force', 'drop recorded Docker mounts that no container holds any more (after a Docker crash)')
+    .action(async (names: string[], opts: { purge?: boolean; force?: boolean }, cmd: Command) => {
+      names.forEach((n) => checkVolumeName(n));
+      const api = client(cmd);
+      const results = [];
+      let failed = 0;
+      for (const name of names) {
+        const q = new URLSearchParams();
+        if (opts.purge) q.set('purge', 'true');
+        if (opts.force) q.set('force', 'true');
+        try {
+          const r = await api.call<{ removed: string; trash: TrashInfo | null }>('DELETE', `/v1/volumes/${enc(name)}${q.size ? '?' + q : ''}`);
+          results.push(r);
+          if (!wantsJson(cmd)) {
+            print(r.trash ? `${name} (in the trash until ${r.trash.expiresAt}; \`ferry volume undelete ${name}\` brings it back)` : `${name} (purged)`);
+          }
+        } catch (err) {
+          failed++;
+          process.stderr.write(`ferry: ${(err as Error).message}\n`);
+        }
+      }
+      if (wantsJson(cmd)) printJson(results);
+      if (failed) process.exitCode = 1;
+    });
+
+  volume
+    .command('undelete')
+    .description('bring a removed volume back from the trash')
+    .argument('<name-or-id>', 'volume name (its newest removal) or trash ID from `ferry trash ls`')
+    .option('--as <new-name>', 'restore under another name (when the old name is taken again)')
+    .action(async (ref: string, opts: { as?: string }, cmd: Command) => {
+      if (opts.as) checkVolumeName(opts.as);
+      const v = await client(cmd).call<VolumeInfo>('POST', `/v1/trash/${enc(ref)}/restore`, opts.as ? { as: opts.as } : {});
+      if (wantsJson(cmd)) printJson(v);
+      else print(v.name);
+    });
+
+  const trash = program.command('trash').description('removed volumes kept for the retention period');
+  trash
+    .command('ls')
+    .alias('list')
+    .description('list removed volumes that can still be undeleted')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { trash: items } = await client(cmd).call<{ trash: TrashInfo[] }>('GET', '/v1/trash');
+      if (wantsJson(cmd)) return printJson(items);
+      print(table(['ID', 'NAME', 'POOL', 'REMOVED', 'PURGED'], items.map((t) => [t.id, t.name, t.pool, ago(t.removedAt), ago(t.expiresAt)])));
+    });
+  trash
+    .command('purge')
+    .description('delete removed volumes for good')
+    .argument('[names-or-ids...]', 'entries to purge (volume name or trash ID)')
+    .option('--all', 'purge every entry in the trash')
+    .action(async (refs: string[], opts: { all?: boolean }, cmd: Command) => {
+      if (!opts.all && refs.length === 0) throw new FerryError('invalid', 'name the entries to purge, or pass --all to empty the trash');
+      if (opts.all && refs.length > 0) throw new FerryError('invalid', 'give entries or --all, not both');
+      const api = client(cmd);
+      const purged: TrashInfo[] = [];
+      if (opts.all) purged.push(...(await api.call<{ purged: TrashInfo[] }>('DELETE', '/v1/trash')).purged);
+      for (const ref of refs) purged.push(...(await api.call<{ purged: TrashInfo[] }>('DELETE', `/v1/trash/${enc(ref)}`)).purged);
+      if (wantsJson(cmd)) return printJson(purged);
+      print(purged.length ? purged.map((t) => `purged ${t.id}`).join('\n') : 'the trash is empty');
+    });
+
+  program
+    .command('status')
+    .description('show the daemon, its node, its pools and counts of volumes')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const s = await client(cmd).call<Status>('GET', '/v1/status');
+      if (wantsJson(cmd)) return printJson(s);
+      print(
+        [
+          `ferryd ${s.version} on node ${s.node} (pid ${s.pid}, up ${Math.round(s.uptimeSeconds)}s)`,
+          `data dir:      ${s.dataDir}`,
+          `plugin socket: ${s.pluginSocket}`,
+          `api socket:    ${s.apiSocket}`,
+          `volumes:       ${s.counts.volumes} (${s.counts.mounted} mounted, ${s.counts.mounts} mounts); ${s.counts.trash} in the trash (kept ${s.trashRetention})`,
+          '',
+          table(
+            ['POOL', 'KIND', 'STATE', 'USED', 'FREE', 'PATH'],
+            s.pools.map((p) => [p.name, p.kind, p.ok ? 'ok' : `DOWN: ${p.problem}`, bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
+          ),
+        ].join('\n'),
+      );
+    });
+}
+

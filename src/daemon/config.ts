@@ -1,0 +1,93 @@
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { isAbsolute } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { FerryError, errorMessage } from '../util/errors.js';
+import { parseDuration } from '../util/duration.js';
+
+export const DEFAULT_CONFIG_FILE = '/etc/ferry/ferry.yaml';
+
+export interface DaemonConfig {
+  dataDir: string;
+  pluginSocket: string;
+  apiSocket: string;
+  node: string;
+  dockerHost: string;
+  trashRetention: string;
+  trashRetentionMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** The file the settings came from, if any. */
+  configFile?: string;
+}
+
+const absPath = (what: string) => z.string().refine((p) => isAbsolute(p), { message: `${what} must be an absolute path` });
+
+/** The YAML file's schema: every key optional, unknown keys refused (a typo must not be ignored). */
+const fileSchema = z.strictObject({
+  dataDir: absPath('dataDir').optional(),
+  pluginSocket: absPath('pluginSocket').optional(),
+  apiSocket: absPath('apiSocket').optional(),
+  node: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'node must be a host name ([a-zA-Z0-9_.-])').optional(),
+  dockerHost: z.string().startsWith('unix://', 'dockerHost must be a unix:// URL').optional(),
+  trashRetention: z.string().optional(),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).optional(),
+});
+
+export type ConfigInput = z.infer<typeof fileSchema>;
+
+export const DEFAULTS: Required<ConfigInput> = {
+  dataDir: '/var/lib/ferry',
+  pluginSocket: '/run/docker/plugins/ferry.sock',
+  apiSocket: '/run/ferry/api.sock',
+  node: hostname(),
+  dockerHost: 'unix:///var/run/docker.sock',
+  trashRetention: '24h',
+  logLevel: 'info',
+};
+
+function check(input: unknown, source: string): ConfigInput {
+  const r = fileSchema.safeParse(input ?? {});
+  if (r.success) return r.data;
+  const issues = r.error.issues
+    .map((i) => (i.code === 'unrecognized_keys' ? `unknown setting(s) ${i.keys.join(', ')} (known: ${Object.keys(fileSchema.shape).join(', ')})` : `${i.path.join('.')}: ${i.message}`))
+    .join('; ');
+  throw new FerryError('invalid', `${source}: ${issues}`);
+}
+
+/**
+ * Settings: built-in defaults, then the YAML file (--config FILE, or /etc/ferry/ferry.yaml when it exists),
+ * then command-line flags. Everything is validated; errors name the file and the setting.
+ */
+export async function loadConfig(flags: ConfigInput & { config?: string }, defaultFile = DEFAULT_CONFIG_FILE): Promise<DaemonConfig> {
+  const { config: explicitFile, ...flagValues } = flags;
+  const file = explicitFile ?? (existsSync(defaultFile) ? defaultFile : undefined);
+  let fromFile: ConfigInput = {};
+  if (file) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new FerryError('invalid', `cannot read config file ${file}: ${errorMessage(err)}`);
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (err) {
+      throw new FerryError('invalid', `config file ${file} is not valid YAML: ${errorMessage(err)}`);
+    }
+    if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc))) {
+      throw new FerryError('invalid', `config file ${file} must be a mapping of settings`);
+    }
+    fromFile = check(doc, `config file ${file}`);
+  }
+  const defined = Object.fromEntries(Object.entries(flagValues).filter(([, v]) => v !== undefined));
+  const fromFlags = check(defined, 'command line');
+  const merged = { ...DEFAULTS, ...fromFile, ...fromFlags };
+  return {
+    ...merged,
+    trashRetentionMs: parseDuration(merged.trashRetention, 'trashRetention'),
+    ...(file ? { configFile: file } : {}),
+  };
+}

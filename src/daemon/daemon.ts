@@ -1,0 +1,90 @@
+import { join } from 'node:path';
+import { mkdir, unlink } from 'node:fs/promises';
+import { pino, type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { DaemonConfig } from './config.js';
+import { Catalog } from '../volumes/catalog.js';
+import { VolumeService } from '../volumes/service.js';
+import { DirPool } from '../pools/dir.js';
+import type { Pool } from '../pools/pool.js';
+import { DockerClient } from '../docker/client.js';
+import { buildPluginServer } from '../plugin/server.js';
+import { buildApiServer } from '../api/server.js';
+import { listenUnix } from '../util/unix-listen.js';
+import { VERSION } from '../version.js';
+
+const TRASH_SWEEP_MS = 10 * 60 * 1000;
+
+export interface RunningDaemon {
+  service: VolumeService;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+/** Wire ferryd together: catalog and pools → volume service → plugin protocol and control API. */
+export async function startDaemon(config: DaemonConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningDaemon> {
+  const t0 = performance.now();
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
+  const service = new VolumeService({
+    catalog: new Catalog(join(config.dataDir, 'catalog')),
+    pools,
+    defaultPool: 'local',
+    node: config.node,
+    trashRetentionMs: config.trashRetentionMs,
+    docker: new DockerClient(config.dockerHost),
+    log,
+  });
+  await service.start();
+
+  const plugin = buildPluginServer({ service, log, scope: () => 'local' });
+  const api = buildApiServer(
+    service,
+    {
+      version: VERSION,
+      node: config.node,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      dataDir: config.dataDir,
+      pluginSocket: config.pluginSocket,
+      apiSocket: config.apiSocket,
+      trashRetention: config.trashRetention,
+    },
+    log,
+  );
+  const servers: Array<[FastifyInstance, string]> = [];
+  try {
+    await listenUnix(api, config.apiSocket, 0o600);
+    servers.push([api, config.apiSocket]);
+    // The plugin socket last: once Docker can see it, everything behind it is ready.
+    await listenUnix(plugin, config.pluginSocket, 0o660);
+    servers.push([plugin, config.pluginSocket]);
+  } catch (err) {
+    for (const [s] of servers) await s.close();
+    throw err;
+  }
+
+  const sweep = setInterval(() => void service.purgeExpiredTrash(), TRASH_SWEEP_MS);
+  sweep.unref();
+
+  log.info(
+    { version: VERSION, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, apiSocket: config.apiSocket, volumes: service.counts().volumes, startupMs: Math.round(performance.now() - t0) },
+    'ferryd ready',
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    service,
+    log,
+    stop: () =>
+      (stopping ??= (async () => {
+        clearInterval(sweep);
+        // Plugin first so Docker stops sending work, then the API; in-flight requests finish.
+        for (const [server, path] of [...servers].reverse()) {
+          await server.close();
+          await unlink(path).catch(() => undefined);
+        }
+        log.info('ferryd stopped');
+      })()),
+  };
+}

@@ -1,0 +1,66 @@
+import { Command, CommanderError, Option } from 'commander';
+import { registerCliCommands } from './cli/commands.js';
+import { DEFAULTS, loadConfig } from './daemon/config.js';
+import { startDaemon } from './daemon/daemon.js';
+import { errorMessage } from './util/errors.js';
+import { VERSION } from './version.js';
+
+const program = new Command('ferry')
+  .description('Ferry: Docker volumes that survive containers, hosts and disks.\n`ferry daemon` runs ferryd, the volume plugin; the other commands talk to it.')
+  .version(VERSION, '-V, --version')
+  .option('--api-socket <path>', 'ferryd control API socket (env FERRY_API_SOCKET; default /run/ferry/api.sock)')
+  .option('--json', 'print JSON for scripts instead of tables')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+program
+  .command('daemon')
+  .description('run ferryd: serve the Docker volume plugin protocol and the control API (as root, like dockerd)')
+  .option('-c, --config <file>', 'YAML config file (default /etc/ferry/ferry.yaml when it exists)')
+  .option('--data-dir <dir>', `where volumes and the catalog live (default ${DEFAULTS.dataDir})`)
+  .option('--plugin-socket <path>', `Docker plugin socket (default ${DEFAULTS.pluginSocket})`)
+  .option('--node <name>', 'this node\'s name (default: the hostname)')
+  .option('--docker-host <url>', `Docker API, to name the containers using a volume (default ${DEFAULTS.dockerHost})`)
+  .option('--trash-retention <duration>', `how long removed volumes stay in the trash, e.g. 24h, 7d, 0 (default ${DEFAULTS.trashRetention})`)
+  .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+  .addHelpText('after', '\nThe control API socket is set with the global --api-socket (default /run/ferry/api.sock).\nEvery flag can also be set in the config file, e.g.:\n  dataDir: /var/lib/ferry\n  trashRetention: 7d')
+  .action(async (_opts: unknown, cmd: Command) => {
+    const o = cmd.optsWithGlobals<Record<string, string | undefined>>();
+    const config = await loadConfig({
+      config: o.config,
+      dataDir: o.dataDir,
+      pluginSocket: o.pluginSocket,
+      apiSocket: o.apiSocket,
+      node: o.node,
+      dockerHost: o.dockerHost,
+      trashRetention: o.trashRetention,
+      logLevel: o.logLevel as never,
+    });
+    const daemon = await startDaemon(config);
+    const shutdown = (signal: string) => {
+      daemon.log.info({ signal }, 'shutting down');
+      daemon.stop().then(
+        () => process.exit(0),
+        (err) => {
+          daemon.log.error({ err: errorMessage(err) }, 'unclean shutdown');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => shutdown('SIGTERM'));
+    process.once('SIGINT', () => shutdown('SIGINT'));
+  });
+
+registerCliCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version end here too, with exit code 0; usage errors were already printed.
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  // Operational failures (refused, not found, daemon unreachable) exit 1 with the reason on stderr.
+  process.stderr.write(`ferry: ${errorMessage(err)}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,119 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { newHttpServer } from '../util/http.js';
+import type { Logger } from 'pino';
+import type { VolumeService } from '../volumes/service.js';
+import { FerryError, errorMessage } from '../util/errors.js';
+
+/** Docker's legacy plugin protocol: every call is a POST of JSON; answers carry this content type. */
+export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.1+json';
+export const PLUGIN_BODY_LIMIT = 1024 * 1024;
+
+type Body = Record<string, unknown>;
+type Handler = (body: Body) => Promise<Body> | Body;
+
+export interface PluginServerOptions {
+  service: VolumeService;
+  log: Logger;
+  /** `global` when the node serves shared pools (Swarm then creates a volume once per cluster). */
+  scope: () => 'local' | 'global';
+}
+
+function str(body: Body, key: string): string {
+  const v = body[key];
+  if (v === undefined || v === null) throw new FerryError('invalid', `request field ${key} is missing`);
+  if (typeof v !== 'string') throw new FerryError('invalid', `request field ${key} must be a string`);
+  return v;
+}
+
+/**
+ * The Docker volume plugin endpoints, exactly as moby's plugin client calls them
+ * (docs/extend/plugins_volume.md). Nothing here but decoding, calling the service and encoding.
+ */
+export function buildPluginServer({ service, log, scope }: PluginServerOptions): FastifyInstance {
+  const app = newHttpServer(log, 'plugin', PLUGIN_BODY_LIMIT);
+
+  // Docker sends JSON with varying (or no) content types: take every body as text and parse it here,
+  // so that malformed JSON gets a protocol answer instead of a framework one.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+
+  const endpoints: Record<string, Handler> = {
+    '/Plugin.Activate': () => ({ Implements: ['VolumeDriver'] }),
+    '/VolumeDriver.Capabilities': () => ({ Capabilities: { Scope: scope() } }),
+    '/VolumeDriver.Create': async (b) => {
+      const opts = b.Opts ?? b.Options;
+      await service.create(str(b, 'Name'), opts ?? {}, {}, { ifMissing: true });
+      return { Err: '' };
+    },
+    '/VolumeDriver.Remove': async (b) => {
+      await service.remove(str(b, 'Name'));
+      return { Err: '' };
+    },
+    '/VolumeDriver.Mount': async (b) => ({ Mountpoint: await service.mount(str(b, 'Name'), b.ID), Err: '' }),
+    '/VolumeDriver.Unmount': async (b) => {
+      await service.unmount(str(b, 'Name'), b.ID);
+      return { Err: '' };
+    },
+    '/VolumeDriver.Path': (b) => ({ Mountpoint: service.path(str(b, 'Name')), Err: '' }),
+    '/VolumeDriver.Get': (b) => {
+      const v = service.get(str(b, 'Name'));
+      return {
+        Volume: {
+          Name: v.name,
+          Mountpoint: v.mountpoint,
+          CreatedAt: v.createdAt,
+          Status: { pool: v.pool, node: v.node, mounts: v.mounts, options: v.options },
+        },
+        Err: '',
+      };
+    },
+    '/VolumeDriver.List': () => ({
+      Volumes: service.list().map((v) => ({ Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt })),
+      Err: '',
+    }),
+  };
+
+  const send = (reply: FastifyReply, status: number, body: Body) =>
+    reply.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(JSON.stringify(body));
+
+  app.all('/*', async (req, reply) => {
+    const path = req.url.split('?')[0]!;
+    const handler = Object.hasOwn(endpoints, path) ? endpoints[path] : undefined;
+    if (!handler) {
+      return send(reply, 404, { Err: `unknown endpoint ${path}: this is the ferry volume plugin; it serves ${Object.keys(endpoints).join(', ')}` });
+    }
+    if (req.method !== 'POST') return send(reply, 405, { Err: `${path} takes POST, not ${req.method}` });
+    let body: Body = {};
+    const raw = typeof req.body === 'string' ? req.body.trim() : '';
+    if (raw !== '') {
+      try {
+        body = JSON.parse(raw) as Body;
+      } catch (err) {
+        return send(reply, 400, { Err: `malformed JSON in the request body of ${path}: ${errorMessage(err)}` });
+      }
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+        return send(reply, 400, { Err: `the request body of ${path} must be a JSON object` });
+      }
+    }
+    const started = process.hrtime.bigint();
+    try {
+      const result = await handler(body);
+      log.debug({ call: path, name: body.Name, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'plugin call');
+      return send(reply, 200, result);
+    } catch (err) {
+      const status = err instanceof FerryError && err.code === 'invalid' ? 400 : 500;
+      const level = err instanceof FerryError && err.code !== 'internal' ? 'info' : 'error';
+      log[level]({ call: path, name: body.Name, err: errorMessage(err) }, 'plugin call failed');
+      return send(reply, status, { Err: errorMessage(err) });
+    }
+  });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return send(reply, 413, { Err: `request body too large: the limit is ${PLUGIN_BODY_LIMIT} bytes` });
+    }
+    return send(reply, err.statusCode ?? 500, { Err: errorMessage(err) });
+  });
+
+  return app;
+}

@@ -1,0 +1,44 @@
+import type { VolumeOptions } from '../volumes/options.js';
+
+export interface PoolCapacity {
+  totalBytes: number;
+  freeBytes: number;
+  usedBytes: number;
+}
+
+export interface PoolStatus {
+  name: string;
+  kind: string;
+  path: string;
+  ok: boolean;
+  /** Why the pool is not usable, when ok is false. */
+  problem?: string;
+  capacity?: PoolCapacity;
+}
+
+/**
+ * A storage pool: where volume data lives. The volume service owns names, records and reference counts;
+ * a pool only places, moves and deletes directories. One file per pool kind implements this.
+ */
+export interface Pool {
+  readonly name: string;
+  readonly kind: string;
+  /** Prepare the pool (directories, checks). */
+  init(): Promise<void>;
+  /** Make an empty volume; fails with `exists` if its directory is already there. */
+  create(volume: string, opts: VolumeOptions): Promise<void>;
+  /** The path Docker bind-mounts into containers. */
+  mountpoint(volume: string): string;
+  /** Make sure the volume's data is there and usable before Docker mounts it. */
+  checkMountable(volume: string): Promise<void>;
+  moveToTrash(volume: string, trashId: string): Promise<void>;
+  restoreFromTrash(trashId: string, volume: string): Promise<void>;
+  purgeTrash(trashId: string): Promise<void>;
+  hasLive(volume: string): Promise<boolean>;
+  hasTrash(trashId: string): Promise<boolean>;
+  /** Names of live volume directories (for reconciling with the catalog). */
+  listLive(): Promise<string[]>;
+  /** Bytes used by one volume (walks the tree; for inspect, not for hot paths). */
+  usage(volume: string): Promise<number>;
+  status(): Promise<PoolStatus>;
+}

@@ -1,0 +1,141 @@
+import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
+import { isErrno } from '../util/errors.js';
+import type { VolumeOptions } from './options.js';
+
+export interface MountRecord {
+  /** When Docker mounted it (ISO 8601). */
+  since: string;
+}
+
+export interface VolumeRecord {
+  name: string;
+  pool: string;
+  createdAt: string;
+  /** The node that created it. */
+  node: string;
+  options: VolumeOptions;
+  labels: Record<string, string>;
+  /** Reference counts: one entry per Docker mount ID. Persisted so a restart of ferryd loses none. */
+  mounts: Record<string, MountRecord>;
+}
+
+export interface TrashRecord {
+  /** `NAME@MILLIS`, unique per removal. */
+  id: string;
+  removedAt: string;
+  expiresAt: string;
+  volume: VolumeRecord;
+}
+
+export const TRASH_ID_PATTERN = /^([a-zA-Z0-9][a-zA-Z0-9_.-]+)@(\d{13,})$/;
+
+/**
+ * Writes of one record are coalesced: while one write of NAME is in flight, every change made meanwhile
+ * is carried by the next single write (group commit). A caller's promise resolves only when a write that
+ * contains its change is on disk.
+ */
+class RecordFile<T> {
+  private inflight: Promise<void> | undefined;
+  private next: Promise<void> | undefined;
+
+  constructor(
+    private readonly path: string,
+    private readonly current: () => T | undefined,
+  ) {}
+
+  sync(): Promise<void> {
+    if (this.next) return this.next;
+    if (!this.inflight) return (this.inflight = this.write());
+    const after = this.inflight.catch(() => undefined);
+    this.next = after.then(() => {
+      this.next = undefined;
+      return (this.inflight = this.write());
+    });
+    return this.next;
+  }
+
+  private async write(): Promise<void> {
+    try {
+      const value = this.current();
+      if (value === undefined) {
+        try {
+          await unlink(this.path);
+        } catch (err) {
+          if (!isErrno(err, 'ENOENT')) throw err;
+        }
+      } else {
+        await writeJsonAtomic(this.path, value);
+      }
+    } finally {
+      this.inflight = undefined;
+    }
+  }
+}
+
+/** A map kept in memory (Get/List are answered from it) and mirrored to one JSON file per entry. */
+class RecordStore<T> {
+  private readonly items = new Map<string, T>();
+  private readonly files = new Map<string, RecordFile<T>>();
+
+  constructor(readonly dir: string) {}
+
+  async load(): Promise<string[]> {
+    await mkdir(this.dir, { recursive: true });
+    const bad: string[] = [];
+    for (const entry of await readdir(this.dir)) {
+      if (!entry.endsWith('.json') || entry.startsWith('.')) continue;
+      const key = entry.slice(0, -'.json'.length);
+      try {
+        const value = await readJson<T>(join(this.dir, entry));
+        if (value !== undefined) this.items.set(key, value);
+      } catch {
+        bad.push(join(this.dir, entry));
+      }
+    }
+    return bad;
+  }
+
+  get(key: string): T | undefined {
+    return this.items.get(key);
+  }
+
+  values(): T[] {
+    return [...this.items.values()];
+  }
+
+  get size(): number {
+    return this.items.size;
+  }
+
+  /** Set (or with undefined, delete) an entry and resolve when that state is durable. */
+  save(key: string, value: T | undefined): Promise<void> {
+    if (value === undefined) this.items.delete(key);
+    else this.items.set(key, value);
+    let file = this.files.get(key);
+    if (!file) {
+      file = new RecordFile(join(this.dir, `${key}.json`), () => this.items.get(key));
+      this.files.set(key, file);
+    }
+    return file.sync();
+  }
+}
+
+/** The node's catalog: volumes and the trash, under DATA_DIR/catalog. */
+export class Catalog {
+  readonly volumes: RecordStore<VolumeRecord>;
+  readonly trash: RecordStore<TrashRecord>;
+
+  constructor(readonly dir: string) {
+    this.volumes = new RecordStore(join(dir, 'volumes'));
+    this.trash = new RecordStore(join(dir, 'trash'));
+  }
+
+  /** Load everything; returns files that could not be parsed (left in place, reported, never deleted). */
+  async load(): Promise<string[]> {
+    const bad = [...(await this.volumes.load()), ...(await this.trash.load())];
+    await fsyncDir(this.dir);
+    return bad;
+  }
+}

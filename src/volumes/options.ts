@@ -1,0 +1,58 @@
+import { FerryError } from '../util/errors.js';
+
+/** What `-o key=value` may say at create time. Parsed once, stored in the catalog. */
+export interface VolumeOptions {
+  pool?: string;
+  uid?: number;
+  gid?: number;
+  mode?: number;
+}
+
+type Parser = (value: string, key: string) => string | number;
+
+function intInRange(value: string, key: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 0xfffffffe) {
+    throw new FerryError('invalid', `option ${key}=${JSON.stringify(value)}: expected a number from 0 to 4294967294`);
+  }
+  return Number(value);
+}
+
+const parsers: Record<keyof VolumeOptions, Parser> = {
+  pool: (v, k) => {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v)) throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: not a pool name`);
+    return v;
+  },
+  uid: intInRange,
+  gid: intInRange,
+  mode: (v, k) => {
+    if (!/^0?[0-7]{3,4}$/.test(v)) {
+      throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: expected octal permissions such as 0755 or 1777`);
+    }
+    return parseInt(v, 8);
+  },
+};
+
+export const ACCEPTED_OPTIONS = Object.keys(parsers).sort();
+
+/** Validate the options Docker or the API passed; unknown keys are refused with the list of accepted ones. */
+export function parseVolumeOptions(opts: unknown): VolumeOptions {
+  if (opts === undefined || opts === null) return {};
+  if (typeof opts !== 'object' || Array.isArray(opts)) {
+    throw new FerryError('invalid', 'volume options must be an object of key=value strings');
+  }
+  const out: Record<string, string | number> = {};
+  for (const [key, raw] of Object.entries(opts as Record<string, unknown>)) {
+    const parse = (parsers as Record<string, Parser | undefined>)[key];
+    if (!parse) {
+      throw new FerryError(
+        'invalid',
+        `unknown volume option ${JSON.stringify(key)}; accepted options: ${ACCEPTED_OPTIONS.join(', ')}`,
+      );
+    }
+    if (typeof raw !== 'string' && typeof raw !== 'number') {
+      throw new FerryError('invalid', `option ${key}: expected a string value`);
+    }
+    out[key] = parse(String(raw), key);
+  }
+  return out as VolumeOptions;
+}

@@ -1,0 +1,416 @@
+import type { Logger } from 'pino';
+import { Catalog, TRASH_ID_PATTERN, type TrashRecord, type VolumeRecord } from './catalog.js';
+import { checkVolumeName } from './names.js';
+import { parseVolumeOptions, type VolumeOptions } from './options.js';
+import type { Pool, PoolStatus } from '../pools/pool.js';
+import type { ContainerRef, DockerClient } from '../docker/client.js';
+import { KeyedLock } from '../util/keyed-lock.js';
+import { FerryError, errorMessage } from '../util/errors.js';
+
+export interface VolumeInfo {
+  name: string;
+  pool: string;
+  mountpoint: string;
+  createdAt: string;
+  node: string;
+  options: VolumeOptions;
+  labels: Record<string, string>;
+  /** Number of Docker mounts (reference count). */
+  mounts: number;
+  mountIds: string[];
+}
+
+export interface TrashInfo {
+  id: string;
+  name: string;
+  pool: string;
+  removedAt: string;
+  expiresAt: string;
+}
+
+export interface RemoveOptions {
+  /** Delete the data at once instead of moving it to the trash. */
+  purge?: boolean;
+  /** Drop recorded mounts (stale after a Docker crash) instead of refusing. */
+  force?: boolean;
+}
+
+export interface ServiceDeps {
+  catalog: Catalog;
+  pools: Map<string, Pool>;
+  defaultPool: string;
+  node: string;
+  trashRetentionMs: number;
+  docker?: DockerClient;
+  log: Logger;
+  now?: () => number;
+}
+
+/**
+ * The volume service: names, catalog records, reference counts and the trash. The Docker protocol and
+ * the REST API both call it; it calls the pools. Work on one volume is serialised by a per-volume lock.
+ */
+export class VolumeService {
+  private readonly lock = new KeyedLock();
+  private readonly catalog: Catalog;
+  private readonly log: Logger;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: ServiceDeps) {
+    this.catalog = deps.catalog;
+    this.log = deps.log;
+    this.now = deps.now ?? Date.now;
+  }
+
+  get node(): string {
+    return this.deps.node;
+  }
+
+  private pool(name: string): Pool {
+    const pool = this.deps.pools.get(name);
+    if (!pool) {
+      throw new FerryError('invalid', `no pool named ${JSON.stringify(name)}; configured pools: ${[...this.deps.pools.keys()].join(', ')}`);
+    }
+    return pool;
+  }
+
+  private info(rec: VolumeRecord): VolumeInfo {
+    return {
+      name: rec.name,
+      pool: rec.pool,
+      mountpoint: this.pool(rec.pool).mountpoint(rec.name),
+      createdAt: rec.createdAt,
+      node: rec.node,
+      options: rec.options,
+      labels: rec.labels,
+      mounts: Object.keys(rec.mounts).length,
+      mountIds: Object.keys(rec.mounts),
+    };
+  }
+
+  private record(name: string): VolumeRecord {
+    const rec = this.catalog.volumes.get(checkVolumeName(name));
+    if (!rec) {
+      const inTrash = this.catalog.trash.values().some((t) => t.volume.name === name);
+      throw new FerryError(
+        'not_found',
+        inTrash
+          ? `no such volume: ${name} (it is in the trash; \`ferry volume undelete ${name}\` brings it back)`
+          : `no such volume: ${name}`,
+      );
+    }
+    return rec;
+  }
+
+  // ---- start-up -----------------------------------------------------------------------------------
+
+  /** Load the catalog and finish or roll back whatever a crash interrupted. */
+  async start(): Promise<void> {
+    for (const pool of this.deps.pools.values()) await pool.init();
+    const bad = await this.catalog.load();
+    for (const file of bad) this.log.error({ file }, 'catalog file is unreadable; left in place, volume not served');
+    await this.recover();
+    await this.purgeExpiredTrash();
+  }
+
+  /**
+   * A removal writes the trash record, moves the data, then deletes the volume record; an undelete writes
+   * the volume record, moves the data back, then deletes the trash record. After a crash, where the data
+   * is decides which record stays. Directories without any record are adopted, never deleted.
+   */
+  private async recover(): Promise<void> {
+    for (const t of this.catalog.trash.values()) {
+      const pool = this.deps.pools.get(t.volume.pool);
+      if (!pool) continue;
+      // The live record of the same volume, possibly under a new name after `undelete --as`.
+      const twin = this.catalog.volumes
+        .values()
+        .find((v) => v.pool === t.volume.pool && v.createdAt === t.volume.createdAt);
+      if (await pool.hasTrash(t.id)) {
+        if (twin) {
+          this.log.warn({ volume: twin.name, trash: t.id }, 'recovery: the data is in the trash, dropping the live record');
+          await this.catalog.volumes.save(twin.name, undefined);
+        }
+      } else if (!twin) {
+        this.log.warn({ trash: t.id }, 'recovery: trash data is gone (purge was interrupted), dropping the trash record');
+        await this.catalog.trash.save(t.id, undefined);
+      } else if (await pool.hasLive(twin.name)) {
+        this.log.warn({ volume: twin.name, trash: t.id }, 'recovery: the data is live, dropping the trash record');
+        await this.catalog.trash.save(t.id, undefined);
+      } else {
+        this.log.error({ volume: twin.name, trash: t.id }, 'recovery: volume data found neither live nor in the trash');
+      }
+    }
+    for (const [poolName, pool] of this.deps.pools) {
+      for (const name of await pool.listLive()) {
+        if (this.catalog.volumes.get(name)) continue;
+        this.log.warn({ volume: name, pool: poolName }, 'recovery: adopting a volume directory that had no catalog record');
+        await this.catalog.volumes.save(name, {
+          name,
+          pool: poolName,
+          createdAt: new Date(this.now()).toISOString(),
+          node: this.deps.node,
+          options: {},
+          labels: { 'ferry.recovered': 'true' },
+          mounts: {},
+        });
+      }
+    }
+  }
+
+  // ---- volumes ------------------------------------------------------------------------------------
+
+  async create(
+    nameIn: unknown,
+    optsIn: unknown,
+    labels: Record<string, string> = {},
+    { ifMissing = false }: { ifMissing?: boolean } = {},
+  ): Promise<VolumeInfo> {
+    const name = checkVolumeName(nameIn);
+    const opts = parseVolumeOptions(optsIn);
+    const poolName = opts.pool ?? this.deps.defaultPool;
+    const pool = this.pool(poolName);
+    return this.lock.run(name, async () => {
+      const existing = this.catalog.volumes.get(name);
+      if (existing) {
+        const same = JSON.stringify({ ...existing.options, pool: existing.pool }) === JSON.stringify({ ...opts, pool: poolName });
+        if (ifMissing && same) return this.info(existing);
+        throw new FerryError('exists', `volume ${name} already exists${ifMissing ? ' with other options' : ''}; remove it first or pick another name`);
+      }
+      await pool.create(name, opts);
+      const rec: VolumeRecord = {
+        name,
+        pool: poolName,
+        createdAt: new Date(this.now()).toISOString(),
+        node: this.deps.node,
+        options: opts,
+        labels,
+        mounts: {},
+      };
+      await this.catalog.volumes.save(name, rec);
+      this.log.info({ volume: name, pool: poolName, options: opts }, 'volume created');
+      return this.info(rec);
+    });
+  }
+
+  get(name: string): VolumeInfo {
+    return this.info(this.record(name));
+  }
+
+  list(): VolumeInfo[] {
+    return this.catalog.volumes
+      .values()
+      .map((r) => this.info(r))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  path(name: string): string {
+    const rec = this.record(name);
+    return this.pool(rec.pool).mountpoint(rec.name);
+  }
+
+  async usage(name: string): Promise<number> {
+    const rec = this.record(name);
+    return this.pool(rec.pool).usage(rec.name);
+  }
+
+  /** Docker mounts a volume for a container; `id` is Docker's mount ID. Idempotent per ID. */
+  async mount(nameIn: string, id: unknown): Promise<string> {
+    const name = checkVolumeName(nameIn);
+    const mountId = checkMountId(id);
+    const { saved, mountpoint } = await this.lock.run(name, async () => {
+      const rec = this.record(name);
+      const pool = this.pool(rec.pool);
+      await pool.checkMountable(name);
+      if (rec.mounts[mountId]) return { saved: Promise.resolve(), mountpoint: pool.mountpoint(name) };
+      const next = { ...rec, mounts: { ...rec.mounts, [mountId]: { since: new Date(this.now()).toISOString() } } };
+      return { saved: this.saveOrRevert(rec, next), mountpoint: pool.mountpoint(name) };
+    });
+    await saved;
+    this.log.debug({ volume: name, id: mountId }, 'mounted');
+    return mountpoint;
+  }
+
+  /** Docker unmounts; an unknown ID (after a failed Mount, or a duplicate) is accepted. */
+  async unmount(nameIn: string, id: unknown): Promise<void> {
+    const name = checkVolumeName(nameIn);
+    const mountId = checkMountId(id);
+    const saved = await this.lock.run(name, async () => {
+      const rec = this.catalog.volumes.get(name);
+      if (!rec || !rec.mounts[mountId]) {
+        this.log.debug({ volume: name, id: mountId }, 'unmount of an unknown mount ID accepted');
+        return Promise.resolve();
+      }
+      const mounts = { ...rec.mounts };
+      delete mounts[mountId];
+      return this.saveOrRevert(rec, { ...rec, mounts });
+    });
+    await saved;
+  }
+
+  /** Put `next` in memory now (under the lock) and resolve when it is durable; on a write error, put `prev` back. */
+  private saveOrRevert(prev: VolumeRecord, next: VolumeRecord): Promise<void> {
+    return this.catalog.volumes.save(next.name, next).catch(async (err) => {
+      this.log.error({ volume: next.name, err: errorMessage(err) }, 'could not persist the catalog record');
+      await this.catalog.volumes.save(prev.name, prev).catch(() => undefined);
+      throw new FerryError('unavailable', `could not write the catalog record of ${next.name}: ${errorMessage(err)}`);
+    });
+  }
+
+  async containersUsing(name: string): Promise<ContainerRef[] | undefined> {
+    if (!this.deps.docker) return undefined;
+    try {
+      return await this.deps.docker.containersUsing(name);
+    } catch (err) {
+      this.log.debug({ err: errorMessage(err) }, 'docker API not reachable');
+      return undefined;
+    }
+  }
+
+  async remove(nameIn: unknown, { purge = false, force = false }: RemoveOptions = {}): Promise<TrashInfo | undefined> {
+    const name = checkVolumeName(nameIn);
+    const users = await this.containersUsing(name);
+    return this.lock.run(name, async () => {
+      const rec = this.record(name);
+      const mountIds = Object.keys(rec.mounts);
+      const running = (users ?? []).filter((c) => c.state === 'running' || c.state === 'paused' || c.state === 'restarting');
+      if ((mountIds.length > 0 && !force) || running.length > 0) {
+        const who =
+          users && users.length > 0
+            ? `containers ${users.map((c) => `${c.name} (${c.state})`).join(', ')}`
+            : `${mountIds.length} Docker mount(s) ${mountIds.map((m) => m.slice(0, 12)).join(', ')}`;
+        throw new FerryError(
+          'in_use',
+          `volume ${name} is in use by ${who}; stop and remove those containers first` +
+            (running.length === 0 ? ' (if no container uses it any more, `ferry volume rm --force` drops the stale mounts)' : ''),
+          { containers: users ?? [], mountIds },
+        );
+      }
+      const pool = this.pool(rec.pool);
+      const removedAt = this.now();
+      const trash: TrashRecord = {
+        id: `${name}@${removedAt}`,
+        removedAt: new Date(removedAt).toISOString(),
+        expiresAt: new Date(removedAt + this.deps.trashRetentionMs).toISOString(),
+        volume: { ...rec, mounts: {} },
+      };
+      await this.catalog.trash.save(trash.id, trash);
+      await pool.moveToTrash(name, trash.id);
+      await this.catalog.volumes.save(name, undefined);
+      if (purge) {
+        await this.purgeOne(trash);
+        this.log.info({ volume: name }, 'volume removed and purged');
+        return undefined;
+      }
+      this.log.info({ volume: name, trash: trash.id, expiresAt: trash.expiresAt }, 'volume moved to the trash');
+      return trashInfo(trash);
+    });
+  }
+
+  // ---- trash --------------------------------------------------------------------------------------
+
+  trashList(): TrashInfo[] {
+    return this.catalog.trash
+      .values()
+      .map(trashInfo)
+      .sort((a, b) => b.removedAt.localeCompare(a.removedAt));
+  }
+
+  /** Find a trash entry by its id, or by volume name (the newest removal of that name). */
+  private trashEntry(ref: string): TrashRecord {
+    if (TRASH_ID_PATTERN.test(ref)) {
+      const t = this.catalog.trash.get(ref);
+      if (t) return t;
+      throw new FerryError('not_found', `no trash entry ${ref}; \`ferry trash ls\` lists them`);
+    }
+    checkVolumeName(ref);
+    const matches = this.catalog.trash.values().filter((t) => t.volume.name === ref);
+    if (matches.length === 0) throw new FerryError('not_found', `no removed volume named ${ref} in the trash; \`ferry trash ls\` lists it`);
+    return matches.sort((a, b) => b.removedAt.localeCompare(a.removedAt))[0]!;
+  }
+
+  /** Bring a removed volume back, under its own name or `as`. */
+  async undelete(ref: string, as?: string): Promise<VolumeInfo> {
+    const t = this.trashEntry(ref);
+    const name = checkVolumeName(as ?? t.volume.name);
+    return this.lock.run(name, async () => {
+      if (!this.catalog.trash.get(t.id)) throw new FerryError('not_found', `trash entry ${t.id} was purged meanwhile`);
+      if (this.catalog.volumes.get(name)) {
+        throw new FerryError('exists', `a volume named ${name} exists again; undelete under another name with --as NEW_NAME`);
+      }
+      const pool = this.pool(t.volume.pool);
+      const rec: VolumeRecord = { ...t.volume, name, mounts: {} };
+      await this.catalog.volumes.save(name, rec);
+      try {
+        await pool.restoreFromTrash(t.id, name);
+      } catch (err) {
+        await this.catalog.volumes.save(name, undefined);
+        throw err;
+      }
+      await this.catalog.trash.save(t.id, undefined);
+      this.log.info({ volume: name, trash: t.id }, 'volume restored from the trash');
+      return this.info(rec);
+    });
+  }
+
+  private async purgeOne(t: TrashRecord): Promise<void> {
+    await this.pool(t.volume.pool).purgeTrash(t.id);
+    await this.catalog.trash.save(t.id, undefined);
+  }
+
+  /** Delete trash entries for good: the given ones (ids or names), or all of them. */
+  async trashPurge(refs: string[] | 'all'): Promise<TrashInfo[]> {
+    const entries = refs === 'all' ? this.catalog.trash.values() : refs.map((r) => this.trashEntry(r));
+    const done: TrashInfo[] = [];
+    for (const t of entries) {
+      await this.purgeOne(t);
+      done.push(trashInfo(t));
+      this.log.info({ trash: t.id }, 'trash entry purged');
+    }
+    return done;
+  }
+
+  async purgeExpiredTrash(): Promise<number> {
+    const now = this.now();
+    const expired = this.catalog.trash.values().filter((t) => Date.parse(t.expiresAt) <= now);
+    for (const t of expired) {
+      try {
+        await this.purgeOne(t);
+        this.log.info({ trash: t.id }, 'trash entry expired and purged');
+      } catch (err) {
+        this.log.error({ trash: t.id, err: errorMessage(err) }, 'could not purge expired trash entry');
+      }
+    }
+    return expired.length;
+  }
+
+  // ---- status -------------------------------------------------------------------------------------
+
+  async poolStatus(): Promise<PoolStatus[]> {
+    const out: PoolStatus[] = [];
+    for (const pool of this.deps.pools.values()) out.push(await pool.status());
+    return out;
+  }
+
+  counts(): { volumes: number; mounted: number; mounts: number; trash: number } {
+    const vols = this.catalog.volumes.values();
+    const mounts = vols.map((v) => Object.keys(v.mounts).length);
+    return {
+      volumes: vols.length,
+      mounted: mounts.filter((n) => n > 0).length,
+      mounts: mounts.reduce((a, b) => a + b, 0),
+      trash: this.catalog.trash.size,
+    };
+  }
+}
+
+function checkMountId(id: unknown): string {
+  if (typeof id !== 'string' || id.length === 0 || id.length > 256 || !/^[\w.:-]+$/.test(id)) {
+    throw new FerryError('invalid', `mount ID ${JSON.stringify(id)} is missing or malformed; Docker sends a hex ID`);
+  }
+  return id;
+}
+
+function trashInfo(t: TrashRecord): TrashInfo {
+  return { id: t.id, name: t.volume.name, pool: t.volume.pool, removedAt: t.removedAt, expiresAt: t.expiresAt };
+}
