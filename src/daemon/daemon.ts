@@ -13,7 +13,8 @@ import { buildApiServer } from '../api/server.js';
 import { listenUnix } from '../util/unix-listen.js';
 import { VERSION } from '../version.js';
 
-const TRASH_SWEEP_MS = 10 * 60 * 1000;
+/** Sweep the trash often enough that an entry outlives its retention by at most a quarter of it (10 min at most). */
+const trashSweepMs = (retentionMs: number) => Math.min(10 * 60_000, Math.max(1000, Math.floor(retentionMs / 4)));
 
 export interface RunningDaemon {
   service: VolumeService;
@@ -64,7 +65,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     throw err;
   }
 
-  const sweep = setInterval(() => void service.purgeExpiredTrash(), TRASH_SWEEP_MS);
+  const sweep = setInterval(() => void service.purgeExpiredTrash(), trashSweepMs(config.trashRetentionMs));
   sweep.unref();
 
   log.info(

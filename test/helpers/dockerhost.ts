@@ -1,0 +1,653 @@
+/**
+ * A private Docker engine for end-to-end tests.
+ *
+ * Each DockerHost is a dockerd (20.10) running in its own mount and network namespaces, with its own
+ * data-root, exec-root, API socket, containerd (dockerd starts one because /run/containerd is an empty
+ * tmpfs in its namespace), /etc/docker and /run/docker/plugins. Nothing of the machine's own engine is
+ * touched: not /var/run/docker.sock, not /run/docker/plugins, not /etc/docker, not the root network
+ * namespace. Several hosts can run at once.
+ *
+ * Plugin discovery: a socket created (from the root namespace) as `${pluginDir}/NAME.sock` is what this
+ * engine sees as /run/docker/plugins/NAME.sock; a spec file `${dir}/etc-docker/plugins/NAME.spec` is its
+ * /etc/docker/plugins/NAME.spec.
+ *
+ * Mount caveat: mounts on this machine are private, so a mount made in the root namespace AFTER the
+ * engine started (FUSE, loop, bind) is NOT visible to the engine; plain directories are. A plugin that
+ * mounts things must run inside the engine's mount namespace (`nsenter -t PID -m -- ...`) or mount under
+ * a directory that was made `--make-rshared` before the engine started.
+ *
+ * Not supported: --live-restore (restart() gives the engine fresh namespaces).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, rmdir, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { basename, delimiter, join } from 'node:path';
+
+/** Result of a command run by DockerHost.docker()/compose(). `timedOut` is set when it was killed at timeoutMs. */
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  timedOut?: boolean;
+}
+
+/** Options of DockerHost.docker()/dockerOk(): stdin text, timeout (default 120 s), extra environment, working dir. */
+export interface CommandOptions {
+  input?: string;
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** Options of DockerHost.compose(): as CommandOptions, cwd required (where docker-compose.yml is), optional -p name. */
+export interface ComposeOptions extends CommandOptions {
+  cwd: string;
+  projectName?: string;
+}
+
+/** Options of startDockerHost(). */
+export interface DockerHostOptions {
+  /** Short label, part of the instance directory name (/tmp/ferry-dh-NAME-XXXXXX) and of the cgroup parent. */
+  name?: string;
+  /** Extra dockerd flags, e.g. ['--shutdown-timeout', '2'] or ['--debug']. */
+  dockerdArgs?: string[];
+}
+
+/** A running private Docker engine. */
+export interface DockerHost {
+  /** Instance directory (temp): holds data/, exec/, plugins/, etc-docker/, docker.sock, dockerd.log. */
+  readonly dir: string;
+  /** The directory bind-mounted on /run/docker/plugins inside the engine's namespace. */
+  readonly pluginDir: string;
+  /** Path of the engine's API socket. */
+  readonly socket: string;
+  /** 'unix://' + socket, for DOCKER_HOST. */
+  readonly host: string;
+  /** dockerd pid (changes on restart()). */
+  readonly pid: number;
+  /** cgroup parent of this engine's containers (unique per instance). */
+  readonly cgroupParent: string;
+  /** Runs `docker -H host ARGS`; never throws on a non-zero exit (rejects only if docker cannot be spawned). */
+  docker(args: string[], opts?: CommandOptions): Promise<CommandResult>;
+  /** Like docker(), but throws an Error with args, exit code and stderr on failure; returns stdout. */
+  dockerOk(args: string[], opts?: CommandOptions): Promise<string>;
+  /** Runs `docker-compose [-p projectName] ARGS` in opts.cwd with DOCKER_HOST set to this engine. */
+  compose(args: string[], opts: ComposeOptions): Promise<CommandResult>;
+  /** Stops dockerd gracefully (SIGTERM, waits for exit) and starts it again on the same dirs; resolves when it answers. */
+  restart(): Promise<void>;
+  /**
+   * Removes all containers, stops dockerd (SIGTERM, SIGKILL after 20 s), kills whatever is left in its
+   * namespaces or cgroup, unmounts what is left under dir, removes the cgroups and dir. Safe to call twice.
+   */
+  stop(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+const READY_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 20_000;
+const DEFAULT_CMD_TIMEOUT_MS = 120_000;
+const DEFAULT_COMPOSE_TIMEOUT_MS = 300_000;
+
+/** Applets the bb image must have (checked against `busybox --list`; all listed applets get a link). */
+const REQUIRED_APPLETS = [
+  'sh', 'cat', 'echo', 'ls', 'mkdir', 'sleep', 'dd', 'sha256sum', 'rm', 'touch', 'wc', 'head', 'tail', 'stat',
+  'sync', 'cp', 'mv', 'find', 'grep', 'seq', 'test', 'hostname', 'id', 'chown', 'chmod', 'date', 'du', 'md5sum',
+  'tr', 'cut', 'sort', 'uniq', 'true', 'false',
+];
+
+/** Finds an executable: the preferred absolute paths first, then PATH. */
+function findExecutable(name: string, preferred: string[] = []): string | undefined {
+  const candidates = [...preferred, ...(process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin')
+    .split(delimiter)
+    .filter((d) => d !== '')
+    .map((d) => join(d, name))];
+  for (const c of candidates) {
+    try {
+      accessSync(c, fsConstants.X_OK);
+      return c;
+    } catch {
+      /* next */
+    }
+  }
+  return undefined;
+}
+
+const tools = () => ({
+  dockerd: findExecutable('dockerd', ['/usr/sbin/dockerd']),
+  docker: findExecutable('docker', ['/usr/local/bin/docker']),
+  unshare: findExecutable('unshare'),
+  busybox: findExecutable('busybox', ['/bin/busybox']),
+  tar: findExecutable('tar'),
+  mount: findExecutable('mount', ['/bin/mount', '/usr/bin/mount']),
+  umount: findExecutable('umount', ['/bin/umount', '/usr/bin/umount']),
+});
+
+/**
+ * Synchronous check that this machine can run a DockerHost: root, dockerd, docker client, unshare,
+ * busybox, tar, mount/umount. (docker-compose is only needed by compose() and is not checked.)
+ */
+export function dockerHostPrerequisites(): { ok: boolean; missing: string[] } {
+  const missing: string[] = [];
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) missing.push('root (uid 0)');
+  for (const [name, path] of Object.entries(tools())) if (!path) missing.push(name);
+  return { ok: missing.length === 0, missing };
+}
+
+/**
+ * Runs inside `unshare --mount --net --propagation private`: $1 instance dir, $2 dockerd, $3 cgroup
+ * parent, then extra dockerd args. Everything it mounts lives and dies with this namespace. If
+ * /run/docker, /run/containerd or /etc/docker do not exist on this machine, their parent is shadowed
+ * (in this namespace only) by a tmpfs holding bind mounts of its entries, so that nothing is ever
+ * created on the machine's own filesystem.
+ */
+const NAMESPACE_SCRIPT = String.raw`
+set -eu
+D=$1 DOCKERD=$2 CGP=$3
+shift 3
+
+shadow() {  # shadow DIR SKIP...
+  p=$1; shift
+  o="$D/.shadow"
+  mkdir -p "$o"
+  mount --rbind "$p" "$o"
+  mount -t tmpfs -o "mode=$(stat -c %a "$o")" tmpfs "$p"
+  for e in "$o"/* "$o"/.[!.]* "$o"/..?*; do
+    [ -e "$e" ] || [ -L "$e" ] || continue
+    n=$(basename "$e")
+    for s in "$@"; do [ "$n" = "$s" ] && continue 2; done
+    if [ -L "$e" ]; then cp -P "$e" "$p/$n"
+    elif [ -d "$e" ]; then mkdir "$p/$n"; mount --rbind "$e" "$p/$n"
+    else : > "$p/$n"; mount --bind "$e" "$p/$n"
+    fi
+  done
+  umount -l "$o"
+  rmdir "$o"
+}
+
+# private network namespace: loopback up, a sysfs that belongs to it (keeping the cgroup mounts)
+ip link set lo up 2>/dev/null || busybox ip link set lo up 2>/dev/null || true
+mkdir -p "$D/.cg"
+mount --rbind /sys/fs/cgroup "$D/.cg"
+mount -t sysfs sysfs /sys
+mount --move "$D/.cg" /sys/fs/cgroup
+rmdir "$D/.cg"
+
+if [ ! -d /run/docker ] || [ ! -d /run/containerd ]; then
+  shadow /run docker containerd docker.sock docker.pid containerd.sock
+  mkdir /run/docker /run/containerd
+fi
+mount -t tmpfs -o mode=0755 tmpfs /run/docker
+mkdir /run/docker/plugins
+mount --bind "$D/plugins" /run/docker/plugins
+mount -t tmpfs -o mode=0755 tmpfs /run/containerd
+
+if [ ! -d /etc/docker ]; then
+  shadow /etc docker
+  mkdir /etc/docker
+fi
+mount --bind "$D/etc-docker" /etc/docker
+
+echo "ferry-dh: namespace ready, exec dockerd (cgroup parent $CGP)"
+export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1
+exec "$DOCKERD" --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/docker.pid" \
+  -H "unix://$D/docker.sock" --iptables=false --bridge=none --cgroup-parent "$CGP" \
+  --userland-proxy=false "$@"
+`;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Runs a program, collecting its output. Rejects only if it cannot be spawned. */
+function run(cmd: string, args: string[], opts: CommandOptions & { baseEnv?: NodeJS.ProcessEnv } = {}): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const env: NodeJS.ProcessEnv = { ...(opts.baseEnv ?? process.env), ...(opts.env ?? {}) };
+    const child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env,
+      stdio: [opts.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let timedOut = false;
+    const timeoutMs = opts.timeoutMs ?? DEFAULT_CMD_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.stdout!.on('data', (c: Buffer) => out.push(c));
+    child.stderr!.on('data', (c: Buffer) => err.push(c));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(new Error(`cannot run ${cmd}: ${e.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      const stderr = Buffer.concat(err).toString('utf8');
+      const res: CommandResult = {
+        code: code ?? (signal ? 128 + signalNumber(signal) : 1),
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: timedOut ? `${stderr}\n[dockerhost] ${cmd} killed after ${timeoutMs} ms` : stderr,
+      };
+      if (timedOut) {
+        res.timedOut = true;
+        res.code = 124;
+      }
+      resolve(res);
+    });
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => {
+        /* the program may exit without reading its input */
+      });
+      child.stdin!.end(opts.input);
+    }
+  });
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  const n = (
+    { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGALRM: 14, SIGTERM: 15 } as Record<string, number>
+  )[signal];
+  return n ?? 0;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function killQuiet(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** GET /_ping on the engine socket: true when it answers 200. */
+function ping(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath, path: '/_ping', method: 'GET', agent: false, timeout: 1000, headers: { Connection: 'close' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200));
+      res.on('error', () => resolve(false));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+async function logTail(file: string, lines = 30): Promise<string> {
+  try {
+    const text = await readFile(file, 'utf8');
+    return text.split('\n').slice(-lines - 1).join('\n');
+  } catch {
+    return '(no dockerd.log)';
+  }
+}
+
+/** Mount points (root namespace view) at or under dir, deepest first. */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  const points: string[] = [];
+  for (const line of info.split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 5) continue;
+    const mp = f[4]!.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (mp === dir || mp.startsWith(dir + '/')) points.push(mp);
+  }
+  return points.sort((a, b) => b.length - a.length);
+}
+
+/** pids whose mount or network namespace is one of `ns` (e.g. 'mnt:[4026532]'). */
+async function pidsInNamespaces(ns: Set<string>): Promise<number[]> {
+  if (ns.size === 0) return [];
+  const pids: number[] = [];
+  for (const ent of await readdir('/proc')) {
+    if (!/^\d+$/.test(ent)) continue;
+    const pid = Number(ent);
+    if (pid === process.pid) continue;
+    for (const kind of ['mnt', 'net']) {
+      try {
+        if (ns.has(await readlink(`/proc/${pid}/ns/${kind}`))) {
+          pids.push(pid);
+          break;
+        }
+      } catch {
+        break; // process gone or kernel thread
+      }
+    }
+  }
+  return pids;
+}
+
+/** Every cgroup directory named `parent` in any hierarchy (v1 controllers and v2), with its descendants, deepest first. */
+async function cgroupDirs(parent: string): Promise<string[]> {
+  const roots = ['/sys/fs/cgroup'];
+  try {
+    for (const e of await readdir('/sys/fs/cgroup', { withFileTypes: true })) if (e.isDirectory()) roots.push(join('/sys/fs/cgroup', e.name));
+  } catch {
+    return [];
+  }
+  const found: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    let ents;
+    try {
+      ents = await readdir(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) if (e.isDirectory()) await walk(join(d, e.name));
+    found.push(d);
+  };
+  for (const r of roots) {
+    const d = join(r, parent);
+    if (existsSync(join(d, 'cgroup.procs'))) await walk(d);
+  }
+  return found; // children are pushed before their parents
+}
+
+async function pidsInCgroups(dirs: string[]): Promise<number[]> {
+  const pids = new Set<number>();
+  for (const d of dirs) {
+    try {
+      for (const l of (await readFile(join(d, 'cgroup.procs'), 'utf8')).split('\n')) if (l.trim()) pids.add(Number(l));
+    } catch {
+      /* removed meanwhile */
+    }
+  }
+  pids.delete(process.pid);
+  return [...pids];
+}
+
+/** Builds the bb image rootfs (busybox + links for every applet, /tmp, /etc/passwd) and tars it. */
+async function buildBusyboxTar(work: string, busybox: string, tar: string): Promise<string> {
+  const root = join(work, 'rootfs');
+  for (const d of ['bin', 'usr/bin', 'etc', 'root', 'tmp', 'var/tmp', 'proc', 'sys', 'dev']) await mkdir(join(root, d), { recursive: true });
+  await chmod(join(root, 'tmp'), 0o1777);
+  await chmod(join(root, 'var/tmp'), 0o1777);
+  await copyFile(busybox, join(root, 'bin/busybox'));
+  await chmod(join(root, 'bin/busybox'), 0o755);
+  const list = await run(busybox, ['--list']);
+  const applets = new Set(list.stdout.split('\n').map((s) => s.trim()).filter((s) => s && s !== 'busybox' && !s.includes('/')));
+  const missing = REQUIRED_APPLETS.filter((a) => !applets.has(a));
+  if (missing.length) throw new Error(`${busybox} lacks applets: ${missing.join(' ')}`);
+  for (const a of applets) await symlink('busybox', join(root, 'bin', a));
+  await symlink('../../bin/busybox', join(root, 'usr/bin/env'));
+  await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
+  await writeFile(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
+  const file = join(work, 'bb.tar');
+  const r = await run(tar, ['--numeric-owner', '--owner=0', '--group=0', '-C', root, '-cf', file, '.']);
+  if (r.code !== 0) throw new Error(`tar of bb rootfs failed: ${r.stderr}`);
+  return file;
+}
+
+/** Best effort on abnormal exit of the test process: ask every engine still running to shut down. */
+const liveHosts = new Set<Host>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const h of liveHosts) killQuiet(h.pid, 'SIGTERM');
+  });
+}
+
+interface Engine {
+  child: ChildProcess;
+  pid: number;
+  exited: Promise<void>;
+  hasExited: boolean;
+  ns: Set<string>;
+}
+
+class Host implements DockerHost {
+  readonly pluginDir: string;
+  readonly socket: string;
+  readonly host: string;
+  readonly cgroupParent: string;
+  private engine: Engine | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly logFile: string;
+  private readonly clientEnv: NodeJS.ProcessEnv;
+
+  constructor(
+    readonly dir: string,
+    private readonly bin: { dockerd: string; docker: string; unshare: string },
+    private readonly dockerdArgs: string[],
+  ) {
+    this.pluginDir = join(dir, 'plugins');
+    this.socket = join(dir, 'docker.sock');
+    this.host = `unix://${this.socket}`;
+    this.cgroupParent = `/${basename(dir)}`;
+    this.logFile = join(dir, 'dockerd.log');
+    const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: this.host, DOCKER_CONFIG: join(dir, 'client-config') };
+    for (const k of ['DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'DOCKER_TLS', 'COMPOSE_FILE', 'COMPOSE_PROJECT_NAME']) delete env[k];
+    this.clientEnv = env;
+  }
+
+  get pid(): number {
+    return this.engine?.pid ?? -1;
+  }
+
+  docker(args: string[], opts: CommandOptions = {}): Promise<CommandResult> {
+    return run(this.bin.docker, ['-H', this.host, ...args], { ...opts, baseEnv: this.clientEnv });
+  }
+
+  async dockerOk(args: string[], opts: CommandOptions = {}): Promise<string> {
+    const r = await this.docker(args, opts);
+    if (r.code !== 0) {
+      throw new Error(`docker ${JSON.stringify(args)} on ${this.host} exited with ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+    }
+    return r.stdout;
+  }
+
+  compose(args: string[], opts: ComposeOptions): Promise<CommandResult> {
+    const compose = findExecutable('docker-compose', ['/usr/bin/docker-compose']);
+    if (!compose) return Promise.reject(new Error('docker-compose not found'));
+    const pre = opts.projectName ? ['-p', opts.projectName] : [];
+    return run(compose, [...pre, ...args], {
+      ...opts,
+      timeoutMs: opts.timeoutMs ?? DEFAULT_COMPOSE_TIMEOUT_MS,
+      baseEnv: this.clientEnv,
+    });
+  }
+
+  /** Starts dockerd in fresh namespaces and waits until it answers. */
+  async launch(): Promise<void> {
+    const log = await open(this.logFile, 'a');
+    let child: ChildProcess;
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      for (const k of ['NOTIFY_SOCKET', 'DOCKER_HOST', 'DOCKER_CONTEXT']) delete env[k];
+      await log.write(`\n===== ferry-dh: starting dockerd at ${new Date().toISOString()} =====\n`);
+      child = spawn(
+        this.bin.unshare,
+        ['--mount', '--net', '--propagation', 'private', '--', '/bin/sh', '-c', NAMESPACE_SCRIPT, 'ferry-dh', this.dir, this.bin.dockerd, this.cgroupParent, ...this.dockerdArgs],
+        { detached: true, stdio: ['ignore', log.fd, log.fd], env },
+      );
+    } finally {
+      await log.close();
+    }
+    if (child.pid === undefined) {
+      const err = await new Promise<Error>((r) => child.once('error', r));
+      throw new Error(`cannot start ${this.bin.unshare}: ${err.message}`);
+    }
+    child.unref();
+    const engine: Engine = { child, pid: child.pid, hasExited: false, ns: new Set(), exited: Promise.resolve() };
+    engine.exited = new Promise<void>((resolve) => {
+      child.once('exit', () => {
+        engine.hasExited = true;
+        resolve();
+      });
+    });
+    this.engine = engine;
+    liveHosts.add(this);
+
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      if (engine.hasExited) {
+        throw new Error(`dockerd (pid ${engine.pid}) exited during start-up; ${this.logFile}:\n${await logTail(this.logFile)}`);
+      }
+      if (engine.ns.size === 0) await this.recordNamespaces(engine);
+      if (await ping(this.socket)) break;
+      if (Date.now() > deadline) {
+        throw new Error(`dockerd (pid ${engine.pid}) did not answer on ${this.socket} within ${READY_TIMEOUT_MS} ms; ${this.logFile}:\n${await logTail(this.logFile)}`);
+      }
+      await sleep(100);
+    }
+    await this.recordNamespaces(engine);
+    if (engine.ns.size === 0) throw new Error(`dockerd (pid ${engine.pid}) is not in its own namespaces`);
+    const v = await this.docker(['version', '--format', '{{.Server.Version}}'], { timeoutMs: Math.max(5000, deadline - Date.now()) });
+    if (v.code !== 0) throw new Error(`docker version failed on ${this.host}: ${v.stderr}\n${await logTail(this.logFile)}`);
+  }
+
+  /** Notes the engine's mount and network namespaces once unshare has made them (for the final sweep). */
+  private async recordNamespaces(engine: Engine): Promise<void> {
+    try {
+      const ns: string[] = [];
+      for (const kind of ['mnt', 'net']) {
+        const mine = await readlink(`/proc/self/ns/${kind}`);
+        const its = await readlink(`/proc/${engine.pid}/ns/${kind}`);
+        if (its === mine) return; // unshare has not run yet
+        ns.push(its);
+      }
+      for (const n of ns) engine.ns.add(n);
+    } catch {
+      /* exited; the caller notices */
+    }
+  }
+
+  /** Waits (with a ref'd timer, so the event loop stays up) until dockerd has exited; false on timeout. */
+  private async waitExit(engine: Engine, ms: number): Promise<boolean> {
+    if (engine.hasExited) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(false), ms);
+    });
+    try {
+      return await Promise.race([engine.exited.then(() => true), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** SIGTERM, wait up to graceMs, then SIGKILL. Returns true if the exit was graceful. */
+  private async terminate(engine: Engine, graceMs: number): Promise<boolean> {
+    if (engine.hasExited) return true;
+    killQuiet(engine.pid, 'SIGTERM');
+    if (await this.waitExit(engine, graceMs)) return true;
+    killQuiet(engine.pid, 'SIGKILL');
+    await this.waitExit(engine, 5000);
+    return false;
+  }
+
+  /** SIGKILLs every process in the given namespaces and this engine's cgroup, until none is left. */
+  private async sweep(ns: Set<string>, withCgroup: boolean): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const pids = new Set<number>([
+        ...(withCgroup ? await pidsInCgroups(await cgroupDirs(this.cgroupParent)) : []),
+        ...(await pidsInNamespaces(ns)),
+      ]);
+      if (pids.size === 0) return;
+      if (Date.now() > deadline) throw new Error(`processes of ${this.dir} would not die: ${[...pids].join(' ')}`);
+      for (const p of pids) killQuiet(p, 'SIGKILL');
+      await sleep(100);
+    }
+  }
+
+  async restart(): Promise<void> {
+    if (this.stopping) throw new Error(`DockerHost ${this.dir} is stopped`);
+    const engine = this.engine;
+    if (engine) {
+      const graceful = await this.terminate(engine, STOP_GRACE_MS);
+      if (!graceful) await this.sweep(engine.ns, false);
+    }
+    await this.launch();
+  }
+
+  stop(): Promise<void> {
+    this.stopping ??= this.teardown();
+    return this.stopping;
+  }
+
+  private async teardown(): Promise<void> {
+    const errors: string[] = [];
+    const engine = this.engine;
+    if (engine && !engine.hasExited) {
+      try {
+        const ps = await this.docker(['ps', '-aq'], { timeoutMs: 30_000 });
+        const ids = ps.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+        if (ids.length) {
+          const r = await this.docker(['rm', '-f', ...ids], { timeoutMs: 60_000 });
+          if (r.code !== 0) errors.push(`docker rm -f: ${r.stderr.trim()}`);
+        }
+      } catch (e) {
+        errors.push(String(e));
+      }
+      await this.terminate(engine, STOP_GRACE_MS);
+    }
+    try {
+      await this.sweep(engine?.ns ?? new Set(), true);
+    } catch (e) {
+      errors.push(String(e));
+    }
+    liveHosts.delete(this);
+    for (let i = 0; i < 20; i++) {
+      const dirs = await cgroupDirs(this.cgroupParent);
+      if (dirs.length === 0) break;
+      for (const d of dirs) await rmdir(d).catch(() => undefined);
+      if (i > 0) await sleep(100);
+    }
+    const leftCg = await cgroupDirs(this.cgroupParent);
+    if (leftCg.length) errors.push(`cgroups not removed: ${leftCg.join(' ')}`);
+    const umount = findExecutable('umount', ['/bin/umount', '/usr/bin/umount']) ?? 'umount';
+    for (const mp of await mountsUnder(this.dir)) {
+      const r = await run(umount, [mp]);
+      if (r.code !== 0) await run(umount, ['-l', mp]);
+    }
+    const leftMounts = await mountsUnder(this.dir);
+    if (leftMounts.length) errors.push(`still mounted: ${leftMounts.join(' ')}`);
+    try {
+      await rm(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    } catch (e) {
+      errors.push(`rm ${this.dir}: ${String(e)}`);
+    }
+    if (errors.length) throw new Error(`DockerHost.stop(${this.dir}): ${errors.join('; ')}`);
+  }
+}
+
+/**
+ * Creates /tmp/ferry-dh-[NAME-]XXXXXX, starts a private dockerd in it, waits until `docker version`
+ * answers (30 s, dockerd.log tail in the error) and imports the busybox image as `bb:latest` (bin/busybox
+ * with a link for every applet incl. sh cat echo ls mkdir sleep dd sha256sum ... true false; /tmp,
+ * /etc/passwd). On failure everything it made is torn down before the error is thrown.
+ */
+export async function startDockerHost(opts: DockerHostOptions = {}): Promise<DockerHost> {
+  const pre = dockerHostPrerequisites();
+  if (!pre.ok) throw new Error(`cannot start a private Docker engine, missing: ${pre.missing.join(', ')}`);
+  const t = tools();
+  const label = (opts.name ?? '').replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 20);
+  const dir = await mkdtemp(join('/tmp', label ? `ferry-dh-${label}-` : 'ferry-dh-'));
+  await chmod(dir, 0o755);
+  for (const d of ['data', 'exec', 'plugins', 'etc-docker', 'client-config']) await mkdir(join(dir, d));
+  installExitHook();
+  const host = new Host(dir, { dockerd: t.dockerd!, docker: t.docker!, unshare: t.unshare! }, opts.dockerdArgs ?? []);
+  try {
+    const work = join(dir, 'bb-image');
+    await mkdir(work);
+    const [tarFile] = await Promise.all([buildBusyboxTar(work, t.busybox!, t.tar!), host.launch()]);
+    await host.dockerOk(['import', '--message', 'busybox for ferry tests', tarFile, 'bb:latest']);
+    await rm(work, { recursive: true, force: true });
+  } catch (e) {
+    await host.stop().catch(() => undefined);
+    throw e;
+  }
+  return host;
+}

@@ -1,0 +1,179 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, writeFileSync, readFileSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { runFerry, startFerryd, type Ferryd } from '../helpers/ferryd.js';
+
+describe('ferry CLI against a real ferryd', () => {
+  let f: Ferryd;
+  before(async () => {
+    f = await startFerryd({ extraArgs: ['--trash-retention', '24h'] });
+  });
+  after(async () => {
+    await f?.destroy();
+  });
+
+  it('creates, lists and inspects volumes, as tables and as JSON', async () => {
+    const c = await f.cli('volume', 'create', 'web-data', '-o', 'mode=0700', '-o', 'uid=33', '--label', 'app=web');
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(c.stdout, 'web-data\n');
+    const ls = await f.cli('volume', 'ls');
+    assert.match(ls.stdout, /^NAME\s+POOL\s+MOUNTS\s+CREATED\n/);
+    assert.match(ls.stdout, /^web-data\s+local\s+0\s+/m);
+    const q = await f.cli('volume', 'ls', '-q');
+    assert.equal(q.stdout, 'web-data\n');
+    const j = JSON.parse((await f.cli('--json', 'volume', 'ls')).stdout);
+    assert.equal(j[0].name, 'web-data');
+    const i = await f.cli('volume', 'inspect', 'web-data', '--usage');
+    assert.match(i.stdout, /Mountpoint:\s+\S+\/volumes\/web-data\/data/);
+    assert.match(i.stdout, /Options:\s+mode=0700 uid=33/);
+    assert.match(i.stdout, /Labels:\s+app=web/);
+    assert.match(i.stdout, /Used:\s+\d/);
+    const ij = JSON.parse((await f.cli('volume', 'inspect', 'web-data', '--json')).stdout);
+    assert.deepEqual(ij.labels, { app: 'web' });
+    assert.equal(ij.options.uid, 33);
+    assert.equal(ij.mounts, 0);
+  });
+
+  it('fails with exit code 1 and a clear message on stderr', async () => {
+    const bad = await f.cli('volume', 'create', '../../etc');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^ferry: invalid volume name "\.\.\/\.\.\/etc"/);
+    assert.equal(bad.stdout, '');
+    const opt = await f.cli('volume', 'create', 'x1', '-o', 'color=blue');
+    assert.equal(opt.code, 1);
+    assert.match(opt.stderr, /unknown volume option "color"; accepted options: gid, mode, pool, uid/);
+    const kv = await f.cli('volume', 'create', 'x1', '-o', 'mode');
+    assert.notEqual(kv.code, 0);
+    assert.match(kv.stderr, /must be written key=value/);
+    const dup = await f.cli('volume', 'create', 'web-data');
+    assert.equal(dup.code, 1);
+    assert.match(dup.stderr, /already exists/);
+    const nf = await f.cli('volume', 'inspect', 'nope');
+    assert.equal(nf.code, 1);
+    assert.match(nf.stderr, /no such volume: nope/);
+    const usage = await f.cli('volume', 'create');
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /missing required argument 'name'/);
+    const down = await runFerry(['volume', 'ls'], { FERRY_API_SOCKET: join(f.dir, 'nothing.sock') });
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /cannot reach ferryd at .*nothing\.sock \(no socket there\); is it running\?/);
+    const flag = await runFerry(['--api-socket', f.apiSocket, 'volume', 'ls', '-q']);
+    assert.equal(flag.code, 0);
+  });
+
+  it('removes to the trash, undeletes with the data, purges for good', async () => {
+    await f.cli('volume', 'create', 'keep');
+    const dataFile = join(f.dataDir, 'volumes', 'keep', 'data', 'important.txt');
+    writeFileSync(dataFile, 'precious');
+    const rm = await f.cli('volume', 'rm', 'keep');
+    assert.equal(rm.code, 0, rm.stderr);
+    assert.match(rm.stdout, /keep \(in the trash until .*ferry volume undelete keep/);
+    assert.ok(!existsSync(dataFile));
+    const ls = await f.cli('trash', 'ls');
+    assert.match(ls.stdout, /^keep@\d+\s+keep\s+local\s+just now\s+in 24 hours$/m);
+    assert.match((await f.cli('volume', 'inspect', 'keep')).stderr, /in the trash; `ferry volume undelete keep` brings it back/);
+    const un = await f.cli('volume', 'undelete', 'keep');
+    assert.equal(un.code, 0, un.stderr);
+    assert.equal(readFileSync(dataFile, 'utf8'), 'precious');
+    // the name is taken again: undelete --as
+    await f.cli('volume', 'rm', 'keep');
+    await f.cli('volume', 'create', 'keep');
+    const clash = await f.cli('volume', 'undelete', 'keep');
+    assert.equal(clash.code, 1);
+    assert.match(clash.stderr, /exists again; undelete under another name with --as/);
+    assert.equal((await f.cli('volume', 'undelete', 'keep', '--as', 'keep-old')).code, 0);
+    assert.equal(readFileSync(join(f.dataDir, 'volumes', 'keep-old', 'data', 'important.txt'), 'utf8'), 'precious');
+    // --purge deletes at once, nothing in the trash
+    const p = await f.cli('volume', 'rm', '--purge', 'keep-old');
+    assert.match(p.stdout, /keep-old \(purged\)/);
+    assert.ok(!existsSync(join(f.dataDir, 'volumes', 'keep-old')));
+    assert.ok(!JSON.parse((await f.cli('trash', 'ls', '--json')).stdout).some((t: { name: string }) => t.name === 'keep-old'));
+    // trash purge
+    await f.cli('volume', 'rm', 'keep');
+    assert.match((await f.cli('trash', 'purge')).stderr, /pass --all/);
+    const pu = await f.cli('trash', 'purge', 'keep');
+    assert.match(pu.stdout, /^purged keep@\d+$/m);
+    assert.equal((await f.cli('volume', 'undelete', 'keep')).code, 1);
+    await f.cli('volume', 'create', 'z1');
+    await f.cli('volume', 'rm', 'z1');
+    assert.equal((await f.cli('trash', 'purge', '--all')).code, 0);
+    assert.deepEqual(JSON.parse((await f.cli('trash', 'ls', '--json')).stdout), []);
+    assert.deepEqual(readdirSync(join(f.dataDir, 'trash')), [], 'no data left in the trash directory');
+  });
+
+  it('refuses to remove a mounted volume unless --force, and says who holds it', async () => {
+    await f.cli('volume', 'create', 'busy');
+    await f.plugin('Mount', { Name: 'busy', ID: 'abcdef0123456789' });
+    const r = await f.cli('volume', 'rm', 'busy');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /volume busy is in use by 1 Docker mount\(s\) abcdef012345/);
+    assert.equal((await f.cli('volume', 'rm', '--force', 'busy')).code, 0);
+  });
+
+  it('shows status: daemon, node, pools and counts', async () => {
+    const s = await f.cli('status');
+    assert.equal(s.code, 0, s.stderr);
+    assert.match(s.stdout, /^ferryd \d+\.\d+\.\d+ on node test-node/);
+    assert.match(s.stdout, /^volumes:\s+\d+ \(0 mounted, 0 mounts\); \d+ in the trash \(kept 24h\)$/m);
+    assert.match(s.stdout, /^local\s+dir\s+ok\s+/m);
+    const j = JSON.parse((await f.cli('status', '--json')).stdout);
+    assert.equal(j.node, 'test-node');
+    assert.equal(j.pools[0].name, 'local');
+    assert.ok(j.pools[0].capacity.freeBytes > 0);
+  });
+
+  it('has complete help for every command', async () => {
+    for (const cmd of [[], ['daemon'], ['volume'], ['volume', 'create'], ['volume', 'ls'], ['volume', 'inspect'], ['volume', 'rm'], ['volume', 'undelete'], ['trash'], ['trash', 'ls'], ['trash', 'purge'], ['status']]) {
+      const h = await runFerry([...cmd, '--help']);
+      assert.equal(h.code, 0, `${cmd.join(' ')} --help`);
+      assert.match(h.stdout, /^Usage: ferry/);
+    }
+    assert.match((await runFerry(['daemon', '--help'])).stdout, /--data-dir <dir>[\s\S]*--plugin-socket[\s\S]*--node[\s\S]*--trash-retention/);
+  });
+});
+
+describe('ferryd configuration and trash retention', () => {
+  it('reads a YAML config file and refuses unknown or bad settings', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-cfg-'));
+    try {
+      const cfg = join(dir, 'ferry.yaml');
+      writeFileSync(cfg, 'dataDir: relative/path\ntrashRetenton: 1h\n');
+      const bad = await runFerry(['daemon', '--config', cfg, '--plugin-socket', join(dir, 'p.sock'), '--api-socket', join(dir, 'a.sock')]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /config file .*ferry\.yaml: .*unknown setting\(s\) trashRetenton/);
+      writeFileSync(cfg, 'dataDir: relative/path\n');
+      assert.match((await runFerry(['daemon', '--config', cfg])).stderr, /dataDir must be an absolute path/);
+      writeFileSync(cfg, 'trashRetention: soon\n');
+      assert.match((await runFerry(['daemon', '--config', cfg])).stderr, /trashRetention "soon" is not a duration/);
+      assert.match((await runFerry(['daemon', '--config', join(dir, 'missing.yaml')])).stderr, /cannot read config file/);
+      // a good file, overridden by a flag
+      writeFileSync(cfg, `dataDir: ${join(dir, 'from-file')}\nnode: from-file\n`);
+      const f = await startFerryd({ dir: join(dir, 'd'), extraArgs: ['--config', cfg] });
+      try {
+        const s = JSON.parse((await f.cli('status', '--json')).stdout);
+        assert.equal(s.dataDir, f.dataDir, 'flag beats file');
+        assert.equal(s.node, 'test-node');
+      } finally {
+        await f.destroy();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('purges trash entries once their retention has passed', async () => {
+    const f = await startFerryd({ extraArgs: ['--trash-retention', '2s'] });
+    try {
+      await f.cli('volume', 'create', 'short-lived');
+      await f.cli('volume', 'rm', 'short-lived');
+      assert.equal(JSON.parse((await f.cli('trash', 'ls', '--json')).stdout).length, 1);
+      await new Promise((r) => setTimeout(r, 3200));
+      assert.deepEqual(JSON.parse((await f.cli('trash', 'ls', '--json')).stdout), []);
+      assert.deepEqual(readdirSync(join(f.dataDir, 'trash')), [], 'the data is gone too');
+    } finally {
+      await f.destroy();
+    }
+  });
+});
