@@ -140,7 +140,8 @@ export function dockerHostPrerequisites(): { ok: boolean; missing: string[] } {
  * parent, then extra dockerd args. Everything it mounts lives and dies with this namespace. If
  * /run/docker, /run/containerd or /etc/docker do not exist on this machine, their parent is shadowed
  * (in this namespace only) by a tmpfs holding bind mounts of its entries, so that nothing is ever
- * created on the machine's own filesystem.
+ * created on the machine's own filesystem. Every mount/umount uses -n: util-linux would otherwise create
+ * /run/mount/utab on the machine's /run.
  */
 const NAMESPACE_SCRIPT = String.raw`
 set -eu
@@ -151,43 +152,43 @@ shadow() {  # shadow DIR SKIP...
   p=$1; shift
   o="$D/.shadow"
   mkdir -p "$o"
-  mount --rbind "$p" "$o"
-  mount -t tmpfs -o "mode=$(stat -c %a "$o")" tmpfs "$p"
+  mount -n --rbind "$p" "$o"
+  mount -n -t tmpfs -o "mode=$(stat -c %a "$o")" tmpfs "$p"
   for e in "$o"/* "$o"/.[!.]* "$o"/..?*; do
     [ -e "$e" ] || [ -L "$e" ] || continue
     n=$(basename "$e")
     for s in "$@"; do [ "$n" = "$s" ] && continue 2; done
     if [ -L "$e" ]; then cp -P "$e" "$p/$n"
-    elif [ -d "$e" ]; then mkdir "$p/$n"; mount --rbind "$e" "$p/$n"
-    else : > "$p/$n"; mount --bind "$e" "$p/$n"
+    elif [ -d "$e" ]; then mkdir "$p/$n"; mount -n --rbind "$e" "$p/$n"
+    else : > "$p/$n"; mount -n --bind "$e" "$p/$n"
     fi
   done
-  umount -l "$o"
+  umount -n -l "$o"
   rmdir "$o"
 }
 
 # private network namespace: loopback up, a sysfs that belongs to it (keeping the cgroup mounts)
 ip link set lo up 2>/dev/null || busybox ip link set lo up 2>/dev/null || true
 mkdir -p "$D/.cg"
-mount --rbind /sys/fs/cgroup "$D/.cg"
-mount -t sysfs sysfs /sys
-mount --move "$D/.cg" /sys/fs/cgroup
+mount -n --rbind /sys/fs/cgroup "$D/.cg"
+mount -n -t sysfs sysfs /sys
+mount -n --move "$D/.cg" /sys/fs/cgroup
 rmdir "$D/.cg"
 
 if [ ! -d /run/docker ] || [ ! -d /run/containerd ]; then
   shadow /run docker containerd docker.sock docker.pid containerd.sock
   mkdir /run/docker /run/containerd
 fi
-mount -t tmpfs -o mode=0755 tmpfs /run/docker
+mount -n -t tmpfs -o mode=0755 tmpfs /run/docker
 mkdir /run/docker/plugins
-mount --bind "$D/plugins" /run/docker/plugins
-mount -t tmpfs -o mode=0755 tmpfs /run/containerd
+mount -n --bind "$D/plugins" /run/docker/plugins
+mount -n -t tmpfs -o mode=0755 tmpfs /run/containerd
 
 if [ ! -d /etc/docker ]; then
   shadow /etc docker
   mkdir /etc/docker
 fi
-mount --bind "$D/etc-docker" /etc/docker
+mount -n --bind "$D/etc-docker" /etc/docker
 
 echo "ferry-dh: namespace ready, exec dockerd (cgroup parent $CGP)"
 export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1
@@ -609,8 +610,8 @@ class Host implements DockerHost {
     if (leftCg.length) errors.push(`cgroups not removed: ${leftCg.join(' ')}`);
     const umount = findExecutable('umount', ['/bin/umount', '/usr/bin/umount']) ?? 'umount';
     for (const mp of await mountsUnder(this.dir)) {
-      const r = await run(umount, [mp]);
-      if (r.code !== 0) await run(umount, ['-l', mp]);
+      const r = await run(umount, ['-n', mp]);
+      if (r.code !== 0) await run(umount, ['-n', '-l', mp]);
     }
     const leftMounts = await mountsUnder(this.dir);
     if (leftMounts.length) errors.push(`still mounted: ${leftMounts.join(' ')}`);
