@@ -85,6 +85,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
           await server.close();
           await unlink(path).catch(() => undefined);
         }
+        await service.stop();
         log.info('ferryd stopped');
       })()),
   };

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
 import { isErrno } from '../util/errors.js';
 import type { VolumeOptions } from './options.js';
+import { MountJournal } from './mount-journal.js';
 
 export interface MountRecord {
   /** When Docker mounted it (ISO 8601). */
@@ -101,6 +102,10 @@ class RecordStore<T> {
     return this.items.get(key);
   }
 
+  has(key: string): boolean {
+    return this.items.has(key);
+  }
+
   values(): T[] {
     return [...this.items.values()];
   }
@@ -122,20 +127,63 @@ class RecordStore<T> {
   }
 }
 
-/** The node's catalog: volumes and the trash, under DATA_DIR/catalog. */
+/**
+ * The node's catalog under DATA_DIR/catalog: volume records, trash records, and the mount journal that
+ * carries reference-count changes between compactions.
+ */
 export class Catalog {
   readonly volumes: RecordStore<VolumeRecord>;
   readonly trash: RecordStore<TrashRecord>;
+  private readonly journal: MountJournal;
+  /** Volumes whose mounts changed since their record was last written. */
+  private readonly dirty = new Set<string>();
 
   constructor(readonly dir: string) {
     this.volumes = new RecordStore(join(dir, 'volumes'));
     this.trash = new RecordStore(join(dir, 'trash'));
+    this.journal = new MountJournal(dir, () => this.compact());
   }
 
   /** Load everything; returns files that could not be parsed (left in place, reported, never deleted). */
   async load(): Promise<string[]> {
     const bad = [...(await this.volumes.load()), ...(await this.trash.load())];
+    await this.journal.start((e) => {
+      const rec = this.volumes.get(e.v);
+      if (!rec || rec.createdAt !== e.c) return; // an entry of a removed incarnation of that name
+      if (e.op === '+') rec.mounts[e.id] = { since: e.t ?? rec.createdAt };
+      else delete rec.mounts[e.id];
+      this.dirty.add(e.v);
+    });
     await fsyncDir(this.dir);
     return bad;
+  }
+
+  /**
+   * Add or drop one Docker mount of a volume: applied in memory at once (callers hold the volume's lock),
+   * durable when the returned promise resolves. If the journal cannot be written, the change is undone.
+   */
+  changeMount(rec: VolumeRecord, id: string, op: '+' | '-', at: string): Promise<void> {
+    const before = rec.mounts[id];
+    if (op === '+') rec.mounts[id] = { since: at };
+    else delete rec.mounts[id];
+    this.dirty.add(rec.name);
+    return this.journal.append({ v: rec.name, c: rec.createdAt, id, op, ...(op === '+' ? { t: at } : {}) }).catch((err: unknown) => {
+      if (before) rec.mounts[id] = before;
+      else delete rec.mounts[id];
+      throw err;
+    });
+  }
+
+  private async compact(): Promise<void> {
+    const names = [...this.dirty];
+    this.dirty.clear();
+    for (const name of names) {
+      const rec = this.volumes.get(name);
+      if (rec) await this.volumes.save(name, rec);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.journal.close();
   }
 }

@@ -158,6 +158,11 @@ export class VolumeService {
     }
   }
 
+  /** Flush and close the catalog's journal (after the servers stopped taking calls). */
+  async stop(): Promise<void> {
+    await this.catalog.close();
+  }
+
   // ---- volumes ------------------------------------------------------------------------------------
 
   async create(
@@ -218,15 +223,15 @@ export class VolumeService {
   async mount(nameIn: string, id: unknown): Promise<string> {
     const name = checkVolumeName(nameIn);
     const mountId = checkMountId(id);
-    const { saved, mountpoint } = await this.lock.run(name, async () => {
+    const { durable, mountpoint } = await this.lock.run(name, async () => {
       const rec = this.record(name);
       const pool = this.pool(rec.pool);
       await pool.checkMountable(name);
-      if (rec.mounts[mountId]) return { saved: Promise.resolve(), mountpoint: pool.mountpoint(name) };
-      const next = { ...rec, mounts: { ...rec.mounts, [mountId]: { since: new Date(this.now()).toISOString() } } };
-      return { saved: this.saveOrRevert(rec, next), mountpoint: pool.mountpoint(name) };
+      const durable = rec.mounts[mountId] ? Promise.resolve() : this.catalog.changeMount(rec, mountId, '+', new Date(this.now()).toISOString());
+      return { durable, mountpoint: pool.mountpoint(name) };
     });
-    await saved;
+    // Wait outside the lock: concurrent Mounts of this volume share one journal flush.
+    await this.persisted(name, durable);
     this.log.debug({ volume: name, id: mountId }, 'mounted');
     return mountpoint;
   }
@@ -235,26 +240,25 @@ export class VolumeService {
   async unmount(nameIn: string, id: unknown): Promise<void> {
     const name = checkVolumeName(nameIn);
     const mountId = checkMountId(id);
-    const saved = await this.lock.run(name, async () => {
+    // (a promise inside an object: returned bare, the lock would wait for the disk flush)
+    const { durable } = await this.lock.run(name, async () => {
       const rec = this.catalog.volumes.get(name);
       if (!rec || !rec.mounts[mountId]) {
         this.log.debug({ volume: name, id: mountId }, 'unmount of an unknown mount ID accepted');
-        return Promise.resolve();
+        return { durable: Promise.resolve() };
       }
-      const mounts = { ...rec.mounts };
-      delete mounts[mountId];
-      return this.saveOrRevert(rec, { ...rec, mounts });
+      return { durable: this.catalog.changeMount(rec, mountId, '-', new Date(this.now()).toISOString()) };
     });
-    await saved;
+    await this.persisted(name, durable);
   }
 
-  /** Put `next` in memory now (under the lock) and resolve when it is durable; on a write error, put `prev` back. */
-  private saveOrRevert(prev: VolumeRecord, next: VolumeRecord): Promise<void> {
-    return this.catalog.volumes.save(next.name, next).catch(async (err) => {
-      this.log.error({ volume: next.name, err: errorMessage(err) }, 'could not persist the catalog record');
-      await this.catalog.volumes.save(prev.name, prev).catch(() => undefined);
-      throw new FerryError('unavailable', `could not write the catalog record of ${next.name}: ${errorMessage(err)}`);
-    });
+  private async persisted(name: string, durable: Promise<void>): Promise<void> {
+    try {
+      await durable;
+    } catch (err) {
+      this.log.error({ volume: name, err: errorMessage(err) }, 'could not write the mount journal');
+      throw new FerryError('unavailable', `could not record the mount of ${name} on disk: ${errorMessage(err)}; check the disk of the data dir`);
+    }
   }
 
   async containersUsing(name: string): Promise<ContainerRef[] | undefined> {
@@ -287,6 +291,7 @@ export class VolumeService {
         );
       }
       const pool = this.pool(rec.pool);
+      for (const id of mountIds) await this.catalog.changeMount(rec, id, '-', new Date(this.now()).toISOString());
       const removedAt = this.now();
       const trash: TrashRecord = {
         id: `${name}@${removedAt}`,

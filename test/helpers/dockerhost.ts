@@ -50,7 +50,7 @@ export interface ComposeOptions extends CommandOptions {
 export interface DockerHostOptions {
   /** Short label, part of the instance directory name (/tmp/ferry-dh-NAME-XXXXXX) and of the cgroup parent. */
   name?: string;
-  /** Extra dockerd flags, e.g. ['--shutdown-timeout', '2'] or ['--debug']. */
+  /** Extra dockerd flags, e.g. ['--debug']. */
   dockerdArgs?: string[];
 }
 
@@ -138,10 +138,10 @@ export function dockerHostPrerequisites(): { ok: boolean; missing: string[] } {
 /**
  * Runs inside `unshare --mount --net --propagation private`: $1 instance dir, $2 dockerd, $3 cgroup
  * parent, then extra dockerd args. Everything it mounts lives and dies with this namespace. If
- * /run/docker, /run/containerd or /etc/docker do not exist on this machine, their parent is shadowed
- * (in this namespace only) by a tmpfs holding bind mounts of its entries, so that nothing is ever
- * created on the machine's own filesystem. Every mount/umount uses -n: util-linux would otherwise create
- * /run/mount/utab on the machine's /run.
+ * /run/docker, /run/containerd, /etc/docker or /opt/containerd (made by containerd's "opt" plugin) do
+ * not exist on this machine, their parent is shadowed (in this namespace only) by a tmpfs holding bind
+ * mounts of its entries, so that nothing is ever created on the machine's own filesystem. Every
+ * mount/umount uses -n: util-linux would otherwise create /run/mount/utab on the machine's /run.
  */
 const NAMESPACE_SCRIPT = String.raw`
 set -eu
@@ -189,6 +189,13 @@ if [ ! -d /etc/docker ]; then
   mkdir /etc/docker
 fi
 mount -n --bind "$D/etc-docker" /etc/docker
+
+# containerd's "opt" plugin creates /opt/containerd/{bin,lib}: keep it in this namespace
+if [ ! -d /opt/containerd ]; then
+  if [ -d /opt ]; then shadow /opt containerd; mkdir /opt/containerd
+  else echo "ferry-dh: WARNING: no /opt, containerd will create /opt/containerd on this machine"; fi
+fi
+if [ -d /opt/containerd ]; then mount -n -t tmpfs -o mode=0711 tmpfs /opt/containerd; fi
 
 echo "ferry-dh: namespace ready, exec dockerd (cgroup parent $CGP)"
 export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1
@@ -327,6 +334,30 @@ async function pidsInNamespaces(ns: Set<string>): Promise<number[]> {
   return pids;
 }
 
+/** State, comm and start time (clock ticks after boot) from /proc/PID/stat; undefined if gone. */
+async function procStat(pid: number): Promise<{ state: string; comm: string; start: number } | undefined> {
+  try {
+    const st = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const close = st.lastIndexOf(')');
+    const comm = st.slice(st.indexOf('(') + 1, close);
+    const f = st.slice(close + 2).split(' '); // f[0] is field 3 (state)
+    return { state: f[0]!, comm, start: Number(f[19]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Zombie dockerd/containerd* processes started at or after `since` (orphans that init has not reaped yet). */
+async function engineZombies(since: number): Promise<number[]> {
+  const found: number[] = [];
+  for (const ent of await readdir('/proc')) {
+    if (!/^\d+$/.test(ent)) continue;
+    const st = await procStat(Number(ent));
+    if (st && st.state === 'Z' && st.start >= since && /^(containerd|dockerd)/.test(st.comm)) found.push(Number(ent));
+  }
+  return found;
+}
+
 /** Every cgroup directory named `parent` in any hierarchy (v1 controllers and v2), with its descendants, deepest first. */
 async function cgroupDirs(parent: string): Promise<string[]> {
   const roots = ['/sys/fs/cgroup'];
@@ -413,6 +444,8 @@ class Host implements DockerHost {
   readonly host: string;
   readonly cgroupParent: string;
   private engine: Engine | undefined;
+  /** Start time (clock ticks after boot) of the first dockerd, to recognise its orphaned zombies. */
+  private firstStart: number | undefined;
   private stopping: Promise<void> | undefined;
   private readonly logFile: string;
   private readonly clientEnv: NodeJS.ProcessEnv;
@@ -488,6 +521,7 @@ class Host implements DockerHost {
       });
     });
     this.engine = engine;
+    this.firstStart ??= (await procStat(engine.pid))?.start;
     liveHosts.add(this);
 
     const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -548,8 +582,8 @@ class Host implements DockerHost {
     return false;
   }
 
-  /** SIGKILLs every process in the given namespaces and this engine's cgroup, until none is left. */
-  private async sweep(ns: Set<string>, withCgroup: boolean): Promise<void> {
+  /** SIGKILLs every process in the given namespaces and this engine's cgroup, until none is left; adds them to `killed`. */
+  private async sweep(ns: Set<string>, withCgroup: boolean, killed = new Set<number>()): Promise<void> {
     const deadline = Date.now() + 10_000;
     for (;;) {
       const pids = new Set<number>([
@@ -558,7 +592,10 @@ class Host implements DockerHost {
       ]);
       if (pids.size === 0) return;
       if (Date.now() > deadline) throw new Error(`processes of ${this.dir} would not die: ${[...pids].join(' ')}`);
-      for (const p of pids) killQuiet(p, 'SIGKILL');
+      for (const p of pids) {
+        killed.add(p);
+        killQuiet(p, 'SIGKILL');
+      }
       await sleep(100);
     }
   }
@@ -581,6 +618,8 @@ class Host implements DockerHost {
   private async teardown(): Promise<void> {
     const errors: string[] = [];
     const engine = this.engine;
+    // dockerd, its containerd and the shims: waited for below until they are reaped, not only dead
+    const ours = new Set<number>(engine ? await pidsInNamespaces(engine.ns) : []);
     if (engine && !engine.hasExited) {
       try {
         const ps = await this.docker(['ps', '-aq'], { timeoutMs: 30_000 });
@@ -592,14 +631,20 @@ class Host implements DockerHost {
       } catch (e) {
         errors.push(String(e));
       }
-      await this.terminate(engine, STOP_GRACE_MS);
     }
+    if (engine && !engine.hasExited) await this.terminate(engine, STOP_GRACE_MS);
     try {
-      await this.sweep(engine?.ns ?? new Set(), true);
+      await this.sweep(engine?.ns ?? new Set(), true, ours);
     } catch (e) {
       errors.push(String(e));
     }
     liveHosts.delete(this);
+    // Orphans (shims) are reaped by init, which may take a couple of seconds: wait so that no
+    // <defunct> containerd-shim is left when stop() resolves.
+    for (const deadline = Date.now() + 5000; Date.now() < deadline; await sleep(100)) {
+      if ([...ours].some((p) => existsSync(`/proc/${p}`))) continue;
+      if (this.firstStart === undefined || (await engineZombies(this.firstStart)).length === 0) break;
+    }
     for (let i = 0; i < 20; i++) {
       const dirs = await cgroupDirs(this.cgroupParent);
       if (dirs.length === 0) break;

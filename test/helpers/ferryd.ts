@@ -83,6 +83,8 @@ export interface FerrydOptions {
   pluginSocket?: string;
   dockerHost?: string;
   extraArgs?: string[];
+  /** info or more verbose: the helper waits for the "ferryd ready" line. */
+  logLevel?: 'info' | 'debug';
   /** Run the daemon through this prefix (e.g. nsenter into a test host's namespaces). */
   prefix?: string[];
 }
@@ -106,7 +108,7 @@ export async function startFerryd(opts: FerrydOptions = {}): Promise<Ferryd> {
     '--api-socket', apiSocket,
     '--node', 'test-node',
     '--docker-host', opts.dockerHost ?? `unix://${join(dir, 'no-docker.sock')}`,
-    '--log-level', 'debug',
+    '--log-level', opts.logLevel ?? 'debug',
     ...(opts.extraArgs ?? []),
   ];
 
