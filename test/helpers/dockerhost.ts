@@ -259,15 +259,6 @@ function signalNumber(signal: NodeJS.Signals): number {
   return n ?? 0;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 function killQuiet(pid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(pid, signal);

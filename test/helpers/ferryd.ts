@@ -36,7 +36,9 @@ export interface HttpAnswer {
 /** One raw HTTP request over a unix socket, the way Docker talks to a plugin. */
 export function unixRequest(socketPath: string, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<HttpAnswer> {
   return new Promise((resolvePromise, reject) => {
+    let answered = false;
     const req = request({ socketPath, method, path, headers: { ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
@@ -50,7 +52,8 @@ export function unixRequest(socketPath: string, method: string, path: string, bo
         resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, text, json });
       });
     });
-    req.on('error', reject);
+    // A server may answer (413) and close before a huge body is fully written: the answer counts.
+    req.on('error', (err) => (answered ? undefined : reject(err)));
     if (body !== undefined) req.write(body);
     req.end();
   });
