@@ -11,10 +11,11 @@
  * engine sees as /run/docker/plugins/NAME.sock; a spec file `${dir}/etc-docker/plugins/NAME.spec` is its
  * /etc/docker/plugins/NAME.spec.
  *
- * Mount caveat: mounts on this machine are private, so a mount made in the root namespace AFTER the
- * engine started (FUSE, loop, bind) is NOT visible to the engine; plain directories are. A plugin that
- * mounts things must run inside the engine's mount namespace (`nsenter -t PID -m -- ...`) or mount under
- * a directory that was made `--make-rshared` before the engine started.
+ * Mount caveat: the engine's namespace is `--propagation private`, so a mount made in the root namespace
+ * AFTER the engine started (FUSE, loop, bind, tmpfs) is NOT visible to the engine (checked: it sees the
+ * empty directory underneath); plain directories and files are. A plugin that mounts things must run
+ * inside the engine's mount namespace (`nsenter -t ${host.pid} -m -- ...`), and restart() gives the
+ * engine a NEW namespace, so such a plugin must be restarted with it.
  *
  * Not supported: --live-restore (restart() gives the engine fresh namespaces).
  */
@@ -260,6 +261,7 @@ function signalNumber(signal: NodeJS.Signals): number {
 }
 
 function killQuiet(pid: number, signal: NodeJS.Signals): void {
+  if (!Number.isInteger(pid) || pid <= 1) return; // never kill(-1)/kill(0)/init
   try {
     process.kill(pid, signal);
   } catch {
@@ -417,7 +419,7 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    for (const h of liveHosts) killQuiet(h.pid, 'SIGTERM');
+    for (const h of liveHosts) h.terminateOnExit();
   });
 }
 
@@ -458,6 +460,11 @@ class Host implements DockerHost {
 
   get pid(): number {
     return this.engine?.pid ?? -1;
+  }
+
+  /** Synchronous, for process.on('exit'): ask a still running dockerd to shut down. */
+  terminateOnExit(): void {
+    if (this.engine && !this.engine.hasExited) killQuiet(this.engine.pid, 'SIGTERM');
   }
 
   docker(args: string[], opts: CommandOptions = {}): Promise<CommandResult> {

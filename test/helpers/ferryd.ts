@@ -135,7 +135,12 @@ export async function startFerryd(opts: FerrydOptions = {}): Promise<Ferryd> {
       await new Promise((r) => setTimeout(r, 20));
     }
   };
-  await start();
+  try {
+    await start();
+  } catch (err) {
+    if (!opts.dir) await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 
   const self: Ferryd = {
     dir,
