@@ -32,6 +32,8 @@ export async function listenUnix(app: FastifyInstance, path: string, mode: numbe
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err;
   }
-  await app.listen({ path });
+  // A deep accept queue: Docker opens many connections at once (at its start-up it Gets every volume in
+  // parallel), and a full queue on a unix socket fails the connect with EAGAIN instead of waiting.
+  await app.listen({ path, backlog: 4096 });
   await chmod(path, mode);
 }
