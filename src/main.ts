@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import { registerCliCommands } from './cli/commands.js';
+import { registerSnapshotCommands } from './cli/snapshots.js';
 import { DEFAULTS, loadConfig } from './daemon/config.js';
 import { startDaemon } from './daemon/daemon.js';
 import { errorMessage } from './util/errors.js';
@@ -52,6 +53,7 @@ program
   });
 
 registerCliCommands(program);
+registerSnapshotCommands(program);
 
 try {
   await program.parseAsync(process.argv);

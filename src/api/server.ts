@@ -3,6 +3,7 @@ import { newHttpServer } from '../util/http.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { VolumeService } from '../volumes/service.js';
+import type { SnapshotService } from '../snapshots/service.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 
 export interface DaemonFacts {
@@ -26,6 +27,13 @@ const restoreBody = z.strictObject({ as: z.string().optional() }).optional();
 const flag = z.enum(['true', 'false', '1', '0']).optional().transform((v) => v === 'true' || v === '1');
 const removeQuery = z.strictObject({ purge: flag, force: flag });
 const inspectQuery = z.strictObject({ usage: flag });
+const snapshotBody = z.strictObject({ name: z.string().optional(), pause: z.boolean().optional(), exec: z.string().min(1).optional() });
+const restartBody = z.strictObject({ restartContainers: z.boolean().optional() });
+const commitBody = z.strictObject({ message: z.string() });
+const branchBody = z.strictObject({ name: z.string() });
+const checkoutBody = z.strictObject({ branch: z.string(), create: z.boolean().optional(), restartContainers: z.boolean().optional() });
+const resetBody = z.strictObject({ ref: z.string(), hard: z.literal(true, { message: 'only hard resets exist: pass "hard": true' }), restartContainers: z.boolean().optional() });
+const listSnapshotsQuery = z.strictObject({ all: flag });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
@@ -38,7 +46,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
  * The control API (REST, JSON, versioned under /v1) that the CLI and, later, the web UI and remote clients
  * use. It only translates HTTP to service calls. Errors: `{"error": {"code", "message", "details"?}}`.
  */
-export function buildApiServer(service: VolumeService, facts: DaemonFacts, log: Logger): FastifyInstance {
+export function buildApiServer(service: VolumeService, snapshots: SnapshotService, facts: DaemonFacts, log: Logger): FastifyInstance {
   const app = newHttpServer(log, 'api', 1024 * 1024);
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
@@ -81,6 +89,32 @@ export function buildApiServer(service: VolumeService, facts: DaemonFacts, log: 
     const q = parse(removeQuery, req.query, 'query');
     const trash = await service.remove(req.params.name, { purge: q.purge, force: q.force });
     return { removed: req.params.name, purged: q.purge, trash: trash ?? null };
+  });
+
+  type Vol = { Params: { name: string } };
+  type Snap = { Params: { name: string; ref: string } };
+  app.get<Vol>('/v1/volumes/:name/snapshots', async (req) => ({ snapshots: await snapshots.list(req.params.name, parse(listSnapshotsQuery, req.query, 'query')) }));
+  app.post<Vol>('/v1/volumes/:name/snapshots', async (req, reply) => {
+    const b = parse(snapshotBody, req.body ?? {}, 'request body');
+    return reply.code(201).send(await snapshots.create(req.params.name, b));
+  });
+  app.get<Snap>('/v1/volumes/:name/snapshots/:ref', async (req) => snapshots.get(req.params.name, req.params.ref));
+  app.delete<Snap>('/v1/volumes/:name/snapshots/:ref', async (req) => ({ removed: await snapshots.remove(req.params.name, req.params.ref) }));
+  app.post<Snap>('/v1/volumes/:name/snapshots/:ref/restore', async (req) => {
+    const b = parse(restartBody, req.body ?? {}, 'request body');
+    return { restored: await snapshots.restore(req.params.name, req.params.ref, b) };
+  });
+  app.post<Vol>('/v1/volumes/:name/commits', async (req, reply) => reply.code(201).send(await snapshots.commit(req.params.name, parse(commitBody, req.body ?? {}, 'request body').message)));
+  app.get<Vol>('/v1/volumes/:name/log', async (req) => snapshots.log(req.params.name));
+  app.get<Vol>('/v1/volumes/:name/branches', async (req) => snapshots.branches(req.params.name));
+  app.post<Vol>('/v1/volumes/:name/branches', async (req, reply) => reply.code(201).send(await snapshots.createBranch(req.params.name, parse(branchBody, req.body ?? {}, 'request body').name)));
+  app.post<Vol>('/v1/volumes/:name/checkout', async (req) => {
+    const b = parse(checkoutBody, req.body ?? {}, 'request body');
+    return snapshots.checkout(req.params.name, b.branch, b);
+  });
+  app.post<Vol>('/v1/volumes/:name/reset', async (req) => {
+    const b = parse(resetBody, req.body ?? {}, 'request body');
+    return { commit: await snapshots.reset(req.params.name, b.ref, b) };
   });
 
   app.get('/v1/trash', async () => ({ trash: service.trashList() }));

@@ -1,44 +1,11 @@
 import { Command } from 'commander';
-import { ApiClient, DEFAULT_API_SOCKET } from './client.js';
+import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
 import { ago, bytes, table } from './format.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { ACCEPTED_OPTIONS } from '../volumes/options.js';
 import { FerryError } from '../util/errors.js';
 import type { TrashInfo, VolumeInfo } from '../volumes/service.js';
 import type { PoolStatus } from '../pools/pool.js';
-
-interface GlobalOpts {
-  apiSocket?: string;
-  json?: boolean;
-}
-
-function client(cmd: Command): ApiClient {
-  const g = cmd.optsWithGlobals<GlobalOpts>();
-  return new ApiClient(g.apiSocket ?? process.env.FERRY_API_SOCKET ?? DEFAULT_API_SOCKET);
-}
-
-function wantsJson(cmd: Command): boolean {
-  return Boolean(cmd.optsWithGlobals<GlobalOpts>().json);
-}
-
-function print(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
-}
-
-function printJson(value: unknown): void {
-  print(JSON.stringify(value, null, 2));
-}
-
-/** Collect repeated `-o key=value` flags into an object; a malformed pair is a usage error. */
-function keyValue(what: string) {
-  return (pair: string, acc: Record<string, string> = {}): Record<string, string> => {
-    const i = pair.indexOf('=');
-    if (i <= 0) throw new FerryError('invalid', `${what} ${JSON.stringify(pair)} must be written key=value`);
-    return { ...acc, [pair.slice(0, i)]: pair.slice(i + 1) };
-  };
-}
-
-const enc = encodeURIComponent;
 
 type InspectedVolume = VolumeInfo & { containers: Array<{ name: string; state: string }> | null; usageBytes?: number };
 
@@ -192,8 +159,8 @@ export function registerCliCommands(program: Command): void {
           `volumes:       ${s.counts.volumes} (${s.counts.mounted} mounted, ${s.counts.mounts} mounts); ${s.counts.trash} in the trash (kept ${s.trashRetention})`,
           '',
           table(
-            ['POOL', 'KIND', 'STATE', 'USED', 'FREE', 'PATH'],
-            s.pools.map((p) => [p.name, p.kind, p.ok ? 'ok' : `DOWN: ${p.problem}`, bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
+            ['POOL', 'KIND', 'STATE', 'SNAPSHOTS', 'USED', 'FREE', 'PATH'],
+            s.pools.map((p) => [p.name, p.kind, p.ok ? 'ok' : `DOWN: ${p.problem}`, p.snapshotMethod ?? '-', bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
           ),
         ].join('\n'),
       );

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { DaemonConfig } from './config.js';
 import { Catalog } from '../volumes/catalog.js';
 import { VolumeService } from '../volumes/service.js';
+import { SnapshotService } from '../snapshots/service.js';
 import { DirPool } from '../pools/dir.js';
 import type { Pool } from '../pools/pool.js';
 import { DockerClient } from '../docker/client.js';
@@ -27,20 +28,26 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const t0 = performance.now();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
+  const docker = new DockerClient(config.dockerHost);
+  let snapshots: SnapshotService | undefined;
   const service = new VolumeService({
     catalog: new Catalog(join(config.dataDir, 'catalog')),
     pools,
     defaultPool: 'local',
     node: config.node,
     trashRetentionMs: config.trashRetentionMs,
-    docker: new DockerClient(config.dockerHost),
+    docker,
     log,
+    resolveClone: (from) => snapshots!.cloneSource(from),
   });
+  snapshots = new SnapshotService(service, log, docker);
   await service.start();
+  await snapshots.recover();
 
   const plugin = buildPluginServer({ service, log, scope: () => 'local' });
   const api = buildApiServer(
     service,
+    snapshots,
     {
       version: VERSION,
       node: config.node,

@@ -19,15 +19,22 @@ export class DockerClient {
   }
 
   private get<T>(path: string, timeoutMs = 3000): Promise<T> {
+    return this.call<T>('GET', path, undefined, timeoutMs);
+  }
+
+  private call<T>(method: string, path: string, body?: unknown, timeoutMs = 3000): Promise<T> {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
-      const req = request({ socketPath: this.socketPath, path, method: 'GET', timeout: timeoutMs }, (res) => {
+      const headers = payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {};
+      const req = request({ socketPath: this.socketPath, path, method, headers, timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          if (res.statusCode !== 200) return reject(new Error(`docker API ${path}: HTTP ${res.statusCode} ${body.trim()}`));
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 300) return reject(new Error(`docker API ${method} ${path}: HTTP ${status} ${text.trim()}`));
           try {
-            resolve(JSON.parse(body) as T);
+            resolve((text.trim() && (res.headers['content-type'] ?? '').includes('json') ? JSON.parse(text) : text) as T);
           } catch (err) {
             reject(err);
           }
@@ -35,7 +42,7 @@ export class DockerClient {
       });
       req.on('timeout', () => req.destroy(new Error(`docker API ${path}: no answer in ${timeoutMs} ms`)));
       req.on('error', reject);
-      req.end();
+      req.end(payload);
     });
   }
 
@@ -48,5 +55,29 @@ export class DockerClient {
     return list
       .filter((c) => !c.Mounts || c.Mounts.some((m) => m.Name === volume))
       .map((c) => ({ id: c.Id.slice(0, 12), name: (c.Names?.[0] ?? c.Id).replace(/^\//, ''), state: c.State ?? 'unknown' }));
+  }
+
+  pause(id: string): Promise<unknown> {
+    return this.call('POST', `/containers/${encodeURIComponent(id)}/pause`);
+  }
+
+  unpause(id: string): Promise<unknown> {
+    return this.call('POST', `/containers/${encodeURIComponent(id)}/unpause`);
+  }
+
+  stop(id: string, timeoutSeconds = 10): Promise<unknown> {
+    return this.call('POST', `/containers/${encodeURIComponent(id)}/stop?t=${timeoutSeconds}`, undefined, (timeoutSeconds + 30) * 1000);
+  }
+
+  start(id: string): Promise<unknown> {
+    return this.call('POST', `/containers/${encodeURIComponent(id)}/start`, undefined, 60_000);
+  }
+
+  /** Run `sh -c CMD` in a running container and wait for it; returns its exit code and output. */
+  async exec(id: string, cmd: string, timeoutMs = 120_000): Promise<{ exitCode: number; output: string }> {
+    const created = await this.call<{ Id: string }>('POST', `/containers/${encodeURIComponent(id)}/exec`, { Cmd: ['sh', '-c', cmd], AttachStdout: true, AttachStderr: true, Tty: true });
+    const output = await this.call<string>('POST', `/exec/${created.Id}/start`, { Detach: false, Tty: true }, timeoutMs);
+    const info = await this.call<{ ExitCode: number | null; Running: boolean }>('GET', `/exec/${created.Id}/json`);
+    return { exitCode: info.ExitCode ?? -1, output: typeof output === 'string' ? output : JSON.stringify(output) };
   }
 }

@@ -1,9 +1,10 @@
-import { chmod, chown, lstat, mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, rename, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { fsyncDir } from '../util/atomic.js';
 import type { VolumeOptions } from '../volumes/options.js';
 import type { Pool, PoolStatus } from './pool.js';
+import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from '../snapshots/methods.js';
 
 /**
  * A pool of plain directories: ROOT/volumes/NAME/data is what Docker bind-mounts, ROOT/trash/ID holds
@@ -13,6 +14,7 @@ export class DirPool implements Pool {
   readonly kind = 'dir';
   private readonly live: string;
   private readonly trash: string;
+  private method: SnapshotMethod | undefined;
 
   constructor(
     readonly name: string,
@@ -25,13 +27,23 @@ export class DirPool implements Pool {
   async init(): Promise<void> {
     await mkdir(this.live, { recursive: true, mode: 0o700 });
     await mkdir(this.trash, { recursive: true, mode: 0o700 });
+    this.method = METHODS[await detectMethod(this.root)];
+  }
+
+  get snapshotMethod(): SnapshotMethod {
+    if (!this.method) throw new Error(`pool ${this.name} is not initialised`);
+    return this.method;
+  }
+
+  volumeRoot(volume: string): string {
+    return join(this.live, volume);
   }
 
   mountpoint(volume: string): string {
     return join(this.live, volume, 'data');
   }
 
-  async create(volume: string, opts: VolumeOptions): Promise<void> {
+  async create(volume: string, opts: VolumeOptions, from?: string): Promise<void> {
     const dir = join(this.live, volume);
     try {
       await mkdir(dir, { mode: 0o700 });
@@ -43,13 +55,17 @@ export class DirPool implements Pool {
     }
     try {
       const data = this.mountpoint(volume);
-      await mkdir(data);
-      await chmod(data, opts.mode ?? 0o755);
+      if (from) {
+        await this.snapshotMethod.writableCopy(from, data);
+        await syncTree(data);
+      } else {
+        await this.snapshotMethod.createLive(data);
+      }
+      if (opts.mode !== undefined || !from) await chmod(data, opts.mode ?? 0o755);
       if (opts.uid !== undefined || opts.gid !== undefined) await chown(data, opts.uid ?? 0, opts.gid ?? 0);
-      await fsyncDir(dir);
-      await fsyncDir(this.live);
+      await Promise.all([fsyncDir(dir), fsyncDir(this.live)]);
     } catch (err) {
-      await rm(dir, { recursive: true, force: true });
+      await removeTree(dir);
       throw err;
     }
   }
@@ -68,18 +84,16 @@ export class DirPool implements Pool {
 
   async moveToTrash(volume: string, trashId: string): Promise<void> {
     await rename(join(this.live, volume), join(this.trash, trashId));
-    await fsyncDir(this.live);
-    await fsyncDir(this.trash);
+    await Promise.all([fsyncDir(this.live), fsyncDir(this.trash)]);
   }
 
   async restoreFromTrash(trashId: string, volume: string): Promise<void> {
     await rename(join(this.trash, trashId), join(this.live, volume));
-    await fsyncDir(this.trash);
-    await fsyncDir(this.live);
+    await Promise.all([fsyncDir(this.trash), fsyncDir(this.live)]);
   }
 
   async purgeTrash(trashId: string): Promise<void> {
-    await rm(join(this.trash, trashId), { recursive: true, force: true });
+    await removeTree(join(this.trash, trashId));
   }
 
   hasLive(volume: string): Promise<boolean> {
@@ -104,9 +118,9 @@ export class DirPool implements Pool {
       const fs = await statfs(this.root);
       const totalBytes = fs.blocks * fs.bsize;
       const freeBytes = fs.bavail * fs.bsize;
-      return { ...base, ok: true, capacity: { totalBytes, freeBytes, usedBytes: totalBytes - fs.bfree * fs.bsize } };
+      return { ...base, snapshotMethod: this.snapshotMethod.name, ok: true, capacity: { totalBytes, freeBytes, usedBytes: totalBytes - fs.bfree * fs.bsize } };
     } catch (err) {
-      return { ...base, ok: false, problem: errorMessage(err) };
+      return { ...base, snapshotMethod: this.method?.name ?? 'unknown', ok: false, problem: errorMessage(err) };
     }
   }
 }

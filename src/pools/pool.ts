@@ -1,4 +1,5 @@
 import type { VolumeOptions } from '../volumes/options.js';
+import type { SnapshotMethod } from '../snapshots/methods.js';
 
 export interface PoolCapacity {
   totalBytes: number;
@@ -11,6 +12,8 @@ export interface PoolStatus {
   kind: string;
   path: string;
   ok: boolean;
+  /** How snapshots are made: btrfs, reflink or hardlink. */
+  snapshotMethod?: string;
   /** Why the pool is not usable, when ok is false. */
   problem?: string;
   capacity?: PoolCapacity;
@@ -25,8 +28,12 @@ export interface Pool {
   readonly kind: string;
   /** Prepare the pool (directories, checks). */
   init(): Promise<void>;
-  /** Make an empty volume; fails with `exists` if its directory is already there. */
-  create(volume: string, opts: VolumeOptions): Promise<void>;
+  /** How this pool makes snapshots (known after init). */
+  readonly snapshotMethod: SnapshotMethod;
+  /** Make an empty volume, or with `from` a writable copy of that snapshot tree; fails with `exists` if its directory is already there. */
+  create(volume: string, opts: VolumeOptions, from?: string): Promise<void>;
+  /** The volume's own directory: its data, snapshots and history live below it. */
+  volumeRoot(volume: string): string;
   /** The path Docker bind-mounts into containers. */
   mountpoint(volume: string): string;
   /** Make sure the volume's data is there and usable before Docker mounts it. */

@@ -3,6 +3,8 @@ import { FerryError } from '../util/errors.js';
 /** What `-o key=value` may say at create time. Parsed once, stored in the catalog. */
 export interface VolumeOptions {
   pool?: string;
+  /** Clone: start as a writable copy of snapshot SNAP of volume VOL (`VOL@SNAP`). */
+  from?: string;
   uid?: number;
   gid?: number;
   mode?: number;
@@ -20,6 +22,12 @@ function intInRange(value: string, key: string): number {
 const parsers: Record<keyof VolumeOptions, Parser> = {
   pool: (v, k) => {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v)) throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: not a pool name`);
+    return v;
+  },
+  from: (v, k) => {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]+@[a-zA-Z0-9][a-zA-Z0-9_.:-]*$/.test(v)) {
+      throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: write it VOLUME@SNAPSHOT, e.g. from=db@nightly`);
+    }
     return v;
   },
   uid: intInRange,

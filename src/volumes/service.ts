@@ -44,6 +44,8 @@ export interface ServiceDeps {
   docker?: DockerClient;
   log: Logger;
   now?: () => number;
+  /** Find the snapshot tree a clone (`-o from=VOL@SNAP`) starts from. */
+  resolveClone?: (from: string) => Promise<{ pool: string; tree: string }>;
 }
 
 /**
@@ -173,6 +175,11 @@ export class VolumeService {
   ): Promise<VolumeInfo> {
     const name = checkVolumeName(nameIn);
     const opts = parseVolumeOptions(optsIn);
+    let source: { pool: string; tree: string } | undefined;
+    if (opts.from) {
+      if (!this.deps.resolveClone) throw new FerryError('invalid', 'clones are not available on this node');
+      if (opts.from.split('@')[0] === name) throw new FerryError('invalid', `volume ${name} cannot be cloned from itself`);
+    }
     const poolName = opts.pool ?? this.deps.defaultPool;
     const pool = this.pool(poolName);
     return this.lock.run(name, async () => {
@@ -182,7 +189,20 @@ export class VolumeService {
         if (ifMissing && same) return this.info(existing);
         throw new FerryError('exists', `volume ${name} already exists${ifMissing ? ' with other options' : ''}; remove it first or pick another name`);
       }
-      await pool.create(name, opts);
+      if (opts.from) {
+        source = await this.deps.resolveClone!(opts.from);
+        if (opts.pool === undefined && source.pool !== poolName) {
+          return this.createLocked(name, { ...opts, pool: source.pool }, labels, source);
+        }
+      }
+      return this.createLocked(name, opts, labels, source);
+    });
+  }
+
+  private async createLocked(name: string, opts: VolumeOptions, labels: Record<string, string>, source?: { pool: string; tree: string }): Promise<VolumeInfo> {
+      const poolName = opts.pool ?? this.deps.defaultPool;
+      const pool = this.pool(poolName);
+      await pool.create(name, opts, source?.tree);
       const rec: VolumeRecord = {
         name,
         pool: poolName,
@@ -195,7 +215,20 @@ export class VolumeService {
       await this.catalog.volumes.save(name, rec);
       this.log.info({ volume: name, pool: poolName, options: opts }, 'volume created');
       return this.info(rec);
-    });
+  }
+
+  /** Run `fn` holding the volume's lock (snapshots, restores and history switches use it). */
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(checkVolumeName(name), fn);
+  }
+
+  /** The catalog record (throws not_found). */
+  recordOf(name: string): VolumeRecord {
+    return this.record(name);
+  }
+
+  poolOf(rec: VolumeRecord): Pool {
+    return this.pool(rec.pool);
   }
 
   get(name: string): VolumeInfo {

@@ -1,0 +1,165 @@
+import type { Command } from 'commander';
+import { client, enc, print, printJson, wantsJson } from './common.js';
+import { ago, bytes, table } from './format.js';
+import { checkVolumeName } from '../volumes/names.js';
+import { FerryError } from '../util/errors.js';
+import type { SnapshotRecord } from '../snapshots/service.js';
+
+const shortTime = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+
+function snapshotLines(s: SnapshotRecord): string {
+  const rows: Array<[string, string]> = [
+    ['ID', s.id],
+    ['Name', s.name],
+    ['Volume', s.volume],
+    ['Kind', s.kind + (s.origin === 'schedule' ? ' (scheduled)' : '')],
+    ['Created', `${s.createdAt} (${ago(s.createdAt)}) on ${s.node}`],
+    ['Method', `${s.method}, ${s.durationMs} ms`],
+    ['Consistency', s.consistency === 'crash' ? 'crash-consistent' : s.consistency === 'paused' ? 'containers paused' : 'after --exec'],
+  ];
+  if (s.stats.files !== undefined) rows.push(['Files', `${s.stats.files} (${s.stats.linked ?? 0} shared with the previous snapshot, ${s.stats.copied ?? 0} copied, ${bytes(s.stats.copiedBytes)})`]);
+  if (s.message !== undefined) rows.push(['Message', s.message]);
+  if (s.parent) rows.push(['Parent', s.parent]);
+  if (s.branch) rows.push(['Branch', s.branch]);
+  return rows.map(([k, v]) => `${(k + ':').padEnd(13)}${v}`).join('\n');
+}
+
+export function registerSnapshotCommands(program: Command): void {
+  const snap = program.command('snapshot').description('read-only point-in-time copies of a volume: create, list, inspect, remove, restore');
+
+  snap
+    .command('create')
+    .description('take a snapshot of a volume (crash-consistent; --pause or --exec for application consistency)')
+    .argument('<volume>', 'volume name')
+    .option('--name <name>', 'a name for the snapshot (default: its UTC time)')
+    .option('--pause', 'pause the containers using the volume for the instant of the snapshot')
+    .option('--exec <command>', 'first run this shell command in each running container using the volume (e.g. a database flush); a failure aborts')
+    .addHelpText('after', '\nExamples:\n  ferry snapshot create db --name before-upgrade\n  ferry snapshot create db --pause\n  ferry snapshot create db --exec "redis-cli save"')
+    .action(async (volume: string, o: { name?: string; pause?: boolean; exec?: string }, cmd: Command) => {
+      checkVolumeName(volume);
+      const s = await client(cmd).call<SnapshotRecord>('POST', `/v1/volumes/${enc(volume)}/snapshots`, { ...(o.name ? { name: o.name } : {}), ...(o.pause ? { pause: true } : {}), ...(o.exec ? { exec: o.exec } : {}) });
+      if (wantsJson(cmd)) return printJson(s);
+      print(`${s.id} ${s.name} (${s.method}, ${s.durationMs} ms)`);
+    });
+
+  snap
+    .command('ls')
+    .alias('list')
+    .description('list the snapshots of a volume, oldest first (scheduled ones included)')
+    .argument('<volume>', 'volume name')
+    .action(async (volume: string, _o: unknown, cmd: Command) => {
+      checkVolumeName(volume);
+      const { snapshots } = await client(cmd).call<{ snapshots: SnapshotRecord[] }>('GET', `/v1/volumes/${enc(volume)}/snapshots`);
+      if (wantsJson(cmd)) return printJson(snapshots);
+      print(table(['ID', 'NAME', 'KIND', 'CREATED', 'METHOD', 'TOOK'], snapshots.map((s) => [s.id, s.name, s.origin === 'schedule' ? 'scheduled' : s.kind, shortTime(s.createdAt), s.method, `${s.durationMs} ms`])));
+    });
+
+  snap
+    .command('inspect')
+    .description('show one snapshot')
+    .argument('<volume>', 'volume name')
+    .argument('<snapshot>', 'snapshot name, id or unique id prefix')
+    .action(async (volume: string, ref: string, _o: unknown, cmd: Command) => {
+      checkVolumeName(volume);
+      const s = await client(cmd).call<SnapshotRecord>('GET', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}`);
+      if (wantsJson(cmd)) return printJson(s);
+      print(snapshotLines(s));
+    });
+
+  snap
+    .command('rm')
+    .alias('remove')
+    .description('delete a snapshot')
+    .argument('<volume>', 'volume name')
+    .argument('<snapshot>', 'snapshot name, id or unique id prefix')
+    .action(async (volume: string, ref: string, _o: unknown, cmd: Command) => {
+      checkVolumeName(volume);
+      const r = await client(cmd).call<{ removed: SnapshotRecord }>('DELETE', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}`);
+      if (wantsJson(cmd)) return printJson(r.removed);
+      print(`removed ${r.removed.id} ${r.removed.name}`);
+    });
+
+  snap
+    .command('restore')
+    .description('make the volume\'s data the snapshot\'s (refused while containers use it, unless --restart-containers)')
+    .argument('<volume>', 'volume name')
+    .argument('<snapshot>', 'snapshot name, id or unique id prefix')
+    .option('--restart-containers', 'stop the containers using the volume, restore, start them again')
+    .action(async (volume: string, ref: string, o: { restartContainers?: boolean }, cmd: Command) => {
+      checkVolumeName(volume);
+      const r = await client(cmd).call<{ restored: SnapshotRecord }>('POST', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}/restore`, { restartContainers: Boolean(o.restartContainers) });
+      if (wantsJson(cmd)) return printJson(r.restored);
+      print(`${volume} restored to ${r.restored.id} ${r.restored.name}`);
+    });
+
+  program
+    .command('commit')
+    .description('record the volume\'s current data as a commit on its current branch')
+    .argument('<volume>', 'volume name')
+    .requiredOption('-m, --message <message>', 'what changed')
+    .action(async (volume: string, o: { message: string }, cmd: Command) => {
+      checkVolumeName(volume);
+      const c = await client(cmd).call<SnapshotRecord>('POST', `/v1/volumes/${enc(volume)}/commits`, { message: o.message });
+      if (wantsJson(cmd)) return printJson(c);
+      print(`[${c.branch} ${c.id}] ${c.message}`);
+    });
+
+  program
+    .command('log')
+    .description('the commits of the volume\'s current branch, newest first')
+    .argument('<volume>', 'volume name')
+    .action(async (volume: string, _o: unknown, cmd: Command) => {
+      checkVolumeName(volume);
+      const l = await client(cmd).call<{ branch: string; commits: SnapshotRecord[] }>('GET', `/v1/volumes/${enc(volume)}/log`);
+      if (wantsJson(cmd)) return printJson(l);
+      if (l.commits.length === 0) return print(`branch ${l.branch} has no commits yet; \`ferry commit ${volume} -m MESSAGE\` makes one`);
+      print(table(['COMMIT', 'TIME', 'NODE', 'SIZE', 'MESSAGE'], l.commits.map((c) => [c.id, shortTime(c.createdAt), c.node, c.stats.copiedBytes !== undefined ? `+${bytes(c.stats.copiedBytes)}` : '-', c.message ?? ''])));
+    });
+
+  program
+    .command('branch')
+    .description('list the volume\'s branches, or create NAME at the current commit')
+    .argument('<volume>', 'volume name')
+    .argument('[name]', 'new branch name')
+    .action(async (volume: string, name: string | undefined, _o: unknown, cmd: Command) => {
+      checkVolumeName(volume);
+      const api = client(cmd);
+      if (name) {
+        const b = await api.call<{ name: string; tip: string | null }>('POST', `/v1/volumes/${enc(volume)}/branches`, { name });
+        return wantsJson(cmd) ? printJson(b) : print(`branch ${b.name} at ${b.tip ?? '(no commit)'}`);
+      }
+      const r = await api.call<{ current: string; branches: Array<{ name: string; tip: string | null }> }>('GET', `/v1/volumes/${enc(volume)}/branches`);
+      if (wantsJson(cmd)) return printJson(r);
+      print(r.branches.map((b) => `${b.name === r.current ? '*' : ' '} ${b.name.padEnd(20)} ${b.tip ?? '(no commit)'}`).join('\n'));
+    });
+
+  program
+    .command('checkout')
+    .description('switch the volume to another branch (its saved working data or tip); -b creates the branch from the current commit')
+    .usage('[-b] <volume> <branch>')
+    .argument('<volume>', 'volume name')
+    .argument('<branch>', 'branch name')
+    .option('-b', 'create the branch and switch to it, keeping the current data')
+    .option('--restart-containers', 'stop the containers using the volume, switch, start them again')
+    .addHelpText('after', '\nThe working data of the branch you leave is kept, so switching back returns it, committed or not.')
+    .action(async (volume: string, branch: string, o: { b?: boolean; restartContainers?: boolean }, cmd: Command) => {
+      checkVolumeName(volume);
+      const r = await client(cmd).call<{ branch: string; commit: string | null }>('POST', `/v1/volumes/${enc(volume)}/checkout`, { branch, create: Boolean(o.b), restartContainers: Boolean(o.restartContainers) });
+      if (wantsJson(cmd)) return printJson(r);
+      print(`${volume} is on branch ${r.branch} (${r.commit ?? 'no commit'})`);
+    });
+
+  program
+    .command('reset')
+    .description('make the volume\'s data that of REF and point the current branch at it')
+    .argument('<volume>', 'volume name')
+    .option('--hard <ref>', 'commit id or unique prefix, branch, HEAD, HEAD~N, HEAD^')
+    .option('--restart-containers', 'stop the containers using the volume, reset, start them again')
+    .action(async (volume: string, o: { hard?: string; restartContainers?: boolean }, cmd: Command) => {
+      checkVolumeName(volume);
+      if (!o.hard) throw new FerryError('invalid', 'only hard resets exist: ferry reset VOL --hard REF');
+      const r = await client(cmd).call<{ commit: SnapshotRecord }>('POST', `/v1/volumes/${enc(volume)}/reset`, { ref: o.hard, hard: true, restartContainers: Boolean(o.restartContainers) });
+      if (wantsJson(cmd)) return printJson(r.commit);
+      print(`HEAD is now at ${r.commit.id} ${r.commit.message ?? ''}`.trimEnd());
+    });
+}

@@ -1,0 +1,489 @@
+import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { VolumeService } from '../volumes/service.js';
+import type { VolumeRecord } from '../volumes/catalog.js';
+import type { DockerClient, ContainerRef } from '../docker/client.js';
+import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
+import { FerryError, errorMessage, isErrno } from '../util/errors.js';
+import { removeTree, syncTree, type SnapshotStats } from './methods.js';
+import type { Manifest } from './manifest.js';
+
+export type SnapshotKind = 'snapshot' | 'commit' | 'worktree';
+
+export interface SnapshotRecord {
+  id: string;
+  volume: string;
+  /** Which incarnation of the volume name (its creation time). */
+  volumeCreatedAt: string;
+  name: string;
+  kind: SnapshotKind;
+  createdAt: string;
+  node: string;
+  method: string;
+  origin: 'manual' | 'schedule' | 'history';
+  consistency: 'crash' | 'paused' | 'exec';
+  durationMs: number;
+  stats: SnapshotStats;
+  /** Commits: message, parent commit, branch it was made on. Worktrees: the branch they belong to. */
+  message?: string;
+  parent?: string;
+  branch?: string;
+  /** Scheduled snapshots: the schedule slot they ran for. */
+  slot?: string;
+}
+
+export interface CreateSnapshotOptions {
+  name?: string;
+  pause?: boolean;
+  exec?: string;
+  kind?: SnapshotKind;
+  origin?: SnapshotRecord['origin'];
+  message?: string;
+  parent?: string;
+  branch?: string;
+  slot?: string;
+}
+
+interface Refs {
+  head: string;
+  branches: Record<string, string | null>;
+  /** Per branch, the snapshot of its working state when another branch was checked out. */
+  worktrees: Record<string, string>;
+}
+
+const SNAP_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,127}$/;
+const BRANCH_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+
+/**
+ * Snapshots, clones' sources, restores and the git-like history of volumes. Everything lives inside the
+ * volume's own directory in its pool (`snapshots/ID` trees, `snapshots/ID.json` records, `refs.json`), so
+ * it moves with the volume to the trash and back, and in a shared pool every host sees it.
+ * A snapshot is listed only once its record exists, and its record is written only after its tree is
+ * complete and synced; a restore builds the new data beside the old and swaps them by renames.
+ */
+export class SnapshotService {
+  constructor(
+    private readonly volumes: VolumeService,
+    private readonly logger: Logger,
+    private readonly docker?: DockerClient,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private dirs(rec: VolumeRecord) {
+    const pool = this.volumes.poolOf(rec);
+    const root = pool.volumeRoot(rec.name);
+    return { pool, root, snaps: join(root, 'snapshots'), data: pool.mountpoint(rec.name), refs: join(root, 'refs.json'), restoreMarker: join(root, 'restore.json') };
+  }
+
+  // ---- reading ------------------------------------------------------------------------------------
+
+  async list(volume: string, { all = false }: { all?: boolean } = {}): Promise<SnapshotRecord[]> {
+    const rec = this.volumes.recordOf(volume);
+    return this.listOf(rec, all);
+  }
+
+  private async listOf(rec: VolumeRecord, all = false): Promise<SnapshotRecord[]> {
+    const { snaps } = this.dirs(rec);
+    let entries: string[];
+    try {
+      entries = await readdir(snaps);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return [];
+      throw err;
+    }
+    const out: SnapshotRecord[] = [];
+    for (const e of entries) {
+      if (!e.endsWith('.json') || e.startsWith('.') || e.endsWith('.manifest.json')) continue;
+      const r = await readJson<SnapshotRecord>(join(snaps, e));
+      if (r && (all || r.kind !== 'worktree')) out.push(r);
+    }
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  /** Find a snapshot by name, id or unique id prefix (at least 4 characters). */
+  async get(volume: string, ref: string): Promise<SnapshotRecord> {
+    return this.find(this.volumes.recordOf(volume), ref);
+  }
+
+  private async find(rec: VolumeRecord, ref: string, all = true): Promise<SnapshotRecord> {
+    const list = await this.listOf(rec, all);
+    const exact = list.find((s) => s.id === ref) ?? list.find((s) => s.name === ref);
+    if (exact) return exact;
+    const prefixed = ref.length >= 4 ? list.filter((s) => s.id.startsWith(ref)) : [];
+    if (prefixed.length === 1) return prefixed[0]!;
+    if (prefixed.length > 1) throw new FerryError('invalid', `snapshot id prefix ${ref} of volume ${rec.name} is ambiguous (${prefixed.map((s) => s.id).join(', ')}); give more characters`);
+    throw new FerryError('not_found', `volume ${rec.name} has no snapshot ${JSON.stringify(ref)}; \`ferry snapshot ls ${rec.name}\` lists them`);
+  }
+
+  /** The tree of `VOL@SNAP`, for clones. */
+  async cloneSource(from: string): Promise<{ pool: string; tree: string }> {
+    const at = from.indexOf('@');
+    const rec = this.volumes.recordOf(from.slice(0, at));
+    const snap = await this.find(rec, from.slice(at + 1));
+    return { pool: rec.pool, tree: join(this.dirs(rec).snaps, snap.id) };
+  }
+
+  // ---- creating -----------------------------------------------------------------------------------
+
+  async create(volume: string, opts: CreateSnapshotOptions = {}): Promise<SnapshotRecord> {
+    if (opts.name !== undefined && !SNAP_NAME.test(opts.name)) {
+      throw new FerryError('invalid', `snapshot name ${JSON.stringify(opts.name)}: use 1-128 characters of [a-zA-Z0-9_.:-], starting with a letter or digit`);
+    }
+    return this.volumes.withLock(volume, async () => this.createLocked(this.volumes.recordOf(volume), opts));
+  }
+
+  private async createLocked(rec: VolumeRecord, opts: CreateSnapshotOptions): Promise<SnapshotRecord> {
+    const { pool, snaps, data } = this.dirs(rec);
+    await mkdir(snaps, { recursive: true, mode: 0o700 });
+    const existing = await this.listOf(rec, true);
+    const id = randomBytes(6).toString('hex');
+    const taken = (n: string) => existing.some((s) => s.name === n || s.id === n);
+    let name = opts.name ?? (opts.kind === 'worktree' ? `worktree-${opts.branch}-${id}` : new Date(this.now()).toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-'));
+    if (taken(name)) {
+      if (opts.name !== undefined) throw new FerryError('exists', `volume ${rec.name} already has a snapshot named ${name}`);
+      name = `${name}-${id.slice(0, 4)}`; // two automatic names in one second
+    }
+
+    const users = opts.pause || opts.exec ? await this.runningUsers(rec.name) : [];
+    let consistency: SnapshotRecord['consistency'] = 'crash';
+    if (opts.exec) {
+      for (const c of users) {
+        const r = await this.docker!.exec(c.id, opts.exec);
+        if (r.exitCode !== 0) throw new FerryError('invalid', `--exec ${JSON.stringify(opts.exec)} failed in container ${c.name} with exit code ${r.exitCode}: ${r.output.trim().slice(-500)}; no snapshot taken`);
+      }
+      consistency = 'exec';
+    }
+    const paused: ContainerRef[] = [];
+    const tmp = join(snaps, `.tmp-${id}`);
+    const t0 = performance.now();
+    let stats: SnapshotStats;
+    try {
+      if (opts.pause) {
+        for (const c of users) {
+          await this.docker!.pause(c.id);
+          paused.push(c);
+        }
+        consistency = 'paused';
+      }
+      const prev = [...existing].reverse().find((s) => s.method === pool.snapshotMethod.name && s.method === 'hardlink');
+      const prevInfo = prev ? { tree: join(snaps, prev.id), manifest: await this.manifest(snaps, prev.id) } : undefined;
+      stats = await pool.snapshotMethod.snapshot(data, tmp, prevInfo, join(snaps, `.tmp-${id}.manifest.json`));
+    } catch (err) {
+      await removeTree(tmp).catch(() => undefined);
+      await unlink(join(snaps, `.tmp-${id}.manifest.json`)).catch(() => undefined);
+      throw new FerryError('internal', `snapshot of ${rec.name} failed: ${errorMessage(err)}`);
+    } finally {
+      for (const c of paused) await this.docker!.unpause(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not unpause container'));
+    }
+    const durationMs = Math.round(performance.now() - t0);
+    if (pool.snapshotMethod.name !== 'btrfs') await syncTree(tmp);
+    await rename(tmp, join(snaps, id));
+    await rename(join(snaps, `.tmp-${id}.manifest.json`), join(snaps, `${id}.manifest.json`)).catch(() => undefined);
+    const snap: SnapshotRecord = {
+      id,
+      volume: rec.name,
+      volumeCreatedAt: rec.createdAt,
+      name,
+      kind: opts.kind ?? 'snapshot',
+      createdAt: new Date(this.now()).toISOString(),
+      node: this.volumes.node,
+      method: pool.snapshotMethod.name,
+      origin: opts.origin ?? 'manual',
+      consistency,
+      durationMs,
+      stats,
+      ...(opts.message !== undefined ? { message: opts.message } : {}),
+      ...(opts.parent ? { parent: opts.parent } : {}),
+      ...(opts.branch ? { branch: opts.branch } : {}),
+      ...(opts.slot ? { slot: opts.slot } : {}),
+    };
+    await writeJsonAtomic(join(snaps, `${id}.json`), snap);
+    this.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin }, 'snapshot created');
+    return snap;
+  }
+
+  private async manifest(snaps: string, id: string): Promise<Manifest | undefined> {
+    try {
+      return JSON.parse(await readFile(join(snaps, `${id}.manifest.json`), 'utf8')) as Manifest;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async runningUsers(volume: string): Promise<ContainerRef[]> {
+    if (!this.docker) throw new FerryError('unavailable', '--pause and --exec need the Docker API; set dockerHost');
+    const all = await this.volumes.containersUsing(volume);
+    if (all === undefined) throw new FerryError('unavailable', `cannot reach Docker to find the containers using ${volume}; check dockerHost`);
+    return all.filter((c) => c.state === 'running');
+  }
+
+  // ---- removing -----------------------------------------------------------------------------------
+
+  async remove(volume: string, ref: string): Promise<SnapshotRecord> {
+    return this.volumes.withLock(volume, async () => {
+      const rec = this.volumes.recordOf(volume);
+      const snap = await this.find(rec, ref, false);
+      const refs = await this.refs(rec);
+      const tipOf = Object.entries(refs.branches).filter(([, c]) => c === snap.id).map(([b]) => b);
+      if (tipOf.length > 0) throw new FerryError('in_use', `snapshot ${snap.id} is the tip of branch ${tipOf.join(', ')} of ${volume}; reset or delete the branch first`);
+      await this.removeLocked(rec, snap);
+      return snap;
+    });
+  }
+
+  private async removeLocked(rec: VolumeRecord, snap: SnapshotRecord): Promise<void> {
+    const { snaps } = this.dirs(rec);
+    // Unlist first, then delete the data: a crash in between leaves a tree without record, which start-up removes.
+    await unlink(join(snaps, `${snap.id}.json`));
+    await fsyncDir(snaps);
+    await unlink(join(snaps, `${snap.id}.manifest.json`)).catch(() => undefined);
+    await removeTree(join(snaps, snap.id));
+    this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'snapshot removed');
+  }
+
+  // ---- restoring ----------------------------------------------------------------------------------
+
+  /** Make the live data the snapshot's. Refused while containers use the volume, unless restartContainers. */
+  async restore(volume: string, ref: string, { restartContainers = false } = {}): Promise<SnapshotRecord> {
+    return this.switching(volume, restartContainers, 'restore', async (rec) => {
+      const snap = await this.find(rec, ref, false);
+      await this.replaceData(rec, snap);
+      return snap;
+    });
+  }
+
+  /**
+   * Run a change of the live data with the volume unmounted: refuse when containers use it, or with
+   * restartContainers stop them, run, and start them again (also when the change failed).
+   */
+  private async switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>): Promise<T> {
+    const rec0 = this.volumes.recordOf(volume);
+    let stopped: ContainerRef[] = [];
+    if (Object.keys(rec0.mounts).length > 0) {
+      const users = ((await this.volumes.containersUsing(volume)) ?? []).filter((c) => c.state === 'running' || c.state === 'paused');
+      if (!restartContainers) {
+        const who = users.length ? users.map((c) => c.name).join(', ') : `${Object.keys(rec0.mounts).length} Docker mount(s)`;
+        throw new FerryError('in_use', `volume ${volume} is in use by ${who}; stop them first, or pass --restart-containers to stop them, ${what} and start them again`, { containers: users });
+      }
+      for (const c of users) await this.docker!.stop(c.id);
+      stopped = users;
+      const deadline = Date.now() + 30_000;
+      while (Object.keys(this.volumes.recordOf(volume).mounts).length > 0) {
+        if (Date.now() > deadline) throw new FerryError('in_use', `volume ${volume} is still mounted after its containers stopped; nothing changed`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    try {
+      return await this.volumes.withLock(volume, async () => {
+        const rec = this.volumes.recordOf(volume);
+        if (Object.keys(rec.mounts).length > 0) throw new FerryError('in_use', `volume ${volume} was mounted again meanwhile; nothing changed`);
+        return fn(rec);
+      });
+    } finally {
+      for (const c of stopped) await this.docker!.start(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not start container again'));
+    }
+  }
+
+  /**
+   * Swap the live data for a writable copy of a snapshot: build `data.new`, mark the swap in
+   * `restore.json`, rename data → data.old and data.new → data, delete data.old, drop the mark.
+   * `recover` finishes a marked swap or discards an unmarked build, so a crash leaves before or after.
+   */
+  private async replaceData(rec: VolumeRecord, snap: SnapshotRecord): Promise<void> {
+    const { pool, root, snaps, data, restoreMarker } = this.dirs(rec);
+    const fresh = `${data}.new`;
+    const old = `${data}.old`;
+    await removeTree(fresh);
+    await pool.snapshotMethod.writableCopy(join(snaps, snap.id), fresh);
+    if (pool.snapshotMethod.name !== 'btrfs') await syncTree(fresh);
+    await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
+    await this.finishSwap(root, data, fresh, old, restoreMarker);
+    this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'volume data replaced by snapshot');
+  }
+
+  private async finishSwap(root: string, data: string, fresh: string, old: string, marker: string): Promise<void> {
+    const has = async (p: string) => (await readdir(root)).includes(p.slice(root.length + 1));
+    if (await has(fresh)) {
+      if (await has(data)) await rename(data, old);
+      await rename(fresh, data);
+      await fsyncDir(root);
+    }
+    await removeTree(old);
+    await unlink(marker);
+    await fsyncDir(root);
+  }
+
+  /** Start-up: finish or discard restores and snapshots that a crash interrupted. */
+  async recover(): Promise<void> {
+    for (const v of this.volumes.list()) {
+      const rec = this.volumes.recordOf(v.name);
+      const { root, snaps, data, restoreMarker } = this.dirs(rec);
+      if (await readJson(restoreMarker).catch(() => undefined)) {
+        this.logger.warn({ volume: v.name }, 'recovery: finishing an interrupted restore');
+        await this.finishSwap(root, data, `${data}.new`, `${data}.old`, restoreMarker);
+      } else {
+        await removeTree(`${data}.new`);
+      }
+      let entries: string[] = [];
+      try {
+        entries = await readdir(snaps);
+      } catch {
+        continue;
+      }
+      for (const e of entries) {
+        const listed = entries.includes(`${e}.json`);
+        if (e.startsWith('.tmp-') || (!e.endsWith('.json') && !listed)) {
+          this.logger.warn({ volume: v.name, entry: e }, 'recovery: removing an incomplete snapshot');
+          await removeTree(join(snaps, e));
+        }
+      }
+    }
+  }
+
+  // ---- history ------------------------------------------------------------------------------------
+
+  private async refs(rec: VolumeRecord): Promise<Refs> {
+    return (await readJson<Refs>(this.dirs(rec).refs)) ?? { head: 'master', branches: { master: null }, worktrees: {} };
+  }
+
+  private async saveRefs(rec: VolumeRecord, refs: Refs): Promise<void> {
+    await mkdir(this.dirs(rec).root, { recursive: true });
+    await writeJsonAtomic(this.dirs(rec).refs, refs);
+  }
+
+  async commit(volume: string, message: string): Promise<SnapshotRecord> {
+    if (!message.trim()) throw new FerryError('invalid', 'a commit needs a message: ferry commit VOL -m "what changed"');
+    return this.volumes.withLock(volume, async () => {
+      const rec = this.volumes.recordOf(volume);
+      const refs = await this.refs(rec);
+      const parent = refs.branches[refs.head] ?? undefined;
+      const snap = await this.createLocked(rec, { kind: 'commit', origin: 'history', message, branch: refs.head, ...(parent ? { parent } : {}), name: `commit-${Date.now().toString(36)}-${randomBytes(2).toString('hex')}` });
+      refs.branches[refs.head] = snap.id;
+      await this.saveRefs(rec, refs);
+      return snap;
+    });
+  }
+
+  /** Commits reachable from the current branch's tip, newest first. */
+  async log(volume: string): Promise<{ branch: string; commits: SnapshotRecord[] }> {
+    const rec = this.volumes.recordOf(volume);
+    const refs = await this.refs(rec);
+    const byId = new Map((await this.listOf(rec)).map((s) => [s.id, s]));
+    const commits: SnapshotRecord[] = [];
+    for (let id = refs.branches[refs.head] ?? undefined; id; ) {
+      const c = byId.get(id);
+      if (!c) break;
+      commits.push(c);
+      id = c.parent;
+    }
+    return { branch: refs.head, commits };
+  }
+
+  async branches(volume: string): Promise<{ current: string; branches: Array<{ name: string; tip: string | null }> }> {
+    const refs = await this.refs(this.volumes.recordOf(volume));
+    return { current: refs.head, branches: Object.entries(refs.branches).map(([name, tip]) => ({ name, tip })).sort((a, b) => a.name.localeCompare(b.name)) };
+  }
+
+  async createBranch(volume: string, name: string): Promise<{ name: string; tip: string | null }> {
+    if (!BRANCH_NAME.test(name)) throw new FerryError('invalid', `branch name ${JSON.stringify(name)}: use up to 64 characters of [a-zA-Z0-9_.-], starting with a letter or digit`);
+    return this.volumes.withLock(volume, async () => {
+      const rec = this.volumes.recordOf(volume);
+      const refs = await this.refs(rec);
+      if (name in refs.branches) throw new FerryError('exists', `volume ${volume} already has a branch ${name}`);
+      refs.branches[name] = refs.branches[refs.head] ?? null;
+      await this.saveRefs(rec, refs);
+      return { name, tip: refs.branches[name] ?? null };
+    });
+  }
+
+  /**
+   * Switch branches. With `create`, a new branch starts at the current commit and keeps the working data
+   * (like `git checkout -b`). Otherwise the working data of the branch we leave is kept as a hidden
+   * worktree snapshot (nothing uncommitted is lost), and the data becomes the other branch's saved
+   * worktree, or its tip commit.
+   */
+  async checkout(volume: string, branch: string, { create = false, restartContainers = false } = {}): Promise<{ branch: string; commit: string | null }> {
+    if (create) {
+      const b = await this.createBranch(volume, branch);
+      await this.volumes.withLock(volume, async () => {
+        const rec = this.volumes.recordOf(volume);
+        const refs = await this.refs(rec);
+        refs.head = branch;
+        await this.saveRefs(rec, refs);
+      });
+      return { branch, commit: b.tip };
+    }
+    return this.switching(volume, restartContainers, 'switch', async (rec) => {
+      const refs = await this.refs(rec);
+      if (!(branch in refs.branches)) throw new FerryError('not_found', `volume ${volume} has no branch ${branch}; \`ferry branch ${volume}\` lists them, \`ferry checkout -b ${volume} ${branch}\` creates it`);
+      if (branch === refs.head) return { branch, commit: refs.branches[branch] ?? null };
+      const target = refs.worktrees[branch] ?? refs.branches[branch] ?? undefined;
+      if (!target) throw new FerryError('invalid', `branch ${branch} has no commit yet`);
+      const saved = await this.createLocked(rec, { kind: 'worktree', origin: 'history', branch: refs.head });
+      const previous = refs.worktrees[refs.head];
+      refs.worktrees[refs.head] = saved.id;
+      await this.saveRefs(rec, refs);
+      await this.replaceData(rec, await this.find(rec, target));
+      const left = refs.worktrees[branch];
+      delete refs.worktrees[branch];
+      refs.head = branch;
+      await this.saveRefs(rec, refs);
+      for (const id of [previous, left]) {
+        if (!id) continue;
+        const s = (await this.listOf(rec, true)).find((x) => x.id === id);
+        if (s) await this.removeLocked(rec, s);
+      }
+      return { branch, commit: refs.branches[branch] ?? null };
+    });
+  }
+
+  /** `reset --hard REF`: the data becomes commit REF's and the current branch points at it. */
+  async reset(volume: string, ref: string, { restartContainers = false } = {}): Promise<SnapshotRecord> {
+    return this.switching(volume, restartContainers, 'reset', async (rec) => {
+      const refs = await this.refs(rec);
+      const commit = await this.resolveRef(rec, refs, ref);
+      await this.replaceData(rec, commit);
+      refs.branches[refs.head] = commit.id;
+      await this.saveRefs(rec, refs);
+      return commit;
+    });
+  }
+
+  /** A commit id or unique prefix, a branch name, HEAD, HEAD~N, HEAD^ (^ repeatable), BRANCH~N. */
+  private async resolveRef(rec: VolumeRecord, refs: Refs, ref: string): Promise<SnapshotRecord> {
+    const m = /^(.+?)((?:\^|~\d*)*)$/.exec(ref);
+    if (!m) throw new FerryError('invalid', `bad revision ${ref}`);
+    const [, base, suffix] = m as unknown as [string, string, string];
+    const commits = (await this.listOf(rec)).filter((s) => s.kind === 'commit');
+    const byId = new Map(commits.map((c) => [c.id, c]));
+    let id: string | undefined;
+    if (base === 'HEAD') id = refs.branches[refs.head] ?? undefined;
+    else if (base in refs.branches) id = refs.branches[base] ?? undefined;
+    else {
+      const hits = commits.filter((c) => c.id === base || (base.length >= 4 && c.id.startsWith(base)));
+      if (hits.length > 1) throw new FerryError('invalid', `commit prefix ${base} is ambiguous: ${hits.map((h) => h.id).join(', ')}`);
+      id = hits[0]?.id;
+    }
+    if (!id) throw new FerryError('not_found', `no commit ${JSON.stringify(base)} in the history of ${rec.name}; \`ferry log ${rec.name}\` lists them`);
+    for (const step of suffix.match(/\^|~\d*/g) ?? []) {
+      const n = step === '^' ? 1 : step === '~' ? 1 : Number(step.slice(1));
+      for (let i = 0; i < n; i++) {
+        id = byId.get(id!)?.parent;
+        if (!id) throw new FerryError('not_found', `${ref} goes back past the first commit of ${rec.name}`);
+      }
+    }
+    const c = byId.get(id!);
+    if (!c) throw new FerryError('not_found', `commit ${id} of ${rec.name} no longer exists`);
+    return c;
+  }
+
+  /** Retention: delete scheduled snapshots (never manual ones, never commits). */
+  async prune(volume: string, ids: string[]): Promise<void> {
+    await this.volumes.withLock(volume, async () => {
+      const rec = this.volumes.recordOf(volume);
+      for (const s of await this.listOf(rec)) if (ids.includes(s.id) && s.origin === 'schedule') await this.removeLocked(rec, s);
+    });
+  }
+}

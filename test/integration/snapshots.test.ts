@@ -1,0 +1,201 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync, rmSync, appendFileSync, chmodSync, readdirSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
+import { makeLoopFs, loopFsPrerequisites, type FsKind, type LoopFs } from '../helpers/loopfs.js';
+import { populate, fingerprint, fileInodes } from '../helpers/tree.js';
+import { skipUnless } from '../helpers/prereq.js';
+
+const expectedMethod: Record<FsKind, string> = { ext4: 'hardlink', btrfs: 'btrfs', xfs: 'reflink' };
+
+for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
+  const skip = skipUnless(loopFsPrerequisites(kind), `snapshots on ${kind}`);
+
+  describe(`snapshots, clones and history on a ${kind} pool`, { skip }, () => {
+    let fs: LoopFs;
+    let f: Ferryd;
+    const data = (v: string) => join(f.dataDir, 'volumes', v, 'data');
+    const ok = async (...args: string[]) => {
+      const r = await f.cli(...args);
+      assert.equal(r.code, 0, `ferry ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const json = async (...args: string[]) => JSON.parse(await ok('--json', ...args));
+
+    before(async () => {
+      fs = await makeLoopFs(kind);
+      f = await startFerryd({ dir: join(fs.mountpoint, 'ferry') });
+    });
+    after(async () => {
+      await f?.destroy();
+      await fs?.destroy();
+    });
+
+    it(`picks the ${expectedMethod[kind]} method and says so in status`, async () => {
+      const s = await json('status');
+      assert.equal(s.pools[0].snapshotMethod, expectedMethod[kind]);
+      assert.match(await ok('status'), new RegExp(`^local\\s+dir\\s+ok\\s+${expectedMethod[kind]}\\s`, 'm'));
+    });
+
+    it('restores byte-identical data with modes, owners, times, links, empty dirs, sparse files and FIFOs', async () => {
+      await ok('volume', 'create', 'snap-rt');
+      populate(data('snap-rt'));
+      const before = fingerprint(data('snap-rt'));
+      const s = await json('snapshot', 'create', 'snap-rt', '--name', 'golden');
+      assert.equal(s.name, 'golden');
+      assert.equal(s.method, expectedMethod[kind]);
+      // change everything a container could
+      writeFileSync(join(data('snap-rt'), 'a/file-1.bin'), 'overwritten');
+      rmSync(join(data('snap-rt'), 'a/b/c'), { recursive: true });
+      chmodSync(join(data('snap-rt'), 'file-0.bin'), 0o777);
+      appendFileSync(join(data('snap-rt'), 'hard-1'), ' and more');
+      writeFileSync(join(data('snap-rt'), 'new-file'), 'new');
+      rmSync(join(data('snap-rt'), 'empty'), { recursive: true });
+      assert.notDeepEqual(fingerprint(data('snap-rt')), before);
+      // the snapshot itself is untouched by changes to the live data
+      const tree = join(f.dataDir, 'volumes', 'snap-rt', 'snapshots', s.id);
+      assert.deepEqual(fingerprint(tree), { ...before, '.': fingerprint(tree)['.']! });
+      await ok('snapshot', 'restore', 'snap-rt', 'golden');
+      const after = fingerprint(data('snap-rt'));
+      assert.deepEqual(after, before);
+      assert.ok(after['sparse.img']!.allocatedMiB! <= 2, 'the sparse file stays sparse');
+      // the live data never shares an inode with a snapshot
+      const live = fileInodes(data('snap-rt'));
+      for (const ino of fileInodes(tree)) assert.ok(!live.has(ino), 'live data shares an inode with the snapshot');
+    });
+
+    it('lists, inspects and removes snapshots; refuses bad names and unknown refs', async () => {
+      const a = await json('snapshot', 'create', 'snap-rt');
+      assert.match(a.name, /^\d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ$/);
+      const ls = await ok('snapshot', 'ls', 'snap-rt');
+      assert.match(ls, /^ID\s+NAME\s+KIND\s+CREATED\s+METHOD\s+TOOK$/m);
+      assert.match(ls, new RegExp(`^[0-9a-f]{12}\\s+golden\\s+snapshot\\s`, 'm'));
+      const byPrefix = await json('snapshot', 'inspect', 'snap-rt', a.id.slice(0, 6));
+      assert.equal(byPrefix.id, a.id);
+      assert.match(await ok('snapshot', 'inspect', 'snap-rt', 'golden'), /^Consistency:\s+crash-consistent$/m);
+      const dup = await f.cli('snapshot', 'create', 'snap-rt', '--name', 'golden');
+      assert.equal(dup.code, 1);
+      assert.match(dup.stderr, /already has a snapshot named golden/);
+      assert.match((await f.cli('snapshot', 'create', 'snap-rt', '--name', '../x')).stderr, /snapshot name "\.\.\/x"/);
+      assert.match((await f.cli('snapshot', 'inspect', 'snap-rt', 'nope')).stderr, /has no snapshot "nope"/);
+      assert.match((await f.cli('snapshot', 'ls', '../../etc')).stderr, /invalid volume name/);
+      await ok('snapshot', 'rm', 'snap-rt', a.id);
+      assert.equal((await json('snapshot', 'ls', 'snap-rt')).length, 1);
+      assert.ok(!existsSync(join(f.dataDir, 'volumes', 'snap-rt', 'snapshots', a.id)));
+    });
+
+    it('makes later snapshots cost what changed' + (kind === 'ext4' ? ' (hard links to the previous one)' : ''), async () => {
+      await ok('volume', 'create', 'incr');
+      for (let i = 0; i < 300; i++) writeFileSync(join(data('incr'), `f${i}`), `content ${i}`.repeat(100));
+      const first = await json('snapshot', 'create', 'incr');
+      writeFileSync(join(data('incr'), 'f7'), 'changed');
+      writeFileSync(join(data('incr'), 'added'), 'added');
+      const second = await json('snapshot', 'create', 'incr');
+      if (kind === 'ext4') {
+        assert.equal(first.stats.copied, 300);
+        assert.equal(second.stats.linked, 299);
+        assert.equal(second.stats.copied, 2);
+      }
+      const t2 = join(f.dataDir, 'volumes', 'incr', 'snapshots', second.id);
+      assert.equal(readFileSync(join(t2, 'f7'), 'utf8'), 'changed');
+      assert.equal(readFileSync(join(f.dataDir, 'volumes', 'incr', 'snapshots', first.id, 'f7'), 'utf8'), 'content 7'.repeat(100));
+    });
+
+    it('clones a snapshot into a new writable volume, leaving source and snapshot untouched', async () => {
+      const src = fingerprint(data('snap-rt'));
+      const snap = await json('snapshot', 'inspect', 'snap-rt', 'golden');
+      const tree = join(f.dataDir, 'volumes', 'snap-rt', 'snapshots', snap.id);
+      const treeBefore = fingerprint(tree);
+      await ok('volume', 'create', 'snap-clone', '-o', 'from=snap-rt@golden');
+      assert.deepEqual({ ...fingerprint(data('snap-clone')), '.': undefined }, { ...treeBefore, '.': undefined });
+      writeFileSync(join(data('snap-clone'), 'file-0.bin'), 'clone was here');
+      rmSync(join(data('snap-clone'), 'a'), { recursive: true });
+      assert.deepEqual(fingerprint(data('snap-rt')), src);
+      assert.deepEqual(fingerprint(tree), treeBefore);
+      assert.match((await f.cli('volume', 'create', 'bad-clone', '-o', 'from=snap-rt@nope')).stderr, /has no snapshot "nope"/);
+      assert.match((await f.cli('volume', 'create', 'bad-clone', '-o', 'from=snap-rt')).stderr, /write it VOLUME@SNAPSHOT/);
+      assert.equal((await f.cli('volume', 'inspect', 'bad-clone')).code, 1, 'a failed clone leaves no volume behind');
+    });
+
+    it('refuses to restore a volume in use, naming what holds it', async () => {
+      await f.plugin('Mount', { Name: 'snap-rt', ID: 'holder-1' });
+      const r = await f.cli('snapshot', 'restore', 'snap-rt', 'golden');
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /volume snap-rt is in use by 1 Docker mount\(s\); stop them first, or pass --restart-containers/);
+      await f.plugin('Unmount', { Name: 'snap-rt', ID: 'holder-1' });
+    });
+
+    it('keeps a git-like history: commit, log, branch, checkout, reset', async () => {
+      await ok('volume', 'create', 'hist');
+      const file = () => readFileSync(join(data('hist'), 'state'), 'utf8');
+      writeFileSync(join(data('hist'), 'state'), 'v1');
+      const c1 = await json('commit', 'hist', '-m', 'first');
+      writeFileSync(join(data('hist'), 'state'), 'v2');
+      const c2 = await json('commit', 'hist', '-m', 'second');
+      assert.equal(c2.parent, c1.id);
+      const log = await ok('log', 'hist');
+      assert.match(log, new RegExp(`^${c2.id}\\s.*second$[\\s\\S]*^${c1.id}\\s.*first$`, 'm'));
+      await ok('checkout', '-b', 'hist', 'experiment');
+      assert.equal(file(), 'v2', 'checkout -b keeps the data');
+      writeFileSync(join(data('hist'), 'state'), 'exp-1');
+      const e1 = await json('commit', 'hist', '-m', 'experiment 1');
+      writeFileSync(join(data('hist'), 'state'), 'exp-uncommitted');
+      await ok('checkout', 'hist', 'master');
+      assert.equal(file(), 'v2');
+      const branches = await ok('branch', 'hist');
+      assert.match(branches, /^\* master\s+[0-9a-f]{12}$/m);
+      assert.match(branches, /^  experiment\s+[0-9a-f]{12}$/m);
+      await ok('checkout', 'hist', 'experiment');
+      assert.equal(file(), 'exp-uncommitted', 'uncommitted work of a branch survives switching away and back');
+      await ok('reset', 'hist', '--hard', 'HEAD');
+      assert.equal(file(), 'exp-1');
+      await ok('reset', 'hist', '--hard', 'HEAD^');
+      assert.equal(file(), 'v2');
+      assert.equal((await json('log', 'hist')).commits[0].id, c2.id);
+      await ok('reset', 'hist', '--hard', e1.id.slice(0, 6));
+      assert.equal(file(), 'exp-1');
+      await ok('reset', 'hist', '--hard', 'HEAD~2');
+      assert.equal(file(), 'v1');
+      assert.match((await f.cli('reset', 'hist', '--hard', 'HEAD~5')).stderr, /goes back past the first commit/);
+      assert.match((await f.cli('reset', 'hist')).stderr, /only hard resets exist/);
+      assert.match((await f.cli('checkout', 'hist', 'nobranch')).stderr, /has no branch nobranch/);
+      const tip = (await json('branch', 'hist')).branches.find((b: { name: string }) => b.name === 'experiment').tip;
+      assert.match((await f.cli('snapshot', 'rm', 'hist', tip)).stderr, /is the tip of branch experiment/);
+    });
+
+    it('never lists a half snapshot and never mixes data after kill -9 mid-snapshot or mid-restore', async () => {
+      await ok('volume', 'create', 'crashy');
+      mkdirSync(join(data('crashy'), 'many'));
+      for (let i = 0; i < 3000; i++) writeFileSync(join(data('crashy'), 'many', `f${i}`), `before ${i}`);
+      const beforeFp = fingerprint(data('crashy'));
+      await ok('snapshot', 'create', 'crashy', '--name', 'base');
+      for (let i = 0; i < 3000; i++) writeFileSync(join(data('crashy'), 'many', `f${i}`), `after ${i}`);
+      const afterFp = fingerprint(data('crashy'));
+      for (let round = 0; round < 3; round++) {
+        const pending = f.cli('snapshot', 'create', 'crashy', '--name', `mid-${round}`);
+        await new Promise((r) => setTimeout(r, 40 + round * 60));
+        await f.crash();
+        await pending;
+        await f.start();
+        const snaps = await json('snapshot', 'ls', 'crashy');
+        for (const s of snaps) assert.ok(existsSync(join(f.dataDir, 'volumes', 'crashy', 'snapshots', s.id)));
+        assert.ok(!readdirSync(join(f.dataDir, 'volumes', 'crashy', 'snapshots')).some((e) => e.startsWith('.tmp-')), 'no half snapshot left');
+      }
+      for (let round = 0; round < 3; round++) {
+        const pending = f.cli('snapshot', 'restore', 'crashy', 'base');
+        await new Promise((r) => setTimeout(r, 30 + round * 80));
+        await f.crash();
+        await pending;
+        await f.start();
+        const now = fingerprint(data('crashy'));
+        const same = (a: object, b: object) => JSON.stringify({ ...a, '.': 0 }) === JSON.stringify({ ...b, '.': 0 });
+        assert.ok(same(now, beforeFp) || same(now, afterFp), 'after a crash the data is wholly before or wholly after');
+        if (same(now, beforeFp)) {
+          for (let i = 0; i < 3000; i++) writeFileSync(join(data('crashy'), 'many', `f${i}`), `after ${i}`);
+          Object.assign(afterFp, fingerprint(data('crashy')));
+        }
+      }
+    });
+  });
+}
