@@ -6,6 +6,8 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { parseDuration } from '../util/duration.js';
+import { parseSchedule } from '../snapshots/schedule.js';
+import { parseKeepPolicy } from '../snapshots/retention.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/ferry/ferry.yaml';
 
@@ -18,6 +20,8 @@ export interface DaemonConfig {
   trashRetention: string;
   trashRetentionMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+  /** Scheduled snapshots for every volume that carries a label. */
+  snapshotSchedules: Array<{ label: string; schedule: string; keep?: string }>;
   /** The file the settings came from, if any. */
   configFile?: string;
 }
@@ -33,6 +37,9 @@ const fileSchema = z.strictObject({
   dockerHost: z.string().startsWith('unix://', 'dockerHost must be a unix:// URL').optional(),
   trashRetention: z.string().optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).optional(),
+  snapshotSchedules: z
+    .array(z.strictObject({ label: z.string().regex(/^[^=\s]+(=.*)?$/, 'label must be key or key=value'), schedule: z.string(), keep: z.string().optional() }))
+    .optional(),
 });
 
 export type ConfigInput = z.infer<typeof fileSchema>;
@@ -45,6 +52,7 @@ export const DEFAULTS: Required<ConfigInput> = {
   dockerHost: 'unix:///var/run/docker.sock',
   trashRetention: '24h',
   logLevel: 'info',
+  snapshotSchedules: [],
 };
 
 function check(input: unknown, source: string): ConfigInput {
@@ -85,6 +93,14 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
   const defined = Object.fromEntries(Object.entries(flagValues).filter(([, v]) => v !== undefined));
   const fromFlags = check(defined, 'command line');
   const merged = { ...DEFAULTS, ...fromFile, ...fromFlags };
+  for (const [i, r] of merged.snapshotSchedules.entries()) {
+    try {
+      parseSchedule(r.schedule);
+      if (r.keep) parseKeepPolicy(r.keep);
+    } catch (err) {
+      throw new FerryError('invalid', `${file ?? 'config'}: snapshotSchedules[${i}]: ${errorMessage(err)}`);
+    }
+  }
   return {
     ...merged,
     trashRetentionMs: parseDuration(merged.trashRetention, 'trashRetention'),

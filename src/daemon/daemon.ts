@@ -6,6 +6,7 @@ import type { DaemonConfig } from './config.js';
 import { Catalog } from '../volumes/catalog.js';
 import { VolumeService } from '../volumes/service.js';
 import { SnapshotService } from '../snapshots/service.js';
+import { SnapshotScheduler } from '../snapshots/scheduler.js';
 import { DirPool } from '../pools/dir.js';
 import type { Pool } from '../pools/pool.js';
 import { DockerClient } from '../docker/client.js';
@@ -43,6 +44,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   snapshots = new SnapshotService(service, log, docker);
   await service.start();
   await snapshots.recover();
+  const scheduler = new SnapshotScheduler(service, snapshots, config.snapshotSchedules, log);
 
   const plugin = buildPluginServer({ service, log, scope: () => 'local' });
   const api = buildApiServer(
@@ -72,6 +74,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     throw err;
   }
 
+  scheduler.start();
   const sweep = setInterval(() => void service.purgeExpiredTrash(), trashSweepMs(config.trashRetentionMs));
   sweep.unref();
 
@@ -87,6 +90,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     stop: () =>
       (stopping ??= (async () => {
         clearInterval(sweep);
+        await scheduler.stop();
         // Plugin first so Docker stops sending work, then the API; in-flight requests finish.
         for (const [server, path] of [...servers].reverse()) {
           await server.close();

@@ -1,4 +1,6 @@
 import { FerryError } from '../util/errors.js';
+import { parseSchedule } from '../snapshots/schedule.js';
+import { formatKeepPolicy, parseKeepPolicy } from '../snapshots/retention.js';
 
 /** What `-o key=value` may say at create time. Parsed once, stored in the catalog. */
 export interface VolumeOptions {
@@ -8,6 +10,9 @@ export interface VolumeOptions {
   uid?: number;
   gid?: number;
   mode?: number;
+  /** Scheduled snapshots: a cron schedule (UTC) and the retention of what it makes. */
+  'snapshot-schedule'?: string;
+  'snapshot-keep'?: string;
 }
 
 type Parser = (value: string, key: string) => string | number;
@@ -30,6 +35,8 @@ const parsers: Record<keyof VolumeOptions, Parser> = {
     }
     return v;
   },
+  'snapshot-schedule': (v) => parseSchedule(v).text,
+  'snapshot-keep': (v) => formatKeepPolicy(parseKeepPolicy(v)),
   uid: intInRange,
   gid: intInRange,
   mode: (v, k) => {
@@ -61,6 +68,9 @@ export function parseVolumeOptions(opts: unknown): VolumeOptions {
       throw new FerryError('invalid', `option ${key}: expected a string value`);
     }
     out[key] = parse(String(raw), key);
+  }
+  if (out['snapshot-keep'] !== undefined && out['snapshot-schedule'] === undefined) {
+    throw new FerryError('invalid', 'option snapshot-keep needs snapshot-schedule too (it thins what the schedule makes), e.g. -o snapshot-schedule=@hourly -o snapshot-keep=last=3,hourly=24');
   }
   return out as VolumeOptions;
 }

@@ -1,0 +1,117 @@
+import type { Logger } from 'pino';
+import type { VolumeService, VolumeInfo } from '../volumes/service.js';
+import type { SnapshotService } from './service.js';
+import { parseSchedule, dueRun } from './schedule.js';
+import { applyRetention, parseKeepPolicy, formatKeepPolicy } from './retention.js';
+import { errorMessage } from '../util/errors.js';
+
+/** A schedule for every volume carrying a label (from ferryd's config). */
+export interface LabelSchedule {
+  /** `key=value`, or `key` for any value. */
+  label: string;
+  schedule: string;
+  keep?: string;
+}
+
+export interface Plan {
+  schedule: string;
+  keep?: string;
+  source: string;
+}
+
+/**
+ * Runs scheduled snapshots inside ferryd. Every tick, each volume with a plan (its own
+ * `snapshot-schedule` option, else the first matching label rule) gets a snapshot if a schedule slot
+ * passed since its last scheduled one; slots missed while ferryd was down collapse into one catch-up
+ * run. After each run the volume's scheduled snapshots are thinned by its keep policy (restic's forget
+ * rules); manual snapshots and commits are never touched.
+ */
+export class SnapshotScheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly volumes: VolumeService,
+    private readonly snapshots: SnapshotService,
+    private readonly rules: LabelSchedule[],
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    for (const r of rules) {
+      parseSchedule(r.schedule);
+      if (r.keep) parseKeepPolicy(r.keep);
+    }
+  }
+
+  planFor(v: VolumeInfo): Plan | undefined {
+    const own = v.options['snapshot-schedule'];
+    if (own) return { schedule: own, ...(v.options['snapshot-keep'] ? { keep: v.options['snapshot-keep'] } : {}), source: 'volume option' };
+    for (const r of this.rules) {
+      const [k, val] = r.label.split('=', 2) as [string, string | undefined];
+      if (k in v.labels && (val === undefined || v.labels[k] === val)) return { schedule: r.schedule, ...(r.keep ? { keep: r.keep } : {}), source: `label ${r.label}` };
+    }
+    return undefined;
+  }
+
+  start(intervalMs = 15_000): void {
+    const tick = () => {
+      this.running ??= this.tick().then(
+        () => undefined,
+        () => undefined,
+      ).finally(() => (this.running = undefined));
+    };
+    tick();
+    this.timer = setInterval(tick, intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One pass over every volume; returns the number of snapshots taken. */
+  async tick(): Promise<number> {
+    let taken = 0;
+    for (const v of this.volumes.list()) {
+      const plan = this.planFor(v);
+      if (!plan) continue;
+      try {
+        if (await this.runOne(v, plan)) taken++;
+      } catch (err) {
+        this.log.error({ volume: v.name, schedule: plan.schedule, err: errorMessage(err) }, 'scheduled snapshot failed');
+      }
+    }
+    return taken;
+  }
+
+  private async runOne(v: VolumeInfo, plan: Plan): Promise<boolean> {
+    const schedule = parseSchedule(plan.schedule);
+    const scheduled = (await this.snapshots.list(v.name)).filter((s) => s.origin === 'schedule');
+    const last = scheduled.map((s) => s.slot ?? s.createdAt).sort().at(-1);
+    const now = new Date(this.now());
+    const slot = dueRun(schedule, last ? new Date(last) : undefined, now, new Date(v.createdAt));
+    if (!slot) return false;
+    const snap = await this.snapshots.create(v.name, { origin: 'schedule', slot: slot.toISOString(), name: `scheduled-${slot.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}` });
+    let removed: string[] = [];
+    if (plan.keep) {
+      const policy = parseKeepPolicy(plan.keep);
+      const { remove } = applyRetention([...scheduled, snap], policy, now);
+      removed = remove.map((s) => s.id);
+      if (removed.length) await this.snapshots.prune(v.name, removed);
+    }
+    const missed = last ? Math.max(0, countSlots(schedule, new Date(last), slot) - 1) : 0;
+    this.log.info(
+      { volume: v.name, snapshot: snap.id, slot: slot.toISOString(), schedule: schedule.text, keep: plan.keep ? formatKeepPolicy(parseKeepPolicy(plan.keep)) : undefined, pruned: removed.length, missedSlots: missed, source: plan.source, ms: snap.durationMs },
+      missed > 0 ? 'scheduled snapshot (catch-up for slots missed while ferryd was down)' : 'scheduled snapshot',
+    );
+    return true;
+  }
+}
+
+/** Slots in (from, to], capped (only for the log line). */
+function countSlots(schedule: ReturnType<typeof parseSchedule>, from: Date, to: Date): number {
+  let n = 0;
+  for (let t = schedule.next(from); t <= to && n < 100_000; t = schedule.next(t)) n++;
+  return n;
+}
