@@ -57,26 +57,27 @@ export async function syncTree(path: string): Promise<void> {
   await execProgram('sync', ['-f', path]);
 }
 
+/** Build a snapshot tree in the worker thread (see link-worker.ts). */
+function buildTree(reflink: 'always' | 'auto', live: string, dest: string, prev?: { tree: string; manifest?: Manifest }, manifestOut?: string): Promise<SnapshotStats> {
+  return new Promise<SnapshotStats>((resolve, reject) => {
+    const job: LinkJob = { reflink, live, dest, manifestOut: manifestOut ?? `${dest}.manifest-discard`, ...(prev?.manifest ? { prevTree: prev.tree, prevManifest: prev.manifest } : {}) };
+    const worker = new Worker(new URL('./link-worker.js', import.meta.url), { workerData: job });
+    worker.once('message', (m: { ok: boolean; result?: LinkResult; error?: string }) => (m.ok ? resolve(m.result!) : reject(new Error(m.error))));
+    worker.once('error', reject);
+  });
+}
+
 const reflinkMethod: SnapshotMethod = {
   name: 'reflink',
   createLive: async (path) => void (await mkdir(path)),
-  snapshot: async (live, dest) => {
-    await cpTree(live, dest, 'always');
-    return {};
-  },
+  snapshot: (live, dest, _prev, manifestOut) => buildTree('always', live, dest, undefined, manifestOut),
   writableCopy: (tree, dest) => cpTree(tree, dest, 'always'),
 };
 
 const hardlinkMethod: SnapshotMethod = {
   name: 'hardlink',
   createLive: async (path) => void (await mkdir(path)),
-  snapshot: (live, dest, prev, manifestOut) =>
-    new Promise<SnapshotStats>((resolve, reject) => {
-      const job: LinkJob = { live, dest, manifestOut: manifestOut ?? join(dest, '..', '.manifest-discard'), ...(prev?.manifest ? { prevTree: prev.tree, prevManifest: prev.manifest } : {}) };
-      const worker = new Worker(new URL('./link-worker.js', import.meta.url), { workerData: job });
-      worker.once('message', (m: { ok: boolean; result?: LinkResult; error?: string }) => (m.ok ? resolve(m.result!) : reject(new Error(m.error))));
-      worker.once('error', reject);
-    }),
+  snapshot: (live, dest, prev, manifestOut) => buildTree('auto', live, dest, prev, manifestOut),
   writableCopy: (tree, dest) => cpTree(tree, dest, 'auto'),
 };
 

@@ -151,7 +151,10 @@ export class SnapshotService {
     if (opts.exec) {
       for (const c of users) {
         const r = await this.docker!.exec(c.id, opts.exec);
-        if (r.exitCode !== 0) throw new FerryError('invalid', `--exec ${JSON.stringify(opts.exec)} failed in container ${c.name} with exit code ${r.exitCode}: ${r.output.trim().slice(-500)}; no snapshot taken`);
+        if (r.exitCode !== 0) {
+          const out = r.output.trim().slice(-500);
+          throw new FerryError('invalid', `--exec ${JSON.stringify(opts.exec)} failed in container ${c.name} with exit code ${r.exitCode}${out ? ` (${out})` : ''}; no snapshot taken`);
+        }
       }
       consistency = 'exec';
     }
