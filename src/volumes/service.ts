@@ -200,21 +200,21 @@ export class VolumeService {
   }
 
   private async createLocked(name: string, opts: VolumeOptions, labels: Record<string, string>, source?: { pool: string; tree: string }): Promise<VolumeInfo> {
-      const poolName = opts.pool ?? this.deps.defaultPool;
-      const pool = this.pool(poolName);
-      await pool.create(name, opts, source?.tree);
-      const rec: VolumeRecord = {
-        name,
-        pool: poolName,
-        createdAt: new Date(this.now()).toISOString(),
-        node: this.deps.node,
-        options: opts,
-        labels,
-        mounts: {},
-      };
-      await this.catalog.volumes.save(name, rec);
-      this.log.info({ volume: name, pool: poolName, options: opts }, 'volume created');
-      return this.info(rec);
+    const poolName = opts.pool ?? this.deps.defaultPool;
+    const pool = this.pool(poolName);
+    await pool.create(name, opts, source?.tree);
+    const rec: VolumeRecord = {
+      name,
+      pool: poolName,
+      createdAt: new Date(this.now()).toISOString(),
+      node: this.deps.node,
+      options: opts,
+      labels,
+      mounts: {},
+    };
+    await this.catalog.volumes.save(name, rec);
+    this.log.info({ volume: name, pool: poolName, options: opts }, 'volume created');
+    return this.info(rec);
   }
 
   /** Run `fn` holding the volume's lock (snapshots, restores and history switches use it). */
