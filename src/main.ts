@@ -1,8 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { registerCliCommands } from './cli/commands.js';
 import { registerSnapshotCommands } from './cli/snapshots.js';
-import { DEFAULTS, loadConfig } from './daemon/config.js';
-import { startDaemon } from './daemon/daemon.js';
+import { BUILTIN_DEFAULTS as DEFAULTS } from './daemon/defaults.js';
 import { errorMessage } from './util/errors.js';
 import { VERSION } from './version.js';
 
@@ -27,6 +26,9 @@ program
   .addHelpText('after', '\nThe control API socket is set with the global --api-socket (default /run/ferry/api.sock).\nEvery flag can also be set in the config file, e.g.:\n  dataDir: /var/lib/ferry\n  trashRetention: 7d')
   .action(async (_opts: unknown, cmd: Command) => {
     const o = cmd.optsWithGlobals<Record<string, string | undefined>>();
+    // The daemon's modules (HTTP server, logger, schema validator) load only here: CLI commands start faster.
+    const { loadConfig } = await import('./daemon/config.js');
+    const { startDaemon } = await import('./daemon/daemon.js');
     const config = await loadConfig({
       config: o.config,
       dataDir: o.dataDir,

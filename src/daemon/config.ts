@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -8,6 +7,7 @@ import { FerryError, errorMessage } from '../util/errors.js';
 import { parseDuration } from '../util/duration.js';
 import { parseSchedule } from '../snapshots/schedule.js';
 import { parseKeepPolicy } from '../snapshots/retention.js';
+import { BUILTIN_DEFAULTS } from './defaults.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/ferry/ferry.yaml';
 
@@ -44,16 +44,7 @@ const fileSchema = z.strictObject({
 
 export type ConfigInput = z.infer<typeof fileSchema>;
 
-export const DEFAULTS: Required<ConfigInput> = {
-  dataDir: '/var/lib/ferry',
-  pluginSocket: '/run/docker/plugins/ferry.sock',
-  apiSocket: '/run/ferry/api.sock',
-  node: hostname(),
-  dockerHost: 'unix:///var/run/docker.sock',
-  trashRetention: '24h',
-  logLevel: 'info',
-  snapshotSchedules: [],
-};
+export const DEFAULTS: Required<ConfigInput> = BUILTIN_DEFAULTS;
 
 function check(input: unknown, source: string): ConfigInput {
   const r = fileSchema.safeParse(input ?? {});

@@ -3,8 +3,8 @@
  * (ext4, NFS), incrementally: a worker thread, so that tens of thousands of synchronous stat/link calls
  * never stall ferryd's event loop.
  *
- * Unchanged regular files are hard-linked from the previous snapshot (snapshots share immutable files
- * with each other, never with the live data); changed files, symlinks and special files are copied by
+ * Unchanged regular files and symlinks are hard-linked from the previous snapshot (snapshots share
+ * immutable inodes with each other, never with the live data); changed ones and special files are copied by
  * `cp -a` (modes, owners, times, xattrs, sparse files); hard links inside the volume stay hard links;
  * directories get their modes, owners and times last.
  */
@@ -63,8 +63,9 @@ function run(job: LinkJob): LinkResult {
       return;
     }
     files++;
-    if (st.isFile()) {
-      manifest[rel] = [Number(st.ino), st.ctimeNs.toString(), Number(st.size)];
+    if (st.isFile() || st.isSymbolicLink()) {
+      const ctime = st.ctimeNs.toString();
+      manifest[rel] = [Number(st.ino), ctime, Number(st.size)];
       if (st.nlink > 1n) {
         const key = `${st.dev}:${st.ino}`;
         const first = sameInode.get(key);
@@ -75,11 +76,11 @@ function run(job: LinkJob): LinkResult {
         sameInode.set(key, rel);
       }
       const prev = job.prevManifest?.[rel];
-      if (prev && job.prevTree && prev[0] === Number(st.ino) && prev[1] === st.ctimeNs.toString() && prev[2] === Number(st.size)) {
+      if (prev && job.prevTree && prev[0] === Number(st.ino) && prev[1] === ctime && prev[2] === Number(st.size)) {
         reuse.push(rel);
         return;
       }
-      copiedBytes += Number(st.size);
+      if (st.isFile()) copiedBytes += Number(st.size);
     }
     toCopy.push(rel);
   };

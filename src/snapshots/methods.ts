@@ -18,8 +18,8 @@ export interface SnapshotStats {
 /**
  * How a pool makes point-in-time copies of a volume's data, picked by ferryd for the pool's filesystem:
  * - `btrfs`: live data is a subvolume, a snapshot is a read-only subvolume snapshot: O(1) in time and space.
- * - `reflink` (xfs with reflink, btrfs without subvolumes): `cp -a --reflink=always`: O(files) in time,
- *   shares blocks copy-on-write, so ~O(1) in space.
+ * - `reflink` (xfs with reflink, btrfs without subvolumes): like `hardlink`, but what changed is copied
+ *   with `cp -a --reflink=always`, sharing blocks copy-on-write: ~O(1) in space, a walk plus the changes in time.
  * - `hardlink` (ext4, NFS, anything): files unchanged since the previous snapshot are hard-linked from it,
  *   the rest copied: proportional to what changed. Snapshots share immutable files with each other; the
  *   live data never shares an inode with a snapshot (restores and clones copy).
@@ -70,7 +70,7 @@ function buildTree(reflink: 'always' | 'auto', live: string, dest: string, prev?
 const reflinkMethod: SnapshotMethod = {
   name: 'reflink',
   createLive: async (path) => void (await mkdir(path)),
-  snapshot: (live, dest, _prev, manifestOut) => buildTree('always', live, dest, undefined, manifestOut),
+  snapshot: (live, dest, prev, manifestOut) => buildTree('always', live, dest, prev, manifestOut),
   writableCopy: (tree, dest) => cpTree(tree, dest, 'always'),
 };
 
@@ -120,6 +120,17 @@ export async function detectMethod(root: string): Promise<SnapshotMethodName> {
  * subvolumes inside it, deepest first, with `btrfs subvolume delete`, then the rest.
  */
 export async function removeTree(path: string): Promise<void> {
+  // A subvolume (snapshot, or a btrfs pool's volume data) goes in O(1) with `subvolume delete`, where rm
+  // would walk every file; it fails if the subvolume holds others, then the walk below handles it.
+  const top = await lstat(path).catch(() => undefined);
+  if (top?.isDirectory() && top.ino === BTRFS_SUBVOL_INO && (await statfs(path)).type === BTRFS_SUPER_MAGIC) {
+    try {
+      await execProgram('btrfs', ['subvolume', 'delete', path]);
+      return;
+    } catch {
+      /* nested subvolumes or an old kernel: fall through */
+    }
+  }
   try {
     await rm(path, { recursive: true, force: true });
     return;

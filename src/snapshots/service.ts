@@ -1,11 +1,12 @@
 import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { VolumeService } from '../volumes/service.js';
 import type { VolumeRecord } from '../volumes/catalog.js';
 import type { DockerClient, ContainerRef } from '../docker/client.js';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
+import { forEachLimit } from '../util/parallel.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { removeTree, syncTree, type SnapshotStats } from './methods.js';
 import type { Manifest } from './manifest.js';
@@ -170,7 +171,7 @@ export class SnapshotService {
         }
         consistency = 'paused';
       }
-      const prev = [...existing].reverse().find((s) => s.method === pool.snapshotMethod.name && s.method === 'hardlink');
+      const prev = [...existing].reverse().find((s) => s.method === pool.snapshotMethod.name && s.method !== 'btrfs');
       const prevInfo = prev ? { tree: join(snaps, prev.id), manifest: await this.manifest(snaps, prev.id) } : undefined;
       stats = await pool.snapshotMethod.snapshot(data, tmp, prevInfo, join(snaps, `.tmp-${id}.manifest.json`));
     } catch (err) {
@@ -318,23 +319,23 @@ export class SnapshotService {
     await fsyncDir(root);
   }
 
-  /** Start-up: finish or discard restores and snapshots that a crash interrupted. */
+  /**
+   * Start-up: finish or discard restores and snapshots that a crash interrupted. One readdir per volume
+   * tells whether there is anything to do; volumes are checked in parallel (start-up is one of Docker's waits).
+   */
   async recover(): Promise<void> {
-    for (const v of this.volumes.list()) {
+    await forEachLimit(this.volumes.list(), 64, async (v) => {
       const rec = this.volumes.recordOf(v.name);
       const { root, snaps, data, restoreMarker } = this.dirs(rec);
-      if (await readJson(restoreMarker).catch(() => undefined)) {
+      const top = await readdir(root).catch(() => [] as string[]);
+      if (top.includes(basename(restoreMarker)) && (await readJson(restoreMarker).catch(() => undefined))) {
         this.logger.warn({ volume: v.name }, 'recovery: finishing an interrupted restore');
         await this.finishSwap(root, data, `${data}.new`, `${data}.old`, restoreMarker);
-      } else {
+      } else if (top.includes(`${basename(data)}.new`)) {
         await removeTree(`${data}.new`);
       }
-      let entries: string[] = [];
-      try {
-        entries = await readdir(snaps);
-      } catch {
-        continue;
-      }
+      if (!top.includes(basename(snaps))) return;
+      const entries = await readdir(snaps).catch(() => [] as string[]);
       for (const e of entries) {
         const listed = entries.includes(`${e}.json`);
         if (e.startsWith('.tmp-') || (!e.endsWith('.json') && !listed)) {
@@ -342,7 +343,7 @@ export class SnapshotService {
           await removeTree(join(snaps, e));
         }
       }
-    }
+    });
   }
 
   // ---- history ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
+import { forEachLimit } from '../util/parallel.js';
 import { isErrno } from '../util/errors.js';
 import type { VolumeOptions } from './options.js';
 import { MountJournal } from './mount-journal.js';
@@ -89,19 +90,15 @@ class RecordStore<T> {
     // Temporary files of writes that a crash interrupted: the record they were replacing is intact.
     for (const tmp of entries.filter((e) => e.startsWith('.') && e.includes('.json.tmp-'))) await unlink(join(this.dir, tmp)).catch(() => undefined);
     const files = entries.filter((e) => e.endsWith('.json') && !e.startsWith('.'));
-    // Read in parallel batches: start-up time with thousands of volumes is one of Docker's waits.
-    for (let i = 0; i < files.length; i += 64) {
-      await Promise.all(
-        files.slice(i, i + 64).map(async (entry) => {
-          try {
-            const value = await readJson<T>(join(this.dir, entry));
-            if (value !== undefined) this.items.set(entry.slice(0, -'.json'.length), value);
-          } catch {
-            bad.push(join(this.dir, entry));
-          }
-        }),
-      );
-    }
+    // Read in parallel: start-up time with thousands of volumes is one of Docker's waits.
+    await forEachLimit(files, 64, async (entry) => {
+      try {
+        const value = await readJson<T>(join(this.dir, entry));
+        if (value !== undefined) this.items.set(entry.slice(0, -'.json'.length), value);
+      } catch {
+        bad.push(join(this.dir, entry));
+      }
+    });
     return bad;
   }
 
