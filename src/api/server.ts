@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { VolumeService } from '../volumes/service.js';
 import type { SnapshotService } from '../snapshots/service.js';
 import { FerryError, errorMessage } from '../util/errors.js';
+import type { Cluster } from '../cluster/cluster.js';
 
 export interface DaemonFacts {
   version: string;
@@ -46,8 +47,14 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
  * The control API (REST, JSON, versioned under /v1) that the CLI and, later, the web UI and remote clients
  * use. It only translates HTTP to service calls. Errors: `{"error": {"code", "message", "details"?}}`.
  */
-export function buildApiServer(service: VolumeService, snapshots: SnapshotService, facts: DaemonFacts, log: Logger): FastifyInstance {
+export function buildApiServer(service: VolumeService, snapshots: SnapshotService, facts: DaemonFacts, log: Logger, cluster?: Cluster): FastifyInstance {
   const app = newHttpServer(log, 'api', 1024 * 1024);
+
+  // A volume of a shared pool may be known to the cluster before this node has seen it.
+  app.addHook('preHandler', async (req) => {
+    const name = (req.params as { name?: unknown } | undefined)?.name;
+    if (typeof name === 'string') await service.lookup(name).catch(() => undefined);
+  });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof FerryError) {
@@ -68,9 +75,16 @@ export function buildApiServer(service: VolumeService, snapshots: SnapshotServic
     uptimeSeconds: Math.round((Date.now() - Date.parse(facts.startedAt)) / 1000),
     pools: await service.poolStatus(),
     counts: service.counts(),
+    cluster: cluster?.active
+      ? { ...cluster.settings, nodes: await cluster.nodes(), attachments: [...(await service.attachmentsByVolume()).values()].flat() }
+      : null,
   }));
 
-  app.get('/v1/volumes', async () => ({ volumes: service.list() }));
+  app.get('/v1/volumes', async () => {
+    await service.syncAll();
+    const attachments = await service.attachmentsByVolume();
+    return { volumes: service.list().map((v) => ({ ...v, attachments: attachments.get(v.name) ?? [] })) };
+  });
 
   app.post('/v1/volumes', async (req, reply) => {
     const body = parse(createBody, req.body ?? {}, 'request body');
@@ -82,7 +96,8 @@ export function buildApiServer(service: VolumeService, snapshots: SnapshotServic
     const q = parse(inspectQuery, req.query, 'query');
     const v = service.get(req.params.name);
     const containers = await service.containersUsing(v.name);
-    return { ...v, containers: containers ?? null, ...(q.usage ? { usageBytes: await service.usage(v.name) } : {}) };
+    const attachments = v.shared ? ((await service.attachmentsByVolume()).get(v.name) ?? []) : [];
+    return { ...v, containers: containers ?? null, attachments, ...(q.usage ? { usageBytes: await service.usage(v.name) } : {}) };
   });
 
   app.delete<{ Params: { name: string } }>('/v1/volumes/:name', async (req) => {

@@ -6,8 +6,15 @@ import { ACCEPTED_OPTIONS } from '../volumes/options.js';
 import { FerryError } from '../util/errors.js';
 import type { TrashInfo, VolumeInfo } from '../volumes/service.js';
 import type { PoolStatus } from '../pools/pool.js';
+import type { AttachmentStatus, NodeStatus } from '../cluster/cluster.js';
 
-type InspectedVolume = VolumeInfo & { containers: Array<{ name: string; state: string }> | null; usageBytes?: number };
+type ListedVolume = VolumeInfo & { attachments: AttachmentStatus[] };
+type InspectedVolume = ListedVolume & { containers: Array<{ name: string; state: string }> | null; usageBytes?: number };
+
+/** "hostA(2) hostB(1)": live attachments of a volume across the cluster; expired ones marked. */
+function attachedText(atts: AttachmentStatus[]): string {
+  return atts.map((a) => `${a.node}(${a.mountIds.length})${a.alive ? '' : '[expired]'}`).join(' ') || '-';
+}
 
 interface Status {
   version: string;
@@ -21,6 +28,7 @@ interface Status {
   trashRetention: string;
   pools: PoolStatus[];
   counts: { volumes: number; mounted: number; mounts: number; trash: number };
+  cluster: { heartbeatMs: number; nodeTimeoutMs: number; nodes: NodeStatus[]; attachments: AttachmentStatus[] } | null;
 }
 
 export function registerCliCommands(program: Command): void {
@@ -32,7 +40,7 @@ export function registerCliCommands(program: Command): void {
     .argument('<name>', 'volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]+')
     .option('-o, --opt <key=value>', `volume option, repeatable; accepted: ${ACCEPTED_OPTIONS.join(', ')}`, keyValue('option'))
     .option('-l, --label <key=value>', 'label to keep with the volume, repeatable', keyValue('label'))
-    .addHelpText('after', '\nOptions for -o:\n  pool=NAME   pool to create the volume in (default: the default pool)\n  uid=N       owner of the volume root\n  gid=N       group of the volume root\n  mode=0755   permissions of the volume root (octal)\n\nExample:\n  ferry volume create db-data -o uid=999 -o mode=0750 --label app=postgres')
+    .addHelpText('after', '\nOptions for -o:\n  pool=NAME   pool to create the volume in (default: the default pool)\n  access=rwx  in a shared pool: rwx many hosts read and write (default), rwo one host at a time, rox read-only\n  uid=N       owner of the volume root\n  gid=N       group of the volume root\n  mode=0755   permissions of the volume root (octal)\n\nExample:\n  ferry volume create db-data -o uid=999 -o mode=0750 --label app=postgres')
     .action(async (name: string, opts: { opt?: Record<string, string>; label?: Record<string, string> }, cmd: Command) => {
       checkVolumeName(name);
       const v = await client(cmd).call<VolumeInfo>('POST', '/v1/volumes', { name, options: opts.opt ?? {}, labels: opts.label ?? {} });
@@ -46,10 +54,15 @@ export function registerCliCommands(program: Command): void {
     .description('list volumes')
     .option('-q, --quiet', 'print names only')
     .action(async (opts: { quiet?: boolean }, cmd: Command) => {
-      const { volumes } = await client(cmd).call<{ volumes: VolumeInfo[] }>('GET', '/v1/volumes');
+      const { volumes } = await client(cmd).call<{ volumes: ListedVolume[] }>('GET', '/v1/volumes');
       if (wantsJson(cmd)) return printJson(volumes);
       if (opts.quiet) return volumes.forEach((v) => print(v.name));
-      print(table(['NAME', 'POOL', 'MOUNTS', 'CREATED'], volumes.map((v) => [v.name, v.pool, String(v.mounts), ago(v.createdAt)])));
+      print(
+        table(
+          ['NAME', 'POOL', 'ACCESS', 'MOUNTS', 'ATTACHED', 'CREATED'],
+          volumes.map((v) => [v.name, v.pool, v.access, String(v.mounts), v.shared ? attachedText(v.attachments) : '-', ago(v.createdAt)]),
+        ),
+      );
     });
 
   volume
@@ -68,7 +81,9 @@ export function registerCliCommands(program: Command): void {
         ['Created', `${v.createdAt} (${ago(v.createdAt)}) on ${v.node}`],
         ['Options', Object.entries(v.options).map(([k, val]) => `${k}=${k === 'mode' ? '0' + Number(val).toString(8) : val}`).join(' ') || '-'],
         ['Labels', Object.entries(v.labels).map(([k, val]) => `${k}=${val}`).join(' ') || '-'],
-        ['Mounts', String(v.mounts)],
+        ['Access', `${v.access}${v.shared ? ' (shared pool)' : ''}`],
+        ['Mounts', `${v.mounts} on this node`],
+        ...(v.shared ? ([['Attached', attachedText(v.attachments) + v.attachments.map((a) => (a.containers.length ? `\n            ${a.node}: ${a.containers.join(', ')}` : '')).join('')]] as Array<[string, string]>) : []),
         ['Containers', v.containers === null ? '(docker not reachable)' : v.containers.map((c) => `${c.name} (${c.state})`).join(', ') || '-'],
       ];
       if (v.usageBytes !== undefined) rows.push(['Used', bytes(v.usageBytes)]);
@@ -160,8 +175,25 @@ export function registerCliCommands(program: Command): void {
           '',
           table(
             ['POOL', 'KIND', 'STATE', 'SNAPSHOTS', 'USED', 'FREE', 'PATH'],
-            s.pools.map((p) => [p.name, p.kind, p.ok ? 'ok' : `DOWN: ${p.problem}`, p.snapshotMethod ?? '-', bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
+            s.pools.map((p) => [p.name, `${p.kind}${p.shared ? ' shared' : ''}`, p.ok ? 'ok' : `DOWN: ${p.problem}`, p.snapshotMethod ?? '-', bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
           ),
+          ...(s.cluster
+            ? [
+                '',
+                `cluster (heartbeat every ${s.cluster.heartbeatMs / 1000}s, a node is dead after ${s.cluster.nodeTimeoutMs / 1000}s without one):`,
+                table(
+                  ['NODE', 'STATE', 'LAST HEARTBEAT', 'VERSION', 'POOLS'],
+                  s.cluster.nodes.map((n) => [n.node + (n.node === s.node ? ' (this node)' : ''), n.alive ? 'alive' : 'DEAD', ago(n.lastSeen), n.version, n.pools.join(',')]),
+                ),
+                '',
+                s.cluster.attachments.length
+                  ? table(
+                      ['VOLUME', 'NODE', 'ACCESS', 'MOUNTS', 'CONTAINERS', 'SINCE'],
+                      s.cluster.attachments.map((a) => [a.volume, a.node + (a.alive ? '' : ' [expired]'), a.access, String(a.mountIds.length), a.containers.join(',') || '-', ago(a.since)]),
+                    )
+                  : 'no volume of a shared pool is attached anywhere',
+              ]
+            : []),
         ].join('\n'),
       );
     });

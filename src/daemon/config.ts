@@ -22,9 +22,25 @@ export interface DaemonConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
   /** Scheduled snapshots for every volume that carries a label. */
   snapshotSchedules: Array<{ label: string; schedule: string; keep?: string }>;
+  /** Storage pools besides `local` (DATA_DIR), by name. */
+  pools: Record<string, PoolConfig>;
+  defaultPool: string;
+  heartbeatInterval: string;
+  heartbeatIntervalMs: number;
+  nodeTimeout: string;
+  nodeTimeoutMs: number;
   /** The file the settings came from, if any. */
   configFile?: string;
 }
+
+export interface PoolConfig {
+  kind: 'dir';
+  path: string;
+  shared: boolean;
+  mount?: { type: string; device: string; options?: string };
+}
+
+const poolName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'a pool name is [a-zA-Z0-9][a-zA-Z0-9_.-]*');
 
 const absPath = (what: string) => z.string().refine((p) => isAbsolute(p), { message: `${what} must be an absolute path` });
 
@@ -40,11 +56,31 @@ const fileSchema = z.strictObject({
   snapshotSchedules: z
     .array(z.strictObject({ label: z.string().regex(/^[^=\s]+(=.*)?$/, 'label must be key or key=value'), schedule: z.string(), keep: z.string().optional() }))
     .optional(),
+  pools: z
+    .record(
+      poolName,
+      z.strictObject({
+        kind: z.literal('dir', { message: 'the only pool kind is dir' }).default('dir'),
+        path: absPath('path'),
+        shared: z.boolean().default(false),
+        mount: z
+          .strictObject({
+            type: z.string().regex(/^[a-z0-9.]+$/, 'a filesystem type such as glusterfs, nfs, none'),
+            device: z.string().min(1),
+            options: z.string().optional(),
+          })
+          .optional(),
+      }),
+    )
+    .optional(),
+  defaultPool: poolName.optional(),
+  heartbeatInterval: z.string().optional(),
+  nodeTimeout: z.string().optional(),
 });
 
 export type ConfigInput = z.infer<typeof fileSchema>;
 
-export const DEFAULTS: Required<ConfigInput> = BUILTIN_DEFAULTS;
+export const DEFAULTS = BUILTIN_DEFAULTS;
 
 function check(input: unknown, source: string): ConfigInput {
   const r = fileSchema.safeParse(input ?? {});
@@ -92,8 +128,25 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
       throw new FerryError('invalid', `${file ?? 'config'}: snapshotSchedules[${i}]: ${errorMessage(err)}`);
     }
   }
+  const pools = (merged.pools ?? {}) as Record<string, PoolConfig>;
+  const defaultPool = merged.defaultPool ?? 'local';
+  if (defaultPool !== 'local' && !pools[defaultPool]) {
+    throw new FerryError('invalid', `${file ?? 'config'}: defaultPool ${defaultPool} is not a configured pool (pools: local${Object.keys(pools).map((p) => ', ' + p).join('')})`);
+  }
+  for (const [name, p] of Object.entries(pools)) {
+    if (p.mount && !p.shared) throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: mount: is for shared pools; add shared: true`);
+  }
+  const heartbeatIntervalMs = parseDuration(merged.heartbeatInterval, 'heartbeatInterval');
+  const nodeTimeoutMs = parseDuration(merged.nodeTimeout, 'nodeTimeout');
+  if (heartbeatIntervalMs < 100 || nodeTimeoutMs < 2 * heartbeatIntervalMs) {
+    throw new FerryError('invalid', `${file ?? 'config'}: nodeTimeout (${merged.nodeTimeout}) must be at least twice heartbeatInterval (${merged.heartbeatInterval}), which must be at least 100ms`);
+  }
   return {
     ...merged,
+    pools,
+    defaultPool,
+    heartbeatIntervalMs,
+    nodeTimeoutMs,
     trashRetentionMs: parseDuration(merged.trashRetention, 'trashRetention'),
     ...(file ? { configFile: file } : {}),
   };

@@ -10,6 +10,7 @@ import { SnapshotScheduler } from '../snapshots/scheduler.js';
 import { DirPool } from '../pools/dir.js';
 import type { Pool } from '../pools/pool.js';
 import { DockerClient } from '../docker/client.js';
+import { Cluster } from '../cluster/cluster.js';
 import { buildPluginServer } from '../plugin/server.js';
 import { buildApiServer } from '../api/server.js';
 import { listenUnix } from '../util/unix-listen.js';
@@ -29,13 +30,25 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const t0 = performance.now();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
+  for (const [name, p] of Object.entries(config.pools)) {
+    pools.set(name, new DirPool(name, p.path, { shared: p.shared, ...(p.mount ? { mount: p.mount } : {}) }));
+  }
+  const cluster = new Cluster([...pools.values()], {
+    node: config.node,
+    version: VERSION,
+    heartbeatMs: config.heartbeatIntervalMs,
+    nodeTimeoutMs: config.nodeTimeoutMs,
+    log,
+  });
   const docker = new DockerClient(config.dockerHost);
   let snapshots: SnapshotService | undefined;
   const service = new VolumeService({
     catalog: new Catalog(join(config.dataDir, 'catalog')),
     pools,
-    defaultPool: 'local',
+    defaultPool: config.defaultPool,
     node: config.node,
+    cluster,
+    roDir: join(config.dataDir, 'ro'),
     trashRetentionMs: config.trashRetentionMs,
     docker,
     log,
@@ -44,9 +57,16 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   snapshots = new SnapshotService(service, log, docker);
   await service.start();
   await snapshots.recover();
+  // shared pools: beat, learn the cluster's volumes and re-publish what is mounted here, before Docker can ask
+  cluster.onTick = () => service.refreshAttachments();
+  await cluster.start();
+  for (const p of pools.values()) {
+    const st = await p.status();
+    if (!st.ok) log.error({ pool: p.name, problem: st.problem }, 'pool is not usable; its volumes cannot be created or mounted until it is');
+  }
   const scheduler = new SnapshotScheduler(service, snapshots, config.snapshotSchedules, log);
 
-  const plugin = buildPluginServer({ service, log, scope: () => 'local' });
+  const plugin = buildPluginServer({ service, log, scope: () => (cluster.active ? 'global' : 'local') });
   const api = buildApiServer(
     service,
     snapshots,
@@ -61,6 +81,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       trashRetention: config.trashRetention,
     },
     log,
+    cluster,
   );
   const servers: Array<[FastifyInstance, string]> = [];
   try {
@@ -91,6 +112,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       (stopping ??= (async () => {
         clearInterval(sweep);
         await scheduler.stop();
+        await cluster.stop();
         // Plugin first so Docker stops sending work, then the API; in-flight requests finish.
         for (const [server, path] of [...servers].reverse()) {
           await server.close();

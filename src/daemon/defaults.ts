@@ -13,4 +13,8 @@ export const BUILTIN_DEFAULTS = {
   trashRetention: '24h',
   logLevel: 'info' as const,
   snapshotSchedules: [] as Array<{ label: string; schedule: string; keep?: string }>,
+  pools: {},
+  defaultPool: 'local',
+  heartbeatInterval: '5s',
+  nodeTimeout: '30s',
 };

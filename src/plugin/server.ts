@@ -54,23 +54,23 @@ export function buildPluginServer({ service, log, scope }: PluginServerOptions):
       await service.unmount(str(b, 'Name'), b.ID);
       return { Err: '' };
     },
-    '/VolumeDriver.Path': (b) => ({ Mountpoint: service.path(str(b, 'Name')), Err: '' }),
-    '/VolumeDriver.Get': (b) => {
-      const v = service.get(str(b, 'Name'));
+    '/VolumeDriver.Path': async (b) => ({ Mountpoint: (await service.lookup(str(b, 'Name'))).mountpoint, Err: '' }),
+    '/VolumeDriver.Get': async (b) => {
+      const v = await service.lookup(str(b, 'Name'));
       return {
         Volume: {
           Name: v.name,
           Mountpoint: v.mountpoint,
           CreatedAt: v.createdAt,
-          Status: { pool: v.pool, node: v.node, mounts: v.mounts, options: v.options },
+          Status: { pool: v.pool, node: v.node, access: v.access, mounts: v.mounts, options: v.options },
         },
         Err: '',
       };
     },
-    '/VolumeDriver.List': () => ({
-      Volumes: service.list().map((v) => ({ Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt })),
-      Err: '',
-    }),
+    '/VolumeDriver.List': async () => {
+      await service.syncAll();
+      return { Volumes: service.list().map((v) => ({ Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt })), Err: '' };
+    },
   };
 
   const send = (reply: FastifyReply, status: number, body: Body) =>

@@ -1,37 +1,133 @@
-import { chmod, chown, lstat, mkdir, readdir, rename, stat, statfs } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, rename, stat, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { fsyncDir } from '../util/atomic.js';
+import { execProgram } from '../util/exec.js';
+import { mountOf, withTimeout } from '../util/mounts.js';
 import type { VolumeOptions } from '../volumes/options.js';
 import type { Pool, PoolStatus } from './pool.js';
 import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from '../snapshots/methods.js';
 
+/** How ferryd mounts a shared pool's filesystem itself (`mount -t TYPE -o OPTIONS DEVICE PATH`). */
+export interface PoolMountSpec {
+  type: string;
+  device: string;
+  options?: string;
+}
+
+export interface DirPoolSpec {
+  /** Every host mounts the same filesystem at `root` (NFS, GlusterFS, CephFS...). */
+  shared?: boolean;
+  mount?: PoolMountSpec;
+}
+
+/** The file that proves a shared pool's filesystem is mounted: it lives on the share, not in the bare mountpoint. */
+export const POOL_MARKER = '.ferry-pool';
+
 /**
  * A pool of plain directories: ROOT/volumes/NAME/data is what Docker bind-mounts, ROOT/trash/ID holds
  * removed volumes until they are purged. Moves are renames inside one filesystem, so they are atomic.
+ *
+ * A shared pool is only used while its filesystem is really mounted, which the marker file ROOT/.ferry-pool
+ * proves: under a dead mount the directory is an empty local one, and nothing may be written there.
  */
 export class DirPool implements Pool {
   readonly kind = 'dir';
+  readonly shared: boolean;
   private readonly live: string;
   private readonly trash: string;
   private method: SnapshotMethod | undefined;
+  private problem: string | undefined;
 
   constructor(
     readonly name: string,
     readonly root: string,
+    private readonly spec: DirPoolSpec = {},
   ) {
     this.live = join(root, 'volumes');
     this.trash = join(root, 'trash');
+    this.shared = spec.shared ?? false;
   }
 
   async init(): Promise<void> {
+    if (this.shared && !(await this.checkShare())) return; // ferryd still starts; the pool says why it is down
     await mkdir(this.live, { recursive: true, mode: 0o700 });
     await mkdir(this.trash, { recursive: true, mode: 0o700 });
     this.method = METHODS[await detectMethod(this.root)];
   }
 
+  /**
+   * Is the shared filesystem there? Mounts it when the pool says how, and marks a share on first use.
+   * Returns false (and remembers why) when it is not; never writes into a bare mountpoint.
+   */
+  async checkShare(): Promise<boolean> {
+    const marker = join(this.root, POOL_MARKER);
+    const present = async () => {
+      try {
+        await withTimeout(stat(marker), 5000, `${marker} did not answer in 5 s (a hung network filesystem?)`);
+        return true;
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) return false;
+        throw err;
+      }
+    };
+    try {
+      if (await present()) return this.healthy();
+      if (this.spec.mount) {
+        const m = this.spec.mount;
+        await mkdir(this.root, { recursive: true });
+        // a dead FUSE mount ("transport endpoint is not connected") must go before mounting again
+        if ((await mountOf(this.root)).mountPoint === this.root) await execProgram('umount', ['-l', this.root]).catch(() => undefined);
+        await execProgram('mount', ['-t', m.type, ...(m.options ? ['-o', m.options] : []), m.device, this.root], { timeoutMs: 60_000 });
+        if (await present()) return this.healthy();
+        if ((await mountOf(this.root)).mountPoint !== this.root) throw new Error(`mount -t ${m.type} ${m.device} ${this.root} left nothing mounted there`);
+        await this.mark(marker, `mounted ${m.type} ${m.device} here`);
+        return this.healthy();
+      }
+      const m = await mountOf(this.root);
+      if (m.mountPoint === '/') {
+        throw new Error(
+          `${this.root} is on the root filesystem, not on a mounted share, and has no ${POOL_MARKER} marker: ` +
+            `mount the share there (or give the pool a mount: setting so ferryd mounts it); if this directory really is shared by every host, create the marker: touch ${marker}`,
+        );
+      }
+      await this.mark(marker, `first use on ${m.fsType} mounted at ${m.mountPoint}`);
+      return this.healthy();
+    } catch (err) {
+      this.problem = `shared filesystem not mounted: ${errorMessage(err)}`;
+      return false;
+    }
+  }
+
+  private healthy(): true {
+    this.problem = undefined;
+    return true;
+  }
+
+  private async mark(marker: string, why: string): Promise<void> {
+    await writeFile(marker, JSON.stringify({ pool: this.name, createdAt: new Date().toISOString(), why }) + '\n', { flag: 'wx' }).catch((err) => {
+      if (!isErrno(err, 'EEXIST')) throw err; // another host marked it at the same moment
+    });
+  }
+
+  /** Throws `unavailable` when the pool cannot be used now (shared filesystem missing). */
+  async checkAvailable(): Promise<void> {
+    if (this.shared) {
+      const wasDown = this.problem !== undefined || !this.method;
+      if (!(await this.checkShare())) {
+        throw new FerryError('unavailable', `pool ${this.name} is not usable: ${this.problem}; nothing was written`);
+      }
+      if (wasDown) await this.init();
+    }
+  }
+
+  /** Why the pool is down, or undefined. */
+  get down(): string | undefined {
+    return this.problem;
+  }
+
   get snapshotMethod(): SnapshotMethod {
-    if (!this.method) throw new Error(`pool ${this.name} is not initialised`);
+    if (!this.method) throw new FerryError('unavailable', `pool ${this.name} is not usable: ${this.problem ?? 'not initialised'}`);
     return this.method;
   }
 
@@ -44,6 +140,7 @@ export class DirPool implements Pool {
   }
 
   async create(volume: string, opts: VolumeOptions, from?: string): Promise<void> {
+    await this.checkAvailable();
     const dir = join(this.live, volume);
     try {
       await mkdir(dir, { mode: 0o700 });
@@ -71,6 +168,7 @@ export class DirPool implements Pool {
   }
 
   async checkMountable(volume: string): Promise<void> {
+    await this.checkAvailable();
     try {
       const st = await stat(this.mountpoint(volume));
       if (!st.isDirectory()) throw new Error('not a directory');
@@ -105,6 +203,7 @@ export class DirPool implements Pool {
   }
 
   async listLive(): Promise<string[]> {
+    if (this.problem) return [];
     return (await readdir(this.live, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
   }
 
@@ -113,7 +212,8 @@ export class DirPool implements Pool {
   }
 
   async status(): Promise<PoolStatus> {
-    const base = { name: this.name, kind: this.kind, path: this.root };
+    const base = { name: this.name, kind: this.kind, path: this.root, shared: this.shared, ...(this.spec.mount ? { mount: `${this.spec.mount.type} ${this.spec.mount.device}` } : {}) };
+    if (this.shared && !(await this.checkShare())) return { ...base, snapshotMethod: this.method?.name ?? 'unknown', ok: false, problem: this.problem! };
     try {
       const fs = await statfs(this.root);
       const totalBytes = fs.blocks * fs.bsize;

@@ -11,6 +11,10 @@ export interface PoolStatus {
   name: string;
   kind: string;
   path: string;
+  /** Every host mounts the same filesystem (the catalog of its volumes lives in it). */
+  shared: boolean;
+  /** How ferryd mounts it, when it does. */
+  mount?: string;
   ok: boolean;
   /** How snapshots are made: btrfs, reflink or hardlink. */
   snapshotMethod?: string;
@@ -26,6 +30,12 @@ export interface PoolStatus {
 export interface Pool {
   readonly name: string;
   readonly kind: string;
+  /** Every host sees the same data (a shared filesystem). */
+  readonly shared: boolean;
+  /** The pool's root directory. */
+  readonly root: string;
+  /** Throws `unavailable` when the pool cannot be used now (e.g. its shared filesystem is not mounted). */
+  checkAvailable(): Promise<void>;
   /** Prepare the pool (directories, checks). */
   init(): Promise<void>;
   /** How this pool makes snapshots (known after init). */

@@ -264,6 +264,7 @@ export class SnapshotService {
    */
   private async switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>): Promise<T> {
     const rec0 = this.volumes.recordOf(volume);
+    await this.volumes.refuseIfUsedElsewhere(rec0, what);
     let stopped: ContainerRef[] = [];
     if (Object.keys(rec0.mounts).length > 0) {
       const users = ((await this.volumes.containersUsing(volume)) ?? []).filter((c) => c.state === 'running' || c.state === 'paused');
@@ -283,6 +284,7 @@ export class SnapshotService {
       return await this.volumes.withLock(volume, async () => {
         const rec = this.volumes.recordOf(volume);
         if (Object.keys(rec.mounts).length > 0) throw new FerryError('in_use', `volume ${volume} was mounted again meanwhile; nothing changed`);
+        await this.volumes.refuseIfUsedElsewhere(rec, what);
         return fn(rec);
       });
     } finally {
@@ -324,7 +326,8 @@ export class SnapshotService {
    * tells whether there is anything to do; volumes are checked in parallel (start-up is one of Docker's waits).
    */
   async recover(): Promise<void> {
-    await forEachLimit(this.volumes.list(), 64, async (v) => {
+    // In a shared pool another node may be snapshotting right now: its work in progress is not ours to judge.
+    await forEachLimit(this.volumes.list().filter((v) => !v.shared), 64, async (v) => {
       const rec = this.volumes.recordOf(v.name);
       const { root, snaps, data, restoreMarker } = this.dirs(rec);
       const top = await readdir(root).catch(() => [] as string[]);

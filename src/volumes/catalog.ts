@@ -94,7 +94,10 @@ class RecordStore<T> {
     await forEachLimit(files, 64, async (entry) => {
       try {
         const value = await readJson<T>(join(this.dir, entry));
-        if (value !== undefined) this.items.set(entry.slice(0, -'.json'.length), value);
+        if (value !== undefined) {
+          this.items.set(entry.slice(0, -'.json'.length), value);
+          this.onDisk.add(entry.slice(0, -'.json'.length));
+        }
       } catch {
         bad.push(join(this.dir, entry));
       }
@@ -118,10 +121,33 @@ class RecordStore<T> {
     return this.items.size;
   }
 
+  /** Entries known to be in a file (loaded or saved); `put` entries are in memory only. */
+  private readonly onDisk = new Set<string>();
+
+  isOnDisk(key: string): boolean {
+    return this.onDisk.has(key);
+  }
+
+  /** Cache an entry in memory only (a record whose truth lives elsewhere, e.g. in a shared pool). */
+  put(key: string, value: T): void {
+    this.items.set(key, value);
+  }
+
+  /** Forget an entry; deletes its file if it has one. */
+  async forget(key: string): Promise<void> {
+    if (this.onDisk.has(key)) return this.save(key, undefined);
+    this.items.delete(key);
+  }
+
   /** Set (or with undefined, delete) an entry and resolve when that state is durable. */
   save(key: string, value: T | undefined): Promise<void> {
-    if (value === undefined) this.items.delete(key);
-    else this.items.set(key, value);
+    if (value === undefined) {
+      this.items.delete(key);
+      this.onDisk.delete(key);
+    } else {
+      this.items.set(key, value);
+      this.onDisk.add(key);
+    }
     let file = this.files.get(key);
     if (!file) {
       file = new RecordFile(join(this.dir, `${key}.json`), () => this.items.get(key));

@@ -3,8 +3,13 @@ import { parseSchedule } from '../snapshots/schedule.js';
 import { formatKeepPolicy, parseKeepPolicy } from '../snapshots/retention.js';
 
 /** What `-o key=value` may say at create time. Parsed once, stored in the catalog. */
+export type AccessMode = 'rwx' | 'rwo' | 'rox';
+export const ACCESS_MODES: readonly AccessMode[] = ['rwx', 'rwo', 'rox'];
+
 export interface VolumeOptions {
   pool?: string;
+  /** rwx: many hosts read and write (default); rwo: one host at a time; rox: many hosts, read-only. */
+  access?: AccessMode;
   /** Clone: start as a writable copy of snapshot SNAP of volume VOL (`VOL@SNAP`). */
   from?: string;
   uid?: number;
@@ -25,6 +30,12 @@ function intInRange(value: string, key: string): number {
 }
 
 const parsers: Record<keyof VolumeOptions, Parser> = {
+  access: (v, k) => {
+    if (!(ACCESS_MODES as readonly string[]).includes(v)) {
+      throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: expected rwx (many hosts read and write), rwo (one host at a time) or rox (many hosts, read-only)`);
+    }
+    return v;
+  },
   pool: (v, k) => {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v)) throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: not a pool name`);
     return v;

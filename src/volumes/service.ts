@@ -1,11 +1,16 @@
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Catalog, TRASH_ID_PATTERN, type TrashRecord, type VolumeRecord } from './catalog.js';
 import { checkVolumeName } from './names.js';
-import { parseVolumeOptions, type VolumeOptions } from './options.js';
+import { parseVolumeOptions, type AccessMode, type VolumeOptions } from './options.js';
+import { dropReadOnlyView, ensureReadOnlyView } from './ro-view.js';
 import type { Pool, PoolStatus } from '../pools/pool.js';
 import type { ContainerRef, DockerClient } from '../docker/client.js';
+import type { AttachmentStatus, Cluster } from '../cluster/cluster.js';
+import type { SharedRecord } from '../cluster/shared-store.js';
 import { KeyedLock } from '../util/keyed-lock.js';
-import { FerryError, errorMessage } from '../util/errors.js';
+import { forEachLimit } from '../util/parallel.js';
+import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 
 export interface VolumeInfo {
   name: string;
@@ -15,7 +20,11 @@ export interface VolumeInfo {
   node: string;
   options: VolumeOptions;
   labels: Record<string, string>;
-  /** Number of Docker mounts (reference count). */
+  /** rwx, rwo or rox (see docs/shared-pools.md). */
+  access: AccessMode;
+  /** In a shared pool: every host of the cluster sees it. */
+  shared: boolean;
+  /** Number of Docker mounts on this node (reference count). */
   mounts: number;
   mountIds: string[];
 }
@@ -46,6 +55,10 @@ export interface ServiceDeps {
   now?: () => number;
   /** Find the snapshot tree a clone (`-o from=VOL@SNAP`) starts from. */
   resolveClone?: (from: string) => Promise<{ pool: string; tree: string }>;
+  /** Shared pools: the catalog, attachments and rwo locks that every host sees. */
+  cluster?: Cluster;
+  /** Where read-only views of rox volumes are mounted (DATA_DIR/ro). */
+  roDir?: string;
 }
 
 /**
@@ -80,14 +93,26 @@ export class VolumeService {
     return {
       name: rec.name,
       pool: rec.pool,
-      mountpoint: this.pool(rec.pool).mountpoint(rec.name),
+      mountpoint: this.mountpointOf(rec),
       createdAt: rec.createdAt,
       node: rec.node,
       options: rec.options,
       labels: rec.labels,
+      access: accessOf(rec),
+      shared: this.isShared(rec.pool),
       mounts: Object.keys(rec.mounts).length,
       mountIds: Object.keys(rec.mounts),
     };
+  }
+
+  private isShared(pool: string): boolean {
+    return this.deps.cluster?.isShared(pool) ?? false;
+  }
+
+  /** Where Docker finds the data: the pool's directory, or for rox volumes the node's read-only view of it. */
+  private mountpointOf(rec: VolumeRecord): string {
+    if (accessOf(rec) === 'rox' && this.deps.roDir) return join(this.deps.roDir, rec.name);
+    return this.pool(rec.pool).mountpoint(rec.name);
   }
 
   private record(name: string): VolumeRecord {
@@ -144,6 +169,8 @@ export class VolumeService {
       }
     }
     for (const [poolName, pool] of this.deps.pools) {
+      // In a shared pool a directory without a record may be a create in progress on another host.
+      if (this.isShared(poolName)) continue;
       for (const name of await pool.listLive()) {
         if (this.catalog.volumes.get(name)) continue;
         this.log.warn({ volume: name, pool: poolName }, 'recovery: adopting a volume directory that had no catalog record');
@@ -183,7 +210,7 @@ export class VolumeService {
     const poolName = opts.pool ?? this.deps.defaultPool;
     const pool = this.pool(poolName);
     return this.lock.run(name, async () => {
-      const existing = this.catalog.volumes.get(name);
+      const existing = await this.sync(name);
       if (existing) {
         const same = JSON.stringify({ ...existing.options, pool: existing.pool }) === JSON.stringify({ ...opts, pool: poolName });
         if (ifMissing && same) return this.info(existing);
@@ -195,8 +222,186 @@ export class VolumeService {
           return this.createLocked(name, { ...opts, pool: source.pool }, labels, source);
         }
       }
+      if (this.isShared(poolName)) return this.createShared(name, opts, labels, ifMissing, source);
       return this.createLocked(name, opts, labels, source);
     });
+  }
+
+  /**
+   * Create in a shared pool, where another host may create the same name at the same moment: the
+   * volume directory (mkdir is atomic) decides who creates, the record published with link(2) makes it
+   * visible. The loser waits for the winner's record: same options and `ifMissing` (Docker's Create)
+   * is a success, anything else an `exists` error. Exactly one volume either way.
+   */
+  private async createShared(name: string, opts: VolumeOptions, labels: Record<string, string>, ifMissing: boolean, source?: { pool: string; tree: string }): Promise<VolumeInfo> {
+    const poolName = opts.pool ?? this.deps.defaultPool;
+    const store = await this.deps.cluster!.store(poolName);
+    try {
+      await this.pool(poolName).create(name, opts, source?.tree);
+    } catch (err) {
+      if (!(err instanceof FerryError && err.code === 'exists')) throw err;
+      let theirs: SharedRecord | undefined;
+      for (const deadline = this.now() + 15_000; !(theirs = await store.read(name)) && this.now() < deadline; ) await sleep(100);
+      if (!theirs) {
+        throw new FerryError('exists', `pool ${poolName} holds a directory for ${name} without a record: a create on another node is in progress or crashed; retry, or look at ${this.pool(poolName).volumeRoot(name)}`);
+      }
+      const rec: VolumeRecord = { ...theirs, mounts: {} };
+      this.catalog.volumes.put(name, rec);
+      const same = JSON.stringify({ ...theirs.options, pool: theirs.pool }) === JSON.stringify({ ...opts, pool: poolName });
+      if (ifMissing && same) return this.info(rec);
+      throw new FerryError('exists', `volume ${name} already exists (created on node ${theirs.node}${same ? '' : ' with other options'}); remove it first or pick another name`);
+    }
+    const rec: VolumeRecord = { name, pool: poolName, createdAt: new Date(this.now()).toISOString(), node: this.deps.node, options: opts, labels, mounts: {} };
+    if (!(await store.publish(sharedPart(rec)))) {
+      // a record without a directory (its data vanished): keep both for the operator, make nothing
+      await this.pool(poolName).moveToTrash(name, `${name}@${this.now()}`).catch(() => undefined);
+      throw new FerryError('exists', `pool ${poolName} already has a record for ${name}; remove it first (\`ferry volume rm ${name}\`)`);
+    }
+    this.catalog.volumes.put(name, rec);
+    this.log.info({ volume: name, pool: poolName, options: opts }, 'volume created in a shared pool');
+    return this.info(rec);
+  }
+
+  // ---- shared pools: the local cache follows the shared catalog -------------------------------------
+
+  /**
+   * Bring this node's cached record of `name` in line with the shared pools (callers hold its lock).
+   * A record removed or re-created elsewhere is dropped or replaced, unless this node still has it
+   * mounted. A shared pool that cannot be read changes nothing: never forget a volume because a
+   * backend is slow or down (Docker would forget it too).
+   */
+  private async sync(name: string): Promise<VolumeRecord | undefined> {
+    const cluster = this.deps.cluster;
+    const local = this.catalog.volumes.get(name);
+    if (!cluster?.active || (local && !this.isShared(local.pool))) return local;
+    for (const pool of local ? [local.pool] : cluster.sharedPools()) {
+      let shared: SharedRecord | undefined;
+      try {
+        shared = await (await cluster.store(pool)).read(name);
+      } catch {
+        continue;
+      }
+      if (local && Object.keys(local.mounts).length > 0 && shared?.createdAt !== local.createdAt) {
+        this.log.warn({ volume: name, pool }, 'volume was removed or re-created on another node while mounted here; keeping it until unmounted');
+        return local;
+      }
+      if (!shared) {
+        if (local) await this.catalog.volumes.forget(name);
+        return undefined;
+      }
+      if (local?.createdAt === shared.createdAt) return local;
+      if (local) await this.catalog.volumes.forget(name);
+      const rec: VolumeRecord = { ...shared, mounts: {} };
+      this.catalog.volumes.put(name, rec);
+      return rec;
+    }
+    return local;
+  }
+
+  private syncing: Promise<void> | undefined;
+
+  /** Learn every volume of the shared pools and drop those removed elsewhere (for List and the heartbeat). */
+  syncAll(): Promise<void> {
+    const cluster = this.deps.cluster;
+    if (!cluster?.active) return Promise.resolve();
+    return (this.syncing ??= (async () => {
+      try {
+        for (const pool of cluster.sharedPools()) {
+          let names: Set<string>;
+          try {
+            names = new Set(await (await cluster.store(pool)).names());
+          } catch {
+            continue;
+          }
+          const added = [...names].filter((n) => !this.catalog.volumes.has(n));
+          const gone = this.catalog.volumes.values().filter((r) => r.pool === pool && !names.has(r.name)).map((r) => r.name);
+          await forEachLimit([...added, ...gone], 32, (n) => this.lock.run(n, async () => void (await this.sync(n))));
+        }
+      } finally {
+        this.syncing = undefined;
+      }
+    })());
+  }
+
+  /** The volume, looking it up in the shared pools when this node does not know it yet. */
+  async lookup(nameIn: unknown): Promise<VolumeInfo> {
+    const name = checkVolumeName(nameIn);
+    if (!this.catalog.volumes.has(name) && this.deps.cluster?.active) await this.lock.run(name, () => this.sync(name));
+    return this.get(name);
+  }
+
+  /** Refuse when a live node other than this one has the volume mounted. */
+  async refuseIfUsedElsewhere(rec: VolumeRecord, what: string): Promise<void> {
+    if (!this.isShared(rec.pool)) return;
+    const elsewhere = await this.deps.cluster!.usedElsewhere(rec.pool, rec);
+    if (elsewhere.length === 0) return;
+    const who = elsewhere.map((a) => `node ${a.node} (${a.containers.length ? a.containers.join(', ') : `${a.mountIds.length} mount(s)`})`).join(', ');
+    throw new FerryError('in_use', `volume ${rec.name} is in use on ${who}; stop those containers before you ${what}`, { attachments: elsewhere });
+  }
+
+  /** Attachments of every volume of the shared pools (for listings), by volume name. */
+  async attachmentsByVolume(): Promise<Map<string, AttachmentStatus[]>> {
+    const out = new Map<string, AttachmentStatus[]>();
+    const cluster = this.deps.cluster;
+    if (!cluster?.active) return out;
+    for (const pool of cluster.sharedPools()) {
+      let all: AttachmentStatus[];
+      try {
+        all = await cluster.attachments(pool);
+      } catch {
+        continue;
+      }
+      for (const a of all) {
+        const rec = this.catalog.volumes.get(a.volume);
+        if (rec && rec.createdAt !== a.createdAt) continue; // of an older incarnation of the name
+        out.set(a.volume, [...(out.get(a.volume) ?? []), a]);
+      }
+    }
+    return out;
+  }
+
+  private readonly containerNames = new Map<string, string[]>();
+
+  /** Publish this node's use of a shared volume (or withdraw it when unmounted). */
+  private async publishAttachment(rec: VolumeRecord): Promise<void> {
+    if (!this.isShared(rec.pool)) return;
+    const store = await this.deps.cluster!.store(rec.pool);
+    const mounts = Object.entries(rec.mounts);
+    if (mounts.length === 0) return store.detach(rec.name, this.deps.node);
+    await store.attach({
+      node: this.deps.node,
+      volume: rec.name,
+      createdAt: rec.createdAt,
+      access: accessOf(rec),
+      mountIds: mounts.map(([id]) => id),
+      containers: this.containerNames.get(rec.name) ?? [],
+      since: mounts.map(([, m]) => m.since).sort()[0]!,
+      updatedAt: new Date(this.now()).toISOString(),
+    });
+  }
+
+  /**
+   * Heartbeat work: learn the shared catalog, re-publish this node's attachments with the names of the
+   * containers (asked of Docker here, not on the Mount path), and hold the rwo volumes mounted here.
+   */
+  async refreshAttachments(): Promise<void> {
+    await this.syncAll();
+    const cluster = this.deps.cluster!;
+    for (const rec of this.catalog.volumes.values()) {
+      if (!this.isShared(rec.pool) || Object.keys(rec.mounts).length === 0) continue;
+      await this.lock.run(rec.name, async () => {
+        const users = (await this.containersUsing(rec.name))?.map((c) => c.name).sort();
+        if (users) this.containerNames.set(rec.name, users);
+        if (accessOf(rec) === 'rwo' && !(await cluster.stillHeld(rec.pool, rec.name))) {
+          try {
+            await cluster.acquire(rec.pool, rec);
+          } catch (err) {
+            this.log.error({ volume: rec.name, err: errorMessage(err) }, 'an rwo volume mounted here is held by another node');
+          }
+        }
+        await this.publishAttachment(rec);
+      }).catch((err) => this.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not publish attachment'));
+    }
   }
 
   private async createLocked(name: string, opts: VolumeOptions, labels: Record<string, string>, source?: { pool: string; tree: string }): Promise<VolumeInfo> {
@@ -257,11 +462,25 @@ export class VolumeService {
     const name = checkVolumeName(nameIn);
     const mountId = checkMountId(id);
     const { durable, mountpoint } = await this.lock.run(name, async () => {
-      const rec = this.record(name);
+      const rec = (await this.sync(name)) ?? this.record(name);
       const pool = this.pool(rec.pool);
       await pool.checkMountable(name);
+      const shared = this.isShared(rec.pool);
+      const first = Object.keys(rec.mounts).length === 0;
+      if (shared && accessOf(rec) === 'rwo' && !(await this.deps.cluster!.stillHeld(rec.pool, name))) await this.deps.cluster!.acquire(rec.pool, rec);
+      try {
+        if (accessOf(rec) === 'rox' && this.deps.roDir) await ensureReadOnlyView(pool.mountpoint(name), this.mountpointOf(rec));
+        // the journal's entries of a volume count only if its record is on this node's disk too
+        if (shared && !this.catalog.volumes.isOnDisk(name)) await this.catalog.volumes.save(name, rec);
+      } catch (err) {
+        if (first) await this.letGo(rec);
+        throw err;
+      }
       const durable = rec.mounts[mountId] ? Promise.resolve() : this.catalog.changeMount(rec, mountId, '+', new Date(this.now()).toISOString());
-      return { durable, mountpoint: pool.mountpoint(name) };
+      if (shared) {
+        await this.publishAttachment(rec).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not publish attachment'));
+      }
+      return { durable, mountpoint: this.mountpointOf(rec) };
     });
     // Wait outside the lock: concurrent Mounts of this volume share one journal flush.
     await this.persisted(name, durable);
@@ -280,9 +499,23 @@ export class VolumeService {
         this.log.debug({ volume: name, id: mountId }, 'unmount of an unknown mount ID accepted');
         return { durable: Promise.resolve() };
       }
-      return { durable: this.catalog.changeMount(rec, mountId, '-', new Date(this.now()).toISOString()) };
+      const durable = this.catalog.changeMount(rec, mountId, '-', new Date(this.now()).toISOString());
+      if (Object.keys(rec.mounts).length === 0) await this.letGo(rec);
+      else await this.publishAttachment(rec).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not publish attachment'));
+      return { durable };
     });
     await this.persisted(name, durable);
+  }
+
+  /** The last mount on this node is gone: drop the read-only view, the attachment and the rwo lock. */
+  private async letGo(rec: VolumeRecord): Promise<void> {
+    const steps: Array<[string, () => Promise<void>]> = [];
+    if (accessOf(rec) === 'rox' && this.deps.roDir) steps.push(['drop read-only view', () => dropReadOnlyView(this.mountpointOf(rec))]);
+    if (this.isShared(rec.pool)) {
+      steps.push(['withdraw attachment', () => this.publishAttachment(rec)]);
+      if (accessOf(rec) === 'rwo') steps.push(['release rwo lock', () => this.deps.cluster!.release(rec.pool, rec.name)]);
+    }
+    for (const [what, step] of steps) await step().catch((err) => this.log.warn({ volume: rec.name, err: errorMessage(err) }, `could not ${what}`));
   }
 
   private async persisted(name: string, durable: Promise<void>): Promise<void> {
@@ -308,7 +541,8 @@ export class VolumeService {
     const name = checkVolumeName(nameIn);
     const users = await this.containersUsing(name);
     return this.lock.run(name, async () => {
-      const rec = this.record(name);
+      const rec = (await this.sync(name)) ?? this.record(name);
+      await this.refuseIfUsedElsewhere(rec, 'remove it');
       const mountIds = Object.keys(rec.mounts);
       const running = (users ?? []).filter((c) => c.state === 'running' || c.state === 'paused' || c.state === 'restarting');
       if ((mountIds.length > 0 && !force) || running.length > 0) {
@@ -333,6 +567,8 @@ export class VolumeService {
         volume: { ...rec, mounts: {} },
       };
       await this.catalog.trash.save(trash.id, trash);
+      // shared: withdraw the record first, so no host mounts the volume while its data moves away
+      if (this.isShared(rec.pool)) await (await this.deps.cluster!.store(rec.pool)).unpublish(name, rec.createdAt);
       await pool.moveToTrash(name, trash.id);
       await this.catalog.volumes.save(name, undefined);
       if (purge) {
@@ -373,7 +609,7 @@ export class VolumeService {
     const name = checkVolumeName(as ?? t.volume.name);
     return this.lock.run(name, async () => {
       if (!this.catalog.trash.get(t.id)) throw new FerryError('not_found', `trash entry ${t.id} was purged meanwhile`);
-      if (this.catalog.volumes.get(name)) {
+      if (await this.sync(name)) {
         throw new FerryError('exists', `a volume named ${name} exists again; undelete under another name with --as NEW_NAME`);
       }
       const pool = this.pool(t.volume.pool);
@@ -383,7 +619,13 @@ export class VolumeService {
         await pool.restoreFromTrash(t.id, name);
       } catch (err) {
         await this.catalog.volumes.save(name, undefined);
+        if (isErrno(err, 'ENOTEMPTY') || isErrno(err, 'EEXIST')) throw new FerryError('exists', `pool ${rec.pool} holds a volume ${name} again; undelete under another name with --as NEW_NAME`);
         throw err;
+      }
+      if (this.isShared(rec.pool) && !(await (await this.deps.cluster!.store(rec.pool)).publish(sharedPart(rec)))) {
+        await pool.moveToTrash(name, t.id);
+        await this.catalog.volumes.save(name, undefined);
+        throw new FerryError('exists', `another node created a volume named ${name} meanwhile; undelete under another name with --as NEW_NAME`);
       }
       await this.catalog.trash.save(t.id, undefined);
       this.log.info({ volume: name, trash: t.id }, 'volume restored from the trash');
@@ -448,6 +690,17 @@ function checkMountId(id: unknown): string {
   }
   return id;
 }
+
+function accessOf(rec: VolumeRecord): AccessMode {
+  return rec.options.access ?? 'rwx';
+}
+
+function sharedPart(rec: VolumeRecord): SharedRecord {
+  const { mounts: _mounts, ...rest } = rec;
+  return rest;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function trashInfo(t: TrashRecord): TrashInfo {
   return { id: t.id, name: t.volume.name, pool: t.volume.pool, removedAt: t.removedAt, expiresAt: t.expiresAt };

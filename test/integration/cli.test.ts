@@ -19,8 +19,8 @@ describe('ferry CLI against a real ferryd', () => {
     assert.equal(c.code, 0, c.stderr);
     assert.equal(c.stdout, 'web-data\n');
     const ls = await f.cli('volume', 'ls');
-    assert.match(ls.stdout, /^NAME\s+POOL\s+MOUNTS\s+CREATED\n/);
-    assert.match(ls.stdout, /^web-data\s+local\s+0\s+/m);
+    assert.match(ls.stdout, /^NAME\s+POOL\s+ACCESS\s+MOUNTS\s+ATTACHED\s+CREATED\n/);
+    assert.match(ls.stdout, /^web-data\s+local\s+rwx\s+0\s+-\s+/m);
     const q = await f.cli('volume', 'ls', '-q');
     assert.equal(q.stdout, 'web-data\n');
     const j = JSON.parse((await f.cli('--json', 'volume', 'ls')).stdout);
@@ -43,7 +43,7 @@ describe('ferry CLI against a real ferryd', () => {
     assert.equal(bad.stdout, '');
     const opt = await f.cli('volume', 'create', 'x1', '-o', 'color=blue');
     assert.equal(opt.code, 1);
-    assert.match(opt.stderr, /unknown volume option "color"; accepted options: from, gid, mode, pool, snapshot-keep, snapshot-schedule, uid/);
+    assert.match(opt.stderr, /unknown volume option "color"; accepted options: access, from, gid, mode, pool, snapshot-keep, snapshot-schedule, uid/);
     const kv = await f.cli('volume', 'create', 'x1', '-o', 'mode');
     assert.notEqual(kv.code, 0);
     assert.match(kv.stderr, /must be written key=value/);

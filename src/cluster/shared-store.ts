@@ -1,0 +1,211 @@
+import { link, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fsyncDir, readJson, writeJsonAtomic } from '../util/atomic.js';
+import { isErrno } from '../util/errors.js';
+import type { VolumeRecord } from '../volumes/catalog.js';
+
+/** A volume's record as every host sees it: what a catalog record holds minus this node's mounts. */
+export type SharedRecord = Omit<VolumeRecord, 'mounts'>;
+
+/** A node's heartbeat, rewritten every interval. */
+export interface NodeBeat {
+  node: string;
+  pid: number;
+  version: string;
+  startedAt: string;
+  /** When the node last wrote this file (its clock, ISO 8601). */
+  lastSeen: string;
+  /** How often it writes (ms): a reader can tell a late beat from a dead node. */
+  intervalMs: number;
+}
+
+/** Which containers of one node use a volume (written by that node only). */
+export interface Attachment {
+  node: string;
+  volume: string;
+  /** The volume incarnation (its createdAt): a re-created name does not inherit attachments. */
+  createdAt: string;
+  access: string;
+  mountIds: string[];
+  containers: string[];
+  since: string;
+  updatedAt: string;
+}
+
+/** The holder of a one-host-at-a-time (rwo) volume. */
+export interface RwoLock {
+  node: string;
+  volume: string;
+  createdAt: string;
+  since: string;
+  token: string;
+}
+
+/**
+ * The state of a shared pool that every host reads and writes, in files inside the pool itself:
+ *
+ *   ROOT/catalog/NAME.json               volume records (created exclusively with link(2), then immutable)
+ *   ROOT/nodes/NODE.json                 heartbeats
+ *   ROOT/attachments/NAME/NODE.json      who uses what; each file has one writer, its node
+ *   ROOT/locks/NAME.json                 the holder of an rwo volume (created exclusively with link(2))
+ *
+ * Only operations that are atomic on POSIX filesystems and on NFS/GlusterFS are used: link(2) fails if
+ * the name exists (exactly one of two racing hosts wins), rename(2) replaces atomically, and every
+ * other file has a single writer.
+ */
+export class SharedStore {
+  readonly catalogDir: string;
+  private readonly nodesDir: string;
+  private readonly attachDir: string;
+  private readonly locksDir: string;
+
+  constructor(readonly root: string) {
+    this.catalogDir = join(root, 'catalog');
+    this.nodesDir = join(root, 'nodes');
+    this.attachDir = join(root, 'attachments');
+    this.locksDir = join(root, 'locks');
+  }
+
+  async init(): Promise<void> {
+    for (const d of [this.catalogDir, this.nodesDir, this.attachDir, this.locksDir]) await mkdir(d, { recursive: true, mode: 0o700 });
+  }
+
+  // ---- records -------------------------------------------------------------------------------------
+
+  read(name: string): Promise<SharedRecord | undefined> {
+    return readJson<SharedRecord>(join(this.catalogDir, `${name}.json`));
+  }
+
+  async names(): Promise<string[]> {
+    return (await readdir(this.catalogDir)).filter((e) => e.endsWith('.json') && !e.startsWith('.')).map((e) => e.slice(0, -5));
+  }
+
+  /** Publish a new record; false when the name is taken (by a record another host published first). */
+  async publish(rec: SharedRecord): Promise<boolean> {
+    return this.createExclusive(this.catalogDir, `${rec.name}.json`, rec);
+  }
+
+  /** Withdraw a record, only if it is still the same incarnation. */
+  async unpublish(name: string, createdAt: string): Promise<void> {
+    const cur = await this.read(name);
+    if (!cur || cur.createdAt !== createdAt) return;
+    await this.removeIfSame(this.catalogDir, `${name}.json`, (v: SharedRecord) => v.createdAt === createdAt);
+  }
+
+  // ---- nodes ---------------------------------------------------------------------------------------
+
+  beat(b: NodeBeat): Promise<void> {
+    return writeJsonAtomic(join(this.nodesDir, `${b.node}.json`), b);
+  }
+
+  async nodes(): Promise<NodeBeat[]> {
+    const out: NodeBeat[] = [];
+    for (const e of await readdir(this.nodesDir)) {
+      if (!e.endsWith('.json') || e.startsWith('.')) continue;
+      const b = await readJson<NodeBeat>(join(this.nodesDir, e)).catch(() => undefined);
+      if (b) out.push(b);
+    }
+    return out;
+  }
+
+  // ---- attachments ---------------------------------------------------------------------------------
+
+  async attach(a: Attachment): Promise<void> {
+    const dir = join(this.attachDir, a.volume);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeJsonAtomic(join(dir, `${a.node}.json`), a);
+  }
+
+  async detach(volume: string, node: string): Promise<void> {
+    try {
+      await unlink(join(this.attachDir, volume, `${node}.json`));
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+    }
+  }
+
+  async attachments(volume?: string): Promise<Attachment[]> {
+    const vols = volume ? [volume] : await readdir(this.attachDir).catch(() => [] as string[]);
+    const out: Attachment[] = [];
+    for (const v of vols) {
+      let files: string[];
+      try {
+        files = await readdir(join(this.attachDir, v));
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) continue;
+        throw err;
+      }
+      for (const f of files) {
+        if (!f.endsWith('.json') || f.startsWith('.')) continue;
+        const a = await readJson<Attachment>(join(this.attachDir, v, f)).catch(() => undefined);
+        if (a) out.push(a);
+      }
+    }
+    return out;
+  }
+
+  // ---- rwo locks -----------------------------------------------------------------------------------
+
+  readLock(volume: string): Promise<RwoLock | undefined> {
+    return readJson<RwoLock>(join(this.locksDir, `${volume}.json`));
+  }
+
+  /** Take the lock if it is free; false if somebody holds it (read it to see who). */
+  tryLock(l: RwoLock): Promise<boolean> {
+    return this.createExclusive(this.locksDir, `${l.volume}.json`, l);
+  }
+
+  /** Drop a lock, only if it is the one with `token` (never somebody else's). Returns whether it was. */
+  breakLock(volume: string, token: string): Promise<boolean> {
+    return this.removeIfSame(this.locksDir, `${volume}.json`, (l: RwoLock) => l.token === token);
+  }
+
+  // ---- primitives ----------------------------------------------------------------------------------
+
+  /** Write `value` to a private file, fsync, then link(2) it to `name`: fails (false) if `name` exists. */
+  private async createExclusive(dir: string, name: string, value: unknown): Promise<boolean> {
+    const tmp = join(dir, `.${name}.new-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      await fh.writeFile(JSON.stringify(value, null, 2) + '\n');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await link(tmp, join(dir, name));
+      await fsyncDir(dir);
+      return true;
+    } catch (err) {
+      if (isErrno(err, 'EEXIST')) return false;
+      throw err;
+    } finally {
+      await unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Remove `name` only if `same(content)`: rename it to a private name first (only one host can), check
+   * what was taken, and put it back with link(2) if it was not the expected one.
+   */
+  private async removeIfSame<T>(dir: string, name: string, same: (v: T) => boolean): Promise<boolean> {
+    const path = join(dir, name);
+    const taken = join(dir, `.${name}.gone-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      await rename(path, taken);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return false;
+      throw err;
+    }
+    const v = await readJson<T>(taken).catch(() => undefined);
+    if (v !== undefined && !same(v)) {
+      await link(taken, path).catch(() => undefined); // a new one may have been made meanwhile: it wins
+      await unlink(taken).catch(() => undefined);
+      return false;
+    }
+    await unlink(taken);
+    await fsyncDir(dir);
+    return true;
+  }
+}

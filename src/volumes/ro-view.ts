@@ -1,0 +1,25 @@
+import { mkdir, rmdir } from 'node:fs/promises';
+import { execProgram } from '../util/exec.js';
+import { mountOf } from '../util/mounts.js';
+
+/**
+ * Read-only views for `access=rox` volumes. The plugin protocol cannot ask Docker for a read-only bind,
+ * so ferryd gives Docker a path that is already a read-only bind mount of the data: whatever Docker
+ * bind-mounts from it is read-only too. The view lives on the node (DATA_DIR/ro/NAME) while mounted.
+ */
+export async function ensureReadOnlyView(source: string, view: string): Promise<void> {
+  await mkdir(view, { recursive: true, mode: 0o700 });
+  if ((await mountOf(view)).mountPoint === view) return; // still there from before a restart of ferryd
+  await execProgram('mount', ['--bind', source, view]);
+  try {
+    await execProgram('mount', ['-o', 'remount,bind,ro', view]);
+  } catch (err) {
+    await execProgram('umount', [view]).catch(() => undefined);
+    throw err;
+  }
+}
+
+export async function dropReadOnlyView(view: string): Promise<void> {
+  if ((await mountOf(view)).mountPoint === view) await execProgram('umount', [view]);
+  await rmdir(view).catch(() => undefined);
+}
