@@ -65,12 +65,13 @@ export class Cluster {
     return { heartbeatMs: this.opts.heartbeatMs, nodeTimeoutMs: this.opts.nodeTimeoutMs };
   }
 
-  /** The store of a shared pool, once its filesystem is there (throws `unavailable` otherwise). */
+  /** The store of a shared pool, while its filesystem is there (throws `unavailable` otherwise). */
   async store(pool: string): Promise<SharedStore> {
     const s = this.stores.get(pool);
     if (!s) throw new Error(`pool ${pool} is not shared`);
+    // one stat of the pool's marker: under a dead mount, "no such file" means nothing
+    await this.poolOf(pool).checkAvailable();
     if (!this.ready.has(pool)) {
-      await this.poolOf(pool).checkAvailable();
       await s.init();
       this.ready.add(pool);
       await this.beatIn(pool, s);
@@ -108,9 +109,7 @@ export class Cluster {
       try {
         for (const name of this.stores.keys()) {
           try {
-            await this.poolOf(name).checkAvailable();
-            await this.store(name);
-            await this.beatIn(name, this.stores.get(name)!);
+            await this.beatIn(name, await this.store(name));
           } catch (err) {
             this.ready.delete(name);
             this.opts.log.warn({ pool: name, err: errorMessage(err) }, 'shared pool unavailable');
