@@ -73,9 +73,10 @@ export class SnapshotScheduler {
   /** One pass over every volume; returns the number of snapshots taken. */
   async tick(): Promise<number> {
     let taken = 0;
+    const here = await this.volumes.scheduledHere();
     for (const v of this.volumes.list()) {
       const plan = this.planFor(v);
-      if (!plan) continue;
+      if (!plan || !here(v)) continue;
       try {
         if (await this.runOne(v, plan)) taken++;
       } catch (err) {

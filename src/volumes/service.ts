@@ -361,6 +361,23 @@ export class VolumeService {
     return out;
   }
 
+  /**
+   * Which volumes this node runs schedules for. A shared volume is seen by every node, but only one
+   * should snapshot it: the first (by name) live node that has it attached, or when nobody does, the
+   * first live node of the cluster.
+   */
+  async scheduledHere(): Promise<(v: VolumeInfo) => boolean> {
+    const cluster = this.deps.cluster;
+    if (!cluster?.active) return () => true;
+    const atts = await this.attachmentsByVolume();
+    const alive = (await cluster.nodes()).filter((n) => n.alive).map((n) => n.node).sort();
+    return (v) => {
+      if (!v.shared) return true;
+      const attached = (atts.get(v.name) ?? []).filter((a) => a.alive).map((a) => a.node).sort();
+      return ((attached.length ? attached : alive)[0] ?? this.deps.node) === this.deps.node;
+    };
+  }
+
   private readonly containerNames = new Map<string, string[]>();
 
   /** Publish this node's use of a shared volume (or withdraw it when unmounted). */
