@@ -7,8 +7,9 @@
  * - per host (hostA, hostB, hostC): a network namespace `ferry-ID-hostA` with `eth0` = 10.X.Y.11 (.12, .13),
  *   a veth to the bridge, no default route; and in it a DockerHost (see dockerhost.ts, LAN mode): its own
  *   mount and UTS namespaces (hostname hostA), dockerd with `--swarm-default-advertise-addr 10.X.Y.11`.
- * Everything lives under one directory (/tmp/ferry-cl-ID unless parentDir says otherwise); cgroup parents
- * are /ferry-dh-ID-hostA-XXXXXX. stop() (and sweepCluster() from a recorded ClusterState, for a process
+ * Everything lives under one directory (/tmp/ferry-cl-ID unless parentDir says otherwise; hosts in DIR/hostA
+ * ..., keep parentDir short: containerd's socket paths must fit in 104 bytes); cgroup parents are
+ * /ferry-dh-ID-hostA. stop() (and sweepCluster() from a recorded ClusterState, for a process
  * that crashed) removes all of it.
  *
  * Per host, startFerryd() runs `node ROOT/bin/ferry daemon` INSIDE the host's namespaces, with its plugin
@@ -303,6 +304,7 @@ export async function sweepCluster(state: Pick<ClusterState, 'id' | 'dir'> & Par
   }
   const nsPrefix = `ferry-${state.id}-`;
   const cgPrefix = `ferry-dh-${state.id}-`;
+  const killed = new Set<number>();
   for (let round = 0; ; round++) {
     const namespaces = await netnsWithPrefix(nsPrefix);
     const pids = new Set<number>(await pidsOfCgroups(await cgroupsWithPrefix(cgPrefix)));
@@ -312,9 +314,14 @@ export async function sweepCluster(state: Pick<ClusterState, 'id' | 'dir'> & Par
       problems.push(`processes would not die: ${[...pids].join(' ')}`);
       break;
     }
-    for (const p of pids) killQuiet(p, 'SIGKILL');
+    for (const p of pids) {
+      killed.add(p);
+      killQuiet(p, 'SIGKILL');
+    }
     await sleep(100);
   }
+  // orphans are reaped by init: wait (a little) so that no <defunct> entry of ours is left
+  for (const deadline = Date.now() + 5000; Date.now() < deadline && [...killed].some((p) => existsSync(`/proc/${p}`)); ) await sleep(100);
   for (const n of await netnsWithPrefix(nsPrefix)) {
     const r = await run('ip', ['netns', 'del', n]);
     if (r.code !== 0) problems.push(`ip netns del ${n}: ${r.stderr.trim()}`);
@@ -592,9 +599,10 @@ class ClusterImpl implements Cluster {
     const netns = await this.attachNetns(name, 11 + i);
     const engine = await startDockerHost({
       name: `${this.id}-${name}`,
+      dir: join(this.dir, name),
+      cgroupParent: `/ferry-dh-${this.id}-${name}`,
       network: { netns, ip: `${ip}/24` },
       hostname: name,
-      parentDir: this.dir,
       keepOnExit: this.keepOnExit,
       dockerdArgs,
     });

@@ -70,6 +70,13 @@ export interface DockerHostOptions {
   hostname?: string;
   /** Where the instance directory is made (default /tmp). */
   parentDir?: string;
+  /**
+   * Use exactly this instance directory (created; must not exist) instead of parentDir/ferry-dh-NAME-XXXXXX.
+   * Keep it short: containerd's sockets under DIR/exec/containerd/ must stay within 104 bytes.
+   */
+  dir?: string;
+  /** cgroup parent of the containers (default /BASENAME-OF-DIR); must be unique among running engines. */
+  cgroupParent?: string;
   /** Do not SIGTERM the engine when this process exits (for a tool that leaves engines running). */
   keepOnExit?: boolean;
 }
@@ -500,7 +507,7 @@ class Host implements DockerHost {
     this.pluginDir = join(dir, 'plugins');
     this.socket = join(dir, 'docker.sock');
     this.host = `unix://${this.socket}`;
-    this.cgroupParent = `/${basename(dir)}`;
+    this.cgroupParent = opts.cgroupParent ?? `/${basename(dir)}`;
     this.logFile = join(dir, 'dockerd.log');
     const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: this.host, DOCKER_CONFIG: join(dir, 'client-config') };
     for (const k of ['DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'DOCKER_TLS', 'COMPOSE_FILE', 'COMPOSE_PROJECT_NAME']) delete env[k];
@@ -762,7 +769,18 @@ export async function startDockerHost(opts: DockerHostOptions = {}): Promise<Doc
   if (opts.network && !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(opts.network.ip)) throw new Error(`network.ip must be an IPv4 CIDR, got ${opts.network.ip}`);
   if (opts.network && !existsSync(opts.network.netns)) throw new Error(`network namespace ${opts.network.netns} does not exist`);
   if (opts.hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(opts.hostname)) throw new Error(`bad hostname ${JSON.stringify(opts.hostname)}`);
-  const dir = await mkdtemp(join(opts.parentDir ?? '/tmp', label ? `ferry-dh-${label}-` : 'ferry-dh-'));
+  let dir: string;
+  if (opts.dir) {
+    dir = opts.dir;
+    await mkdir(dir);
+  } else {
+    dir = await mkdtemp(join(opts.parentDir ?? '/tmp', label ? `ferry-dh-${label}-` : 'ferry-dh-'));
+  }
+  const longest = join(dir, 'exec', 'containerd', 'containerd-debug.sock');
+  if (Buffer.byteLength(longest) > 104) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`instance directory ${dir} is too long: containerd's ${longest} would exceed the 104-byte unix socket path limit`);
+  }
   await chmod(dir, 0o755);
   for (const d of ['data', 'exec', 'plugins', 'etc-docker', 'client-config']) await mkdir(join(dir, d));
   installExitHook();
