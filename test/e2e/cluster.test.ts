@@ -126,6 +126,18 @@ describe('Three Docker hosts in a Swarm', { skip, timeout: 600_000 }, () => {
     // ferry on hostC answers through Docker
     await c.host('hostC').dockerOk(['volume', 'create', '-d', 'ferry', 'on-c']);
     assert.match(await c.host('hostC').dockerOk(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']), /^ferry on-c$/m);
+    // the ferryd handle: restart keeps data dir and sockets; a killed ferryd is noticed
+    const fc = c.host('hostC').ferryd!;
+    const oldPid = fc.pid;
+    await fc.restart();
+    assert.notEqual(fc.pid, oldPid);
+    assert.match((await fc.cli('volume', 'ls')).stdout, /^on-c\s+local/m);
+    fc.kill('SIGKILL');
+    await waitFor(async () => !fc.running, 'ferryd on hostC dead');
+    assert.equal(fc.pid, -1);
+    assert.equal(await fc.stop(), null);
+    await fc.restart();
+    assert.match(await c.host('hostC').dockerOk(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']), /^ferry on-c$/m);
     const t1 = Date.now();
     await c.stop();
     const down = Date.now() - t1;
@@ -139,11 +151,15 @@ describe('Three Docker hosts in a Swarm', { skip, timeout: 600_000 }, () => {
 describe('A GlusterFS volume shared by two Docker hosts', { skip: skipGluster, timeout: 600_000 }, () => {
   let c: Cluster;
   let g: Gluster;
+  const list = (d: string) => (existsSync(d) ? readdirSync(d).sort() : []);
+  const machineState = () => ({ lib: list('/var/lib/glusterd'), log: list('/var/log/glusterfs') });
+  let atStart: ReturnType<typeof machineState> | undefined;
   after(async () => {
     await c?.stop();
   });
 
   it('serves gv0 on the LAN; a file written by a container on hostA is read by a container on hostB', async (t) => {
+    atStart = machineState();
     c = await startCluster({ hosts: 2, name: 'gluster' });
     const t0 = Date.now();
     g = await startGluster(c);
@@ -177,11 +193,10 @@ describe('A GlusterFS volume shared by two Docker hosts', { skip: skipGluster, t
     console.log(`[cluster] ${msg}`);
   });
 
-  it('stops GlusterFS and the cluster without leaving anything (no volume in /var/lib/glusterd)', async () => {
-    const before = readdirSync('/var/lib/glusterd').sort();
+  it('stops GlusterFS and the cluster without leaving anything (no volume in /var/lib/glusterd, no log in /var/log/glusterfs)', async () => {
     await c.stop();
     assertGone(c);
-    assert.deepEqual(readdirSync('/var/lib/glusterd').sort(), before);
+    assert.deepEqual(machineState(), atStart, 'nothing written to /var/lib/glusterd or /var/log/glusterfs');
     assert.equal(existsSync('/var/lib/glusterd/vols/gv0'), false);
     assert.doesNotMatch(readFileSync('/proc/mounts', 'utf8'), /glusterfs/);
   });

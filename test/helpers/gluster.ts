@@ -15,7 +15,7 @@
  * without -n util-linux writes /run/mount/utab on the machine's /run.
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { cp, mkdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdir, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { Cluster, ClusterHost } from './cluster.js';
@@ -95,6 +95,16 @@ mount -n --bind "$D/log" /var/log/glusterfs
 exec glusterd -N -l "$D/log/glusterd.log"
 `;
 
+/** True when pid has exec'd glusterd in a mount namespace of its own. */
+async function isGlusterd(pid: number): Promise<boolean> {
+  try {
+    const comm = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+    return comm === 'glusterd' && (await readlink(`/proc/${pid}/ns/mnt`)) !== (await readlink('/proc/self/ns/mnt'));
+  } catch {
+    return false;
+  }
+}
+
 /** Starts glusterd on the cluster's LAN, creates and starts the volume; registered for cluster.stop(). */
 export async function startGluster(cluster: Cluster, opts: GlusterOptions = {}): Promise<Gluster> {
   const missing = glusterPrerequisites();
@@ -112,7 +122,12 @@ export async function startGluster(cluster: Cluster, opts: GlusterOptions = {}):
   let stopping: Promise<void> | undefined;
   const netnsName = `ferry-${cluster.id}-gluster`;
 
-  const cli = (args: string[]) => run('nsenter', ['-t', String(pid), '-m', '-n', '--', GLUSTER.find(existsSync)!, '--mode=script', ...args], 120_000);
+  // Only once glusterd runs (after SERVER_SCRIPT made its mounts): entered earlier, nsenter would put the
+  // CLI in the machine's mount namespace (its /run/glusterd.socket, /var/log/glusterfs/cli.log).
+  const cli = async (args: string[]): Promise<CommandResult> => {
+    if (!(await isGlusterd(pid))) return { code: 125, stdout: '', stderr: `glusterd (pid ${pid}) is not running (yet)` };
+    return run('nsenter', ['-t', String(pid), '-m', '-n', '--', GLUSTER.find(existsSync)!, `--log-file=${join(dir, 'log', 'cli.log')}`, '--mode=script', ...args], 120_000);
+  };
   const cliOk = async (args: string[]) => {
     const r = await cli(args);
     if (r.code !== 0) throw new Error(`gluster ${args.join(' ')}: exit ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
@@ -150,7 +165,7 @@ export async function startGluster(cluster: Cluster, opts: GlusterOptions = {}):
           if (m.host.pid <= 0) continue;
           await self.unmount(m.host, m.mp).catch((e) => errors.push(String(e)));
         }
-        if (pid > 0 && existsSync(`/proc/${pid}`)) await cli(['volume', 'stop', volume, 'force']);
+        if (await isGlusterd(pid)) await cli(['volume', 'stop', volume, 'force']);
         // glusterd, glusterfsd (brick) and any helper are all in the netns: kill them
         for (let i = 0; i < 100; i++) {
           const pids = (await run('ip', ['netns', 'pids', netnsName])).stdout.split('\n').map(Number).filter((p) => p > 1);
