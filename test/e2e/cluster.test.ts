@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
 import { startCluster, clusterPrerequisites, type Cluster } from '../helpers/cluster.js';
@@ -168,7 +168,12 @@ describe('A GlusterFS volume shared by two Docker hosts', { skip: skipGluster, t
     const A = c.host('hostA');
     const B = c.host('hostB');
     const mpA = await g.mount(A);
-    const mpB = await g.mount(B);
+    // on hostB, mount the way ferryd will (plain `mount -t glusterfs`, no -n, no log-file) from inside the host:
+    // the client's log goes to the host's private /var/log/glusterfs, not the machine's
+    const mpB = join(B.dir, 'mnt', 'plain');
+    mkdirSync(mpB, { recursive: true });
+    await B.execOk('mount', ['-t', 'glusterfs', g.device, mpB]);
+    assert.ok(readdirSync(join(B.dir, 'private/var/log/glusterfs')).some((f) => f.endsWith('.log')), 'client log in the host');
     // the FUSE mounts exist only in the hosts' mount namespaces
     assert.doesNotMatch(readFileSync('/proc/self/mounts', 'utf8'), /glusterfs/);
     assert.match(await A.execOk('cat', ['/proc/self/mounts']), new RegExp(`^${g.device.replace(/\./g, '\\.')} ${mpA} fuse.glusterfs`, 'm'));
@@ -188,6 +193,7 @@ describe('A GlusterFS volume shared by two Docker hosts', { skip: skipGluster, t
     assert.equal(Number(m[1]), 1 << 30, dd);
     const seconds = Number(m[3]) - Number(m[2]);
     const mibs = 1024 / seconds;
+    await B.execOk('umount', [mpB]);
     const msg = `gluster server up + gv0 started ${secs(glusterUp)}; 1 GiB dd conv=fsync from a container on hostA: ${seconds.toFixed(2)} s, ${mibs.toFixed(0)} MiB/s`;
     t.diagnostic(msg);
     console.log(`[cluster] ${msg}`);

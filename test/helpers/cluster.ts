@@ -28,6 +28,9 @@ import { FERRY_BIN, runFerry, type RunResult } from './ferryd.js';
 
 export const HOST_NAMES = ['hostA', 'hostB', 'hostC', 'hostD', 'hostE'] as const;
 
+/** Machine directories each host gets a private copy of (see DockerHostOptions.privateDirs): HOSTDIR/private/... */
+export const HOST_PRIVATE_DIRS = ['/var/log/glusterfs', '/var/lib/glusterd', '/run/gluster'];
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export interface ClusterOptions {
@@ -601,6 +604,8 @@ class ClusterImpl implements Cluster {
       name: `${this.id}-${name}`,
       dir: join(this.dir, name),
       cgroupParent: `/ferry-dh-${this.id}-${name}`,
+      // a GlusterFS (FUSE) client mounted on this host, e.g. by ferryd, logs to /var/log/glusterfs/MOUNTPOINT.log
+      privateDirs: HOST_PRIVATE_DIRS,
       network: { netns, ip: `${ip}/24` },
       hostname: name,
       keepOnExit: this.keepOnExit,

@@ -77,6 +77,12 @@ export interface DockerHostOptions {
   dir?: string;
   /** cgroup parent of the containers (default /BASENAME-OF-DIR); must be unique among running engines. */
   cgroupParent?: string;
+  /**
+   * Machine directories to replace, in the engine's mount namespace, by empty private ones (DIR/private/PATH),
+   * e.g. /var/log/glusterfs so that a FUSE client started there logs into the instance dir. Only those
+   * that exist are replaced.
+   */
+  privateDirs?: string[];
   /** Do not SIGTERM the engine when this process exits (for a tool that leaves engines running). */
   keepOnExit?: boolean;
 }
@@ -182,7 +188,7 @@ export function dockerHostPrerequisites(): { ok: boolean; missing: string[] } {
 /**
  * Runs inside `unshare --mount --net --propagation private` (LAN mode: `nsenter --net=NETNS unshare
  * --mount [--uts] ...`): $1 instance dir, $2 dockerd, $3 cgroup parent, $4 hostname or '' (only set when
- * the engine has its own UTS namespace), then extra dockerd args. Everything it mounts lives and dies with this namespace. If
+ * the engine has its own UTS namespace), $5 space-separated privateDirs, then extra dockerd args. Everything it mounts lives and dies with this namespace. If
  * /run/docker, /run/containerd, /etc/docker or /opt/containerd (made by containerd's "opt" plugin) do
  * not exist on this machine, their parent is shadowed (in this namespace only) by a tmpfs holding bind
  * mounts of its entries, so that nothing is ever created on the machine's own filesystem. Every
@@ -190,8 +196,8 @@ export function dockerHostPrerequisites(): { ok: boolean; missing: string[] } {
  */
 const NAMESPACE_SCRIPT = String.raw`
 set -eu
-D=$1 DOCKERD=$2 CGP=$3 HN=$4
-shift 4
+D=$1 DOCKERD=$2 CGP=$3 HN=$4 PRIVATE_DIRS=$5
+shift 5
 # own UTS namespace (LAN mode): the hostname Swarm reports
 if [ -n "$HN" ]; then echo "$HN" > /proc/sys/kernel/hostname; fi
 
@@ -236,6 +242,13 @@ if [ ! -d /etc/docker ]; then
   mkdir /etc/docker
 fi
 mount -n --bind "$D/etc-docker" /etc/docker
+
+# directories of the machine that programs of this host must not write to
+for p in $PRIVATE_DIRS; do
+  [ -d "$p" ] || continue
+  mkdir -p "$D/private$p"
+  mount -n --bind "$D/private$p" "$p"
+done
 
 # containerd's "opt" plugin creates /opt/containerd/{bin,lib}: keep it in this namespace
 if [ ! -d /opt/containerd ]; then
@@ -493,6 +506,7 @@ class Host implements DockerHost {
   readonly hostname: string | undefined;
   private readonly network: { netns: string; ip: string } | undefined;
   private readonly keepOnExit: boolean;
+  private readonly privateDirs: string[];
 
   constructor(
     readonly dir: string,
@@ -504,6 +518,8 @@ class Host implements DockerHost {
     this.ip = opts.network?.ip.split('/')[0];
     this.hostname = opts.hostname;
     this.keepOnExit = opts.keepOnExit ?? false;
+    this.privateDirs = opts.privateDirs ?? [];
+    for (const p of this.privateDirs) if (!/^\/[A-Za-z0-9_./-]+$/.test(p) || p.includes('..')) throw new Error(`privateDirs: bad path ${p}`);
     this.pluginDir = join(dir, 'plugins');
     this.socket = join(dir, 'docker.sock');
     this.host = `unix://${this.socket}`;
@@ -582,7 +598,7 @@ class Host implements DockerHost {
       await log.write(`\n===== ferry-dh: starting dockerd at ${new Date().toISOString()} =====\n`);
       const unshareArgs = [
         '--mount', ...(this.network ? [] : ['--net']), ...(this.hostname !== undefined ? ['--uts'] : []), '--propagation', 'private', '--',
-        '/bin/sh', '-c', NAMESPACE_SCRIPT, 'ferry-dh', this.dir, this.bin.dockerd, this.cgroupParent, this.hostname ?? '',
+        '/bin/sh', '-c', NAMESPACE_SCRIPT, 'ferry-dh', this.dir, this.bin.dockerd, this.cgroupParent, this.hostname ?? '', this.privateDirs.join(' '),
         ...(this.ip ? ['--swarm-default-advertise-addr', this.ip] : []),
         ...this.dockerdArgs,
       ];
