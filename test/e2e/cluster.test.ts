@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
-import { startCluster, clusterPrerequisites, type Cluster } from '../helpers/cluster.js';
+import { startCluster, sweepCluster, clusterPrerequisites, type Cluster } from '../helpers/cluster.js';
 import { startGluster, glusterPrerequisites, type Gluster } from '../helpers/gluster.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 
@@ -20,7 +20,7 @@ const skipGluster = skip || skipUnless([...base, ...glusterPrerequisites()], 'Gl
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 /** After stop(): nothing of the cluster may be left on the machine. */
-function assertGone(c: Cluster): void {
+function assertGone(c: Pick<Cluster, 'id' | 'dir'>): void {
   const ns = existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith(`ferry-${c.id}-`)) : [];
   assert.deepEqual(ns, [], 'network namespaces left');
   assert.equal(existsSync(c.dir), false, `${c.dir} left`);
@@ -138,6 +138,13 @@ describe('Three Docker hosts in a Swarm', { skip, timeout: 600_000 }, () => {
     assert.equal(await fc.stop(), null);
     await fc.restart();
     assert.match(await c.host('hostC').dockerOk(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']), /^ferry on-c$/m);
+    // a host's engine restarts in a new mount/UTS namespace on the same LAN address; its ferryd must follow
+    const C = c.host('hostC');
+    await C.engine.restart();
+    assert.equal((await C.execOk('hostname', [])).trim(), 'hostC');
+    await C.ferryd!.restart();
+    await waitFor(async () => /^hostC Ready$/m.test(await c.manager.dockerOk(['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])), 'hostC Ready after restart');
+    assert.match(await C.dockerOk(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']), /^ferry on-c$/m);
     const t1 = Date.now();
     await c.stop();
     const down = Date.now() - t1;
@@ -145,6 +152,34 @@ describe('Three Docker hosts in a Swarm', { skip, timeout: 600_000 }, () => {
     const msg = `bring-up 3 hosts ${secs(up)}, swarm init ${secs(times.initMs)}, join ${secs(times.joinMs)}, teardown ${secs(down)}`;
     t.diagnostic(msg);
     console.log(`[cluster] ${msg}`);
+  });
+});
+
+describe('Cluster clean-up after failures', { skip, timeout: 600_000 }, () => {
+  it('a start that fails half-way removes what it made', async () => {
+    let id = '';
+    await assert.rejects(
+      startCluster({ hosts: 2, name: 'fail', dockerdArgs: ['--no-such-flag'], onState: (s) => void (id = s.id) }),
+      /dockerd .* exited during start-up/,
+    );
+    assert.notEqual(id, '');
+    assertGone({ id, dir: `/tmp/ferry-cl-${id}` });
+  });
+
+  it('sweepCluster() removes a cluster from its recorded state alone, as after a crash (npm run cluster -- down)', async () => {
+    const c = await startCluster({ hosts: 2, name: 'sweep' });
+    try {
+      await Promise.all(c.hosts.map((h) => h.startFerryd()));
+      await c.swarm();
+      await c.manager.dockerOk(['service', 'create', '--detach', '--name', 'idle', '--no-resolve-image', '--stop-grace-period', '1s', '--replicas', '2', 'bb', 'sleep', '3600']);
+      await c.waitForTask('idle', 'hostB');
+      const state = JSON.parse(JSON.stringify(c.state()));
+      assert.deepEqual(await sweepCluster(state), []);
+      assertGone(c);
+    } finally {
+      await c.stop().catch(() => undefined); // the handle's own teardown finds nothing left to do
+    }
+    assertGone(c);
   });
 });
 
