@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { startCluster, sweepCluster, type Cluster, type ClusterState } from '../test/helpers/cluster.js';
+import { findClusters, startCluster, sweepCluster, type Cluster, type ClusterState } from '../test/helpers/cluster.js';
 import { startGluster } from '../test/helpers/gluster.js';
 
 const STATE_DIR = process.env.FERRY_CLUSTER_DIR ?? '/tmp/ferry-cluster';
@@ -123,7 +123,7 @@ async function status(): Promise<void> {
   printAccess(s);
 }
 
-async function down(): Promise<void> {
+async function down(o: { all?: boolean } = {}): Promise<void> {
   const t0 = Date.now();
   const s = await readState();
   const problems: string[] = [];
@@ -143,6 +143,14 @@ async function down(): Promise<void> {
     const m = /^ferry-cl-([A-Za-z0-9]+)$/.exec(e);
     if (!m || seen.has(m[1]!)) continue;
     problems.push(...(await sweepCluster({ id: m[1]!, dir: join(STATE_DIR, e) })));
+  }
+  if (o.all) {
+    for (const c of await findClusters(['/tmp', STATE_DIR])) {
+      if (seen.has(c.id)) continue;
+      seen.add(c.id);
+      console.error(`removing cluster ${c.id}${c.dir ? ` (${c.dir})` : ''}`);
+      problems.push(...(await sweepCluster(c)));
+    }
   }
   if (problems.length) {
     console.error(`down: left behind:\n  ${problems.join('\n  ')}`);
@@ -169,7 +177,11 @@ program
   .option('--no-ferryd', 'do not start a ferryd on the hosts')
   .action(async (hosts: string, o) => up(hosts, o));
 program.command('status').description('show the recorded cluster and how to reach it').action(status);
-program.command('down').description('tear the recorded cluster down (also after a crashed up)').action(down);
+program
+  .command('down')
+  .description('tear the recorded cluster down (also after a crashed up)')
+  .option('--all', 'also remove every other cluster of this harness on the machine (left by crashed tests, or RUNNING tests)')
+  .action((o: { all?: boolean }) => down(o));
 
 if (typeof process.getuid === 'function' && process.getuid() !== 0) {
   console.error('npm run cluster needs root (network namespaces, dockerd)');

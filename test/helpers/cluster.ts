@@ -685,7 +685,14 @@ class ClusterImpl implements Cluster {
     return this.stopping;
   }
 
+  /** Synchronous, for process.on('exit'): SIGTERM our ferryds and glusterd (DockerHost stops its engines). */
+  terminateOnExit(): void {
+    for (const h of this.hosts) if (h.ferryd?.running) killQuiet(h.ferryd.pid, 'SIGTERM');
+    if (this.gluster?.pid) killQuiet(this.gluster.pid, 'SIGTERM');
+  }
+
   private async teardown(): Promise<void> {
+    liveClusters.delete(this);
     const errors: string[] = [];
     for (const fn of this.cleanups.reverse()) {
       try {
@@ -704,6 +711,45 @@ class ClusterImpl implements Cluster {
     errors.push(...(await sweepCluster({ id: this.id, dir: this.dir }, { polite: false })));
     if (errors.length) throw new Error(`cluster ${this.id}: teardown problems: ${errors.join('; ')}`);
   }
+}
+
+/**
+ * Best effort when a test process exits without stop(): ferryds and glusterd are asked to exit (the
+ * engines are by dockerhost.ts). Namespaces and directories stay: `npm run cluster -- down --all`.
+ */
+const liveClusters = new Set<ClusterImpl>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of liveClusters) c.terminateOnExit();
+  });
+}
+
+/**
+ * Ids of every cluster of this harness on the machine (running or left over): from `ferry-ID-lan`
+ * network namespaces and ferry-cl-ID directories in the given parent directories.
+ */
+export async function findClusters(parents: string[] = ['/tmp']): Promise<Array<{ id: string; dir: string }>> {
+  const found = new Map<string, string>();
+  for (const parent of parents) {
+    let ents: string[] = [];
+    try {
+      ents = await readdir(parent);
+    } catch {
+      continue;
+    }
+    for (const e of ents) {
+      const m = /^ferry-cl-([A-Za-z0-9]+)$/.exec(e);
+      if (m) found.set(m[1]!, join(parent, e));
+    }
+  }
+  for (const n of await netnsWithPrefix('ferry-')) {
+    const m = /^ferry-([A-Za-z0-9]+)-lan$/.exec(n);
+    if (m && !found.has(m[1]!)) found.set(m[1]!, '');
+  }
+  return [...found].map(([id, dir]) => ({ id, dir }));
 }
 
 /** A random 10.X.Y subnet (X in 100..249) not used by any address of the root namespace. */
@@ -748,6 +794,10 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
     }
   }
   const c = new ClusterImpl(id, dir, await pickSubnet(), opts.keepOnExit ?? false, opts.onState);
+  if (!c.keepOnExit) {
+    liveClusters.add(c);
+    installExitHook();
+  }
   c.plannedHosts = opts.hosts;
   try {
     await c.record();
