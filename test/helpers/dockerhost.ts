@@ -188,7 +188,8 @@ export function dockerHostPrerequisites(): { ok: boolean; missing: string[] } {
 /**
  * Runs inside `unshare --mount --net --propagation private` (LAN mode: `nsenter --net=NETNS unshare
  * --mount [--uts] ...`): $1 instance dir, $2 dockerd, $3 cgroup parent, $4 hostname or '' (only set when
- * the engine has its own UTS namespace), $5 space-separated privateDirs, then extra dockerd args. Everything it mounts lives and dies with this namespace. If
+ * the engine has its own UTS namespace), $5 space-separated privateDirs, then extra dockerd args.
+ * Everything it mounts lives and dies with this namespace. If
  * /run/docker, /run/containerd, /etc/docker or /opt/containerd (made by containerd's "opt" plugin) do
  * not exist on this machine, their parent is shadowed (in this namespace only) by a tmpfs holding bind
  * mounts of its entries, so that nothing is ever created on the machine's own filesystem. Every
@@ -519,7 +520,6 @@ class Host implements DockerHost {
     this.hostname = opts.hostname;
     this.keepOnExit = opts.keepOnExit ?? false;
     this.privateDirs = opts.privateDirs ?? [];
-    for (const p of this.privateDirs) if (!/^\/[A-Za-z0-9_./-]+$/.test(p) || p.includes('..')) throw new Error(`privateDirs: bad path ${p}`);
     this.pluginDir = join(dir, 'plugins');
     this.socket = join(dir, 'docker.sock');
     this.host = `unix://${this.socket}`;
@@ -785,6 +785,7 @@ export async function startDockerHost(opts: DockerHostOptions = {}): Promise<Doc
   if (opts.network && !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(opts.network.ip)) throw new Error(`network.ip must be an IPv4 CIDR, got ${opts.network.ip}`);
   if (opts.network && !existsSync(opts.network.netns)) throw new Error(`network namespace ${opts.network.netns} does not exist`);
   if (opts.hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(opts.hostname)) throw new Error(`bad hostname ${JSON.stringify(opts.hostname)}`);
+  for (const p of opts.privateDirs ?? []) if (!/^\/[A-Za-z0-9_./-]+$/.test(p) || p.split('/').includes('..')) throw new Error(`privateDirs: bad path ${p}`);
   let dir: string;
   if (opts.dir) {
     dir = opts.dir;
