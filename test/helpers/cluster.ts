@@ -286,7 +286,7 @@ export async function sweepCluster(state: Pick<ClusterState, 'id' | 'dir'> & Par
   const problems: string[] = [];
   const docker = (socket: string, args: string[], timeoutMs: number) => run('docker', ['-H', `unix://${socket}`, ...args], timeoutMs);
   if (opts.polite !== false) {
-    const live = (state.hosts ?? []).filter((h) => h.socket && alive(h.dockerdPid));
+    const live = (state.hosts ?? []).filter((h) => h.socket && alive(h.dockerdPid) && existsSync(h.socket));
     // workers leave first, then the manager
     const [first, ...rest] = live;
     await Promise.all(rest.map((h) => docker(h.socket!, ['swarm', 'leave', '--force'], 20_000)));
@@ -298,11 +298,11 @@ export async function sweepCluster(state: Pick<ClusterState, 'id' | 'dir'> & Par
         if (ids.length) await docker(h.socket!, ['rm', '-f', ...ids], 60_000);
       }),
     );
-    for (const h of state.hosts ?? []) {
-      killQuiet(h.ferryd?.pid, 'SIGTERM');
-      if (alive(h.dockerdPid)) killQuiet(h.dockerdPid, 'SIGTERM');
-    }
-    const pids = (state.hosts ?? []).flatMap((h) => [h.dockerdPid, h.ferryd?.pid]).filter((p): p is number => p !== undefined);
+    // a recorded pid is signalled only if it is still in one of the cluster's namespaces (pids are reused)
+    const ours = new Set<number>();
+    for (const n of await netnsWithPrefix(`ferry-${state.id}-`)) for (const p of await pidsOfNetns(n)) ours.add(p);
+    const pids = (state.hosts ?? []).flatMap((h) => [h.dockerdPid, h.ferryd?.pid]).filter((p): p is number => p !== undefined && ours.has(p));
+    for (const p of pids) killQuiet(p, 'SIGTERM');
     for (const deadline = Date.now() + 20_000; Date.now() < deadline && pids.some(alive); ) await sleep(100);
   }
   const nsPrefix = `ferry-${state.id}-`;
