@@ -18,8 +18,15 @@
  * engine a NEW namespace, so such a plugin must be restarted with it.
  *
  * Not supported: --live-restore (restart() gives the engine fresh namespaces).
+ *
+ * LAN mode (for multi-host tests, see cluster.ts): with `network: { netns, ip }` the engine does not get a
+ * fresh, empty network namespace but runs in the given pre-made one (`/run/netns/X`, with an interface
+ * holding `ip`), and dockerd gets `--swarm-default-advertise-addr` that address. With `hostname` it also
+ * gets its own UTS namespace with that hostname (what Swarm reports as node.hostname). `exec()`/`spawn()`
+ * run a program inside the engine's mount, network and UTS namespaces (`nsenter -t PID -m -n -u`): that is
+ * where a plugin daemon of this host must run, and where it must mount things.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, rmdir, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -53,7 +60,35 @@ export interface DockerHostOptions {
   name?: string;
   /** Extra dockerd flags, e.g. ['--debug']. */
   dockerdArgs?: string[];
+  /**
+   * LAN mode: run the engine in this pre-made network namespace (path, e.g. /run/netns/X) instead of a
+   * fresh empty one; `ip` (CIDR, e.g. '10.1.2.11/24') is the address it has there, used as the Swarm
+   * advertise address. The caller creates and deletes the namespace; stop() kills what is left in it.
+   */
+  network?: { netns: string; ip: string };
+  /** Own UTS namespace with this hostname (Swarm's node.hostname). Without it the machine's hostname is shared. */
+  hostname?: string;
+  /** Where the instance directory is made (default /tmp). */
+  parentDir?: string;
+  /**
+   * Use exactly this instance directory (created; must not exist) instead of parentDir/ferry-dh-NAME-XXXXXX.
+   * Keep it short: containerd's sockets under DIR/exec/containerd/ must stay within 104 bytes.
+   */
+  dir?: string;
+  /** cgroup parent of the containers (default /BASENAME-OF-DIR); must be unique among running engines. */
+  cgroupParent?: string;
+  /**
+   * Machine directories to replace, in the engine's mount namespace, by empty private ones (DIR/private/PATH),
+   * e.g. /var/log/glusterfs so that a FUSE client started there logs into the instance dir. Only those
+   * that exist are replaced.
+   */
+  privateDirs?: string[];
+  /** Do not SIGTERM the engine when this process exits (for a tool that leaves engines running). */
+  keepOnExit?: boolean;
 }
+
+/** Options of DockerHost.exec(): as CommandOptions. */
+export type ExecOptions = CommandOptions;
 
 /** A running private Docker engine. */
 export interface DockerHost {
@@ -69,6 +104,19 @@ export interface DockerHost {
   readonly pid: number;
   /** cgroup parent of this engine's containers (unique per instance). */
   readonly cgroupParent: string;
+  /** LAN mode: the engine's address (without prefix length), else undefined. */
+  readonly ip: string | undefined;
+  /** The hostname given to startDockerHost(), else undefined. */
+  readonly hostname: string | undefined;
+  /**
+   * Runs CMD ARGS inside the engine's mount, network and UTS namespaces (`nsenter -t PID -m -n -u`),
+   * collecting its output; never throws on a non-zero exit. The engine must be running.
+   */
+  exec(cmd: string, args: string[], opts?: ExecOptions): Promise<CommandResult>;
+  /** Like exec() but throws on a non-zero exit; returns stdout. */
+  execOk(cmd: string, args: string[], opts?: ExecOptions): Promise<string>;
+  /** Spawns CMD ARGS inside the engine's namespaces (as exec()) and returns the child (nsenter execs it: same pid). */
+  spawn(cmd: string, args: string[], opts?: SpawnOptions): ChildProcess;
   /** Runs `docker -H host ARGS`; never throws on a non-zero exit (rejects only if docker cannot be spawned). */
   docker(args: string[], opts?: CommandOptions): Promise<CommandResult>;
   /** Like docker(), but throws an Error with args, exit code and stderr on failure; returns stdout. */
@@ -119,6 +167,7 @@ const tools = () => ({
   dockerd: findExecutable('dockerd', ['/usr/sbin/dockerd']),
   docker: findExecutable('docker', ['/usr/local/bin/docker']),
   unshare: findExecutable('unshare'),
+  nsenter: findExecutable('nsenter'),
   busybox: findExecutable('busybox', ['/bin/busybox']),
   tar: findExecutable('tar'),
   mount: findExecutable('mount', ['/bin/mount', '/usr/bin/mount']),
@@ -137,8 +186,10 @@ export function dockerHostPrerequisites(): { ok: boolean; missing: string[] } {
 }
 
 /**
- * Runs inside `unshare --mount --net --propagation private`: $1 instance dir, $2 dockerd, $3 cgroup
- * parent, then extra dockerd args. Everything it mounts lives and dies with this namespace. If
+ * Runs inside `unshare --mount --net --propagation private` (LAN mode: `nsenter --net=NETNS unshare
+ * --mount [--uts] ...`): $1 instance dir, $2 dockerd, $3 cgroup parent, $4 hostname or '' (only set when
+ * the engine has its own UTS namespace), $5 space-separated privateDirs, then extra dockerd args.
+ * Everything it mounts lives and dies with this namespace. If
  * /run/docker, /run/containerd, /etc/docker or /opt/containerd (made by containerd's "opt" plugin) do
  * not exist on this machine, their parent is shadowed (in this namespace only) by a tmpfs holding bind
  * mounts of its entries, so that nothing is ever created on the machine's own filesystem. Every
@@ -146,8 +197,10 @@ export function dockerHostPrerequisites(): { ok: boolean; missing: string[] } {
  */
 const NAMESPACE_SCRIPT = String.raw`
 set -eu
-D=$1 DOCKERD=$2 CGP=$3
-shift 3
+D=$1 DOCKERD=$2 CGP=$3 HN=$4 PRIVATE_DIRS=$5
+shift 5
+# own UTS namespace (LAN mode): the hostname Swarm reports
+if [ -n "$HN" ]; then echo "$HN" > /proc/sys/kernel/hostname; fi
 
 shadow() {  # shadow DIR SKIP...
   p=$1; shift
@@ -190,6 +243,13 @@ if [ ! -d /etc/docker ]; then
   mkdir /etc/docker
 fi
 mount -n --bind "$D/etc-docker" /etc/docker
+
+# directories of the machine that programs of this host must not write to
+for p in $PRIVATE_DIRS; do
+  [ -d "$p" ] || continue
+  mkdir -p "$D/private$p"
+  mount -n --bind "$D/private$p" "$p"
+done
 
 # containerd's "opt" plugin creates /opt/containerd/{bin,lib}: keep it in this namespace
 if [ ! -d /opt/containerd ]; then
@@ -443,15 +503,27 @@ class Host implements DockerHost {
   private readonly logFile: string;
   private readonly clientEnv: NodeJS.ProcessEnv;
 
+  readonly ip: string | undefined;
+  readonly hostname: string | undefined;
+  private readonly network: { netns: string; ip: string } | undefined;
+  private readonly keepOnExit: boolean;
+  private readonly privateDirs: string[];
+
   constructor(
     readonly dir: string,
-    private readonly bin: { dockerd: string; docker: string; unshare: string },
+    private readonly bin: { dockerd: string; docker: string; unshare: string; nsenter: string },
     private readonly dockerdArgs: string[],
+    opts: DockerHostOptions = {},
   ) {
+    this.network = opts.network;
+    this.ip = opts.network?.ip.split('/')[0];
+    this.hostname = opts.hostname;
+    this.keepOnExit = opts.keepOnExit ?? false;
+    this.privateDirs = opts.privateDirs ?? [];
     this.pluginDir = join(dir, 'plugins');
     this.socket = join(dir, 'docker.sock');
     this.host = `unix://${this.socket}`;
-    this.cgroupParent = `/${basename(dir)}`;
+    this.cgroupParent = opts.cgroupParent ?? `/${basename(dir)}`;
     this.logFile = join(dir, 'dockerd.log');
     const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: this.host, DOCKER_CONFIG: join(dir, 'client-config') };
     for (const k of ['DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH', 'DOCKER_TLS', 'COMPOSE_FILE', 'COMPOSE_PROJECT_NAME']) delete env[k];
@@ -460,6 +532,32 @@ class Host implements DockerHost {
 
   get pid(): number {
     return this.engine?.pid ?? -1;
+  }
+
+  private nsenterArgs(cmd: string, args: string[]): string[] {
+    const pid = this.pid;
+    if (pid <= 0 || !this.engine || this.engine.hasExited) throw new Error(`DockerHost ${this.dir}: the engine is not running`);
+    return ['-t', String(pid), '-m', '-n', '-u', '--', cmd, ...args];
+  }
+
+  exec(cmd: string, args: string[], opts: ExecOptions = {}): Promise<CommandResult> {
+    let a: string[];
+    try {
+      a = this.nsenterArgs(cmd, args);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return run(this.bin.nsenter, a, opts);
+  }
+
+  async execOk(cmd: string, args: string[], opts: ExecOptions = {}): Promise<string> {
+    const r = await this.exec(cmd, args, opts);
+    if (r.code !== 0) throw new Error(`${cmd} ${JSON.stringify(args)} in ${this.hostname ?? this.dir} exited with ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+    return r.stdout;
+  }
+
+  spawn(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+    return spawn(this.bin.nsenter, this.nsenterArgs(cmd, args), opts);
   }
 
   /** Synchronous, for process.on('exit'): ask a still running dockerd to shut down. */
@@ -498,11 +596,17 @@ class Host implements DockerHost {
       const env: NodeJS.ProcessEnv = { ...process.env };
       for (const k of ['NOTIFY_SOCKET', 'DOCKER_HOST', 'DOCKER_CONTEXT']) delete env[k];
       await log.write(`\n===== ferry-dh: starting dockerd at ${new Date().toISOString()} =====\n`);
-      child = spawn(
-        this.bin.unshare,
-        ['--mount', '--net', '--propagation', 'private', '--', '/bin/sh', '-c', NAMESPACE_SCRIPT, 'ferry-dh', this.dir, this.bin.dockerd, this.cgroupParent, ...this.dockerdArgs],
-        { detached: true, stdio: ['ignore', log.fd, log.fd], env },
-      );
+      const unshareArgs = [
+        '--mount', ...(this.network ? [] : ['--net']), ...(this.hostname !== undefined ? ['--uts'] : []), '--propagation', 'private', '--',
+        '/bin/sh', '-c', NAMESPACE_SCRIPT, 'ferry-dh', this.dir, this.bin.dockerd, this.cgroupParent, this.hostname ?? '', this.privateDirs.join(' '),
+        ...(this.ip ? ['--swarm-default-advertise-addr', this.ip] : []),
+        ...this.dockerdArgs,
+      ];
+      // LAN mode: nsenter joins the pre-made network namespace and execs unshare (same pid all along)
+      const [cmd, args] = this.network
+        ? [this.bin.nsenter, [`--net=${this.network.netns}`, '--', this.bin.unshare, ...unshareArgs]]
+        : [this.bin.unshare, unshareArgs];
+      child = spawn(cmd, args, { detached: true, stdio: ['ignore', log.fd, log.fd], env });
     } finally {
       await log.close();
     }
@@ -520,7 +624,7 @@ class Host implements DockerHost {
     });
     this.engine = engine;
     this.firstStart ??= (await procStat(engine.pid))?.start;
-    liveHosts.add(this);
+    if (!this.keepOnExit) liveHosts.add(this);
 
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
@@ -678,11 +782,26 @@ export async function startDockerHost(opts: DockerHostOptions = {}): Promise<Doc
   if (!pre.ok) throw new Error(`cannot start a private Docker engine, missing: ${pre.missing.join(', ')}`);
   const t = tools();
   const label = (opts.name ?? '').replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 20);
-  const dir = await mkdtemp(join('/tmp', label ? `ferry-dh-${label}-` : 'ferry-dh-'));
+  if (opts.network && !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(opts.network.ip)) throw new Error(`network.ip must be an IPv4 CIDR, got ${opts.network.ip}`);
+  if (opts.network && !existsSync(opts.network.netns)) throw new Error(`network namespace ${opts.network.netns} does not exist`);
+  if (opts.hostname !== undefined && !/^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$/.test(opts.hostname)) throw new Error(`bad hostname ${JSON.stringify(opts.hostname)}`);
+  for (const p of opts.privateDirs ?? []) if (!/^\/[A-Za-z0-9_./-]+$/.test(p) || p.split('/').includes('..')) throw new Error(`privateDirs: bad path ${p}`);
+  let dir: string;
+  if (opts.dir) {
+    dir = opts.dir;
+    await mkdir(dir);
+  } else {
+    dir = await mkdtemp(join(opts.parentDir ?? '/tmp', label ? `ferry-dh-${label}-` : 'ferry-dh-'));
+  }
+  const longest = join(dir, 'exec', 'containerd', 'containerd-debug.sock');
+  if (Buffer.byteLength(longest) > 104) {
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`instance directory ${dir} is too long: containerd's ${longest} would exceed the 104-byte unix socket path limit`);
+  }
   await chmod(dir, 0o755);
   for (const d of ['data', 'exec', 'plugins', 'etc-docker', 'client-config']) await mkdir(join(dir, d));
   installExitHook();
-  const host = new Host(dir, { dockerd: t.dockerd!, docker: t.docker!, unshare: t.unshare! }, opts.dockerdArgs ?? []);
+  const host = new Host(dir, { dockerd: t.dockerd!, docker: t.docker!, unshare: t.unshare!, nsenter: t.nsenter! }, opts.dockerdArgs ?? [], opts);
   try {
     const work = join(dir, 'bb-image');
     await mkdir(work);
