@@ -36,10 +36,16 @@ const ZERO = Buffer.alloc(BLOCK);
 const FILES_IN_PARALLEL = 4;
 const READ_AHEAD = 3;
 
-/** Seconds as a float, as utimes() wants them (libuv then sets the time to the microsecond). */
+/**
+ * Seconds as a float, as utimes() wants them. libuv keeps whole microseconds of that float (it
+ * truncates time × 10⁶), and a double holds today's times only to about 0.24 µs, so aim at the middle
+ * of the wanted microsecond: the result is the recorded time truncated to the microsecond, exactly.
+ */
 export function nsToSeconds(ns: string): number {
   const b = BigInt(ns);
-  return Number(b / 1_000_000_000n) + Number(b % 1_000_000_000n) / 1e9;
+  const sec = b / 1_000_000_000n;
+  const us = (b % 1_000_000_000n) / 1000n;
+  return Number(sec) + (Number(us) * 1000 + 500) / 1e9;
 }
 
 export async function runRestore(repo: Repository, id: string, targetDir: string, opts: RestoreOptions): Promise<RestoreResult> {

@@ -8,24 +8,13 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { init, open, type Repository, type BackupProgress } from '../../src/backup/index.js';
 import { FerryError } from '../../src/util/errors.js';
-import { populate, fingerprint } from '../helpers/tree.js';
+import { populate } from '../helpers/tree.js';
+import { assertSameTree } from '../helpers/backup.js';
 import { makeLoopFs, loopFsPrerequisites } from '../helpers/loopfs.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cheap = { N: 1 << 12, r: 8, p: 1 }; // tests: a cheap scrypt (the default costs ~0.25 s per open)
 const MiB = 1024 * 1024;
-
-/**
- * fingerprint() of two trees must match, except that file times are compared to the microsecond:
- * Node's utimes() (libuv) sets times to the microsecond, so restores cannot bring back nanoseconds.
- */
-export function assertSameTree(a: string, b: string): void {
-  const norm = (fp: ReturnType<typeof fingerprint>) => {
-    for (const e of Object.values(fp)) if (e.type !== 'dir') e.mtime = e.mtime.slice(0, -3);
-    return fp;
-  };
-  assert.deepEqual(norm(fingerprint(b)), norm(fingerprint(a)));
-}
 
 function du(dir: string): number {
   let n = 0;
@@ -90,15 +79,15 @@ describe('backups to a file target', () => {
   it('an incremental backup after a 1% change adds about 1% to the target', async (t) => {
     const src = join(tmp, 'incr');
     mkdirSync(join(src, 'small'), { recursive: true });
-    for (let i = 0; i < 8; i++) writeFileSync(join(src, `big-${i}.bin`), randomBytes(14 * MiB));
+    for (let i = 0; i < 10; i++) writeFileSync(join(src, `big-${i}.bin`), randomBytes(16 * MiB));
     for (let i = 0; i < 300; i++) writeFileSync(join(src, 'small', `f-${i}`), randomBytes(4096 + i * 13));
     const first = await repo.backup(src, { volume: 'incr' });
     const total = first.bytes;
     assert.ok(first.bytesAdded > total * 0.98, 'random data: the whole first backup is stored');
 
-    // 1%: rewrite 1 MiB inside one big file, 3 small files, and add one of 64 KiB
+    // 1%: rewrite 1.5 MiB inside one big file, 3 small files, and add one of 64 KiB
     const fd = openSync(join(src, 'big-3.bin'), 'r+');
-    writeSync(fd, randomBytes(MiB), 0, MiB, 5 * MiB + 12345);
+    writeSync(fd, randomBytes(1.5 * MiB), 0, 1.5 * MiB, 5 * MiB + 12345);
     closeSync(fd);
     for (const i of [7, 70, 170]) writeFileSync(join(src, 'small', `f-${i}`), randomBytes(5000));
     writeFileSync(join(src, 'small', 'new'), randomBytes(64 * 1024));
