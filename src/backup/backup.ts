@@ -3,13 +3,14 @@
  * lacks in packs, store the manifest, and write the snapshot file last.
  */
 import { open } from 'node:fs/promises';
+import { openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { FerryError, isErrno } from '../util/errors.js';
 import { StreamChunker } from './chunker.js';
 import { scan, serializeTree, type TreeNode, type ScannedNode } from './tree.js';
-import { PackUploader, type Repository, type SnapshotFile } from './repository.js';
+import { PackUploader, Tasks, type Repository, type SnapshotFile } from './repository.js';
 
 export interface BackupProgress {
   phase: 'scan' | 'files' | 'finish';
@@ -103,64 +104,135 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
     // Packs an interrupted run left behind are reused; name them in this run's index.
     up.adopt(repo.recoveredPacks);
 
-    const sc = new StreamChunker(repo.chunker);
-    const nodes: ScannedNode[] = [];
+    // Files are read several at a time (small ones whole, in one read; large ones through one of two
+    // 16 MiB chunker windows), so that file-system latency overlaps with hashing and compression.
+    const chunkers = [new StreamChunker(repo.chunker), new StreamChunker(repo.chunker)];
+    const waiting: Array<(c: StreamChunker) => void> = [];
+    const takeChunker = () => new Promise<StreamChunker>((resolve) => (chunkers.length ? resolve(chunkers.pop()!) : waiting.push(resolve)));
+    const giveChunker = (c: StreamChunker) => (waiting.length ? waiting.shift()!(c) : chunkers.push(c));
+    const vanished = new Set<ScannedNode>();
+    const single = repo.chunker.params.min;
+
+    const addChunk = async (content: Array<string | number>, chunk: Buffer, copy: boolean) => {
+      progress.bytesRead += chunk.length;
+      progress.bytesDone += chunk.length;
+      if (chunk.equals(ZERO.subarray(0, chunk.length))) {
+        const last = content[content.length - 1];
+        if (typeof last === 'number') content[content.length - 1] = last + chunk.length;
+        else content.push(chunk.length);
+        return;
+      }
+      const id = repo.codec.id(chunk).toString('hex');
+      content.push(id);
+      if (!up.has(id)) {
+        let data = chunk;
+        if (copy) {
+          data = Buffer.allocUnsafeSlow(chunk.length); // an ArrayBuffer of its own: moved, not copied, to an encoder
+          chunk.copy(data);
+        }
+        await up.store(id, 'd', data);
+      }
+    };
+
+    /**
+     * Small files (one chunk) are read with synchronous calls: from the page cache that is ~10× cheaper
+     * than the promise API, whose per-call overhead dominated backups of many small files. Each call
+     * blocks the thread for one read of at most `min` bytes; hosts that cannot afford that run the
+     * engine in a worker thread.
+     */
+    const readSmall = (n: ScannedNode): Buffer | 'vanished' | undefined => {
+      let fd: number;
+      try {
+        fd = openSync(join(dir, n.path), 'r');
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) return 'vanished';
+        throw err;
+      }
+      try {
+        // One read of size + 1 bytes tells whether the file is still that small (it fits one chunk).
+        const buf = Buffer.allocUnsafeSlow(n.size! + 1);
+        let got = 0;
+        for (;;) {
+          const r = readSync(fd, buf, got, buf.length - got, got);
+          if (r === 0) break;
+          got += r;
+          if (got === buf.length) return undefined; // it grew: read it as a large file
+        }
+        return buf.subarray(0, got);
+      } finally {
+        closeSync(fd);
+      }
+    };
+
+    const readFile = async (n: ScannedNode): Promise<void> => {
+      const content: Array<string | number> = [];
+      let size = 0;
+      const whole = n.size! < single ? readSmall(n) : undefined;
+      if (whole === 'vanished') {
+        vanished.add(n); // deleted since the scan
+        progress.filesDone++;
+        return;
+      }
+      if (whole) {
+        size = whole.length;
+        if (size > 0) await addChunk(content, whole, false);
+      } else {
+        let fh;
+        try {
+          fh = await open(join(dir, n.path), 'r');
+        } catch (err) {
+          if (isErrno(err, 'ENOENT')) {
+            vanished.add(n);
+            progress.filesDone++;
+            return;
+          }
+          throw err;
+        }
+        const sc = await takeChunker();
+        try {
+          let pos = 0;
+          sc.reset(async (b, o, l) => {
+            const { bytesRead } = await fh.read(b, o, l, pos);
+            pos += bytesRead;
+            return bytesRead;
+          });
+          for (let chunk = await sc.next(); chunk; chunk = await sc.next()) {
+            size += chunk.length;
+            await addChunk(content, chunk, true);
+            if (chunk.length >= 1024 * 1024) report();
+          }
+        } finally {
+          giveChunker(sc);
+          await fh.close();
+        }
+      }
+      // A file that grew or shrank while being read is recorded as read.
+      progress.bytesDone += (n.size ?? 0) - size;
+      n.size = size;
+      n.content = content;
+      progress.filesDone++;
+      report();
+    };
+
+    const files = new Tasks(8);
     for (const n of scanned.nodes) {
       if (n.type !== 'file') {
-        nodes.push(n);
         if (n.type !== 'dir') progress.filesDone++;
         continue;
       }
       const prev = previous.get(n.path);
       if (prev && prev.size === n.size && prev.mtime === n.mtime && prev.ctime === n.ctime && prev.ino === n.ino && prev.content && prev.content.every((c) => typeof c === 'number' || up.has(c))) {
         n.content = prev.content;
-        nodes.push(n);
         progress.filesDone++;
         progress.bytesDone += n.size!;
         report();
         continue;
       }
-      let fh;
-      try {
-        fh = await open(join(dir, n.path), 'r');
-      } catch (err) {
-        if (isErrno(err, 'ENOENT')) {
-          scanned.skipped.push(n.path); // deleted since the scan
-          progress.filesDone++;
-          continue;
-        }
-        throw err;
-      }
-      const content: Array<string | number> = [];
-      let size = 0;
-      try {
-        sc.reset(async (b, o, l) => (await fh.read(b, o, l, null)).bytesRead);
-        for (let chunk = await sc.next(); chunk; chunk = await sc.next()) {
-          size += chunk.length;
-          progress.bytesRead += chunk.length;
-          progress.bytesDone += chunk.length;
-          if (chunk.equals(ZERO.subarray(0, chunk.length))) {
-            const last = content[content.length - 1];
-            if (typeof last === 'number') content[content.length - 1] = last + chunk.length;
-            else content.push(chunk.length);
-            continue;
-          }
-          const id = repo.codec.id(chunk).toString('hex');
-          content.push(id);
-          if (!up.has(id)) await up.store(id, 'd', Buffer.from(chunk));
-          if (chunk.length >= 1024 * 1024) report();
-        }
-      } finally {
-        await fh.close();
-      }
-      // A file that grew or shrank while being read is recorded as read.
-      progress.bytesDone += (n.size ?? 0) - size;
-      n.size = size;
-      n.content = content;
-      nodes.push(n);
-      progress.filesDone++;
-      report();
+      await files.spawn(() => readFile(n));
     }
+    await files.drain();
+    for (const n of vanished) scanned.skipped.push(n.path);
+    const nodes = scanned.nodes.filter((n) => !vanished.has(n));
     const skipped = new Set(scanned.skipped);
     // hard links whose first name vanished
     const kept = nodes.filter((n) => !(n.type === 'hardlink' && skipped.has(n.target!)));

@@ -9,6 +9,7 @@ import { FerryError, errorMessage } from '../util/errors.js';
 import { Codec, makeKeyFile, openKeyFile, newMasterKey, DEFAULT_KDF, type KeyFile, type MasterKey } from './crypto.js';
 import { Chunker, DATA_CHUNKS, TREE_CHUNKS, type ChunkerParams } from './chunker.js';
 import { openTarget, type Target, type TargetOptions } from './target.js';
+import { EncoderPool } from './encoder-pool.js';
 import { parseTree, type TreeNode } from './tree.js';
 import { formatBackupUrl } from './url.js';
 import { runBackup, type BackupOptions, type BackupInfo } from './backup.js';
@@ -128,6 +129,11 @@ export class Tasks {
         this.running.delete(p);
       });
     this.running.add(p);
+  }
+
+  /** Wait until one running job ends (or none is running). */
+  async waitOne(): Promise<void> {
+    if (this.running.size) await Promise.race(this.running);
   }
 
   async drain(): Promise<void> {
@@ -548,27 +554,40 @@ export class PackUploader {
   private parts: Buffer[] = [PACK_HEADER];
   private size = PACK_HEADER.length;
   private blobs: BlobRecord[] = [];
-  private readonly encodes = new Tasks(4);
+  private readonly encodes = new Tasks(64);
+  private readonly pool: EncoderPool;
   private readonly uploads = new Tasks(2);
   private unindexed: PackRecord[] = [];
+  private encodingBytes = 0;
   bytesNew = 0;
 
   constructor(
     private readonly repo: Repository,
     private readonly onUploaded: (bytes: number) => void = () => undefined,
-  ) {}
+  ) {
+    this.pool = new EncoderPool(repo.codec.key);
+  }
 
   has(id: string): boolean {
     return this.repo.index.has(id) || this.pending.has(id);
   }
 
-  /** Queue a chunk; `data` must not change afterwards. */
+  /** Queue a chunk; `data` is handed over (it may be moved to a worker thread and become empty). */
   async store(id: string, type: BlobType, data: Buffer): Promise<void> {
+    const raw = data.length;
     this.pending.add(id);
-    this.bytesNew += data.length;
+    this.bytesNew += raw;
+    // Bound the memory of chunks waiting for an encoder (64 jobs, and 64 MiB).
+    while (this.encodingBytes > 64 * 1024 * 1024) await this.encodes.waitOne();
+    this.encodingBytes += raw;
     await this.encodes.spawn(async () => {
-      const enc = await this.repo.codec.encode(data, this.repo.codec.encrypted ? Buffer.from(id, 'hex') : undefined);
-      this.blobs.push([id, type, this.size, enc.length, data.length]);
+      let enc: Buffer;
+      try {
+        enc = await this.pool.encode(data, this.repo.codec.encrypted ? Buffer.from(id, 'hex') : undefined);
+      } finally {
+        this.encodingBytes -= raw;
+      }
+      this.blobs.push([id, type, this.size, enc.length, raw]);
       this.parts.push(enc);
       this.size += enc.length;
       if (this.size >= PACK_TARGET_SIZE) await this.closePack();
@@ -613,15 +632,20 @@ export class PackUploader {
 
   /** Upload what is left and write the last index file. */
   async finish(): Promise<void> {
-    await this.encodes.drain();
-    await this.closePack();
-    await this.uploads.drain();
-    await this.flushIndex();
+    try {
+      await this.encodes.drain();
+      await this.closePack();
+      await this.uploads.drain();
+      await this.flushIndex();
+    } finally {
+      await this.pool.close();
+    }
   }
 
   /** Wait for running work after a failure (so nothing writes after we return). */
   async abort(): Promise<void> {
     await this.encodes.drain().catch(() => undefined);
     await this.uploads.drain().catch(() => undefined);
+    await this.pool.close();
   }
 }
