@@ -8,6 +8,9 @@ export type ErrorCode =
   | 'exists'
   | 'in_use'
   | 'unavailable' // a backend or dependency is down
+  | 'bad_password' // a backup repository refused the password or key file
+  | 'no_space' // a target is full (ENOSPC, quota)
+  | 'corrupt' // stored data failed its checks (hash, authentication tag, format)
   | 'internal';
 
 const httpStatus: Record<ErrorCode, number> = {
@@ -16,6 +19,9 @@ const httpStatus: Record<ErrorCode, number> = {
   exists: 409,
   in_use: 409,
   unavailable: 503,
+  bad_password: 401,
+  no_space: 507,
+  corrupt: 500,
   internal: 500,
 };
 

@@ -1,0 +1,182 @@
+/**
+ * Keys, content ids, and the encoding every stored object goes through: compress (brotli, or stored
+ * when that does not help), then seal with AES-256-GCM. See docs/backup-format.md.
+ */
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt as scryptCb } from 'node:crypto';
+import { brotliCompress, brotliCompressSync, brotliDecompress, brotliDecompressSync, constants as zc } from 'node:zlib';
+import { promisify } from 'node:util';
+import { FerryError } from '../util/errors.js';
+
+const brotli = promisify(brotliCompress);
+const unbrotli = promisify(brotliDecompress);
+
+/** The repository's secrets: `enc` encrypts, `mac` names chunks (HMAC-SHA256) and seeds the chunker. */
+export interface MasterKey {
+  enc: Buffer;
+  mac: Buffer;
+}
+
+export interface KdfParams {
+  name: 'scrypt';
+  N: number;
+  r: number;
+  p: number;
+  salt: string; // base64
+}
+
+/** Default scrypt cost: 64 MiB of memory, about a quarter of a second. */
+export const DEFAULT_KDF = { N: 1 << 16, r: 8, p: 1 };
+
+export function deriveKey(secret: Buffer, kdf: KdfParams): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scryptCb(secret, Buffer.from(kdf.salt, 'base64'), 32, { N: kdf.N, r: kdf.r, p: kdf.p, maxmem: 256 * kdf.N * kdf.r + 16 * 1024 * 1024 }, (err, key) =>
+      err ? reject(err) : resolve(key),
+    ),
+  );
+}
+
+const NONCE = 12;
+const TAG = 16;
+
+/** AES-256-GCM: nonce ‖ ciphertext ‖ tag. `aad` binds the ciphertext to its name (e.g. a chunk id). */
+export function seal(key: Buffer, plain: Uint8Array, aad?: Uint8Array): Buffer {
+  const nonce = randomBytes(NONCE);
+  const c = createCipheriv('aes-256-gcm', key, nonce);
+  if (aad) c.setAAD(aad);
+  const body = c.update(plain);
+  const fin = c.final();
+  return Buffer.concat([nonce, body, fin, c.getAuthTag()]);
+}
+
+/** Undo seal(); null when the key is wrong or the data was changed. */
+export function unseal(key: Buffer, sealed: Uint8Array, aad?: Uint8Array): Buffer | null {
+  if (sealed.length < NONCE + TAG) return null;
+  const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length);
+  try {
+    const d = createDecipheriv('aes-256-gcm', key, buf.subarray(0, NONCE));
+    d.setAuthTag(buf.subarray(buf.length - TAG));
+    if (aad) d.setAAD(aad);
+    return Buffer.concat([d.update(buf.subarray(NONCE, buf.length - TAG)), d.final()]);
+  } catch {
+    return null;
+  }
+}
+
+export const SEAL_OVERHEAD = NONCE + TAG;
+
+const RAW = 0;
+const BROTLI = 1;
+/** Brotli quality 2 measured best on this kind of data: see docs/backup-format.md, "Compression". */
+const BROTLI_QUALITY = 2;
+/**
+ * Below this size, (de)compress synchronously: zlib's asynchronous API costs a stream object and a
+ * thread-pool round trip per call, 5× the work itself for a 10 KiB file. Above it, the thread pool
+ * lets compression use the other cores.
+ */
+const SYNC_BELOW = 128 * 1024;
+
+function brotliParams(size: number) {
+  // A window no larger than the input: brotli allocates per window size.
+  const lgwin = Math.max(10, Math.min(22, Math.ceil(Math.log2(size + 1))));
+  return { params: { [zc.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY, [zc.BROTLI_PARAM_LGWIN]: lgwin, [zc.BROTLI_PARAM_SIZE_HINT]: size } };
+}
+
+/**
+ * How objects are turned into bytes at rest and back. With a master key: compress, then seal;
+ * with encryption 'none': compress only (a one-byte header says how).
+ */
+export class Codec {
+  constructor(readonly key: MasterKey | null) {}
+
+  get encrypted(): boolean {
+    return this.key !== null;
+  }
+
+  /** The id of a chunk: HMAC-SHA256 under the repository's mac key, plain SHA-256 when unencrypted. */
+  id(data: Uint8Array): Buffer {
+    return this.key ? createHmac('sha256', this.key.mac).update(data).digest() : createHash('sha256').update(data).digest();
+  }
+
+  /** Seed for the chunker's gear table. */
+  chunkerSeed(): Buffer {
+    return this.key ? createHmac('sha256', this.key.mac).update('ferry chunker seed').digest() : Buffer.from('ferry chunker seed, unencrypted repository');
+  }
+
+  async encode(plain: Uint8Array, aad?: Uint8Array): Promise<Buffer> {
+    if (plain.length < SYNC_BELOW) return this.encodeSync(plain, aad);
+    const z = await brotli(plain, brotliParams(plain.length));
+    return this.frame(plain, z, aad);
+  }
+
+  /** encode() on the calling thread (the encoder workers use this). */
+  encodeSync(plain: Uint8Array, aad?: Uint8Array): Buffer {
+    return this.frame(plain, plain.length >= 64 ? brotliCompressSync(plain, brotliParams(plain.length)) : undefined, aad);
+  }
+
+  private frame(plain: Uint8Array, z: Buffer | undefined, aad?: Uint8Array): Buffer {
+    const useZ = z !== undefined && z.length < plain.length * 0.97;
+    const framed = Buffer.concat([Buffer.from([useZ ? BROTLI : RAW]), useZ ? z : plain]);
+    return this.key ? seal(this.key.enc, framed, aad) : framed;
+  }
+
+  /** Decode; throws FerryError('corrupt') when authentication or decompression fails. */
+  async decode(stored: Uint8Array, aad: Uint8Array | undefined, what: string): Promise<Buffer> {
+    let framed: Buffer | null;
+    if (this.key) framed = unseal(this.key.enc, stored, aad);
+    else framed = Buffer.from(stored.buffer, stored.byteOffset, stored.length);
+    if (!framed || framed.length < 1) throw new FerryError('corrupt', `${what}: authentication failed (data changed or damaged)`);
+    const body = framed.subarray(1);
+    if (framed[0] === RAW) return body;
+    if (framed[0] === BROTLI) {
+      try {
+        return body.length < SYNC_BELOW / 2 ? brotliDecompressSync(body) : await unbrotli(body);
+      } catch {
+        throw new FerryError('corrupt', `${what}: cannot decompress`);
+      }
+    }
+    throw new FerryError('corrupt', `${what}: unknown compression ${framed[0]}`);
+  }
+
+  async encodeJson(value: unknown, aad?: Uint8Array): Promise<Buffer> {
+    return this.encode(Buffer.from(JSON.stringify(value)), aad);
+  }
+
+  async decodeJson<T>(stored: Uint8Array, aad: Uint8Array | undefined, what: string): Promise<T> {
+    const buf = await this.decode(stored, aad, what);
+    try {
+      return JSON.parse(buf.toString('utf8')) as T;
+    } catch {
+      throw new FerryError('corrupt', `${what}: not valid JSON`);
+    }
+  }
+}
+
+export function newMasterKey(): MasterKey {
+  return { enc: randomBytes(32), mac: randomBytes(32) };
+}
+
+/** A key file in keys/: the master key sealed under a key derived from the password. */
+export interface KeyFile {
+  version: 1;
+  created: string;
+  host: string;
+  kdf: KdfParams;
+  data: string; // base64 of seal(derived, JSON {enc, mac})
+}
+
+export async function makeKeyFile(master: MasterKey, secret: Buffer, host: string, cost = DEFAULT_KDF): Promise<KeyFile> {
+  const kdf: KdfParams = { name: 'scrypt', ...cost, salt: randomBytes(32).toString('base64') };
+  const k = await deriveKey(secret, kdf);
+  const plain = Buffer.from(JSON.stringify({ enc: master.enc.toString('base64'), mac: master.mac.toString('base64') }));
+  return { version: 1, created: new Date().toISOString(), host, kdf, data: seal(k, plain, Buffer.from('ferry key')).toString('base64') };
+}
+
+/** The master key, or null when the secret does not open this key file. */
+export async function openKeyFile(kf: KeyFile, secret: Buffer): Promise<MasterKey | null> {
+  if (kf.kdf?.name !== 'scrypt') return null;
+  const k = await deriveKey(secret, kf.kdf);
+  const plain = unseal(k, Buffer.from(kf.data, 'base64'), Buffer.from('ferry key'));
+  if (!plain) return null;
+  const j = JSON.parse(plain.toString('utf8')) as { enc: string; mac: string };
+  return { enc: Buffer.from(j.enc, 'base64'), mac: Buffer.from(j.mac, 'base64') };
+}

@@ -1,0 +1,171 @@
+/**
+ * The manifest of a backup: one record per path of the volume, in depth-first order with names
+ * sorted, serialised as newline-delimited JSON and stored as chunks ("tree" blobs) of its own.
+ */
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BigIntStats } from 'node:fs';
+import { isErrno } from '../util/errors.js';
+
+export type NodeType = 'dir' | 'file' | 'symlink' | 'hardlink' | 'fifo' | 'char' | 'block';
+
+export interface TreeNode {
+  /** "." for the volume's root, else a relative path with "/" separators. */
+  path: string;
+  type: NodeType;
+  /** Permission bits including setuid, setgid and sticky (mode & 0o7777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Nanoseconds since the epoch, as a decimal string. */
+  mtime: string;
+  /**
+   * Not recorded by backups (reading a file changes it, which would make every manifest differ);
+   * restores set atime = mtime when absent.
+   */
+  atime?: string;
+  /** Regular files: size in bytes. */
+  size?: number;
+  /** Regular files: chunk ids (hex) and runs of zero bytes (numbers: their length), in order. */
+  content?: Array<string | number>;
+  /** Symlinks: the link's target; hard links: the path of the first name of the inode. */
+  target?: string;
+  /** Character and block devices: st_rdev. */
+  rdev?: number;
+  /** Regular files: inode and ctime (ns), to recognise unchanged files at the next backup. */
+  ino?: number;
+  ctime?: string;
+}
+
+export interface ScannedNode extends TreeNode {
+  /** dev:ino of regular files with more than one link. */
+  linkKey?: string;
+}
+
+export interface ScanResult {
+  nodes: ScannedNode[];
+  files: number;
+  dirs: number;
+  bytes: number;
+  /** Paths skipped: sockets, names that vanished while scanning. */
+  skipped: string[];
+}
+
+function kind(st: BigIntStats): NodeType | undefined {
+  if (st.isDirectory()) return 'dir';
+  if (st.isFile()) return 'file';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isCharacterDevice()) return 'char';
+  if (st.isBlockDevice()) return 'block';
+  return undefined; // sockets
+}
+
+/**
+ * Walk a directory tree with lstat (never following symlinks). The volume may be in use: entries
+ * that vanish between readdir and lstat are skipped.
+ */
+export async function scan(root: string): Promise<ScanResult> {
+  const out: ScanResult = { nodes: [], files: 0, dirs: 0, bytes: 0, skipped: [] };
+  const rootSt = await lstat(root, { bigint: true });
+  if (!rootSt.isDirectory()) throw new Error(`${root} is not a directory`);
+  const seen = new Map<string, string>(); // dev:ino -> first path
+
+  const make = async (rel: string, abs: string, st: BigIntStats): Promise<ScannedNode | undefined> => {
+    const type = kind(st);
+    if (!type) {
+      out.skipped.push(rel);
+      return undefined;
+    }
+    const n: ScannedNode = { path: rel, type, mode: Number(st.mode & 0o7777n), uid: Number(st.uid), gid: Number(st.gid), mtime: st.mtimeNs.toString() };
+    if (type === 'file') {
+      n.size = Number(st.size);
+      n.ino = Number(st.ino);
+      n.ctime = st.ctimeNs.toString();
+      if (st.nlink > 1n) n.linkKey = `${st.dev}:${st.ino}`;
+    } else if (type === 'symlink') {
+      n.target = await readlink(abs);
+    } else if (type === 'char' || type === 'block') {
+      n.rdev = Number(st.rdev);
+    }
+    return n;
+  };
+
+  const walk = async (rel: string, abs: string, st: BigIntStats): Promise<void> => {
+    const node = await make(rel, abs, st);
+    if (!node) return;
+    out.nodes.push(node);
+    if (node.type === 'file') {
+      if (node.linkKey) {
+        const first = seen.get(node.linkKey);
+        if (first !== undefined) {
+          node.type = 'hardlink';
+          node.target = first;
+          delete node.size;
+          delete node.linkKey;
+          out.files++;
+          return;
+        }
+        seen.set(node.linkKey, rel);
+      }
+      out.files++;
+      out.bytes += node.size!;
+      return;
+    }
+    if (node.type !== 'dir') {
+      out.files++;
+      return;
+    }
+    out.dirs++;
+    let names: string[];
+    try {
+      names = await readdir(abs);
+    } catch (err) {
+      if (rel !== '.' && isErrno(err, 'ENOENT')) return;
+      throw err;
+    }
+    names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const stats = await Promise.all(
+      names.map(async (name) => {
+        try {
+          return await lstat(join(abs, name), { bigint: true });
+        } catch (err) {
+          if (isErrno(err, 'ENOENT')) return undefined;
+          throw err;
+        }
+      }),
+    );
+    for (let i = 0; i < names.length; i++) {
+      const childRel = rel === '.' ? names[i]! : `${rel}/${names[i]}`;
+      const cst = stats[i];
+      if (!cst) {
+        out.skipped.push(childRel);
+        continue;
+      }
+      try {
+        await walk(childRel, join(abs, names[i]!), cst);
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) throw err;
+        out.skipped.push(childRel);
+      }
+    }
+  };
+  await walk('.', root, rootSt);
+  return out;
+}
+
+/** NDJSON, one node per line, without scan-only fields. */
+export function serializeTree(nodes: TreeNode[]): Buffer {
+  const lines: string[] = [];
+  for (const n of nodes) {
+    const { linkKey: _k, ...rest } = n as ScannedNode;
+    lines.push(JSON.stringify(rest));
+  }
+  return Buffer.from(lines.join('\n') + '\n');
+}
+
+export function parseTree(buf: Buffer): TreeNode[] {
+  const out: TreeNode[] = [];
+  for (const line of buf.toString('utf8').split('\n')) if (line) out.push(JSON.parse(line) as TreeNode);
+  return out;
+}

@@ -1,0 +1,37 @@
+/**
+ * Backup URLs, as Convoy spells them: the target plus the backup's id and volume name in the query,
+ * e.g. `file:///srv/backups/ferry?backup=ID&volume=NAME` or `s3://bucket/prefix?backup=ID&volume=NAME`.
+ */
+import { FerryError } from '../util/errors.js';
+
+export interface BackupUrl {
+  /** The repository, without query: file:///srv/backups/ferry or s3://bucket/prefix. */
+  target: string;
+  backup?: string;
+  volume?: string;
+}
+
+export function parseBackupUrl(url: string): BackupUrl {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new FerryError('invalid', `"${url}" is not a backup URL; expected file:///path?backup=ID&volume=NAME or s3://bucket/prefix?backup=ID&volume=NAME`);
+  }
+  if (u.protocol !== 'file:' && u.protocol !== 's3:') throw new FerryError('invalid', `"${url}": unsupported scheme ${u.protocol}; expected file: or s3:`);
+  for (const k of u.searchParams.keys()) {
+    if (k !== 'backup' && k !== 'volume') throw new FerryError('invalid', `"${url}": unknown parameter "${k}"; accepted: backup, volume`);
+  }
+  const backup = u.searchParams.get('backup') ?? undefined;
+  const volume = u.searchParams.get('volume') ?? undefined;
+  if (backup !== undefined && !/^[0-9a-f]{4,64}$/.test(backup)) throw new FerryError('invalid', `"${url}": backup id "${backup}" is not hexadecimal`);
+  u.search = '';
+  u.hash = '';
+  const target = u.href.replace(/\/+$/, '');
+  return { target: u.protocol === 'file:' && target === 'file://' ? 'file:///' : target, backup, volume };
+}
+
+export function formatBackupUrl(target: string, backup: string, volume: string): string {
+  const base = target.replace(/\?.*$/, '').replace(/\/+$/, '');
+  return `${base}?backup=${encodeURIComponent(backup)}&volume=${encodeURIComponent(volume)}`;
+}

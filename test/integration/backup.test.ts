@@ -1,0 +1,280 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, openSync, writeSync, closeSync, readdirSync, statSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { init, open, type Repository, type BackupProgress } from '../../src/backup/index.js';
+import { FerryError } from '../../src/util/errors.js';
+import { populate } from '../helpers/tree.js';
+import { assertSameTree } from '../helpers/backup.js';
+import { makeLoopFs, loopFsPrerequisites } from '../helpers/loopfs.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const cheap = { N: 1 << 12, r: 8, p: 1 }; // tests: a cheap scrypt (the default costs ~0.25 s per open)
+const MiB = 1024 * 1024;
+
+function du(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) n += statSync(join(e.parentPath ?? e.path, e.name)).size;
+  return n;
+}
+
+function packs(repoDir: string): string[] {
+  return readdirSync(join(repoDir, 'data'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath ?? e.path, e.name));
+}
+
+const code = (c: string) => (e: unknown) => e instanceof FerryError && e.code === c;
+
+describe('backups to a file target', () => {
+  let tmp: string;
+  let url: string;
+  let repo: Repository;
+  before(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'ferry-backup-'));
+    url = pathToFileURL(join(tmp, 'repo')).href;
+    repo = await init(url, { password: 'correct horse', kdf: cheap });
+  });
+  after(() => {
+    repo?.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('restores a tree byte for byte with all metadata (modes, owners, times, symlinks, hard links, empty dirs, sparse files, FIFOs)', async () => {
+    const src = join(tmp, 'meta');
+    mkdirSync(src);
+    populate(src, 120);
+    const progress: BackupProgress[] = [];
+    const info = await repo.backup(src, { volume: 'meta', node: 'node-1', tags: ['t1'], snapshot: 'snap-1', onProgress: (p) => progress.push(p) });
+    assert.match(info.id, /^[0-9a-f]{32}$/);
+    assert.equal(info.url, `${url}?backup=${info.id}&volume=meta`);
+    assert.equal(info.node, 'node-1');
+    assert.deepEqual(info.tags, ['t1']);
+    assert.equal(info.snapshot, 'snap-1');
+    const last = progress.at(-1)!;
+    assert.equal(last.filesDone, last.filesTotal);
+    assert.equal(last.bytesDone, last.bytesTotal);
+    assert.ok(last.bytesTotal > 64 * MiB, 'the sparse file counts with its size');
+    assert.ok(info.bytesAdded < 8 * MiB, `sparse zeros are not stored (${info.bytesAdded} bytes added)`);
+
+    const reopened = await open(url, { password: 'correct horse' });
+    const out = join(tmp, 'meta-restored');
+    const restoreProgress: number[] = [];
+    const res = await reopened.restore(info.id.slice(0, 8), out, { onProgress: (p) => restoreProgress.push(p.bytesDone) });
+    assert.deepEqual(res.warnings, []);
+    assert.equal(restoreProgress.at(-1), last.bytesTotal);
+    assertSameTree(src, out);
+    assert.ok(statSync(join(out, 'sparse.img')).blocks * 512 < MiB, 'the sparse file is sparse again');
+    const inspected = await reopened.inspect(info.id);
+    assert.equal(inspected.id, info.id);
+    assert.deepEqual((await reopened.list({ volume: 'meta' })).map((b) => b.id), [info.id]);
+    assert.deepEqual(await reopened.list({ volume: 'other' }), []);
+    reopened.close();
+  });
+
+  it('an incremental backup after a 1% change adds about 1% to the target', async (t) => {
+    const src = join(tmp, 'incr');
+    mkdirSync(join(src, 'small'), { recursive: true });
+    for (let i = 0; i < 10; i++) writeFileSync(join(src, `big-${i}.bin`), randomBytes(16 * MiB));
+    for (let i = 0; i < 300; i++) writeFileSync(join(src, 'small', `f-${i}`), randomBytes(4096 + i * 13));
+    const first = await repo.backup(src, { volume: 'incr' });
+    const total = first.bytes;
+    assert.ok(first.bytesAdded > total * 0.98, 'random data: the whole first backup is stored');
+
+    // 1%: rewrite 1.5 MiB inside one big file, 3 small files, and add one of 64 KiB
+    const fd = openSync(join(src, 'big-3.bin'), 'r+');
+    writeSync(fd, randomBytes(1.5 * MiB), 0, 1.5 * MiB, 5 * MiB + 12345);
+    closeSync(fd);
+    for (const i of [7, 70, 170]) writeFileSync(join(src, 'small', `f-${i}`), randomBytes(5000));
+    writeFileSync(join(src, 'small', 'new'), randomBytes(64 * 1024));
+
+    const before = repo.target.bytesWritten;
+    const second = await repo.backup(src, { volume: 'incr' });
+    const written = repo.target.bytesWritten - before;
+    assert.equal(second.parent, first.id);
+    t.diagnostic(`second backup wrote ${written} bytes = ${((100 * written) / total).toFixed(2)}% of ${total}`);
+    assert.ok(written < total * 0.05, `second backup wrote ${written} bytes = ${((100 * written) / total).toFixed(2)}% of ${total}`);
+    assert.ok(written >= MiB, 'it did write the change');
+    const out = join(tmp, 'incr-restored');
+    await repo.restore(second.id, out);
+    assertSameTree(src, out);
+    rmSync(out, { recursive: true });
+  });
+
+  it('a backup killed with SIGKILL leaves a repository that verifies; the next backup reuses the packs already written', async (t) => {
+    const src = join(tmp, 'kill');
+    mkdirSync(src);
+    for (let i = 0; i < 12; i++) writeFileSync(join(src, `f-${i}.bin`), randomBytes(16 * MiB));
+    const child = spawn(process.execPath, [join(here, '../helpers/backup-child.js'), url, 'correct horse', src, 'kill'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const killedAt = await new Promise<number>((resolve, reject) => {
+      let buf = '';
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        const m = [...buf.matchAll(/uploaded (\d+)/g)].at(-1);
+        if (m && Number(m[1]) >= 64 * MiB && !child.killed) {
+          child.kill('SIGKILL');
+          resolve(Number(m[1]));
+        }
+        if (buf.includes('done')) reject(new Error('the backup finished before it could be killed'));
+      });
+      child.on('exit', (c, sig) => {
+        if (sig !== 'SIGKILL') reject(new Error(`child exited ${c}: ${stderr}`));
+      });
+    });
+    await new Promise((r) => child.on('close', r));
+    assert.ok(killedAt < 150 * MiB);
+
+    const again = await open(url, { password: 'correct horse' });
+    try {
+      assert.equal((await again.list({ volume: 'kill' })).length, 0, 'no backup became visible');
+      const v = await again.verify();
+      assert.deepEqual(v.problems, []);
+      const before = again.target.bytesWritten;
+      const info = await again.backup(src, { volume: 'kill' });
+      const written = again.target.bytesWritten - before;
+      t.diagnostic(`killed after ${killedAt} bytes of packs; the next run wrote ${written} of ${192 * MiB}`);
+      assert.ok(written < 192 * MiB - killedAt + 16 * MiB, `the second run wrote ${written} bytes; ${killedAt} were already there`);
+      assert.ok(info.bytesNew < 192 * MiB - killedAt + 16 * MiB);
+      const full = await again.verify({ readData: true });
+      assert.deepEqual(full.problems, []);
+      const out = join(tmp, 'kill-restored');
+      await again.restore(info.id, out);
+      assertSameTree(src, out);
+      rmSync(out, { recursive: true });
+    } finally {
+      again.close();
+    }
+  });
+
+  it('verify names a damaged pack and the backups depending on it; a deleted pack too', async () => {
+    const r = await init(pathToFileURL(join(tmp, 'repo-damage')).href, { password: 'pw', kdf: cheap });
+    try {
+      const src = join(tmp, 'damage');
+      mkdirSync(join(src, 'a'), { recursive: true });
+      mkdirSync(join(src, 'b'), { recursive: true });
+      for (let i = 0; i < 3; i++) writeFileSync(join(src, 'a', `f${i}`), randomBytes(7 * MiB));
+      const first = await r.backup(src, { volume: 'v' });
+      for (let i = 0; i < 3; i++) writeFileSync(join(src, 'b', `f${i}`), randomBytes(7 * MiB));
+      const second = await r.backup(src, { volume: 'v' });
+      assert.ok((await r.verify({ readData: true })).ok);
+
+      // the first backup's data pack is used by both backups
+      const all = packs(join(tmp, 'repo-damage'));
+      const big = all.map((p) => ({ p, size: statSync(p).size })).sort((x, y) => y.size - x.size);
+      const victim = big[big.length > 2 ? 1 : 0]!.p;
+      const name = victim.split('/').at(-1)!;
+      const buf = readFileSync(victim);
+      buf[Math.floor(buf.length / 3)]! ^= 0x40;
+      writeFileSync(victim, buf);
+      const structural = await r.verify();
+      assert.ok(structural.ok, 'structure alone does not read data');
+      const full = await r.verify({ readData: true });
+      assert.equal(full.ok, false);
+      const p = full.problems.find((x) => x.pack === name);
+      assert.ok(p, JSON.stringify(full.problems));
+      assert.equal(p.kind, 'corrupt-pack');
+      assert.ok(p.backups.length >= 1);
+      for (const b of p.backups) assert.ok([first.id, second.id].includes(b));
+      assert.match(p.message, new RegExp(name));
+      // restoring a backup that needs the damaged chunk fails clearly
+      const victimUser = p.backups[0]!;
+      await assert.rejects(r.restore(victimUser, join(tmp, 'damage-out')), code('corrupt'));
+      rmSync(join(tmp, 'damage-out'), { recursive: true, force: true });
+
+      rmSync(victim);
+      const s = await r.verify();
+      const m = s.problems.find((x) => x.pack === name);
+      assert.ok(m, JSON.stringify(s.problems));
+      assert.equal(m.kind, 'missing-pack');
+      assert.deepEqual(m.backups, p.backups);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('prune after remove shrinks the repository; the other backups still restore', async () => {
+    const dir = join(tmp, 'repo-prune');
+    const r = await init(pathToFileURL(dir).href, { password: 'pw', kdf: cheap });
+    try {
+      const a = join(tmp, 'prune-a');
+      const b = join(tmp, 'prune-b');
+      mkdirSync(a);
+      mkdirSync(b);
+      writeFileSync(join(a, 'x'), randomBytes(40 * MiB));
+      writeFileSync(join(b, 'y'), randomBytes(30 * MiB));
+      const ia = await r.backup(a, { volume: 'a' });
+      const ib = await r.backup(b, { volume: 'b' });
+      const size0 = du(dir);
+      await r.remove(ia.id.slice(0, 10));
+      await assert.rejects(r.inspect(ia.id), code('not_found'));
+      assert.ok(du(dir) > size0 - MiB, 'remove alone frees nothing');
+      const res = await r.prune();
+      const size1 = du(dir);
+      assert.ok(size1 < size0 - 38 * MiB, `prune freed ${size0 - size1} bytes`);
+      assert.ok(res.packsRemoved >= 2);
+      assert.ok((await r.verify({ readData: true })).ok);
+      const out = join(tmp, 'prune-out');
+      await r.restore(ib.id, out);
+      assertSameTree(b, out);
+      // a second prune finds nothing to do
+      assert.equal((await r.prune()).packsRemoved, 0);
+    } finally {
+      r.close();
+    }
+  });
+
+  it('clear errors: wrong password, missing target, not a repository, locked, unencrypted only when asked', async () => {
+    await assert.rejects(open(url, { password: 'wrong' }), (e: unknown) => code('bad_password')(e) && /wrong password/.test((e as Error).message));
+    await assert.rejects(open(url), code('bad_password'));
+    await assert.rejects(open(pathToFileURL(join(tmp, 'nowhere')).href, { password: 'x' }), (e: unknown) => code('not_found')(e) && /does not exist/.test((e as Error).message));
+    mkdirSync(join(tmp, 'empty-dir'));
+    await assert.rejects(open(pathToFileURL(join(tmp, 'empty-dir')).href, { password: 'x' }), (e: unknown) => code('not_found')(e) && /not a Ferry backup repository.*init/.test((e as Error).message));
+    await assert.rejects(init(url, { password: 'x', kdf: cheap }), code('exists'));
+    await assert.rejects(init(pathToFileURL(join(tmp, 'nopw')).href, {}), code('invalid'));
+    const keyFile = join(tmp, 'key');
+    writeFileSync(keyFile, randomBytes(64));
+    const kr = await init(pathToFileURL(join(tmp, 'keyfile-repo')).href, { keyFile, kdf: cheap });
+    kr.close();
+    (await open(pathToFileURL(join(tmp, 'keyfile-repo')).href, { keyFile })).close();
+    await assert.rejects(open(pathToFileURL(join(tmp, 'keyfile-repo')).href, { password: 'guess' }), code('bad_password'));
+    // unencrypted, explicitly
+    const plainUrl = pathToFileURL(join(tmp, 'plain')).href;
+    const pr = await init(plainUrl, { encryption: 'none' });
+    const src = join(tmp, 'plain-src');
+    mkdirSync(src);
+    writeFileSync(join(src, 'hello'), 'hello plain world');
+    const info = await pr.backup(src, { volume: 'p' });
+    const pr2 = await open(plainUrl);
+    await pr2.restore(info.id, join(tmp, 'plain-out'));
+    assert.equal(readFileSync(join(tmp, 'plain-out', 'hello'), 'utf8'), 'hello plain world');
+    // prune waits for nobody: a live backup lock makes it fail with in_use
+    const release = await pr.lock(false, 'test');
+    await assert.rejects(pr2.prune(), code('in_use'));
+    await release();
+    await pr2.prune();
+    pr.close();
+    pr2.close();
+    // restore refuses a non-empty directory
+    await assert.rejects(repo.restore((await repo.list())[0]!.id, src), code('exists'));
+  });
+
+  it('a full target fails with no_space', { skip: loopFsPrerequisites('ext4').length ? 'needs root and mkfs.ext4' : false }, async () => {
+    const fs = await makeLoopFs('ext4', 32);
+    try {
+      const r = await init(pathToFileURL(join(fs.mountpoint, 'repo')).href, { password: 'pw', kdf: cheap });
+      const src = join(tmp, 'too-big');
+      mkdirSync(src);
+      writeFileSync(join(src, 'x'), randomBytes(48 * MiB));
+      await assert.rejects(r.backup(src, { volume: 'big' }), (e: unknown) => code('no_space')(e) && /is full/.test((e as Error).message));
+      r.close();
+    } finally {
+      await fs.destroy();
+    }
+  });
+});

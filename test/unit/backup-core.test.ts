@@ -1,0 +1,122 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { Chunker, StreamChunker, DATA_CHUNKS, TREE_CHUNKS } from '../../src/backup/chunker.js';
+import { Codec, newMasterKey } from '../../src/backup/crypto.js';
+import { parseBackupUrl, formatBackupUrl, openTarget, FileTarget, S3Target } from '../../src/backup/index.js';
+
+const seed = Buffer.from('test seed');
+const hashes = (parts: Uint8Array[]) => parts.map((p) => createHash('sha256').update(p).digest('hex'));
+
+/** Random data that is deterministic (so a failure can be reproduced). */
+function pseudoRandom(n: number, key = 'x'): Buffer {
+  const out = Buffer.allocUnsafe(n);
+  for (let off = 0, i = 0; off < n; i++) {
+    const d = createHash('sha512').update(`${key}:${i}`).digest();
+    off += d.copy(out, off);
+  }
+  return out;
+}
+
+describe('backup chunker', () => {
+  const data = pseudoRandom(48 * 1024 * 1024);
+  const chunker = new Chunker(DATA_CHUNKS, seed);
+
+  it('is deterministic and cuts between min and max', () => {
+    const a = chunker.split(data);
+    const b = new Chunker(DATA_CHUNKS, seed).split(data);
+    assert.deepEqual(a.map((c) => c.length), b.map((c) => c.length));
+    assert.equal(a.reduce((s, c) => s + c.length, 0), data.length);
+    assert.ok(Buffer.concat(a).equals(data));
+    for (const c of a.slice(0, -1)) assert.ok(c.length >= DATA_CHUNKS.min && c.length <= DATA_CHUNKS.max, `chunk of ${c.length}`);
+    const mean = data.length / a.length;
+    assert.ok(mean > 700 * 1024 && mean < 1800 * 1024, `mean chunk ${mean}`);
+    // another seed cuts elsewhere
+    const c = new Chunker(DATA_CHUNKS, Buffer.from('other')).split(data);
+    assert.notDeepEqual(a.map((x) => x.length), c.map((x) => x.length));
+  });
+
+  it('never exceeds max, also on data without boundaries (zeros)', () => {
+    const zeros = Buffer.alloc(40 * 1024 * 1024);
+    const parts = chunker.split(zeros);
+    for (const p of parts) assert.ok(p.length <= DATA_CHUNKS.max);
+    assert.equal(parts.reduce((s, c) => s + c.length, 0), zeros.length);
+    const small = chunker.split(Buffer.from('tiny'));
+    assert.deepEqual(small.map((p) => p.length), [4]);
+  });
+
+  it('re-synchronises after an insertion near the start', () => {
+    const edited = Buffer.concat([data.subarray(0, 1000), Buffer.from('inserted bytes!'), data.subarray(1000)]);
+    const before = new Set(hashes(chunker.split(data)));
+    const after = hashes(chunker.split(edited));
+    const shared = after.filter((h) => before.has(h)).length;
+    assert.ok(shared >= after.length - 2, `only ${shared} of ${after.length} chunks shared`);
+  });
+
+  it('streams with bounded memory and cuts exactly as on a whole buffer', async () => {
+    const sc = new StreamChunker(chunker);
+    let pos = 0;
+    sc.reset(async (into, off, len) => {
+      const n = Math.min(len, 1 + Math.floor(Math.random() * 3 * 1024 * 1024), data.length - pos); // short reads
+      data.copy(into, off, pos, pos + n);
+      pos += n;
+      return n;
+    });
+    const lens: number[] = [];
+    for (let c = await sc.next(); c; c = await sc.next()) lens.push(c.length);
+    assert.deepEqual(lens, chunker.split(data).map((c) => c.length));
+  });
+
+  it('chunks manifests finer', () => {
+    const t = new Chunker(TREE_CHUNKS, seed).split(data.subarray(0, 4 * 1024 * 1024));
+    const mean = (4 * 1024 * 1024) / t.length;
+    assert.ok(mean > 30 * 1024 && mean < 140 * 1024, `mean ${mean}`);
+  });
+});
+
+describe('backup codec', () => {
+  it('round-trips, compresses what compresses, and detects changes', async () => {
+    const codec = new Codec(newMasterKey());
+    const text = Buffer.from('hello backup '.repeat(10_000));
+    const id = codec.id(text);
+    const enc = await codec.encode(text, id);
+    assert.ok(enc.length < text.length / 10, 'text is compressed');
+    assert.ok((await codec.decode(enc, id, 'x')).equals(text));
+    const flipped = Buffer.from(enc);
+    flipped[flipped.length >> 1]! ^= 1;
+    await assert.rejects(codec.decode(flipped, id, 'x'), (e: Error & { code?: string }) => e.code === 'corrupt');
+    await assert.rejects(codec.decode(enc, randomBytes(32), 'x'), (e: Error & { code?: string }) => e.code === 'corrupt', 'bound to its id');
+    const rnd = randomBytes(100_000);
+    assert.ok((await codec.encode(rnd)).length <= rnd.length + 40, 'random data is stored, not inflated');
+    // keyed ids: another key names the same content differently
+    assert.notDeepEqual(new Codec(newMasterKey()).id(text), id);
+    assert.deepEqual(new Codec(null).id(text), createHash('sha256').update(text).digest());
+  });
+});
+
+describe('backup URLs and targets', () => {
+  it('parses and formats', () => {
+    assert.deepEqual(parseBackupUrl('file:///srv/backups/ferry?backup=abcd1234&volume=db'), { target: 'file:///srv/backups/ferry', backup: 'abcd1234', volume: 'db' });
+    assert.deepEqual(parseBackupUrl('s3://bucket/some/prefix?backup=ab12&volume=web-data'), { target: 's3://bucket/some/prefix', backup: 'ab12', volume: 'web-data' });
+    assert.deepEqual(parseBackupUrl('s3://bucket'), { target: 's3://bucket', backup: undefined, volume: undefined });
+    assert.equal(formatBackupUrl('s3://bucket/p/', 'ab12', 'db'), 's3://bucket/p?backup=ab12&volume=db');
+    assert.equal(formatBackupUrl('file:///srv/b', 'ab12', 'a b'), 'file:///srv/b?backup=ab12&volume=a%20b');
+    const round = parseBackupUrl(formatBackupUrl('file:///srv/b', 'ab12', 'a b'));
+    assert.equal(round.volume, 'a b');
+    for (const bad of ['http://x/y', 'not a url', 's3://b/p?backup=zz', 's3://b/p?foo=1']) {
+      assert.throws(() => parseBackupUrl(bad), (e: Error & { code?: string }) => e.code === 'invalid', bad);
+    }
+  });
+
+  it('builds targets from URLs', () => {
+    const f = openTarget('file:///srv/backups/ferry');
+    assert.ok(f instanceof FileTarget);
+    assert.equal((f as FileTarget).root, '/srv/backups/ferry');
+    const s = openTarget('s3://bucket/pre/fix', { s3: { endpoint: 'http://127.0.0.1:1', pathStyle: true, accessKeyId: 'a', secretAccessKey: 'b' } });
+    assert.ok(s instanceof S3Target);
+    assert.equal((s as S3Target).prefix, 'pre/fix');
+    assert.equal(s.url, 's3://bucket/pre/fix');
+    s.close();
+    assert.throws(() => openTarget('ftp://x'), /unsupported/);
+  });
+});
