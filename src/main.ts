@@ -1,6 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { registerCliCommands } from './cli/commands.js';
 import { registerSnapshotCommands } from './cli/snapshots.js';
+import { registerBackupCommands } from './cli/backup.js';
 import { BUILTIN_DEFAULTS as DEFAULTS } from './daemon/defaults.js';
 import { errorMessage } from './util/errors.js';
 import { VERSION } from './version.js';
@@ -56,6 +57,7 @@ program
 
 registerCliCommands(program);
 registerSnapshotCommands(program);
+registerBackupCommands(program);
 
 try {
   await program.parseAsync(process.argv);

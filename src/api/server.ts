@@ -6,6 +6,8 @@ import type { VolumeService } from '../volumes/service.js';
 import type { SnapshotService } from '../snapshots/service.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import type { Cluster } from '../cluster/cluster.js';
+import type { JobRegistry } from '../jobs/jobs.js';
+import type { BackupService } from '../backup/service.js';
 
 export interface DaemonFacts {
   version: string;
@@ -35,6 +37,14 @@ const branchBody = z.strictObject({ name: z.string() });
 const checkoutBody = z.strictObject({ branch: z.string(), create: z.boolean().optional(), restartContainers: z.boolean().optional() });
 const resetBody = z.strictObject({ ref: z.string(), hard: z.literal(true, { message: 'only hard resets exist: pass "hard": true' }), restartContainers: z.boolean().optional() });
 const listSnapshotsQuery = z.strictObject({ all: flag });
+const targetBody = z.strictObject({ target: z.string().min(1) });
+const initBody = z.strictObject({ target: z.string().min(1), encryption: z.enum(['aes-256-gcm', 'none']).optional() });
+const backupBody = z.strictObject({ target: z.string().min(1), snapshot: z.string().min(1).optional() });
+const backupListQuery = z.strictObject({ target: z.string().min(1), volume: z.string().optional() });
+const urlQuery = z.strictObject({ url: z.string().min(1) });
+const restoreBackupBody = z.strictObject({ url: z.string().min(1), volume: z.string(), options: z.record(z.string(), z.string()).optional() });
+const verifyBody = z.strictObject({ target: z.string().min(1), readData: z.boolean().optional() });
+const waitQuery = z.strictObject({ wait: flag });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
@@ -47,7 +57,14 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
  * The control API (REST, JSON, versioned under /v1) that the CLI and, later, the web UI and remote clients
  * use. It only translates HTTP to service calls. Errors: `{"error": {"code", "message", "details"?}}`.
  */
-export function buildApiServer(service: VolumeService, snapshots: SnapshotService, facts: DaemonFacts, log: Logger, cluster?: Cluster): FastifyInstance {
+export function buildApiServer(
+  service: VolumeService,
+  snapshots: SnapshotService,
+  facts: DaemonFacts,
+  log: Logger,
+  cluster?: Cluster,
+  extra?: { jobs: JobRegistry; backups: BackupService },
+): FastifyInstance {
   const app = newHttpServer(log, 'api', 1024 * 1024);
 
   // A volume of a shared pool may be known to the cluster before this node has seen it.
@@ -131,6 +148,38 @@ export function buildApiServer(service: VolumeService, snapshots: SnapshotServic
     const b = parse(resetBody, req.body ?? {}, 'request body');
     return { commit: await snapshots.reset(req.params.name, b.ref, b) };
   });
+
+  if (extra) {
+    const { jobs, backups } = extra;
+    app.get('/v1/jobs', async () => ({ jobs: jobs.list() }));
+    app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req) => {
+      const q = parse(waitQuery, req.query, 'query');
+      return q.wait ? jobs.wait(jobs.get(req.params.id).id) : jobs.get(req.params.id);
+    });
+    app.post('/v1/backups/init', async (req, reply) => {
+      const b = parse(initBody, req.body ?? {}, 'request body');
+      return reply.code(201).send(await backups.init(b.target, b.encryption ? { encryption: b.encryption } : {}));
+    });
+    app.post<Vol>('/v1/volumes/:name/backups', async (req, reply) => {
+      const b = parse(backupBody, req.body ?? {}, 'request body');
+      return reply.code(202).send(backups.startBackup(req.params.name, b));
+    });
+    app.get('/v1/backups', async (req) => {
+      const q = parse(backupListQuery, req.query, 'query');
+      return backups.list(q.target, q.volume);
+    });
+    app.get('/v1/backups/inspect', async (req) => backups.inspect(parse(urlQuery, req.query, 'query').url));
+    app.delete('/v1/backups', async (req) => backups.remove(parse(urlQuery, req.query, 'query').url));
+    app.post('/v1/backups/restore', async (req, reply) => {
+      const b = parse(restoreBackupBody, req.body ?? {}, 'request body');
+      return reply.code(202).send(backups.startRestore(b.url, b.volume, b.options ?? {}));
+    });
+    app.post('/v1/backups/prune', async (req, reply) => reply.code(202).send(backups.startPrune(parse(targetBody, req.body ?? {}, 'request body').target)));
+    app.post('/v1/backups/verify', async (req, reply) => {
+      const b = parse(verifyBody, req.body ?? {}, 'request body');
+      return reply.code(202).send(backups.startVerify(b.target, b.readData ?? false));
+    });
+  }
 
   app.get('/v1/trash', async () => ({ trash: service.trashList() }));
 

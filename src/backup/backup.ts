@@ -39,6 +39,12 @@ export interface BackupOptions {
    * false: read everything.
    */
   parent?: string | false;
+  /**
+   * How a file is recognised as unchanged since the parent: `strict` (size, mtime, ctime and inode, as
+   * restic) or `mtime-size` (size and mtime in ns only: for trees that are copies, such as snapshots,
+   * whose inodes and ctimes change with every copy while the content does not).
+   */
+  compare?: 'strict' | 'mtime-size';
   onProgress?: (p: BackupProgress) => void;
 }
 
@@ -221,7 +227,7 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
         continue;
       }
       const prev = previous.get(n.path);
-      if (prev && prev.size === n.size && prev.mtime === n.mtime && prev.ctime === n.ctime && prev.ino === n.ino && prev.content && prev.content.every((c) => typeof c === 'number' || up.has(c))) {
+      if (prev && prev.size === n.size && prev.mtime === n.mtime && (opts.compare === 'mtime-size' || (prev.ctime === n.ctime && prev.ino === n.ino)) && prev.content && prev.content.every((c) => typeof c === 'number' || up.has(c))) {
         n.content = prev.content;
         progress.filesDone++;
         progress.bytesDone += n.size!;

@@ -8,6 +8,7 @@ import { parseDuration } from '../util/duration.js';
 import { parseSchedule } from '../snapshots/schedule.js';
 import { parseKeepPolicy } from '../snapshots/retention.js';
 import { BUILTIN_DEFAULTS } from './defaults.js';
+import type { BackupTargetConfig } from '../backup/service.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/ferry/ferry.yaml';
 
@@ -29,6 +30,10 @@ export interface DaemonConfig {
   heartbeatIntervalMs: number;
   nodeTimeout: string;
   nodeTimeoutMs: number;
+  /** Backup targets by name (`ferry backup create VOL --target NAME`). */
+  backupTargets: Record<string, BackupTargetConfig>;
+  /** The secret for backup targets given by URL (else env FERRY_BACKUP_PASSWORD). */
+  backupPasswordFile?: string;
   /** The file the settings came from, if any. */
   configFile?: string;
 }
@@ -74,6 +79,26 @@ const fileSchema = z.strictObject({
     )
     .optional(),
   defaultPool: poolName.optional(),
+  backupTargets: z
+    .record(
+      poolName,
+      z.strictObject({
+        url: z.string().regex(/^(file:\/\/\/|s3:\/\/)/, 'a file:///path or s3://bucket/prefix URL'),
+        password: z.string().min(1).optional(),
+        passwordFile: absPath('passwordFile').optional(),
+        s3: z
+          .strictObject({
+            endpoint: z.string().url().optional(),
+            region: z.string().optional(),
+            pathStyle: z.boolean().optional(),
+            accessKeyId: z.string().optional(),
+            secretAccessKey: z.string().optional(),
+          })
+          .optional(),
+      }),
+    )
+    .optional(),
+  backupPasswordFile: absPath('backupPasswordFile').optional(),
   heartbeatInterval: z.string().optional(),
   nodeTimeout: z.string().optional(),
 });
@@ -145,6 +170,7 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
     ...merged,
     pools,
     defaultPool,
+    backupTargets: (merged.backupTargets ?? {}) as Record<string, BackupTargetConfig>,
     heartbeatIntervalMs,
     nodeTimeoutMs,
     trashRetentionMs: parseDuration(merged.trashRetention, 'trashRetention'),

@@ -11,6 +11,8 @@ import { DirPool } from '../pools/dir.js';
 import type { Pool } from '../pools/pool.js';
 import { DockerClient } from '../docker/client.js';
 import { Cluster } from '../cluster/cluster.js';
+import { JobRegistry } from '../jobs/jobs.js';
+import { BackupService } from '../backup/service.js';
 import { buildPluginServer } from '../plugin/server.js';
 import { buildApiServer } from '../api/server.js';
 import { listenUnix } from '../util/unix-listen.js';
@@ -42,6 +44,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   });
   const docker = new DockerClient(config.dockerHost);
   let snapshots: SnapshotService | undefined;
+  let backups: BackupService | undefined;
   const service = new VolumeService({
     catalog: new Catalog(join(config.dataDir, 'catalog')),
     pools,
@@ -53,8 +56,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     docker,
     log,
     resolveClone: (from) => snapshots!.cloneSource(from),
+    restoreBackup: (url, dir, report) => backups!.restoreInto(url, dir, report),
   });
   snapshots = new SnapshotService(service, log, docker);
+  const jobs = new JobRegistry(log);
+  backups = new BackupService(service, snapshots, jobs, { targets: config.backupTargets, ...(config.backupPasswordFile ? { passwordFile: config.backupPasswordFile } : {}) }, config.node, log);
+  await backups.checkSecrets();
   await service.start();
   await snapshots.recover();
   // shared pools: beat, learn the cluster's volumes and re-publish what is mounted here, before Docker can ask
@@ -82,6 +89,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     },
     log,
     cluster,
+    { jobs, backups },
   );
   const servers: Array<[FastifyInstance, string]> = [];
   try {
@@ -118,6 +126,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
           await server.close();
           await unlink(path).catch(() => undefined);
         }
+        // running backups are abandoned: the repository format makes that safe (see docs/backup-format.md)
         await service.stop();
         log.info('ferryd stopped');
       })()),

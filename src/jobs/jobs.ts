@@ -8,6 +8,8 @@ export interface JobProgress {
   bytesTotal?: number;
   filesDone: number;
   filesTotal?: number;
+  /** Backups: bytes written to the target so far (only what the repository lacked). */
+  bytesUploaded?: number;
   /** What it is doing now, in a few words ("scanning", "uploading", ...). */
   phase?: string;
 }

@@ -23,7 +23,8 @@ export interface SnapshotRecord {
   createdAt: string;
   node: string;
   method: string;
-  origin: 'manual' | 'schedule' | 'history';
+  /** Who made it: a user, a schedule, the history commands, or a backup (which reads from it). */
+  origin: 'manual' | 'schedule' | 'history' | 'backup';
   consistency: 'crash' | 'paused' | 'exec';
   durationMs: number;
   stats: SnapshotStats;

@@ -1,6 +1,7 @@
 import { FerryError } from '../util/errors.js';
 import { parseSchedule } from '../snapshots/schedule.js';
 import { formatKeepPolicy, parseKeepPolicy } from '../snapshots/retention.js';
+import { parseBackupUrl } from '../backup/url.js';
 
 /** What `-o key=value` may say at create time. Parsed once, stored in the catalog. */
 export type AccessMode = 'rwx' | 'rwo' | 'rox';
@@ -18,6 +19,12 @@ export interface VolumeOptions {
   /** Scheduled snapshots: a cron schedule (UTC) and the retention of what it makes. */
   'snapshot-schedule'?: string;
   'snapshot-keep'?: string;
+  /** Restore: start with the content of this backup (`file:///...?backup=ID&volume=NAME`, `s3://...`). */
+  backup?: string;
+  /** Scheduled backups: a cron schedule (UTC), the target (configured name or URL) and the retention. */
+  'backup-schedule'?: string;
+  'backup-target'?: string;
+  'backup-keep'?: string;
 }
 
 type Parser = (value: string, key: string) => string | number;
@@ -47,6 +54,16 @@ const parsers: Record<keyof VolumeOptions, Parser> = {
     return v;
   },
   'snapshot-schedule': (v) => parseSchedule(v).text,
+  backup: (v, k) => {
+    if (!parseBackupUrl(v).backup) throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: a backup URL ends in ?backup=ID&volume=NAME; \`ferry backup ls --target T\` lists them`);
+    return v;
+  },
+  'backup-schedule': (v) => parseSchedule(v).text,
+  'backup-target': (v, k) => {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v) && !/^(file|s3):/.test(v)) throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: a configured target name or a file:// or s3:// URL`);
+    return v;
+  },
+  'backup-keep': (v) => formatKeepPolicy(parseKeepPolicy(v)),
   'snapshot-keep': (v) => formatKeepPolicy(parseKeepPolicy(v)),
   uid: intInRange,
   gid: intInRange,
@@ -83,5 +100,12 @@ export function parseVolumeOptions(opts: unknown): VolumeOptions {
   if (out['snapshot-keep'] !== undefined && out['snapshot-schedule'] === undefined) {
     throw new FerryError('invalid', 'option snapshot-keep needs snapshot-schedule too (it thins what the schedule makes), e.g. -o snapshot-schedule=@hourly -o snapshot-keep=last=3,hourly=24');
   }
+  if ((out['backup-schedule'] === undefined) !== (out['backup-target'] === undefined)) {
+    throw new FerryError('invalid', 'options backup-schedule and backup-target go together, e.g. -o backup-schedule=@daily -o backup-target=nas');
+  }
+  if (out['backup-keep'] !== undefined && out['backup-schedule'] === undefined) {
+    throw new FerryError('invalid', 'option backup-keep needs backup-schedule and backup-target too, e.g. -o backup-schedule=@daily -o backup-target=nas -o backup-keep=daily=7,weekly=4');
+  }
+  if (out.backup !== undefined && out.from !== undefined) throw new FerryError('invalid', 'options backup and from exclude each other: a volume starts from a backup or from a snapshot');
   return out as VolumeOptions;
 }

@@ -29,6 +29,13 @@ export interface VolumeInfo {
   mountIds: string[];
 }
 
+export interface RestoreReport {
+  filesDone: number;
+  filesTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
 export interface TrashInfo {
   id: string;
   name: string;
@@ -55,6 +62,8 @@ export interface ServiceDeps {
   now?: () => number;
   /** Find the snapshot tree a clone (`-o from=VOL@SNAP`) starts from. */
   resolveClone?: (from: string) => Promise<{ pool: string; tree: string }>;
+  /** Fill a new volume's empty data directory from a backup (`-o backup=URL`). */
+  restoreBackup?: (url: string, dir: string, report?: (p: RestoreReport) => void) => Promise<void>;
   /** Shared pools: the catalog, attachments and rwo locks that every host sees. */
   cluster?: Cluster;
   /** Where read-only views of rox volumes are mounted (DATA_DIR/ro). */
@@ -198,10 +207,12 @@ export class VolumeService {
     nameIn: unknown,
     optsIn: unknown,
     labels: Record<string, string> = {},
-    { ifMissing = false }: { ifMissing?: boolean } = {},
+    { ifMissing = false, progress }: { ifMissing?: boolean; progress?: (p: RestoreReport) => void } = {},
   ): Promise<VolumeInfo> {
     const name = checkVolumeName(nameIn);
     const opts = parseVolumeOptions(optsIn);
+    if (opts.backup && !this.deps.restoreBackup) throw new FerryError('invalid', 'restores from backups are not available on this node');
+    const fill = opts.backup ? (dir: string) => this.deps.restoreBackup!(opts.backup!, dir, progress) : undefined;
     let source: { pool: string; tree: string } | undefined;
     if (opts.from) {
       if (!this.deps.resolveClone) throw new FerryError('invalid', 'clones are not available on this node');
@@ -219,11 +230,12 @@ export class VolumeService {
       if (opts.from) {
         source = await this.deps.resolveClone!(opts.from);
         if (opts.pool === undefined && source.pool !== poolName) {
+          if (this.isShared(source.pool)) return this.createShared(name, { ...opts, pool: source.pool }, labels, ifMissing, source);
           return this.createLocked(name, { ...opts, pool: source.pool }, labels, source);
         }
       }
-      if (this.isShared(poolName)) return this.createShared(name, opts, labels, ifMissing, source);
-      return this.createLocked(name, opts, labels, source);
+      if (this.isShared(poolName)) return this.createShared(name, opts, labels, ifMissing, source, fill);
+      return this.createLocked(name, opts, labels, source, fill);
     });
   }
 
@@ -233,11 +245,12 @@ export class VolumeService {
    * visible. The loser waits for the winner's record: same options and `ifMissing` (Docker's Create)
    * is a success, anything else an `exists` error. Exactly one volume either way.
    */
-  private async createShared(name: string, opts: VolumeOptions, labels: Record<string, string>, ifMissing: boolean, source?: { pool: string; tree: string }): Promise<VolumeInfo> {
+  private async createShared(name: string, opts: VolumeOptions, labels: Record<string, string>, ifMissing: boolean, source?: { pool: string; tree: string }, fill?: (dir: string) => Promise<void>): Promise<VolumeInfo> {
     const poolName = opts.pool ?? this.deps.defaultPool;
     const store = await this.deps.cluster!.store(poolName);
     try {
       await this.pool(poolName).create(name, opts, source?.tree);
+      if (fill) await this.fillOrUndo(poolName, name, fill);
     } catch (err) {
       if (!(err instanceof FerryError && err.code === 'exists')) throw err;
       let theirs: SharedRecord | undefined;
@@ -422,10 +435,25 @@ export class VolumeService {
     }
   }
 
-  private async createLocked(name: string, opts: VolumeOptions, labels: Record<string, string>, source?: { pool: string; tree: string }): Promise<VolumeInfo> {
+  /** Fill a just-made volume (a restore); if that fails, the volume goes away again: nothing half-done. */
+  private async fillOrUndo(poolName: string, name: string, fill: (dir: string) => Promise<void>): Promise<void> {
+    const pool = this.pool(poolName);
+    try {
+      await fill(pool.mountpoint(name));
+    } catch (err) {
+      const trashId = `${name}@${this.now()}`;
+      await pool.moveToTrash(name, trashId).then(() => pool.purgeTrash(trashId)).catch((e) => this.log.error({ volume: name, err: errorMessage(e) }, 'could not remove a volume whose restore failed'));
+      // a `exists` from the restore must not look like a name clash to createShared
+      if (err instanceof FerryError && err.code === 'exists') throw new FerryError('internal', err.message);
+      throw err;
+    }
+  }
+
+  private async createLocked(name: string, opts: VolumeOptions, labels: Record<string, string>, source?: { pool: string; tree: string }, fill?: (dir: string) => Promise<void>): Promise<VolumeInfo> {
     const poolName = opts.pool ?? this.deps.defaultPool;
     const pool = this.pool(poolName);
     await pool.create(name, opts, source?.tree);
+    if (fill) await this.fillOrUndo(poolName, name, fill);
     const rec: VolumeRecord = {
       name,
       pool: poolName,

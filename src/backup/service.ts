@@ -1,0 +1,227 @@
+import { readFile } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { VolumeService } from '../volumes/service.js';
+import type { SnapshotService, SnapshotRecord } from '../snapshots/service.js';
+import type { JobInfo, JobRegistry } from '../jobs/jobs.js';
+import { FerryError, errorMessage } from '../util/errors.js';
+import { checkVolumeName } from '../volumes/names.js';
+import { init as initRepo, open as openRepo, parseBackupUrl, type Repository, type S3Options, type BackupInfo } from './index.js';
+
+/** A backup target from ferryd's config (`backupTargets.NAME`). */
+export interface BackupTargetConfig {
+  url: string;
+  /** The repository's password; better: passwordFile. */
+  password?: string;
+  /** A file whose whole content is the repository's secret (a key file). */
+  passwordFile?: string;
+  s3?: S3Options;
+}
+
+export interface BackupSettings {
+  targets: Record<string, BackupTargetConfig>;
+  /** The secret for targets given by URL that match no configured one (else env FERRY_BACKUP_PASSWORD). */
+  passwordFile?: string;
+}
+
+interface ResolvedTarget {
+  url: string;
+  name?: string;
+  password?: string;
+  keyFile?: string;
+  s3?: S3Options;
+}
+
+/**
+ * Backups of volumes, run as jobs inside ferryd: the engine (this directory's other modules) reads a
+ * snapshot of the volume, so what is backed up is one point in time, and writes to a target named in the
+ * config or given as a URL. Restores make a new volume from a backup URL, on any node that can reach the
+ * target.
+ */
+export class BackupService {
+  constructor(
+    private readonly volumes: VolumeService,
+    private readonly snapshots: SnapshotService,
+    private readonly jobs: JobRegistry,
+    private readonly settings: BackupSettings,
+    private readonly node: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** A configured target by name, or a URL (which picks up the settings of a configured target with the same URL). */
+  resolve(ref: string): ResolvedTarget {
+    if (!ref) throw new FerryError('invalid', 'name a backup target: --target NAME (from backupTargets in the config) or --target file:///path or s3://bucket/prefix');
+    const named = this.settings.targets[ref];
+    let url: string;
+    let conf: BackupTargetConfig | undefined = named;
+    if (named) url = named.url;
+    else if (/^(file|s3):/.test(ref)) {
+      url = parseBackupUrl(ref).target;
+      conf = Object.values(this.settings.targets).find((t) => parseBackupUrl(t.url).target === url);
+    } else {
+      const names = Object.keys(this.settings.targets);
+      throw new FerryError('invalid', `no backup target named ${JSON.stringify(ref)}; configured: ${names.length ? names.join(', ') : 'none'} (or give a URL: file:///path, s3://bucket/prefix)`);
+    }
+    const name = named ? ref : Object.entries(this.settings.targets).find(([, t]) => t === conf)?.[0];
+    return {
+      url,
+      ...(name ? { name } : {}),
+      ...(conf?.password ? { password: conf.password } : {}),
+      ...(conf?.passwordFile ? { keyFile: conf.passwordFile } : !conf?.password && this.settings.passwordFile ? { keyFile: this.settings.passwordFile } : {}),
+      ...(!conf?.password && !conf?.passwordFile && !this.settings.passwordFile && process.env.FERRY_BACKUP_PASSWORD ? { password: process.env.FERRY_BACKUP_PASSWORD } : {}),
+      ...(conf?.s3 ? { s3: conf.s3 } : {}),
+    };
+  }
+
+  private secretOf(t: ResolvedTarget) {
+    return { ...(t.password ? { password: t.password } : {}), ...(t.keyFile ? { keyFile: t.keyFile } : {}), ...(t.s3 ? { s3: t.s3 } : {}) };
+  }
+
+  private async open(t: ResolvedTarget): Promise<Repository> {
+    if (!t.password && !t.keyFile) {
+      // an unencrypted repository opens without a secret; an encrypted one says what is missing
+      try {
+        return await openRepo(t.url, this.secretOf(t));
+      } catch (err) {
+        if (err instanceof FerryError && err.code === 'bad_password') {
+          throw new FerryError('bad_password', `the repository at ${t.url} is encrypted and ferryd has no password for it: set passwordFile for this target in backupTargets, backupPasswordFile, or FERRY_BACKUP_PASSWORD in ferryd's environment`);
+        }
+        throw err;
+      }
+    }
+    return openRepo(t.url, this.secretOf(t));
+  }
+
+  private async withRepo<T>(t: ResolvedTarget, fn: (r: Repository) => Promise<T>): Promise<T> {
+    const repo = await this.open(t);
+    try {
+      return await fn(repo);
+    } finally {
+      repo.close();
+    }
+  }
+
+  async init(ref: string, { encryption = 'aes-256-gcm' }: { encryption?: 'aes-256-gcm' | 'none' } = {}): Promise<{ target: string; encrypted: boolean }> {
+    const t = this.resolve(ref);
+    if (encryption !== 'none' && !t.password && !t.keyFile) {
+      throw new FerryError('invalid', `a password is needed to encrypt ${t.url}: set passwordFile for it in backupTargets (or backupPasswordFile, or FERRY_BACKUP_PASSWORD for ferryd); an unencrypted repository only with --no-encryption`);
+    }
+    const repo = await initRepo(t.url, { ...this.secretOf(t), encryption });
+    repo.close();
+    this.log.info({ target: t.url, encryption }, 'backup repository initialised');
+    return { target: t.url, encrypted: encryption !== 'none' };
+  }
+
+  /**
+   * Back up a volume: from the given snapshot, or from a fresh one made for it (crash-consistent, like
+   * any snapshot; kept as the volume's newest "backup" snapshot so the next one is incremental).
+   */
+  startBackup(volumeIn: string, opts: { target: string; snapshot?: string }): JobInfo {
+    const volume = checkVolumeName(volumeIn);
+    this.volumes.get(volume); // not_found at once, not in the job
+    const t = this.resolve(opts.target);
+    return this.jobs.start('backup', volume, async (report) => {
+      report({ phase: 'snapshot' });
+      let snap: SnapshotRecord;
+      let own = false;
+      if (opts.snapshot) snap = await this.snapshots.get(volume, opts.snapshot);
+      else {
+        snap = await this.snapshots.create(volume, { name: `backup-${new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}`, origin: 'backup' });
+        own = true;
+      }
+      const { tree } = await this.snapshots.cloneSource(`${volume}@${snap.id}`);
+      const info = await this.withRepo(t, (repo) =>
+        repo.backup(tree, {
+          volume,
+          node: this.node,
+          snapshot: snap.id,
+          tags: [...(own ? [] : [`snapshot:${snap.name}`])],
+          compare: 'mtime-size',
+          onProgress: (p) => report({ phase: p.phase, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, bytesUploaded: p.bytesUploaded }),
+        }),
+      );
+      // keep only the newest snapshot made for backups: the next one is made from what changed since
+      if (own) {
+        for (const s of await this.snapshots.list(volume)) {
+          if (s.origin === 'backup' && s.id !== snap.id) await this.snapshots.remove(volume, s.id).catch((err) => this.log.warn({ volume, snapshot: s.id, err: errorMessage(err) }, 'could not remove an older backup snapshot'));
+        }
+      }
+      this.log.info({ volume, url: info.url, files: info.files, bytes: info.bytes, bytesAdded: info.bytesAdded, ms: info.durationMs }, 'backup created');
+      return info;
+    });
+  }
+
+  async list(ref: string, volume?: string): Promise<{ target: string; backups: BackupInfo[] }> {
+    const t = this.resolve(ref);
+    return { target: t.url, backups: await this.withRepo(t, (r) => r.list(volume ? { volume } : {})) };
+  }
+
+  private fromUrl(url: string): { t: ResolvedTarget; id: string; volume?: string } {
+    const u = parseBackupUrl(url);
+    if (!u.backup) throw new FerryError('invalid', `"${url}" names no backup; a backup URL ends in ?backup=ID&volume=NAME (\`ferry backup ls --target T\` lists them)`);
+    return { t: this.resolve(u.target), id: u.backup, ...(u.volume ? { volume: u.volume } : {}) };
+  }
+
+  async inspect(url: string): Promise<BackupInfo & { tree: { entries: number; chunks: number } }> {
+    const { t, id } = this.fromUrl(url);
+    return this.withRepo(t, (r) => r.inspect(id));
+  }
+
+  async remove(url: string): Promise<{ removed: string }> {
+    const { t, id } = this.fromUrl(url);
+    await this.withRepo(t, (r) => r.remove(id));
+    this.log.info({ url }, 'backup removed (its data goes at the next prune)');
+    return { removed: url };
+  }
+
+  /** Restore a backup into an empty directory (a new volume's data): used by `-o backup=URL`. */
+  async restoreInto(url: string, dir: string, report?: (p: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number }) => void): Promise<void> {
+    const { t, id } = this.fromUrl(url);
+    const res = await this.withRepo(t, (r) => r.restore(id, dir, report ? { onProgress: report } : {}));
+    for (const w of res.warnings) this.log.warn({ url, warning: w }, 'restore warning');
+    this.log.info({ url, files: res.files, bytes: res.bytes, ms: res.durationMs }, 'backup restored');
+  }
+
+  /** Restore into a new volume, as a job (the CLI shows its progress). */
+  startRestore(url: string, volumeIn: string, options: Record<string, string> = {}): JobInfo {
+    const volume = checkVolumeName(volumeIn);
+    this.fromUrl(url); // a bad URL fails at once
+    return this.jobs.start('restore', volume, async (report) => {
+      report({ phase: 'restore' });
+      const v = await this.volumes.create(volume, { ...options, backup: url }, {}, { progress: (p) => report(p) });
+      return { volume: v.name, url };
+    });
+  }
+
+  startPrune(ref: string): JobInfo {
+    const t = this.resolve(ref);
+    return this.jobs.start('prune', undefined, async (report) => {
+      report({ phase: 'prune' });
+      return this.withRepo(t, (r) => r.prune());
+    });
+  }
+
+  startVerify(ref: string, readData: boolean): JobInfo {
+    const t = this.resolve(ref);
+    return this.jobs.start('verify', undefined, async (report) => {
+      report({ phase: readData ? 'reading every pack' : 'checking structure' });
+      const res = await this.withRepo(t, (r) => r.verify({ readData }));
+      if (!res.ok) {
+        const lines = res.problems.map((p) => `${p.message}${p.backups.length ? ` (backups affected: ${p.backups.join(', ')})` : ''}`);
+        throw new FerryError('corrupt', `repository ${t.url} has ${res.problems.length} problem(s):\n  ${lines.join('\n  ')}`, { problems: res.problems });
+      }
+      return res;
+    });
+  }
+
+  /** Read a password file now, so that a bad path is reported at start-up rather than at the first backup. */
+  async checkSecrets(): Promise<void> {
+    const files = [this.settings.passwordFile, ...Object.values(this.settings.targets).map((t) => t.passwordFile)].filter((f): f is string => !!f);
+    for (const f of files) {
+      try {
+        await readFile(f);
+      } catch (err) {
+        throw new FerryError('invalid', `cannot read backup password file ${f}: ${errorMessage(err)}`);
+      }
+    }
+  }
+}

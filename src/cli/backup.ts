@@ -1,0 +1,209 @@
+import type { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
+import { ago, bytes, table } from './format.js';
+import type { ApiClient } from './client.js';
+import { checkVolumeName } from '../volumes/names.js';
+import { FerryError } from '../util/errors.js';
+import type { JobInfo } from '../jobs/jobs.js';
+import type { BackupInfo } from '../backup/backup.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function mib(n: number | undefined): string {
+  return n === undefined ? '?' : `${(n / 1048576).toFixed(1)} MiB`;
+}
+
+/**
+ * Follow a job until it ends: a progress bar (bytes, files, rate, ETA) on a terminal, a plain line every
+ * few seconds otherwise (logs, CI). Resolves with the finished job; a failed job throws its error.
+ */
+export async function follow(api: ApiClient, job: JobInfo, { quiet = false } = {}): Promise<JobInfo> {
+  const tty = !quiet && process.stderr.isTTY === true;
+  let bar: SingleBar | undefined;
+  let lastLine = 0;
+  const started = Date.now();
+  for (let j = job; ; ) {
+    const p = j.progress;
+    if (tty && p.bytesTotal) {
+      if (!bar) {
+        bar = new SingleBar({
+          format: `${j.kind} ${j.volume ?? ''} [{bar}] {percentage}% | {done}/{total} | {files} files | {rate}/s | ETA {eta_formatted}`,
+          hideCursor: true,
+          stream: process.stderr,
+          etaBuffer: 20,
+        });
+        bar.start(p.bytesTotal, p.bytesDone, { done: mib(p.bytesDone), total: mib(p.bytesTotal), files: '0', rate: '0 MiB' });
+      }
+      const secs = Math.max(0.001, (Date.now() - started) / 1000);
+      bar.setTotal(p.bytesTotal);
+      bar.update(p.bytesDone, { done: mib(p.bytesDone), total: mib(p.bytesTotal), files: `${p.filesDone}/${p.filesTotal ?? '?'}`, rate: mib(p.bytesDone / secs) });
+    } else if (!quiet && !tty && (Date.now() - lastLine > 5000 || j.state !== 'running')) {
+      lastLine = Date.now();
+      const pct = p.bytesTotal ? ` ${((100 * p.bytesDone) / p.bytesTotal).toFixed(0)}%` : '';
+      process.stderr.write(`${j.kind}${j.volume ? ' ' + j.volume : ''}: ${p.phase ?? j.state}${pct}, ${mib(p.bytesDone)}${p.bytesTotal ? ' of ' + mib(p.bytesTotal) : ''}, ${p.filesDone}${p.filesTotal ? '/' + p.filesTotal : ''} files${p.bytesUploaded !== undefined ? `, ${mib(p.bytesUploaded)} uploaded` : ''}\n`);
+    }
+    if (j.state !== 'running') {
+      bar?.stop();
+      if (j.state === 'failed') throw new FerryError((j.error?.code as never) ?? 'internal', j.error?.message ?? 'the job failed');
+      return j;
+    }
+    await sleep(tty ? 200 : 500);
+    j = await api.call<JobInfo>('GET', `/v1/jobs/${enc(j.id)}`);
+  }
+}
+
+function target(opts: { target?: string }): string {
+  if (!opts.target) throw new FerryError('invalid', 'name the backup target with --target NAME (from backupTargets in ferryd\'s config) or --target URL (file:///path, s3://bucket/prefix)');
+  return opts.target;
+}
+
+export function registerBackupCommands(program: Command): void {
+  const backup = program.command('backup').description('incremental, deduplicated, encrypted backups of volumes to a directory (NFS) or S3');
+
+  backup
+    .command('init')
+    .description('make a new backup repository at a target')
+    .requiredOption('-t, --target <name-or-url>', 'configured target name, or file:///path, s3://bucket/prefix')
+    .option('--no-encryption', 'store the data unencrypted (only when asked for)')
+    .action(async (opts: { target: string; encryption: boolean }, cmd: Command) => {
+      const r = await client(cmd).call<{ target: string; encrypted: boolean }>('POST', '/v1/backups/init', { target: target(opts), ...(opts.encryption ? {} : { encryption: 'none' }) });
+      if (wantsJson(cmd)) printJson(r);
+      else print(`initialised ${r.encrypted ? 'an encrypted' : 'an UNENCRYPTED'} repository at ${r.target}`);
+    });
+
+  backup
+    .command('create')
+    .description('back up a volume (from a snapshot, so the data is one point in time); prints the backup URL')
+    .argument('<volume>', 'volume name')
+    .requiredOption('-t, --target <name-or-url>', 'configured target name, or file:///path, s3://bucket/prefix')
+    .option('-s, --snapshot <snapshot>', 'back up this snapshot (default: a new one, made for the backup)')
+    .option('--no-wait', 'print the job id and return at once')
+    .addHelpText('after', '\nExample:\n  ferry backup create db --target nas\n  ferry volume create db-copy -o backup="file:///mnt/backups/ferry?backup=ID&volume=db"')
+    .action(async (volume: string, opts: { target: string; snapshot?: string; wait: boolean }, cmd: Command) => {
+      checkVolumeName(volume);
+      const api = client(cmd);
+      const job = await api.call<JobInfo>('POST', `/v1/volumes/${enc(volume)}/backups`, { target: target(opts), ...(opts.snapshot ? { snapshot: opts.snapshot } : {}) });
+      if (!opts.wait) return wantsJson(cmd) ? printJson(job) : print(job.id);
+      const done = await follow(api, job, { quiet: wantsJson(cmd) });
+      const info = done.result as BackupInfo;
+      if (wantsJson(cmd)) return printJson(info);
+      process.stderr.write(`backed up ${info.files} files, ${bytes(info.bytes)} in ${(info.durationMs / 1000).toFixed(1)}s; new data ${bytes(info.bytesNew)}, written to the target ${bytes(info.bytesAdded)}\n`);
+      print(info.url);
+    });
+
+  backup
+    .command('ls')
+    .alias('list')
+    .description('list the backups in a target')
+    .requiredOption('-t, --target <name-or-url>', 'configured target name, or file:///path, s3://bucket/prefix')
+    .option('--volume <name>', 'only the backups of this volume')
+    .action(async (opts: { target: string; volume?: string }, cmd: Command) => {
+      const q = new URLSearchParams({ target: target(opts), ...(opts.volume ? { volume: opts.volume } : {}) });
+      const r = await client(cmd).call<{ target: string; backups: BackupInfo[] }>('GET', `/v1/backups?${q}`);
+      if (wantsJson(cmd)) return printJson(r.backups);
+      print(table(['ID', 'VOLUME', 'NODE', 'TIME', 'FILES', 'SIZE', 'ADDED', 'URL'], r.backups.map((b) => [b.id.slice(0, 12), b.volume, b.node, ago(b.time), String(b.files), bytes(b.bytes), bytes(b.bytesAdded), b.url])));
+    });
+
+  backup
+    .command('inspect')
+    .description('show one backup')
+    .argument('<url>', 'backup URL (…?backup=ID&volume=NAME)')
+    .action(async (url: string, _opts: unknown, cmd: Command) => {
+      const b = await client(cmd).call<BackupInfo & { tree: { entries: number; chunks: number } }>('GET', `/v1/backups/inspect?${new URLSearchParams({ url })}`);
+      if (wantsJson(cmd)) return printJson(b);
+      const rows: Array<[string, string]> = [
+        ['ID', b.id],
+        ['URL', b.url],
+        ['Volume', b.volume],
+        ['Node', b.node],
+        ['Time', `${b.time} (${ago(b.time)})`],
+        ['Snapshot', b.snapshot ?? '-'],
+        ['Parent', b.parent ?? '-'],
+        ['Files', `${b.files} files, ${b.dirs} directories, ${bytes(b.bytes)}`],
+        ['Added', `${bytes(b.bytesNew)} new data, ${bytes(b.bytesAdded)} written to the target`],
+        ['Took', `${(b.durationMs / 1000).toFixed(1)}s`],
+      ];
+      print(rows.map(([k, v]) => `${(k + ':').padEnd(10)}${v}`).join('\n'));
+    });
+
+  backup
+    .command('restore')
+    .description('make a new volume from a backup (on any node that can reach the target)')
+    .argument('<url>', 'backup URL (…?backup=ID&volume=NAME)')
+    .argument('<new-volume>', 'name of the volume to create')
+    .option('-o, --opt <key=value>', 'volume option for the new volume (pool=, access=, ...), repeatable', keyValue('option'))
+    .action(async (url: string, volume: string, opts: { opt?: Record<string, string> }, cmd: Command) => {
+      checkVolumeName(volume);
+      const api = client(cmd);
+      const job = await api.call<JobInfo>('POST', '/v1/backups/restore', { url, volume, options: opts.opt ?? {} });
+      const done = await follow(api, job, { quiet: wantsJson(cmd) });
+      if (wantsJson(cmd)) return printJson(done.result);
+      print(volume);
+    });
+
+  backup
+    .command('rm')
+    .alias('remove')
+    .description('forget a backup (its data is deleted by the next prune)')
+    .argument('<urls...>', 'backup URLs')
+    .action(async (urls: string[], _opts: unknown, cmd: Command) => {
+      const api = client(cmd);
+      for (const url of urls) {
+        await api.call('DELETE', `/v1/backups?${new URLSearchParams({ url })}`);
+        if (!wantsJson(cmd)) print(`removed ${url}`);
+      }
+      if (wantsJson(cmd)) printJson({ removed: urls });
+    });
+
+  backup
+    .command('prune')
+    .description('delete the data no backup refers to any more (takes the repository\'s exclusive lock)')
+    .requiredOption('-t, --target <name-or-url>', 'configured target name, or file:///path, s3://bucket/prefix')
+    .action(async (opts: { target: string }, cmd: Command) => {
+      const api = client(cmd);
+      const done = await follow(api, await api.call<JobInfo>('POST', '/v1/backups/prune', { target: target(opts) }), { quiet: wantsJson(cmd) });
+      const r = done.result as { packsRemoved: number; bytesRemoved: number; packsKept: number };
+      if (wantsJson(cmd)) return printJson(r);
+      print(`removed ${r.packsRemoved} packs (${bytes(r.bytesRemoved)}), kept ${r.packsKept}`);
+    });
+
+  backup
+    .command('verify')
+    .description('check a repository: its structure always, every chunk\'s hash with --read-data')
+    .requiredOption('-t, --target <name-or-url>', 'configured target name, or file:///path, s3://bucket/prefix')
+    .option('--read-data', 'read every pack and check every chunk (slow: reads the whole repository)')
+    .action(async (opts: { target: string; readData?: boolean }, cmd: Command) => {
+      const api = client(cmd);
+      const done = await follow(api, await api.call<JobInfo>('POST', '/v1/backups/verify', { target: target(opts), readData: opts.readData ?? false }), { quiet: wantsJson(cmd) });
+      const r = done.result as { backups: number; packs: number; chunks: number; bytesRead: number };
+      if (wantsJson(cmd)) return printJson(r);
+      print(`no problems: ${r.backups} backups, ${r.packs} packs, ${r.chunks} chunks${opts.readData ? `, ${bytes(r.bytesRead)} read and checked` : ' (structure only; --read-data checks every chunk)'}`);
+    });
+
+  const job = program.command('job').description('long operations (backups, restores, verify) that ferryd runs');
+  job
+    .command('ls')
+    .alias('list')
+    .description('running and recent jobs with their progress')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const { jobs } = await client(cmd).call<{ jobs: JobInfo[] }>('GET', '/v1/jobs');
+      if (wantsJson(cmd)) return printJson(jobs);
+      print(
+        table(
+          ['ID', 'KIND', 'VOLUME', 'STATE', 'PROGRESS', 'STARTED'],
+          jobs.map((j) => [j.id, j.kind, j.volume ?? '-', j.state === 'failed' ? `failed: ${j.error?.message.split('\n')[0]}` : j.state, j.progress.bytesTotal ? `${((100 * j.progress.bytesDone) / j.progress.bytesTotal).toFixed(0)}% of ${bytes(j.progress.bytesTotal)}` : (j.progress.phase ?? '-'), ago(j.startedAt)]),
+        ),
+      );
+    });
+  job
+    .command('wait')
+    .description('follow a job until it ends (exit 1 if it failed)')
+    .argument('<id>', 'job id')
+    .action(async (id: string, _opts: unknown, cmd: Command) => {
+      const api = client(cmd);
+      const done = await follow(api, await api.call<JobInfo>('GET', `/v1/jobs/${enc(id)}`), { quiet: wantsJson(cmd) });
+      if (wantsJson(cmd)) printJson(done);
+      else print(`${done.kind} ${done.state}`);
+    });
+}
