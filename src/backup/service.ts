@@ -1,4 +1,8 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readJson, writeJsonAtomic } from '../util/atomic.js';
+import { parseSchedule, dueRun } from '../snapshots/schedule.js';
+import { applyRetention, parseKeepPolicy } from '../snapshots/retention.js';
 import type { Logger } from 'pino';
 import type { VolumeService } from '../volumes/service.js';
 import type { SnapshotService, SnapshotRecord } from '../snapshots/service.js';
@@ -115,7 +119,7 @@ export class BackupService {
    * Back up a volume: from the given snapshot, or from a fresh one made for it (crash-consistent, like
    * any snapshot; kept as the volume's newest "backup" snapshot so the next one is incremental).
    */
-  startBackup(volumeIn: string, opts: { target: string; snapshot?: string }): JobInfo {
+  startBackup(volumeIn: string, opts: { target: string; snapshot?: string; tags?: string[] }): JobInfo {
     const volume = checkVolumeName(volumeIn);
     this.volumes.get(volume); // not_found at once, not in the job
     const t = this.resolve(opts.target);
@@ -134,7 +138,7 @@ export class BackupService {
           volume,
           node: this.node,
           snapshot: snap.id,
-          tags: [...(own ? [] : [`snapshot:${snap.name}`])],
+          tags: [...(opts.tags ?? []), ...(own ? [] : [`snapshot:${snap.name}`])],
           compare: 'mtime-size',
           onProgress: (p) => report({ phase: p.phase, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, bytesUploaded: p.bytesUploaded }),
         }),
@@ -210,6 +214,83 @@ export class BackupService {
         throw new FerryError('corrupt', `repository ${t.url} has ${res.problems.length} problem(s):\n  ${lines.join('\n  ')}`, { problems: res.problems });
       }
       return res;
+    });
+  }
+
+  // ---- schedules ----------------------------------------------------------------------------------
+
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private readonly runningScheduled = new Set<string>();
+
+  /**
+   * Scheduled backups (`-o backup-schedule=CRON -o backup-target=T [-o backup-keep=POLICY]`): every tick,
+   * a volume whose schedule slot passed since its last scheduled backup gets one (slots missed while
+   * ferryd was down collapse into one catch-up run); then its scheduled backups in that target are
+   * thinned by the keep policy (restic's forget rules; `ferry backup prune` reclaims the space).
+   * The slot is recorded when the backup ends, so one interrupted by a crash runs again at start-up.
+   */
+  startScheduler(stateDir: string, intervalMs = 15_000, now: () => number = Date.now): void {
+    const file = join(stateDir, 'backup-schedules.json');
+    const tick = () =>
+      (this.ticking ??= this.scheduledTick(file, now)
+        .catch((err) => this.log.error({ err: errorMessage(err) }, 'backup scheduler failed'))
+        .finally(() => (this.ticking = undefined)));
+    void tick();
+    this.timer = setInterval(() => void tick(), intervalMs);
+    this.timer.unref();
+  }
+
+  async stopScheduler(): Promise<void> {
+    clearInterval(this.timer);
+    await this.ticking;
+  }
+
+  /** One pass (the timer calls it; tests call it with a fake clock). */
+  async scheduledTick(file: string, now: () => number): Promise<void> {
+    const here = await this.volumes.scheduledHere();
+    for (const v of this.volumes.list()) {
+      const sched = v.options['backup-schedule'];
+      const targetRef = v.options['backup-target'];
+      if (!sched || !targetRef || !here(v) || this.runningScheduled.has(v.name)) continue;
+      const state = (await readJson<Record<string, { slot: string; createdAt: string }>>(file)) ?? {};
+      const last = state[v.name]?.createdAt === v.createdAt ? state[v.name]!.slot : undefined;
+      const slot = dueRun(parseSchedule(sched), last ? new Date(last) : undefined, new Date(now()), new Date(v.createdAt));
+      if (!slot) continue;
+      let job: JobInfo;
+      try {
+        job = this.startBackup(v.name, { target: targetRef, tags: ['scheduled'] });
+      } catch (err) {
+        this.log.error({ volume: v.name, target: targetRef, err: errorMessage(err) }, 'scheduled backup could not start');
+        continue;
+      }
+      this.runningScheduled.add(v.name);
+      void this.jobs.wait(job.id).then(async (done) => {
+        try {
+          const st = (await readJson<Record<string, { slot: string; createdAt: string }>>(file)) ?? {};
+          st[v.name] = { slot: slot.toISOString(), createdAt: v.createdAt };
+          await writeJsonAtomic(file, st);
+          if (done.state === 'succeeded') {
+            this.log.info({ volume: v.name, slot: slot.toISOString(), url: (done.result as BackupInfo).url }, 'scheduled backup');
+            // the repository records real times: judge them by the real clock
+            if (v.options['backup-keep']) await this.forgetScheduled(v.name, targetRef, v.options['backup-keep'], new Date());
+          } else {
+            this.log.error({ volume: v.name, slot: slot.toISOString(), err: done.error?.message }, 'scheduled backup failed');
+          }
+        } finally {
+          this.runningScheduled.delete(v.name);
+        }
+      });
+    }
+  }
+
+  private async forgetScheduled(volume: string, ref: string, keep: string, now: Date): Promise<void> {
+    const t = this.resolve(ref);
+    await this.withRepo(t, async (repo) => {
+      const scheduled = (await repo.list({ volume })).filter((b) => b.tags.includes('scheduled')).map((b) => ({ ...b, createdAt: b.time }));
+      const { remove } = applyRetention(scheduled, parseKeepPolicy(keep), now);
+      for (const b of remove) await repo.remove(b.id);
+      if (remove.length) this.log.info({ volume, target: t.url, forgotten: remove.length, kept: scheduled.length - remove.length }, 'scheduled backups thinned (run `ferry backup prune` to reclaim space)');
     });
   }
 

@@ -104,6 +104,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   }
 
   scheduler.start();
+  backups.startScheduler(config.dataDir);
   const sweep = setInterval(() => void service.purgeExpiredTrash(), trashSweepMs(config.trashRetentionMs));
   sweep.unref();
 
@@ -120,6 +121,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       (stopping ??= (async () => {
         clearInterval(sweep);
         await scheduler.stop();
+        await backups!.stopScheduler();
         await cluster.stop();
         // Plugin first so Docker stops sending work, then the API; in-flight requests finish.
         for (const [server, path] of [...servers].reverse()) {
