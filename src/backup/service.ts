@@ -222,6 +222,12 @@ export class BackupService {
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private readonly runningScheduled = new Set<string>();
+  private readonly afterJobs = new Set<Promise<void>>();
+
+  /** Resolves when every scheduled backup started so far has ended and its bookkeeping (state, retention) is done. */
+  async settled(): Promise<void> {
+    while (this.afterJobs.size) await Promise.all([...this.afterJobs]);
+  }
 
   /**
    * Scheduled backups (`-o backup-schedule=CRON -o backup-target=T [-o backup-keep=POLICY]`): every tick,
@@ -244,6 +250,7 @@ export class BackupService {
   async stopScheduler(): Promise<void> {
     clearInterval(this.timer);
     await this.ticking;
+    await this.settled().catch(() => undefined);
   }
 
   /** One pass (the timer calls it; tests call it with a fake clock). */
@@ -265,7 +272,7 @@ export class BackupService {
         continue;
       }
       this.runningScheduled.add(v.name);
-      void this.jobs.wait(job.id).then(async (done) => {
+      const after = this.jobs.wait(job.id).then(async (done) => {
         try {
           const st = (await readJson<Record<string, { slot: string; createdAt: string }>>(file)) ?? {};
           st[v.name] = { slot: slot.toISOString(), createdAt: v.createdAt };
@@ -281,6 +288,8 @@ export class BackupService {
           this.runningScheduled.delete(v.name);
         }
       });
+      this.afterJobs.add(after);
+      void after.catch((err) => this.log.error({ volume: v.name, err: errorMessage(err) }, 'scheduled backup bookkeeping failed')).finally(() => this.afterJobs.delete(after));
     }
   }
 

@@ -18,12 +18,12 @@
  * host that runs a ferryd (before init/join: otherwise Swarm says "no suitable node (missing plugin)"
  * for ~20 s), inits on hostA and joins the others as workers.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync, fstatSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startDockerHost, type CommandOptions, type CommandResult, type DockerHost, type ExecOptions } from './dockerhost.js';
+import { startDockerHost, runQuiet, pidsInCgroups, type CommandOptions, type CommandResult, type DockerHost, type ExecOptions } from './dockerhost.js';
 import { FERRY_BIN, runFerry, type RunResult } from './ferryd.js';
 
 export const HOST_NAMES = ['hostA', 'hostB', 'hostC', 'hostD', 'hostE'] as const;
@@ -159,25 +159,7 @@ export interface Cluster {
 
 // ---------------------------------------------------------------------------------------------------------
 
-/** Runs a program, collecting output; never throws on a non-zero exit. */
-function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ code: 127, stdout: '', stderr: String(e) });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
-}
+const run = runQuiet;
 
 async function runOk(cmd: string, args: string[]): Promise<string> {
   const r = await run(cmd, args);
@@ -249,18 +231,7 @@ async function pidsOfNetns(name: string): Promise<number[]> {
   return r.stdout.split('\n').map((s) => Number(s.trim())).filter((p) => Number.isInteger(p) && p > 1 && p !== process.pid);
 }
 
-async function pidsOfCgroups(dirs: string[]): Promise<number[]> {
-  const pids = new Set<number>();
-  for (const d of dirs) {
-    try {
-      for (const l of (await readFile(join(d, 'cgroup.procs'), 'utf8')).split('\n')) if (l.trim()) pids.add(Number(l));
-    } catch {
-      /* gone */
-    }
-  }
-  pids.delete(process.pid);
-  return [...pids];
-}
+const pidsOfCgroups = pidsInCgroups;
 
 /** Mount points (root namespace view) at or under dir, deepest first. */
 async function mountsUnder(dir: string): Promise<string[]> {

@@ -267,6 +267,11 @@ exec "$DOCKERD" --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/docker
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Runs a program, collecting its output; never throws (a program that cannot be spawned gives code 127). */
+export function runQuiet(cmd: string, args: string[], timeoutMs = 60_000): Promise<CommandResult> {
+  return run(cmd, args, { timeoutMs }).catch((e: unknown) => ({ code: 127, stdout: '', stderr: String(e) }));
+}
+
 /** Runs a program, collecting its output. Rejects only if it cannot be spawned. */
 function run(cmd: string, args: string[], opts: CommandOptions & { baseEnv?: NodeJS.ProcessEnv } = {}): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
@@ -437,7 +442,8 @@ async function cgroupDirs(parent: string): Promise<string[]> {
   return found; // children are pushed before their parents
 }
 
-async function pidsInCgroups(dirs: string[]): Promise<number[]> {
+/** pids in these cgroup directories (not this process). */
+export async function pidsInCgroups(dirs: string[]): Promise<number[]> {
   const pids = new Set<number>();
   for (const d of dirs) {
     try {

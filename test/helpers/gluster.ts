@@ -19,7 +19,7 @@ import { cp, mkdir, readFile, readlink, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import type { Cluster, ClusterHost } from './cluster.js';
-import type { CommandResult } from './dockerhost.js';
+import { runQuiet, type CommandResult } from './dockerhost.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -62,24 +62,7 @@ export function glusterPrerequisites(): string[] {
   return missing;
 }
 
-function run(cmd: string, args: string[], timeoutMs = 60_000): Promise<CommandResult> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ code: 127, stdout: '', stderr: String(e) });
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
-    });
-  });
-}
+const run = runQuiet;
 
 /**
  * In glusterd's new mount namespace: $1 dir. /run becomes an empty tmpfs (glusterd.socket, pid files,

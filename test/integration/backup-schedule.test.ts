@@ -26,8 +26,7 @@ describe('scheduled backups with a fake clock', () => {
   const state = () => join(dir, 'backup-schedules.json');
   const tick = async () => {
     await backups.scheduledTick(state(), now);
-    for (const j of jobs.list()) await jobs.wait(j.id);
-    await new Promise((r) => setTimeout(r, 50)); // the bookkeeping after the job
+    await backups.settled();
   };
 
   before(async () => {
