@@ -585,7 +585,10 @@ export class VolumeService {
 
   async remove(nameIn: unknown, { purge = false, force = false }: RemoveOptions = {}): Promise<TrashInfo | undefined> {
     const name = checkVolumeName(nameIn);
-    const users = await this.containersUsing(name);
+    // Only a mounted volume can have running users: ask Docker for their names only then (the round trip
+    // into dockerd, which is itself waiting for this Remove, was a good part of `docker volume rm`).
+    const known = this.catalog.volumes.get(name);
+    const users = known && Object.keys(known.mounts).length > 0 ? await this.containersUsing(name) : undefined;
     return this.lock.run(name, async () => {
       const rec = (await this.sync(name)) ?? this.record(name);
       await this.refuseIfUsedElsewhere(rec, 'remove it');
