@@ -181,7 +181,8 @@ export function buildApiServer(
       const b = parse(tokenBody, req.body ?? {}, 'request body');
       return reply.code(201).send(await tokens.create(b.role, b.name));
     });
-    app.delete<{ Params: { name: string } }>('/v1/tokens/:name', local, async (req) => ({ removed: await tokens.remove(req.params.name) }));
+    // :token, not :name: the preHandler above looks every :name up as a volume
+    app.delete<{ Params: { token: string } }>('/v1/tokens/:token', local, async (req) => ({ removed: await tokens.remove(req.params.token) }));
   }
 
   app.get('/v1/status', async () => ({
