@@ -36,6 +36,12 @@ export class Metrics {
     const registers = [this.registry];
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
+    // One statfs per pool per scrape, shared by the pool gauges and ferry_volumes.
+    let poolRead: { at: number; value: ReturnType<VolumeService['poolStatus']> } | undefined;
+    const pools = () => {
+      if (!poolRead || Date.now() - poolRead.at > 1000) poolRead = { at: Date.now(), value: service.poolStatus() };
+      return poolRead.value;
+    };
     new Gauge({
       name: 'ferry_volumes',
       help: 'Volumes known to this ferryd, by pool',
@@ -44,7 +50,7 @@ export class Metrics {
       async collect() {
         this.reset();
         const byPool = new Map<string, number>();
-        for (const p of await service.poolStatus()) byPool.set(p.name, 0);
+        for (const p of await pools()) byPool.set(p.name, 0);
         for (const v of service.list()) byPool.set(v.pool, (byPool.get(v.pool) ?? 0) + 1);
         for (const [pool, n] of byPool) this.set({ pool }, n);
       },
@@ -73,12 +79,6 @@ export class Metrics {
         this.set(service.counts().trash);
       },
     });
-    // One statfs per pool per scrape, shared by the three pool gauges.
-    let poolRead: { at: number; value: ReturnType<VolumeService['poolStatus']> } | undefined;
-    const pools = () => {
-      if (!poolRead || Date.now() - poolRead.at > 1000) poolRead = { at: Date.now(), value: service.poolStatus() };
-      return poolRead.value;
-    };
     const poolGauge = (name: string, help: string, pick: (p: Awaited<ReturnType<VolumeService['poolStatus']>>[number]) => number | undefined) =>
       new Gauge({
         name,

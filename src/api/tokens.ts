@@ -113,6 +113,11 @@ export class TokenStore {
     return { name: found.name, role: found.role, createdAt: found.createdAt, lastUsedAt: found.lastUsedAt };
   }
 
+  /** Wait for a pending write (at shutdown). */
+  async flush(): Promise<void> {
+    await this.saving.catch(() => undefined);
+  }
+
   /** Writes are serialised: the last one carries the newest state. */
   private save(): Promise<void> {
     const next = this.saving.catch(() => undefined).then(() => {

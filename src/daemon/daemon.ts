@@ -138,6 +138,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
           await server.close();
           if (path) await unlink(path).catch(() => undefined);
         }
+        await tokens.flush();
         // running backups are abandoned: the repository format makes that safe (see docs/backup-format.md)
         await service.stop();
         log.info('ferryd stopped');

@@ -217,6 +217,7 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     const status = await ok('GET', '/v1/status');
     assert.equal(status.node, 'test-node');
     assert.equal(`http://${status.apiListen}`, base);
+    assert.match(await cli('status'), /^api tcp:\s+127\.0\.0\.1:\d+ \(bearer tokens/m);
     const yaml = await tcp(base, 'GET', '/v1/openapi.yaml', { token: admin });
     assert.equal(yaml.status, 200);
     assert.match(String(yaml.headers['content-type']), /yaml/);
