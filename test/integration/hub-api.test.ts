@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { startFerryd, run, unixRequest, type Ferryd, type HttpAnswer } from '../helpers/ferryd.js';
+import { startFerryd, run, runFerry, unixRequest, type Ferryd, type HttpAnswer } from '../helpers/ferryd.js';
 
 interface Req {
   token?: string;
@@ -368,6 +368,29 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     assert.equal(sample(local.text, 'ferry_plugin_calls_total', { endpoint: 'VolumeDriver.Mount', result: 'ok' }), 2);
   });
 
+  it('runs the CLI over TCP with --api-url and a token (from the environment or a file)', async () => {
+    const noSocket = { FERRY_API_SOCKET: join(work, 'no.sock') };
+    const created = await runFerry(['volume', 'create', 'remote-vol', '-l', 'via=tcp'], { ...noSocket, FERRY_API_URL: base, FERRY_API_TOKEN: admin });
+    assert.equal(created.code, 0, created.stderr);
+    await writeFile(join(work, 'reader.token'), reader + '\n', { mode: 0o600 });
+    const ls = await runFerry(['--api-url', base, '--api-token-file', join(work, 'reader.token'), 'volume', 'ls', '-q'], noSocket);
+    assert.equal(ls.code, 0, ls.stderr);
+    assert.match(ls.stdout, /^remote-vol$/m);
+    const denied = await runFerry(['--api-url', base, '--api-token-file', join(work, 'reader.token'), 'volume', 'rm', 'remote-vol'], noSocket);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /read role and cannot change anything/);
+    const noToken = await runFerry(['--api-url', base, 'status'], { ...noSocket, FERRY_API_TOKEN: '' });
+    assert.equal(noToken.code, 1);
+    assert.match(noToken.stderr, /needs a token: set FERRY_API_TOKEN or --api-token-file/);
+    const tokens = await runFerry(['token', 'ls'], { ...noSocket, FERRY_API_URL: base, FERRY_API_TOKEN: admin });
+    assert.equal(tokens.code, 1);
+    assert.match(tokens.stderr, /tokens are managed on the ferryd host only/);
+    const down = await runFerry(['--api-url', 'http://127.0.0.1:1', 'status'], { ...noSocket, FERRY_API_TOKEN: admin });
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /cannot reach ferryd at http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED/);
+    assert.equal((await runFerry(['volume', 'rm', '--purge', 'remote-vol'], { ...noSocket, FERRY_API_URL: base, FERRY_API_TOKEN: admin })).code, 0);
+  });
+
   it('records last use, and a removed token stops working at once', async () => {
     const ls = JSON.parse(await cli('--json', 'token', 'ls')) as Array<{ name: string; lastUsedAt: string | null }>;
     assert.ok(ls.find((t) => t.name === 'grafana')?.lastUsedAt, 'last use of the read token not recorded');
@@ -417,6 +440,12 @@ describe('Volume Hub API over TLS', () => {
     assert.equal(a.status, 200, a.text);
     const none = await tcp(`https://${addr}`, 'GET', '/v1/status', { ca });
     assert.equal(none.status, 401);
+    const viaCli = await runFerry(['--api-url', `https://${addr}`, '--api-ca', cert, 'status'], { FERRY_API_TOKEN: token, FERRY_API_SOCKET: join(dir, 'no.sock') });
+    assert.equal(viaCli.code, 0, viaCli.stderr);
+    assert.match(viaCli.stdout, /^api tcp:\s+127\.0\.0\.1:\d+/m);
+    const untrusted = await runFerry(['--api-url', `https://${addr}`, 'status'], { FERRY_API_TOKEN: token, FERRY_API_SOCKET: join(dir, 'no.sock') });
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.stderr, /SELF_SIGNED|self.signed/i);
     // an untrusting client refuses the self-signed certificate; plain http gets no API answer
     await assert.rejects(tcp(`https://${addr}`, 'GET', '/v1/status', { token }));
     const plain = await tcp(`http://${addr}`, 'GET', '/v1/status', { token }).catch((err: Error) => err);
