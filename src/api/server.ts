@@ -156,7 +156,7 @@ export function buildApiServer(
     if (err.statusCode && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: { code: 'invalid', message: err.message } });
     }
-    req.log.error({ err: errorMessage(err), url: req.url.split('?')[0] }, 'API request failed');
+    req.log.error({ err: errorMessage(err), url: req.url }, 'API request failed');
     // Over TCP an unexpected error says nothing of ferryd's insides; the log has it.
     const message = remote ? `internal error (request ${req.id}); ferryd's log has the details` : errorMessage(err);
     return reply.code(500).send({ error: { code: 'internal', message } });
