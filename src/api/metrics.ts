@@ -1,6 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { VolumeService } from '../volumes/service.js';
 import type { JobInfo } from '../jobs/jobs.js';
+import { readJson, writeJsonAtomic } from '../util/atomic.js';
+import { errorMessage } from '../util/errors.js';
 
 /** Plugin calls are fast (ms) but a Mount of a shared pool or a Remove to the trash may take seconds. */
 const CALL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -32,7 +34,12 @@ export class Metrics {
   private readonly backupBytesAdded: Counter;
   private readonly jobsTotal: Counter<'kind' | 'result'>;
 
-  constructor(service: VolumeService, opts: { processMetrics?: boolean } = {}) {
+  private lastBackupSaving: Promise<void> = Promise.resolve();
+
+  constructor(
+    service: VolumeService,
+    private readonly opts: { processMetrics?: boolean; lastBackupFile?: string; onError?: (what: string, err: string) => void } = {},
+  ) {
     const registers = [this.registry];
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
@@ -109,7 +116,7 @@ export class Metrics {
     const lastBackup = this.lastBackup;
     new Gauge({
       name: 'ferry_last_backup_timestamp_seconds',
-      help: 'When the newest successful backup of a volume made by this ferryd (since it started) finished, in Unix seconds; age = time() - this',
+      help: 'When the newest successful backup of a volume made by this ferryd finished, in Unix seconds; age = time() - this',
       labelNames: ['volume'],
       registers,
       collect() {
@@ -120,7 +127,7 @@ export class Metrics {
     });
     new Gauge({
       name: 'ferry_last_backup_age_seconds',
-      help: 'Seconds since the newest successful backup of a volume made by this ferryd (since it started)',
+      help: 'Seconds since the newest successful backup of a volume made by this ferryd',
       labelNames: ['volume'],
       registers,
       collect() {
@@ -130,6 +137,30 @@ export class Metrics {
         for (const [volume, t] of lastBackup) if (live.has(volume)) this.set({ volume }, Math.max(0, now - t));
       },
     });
+  }
+
+  /** Read the last-backup times kept across restarts (DATA_DIR/last-backups.json), when there is such a file. */
+  async load(): Promise<void> {
+    if (!this.opts.lastBackupFile) return;
+    try {
+      const saved = await readJson<Record<string, unknown>>(this.opts.lastBackupFile);
+      for (const [volume, t] of Object.entries(saved ?? {})) if (typeof t === 'number' && Number.isFinite(t)) this.lastBackup.set(volume, t);
+    } catch (err) {
+      this.opts.onError?.(`cannot read ${this.opts.lastBackupFile}; last-backup metrics start empty`, errorMessage(err));
+    }
+  }
+
+  private saveLastBackups(): void {
+    const file = this.opts.lastBackupFile;
+    if (!file) return;
+    this.lastBackupSaving = this.lastBackupSaving
+      .then(() => writeJsonAtomic(file, Object.fromEntries(this.lastBackup)))
+      .catch((err: unknown) => this.opts.onError?.(`cannot write ${file}`, errorMessage(err)));
+  }
+
+  /** Wait for a pending write (at shutdown). */
+  flush(): Promise<void> {
+    return this.lastBackupSaving;
   }
 
   get contentType(): string {
@@ -165,6 +196,9 @@ export class Metrics {
     const info = job.result as { bytes?: unknown; bytesAdded?: unknown } | undefined;
     if (typeof info?.bytes === 'number') this.backupBytes.inc(info.bytes);
     if (typeof info?.bytesAdded === 'number') this.backupBytesAdded.inc(info.bytesAdded);
-    if (job.volume) this.lastBackup.set(job.volume, end / 1000);
+    if (job.volume) {
+      this.lastBackup.set(job.volume, end / 1000);
+      this.saveLastBackups();
+    }
   };
 }

@@ -79,7 +79,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   // Volume Hub: API tokens, metrics fed by observer hooks, the API over TCP when asked for.
   const tokens = TokenStore.inDataDir(config.dataDir, log);
   await tokens.load();
-  const metrics = new Metrics(service);
+  const metrics = new Metrics(service, { lastBackupFile: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what) });
+  await metrics.load();
   snapshots.onSnapshot = metrics.snapshot;
   jobs.onFinished = metrics.jobFinished;
   const tls = config.apiTls ? await readTls(config.apiTls) : undefined;
@@ -139,6 +140,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
           if (path) await unlink(path).catch(() => undefined);
         }
         await tokens.flush();
+        await metrics.flush();
         // running backups are abandoned: the repository format makes that safe (see docs/backup-format.md)
         await service.stop();
         log.info('ferryd stopped');

@@ -406,6 +406,10 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     base = `http://${await boundAddress(f)}`;
     assert.equal((await tcp(base, 'GET', '/v1/status', { token: admin })).status, 200);
     assert.equal((await tcp(base, 'GET', '/v1/status', { token: reader })).status, 401);
+    // the last-backup time of a volume survives the restart; counters start again
+    const m = await tcp(base, 'GET', '/metrics', { token: admin });
+    assert.ok((sample(m.text, 'ferry_last_backup_timestamp_seconds', { volume: 'metered' }) ?? 0) > 0, 'last backup time lost at restart');
+    assert.equal(sample(m.text, 'ferry_backups_total', { result: 'success' }), undefined);
   });
 });
 
