@@ -1,7 +1,9 @@
+import { resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { registerCliCommands } from './cli/commands.js';
 import { registerSnapshotCommands } from './cli/snapshots.js';
 import { registerBackupCommands } from './cli/backup.js';
+import { registerTokenCommands } from './cli/tokens.js';
 import { BUILTIN_DEFAULTS as DEFAULTS } from './daemon/defaults.js';
 import { errorMessage } from './util/errors.js';
 import { VERSION } from './version.js';
@@ -10,6 +12,9 @@ const program = new Command('ferry')
   .description('Ferry: Docker volumes that survive containers, hosts and disks.\n`ferry daemon` runs ferryd, the volume plugin; the other commands talk to it.')
   .version(VERSION, '-V, --version')
   .option('--api-socket <path>', 'ferryd control API socket (env FERRY_API_SOCKET; default /run/ferry/api.sock)')
+  .option('--api-url <url>', 'talk to ferryd over TCP instead (its --api-listen), e.g. https://host-a:7677 (env FERRY_API_URL); token from FERRY_API_TOKEN or --api-token-file')
+  .option('--api-token-file <file>', 'file holding the API token for --api-url (env FERRY_API_TOKEN_FILE)')
+  .option('--api-ca <file>', 'CA certificate (PEM) to trust for an https --api-url, e.g. a self-signed one (env FERRY_API_CA)')
   .option('--json', 'print JSON for scripts instead of tables')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
@@ -23,6 +28,9 @@ program
   .option('--node <name>', 'this node\'s name (default: the hostname)')
   .option('--docker-host <url>', `Docker API, to name the containers using a volume (default ${DEFAULTS.dockerHost})`)
   .option('--trash-retention <duration>', `how long removed volumes stay in the trash, e.g. 24h, 7d, 0 (default ${DEFAULTS.trashRetention})`)
+  .option('--api-listen <host:port>', 'also serve the control API over TCP there, e.g. 127.0.0.1:7677; every request needs a token (`ferry token create`)')
+  .option('--api-tls-cert <file>', 'TLS certificate (PEM) for --api-listen; with --api-tls-key')
+  .option('--api-tls-key <file>', 'TLS private key (PEM) for --api-listen')
   .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
   .addHelpText('after', '\nThe control API socket is set with the global --api-socket (default /run/ferry/api.sock).\nEvery flag can also be set in the config file, e.g.:\n  dataDir: /var/lib/ferry\n  trashRetention: 7d')
   .action(async (_opts: unknown, cmd: Command) => {
@@ -39,6 +47,8 @@ program
       dockerHost: o.dockerHost,
       trashRetention: o.trashRetention,
       logLevel: o.logLevel as never,
+      apiListen: o.apiListen,
+      apiTls: o.apiTlsCert !== undefined || o.apiTlsKey !== undefined ? ({ cert: o.apiTlsCert && resolve(o.apiTlsCert), key: o.apiTlsKey && resolve(o.apiTlsKey) } as never) : undefined,
     });
     const daemon = await startDaemon(config);
     const shutdown = (signal: string) => {
@@ -58,6 +68,7 @@ program
 registerCliCommands(program);
 registerSnapshotCommands(program);
 registerBackupCommands(program);
+registerTokenCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { newHttpServer } from '../util/http.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -8,6 +8,9 @@ import { FerryError, errorMessage } from '../util/errors.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { JobRegistry } from '../jobs/jobs.js';
 import type { BackupService } from '../backup/service.js';
+import type { TokenStore, TokenInfo } from './tokens.js';
+import type { Metrics } from './metrics.js';
+import { openApiJson, openApiYaml } from './openapi.js';
 
 export interface DaemonFacts {
   version: string;
@@ -18,6 +21,70 @@ export interface DaemonFacts {
   pluginSocket: string;
   apiSocket: string;
   trashRetention: string;
+  /** The TCP address the API also listens on (HOST:PORT), when it does. */
+  apiListen?: string;
+}
+
+/** The Volume Hub's parts of the API: tokens, /metrics, and serving over TCP with bearer tokens. */
+export interface HubOptions {
+  /** Token routes (/v1/tokens): served on the unix socket only. */
+  tokens?: TokenStore;
+  /** GET /metrics in the Prometheus text format. */
+  metrics?: Metrics;
+  /**
+   * This app serves TCP: every request needs `Authorization: Bearer TOKEN` (401 otherwise), a read token
+   * only reads (403 on anything else), token routes are refused (403: tokens are managed on the host).
+   */
+  remote?: { tokens: TokenStore; https?: { cert: Buffer; key: Buffer } };
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Served on the unix socket only (root on the host), refused over TCP whatever the token. */
+    localOnly?: boolean;
+  }
+  interface FastifyRequest {
+    /** The token the request came with, over TCP. */
+    token?: TokenInfo;
+  }
+}
+
+const routeLists = new WeakMap<FastifyInstance, Array<{ method: string; url: string }>>();
+
+/** Every route of an app built by buildApiServer, as registered (HEAD routes Fastify adds for GETs left out). */
+export function apiRoutes(app: FastifyInstance): Array<{ method: string; url: string }> {
+  return [...(routeLists.get(app) ?? [])];
+}
+
+const READ_METHODS = new Set(['GET', 'HEAD']);
+
+function unauthorized(reply: FastifyReply, message: string) {
+  return reply
+    .code(401)
+    .header('www-authenticate', 'Bearer realm="ferry"')
+    .send({ error: { code: 'unauthorized', message } });
+}
+
+/** The onRequest hook of the TCP listener: authentication and the role's rights, before anything else runs. */
+function bearerAuth(tokens: TokenStore) {
+  return async (req: FastifyRequest, reply: FastifyReply) => {
+    const header = req.headers.authorization;
+    if (header === undefined || header === '') {
+      return unauthorized(reply, 'this API needs a token over TCP: send "Authorization: Bearer TOKEN" (create one on the ferryd host with `ferry token create --role read|admin`)');
+    }
+    const m = /^Bearer[ ]+([^\s]+)[ ]*$/i.exec(header);
+    if (!m) return unauthorized(reply, 'the Authorization header must be "Bearer TOKEN"');
+    const token = tokens.verify(m[1]!);
+    if (!token) return unauthorized(reply, 'the bearer token is not valid (unknown, mistyped or removed); `ferry token ls` on the ferryd host lists the tokens');
+    req.token = token;
+    if (req.routeOptions.config?.localOnly) {
+      return reply.code(403).send({ error: { code: 'forbidden', message: 'tokens are managed on the ferryd host only: use `ferry token` there (as root, over the unix socket)' } });
+    }
+    if (token.role === 'read' && !READ_METHODS.has(req.method)) {
+      return reply.code(403).send({ error: { code: 'forbidden', message: `token ${token.name} has the read role and cannot change anything: ${req.method} needs an admin token` } });
+    }
+    return undefined;
+  };
 }
 
 const labelsSchema = z.record(z.string(), z.string());
@@ -45,6 +112,7 @@ const urlQuery = z.strictObject({ url: z.string().min(1) });
 const restoreBackupBody = z.strictObject({ url: z.string().min(1), volume: z.string(), options: z.record(z.string(), z.string()).optional() });
 const verifyBody = z.strictObject({ target: z.string().min(1), readData: z.boolean().optional() });
 const waitQuery = z.strictObject({ wait: flag });
+const tokenBody = z.strictObject({ role: z.enum(['read', 'admin'], { message: 'role must be read or admin' }), name: z.string().optional() });
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
@@ -64,8 +132,16 @@ export function buildApiServer(
   log: Logger,
   cluster?: Cluster,
   extra?: { jobs: JobRegistry; backups: BackupService },
+  hub: HubOptions = {},
 ): FastifyInstance {
-  const app = newHttpServer(log, 'api', 1024 * 1024);
+  const remote = hub.remote;
+  const app = newHttpServer(log, remote ? 'api-tcp' : 'api', 1024 * 1024, remote?.https ? { https: remote.https } : {});
+  const routes: Array<{ method: string; url: string }> = [];
+  routeLists.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
+  });
+  if (remote) app.addHook('onRequest', bearerAuth(remote.tokens));
 
   // A volume of a shared pool may be known to the cluster before this node has seen it.
   app.addHook('preHandler', async (req) => {
@@ -81,11 +157,33 @@ export function buildApiServer(
       return reply.code(err.statusCode).send({ error: { code: 'invalid', message: err.message } });
     }
     req.log.error({ err: errorMessage(err), url: req.url }, 'API request failed');
-    return reply.code(500).send({ error: { code: 'internal', message: errorMessage(err) } });
+    // Over TCP an unexpected error says nothing of ferryd's insides; the log has it.
+    const message = remote ? `internal error (request ${req.id}); ferryd's log has the details` : errorMessage(err);
+    return reply.code(500).send({ error: { code: 'internal', message } });
   });
   app.setNotFoundHandler((req, reply) =>
     reply.code(404).send({ error: { code: 'not_found', message: `no API route ${req.method} ${req.url}; see docs/api.md` } }),
   );
+
+  app.get('/v1/openapi.yaml', async (_req, reply) => reply.type('application/yaml; charset=utf-8').send(await openApiYaml()));
+  app.get('/v1/openapi.json', async () => openApiJson());
+
+  if (hub.metrics) {
+    const metrics = hub.metrics;
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.text()));
+  }
+
+  if (hub.tokens) {
+    const tokens = hub.tokens;
+    const local = { config: { localOnly: true } };
+    app.get('/v1/tokens', local, async () => ({ tokens: tokens.list() }));
+    app.post('/v1/tokens', local, async (req, reply) => {
+      const b = parse(tokenBody, req.body ?? {}, 'request body');
+      return reply.code(201).send(await tokens.create(b.role, b.name));
+    });
+    // :token, not :name: the preHandler above looks every :name up as a volume
+    app.delete<{ Params: { token: string } }>('/v1/tokens/:token', local, async (req) => ({ removed: await tokens.remove(req.params.token) }));
+  }
 
   app.get('/v1/status', async () => ({
     ...facts,

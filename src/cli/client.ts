@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 export const DEFAULT_API_SOCKET = '/run/ferry/api.sock';
 
@@ -13,20 +14,34 @@ export class ApiError extends Error {
   }
 }
 
-/** The CLI's only way to ferryd: JSON over the control API's unix socket. */
+/** ferryd's API over TCP (ferryd --api-listen): base URL, bearer token, CA for a self-signed certificate. */
+export interface RemoteApi {
+  url: string;
+  token: string;
+  ca?: Buffer;
+}
+
+/** The CLI's only way to ferryd: JSON over the control API's unix socket (or its TCP listener, with a token). */
 export class ApiClient {
-  constructor(readonly socketPath: string) {}
+  constructor(
+    readonly socketPath: string,
+    readonly remote?: RemoteApi,
+  ) {}
 
   call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
+    const remote = this.remote;
+    const url = remote ? new URL(path, remote.url) : undefined;
+    const headers: Record<string, string | number> = {
+      ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+      ...(remote ? { authorization: `Bearer ${remote.token}` } : {}),
+    };
+    const send = url?.protocol === 'https:' ? httpsRequest : request;
     return new Promise<T>((resolve, reject) => {
-      const req = request(
-        {
-          socketPath: this.socketPath,
-          path,
-          method,
-          headers: payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {},
-        },
+      const req = send(
+        url
+          ? { protocol: url.protocol, hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port, path: url.pathname + url.search, method, headers, ...(remote?.ca ? { ca: remote.ca } : {}) }
+          : { socketPath: this.socketPath, path, method, headers },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -46,6 +61,9 @@ export class ApiClient {
         },
       );
       req.on('error', (err: NodeJS.ErrnoException) => {
+        if (remote) {
+          return reject(new ApiError(0, 'unreachable', `cannot reach ferryd at ${remote.url} (${err.code ?? err.message}${err.code && err.message && !err.message.includes(err.code) ? ': ' + err.message : ''}); is ferryd started with --api-listen there? Check --api-url or FERRY_API_URL (and FERRY_API_CA for a self-signed certificate)`));
+        }
         const why = err.code === 'ENOENT' ? 'no socket there' : err.code === 'ECONNREFUSED' ? 'nothing listens on it' : err.code === 'EACCES' ? 'permission denied: run as root' : err.message;
         reject(
           new ApiError(

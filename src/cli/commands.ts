@@ -25,6 +25,7 @@ interface Status {
   dataDir: string;
   pluginSocket: string;
   apiSocket: string;
+  apiListen?: string;
   trashRetention: string;
   pools: PoolStatus[];
   counts: { volumes: number; mounted: number; mounts: number; trash: number };
@@ -171,6 +172,7 @@ export function registerCliCommands(program: Command): void {
           `data dir:      ${s.dataDir}`,
           `plugin socket: ${s.pluginSocket}`,
           `api socket:    ${s.apiSocket}`,
+          ...(s.apiListen ? [`api tcp:       ${s.apiListen} (bearer tokens: \`ferry token\`)`] : []),
           `volumes:       ${s.counts.volumes} (${s.counts.mounted} mounted, ${s.counts.mounts} mounts); ${s.counts.trash} in the trash (kept ${s.trashRetention})`,
           '',
           table(

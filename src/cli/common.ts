@@ -1,15 +1,48 @@
 import type { Command } from 'commander';
-import { ApiClient, DEFAULT_API_SOCKET } from './client.js';
-import { FerryError } from '../util/errors.js';
+import { readFileSync } from 'node:fs';
+import { ApiClient, DEFAULT_API_SOCKET, type RemoteApi } from './client.js';
+import { FerryError, errorMessage } from '../util/errors.js';
 
 interface GlobalOpts {
   apiSocket?: string;
+  apiUrl?: string;
+  apiTokenFile?: string;
+  apiCa?: string;
   json?: boolean;
+}
+
+function readSecretFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new FerryError('invalid', `cannot read the ${what} file ${path}: ${errorMessage(err)}`);
+  }
+}
+
+/** --api-url / FERRY_API_URL: talk to ferryd over TCP with a token (from FERRY_API_TOKEN or a file, never a flag: ps shows flags). */
+function remoteApi(g: GlobalOpts): RemoteApi | undefined {
+  const url = g.apiUrl ?? process.env.FERRY_API_URL;
+  if (!url) return undefined;
+  if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new FerryError('invalid', `API URL ${JSON.stringify(url)}: write http://HOST:PORT or https://HOST:PORT`);
+  const tokenFile = g.apiTokenFile ?? process.env.FERRY_API_TOKEN_FILE;
+  const token = tokenFile ? readSecretFile(tokenFile, 'API token') : process.env.FERRY_API_TOKEN;
+  if (!token) throw new FerryError('invalid', `${url} needs a token: set FERRY_API_TOKEN or --api-token-file FILE (make one on the ferryd host with \`ferry token create --role read|admin\`)`);
+  const ca = g.apiCa ?? process.env.FERRY_API_CA;
+  let caPem: Buffer | undefined;
+  if (ca) {
+    try {
+      caPem = readFileSync(ca);
+    } catch (err) {
+      throw new FerryError('invalid', `cannot read the CA certificate ${ca}: ${errorMessage(err)}`);
+    }
+  }
+  return { url, token, ...(caPem ? { ca: caPem } : {}) };
 }
 
 export function client(cmd: Command): ApiClient {
   const g = cmd.optsWithGlobals<GlobalOpts>();
-  return new ApiClient(g.apiSocket ?? process.env.FERRY_API_SOCKET ?? DEFAULT_API_SOCKET);
+  const remote = remoteApi(g);
+  return new ApiClient(g.apiSocket ?? process.env.FERRY_API_SOCKET ?? DEFAULT_API_SOCKET, remote);
 }
 
 export function wantsJson(cmd: Command): boolean {

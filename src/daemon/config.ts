@@ -34,6 +34,10 @@ export interface DaemonConfig {
   backupTargets: Record<string, BackupTargetConfig>;
   /** The secret for backup targets given by URL (else env FERRY_BACKUP_PASSWORD). */
   backupPasswordFile?: string;
+  /** Also serve the control API over TCP at HOST:PORT (bearer tokens required). */
+  apiListen?: string;
+  /** TLS for the TCP listener: PEM certificate (chain) and key files. */
+  apiTls?: { cert: string; key: string };
   /** The file the settings came from, if any. */
   configFile?: string;
 }
@@ -101,6 +105,12 @@ const fileSchema = z.strictObject({
   backupPasswordFile: absPath('backupPasswordFile').optional(),
   heartbeatInterval: z.string().optional(),
   nodeTimeout: z.string().optional(),
+  apiListen: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9_.-]+):[0-9]{1,5}$/, 'apiListen must be HOST:PORT, e.g. 127.0.0.1:7677 or [::1]:7677')
+    .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, { message: 'apiListen: the port must be 0-65535' })
+    .optional(),
+  apiTls: z.strictObject({ cert: absPath('apiTls.cert'), key: absPath('apiTls.key') }).optional(),
 });
 
 export type ConfigInput = z.infer<typeof fileSchema>;
@@ -157,6 +167,9 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
   const defaultPool = merged.defaultPool ?? 'local';
   if (defaultPool !== 'local' && !pools[defaultPool]) {
     throw new FerryError('invalid', `${file ?? 'config'}: defaultPool ${defaultPool} is not a configured pool (pools: local${Object.keys(pools).map((p) => ', ' + p).join('')})`);
+  }
+  if (merged.apiTls && !merged.apiListen) {
+    throw new FerryError('invalid', `${file ?? 'config'}: apiTls is for the TCP listener: set apiListen (--api-listen HOST:PORT) too`);
   }
   for (const [name, p] of Object.entries(pools)) {
     if (p.mount && !p.shared) throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: mount: is for shared pools; add shared: true`);

@@ -14,7 +14,10 @@ import { Cluster } from '../cluster/cluster.js';
 import { JobRegistry } from '../jobs/jobs.js';
 import { BackupService } from '../backup/service.js';
 import { buildPluginServer } from '../plugin/server.js';
-import { buildApiServer } from '../api/server.js';
+import { buildApiServer, type DaemonFacts } from '../api/server.js';
+import { TokenStore } from '../api/tokens.js';
+import { Metrics } from '../api/metrics.js';
+import { listenTcp, readTls } from '../api/tcp.js';
 import { listenUnix } from '../util/unix-listen.js';
 import { VERSION } from '../version.js';
 
@@ -73,28 +76,36 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   }
   const scheduler = new SnapshotScheduler(service, snapshots, config.snapshotSchedules, log);
 
-  const plugin = buildPluginServer({ service, log, scope: () => (cluster.active ? 'global' : 'local') });
-  const api = buildApiServer(
-    service,
-    snapshots,
-    {
-      version: VERSION,
-      node: config.node,
-      pid: process.pid,
-      startedAt: new Date().toISOString(),
-      dataDir: config.dataDir,
-      pluginSocket: config.pluginSocket,
-      apiSocket: config.apiSocket,
-      trashRetention: config.trashRetention,
-    },
-    log,
-    cluster,
-    { jobs, backups },
-  );
-  const servers: Array<[FastifyInstance, string]> = [];
+  // Volume Hub: API tokens, metrics fed by observer hooks, the API over TCP when asked for.
+  const tokens = TokenStore.inDataDir(config.dataDir, log);
+  await tokens.load();
+  const metrics = new Metrics(service, { lastBackupFile: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what) });
+  await metrics.load();
+  snapshots.onSnapshot = metrics.snapshot;
+  jobs.onFinished = metrics.jobFinished;
+  const tls = config.apiTls ? await readTls(config.apiTls) : undefined;
+
+  const plugin = buildPluginServer({ service, log, scope: () => (cluster.active ? 'global' : 'local'), observe: metrics.pluginCall });
+  const facts: DaemonFacts = {
+    version: VERSION,
+    node: config.node,
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    dataDir: config.dataDir,
+    pluginSocket: config.pluginSocket,
+    apiSocket: config.apiSocket,
+    trashRetention: config.trashRetention,
+  };
+  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics });
+  const servers: Array<[FastifyInstance, string | undefined]> = [];
   try {
     await listenUnix(api, config.apiSocket, 0o600);
     servers.push([api, config.apiSocket]);
+    if (config.apiListen) {
+      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, remote: { tokens, ...(tls ? { https: tls } : {}) } });
+      servers.push([remote, undefined]);
+      facts.apiListen = await listenTcp(remote, config.apiListen, { tls: Boolean(tls), log });
+    }
     // The plugin socket last: once Docker can see it, everything behind it is ready.
     await listenUnix(plugin, config.pluginSocket, 0o660);
     servers.push([plugin, config.pluginSocket]);
@@ -109,7 +120,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   sweep.unref();
 
   log.info(
-    { version: VERSION, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, apiSocket: config.apiSocket, volumes: service.counts().volumes, startupMs: Math.round(performance.now() - t0) },
+    { version: VERSION, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, apiSocket: config.apiSocket, ...(facts.apiListen ? { apiListen: facts.apiListen, apiTls: Boolean(tls) } : {}), volumes: service.counts().volumes, startupMs: Math.round(performance.now() - t0) },
     'ferryd ready',
   );
 
@@ -126,8 +137,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         // Plugin first so Docker stops sending work, then the API; in-flight requests finish.
         for (const [server, path] of [...servers].reverse()) {
           await server.close();
-          await unlink(path).catch(() => undefined);
+          if (path) await unlink(path).catch(() => undefined);
         }
+        await tokens.flush();
+        await metrics.flush();
         // running backups are abandoned: the repository format makes that safe (see docs/backup-format.md)
         await service.stop();
         log.info('ferryd stopped');

@@ -39,6 +39,8 @@ export type ProgressReporter = (p: Partial<JobProgress>) => void;
 export class JobRegistry {
   private readonly jobs = new Map<string, JobInfo>();
   private readonly done = new Map<string, Promise<void>>();
+  /** Told of every job once it has ended, either way (for /metrics). Must not throw. */
+  onFinished?: (job: JobInfo) => void;
 
   constructor(
     private readonly log: Logger,
@@ -65,6 +67,7 @@ export class JobRegistry {
           job.result = result;
           job.finishedAt = new Date().toISOString();
           this.log.info({ job: job.id, kind, volume, ms: Date.parse(job.finishedAt) - Date.parse(job.startedAt) }, 'job succeeded');
+          this.onFinished?.(job);
           this.trim();
         },
         (err: unknown) => {
@@ -72,6 +75,7 @@ export class JobRegistry {
           job.error = { code: err instanceof FerryError ? err.code : 'internal', message: errorMessage(err) };
           job.finishedAt = new Date().toISOString();
           this.log.error({ job: job.id, kind, volume, err: errorMessage(err) }, 'job failed');
+          this.onFinished?.(job);
           this.trim();
         },
       ),

@@ -16,6 +16,8 @@ export interface PluginServerOptions {
   log: Logger;
   /** `global` when the node serves shared pools (Swarm then creates a volume once per cluster). */
   scope: () => 'local' | 'global';
+  /** Told of every call to a known endpoint once answered (for /metrics): endpoint path, success, seconds. */
+  observe?: (endpoint: string, ok: boolean, seconds: number) => void;
 }
 
 function str(body: Body, key: string): string {
@@ -29,7 +31,7 @@ function str(body: Body, key: string): string {
  * The Docker volume plugin endpoints, exactly as moby's plugin client calls them
  * (docs/extend/plugins_volume.md). Nothing here but decoding, calling the service and encoding.
  */
-export function buildPluginServer({ service, log, scope }: PluginServerOptions): FastifyInstance {
+export function buildPluginServer({ service, log, scope, observe }: PluginServerOptions): FastifyInstance {
   const app = newHttpServer(log, 'plugin', PLUGIN_BODY_LIMIT);
 
   // Docker sends JSON with varying (or no) content types: take every body as text and parse it here,
@@ -98,9 +100,11 @@ export function buildPluginServer({ service, log, scope }: PluginServerOptions):
     const started = process.hrtime.bigint();
     try {
       const result = await handler(body);
+      observe?.(path, true, Number(process.hrtime.bigint() - started) / 1e9);
       log.debug({ call: path, name: body.Name, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'plugin call');
       return send(reply, 200, result);
     } catch (err) {
+      observe?.(path, false, Number(process.hrtime.bigint() - started) / 1e9);
       const status = err instanceof FerryError && err.code === 'invalid' ? 400 : 500;
       const level = err instanceof FerryError && err.code !== 'internal' ? 'info' : 'error';
       log[level]({ call: path, name: body.Name, err: errorMessage(err) }, 'plugin call failed');

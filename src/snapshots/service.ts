@@ -66,6 +66,9 @@ const BRANCH_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
  * complete and synced; a restore builds the new data beside the old and swaps them by renames.
  */
 export class SnapshotService {
+  /** Told of every snapshot attempt that got to copying (for /metrics): success and seconds, or failure. Must not throw. */
+  onSnapshot?: (o: { ok: boolean; seconds?: number }) => void;
+
   constructor(
     private readonly volumes: VolumeService,
     private readonly logger: Logger,
@@ -155,6 +158,7 @@ export class SnapshotService {
         const r = await this.docker!.exec(c.id, opts.exec);
         if (r.exitCode !== 0) {
           const out = r.output.trim().slice(-500);
+          this.onSnapshot?.({ ok: false });
           throw new FerryError('invalid', `--exec ${JSON.stringify(opts.exec)} failed in container ${c.name} with exit code ${r.exitCode}${out ? ` (${out})` : ''}; no snapshot taken`);
         }
       }
@@ -178,6 +182,7 @@ export class SnapshotService {
     } catch (err) {
       await removeTree(tmp).catch(() => undefined);
       await unlink(join(snaps, `.tmp-${id}.manifest.json`)).catch(() => undefined);
+      this.onSnapshot?.({ ok: false });
       throw new FerryError('internal', `snapshot of ${rec.name} failed: ${errorMessage(err)}`);
     } finally {
       for (const c of paused) await this.docker!.unpause(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not unpause container'));
@@ -206,6 +211,7 @@ export class SnapshotService {
     };
     await writeJsonAtomic(join(snaps, `${id}.json`), snap);
     this.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin }, 'snapshot created');
+    this.onSnapshot?.({ ok: true, seconds: durationMs / 1000 });
     return snap;
   }
 
