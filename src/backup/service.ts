@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { parseSchedule, dueRun } from '../snapshots/schedule.js';
 import { applyRetention, parseKeepPolicy } from '../snapshots/retention.js';
@@ -129,7 +130,8 @@ export class BackupService {
       let own = false;
       if (opts.snapshot) snap = await this.snapshots.get(volume, opts.snapshot);
       else {
-        snap = await this.snapshots.create(volume, { name: `backup-${new Date().toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}`, origin: 'backup' });
+        // unique even for two backups of one volume in the same second (a manual one beside a scheduled one)
+        snap = await this.snapshots.create(volume, { name: `backup-${new Date().toISOString().replace(/:/g, '-')}-${randomBytes(2).toString('hex')}`, origin: 'backup' });
         own = true;
       }
       const { tree } = await this.snapshots.cloneSource(`${volume}@${snap.id}`);
