@@ -3,7 +3,9 @@
  * hard links, FIFOs and device nodes, then owners, modes and times; directories' metadata last,
  * deepest first, so that creating their entries does not change their times again.
  */
-import { chmod, chown, lchown, link, lutimes, mkdir, open, readdir, symlink, utimes, type FileHandle } from 'node:fs/promises';
+import { chmod, chown, lchown, link, lutimes, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import type { WriterMsg, WriterAck } from './restore-worker.js';
 import { join } from 'node:path';
 import { FerryError, isErrno } from '../util/errors.js';
 import { execProgram } from '../util/exec.js';
@@ -31,9 +33,7 @@ export interface RestoreResult {
   warnings: string[];
 }
 
-const BLOCK = 4096;
-const ZERO = Buffer.alloc(BLOCK);
-const FILES_IN_PARALLEL = 4;
+const FILES_IN_PARALLEL = 16;
 const READ_AHEAD = 3;
 
 /**
@@ -82,22 +82,54 @@ export async function runRestore(repo: Repository, id: string, targetDir: string
 
     for (const n of nodes) if (n.type === 'dir' && n.path !== '.') await mkdir(abs(n), { mode: 0o700 });
 
-    await parallel(files, FILES_IN_PARALLEL, async (n) => {
-      const fh = await open(abs(n), 'wx', 0o600);
-      try {
-        await writeContent(repo, fh, n, (bytes) => {
-          progress.bytesDone += bytes;
+    const writer = new Writer();
+    try {
+      let nextId = 0;
+      await parallel(files, FILES_IN_PARALLEL, async (n) => {
+        const id = nextId++;
+        const content = n.content ?? [];
+        const fetches: Array<Promise<Buffer> | undefined> = content.map(() => undefined);
+        const fetch = (i: number) => {
+          const c = content[i];
+          if (i < content.length && typeof c === 'string' && !fetches[i]) {
+            const p = repo.readBlob(c);
+            p.catch(() => undefined); // awaited below; avoid an unhandled rejection if we stop early
+            fetches[i] = p;
+          }
+        };
+        for (let i = 0; i < READ_AHEAD; i++) fetch(i);
+        let opened = false;
+        let pos = 0;
+        for (let i = 0; i < content.length; i++) {
+          fetch(i + READ_AHEAD);
+          const c = content[i]!;
+          if (typeof c === 'number') {
+            pos += c;
+            progress.bytesDone += c;
+            continue;
+          }
+          const buf = await fetches[i]!;
+          fetches[i] = undefined;
+          if (!opened) await writer.send({ t: 'open', id, path: abs(n) });
+          opened = true;
+          await writer.send({ t: 'write', id, pos, buf });
+          pos += buf.length;
+          progress.bytesDone += buf.length;
           report();
-        });
-        await own(() => fh.chown(n.uid, n.gid));
-        await fh.chmod(n.mode);
-        await fh.utimes(nsToSeconds(n.atime ?? n.mtime), nsToSeconds(n.mtime));
-      } finally {
-        await fh.close();
-      }
-      progress.filesDone++;
-      report();
-    });
+        }
+        if (!opened) await writer.send({ t: 'open', id, path: abs(n) });
+        await writer.send({ t: 'close', id, size: pos, uid: n.uid, gid: n.gid, mode: n.mode, atime: nsToSeconds(n.atime ?? n.mtime), mtime: nsToSeconds(n.mtime) });
+        progress.filesDone++;
+        report();
+      });
+      await writer.drain();
+    } finally {
+      await writer.close();
+    }
+    if (writer.ownerDenied && !ownerWarned) {
+      warnings.push('owners not restored: not permitted (run as root)');
+      ownerWarned = true;
+    }
 
     for (const n of nodes) {
       const p = abs(n);
@@ -146,52 +178,68 @@ export async function runRestore(repo: Repository, id: string, targetDir: string
   }
 }
 
-/** Write a file's chunks, leaving holes for zero runs and zero 4 KiB blocks, then set its size. */
-async function writeContent(repo: Repository, fh: FileHandle, n: TreeNode, done: (bytes: number) => void): Promise<void> {
-  const content = n.content ?? [];
-  const fetches: Array<Promise<Buffer> | undefined> = content.map(() => undefined);
-  const fetch = (i: number) => {
-    const c = content[i];
-    if (i < content.length && typeof c === 'string' && !fetches[i]) {
-      const p = repo.readBlob(c);
-      p.catch(() => undefined); // awaited below; avoid an unhandled rejection if we stop early
-      fetches[i] = p;
-    }
-  };
-  for (let i = 0; i < READ_AHEAD; i++) fetch(i);
-  let pos = 0;
-  for (let i = 0; i < content.length; i++) {
-    fetch(i + READ_AHEAD);
-    const c = content[i]!;
-    if (typeof c === 'number') {
-      pos += c;
-      done(c);
-      continue;
-    }
-    const buf = await fetches[i]!;
-    fetches[i] = undefined;
-    await writeSparse(fh, buf, pos);
-    pos += buf.length;
-    done(buf.length);
-  }
-  await fh.truncate(pos);
-}
+/**
+ * The main thread's end of restore-worker.ts: messages are batched per turn of the event loop, and
+ * send() waits while more than 64 MiB of chunk data is queued.
+ */
+class Writer {
+  private readonly w = new Worker(new URL('./restore-worker.js', import.meta.url));
+  private batch: WriterMsg[] = [];
+  private queuedBytes = 0;
+  private sentBatches = 0;
+  private ackedBatches = 0;
+  private waiters: Array<() => void> = [];
+  private error: Error | undefined;
+  ownerDenied = false;
 
-async function writeSparse(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
-  // Blocks aligned to the file offset, so skipped blocks become holes in the file system.
-  const isZero = (s: number, e: number) => buf.subarray(s, e).equals(ZERO.subarray(0, e - s));
-  const next = (s: number) => Math.min(buf.length, s + BLOCK - ((pos + s) % BLOCK));
-  let i = 0;
-  while (i < buf.length) {
-    while (i < buf.length && isZero(i, next(i))) i = next(i);
-    if (i >= buf.length) break;
-    let j = next(i);
-    while (j < buf.length && !isZero(j, next(j))) j = next(j);
-    let off = i;
-    while (off < j) {
-      const { bytesWritten } = await fh.write(buf, off, j - off, pos + off);
-      off += bytesWritten;
-    }
-    i = j;
+  constructor() {
+    this.w.on('message', (a: WriterAck) => {
+      this.ackedBatches++;
+      this.queuedBytes -= a.bytes;
+      if (a.ownerDenied) this.ownerDenied = true;
+      if (a.error && !this.error) this.error = new Error(`restore: ${a.error}`);
+      this.wake();
+    });
+    this.w.on('error', (err) => {
+      this.error ??= err;
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const ws = this.waiters;
+    this.waiters = [];
+    ws.forEach((f) => f());
+  }
+
+  private wait(): Promise<void> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  async send(m: WriterMsg): Promise<void> {
+    if (this.error) throw this.error;
+    if (this.batch.length === 0) setImmediate(() => this.flush());
+    this.batch.push(m);
+    if (m.t === 'write') this.queuedBytes += m.buf.byteLength;
+    while (this.queuedBytes > 64 * 1024 * 1024 && !this.error) await this.wait();
+    if (this.error) throw this.error;
+  }
+
+  private flush(): void {
+    if (this.batch.length === 0) return;
+    const batch = this.batch;
+    this.batch = [];
+    this.sentBatches++;
+    this.w.postMessage(batch);
+  }
+
+  async drain(): Promise<void> {
+    this.flush();
+    while (this.ackedBatches < this.sentBatches && !this.error) await this.wait();
+    if (this.error) throw this.error;
+  }
+
+  async close(): Promise<void> {
+    await this.w.terminate();
   }
 }

@@ -1,0 +1,77 @@
+/**
+ * Writes restored files on a thread of its own, with synchronous calls, in the order the main thread
+ * sends them: creating tens of thousands of files costs mostly kernel time, and one thread issuing the
+ * calls back to back beat the promise API's thread-pool round trips (~20 % on 60,000 files). The main
+ * thread meanwhile reads, authenticates and decompresses chunks.
+ */
+import { parentPort } from 'node:worker_threads';
+import { openSync, writeSync, ftruncateSync, fchownSync, fchmodSync, futimesSync, closeSync } from 'node:fs';
+
+export type WriterMsg =
+  | { t: 'open'; id: number; path: string }
+  | { t: 'write'; id: number; pos: number; buf: Uint8Array }
+  | { t: 'close'; id: number; size: number; uid: number; gid: number; mode: number; atime: number; mtime: number };
+
+export interface WriterAck {
+  /** Bytes of written buffers released by this batch of messages. */
+  bytes: number;
+  error?: string;
+  ownerDenied?: boolean;
+}
+
+const BLOCK = 4096;
+const ZERO = Buffer.alloc(BLOCK);
+
+/** Write buf at pos, leaving 4 KiB blocks (aligned to the file offset) of zeros as holes. */
+function writeSparse(fd: number, buf: Buffer, pos: number): void {
+  const isZero = (s: number, e: number) => buf.subarray(s, e).equals(ZERO.subarray(0, e - s));
+  const next = (s: number) => Math.min(buf.length, s + BLOCK - ((pos + s) % BLOCK));
+  let i = 0;
+  while (i < buf.length) {
+    while (i < buf.length && isZero(i, next(i))) i = next(i);
+    if (i >= buf.length) break;
+    let j = next(i);
+    while (j < buf.length && !isZero(j, next(j))) j = next(j);
+    let off = i;
+    while (off < j) off += writeSync(fd, buf, off, j - off, pos + off);
+    i = j;
+  }
+}
+
+if (parentPort) {
+  const port = parentPort;
+  const fds = new Map<number, number>();
+  let failed: string | undefined;
+  port.on('message', (batch: WriterMsg[]) => {
+    let bytes = 0;
+    let ownerDenied = false;
+    for (const m of batch) {
+      if (m.t === 'write') bytes += m.buf.byteLength;
+      if (failed) continue;
+      try {
+        if (m.t === 'open') fds.set(m.id, openSync(m.path, 'wx', 0o600));
+        else if (m.t === 'write') writeSparse(fds.get(m.id)!, Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength), m.pos);
+        else {
+          const fd = fds.get(m.id)!;
+          fds.delete(m.id);
+          try {
+            ftruncateSync(fd, m.size);
+            try {
+              fchownSync(fd, m.uid, m.gid);
+            } catch (err) {
+              if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+              ownerDenied = true;
+            }
+            fchmodSync(fd, m.mode);
+            futimesSync(fd, m.atime, m.mtime);
+          } finally {
+            closeSync(fd);
+          }
+        }
+      } catch (err) {
+        failed = err instanceof Error ? err.message : String(err);
+      }
+    }
+    port.postMessage({ bytes, error: failed, ownerDenied } satisfies WriterAck);
+  });
+}
