@@ -130,7 +130,7 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
           data = Buffer.allocUnsafeSlow(chunk.length); // an ArrayBuffer of its own: moved, not copied, to an encoder
           chunk.copy(data);
         }
-        await up.store(id, 'd', data);
+        await up.store(id, 'd', data, true); // a copy, or a small file's own buffer
       }
     };
 
@@ -245,7 +245,11 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
     for (const part of repo.treeChunker.split(treeBuf)) {
       const id = repo.codec.id(part).toString('hex');
       tree.push(id);
-      if (!up.has(id)) await up.store(id, 't', Buffer.from(part));
+      if (!up.has(id)) {
+        const copy = Buffer.allocUnsafeSlow(part.length);
+        copy.set(part);
+        await up.store(id, 't', copy, true);
+      }
     }
     await up.finish();
 

@@ -22,8 +22,9 @@ export interface WriterAck {
 const BLOCK = 4096;
 const ZERO = Buffer.alloc(BLOCK);
 
-/** Write buf at pos, leaving 4 KiB blocks (aligned to the file offset) of zeros as holes. */
-function writeSparse(fd: number, buf: Buffer, pos: number): void {
+/** Write buf at pos, leaving 4 KiB blocks (aligned to the file offset) of zeros as holes; returns the end written. */
+function writeSparse(fd: number, buf: Buffer, pos: number): number {
+  let end = 0;
   const isZero = (s: number, e: number) => buf.subarray(s, e).equals(ZERO.subarray(0, e - s));
   const next = (s: number) => Math.min(buf.length, s + BLOCK - ((pos + s) % BLOCK));
   let i = 0;
@@ -34,13 +35,15 @@ function writeSparse(fd: number, buf: Buffer, pos: number): void {
     while (j < buf.length && !isZero(j, next(j))) j = next(j);
     let off = i;
     while (off < j) off += writeSync(fd, buf, off, j - off, pos + off);
+    end = pos + j;
     i = j;
   }
+  return end;
 }
 
 if (parentPort) {
   const port = parentPort;
-  const fds = new Map<number, number>();
+  const fds = new Map<number, { fd: number; end: number }>();
   let failed: string | undefined;
   port.on('message', (batch: WriterMsg[]) => {
     let bytes = 0;
@@ -49,13 +52,15 @@ if (parentPort) {
       if (m.t === 'write') bytes += m.buf.byteLength;
       if (failed) continue;
       try {
-        if (m.t === 'open') fds.set(m.id, openSync(m.path, 'wx', 0o600));
-        else if (m.t === 'write') writeSparse(fds.get(m.id)!, Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength), m.pos);
-        else {
-          const fd = fds.get(m.id)!;
+        if (m.t === 'open') fds.set(m.id, { fd: openSync(m.path, 'wx', 0o600), end: 0 });
+        else if (m.t === 'write') {
+          const f = fds.get(m.id)!;
+          f.end = Math.max(f.end, writeSparse(f.fd, Buffer.from(m.buf.buffer, m.buf.byteOffset, m.buf.byteLength), m.pos));
+        } else {
+          const { fd, end } = fds.get(m.id)!;
           fds.delete(m.id);
           try {
-            ftruncateSync(fd, m.size);
+            if (end < m.size) ftruncateSync(fd, m.size); // trailing holes
             try {
               fchownSync(fd, m.uid, m.gid);
             } catch (err) {
