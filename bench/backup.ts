@@ -35,6 +35,7 @@ for (const tool of ['restic', 'cp', 'du', 'dd']) {
   }
 }
 const t0 = performance.now();
+const loadAtStart = execFileSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).trim();
 const log = (m: string) => process.stderr.write(`[bench/backup +${((performance.now() - t0) / 1000).toFixed(0)}s] ${m}\n`);
 const sh = (cmd: string, args: string[], env?: NodeJS.ProcessEnv) => execFileSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 256 * MiB }).trim();
 const duBytes = (p: string) => Number(sh('du', ['-sb', p]).split(/\s+/)[0]);
@@ -269,20 +270,19 @@ try {
     await both(
       r,
       async () => {
-        const out = join(tmp, 'ferry-out');
+        // Restored trees stay until the end: deleting 60,000 files slowed whatever ran next on this disk.
+        const out = join(tmp, `ferry-out-${r}`);
         const t = await timed(() => repos[r]!.restore(f2Info[r]!.id, out));
         res.fr.push({ ms: t.ms });
         log(`ferry restore ${fmtS(t.ms)}`);
         fOutCount = countTree(out);
-        rmSync(out, { recursive: true });
         pause();
       },
       async () => {
-        const out = join(tmp, 'restic-out');
+        const out = join(tmp, `restic-out-${r}`);
         const t = await timed(() => sh('restic', ['restore', '-q', 'latest', '--target', out], renvOf(r)));
         res.rr.push({ ms: t.ms });
         log(`restic restore ${fmtS(t.ms)}`);
-        rmSync(out, { recursive: true });
         pause();
       },
     );
@@ -323,7 +323,7 @@ try {
     '',
     `Machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, ${sh('uname', ['-r'])}, Node ${process.version}; ` +
       `${resticVersion} (repository version ${resticRepoVersion}, compression auto). Temp dir on ${sh('findmnt', ['-n', '-o', 'FSTYPE,OPTIONS', '-T', tmp])}. ` +
-      `Build: ${commit}${dirty ? ' + uncommitted src/ changes' : ''}. Load average at the end: ${sh('cat', ['/proc/loadavg'])}.`,
+      `Build: ${commit}${dirty ? ' + uncommitted src/ changes' : ''}. Load average at the start: ${loadAtStart}; at the end: ${sh('cat', ['/proc/loadavg'])} (other work on the machine shows here).`,
     '',
     `Data set: ${ds.files} files, ${fmtB(ds.bytes)} (${datasetDesc}). Change: ${change.files} files rewritten (${fmtB(change.bytes)}), same sizes, new random content.`,
     `All repositories encrypted, on the same file system as the data (file target / local repository). Page cache warm; every timing includes a final \`sync\`.`,

@@ -13,8 +13,13 @@ import { scan, serializeTree, type TreeNode, type ScannedNode } from './tree.js'
 import { PackUploader, Tasks, type Repository, type SnapshotFile } from './repository.js';
 
 export interface BackupProgress {
+  /**
+   * 'scan': files are read while the tree is still being walked, and filesTotal/bytesTotal are what
+   * the walk has found so far; 'files': the totals are final; 'finish': storing the manifest.
+   */
   phase: 'scan' | 'files' | 'finish';
   filesDone: number;
+  /** Non-directory entries (files, symlinks, hard links, special files). */
   filesTotal: number;
   /** Bytes of regular files handled (read, or known unchanged). */
   bytesDone: number;
@@ -79,18 +84,6 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
     const progress: BackupProgress = { phase: 'scan', filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, bytesRead: 0, bytesUploaded: 0 };
     const report = () => opts.onProgress?.({ ...progress });
     report();
-    let scanned;
-    try {
-      scanned = await scan(dir);
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) throw new FerryError('not_found', `backup: ${dir} does not exist`);
-      throw err;
-    }
-    progress.phase = 'files';
-    progress.filesTotal = scanned.files;
-    progress.bytesTotal = scanned.bytes;
-    report();
-
     // The parent's files, by path, for change detection.
     const parentSnap = await pickParent(repo, opts, node);
     const previous = new Map<string, TreeNode>();
@@ -214,22 +207,36 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
       report();
     };
 
+    // Files are read while the walk goes on (it waits whenever 8 files are being read).
     const files = new Tasks(8);
-    for (const n of scanned.nodes) {
+    const onNode = async (n: ScannedNode) => {
+      if (n.type === 'dir') return;
+      progress.filesTotal++;
       if (n.type !== 'file') {
-        if (n.type !== 'dir') progress.filesDone++;
-        continue;
+        progress.filesDone++;
+        return;
       }
+      progress.bytesTotal += n.size!;
       const prev = previous.get(n.path);
       if (prev && prev.size === n.size && prev.mtime === n.mtime && prev.ctime === n.ctime && prev.ino === n.ino && prev.content && prev.content.every((c) => typeof c === 'number' || up.has(c))) {
         n.content = prev.content;
         progress.filesDone++;
         progress.bytesDone += n.size!;
         report();
-        continue;
+        return;
       }
       await files.spawn(() => readFile(n));
+    };
+    let scanned;
+    try {
+      scanned = await scan(dir, onNode);
+    } catch (err) {
+      await files.drain().catch(() => undefined);
+      if (isErrno(err, 'ENOENT') && !progress.filesTotal) throw new FerryError('not_found', `backup: ${dir} does not exist`);
+      throw err;
     }
+    progress.phase = 'files';
+    report();
     await files.drain();
     for (const n of vanished) scanned.skipped.push(n.path);
     const nodes = scanned.nodes.filter((n) => !vanished.has(n));
