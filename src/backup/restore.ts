@@ -5,6 +5,7 @@
  */
 import { chmod, chown, lchown, link, lutimes, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
+import { cpus } from 'node:os';
 import type { WriterMsg, WriterAck } from './restore-worker.js';
 import { join } from 'node:path';
 import { FerryError, isErrno } from '../util/errors.js';
@@ -35,6 +36,8 @@ export interface RestoreResult {
 
 const FILES_IN_PARALLEL = 16;
 const READ_AHEAD = 3;
+/** Threads creating files: file creation is kernel work that two threads overlap on two cores. */
+const WRITERS = Math.max(1, Math.min(4, cpus().length));
 
 /**
  * Seconds as a float, as utimes() wants them. libuv keeps whole microseconds of that float (it
@@ -82,7 +85,7 @@ export async function runRestore(repo: Repository, id: string, targetDir: string
 
     for (const n of nodes) if (n.type === 'dir' && n.path !== '.') await mkdir(abs(n), { mode: 0o700 });
 
-    const writer = new Writer();
+    const writer = new Writer(WRITERS);
     try {
       let nextId = 0;
       await parallel(files, FILES_IN_PARALLEL, async (n) => {
@@ -179,31 +182,33 @@ export async function runRestore(repo: Repository, id: string, targetDir: string
 }
 
 /**
- * The main thread's end of restore-worker.ts: messages are batched per turn of the event loop, and
- * send() waits while more than 64 MiB of chunk data is queued.
+ * The main thread's end of restore-worker.ts: WRITERS threads, a file always goes to the same one;
+ * messages are batched per turn of the event loop, and send() waits while more than 64 MiB of chunk
+ * data is queued.
  */
 class Writer {
-  private readonly w = new Worker(new URL('./restore-worker.js', import.meta.url));
-  private batch: WriterMsg[] = [];
+  private readonly lanes: Array<{ w: Worker; batch: WriterMsg[]; sent: number; acked: number }> = [];
   private queuedBytes = 0;
-  private sentBatches = 0;
-  private ackedBatches = 0;
   private waiters: Array<() => void> = [];
   private error: Error | undefined;
   ownerDenied = false;
 
-  constructor() {
-    this.w.on('message', (a: WriterAck) => {
-      this.ackedBatches++;
-      this.queuedBytes -= a.bytes;
-      if (a.ownerDenied) this.ownerDenied = true;
-      if (a.error && !this.error) this.error = new Error(`restore: ${a.error}`);
-      this.wake();
-    });
-    this.w.on('error', (err) => {
-      this.error ??= err;
-      this.wake();
-    });
+  constructor(n: number) {
+    for (let i = 0; i < n; i++) {
+      const lane = { w: new Worker(new URL('./restore-worker.js', import.meta.url)), batch: [] as WriterMsg[], sent: 0, acked: 0 };
+      lane.w.on('message', (a: WriterAck) => {
+        lane.acked++;
+        this.queuedBytes -= a.bytes;
+        if (a.ownerDenied) this.ownerDenied = true;
+        if (a.error && !this.error) this.error = new Error(`restore: ${a.error}`);
+        this.wake();
+      });
+      lane.w.on('error', (err) => {
+        this.error ??= err;
+        this.wake();
+      });
+      this.lanes.push(lane);
+    }
   }
 
   private wake(): void {
@@ -218,28 +223,29 @@ class Writer {
 
   async send(m: WriterMsg): Promise<void> {
     if (this.error) throw this.error;
-    if (this.batch.length === 0) setImmediate(() => this.flush());
-    this.batch.push(m);
+    const lane = this.lanes[m.id % this.lanes.length]!;
+    if (lane.batch.length === 0) setImmediate(() => this.flush(lane));
+    lane.batch.push(m);
     if (m.t === 'write') this.queuedBytes += m.buf.byteLength;
     while (this.queuedBytes > 64 * 1024 * 1024 && !this.error) await this.wait();
     if (this.error) throw this.error;
   }
 
-  private flush(): void {
-    if (this.batch.length === 0) return;
-    const batch = this.batch;
-    this.batch = [];
-    this.sentBatches++;
-    this.w.postMessage(batch);
+  private flush(lane: Writer['lanes'][number]): void {
+    if (lane.batch.length === 0) return;
+    const batch = lane.batch;
+    lane.batch = [];
+    lane.sent++;
+    lane.w.postMessage(batch);
   }
 
   async drain(): Promise<void> {
-    this.flush();
-    while (this.ackedBatches < this.sentBatches && !this.error) await this.wait();
+    for (const l of this.lanes) this.flush(l);
+    while (this.lanes.some((l) => l.acked < l.sent) && !this.error) await this.wait();
     if (this.error) throw this.error;
   }
 
   async close(): Promise<void> {
-    await this.w.terminate();
+    await Promise.all(this.lanes.map((l) => l.w.terminate()));
   }
 }
