@@ -430,10 +430,17 @@ export class Repository {
 
   /** Read, authenticate and decompress one blob; checks its id. */
   async readBlob(id: string): Promise<Buffer> {
+    const { loc, stored } = await this.fetchBlob(id);
+    return this.decodeBlob(id, loc, stored);
+  }
+
+  /** A blob's stored (encoded) bytes, not yet checked. */
+  async fetchBlob(id: string): Promise<{ loc: BlobLocation; stored: Buffer }> {
     const loc = this.index.get(id);
     if (!loc) throw new FerryError('corrupt', `chunk ${id} is in no index of ${this.url} (run verify)`);
     const stored = await this.target.getRange(packPath(loc.pack), loc.offset, loc.length);
-    return this.decodeBlob(id, loc, stored);
+    if (stored.length !== loc.length) throw new FerryError('corrupt', `chunk ${id.slice(0, 16)}… in pack ${loc.pack} is truncated`, { pack: loc.pack, blob: id });
+    return { loc, stored };
   }
 
   async decodeBlob(id: string, loc: BlobLocation, stored: Uint8Array): Promise<Buffer> {

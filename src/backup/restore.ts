@@ -8,9 +8,10 @@ import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import type { WriterMsg, WriterAck } from './restore-worker.js';
 import { join } from 'node:path';
-import { FerryError, isErrno } from '../util/errors.js';
+import { FerryError, isErrno, type ErrorCode } from '../util/errors.js';
+import type { MasterKey } from './crypto.js';
 import { execProgram } from '../util/exec.js';
-import { parallel, type Repository } from './repository.js';
+import { parallel, type Repository, type BlobLocation } from './repository.js';
 import type { TreeNode } from './tree.js';
 
 export interface RestoreProgress {
@@ -85,17 +86,17 @@ export async function runRestore(repo: Repository, id: string, targetDir: string
 
     for (const n of nodes) if (n.type === 'dir' && n.path !== '.') await mkdir(abs(n), { mode: 0o700 });
 
-    const writer = new Writer(WRITERS);
+    const writer = new Writer(WRITERS, repo.codec.key);
     try {
       let nextId = 0;
       await parallel(files, FILES_IN_PARALLEL, async (n) => {
         const id = nextId++;
         const content = n.content ?? [];
-        const fetches: Array<Promise<Buffer> | undefined> = content.map(() => undefined);
+        const fetches: Array<Promise<{ loc: BlobLocation; stored: Buffer }> | undefined> = content.map(() => undefined);
         const fetch = (i: number) => {
           const c = content[i];
           if (i < content.length && typeof c === 'string' && !fetches[i]) {
-            const p = repo.readBlob(c);
+            const p = repo.fetchBlob(c);
             p.catch(() => undefined); // awaited below; avoid an unhandled rejection if we stop early
             fetches[i] = p;
           }
@@ -111,13 +112,13 @@ export async function runRestore(repo: Repository, id: string, targetDir: string
             progress.bytesDone += c;
             continue;
           }
-          const buf = await fetches[i]!;
+          const { loc, stored } = await fetches[i]!;
           fetches[i] = undefined;
           if (!opened) await writer.send({ t: 'open', id, path: abs(n) });
           opened = true;
-          await writer.send({ t: 'write', id, pos, buf });
-          pos += buf.length;
-          progress.bytesDone += buf.length;
+          await writer.send({ t: 'write', id, pos, stored, blob: c, pack: loc.pack, raw: loc.raw });
+          pos += loc.raw;
+          progress.bytesDone += loc.raw;
           report();
         }
         if (!opened) await writer.send({ t: 'open', id, path: abs(n) });
@@ -193,14 +194,15 @@ class Writer {
   private error: Error | undefined;
   ownerDenied = false;
 
-  constructor(n: number) {
+  constructor(n: number, key: MasterKey | null) {
     for (let i = 0; i < n; i++) {
-      const lane = { w: new Worker(new URL('./restore-worker.js', import.meta.url)), batch: [] as WriterMsg[], sent: 0, acked: 0 };
+      const w = new Worker(new URL('./restore-worker.js', import.meta.url), { workerData: key ? { enc: key.enc, mac: key.mac } : null });
+      const lane = { w, batch: [] as WriterMsg[], sent: 0, acked: 0 };
       lane.w.on('message', (a: WriterAck) => {
         lane.acked++;
         this.queuedBytes -= a.bytes;
         if (a.ownerDenied) this.ownerDenied = true;
-        if (a.error && !this.error) this.error = new Error(`restore: ${a.error}`);
+        if (a.error && !this.error) this.error = a.code ? new FerryError(a.code as ErrorCode, a.error, a.details) : new Error(`restore: ${a.error}`);
         this.wake();
       });
       lane.w.on('error', (err) => {
@@ -226,7 +228,7 @@ class Writer {
     const lane = this.lanes[m.id % this.lanes.length]!;
     if (lane.batch.length === 0) setImmediate(() => this.flush(lane));
     lane.batch.push(m);
-    if (m.t === 'write') this.queuedBytes += m.buf.byteLength;
+    if (m.t === 'write') this.queuedBytes += m.stored.byteLength;
     while (this.queuedBytes > 64 * 1024 * 1024 && !this.error) await this.wait();
     if (this.error) throw this.error;
   }
