@@ -13,8 +13,13 @@ import { scan, serializeTree, type TreeNode, type ScannedNode } from './tree.js'
 import { PackUploader, Tasks, type Repository, type SnapshotFile } from './repository.js';
 
 export interface BackupProgress {
+  /**
+   * 'scan': files are read while the tree is still being walked, and filesTotal/bytesTotal are what
+   * the walk has found so far; 'files': the totals are final; 'finish': storing the manifest.
+   */
   phase: 'scan' | 'files' | 'finish';
   filesDone: number;
+  /** Non-directory entries (files, symlinks, hard links, special files). */
   filesTotal: number;
   /** Bytes of regular files handled (read, or known unchanged). */
   bytesDone: number;
@@ -85,18 +90,6 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
     const progress: BackupProgress = { phase: 'scan', filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, bytesRead: 0, bytesUploaded: 0 };
     const report = () => opts.onProgress?.({ ...progress });
     report();
-    let scanned;
-    try {
-      scanned = await scan(dir);
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) throw new FerryError('not_found', `backup: ${dir} does not exist`);
-      throw err;
-    }
-    progress.phase = 'files';
-    progress.filesTotal = scanned.files;
-    progress.bytesTotal = scanned.bytes;
-    report();
-
     // The parent's files, by path, for change detection.
     const parentSnap = await pickParent(repo, opts, node);
     const previous = new Map<string, TreeNode>();
@@ -136,7 +129,7 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
           data = Buffer.allocUnsafeSlow(chunk.length); // an ArrayBuffer of its own: moved, not copied, to an encoder
           chunk.copy(data);
         }
-        await up.store(id, 'd', data);
+        await up.store(id, 'd', data, true); // a copy, or a small file's own buffer
       }
     };
 
@@ -220,22 +213,36 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
       report();
     };
 
+    // Files are read while the walk goes on (it waits whenever 8 files are being read).
     const files = new Tasks(8);
-    for (const n of scanned.nodes) {
+    const onNode = async (n: ScannedNode) => {
+      if (n.type === 'dir') return;
+      progress.filesTotal++;
       if (n.type !== 'file') {
-        if (n.type !== 'dir') progress.filesDone++;
-        continue;
+        progress.filesDone++;
+        return;
       }
+      progress.bytesTotal += n.size!;
       const prev = previous.get(n.path);
       if (prev && prev.size === n.size && prev.mtime === n.mtime && (opts.compare === 'mtime-size' || (prev.ctime === n.ctime && prev.ino === n.ino)) && prev.content && prev.content.every((c) => typeof c === 'number' || up.has(c))) {
         n.content = prev.content;
         progress.filesDone++;
         progress.bytesDone += n.size!;
         report();
-        continue;
+        return;
       }
       await files.spawn(() => readFile(n));
+    };
+    let scanned;
+    try {
+      scanned = await scan(dir, onNode);
+    } catch (err) {
+      await files.drain().catch(() => undefined);
+      if (isErrno(err, 'ENOENT') && !progress.filesTotal) throw new FerryError('not_found', `backup: ${dir} does not exist`);
+      throw err;
     }
+    progress.phase = 'files';
+    report();
     await files.drain();
     for (const n of vanished) scanned.skipped.push(n.path);
     const nodes = scanned.nodes.filter((n) => !vanished.has(n));
@@ -251,7 +258,11 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
     for (const part of repo.treeChunker.split(treeBuf)) {
       const id = repo.codec.id(part).toString('hex');
       tree.push(id);
-      if (!up.has(id)) await up.store(id, 't', Buffer.from(part));
+      if (!up.has(id)) {
+        const copy = Buffer.allocUnsafeSlow(part.length);
+        copy.set(part);
+        await up.store(id, 't', copy, true);
+      }
     }
     await up.finish();
 

@@ -120,6 +120,40 @@ export class Codec {
   }
 
   /** Decode; throws FerryError('corrupt') when authentication or decompression fails. */
+  /** decode() on the calling thread (restore's writer threads use this). */
+  decodeSync(stored: Uint8Array, aad: Uint8Array | undefined, what: string): Buffer {
+    const framed = this.key ? unseal(this.key.enc, stored, aad) : Buffer.from(stored.buffer, stored.byteOffset, stored.length);
+    if (!framed || framed.length < 1) throw new FerryError('corrupt', `${what}: authentication failed (data changed or damaged)`);
+    const body = framed.subarray(1);
+    if (framed[0] === RAW) return body;
+    if (framed[0] === BROTLI) {
+      try {
+        return brotliDecompressSync(body);
+      } catch {
+        throw new FerryError('corrupt', `${what}: cannot decompress`);
+      }
+    }
+    throw new FerryError('corrupt', `${what}: unknown compression ${framed[0]}`);
+  }
+
+  /**
+   * A chunk from its stored bytes: authenticated (bound to its id), decompressed, and checked against
+   * its id and length; FerryError('corrupt') naming the pack otherwise.
+   */
+  openChunkSync(id: string, pack: string, raw: number, stored: Uint8Array): Buffer {
+    const idBuf = Buffer.from(id, 'hex');
+    const what = `chunk ${id.slice(0, 16)}… in pack ${pack}`;
+    let plain: Buffer;
+    try {
+      plain = this.decodeSync(stored, this.key ? idBuf : undefined, what);
+    } catch (err) {
+      if (err instanceof FerryError) throw new FerryError('corrupt', err.message, { pack, blob: id });
+      throw err;
+    }
+    if (plain.length !== raw || !this.id(plain).equals(idBuf)) throw new FerryError('corrupt', `${what} does not match its id`, { pack, blob: id });
+    return plain;
+  }
+
   async decode(stored: Uint8Array, aad: Uint8Array | undefined, what: string): Promise<Buffer> {
     let framed: Buffer | null;
     if (this.key) framed = unseal(this.key.enc, stored, aad);

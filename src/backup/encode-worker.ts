@@ -17,7 +17,11 @@ if (parentPort) {
   const port = parentPort;
   port.on('message', (job: EncodeJob) => {
     try {
-      port.postMessage({ seq: job.seq, out: job.blobs.map((b) => codec.encodeSync(b.data, b.aad)) });
+      const out = job.blobs.map((b) => codec.encodeSync(b.data, b.aad));
+      // Results that own their ArrayBuffer (all but the smallest) are moved back, not copied.
+      const transfer = new Set<ArrayBuffer>();
+      for (const o of out) if (o.byteOffset === 0 && o.byteLength === o.buffer.byteLength && o.buffer instanceof ArrayBuffer) transfer.add(o.buffer);
+      port.postMessage({ seq: job.seq, out }, [...transfer]);
     } catch (err) {
       port.postMessage({ seq: job.seq, error: err instanceof Error ? err.message : String(err) });
     }

@@ -18,6 +18,7 @@ export class EncoderPool {
   private batch: EncodeJob['blobs'] = [];
   private batchWaiters: Pending[] = [];
   private batchBytes = 0;
+  private batchTransfer: ArrayBuffer[] = [];
   private scheduled = false;
   private seq = 0;
   private readonly inflight = new Map<number, Pending[]>();
@@ -45,10 +46,14 @@ export class EncoderPool {
     this.inflight.clear();
   }
 
-  /** Encode a chunk; a chunk that owns its whole ArrayBuffer is moved to the worker (unusable afterwards). */
-  encode(data: Uint8Array, aad?: Uint8Array): Promise<Buffer> {
+  /**
+   * Encode a chunk. With `owned`, the chunk's whole ArrayBuffer belongs to this call and is moved to the
+   * worker (the caller's view becomes empty); otherwise the chunk is copied.
+   */
+  encode(data: Uint8Array, aad?: Uint8Array, owned = false): Promise<Buffer> {
     if (this.failed) return Promise.reject(this.failed);
     return new Promise<Buffer>((resolve, reject) => {
+      if (owned && data.buffer instanceof ArrayBuffer) this.batchTransfer.push(data.buffer);
       this.batch.push({ data, aad });
       this.batchWaiters.push({ resolve, reject });
       this.batchBytes += data.length;
@@ -71,12 +76,9 @@ export class EncoderPool {
     this.batchBytes = 0;
     const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
     slot.busy++;
-    // Chunks that own their whole ArrayBuffer are moved to the worker instead of copied.
-    const transfer: ArrayBuffer[] = [];
-    for (const b of job.blobs) {
-      const ab = b.data.buffer;
-      if (ab instanceof ArrayBuffer && b.data.byteOffset === 0 && b.data.byteLength === ab.byteLength && !transfer.includes(ab)) transfer.push(ab);
-    }
+    // Chunks whose memory the caller handed over are moved to the worker instead of copied.
+    const transfer = this.batchTransfer;
+    this.batchTransfer = [];
     slot.w.postMessage(job, transfer);
   }
 

@@ -212,7 +212,8 @@ export async function runPrune(repo: Repository): Promise<PruneResult> {
         bytesRemoved += p.size;
       } else {
         keep.push(p);
-        bytesUnusedKept += p.blobs.filter((b) => !used.includes(b)).reduce((a, b) => a + b[3], 0);
+        const usedSet = new Set(used);
+        bytesUnusedKept += p.blobs.filter((b) => !usedSet.has(b)).reduce((a, b) => a + b[3], 0);
       }
     }
     // Packs with unreadable trailers and no index: nothing can reference their chunks.

@@ -4,11 +4,11 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { Codec, makeKeyFile, openKeyFile, newMasterKey, DEFAULT_KDF, type KeyFile, type MasterKey } from './crypto.js';
 import { Chunker, DATA_CHUNKS, TREE_CHUNKS, type ChunkerParams } from './chunker.js';
-import { openTarget, type Target, type TargetOptions } from './target.js';
+import { openTarget, FileTarget, type Target, type TargetOptions } from './target.js';
 import { EncoderPool } from './encoder-pool.js';
 import { parseTree, type TreeNode } from './tree.js';
 import { formatBackupUrl } from './url.js';
@@ -186,10 +186,7 @@ export class Repository {
     const secret = await secretOf(opts, t.url);
     if (encryption === 'aes-256-gcm' && !secret) throw new FerryError('invalid', `${t.url}: an encrypted repository needs a password or a key file (or ask for encryption: 'none')`);
     if (encryption === 'none' && secret) throw new FerryError('invalid', `${t.url}: encryption 'none' takes no password or key file`);
-    if (t instanceof (await import('./target.js')).FileTarget) {
-      const { mkdir } = await import('node:fs/promises');
-      await mkdir(t.root, { recursive: true }).catch(() => undefined);
-    }
+    if (t instanceof FileTarget) await mkdir(t.root, { recursive: true }).catch(() => undefined);
     await t.probe();
     if ((await t.stat('config')) !== undefined) throw new FerryError('exists', `${t.url} is already a Ferry backup repository`);
     let key: MasterKey | null = null;
@@ -433,10 +430,17 @@ export class Repository {
 
   /** Read, authenticate and decompress one blob; checks its id. */
   async readBlob(id: string): Promise<Buffer> {
+    const { loc, stored } = await this.fetchBlob(id);
+    return this.decodeBlob(id, loc, stored);
+  }
+
+  /** A blob's stored (encoded) bytes, not yet checked. */
+  async fetchBlob(id: string): Promise<{ loc: BlobLocation; stored: Buffer }> {
     const loc = this.index.get(id);
     if (!loc) throw new FerryError('corrupt', `chunk ${id} is in no index of ${this.url} (run verify)`);
     const stored = await this.target.getRange(packPath(loc.pack), loc.offset, loc.length);
-    return this.decodeBlob(id, loc, stored);
+    if (stored.length !== loc.length) throw new FerryError('corrupt', `chunk ${id.slice(0, 16)}… in pack ${loc.pack} is truncated`, { pack: loc.pack, blob: id });
+    return { loc, stored };
   }
 
   async decodeBlob(id: string, loc: BlobLocation, stored: Uint8Array): Promise<Buffer> {
@@ -572,8 +576,11 @@ export class PackUploader {
     return this.repo.index.has(id) || this.pending.has(id);
   }
 
-  /** Queue a chunk; `data` is handed over (it may be moved to a worker thread and become empty). */
-  async store(id: string, type: BlobType, data: Buffer): Promise<void> {
+  /**
+   * Queue a chunk; `data` must not change afterwards. With `owned`, its whole ArrayBuffer is handed
+   * over (moved to an encoder thread; the caller's view becomes empty).
+   */
+  async store(id: string, type: BlobType, data: Buffer, owned = false): Promise<void> {
     const raw = data.length;
     this.pending.add(id);
     this.bytesNew += raw;
@@ -583,7 +590,7 @@ export class PackUploader {
     await this.encodes.spawn(async () => {
       let enc: Buffer;
       try {
-        enc = await this.pool.encode(data, this.repo.codec.encrypted ? Buffer.from(id, 'hex') : undefined);
+        enc = await this.pool.encode(data, this.repo.codec.encrypted ? Buffer.from(id, 'hex') : undefined, owned);
       } finally {
         this.encodingBytes -= raw;
       }

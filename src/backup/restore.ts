@@ -3,11 +3,15 @@
  * hard links, FIFOs and device nodes, then owners, modes and times; directories' metadata last,
  * deepest first, so that creating their entries does not change their times again.
  */
-import { chmod, chown, lchown, link, lutimes, mkdir, open, readdir, symlink, utimes, type FileHandle } from 'node:fs/promises';
+import { chmod, chown, lchown, link, lutimes, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
+import { Worker } from 'node:worker_threads';
+import { cpus } from 'node:os';
+import type { WriterMsg, WriterAck } from './restore-worker.js';
 import { join } from 'node:path';
-import { FerryError, isErrno } from '../util/errors.js';
+import { FerryError, isErrno, type ErrorCode } from '../util/errors.js';
+import type { MasterKey } from './crypto.js';
 import { execProgram } from '../util/exec.js';
-import { parallel, type Repository } from './repository.js';
+import { parallel, type Repository, type BlobLocation } from './repository.js';
 import type { TreeNode } from './tree.js';
 
 export interface RestoreProgress {
@@ -31,10 +35,10 @@ export interface RestoreResult {
   warnings: string[];
 }
 
-const BLOCK = 4096;
-const ZERO = Buffer.alloc(BLOCK);
-const FILES_IN_PARALLEL = 4;
+const FILES_IN_PARALLEL = 16;
 const READ_AHEAD = 3;
+/** Threads creating files: file creation is kernel work that two threads overlap on two cores. */
+const WRITERS = Math.max(1, Math.min(4, cpus().length));
 
 /**
  * Seconds as a float, as utimes() wants them. libuv keeps whole microseconds of that float (it
@@ -82,22 +86,54 @@ export async function runRestore(repo: Repository, id: string, targetDir: string
 
     for (const n of nodes) if (n.type === 'dir' && n.path !== '.') await mkdir(abs(n), { mode: 0o700 });
 
-    await parallel(files, FILES_IN_PARALLEL, async (n) => {
-      const fh = await open(abs(n), 'wx', 0o600);
-      try {
-        await writeContent(repo, fh, n, (bytes) => {
-          progress.bytesDone += bytes;
+    const writer = new Writer(WRITERS, repo.codec.key);
+    try {
+      let nextId = 0;
+      await parallel(files, FILES_IN_PARALLEL, async (n) => {
+        const id = nextId++;
+        const content = n.content ?? [];
+        const fetches: Array<Promise<{ loc: BlobLocation; stored: Buffer }> | undefined> = content.map(() => undefined);
+        const fetch = (i: number) => {
+          const c = content[i];
+          if (i < content.length && typeof c === 'string' && !fetches[i]) {
+            const p = repo.fetchBlob(c);
+            p.catch(() => undefined); // awaited below; avoid an unhandled rejection if we stop early
+            fetches[i] = p;
+          }
+        };
+        for (let i = 0; i < READ_AHEAD; i++) fetch(i);
+        let opened = false;
+        let pos = 0;
+        for (let i = 0; i < content.length; i++) {
+          fetch(i + READ_AHEAD);
+          const c = content[i]!;
+          if (typeof c === 'number') {
+            pos += c;
+            progress.bytesDone += c;
+            continue;
+          }
+          const { loc, stored } = await fetches[i]!;
+          fetches[i] = undefined;
+          if (!opened) await writer.send({ t: 'open', id, path: abs(n) });
+          opened = true;
+          await writer.send({ t: 'write', id, pos, stored, blob: c, pack: loc.pack, raw: loc.raw });
+          pos += loc.raw;
+          progress.bytesDone += loc.raw;
           report();
-        });
-        await own(() => fh.chown(n.uid, n.gid));
-        await fh.chmod(n.mode);
-        await fh.utimes(nsToSeconds(n.atime ?? n.mtime), nsToSeconds(n.mtime));
-      } finally {
-        await fh.close();
-      }
-      progress.filesDone++;
-      report();
-    });
+        }
+        if (!opened) await writer.send({ t: 'open', id, path: abs(n) });
+        await writer.send({ t: 'close', id, size: pos, uid: n.uid, gid: n.gid, mode: n.mode, atime: nsToSeconds(n.atime ?? n.mtime), mtime: nsToSeconds(n.mtime) });
+        progress.filesDone++;
+        report();
+      });
+      await writer.drain();
+    } finally {
+      await writer.close();
+    }
+    if (writer.ownerDenied && !ownerWarned) {
+      warnings.push('owners not restored: not permitted (run as root)');
+      ownerWarned = true;
+    }
 
     for (const n of nodes) {
       const p = abs(n);
@@ -146,52 +182,72 @@ export async function runRestore(repo: Repository, id: string, targetDir: string
   }
 }
 
-/** Write a file's chunks, leaving holes for zero runs and zero 4 KiB blocks, then set its size. */
-async function writeContent(repo: Repository, fh: FileHandle, n: TreeNode, done: (bytes: number) => void): Promise<void> {
-  const content = n.content ?? [];
-  const fetches: Array<Promise<Buffer> | undefined> = content.map(() => undefined);
-  const fetch = (i: number) => {
-    const c = content[i];
-    if (i < content.length && typeof c === 'string' && !fetches[i]) {
-      const p = repo.readBlob(c);
-      p.catch(() => undefined); // awaited below; avoid an unhandled rejection if we stop early
-      fetches[i] = p;
-    }
-  };
-  for (let i = 0; i < READ_AHEAD; i++) fetch(i);
-  let pos = 0;
-  for (let i = 0; i < content.length; i++) {
-    fetch(i + READ_AHEAD);
-    const c = content[i]!;
-    if (typeof c === 'number') {
-      pos += c;
-      done(c);
-      continue;
-    }
-    const buf = await fetches[i]!;
-    fetches[i] = undefined;
-    await writeSparse(fh, buf, pos);
-    pos += buf.length;
-    done(buf.length);
-  }
-  await fh.truncate(pos);
-}
+/**
+ * The main thread's end of restore-worker.ts: WRITERS threads, a file always goes to the same one;
+ * messages are batched per turn of the event loop, and send() waits while more than 64 MiB of chunk
+ * data is queued.
+ */
+class Writer {
+  private readonly lanes: Array<{ w: Worker; batch: WriterMsg[]; sent: number; acked: number }> = [];
+  private queuedBytes = 0;
+  private waiters: Array<() => void> = [];
+  private error: Error | undefined;
+  ownerDenied = false;
 
-async function writeSparse(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
-  // Blocks aligned to the file offset, so skipped blocks become holes in the file system.
-  const isZero = (s: number, e: number) => buf.subarray(s, e).equals(ZERO.subarray(0, e - s));
-  const next = (s: number) => Math.min(buf.length, s + BLOCK - ((pos + s) % BLOCK));
-  let i = 0;
-  while (i < buf.length) {
-    while (i < buf.length && isZero(i, next(i))) i = next(i);
-    if (i >= buf.length) break;
-    let j = next(i);
-    while (j < buf.length && !isZero(j, next(j))) j = next(j);
-    let off = i;
-    while (off < j) {
-      const { bytesWritten } = await fh.write(buf, off, j - off, pos + off);
-      off += bytesWritten;
+  constructor(n: number, key: MasterKey | null) {
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(new URL('./restore-worker.js', import.meta.url), { workerData: key ? { enc: key.enc, mac: key.mac } : null });
+      const lane = { w, batch: [] as WriterMsg[], sent: 0, acked: 0 };
+      lane.w.on('message', (a: WriterAck) => {
+        lane.acked++;
+        this.queuedBytes -= a.bytes;
+        if (a.ownerDenied) this.ownerDenied = true;
+        if (a.error && !this.error) this.error = a.code ? new FerryError(a.code as ErrorCode, a.error, a.details) : new Error(`restore: ${a.error}`);
+        this.wake();
+      });
+      lane.w.on('error', (err) => {
+        this.error ??= err;
+        this.wake();
+      });
+      this.lanes.push(lane);
     }
-    i = j;
+  }
+
+  private wake(): void {
+    const ws = this.waiters;
+    this.waiters = [];
+    ws.forEach((f) => f());
+  }
+
+  private wait(): Promise<void> {
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  async send(m: WriterMsg): Promise<void> {
+    if (this.error) throw this.error;
+    const lane = this.lanes[m.id % this.lanes.length]!;
+    if (lane.batch.length === 0) setImmediate(() => this.flush(lane));
+    lane.batch.push(m);
+    if (m.t === 'write') this.queuedBytes += m.stored.byteLength;
+    while (this.queuedBytes > 64 * 1024 * 1024 && !this.error) await this.wait();
+    if (this.error) throw this.error;
+  }
+
+  private flush(lane: Writer['lanes'][number]): void {
+    if (lane.batch.length === 0) return;
+    const batch = lane.batch;
+    lane.batch = [];
+    lane.sent++;
+    lane.w.postMessage(batch);
+  }
+
+  async drain(): Promise<void> {
+    for (const l of this.lanes) this.flush(l);
+    while (this.lanes.some((l) => l.acked < l.sent) && !this.error) await this.wait();
+    if (this.error) throw this.error;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.lanes.map((l) => l.w.terminate()));
   }
 }

@@ -3,7 +3,7 @@
  * share) or an S3-compatible bucket (`s3://bucket/prefix`). A target stores named objects
  * ("data/ab/abcd…", "snapshots/…"); every put is all-or-nothing.
  */
-import { mkdir, open, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
@@ -15,6 +15,7 @@ import {
   HeadObjectCommand,
   HeadBucketCommand,
 } from '@aws-sdk/client-s3';
+import { readSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 
@@ -85,6 +86,15 @@ export function openTarget(url: string, opts: TargetOptions = {}): Target {
   throw new FerryError('invalid', `unsupported backup target "${url}"; expected file:///path or s3://bucket/prefix`);
 }
 
+const SYNC_READ_MAX = 256 * 1024;
+
+/** A pack kept open for ranged reads: closed once evicted and no read uses it. */
+interface OpenPack {
+  fh: Promise<FileHandle>;
+  users: number;
+  evicted: boolean;
+}
+
 const unavailableCodes = new Set(['EIO', 'ESTALE', 'ENOTCONN', 'EHOSTDOWN', 'EHOSTUNREACH', 'ETIMEDOUT']);
 
 export class FileTarget implements Target {
@@ -118,23 +128,53 @@ export class FileTarget implements Target {
     }
   }
 
+  /**
+   * Ranged reads keep a few packs open (restores read many chunks of the same packs): objects are
+   * immutable, and an open pack that prune deletes meanwhile still reads its old, identical content.
+   */
+  private readonly handles = new Map<string, OpenPack>();
+
+  private release(h: OpenPack): void {
+    h.users--;
+    if (h.evicted && h.users === 0) h.fh.then((fh) => fh.close()).catch(() => undefined);
+  }
+
   async getRange(name: string, offset: number, length: number): Promise<Buffer> {
+    let h = this.handles.get(name);
+    if (h) this.handles.delete(name); // most recently used last
+    else {
+      h = { fh: open(join(this.root, name), 'r'), users: 0, evicted: false };
+      h.fh.catch(() => undefined);
+    }
+    this.handles.set(name, h);
+    h.users++;
+    while (this.handles.size > 32) {
+      const [oldest, old] = this.handles.entries().next().value as [string, OpenPack];
+      this.handles.delete(oldest);
+      old.evicted = true;
+      old.users++;
+      this.release(old);
+    }
     try {
-      const fh = await open(join(this.root, name), 'r');
-      try {
-        const buf = Buffer.allocUnsafe(length);
-        let got = 0;
-        while (got < length) {
-          const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-          if (bytesRead === 0) break;
-          got += bytesRead;
-        }
-        return got === length ? buf : buf.subarray(0, got);
-      } finally {
-        await fh.close();
+      const fh = await h.fh;
+      const buf = Buffer.allocUnsafe(length);
+      let got = 0;
+      while (got < length) {
+        // Small ranges (a restore's many small files) are read synchronously: a pread from the page
+        // cache costs less than the promise API's round trip through the thread pool.
+        const n = length - got <= SYNC_READ_MAX ? readSync(fh.fd, buf, got, length - got, offset + got) : (await fh.read(buf, got, length - got, offset + got)).bytesRead;
+        if (n === 0) break;
+        got += n;
       }
+      return got === length ? buf : buf.subarray(0, got);
     } catch (err) {
+      if (this.handles.get(name) === h) {
+        this.handles.delete(name);
+        h.evicted = true;
+      }
       this.fail(err, 'reading', name);
+    } finally {
+      this.release(h);
     }
   }
 
@@ -231,7 +271,14 @@ export class FileTarget implements Target {
     return n;
   }
 
-  close(): void {}
+  close(): void {
+    for (const h of this.handles.values()) {
+      h.evicted = true;
+      h.users++;
+      this.release(h);
+    }
+    this.handles.clear();
+  }
 }
 
 export class S3Target implements Target {

@@ -63,9 +63,10 @@ function kind(st: BigIntStats): NodeType | undefined {
 
 /**
  * Walk a directory tree with lstat (never following symlinks). The volume may be in use: entries
- * that vanish between readdir and lstat are skipped.
+ * that vanish between readdir and lstat are skipped. `onNode` sees every node as soon as it is found
+ * (in the final order); the walk waits for it, so a consumer can pace the scan.
  */
-export async function scan(root: string): Promise<ScanResult> {
+export async function scan(root: string, onNode?: (n: ScannedNode) => Promise<void> | void): Promise<ScanResult> {
   const out: ScanResult = { nodes: [], files: 0, dirs: 0, bytes: 0, skipped: [] };
   const rootSt = await lstat(root, { bigint: true });
   if (!rootSt.isDirectory()) throw new Error(`${root} is not a directory`);
@@ -95,28 +96,22 @@ export async function scan(root: string): Promise<ScanResult> {
     const node = await make(rel, abs, st);
     if (!node) return;
     out.nodes.push(node);
-    if (node.type === 'file') {
-      if (node.linkKey) {
-        const first = seen.get(node.linkKey);
-        if (first !== undefined) {
-          node.type = 'hardlink';
-          node.target = first;
-          delete node.size;
-          delete node.linkKey;
-          out.files++;
-          return;
-        }
-        seen.set(node.linkKey, rel);
-      }
-      out.files++;
-      out.bytes += node.size!;
-      return;
+    if (node.type === 'file' && node.linkKey) {
+      const first = seen.get(node.linkKey);
+      if (first !== undefined) {
+        node.type = 'hardlink';
+        node.target = first;
+        delete node.size;
+        delete node.ino;
+        delete node.ctime;
+        delete node.linkKey;
+      } else seen.set(node.linkKey, rel);
     }
-    if (node.type !== 'dir') {
-      out.files++;
-      return;
-    }
-    out.dirs++;
+    if (node.type === 'dir') out.dirs++;
+    else out.files++;
+    if (node.type === 'file') out.bytes += node.size!;
+    await onNode?.(node);
+    if (node.type !== 'dir') return;
     let names: string[];
     try {
       names = await readdir(abs);

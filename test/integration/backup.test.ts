@@ -198,6 +198,42 @@ describe('backups to a file target', () => {
     }
   });
 
+  it('two hosts backing up into one repository at the same time both succeed', async () => {
+    const dir = join(tmp, 'repo-shared');
+    const r0 = await init(pathToFileURL(dir).href, { password: 'pw', kdf: cheap });
+    r0.close();
+    const [h1, h2] = await Promise.all([open(pathToFileURL(dir).href, { password: 'pw' }), open(pathToFileURL(dir).href, { password: 'pw' })]);
+    try {
+      const a = join(tmp, 'shared-a');
+      const b = join(tmp, 'shared-b');
+      mkdirSync(a);
+      mkdirSync(b);
+      const common = randomBytes(20 * MiB); // the same data on both hosts: stored twice at worst, never lost
+      writeFileSync(join(a, 'common'), common);
+      writeFileSync(join(b, 'common'), common);
+      writeFileSync(join(a, 'own'), randomBytes(10 * MiB));
+      writeFileSync(join(b, 'own'), randomBytes(10 * MiB));
+      const [ia, ib] = await Promise.all([h1.backup(a, { volume: 'v', node: 'host-a' }), h2.backup(b, { volume: 'v', node: 'host-b' })]);
+      assert.notEqual(ia.id, ib.id);
+      const r = await open(pathToFileURL(dir).href, { password: 'pw' });
+      assert.equal((await r.list()).length, 2);
+      assert.deepEqual((await r.verify({ readData: true })).problems, []);
+      for (const [info, src] of [[ia, a], [ib, b]] as const) {
+        const out = join(tmp, `shared-out-${info.id}`);
+        await r.restore(info.id, out);
+        assertSameTree(src, out);
+        rmSync(out, { recursive: true });
+      }
+      // prune (exclusive) keeps everything both need
+      await r.prune();
+      assert.deepEqual((await r.verify({ readData: true })).problems, []);
+      r.close();
+    } finally {
+      h1.close();
+      h2.close();
+    }
+  });
+
   it('prune after remove shrinks the repository; the other backups still restore', async () => {
     const dir = join(tmp, 'repo-prune');
     const r = await init(pathToFileURL(dir).href, { password: 'pw', kdf: cheap });
