@@ -7,6 +7,17 @@ import { VolumePage } from './pages/volume';
 import { JobsPage } from './pages/jobs';
 import './style.css';
 
+/** A small boat on a wave (inline SVG: no font or image to load). */
+function Logo() {
+  return (
+    <svg class="logo" width="18" height="18" viewBox="0 0 24 24" aria-hidden="true">
+      <path d="M4 14h16l-2.5 4.5H6.5z" fill="currentColor" />
+      <path d="M8 13V8h6l3 5z" fill="currentColor" opacity="0.7" />
+      <path d="M2 21c2 0 2-1.2 4-1.2s2 1.2 4 1.2 2-1.2 4-1.2 2 1.2 4 1.2 2-1.2 4-1.2" stroke="currentColor" stroke-width="1.5" fill="none" />
+    </svg>
+  );
+}
+
 /** Who is logged in: the token's name and role (read tokens see no write actions), and the daemon's facts. */
 export interface Session {
   status: Status;
@@ -46,7 +57,7 @@ function Login({ onLogin, notice }: { onLogin: (t: string, s: Status) => void; n
     <div class="login">
       <form class="card" onSubmit={submit}>
         <h1>
-          <span class="logo">⛴</span> Ferry Volume Hub
+          <Logo /> Ferry Volume Hub
         </h1>
         <p class="muted">Log in with an API token. Make one on the ferryd host: <code>ferry token create --role admin</code> (or <code>--role read</code> to only look).</p>
         <label for="token">Token</label>
@@ -119,7 +130,7 @@ function App() {
     <div class="shell">
       <header class="top">
         <span class="brand">
-          <span class="logo">⛴</span> Ferry Volume Hub
+          <Logo /> Ferry Volume Hub
         </span>
         <nav>
           {link('cluster', 'Cluster')}

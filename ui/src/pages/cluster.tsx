@@ -8,7 +8,11 @@ export function warnings(status: Status, volumes: Volume[] | undefined): string[
   const out: string[] = [];
   for (const p of status.pools) {
     if (!p.ok) out.push(`pool ${p.name} is not usable${p.problem ? `: ${p.problem}` : ''}`);
-    else if (p.capacity && p.capacity.totalBytes > 0 && p.capacity.freeBytes / p.capacity.totalBytes < 0.1) out.push(`pool ${p.name} is ${Math.round((1 - p.capacity.freeBytes / p.capacity.totalBytes) * 100)}% full (${bytes(p.capacity.freeBytes)} free)`);
+    else if (p.capacity) {
+      // as df counts: used / (used + available)
+      const usable = p.capacity.usedBytes + p.capacity.freeBytes;
+      if (usable > 0 && p.capacity.freeBytes / usable < 0.1) out.push(`pool ${p.name} is ${Math.round((p.capacity.usedBytes / usable) * 100)}% full (${bytes(p.capacity.freeBytes)} free)`);
+    }
   }
   const nodes = status.cluster?.nodes ?? [];
   for (const n of nodes) if (!n.alive) out.push(`node ${n.node} has not sent a heartbeat since ${ago(n.lastSeen)}`);
@@ -101,7 +105,7 @@ export function ClusterPage({ session }: { session: Session }) {
               <td>{byPool.get(p.name) ?? 0}</td>
               <td>
                 {p.capacity ? (
-                  <Bar value={p.capacity.usedBytes} total={p.capacity.totalBytes} label={`${bytes(p.capacity.usedBytes)} used of ${bytes(p.capacity.totalBytes)} · ${bytes(p.capacity.freeBytes)} free`} />
+                  <Bar value={p.capacity.usedBytes} total={p.capacity.usedBytes + p.capacity.freeBytes} label={`${bytes(p.capacity.usedBytes)} used · ${bytes(p.capacity.freeBytes)} free · ${bytes(p.capacity.totalBytes)} in all`} />
                 ) : (
                   <span class="muted">{p.problem ?? 'unknown'}</span>
                 )}

@@ -260,6 +260,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
 
           <h3>Backups</h3>
           {targets.length === 0 && <Empty>No backup target is configured (backupTargets in ferry.yaml).</Empty>}
+          {targets.length > 0 && !backups && <p class="muted">Reading the backup targets…</p>}
           {backups?.map((t) => (
             <div key={t.target} data-testid="backups">
               <h4>{t.target}</h4>
