@@ -50,7 +50,21 @@ export async function api<T>(method: string, path: string, body?: unknown, withT
   return json as T;
 }
 
-export const get = <T>(path: string) => api<T>('GET', path);
+const prefetched = new Map<string, Promise<unknown>>();
+/** Start a GET now (at start-up, alongside /v1/status); the first get() of that path takes its answer. */
+export function prefetch(path: string): void {
+  const p = api('GET', path);
+  p.catch(() => undefined); // a failure is reported to the get() that takes it
+  prefetched.set(path, p);
+}
+export const get = <T>(path: string): Promise<T> => {
+  const p = prefetched.get(path);
+  if (p) {
+    prefetched.delete(path);
+    return p as Promise<T>;
+  }
+  return api<T>('GET', path);
+};
 export const post = <T>(path: string, body: unknown = {}) => api<T>('POST', path, body);
 export const enc = encodeURIComponent;
 

@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, token, setUnauthorizedHandler, ApiError, type Status } from './api';
+import { api, prefetch, token, setUnauthorizedHandler, ApiError, type Status } from './api';
 import { ClusterPage } from './pages/cluster';
 import { VolumesPage } from './pages/volumes';
 import { VolumePage } from './pages/volume';
@@ -89,6 +89,8 @@ function App() {
   useEffect(() => {
     setUnauthorizedHandler(() => logout('Your token is no longer accepted (removed on the host?): log in again.'));
     if (token.get()) {
+      // the volumes list is the default page: ask for it alongside the status, not after
+      if (/^(#\/?(volumes)?)?$/.test(location.hash)) prefetch('/v1/volumes');
       api<Status>('GET', '/v1/status')
         .then(setStatus, () => undefined)
         .finally(() => setChecking(false));

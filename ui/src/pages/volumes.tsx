@@ -1,7 +1,7 @@
 import { useMemo, useState } from 'preact/hooks';
 import { get, type Volume } from '../api';
 import { ErrorBox, usePoll } from '../components';
-import { ago, date } from '../format';
+import { ago } from '../format';
 
 type SortKey = 'name' | 'pool' | 'node' | 'access' | 'attachments' | 'createdAt' | 'lastBackupAt';
 
@@ -145,8 +145,8 @@ export function VolumesPage() {
                   </span>
                 ))}
               </td>
-              <td title={date(v.createdAt)}>{ago(v.createdAt)}</td>
-              <td title={date(v.lastBackupAt)}>{v.lastBackupAt ? ago(v.lastBackupAt) : <span class="muted">never</span>}</td>
+              <td title={v.createdAt}>{ago(v.createdAt)}</td>
+              <td title={v.lastBackupAt}>{v.lastBackupAt ? ago(v.lastBackupAt) : <span class="muted">never</span>}</td>
             </tr>
           ))}
         </tbody>
