@@ -297,7 +297,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
         </Confirm>
       )}
       {dialog?.kind === 'clone' && (
-        <Confirm title={`Clone ${name}@${dialog.snap.name}`} confirmLabel="Create volume" onCancel={() => setDialog(undefined)} onConfirm={() => cloneName.trim() && clone(dialog.snap, cloneName.trim())}>
+        <Confirm title={`Clone ${name}@${dialog.snap.name}`} confirmLabel="Create volume" onCancel={() => setDialog(undefined)} onConfirm={() => clone(dialog.snap, cloneName.trim() || `${name}-copy`)}>
           <p>A new volume with the data of snapshot {dialog.snap.name}. Nothing is lost.</p>
           <label for="clone-name">New volume name</label>
           <input id="clone-name" value={cloneName} onInput={(e) => setCloneName((e.target as HTMLInputElement).value)} placeholder={`${name}-copy`} />
