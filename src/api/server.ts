@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { gzipSync } from 'node:zlib';
 import { newHttpServer } from '../util/http.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -62,6 +63,18 @@ export function apiRoutes(app: FastifyInstance): Array<{ method: string; url: st
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD']);
+
+/**
+ * Over TCP, JSON answers above 16 KiB are gzipped for clients that accept it (browsers do; the CLI does not
+ * ask): the volumes list of 1,000 volumes is ~280 KiB of JSON and ~10x smaller gzipped, for ~2 ms of CPU.
+ */
+async function gzipLargeJson(req: FastifyRequest, reply: FastifyReply, payload: unknown) {
+  if (typeof payload !== 'string' || payload.length < 16 * 1024 || reply.getHeader('content-encoding')) return payload;
+  if (!String(reply.getHeader('content-type') ?? '').startsWith('application/json')) return payload;
+  if (!/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) return payload;
+  reply.header('content-encoding', 'gzip').header('vary', 'accept-encoding');
+  return gzipSync(payload, { level: 4 });
+}
 
 function unauthorized(reply: FastifyReply, message: string) {
   return reply
@@ -150,6 +163,7 @@ export function buildApiServer(
   });
   if (remote) app.addHook('onRequest', bearerAuth(remote.tokens));
   if (remote?.ui) serveUi(app, remote.ui);
+  if (remote) app.addHook('onSend', gzipLargeJson);
 
   // A volume of a shared pool may be known to the cluster before this node has seen it.
   app.addHook('preHandler', async (req) => {

@@ -8,6 +8,8 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,6 +99,24 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
       assert.doesNotMatch(await r.text(), /"name": "ferry"/);
     }
     assert.equal((await unixRequest(f.apiSocket, 'GET', '/')).status, 404, 'the UI is served on the unix socket');
+    // large JSON answers are gzipped over TCP for clients that ask (browsers), plain for the others (the CLI)
+    const addr = new URL(url);
+    const raw = (encoding?: string) =>
+      new Promise<{ headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+        const req = httpRequest({ host: addr.hostname, port: addr.port, path: '/v1/openapi.json', headers: { authorization: `Bearer ${admin}`, ...(encoding ? { 'accept-encoding': encoding } : {}) } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const plain = await raw();
+    const zipped = await raw('gzip, deflate, br');
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.equal(zipped.headers['content-encoding'], 'gzip');
+    assert.ok(zipped.body.length < plain.body.length / 3, `${zipped.body.length} vs ${plain.body.length}`);
+    assert.deepEqual(JSON.parse(gunzipSync(zipped.body).toString('utf8')), JSON.parse(plain.body.toString('utf8')));
   });
 
   it('logs in: a wrong token shows the 401 message, the right one shows the volumes', async () => {
