@@ -218,6 +218,10 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     if (state !== 'running') await shot('jobs');
     assert.match((await job.textContent()) ?? '', /done · 200 MiB/);
     assert.equal(await progress.getAttribute('aria-valuenow'), '100');
+    // the volume page lists the backup, and the snapshot it was made from
+    await page.getByRole('link', { name: 'db-main' }).first().click();
+    await page.getByTestId('backups').filter({ hasText: /200 MiB, 50 files/ }).waitFor({ timeout: 60_000 });
+    assert.equal(await page.getByTestId('snapshot-item').filter({ hasText: 'backup' }).count(), 1);
   });
 
   it('shows the cluster: the node, the pool with its capacity, counts and warnings', async () => {

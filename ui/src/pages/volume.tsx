@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, enc, get, post, type Backup, type Job, type Snapshot, type Volume } from '../api';
 import { Confirm, Empty, ErrorBox, usePoll } from '../components';
 import { ago, bytes, date, duration } from '../format';
@@ -78,6 +78,18 @@ export function VolumePage({ name, session }: { name: string; session: Session }
     [name],
   );
   const [jobs, , reloadJobs] = usePoll(() => get<{ jobs: Job[] }>('/v1/jobs'), 1000, [name]);
+  // when a job of this volume ends, what it made shows up: a backup's snapshot and the backup itself
+  const runningIds = useRef(new Set<string>());
+  useEffect(() => {
+    const now = new Set((jobs?.jobs ?? []).filter((j) => j.volume === name && j.state === 'running').map((j) => j.id));
+    const ended = [...runningIds.current].some((id) => !now.has(id));
+    runningIds.current = now;
+    if (ended) {
+      reloadSnaps();
+      reloadBackups();
+      reloadVol();
+    }
+  }, [jobs]);
   const [dialog, setDialog] = useState<Dialog>();
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState<string>();
