@@ -162,7 +162,7 @@ export function buildApiServer(
     for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url });
   });
   if (remote) app.addHook('onRequest', bearerAuth(remote.tokens));
-  if (remote?.ui) serveUi(app, remote.ui);
+  if (remote?.ui && !serveUi(app, remote.ui)) log.warn({ ui: remote.ui }, 'the web UI is not built (no index.html): `npm run build` builds it; the API is served without it');
   if (remote) app.addHook('onSend', gzipLargeJson);
 
   // A volume of a shared pool may be known to the cluster before this node has seen it.
