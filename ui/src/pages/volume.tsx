@@ -96,6 +96,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
   const [notice, setNotice] = useState<string>();
   const [target, setTarget] = useState(targets[0] ?? '');
   const [cloneName, setCloneName] = useState('');
+  const [restartContainers, setRestartContainers] = useState(false);
 
   const act = async (what: () => Promise<string>) => {
     setBusy(true);
@@ -124,7 +125,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
     });
   const restore = (s: Snapshot) =>
     act(async () => {
-      await post(`${base}/snapshots/${enc(s.id)}/restore`, {});
+      await post(`${base}/snapshots/${enc(s.id)}/restore`, restartContainers ? { restartContainers: true } : {});
       reloadVol();
       reloadSnaps();
       return `${name} restored to snapshot ${s.name}.`;
@@ -306,6 +307,11 @@ export function VolumePage({ name, session }: { name: string; session: Session }
             The data of <b>{name}</b> is replaced by snapshot <b>{dialog.snap.name}</b> of {date(dialog.snap.createdAt)}.
           </p>
           <p class="warn-text">Every change made to {name} since then ({ago(dialog.snap.createdAt)}) is lost, unless a newer snapshot holds it.</p>
+          {containers.length > 0 && (
+            <label>
+              <input type="checkbox" checked={restartContainers} onChange={(e) => setRestartContainers((e.target as HTMLInputElement).checked)} /> Stop the {containers.length} container(s) using it during the restore and start them again (otherwise the restore is refused while they run)
+            </label>
+          )}
         </Confirm>
       )}
       {dialog?.kind === 'clone' && (
