@@ -13,5 +13,7 @@ export default defineConfig({
     modulePreload: { polyfill: false },
     reportCompressedSize: false,
   },
+  // `npm run ui:dev`: the page from Vite with hot reload, the API from a running ferryd's TCP listener
+  server: { proxy: { '/v1': process.env.FERRY_API_URL ?? 'http://127.0.0.1:7677' } },
   logLevel: 'warn',
 });
