@@ -234,7 +234,6 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     const warnings = page.getByTestId('warnings');
     await page.waitForFunction(() => /never backed up/.test(document.querySelector('[data-testid=warnings]')?.textContent ?? ''));
     assert.match((await warnings.textContent()) ?? '', /9 volumes never backed up/); // 11 with the clone; cache-1 and db-main were backed up
-    await shot('cluster');
   });
 
   it('with a read token: write actions are disabled; logging out forgets the token', async () => {
@@ -247,5 +246,84 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     assert.equal(await page.getByRole('button', { name: 'Snapshot now' }).isDisabled(), true);
     assert.equal(await page.getByRole('button', { name: 'Restore' }).count(), 0);
     assert.match((await page.locator('.who').textContent()) ?? '', /ui-reader \(read\)/);
+  });
+});
+
+describe('Volume Hub web UI: the cluster page with two nodes sharing pools', { skip }, () => {
+  let base: string;
+  let a: Ferryd;
+  let b: Ferryd;
+  let browser: Browser;
+
+  const node = async (name: string, pools: string[]) => {
+    const dir = join(base, name);
+    await mkdir(dir, { recursive: true });
+    const cfg = ['heartbeatInterval: 200ms', 'nodeTimeout: 1500ms', 'defaultPool: nas', 'pools:', ...pools.flatMap((p) => [`  ${p}:`, `    path: ${join(base, p)}`, '    shared: true'])];
+    await writeFile(join(dir, 'ferry.yaml'), cfg.join('\n'));
+    return startFerryd({ dir, logLevel: 'info', extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', name, ...(name === 'hostA' ? ['--api-listen', '127.0.0.1:0'] : [])] });
+  };
+
+  before(async () => {
+    base = await mkdtemp(join(tmpdir(), 'ferry-ui-cl-'));
+    // two "NAS" shares, already mounted (the marker file says so): hostA has both, hostB only nas
+    for (const p of ['nas', 'archive']) {
+      await mkdir(join(base, p));
+      await writeFile(join(base, p, '.ferry-pool'), 'test share\n');
+    }
+    a = await node('hostA', ['nas', 'archive']);
+    b = await node('hostB', ['nas']);
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await a?.destroy();
+    await b?.destroy();
+    if (base) await rm(base, { recursive: true, force: true });
+  });
+
+  it('shows both nodes with their heartbeat, a pool one node lacks, attachments on the other node, and a node that stops', async () => {
+    const ok = async (f: Ferryd, ...args: string[]) => {
+      const r = await f.cli(...args);
+      assert.equal(r.code, 0, `ferry ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const admin = (await ok(a, 'token', 'create', '--role', 'admin')).trim();
+    for (const v of ['shared-db', 'shared-web', 'shared-cache']) await ok(a, 'volume', 'create', v, '-o', 'pool=nas', '--label', 'team=platform');
+    await ok(a, 'volume', 'create', 'old-reports', '-o', 'pool=archive');
+    // hostB mounts shared-db, as its Docker would for a container
+    const m = await b.plugin('Mount', { Name: 'shared-db', ID: 'c0ffee0123456789' });
+    assert.equal(m.json?.Err, '', m.text);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, colorScheme: 'light' });
+    await page.addInitScript((t: string) => sessionStorage.setItem('ferry.token', t), admin);
+    const url = await tcpBase(a);
+    await page.goto(`${url}/#/cluster`);
+    await page.getByTestId('cluster-page').waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=node-row]').length === 2);
+    const rows = await page.getByTestId('node-row').allTextContents();
+    assert.match(rows.join('\n'), /hostA.*this node.*alive/);
+    assert.match(rows.join('\n'), /hostB.*alive/);
+    const warnings = page.getByTestId('warnings');
+    await warnings.waitFor();
+    assert.match((await warnings.textContent()) ?? '', /pool archive not mounted on node hostB/);
+    assert.match((await warnings.textContent()) ?? '', /4 volumes never backed up/);
+    const pools = (await page.getByTestId('pool-row').allTextContents()).join('\n');
+    assert.match(pools, /nas\s*shared/);
+    assert.match(pools, /archive\s*shared/);
+    await page.screenshot({ path: join(SHOTS, 'cluster.png') });
+
+    // the volumes table says where shared-db is in use
+    await page.getByRole('link', { name: 'Volumes' }).click();
+    const row = page.getByTestId('volume-row').filter({ hasText: 'shared-db' });
+    await row.waitFor();
+    assert.match((await row.textContent()) ?? '', /1 \(hostB\)/);
+    await page.getByLabel('Node').selectOption('hostB');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=volume-row]').length === 1);
+
+    // hostB stops: after the node timeout the page says so
+    await b.stop();
+    await page.getByRole('link', { name: 'Cluster' }).click();
+    await page.waitForFunction(() => /hostB has not sent a heartbeat/.test(document.querySelector('[data-testid=warnings]')?.textContent ?? ''), undefined, { timeout: 15_000 });
+    await page.close();
   });
 });

@@ -27,6 +27,14 @@ export function ago(iso: string | undefined | null, now = Date.now()): string {
   return date(iso);
 }
 
+/** For heartbeats, where seconds matter: "2 s ago" up to two minutes, then as ago(). */
+export function agoSeconds(iso: string | undefined | null, now = Date.now()): string {
+  const t = iso ? Date.parse(iso) : NaN;
+  if (!Number.isFinite(t)) return '-';
+  const s = Math.max(0, Math.round((now - t) / 1000));
+  return s < 120 ? `${s} s ago` : ago(iso, now);
+}
+
 const fmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 export function date(iso: string | undefined | null): string {
   if (!iso) return '-';

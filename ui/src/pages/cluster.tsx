@@ -1,6 +1,6 @@
 import { get, type Status, type Volume } from '../api';
 import { Bar, ErrorBox, usePoll } from '../components';
-import { ago, bytes, date } from '../format';
+import { ago, agoSeconds, bytes, date } from '../format';
 import type { Session } from '../main';
 
 /** What needs a person's attention, from the status and the volumes list (no extra calls). */
@@ -15,7 +15,7 @@ export function warnings(status: Status, volumes: Volume[] | undefined): string[
     }
   }
   const nodes = status.cluster?.nodes ?? [];
-  for (const n of nodes) if (!n.alive) out.push(`node ${n.node} has not sent a heartbeat since ${ago(n.lastSeen)}`);
+  for (const n of nodes) if (!n.alive) out.push(`node ${n.node} has not sent a heartbeat (last one ${agoSeconds(n.lastSeen)})`);
   for (const p of status.pools.filter((x) => x.shared)) {
     for (const n of nodes.filter((x) => x.alive)) {
       const names = (n.pools ?? []).map((x) => (typeof x === 'string' ? x : x.name));
@@ -148,7 +148,7 @@ export function ClusterPage({ session }: { session: Session }) {
                 <td>
                   <span class={`dot ${n.alive ? 'up' : 'down'}`} /> {n.alive ? 'alive' : 'no heartbeat'}
                 </td>
-                <td title={date(n.lastSeen)}>{ago(n.lastSeen)}</td>
+                <td title={date(n.lastSeen)}>{agoSeconds(n.lastSeen)}</td>
                 <td>{n.version ?? '-'}</td>
                 <td>{(n.pools ?? []).map((x) => (typeof x === 'string' ? x : x.name)).join(', ') || '-'}</td>
               </tr>
