@@ -2,7 +2,8 @@
  * The Volume Hub web UI in a real browser (Debian's Chromium driven by playwright-core) against a real
  * ferryd serving the UI and the API on TCP, with real volumes, snapshots, commits and a file backup target:
  * log in (a wrong token first), find volumes, snapshot from the UI, follow a backup job's progress, read the
- * cluster page, and a read-only token. Screenshots go to docs/screenshots/ (the README shows them).
+ * cluster page, and a read-only token; then the cluster page of two ferryd nodes sharing pools. Screenshots
+ * go to docs/screenshots/ (the README shows them). Needs /usr/bin/chromium (`apt-get install chromium`).
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
