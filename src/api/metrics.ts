@@ -163,6 +163,11 @@ export class Metrics {
     return this.lastBackupSaving;
   }
 
+  /** When each volume's newest successful backup by this ferryd finished (Unix seconds), for GET /v1/volumes. */
+  lastBackups(): ReadonlyMap<string, number> {
+    return this.lastBackup;
+  }
+
   get contentType(): string {
     return this.registry.contentType;
   }

@@ -18,6 +18,7 @@ import { buildApiServer, type DaemonFacts } from '../api/server.js';
 import { TokenStore } from '../api/tokens.js';
 import { Metrics } from '../api/metrics.js';
 import { listenTcp, readTls } from '../api/tcp.js';
+import { UI_DIR } from '../api/ui.js';
 import { listenUnix } from '../util/unix-listen.js';
 import { VERSION } from '../version.js';
 
@@ -95,6 +96,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     pluginSocket: config.pluginSocket,
     apiSocket: config.apiSocket,
     trashRetention: config.trashRetention,
+    backupTargets: Object.keys(config.backupTargets),
   };
   const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics });
   const servers: Array<[FastifyInstance, string | undefined]> = [];
@@ -102,7 +104,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     await listenUnix(api, config.apiSocket, 0o600);
     servers.push([api, config.apiSocket]);
     if (config.apiListen) {
-      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, remote: { tokens, ...(tls ? { https: tls } : {}) } });
+      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
       servers.push([remote, undefined]);
       facts.apiListen = await listenTcp(remote, config.apiListen, { tls: Boolean(tls), log });
     }

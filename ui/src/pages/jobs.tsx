@@ -1,0 +1,61 @@
+import { get, type Job } from '../api';
+import { Bar, Empty, ErrorBox, usePoll } from '../components';
+import { ago, bytes, date, duration } from '../format';
+
+/** Rate and time left of a running job, from what it did since it started. */
+function eta(job: Job): string {
+  const p = job.progress;
+  const secs = (Date.now() - Date.parse(job.startedAt)) / 1000;
+  if (job.state !== 'running' || !p.bytesTotal || p.bytesDone <= 0 || secs <= 0) return '';
+  const rate = p.bytesDone / secs;
+  const left = (p.bytesTotal - p.bytesDone) / rate;
+  return ` · ${bytes(rate)}/s · about ${duration(left * 1000)} left`;
+}
+
+export function JobRow({ job }: { job: Job }) {
+  const p = job.progress;
+  const total = p.bytesTotal ?? 0;
+  const ended = job.finishedAt ? Date.parse(job.finishedAt) : Date.now();
+  const label =
+    job.state === 'succeeded'
+      ? `done · ${bytes(p.bytesDone)}${p.bytesUploaded !== undefined ? `, ${bytes(p.bytesUploaded)} uploaded` : ''}`
+      : job.state === 'failed'
+        ? 'failed'
+        : `${p.phase ?? 'running'} · ${bytes(p.bytesDone)}${total ? ` of ${bytes(total)}` : ''}${p.filesTotal ? ` · ${p.filesDone}/${p.filesTotal} files` : ''}${eta(job)}`;
+  return (
+    <div class={`job ${job.state}`} data-testid="job" data-state={job.state} data-job={job.id}>
+      <div class="job-head">
+        <b>{job.kind}</b> {job.volume && <a href={`#/volumes/${encodeURIComponent(job.volume)}`}>{job.volume}</a>} <span class={`tag state-${job.state}`}>{job.state}</span>
+        <span class="muted small" title={date(job.startedAt)}>
+          {' '}
+          started {ago(job.startedAt)} · {duration(ended - Date.parse(job.startedAt))}
+        </span>
+      </div>
+      <Bar testid="job-progress" value={job.state === 'succeeded' ? 1 : p.bytesDone} total={job.state === 'succeeded' ? 1 : total} label={label} warnAt={101} />
+      {job.error && (
+        <div class="error small" role="alert">
+          {job.error.message}
+        </div>
+      )}
+    </div>
+  );
+}
+
+export function JobsPage() {
+  const [data, error] = usePoll(() => get<{ jobs: Job[] }>('/v1/jobs'), 1000);
+  const jobs = [...(data?.jobs ?? [])].sort((a, b) => (a.state === 'running' ? 0 : 1) - (b.state === 'running' ? 0 : 1) || b.startedAt.localeCompare(a.startedAt));
+  const running = jobs.filter((j) => j.state === 'running').length;
+  return (
+    <section data-testid="jobs-page">
+      <h2>Jobs</h2>
+      <p class="muted">
+        Backups, restores, verifications and prunes, live (refreshed every second). {running} running; finished jobs are kept for a while after they end.
+      </p>
+      <ErrorBox error={error} />
+      {data && jobs.length === 0 && <Empty>No job since ferryd started. Start a backup from a volume's page.</Empty>}
+      {jobs.map((j) => (
+        <JobRow key={j.id} job={j} />
+      ))}
+    </section>
+  );
+}

@@ -1,0 +1,326 @@
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError, enc, get, post, type Backup, type Job, type Snapshot, type Volume } from '../api';
+import { Confirm, Empty, ErrorBox, usePoll } from '../components';
+import { ago, bytes, date, duration } from '../format';
+import type { Session } from '../main';
+import { JobRow } from './jobs';
+
+interface Log {
+  branch: string;
+  commits: Snapshot[];
+}
+interface Branches {
+  current: string;
+  branches: Array<{ name: string; tip: string }>;
+}
+
+type Dialog = { kind: 'restore'; snap: Snapshot } | { kind: 'clone'; snap: Snapshot } | undefined;
+
+const message = (err: unknown) => (err instanceof ApiError ? (err.status === 403 ? `Not allowed: ${err.message}` : err.message) : err instanceof Error ? err.message : String(err));
+
+/** The commit history as a graph: one lane per branch, a line from each commit to its parent. */
+function HistoryGraph({ commits, branches }: { commits: Snapshot[]; branches: Branches | undefined }) {
+  if (commits.length === 0) return <Empty>No commits yet (`ferry commit VOLUME -m MESSAGE` makes one).</Empty>;
+  const rows = [...commits].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
+  const laneNames: string[] = [];
+  if (branches?.current) laneNames.push(branches.current);
+  for (const c of rows) if (c.branch && !laneNames.includes(c.branch)) laneNames.push(c.branch);
+  const lane = (c: Snapshot) => Math.max(0, laneNames.indexOf(c.branch ?? ''));
+  const tips = new Map((branches?.branches ?? []).map((b) => [b.tip, b.name]));
+  const rowH = 34;
+  const laneW = 22;
+  const width = 16 + laneNames.length * laneW;
+  const index = new Map(rows.map((c, i) => [c.id, i]));
+  const x = (c: Snapshot) => 12 + lane(c) * laneW;
+  const y = (i: number) => rowH / 2 + i * rowH;
+  const colors = ['#2563eb', '#16a34a', '#d97706', '#9333ea', '#dc2626', '#0891b2'];
+  return (
+    <div class="graph" data-testid="history-graph">
+      <svg width={width} height={rows.length * rowH} aria-hidden="true">
+        {rows.map((c, i) => {
+          const p = c.parent !== undefined ? index.get(c.parent) : undefined;
+          if (p === undefined) return null;
+          const parent = rows[p]!;
+          return <path key={`e${c.id}`} d={`M${x(c)},${y(i)} C${x(c)},${y(i) + rowH / 2} ${x(parent)},${y(p) - rowH / 2} ${x(parent)},${y(p)}`} stroke={colors[lane(c) % colors.length]} stroke-width="2" fill="none" />;
+        })}
+        {rows.map((c, i) => (
+          <circle key={c.id} cx={x(c)} cy={y(i)} r="5" fill={colors[lane(c) % colors.length]} />
+        ))}
+      </svg>
+      <ol class="graph-rows">
+        {rows.map((c) => (
+          <li key={c.id} style={{ height: `${rowH}px` }}>
+            <code>{c.id.slice(0, 8)}</code> {tips.has(c.id) && <span class={`tag${tips.get(c.id) === branches?.current ? ' current' : ''}`}>{tips.get(c.id)}</span>} {c.message ?? c.name} <span class="muted">· {ago(c.createdAt)}</span>
+          </li>
+        ))}
+      </ol>
+    </div>
+  );
+}
+
+export function VolumePage({ name, session }: { name: string; session: Session }) {
+  const base = `/v1/volumes/${enc(name)}`;
+  const [vol, volError, reloadVol] = usePoll(() => get<Volume>(`${base}?usage=true`), 0, [name]);
+  const [snaps, snapError, reloadSnaps] = usePoll(() => get<{ snapshots: Snapshot[] }>(`${base}/snapshots?all=true`), 0, [name]);
+  const [branches] = usePoll(() => get<Branches>(`${base}/branches`).catch(() => undefined), 0, [name]);
+  const targets = session.status.backupTargets ?? [];
+  const [backups, , reloadBackups] = usePoll(
+    () =>
+      Promise.all(
+        targets.map((t) =>
+          get<{ backups: Backup[] }>(`/v1/backups?target=${enc(t)}&volume=${enc(name)}`).then(
+            (r) => ({ target: t, backups: r.backups, error: undefined as string | undefined }),
+            (err: unknown) => ({ target: t, backups: [] as Backup[], error: message(err) }),
+          ),
+        ),
+      ),
+    0,
+    [name],
+  );
+  const [jobs, , reloadJobs] = usePoll(() => get<{ jobs: Job[] }>('/v1/jobs'), 1000, [name]);
+  // when a job of this volume ends, what it made shows up: a backup's snapshot and the backup itself
+  const runningIds = useRef(new Set<string>());
+  useEffect(() => {
+    const now = new Set((jobs?.jobs ?? []).filter((j) => j.volume === name && j.state === 'running').map((j) => j.id));
+    const ended = [...runningIds.current].some((id) => !now.has(id));
+    runningIds.current = now;
+    if (ended) {
+      reloadSnaps();
+      reloadBackups();
+      reloadVol();
+    }
+  }, [jobs]);
+  const [dialog, setDialog] = useState<Dialog>();
+  const [busy, setBusy] = useState(false);
+  const [actionError, setActionError] = useState<string>();
+  const [notice, setNotice] = useState<string>();
+  const [target, setTarget] = useState(targets[0] ?? '');
+  const [cloneName, setCloneName] = useState('');
+  const [restartContainers, setRestartContainers] = useState(false);
+
+  const act = async (what: () => Promise<string>) => {
+    setBusy(true);
+    setActionError(undefined);
+    setNotice(undefined);
+    try {
+      setNotice(await what());
+    } catch (err) {
+      setActionError(message(err));
+    } finally {
+      setBusy(false);
+      setDialog(undefined);
+    }
+  };
+  const snapshotNow = () =>
+    act(async () => {
+      const s = await post<Snapshot>(`${base}/snapshots`, {});
+      reloadSnaps();
+      return `Snapshot ${s.name} made in ${duration(s.durationMs)}.`;
+    });
+  const backupNow = () =>
+    act(async () => {
+      const j = await post<Job>(`${base}/backups`, { target });
+      reloadJobs();
+      return `Backup to ${target} started (job ${j.id}); follow it below or in Jobs.`;
+    });
+  const restore = (s: Snapshot) =>
+    act(async () => {
+      await post(`${base}/snapshots/${enc(s.id)}/restore`, restartContainers ? { restartContainers: true } : {});
+      reloadVol();
+      reloadSnaps();
+      return `${name} restored to snapshot ${s.name}.`;
+    });
+  const clone = (s: Snapshot, as: string) =>
+    act(async () => {
+      await post('/v1/volumes', { name: as, options: { from: `${name}@${s.id}` } });
+      return `Volume ${as} created from ${name}@${s.name}.`;
+    });
+
+  if (volError) {
+    return (
+      <section>
+        <p>
+          <a href="#/volumes">← Volumes</a>
+        </p>
+        <ErrorBox error={volError} />
+      </section>
+    );
+  }
+  const all = snaps?.snapshots ?? [];
+  const timeline = all.filter((s) => s.kind !== 'commit' && s.kind !== 'worktree').sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const commits = all.filter((s) => s.kind === 'commit');
+  const myJobs = (jobs?.jobs ?? []).filter((j) => j.volume === name).sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+  const running = myJobs.filter((j) => j.state === 'running');
+  const containers = vol?.containers ?? [];
+
+  return (
+    <section data-testid="volume-page">
+      <p>
+        <a href="#/volumes">← Volumes</a>
+      </p>
+      <h2>
+        {name} {vol && <span class="tag">{vol.access}</span>} {vol?.shared && <span class="tag">shared</span>}
+      </h2>
+      {vol && (
+        <dl class="facts">
+          <dt>Pool</dt>
+          <dd>{vol.pool}</dd>
+          <dt>Node</dt>
+          <dd>{vol.node}</dd>
+          <dt>Size</dt>
+          <dd data-testid="volume-size">{bytes(vol.usageBytes)}</dd>
+          <dt>Created</dt>
+          <dd title={vol.createdAt}>{date(vol.createdAt)}</dd>
+          <dt>Labels</dt>
+          <dd>{Object.keys(vol.labels).length ? Object.entries(vol.labels).map(([k, v]) => <span class="tag" key={k}>{`${k}=${v}`}</span>) : '-'}</dd>
+          <dt>Mountpoint</dt>
+          <dd>
+            <code>{vol.mountpoint}</code>
+          </dd>
+        </dl>
+      )}
+
+      <div class="actions">
+        <button type="button" class="primary" disabled={!session.canWrite || busy} onClick={snapshotNow} title={session.canWrite ? '' : 'needs an admin token'}>
+          Snapshot now
+        </button>
+        {targets.length > 0 && (
+          <>
+            <select aria-label="Backup target" value={target} onChange={(e) => setTarget((e.target as HTMLSelectElement).value)}>
+              {targets.map((t) => (
+                <option key={t} value={t}>
+                  {t}
+                </option>
+              ))}
+            </select>
+            <button type="button" disabled={!session.canWrite || busy || !target} onClick={backupNow}>
+              Back up now
+            </button>
+          </>
+        )}
+        {!session.canWrite && <span class="muted">Read-only token: actions need an admin token.</span>}
+      </div>
+      {notice && (
+        <div class="notice" role="status">
+          {notice}
+        </div>
+      )}
+      {actionError && (
+        <div class="error" role="alert">
+          {actionError}
+        </div>
+      )}
+      {running.length > 0 && (
+        <div class="running">
+          {running.map((j) => (
+            <JobRow key={j.id} job={j} />
+          ))}
+        </div>
+      )}
+
+      <div class="columns">
+        <div>
+          <h3>Snapshots</h3>
+          <ErrorBox error={snapError} />
+          {snaps && timeline.length === 0 && <Empty>No snapshots yet.</Empty>}
+          <ol class="timeline" data-testid="snapshot-timeline">
+            {timeline.map((s) => (
+              <li key={s.id} data-testid="snapshot-item">
+                <div class="when" title={date(s.createdAt)}>
+                  {ago(s.createdAt)}
+                </div>
+                <div>
+                  <b>{s.name}</b> <span class="tag">{s.origin}</span>
+                  <span class="muted small">
+                    {' '}
+                    {s.method}, {s.consistency}, {duration(s.durationMs)}
+                    {s.stats.files !== undefined ? `, ${s.stats.files} files` : ''}
+                  </span>
+                  {session.canWrite && (
+                    <span class="row-actions">
+                      <button type="button" class="link" onClick={() => setDialog({ kind: 'clone', snap: s })}>
+                        Clone
+                      </button>
+                      <button type="button" class="link danger" onClick={() => setDialog({ kind: 'restore', snap: s })}>
+                        Restore
+                      </button>
+                    </span>
+                  )}
+                </div>
+              </li>
+            ))}
+          </ol>
+        </div>
+        <div>
+          <h3>In use by</h3>
+          {vol && containers.length === 0 && vol.attachments.length === 0 && vol.mounts === 0 && <Empty>Not mounted anywhere.</Empty>}
+          <ul class="plain" data-testid="attachments">
+            {containers.map((c) => (
+              <li key={c}>
+                container <code>{c.slice(0, 12)}</code> on {vol?.node}
+              </li>
+            ))}
+            {vol?.attachments.map((a) => (
+              <li key={a.node}>
+                <span class={`dot ${a.alive === false ? 'down' : 'up'}`} /> {a.node}: {(a.containers ?? []).map((c) => c.slice(0, 12)).join(', ') || `${a.mountIds?.length ?? 0} mount(s)`} ({a.access}, since {ago(a.since)})
+              </li>
+            ))}
+            {vol && vol.mounts > 0 && containers.length === 0 && vol.attachments.length === 0 && <li>{vol.mounts} mount(s) on {vol.node}</li>}
+          </ul>
+
+          <h3>History</h3>
+          <HistoryGraph commits={commits} branches={branches} />
+
+          <h3>Backups</h3>
+          {targets.length === 0 && <Empty>No backup target is configured (backupTargets in ferry.yaml).</Empty>}
+          {targets.length > 0 && !backups && <p class="muted">Reading the backup targets…</p>}
+          {backups?.map((t) => (
+            <div key={t.target} data-testid="backups">
+              <h4>{t.target}</h4>
+              {t.error && <p class="muted small">{t.error}</p>}
+              {!t.error && t.backups.length === 0 && <Empty>No backup of {name} in {t.target}.</Empty>}
+              <ul class="plain">
+                {[...t.backups]
+                  .sort((a, b) => b.time.localeCompare(a.time))
+                  .map((b) => (
+                    <li key={b.id} title={b.url}>
+                      {ago(b.time)} · {bytes(b.bytes)}, {b.files} files, {bytes(b.bytesAdded)} added · {duration(b.durationMs)}
+                    </li>
+                  ))}
+              </ul>
+            </div>
+          ))}
+          {targets.length > 0 && (
+            <button type="button" class="link" onClick={reloadBackups}>
+              Refresh backups
+            </button>
+          )}
+
+          <h3>Recent jobs</h3>
+          {myJobs.length === 0 ? <Empty>No job for this volume since ferryd started.</Empty> : myJobs.slice(0, 5).map((j) => <JobRow key={j.id} job={j} />)}
+        </div>
+      </div>
+
+      {dialog?.kind === 'restore' && (
+        <Confirm title={`Restore ${name}?`} danger confirmLabel={`Restore to ${dialog.snap.name}`} onCancel={() => setDialog(undefined)} onConfirm={() => restore(dialog.snap)}>
+          <p>
+            The data of <b>{name}</b> is replaced by snapshot <b>{dialog.snap.name}</b> of {date(dialog.snap.createdAt)}.
+          </p>
+          <p class="warn-text">Every change made to {name} since then ({ago(dialog.snap.createdAt)}) is lost, unless a newer snapshot holds it.</p>
+          {containers.length > 0 && (
+            <label>
+              <input type="checkbox" checked={restartContainers} onChange={(e) => setRestartContainers((e.target as HTMLInputElement).checked)} /> Stop the {containers.length} container(s) using it during the restore and start them again (otherwise the restore is refused while they run)
+            </label>
+          )}
+        </Confirm>
+      )}
+      {dialog?.kind === 'clone' && (
+        <Confirm title={`Clone ${name}@${dialog.snap.name}`} confirmLabel="Create volume" onCancel={() => setDialog(undefined)} onConfirm={() => clone(dialog.snap, cloneName.trim() || `${name}-copy`)}>
+          <p>A new volume with the data of snapshot {dialog.snap.name}. Nothing is lost.</p>
+          <label for="clone-name">New volume name</label>
+          <input id="clone-name" value={cloneName} onInput={(e) => setCloneName((e.target as HTMLInputElement).value)} placeholder={`${name}-copy`} />
+        </Confirm>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,157 @@
+import { useMemo, useState } from 'preact/hooks';
+import { get, type Volume } from '../api';
+import { ErrorBox, usePoll } from '../components';
+import { ago } from '../format';
+
+type SortKey = 'name' | 'pool' | 'node' | 'access' | 'attachments' | 'createdAt' | 'lastBackupAt';
+
+/** Where a volume is in use: containers of attachments across the cluster, or local mounts. */
+export function usedBy(v: Volume): number {
+  const fromAttachments = v.attachments.reduce((n, a) => n + (a.containers?.length || a.mountIds?.length || 1), 0);
+  return Math.max(fromAttachments, v.mounts);
+}
+
+const labelText = (v: Volume) =>
+  Object.entries(v.labels)
+    .map(([k, val]) => `${k}=${val}`)
+    .join(' ');
+
+export function VolumesPage() {
+  const [data, error] = usePoll(() => get<{ volumes: Volume[] }>('/v1/volumes'), 15000);
+  const [q, setQ] = useState(sessionStorage.getItem('ferry.q') ?? '');
+  const [pool, setPool] = useState('');
+  const [node, setNode] = useState('');
+  const [label, setLabel] = useState('');
+  const [sort, setSort] = useState<{ key: SortKey; desc: boolean }>({ key: 'name', desc: false });
+  const volumes = data?.volumes;
+
+  const choices = useMemo(() => {
+    const pools = new Set<string>();
+    const nodes = new Set<string>();
+    const labels = new Set<string>();
+    for (const v of volumes ?? []) {
+      pools.add(v.pool);
+      nodes.add(v.node);
+      for (const a of v.attachments) nodes.add(a.node);
+      for (const [k, val] of Object.entries(v.labels)) labels.add(`${k}=${val}`);
+    }
+    const s = (x: Set<string>) => [...x].sort();
+    return { pools: s(pools), nodes: s(nodes), labels: s(labels) };
+  }, [volumes]);
+
+  const rows = useMemo(() => {
+    if (!volumes) return [];
+    const needle = q.trim().toLowerCase();
+    const [lk, lv] = label ? [label.slice(0, label.indexOf('=')), label.slice(label.indexOf('=') + 1)] : [];
+    const out = volumes.filter(
+      (v) =>
+        (!needle || v.name.toLowerCase().includes(needle) || labelText(v).toLowerCase().includes(needle)) &&
+        (!pool || v.pool === pool) &&
+        (!node || v.node === node || v.attachments.some((a) => a.node === node)) &&
+        (!label || v.labels[lk!] === lv),
+    );
+    const key = (v: Volume): string | number => {
+      switch (sort.key) {
+        case 'attachments':
+          return usedBy(v);
+        case 'lastBackupAt':
+          return v.lastBackupAt ?? '';
+        default:
+          return v[sort.key];
+      }
+    };
+    out.sort((a, b) => {
+      const x = key(a);
+      const y = key(b);
+      const c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y), undefined, { numeric: true });
+      return sort.desc ? -c : c;
+    });
+    return out;
+  }, [volumes, q, pool, node, label, sort]);
+
+  const th = (key: SortKey, title: string) => (
+    <th>
+      <button type="button" class="sort" onClick={() => setSort((s) => ({ key, desc: s.key === key ? !s.desc : false }))} aria-sort={sort.key === key ? (sort.desc ? 'descending' : 'ascending') : 'none'}>
+        {title} {sort.key === key ? (sort.desc ? '▼' : '▲') : ''}
+      </button>
+    </th>
+  );
+  const select = (value: string, set: (v: string) => void, all: string, options: string[], name: string) => (
+    <select aria-label={name} value={value} onChange={(e) => set((e.target as HTMLSelectElement).value)}>
+      <option value="">{all}</option>
+      {options.map((o) => (
+        <option key={o} value={o}>
+          {o}
+        </option>
+      ))}
+    </select>
+  );
+
+  return (
+    <section data-testid="volumes-page">
+      <h2>Volumes</h2>
+      <div class="toolbar">
+        <input
+          type="search"
+          placeholder="Search name or label…"
+          aria-label="Search volumes"
+          value={q}
+          onInput={(e) => {
+            const v = (e.target as HTMLInputElement).value;
+            setQ(v);
+            sessionStorage.setItem('ferry.q', v);
+          }}
+        />
+        {select(pool, setPool, 'All pools', choices.pools, 'Pool')}
+        {select(node, setNode, 'All nodes', choices.nodes, 'Node')}
+        {select(label, setLabel, 'Any label', choices.labels, 'Label')}
+        <span class="muted" data-testid="volume-count">
+          {volumes ? `${rows.length} of ${volumes.length} volumes` : 'Loading…'}
+        </span>
+      </div>
+      <ErrorBox error={error} />
+      <table class="grid volumes">
+        <thead>
+          <tr>
+            {th('name', 'Name')}
+            {th('pool', 'Pool')}
+            {th('node', 'Node')}
+            {th('access', 'Access')}
+            {th('attachments', 'In use')}
+            <th>Labels</th>
+            {th('createdAt', 'Created')}
+            {th('lastBackupAt', 'Last backup')}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((v) => (
+            <tr key={v.name} data-testid="volume-row">
+              <td>
+                <a href={`#/volumes/${encodeURIComponent(v.name)}`}>{v.name}</a>
+              </td>
+              <td>
+                {v.pool}
+                {v.shared && <span class="tag">shared</span>}
+              </td>
+              <td>{v.node}</td>
+              <td>
+                <span class="tag">{v.access}</span>
+              </td>
+              <td>{usedBy(v) > 0 ? `${usedBy(v)} (${[...new Set(v.attachments.map((a) => a.node))].join(', ') || v.node})` : '-'}</td>
+              <td class="labels">
+                {Object.entries(v.labels).map(([k, val]) => (
+                  <span class="tag" key={k}>
+                    {k}={val}
+                  </span>
+                ))}
+              </td>
+              <td title={v.createdAt}>{ago(v.createdAt)}</td>
+              <td title={v.lastBackupAt}>{v.lastBackupAt ? ago(v.lastBackupAt) : <span class="muted">never</span>}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {volumes && rows.length === 0 && <p class="empty">No volume matches.</p>}
+    </section>
+  );
+}
