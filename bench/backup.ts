@@ -18,6 +18,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, 
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { init, open } from '../src/backup/index.js';
+import { prng } from './lib.js';
 
 const MiB = 1024 * 1024;
 const TARGET_FILES = 60_000;
@@ -43,16 +44,6 @@ const sync = () => sh('sync', []);
 const fmtB = (n: number) => (n >= 10 * MiB ? `${(n / MiB).toFixed(0)} MiB` : n >= MiB ? `${(n / MiB).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`);
 const fmtS = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function listFiles(root: string, rel = '', out: Array<{ rel: string; size: number }> = []) {
   for (const e of readdirSync(join(root, rel)).sort()) {

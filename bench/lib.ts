@@ -28,3 +28,15 @@ export function pluginClient(socketPath: string) {
 }
 
 export const fmtMs = (ms: number) => `${ms.toFixed(2)} ms`;
+
+/** A small seeded PRNG (mulberry32): the same sizes and picks every run. */
+export function prng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

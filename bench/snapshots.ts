@@ -25,7 +25,7 @@ import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startFerryd, run, unixRequest, ROOT, FERRY_BIN, type Ferryd } from '../test/helpers/ferryd.js';
 import { makeLoopFs, loopFsPrerequisites, type FsKind, type LoopFs } from '../test/helpers/loopfs.js';
-import { median, fmtMs } from './lib.js';
+import { median, fmtMs, prng } from './lib.js';
 
 const argv = new Set(process.argv.slice(2));
 for (const a of argv) {
@@ -126,17 +126,6 @@ async function stableUsed(kind: FsKind, mnt: string): Promise<number> {
 
 // ---- data set -------------------------------------------------------------------------------------
 
-/** A small seeded PRNG (mulberry32): the same sizes and picks every run. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface TreeCount {
   files: number; // regular files
