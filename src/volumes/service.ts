@@ -313,28 +313,37 @@ export class VolumeService {
   }
 
   private syncing: Promise<void> | undefined;
+  private syncNext: Promise<void> | undefined;
 
-  /** Learn every volume of the shared pools and drop those removed elsewhere (for List and the heartbeat). */
+  /**
+   * Learn every volume of the shared pools and drop those removed elsewhere (for List and the heartbeat).
+   * A caller always gets a pass that read the shared catalogs after it called: while one pass runs, later
+   * callers share the single pass that follows it.
+   */
   syncAll(): Promise<void> {
-    const cluster = this.deps.cluster;
-    if (!cluster?.active) return Promise.resolve();
-    return (this.syncing ??= (async () => {
+    if (!this.deps.cluster?.active) return Promise.resolve();
+    if (!this.syncing) return (this.syncing = this.syncPass().finally(() => (this.syncing = undefined)));
+    return (this.syncNext ??= this.syncing
+      .catch(() => undefined)
+      .then(() => {
+        this.syncNext = undefined;
+        return this.syncAll();
+      }));
+  }
+
+  private async syncPass(): Promise<void> {
+    const cluster = this.deps.cluster!;
+    for (const pool of cluster.sharedPools()) {
+      let names: Set<string>;
       try {
-        for (const pool of cluster.sharedPools()) {
-          let names: Set<string>;
-          try {
-            names = new Set(await (await cluster.store(pool)).names());
-          } catch {
-            continue;
-          }
-          const added = [...names].filter((n) => !this.catalog.volumes.has(n));
-          const gone = this.catalog.volumes.values().filter((r) => r.pool === pool && !names.has(r.name)).map((r) => r.name);
-          await forEachLimit([...added, ...gone], 32, (n) => this.lock.run(n, async () => void (await this.sync(n))));
-        }
-      } finally {
-        this.syncing = undefined;
+        names = new Set(await (await cluster.store(pool)).names());
+      } catch {
+        continue;
       }
-    })());
+      const added = [...names].filter((n) => !this.catalog.volumes.has(n));
+      const gone = this.catalog.volumes.values().filter((r) => r.pool === pool && !names.has(r.name)).map((r) => r.name);
+      await forEachLimit([...added, ...gone], 32, (n) => this.lock.run(n, async () => void (await this.sync(n))));
+    }
   }
 
   /** The volume, looking it up in the shared pools when this node does not know it yet. */
