@@ -18,7 +18,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, 
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { init, open } from '../src/backup/index.js';
-import { prng } from './lib.js';
+import { prng, listFiles } from './lib.js';
 
 const MiB = 1024 * 1024;
 const TARGET_FILES = 60_000;
@@ -45,15 +45,6 @@ const fmtB = (n: number) => (n >= 10 * MiB ? `${(n / MiB).toFixed(0)} MiB` : n >
 const fmtS = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 
-function listFiles(root: string, rel = '', out: Array<{ rel: string; size: number }> = []) {
-  for (const e of readdirSync(join(root, rel)).sort()) {
-    const r = rel ? `${rel}/${e}` : e;
-    const st = lstatSync(join(root, r));
-    if (st.isDirectory()) listFiles(root, r, out);
-    else if (st.isFile()) out.push({ rel: r, size: st.size });
-  }
-  return out;
-}
 
 function countTree(p: string): { files: number; bytes: number } {
   let files = 0;

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../test/helpers/dockerhost.js';
 import { startFerryd, unixRequest, ROOT, type Ferryd } from '../test/helpers/ferryd.js';
-import { percentile, median, pluginClient } from './lib.js';
+import { percentile, median, pluginClient, onInterrupt, reporter } from './lib.js';
 
 function intArg(i: number, dflt: number, what: string): number {
   const raw = process.argv[i];
@@ -105,18 +105,9 @@ const cleanup = () =>
       await rm(d, { force: true });
     }
   })());
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    progress(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+onInterrupt(cleanup, progress);
 
-const out: string[] = [];
-const emit = (line = '') => {
-  out.push(line);
-  console.log(line);
-};
+const { out, emit } = reporter();
 
 try {
   // One after the other: two engines starting at once on 2 cores made dockerd find containerd unresponsive.

@@ -1,4 +1,6 @@
 import { request, Agent } from 'node:http';
+import { lstatSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -38,5 +40,38 @@ export function prng(seed: number) {
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** All regular files under `root`, in a stable (sorted) walk order, with sizes. */
+export function listFiles(root: string, rel = '', out: Array<{ rel: string; size: number }> = []) {
+  for (const e of readdirSync(join(root, rel)).sort()) {
+    const r = rel ? `${rel}/${e}` : e;
+    const st = lstatSync(join(root, r));
+    if (st.isDirectory()) listFiles(root, r, out);
+    else if (st.isFile()) out.push({ rel: r, size: st.size });
+  }
+  return out;
+}
+
+/** Ctrl-C or SIGTERM: clean up (engines, mounts, temp dirs), then exit 130. */
+export function onInterrupt(cleanup: () => Promise<unknown>, progress: (msg: string) => void): void {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      progress(`${sig}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+}
+
+/** Report lines: printed as they come and kept for the results file. */
+export function reporter(): { out: string[]; emit: (line?: string) => void } {
+  const out: string[] = [];
+  return {
+    out,
+    emit: (line = '') => {
+      out.push(line);
+      console.log(line);
+    },
   };
 }

@@ -13,7 +13,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startCluster, type Cluster, type ClusterHost } from '../test/helpers/cluster.js';
 import { startGluster } from '../test/helpers/gluster.js';
-import { median, pluginClient } from './lib.js';
+import { median, pluginClient, reporter } from './lib.js';
 
 const MOVES = Number(process.argv[2] ?? 5);
 const REPS = Number(process.argv[3] ?? 3);
@@ -21,11 +21,7 @@ const MANY = 1000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const t0Run = performance.now();
 const progress = (msg: string) => process.stderr.write(`[bench/shared +${((performance.now() - t0Run) / 1000).toFixed(0)}s] ${msg}\n`);
-const out: string[] = [];
-const emit = (line = '') => {
-  out.push(line);
-  console.log(line);
-};
+const { emit } = reporter();
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 let c: Cluster | undefined;

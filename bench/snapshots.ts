@@ -25,7 +25,7 @@ import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startFerryd, run, unixRequest, ROOT, FERRY_BIN, type Ferryd } from '../test/helpers/ferryd.js';
 import { makeLoopFs, loopFsPrerequisites, type FsKind, type LoopFs } from '../test/helpers/loopfs.js';
-import { median, fmtMs, prng } from './lib.js';
+import { median, fmtMs, prng, listFiles, onInterrupt, reporter } from './lib.js';
 
 const argv = new Set(process.argv.slice(2));
 for (const a of argv) {
@@ -226,16 +226,6 @@ async function makeDataset(data: string, share: Array<{ name: string; c: TreeCou
   return { randomFiles, randomBytes: randomTotal, shareCopies, fillerFiles, fillerBytes, count, duBytes };
 }
 
-/** All regular files under `root`, in a stable (sorted) walk order, with sizes. */
-function listFiles(root: string, rel = '', out: Array<{ rel: string; size: number }> = []) {
-  for (const e of readdirSync(join(root, rel)).sort()) {
-    const r = rel ? `${rel}/${e}` : e;
-    const st = lstatSync(join(root, r));
-    if (st.isDirectory()) listFiles(root, r, out);
-    else if (st.isFile()) out.push({ rel: r, size: st.size });
-  }
-  return out;
-}
 
 /**
  * Rewrite ~1% of the files, evenly spread over the walk order (small ones, ≤ 64 KiB), then a few medium
@@ -552,18 +542,9 @@ const cleanup = () =>
       }
     }
   })());
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    progress(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
+onInterrupt(cleanup, progress);
 
-const out: string[] = [];
-const emit = (line = '') => {
-  out.push(line);
-  console.log(line);
-};
+const { out, emit } = reporter();
 
 const results: PoolResult[] = [];
 const startup: Record<string, number> = {};

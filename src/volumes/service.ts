@@ -265,9 +265,16 @@ export class VolumeService {
       throw new FerryError('exists', `volume ${name} already exists (created on node ${theirs.node}${same ? '' : ' with other options'}); remove it first or pick another name`);
     }
     const rec: VolumeRecord = { name, pool: poolName, createdAt: new Date(this.now()).toISOString(), node: this.deps.node, options: opts, labels, mounts: {} };
-    if (!(await store.publish(sharedPart(rec)))) {
-      // a record without a directory (its data vanished): keep both for the operator, make nothing
-      await this.pool(poolName).moveToTrash(name, `${name}@${this.now()}`).catch(() => undefined);
+    let published: boolean;
+    try {
+      published = await store.publish(sharedPart(rec));
+    } catch (err) {
+      await this.discardNew(poolName, name); // no directory without a record for other hosts to wait on
+      throw err;
+    }
+    if (!published) {
+      // a record whose directory had vanished: leave it for the operator, take back what was just made
+      await this.discardNew(poolName, name);
       throw new FerryError('exists', `pool ${poolName} already has a record for ${name}; remove it first (\`ferry volume rm ${name}\`)`);
     }
     this.catalog.volumes.put(name, rec);
@@ -444,14 +451,23 @@ export class VolumeService {
     }
   }
 
+  /** Delete a volume directory this call has just made (nothing else refers to it yet). */
+  private async discardNew(poolName: string, name: string): Promise<void> {
+    const pool = this.pool(poolName);
+    const trashId = `${name}@${this.now()}`;
+    await pool
+      .moveToTrash(name, trashId)
+      .then(() => pool.purgeTrash(trashId))
+      .catch((e) => this.log.error({ volume: name, pool: poolName, err: errorMessage(e) }, 'could not remove a volume directory left by a failed create'));
+  }
+
   /** Fill a just-made volume (a restore); if that fails, the volume goes away again: nothing half-done. */
   private async fillOrUndo(poolName: string, name: string, fill: (dir: string) => Promise<void>): Promise<void> {
     const pool = this.pool(poolName);
     try {
       await fill(pool.mountpoint(name));
     } catch (err) {
-      const trashId = `${name}@${this.now()}`;
-      await pool.moveToTrash(name, trashId).then(() => pool.purgeTrash(trashId)).catch((e) => this.log.error({ volume: name, err: errorMessage(e) }, 'could not remove a volume whose restore failed'));
+      await this.discardNew(poolName, name);
       // a `exists` from the restore must not look like a name clash to createShared
       if (err instanceof FerryError && err.code === 'exists') throw new FerryError('internal', err.message);
       throw err;
