@@ -134,8 +134,7 @@ export class BackupService {
         snap = await this.snapshots.create(volume, { name: `backup-${new Date().toISOString().replace(/:/g, '-')}-${randomBytes(2).toString('hex')}`, origin: 'backup' });
         own = true;
       }
-      const { tree } = await this.snapshots.cloneSource(`${volume}@${snap.id}`);
-      const info = await this.withRepo(t, (repo) =>
+      const info = await this.snapshots.withReadView(volume, snap.id, (tree) => this.withRepo(t, (repo) =>
         repo.backup(tree, {
           volume,
           node: this.node,
@@ -144,7 +143,7 @@ export class BackupService {
           compare: 'mtime-size',
           onProgress: (p) => report({ phase: p.phase, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, bytesUploaded: p.bytesUploaded }),
         }),
-      );
+      ));
       // keep only the newest snapshot made for backups: the next one is made from what changed since
       if (own) {
         for (const s of await this.snapshots.list(volume)) {

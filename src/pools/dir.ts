@@ -139,7 +139,7 @@ export class DirPool implements Pool {
     return join(this.live, volume, 'data');
   }
 
-  async create(volume: string, opts: VolumeOptions, from?: string): Promise<void> {
+  async create(volume: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void> {
     await this.checkAvailable();
     const dir = join(this.live, volume);
     try {
@@ -153,7 +153,7 @@ export class DirPool implements Pool {
     try {
       const data = this.mountpoint(volume);
       if (from) {
-        await this.snapshotMethod.writableCopy(from, data);
+        await from(data);
         await syncTree(data);
       } else {
         await this.snapshotMethod.createLive(data);

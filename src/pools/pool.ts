@@ -40,8 +40,8 @@ export interface Pool {
   init(): Promise<void>;
   /** How this pool makes snapshots (known after init). */
   readonly snapshotMethod: SnapshotMethod;
-  /** Make an empty volume, or with `from` a writable copy of that snapshot tree; fails with `exists` if its directory is already there. */
-  create(volume: string, opts: VolumeOptions, from?: string): Promise<void>;
+  /** Make an empty volume, or with `from` one that function fills (a clone); fails with `exists` if its directory is already there. */
+  create(volume: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void>;
   /** The volume's own directory: its data, snapshots and history live below it. */
   volumeRoot(volume: string): string;
   /** The path Docker bind-mounts into containers. */

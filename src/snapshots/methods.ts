@@ -4,34 +4,51 @@ import { join } from 'node:path';
 import { execProgram } from '../util/exec.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 import type { Manifest } from './manifest.js';
-import type { LinkJob, LinkResult } from './link-worker.js';
+import type { BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob } from './tree-worker.js';
 
 export type SnapshotMethodName = 'btrfs' | 'reflink' | 'hardlink';
 
 export interface SnapshotStats {
+  /** Entries other than directories. */
   files?: number;
+  /** Unchanged entries shared with earlier snapshots (referenced, or hard-linked in full trees). */
   linked?: number;
   copied?: number;
   copiedBytes?: number;
+}
+
+/** A snapshot as stored: its tree is `snaps/id`, its manifest (if any) `snaps/id.manifest.json`. */
+export interface StoredSnapshot {
+  snaps: string;
+  id: string;
+}
+
+export interface SnapshotOptions {
+  /** See manifest.ts: `delta` where only this ferryd writes the pool, `full` in shared pools. */
+  layout: Manifest['layout'];
+  /** The previous snapshot made by the same method, if any: what has not changed since is shared with it. */
+  prev?: StoredSnapshot;
+  /** Where to write the new snapshot's manifest (methods that keep one). */
+  manifestOut: string;
 }
 
 /**
  * How a pool makes point-in-time copies of a volume's data, picked by ferryd for the pool's filesystem:
  * - `btrfs`: live data is a subvolume, a snapshot is a read-only subvolume snapshot: O(1) in time and space.
  * - `reflink` (xfs with reflink, btrfs without subvolumes): like `hardlink`, but what changed is copied
- *   with `cp -a --reflink=always`, sharing blocks copy-on-write: ~O(1) in space, a walk plus the changes in time.
- * - `hardlink` (ext4, NFS, anything): files unchanged since the previous snapshot are hard-linked from it,
- *   the rest copied: proportional to what changed. Snapshots share immutable files with each other; the
- *   live data never shares an inode with a snapshot (restores and clones copy).
+ *   with `cp -a --reflink=always`, sharing blocks copy-on-write.
+ * - `hardlink` (ext4, NFS, anything): a walk of the live tree and copies of what changed since the previous
+ *   snapshot; unchanged files are the previous snapshots' copies (manifest.ts). The live data never shares
+ *   an inode with a snapshot (restores and clones copy).
  */
 export interface SnapshotMethod {
   readonly name: SnapshotMethodName;
   /** Make the empty live data directory of a new volume. */
   createLive(path: string): Promise<void>;
   /** A point-in-time copy of `live` at `dest` (which must not exist). */
-  snapshot(live: string, dest: string, prev?: { tree: string; manifest?: Manifest }, manifestOut?: string): Promise<SnapshotStats>;
-  /** A writable copy of a snapshot tree at `dest`, for restores and clones. */
-  writableCopy(tree: string, dest: string): Promise<void>;
+  snapshot(live: string, dest: string, opts: SnapshotOptions): Promise<SnapshotStats>;
+  /** A writable copy of a snapshot at `dest`, for restores and clones. */
+  writableCopy(src: StoredSnapshot, dest: string): Promise<void>;
 }
 
 const BTRFS_SUPER_MAGIC = 0x9123683e;
@@ -47,51 +64,52 @@ async function isSubvolume(path: string): Promise<boolean> {
   }
 }
 
-async function cpTree(src: string, dest: string, reflink: 'always' | 'auto'): Promise<void> {
-  await mkdir(dest);
-  await execProgram('cp', ['-a', `--reflink=${reflink}`, '--', `${src}/.`, `${dest}/`]);
-}
-
 /** Make a tree durable: syncfs of the filesystem it is on. */
 export async function syncTree(path: string): Promise<void> {
   await execProgram('sync', ['-f', path]);
 }
 
-/** Build a snapshot tree in the worker thread (see link-worker.ts). */
-function buildTree(reflink: 'always' | 'auto', live: string, dest: string, prev?: { tree: string; manifest?: Manifest }, manifestOut?: string): Promise<SnapshotStats> {
-  return new Promise<SnapshotStats>((resolve, reject) => {
-    const job: LinkJob = { reflink, live, dest, manifestOut: manifestOut ?? `${dest}.manifest-discard`, ...(prev?.manifest ? { prevTree: prev.tree, prevManifest: prev.manifest } : {}) };
-    const worker = new Worker(new URL('./link-worker.js', import.meta.url), { workerData: job });
-    worker.once('message', (m: { ok: boolean; result?: LinkResult; error?: string }) => (m.ok ? resolve(m.result!) : reject(new Error(m.error))));
+/** Run one job of tree-worker.ts in a worker thread. */
+export function runTreeJob(job: Extract<TreeJob, { op: 'build' }>): Promise<BuildResult>;
+export function runTreeJob(job: Extract<TreeJob, { op: 'relocate' }>): Promise<RelocateResult>;
+export function runTreeJob(job: Extract<TreeJob, { op: 'materialise' }>): Promise<void>;
+export function runTreeJob(job: TreeJob): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./tree-worker.js', import.meta.url), { workerData: job });
+    worker.once('message', (m: { ok: boolean; result?: unknown; error?: string }) => (m.ok ? resolve(m.result) : reject(new Error(m.error))));
     worker.once('error', reject);
   });
 }
 
-const reflinkMethod: SnapshotMethod = {
-  name: 'reflink',
-  createLive: async (path) => void (await mkdir(path)),
-  snapshot: (live, dest, prev, manifestOut) => buildTree('always', live, dest, prev, manifestOut),
-  writableCopy: (tree, dest) => cpTree(tree, dest, 'always'),
-};
+/** A whole tree of a snapshot at `dest`: copies (writable) or hard links (a read-only view). */
+export function materialise(src: StoredSnapshot, dest: string, mode: MaterialiseJob['mode'], reflink: Reflink = 'auto'): Promise<void> {
+  return runTreeJob({ op: 'materialise', snaps: src.snaps, id: src.id, dest, mode, reflink });
+}
 
-const hardlinkMethod: SnapshotMethod = {
-  name: 'hardlink',
-  createLive: async (path) => void (await mkdir(path)),
-  snapshot: (live, dest, prev, manifestOut) => buildTree('auto', live, dest, prev, manifestOut),
-  writableCopy: (tree, dest) => cpTree(tree, dest, 'auto'),
-};
+function treeMethod(name: 'reflink' | 'hardlink', reflink: Reflink): SnapshotMethod {
+  return {
+    name,
+    createLive: async (path) => void (await mkdir(path)),
+    snapshot: (live, dest, o) => runTreeJob({ op: 'build', layout: o.layout, reflink, live, dest, manifestOut: o.manifestOut, ...(o.prev ? { prev: o.prev } : {}) }),
+    writableCopy: (src, dest) => materialise(src, dest, 'copy', reflink),
+  };
+}
+
+const reflinkMethod = treeMethod('reflink', 'always');
+const hardlinkMethod = treeMethod('hardlink', 'auto');
 
 const btrfsMethod: SnapshotMethod = {
   name: 'btrfs',
   createLive: async (path) => void (await execProgram('btrfs', ['subvolume', 'create', path])),
-  snapshot: async (live, dest, prev, manifestOut) => {
+  snapshot: async (live, dest, o) => {
     // Volumes made before the pool was btrfs (or restored from elsewhere) are plain directories.
-    if (!(await isSubvolume(live))) return reflinkMethod.snapshot(live, dest, prev, manifestOut);
+    if (!(await isSubvolume(live))) return reflinkMethod.snapshot(live, dest, o);
     await execProgram('btrfs', ['subvolume', 'snapshot', '-r', live, dest]);
     return {};
   },
-  writableCopy: async (tree, dest) => {
-    if (!(await isSubvolume(tree))) return reflinkMethod.writableCopy(tree, dest);
+  writableCopy: async (src, dest) => {
+    const tree = join(src.snaps, src.id);
+    if (!(await isSubvolume(tree))) return reflinkMethod.writableCopy(src, dest);
     await execProgram('btrfs', ['subvolume', 'snapshot', tree, dest]);
   },
 };
@@ -116,48 +134,38 @@ export async function detectMethod(root: string): Promise<SnapshotMethodName> {
 }
 
 /**
- * Delete a tree that may hold btrfs subvolumes (read-only snapshots cannot be emptied by rm): delete the
- * subvolumes inside it, deepest first, with `btrfs subvolume delete`, then the rest.
+ * Delete a tree that may hold btrfs subvolumes (read-only snapshots cannot be emptied by rm). On btrfs the
+ * subvolumes go first, each in O(1) with `btrfs subvolume delete` (deepest first where they nest), then rm
+ * takes what is left; elsewhere it is rm alone.
  */
 export async function removeTree(path: string): Promise<void> {
-  // A subvolume (snapshot, or a btrfs pool's volume data) goes in O(1) with `subvolume delete`, where rm
-  // would walk every file; it fails if the subvolume holds others, then the walk below handles it.
   const top = await lstat(path).catch(() => undefined);
-  if (top?.isDirectory() && top.ino === BTRFS_SUBVOL_INO && (await statfs(path)).type === BTRFS_SUPER_MAGIC) {
-    try {
-      await execProgram('btrfs', ['subvolume', 'delete', path]);
-      return;
-    } catch {
-      /* nested subvolumes or an old kernel: fall through */
-    }
-  }
-  try {
-    await rm(path, { recursive: true, force: true });
-    return;
-  } catch (err) {
-    if (!isErrno(err, 'EROFS') && !isErrno(err, 'EPERM') && !isErrno(err, 'ENOTEMPTY') && !isErrno(err, 'EACCES')) throw err;
-  }
-  const subvols: string[] = [];
-  const walk = async (p: string, depth: number): Promise<void> => {
-    let st;
-    try {
-      st = await lstat(p);
-    } catch {
-      return;
-    }
-    if (!st.isDirectory()) return;
-    if (st.ino === BTRFS_SUBVOL_INO && (await statfs(p)).type === BTRFS_SUPER_MAGIC) subvols.push(`${depth}\0${p}`);
-    for (const e of await readdir(p).catch(() => [] as string[])) await walk(join(p, e), depth + 1);
-  };
-  await walk(path, 0);
-  subvols.sort((x, y) => Number(y.split('\0')[0]) - Number(x.split('\0')[0]));
-  for (const s of subvols) {
-    const p = s.split('\0')[1]!;
-    try {
-      await execProgram('btrfs', ['subvolume', 'delete', p]);
-    } catch (err) {
-      throw new Error(`cannot delete ${p}: ${errorMessage(err)}`);
-    }
-  }
+  if (!top) return;
+  if (top.isDirectory() && (await statfs(path)).type === BTRFS_SUPER_MAGIC) await deleteSubvolumes(path, top.ino === BTRFS_SUBVOL_INO);
   await rm(path, { recursive: true, force: true });
+}
+
+/** Delete every subvolume at or below `dir` (only directories are looked at, never files). */
+async function deleteSubvolumes(dir: string, isSubvol: boolean): Promise<void> {
+  const del = async () => {
+    try {
+      await execProgram('btrfs', ['subvolume', 'delete', dir]);
+      return true;
+    } catch (err) {
+      if (!(await lstat(dir).catch(() => undefined))) return true;
+      return err;
+    }
+  };
+  if (isSubvol && (await del()) === true) return; // the common case: no subvolume inside
+  const entries = await readdir(dir, { withFileTypes: true }).catch((err) => (isErrno(err, 'ENOENT') ? [] : Promise.reject(err)));
+  for (const e of entries) {
+    if (!e.isDirectory()) continue;
+    const p = join(dir, e.name);
+    const st = await lstat(p).catch(() => undefined);
+    if (st) await deleteSubvolumes(p, st.ino === BTRFS_SUBVOL_INO);
+  }
+  if (isSubvol) {
+    const r = await del();
+    if (r !== true) throw new Error(`cannot delete ${dir}: ${errorMessage(r)}`);
+  }
 }

@@ -8,8 +8,9 @@ import type { DockerClient, ContainerRef } from '../docker/client.js';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
 import { forEachLimit } from '../util/parallel.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
-import { removeTree, syncTree, type SnapshotStats } from './methods.js';
-import type { Manifest } from './manifest.js';
+import { materialise, removeTree, runTreeJob, syncTree, type SnapshotStats, type StoredSnapshot } from './methods.js';
+import { parseManifest } from './manifest.js';
+import type { CloneSource } from '../volumes/service.js';
 
 export type SnapshotKind = 'snapshot' | 'commit' | 'worktree';
 
@@ -122,12 +123,61 @@ export class SnapshotService {
     throw new FerryError('not_found', `volume ${rec.name} has no snapshot ${JSON.stringify(ref)}; \`ferry snapshot ls ${rec.name}\` lists them`);
   }
 
-  /** The tree of `VOL@SNAP`, for clones. */
-  async cloneSource(from: string): Promise<{ pool: string; tree: string }> {
+  /**
+   * `VOL@SNAP`, for clones: its pool, and a copy into a new data directory made under the source's lock
+   * (a snapshot removed meanwhile moves what later snapshots reference, see manifest.ts).
+   */
+  async cloneSource(from: string): Promise<CloneSource> {
     const at = from.indexOf('@');
-    const rec = this.volumes.recordOf(from.slice(0, at));
+    const volume = from.slice(0, at);
+    const rec = this.volumes.recordOf(volume);
     const snap = await this.find(rec, from.slice(at + 1));
-    return { pool: rec.pool, tree: join(this.dirs(rec).snaps, snap.id) };
+    const { pool, snaps } = this.dirs(rec);
+    return {
+      pool: rec.pool,
+      copyTo: (dest) =>
+        this.volumes.withLock(volume, async () => {
+          await this.find(this.volumes.recordOf(volume), snap.id); // still there
+          await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, dest);
+        }),
+    };
+  }
+
+  /**
+   * A read-only tree of a snapshot for `fn` (backups read from it): the snapshot's own tree where it is
+   * complete, else a tree of hard links to the copies it refers to, made under the volume's lock and
+   * deleted afterwards; its links keep the files even if the snapshot is removed meanwhile.
+   */
+  async withReadView<T>(volume: string, ref: string, fn: (tree: string) => Promise<T>): Promise<T> {
+    const view = await this.volumes.withLock(volume, async () => {
+      const rec = this.volumes.recordOf(volume);
+      const snap = await this.find(rec, ref);
+      const { snaps } = this.dirs(rec);
+      if (!(await this.isDelta({ snaps, id: snap.id }))) return { tree: join(snaps, snap.id), own: false };
+      const tree = join(snaps, `.view-${snap.id}-${randomBytes(4).toString('hex')}`);
+      try {
+        await materialise({ snaps, id: snap.id }, tree, 'link');
+      } catch (err) {
+        await removeTree(tree).catch(() => undefined);
+        throw err;
+      }
+      return { tree, own: true };
+    });
+    try {
+      return await fn(view.tree);
+    } finally {
+      if (view.own) await removeTree(view.tree).catch((err) => this.logger.warn({ volume, tree: view.tree, err: errorMessage(err) }, 'could not remove a snapshot view'));
+    }
+  }
+
+  /** Does the snapshot's tree hold only what changed (manifest.ts)? */
+  private async isDelta(s: StoredSnapshot): Promise<boolean> {
+    try {
+      return parseManifest(await readFile(join(s.snaps, `${s.id}.manifest.json`), 'utf8')).layout === 'delta';
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return false;
+      throw err;
+    }
   }
 
   // ---- creating -----------------------------------------------------------------------------------
@@ -177,8 +227,12 @@ export class SnapshotService {
         consistency = 'paused';
       }
       const prev = [...existing].reverse().find((s) => s.method === pool.snapshotMethod.name && s.method !== 'btrfs');
-      const prevInfo = prev ? { tree: join(snaps, prev.id), manifest: await this.manifest(snaps, prev.id) } : undefined;
-      stats = await pool.snapshotMethod.snapshot(data, tmp, prevInfo, join(snaps, `.tmp-${id}.manifest.json`));
+      // In a shared pool another host may remove a snapshot while this one is made: trees there are complete.
+      stats = await pool.snapshotMethod.snapshot(data, tmp, {
+        layout: pool.shared ? 'full' : 'delta',
+        manifestOut: join(snaps, `.tmp-${id}.manifest.json`),
+        ...(prev ? { prev: { snaps, id: prev.id } } : {}),
+      });
     } catch (err) {
       await removeTree(tmp).catch(() => undefined);
       await unlink(join(snaps, `.tmp-${id}.manifest.json`)).catch(() => undefined);
@@ -215,14 +269,6 @@ export class SnapshotService {
     return snap;
   }
 
-  private async manifest(snaps: string, id: string): Promise<Manifest | undefined> {
-    try {
-      return JSON.parse(await readFile(join(snaps, `${id}.manifest.json`), 'utf8')) as Manifest;
-    } catch {
-      return undefined;
-    }
-  }
-
   private async runningUsers(volume: string): Promise<ContainerRef[]> {
     if (!this.docker) throw new FerryError('unavailable', '--pause and --exec need the Docker API; set dockerHost');
     const all = await this.volumes.containersUsing(volume);
@@ -246,6 +292,13 @@ export class SnapshotService {
 
   private async removeLocked(rec: VolumeRecord, snap: SnapshotRecord): Promise<void> {
     const { snaps } = this.dirs(rec);
+    // Later snapshots may refer to files this one holds: those move to them first (hard links, then their
+    // manifests, each written atomically). A crash meanwhile leaves this snapshot listed and every other whole.
+    if ((await readdir(snaps)).includes(`${snap.id}.manifest.json`)) {
+      const later = (await this.listOf(rec, true)).filter((s) => s.id !== snap.id).map((s) => s.id);
+      const r = await runTreeJob({ op: 'relocate', snaps, id: snap.id, later });
+      if (r.moved) this.logger.info({ volume: rec.name, snapshot: snap.id, files: r.moved, snapshots: r.rewritten }, 'files still used by later snapshots moved to them');
+    }
     // Unlist first, then delete the data: a crash in between leaves a tree without record, which start-up removes.
     await unlink(join(snaps, `${snap.id}.json`));
     await fsyncDir(snaps);
@@ -309,7 +362,7 @@ export class SnapshotService {
     const fresh = `${data}.new`;
     const old = `${data}.old`;
     await removeTree(fresh);
-    await pool.snapshotMethod.writableCopy(join(snaps, snap.id), fresh);
+    await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, fresh);
     if (pool.snapshotMethod.name !== 'btrfs') await syncTree(fresh);
     await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
     await this.finishSwap(root, data, fresh, old, restoreMarker);

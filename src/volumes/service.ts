@@ -12,6 +12,13 @@ import { KeyedLock } from '../util/keyed-lock.js';
 import { forEachLimit } from '../util/parallel.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 
+
+/** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
+export interface CloneSource {
+  pool: string;
+  copyTo: (dest: string) => Promise<void>;
+}
+
 export interface VolumeInfo {
   name: string;
   pool: string;
@@ -60,8 +67,8 @@ export interface ServiceDeps {
   docker?: DockerClient;
   log: Logger;
   now?: () => number;
-  /** Find the snapshot tree a clone (`-o from=VOL@SNAP`) starts from. */
-  resolveClone?: (from: string) => Promise<{ pool: string; tree: string }>;
+  /** Find the snapshot a clone (`-o from=VOL@SNAP`) starts from. */
+  resolveClone?: (from: string) => Promise<CloneSource>;
   /** Fill a new volume's empty data directory from a backup (`-o backup=URL`). */
   restoreBackup?: (url: string, dir: string, report?: (p: RestoreReport) => void) => Promise<void>;
   /** Shared pools: the catalog, attachments and rwo locks that every host sees. */
@@ -213,7 +220,7 @@ export class VolumeService {
     const opts = parseVolumeOptions(optsIn);
     if (opts.backup && !this.deps.restoreBackup) throw new FerryError('invalid', 'restores from backups are not available on this node');
     const fill = opts.backup ? (dir: string) => this.deps.restoreBackup!(opts.backup!, dir, progress) : undefined;
-    let source: { pool: string; tree: string } | undefined;
+    let source: CloneSource | undefined;
     if (opts.from) {
       if (!this.deps.resolveClone) throw new FerryError('invalid', 'clones are not available on this node');
       if (opts.from.split('@')[0] === name) throw new FerryError('invalid', `volume ${name} cannot be cloned from itself`);
@@ -245,11 +252,11 @@ export class VolumeService {
    * visible. The loser waits for the winner's record: same options and `ifMissing` (Docker's Create)
    * is a success, anything else an `exists` error. Exactly one volume either way.
    */
-  private async createShared(name: string, opts: VolumeOptions, labels: Record<string, string>, ifMissing: boolean, source?: { pool: string; tree: string }, fill?: (dir: string) => Promise<void>): Promise<VolumeInfo> {
+  private async createShared(name: string, opts: VolumeOptions, labels: Record<string, string>, ifMissing: boolean, source?: CloneSource, fill?: (dir: string) => Promise<void>): Promise<VolumeInfo> {
     const poolName = opts.pool ?? this.deps.defaultPool;
     const store = await this.deps.cluster!.store(poolName);
     try {
-      await this.pool(poolName).create(name, opts, source?.tree);
+      await this.pool(poolName).create(name, opts, source?.copyTo);
       if (fill) await this.fillOrUndo(poolName, name, fill);
     } catch (err) {
       if (!(err instanceof FerryError && err.code === 'exists')) throw err;
@@ -474,10 +481,10 @@ export class VolumeService {
     }
   }
 
-  private async createLocked(name: string, opts: VolumeOptions, labels: Record<string, string>, source?: { pool: string; tree: string }, fill?: (dir: string) => Promise<void>): Promise<VolumeInfo> {
+  private async createLocked(name: string, opts: VolumeOptions, labels: Record<string, string>, source?: CloneSource, fill?: (dir: string) => Promise<void>): Promise<VolumeInfo> {
     const poolName = opts.pool ?? this.deps.defaultPool;
     const pool = this.pool(poolName);
-    await pool.create(name, opts, source?.tree);
+    await pool.create(name, opts, source?.copyTo);
     if (fill) await this.fillOrUndo(poolName, name, fill);
     const rec: VolumeRecord = {
       name,

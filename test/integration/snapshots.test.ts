@@ -1,11 +1,26 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, writeFileSync, rmSync, appendFileSync, chmodSync, readdirSync, readFileSync, existsSync, mkdirSync } from 'node:fs';
+import { lstatSync, writeFileSync, rmSync, appendFileSync, chmodSync, readdirSync, readFileSync, existsSync, mkdirSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
-import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
+import { startFerryd, unixRequest, type Ferryd } from '../helpers/ferryd.js';
 import { makeLoopFs, loopFsPrerequisites, type FsKind, type LoopFs } from '../helpers/loopfs.js';
 import { populate, fingerprint, fileInodes } from '../helpers/tree.js';
 import { skipUnless } from '../helpers/prereq.js';
+
+/** A fingerprint without the root directory's own entry (a clone's root is a new directory). */
+const withoutRoot = (fp: Record<string, unknown>) => Object.fromEntries(Object.entries(fp).filter(([k]) => k !== '.'));
+
+/** The non-directory entries a snapshot's own tree stores (not what it shares with earlier ones). */
+function storedFiles(snaps: string, id: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    const p = rel ? join(snaps, id, rel) : join(snaps, id);
+    if (lstatSync(p).isDirectory()) for (const e of readdirSync(p)) walk(rel ? `${rel}/${e}` : e);
+    else out.push(rel);
+  };
+  walk('');
+  return out.sort();
+}
 
 const expectedMethod: Record<FsKind, string> = { ext4: 'hardlink', btrfs: 'btrfs', xfs: 'reflink' };
 
@@ -22,6 +37,18 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
       return r.stdout;
     };
     const json = async (...args: string[]) => JSON.parse(await ok('--json', ...args));
+    const snapsDir = (v: string) => join(f.dataDir, 'volumes', v, 'snapshots');
+    /** What a snapshot holds, as a user sees it: the fingerprint of a clone made from it (then removed). */
+    let views = 0;
+    const contents = async (v: string, snap: string) => {
+      const name = `view-${views++}`;
+      await ok('volume', 'create', name, '-o', `from=${v}@${snap}`);
+      try {
+        return withoutRoot(fingerprint(data(name)));
+      } finally {
+        await ok('volume', 'rm', '--purge', name);
+      }
+    };
 
     before(async () => {
       fs = await makeLoopFs(kind);
@@ -54,30 +81,32 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
       rmSync(join(data('snap-rt'), 'empty'), { recursive: true });
       assert.notDeepEqual(fingerprint(data('snap-rt')), before);
       // the snapshot itself is untouched by changes to the live data
-      const tree = join(f.dataDir, 'volumes', 'snap-rt', 'snapshots', s.id);
-      assert.deepEqual(fingerprint(tree), { ...before, '.': fingerprint(tree)['.']! });
+      assert.deepEqual(await contents('snap-rt', s.id), withoutRoot(before));
       await ok('snapshot', 'restore', 'snap-rt', 'golden');
       const after = fingerprint(data('snap-rt'));
       assert.deepEqual(after, before);
       assert.ok(after['sparse.img']!.allocatedMiB! <= 2, 'the sparse file stays sparse');
       // the live data never shares an inode with a snapshot
       const live = fileInodes(data('snap-rt'));
-      for (const ino of fileInodes(tree)) assert.ok(!live.has(ino), 'live data shares an inode with the snapshot');
+      for (const ino of fileInodes(snapsDir('snap-rt'))) assert.ok(!live.has(ino), 'live data shares an inode with a snapshot');
     });
 
     it('makes the next snapshot from what changed: unchanged files and symlinks are shared between snapshots', { skip: kind === 'btrfs' && 'btrfs snapshots share everything by themselves' }, async () => {
       await ok('volume', 'create', 'snap-inc');
       populate(data('snap-inc'), 20);
       const s1 = await json('snapshot', 'create', 'snap-inc');
+      const fp1 = withoutRoot(fingerprint(data('snap-inc')));
       writeFileSync(join(data('snap-inc'), 'a/file-1.bin'), 'changed');
       const s2 = await json('snapshot', 'create', 'snap-inc');
-      const snap = (id: string, rel: string) => lstatSync(join(f.dataDir, 'volumes', 'snap-inc', 'snapshots', id, rel));
-      assert.equal(snap(s2.id, 'file-0.bin').ino, snap(s1.id, 'file-0.bin').ino, 'an unchanged file is shared');
-      assert.equal(snap(s2.id, 'link-to-file').ino, snap(s1.id, 'link-to-file').ino, 'an unchanged symlink is shared');
-      assert.notEqual(snap(s2.id, 'a/file-1.bin').ino, snap(s1.id, 'a/file-1.bin').ino, 'a changed file is copied');
-      assert.equal(readFileSync(join(f.dataDir, 'volumes', 'snap-inc', 'snapshots', s1.id, 'a/file-1.bin'), 'utf8').length > 7, true);
-      const live = lstatSync(join(data('snap-inc'), 'link-to-file')).ino;
-      assert.notEqual(live, snap(s2.id, 'link-to-file').ino, 'the live symlink is never shared with a snapshot');
+      const fp2 = withoutRoot(fingerprint(data('snap-inc')));
+      // the second snapshot stores only the changed file: everything else is the first one's copy
+      assert.deepEqual(storedFiles(snapsDir('snap-inc'), s2.id), ['a/file-1.bin']);
+      assert.equal(s2.stats.copied, 1);
+      assert.ok(s2.stats.linked > 20, 'the unchanged files and symlinks are shared');
+      assert.deepEqual(await contents('snap-inc', s2.id), fp2);
+      assert.deepEqual(await contents('snap-inc', s1.id), fp1);
+      const live = fileInodes(data('snap-inc'));
+      for (const ino of fileInodes(snapsDir('snap-inc'))) assert.ok(!live.has(ino), 'live data shares an inode with a snapshot');
       await ok('volume', 'rm', '--purge', 'snap-inc');
     });
 
@@ -118,17 +147,86 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
       assert.equal(readFileSync(join(f.dataDir, 'volumes', 'incr', 'snapshots', first.id, 'f7'), 'utf8'), 'content 7'.repeat(100));
     });
 
+    it('keeps every snapshot whole whichever others are removed, in any order', async () => {
+      await ok('volume', 'create', 'chain');
+      const d = data('chain');
+      populate(d, 60);
+      const expected = new Map<string, Record<string, unknown>>();
+      const ids: string[] = [];
+      // each round changes a different part: rewrite, append, delete, add, chmod, a new hard link, a dir removed
+      const rounds: Array<() => void> = [
+        () => writeFileSync(join(d, 'file-0.bin'), 'round 1'),
+        () => {
+          appendFileSync(join(d, 'a/file-1.bin'), 'round 2');
+          rmSync(join(d, 'file-3.bin'));
+          writeFileSync(join(d, 'added-2'), 'added in round 2');
+        },
+        () => {
+          chmodSync(join(d, 'file-6.bin'), 0o600);
+          linkSync(join(d, 'added-2'), join(d, 'a/added-2-link'));
+          rmSync(join(d, 'a/b/c'), { recursive: true });
+        },
+        () => {
+          writeFileSync(join(d, 'file-0.bin'), 'round 4');
+          mkdirSync(join(d, 'new-dir/deeper'), { recursive: true });
+          writeFileSync(join(d, 'new-dir/deeper/x'), 'x');
+        },
+        () => undefined, // nothing changed
+      ];
+      for (const change of [() => undefined, ...rounds]) {
+        change();
+        const snap = await json('snapshot', 'create', 'chain');
+        ids.push(snap.id);
+        expected.set(snap.id, withoutRoot(fingerprint(d)));
+      }
+      // the oldest (which holds most files), one in the middle, the newest, then the rest
+      for (const id of [ids[0]!, ids[3]!, ids[5]!, ids[1]!]) {
+        await ok('snapshot', 'rm', 'chain', id);
+        expected.delete(id);
+        for (const [left, fp] of expected) assert.deepEqual(await contents('chain', left), fp, `snapshot ${left} after removing ${id}`);
+      }
+      const live = fileInodes(d);
+      for (const ino of fileInodes(snapsDir('chain'))) assert.ok(!live.has(ino), 'live data shares an inode with a snapshot');
+      await ok('volume', 'rm', '--purge', 'chain');
+    });
+
+    it('removes a snapshot that later ones depend on safely across kill -9', async () => {
+      await ok('volume', 'create', 'crash-rm');
+      const d = data('crash-rm');
+      mkdirSync(join(d, 'many'));
+      for (let i = 0; i < 12_000; i++) writeFileSync(join(d, 'many', `f${i}`), `first ${i}`);
+      const base = await json('snapshot', 'create', 'crash-rm');
+      const expected = new Map<string, Record<string, unknown>>([[base.id, withoutRoot(fingerprint(d))]]);
+      for (let round = 0; round < 3; round++) {
+        writeFileSync(join(d, 'many', `f${round}`), `round ${round}`);
+        const s = await json('snapshot', 'create', 'crash-rm');
+        expected.set(s.id, withoutRoot(fingerprint(d)));
+      }
+      for (let round = 0; round < 3; round++) {
+        const oldest = (await json('snapshot', 'ls', 'crash-rm'))[0].id as string;
+        // straight to the API socket (no CLI start-up), then kill -9 early, midway and late in the removal
+        const pending = unixRequest(f.apiSocket, 'DELETE', `/v1/volumes/crash-rm/snapshots/${oldest}`).catch(() => undefined);
+        await new Promise((r) => setTimeout(r, [10, 80, 200][round]));
+        await f.crash();
+        await pending;
+        await f.start();
+        const listed = (await json('snapshot', 'ls', 'crash-rm')).map((s: { id: string }) => s.id);
+        if (!listed.includes(oldest)) expected.delete(oldest);
+        assert.deepEqual(listed, [...expected.keys()], 'a snapshot is listed or gone, nothing else changes');
+        for (const [id, fp] of expected) assert.deepEqual(await contents('crash-rm', id), fp, `snapshot ${id} after a crash while removing ${oldest}`);
+      }
+      await ok('volume', 'rm', '--purge', 'crash-rm');
+    });
+
     it('clones a snapshot into a new writable volume, leaving source and snapshot untouched', async () => {
-      const src = fingerprint(data('snap-rt'));
+      const src = fingerprint(data('snap-rt')); // restored from golden above
       const snap = await json('snapshot', 'inspect', 'snap-rt', 'golden');
-      const tree = join(f.dataDir, 'volumes', 'snap-rt', 'snapshots', snap.id);
-      const treeBefore = fingerprint(tree);
       await ok('volume', 'create', 'snap-clone', '-o', 'from=snap-rt@golden');
-      assert.deepEqual({ ...fingerprint(data('snap-clone')), '.': undefined }, { ...treeBefore, '.': undefined });
+      assert.deepEqual(withoutRoot(fingerprint(data('snap-clone'))), withoutRoot(src));
       writeFileSync(join(data('snap-clone'), 'file-0.bin'), 'clone was here');
       rmSync(join(data('snap-clone'), 'a'), { recursive: true });
       assert.deepEqual(fingerprint(data('snap-rt')), src);
-      assert.deepEqual(fingerprint(tree), treeBefore);
+      assert.deepEqual(await contents('snap-rt', snap.id), withoutRoot(src));
       assert.match((await f.cli('volume', 'create', 'bad-clone', '-o', 'from=snap-rt@nope')).stderr, /has no snapshot "nope"/);
       assert.match((await f.cli('volume', 'create', 'bad-clone', '-o', 'from=snap-rt')).stderr, /write it VOLUME@SNAPSHOT/);
       assert.equal((await f.cli('volume', 'inspect', 'bad-clone')).code, 1, 'a failed clone leaves no volume behind');
