@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { execProgram } from '../util/exec.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 import type { Manifest } from './manifest.js';
-import type { BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob } from './tree-worker.js';
+import type { BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob } from './tree-worker.js';
 
 export type SnapshotMethodName = 'btrfs' | 'reflink' | 'hardlink';
 
@@ -15,6 +15,8 @@ export interface SnapshotStats {
   linked?: number;
   copied?: number;
   copiedBytes?: number;
+  /** ms since the start after each phase of the build (walk, compare, copy, manifest). */
+  timings?: Record<string, number>;
 }
 
 /** A snapshot as stored: its tree is `snaps/id`, its manifest (if any) `snaps/id.manifest.json`. */
@@ -24,6 +26,8 @@ export interface StoredSnapshot {
 }
 
 export interface SnapshotOptions {
+  /** The new snapshot's id. */
+  id: string;
   /** See manifest.ts: `delta` where only this ferryd writes the pool, `full` in shared pools. */
   layout: Manifest['layout'];
   /** The previous snapshot made by the same method, if any: what has not changed since is shared with it. */
@@ -81,6 +85,57 @@ export function runTreeJob(job: TreeJob): Promise<unknown> {
   });
 }
 
+/**
+ * Builds run in one long-lived worker thread (and its walk helpers), which keeps the last manifest of
+ * each volume in memory: a snapshot of a large volume then costs the walk and the copies, not also the
+ * start of threads and the parse of the previous manifest. A build that arrives while another runs gets a
+ * worker of its own.
+ */
+class BuildServer {
+  private worker?: Worker;
+  private busy = false;
+  private seq = 0;
+
+  async run(job: BuildJob): Promise<BuildResult> {
+    if (this.busy) return runTreeJob(job);
+    this.busy = true;
+    try {
+      const w = (this.worker ??= this.start());
+      w.ref();
+      const id = ++this.seq;
+      return await new Promise<BuildResult>((resolve, reject) => {
+        const onError = (err: Error) => {
+          this.worker = undefined;
+          reject(err);
+        };
+        const onExit = (code: number) => onError(new Error(`the snapshot worker exited with code ${code}`));
+        w.once('error', onError);
+        w.once('exit', onExit);
+        const onMessage = (m: { id: number; ok: boolean; result?: BuildResult; error?: string }) => {
+          if (m.id !== id) return;
+          w.off('message', onMessage);
+          w.off('error', onError);
+          w.off('exit', onExit);
+          w.unref();
+          if (m.ok) resolve(m.result!);
+          else reject(new Error(m.error));
+        };
+        w.on('message', onMessage);
+        w.postMessage({ id, job });
+      });
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private start(): Worker {
+    const w = new Worker(new URL('./tree-worker.js', import.meta.url), { workerData: { op: 'serve' } });
+    w.unref();
+    return w;
+  }
+}
+const builds = new BuildServer();
+
 /** A whole tree of a snapshot at `dest`: copies (writable) or hard links (a read-only view). */
 export function materialise(src: StoredSnapshot, dest: string, mode: MaterialiseJob['mode'], reflink: Reflink = 'auto'): Promise<void> {
   return runTreeJob({ op: 'materialise', snaps: src.snaps, id: src.id, dest, mode, reflink });
@@ -90,7 +145,7 @@ function treeMethod(name: 'reflink' | 'hardlink', reflink: Reflink): SnapshotMet
   return {
     name,
     createLive: async (path) => void (await mkdir(path)),
-    snapshot: (live, dest, o) => runTreeJob({ op: 'build', layout: o.layout, reflink, live, dest, manifestOut: o.manifestOut, ...(o.prev ? { prev: o.prev } : {}) }),
+    snapshot: (live, dest, o) => builds.run({ op: 'build', id: o.id, layout: o.layout, reflink, live, dest, manifestOut: o.manifestOut, ...(o.prev ? { prev: o.prev } : {}) }),
     writableCopy: (src, dest) => materialise(src, dest, 'copy', reflink),
   };
 }

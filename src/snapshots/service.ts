@@ -229,6 +229,7 @@ export class SnapshotService {
       const prev = [...existing].reverse().find((s) => s.method === pool.snapshotMethod.name && s.method !== 'btrfs');
       // In a shared pool another host may remove a snapshot while this one is made: trees there are complete.
       stats = await pool.snapshotMethod.snapshot(data, tmp, {
+        id,
         layout: pool.shared ? 'full' : 'delta',
         manifestOut: join(snaps, `.tmp-${id}.manifest.json`),
         ...(prev ? { prev: { snaps, id: prev.id } } : {}),
@@ -242,6 +243,8 @@ export class SnapshotService {
       for (const c of paused) await this.docker!.unpause(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not unpause container'));
     }
     const durationMs = Math.round(performance.now() - t0);
+    const { timings, ...counts } = stats;
+    stats = counts;
     if (pool.snapshotMethod.name !== 'btrfs') await syncTree(tmp);
     await rename(tmp, join(snaps, id));
     await rename(join(snaps, `.tmp-${id}.manifest.json`), join(snaps, `${id}.manifest.json`)).catch(() => undefined);
@@ -264,7 +267,7 @@ export class SnapshotService {
       ...(opts.slot ? { slot: opts.slot } : {}),
     };
     await writeJsonAtomic(join(snaps, `${id}.json`), snap);
-    this.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin }, 'snapshot created');
+    this.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin, ...(timings ? { timings } : {}) }, 'snapshot created');
     this.onSnapshot?.({ ok: true, seconds: durationMs / 1000 });
     return snap;
   }
