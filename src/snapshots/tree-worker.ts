@@ -276,11 +276,49 @@ async function walkLive(live: string, parallel: boolean, racyFrom: bigint, meanw
 }
 
 /**
+ * The previous snapshot's files, in the order of the walk that recorded them (the walk lists an unchanged
+ * tree in the same order every time), so a new walk is compared entry by entry without hashing paths;
+ * a path out of step is looked up in a map built on first need.
+ */
+class Previous {
+  private next = 0;
+  private byPath?: Map<string, number>;
+  constructor(
+    readonly id: string,
+    private readonly files: FileEntry[],
+  ) {}
+
+  get size(): number {
+    return this.files.length;
+  }
+
+  /** The entry for `rel` and the snapshot holding its copy. */
+  find(rel: string): [FileEntry, string] | undefined {
+    let i = this.next;
+    if (this.files[i]?.[0] !== rel) {
+      this.byPath ??= new Map(this.files.map((e, k) => [e[0], k]));
+      const k = this.byPath.get(rel);
+      if (k === undefined) return undefined;
+      i = k;
+    }
+    this.next = i + 1;
+    const e = this.files[i]!;
+    return [e, holderOf(e, this.id)];
+  }
+
+  rewind(): this {
+    this.next = 0;
+    this.byPath = undefined;
+    return this;
+  }
+}
+
+/**
  * The last manifest built per volume, kept by a serving worker so that the next snapshot need not read
  * and parse it again (~60,000 entries: ~70 ms). Valid while the file is the one written (same inode,
  * size and mtime: a relocation rewrites it under a new inode); bounded in entries.
  */
-const cache = new Map<string, { id: string; key: string; files: Map<string, FileEntry>; n: number }>();
+const cache = new Map<string, { key: string; prev: Previous }>();
 const CACHE_MAX_ENTRIES = 500_000;
 const fileKey = (path: string) => {
   const st = statSync(path, { bigint: true, throwIfNoEntry: false });
@@ -288,25 +326,31 @@ const fileKey = (path: string) => {
 };
 let serving = false;
 
-/** Previous files by path, with the snapshot holding each copy. */
-function previousFiles(prev: { snaps: string; id: string }): Map<string, FileEntry> {
+function previousFiles(prev: { snaps: string; id: string }): Previous {
   const c = cache.get(prev.snaps);
-  if (c && c.id === prev.id && c.key === fileKey(manifestPath(prev.snaps, prev.id))) return c.files;
-  const files = new Map<string, FileEntry>();
-  const pm = readManifestSync(prev.snaps, prev.id);
-  for (const e of pm?.files ?? []) files.set(e[0], [e[0], e[1], e[2], e[3], holderOf(e, prev.id)]);
-  return files;
+  if (c && c.prev.id === prev.id && c.key === fileKey(manifestPath(prev.snaps, prev.id))) return c.prev.rewind();
+  return new Previous(prev.id, readManifestSync(prev.snaps, prev.id)?.files ?? []);
+}
+
+function remember(snaps: string, manifestFile: string, prev: Previous): void {
+  cache.delete(snaps); // re-inserted last: most recently used
+  cache.set(snaps, { key: fileKey(manifestFile)!, prev });
+  for (let total = [...cache.values()].reduce((a, c) => a + c.prev.size, 0); total > CACHE_MAX_ENTRIES && cache.size > 1; ) {
+    const [oldest, c] = cache.entries().next().value!; // least recently built first
+    cache.delete(oldest);
+    total -= c.prev.size;
+  }
 }
 
 async function build(job: BuildJob): Promise<BuildResult> {
   const t0 = performance.now();
   const timings: Record<string, number> = {};
   const lap = (what: string) => (timings[what] = Math.round(performance.now() - t0));
-  let prevFiles = new Map<string, FileEntry>();
+  let prev: Previous = new Previous(job.id, []);
   const prevSize = job.prev ? (statSync(manifestPath(job.prev.snaps, job.prev.id), { throwIfNoEntry: false })?.size ?? 0) : 0;
   const racyFrom = filesystemNow(dirname(job.dest), job.id) - RACY_MARGIN_NS;
   const seen = await walkLive(job.live, prevSize / 100 >= PARALLEL_WALK_MIN, racyFrom, () => {
-    if (job.prev) prevFiles = previousFiles(job.prev);
+    if (job.prev) prev = previousFiles(job.prev);
   });
   lap('walk');
 
@@ -316,6 +360,7 @@ async function build(job: BuildJob): Promise<BuildResult> {
   const links: Array<[string, string]> = [];
   const toCopy: number[] = []; // indexes into files
   const reuse: number[] = [];
+  const reusedFrom: string[] = []; // per reuse: the snapshot holding the copy
   const sameInode = new Map<string, string>(); // "dev:ino" -> first rel path
   let copiedBytes = 0;
   for (const e of seen) {
@@ -332,10 +377,11 @@ async function build(job: BuildJob): Promise<BuildResult> {
       }
       sameInode.set(inodeKey, rel);
     }
-    const prev = prevFiles.get(rel);
-    if (prev && prev[1] === ino && prev[2] === ctime && prev[3] === size) {
+    const p = prev.find(rel);
+    if (p && p[0][1] === ino && p[0][2] === ctime && p[0][3] === size) {
       reuse.push(files.length);
-      files.push([rel, ino, ctime, size, delta ? prev[4] : '']);
+      files.push([rel, ino, ctime, size, delta ? p[1] : '']);
+      reusedFrom.push(p[1]);
       continue;
     }
     if (regular) copiedBytes += size;
@@ -349,10 +395,10 @@ async function build(job: BuildJob): Promise<BuildResult> {
     mkdirSync(job.dest);
   } else {
     for (const [rel] of dirs) mkdirSync(rel ? `${job.dest}/${rel}` : job.dest, { recursive: true });
-    for (const i of reuse) {
+    for (const [k, i] of reuse.entries()) {
       const e = files[i]!;
       try {
-        linkSync(`${job.prev!.snaps}/${prevFiles.get(e[0])![4]}/${e[0]}`, `${job.dest}/${e[0]}`);
+        linkSync(`${job.prev!.snaps}/${reusedFrom[k]}/${e[0]}`, `${job.dest}/${e[0]}`);
       } catch {
         toCopy.push(i); // the previous copy is gone or unusable: copy instead
         e[4] = '';
@@ -392,18 +438,7 @@ async function build(job: BuildJob): Promise<BuildResult> {
   const manifest: Manifest = { v: 2, layout: job.layout, dirs, files: keptFiles, links: keptLinks };
   writeFileSync(job.manifestOut, JSON.stringify(manifest));
   lap('manifest');
-  if (serving) {
-    const byPath = new Map<string, FileEntry>();
-    for (const e of keptFiles) byPath.set(e[0], [e[0], e[1], e[2], e[3], holderOf(e, job.id)]);
-    cache.delete(dirname(job.manifestOut)); // re-inserted last: most recently used
-    cache.set(dirname(job.manifestOut), { id: job.id, key: fileKey(job.manifestOut)!, files: byPath, n: byPath.size });
-    for (let total = [...cache.values()].reduce((a, c) => a + c.n, 0); total > CACHE_MAX_ENTRIES && cache.size > 1; ) {
-      const [oldest, c] = cache.entries().next().value!; // least recently built first
-      cache.delete(oldest);
-      total -= c.n;
-    }
-    lap('cache');
-  }
+  if (serving) remember(dirname(job.manifestOut), job.manifestOut, new Previous(job.id, keptFiles));
   return { files: keptFiles.length + keptLinks.length, linked: reuse.length, copied: toCopy.length - vanished.size, copiedBytes, timings };
 }
 

@@ -185,9 +185,33 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
         expected.delete(id);
         for (const [left, fp] of expected) assert.deepEqual(await contents('chain', left), fp, `snapshot ${left} after removing ${id}`);
       }
+      // and the next snapshots build on what is left (their manifests were rewritten by the removals)
+      writeFileSync(join(d, 'after-removals'), 'new');
+      for (let k = 0; k < 2; k++) {
+        const snap = await json('snapshot', 'create', 'chain');
+        expected.set(snap.id, withoutRoot(fingerprint(d)));
+        if (kind !== 'btrfs' && k === 1) assert.equal(snap.stats.copied, 0, 'nothing changed since the one before');
+      }
+      for (const [left, fp] of expected) assert.deepEqual(await contents('chain', left), fp, `snapshot ${left} at the end`);
       const live = fileInodes(d);
       for (const ino of fileInodes(snapsDir('chain'))) assert.ok(!live.has(ino), 'live data shares an inode with a snapshot');
       await ok('volume', 'rm', '--purge', 'chain');
+    });
+
+    it('snapshots several volumes at once, each to its own point in time', async () => {
+      const names = ['par-a', 'par-b', 'par-c', 'par-d'];
+      for (const n of names) {
+        await ok('volume', 'create', n);
+        populate(data(n), 30);
+        writeFileSync(join(data(n), 'whoami'), n);
+      }
+      for (let round = 0; round < 2; round++) {
+        const expected = names.map((n) => withoutRoot(fingerprint(data(n))));
+        const snaps = await Promise.all(names.map((n) => json('snapshot', 'create', n)));
+        for (const n of names) writeFileSync(join(data(n), 'whoami'), `${n} changed after round ${round}`);
+        for (let i = 0; i < names.length; i++) assert.deepEqual(await contents(names[i]!, snaps[i].id), expected[i], `${names[i]} round ${round}`);
+      }
+      for (const n of names) await ok('volume', 'rm', '--purge', n);
     });
 
     it('removes a snapshot that later ones depend on safely across kill -9', async () => {
