@@ -12,8 +12,9 @@
  */
 import { Worker, parentPort, workerData } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { isUtf8 } from 'node:buffer';
 import { lstatSync, statSync, readdirSync, mkdirSync, linkSync, unlinkSync, chownSync, chmodSync, utimesSync, writeFileSync, readFileSync, existsSync, openSync, fsyncSync, closeSync, renameSync, type Dirent } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { dirname } from 'node:path';
 import { holderOf, parseManifest, type DirEntry, type FileEntry, type Manifest } from './manifest.js';
 
@@ -113,6 +114,25 @@ function cpBatches(rels: string[], cwd: string, dest: string, reflink: Reflink, 
     }
   }
 }
+/** The same without blocking this thread (so that it can write the manifest meanwhile); resolves to the batches that failed. */
+async function cpBatchesAsync(rels: string[], cwd: string, dest: string, reflink: Reflink): Promise<string[][]> {
+  const failed: string[][] = [];
+  for (let i = 0; i < rels.length; ) {
+    const batch: string[] = [];
+    for (let len = 0; i < rels.length && len < 100_000; i++) {
+      batch.push(rels[i]!);
+      len += rels[i]!.length + 1;
+    }
+    await new Promise<void>((resolve) =>
+      execFile('cp', ['-a', `--reflink=${reflink}`, '--parents', '-t', dest, '--', ...batch], { cwd, maxBuffer: 16 * 1024 * 1024 }, (err) => {
+        if (err) failed.push(batch);
+        resolve();
+      }),
+    );
+  }
+  return failed;
+}
+
 function cpParents(rels: string[], cwd: string, dest: string, reflink: Reflink): void {
   execFileSync('cp', ['-a', `--reflink=${reflink}`, '--parents', '-t', dest, '--', ...rels], { cwd, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 16 * 1024 * 1024 });
 }
@@ -181,12 +201,21 @@ function see(live: string, rel: string, racyFrom: bigint): Seen | undefined {
 function list(live: string, rel: string): string[];
 function list(live: string, rel: string, types: true): Dirent[];
 function list(live: string, rel: string, types?: true): string[] | Dirent[] {
+  const abs = rel ? `${live}/${rel}` : live;
+  let names: string[] | Dirent[];
   try {
-    return types ? readdirSync(rel ? `${live}/${rel}` : live, { withFileTypes: true }) : readdirSync(rel ? `${live}/${rel}` : live);
+    names = types ? readdirSync(abs, { withFileTypes: true }) : readdirSync(abs);
   } catch (err) {
     if (!rel || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     return [];
   }
+  // Names are read as UTF-8: one that is not would come back altered and look deleted. Refuse, loudly.
+  if (names.some((n) => (typeof n === 'string' ? n : n.name).includes('\uFFFD'))) {
+    for (const raw of readdirSync(abs, { encoding: 'buffer' })) {
+      if (!isUtf8(raw)) throw new Error(`${abs} holds a file name that is not valid UTF-8 (${JSON.stringify(raw.toString('latin1'))}); snapshots cannot keep it: rename it (convmv can)`);
+    }
+  }
+  return names;
 }
 
 interface WalkTask {
@@ -419,8 +448,18 @@ async function build(job: BuildJob): Promise<BuildResult> {
       }
     }
   };
-  // Something in a batch changed under us: copy one by one, skipping what was deleted meanwhile.
-  cpBatches(toCopy.map((i) => files[i]![0]), job.live, job.dest, job.reflink, (batch) => batch.forEach(copyOne));
+  const writeManifest = (m: Manifest) => writeFileSync(job.manifestOut, JSON.stringify(m));
+  const rels = toCopy.map((i) => files[i]![0]);
+  if (delta) {
+    // cp runs in its own process: the manifest is written meanwhile, and written again if something vanished
+    const copying = cpBatchesAsync(rels, job.live, job.dest, job.reflink);
+    writeManifest({ v: 2, layout: job.layout, dirs, files, links });
+    lap('manifest');
+    // Something in a batch changed under us: copy one by one, skipping what was deleted meanwhile.
+    for (const batch of await copying) batch.forEach(copyOne);
+  } else {
+    cpBatches(rels, job.live, job.dest, job.reflink, (batch) => batch.forEach(copyOne));
+  }
   lap('copy');
 
   const keptFiles = vanished.size ? files.filter((e) => !vanished.has(e[0])) : files;
@@ -435,9 +474,10 @@ async function build(job: BuildJob): Promise<BuildResult> {
     }
     setDirMeta(job.dest, dirs);
   }
-  const manifest: Manifest = { v: 2, layout: job.layout, dirs, files: keptFiles, links: keptLinks };
-  writeFileSync(job.manifestOut, JSON.stringify(manifest));
-  lap('manifest');
+  if (!delta || vanished.size) {
+    writeManifest({ v: 2, layout: job.layout, dirs, files: keptFiles, links: keptLinks });
+    lap('manifest');
+  }
   if (serving) remember(dirname(job.manifestOut), job.manifestOut, new Previous(job.id, keptFiles));
   return { files: keptFiles.length + keptLinks.length, linked: reuse.length, copied: toCopy.length - vanished.size, copiedBytes, timings };
 }
