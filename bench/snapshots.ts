@@ -512,7 +512,7 @@ async function benchPool(kind: FsKind, share: Array<{ name: string; c: TreeCount
   phase('clone', t);
   progress(`${kind}: remove snapshot 1`);
   t = performance.now();
-  const held = snaps.length - 1;
+  const held = (await cli(f, 'snapshot', 'ls', VOL)).json.length - 1;
   const mx = await measure(kind, mnt, async () => void (await cli(f, 'snapshot', 'rm', VOL, first)));
   rows.push({ op: 'ferry snapshot rm (snapshot 1)', state: 'first', ferry: true, ...mx, note: method === 'btrfs' ? 'a subvolume delete' : `the ${held} later snapshots still use most of its files: they are hard-linked into the oldest of them first` });
   phase('remove snapshot 1', t);

@@ -583,6 +583,8 @@ if (parentPort) {
     });
   } else if (w.op === 'serve') {
     serving = true;
+    // start the walk helpers now: the first large snapshot does not wait for them
+    for (let k = 0; k < Math.min(3, availableParallelism() - 1); k++) walkHelper(k);
     // one job at a time: the caller sends the next one only after the answer
     port.on('message', (m: { id: number; job: TreeJob }) => void reply(run(m.job), m.id));
   } else {
