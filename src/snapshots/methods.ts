@@ -130,6 +130,10 @@ class BuildServer {
 
   private start(): Worker {
     const w = new Worker(new URL('./tree-worker.js', import.meta.url), { workerData: { op: 'serve' } });
+    // a worker that dies between jobs is replaced by the next one; its error must never go unheard
+    const forget = () => this.worker === w && (this.worker = undefined);
+    w.on('error', forget);
+    w.on('exit', forget);
     w.unref();
     return w;
   }

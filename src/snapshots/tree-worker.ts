@@ -297,10 +297,18 @@ async function walkLive(live: string, parallel: boolean, racyFrom: bigint, meanw
       w.postMessage(task);
     });
   });
-  meanwhile();
   const byUnit: Array<Seen[] | undefined> = new Array(units.length);
-  walkUnits(task, byUnit);
-  for (const theirs of await Promise.all(done)) theirs.forEach((u, i) => u && (byUnit[i] = u));
+  try {
+    meanwhile();
+    walkUnits(task, byUnit);
+  } catch (err) {
+    Atomics.store(new Int32Array(task.counter), 0, units.length); // the helpers stop after their current unit
+    await Promise.allSettled(done);
+    throw err;
+  }
+  const results = await Promise.allSettled(done);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+  for (const r of results) if (r.status === 'fulfilled') r.value.forEach((u, i) => u && (byUnit[i] = u));
   return top.concat(...byUnit.map((u) => u ?? []));
 }
 
@@ -378,7 +386,7 @@ async function build(job: BuildJob): Promise<BuildResult> {
   let prev: Previous = new Previous(job.id, []);
   const prevSize = job.prev ? (statSync(manifestPath(job.prev.snaps, job.prev.id), { throwIfNoEntry: false })?.size ?? 0) : 0;
   const racyFrom = filesystemNow(dirname(job.dest), job.id) - RACY_MARGIN_NS;
-  const seen = await walkLive(job.live, prevSize / 100 >= PARALLEL_WALK_MIN, racyFrom, () => {
+  const seen = await walkLive(job.live, prevSize / 50 >= PARALLEL_WALK_MIN, racyFrom, () => {
     if (job.prev) prev = previousFiles(job.prev);
   });
   lap('walk');
