@@ -245,7 +245,8 @@ export class SnapshotService {
     const durationMs = Math.round(performance.now() - t0);
     const { timings, ...counts } = stats;
     stats = counts;
-    if (pool.snapshotMethod.name !== 'btrfs') await syncTree(tmp);
+    // ferryd's own trees (and their manifests) must be on disk before the record; a btrfs snapshot is already
+    if (stats.files !== undefined) await syncTree(tmp);
     await rename(tmp, join(snaps, id));
     await rename(join(snaps, `.tmp-${id}.manifest.json`), join(snaps, `${id}.manifest.json`)).catch(() => undefined);
     const snap: SnapshotRecord = {
@@ -366,7 +367,7 @@ export class SnapshotService {
     const old = `${data}.old`;
     await removeTree(fresh);
     await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, fresh);
-    if (pool.snapshotMethod.name !== 'btrfs') await syncTree(fresh);
+    await syncTree(fresh); // before the marker: a copy made by btrfs for an old non-subvolume snapshot too
     await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
     await this.finishSwap(root, data, fresh, old, restoreMarker);
     this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'volume data replaced by snapshot');

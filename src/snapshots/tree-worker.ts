@@ -97,16 +97,28 @@ function writeAtomicSync(path: string, text: string): void {
   }
 }
 
-/** `cp -a` of paths relative to `cwd` into `dest` (keeping them relative), in batches that fit a command line. */
-function cpBatches(rels: string[], cwd: string, dest: string, reflink: Reflink, onFailure: (batch: string[]) => void): void {
+/** Paths in batches that fit on a command line. */
+function* batches(rels: string[]): Generator<string[]> {
   for (let i = 0; i < rels.length; ) {
     const batch: string[] = [];
-    let len = 0;
-    while (i < rels.length && len < 100_000) {
+    for (let len = 0; i < rels.length && len < 100_000; i++) {
       batch.push(rels[i]!);
       len += rels[i]!.length + 1;
-      i++;
     }
+    yield batch;
+  }
+}
+
+/** `cp -a` of paths relative to `cwd` into `dest`, keeping them relative. */
+const cpArgs = (rels: string[], dest: string, reflink: Reflink) => ['-a', `--reflink=${reflink}`, '--parents', '-t', dest, '--', ...rels];
+
+function cpParents(rels: string[], cwd: string, dest: string, reflink: Reflink): void {
+  execFileSync('cp', cpArgs(rels, dest, reflink), { cwd, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 16 * 1024 * 1024 });
+}
+
+/** cpParents in batches; `onFailure` gets a batch that failed (something in it changed meanwhile). */
+function cpBatches(rels: string[], cwd: string, dest: string, reflink: Reflink, onFailure: (batch: string[]) => void): void {
+  for (const batch of batches(rels)) {
     try {
       cpParents(batch, cwd, dest, reflink);
     } catch {
@@ -114,17 +126,13 @@ function cpBatches(rels: string[], cwd: string, dest: string, reflink: Reflink, 
     }
   }
 }
+
 /** The same without blocking this thread (so that it can write the manifest meanwhile); resolves to the batches that failed. */
 async function cpBatchesAsync(rels: string[], cwd: string, dest: string, reflink: Reflink): Promise<string[][]> {
   const failed: string[][] = [];
-  for (let i = 0; i < rels.length; ) {
-    const batch: string[] = [];
-    for (let len = 0; i < rels.length && len < 100_000; i++) {
-      batch.push(rels[i]!);
-      len += rels[i]!.length + 1;
-    }
+  for (const batch of batches(rels)) {
     await new Promise<void>((resolve) =>
-      execFile('cp', ['-a', `--reflink=${reflink}`, '--parents', '-t', dest, '--', ...batch], { cwd, maxBuffer: 16 * 1024 * 1024 }, (err) => {
+      execFile('cp', cpArgs(batch, dest, reflink), { cwd, maxBuffer: 16 * 1024 * 1024 }, (err) => {
         if (err) failed.push(batch);
         resolve();
       }),
@@ -133,9 +141,6 @@ async function cpBatchesAsync(rels: string[], cwd: string, dest: string, reflink
   return failed;
 }
 
-function cpParents(rels: string[], cwd: string, dest: string, reflink: Reflink): void {
-  execFileSync('cp', ['-a', `--reflink=${reflink}`, '--parents', '-t', dest, '--', ...rels], { cwd, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 16 * 1024 * 1024 });
-}
 
 function setDirMeta(dest: string, dirs: DirEntry[]): void {
   // deepest first, after everything inside was made, so that adding entries does not change their times again
@@ -244,6 +249,10 @@ const helpers: Worker[] = [];
 function walkHelper(k: number): Worker {
   while (helpers.length <= k) {
     const w = new Worker(new URL(import.meta.url), { workerData: { op: 'walk-helper' } });
+    // a helper that dies is dropped (a walk waiting for it fails) and started again by the next walk
+    const drop = () => helpers.includes(w) && helpers.splice(helpers.indexOf(w), 1);
+    w.on('error', drop);
+    w.on('exit', drop);
     w.unref();
     helpers.push(w);
   }
@@ -283,10 +292,7 @@ async function walkLive(live: string, parallel: boolean, racyFrom: bigint, meanw
     const w = walkHelper(k);
     w.ref();
     return new Promise<Array<Seen[] | undefined>>((resolve, reject) => {
-      const onError = (err: Error) => {
-        helpers.splice(helpers.indexOf(w), 1);
-        reject(err);
-      };
+      const onError = (err: Error) => reject(err);
       w.once('error', onError);
       w.once('message', (m: { ok: boolean; result?: Array<Seen[] | undefined>; error?: string }) => {
         w.off('error', onError);

@@ -1,7 +1,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, rm, readFile } from 'node:fs/promises';
 import { openSync, closeSync, fstatSync } from 'node:fs';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,24 +33,29 @@ export interface HttpAnswer {
   json: any;
 }
 
+/** Read a response whole: status, headers, text, and the JSON it holds (or undefined). */
+export function readAnswer(res: IncomingMessage, done: (a: HttpAnswer) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => {
+    const text = Buffer.concat(chunks).toString('utf8');
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    done({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+  });
+}
+
 /** One raw HTTP request over a unix socket, the way Docker talks to a plugin. */
 export function unixRequest(socketPath: string, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<HttpAnswer> {
   return new Promise((resolvePromise, reject) => {
     let answered = false;
     const req = request({ socketPath, method, path, headers: { ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
       answered = true;
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolvePromise({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
+      readAnswer(res, resolvePromise);
     });
     // A server may answer (413) and close before a huge body is fully written: the answer counts.
     req.on('error', (err) => (answered ? undefined : reject(err)));

@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { startFerryd, run, runFerry, unixRequest, type Ferryd, type HttpAnswer } from '../helpers/ferryd.js';
+import { startFerryd, run, runFerry, unixRequest, readAnswer, type Ferryd, type HttpAnswer } from '../helpers/ferryd.js';
 
 interface Req {
   token?: string;
@@ -31,20 +31,7 @@ function tcp(base: string, method: string, path: string, opts: Req & { ca?: Buff
   };
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = send(url, { method, headers, ...(opts.ca ? { ca: opts.ca } : {}) }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
-    });
+    const req = send(url, { method, headers, ...(opts.ca ? { ca: opts.ca } : {}) }, (res) => readAnswer(res, resolve));
     req.on('error', reject);
     if (payload !== undefined) req.write(payload);
     req.end();
