@@ -13,6 +13,7 @@ import type { TokenStore, TokenInfo } from './tokens.js';
 import type { Metrics } from './metrics.js';
 import { openApiJson, openApiYaml } from './openapi.js';
 import { serveUi } from './ui.js';
+import type { StateWarnings } from '../util/state-warnings.js';
 
 export interface DaemonFacts {
   version: string;
@@ -27,6 +28,8 @@ export interface DaemonFacts {
   apiListen?: string;
   /** Names of the configured backup targets (what `target` takes in the backup routes). */
   backupTargets?: string[];
+  /** Problems found in ferryd's own state and worked around (listed by `ferry status` and `ferry doctor`). */
+  warnings?: StateWarnings;
 }
 
 /** The Volume Hub's parts of the API: tokens, /metrics, and serving over TCP with bearer tokens. */
@@ -209,6 +212,7 @@ export function buildApiServer(
 
   app.get('/v1/status', async (req) => ({
     ...facts,
+    warnings: facts.warnings?.list() ?? [],
     uptimeSeconds: Math.round((Date.now() - Date.parse(facts.startedAt)) / 1000),
     pools: await service.poolStatus(),
     counts: service.counts(),

@@ -7,6 +7,7 @@ import { FerryError } from '../util/errors.js';
 import type { TrashInfo, VolumeInfo } from '../volumes/service.js';
 import type { PoolStatus } from '../pools/pool.js';
 import type { AttachmentStatus, NodeStatus } from '../cluster/cluster.js';
+import type { StateWarning } from '../util/state-warnings.js';
 
 type ListedVolume = VolumeInfo & { attachments: AttachmentStatus[] };
 type InspectedVolume = ListedVolume & { containers: Array<{ name: string; state: string }> | null; usageBytes?: number };
@@ -30,6 +31,7 @@ interface Status {
   pools: PoolStatus[];
   counts: { volumes: number; mounted: number; mounts: number; trash: number };
   cluster: { heartbeatMs: number; nodeTimeoutMs: number; nodes: NodeStatus[]; attachments: AttachmentStatus[] } | null;
+  warnings: StateWarning[];
 }
 
 export function registerCliCommands(program: Command): void {
@@ -174,6 +176,7 @@ export function registerCliCommands(program: Command): void {
           `api socket:    ${s.apiSocket}`,
           ...(s.apiListen ? [`api tcp:       ${s.apiListen} (bearer tokens: \`ferry token\`)`] : []),
           `volumes:       ${s.counts.volumes} (${s.counts.mounted} mounted, ${s.counts.mounts} mounts); ${s.counts.trash} in the trash (kept ${s.trashRetention})`,
+          ...(s.warnings.length ? ['', `WARNINGS (${s.warnings.length}):`, ...s.warnings.map((w) => `  ${w.message}${w.file ? ` [${w.file}]` : ''}`)] : []),
           '',
           table(
             ['POOL', 'KIND', 'STATE', 'SNAPSHOTS', 'USED', 'FREE', 'PATH'],

@@ -21,6 +21,7 @@ import { listenTcp, readTls } from '../api/tcp.js';
 import { UI_DIR } from '../api/ui.js';
 import { listenUnix } from '../util/unix-listen.js';
 import { VERSION } from '../version.js';
+import { StateWarnings } from '../util/state-warnings.js';
 
 /** Sweep the trash often enough that an entry outlives its retention by at most a quarter of it (10 min at most). */
 const trashSweepMs = (retentionMs: number) => Math.min(10 * 60_000, Math.max(1000, Math.floor(retentionMs / 4)));
@@ -35,6 +36,7 @@ export interface RunningDaemon {
 export async function startDaemon(config: DaemonConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningDaemon> {
   const t0 = performance.now();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const warnings = new StateWarnings();
   const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
   for (const [name, p] of Object.entries(config.pools)) {
     pools.set(name, new DirPool(name, p.path, { shared: p.shared, ...(p.mount ? { mount: p.mount } : {}) }));
@@ -97,6 +99,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     apiSocket: config.apiSocket,
     trashRetention: config.trashRetention,
     backupTargets: Object.keys(config.backupTargets),
+    warnings,
   };
   const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics });
   const servers: Array<[FastifyInstance, string | undefined]> = [];
