@@ -8,20 +8,30 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { findClusters, startCluster, sweepCluster, type Cluster, type ClusterState } from '../test/helpers/cluster.js';
 import { startGluster } from '../test/helpers/gluster.js';
+import { writeFileAtomic } from '../src/util/atomic.js';
 
 const STATE_DIR = process.env.FERRY_CLUSTER_DIR ?? '/tmp/ferry-cluster';
 const STATE_FILE = join(STATE_DIR, 'state.json');
 
-async function writeState(s: ClusterState & { createdAt?: string; complete?: boolean }): Promise<void> {
-  await mkdir(STATE_DIR, { recursive: true });
-  const tmp = `${STATE_FILE}.tmp`;
-  await writeFile(tmp, JSON.stringify(s, null, 2) + '\n');
-  await rename(tmp, STATE_FILE);
+let stateWrites: Promise<void> = Promise.resolve();
+
+/**
+ * Record the cluster's state. Writes are queued one after the other, each through its own temporary file:
+ * two writes racing on one `state.json.tmp` made `up` fail with ENOENT on the rename.
+ */
+function writeState(s: ClusterState & { createdAt?: string; complete?: boolean }): Promise<void> {
+  const text = JSON.stringify(s, null, 2) + '\n';
+  const write = stateWrites.then(async () => {
+    await mkdir(STATE_DIR, { recursive: true });
+    await writeFileAtomic(STATE_FILE, text);
+  });
+  stateWrites = write.catch(() => undefined);
+  return write;
 }
 
 async function readState(): Promise<(ClusterState & { complete?: boolean }) | undefined> {

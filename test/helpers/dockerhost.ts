@@ -190,9 +190,10 @@ export function dockerHostPrerequisites(): { ok: boolean; missing: string[] } {
  * --mount [--uts] ...`): $1 instance dir, $2 dockerd, $3 cgroup parent, $4 hostname or '' (only set when
  * the engine has its own UTS namespace), $5 space-separated privateDirs, then extra dockerd args.
  * Everything it mounts lives and dies with this namespace. If
- * /run/docker, /run/containerd, /etc/docker or /opt/containerd (made by containerd's "opt" plugin) do
- * not exist on this machine, their parent is shadowed (in this namespace only) by a tmpfs holding bind
- * mounts of its entries, so that nothing is ever created on the machine's own filesystem. Every
+ * /etc/docker or /opt/containerd (made by containerd's "opt" plugin) do not exist on this machine, their
+ * parent is shadowed (in this namespace only) by a tmpfs holding bind mounts of its entries, so that
+ * nothing is ever created on the machine's own filesystem. /run is always shadowed that way, without the
+ * machine's docker and containerd entries: each host has a /run of its own. Every
  * mount/umount uses -n: util-linux would otherwise create /run/mount/utab on the machine's /run.
  */
 const NAMESPACE_SCRIPT = String.raw`
@@ -229,10 +230,10 @@ mount -n -t sysfs sysfs /sys
 mount -n --move "$D/.cg" /sys/fs/cgroup
 rmdir "$D/.cg"
 
-if [ ! -d /run/docker ] || [ ! -d /run/containerd ]; then
-  shadow /run docker containerd docker.sock docker.pid containerd.sock
-  mkdir /run/docker /run/containerd
-fi
+# a private /run, always: a machine's /run/docker removed by something else (rmdir of a mount point
+# detaches the mounts on it in every namespace) took /run/docker/plugins away from every simulated host
+shadow /run docker containerd docker.sock docker.pid containerd.sock
+mkdir /run/docker /run/containerd
 mount -n -t tmpfs -o mode=0755 tmpfs /run/docker
 mkdir /run/docker/plugins
 mount -n --bind "$D/plugins" /run/docker/plugins
