@@ -85,6 +85,9 @@ export function registerCliCommands(program: Command): void {
         ['Created', `${v.createdAt} (${ago(v.createdAt)}) on ${v.node}`],
         ['Options', Object.entries(v.options).map(([k, val]) => `${k}=${k === 'mode' ? '0' + Number(val).toString(8) : val}`).join(' ') || '-'],
         ['Labels', Object.entries(v.labels).map(([k, val]) => `${k}=${val}`).join(' ') || '-'],
+        ...(v.docker
+          ? ([['Docker', [`driver ${v.docker.driver ?? '?'}`, `labels ${Object.entries(v.docker.labels ?? {}).map(([k, x]) => `${k}=${x}`).join(' ') || '-'}`, `options ${Object.entries(v.docker.options ?? {}).map(([k, x]) => `${k}=${x}`).join(' ') || '-'}`].join('; ')]] as Array<[string, string]>)
+          : []),
         ['Access', `${v.access}${v.shared ? ' (shared pool)' : ''}`],
         ['Mounts', `${v.mounts} on this node`],
         ...(v.shared ? ([['Attached', attachedText(v.attachments) + v.attachments.map((a) => (a.containers.length ? `\n            ${a.node}: ${a.containers.join(', ')}` : '')).join('')]] as Array<[string, string]>) : []),

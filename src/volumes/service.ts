@@ -33,6 +33,8 @@ export interface VolumeInfo {
   /** Number of Docker mounts on this node (reference count). */
   mounts: number;
   mountIds: string[];
+  /** What Docker's store knew of the volume, as ferryd remembers it (driver, labels, Create's raw options). */
+  docker?: DockerKnown;
 }
 
 export interface RestoreReport {
@@ -146,6 +148,7 @@ export class VolumeService {
       shared: this.isShared(rec.pool),
       mounts: Object.keys(rec.mounts).length,
       mountIds: Object.keys(rec.mounts),
+      ...(rec.docker ? { docker: rec.docker } : {}),
     };
   }
 
