@@ -26,7 +26,7 @@ program
   .option('--data-dir <dir>', `where volumes and the catalog live (default ${DEFAULTS.dataDir})`)
   .option('--plugin-socket <path>', `Docker plugin socket (default ${DEFAULTS.pluginSocket})`)
   .option('--node <name>', 'this node\'s name (default: the hostname)')
-  .option('--docker-host <url>', `Docker API, to name the containers using a volume (default ${DEFAULTS.dockerHost})`)
+  .option('--docker-host <url>', `Docker API, to find the containers that use a volume; none: no Docker engine on this host (default ${DEFAULTS.dockerHost})`)
   .option('--trash-retention <duration>', `how long removed volumes stay in the trash, e.g. 24h, 7d, 0 (default ${DEFAULTS.trashRetention})`)
   .option('--api-listen <host:port>', 'also serve the control API over TCP there, e.g. 127.0.0.1:7677; every request needs a token (`ferry token create`)')
   .option('--api-tls-cert <file>', 'TLS certificate (PEM) for --api-listen; with --api-tls-key')

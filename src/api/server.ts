@@ -24,6 +24,8 @@ export interface DaemonFacts {
   pluginSocket: string;
   apiSocket: string;
   trashRetention: string;
+  /** The Docker Engine API ferryd asks (which containers reference a volume), or `none` (no engine on this host). */
+  dockerHost?: string;
   /** The TCP address the API also listens on (HOST:PORT), when it does. */
   apiListen?: string;
   /** Names of the configured backup targets (what `target` takes in the backup routes). */
@@ -250,8 +252,8 @@ export function buildApiServer(
 
   app.delete<{ Params: { name: string } }>('/v1/volumes/:name', async (req) => {
     const q = parse(removeQuery, req.query, 'query');
-    const trash = await service.remove(req.params.name, { purge: q.purge, force: q.force });
-    return { removed: req.params.name, purged: q.purge, trash: trash ?? null };
+    const r = await service.removeVolume(req.params.name, { purge: q.purge, force: q.force, checkReferences: true });
+    return { removed: req.params.name, purged: q.purge, trash: r.trash ?? null, overrode: r.overrode };
   });
 
   type Vol = { Params: { name: string } };

@@ -4,7 +4,7 @@ import { ago, bytes, table } from './format.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { ACCEPTED_OPTIONS } from '../volumes/options.js';
 import { FerryError } from '../util/errors.js';
-import type { TrashInfo, VolumeInfo } from '../volumes/service.js';
+import type { DockerTold, TrashInfo, VolumeInfo } from '../volumes/service.js';
 import type { PoolStatus } from '../pools/pool.js';
 import type { AttachmentStatus, NodeStatus } from '../cluster/cluster.js';
 import type { StateWarning } from '../util/state-warnings.js';
@@ -28,6 +28,7 @@ interface Status {
   apiSocket: string;
   apiListen?: string;
   trashRetention: string;
+  dockerHost?: string;
   pools: PoolStatus[];
   counts: { volumes: number; mounted: number; mounts: number; trash: number };
   cluster: { heartbeatMs: number; nodeTimeoutMs: number; nodes: NodeStatus[]; attachments: AttachmentStatus[] } | null;
@@ -84,6 +85,9 @@ export function registerCliCommands(program: Command): void {
         ['Created', `${v.createdAt} (${ago(v.createdAt)}) on ${v.node}`],
         ['Options', Object.entries(v.options).map(([k, val]) => `${k}=${k === 'mode' ? '0' + Number(val).toString(8) : val}`).join(' ') || '-'],
         ['Labels', Object.entries(v.labels).map(([k, val]) => `${k}=${val}`).join(' ') || '-'],
+        ...(v.docker
+          ? ([['Docker', [`driver ${v.docker.driver ?? '?'}`, `labels ${Object.entries(v.docker.labels ?? {}).map(([k, x]) => `${k}=${x}`).join(' ') || '-'}`, `options ${Object.entries(v.docker.options ?? {}).map(([k, x]) => `${k}=${x}`).join(' ') || '-'}`].join('; ')]] as Array<[string, string]>)
+          : []),
         ['Access', `${v.access}${v.shared ? ' (shared pool)' : ''}`],
         ['Mounts', `${v.mounts} on this node`],
         ...(v.shared ? ([['Attached', attachedText(v.attachments) + v.attachments.map((a) => (a.containers.length ? `\n            ${a.node}: ${a.containers.join(', ')}` : '')).join('')]] as Array<[string, string]>) : []),
@@ -99,7 +103,7 @@ export function registerCliCommands(program: Command): void {
     .description('remove volumes: they go to the trash (kept for the retention period) unless --purge')
     .argument('<names...>', 'volume names')
     .option('--purge', 'delete the data at once instead of keeping it in the trash')
-    .option('-f, --force', 'drop recorded Docker mounts that no container holds any more (after a Docker crash)')
+    .option('-f, --force', 'remove although stopped or created containers reference the volume, or Docker cannot be asked; drop recorded Docker mounts that no container holds any more (after a Docker crash). Never while a container runs')
     .action(async (names: string[], opts: { purge?: boolean; force?: boolean }, cmd: Command) => {
       names.forEach((n) => checkVolumeName(n));
       const api = client(cmd);
@@ -110,9 +114,10 @@ export function registerCliCommands(program: Command): void {
         if (opts.purge) q.set('purge', 'true');
         if (opts.force) q.set('force', 'true');
         try {
-          const r = await api.call<{ removed: string; trash: TrashInfo | null }>('DELETE', `/v1/volumes/${enc(name)}${q.size ? '?' + q : ''}`);
+          const r = await api.call<{ removed: string; trash: TrashInfo | null; overrode?: string[] }>('DELETE', `/v1/volumes/${enc(name)}${q.size ? '?' + q : ''}`);
           results.push(r);
           if (!wantsJson(cmd)) {
+            for (const o of r.overrode ?? []) process.stderr.write(`ferry: warning: --force overrode: ${o}\n`);
             print(r.trash ? `${name} (in the trash until ${r.trash.expiresAt}; \`ferry volume undelete ${name}\` brings it back)` : `${name} (purged)`);
           }
         } catch (err) {
@@ -131,9 +136,15 @@ export function registerCliCommands(program: Command): void {
     .option('--as <new-name>', 'restore under another name (when the old name is taken again)')
     .action(async (ref: string, opts: { as?: string }, cmd: Command) => {
       if (opts.as) checkVolumeName(opts.as);
-      const v = await client(cmd).call<VolumeInfo>('POST', `/v1/trash/${enc(ref)}/restore`, opts.as ? { as: opts.as } : {});
+      const v = await client(cmd).call<VolumeInfo & { docker?: DockerTold }>('POST', `/v1/trash/${enc(ref)}/restore`, opts.as ? { as: opts.as } : {});
       if (wantsJson(cmd)) printJson(v);
-      else print(v.name);
+      else {
+        print(v.name);
+        if (v.docker?.told) {
+          const what = [...Object.entries(v.docker.labels ?? {}).map(([k, x]) => `label ${k}=${x}`), ...Object.entries(v.docker.options ?? {}).map(([k, x]) => `option ${k}=${x}`)];
+          print(`Docker knows it again (driver ${v.docker.driver}${what.length ? ', ' + what.join(', ') : ''})`);
+        } else if (v.docker) print(`Docker was not told: ${v.docker.reason}`);
+      }
     });
 
   const trash = program.command('trash').description('removed volumes kept for the retention period');
@@ -144,7 +155,19 @@ export function registerCliCommands(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const { trash: items } = await client(cmd).call<{ trash: TrashInfo[] }>('GET', '/v1/trash');
       if (wantsJson(cmd)) return printJson(items);
-      print(table(['ID', 'NAME', 'POOL', 'REMOVED', 'PURGED'], items.map((t) => [t.id, t.name, t.pool, ago(t.removedAt), ago(t.expiresAt)])));
+      // COMPOSE: project/volume from Docker's labels, so `docker-compose down -v` finds its way back
+      const compose = (t: TrashInfo) => {
+        const l = t.dockerLabels ?? {};
+        return l['com.docker.compose.project'] ? `${l['com.docker.compose.project']}/${l['com.docker.compose.volume'] ?? '?'}` : '-';
+      };
+      // (the column is shown when some entry has Compose labels)
+      const withCompose = items.some((t) => compose(t) !== '-');
+      print(
+        table(
+          ['ID', 'NAME', 'POOL', ...(withCompose ? ['COMPOSE'] : []), 'REMOVED', 'PURGED'],
+          items.map((t) => [t.id, t.name, t.pool, ...(withCompose ? [compose(t)] : []), ago(t.removedAt), ago(t.expiresAt)]),
+        ),
+      );
     });
   trash
     .command('purge')
@@ -174,6 +197,7 @@ export function registerCliCommands(program: Command): void {
           `data dir:      ${s.dataDir}`,
           `plugin socket: ${s.pluginSocket}`,
           `api socket:    ${s.apiSocket}`,
+          ...(s.dockerHost ? [`docker:        ${s.dockerHost === 'none' ? 'none (no Docker engine on this host: `ferry volume rm` checks no containers here)' : s.dockerHost}`] : []),
           ...(s.apiListen ? [`api tcp:       ${s.apiListen} (bearer tokens: \`ferry token\`)`] : []),
           `volumes:       ${s.counts.volumes} (${s.counts.mounted} mounted, ${s.counts.mounts} mounts); ${s.counts.trash} in the trash (kept ${s.trashRetention})`,
           ...(s.warnings.length ? ['', `WARNINGS (${s.warnings.length}):`, ...s.warnings.map((w) => `  ${w.message}${w.file ? ` [${w.file}]` : ''}`)] : []),

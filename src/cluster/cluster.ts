@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Pool } from '../pools/pool.js';
 import { FerryError, errorMessage } from '../util/errors.js';
-import { SharedStore, type Attachment, type NodeBeat, type SharedRecord } from './shared-store.js';
+import { SharedStore, type Attachment, type NodeBeat, type NodeReferences, type SharedRecord } from './shared-store.js';
 
 export interface ClusterOptions {
   node: string;
@@ -164,6 +164,24 @@ export class Cluster {
   /** Attachments on other nodes that are alive: what makes a volume "in use elsewhere". */
   async usedElsewhere(pool: string, rec: SharedRecord): Promise<AttachmentStatus[]> {
     return (await this.attachments(pool, rec.name)).filter((a) => a.node !== this.node && a.alive && a.createdAt === rec.createdAt);
+  }
+
+  /** Publish which volumes of a pool containers on this node's host reference (heartbeat work). */
+  async publishReferences(pool: string, r: Omit<NodeReferences, 'node'>): Promise<void> {
+    await (await this.store(pool)).publishReferences({ node: this.node, ...r });
+  }
+
+  /**
+   * What the other live nodes report of a volume: the containers on their hosts that reference it, and the
+   * nodes that could not ask their Docker engine (their last known list is used, and they are named).
+   */
+  async referencesElsewhere(pool: string, volume: string): Promise<Array<{ node: string; containers: string[]; docker: NodeReferences['docker']; reason?: string; updatedAt: string }>> {
+    const s = await this.store(pool);
+    const beats = new Map((await s.nodes()).map((b) => [b.node, b]));
+    return (await s.references())
+      .filter((r) => r.node !== this.node && this.isAlive(beats.get(r.node)))
+      .map((r) => ({ node: r.node, containers: r.volumes[volume] ?? [], docker: r.docker, ...(r.reason ? { reason: r.reason } : {}), updatedAt: r.updatedAt }))
+      .filter((r) => r.containers.length > 0 || r.docker === 'unreachable');
   }
 
   /**

@@ -33,6 +33,21 @@ export interface Attachment {
   updatedAt: string;
 }
 
+/**
+ * The volumes of this pool that containers on one node's host reference, mounted or not (stopped and
+ * created containers too): what Docker would refuse `docker volume rm` for. Written by that node only,
+ * on each heartbeat tick, from one `GET /containers/json?all=1`.
+ */
+export interface NodeReferences {
+  node: string;
+  updatedAt: string;
+  /** `ok`: asked its engine at updatedAt; `none`: the node has no Docker engine; `unreachable`: its engine did not answer (volumes is the last known list). */
+  docker: 'ok' | 'none' | 'unreachable';
+  reason?: string;
+  /** Volume name → containers as "NAME (STATE)". */
+  volumes: Record<string, string[]>;
+}
+
 /** The holder of a one-host-at-a-time (rwo) volume. */
 export interface RwoLock {
   node: string;
@@ -49,6 +64,7 @@ export interface RwoLock {
  *   ROOT/nodes/NODE.json                 heartbeats
  *   ROOT/attachments/NAME/NODE.json      who uses what; each file has one writer, its node
  *   ROOT/locks/NAME.json                 the holder of an rwo volume (created exclusively with link(2))
+ *   ROOT/references/NODE.json            volumes that containers on NODE's host reference; one writer, its node
  *
  * Only operations that are atomic on POSIX filesystems and on NFS/GlusterFS are used: link(2) fails if
  * the name exists (exactly one of two racing hosts wins), rename(2) replaces atomically, and every
@@ -59,16 +75,18 @@ export class SharedStore {
   private readonly nodesDir: string;
   private readonly attachDir: string;
   private readonly locksDir: string;
+  private readonly refsDir: string;
 
   constructor(readonly root: string) {
     this.catalogDir = join(root, 'catalog');
     this.nodesDir = join(root, 'nodes');
     this.attachDir = join(root, 'attachments');
     this.locksDir = join(root, 'locks');
+    this.refsDir = join(root, 'references');
   }
 
   async init(): Promise<void> {
-    for (const d of [this.catalogDir, this.nodesDir, this.attachDir, this.locksDir]) await mkdir(d, { recursive: true, mode: 0o700 });
+    for (const d of [this.catalogDir, this.nodesDir, this.attachDir, this.locksDir, this.refsDir]) await mkdir(d, { recursive: true, mode: 0o700 });
   }
 
   // ---- records -------------------------------------------------------------------------------------
@@ -141,6 +159,23 @@ export class SharedStore {
         const a = await readJson<Attachment>(join(this.attachDir, v, f)).catch(() => undefined);
         if (a) out.push(a);
       }
+    }
+    return out;
+  }
+
+  // ---- container references ------------------------------------------------------------------------
+
+  publishReferences(r: NodeReferences): Promise<void> {
+    return writeJsonAtomic(join(this.refsDir, `${r.node}.json`), r);
+  }
+
+  /** Every node's references file (an unreadable one is skipped: its node rewrites it on its next tick). */
+  async references(): Promise<NodeReferences[]> {
+    const out: NodeReferences[] = [];
+    for (const e of await readdir(this.refsDir).catch(() => [] as string[])) {
+      if (!e.endsWith('.json') || e.startsWith('.')) continue;
+      const r = await readJson<NodeReferences>(join(this.refsDir, e)).catch(() => undefined);
+      if (r && typeof r.volumes === 'object' && r.volumes !== null) out.push(r);
     }
     return out;
   }

@@ -59,7 +59,10 @@ const fileSchema = z.strictObject({
   pluginSocket: absPath('pluginSocket').optional(),
   apiSocket: absPath('apiSocket').optional(),
   node: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'node must be a host name ([a-zA-Z0-9_.-])').optional(),
-  dockerHost: z.string().startsWith('unix://', 'dockerHost must be a unix:// URL').optional(),
+  dockerHost: z
+    .string()
+    .refine((v) => v === 'none' || v.startsWith('unix://'), { message: 'dockerHost must be a unix:// URL, or none (no Docker engine on this host)' })
+    .optional(),
   trashRetention: z.string().optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).optional(),
   snapshotSchedules: z

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { mkdir, unlink } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -10,6 +10,7 @@ import { SnapshotScheduler } from '../snapshots/scheduler.js';
 import { DirPool } from '../pools/dir.js';
 import type { Pool } from '../pools/pool.js';
 import { DockerClient } from '../docker/client.js';
+import { DockerMemory } from '../docker/memory.js';
 import { Cluster } from '../cluster/cluster.js';
 import { JobRegistry } from '../jobs/jobs.js';
 import { BackupService } from '../backup/service.js';
@@ -48,7 +49,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     nodeTimeoutMs: config.nodeTimeoutMs,
     log,
   });
-  const docker = new DockerClient(config.dockerHost);
+  // `dockerHost: none`: no Docker engine on this host (removals then check no containers, status says so)
+  const docker = config.dockerHost === 'none' ? undefined : new DockerClient(config.dockerHost);
+  const dockerDriver = basename(config.pluginSocket).replace(/\.sock$/, '');
   let snapshots: SnapshotService | undefined;
   let backups: BackupService | undefined;
   const service = new VolumeService({
@@ -60,6 +63,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     roDir: join(config.dataDir, 'ro'),
     trashRetentionMs: config.trashRetentionMs,
     docker,
+    dockerHost: config.dockerHost,
+    dockerDriver,
     log,
     resolveClone: (from) => snapshots!.cloneSource(from),
     restoreBackup: (url, dir, report) => backups!.restoreInto(url, dir, report),
@@ -88,7 +93,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   jobs.onFinished = metrics.jobFinished;
   const tls = config.apiTls ? await readTls(config.apiTls) : undefined;
 
-  const plugin = buildPluginServer({ service, log, scope: () => (cluster.active ? 'global' : 'local'), observe: metrics.pluginCall });
+  const memory = docker ? new DockerMemory(docker, service, dockerDriver, log) : undefined;
+  const plugin = buildPluginServer({ service, log, scope: () => (cluster.active ? 'global' : 'local'), observe: metrics.pluginCall, ...(memory ? { afterCreate: (name: string) => memory.learnSoon(name) } : {}) });
   const facts: DaemonFacts = {
     version: VERSION,
     node: config.node,
@@ -98,6 +104,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     pluginSocket: config.pluginSocket,
     apiSocket: config.apiSocket,
     trashRetention: config.trashRetention,
+    dockerHost: config.dockerHost,
     backupTargets: Object.keys(config.backupTargets),
     warnings,
   };
@@ -120,6 +127,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   }
 
   scheduler.start();
+  memory?.start(); // after the plugin socket listens: Docker's volume list asks this plugin's List
   backups.startScheduler(config.dataDir);
   const sweep = setInterval(() => void service.purgeExpiredTrash(), trashSweepMs(config.trashRetentionMs));
   sweep.unref();
@@ -136,6 +144,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     stop: () =>
       (stopping ??= (async () => {
         clearInterval(sweep);
+        await memory?.stop();
         await scheduler.stop();
         await backups!.stopScheduler();
         await cluster.stop();

@@ -6,6 +6,24 @@ export interface ContainerRef {
   state: string;
 }
 
+/** A volume as Docker's own store knows it (GET /volumes/NAME): what the plugin protocol never tells a driver. */
+export interface DockerVolume {
+  Name: string;
+  Driver: string;
+  Labels: Record<string, string> | null;
+  Options: Record<string, string> | null;
+}
+
+/** An answer of the Engine API that was not a success (`status` is the HTTP status). */
+export class DockerApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
 /**
  * The few calls ferryd makes to the Docker Engine API (to name the containers that use a volume).
  * A plain HTTP request over the engine's unix socket; no SDK for three lines of protocol.
@@ -32,7 +50,7 @@ export class DockerClient {
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           const status = res.statusCode ?? 0;
-          if (status < 200 || status >= 300) return reject(new Error(`docker API ${method} ${path}: HTTP ${status} ${text.trim()}`));
+          if (status < 200 || status >= 300) return reject(new DockerApiError(`docker API ${method} ${path}: HTTP ${status} ${text.trim()}`, status));
           try {
             resolve((text.trim() && (res.headers['content-type'] ?? '').includes('json') ? JSON.parse(text) : text) as T);
           } catch (err) {
@@ -55,6 +73,33 @@ export class DockerClient {
     return list
       .filter((c) => !c.Mounts || c.Mounts.some((m) => m.Name === volume))
       .map((c) => ({ id: c.Id.slice(0, 12), name: (c.Names?.[0] ?? c.Id).replace(/^\//, ''), state: c.State ?? 'unknown' }));
+  }
+
+  /** Every container (any state) with the names of the volumes it references, in one call. */
+  async containerVolumes(): Promise<Array<ContainerRef & { volumes: string[] }>> {
+    const list = await this.get<Array<{ Id: string; Names?: string[]; State?: string; Mounts?: Array<{ Type?: string; Name?: string }> }>>('/containers/json?all=1');
+    return list.map((c) => ({
+      id: c.Id.slice(0, 12),
+      name: (c.Names?.[0] ?? c.Id).replace(/^\//, ''),
+      state: c.State ?? 'unknown',
+      volumes: (c.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name).map((m) => m.Name!),
+    }));
+  }
+
+  /** Docker's record of one volume (its labels and driver options). */
+  volume(name: string): Promise<DockerVolume> {
+    return this.get<DockerVolume>(`/volumes/${encodeURIComponent(name)}`);
+  }
+
+  /** Every volume of one driver, as Docker's store knows them (one call; Docker asks the driver's List). */
+  async volumesOfDriver(driver: string): Promise<DockerVolume[]> {
+    const filters = encodeURIComponent(JSON.stringify({ driver: [driver] }));
+    return (await this.get<{ Volumes: DockerVolume[] | null }>(`/volumes?filters=${filters}`, 60_000)).Volumes ?? [];
+  }
+
+  /** Register a volume with Docker (Docker then asks the driver's Get, and Create if Get finds nothing). */
+  createVolume(v: { Name: string; Driver: string; DriverOpts: Record<string, string>; Labels: Record<string, string> }): Promise<DockerVolume> {
+    return this.call<DockerVolume>('POST', '/volumes/create', v, 60_000);
   }
 
   pause(id: string): Promise<unknown> {

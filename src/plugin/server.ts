@@ -18,6 +18,8 @@ export interface PluginServerOptions {
   scope: () => 'local' | 'global';
   /** Told of every call to a known endpoint once answered (for /metrics): endpoint path, success, seconds. */
   observe?: (endpoint: string, ok: boolean, seconds: number) => void;
+  /** Called after a successful Create, without waiting (ferryd learns the volume's labels from Docker then). */
+  afterCreate?: (name: string) => void;
 }
 
 function str(body: Body, key: string): string {
@@ -31,7 +33,7 @@ function str(body: Body, key: string): string {
  * The Docker volume plugin endpoints, exactly as moby's plugin client calls them
  * (docs/extend/plugins_volume.md). Nothing here but decoding, calling the service and encoding.
  */
-export function buildPluginServer({ service, log, scope, observe }: PluginServerOptions): FastifyInstance {
+export function buildPluginServer({ service, log, scope, observe, afterCreate }: PluginServerOptions): FastifyInstance {
   const app = newHttpServer(log, 'plugin', PLUGIN_BODY_LIMIT);
 
   // Docker sends JSON with varying (or no) content types: take every body as text and parse it here,
@@ -44,7 +46,8 @@ export function buildPluginServer({ service, log, scope, observe }: PluginServer
     '/VolumeDriver.Capabilities': () => ({ Capabilities: { Scope: scope() } }),
     '/VolumeDriver.Create': async (b) => {
       const opts = b.Opts ?? b.Options;
-      await service.create(str(b, 'Name'), opts ?? {}, {}, { ifMissing: true });
+      const v = await service.create(str(b, 'Name'), opts ?? {}, {}, { ifMissing: true, dockerOptions: opts });
+      afterCreate?.(v.name);
       return { Err: '' };
     },
     '/VolumeDriver.Remove': async (b) => {

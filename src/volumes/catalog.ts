@@ -21,6 +21,22 @@ export interface VolumeRecord {
   labels: Record<string, string>;
   /** Reference counts: one entry per Docker mount ID. Persisted so a restart of ferryd loses none. */
   mounts: Record<string, MountRecord>;
+  /** What Docker's own store knew of the volume (absent in records of older versions and of CLI-made volumes). */
+  docker?: DockerKnown;
+}
+
+/**
+ * Docker keeps a volume's labels and driver options in its own store and drops them on `docker volume rm`;
+ * ferryd remembers them so that an undelete can give them back (see docs/design.md, "What Docker knew").
+ */
+export interface DockerKnown {
+  /** The driver options as Docker sent them in Create (strings, unparsed). */
+  options?: Record<string, string>;
+  /** The driver name Docker knows this plugin by, and the volume's labels: learned from the Engine API. */
+  driver?: string;
+  labels?: Record<string, string>;
+  /** When the labels were last learned (ISO 8601). */
+  learnedAt?: string;
 }
 
 export interface TrashRecord {

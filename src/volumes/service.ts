@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { Catalog, TRASH_ID_PATTERN, type TrashRecord, type VolumeRecord } from './catalog.js';
+import { Catalog, TRASH_ID_PATTERN, type DockerKnown, type TrashRecord, type VolumeRecord } from './catalog.js';
 import { checkVolumeName } from './names.js';
 import { parseVolumeOptions, type AccessMode, type VolumeOptions } from './options.js';
 import { dropReadOnlyView, ensureReadOnlyView } from './ro-view.js';
@@ -33,6 +33,8 @@ export interface VolumeInfo {
   /** Number of Docker mounts on this node (reference count). */
   mounts: number;
   mountIds: string[];
+  /** What Docker's store knew of the volume, as ferryd remembers it (driver, labels, Create's raw options). */
+  docker?: DockerKnown;
 }
 
 export interface RestoreReport {
@@ -48,13 +50,37 @@ export interface TrashInfo {
   pool: string;
   removedAt: string;
   expiresAt: string;
+  /** The labels Docker had for the volume (when ferryd learned them): Compose's project and volume are among them. */
+  dockerLabels?: Record<string, string>;
+}
+
+/** What an undelete told Docker: the volume registered again with its labels and driver options, or why not. */
+export interface DockerTold {
+  told: boolean;
+  reason?: string;
+  driver?: string;
+  labels?: Record<string, string>;
+  options?: Record<string, string>;
+}
+
+/** The result of a removal through the CLI or API. */
+export interface RemoveResult {
+  trash: TrashInfo | undefined;
+  /** What `--force` overrode (each a sentence), empty without --force or when nothing was in the way. */
+  overrode: string[];
 }
 
 export interface RemoveOptions {
   /** Delete the data at once instead of moving it to the trash. */
   purge?: boolean;
-  /** Drop recorded mounts (stale after a Docker crash) instead of refusing. */
+  /** Drop recorded mounts (stale after a Docker crash) and override the reference checks instead of refusing. */
   force?: boolean;
+  /**
+   * The CLI/API removal: refuse while containers (any state) on this host reference the volume, or, in a
+   * shared pool, containers on another live node; refuse when Docker cannot be asked. Docker's own
+   * VolumeDriver.Remove does not set it: Docker has checked already, and waits for the answer.
+   */
+  checkReferences?: boolean;
 }
 
 export interface ServiceDeps {
@@ -63,7 +89,12 @@ export interface ServiceDeps {
   defaultPool: string;
   node: string;
   trashRetentionMs: number;
+  /** The Engine API; absent with `dockerHost: none` (no Docker engine on this host). */
   docker?: DockerClient;
+  /** The Engine API's address (for messages), or `none`. */
+  dockerHost?: string;
+  /** The driver name Docker knows this plugin by (its socket's name: ferry.sock → ferry). */
+  dockerDriver?: string;
   log: Logger;
   now?: () => number;
   /** Find the snapshot a clone (`-o from=VOL@SNAP`) starts from. */
@@ -117,6 +148,7 @@ export class VolumeService {
       shared: this.isShared(rec.pool),
       mounts: Object.keys(rec.mounts).length,
       mountIds: Object.keys(rec.mounts),
+      ...(rec.docker ? { docker: rec.docker } : {}),
     };
   }
 
@@ -213,7 +245,7 @@ export class VolumeService {
     nameIn: unknown,
     optsIn: unknown,
     labels: Record<string, string> = {},
-    { ifMissing = false, progress }: { ifMissing?: boolean; progress?: (p: RestoreReport) => void } = {},
+    { ifMissing = false, progress, dockerOptions }: { ifMissing?: boolean; progress?: (p: RestoreReport) => void; /** Create's Opts as Docker sent them. */ dockerOptions?: unknown } = {},
   ): Promise<VolumeInfo> {
     const name = checkVolumeName(nameIn);
     const opts = parseVolumeOptions(optsIn);
@@ -226,6 +258,7 @@ export class VolumeService {
     }
     const poolName = opts.pool ?? this.deps.defaultPool;
     const pool = this.pool(poolName);
+    const docker = rawOptions(dockerOptions);
     return this.lock.run(name, async () => {
       const existing = await this.sync(name);
       if (existing) {
@@ -236,12 +269,12 @@ export class VolumeService {
       if (opts.from) {
         source = await this.deps.resolveClone!(opts.from);
         if (opts.pool === undefined && source.pool !== poolName) {
-          if (this.isShared(source.pool)) return this.createShared(name, { ...opts, pool: source.pool }, labels, ifMissing, source);
-          return this.createLocked(name, { ...opts, pool: source.pool }, labels, source);
+          if (this.isShared(source.pool)) return this.createShared(name, { ...opts, pool: source.pool }, labels, ifMissing, source, undefined, docker);
+          return this.createLocked(name, { ...opts, pool: source.pool }, labels, source, undefined, docker);
         }
       }
-      if (this.isShared(poolName)) return this.createShared(name, opts, labels, ifMissing, source, fill);
-      return this.createLocked(name, opts, labels, source, fill);
+      if (this.isShared(poolName)) return this.createShared(name, opts, labels, ifMissing, source, fill, docker);
+      return this.createLocked(name, opts, labels, source, fill, docker);
     });
   }
 
@@ -251,7 +284,7 @@ export class VolumeService {
    * visible. The loser waits for the winner's record: same options and `ifMissing` (Docker's Create)
    * is a success, anything else an `exists` error. Exactly one volume either way.
    */
-  private async createShared(name: string, opts: VolumeOptions, labels: Record<string, string>, ifMissing: boolean, source?: CloneSource, fill?: (dir: string) => Promise<void>): Promise<VolumeInfo> {
+  private async createShared(name: string, opts: VolumeOptions, labels: Record<string, string>, ifMissing: boolean, source?: CloneSource, fill?: (dir: string) => Promise<void>, docker?: DockerKnown): Promise<VolumeInfo> {
     const poolName = opts.pool ?? this.deps.defaultPool;
     const store = await this.deps.cluster!.store(poolName);
     try {
@@ -270,7 +303,7 @@ export class VolumeService {
       if (ifMissing && same) return this.info(rec);
       throw new FerryError('exists', `volume ${name} already exists (created on node ${theirs.node}${same ? '' : ' with other options'}); remove it first or pick another name`);
     }
-    const rec: VolumeRecord = { name, pool: poolName, createdAt: new Date(this.now()).toISOString(), node: this.deps.node, options: opts, labels, mounts: {} };
+    const rec: VolumeRecord = { name, pool: poolName, createdAt: new Date(this.now()).toISOString(), node: this.deps.node, options: opts, labels, mounts: {}, ...(docker ? { docker } : {}) };
     let published: boolean;
     try {
       published = await store.publish(sharedPart(rec));
@@ -455,6 +488,42 @@ export class VolumeService {
         await this.publishAttachment(rec);
       }).catch((err) => this.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not publish attachment'));
     }
+    await this.publishReferences();
+  }
+
+  /** The last list of references this node could learn from Docker, per shared pool (kept while Docker is down). */
+  private readonly lastReferences = new Map<string, Record<string, string[]>>();
+
+  /**
+   * Publish, per shared pool, which of its volumes containers on this host reference, mounted or not (one
+   * `GET /containers/json?all=1`): a removal on another node refuses while they do.
+   */
+  private async publishReferences(): Promise<void> {
+    const cluster = this.deps.cluster!;
+    let docker: 'ok' | 'none' | 'unreachable' = 'none';
+    let reason: string | undefined;
+    let list: Array<ContainerRef & { volumes: string[] }> = [];
+    if (this.deps.docker) {
+      try {
+        list = await this.deps.docker.containerVolumes();
+        docker = 'ok';
+      } catch (err) {
+        docker = 'unreachable';
+        reason = errorMessage(err);
+      }
+    }
+    for (const pool of cluster.sharedPools()) {
+      let volumes: Record<string, string[]> = {};
+      if (docker === 'unreachable') volumes = this.lastReferences.get(pool) ?? {};
+      else {
+        const names = new Set(this.catalog.volumes.values().filter((r) => r.pool === pool).map((r) => r.name));
+        for (const c of list) for (const v of c.volumes) if (names.has(v)) (volumes[v] ??= []).push(`${c.name} (${c.state})`);
+        this.lastReferences.set(pool, volumes);
+      }
+      await cluster
+        .publishReferences(pool, { updatedAt: new Date(this.now()).toISOString(), docker, ...(reason ? { reason } : {}), volumes })
+        .catch((err) => this.log.warn({ pool, err: errorMessage(err) }, 'could not publish container references'));
+    }
   }
 
   /** Delete a volume directory this call has just made (nothing else refers to it yet). */
@@ -480,7 +549,7 @@ export class VolumeService {
     }
   }
 
-  private async createLocked(name: string, opts: VolumeOptions, labels: Record<string, string>, source?: CloneSource, fill?: (dir: string) => Promise<void>): Promise<VolumeInfo> {
+  private async createLocked(name: string, opts: VolumeOptions, labels: Record<string, string>, source?: CloneSource, fill?: (dir: string) => Promise<void>, docker?: DockerKnown): Promise<VolumeInfo> {
     const poolName = opts.pool ?? this.deps.defaultPool;
     const pool = this.pool(poolName);
     await pool.create(name, opts, source?.copyTo);
@@ -493,6 +562,7 @@ export class VolumeService {
       options: opts,
       labels,
       mounts: {},
+      ...(docker ? { docker } : {}),
     };
     await this.catalog.volumes.save(name, rec);
     this.log.info({ volume: name, pool: poolName, options: opts }, 'volume created');
@@ -614,15 +684,24 @@ export class VolumeService {
     }
   }
 
-  async remove(nameIn: unknown, { purge = false, force = false }: RemoveOptions = {}): Promise<TrashInfo | undefined> {
+  /** Docker's VolumeDriver.Remove (and internal callers): Docker has checked for containers already. */
+  async remove(nameIn: unknown, opts: RemoveOptions = {}): Promise<TrashInfo | undefined> {
+    return (await this.removeVolume(nameIn, opts)).trash;
+  }
+
+  /** Remove a volume; with `checkReferences` (the CLI and API), as carefully as `docker volume rm`. */
+  async removeVolume(nameIn: unknown, { purge = false, force = false, checkReferences = false }: RemoveOptions = {}): Promise<RemoveResult> {
     const name = checkVolumeName(nameIn);
     // Only a mounted volume can have running users: ask Docker for their names only then (the round trip
     // into dockerd, which is itself waiting for this Remove, was a good part of `docker volume rm`).
     const known = this.catalog.volumes.get(name);
-    const users = known && Object.keys(known.mounts).length > 0 ? await this.containersUsing(name) : undefined;
+    const early = !checkReferences && known && Object.keys(known.mounts).length > 0 ? await this.containersUsing(name) : undefined;
     return this.lock.run(name, async () => {
       const rec = (await this.sync(name)) ?? this.record(name);
       await this.refuseIfUsedElsewhere(rec, 'remove it');
+      // the CLI/API path asks inside the lock, just before the removal: the narrowest window
+      const asked = checkReferences ? await this.askDocker(name) : undefined;
+      const users = checkReferences ? asked!.containers : early;
       const mountIds = Object.keys(rec.mounts);
       const running = (users ?? []).filter((c) => c.state === 'running' || c.state === 'paused' || c.state === 'restarting');
       if ((mountIds.length > 0 && !force) || running.length > 0) {
@@ -637,6 +716,8 @@ export class VolumeService {
           { containers: users ?? [], mountIds },
         );
       }
+      const overrode = checkReferences ? await this.referenceProblems(rec, asked!, force) : [];
+      if (overrode.length > 0) this.log.warn({ volume: name, overrode }, 'volume removed with --force although: ' + overrode.join('; '));
       const pool = this.pool(rec.pool);
       for (const id of mountIds) await this.catalog.changeMount(rec, id, '-', new Date(this.now()).toISOString());
       const removedAt = this.now();
@@ -654,11 +735,55 @@ export class VolumeService {
       if (purge) {
         await this.purgeOne(trash);
         this.log.info({ volume: name }, 'volume removed and purged');
-        return undefined;
+        return { trash: undefined, overrode };
       }
       this.log.info({ volume: name, trash: trash.id, expiresAt: trash.expiresAt }, 'volume moved to the trash');
-      return trashInfo(trash);
+      return { trash: trashInfo(trash), overrode };
     });
+  }
+
+  /** Which containers on this host reference a volume (any state), or why Docker could not be asked. */
+  private async askDocker(name: string): Promise<{ containers?: ContainerRef[]; problem?: string }> {
+    if (!this.deps.docker) return { containers: [] }; // dockerHost: none, no engine on this host
+    try {
+      return { containers: await this.deps.docker.containersUsing(name) };
+    } catch (err) {
+      return { problem: `the Docker engine at ${this.deps.dockerHost ?? 'its dockerHost'} did not answer (${errorMessage(err)})` };
+    }
+  }
+
+  /**
+   * What stands in the way of removing a volume no container has mounted: containers on this host that
+   * reference it (stopped, created, dead: `docker start` would fail with "no such volume"), containers on
+   * other live nodes of a shared pool, an engine that cannot be asked. Throws unless `force`; with
+   * `force`, returns what was overridden.
+   */
+  private async referenceProblems(rec: VolumeRecord, asked: { containers?: ContainerRef[]; problem?: string }, force: boolean): Promise<string[]> {
+    const name = rec.name;
+    const refs: string[] = [];
+    const unknown: string[] = [];
+    if (asked.containers && asked.containers.length > 0) refs.push(`containers ${asked.containers.map((c) => `${c.name} (${c.state})`).join(', ')} on this host`);
+    if (asked.problem) unknown.push(`cannot tell whether containers on this host reference volume ${name}: ${asked.problem}`);
+    if (this.isShared(rec.pool)) {
+      try {
+        for (const r of await this.deps.cluster!.referencesElsewhere(rec.pool, name)) {
+          if (r.containers.length > 0) refs.push(`containers ${r.containers.join(', ')} on node ${r.node}${r.docker === 'unreachable' ? ' (as last known)' : ''}`);
+          if (r.docker === 'unreachable') unknown.push(`node ${r.node} cannot ask its Docker engine (${r.reason ?? 'no answer'})`);
+        }
+      } catch (err) {
+        unknown.push(`cannot read what the other nodes of pool ${rec.pool} report (${errorMessage(err)})`);
+      }
+    }
+    const problems = [...(refs.length ? [`volume ${name} is referenced by ${refs.join('; ')}`] : []), ...unknown];
+    if (problems.length === 0 || force) return problems;
+    if (refs.length > 0) {
+      throw new FerryError(
+        'in_use',
+        `${problems.join('; ')}: Docker refuses \`docker volume rm\` for it, and those containers would fail to start ("no such volume"); remove them first (\`docker rm\`), or pass --force to remove it anyway`,
+        { containers: asked.containers ?? [], problems },
+      );
+    }
+    throw new FerryError('unavailable', `${problems.join('; ')}; start Docker (or check dockerHost), or pass --force to remove it anyway`, { problems });
   }
 
   // ---- trash --------------------------------------------------------------------------------------
@@ -683,8 +808,60 @@ export class VolumeService {
     return matches.sort((a, b) => b.removedAt.localeCompare(a.removedAt))[0]!;
   }
 
-  /** Bring a removed volume back, under its own name or `as`. */
-  async undelete(ref: string, as?: string): Promise<VolumeInfo> {
+  /**
+   * Bring a removed volume back, under its own name or `as`, then give Docker back what it knew (its
+   * labels and driver options), outside the volume's lock: Docker calls this plugin's Get (and Create) then.
+   */
+  async undelete(ref: string, as?: string): Promise<VolumeInfo & { docker: DockerTold }> {
+    const v = await this.undeleteLocked(ref, as);
+    return { ...v, docker: await this.tellDocker(v.name) };
+  }
+
+  /** Register a volume with Docker again, with the driver, labels and options Docker had for it. */
+  private async tellDocker(name: string): Promise<DockerTold> {
+    const known = this.catalog.volumes.get(name)?.docker;
+    if (!this.deps.docker) return { told: false, reason: 'no Docker engine on this host (dockerHost: none)' };
+    if (!known?.driver && !known?.options) {
+      return { told: false, reason: 'ferryd never learned labels or driver options of this volume from Docker (made with `ferry volume create`, or by an older ferryd); Docker sees it through the plugin, without labels' };
+    }
+    const body = { Name: name, Driver: known.driver ?? this.deps.dockerDriver ?? 'ferry', DriverOpts: known.options ?? {}, Labels: known.labels ?? {} };
+    try {
+      const answer = await this.deps.docker.createVolume(body);
+      if (!sameMap(answer.Labels ?? {}, body.Labels) || !sameMap(answer.Options ?? {}, body.DriverOpts)) {
+        const reason = `Docker already knew volume ${name} and kept what it had (labels ${JSON.stringify(answer.Labels ?? {})}, options ${JSON.stringify(answer.Options ?? {})})`;
+        this.log.warn({ volume: name }, reason);
+        return { told: false, reason, driver: answer.Driver };
+      }
+      this.log.info({ volume: name, driver: body.Driver, labels: body.Labels, options: body.DriverOpts }, 'volume registered with Docker again');
+      return { told: true, driver: body.Driver, labels: body.Labels, options: body.DriverOpts };
+    } catch (err) {
+      const reason = `the Docker engine at ${this.deps.dockerHost ?? 'its dockerHost'} did not take it (${errorMessage(err)}); \`docker volume create -d ${body.Driver}\` with the same options and labels does it by hand`;
+      this.log.warn({ volume: name }, `undelete: ${reason}`);
+      return { told: false, reason };
+    }
+  }
+
+  /**
+   * Remember what Docker's store holds for a volume (learned from the Engine API). `authoritative`: just
+   * after Docker's Create, when empty labels mean "none"; a periodic pass never replaces known labels or
+   * options by empty ones. Written only when something changed.
+   */
+  async rememberDocker(name: string, v: { Driver: string; Labels: Record<string, string> | null; Options: Record<string, string> | null }, authoritative: boolean): Promise<boolean> {
+    return this.lock.run(name, async () => {
+      const rec = this.catalog.volumes.get(name);
+      if (!rec) return false;
+      const cur = rec.docker ?? {};
+      const labels = v.Labels && (authoritative || Object.keys(v.Labels).length > 0) ? v.Labels : (cur.labels ?? v.Labels ?? {});
+      const options = v.Options && (authoritative || Object.keys(v.Options).length > 0) ? v.Options : (cur.options ?? undefined);
+      if (cur.driver === v.Driver && sameMap(cur.labels, labels) && (options === undefined ? cur.options === undefined : sameMap(cur.options, options)) && cur.labels !== undefined) return false;
+      rec.docker = { ...(options ? { options } : {}), driver: v.Driver, labels, learnedAt: new Date(this.now()).toISOString() };
+      if (!this.isShared(rec.pool) || this.catalog.volumes.isOnDisk(name)) await this.catalog.volumes.save(name, rec);
+      this.log.debug({ volume: name, driver: v.Driver, labels }, 'learned what Docker knows of the volume');
+      return true;
+    });
+  }
+
+  private async undeleteLocked(ref: string, as?: string): Promise<VolumeInfo> {
     const t = this.trashEntry(ref);
     const name = checkVolumeName(as ?? t.volume.name);
     return this.lock.run(name, async () => {
@@ -783,5 +960,20 @@ function sharedPart(rec: VolumeRecord): SharedRecord {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function trashInfo(t: TrashRecord): TrashInfo {
-  return { id: t.id, name: t.volume.name, pool: t.volume.pool, removedAt: t.removedAt, expiresAt: t.expiresAt };
+  const labels = t.volume.docker?.labels;
+  return { id: t.id, name: t.volume.name, pool: t.volume.pool, removedAt: t.removedAt, expiresAt: t.expiresAt, ...(labels && Object.keys(labels).length ? { dockerLabels: labels } : {}) };
+}
+
+/** Create's Opts as Docker sent them, when they are what Docker sends (an object of strings). */
+function rawOptions(v: unknown): DockerKnown | undefined {
+  if (v === undefined || v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const entries = Object.entries(v as Record<string, unknown>);
+  if (!entries.every(([, x]) => typeof x === 'string')) return undefined;
+  return { options: Object.fromEntries(entries) as Record<string, string> };
+}
+
+function sameMap(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const ka = Object.keys(a ?? {}).sort();
+  const kb = Object.keys(b ?? {}).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a![k] === b![k]);
 }

@@ -89,6 +89,7 @@ export interface Ferryd {
 export interface FerrydOptions {
   dir?: string;
   pluginSocket?: string;
+  /** The Docker Engine API (unix://...) or `none` (the default: no Docker engine on this host). */
   dockerHost?: string;
   extraArgs?: string[];
   /** info or more verbose: the helper waits for the "ferryd ready" line. */
@@ -115,7 +116,8 @@ export async function startFerryd(opts: FerrydOptions = {}): Promise<Ferryd> {
     '--plugin-socket', pluginSocket,
     '--api-socket', apiSocket,
     '--node', 'test-node',
-    '--docker-host', opts.dockerHost ?? `unix://${join(dir, 'no-docker.sock')}`,
+    // none: no Docker engine on this host (tests that need one pass a DockerHost's socket)
+    '--docker-host', opts.dockerHost ?? 'none',
     '--log-level', opts.logLevel ?? 'debug',
     ...(opts.extraArgs ?? []),
   ];

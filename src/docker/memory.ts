@@ -1,0 +1,87 @@
+// Learns, in the background, the labels and driver options Docker keeps for ferry's volumes (for undelete).
+import type { Logger } from 'pino';
+import { DockerApiError, type DockerClient } from './client.js';
+import type { VolumeService } from '../volumes/service.js';
+import { errorMessage } from '../util/errors.js';
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/**
+ * Docker keeps a volume's labels and driver options in its own store and drops them on `docker volume rm`;
+ * the plugin protocol never shows labels to a driver. So ferryd asks the Engine API after the fact:
+ *
+ * - `learnSoon(NAME)` after a Create has been answered (Docker holds the name's lock during Create, so
+ *   never inside the plugin call): one `GET /volumes/NAME`, retried a few times while Docker has not
+ *   stored the volume yet;
+ * - `refreshAll()` at start-up and every `intervalMs`: one `GET /volumes?filters={"driver":[DRIVER]}`.
+ */
+export class DockerMemory {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly pending = new Set<Promise<void>>();
+  private stopped = false;
+
+  constructor(
+    private readonly docker: DockerClient,
+    private readonly service: VolumeService,
+    private readonly driver: string,
+    private readonly log: Logger,
+    private readonly intervalMs = 10 * 60_000,
+  ) {}
+
+  start(): void {
+    this.track(this.refreshAll());
+    this.timer = setInterval(() => this.track(this.refreshAll()), this.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await Promise.allSettled([...this.pending]);
+  }
+
+  private track(p: Promise<void>): void {
+    this.pending.add(p);
+    void p.finally(() => this.pending.delete(p));
+  }
+
+  /** After Docker's Create of NAME was answered: learn its labels once Docker has stored it. */
+  learnSoon(name: string): void {
+    if (this.stopped) return;
+    this.track(
+      (async () => {
+        for (let attempt = 0; attempt < 6 && !this.stopped; attempt++) {
+          await sleep(attempt === 0 ? 20 : 250 * 2 ** attempt);
+          try {
+            const v = await this.docker.volume(name);
+            if (v.Driver !== this.driver && !v.Driver.endsWith(`/${this.driver}`)) return; // not ours (a same-named volume of another driver)
+            await this.service.rememberDocker(name, v, true);
+            return;
+          } catch (err) {
+            // 404: Docker has not stored it yet (or the Create was Docker's probe of another name)
+            if (err instanceof DockerApiError && err.status === 404) continue;
+            this.log.debug({ volume: name, err: errorMessage(err) }, 'could not learn the volume from Docker; the next periodic pass will');
+            return;
+          }
+        }
+      })(),
+    );
+  }
+
+  /** One pass over every volume Docker lists for this driver. */
+  async refreshAll(): Promise<void> {
+    let vols;
+    try {
+      vols = await this.docker.volumesOfDriver(this.driver);
+    } catch (err) {
+      this.log.debug({ err: errorMessage(err) }, 'could not list volumes from Docker; labels are learned on the next pass');
+      return;
+    }
+    let learned = 0;
+    for (const v of vols) {
+      if (this.stopped) return;
+      if (await this.service.rememberDocker(v.Name, v, false).catch(() => false)) learned++;
+    }
+    if (learned) this.log.info({ learned }, 'learned labels and options of volumes from Docker');
+  }
+}
