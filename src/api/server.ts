@@ -293,7 +293,7 @@ export function buildApiServer(
     });
     app.post<Vol>('/v1/volumes/:name/backups', async (req, reply) => {
       const b = parse(backupBody, req.body ?? {}, 'request body');
-      return reply.code(202).send(backups.startBackup(req.params.name, b));
+      return reply.code(202).send(await backups.startBackup(req.params.name, b));
     });
     app.get('/v1/backups', async (req) => {
       const q = parse(backupListQuery, req.query, 'query');
@@ -303,7 +303,7 @@ export function buildApiServer(
     app.delete('/v1/backups', async (req) => backups.remove(parse(urlQuery, req.query, 'query').url));
     app.post('/v1/backups/restore', async (req, reply) => {
       const b = parse(restoreBackupBody, req.body ?? {}, 'request body');
-      return reply.code(202).send(backups.startRestore(b.url, b.volume, b.options ?? {}));
+      return reply.code(202).send(await backups.startRestore(b.url, b.volume, b.options ?? {}));
     });
     app.post('/v1/backups/prune', async (req, reply) => reply.code(202).send(backups.startPrune(parse(targetBody, req.body ?? {}, 'request body').target)));
     app.post('/v1/backups/verify', async (req, reply) => {
