@@ -240,6 +240,7 @@ export function buildApiServer(
   app.post('/v1/volumes', async (req, reply) => {
     const body = parse(createBody, req.body ?? {}, 'request body');
     const v = await service.create(body.name, body.options ?? {}, body.labels ?? {});
+    void hub.usage?.pass().catch(() => undefined); // a new volume's size, soon
     return reply.code(201).send(v);
   });
 
