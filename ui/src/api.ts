@@ -44,7 +44,8 @@ export async function api<T>(method: string, path: string, body?: unknown, withT
   if (!res.ok) {
     const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
     const err = new ApiError(res.status, e?.code ?? 'http', e?.message ?? `HTTP ${res.status}`);
-    if (res.status === 401 && withToken === token.get()) onUnauthorized();
+    // a 401 of a backup repository (bad_password) is not about the token
+    if (res.status === 401 && (e?.code ?? 'unauthorized') === 'unauthorized' && withToken === token.get()) onUnauthorized();
     throw err;
   }
   return json as T;
