@@ -1,4 +1,7 @@
 /** The ferryd API as the page uses it: same origin, bearer token from the login screen (sessionStorage). */
+import type { VolumeUsage } from '../../src/volumes/usage-types';
+
+export type { VolumeUsage };
 
 const KEY = 'ferry.token';
 
@@ -131,7 +134,8 @@ export interface Volume {
   attachments: Attachment[];
   lastBackupAt?: string;
   containers?: string[] | null;
-  usageBytes?: number;
+  /** Data, snapshots and trash, as ferryd measured them (cached, see docs/api.md). */
+  usage?: VolumeUsage;
 }
 export interface Snapshot {
   id: string;
