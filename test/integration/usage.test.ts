@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, unixRequest, type Ferryd } from '../helpers/ferryd.js';
 import { assertSameTree } from '../helpers/backup.js';
+import { makeLoopFs, loopFsPrerequisites, type LoopFs } from '../helpers/loopfs.js';
+import { skipUnless } from '../helpers/prereq.js';
 import type { VolumeUsage } from '../../src/volumes/usage-types.js';
 
 const MiB = 1024 * 1024;
@@ -111,6 +113,18 @@ describe('volume usage: data, snapshots and trash, on an ext4 pool', async () =>
     await ok('trash', 'purge', 'sized');
   });
 
+  it('the figures survive a restart of ferryd (DATA_DIR/usage.json), with the time of their walk', async () => {
+    await ok('volume', 'create', 'kept');
+    await fill('kept', 2);
+    const before = (JSON.parse(await ok('--json', 'volume', 'inspect', 'kept', '--usage')) as { usage: VolumeUsage }).usage;
+    about(before.dataBytes, 2, 'data before the restart');
+    assert.equal(await f.stop(), 0);
+    await f.start();
+    const after = (JSON.parse(await ok('--json', 'volume', 'inspect', 'kept')) as { usage: VolumeUsage }).usage;
+    assert.equal(after.dataBytes, before.dataBytes);
+    assert.equal(after.measuredAt, before.measuredAt, 'not walked again: nothing changed');
+  });
+
   for (const how of ['volume option backup-keep-base=false', 'target keepBase: false']) {
     it(`${how}: no snapshot stays after a backup; the next backup works and restores byte for byte`, async () => {
       const vol = how.startsWith('volume') ? 'lean-opt' : 'lean-target';
@@ -131,4 +145,41 @@ describe('volume usage: data, snapshots and trash, on an ext4 pool', async () =>
       assertSameTree(data(vol), data(`${vol}-back`));
     });
   }
+});
+
+describe('volume usage on a btrfs pool: snapshot space is not faked', { skip: skipUnless(loopFsPrerequisites('btrfs'), 'usage on btrfs (a loop-mounted btrfs)') }, () => {
+  let fs: LoopFs;
+  let f: Ferryd;
+  before(async () => {
+    fs = await makeLoopFs('btrfs', 256);
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-usage-btrfs-'));
+    await writeFile(join(dir, 'ferry.yaml'), ['pools:', '  cow:', `    path: ${fs.mountpoint}`].join('\n'));
+    f = await startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml')] });
+  });
+  after(async () => {
+    const dir = f?.dir;
+    await f?.destroy();
+    if (dir) await rm(dir, { recursive: true, force: true });
+    await fs?.destroy();
+  });
+
+  it('data is measured, snapshot bytes say "not measured" (no qgroups) and have no metric series', async () => {
+    const ok = async (...args: string[]) => {
+      const r = await f.cli(...args);
+      assert.equal(r.code, 0, `ferry ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    await ok('volume', 'create', 'cow-vol', '-o', 'pool=cow');
+    await writeFile(join(fs.mountpoint, 'volumes', 'cow-vol', 'data', 'blob'), randomBytes(MiB));
+    await ok('snapshot', 'create', 'cow-vol');
+    const u = (JSON.parse(await ok('--json', 'volume', 'inspect', 'cow-vol', '--usage')) as { usage: VolumeUsage }).usage;
+    assert.ok(u.dataBytes! >= MiB && u.dataBytes! < 2 * MiB, `data ${u.dataBytes}`);
+    assert.equal(u.snapshotBytes, null);
+    assert.equal(u.snapshots, 1);
+    assert.match(u.snapshotNote ?? '', /not measured: btrfs .* qgroups/);
+    assert.match(await ok('volume', 'inspect', 'cow-vol'), /Snapshots:\s+1 snapshot\(s\), space not measured: btrfs/);
+    const m = (await unixRequest(f.apiSocket, 'GET', '/metrics')).text;
+    assert.match(m, /^ferry_volume_data_bytes\{volume="cow-vol",pool="cow"\} \d+$/m);
+    assert.doesNotMatch(m, /^ferry_volume_snapshot_bytes\{volume="cow-vol"/m);
+  });
 });
