@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { VolumeService } from '../volumes/service.js';
+import type { UsageTracker } from '../volumes/usage.js';
 import type { JobInfo } from '../jobs/jobs.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { errorMessage } from '../util/errors.js';
@@ -38,7 +39,7 @@ export class Metrics {
 
   constructor(
     service: VolumeService,
-    private readonly opts: { processMetrics?: boolean; lastBackupFile?: string; onError?: (what: string, err: string) => void } = {},
+    private readonly opts: { processMetrics?: boolean; lastBackupFile?: string; onError?: (what: string, err: string) => void; usage?: UsageTracker } = {},
   ) {
     const registers = [this.registry];
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -100,6 +101,37 @@ export class Metrics {
           }
         },
       });
+    // Space per volume, from the usage tracker's cache (no walk at scrape time); a figure not measured is no series.
+    const usage = opts.usage;
+    if (usage) {
+      const volumeGauge = (name: string, help: string, pick: (u: ReturnType<UsageTracker['of']>) => number | null) =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['volume', 'pool'],
+          registers,
+          collect() {
+            this.reset();
+            for (const v of service.list()) {
+              const n = pick(usage.of(v));
+              if (n !== null) this.set({ volume: v.name, pool: v.pool }, n);
+            }
+          },
+        });
+      volumeGauge('ferry_volume_data_bytes', 'Bytes of a volume\'s live data (allocated, like du), from a cached walk', (u) => u.dataBytes);
+      volumeGauge('ferry_volume_snapshot_bytes', 'Bytes only the snapshots of a volume hold (freed if they all went); absent where not measured (btrfs, reflink)', (u) => u.snapshotBytes);
+      volumeGauge('ferry_volume_usage_measured_timestamp_seconds', 'When the data of a volume was last walked, in Unix seconds; age = time() - this', (u) => (u.measuredAt ? Date.parse(u.measuredAt) / 1000 : null));
+      new Gauge({
+        name: 'ferry_volume_trash_bytes',
+        help: 'Bytes held in the trash by removed volumes of this name (data and snapshots), until purged',
+        labelNames: ['volume', 'pool'],
+        registers,
+        collect() {
+          this.reset();
+          for (const t of usage.trashByName()) this.set({ volume: t.volume, pool: t.pool }, t.bytes);
+        },
+      });
+    }
     poolGauge('ferry_pool_up', 'Whether the pool is usable (1) or not (0)', (p) => (p.ok ? 1 : 0));
     poolGauge('ferry_pool_bytes_used', 'Bytes used on the filesystem of the pool', (p) => p.capacity?.usedBytes);
     poolGauge('ferry_pool_bytes_free', 'Bytes free (available to ferryd) on the filesystem of the pool', (p) => p.capacity?.freeBytes);

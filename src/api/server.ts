@@ -14,6 +14,7 @@ import type { Metrics } from './metrics.js';
 import { openApiJson, openApiYaml } from './openapi.js';
 import { serveUi } from './ui.js';
 import type { StateWarnings } from '../util/state-warnings.js';
+import type { UsageTracker } from '../volumes/usage.js';
 
 export interface DaemonFacts {
   version: string;
@@ -40,6 +41,8 @@ export interface HubOptions {
   tokens?: TokenStore;
   /** GET /metrics in the Prometheus text format. */
   metrics?: Metrics;
+  /** The space volumes take (data, snapshots, trash), cached: shown in the volume and trash listings. */
+  usage?: UsageTracker;
   /**
    * This app serves TCP: every request needs `Authorization: Bearer TOKEN` (401 otherwise), a read token
    * only reads (403 on anything else), token routes are refused (403: tokens are managed on the host).
@@ -231,7 +234,7 @@ export function buildApiServer(
     return {
       volumes: service.list().map((v) => {
         const t = lastBackups?.get(v.name);
-        return { ...v, attachments: attachments.get(v.name) ?? [], ...(t !== undefined ? { lastBackupAt: new Date(t * 1000).toISOString() } : {}) };
+        return { ...v, attachments: attachments.get(v.name) ?? [], ...(t !== undefined ? { lastBackupAt: new Date(t * 1000).toISOString() } : {}), ...(hub.usage ? { usage: hub.usage.of(v) } : {}) };
       }),
     };
   });
@@ -239,6 +242,7 @@ export function buildApiServer(
   app.post('/v1/volumes', async (req, reply) => {
     const body = parse(createBody, req.body ?? {}, 'request body');
     const v = await service.create(body.name, body.options ?? {}, body.labels ?? {});
+    void hub.usage?.pass().catch(() => undefined); // a new volume's size, soon
     return reply.code(201).send(v);
   });
 
@@ -247,12 +251,16 @@ export function buildApiServer(
     const v = service.get(req.params.name);
     const containers = await service.containersUsing(v.name);
     const attachments = v.shared ? ((await service.attachmentsByVolume()).get(v.name) ?? []) : [];
-    return { ...v, containers: containers ?? null, attachments, ...(q.usage ? { usageBytes: await service.usage(v.name) } : {}) };
+    // ?usage=true measures now; otherwise the cached figures (with the time of their walk)
+    const usage = hub.usage ? (q.usage ? await hub.usage.refresh(v.name) : hub.usage.of(v)) : undefined;
+    const usageBytes = q.usage ? (usage?.dataBytes ?? (await service.usage(v.name))) : undefined;
+    return { ...v, containers: containers ?? null, attachments, ...(usage ? { usage } : {}), ...(usageBytes !== undefined ? { usageBytes } : {}) };
   });
 
   app.delete<{ Params: { name: string } }>('/v1/volumes/:name', async (req) => {
     const q = parse(removeQuery, req.query, 'query');
     const r = await service.removeVolume(req.params.name, { purge: q.purge, force: q.force, checkReferences: true });
+    if (r.trash) void hub.usage?.measureTrash().catch(() => undefined); // its size, in the background
     return { removed: req.params.name, purged: q.purge, trash: r.trash ?? null, overrode: r.overrode };
   });
 
@@ -295,7 +303,7 @@ export function buildApiServer(
     });
     app.post<Vol>('/v1/volumes/:name/backups', async (req, reply) => {
       const b = parse(backupBody, req.body ?? {}, 'request body');
-      return reply.code(202).send(backups.startBackup(req.params.name, b));
+      return reply.code(202).send(await backups.startBackup(req.params.name, b));
     });
     app.get('/v1/backups', async (req) => {
       const q = parse(backupListQuery, req.query, 'query');
@@ -305,7 +313,7 @@ export function buildApiServer(
     app.delete('/v1/backups', async (req) => backups.remove(parse(urlQuery, req.query, 'query').url));
     app.post('/v1/backups/restore', async (req, reply) => {
       const b = parse(restoreBackupBody, req.body ?? {}, 'request body');
-      return reply.code(202).send(backups.startRestore(b.url, b.volume, b.options ?? {}));
+      return reply.code(202).send(await backups.startRestore(b.url, b.volume, b.options ?? {}));
     });
     app.post('/v1/backups/prune', async (req, reply) => reply.code(202).send(backups.startPrune(parse(targetBody, req.body ?? {}, 'request body').target)));
     app.post('/v1/backups/verify', async (req, reply) => {
@@ -314,7 +322,12 @@ export function buildApiServer(
     });
   }
 
-  app.get('/v1/trash', async () => ({ trash: service.trashList() }));
+  app.get('/v1/trash', async (req) => {
+    const q = parse(inspectQuery, req.query, 'query');
+    if (q.usage) await hub.usage?.measureTrash();
+    const usage = hub.usage;
+    return { trash: service.trashList().map((t) => (usage ? { ...t, ...usage.trashOf(t.id) } : t)) };
+  });
 
   app.post<{ Params: { ref: string } }>('/v1/trash/:ref/restore', async (req, reply) => {
     const body = parse(restoreBody, req.body ?? undefined, 'request body');

@@ -10,6 +10,7 @@ import type { SnapshotService, SnapshotRecord } from '../snapshots/service.js';
 import type { JobInfo, JobRegistry } from '../jobs/jobs.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { checkVolumeName } from '../volumes/names.js';
+import { parseVolumeOptions } from '../volumes/options.js';
 import { init as initRepo, open as openRepo, parseBackupUrl, type Repository, type S3Options, type BackupInfo } from './index.js';
 
 /** A backup target from ferryd's config (`backupTargets.NAME`). */
@@ -20,6 +21,11 @@ export interface BackupTargetConfig {
   /** A file whose whole content is the repository's secret (a key file). */
   passwordFile?: string;
   s3?: S3Options;
+  /**
+   * Keep the snapshot a backup reads as the base of the next one (default true). false: remove it after
+   * the backup; for pools without cheap snapshots (ext4, NFS), where that snapshot is a full copy.
+   */
+  keepBase?: boolean;
 }
 
 export interface BackupSettings {
@@ -34,6 +40,7 @@ interface ResolvedTarget {
   password?: string;
   keyFile?: string;
   s3?: S3Options;
+  keepBase?: boolean;
 }
 
 /**
@@ -74,6 +81,7 @@ export class BackupService {
       ...(conf?.passwordFile ? { keyFile: conf.passwordFile } : !conf?.password && this.settings.passwordFile ? { keyFile: this.settings.passwordFile } : {}),
       ...(!conf?.password && !conf?.passwordFile && !this.settings.passwordFile && process.env.FERRY_BACKUP_PASSWORD ? { password: process.env.FERRY_BACKUP_PASSWORD } : {}),
       ...(conf?.s3 ? { s3: conf.s3 } : {}),
+      ...(conf?.keepBase !== undefined ? { keepBase: conf.keepBase } : {}),
     };
   }
 
@@ -118,41 +126,73 @@ export class BackupService {
 
   /**
    * Back up a volume: from the given snapshot, or from a fresh one made for it (crash-consistent, like
-   * any snapshot; kept as the volume's newest "backup" snapshot so the next one is incremental).
+   * any snapshot; kept as the volume's newest "backup" snapshot so the next one is incremental, unless the
+   * target or the volume says `keepBase: false`).
+   * The volume, the target, the repository and its password are checked before anything is made: each of
+   * them wrong fails here, before a job starts, and leaves no snapshot. A backup that fails after it made its
+   * snapshot removes that snapshot again (never one the user gave, never the base of an earlier backup).
    */
-  startBackup(volumeIn: string, opts: { target: string; snapshot?: string; tags?: string[] }): JobInfo {
+  async startBackup(volumeIn: string, opts: { target: string; snapshot?: string; tags?: string[] }): Promise<JobInfo> {
     const volume = checkVolumeName(volumeIn);
     this.volumes.get(volume); // not_found at once, not in the job
     const t = this.resolve(opts.target);
+    if (opts.snapshot) await this.snapshots.get(volume, opts.snapshot); // a wrong snapshot too
+    const repo = await this.open(t); // target there, a repository, the password fits
+    const keepBase = this.keepsBase(volume, t);
     return this.jobs.start('backup', volume, async (report) => {
-      report({ phase: 'snapshot' });
-      let snap: SnapshotRecord;
+      let snap: SnapshotRecord | undefined;
       let own = false;
-      if (opts.snapshot) snap = await this.snapshots.get(volume, opts.snapshot);
-      else {
-        // unique even for two backups of one volume in the same second (a manual one beside a scheduled one)
-        snap = await this.snapshots.create(volume, { name: `backup-${new Date().toISOString().replace(/:/g, '-')}-${randomBytes(2).toString('hex')}`, origin: 'backup' });
-        own = true;
-      }
-      const info = await this.snapshots.withReadView(volume, snap.id, (tree) => this.withRepo(t, (repo) =>
-        repo.backup(tree, {
-          volume,
-          node: this.node,
-          snapshot: snap.id,
-          tags: [...(opts.tags ?? []), ...(own ? [] : [`snapshot:${snap.name}`])],
-          compare: 'mtime-size',
-          onProgress: (p) => report({ phase: p.phase, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, bytesUploaded: p.bytesUploaded }),
-        }),
-      ));
-      // keep only the newest snapshot made for backups: the next one is made from what changed since
-      if (own) {
-        for (const s of await this.snapshots.list(volume)) {
-          if (s.origin === 'backup' && s.id !== snap.id) await this.snapshots.remove(volume, s.id).catch((err) => this.log.warn({ volume, snapshot: s.id, err: errorMessage(err) }, 'could not remove an older backup snapshot'));
+      try {
+        report({ phase: 'snapshot' });
+        if (opts.snapshot) snap = await this.snapshots.get(volume, opts.snapshot);
+        else {
+          // unique even for two backups of one volume in the same second (a manual one beside a scheduled one)
+          snap = await this.snapshots.create(volume, { name: `backup-${new Date().toISOString().replace(/:/g, '-')}-${randomBytes(2).toString('hex')}`, origin: 'backup' });
+          own = true;
         }
+        const made = snap;
+        const info = await this.snapshots.withReadView(volume, made.id, (tree) =>
+          repo.backup(tree, {
+            volume,
+            node: this.node,
+            snapshot: made.id,
+            tags: [...(opts.tags ?? []), ...(own ? [] : [`snapshot:${made.name}`])],
+            compare: 'mtime-size',
+            onProgress: (p) => report({ phase: p.phase, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, bytesUploaded: p.bytesUploaded }),
+          }),
+        );
+        // keep only the newest snapshot made for backups (the next one is made from what changed since), or none
+        if (own) {
+          for (const s of await this.snapshots.list(volume)) {
+            if (s.origin === 'backup' && (s.id !== made.id || !keepBase)) await this.snapshots.remove(volume, s.id).catch((err) => this.log.warn({ volume, snapshot: s.id, err: errorMessage(err) }, 'could not remove a backup snapshot'));
+          }
+        }
+        this.log.info({ volume, url: info.url, files: info.files, bytes: info.bytes, bytesAdded: info.bytesAdded, ms: info.durationMs, keptBase: own && keepBase }, 'backup created');
+        return info;
+      } catch (err) {
+        if (own && snap) {
+          const failed = snap;
+          await this.snapshots.remove(volume, failed.id).then(
+            () => this.log.info({ volume, snapshot: failed.id }, 'the snapshot of a failed backup removed'),
+            (e) => this.log.warn({ volume, snapshot: failed.id, err: errorMessage(e) }, 'could not remove the snapshot of a failed backup'),
+          );
+        }
+        throw err;
+      } finally {
+        repo.close();
       }
-      this.log.info({ volume, url: info.url, files: info.files, bytes: info.bytes, bytesAdded: info.bytesAdded, ms: info.durationMs }, 'backup created');
-      return info;
     });
+  }
+
+  /**
+   * Does a backup of this volume to this target keep its snapshot as the base of the next one? Yes, unless
+   * the volume's `backup-keep-base=false` or the target's `keepBase: false` says no (pools without cheap
+   * snapshots, where that base costs a full copy: docs/backups.md).
+   */
+  private keepsBase(volume: string, t: ResolvedTarget): boolean {
+    const own = this.volumes.get(volume).options['backup-keep-base'];
+    if (own !== undefined) return own !== 'false';
+    return t.keepBase ?? true;
   }
 
   async list(ref: string, volume?: string): Promise<{ target: string; backups: BackupInfo[] }> {
@@ -186,10 +226,16 @@ export class BackupService {
     this.log.info({ url, files: res.files, bytes: res.bytes, ms: res.durationMs }, 'backup restored');
   }
 
-  /** Restore into a new volume, as a job (the CLI shows its progress). */
-  startRestore(url: string, volumeIn: string, options: Record<string, string> = {}): JobInfo {
+  /** Restore into a new volume, as a job (the CLI shows its progress). The name must be free: checked before the job. */
+  async startRestore(url: string, volumeIn: string, options: Record<string, string> = {}): Promise<JobInfo> {
     const volume = checkVolumeName(volumeIn);
     this.fromUrl(url); // a bad URL fails at once
+    parseVolumeOptions({ ...options, backup: url }); // so do bad options
+    const taken = await this.volumes.lookup(volume).then(() => true, (err: unknown) => {
+      if (err instanceof FerryError && err.code === 'not_found') return false;
+      throw err;
+    });
+    if (taken) throw new FerryError('exists', `a volume named ${volume} exists already; restore into a new name (\`ferry backup restore URL NEW_NAME\`), or remove ${volume} first`);
     return this.jobs.start('restore', volume, async (report) => {
       report({ phase: 'restore' });
       const v = await this.volumes.create(volume, { ...options, backup: url }, {}, { progress: (p) => report(p) });
@@ -267,7 +313,7 @@ export class BackupService {
       if (!slot) continue;
       let job: JobInfo;
       try {
-        job = this.startBackup(v.name, { target: targetRef, tags: ['scheduled'] });
+        job = await this.startBackup(v.name, { target: targetRef, tags: ['scheduled'] });
       } catch (err) {
         this.log.error({ volume: v.name, target: targetRef, err: errorMessage(err) }, 'scheduled backup could not start');
         continue;

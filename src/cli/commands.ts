@@ -8,9 +8,24 @@ import type { DockerTold, TrashInfo, VolumeInfo } from '../volumes/service.js';
 import type { PoolStatus } from '../pools/pool.js';
 import type { AttachmentStatus, NodeStatus } from '../cluster/cluster.js';
 import type { StateWarning } from '../util/state-warnings.js';
+import type { TrashUsage, VolumeUsage } from '../volumes/usage-types.js';
 
-type ListedVolume = VolumeInfo & { attachments: AttachmentStatus[] };
+type ListedVolume = VolumeInfo & { attachments: AttachmentStatus[]; usage?: VolumeUsage };
 type InspectedVolume = ListedVolume & { containers: Array<{ name: string; state: string }> | null; usageBytes?: number };
+
+const maybeBytes = (n: number | null | undefined) => (n === null || n === undefined ? '-' : bytes(n));
+
+/** The inspect lines of a volume's space: data (with the age of its walk), snapshots, trash. */
+function usageRows(u: VolumeUsage): Array<[string, string]> {
+  const snaps = u.snapshotBytes !== null ? `${bytes(u.snapshotBytes)} held only by its ${u.snapshots} snapshot(s)` : `${u.snapshots} snapshot(s), space ${u.snapshotNote ?? 'not measured'}`;
+  const total = u.dataBytes !== null && u.snapshotBytes !== null && u.trashBytes !== null ? [['Total', bytes(u.dataBytes + u.snapshotBytes + u.trashBytes)] as [string, string]] : [];
+  return [
+    ['Data', u.dataBytes === null ? 'not measured yet (`ferry volume inspect NAME --usage` measures now)' : `${bytes(u.dataBytes)} (measured ${ago(u.measuredAt!)})`],
+    ['Snapshots', snaps],
+    ['Trash', u.trashBytes === null ? 'not measured yet' : `${bytes(u.trashBytes)}${u.trashBytes ? ' (removed volumes of this name, until purged)' : ''}`],
+    ...total,
+  ];
+}
 
 /** "hostA(2) hostB(1)": live attachments of a volume across the cluster; expired ones marked. */
 function attachedText(atts: AttachmentStatus[]): string {
@@ -63,8 +78,8 @@ export function registerCliCommands(program: Command): void {
       if (opts.quiet) return volumes.forEach((v) => print(v.name));
       print(
         table(
-          ['NAME', 'POOL', 'ACCESS', 'MOUNTS', 'ATTACHED', 'CREATED'],
-          volumes.map((v) => [v.name, v.pool, v.access, String(v.mounts), v.shared ? attachedText(v.attachments) : '-', ago(v.createdAt)]),
+          ['NAME', 'POOL', 'ACCESS', 'MOUNTS', 'ATTACHED', 'DATA', 'SNAPSHOTS', 'CREATED'],
+          volumes.map((v) => [v.name, v.pool, v.access, String(v.mounts), v.shared ? attachedText(v.attachments) : '-', maybeBytes(v.usage?.dataBytes), maybeBytes(v.usage?.snapshotBytes), ago(v.createdAt)]),
         ),
       );
     });
@@ -73,7 +88,7 @@ export function registerCliCommands(program: Command): void {
     .command('inspect')
     .description('show everything about one volume: pool, mountpoint, options, labels, mounts and the containers using it')
     .argument('<name>', 'volume name')
-    .option('--usage', 'also measure the space the volume uses (walks its files)')
+    .option('--usage', 'measure its space now (walks the data) instead of showing the figures of the last background walk')
     .action(async (name: string, opts: { usage?: boolean }, cmd: Command) => {
       checkVolumeName(name);
       const v = await client(cmd).call<InspectedVolume>('GET', `/v1/volumes/${enc(name)}${opts.usage ? '?usage=true' : ''}`);
@@ -93,7 +108,8 @@ export function registerCliCommands(program: Command): void {
         ...(v.shared ? ([['Attached', attachedText(v.attachments) + v.attachments.map((a) => (a.containers.length ? `\n            ${a.node}: ${a.containers.join(', ')}` : '')).join('')]] as Array<[string, string]>) : []),
         ['Containers', v.containers === null ? '(docker not reachable)' : v.containers.map((c) => `${c.name} (${c.state})`).join(', ') || '-'],
       ];
-      if (v.usageBytes !== undefined) rows.push(['Used', bytes(v.usageBytes)]);
+      if (v.usage) rows.push(...usageRows(v.usage));
+      else if (v.usageBytes !== undefined) rows.push(['Used', bytes(v.usageBytes)]);
       print(rows.map(([k, val]) => `${(k + ':').padEnd(12)}${val}`).join('\n'));
     });
 
@@ -151,9 +167,10 @@ export function registerCliCommands(program: Command): void {
   trash
     .command('ls')
     .alias('list')
-    .description('list removed volumes that can still be undeleted')
-    .action(async (_opts: unknown, cmd: Command) => {
-      const { trash: items } = await client(cmd).call<{ trash: TrashInfo[] }>('GET', '/v1/trash');
+    .description('list removed volumes that can still be undeleted, with the space each holds')
+    .option('--usage', 'measure entries not measured yet now (else the background pass does, within a minute)')
+    .action(async (opts: { usage?: boolean }, cmd: Command) => {
+      const { trash: items } = await client(cmd).call<{ trash: Array<TrashInfo & Partial<TrashUsage>> }>('GET', `/v1/trash${opts.usage ? '?usage=true' : ''}`);
       if (wantsJson(cmd)) return printJson(items);
       // COMPOSE: project/volume from Docker's labels, so `docker-compose down -v` finds its way back
       const compose = (t: TrashInfo) => {
@@ -164,8 +181,8 @@ export function registerCliCommands(program: Command): void {
       const withCompose = items.some((t) => compose(t) !== '-');
       print(
         table(
-          ['ID', 'NAME', 'POOL', ...(withCompose ? ['COMPOSE'] : []), 'REMOVED', 'PURGED'],
-          items.map((t) => [t.id, t.name, t.pool, ...(withCompose ? [compose(t)] : []), ago(t.removedAt), ago(t.expiresAt)]),
+          ['ID', 'NAME', 'POOL', ...(withCompose ? ['COMPOSE'] : []), 'REMOVED', 'PURGED', 'SIZE'],
+          items.map((t) => [t.id, t.name, t.pool, ...(withCompose ? [compose(t)] : []), ago(t.removedAt), ago(t.expiresAt), maybeBytes(t.bytes)]),
         ),
       );
     });

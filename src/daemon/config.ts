@@ -93,6 +93,7 @@ const fileSchema = z.strictObject({
         url: z.string().regex(/^(file:\/\/\/|s3:\/\/)/, 'a file:///path or s3://bucket/prefix URL'),
         password: z.string().min(1).optional(),
         passwordFile: absPath('passwordFile').optional(),
+        keepBase: z.boolean().optional(),
         s3: z
           .strictObject({
             endpoint: z.string().url().optional(),

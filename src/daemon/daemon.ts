@@ -23,6 +23,7 @@ import { UI_DIR } from '../api/ui.js';
 import { listenUnix } from '../util/unix-listen.js';
 import { VERSION } from '../version.js';
 import { StateWarnings } from '../util/state-warnings.js';
+import { UsageTracker } from '../volumes/usage.js';
 
 /** Sweep the trash often enough that an entry outlives its retention by at most a quarter of it (10 min at most). */
 const trashSweepMs = (retentionMs: number) => Math.min(10 * 60_000, Math.max(1000, Math.floor(retentionMs / 4)));
@@ -87,7 +88,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   // Volume Hub: API tokens, metrics fed by observer hooks, the API over TCP when asked for.
   const tokens = TokenStore.inDataDir(config.dataDir, log);
   await tokens.load();
-  const metrics = new Metrics(service, { lastBackupFile: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what) });
+  const usage = new UsageTracker(service, (v) => snapshots!.list(v, { all: true }), join(config.dataDir, 'usage.json'), log);
+  await usage.load();
+  const metrics = new Metrics(service, { usage, lastBackupFile: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what) });
   await metrics.load();
   snapshots.onSnapshot = metrics.snapshot;
   jobs.onFinished = metrics.jobFinished;
@@ -108,13 +111,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     backupTargets: Object.keys(config.backupTargets),
     warnings,
   };
-  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics });
+  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage });
   const servers: Array<[FastifyInstance, string | undefined]> = [];
   try {
     await listenUnix(api, config.apiSocket, 0o600);
     servers.push([api, config.apiSocket]);
     if (config.apiListen) {
-      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
+      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
       servers.push([remote, undefined]);
       facts.apiListen = await listenTcp(remote, config.apiListen, { tls: Boolean(tls), log });
     }
@@ -129,6 +132,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   scheduler.start();
   memory?.start(); // after the plugin socket listens: Docker's volume list asks this plugin's List
   backups.startScheduler(config.dataDir);
+  usage.start();
   const sweep = setInterval(() => void service.purgeExpiredTrash(), trashSweepMs(config.trashRetentionMs));
   sweep.unref();
 
@@ -147,6 +151,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         await memory?.stop();
         await scheduler.stop();
         await backups!.stopScheduler();
+        await usage.stop();
         await cluster.stop();
         // Plugin first so Docker stops sending work, then the API; in-flight requests finish.
         for (const [server, path] of [...servers].reverse()) {

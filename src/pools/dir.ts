@@ -211,6 +211,10 @@ export class DirPool implements Pool {
     return du(this.mountpoint(volume));
   }
 
+  async trashUsage(trashId: string): Promise<number> {
+    return du(join(this.trash, trashId));
+  }
+
   async status(): Promise<PoolStatus> {
     const base = { name: this.name, kind: this.kind, path: this.root, shared: this.shared, ...(this.spec.mount ? { mount: `${this.spec.mount.type} ${this.spec.mount.device}` } : {}) };
     if (this.shared && !(await this.checkShare())) return { ...base, snapshotMethod: this.method?.name ?? 'unknown', ok: false, problem: this.problem! };

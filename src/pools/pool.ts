@@ -57,5 +57,7 @@ export interface Pool {
   listLive(): Promise<string[]>;
   /** Bytes used by one volume (walks the tree; for inspect, not for hot paths). */
   usage(volume: string): Promise<number>;
+  /** Bytes held by one trash entry (its data and snapshots; walks the tree, once: the trash does not change). */
+  trashUsage(trashId: string): Promise<number>;
   status(): Promise<PoolStatus>;
 }

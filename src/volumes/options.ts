@@ -25,6 +25,8 @@ export interface VolumeOptions {
   'backup-schedule'?: string;
   'backup-target'?: string;
   'backup-keep'?: string;
+  /** 'false': do not keep the snapshot a backup read as the base of the next one (docs/backups.md). */
+  'backup-keep-base'?: 'true' | 'false';
 }
 
 type Parser = (value: string, key: string) => string | number;
@@ -64,6 +66,10 @@ const parsers: Record<keyof VolumeOptions, Parser> = {
     return v;
   },
   'backup-keep': (v) => formatKeepPolicy(parseKeepPolicy(v)),
+  'backup-keep-base': (v, k) => {
+    if (v !== 'true' && v !== 'false') throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: expected true (keep the snapshot a backup read, so the next one is quick) or false (remove it: no full copy kept on ext4, the next backup reads everything again)`);
+    return v;
+  },
   'snapshot-keep': (v) => formatKeepPolicy(parseKeepPolicy(v)),
   uid: intInRange,
   gid: intInRange,

@@ -68,6 +68,7 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     await cli('commit', 'web-data', '-m', 'new colours');
     await cli('checkout', 'web-data', 'master');
     await cli('snapshot', 'create', 'web-data', '--name', 'nightly');
+    await apiGet('/v1/volumes/web-data?usage=true'); // its space measured now (else the background pass does)
     // db-main: ~200 MiB of incompressible data, so that its backup runs long enough to watch
     const db = await mount('db-main');
     for (let i = 0; i < 50; i++) await writeFile(join(db, `table-${i}.dat`), randomBytes(4 * 1024 * 1024));
@@ -160,6 +161,9 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     await page.getByTestId('snapshot-item').first().waitFor();
     const before = await page.getByTestId('snapshot-item').count();
     assert.equal(before, 2, 'before-upgrade and nightly');
+    // its space: data with the age of the walk, and what the snapshots hold apart
+    assert.match((await page.getByTestId('volume-size').textContent()) ?? '', /^\d+(\.\d)? KiB \(measured (just now|\d+ min ago)\)$/);
+    assert.match((await page.getByTestId('volume-snapshot-size').textContent()) ?? '', /^\d+(\.\d)? (B|KiB) in [1-9]\d* snapshot\(s\)$/);
     assert.match((await page.getByTestId('history-graph').textContent()) ?? '', /new colours/);
     assert.match((await page.getByTestId('history-graph').textContent()) ?? '', /redesign/);
     await page.getByRole('button', { name: 'Snapshot now' }).click();

@@ -65,7 +65,7 @@ describe('scheduled backups with a fake clock', () => {
     list = (await backups.list('nas', 'db')).backups;
     assert.equal(list.length, 2);
     // a manual backup is never forgotten by the schedule
-    await jobs.wait(backups.startBackup('db', { target: 'nas' }).id);
+    await jobs.wait((await backups.startBackup('db', { target: 'nas' })).id);
     clock += HOUR;
     await tick();
     list = (await backups.list('nas', 'db')).backups;

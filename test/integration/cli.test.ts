@@ -19,7 +19,7 @@ describe('ferry CLI against a real ferryd', () => {
     assert.equal(c.code, 0, c.stderr);
     assert.equal(c.stdout, 'web-data\n');
     const ls = await f.cli('volume', 'ls');
-    assert.match(ls.stdout, /^NAME\s+POOL\s+ACCESS\s+MOUNTS\s+ATTACHED\s+CREATED\n/);
+    assert.match(ls.stdout, /^NAME\s+POOL\s+ACCESS\s+MOUNTS\s+ATTACHED\s+DATA\s+SNAPSHOTS\s+CREATED\n/);
     assert.match(ls.stdout, /^web-data\s+local\s+rwx\s+0\s+-\s+/m);
     const q = await f.cli('volume', 'ls', '-q');
     assert.equal(q.stdout, 'web-data\n');
@@ -29,7 +29,7 @@ describe('ferry CLI against a real ferryd', () => {
     assert.match(i.stdout, /Mountpoint:\s+\S+\/volumes\/web-data\/data/);
     assert.match(i.stdout, /Options:\s+mode=0700 uid=33/);
     assert.match(i.stdout, /Labels:\s+app=web/);
-    assert.match(i.stdout, /Used:\s+\d/);
+    assert.match(i.stdout, /Data:\s+\d+(\.\d)? KiB \(measured just now\)\nSnapshots:\s+0 B held only by its 0 snapshot\(s\)\nTrash:\s+0 B\nTotal:\s+\d/);
     const ij = JSON.parse((await f.cli('volume', 'inspect', 'web-data', '--json')).stdout);
     assert.deepEqual(ij.labels, { app: 'web' });
     assert.equal(ij.options.uid, 33);
@@ -43,7 +43,7 @@ describe('ferry CLI against a real ferryd', () => {
     assert.equal(bad.stdout, '');
     const opt = await f.cli('volume', 'create', 'x1', '-o', 'color=blue');
     assert.equal(opt.code, 1);
-    assert.match(opt.stderr, /unknown volume option "color"; accepted options: access, backup, backup-keep, backup-schedule, backup-target, from, gid, mode, pool, snapshot-keep, snapshot-schedule, uid/);
+    assert.match(opt.stderr, /unknown volume option "color"; accepted options: access, backup, backup-keep, backup-keep-base, backup-schedule, backup-target, from, gid, mode, pool, snapshot-keep, snapshot-schedule, uid/);
     const kv = await f.cli('volume', 'create', 'x1', '-o', 'mode');
     assert.notEqual(kv.code, 0);
     assert.match(kv.stderr, /must be written key=value/);
@@ -72,7 +72,7 @@ describe('ferry CLI against a real ferryd', () => {
     assert.match(rm.stdout, /keep \(in the trash until .*ferry volume undelete keep/);
     assert.ok(!existsSync(dataFile));
     const ls = await f.cli('trash', 'ls');
-    assert.match(ls.stdout, /^keep@\d+\s+keep\s+local\s+just now\s+in 24 hours$/m);
+    assert.match(ls.stdout, /^keep@\d+\s+keep\s+local\s+(just now|\d+ seconds? ago)\s+in 24 hours\s+(-|\d+(\.\d)? KiB)$/m);
     assert.match((await f.cli('volume', 'inspect', 'keep')).stderr, /in the trash; `ferry volume undelete keep` brings it back/);
     const un = await f.cli('volume', 'undelete', 'keep');
     assert.equal(un.code, 0, un.stderr);

@@ -339,8 +339,18 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     const t0 = Date.now() / 1000;
     const job = await ok('POST', '/v1/volumes/metered/backups', { target }, 202);
     assert.equal((await ok('GET', `/v1/jobs/${job.id}?wait=true`)).state, 'succeeded');
-    const failed = await ok('POST', '/v1/volumes/metered/backups', { target: `file://${join(work, 'not-a-repo')}` }, 202);
-    assert.equal((await ok('GET', `/v1/jobs/${failed.id}?wait=true`)).state, 'failed');
+    // a target that is not a repository is refused before any job (nothing to count) ...
+    await ok('POST', '/v1/volumes/metered/backups', { target: `file://${join(work, 'not-a-repo')}` }, 404);
+    // ... a backup that fails on its way does count: the repository made immutable after the checks
+    await writeFile(join(f.dataDir, 'volumes', 'metered', 'data', 'changed'), 'something new to upload\n');
+    const immutable = (flag: string) => run('chattr', ['-R', flag, join(work, 'repo')]);
+    assert.equal((await immutable('+i')).code, 0);
+    try {
+      const failed = await ok('POST', '/v1/volumes/metered/backups', { target }, 202);
+      assert.equal((await ok('GET', `/v1/jobs/${failed.id}?wait=true`)).state, 'failed');
+    } finally {
+      await immutable('-i');
+    }
     const backed = await metrics();
     const last = sample(backed, 'ferry_last_backup_timestamp_seconds', { volume: 'metered' });
     assert.ok(last !== undefined && last >= t0 - 1 && last <= Date.now() / 1000 + 1, `last backup ${last}`);

@@ -1,4 +1,7 @@
 /** The ferryd API as the page uses it: same origin, bearer token from the login screen (sessionStorage). */
+import type { VolumeUsage } from '../../src/volumes/usage-types';
+
+export type { VolumeUsage };
 
 const KEY = 'ferry.token';
 
@@ -44,7 +47,8 @@ export async function api<T>(method: string, path: string, body?: unknown, withT
   if (!res.ok) {
     const e = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
     const err = new ApiError(res.status, e?.code ?? 'http', e?.message ?? `HTTP ${res.status}`);
-    if (res.status === 401 && withToken === token.get()) onUnauthorized();
+    // a 401 of a backup repository (bad_password) is not about the token
+    if (res.status === 401 && (e?.code ?? 'unauthorized') === 'unauthorized' && withToken === token.get()) onUnauthorized();
     throw err;
   }
   return json as T;
@@ -130,7 +134,8 @@ export interface Volume {
   attachments: Attachment[];
   lastBackupAt?: string;
   containers?: string[] | null;
-  usageBytes?: number;
+  /** Data, snapshots and trash, as ferryd measured them (cached, see docs/api.md). */
+  usage?: VolumeUsage;
 }
 export interface Snapshot {
   id: string;

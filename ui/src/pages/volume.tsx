@@ -60,7 +60,7 @@ function HistoryGraph({ commits, branches }: { commits: Snapshot[]; branches: Br
 
 export function VolumePage({ name, session }: { name: string; session: Session }) {
   const base = `/v1/volumes/${enc(name)}`;
-  const [vol, volError, reloadVol] = usePoll(() => get<Volume>(`${base}?usage=true`), 0, [name]);
+  const [vol, volError, reloadVol] = usePoll(() => get<Volume>(base), 0, [name]);
   const [snaps, snapError, reloadSnaps] = usePoll(() => get<{ snapshots: Snapshot[] }>(`${base}/snapshots?all=true`), 0, [name]);
   const [branches] = usePoll(() => get<Branches>(`${base}/branches`).catch(() => undefined), 0, [name]);
   const targets = session.status.backupTargets ?? [];
@@ -167,8 +167,20 @@ export function VolumePage({ name, session }: { name: string; session: Session }
           <dd>{vol.pool}</dd>
           <dt>Node</dt>
           <dd>{vol.node}</dd>
-          <dt>Size</dt>
-          <dd data-testid="volume-size">{bytes(vol.usageBytes)}</dd>
+          <dt>Data</dt>
+          <dd data-testid="volume-size" title={vol.usage?.measuredAt ?? ''}>
+            {vol.usage?.dataBytes != null ? `${bytes(vol.usage.dataBytes)} (measured ${ago(vol.usage.measuredAt)})` : 'not measured yet'}
+          </dd>
+          <dt>Snapshots</dt>
+          <dd data-testid="volume-snapshot-size" title={vol.usage?.snapshotNote ?? 'held only by the snapshots: freed if they all went'}>
+            {vol.usage?.snapshotBytes != null ? `${bytes(vol.usage.snapshotBytes)} in ${vol.usage.snapshots} snapshot(s)` : vol.usage?.snapshotNote ?? '-'}
+          </dd>
+          {vol.usage?.trashBytes ? (
+            <>
+              <dt>Trash</dt>
+              <dd data-testid="volume-trash-size">{bytes(vol.usage.trashBytes)} (removed volumes of this name)</dd>
+            </>
+          ) : null}
           <dt>Created</dt>
           <dd title={vol.createdAt}>{date(vol.createdAt)}</dd>
           <dt>Labels</dt>

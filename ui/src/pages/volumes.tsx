@@ -1,9 +1,12 @@
 import { useMemo, useState } from 'preact/hooks';
 import { get, type Volume } from '../api';
 import { ErrorBox, usePoll } from '../components';
-import { ago } from '../format';
+import { ago, bytes } from '../format';
 
-type SortKey = 'name' | 'pool' | 'node' | 'access' | 'attachments' | 'createdAt' | 'lastBackupAt';
+type SortKey = 'name' | 'pool' | 'node' | 'access' | 'attachments' | 'size' | 'createdAt' | 'lastBackupAt';
+
+/** Data and snapshot bytes together: what the volume takes on the pool (unknown parts count as 0). */
+const spaceOf = (v: Volume) => (v.usage?.dataBytes ?? 0) + (v.usage?.snapshotBytes ?? 0);
 
 /** Where a volume is in use: containers of attachments across the cluster, or local mounts. */
 export function usedBy(v: Volume): number {
@@ -56,6 +59,8 @@ export function VolumesPage() {
           return usedBy(v);
         case 'lastBackupAt':
           return v.lastBackupAt ?? '';
+        case 'size':
+          return spaceOf(v);
         default:
           return v[sort.key];
       }
@@ -118,6 +123,7 @@ export function VolumesPage() {
             {th('node', 'Node')}
             {th('access', 'Access')}
             {th('attachments', 'In use')}
+            {th('size', 'Size')}
             <th>Labels</th>
             {th('createdAt', 'Created')}
             {th('lastBackupAt', 'Last backup')}
@@ -138,6 +144,10 @@ export function VolumesPage() {
                 <span class="tag">{v.access}</span>
               </td>
               <td>{usedBy(v) > 0 ? `${usedBy(v)} (${[...new Set(v.attachments.map((a) => a.node))].join(', ') || v.node})` : '-'}</td>
+              <td data-testid="volume-space" title={v.usage?.snapshotNote ?? (v.usage?.measuredAt ? `data measured ${ago(v.usage.measuredAt)}` : 'not measured yet')}>
+                {bytes(v.usage?.dataBytes)}
+                {v.usage?.snapshotBytes ? <span class="muted"> + {bytes(v.usage.snapshotBytes)} snapshots</span> : null}
+              </td>
               <td class="labels">
                 {Object.entries(v.labels).map(([k, val]) => (
                   <span class="tag" key={k}>
