@@ -23,6 +23,8 @@ export interface DaemonFacts {
   dataDir: string;
   pluginSocket: string;
   apiSocket: string;
+  /** The sockets systemd holds and handed over (socket activation), when it does. */
+  socketActivated?: string[];
   trashRetention: string;
   /** The TCP address the API also listens on (HOST:PORT), when it does. */
   apiListen?: string;

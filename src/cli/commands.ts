@@ -27,6 +27,7 @@ interface Status {
   pluginSocket: string;
   apiSocket: string;
   apiListen?: string;
+  socketActivated?: string[];
   trashRetention: string;
   pools: PoolStatus[];
   counts: { volumes: number; mounted: number; mounts: number; trash: number };
@@ -172,8 +173,8 @@ export function registerCliCommands(program: Command): void {
         [
           `ferryd ${s.version} on node ${s.node} (pid ${s.pid}, up ${Math.round(s.uptimeSeconds)}s)`,
           `data dir:      ${s.dataDir}`,
-          `plugin socket: ${s.pluginSocket}`,
-          `api socket:    ${s.apiSocket}`,
+          `plugin socket: ${s.pluginSocket}${s.socketActivated?.includes('plugin') ? ' (held by systemd)' : ''}`,
+          `api socket:    ${s.apiSocket}${s.socketActivated?.includes('api') ? ' (held by systemd)' : ''}`,
           ...(s.apiListen ? [`api tcp:       ${s.apiListen} (bearer tokens: \`ferry token\`)`] : []),
           `volumes:       ${s.counts.volumes} (${s.counts.mounted} mounted, ${s.counts.mounts} mounts); ${s.counts.trash} in the trash (kept ${s.trashRetention})`,
           ...(s.warnings.length ? ['', `WARNINGS (${s.warnings.length}):`, ...s.warnings.map((w) => `  ${w.message}${w.file ? ` [${w.file}]` : ''}`)] : []),
