@@ -24,6 +24,8 @@ export interface DaemonFacts {
   dataDir: string;
   pluginSocket: string;
   apiSocket: string;
+  /** The sockets systemd holds and handed over (socket activation), when it does. */
+  socketActivated?: string[];
   trashRetention: string;
   /** The Docker Engine API ferryd asks (which containers reference a volume), or `none` (no engine on this host). */
   dockerHost?: string;

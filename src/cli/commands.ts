@@ -42,6 +42,7 @@ interface Status {
   pluginSocket: string;
   apiSocket: string;
   apiListen?: string;
+  socketActivated?: string[];
   trashRetention: string;
   dockerHost?: string;
   pools: PoolStatus[];
@@ -212,8 +213,8 @@ export function registerCliCommands(program: Command): void {
         [
           `ferryd ${s.version} on node ${s.node} (pid ${s.pid}, up ${Math.round(s.uptimeSeconds)}s)`,
           `data dir:      ${s.dataDir}`,
-          `plugin socket: ${s.pluginSocket}`,
-          `api socket:    ${s.apiSocket}`,
+          `plugin socket: ${s.pluginSocket}${s.socketActivated?.includes('plugin') ? ' (held by systemd)' : ''}`,
+          `api socket:    ${s.apiSocket}${s.socketActivated?.includes('api') ? ' (held by systemd)' : ''}`,
           ...(s.dockerHost ? [`docker:        ${s.dockerHost === 'none' ? 'none (no Docker engine on this host: `ferry volume rm` checks no containers here)' : s.dockerHost}`] : []),
           ...(s.apiListen ? [`api tcp:       ${s.apiListen} (bearer tokens: \`ferry token\`)`] : []),
           `volumes:       ${s.counts.volumes} (${s.counts.mounted} mounted, ${s.counts.mounts} mounts); ${s.counts.trash} in the trash (kept ${s.trashRetention})`,

@@ -20,7 +20,8 @@ import { TokenStore } from '../api/tokens.js';
 import { Metrics } from '../api/metrics.js';
 import { listenTcp, readTls } from '../api/tcp.js';
 import { UI_DIR } from '../api/ui.js';
-import { listenUnix } from '../util/unix-listen.js';
+import { closeInherited, listenFd, listenUnix } from '../util/unix-listen.js';
+import { inheritedSockets } from './socket-activation.js';
 import { VERSION } from '../version.js';
 import { StateWarnings } from '../util/state-warnings.js';
 import { UsageTracker } from '../volumes/usage.js';
@@ -37,6 +38,8 @@ export interface RunningDaemon {
 /** Wire ferryd together: catalog and pools → volume service → plugin protocol and control API. */
 export async function startDaemon(config: DaemonConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningDaemon> {
   const t0 = performance.now();
+  // systemd socket activation: the sockets it holds while ferryd starts or restarts (contrib/ferryd.socket)
+  const inherited = inheritedSockets();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const warnings = new StateWarnings();
   const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
@@ -106,26 +109,30 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     dataDir: config.dataDir,
     pluginSocket: config.pluginSocket,
     apiSocket: config.apiSocket,
+    ...(Object.keys(inherited).length ? { socketActivated: Object.keys(inherited) } : {}),
     trashRetention: config.trashRetention,
     dockerHost: config.dockerHost,
     backupTargets: Object.keys(config.backupTargets),
     warnings,
   };
   const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage });
-  const servers: Array<[FastifyInstance, string | undefined]> = [];
+  // [server, socket path to remove at stop (ours, not systemd's), inherited from systemd]
+  const servers: Array<[FastifyInstance, string | undefined, boolean]> = [];
   try {
-    await listenUnix(api, config.apiSocket, 0o600);
-    servers.push([api, config.apiSocket]);
+    if (inherited.api !== undefined) await listenFd(api, inherited.api);
+    else await listenUnix(api, config.apiSocket, 0o600);
+    servers.push([api, inherited.api === undefined ? config.apiSocket : undefined, inherited.api !== undefined]);
     if (config.apiListen) {
       const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
-      servers.push([remote, undefined]);
+      servers.push([remote, undefined, false]);
       facts.apiListen = await listenTcp(remote, config.apiListen, { tls: Boolean(tls), log });
     }
     // The plugin socket last: once Docker can see it, everything behind it is ready.
-    await listenUnix(plugin, config.pluginSocket, 0o660);
-    servers.push([plugin, config.pluginSocket]);
+    if (inherited.plugin !== undefined) await listenFd(plugin, inherited.plugin);
+    else await listenUnix(plugin, config.pluginSocket, 0o660);
+    servers.push([plugin, inherited.plugin === undefined ? config.pluginSocket : undefined, inherited.plugin !== undefined]);
   } catch (err) {
-    for (const [s] of servers) await s.close();
+    for (const [s, , fromSystemd] of servers) await (fromSystemd ? closeInherited(s) : s.close());
     throw err;
   }
 
@@ -154,8 +161,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         await usage.stop();
         await cluster.stop();
         // Plugin first so Docker stops sending work, then the API; in-flight requests finish.
-        for (const [server, path] of [...servers].reverse()) {
-          await server.close();
+        for (const [server, path, fromSystemd] of [...servers].reverse()) {
+          await (fromSystemd ? closeInherited(server) : server.close());
           if (path) await unlink(path).catch(() => undefined);
         }
         await tokens.flush();

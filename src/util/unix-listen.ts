@@ -37,3 +37,26 @@ export async function listenUnix(app: FastifyInstance, path: string, mode: numbe
   await app.listen({ path, backlog: 4096 });
   await chmod(path, mode);
 }
+
+/**
+ * Serve on a listening socket inherited from systemd (socket activation). Connections that arrived while
+ * ferryd was starting wait in that socket's queue and are answered now. The socket stays systemd's:
+ * ferryd never unlinks it, and `closeInherited` only closes ferryd's copy.
+ */
+export async function listenFd(app: FastifyInstance, fd: number): Promise<void> {
+  // Fastify's own listen() cannot log the address of an inherited unix socket: listen on its server.
+  await app.ready();
+  await new Promise<void>((resolve, reject) => {
+    app.server.once('error', reject);
+    app.server.listen({ fd, backlog: 4096 }, () => {
+      app.server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Stop serving an inherited socket: in-flight requests finish, new connections queue for the next ferryd. */
+export async function closeInherited(app: FastifyInstance): Promise<void> {
+  await app.close();
+  if (app.server.listening) await new Promise<void>((resolve) => app.server.close(() => resolve()));
+}
