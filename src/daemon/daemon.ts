@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 import { mkdir, unlink } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -22,6 +23,8 @@ import { UI_DIR } from '../api/ui.js';
 import { listenUnix } from '../util/unix-listen.js';
 import { VERSION } from '../version.js';
 import { StateWarnings } from '../util/state-warnings.js';
+import { lockDataDir } from './data-dir-lock.js';
+import { daemonChecks } from '../doctor/daemon-checks.js';
 
 /** Sweep the trash often enough that an entry outlives its retention by at most a quarter of it (10 min at most). */
 const trashSweepMs = (retentionMs: number) => Math.min(10 * 60_000, Math.max(1000, Math.floor(retentionMs / 4)));
@@ -35,7 +38,20 @@ export interface RunningDaemon {
 /** Wire ferryd together: catalog and pools → volume service → plugin protocol and control API. */
 export async function startDaemon(config: DaemonConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningDaemon> {
   const t0 = performance.now();
+  const startedAt = new Date().toISOString();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  // FIRST, before anything reads or writes the data dir (the catalog's start rotates the mount journal):
+  // a second ferryd on this data dir is refused here, naming the first.
+  const dirLock = await lockDataDir(config.dataDir, {
+    pid: process.pid,
+    node: config.node,
+    host: hostname(),
+    startedAt,
+    version: VERSION,
+    dataDir: config.dataDir,
+    apiSocket: config.apiSocket,
+    pluginSocket: config.pluginSocket,
+  });
   const warnings = new StateWarnings();
   const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
   for (const [name, p] of Object.entries(config.pools)) {
@@ -47,7 +63,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     heartbeatMs: config.heartbeatIntervalMs,
     nodeTimeoutMs: config.nodeTimeoutMs,
     log,
+    dataDir: config.dataDir,
+    warnings,
   });
+  // a second ferryd beating under this node name in a shared pool is refused before anything is written there
+  await cluster.claimAll();
   const docker = new DockerClient(config.dockerHost);
   let snapshots: SnapshotService | undefined;
   let backups: BackupService | undefined;
@@ -93,7 +113,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     version: VERSION,
     node: config.node,
     pid: process.pid,
-    startedAt: new Date().toISOString(),
+    startedAt,
     dataDir: config.dataDir,
     pluginSocket: config.pluginSocket,
     apiSocket: config.apiSocket,
@@ -101,13 +121,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     backupTargets: Object.keys(config.backupTargets),
     warnings,
   };
-  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics });
+  const doctor = () =>
+    daemonChecks({ pid: process.pid, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, dockerHost: config.dockerHost, roDir: join(config.dataDir, 'ro'), lock: dirLock, pools: [...pools.values()], service, cluster, docker, warnings });
+  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, doctor });
   const servers: Array<[FastifyInstance, string | undefined]> = [];
   try {
     await listenUnix(api, config.apiSocket, 0o600);
     servers.push([api, config.apiSocket]);
     if (config.apiListen) {
-      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
+      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, doctor, remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
       servers.push([remote, undefined]);
       facts.apiListen = await listenTcp(remote, config.apiListen, { tls: Boolean(tls), log });
     }
@@ -148,6 +170,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         await metrics.flush();
         // running backups are abandoned: the repository format makes that safe (see docs/backup-format.md)
         await service.stop();
+        dirLock.release();
         log.info('ferryd stopped');
       })()),
   };
