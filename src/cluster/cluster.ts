@@ -100,7 +100,10 @@ export class Cluster {
     const theirs = await s.beatOf(this.node);
     const me = { node: this.node, instance: this.instance, ...(this.opts.dataDir ? { dataDir: this.opts.dataDir } : {}), ...(this.machine ? { machine: this.machine } : {}) };
     const verdict = judgeClaim(theirs, me, this.now(), this.opts.nodeTimeoutMs, this.opts.dataDir !== undefined);
-    if (verdict.free || !theirs) return;
+    if (verdict.free || !theirs) {
+      if (theirs && theirs.instance !== this.instance) this.opts.log.info({ pool }, `node name ${this.node} is free in pool ${pool}: ${verdict.free ? verdict.why : ''}`);
+      return;
+    }
     this.opts.log.info({ pool, other: { pid: theirs.pid, host: theirs.host, lastSeen: theirs.lastSeen } }, 'another ferryd beat recently under this node name: watching whether it still does');
     const why = await watchClaim(() => s.beatOf(this.node), theirs, pool, this.opts.heartbeatMs);
     this.opts.log.warn({ pool, other: { pid: theirs.pid, host: theirs.host } }, `taking over node name ${this.node}: ${why}`);
