@@ -52,7 +52,7 @@ async function poolOrphans(pool: Pool, i: OrphanInputs): Promise<DoctorCheck[]> 
       if (!trashDirs.includes(id)) found.push(problem(`orphan-trash-record:${pool.name}/${id}`, `trash entry ${id} has no data in pool ${pool.name}`, 'restart ferryd: it drops trash records whose data is gone'));
     }
   }
-  return found.length ? found : [ok(`orphans:${pool.name}`, `pool ${pool.name}: no orphans (${dirs.length} volume directories, each with its record)`)];
+  return found.length ? found : [ok(`orphans:${pool.name}`, `pool ${pool.name}: no orphans (${dirs.length} volume director${dirs.length === 1 ? 'y' : 'ies'}, each with its record)`)];
 }
 
 /** Every orphan found, one problem each; one ok line per pool without any. */
