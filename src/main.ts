@@ -4,6 +4,7 @@ import { registerCliCommands } from './cli/commands.js';
 import { registerSnapshotCommands } from './cli/snapshots.js';
 import { registerBackupCommands } from './cli/backup.js';
 import { registerTokenCommands } from './cli/tokens.js';
+import { registerDoctorCommand } from './cli/doctor.js';
 import { BUILTIN_DEFAULTS as DEFAULTS } from './daemon/defaults.js';
 import { errorMessage } from './util/errors.js';
 import { VERSION } from './version.js';
@@ -69,6 +70,7 @@ registerCliCommands(program);
 registerSnapshotCommands(program);
 registerBackupCommands(program);
 registerTokenCommands(program);
+registerDoctorCommand(program);
 
 try {
   await program.parseAsync(process.argv);

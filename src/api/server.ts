@@ -15,6 +15,7 @@ import { openApiJson, openApiYaml } from './openapi.js';
 import { serveUi } from './ui.js';
 import type { StateWarnings } from '../util/state-warnings.js';
 import type { UsageTracker } from '../volumes/usage.js';
+import type { DoctorCheck } from '../doctor/check.js';
 
 export interface DaemonFacts {
   version: string;
@@ -45,6 +46,8 @@ export interface HubOptions {
   metrics?: Metrics;
   /** The space volumes take (data, snapshots, trash), cached: shown in the volume and trash listings. */
   usage?: UsageTracker;
+  /** GET /v1/doctor: ferryd's checks of itself (`ferry doctor`). */
+  doctor?: () => Promise<DoctorCheck[]>;
   /**
    * This app serves TCP: every request needs `Authorization: Bearer TOKEN` (401 otherwise), a read token
    * only reads (403 on anything else), token routes are refused (403: tokens are managed on the host).
@@ -228,6 +231,11 @@ export function buildApiServer(
       : null,
     ...(req.token ? { token: { name: req.token.name, role: req.token.role } } : {}),
   }));
+
+  app.get('/v1/doctor', async () => {
+    if (!hub.doctor) throw new FerryError('unavailable', 'this ferryd does not run doctor checks');
+    return { checks: await hub.doctor() };
+  });
 
   app.get('/v1/volumes', async () => {
     await service.syncAll();

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Pool } from '../pools/pool.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { SharedStore, type Attachment, type NodeBeat, type NodeReferences, type SharedRecord } from './shared-store.js';
+import { claimConflict, isClaimConflict, judgeClaim, machineId, watchClaim } from './node-claim.js';
+import type { StateWarnings } from '../util/state-warnings.js';
 
 export interface ClusterOptions {
   node: string;
@@ -12,6 +15,10 @@ export interface ClusterOptions {
   nodeTimeoutMs: number;
   log: Logger;
   now?: () => number;
+  /** The data dir whose lock this process holds (named in heartbeats; see node-claim.ts). */
+  dataDir?: string;
+  /** Where a second ferryd beating under this node's name is reported. */
+  warnings?: StateWarnings;
 }
 
 export interface NodeStatus extends NodeBeat {
@@ -38,6 +45,11 @@ export class Cluster {
   private readonly now: () => number;
   /** The token of each rwo lock this node holds, by `pool/volume`. */
   private readonly held = new Map<string, string>();
+  /** Random per process: tells two ferryd claiming one node name apart. */
+  readonly instance = randomBytes(8).toString('hex');
+  private readonly machine = machineId();
+  /** Pools where this process has written its heartbeat since the pool became ready. */
+  private readonly beaten = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   /** Called after each heartbeat (the volume service refreshes its attachments). */
@@ -73,10 +85,40 @@ export class Cluster {
     await this.poolOf(pool).checkAvailable();
     if (!this.ready.has(pool)) {
       await s.init();
+      await this.claim(pool, s);
       this.ready.add(pool);
       await this.beatIn(pool, s);
     }
     return s;
+  }
+
+  /**
+   * Before the first heartbeat in a pool: refuse (throws, see node-claim.ts) when another ferryd that is
+   * alive beats under this node's name; a fresh beat of another instance is watched for about one interval.
+   */
+  private async claim(pool: string, s: SharedStore): Promise<void> {
+    const theirs = await s.beatOf(this.node);
+    const me = { node: this.node, instance: this.instance, ...(this.opts.dataDir ? { dataDir: this.opts.dataDir } : {}), ...(this.machine ? { machine: this.machine } : {}) };
+    const verdict = judgeClaim(theirs, me, this.now(), this.opts.nodeTimeoutMs, this.opts.dataDir !== undefined);
+    if (verdict.free || !theirs) {
+      if (theirs && theirs.instance !== this.instance) this.opts.log.info({ pool }, `node name ${this.node} is free in pool ${pool}: ${verdict.free ? verdict.why : ''}`);
+      return;
+    }
+    this.opts.log.info({ pool, other: { pid: theirs.pid, host: theirs.host, lastSeen: theirs.lastSeen } }, 'another ferryd beat recently under this node name: watching whether it still does');
+    const why = await watchClaim(() => s.beatOf(this.node), theirs, pool, this.opts.heartbeatMs);
+    this.opts.log.warn({ pool, other: { pid: theirs.pid, host: theirs.host } }, `taking over node name ${this.node}: ${why}`);
+  }
+
+  /** At start, before anything else uses the shared pools: refuse when another live ferryd is this node. */
+  async claimAll(): Promise<void> {
+    for (const name of this.stores.keys()) {
+      try {
+        await this.store(name);
+      } catch (err) {
+        if (isClaimConflict(err)) throw err;
+        // the pool is down: its claim is checked when it comes up
+      }
+    }
   }
 
   isShared(pool: string): boolean {
@@ -98,9 +140,16 @@ export class Cluster {
     this.timer.unref();
   }
 
+  /** Stop beating; mark this node's heartbeats as stopped, so that the next ferryd of this node starts without waiting. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.ticking;
+    for (const pool of this.ready) {
+      const s = this.stores.get(pool)!;
+      const cur = await s.beatOf(this.node);
+      if (cur?.instance !== this.instance) continue; // never mark another ferryd's beat
+      await s.beat({ ...this.beatNow(), stoppedAt: new Date(this.now()).toISOString() }).catch((err) => this.opts.log.warn({ pool, err: errorMessage(err) }, 'could not mark the heartbeat as stopped'));
+    }
   }
 
   /** One heartbeat: check (and re-mount) every shared pool, beat in each, let the service refresh attachments. */
@@ -112,7 +161,9 @@ export class Cluster {
             await this.beatIn(name, await this.store(name));
           } catch (err) {
             this.ready.delete(name);
+            this.beaten.delete(name);
             this.opts.log.warn({ pool: name, err: errorMessage(err) }, 'shared pool unavailable');
+            if (isClaimConflict(err)) this.opts.warnings?.add(`node-claim:${name}`, { code: 'node_claimed', message: `pool ${name} is not used: ${err.message}` });
           }
         }
         await this.onTick?.().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not refresh attachments'));
@@ -122,13 +173,37 @@ export class Cluster {
     })());
   }
 
-  private beatIn(pool: string, s: SharedStore): Promise<void> {
-    return s
-      .beat({ node: this.node, pid: process.pid, version: this.opts.version, startedAt: this.startedAt, lastSeen: new Date(this.now()).toISOString(), intervalMs: this.opts.heartbeatMs })
-      .catch((err) => {
-        this.ready.delete(pool);
-        throw err;
-      });
+  private beatNow(): NodeBeat {
+    return {
+      node: this.node,
+      pid: process.pid,
+      version: this.opts.version,
+      startedAt: this.startedAt,
+      lastSeen: new Date(this.now()).toISOString(),
+      intervalMs: this.opts.heartbeatMs,
+      instance: this.instance,
+      host: hostname(),
+      ...(this.opts.dataDir ? { dataDir: this.opts.dataDir } : {}),
+      ...(this.machine ? { machine: this.machine } : {}),
+    };
+  }
+
+  private async beatIn(pool: string, s: SharedStore): Promise<void> {
+    try {
+      // our beat was the last one written here: another instance's means a second ferryd with this name
+      const cur = this.beaten.has(pool) ? await s.beatOf(this.node) : undefined;
+      if (cur && cur.instance !== this.instance && !cur.stoppedAt) {
+        const err = claimConflict(pool, cur);
+        this.opts.log.error({ pool, other: cur }, err.message);
+        this.opts.warnings?.add(`node-claim:${pool}`, { code: 'node_claimed', file: s.beatPath(this.node), message: `${err.message} (both write heartbeats as node ${this.node}: stop one of them)` });
+      }
+      await s.beat(this.beatNow());
+      this.beaten.add(pool);
+    } catch (err) {
+      this.ready.delete(pool);
+      this.beaten.delete(pool);
+      throw err;
+    }
   }
 
   private isAlive(b: NodeBeat | undefined): boolean {

@@ -18,6 +18,15 @@ export interface NodeBeat {
   lastSeen: string;
   /** How often it writes (ms): a reader can tell a late beat from a dead node. */
   intervalMs: number;
+  /** Random per ferryd process: two daemons claiming one node name are told apart (see node-claim.ts). */
+  instance?: string;
+  /** The writer's host name and data dir, for the message that refuses a second claimant. */
+  host?: string;
+  dataDir?: string;
+  /** Boot id and mount namespace of the writer (with dataDir: one data dir on one running kernel). */
+  machine?: string;
+  /** Set by a clean stop: the next ferryd with this node name need not wait for the beat to go stale. */
+  stoppedAt?: string;
 }
 
 /** Which containers of one node use a volume (written by that node only). */
@@ -115,6 +124,16 @@ export class SharedStore {
 
   beat(b: NodeBeat): Promise<void> {
     return writeJsonAtomic(join(this.nodesDir, `${b.node}.json`), b);
+  }
+
+  /** The heartbeat file of one node (its mtime is the share's server time of the last beat). */
+  beatPath(node: string): string {
+    return join(this.nodesDir, `${node}.json`);
+  }
+
+  /** One node's heartbeat; undefined when there is none or it cannot be read. */
+  beatOf(node: string): Promise<NodeBeat | undefined> {
+    return readJson<NodeBeat>(this.beatPath(node)).catch(() => undefined);
   }
 
   async nodes(): Promise<NodeBeat[]> {

@@ -1,4 +1,5 @@
 import { basename, join } from 'node:path';
+import { hostname } from 'node:os';
 import { mkdir, unlink } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -25,6 +26,8 @@ import { inheritedSockets } from './socket-activation.js';
 import { VERSION } from '../version.js';
 import { StateWarnings } from '../util/state-warnings.js';
 import { UsageTracker } from '../volumes/usage.js';
+import { lockDataDir } from './data-dir-lock.js';
+import { daemonChecks } from '../doctor/daemon-checks.js';
 
 /** Sweep the trash often enough that an entry outlives its retention by at most a quarter of it (10 min at most). */
 const trashSweepMs = (retentionMs: number) => Math.min(10 * 60_000, Math.max(1000, Math.floor(retentionMs / 4)));
@@ -40,7 +43,20 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const t0 = performance.now();
   // systemd socket activation: the sockets it holds while ferryd starts or restarts (contrib/ferryd.socket)
   const inherited = inheritedSockets();
+  const startedAt = new Date().toISOString();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  // FIRST, before anything reads or writes the data dir (the catalog's start rotates the mount journal):
+  // a second ferryd on this data dir is refused here, naming the first.
+  const dirLock = await lockDataDir(config.dataDir, {
+    pid: process.pid,
+    node: config.node,
+    host: hostname(),
+    startedAt,
+    version: VERSION,
+    dataDir: config.dataDir,
+    apiSocket: config.apiSocket,
+    pluginSocket: config.pluginSocket,
+  });
   const warnings = new StateWarnings();
   const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
   for (const [name, p] of Object.entries(config.pools)) {
@@ -52,7 +68,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     heartbeatMs: config.heartbeatIntervalMs,
     nodeTimeoutMs: config.nodeTimeoutMs,
     log,
+    dataDir: config.dataDir,
+    warnings,
   });
+  // a second ferryd beating under this node name in a shared pool is refused before anything is written there
+  await cluster.claimAll();
   // `dockerHost: none`: no Docker engine on this host (removals then check no containers, status says so)
   const docker = config.dockerHost === 'none' ? undefined : new DockerClient(config.dockerHost);
   const dockerDriver = basename(config.pluginSocket).replace(/\.sock$/, '');
@@ -105,7 +125,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     version: VERSION,
     node: config.node,
     pid: process.pid,
-    startedAt: new Date().toISOString(),
+    startedAt,
     dataDir: config.dataDir,
     pluginSocket: config.pluginSocket,
     apiSocket: config.apiSocket,
@@ -115,7 +135,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     backupTargets: Object.keys(config.backupTargets),
     warnings,
   };
-  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage });
+  const doctor = () =>
+    daemonChecks({ pid: process.pid, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, dockerHost: config.dockerHost, roDir: join(config.dataDir, 'ro'), lock: dirLock, pools: [...pools.values()], service, cluster, docker, warnings });
+  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor });
   // [server, socket path to remove at stop (ours, not systemd's), inherited from systemd]
   const servers: Array<[FastifyInstance, string | undefined, boolean]> = [];
   try {
@@ -123,7 +145,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     else await listenUnix(api, config.apiSocket, 0o600);
     servers.push([api, inherited.api === undefined ? config.apiSocket : undefined, inherited.api !== undefined]);
     if (config.apiListen) {
-      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
+      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
       servers.push([remote, undefined, false]);
       facts.apiListen = await listenTcp(remote, config.apiListen, { tls: Boolean(tls), log });
     }
@@ -169,6 +191,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         await metrics.flush();
         // running backups are abandoned: the repository format makes that safe (see docs/backup-format.md)
         await service.stop();
+        dirLock.release();
         log.info('ferryd stopped');
       })()),
   };

@@ -102,6 +102,17 @@ export class DockerClient {
     return this.call<DockerVolume>('POST', '/volumes/create', v, 60_000);
   }
 
+  /**
+   * The volume drivers the engine knows (`/info` Plugins.Volume). Docker 20.10 lists a legacy plugin (a
+   * socket in /run/docker/plugins, or a spec file) there only once it has loaded it; `GET /volumes` makes
+   * it scan its plugin directories and load every legacy volume plugin first (checked on Docker 20.10).
+   */
+  async volumeDrivers(): Promise<string[]> {
+    await this.get('/volumes', 20_000);
+    const info = await this.get<{ Plugins?: { Volume?: string[] | null } }>('/info');
+    return info.Plugins?.Volume ?? [];
+  }
+
   pause(id: string): Promise<unknown> {
     return this.call('POST', `/containers/${encodeURIComponent(id)}/pause`);
   }

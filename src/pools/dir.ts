@@ -207,6 +207,11 @@ export class DirPool implements Pool {
     return (await readdir(this.live, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
   }
 
+  async listTrash(): Promise<string[]> {
+    if (this.problem) return [];
+    return (await readdir(this.trash, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+  }
+
   async usage(volume: string): Promise<number> {
     return du(this.mountpoint(volume));
   }

@@ -55,6 +55,8 @@ export interface Pool {
   hasTrash(trashId: string): Promise<boolean>;
   /** Names of live volume directories (for reconciling with the catalog). */
   listLive(): Promise<string[]>;
+  /** Ids of the trash directories (for `ferry doctor`: trash without records). */
+  listTrash(): Promise<string[]>;
   /** Bytes used by one volume (walks the tree; for inspect, not for hot paths). */
   usage(volume: string): Promise<number>;
   /** Bytes held by one trash entry (its data and snapshots; walks the tree, once: the trash does not change). */
