@@ -38,6 +38,10 @@ export function buildPluginServer({ service, log, scope, observe }: PluginServer
   // so that malformed JSON gets a protocol answer instead of a framework one.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  // An empty content-type header is no content type (Fastify would answer its own 415, not the protocol's).
+  app.addHook('onRequest', async (req) => {
+    if (req.headers['content-type']?.trim() === '') delete req.headers['content-type'];
+  });
 
   const endpoints: Record<string, Handler> = {
     '/Plugin.Activate': () => ({ Implements: ['VolumeDriver'] }),
