@@ -20,4 +20,16 @@ describe('bad input found by the fuzz tests', () => {
     assert.equal(g.status, 400);
     assert.equal(g.json.Err, 'the request body of /VolumeDriver.Get must be a JSON object');
   });
+
+  it('plugin: Mount and Unmount without an ID say which field is missing (said "mount ID undefined"), a long ID is not echoed whole', async () => {
+    assert.equal((await f.plugin('Create', { Name: 'idless' })).json.Err, '');
+    const u = await f.plugin('Unmount', { Name: 'idless' });
+    assert.equal(u.status, 400);
+    assert.equal(u.json.Err, 'request field ID (the mount ID) is missing; Docker sends a hex ID');
+    const n = await f.plugin('Mount', { Name: 'idless', ID: 7 });
+    assert.equal(n.json.Err, 'request field ID (the mount ID) must be a string, not number; Docker sends a hex ID');
+    const long = await f.plugin('Mount', { Name: 'idless', ID: 'x'.repeat(10_000) });
+    assert.equal(long.json.Err, `mount ID "${'x'.repeat(64)}"... (10000 characters) is malformed: use up to 256 characters of [a-zA-Z0-9_.:-]; Docker sends a hex ID`);
+    assert.equal((await f.plugin('Get', { Name: 'idless' })).json.Volume.Status.mounts, 0);
+  });
 });
