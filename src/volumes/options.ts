@@ -85,7 +85,8 @@ export function parseVolumeOptions(opts: unknown): VolumeOptions {
   }
   const out: Record<string, string | number> = {};
   for (const [key, raw] of Object.entries(opts as Record<string, unknown>)) {
-    const parse = (parsers as Record<string, Parser | undefined>)[key];
+    // own keys only: "__proto__" or "constructor" must not find Object.prototype's members
+    const parse = Object.hasOwn(parsers, key) ? (parsers as Record<string, Parser>)[key] : undefined;
     if (!parse) {
       throw new FerryError(
         'invalid',

@@ -32,4 +32,18 @@ describe('bad input found by the fuzz tests', () => {
     assert.equal(long.json.Err, `mount ID "${'x'.repeat(64)}"... (10000 characters) is malformed: use up to 256 characters of [a-zA-Z0-9_.:-]; Docker sends a hex ID`);
     assert.equal((await f.plugin('Get', { Name: 'idless' })).json.Volume.Status.mounts, 0);
   });
+
+  it('options named like Object.prototype members are unknown options (__proto__ was a 500 "parse is not a function")', async () => {
+    for (const key of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const body = `{"Name":"proto-opt","Opts":{${JSON.stringify(key)}:"1"}}`;
+      const a = await unixRequest(f.pluginSocket, 'POST', '/VolumeDriver.Create', body, { 'content-type': 'application/json' });
+      assert.equal(a.status, 400, `${key}: ${a.text}`);
+      assert.match(a.json.Err, new RegExp(`^unknown volume option "${key}"; accepted options: access, backup, `));
+      if (key === '__proto__') continue; // the API's JSON parser: see below
+      const api = await unixRequest(f.apiSocket, 'POST', '/v1/volumes', `{"name":"proto-opt","options":{${JSON.stringify(key)}:"1"}}`, { 'content-type': 'application/json' });
+      assert.equal(api.status, 400, `${key}: ${api.text}`);
+      assert.match(api.json.error.message, new RegExp(`unknown volume option "${key}"`));
+    }
+    assert.match((await f.plugin('Get', { Name: 'proto-opt' })).json.Err, /no such volume: proto-opt/);
+  });
 });
