@@ -46,4 +46,19 @@ describe('bad input found by the fuzz tests', () => {
     }
     assert.match((await f.plugin('Get', { Name: 'proto-opt' })).json.Err, /no such volume: proto-opt/);
   });
+
+  it('an option key or value of 10,000 characters is shown cut in the error, not echoed whole (messages were 10-20 kB)', async () => {
+    const key = 'k'.repeat(10_000);
+    const a = await f.plugin('Create', { Name: 'long-opt', Opts: { [key]: '1' } });
+    assert.equal(a.status, 400);
+    assert.match(a.json.Err, new RegExp(`^unknown volume option "${'k'.repeat(64)}"\\.\\.\\. \\(10000 characters\\); accepted options: `));
+    for (const opt of ['backup', 'snapshot-schedule', 'mode', 'pool']) {
+      const b = await f.plugin('Create', { Name: 'long-opt', Opts: { [opt]: `@${'v'.repeat(9_999)}` } });
+      assert.equal(b.status, 400, b.text.slice(0, 200));
+      assert.ok(b.json.Err.length < 600, `${opt}: ${b.json.Err.length} characters`);
+      assert.match(b.json.Err, /\.\.\. \(10000 characters\)/);
+    }
+    const k = await f.plugin('Create', { Name: 'long-opt', Opts: { 'snapshot-schedule': '@hourly', 'snapshot-keep': `last=${'9'.repeat(9_995)}` } });
+    assert.ok(k.json.Err.length < 600 && /snapshot-keep|keep/.test(k.json.Err), k.json.Err.slice(0, 300));
+  });
 });
