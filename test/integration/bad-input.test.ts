@@ -61,4 +61,25 @@ describe('bad input found by the fuzz tests', () => {
     const k = await f.plugin('Create', { Name: 'long-opt', Opts: { 'snapshot-schedule': '@hourly', 'snapshot-keep': `last=${'9'.repeat(9_995)}` } });
     assert.ok(k.json.Err.length < 600 && /snapshot-keep|keep/.test(k.json.Err), k.json.Err.slice(0, 300));
   });
+
+  it('a volume name of 101-128 characters works through the API and CLI (was HTTP 414 from Fastify\'s 100-character parameter limit)', async () => {
+    const name = 'n'.repeat(120);
+    assert.equal((await f.cli('volume', 'create', name)).code, 0);
+    const inspect = await f.cli('--json', 'volume', 'inspect', name);
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.equal(JSON.parse(inspect.stdout).name, name);
+    assert.equal((await f.cli('volume', 'rm', name)).code, 0);
+    const tooLong = await unixRequest(f.apiSocket, 'GET', `/v1/volumes/${'n'.repeat(2000)}`);
+    assert.equal(tooLong.status, 400);
+    assert.match(tooLong.json.error.message, /^a path parameter of "\/v1\/volumes\/n{52}"\.\.\. \(2012 characters\) is longer than 1024 characters$/);
+  });
+
+  it('a URL with a bad %-escape gets the server\'s own error format (was Fastify\'s {"error":"Bad Request","code":"FST_ERR_BAD_URL"})', async () => {
+    const api = await unixRequest(f.apiSocket, 'GET', '/v1/volumes/%ZZ');
+    assert.equal(api.status, 400);
+    assert.deepEqual(api.json, { error: { code: 'invalid', message: 'the URL "/v1/volumes/%ZZ" is not valid: a "%" must start an escape of UTF-8 such as %2F' } });
+    const plugin = await unixRequest(f.pluginSocket, 'POST', '/VolumeDriver.%c0%af', '{}');
+    assert.equal(plugin.status, 400);
+    assert.deepEqual(plugin.json, { Err: 'the URL "/VolumeDriver.%c0%af" is not valid: a "%" must start an escape of UTF-8 such as %2F' });
+  });
 });
