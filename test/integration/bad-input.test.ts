@@ -82,4 +82,17 @@ describe('bad input found by the fuzz tests', () => {
     assert.equal(plugin.status, 400);
     assert.deepEqual(plugin.json, { Err: 'the URL "/VolumeDriver.%c0%af" is not valid: a "%" must start an escape of UTF-8 such as %2F' });
   });
+
+  it('API: a missing body field is named as missing (was zod\'s "Invalid input: expected string, received undefined"), unknown fields are cut and listed with the accepted ones', async () => {
+    assert.equal((await f.cli('volume', 'create', 'brancher')).code, 0);
+    const a = await unixRequest(f.apiSocket, 'POST', '/v1/volumes/brancher/branches', '{}', { 'content-type': 'application/json' });
+    assert.equal(a.status, 400);
+    assert.equal(a.json.error.message, 'bad request body: name: missing (a string)');
+    const r = await unixRequest(f.apiSocket, 'POST', '/v1/volumes/brancher/reset', '{"ref":7}', { 'content-type': 'application/json' });
+    assert.equal(r.json.error.message, 'bad request body: ref: must be a string, not number; hard: only hard resets exist: pass "hard": true');
+    const u = await unixRequest(f.apiSocket, 'POST', '/v1/volumes', JSON.stringify({ name: 'x1', ['k'.repeat(5000)]: 1 }), { 'content-type': 'application/json' });
+    assert.equal(u.json.error.message, `bad request body: unknown field "${'k'.repeat(40)}"... (5000 characters); accepted: name, options, labels`);
+    const arr = await unixRequest(f.apiSocket, 'POST', '/v1/volumes', '[]', { 'content-type': 'application/json' });
+    assert.equal(arr.json.error.message, 'bad request body: must be a JSON object, not an array');
+  });
 });
