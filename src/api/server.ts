@@ -197,6 +197,12 @@ export function buildApiServer(
     if (err instanceof FerryError) {
       return reply.code(err.status).send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
     }
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {
+      return reply.code(415).send({ error: { code: 'invalid', message: `request body: send JSON with "content-type: application/json" (got ${req.headers['content-type'] ? shown(req.headers['content-type'], 40) : 'no content type'})` } });
+    }
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || /prototype property/.test(err.message)) {
+      return reply.code(400).send({ error: { code: 'invalid', message: `request body: ${err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'empty, but content-type is application/json' : 'not valid JSON (keys named __proto__ or constructor are refused)'}` } });
+    }
     if (err.statusCode && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: { code: 'invalid', message: err.message } });
     }

@@ -95,4 +95,13 @@ describe('bad input found by the fuzz tests', () => {
     const arr = await unixRequest(f.apiSocket, 'POST', '/v1/volumes', '[]', { 'content-type': 'application/json' });
     assert.equal(arr.json.error.message, 'bad request body: must be a JSON object, not an array');
   });
+
+  it('API: a body without content-type or with a __proto__ key says what to send (was "Unsupported Media Type" and "Body is not valid JSON")', async () => {
+    const a = await unixRequest(f.apiSocket, 'POST', '/v1/tokens', '{}');
+    assert.equal(a.status, 415);
+    assert.equal(a.json.error.message, 'request body: send JSON with "content-type: application/json" (got no content type)');
+    const p = await unixRequest(f.apiSocket, 'POST', '/v1/volumes', '{"name":"p1","options":{"__proto__":"1"}}', { 'content-type': 'application/json' });
+    assert.equal(p.status, 400);
+    assert.equal(p.json.error.message, 'request body: not valid JSON (keys named __proto__ or constructor are refused)');
+  });
 });
