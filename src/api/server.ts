@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { VolumeService } from '../volumes/service.js';
 import type { SnapshotService } from '../snapshots/service.js';
 import { FerryError, errorMessage } from '../util/errors.js';
+import { shown } from '../util/shown.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { JobRegistry } from '../jobs/jobs.js';
 import type { BackupService } from '../backup/service.js';
@@ -146,11 +147,29 @@ const verifyBody = z.strictObject({ target: z.string().min(1), readData: z.boole
 const waitQuery = z.strictObject({ wait: flag });
 const tokenBody = z.strictObject({ role: z.enum(['read', 'admin'], { message: 'role must be read or admin' }), name: z.string().optional() });
 
+type Issue = z.core.$ZodIssue;
+
+/** One problem of a request, in words: the field, what it should be, never "received undefined". */
+function issueText(i: Issue, fields: string[]): string {
+  const at = i.path.map((p) => (String(p).length > 40 ? shown(String(p), 40) : String(p))).join('.');
+  if (i.code === 'invalid_type') {
+    const received = / received (\w+)$/.exec(i.message)?.[1];
+    if (received === 'undefined') return `${at ? `${at}: ` : ''}missing (a ${i.expected})`;
+    return `${at ? `${at}: ` : ''}must be a ${i.expected === 'object' ? 'JSON object' : i.expected}, not ${received === 'array' ? 'an array' : (received ?? 'that')}`;
+  }
+  if (i.code === 'unrecognized_keys') {
+    const keys = i.keys.slice(0, 3).map((k) => shown(k, 40)).join(', ') + (i.keys.length > 3 ? ` and ${i.keys.length - 3} more` : '');
+    return `${at ? `${at}: ` : ''}unknown field${i.keys.length > 1 ? 's' : ''} ${keys}${fields.length && !at ? `; accepted: ${fields.join(', ')}` : ''}`;
+  }
+  return `${at ? `${at}: ` : ''}${i.message}`;
+}
+
 function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') + ': ' : ''}${i.message}`).join('; ');
-  throw new FerryError('invalid', `bad ${what}: ${issues}`);
+  const inner = schema instanceof z.ZodOptional ? schema.unwrap() : schema;
+  const fields = inner instanceof z.ZodObject ? Object.keys(inner.shape) : [];
+  throw new FerryError('invalid', `bad ${what}: ${r.error.issues.map((i) => issueText(i, fields)).join('; ')}`);
 }
 
 /**
@@ -187,6 +206,12 @@ export function buildApiServer(
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof FerryError) {
       return reply.code(err.status).send({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+    }
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {
+      return reply.code(415).send({ error: { code: 'invalid', message: `request body: send JSON with "content-type: application/json" (got ${req.headers['content-type'] ? shown(req.headers['content-type'], 40) : 'no content type'})` } });
+    }
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || /prototype property/.test(err.message)) {
+      return reply.code(400).send({ error: { code: 'invalid', message: `request body: ${err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ? 'empty, but content-type is application/json' : 'not valid JSON (keys named __proto__ or constructor are refused)'}` } });
     }
     if (err.statusCode && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: { code: 'invalid', message: err.message } });

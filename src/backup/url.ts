@@ -3,6 +3,7 @@
  * e.g. `file:///srv/backups/ferry?backup=ID&volume=NAME` or `s3://bucket/prefix?backup=ID&volume=NAME`.
  */
 import { FerryError } from '../util/errors.js';
+import { shown } from '../util/shown.js';
 
 export interface BackupUrl {
   /** The repository, without query: file:///srv/backups/ferry or s3://bucket/prefix. */
@@ -16,15 +17,15 @@ export function parseBackupUrl(url: string): BackupUrl {
   try {
     u = new URL(url);
   } catch {
-    throw new FerryError('invalid', `"${url}" is not a backup URL; expected file:///path?backup=ID&volume=NAME or s3://bucket/prefix?backup=ID&volume=NAME`);
+    throw new FerryError('invalid', `${shown(url)} is not a backup URL; expected file:///path?backup=ID&volume=NAME or s3://bucket/prefix?backup=ID&volume=NAME`);
   }
-  if (u.protocol !== 'file:' && u.protocol !== 's3:') throw new FerryError('invalid', `"${url}": unsupported scheme ${u.protocol}; expected file: or s3:`);
+  if (u.protocol !== 'file:' && u.protocol !== 's3:') throw new FerryError('invalid', `${shown(url)}: unsupported scheme ${u.protocol}; expected file: or s3:`);
   for (const k of u.searchParams.keys()) {
-    if (k !== 'backup' && k !== 'volume') throw new FerryError('invalid', `"${url}": unknown parameter "${k}"; accepted: backup, volume`);
+    if (k !== 'backup' && k !== 'volume') throw new FerryError('invalid', `${shown(url)}: unknown parameter ${shown(k)}; accepted: backup, volume`);
   }
   const backup = u.searchParams.get('backup') ?? undefined;
   const volume = u.searchParams.get('volume') ?? undefined;
-  if (backup !== undefined && !/^[0-9a-f]{4,64}$/.test(backup)) throw new FerryError('invalid', `"${url}": backup id "${backup}" is not hexadecimal`);
+  if (backup !== undefined && !/^[0-9a-f]{4,64}$/.test(backup)) throw new FerryError('invalid', `${shown(url)}: backup id ${shown(backup)} is not hexadecimal`);
   u.search = '';
   u.hash = '';
   const target = u.href.replace(/\/+$/, '');

@@ -34,12 +34,19 @@ function str(body: Body, key: string): string {
  * (docs/extend/plugins_volume.md). Nothing here but decoding, calling the service and encoding.
  */
 export function buildPluginServer({ service, log, scope, observe, afterCreate }: PluginServerOptions): FastifyInstance {
-  const app = newHttpServer(log, 'plugin', PLUGIN_BODY_LIMIT);
+  const send = (reply: FastifyReply, status: number, body: Body) =>
+    reply.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(JSON.stringify(body));
+
+  const app = newHttpServer(log, 'plugin', PLUGIN_BODY_LIMIT, { badUrl: (reply, message) => send(reply, 400, { Err: message }) });
 
   // Docker sends JSON with varying (or no) content types: take every body as text and parse it here,
   // so that malformed JSON gets a protocol answer instead of a framework one.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  // An empty content-type header is no content type (Fastify would answer its own 415, not the protocol's).
+  app.addHook('onRequest', async (req) => {
+    if (req.headers['content-type']?.trim() === '') delete req.headers['content-type'];
+  });
 
   const endpoints: Record<string, Handler> = {
     '/Plugin.Activate': () => ({ Implements: ['VolumeDriver'] }),
@@ -77,9 +84,6 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate }:
       return { Volumes: service.list().map((v) => ({ Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt })), Err: '' };
     },
   };
-
-  const send = (reply: FastifyReply, status: number, body: Body) =>
-    reply.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(JSON.stringify(body));
 
   app.all('/*', async (req, reply) => {
     const path = req.url.split('?')[0]!;

@@ -27,6 +27,7 @@
  */
 import { parseDuration } from '../util/duration.js';
 import { FerryError } from '../util/errors.js';
+import { shown as quoted } from '../util/shown.js';
 
 export interface KeepPolicy {
   last?: number;
@@ -61,25 +62,25 @@ export function parseKeepPolicy(text: string): KeepPolicy {
   const policy: KeepPolicy = {};
   for (const raw of text.split(',')) {
     const part = raw.trim();
-    if (part === '') throw invalid(`"${text}"`, 'has an empty rule (two commas, or a comma at an end)');
+    if (part === '') throw invalid(quoted(text), 'has an empty rule (two commas, or a comma at an end)');
     const eq = part.indexOf('=');
-    if (eq < 0) throw invalid(`"${part}"`, 'a rule is key=value');
+    if (eq < 0) throw invalid(quoted(part), 'a rule is key=value');
     const key = part.slice(0, eq).trim();
     const value = part.slice(eq + 1).trim();
-    if (!isKey(key)) throw invalid(`"${part}"`, `unknown key "${key}"`);
-    if (policy[key] !== undefined) throw invalid(`"${text}"`, `${key} is given twice`);
+    if (!isKey(key)) throw invalid(quoted(part), `unknown key ${quoted(key)}`);
+    if (policy[key] !== undefined) throw invalid(quoted(text), `${key} is given twice`);
     if (key === 'within') {
       let ms: number;
       try {
         ms = parseDuration(value, 'within');
       } catch {
-        throw invalid(`"${part}"`, 'within must be a duration such as 2d, 36h or 90m');
+        throw invalid(quoted(part), 'within must be a duration such as 2d, 36h or 90m');
       }
-      if (!(ms > 0)) throw invalid(`"${part}"`, 'within must be longer than 0');
+      if (!(ms > 0)) throw invalid(quoted(part), 'within must be longer than 0');
       policy.within = ms;
     } else {
       const n = /^\d+$/.test(value) ? Number(value) : NaN;
-      if (!Number.isSafeInteger(n) || n <= 0) throw invalid(`"${part}"`, `${key} must be a positive integer`);
+      if (!Number.isSafeInteger(n) || n <= 0) throw invalid(quoted(part), `${key} must be a positive integer`);
       policy[key] = n;
     }
   }

@@ -10,6 +10,7 @@
  */
 import { CronExpressionParser, type CronExpression } from 'cron-parser';
 import { FerryError } from '../util/errors.js';
+import { shown as quoted } from '../util/shown.js';
 
 export interface Schedule {
   /** The text as given (trimmed, spaces collapsed), e.g. "@daily" or "0 3 * * *". */
@@ -33,7 +34,7 @@ const macros: Record<string, string> = {
 const HOW = `write it as 5 cron fields "minute hour day-of-month month day-of-week" in UTC, like "0 * * * *" (hourly), "*/15 * * * *" or "0 3 * * *" (03:00 daily), or one of ${Object.keys(macros).join(' ')}`;
 
 function invalid(text: string, problem: string): FerryError {
-  return new FerryError('invalid', `snapshot-schedule "${text}": ${problem}; ${HOW}`);
+  return new FerryError('invalid', `snapshot-schedule ${quoted(text)}: ${problem}; ${HOW}`);
 }
 
 /** Parse a schedule; throws FerryError('invalid') naming the problem and showing examples. */
@@ -44,7 +45,7 @@ export function parseSchedule(text: string): Schedule {
   let cron: string;
   if (shown.startsWith('@')) {
     const m = macros[shown.toLowerCase()];
-    if (m === undefined) throw invalid(shown, `unknown macro ${shown}`);
+    if (m === undefined) throw invalid(shown, `unknown macro ${shown.length > 64 ? quoted(shown) : shown}`);
     cron = m;
   } else {
     const fields = shown.split(' ');

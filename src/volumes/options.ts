@@ -1,4 +1,5 @@
 import { FerryError } from '../util/errors.js';
+import { shown } from '../util/shown.js';
 import { parseSchedule } from '../snapshots/schedule.js';
 import { formatKeepPolicy, parseKeepPolicy } from '../snapshots/retention.js';
 import { parseBackupUrl } from '../backup/url.js';
@@ -33,7 +34,7 @@ type Parser = (value: string, key: string) => string | number;
 
 function intInRange(value: string, key: string): number {
   if (!/^\d+$/.test(value) || Number(value) > 0xfffffffe) {
-    throw new FerryError('invalid', `option ${key}=${JSON.stringify(value)}: expected a number from 0 to 4294967294`);
+    throw new FerryError('invalid', `option ${key}=${shown(value)}: expected a number from 0 to 4294967294`);
   }
   return Number(value);
 }
@@ -41,28 +42,28 @@ function intInRange(value: string, key: string): number {
 const parsers: Record<keyof VolumeOptions, Parser> = {
   access: (v, k) => {
     if (!(ACCESS_MODES as readonly string[]).includes(v)) {
-      throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: expected rwx (many hosts read and write), rwo (one host at a time) or rox (many hosts, read-only)`);
+      throw new FerryError('invalid', `option ${k}=${shown(v)}: expected rwx (many hosts read and write), rwo (one host at a time) or rox (many hosts, read-only)`);
     }
     return v;
   },
   pool: (v, k) => {
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v)) throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: not a pool name`);
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v)) throw new FerryError('invalid', `option ${k}=${shown(v)}: not a pool name`);
     return v;
   },
   from: (v, k) => {
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]+@[a-zA-Z0-9][a-zA-Z0-9_.:-]*$/.test(v)) {
-      throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: write it VOLUME@SNAPSHOT, e.g. from=db@nightly`);
+      throw new FerryError('invalid', `option ${k}=${shown(v)}: write it VOLUME@SNAPSHOT, e.g. from=db@nightly`);
     }
     return v;
   },
   'snapshot-schedule': (v) => parseSchedule(v).text,
   backup: (v, k) => {
-    if (!parseBackupUrl(v).backup) throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: a backup URL ends in ?backup=ID&volume=NAME; \`ferry backup ls --target T\` lists them`);
+    if (!parseBackupUrl(v).backup) throw new FerryError('invalid', `option ${k}=${shown(v)}: a backup URL ends in ?backup=ID&volume=NAME; \`ferry backup ls --target T\` lists them`);
     return v;
   },
   'backup-schedule': (v) => parseSchedule(v).text,
   'backup-target': (v, k) => {
-    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v) && !/^(file|s3):/.test(v)) throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: a configured target name or a file:// or s3:// URL`);
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v) && !/^(file|s3):/.test(v)) throw new FerryError('invalid', `option ${k}=${shown(v)}: a configured target name or a file:// or s3:// URL`);
     return v;
   },
   'backup-keep': (v) => formatKeepPolicy(parseKeepPolicy(v)),
@@ -75,7 +76,7 @@ const parsers: Record<keyof VolumeOptions, Parser> = {
   gid: intInRange,
   mode: (v, k) => {
     if (!/^0?[0-7]{3,4}$/.test(v)) {
-      throw new FerryError('invalid', `option ${k}=${JSON.stringify(v)}: expected octal permissions such as 0755 or 1777`);
+      throw new FerryError('invalid', `option ${k}=${shown(v)}: expected octal permissions such as 0755 or 1777`);
     }
     return parseInt(v, 8);
   },
@@ -91,11 +92,12 @@ export function parseVolumeOptions(opts: unknown): VolumeOptions {
   }
   const out: Record<string, string | number> = {};
   for (const [key, raw] of Object.entries(opts as Record<string, unknown>)) {
-    const parse = (parsers as Record<string, Parser | undefined>)[key];
+    // own keys only: "__proto__" or "constructor" must not find Object.prototype's members
+    const parse = Object.hasOwn(parsers, key) ? (parsers as Record<string, Parser>)[key] : undefined;
     if (!parse) {
       throw new FerryError(
         'invalid',
-        `unknown volume option ${JSON.stringify(key)}; accepted options: ${ACCEPTED_OPTIONS.join(', ')}`,
+        `unknown volume option ${shown(key)}; accepted options: ${ACCEPTED_OPTIONS.join(', ')}`,
       );
     }
     if (typeof raw !== 'string' && typeof raw !== 'number') {

@@ -11,6 +11,7 @@ import type { SharedRecord } from '../cluster/shared-store.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { forEachLimit } from '../util/parallel.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
+import { shown } from '../util/shown.js';
 
 /** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
 export interface CloneSource {
@@ -942,8 +943,10 @@ export class VolumeService {
 }
 
 function checkMountId(id: unknown): string {
-  if (typeof id !== 'string' || id.length === 0 || id.length > 256 || !/^[\w.:-]+$/.test(id)) {
-    throw new FerryError('invalid', `mount ID ${JSON.stringify(id)} is missing or malformed; Docker sends a hex ID`);
+  if (id === undefined || id === null || id === '') throw new FerryError('invalid', 'request field ID (the mount ID) is missing; Docker sends a hex ID');
+  if (typeof id !== 'string') throw new FerryError('invalid', `request field ID (the mount ID) must be a string, not ${Array.isArray(id) ? 'an array' : typeof id}; Docker sends a hex ID`);
+  if (id.length > 256 || !/^[\w.:-]+$/.test(id)) {
+    throw new FerryError('invalid', `mount ID ${shown(id)} is malformed: use up to 256 characters of [a-zA-Z0-9_.:-]; Docker sends a hex ID`);
   }
   return id;
 }
