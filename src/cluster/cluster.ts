@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Pool } from '../pools/pool.js';
 import { FerryError, errorMessage } from '../util/errors.js';
+import type { Quarantine } from '../util/quarantine.js';
 import { SharedStore, type Attachment, type NodeBeat, type SharedRecord } from './shared-store.js';
 
 export interface ClusterOptions {
@@ -12,6 +13,8 @@ export interface ClusterOptions {
   nodeTimeoutMs: number;
   log: Logger;
   now?: () => number;
+  /** Where unreadable heartbeats and attachments are reported. */
+  quarantine?: Quarantine;
 }
 
 export interface NodeStatus extends NodeBeat {
@@ -49,7 +52,7 @@ export class Cluster {
   ) {
     this.now = opts.now ?? Date.now;
     this.startedAt = new Date(this.now()).toISOString();
-    for (const p of pools) if (p.shared) this.stores.set(p.name, new SharedStore(p.root));
+    for (const p of pools) if (p.shared) this.stores.set(p.name, new SharedStore(p.root, opts.quarantine));
   }
 
   get node(): string {

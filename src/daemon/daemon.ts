@@ -22,6 +22,7 @@ import { UI_DIR } from '../api/ui.js';
 import { listenUnix } from '../util/unix-listen.js';
 import { VERSION } from '../version.js';
 import { StateWarnings } from '../util/state-warnings.js';
+import { Quarantine } from '../util/quarantine.js';
 
 /** Sweep the trash often enough that an entry outlives its retention by at most a quarter of it (10 min at most). */
 const trashSweepMs = (retentionMs: number) => Math.min(10 * 60_000, Math.max(1000, Math.floor(retentionMs / 4)));
@@ -37,6 +38,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const t0 = performance.now();
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const warnings = new StateWarnings();
+  const quarantine = new Quarantine(warnings, log);
   const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
   for (const [name, p] of Object.entries(config.pools)) {
     pools.set(name, new DirPool(name, p.path, { shared: p.shared, ...(p.mount ? { mount: p.mount } : {}) }));
@@ -47,12 +49,14 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     heartbeatMs: config.heartbeatIntervalMs,
     nodeTimeoutMs: config.nodeTimeoutMs,
     log,
+    quarantine,
   });
   const docker = new DockerClient(config.dockerHost);
   let snapshots: SnapshotService | undefined;
   let backups: BackupService | undefined;
   const service = new VolumeService({
-    catalog: new Catalog(join(config.dataDir, 'catalog')),
+    catalog: new Catalog(join(config.dataDir, 'catalog'), quarantine),
+    quarantine,
     pools,
     defaultPool: config.defaultPool,
     node: config.node,
@@ -65,8 +69,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     restoreBackup: (url, dir, report) => backups!.restoreInto(url, dir, report),
   });
   snapshots = new SnapshotService(service, log, docker);
+  snapshots.quarantine = quarantine;
   const jobs = new JobRegistry(log);
   backups = new BackupService(service, snapshots, jobs, { targets: config.backupTargets, ...(config.backupPasswordFile ? { passwordFile: config.backupPasswordFile } : {}) }, config.node, log);
+  backups.quarantine = quarantine;
   await backups.checkSecrets();
   await service.start();
   await snapshots.recover();
@@ -80,9 +86,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const scheduler = new SnapshotScheduler(service, snapshots, config.snapshotSchedules, log);
 
   // Volume Hub: API tokens, metrics fed by observer hooks, the API over TCP when asked for.
-  const tokens = TokenStore.inDataDir(config.dataDir, log);
+  const tokens = TokenStore.inDataDir(config.dataDir, log, quarantine);
   await tokens.load();
-  const metrics = new Metrics(service, { lastBackupFile: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what) });
+  const metrics = new Metrics(service, { lastBackupFile: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what), quarantine });
   await metrics.load();
   snapshots.onSnapshot = metrics.snapshot;
   jobs.onFinished = metrics.jobFinished;

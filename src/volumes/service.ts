@@ -11,6 +11,8 @@ import type { SharedRecord } from '../cluster/shared-store.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { forEachLimit } from '../util/parallel.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
+import type { Quarantine } from '../util/quarantine.js';
+import { salvage } from './salvage.js';
 
 /** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
 export interface CloneSource {
@@ -74,6 +76,8 @@ export interface ServiceDeps {
   cluster?: Cluster;
   /** Where read-only views of rox volumes are mounted (DATA_DIR/ro). */
   roDir?: string;
+  /** Unreadable catalog files are moved aside and reported here. */
+  quarantine?: Quarantine;
 }
 
 /**
@@ -150,7 +154,7 @@ export class VolumeService {
   async start(): Promise<void> {
     for (const pool of this.deps.pools.values()) await pool.init();
     const bad = await this.catalog.load();
-    for (const file of bad) this.log.error({ file }, 'catalog file is unreadable; left in place, volume not served');
+    await salvage(bad, { ...this.deps, now: this.now, log: this.log });
     await this.recover();
     await this.purgeExpiredTrash();
   }
