@@ -12,6 +12,7 @@ import { materialise, removeTree, runTreeJob, syncTree, type SnapshotStats, type
 import { parseManifest } from './manifest.js';
 import type { CloneSource } from '../volumes/service.js';
 import { isAside, type Quarantine } from '../util/quarantine.js';
+import { mapNoSpace, noSpaceError } from '../util/no-space.js';
 import { checkManifest, hasAside, rebuildRecord, replaceBadRecord, requireManifest, validRecord, type VolumeFacts } from './damaged.js';
 
 export type SnapshotKind = 'snapshot' | 'commit' | 'worktree';
@@ -230,7 +231,7 @@ export class SnapshotService {
 
   private async createLocked(rec: VolumeRecord, opts: CreateSnapshotOptions): Promise<SnapshotRecord> {
     const { pool, snaps, data } = this.dirs(rec);
-    await mkdir(snaps, { recursive: true, mode: 0o700 });
+    await mapNoSpace(pool.name, pool.root, `snapshot of ${rec.name}`, () => mkdir(snaps, { recursive: true, mode: 0o700 }));
     const existing = await this.listOf(rec, true);
     const id = randomBytes(6).toString('hex');
     const taken = (n: string) => existing.some((s) => s.name === n || s.id === n);
@@ -279,6 +280,8 @@ export class SnapshotService {
       await removeTree(tmp).catch(() => undefined);
       await unlink(join(snaps, `.tmp-${id}.manifest.json`)).catch(() => undefined);
       this.onSnapshot?.({ ok: false });
+      const full = await noSpaceError(err, pool.name, pool.root, `snapshot of ${rec.name}`);
+      if (full !== err) throw full;
       throw new FerryError('internal', `snapshot of ${rec.name} failed: ${errorMessage(err)}`);
     } finally {
       for (const c of paused) await this.docker!.unpause(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not unpause container'));
@@ -287,9 +290,20 @@ export class SnapshotService {
     const { timings, ...counts } = stats;
     stats = counts;
     // ferryd's own trees (and their manifests) must be on disk before the record; a btrfs snapshot is already
-    if (stats.files !== undefined) await syncTree(tmp);
-    await rename(tmp, join(snaps, id));
-    await rename(join(snaps, `.tmp-${id}.manifest.json`), join(snaps, `${id}.manifest.json`)).catch(() => undefined);
+    const undo = async (err: unknown) => {
+      // nothing half-made stays: a tree without its record would be listed by nobody
+      for (const t of [tmp, join(snaps, id)]) await removeTree(t).catch(() => undefined);
+      for (const m of [`.tmp-${id}.manifest.json`, `${id}.manifest.json`, `${id}.json`]) await unlink(join(snaps, m)).catch(() => undefined);
+      this.onSnapshot?.({ ok: false });
+      return noSpaceError(err, pool.name, pool.root, `snapshot of ${rec.name}`);
+    };
+    try {
+      if (stats.files !== undefined) await syncTree(tmp);
+      await rename(tmp, join(snaps, id));
+      await rename(join(snaps, `.tmp-${id}.manifest.json`), join(snaps, `${id}.manifest.json`)).catch(() => undefined);
+    } catch (err) {
+      throw await undo(err);
+    }
     const snap: SnapshotRecord = {
       id,
       volume: rec.name,
@@ -308,7 +322,11 @@ export class SnapshotService {
       ...(opts.branch ? { branch: opts.branch } : {}),
       ...(opts.slot ? { slot: opts.slot } : {}),
     };
-    await writeJsonAtomic(join(snaps, `${id}.json`), snap);
+    try {
+      await writeJsonAtomic(join(snaps, `${id}.json`), snap);
+    } catch (err) {
+      throw await undo(err);
+    }
     this.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin, ...(timings ? { timings } : {}) }, 'snapshot created');
     this.onSnapshot?.({ ok: true, seconds: durationMs / 1000 });
     return snap;
@@ -415,9 +433,15 @@ export class SnapshotService {
     const old = `${data}.old`;
     await requireManifest(this.quarantine, snaps, snap.id, rec.name);
     await removeTree(fresh);
-    await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, fresh);
-    await syncTree(fresh); // before the marker: a copy made by btrfs for an old non-subvolume snapshot too
-    await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
+    try {
+      await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, fresh);
+      await syncTree(fresh); // before the marker: a copy made by btrfs for an old non-subvolume snapshot too
+      await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
+    } catch (err) {
+      // the live data was not touched yet: drop the copy
+      await removeTree(fresh).catch(() => undefined);
+      throw await noSpaceError(err, pool.name, pool.root, `restoring ${rec.name} from snapshot ${snap.name}`);
+    }
     await this.finishSwap(root, data, fresh, old, restoreMarker);
     this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'volume data replaced by snapshot');
   }

@@ -1,11 +1,12 @@
 import { mkdir, readdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
 import { forEachLimit } from '../util/parallel.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 import type { VolumeOptions } from './options.js';
 import { MountJournal } from './mount-journal.js';
 import type { Quarantine } from '../util/quarantine.js';
+import { noSpaceError } from '../util/no-space.js';
 
 export interface MountRecord {
   /** When Docker mounted it (ISO 8601). */
@@ -146,8 +147,27 @@ class RecordStore<T> {
     this.items.delete(key);
   }
 
-  /** Set (or with undefined, delete) an entry and resolve when that state is durable. */
-  save(key: string, value: T | undefined): Promise<void> {
+  /**
+   * Set (or with undefined, delete) an entry and resolve when that state is durable. When the write fails
+   * (a full disk) the entry is as it was, in memory too, unless a later change replaced it meanwhile.
+   */
+  async save(key: string, value: T | undefined): Promise<void> {
+    const before = this.items.get(key);
+    const wasOnDisk = this.onDisk.has(key);
+    try {
+      await this.write(key, value);
+    } catch (err) {
+      if (this.items.get(key) === value) {
+        if (before === undefined) this.items.delete(key);
+        else this.items.set(key, before);
+        if (wasOnDisk) this.onDisk.add(key);
+        else this.onDisk.delete(key);
+      }
+      throw await noSpaceError(err, `the data dir ${dirname(dirname(this.dir))}`, this.dir, `writing the catalog record ${key}`);
+    }
+  }
+
+  private write(key: string, value: T | undefined): Promise<void> {
     if (value === undefined) {
       this.items.delete(key);
       this.onDisk.delete(key);
