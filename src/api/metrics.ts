@@ -3,6 +3,7 @@ import type { VolumeService } from '../volumes/service.js';
 import type { UsageTracker } from '../volumes/usage.js';
 import type { JobInfo } from '../jobs/jobs.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
+import type { Quarantine } from '../util/quarantine.js';
 import { errorMessage } from '../util/errors.js';
 
 /** Plugin calls are fast (ms) but a Mount of a shared pool or a Remove to the trash may take seconds. */
@@ -39,7 +40,7 @@ export class Metrics {
 
   constructor(
     service: VolumeService,
-    private readonly opts: { processMetrics?: boolean; lastBackupFile?: string; onError?: (what: string, err: string) => void; usage?: UsageTracker } = {},
+    private readonly opts: { processMetrics?: boolean; lastBackupFile?: string; onError?: (what: string, err: string) => void; usage?: UsageTracker; quarantine?: Quarantine } = {},
   ) {
     const registers = [this.registry];
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -178,7 +179,8 @@ export class Metrics {
       const saved = await readJson<Record<string, unknown>>(this.opts.lastBackupFile);
       for (const [volume, t] of Object.entries(saved ?? {})) if (typeof t === 'number' && Number.isFinite(t)) this.lastBackup.set(volume, t);
     } catch (err) {
-      this.opts.onError?.(`cannot read ${this.opts.lastBackupFile}; last-backup metrics start empty`, errorMessage(err));
+      if (this.opts.quarantine) await this.opts.quarantine.moveAside(this.opts.lastBackupFile, err, 'The last-backup metrics start empty: ferry_last_backup_* has no value for a volume until its next backup by this ferryd.').catch((e: unknown) => this.opts.onError?.(`cannot move ${this.opts.lastBackupFile} aside`, errorMessage(e)));
+      else this.opts.onError?.(`cannot read ${this.opts.lastBackupFile}; last-backup metrics start empty`, errorMessage(err));
     }
   }
 

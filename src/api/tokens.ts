@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { readJson, writeFileAtomic } from '../util/atomic.js';
 import { FerryError, errorMessage } from '../util/errors.js';
+import type { Quarantine } from '../util/quarantine.js';
 
 export type TokenRole = 'read' | 'admin';
 
@@ -43,22 +44,30 @@ export class TokenStore {
   constructor(
     readonly path: string,
     private readonly log: Logger,
+    private readonly quarantine?: Quarantine,
   ) {}
 
-  static inDataDir(dataDir: string, log: Logger): TokenStore {
-    return new TokenStore(join(dataDir, 'tokens.json'), log);
+  static inDataDir(dataDir: string, log: Logger, quarantine?: Quarantine): TokenStore {
+    return new TokenStore(join(dataDir, 'tokens.json'), log, quarantine);
   }
 
+  /**
+   * Read the tokens. An unreadable file is moved aside and ferryd starts with no tokens: the API over TCP
+   * then refuses every request (never more access than before) until tokens are made again.
+   */
   async load(): Promise<void> {
-    let file: TokenFile | undefined;
+    let tokens: StoredToken[];
     try {
-      file = await readJson<TokenFile>(this.path);
+      const file = await readJson<TokenFile>(this.path);
+      tokens = file === undefined ? [] : (file?.tokens as StoredToken[]);
+      if (!Array.isArray(tokens) || tokens.some((t) => typeof t?.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(t.sha256) || (t.role !== 'read' && t.role !== 'admin'))) {
+        throw new Error('not a valid token file');
+      }
     } catch (err) {
-      throw new FerryError('invalid', `cannot read the API tokens in ${this.path}: ${errorMessage(err)}; fix or remove the file (tokens in it stop working)`);
-    }
-    const tokens = file?.tokens ?? [];
-    if (!Array.isArray(tokens) || tokens.some((t) => typeof t?.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(t.sha256) || (t.role !== 'read' && t.role !== 'admin'))) {
-      throw new FerryError('invalid', `${this.path} is not a valid token file; fix or remove it (tokens in it stop working)`);
+      const assumed = 'ferryd started with no API tokens: the API over TCP refuses every token until new ones are made with `ferry token create`.';
+      if (!this.quarantine) throw new FerryError('invalid', `cannot read the API tokens in ${this.path}: ${errorMessage(err)}; fix or remove the file (tokens in it stop working)`);
+      await this.quarantine.moveAside(this.path, err, assumed);
+      tokens = [];
     }
     this.tokens = tokens;
   }

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
+import type { Quarantine } from '../util/quarantine.js';
 import { parseSchedule, dueRun } from '../snapshots/schedule.js';
 import { applyRetention, parseKeepPolicy } from '../snapshots/retention.js';
 import type { Logger } from 'pino';
@@ -58,6 +59,23 @@ export class BackupService {
     private readonly node: string,
     private readonly log: Logger,
   ) {}
+
+  /** Where an unreadable schedule state file is moved aside and reported (set by the daemon). */
+  quarantine?: Quarantine;
+
+  /** The schedule state (last slot run per volume); an unreadable file is moved aside and counts as empty. */
+  private async scheduleState(file: string): Promise<Record<string, { slot: string; createdAt: string }>> {
+    try {
+      const st = await readJson<unknown>(file);
+      if (st === undefined) return {};
+      if (typeof st !== 'object' || st === null || Array.isArray(st)) throw new Error('not an object of volumes');
+      return st as Record<string, { slot: string; createdAt: string }>;
+    } catch (err) {
+      if (!this.quarantine) throw err;
+      await this.quarantine.moveAside(file, err, 'No scheduled backup is known to have run: each volume with a backup schedule gets its next scheduled backup now.');
+      return {};
+    }
+  }
 
   /** A configured target by name, or a URL (which picks up the settings of a configured target with the same URL). */
   resolve(ref: string): ResolvedTarget {
@@ -303,11 +321,12 @@ export class BackupService {
   /** One pass (the timer calls it; tests call it with a fake clock). */
   async scheduledTick(file: string, now: () => number): Promise<void> {
     const here = await this.volumes.scheduledHere();
+    await this.scheduleState(file); // an unreadable state is found at start-up, not at the first due backup
     for (const v of this.volumes.list()) {
       const sched = v.options['backup-schedule'];
       const targetRef = v.options['backup-target'];
       if (!sched || !targetRef || !here(v) || this.runningScheduled.has(v.name)) continue;
-      const state = (await readJson<Record<string, { slot: string; createdAt: string }>>(file)) ?? {};
+      const state = await this.scheduleState(file);
       const last = state[v.name]?.createdAt === v.createdAt ? state[v.name]!.slot : undefined;
       const slot = dueRun(parseSchedule(sched), last ? new Date(last) : undefined, new Date(now()), new Date(v.createdAt));
       if (!slot) continue;
@@ -321,7 +340,7 @@ export class BackupService {
       this.runningScheduled.add(v.name);
       const after = this.jobs.wait(job.id).then(async (done) => {
         try {
-          const st = (await readJson<Record<string, { slot: string; createdAt: string }>>(file)) ?? {};
+          const st = await this.scheduleState(file);
           st[v.name] = { slot: slot.toISOString(), createdAt: v.createdAt };
           await writeJsonAtomic(file, st);
           if (done.state === 'succeeded') {

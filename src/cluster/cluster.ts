@@ -6,6 +6,7 @@ import { FerryError, errorMessage } from '../util/errors.js';
 import { SharedStore, type Attachment, type NodeBeat, type NodeReferences, type SharedRecord } from './shared-store.js';
 import { claimConflict, isClaimConflict, judgeClaim, machineId, watchClaim } from './node-claim.js';
 import type { StateWarnings } from '../util/state-warnings.js';
+import type { Quarantine } from '../util/quarantine.js';
 
 export interface ClusterOptions {
   node: string;
@@ -19,6 +20,8 @@ export interface ClusterOptions {
   dataDir?: string;
   /** Where a second ferryd beating under this node's name is reported. */
   warnings?: StateWarnings;
+  /** Where unreadable heartbeats and attachments are reported. */
+  quarantine?: Quarantine;
 }
 
 export interface NodeStatus extends NodeBeat {
@@ -61,7 +64,7 @@ export class Cluster {
   ) {
     this.now = opts.now ?? Date.now;
     this.startedAt = new Date(this.now()).toISOString();
-    for (const p of pools) if (p.shared) this.stores.set(p.name, new SharedStore(p.root));
+    for (const p of pools) if (p.shared) this.stores.set(p.name, new SharedStore(p.root, opts.quarantine));
   }
 
   get node(): string {

@@ -2,6 +2,7 @@ import { link, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir, readJson, writeJsonAtomic } from '../util/atomic.js';
+import type { Quarantine } from '../util/quarantine.js';
 import { isErrno } from '../util/errors.js';
 import type { VolumeRecord } from '../volumes/catalog.js';
 
@@ -86,7 +87,11 @@ export class SharedStore {
   private readonly locksDir: string;
   private readonly refsDir: string;
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    /** Told of heartbeats and attachments that cannot be read (other nodes' files: warned of, never moved). */
+    private readonly quarantine?: Quarantine,
+  ) {
     this.catalogDir = join(root, 'catalog');
     this.nodesDir = join(root, 'nodes');
     this.attachDir = join(root, 'attachments');
@@ -140,7 +145,7 @@ export class SharedStore {
     const out: NodeBeat[] = [];
     for (const e of await readdir(this.nodesDir)) {
       if (!e.endsWith('.json') || e.startsWith('.')) continue;
-      const b = await readJson<NodeBeat>(join(this.nodesDir, e)).catch(() => undefined);
+      const b = await this.readOthers<NodeBeat>(join(this.nodesDir, e), (v) => typeof v.node === 'string' && typeof v.lastSeen === 'string', `The heartbeat of node ${e.slice(0, -5)} is taken as missing: that node counts as not alive until it writes a readable one.`);
       if (b) out.push(b);
     }
     return out;
@@ -175,7 +180,7 @@ export class SharedStore {
       }
       for (const f of files) {
         if (!f.endsWith('.json') || f.startsWith('.')) continue;
-        const a = await readJson<Attachment>(join(this.attachDir, v, f)).catch(() => undefined);
+        const a = await this.readOthers<Attachment>(join(this.attachDir, v, f), (x) => typeof x.node === 'string' && typeof x.createdAt === 'string' && Array.isArray(x.mountIds), `The attachment of volume ${v} by node ${f.slice(0, -5)} is ignored until that node rewrites it (each heartbeat does).`);
         if (a) out.push(a);
       }
     }
@@ -216,6 +221,21 @@ export class SharedStore {
   }
 
   // ---- primitives ----------------------------------------------------------------------------------
+
+  /** A file another node writes: unreadable means absent (with a warning), never a failure of this node. */
+  private async readOthers<T extends object>(file: string, valid: (v: Partial<T>) => boolean, assumed: string): Promise<T | undefined> {
+    let v: T | undefined;
+    try {
+      v = await readJson<T>(file);
+      if (v === undefined) return undefined;
+      if (typeof v !== 'object' || v === null || !valid(v)) throw new Error('not a record of the expected shape');
+    } catch (err) {
+      this.quarantine?.unreadable(file, err, assumed);
+      return undefined;
+    }
+    this.quarantine?.readable(file);
+    return v;
+  }
 
   /** Write `value` to a private file, fsync, then link(2) it to `name`: fails (false) if `name` exists. */
   private async createExclusive(dir: string, name: string, value: unknown): Promise<boolean> {

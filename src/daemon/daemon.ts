@@ -28,6 +28,7 @@ import { StateWarnings } from '../util/state-warnings.js';
 import { UsageTracker } from '../volumes/usage.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { daemonChecks } from '../doctor/daemon-checks.js';
+import { Quarantine } from '../util/quarantine.js';
 
 /** Sweep the trash often enough that an entry outlives its retention by at most a quarter of it (10 min at most). */
 const trashSweepMs = (retentionMs: number) => Math.min(10 * 60_000, Math.max(1000, Math.floor(retentionMs / 4)));
@@ -58,6 +59,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     pluginSocket: config.pluginSocket,
   });
   const warnings = new StateWarnings();
+  const quarantine = new Quarantine(warnings, log);
   const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
   for (const [name, p] of Object.entries(config.pools)) {
     pools.set(name, new DirPool(name, p.path, { shared: p.shared, ...(p.mount ? { mount: p.mount } : {}) }));
@@ -70,6 +72,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     log,
     dataDir: config.dataDir,
     warnings,
+    quarantine,
   });
   // a second ferryd beating under this node name in a shared pool is refused before anything is written there
   await cluster.claimAll();
@@ -79,7 +82,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   let snapshots: SnapshotService | undefined;
   let backups: BackupService | undefined;
   const service = new VolumeService({
-    catalog: new Catalog(join(config.dataDir, 'catalog')),
+    catalog: new Catalog(join(config.dataDir, 'catalog'), quarantine),
+    quarantine,
     pools,
     defaultPool: config.defaultPool,
     node: config.node,
@@ -94,8 +98,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     restoreBackup: (url, dir, report) => backups!.restoreInto(url, dir, report),
   });
   snapshots = new SnapshotService(service, log, docker);
+  snapshots.quarantine = quarantine;
   const jobs = new JobRegistry(log);
   backups = new BackupService(service, snapshots, jobs, { targets: config.backupTargets, ...(config.backupPasswordFile ? { passwordFile: config.backupPasswordFile } : {}) }, config.node, log);
+  backups.quarantine = quarantine;
   await backups.checkSecrets();
   await service.start();
   await snapshots.recover();
@@ -109,11 +115,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const scheduler = new SnapshotScheduler(service, snapshots, config.snapshotSchedules, log);
 
   // Volume Hub: API tokens, metrics fed by observer hooks, the API over TCP when asked for.
-  const tokens = TokenStore.inDataDir(config.dataDir, log);
+  const tokens = TokenStore.inDataDir(config.dataDir, log, quarantine);
   await tokens.load();
   const usage = new UsageTracker(service, (v) => snapshots!.list(v, { all: true }), join(config.dataDir, 'usage.json'), log);
   await usage.load();
-  const metrics = new Metrics(service, { usage, lastBackupFile: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what) });
+  const metrics = new Metrics(service, { usage, lastBackupFile: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what), quarantine });
   await metrics.load();
   snapshots.onSnapshot = metrics.snapshot;
   jobs.onFinished = metrics.jobFinished;

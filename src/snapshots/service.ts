@@ -11,6 +11,9 @@ import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { materialise, removeTree, runTreeJob, syncTree, type SnapshotStats, type StoredSnapshot } from './methods.js';
 import { parseManifest } from './manifest.js';
 import type { CloneSource } from '../volumes/service.js';
+import { isAside, type Quarantine } from '../util/quarantine.js';
+import { mapNoSpace, noSpaceError } from '../util/no-space.js';
+import { checkManifest, hasAside, rebuildRecord, replaceBadRecord, requireManifest, validRecord, type VolumeFacts } from './damaged.js';
 
 export type SnapshotKind = 'snapshot' | 'commit' | 'worktree';
 
@@ -69,6 +72,10 @@ const BRANCH_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 export class SnapshotService {
   /** Told of every snapshot attempt that got to copying (for /metrics): success and seconds, or failure. Must not throw. */
   onSnapshot?: (o: { ok: boolean; seconds?: number }) => void;
+  /** Where unreadable records and manifests are moved aside and reported (set by the daemon). */
+  quarantine?: Quarantine;
+  /** Records being moved aside and rebuilt, by path: one call does it, the others wait for it. */
+  private readonly rebuilding = new Map<string, Promise<SnapshotRecord | undefined>>();
 
   constructor(
     private readonly volumes: VolumeService,
@@ -102,10 +109,34 @@ export class SnapshotService {
     const out: SnapshotRecord[] = [];
     for (const e of entries) {
       if (!e.endsWith('.json') || e.startsWith('.') || e.endsWith('.manifest.json')) continue;
-      const r = await readJson<SnapshotRecord>(join(snaps, e));
+      const r = await this.readRecord(rec, snaps, e.slice(0, -'.json'.length));
       if (r && (all || r.kind !== 'worktree')) out.push(r);
     }
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  }
+
+  private facts(rec: VolumeRecord): VolumeFacts {
+    return { volume: rec.name, volumeCreatedAt: rec.createdAt, node: this.volumes.node, method: this.volumes.poolOf(rec).snapshotMethod.name };
+  }
+
+  /** One snapshot record; an unreadable one is moved aside and rebuilt (damaged.ts). */
+  private async readRecord(rec: VolumeRecord, snaps: string, id: string): Promise<SnapshotRecord | undefined> {
+    const file = join(snaps, `${id}.json`);
+    const pending = this.rebuilding.get(file);
+    if (pending) return pending;
+    let why: unknown;
+    try {
+      const r = await readJson<unknown>(file);
+      if (r === undefined || validRecord(id, r)) return r;
+      why = 'not a snapshot record';
+    } catch (err) {
+      if (!this.quarantine) throw err;
+      why = err;
+    }
+    if (!this.quarantine) throw new FerryError('corrupt', `snapshot record ${file} is not a snapshot record`);
+    const work = replaceBadRecord(this.quarantine, snaps, id, why, this.facts(rec)).finally(() => this.rebuilding.delete(file));
+    this.rebuilding.set(file, work);
+    return work;
   }
 
   /** Find a snapshot by name, id or unique id prefix (at least 4 characters). */
@@ -138,6 +169,7 @@ export class SnapshotService {
       copyTo: (dest) =>
         this.volumes.withLock(volume, async () => {
           await this.find(this.volumes.recordOf(volume), snap.id); // still there
+          await requireManifest(this.quarantine, snaps, snap.id, volume);
           await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, dest);
         }),
     };
@@ -153,6 +185,7 @@ export class SnapshotService {
       const rec = this.volumes.recordOf(volume);
       const snap = await this.find(rec, ref);
       const { snaps } = this.dirs(rec);
+      await requireManifest(this.quarantine, snaps, snap.id, volume);
       if (!(await this.isDelta({ snaps, id: snap.id }))) return { tree: join(snaps, snap.id), own: false };
       const tree = join(snaps, `.view-${snap.id}-${randomBytes(4).toString('hex')}`);
       try {
@@ -172,11 +205,18 @@ export class SnapshotService {
 
   /** Does the snapshot's tree hold only what changed (manifest.ts)? */
   private async isDelta(s: StoredSnapshot): Promise<boolean> {
+    const file = join(s.snaps, `${s.id}.manifest.json`);
+    let text: string;
     try {
-      return parseManifest(await readFile(join(s.snaps, `${s.id}.manifest.json`), 'utf8')).layout === 'delta';
+      text = await readFile(file, 'utf8');
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return false;
       throw err;
+    }
+    try {
+      return parseManifest(text).layout === 'delta';
+    } catch (err) {
+      throw new FerryError('corrupt', `manifest ${file} of snapshot ${s.id} cannot be read (${errorMessage(err)}); this snapshot cannot be read: use another one`);
     }
   }
 
@@ -191,7 +231,7 @@ export class SnapshotService {
 
   private async createLocked(rec: VolumeRecord, opts: CreateSnapshotOptions): Promise<SnapshotRecord> {
     const { pool, snaps, data } = this.dirs(rec);
-    await mkdir(snaps, { recursive: true, mode: 0o700 });
+    await mapNoSpace(pool.name, pool.root, `snapshot of ${rec.name}`, () => mkdir(snaps, { recursive: true, mode: 0o700 }));
     const existing = await this.listOf(rec, true);
     const id = randomBytes(6).toString('hex');
     const taken = (n: string) => existing.some((s) => s.name === n || s.id === n);
@@ -226,7 +266,9 @@ export class SnapshotService {
         }
         consistency = 'paused';
       }
-      const prev = [...existing].reverse().find((s) => s.method === pool.snapshotMethod.name && s.method !== 'btrfs');
+      let prev = [...existing].reverse().find((s) => s.method === pool.snapshotMethod.name && s.method !== 'btrfs');
+      // (without a readable manifest the previous snapshot cannot tell what is unchanged: copy everything)
+      if (prev && !(await checkManifest(this.quarantine, snaps, prev.id, rec.name))) prev = undefined;
       // In a shared pool another host may remove a snapshot while this one is made: trees there are complete.
       stats = await pool.snapshotMethod.snapshot(data, tmp, {
         id,
@@ -238,6 +280,8 @@ export class SnapshotService {
       await removeTree(tmp).catch(() => undefined);
       await unlink(join(snaps, `.tmp-${id}.manifest.json`)).catch(() => undefined);
       this.onSnapshot?.({ ok: false });
+      const full = await noSpaceError(err, pool.name, pool.root, `snapshot of ${rec.name}`);
+      if (full !== err) throw full;
       throw new FerryError('internal', `snapshot of ${rec.name} failed: ${errorMessage(err)}`);
     } finally {
       for (const c of paused) await this.docker!.unpause(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not unpause container'));
@@ -246,9 +290,20 @@ export class SnapshotService {
     const { timings, ...counts } = stats;
     stats = counts;
     // ferryd's own trees (and their manifests) must be on disk before the record; a btrfs snapshot is already
-    if (stats.files !== undefined) await syncTree(tmp);
-    await rename(tmp, join(snaps, id));
-    await rename(join(snaps, `.tmp-${id}.manifest.json`), join(snaps, `${id}.manifest.json`)).catch(() => undefined);
+    const undo = async (err: unknown) => {
+      // nothing half-made stays: a tree without its record would be listed by nobody
+      for (const t of [tmp, join(snaps, id)]) await removeTree(t).catch(() => undefined);
+      for (const m of [`.tmp-${id}.manifest.json`, `${id}.manifest.json`, `${id}.json`]) await unlink(join(snaps, m)).catch(() => undefined);
+      this.onSnapshot?.({ ok: false });
+      return noSpaceError(err, pool.name, pool.root, `snapshot of ${rec.name}`);
+    };
+    try {
+      if (stats.files !== undefined) await syncTree(tmp);
+      await rename(tmp, join(snaps, id));
+      await rename(join(snaps, `.tmp-${id}.manifest.json`), join(snaps, `${id}.manifest.json`)).catch(() => undefined);
+    } catch (err) {
+      throw await undo(err);
+    }
     const snap: SnapshotRecord = {
       id,
       volume: rec.name,
@@ -267,7 +322,11 @@ export class SnapshotService {
       ...(opts.branch ? { branch: opts.branch } : {}),
       ...(opts.slot ? { slot: opts.slot } : {}),
     };
-    await writeJsonAtomic(join(snaps, `${id}.json`), snap);
+    try {
+      await writeJsonAtomic(join(snaps, `${id}.json`), snap);
+    } catch (err) {
+      throw await undo(err);
+    }
     this.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin, ...(timings ? { timings } : {}) }, 'snapshot created');
     this.onSnapshot?.({ ok: true, seconds: durationMs / 1000 });
     return snap;
@@ -298,8 +357,15 @@ export class SnapshotService {
     const { snaps } = this.dirs(rec);
     // Later snapshots may refer to files this one holds: those move to them first (hard links, then their
     // manifests, each written atomically). A crash meanwhile leaves this snapshot listed and every other whole.
-    if ((await readdir(snaps)).includes(`${snap.id}.manifest.json`)) {
+    const entries = await readdir(snaps);
+    if (entries.includes(`${snap.id}.manifest.json`) || hasAside(entries, `${snap.id}.manifest.json`)) {
       const later = (await this.listOf(rec, true)).filter((s) => s.id !== snap.id).map((s) => s.id);
+      // A snapshot without a readable manifest may refer to files of this one, and nobody can tell which:
+      // keep this tree rather than break it further.
+      for (const id of later) {
+        if (await checkManifest(this.quarantine, snaps, id, rec.name)) continue;
+        throw new FerryError('in_use', `snapshot ${snap.id} of ${rec.name} is kept: snapshot ${id}, whose manifest could not be read, may use its files; remove ${id} first`);
+      }
       const r = await runTreeJob({ op: 'relocate', snaps, id: snap.id, later });
       if (r.moved) this.logger.info({ volume: rec.name, snapshot: snap.id, files: r.moved, snapshots: r.rewritten }, 'files still used by later snapshots moved to them');
     }
@@ -365,10 +431,17 @@ export class SnapshotService {
     const { pool, root, snaps, data, restoreMarker } = this.dirs(rec);
     const fresh = `${data}.new`;
     const old = `${data}.old`;
+    await requireManifest(this.quarantine, snaps, snap.id, rec.name);
     await removeTree(fresh);
-    await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, fresh);
-    await syncTree(fresh); // before the marker: a copy made by btrfs for an old non-subvolume snapshot too
-    await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
+    try {
+      await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, fresh);
+      await syncTree(fresh); // before the marker: a copy made by btrfs for an old non-subvolume snapshot too
+      await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
+    } catch (err) {
+      // the live data was not touched yet: drop the copy
+      await removeTree(fresh).catch(() => undefined);
+      throw await noSpaceError(err, pool.name, pool.root, `restoring ${rec.name} from snapshot ${snap.name}`);
+    }
     await this.finishSwap(root, data, fresh, old, restoreMarker);
     this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'volume data replaced by snapshot');
   }
@@ -404,7 +477,13 @@ export class SnapshotService {
       if (!top.includes(basename(snaps))) return;
       const entries = await readdir(snaps).catch(() => [] as string[]);
       for (const e of entries) {
+        if (isAside(e)) continue; // moved aside: kept for the operator
         const listed = entries.includes(`${e}.json`);
+        if (!e.startsWith('.') && !e.endsWith('.json') && !listed && hasAside(entries, `${e}.json`)) {
+          // its record was moved aside and a crash came before the rebuilt one was written
+          await rebuildRecord(snaps, e, this.facts(rec));
+          continue;
+        }
         if (e.startsWith('.tmp-') || (!e.endsWith('.json') && !listed)) {
           this.logger.warn({ volume: v.name, entry: e }, 'recovery: removing an incomplete snapshot');
           await removeTree(join(snaps, e));

@@ -1,10 +1,12 @@
 import { mkdir, readdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
 import { forEachLimit } from '../util/parallel.js';
-import { isErrno } from '../util/errors.js';
+import { errorMessage, isErrno } from '../util/errors.js';
 import type { VolumeOptions } from './options.js';
 import { MountJournal } from './mount-journal.js';
+import type { Quarantine } from '../util/quarantine.js';
+import { noSpaceError } from '../util/no-space.js';
 
 export interface MountRecord {
   /** When Docker mounted it (ISO 8601). */
@@ -97,11 +99,16 @@ class RecordStore<T> {
   private readonly items = new Map<string, T>();
   private readonly files = new Map<string, RecordFile<T>>();
 
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    /** Is a parsed file's content a record of key? (a file that parses to `null` or `42` is as bad as garbage) */
+    private readonly valid: (key: string, value: unknown) => boolean = () => true,
+  ) {}
 
-  async load(): Promise<string[]> {
+  /** Load every file; returns those that could not be read as a record, with why. */
+  async load(): Promise<Array<{ file: string; why: string }>> {
     await mkdir(this.dir, { recursive: true });
-    const bad: string[] = [];
+    const bad: Array<{ file: string; why: string }> = [];
     const entries = await readdir(this.dir);
     // Temporary files of writes that a crash interrupted: the record they were replacing is intact.
     for (const tmp of entries.filter((e) => e.startsWith('.') && e.includes('.json.tmp-'))) await unlink(join(this.dir, tmp)).catch(() => undefined);
@@ -109,13 +116,14 @@ class RecordStore<T> {
     // Read in parallel: start-up time with thousands of volumes is one of Docker's waits.
     await forEachLimit(files, 64, async (entry) => {
       try {
+        const key = entry.slice(0, -'.json'.length);
         const value = await readJson<T>(join(this.dir, entry));
-        if (value !== undefined) {
-          this.items.set(entry.slice(0, -'.json'.length), value);
-          this.onDisk.add(entry.slice(0, -'.json'.length));
-        }
-      } catch {
-        bad.push(join(this.dir, entry));
+        if (value === undefined) return; // gone meanwhile
+        if (!this.valid(key, value)) throw new Error('not a record');
+        this.items.set(key, value);
+        this.onDisk.add(key);
+      } catch (err) {
+        bad.push({ file: join(this.dir, entry), why: errorMessage(err) });
       }
     });
     return bad;
@@ -155,8 +163,27 @@ class RecordStore<T> {
     this.items.delete(key);
   }
 
-  /** Set (or with undefined, delete) an entry and resolve when that state is durable. */
-  save(key: string, value: T | undefined): Promise<void> {
+  /**
+   * Set (or with undefined, delete) an entry and resolve when that state is durable. When the write fails
+   * (a full disk) the entry is as it was, in memory too, unless a later change replaced it meanwhile.
+   */
+  async save(key: string, value: T | undefined): Promise<void> {
+    const before = this.items.get(key);
+    const wasOnDisk = this.onDisk.has(key);
+    try {
+      await this.write(key, value);
+    } catch (err) {
+      if (this.items.get(key) === value) {
+        if (before === undefined) this.items.delete(key);
+        else this.items.set(key, before);
+        if (wasOnDisk) this.onDisk.add(key);
+        else this.onDisk.delete(key);
+      }
+      throw await noSpaceError(err, `the data dir ${dirname(dirname(this.dir))}`, this.dir, `writing the catalog record ${key}`);
+    }
+  }
+
+  private write(key: string, value: T | undefined): Promise<void> {
     if (value === undefined) {
       this.items.delete(key);
       this.onDisk.delete(key);
@@ -173,6 +200,24 @@ class RecordStore<T> {
   }
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function validVolume(key: string, v: unknown): boolean {
+  return isObject(v) && v.name === key && typeof v.pool === 'string' && typeof v.createdAt === 'string' && isObject(v.mounts) && isObject(v.options) && isObject(v.labels);
+}
+
+function validTrash(key: string, t: unknown): boolean {
+  return isObject(t) && t.id === key && typeof t.expiresAt === 'string' && typeof t.removedAt === 'string' && validVolume(String((t.volume as { name?: unknown } | undefined)?.name), t.volume);
+}
+
+/** What the catalog could not read and moved aside: the volume service adopts what their data still shows. */
+export interface Unreadable {
+  /** Volume names whose record was unreadable, with what the mount journal still told of them. */
+  volumes: Map<string, { file: string; why: string; createdAt?: string; mounts: Record<string, MountRecord> }>;
+  /** Trash ids whose record was unreadable. */
+  trash: Map<string, { file: string; why: string }>;
+}
+
 /**
  * The node's catalog under DATA_DIR/catalog: volume records, trash records, and the mount journal that
  * carries reference-count changes between compactions.
@@ -184,24 +229,44 @@ export class Catalog {
   /** Volumes whose mounts changed since their record was last written. */
   private readonly dirty = new Set<string>();
 
-  constructor(readonly dir: string) {
-    this.volumes = new RecordStore(join(dir, 'volumes'));
-    this.trash = new RecordStore(join(dir, 'trash'));
-    this.journal = new MountJournal(dir, () => this.compact());
+  constructor(
+    readonly dir: string,
+    private readonly quarantine?: Quarantine,
+  ) {
+    this.volumes = new RecordStore(join(dir, 'volumes'), validVolume);
+    this.trash = new RecordStore(join(dir, 'trash'), validTrash);
+    this.journal = new MountJournal(dir, () => this.compact(), 20_000, quarantine
+      ? (file, why) => this.quarantine!.moveAside(file, why, 'Mount counts are taken from the volume records and the readable lines of the journal: a Mount or Unmount in the unreadable lines is not counted (check `ferry volume inspect` against `docker ps`).').then(() => undefined)
+      : undefined);
   }
 
-  /** Load everything; returns files that could not be parsed (left in place, reported, never deleted). */
-  async load(): Promise<string[]> {
-    const bad = [...(await this.volumes.load()), ...(await this.trash.load())];
+  /**
+   * Load everything. Records that cannot be parsed are returned (the volume service moves them aside and
+   * adopts what their data still shows), with what the mount journal still knows of those volumes.
+   */
+  async load(): Promise<Unreadable> {
+    const out: Unreadable = { volumes: new Map(), trash: new Map() };
+    const key = (file: string) => file.slice(file.lastIndexOf('/') + 1, -'.json'.length);
+    for (const { file, why } of await this.volumes.load()) out.volumes.set(key(file), { file, why, mounts: {} });
+    for (const { file, why } of await this.trash.load()) out.trash.set(key(file), { file, why });
     await this.journal.start((e) => {
       const rec = this.volumes.get(e.v);
+      const lost = out.volumes.get(e.v);
+      if (!rec && lost) {
+        // the record is unreadable: keep the newest incarnation's mounts for the adopted volume
+        if (lost.createdAt !== e.c) lost.mounts = {};
+        lost.createdAt = e.c;
+        if (e.op === '+') lost.mounts[e.id] = { since: e.t ?? e.c };
+        else delete lost.mounts[e.id];
+        return;
+      }
       if (!rec || rec.createdAt !== e.c) return; // an entry of a removed incarnation of that name
       if (e.op === '+') rec.mounts[e.id] = { since: e.t ?? rec.createdAt };
       else delete rec.mounts[e.id];
       this.dirty.add(e.v);
     });
     await fsyncDir(this.dir);
-    return bad;
+    return out;
   }
 
   /**

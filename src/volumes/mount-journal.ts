@@ -13,6 +13,20 @@ export interface MountEntry {
 }
 
 const FILE = /^mounts\.(\d+)\.log$/;
+/** The start of an entry as `append` writes it. */
+const TORN = /^\{"v":"[^\n]{0,600}$/;
+
+function parseEntry(line: string): MountEntry | undefined {
+  let e: unknown;
+  try {
+    e = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const m = e as Partial<MountEntry> | null;
+  if (typeof m !== 'object' || m === null || typeof m.v !== 'string' || typeof m.c !== 'string' || typeof m.id !== 'string' || (m.op !== '+' && m.op !== '-')) return undefined;
+  return m as MountEntry;
+}
 
 /**
  * The write-ahead log of Mount/Unmount: one JSON line per change, appended and fdatasync'ed in batches
@@ -28,6 +42,8 @@ export class MountJournal {
   private fh: FileHandle | undefined;
   private gen = 0;
   private entries = 0;
+  /** Bytes of the current generation known to be whole entries: a failed write is cut back to this. */
+  private size = 0;
   private queue: Array<{ line: string; resolve: () => void; reject: (err: unknown) => void }> = [];
   private flushing = false;
   private compacting: Promise<void> = Promise.resolve();
@@ -37,6 +53,8 @@ export class MountJournal {
     /** Persist the volume records (whose mounts now include every entry logged so far). */
     private readonly compact: () => Promise<void>,
     private readonly rotateAfter = 20_000,
+    /** A generation with unreadable lines is handed here (moved aside) instead of being deleted after replay. */
+    private readonly aside?: (file: string, why: string) => Promise<void>,
   ) {}
 
   private async generations(): Promise<number[]> {
@@ -58,26 +76,33 @@ export class MountJournal {
   async start(apply: (e: MountEntry) => void): Promise<number> {
     const gens = await this.generations();
     let replayed = 0;
+    const bad = new Map<number, string>();
     for (const gen of gens) {
       const lines = (await readFile(this.path(gen), 'utf8')).split('\n');
-      for (const line of lines) {
-        if (!line) continue;
-        let e: MountEntry;
-        try {
-          e = JSON.parse(line) as MountEntry;
-        } catch {
-          continue; // a torn last line: its write was never acknowledged
-        }
-        apply(e);
-        replayed++;
-      }
+      let unreadable = 0;
+      lines.forEach((line, i) => {
+        if (!line) return;
+        const e = parseEntry(line);
+        if (e) {
+          apply(e);
+          replayed++;
+        } else if (!(i === lines.length - 1 && TORN.test(line))) unreadable++;
+        // (a torn last line, the beginning of an entry without its newline: a write that a crash cut
+        // short, never acknowledged to Docker)
+      });
+      if (unreadable) bad.set(gen, `${unreadable} of ${lines.filter(Boolean).length} lines are not journal entries`);
     }
     this.gen = (gens.at(-1) ?? 0) + 1;
     this.fh = await open(this.path(this.gen), 'a');
+    this.size = 0;
     await fsyncDir(this.dir);
     if (gens.length > 0) {
       await this.compact();
-      for (const gen of gens) await unlink(this.path(gen));
+      for (const gen of gens) {
+        const why = bad.get(gen);
+        if (why && this.aside) await this.aside(this.path(gen), why);
+        else await unlink(this.path(gen));
+      }
       await fsyncDir(this.dir);
     }
     return replayed;
@@ -97,14 +122,23 @@ export class MountJournal {
       const batch = this.queue.splice(0);
       try {
         if (!this.fh) throw new Error('the mount journal is closed');
-        await this.fh.write(batch.map((b) => b.line).join(''));
-        await this.fh.datasync();
+        const text = batch.map((b) => b.line).join('');
+        try {
+          await this.fh.write(text);
+          await this.fh.datasync();
+        } catch (err) {
+          // (a full disk can take part of the batch: no torn line may stay in front of the next entries)
+          await this.fh.truncate(this.size).catch(() => undefined);
+          throw err;
+        }
+        this.size += Buffer.byteLength(text);
         this.entries += batch.length;
         for (const b of batch) b.resolve();
       } catch (err) {
         for (const b of batch) b.reject(err);
       }
-      if (this.entries >= this.rotateAfter) await this.rotate();
+      // (a rotation that fails, on a full disk, is tried again after the next batch)
+      if (this.entries >= this.rotateAfter) await this.rotate().catch(() => undefined);
     }
     this.flushing = false;
   }
@@ -113,11 +147,14 @@ export class MountJournal {
   private async rotate(): Promise<void> {
     const old = this.gen;
     const oldFh = this.fh;
+    const fh = await open(this.path(old + 1), 'a');
     this.gen = old + 1;
-    this.fh = await open(this.path(this.gen), 'a');
+    this.fh = fh;
     this.entries = 0;
+    this.size = 0;
     await fsyncDir(this.dir);
-    this.compacting = this.compacting.then(async () => {
+    // (a compaction that failed leaves its generation on disk, replayed at the next start: the next one still runs)
+    this.compacting = this.compacting.catch(() => undefined).then(async () => {
       await oldFh?.close();
       await this.compact();
       await unlink(this.path(old));

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { Catalog, TRASH_ID_PATTERN, type DockerKnown, type TrashRecord, type VolumeRecord } from './catalog.js';
 import { checkVolumeName } from './names.js';
@@ -12,6 +12,9 @@ import { KeyedLock } from '../util/keyed-lock.js';
 import { forEachLimit } from '../util/parallel.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { shown } from '../util/shown.js';
+import type { Quarantine } from '../util/quarantine.js';
+import { salvage } from './salvage.js';
+import { mapNoSpace, noSpaceError } from '../util/no-space.js';
 
 /** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
 export interface CloneSource {
@@ -106,6 +109,8 @@ export interface ServiceDeps {
   cluster?: Cluster;
   /** Where read-only views of rox volumes are mounted (DATA_DIR/ro). */
   roDir?: string;
+  /** Unreadable catalog files are moved aside and reported here. */
+  quarantine?: Quarantine;
 }
 
 /**
@@ -183,7 +188,7 @@ export class VolumeService {
   async start(): Promise<void> {
     for (const pool of this.deps.pools.values()) await pool.init();
     const bad = await this.catalog.load();
-    for (const file of bad) this.log.error({ file }, 'catalog file is unreadable; left in place, volume not served');
+    await salvage(bad, { ...this.deps, now: this.now, log: this.log });
     await this.recover();
     await this.purgeExpiredTrash();
   }
@@ -289,8 +294,10 @@ export class VolumeService {
     const poolName = opts.pool ?? this.deps.defaultPool;
     const store = await this.deps.cluster!.store(poolName);
     try {
-      await this.pool(poolName).create(name, opts, source?.copyTo);
-      if (fill) await this.fillOrUndo(poolName, name, fill);
+      const what = `${source ? 'cloning' : fill ? 'restoring' : 'creating'} volume ${name}`;
+      const root = this.pool(poolName).root;
+      await mapNoSpace(poolName, root, what, () => this.pool(poolName).create(name, opts, source?.copyTo));
+      if (fill) await mapNoSpace(poolName, root, what, () => this.fillOrUndo(poolName, name, fill));
     } catch (err) {
       if (!(err instanceof FerryError && err.code === 'exists')) throw err;
       let theirs: SharedRecord | undefined;
@@ -553,8 +560,9 @@ export class VolumeService {
   private async createLocked(name: string, opts: VolumeOptions, labels: Record<string, string>, source?: CloneSource, fill?: (dir: string) => Promise<void>, docker?: DockerKnown): Promise<VolumeInfo> {
     const poolName = opts.pool ?? this.deps.defaultPool;
     const pool = this.pool(poolName);
-    await pool.create(name, opts, source?.copyTo);
-    if (fill) await this.fillOrUndo(poolName, name, fill);
+    const what = `${source ? 'cloning' : fill ? 'restoring' : 'creating'} volume ${name}`;
+    await mapNoSpace(poolName, pool.root, what, () => pool.create(name, opts, source?.copyTo));
+    if (fill) await mapNoSpace(poolName, pool.root, what, () => this.fillOrUndo(poolName, name, fill));
     const rec: VolumeRecord = {
       name,
       pool: poolName,
@@ -565,7 +573,12 @@ export class VolumeService {
       mounts: {},
       ...(docker ? { docker } : {}),
     };
-    await this.catalog.volumes.save(name, rec);
+    try {
+      await this.catalog.volumes.save(name, rec);
+    } catch (err) {
+      await this.discardNew(poolName, name); // no directory without a record, adopted at the next start
+      throw err;
+    }
     this.log.info({ volume: name, pool: poolName, options: opts }, 'volume created');
     return this.info(rec);
   }
@@ -671,6 +684,8 @@ export class VolumeService {
       await durable;
     } catch (err) {
       this.log.error({ volume: name, err: errorMessage(err) }, 'could not write the mount journal');
+      const full = await noSpaceError(err, `the data dir ${dirname(this.catalog.dir)}`, this.catalog.dir, `recording the mount of ${name}`);
+      if (full !== err) throw full;
       throw new FerryError('unavailable', `could not record the mount of ${name} on disk: ${errorMessage(err)}; check the disk of the data dir`);
     }
   }

@@ -1,0 +1,120 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { openSync, writeSync, closeSync, fsyncSync, readFileSync, writeFileSync, readdirSync, mkdirSync, symlinkSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
+import { makeLoopFs, loopFsPrerequisites, type LoopFs } from '../helpers/loopfs.js';
+import { skipUnless } from '../helpers/prereq.js';
+
+/**
+ * A data dir (and so the local pool and the mount journal) on an 8 MiB ext4 filled to the last block:
+ * every operation that needs space fails with `no space left on ...`, nothing half-made is listed, a
+ * restart lists the same, and once space is freed every operation works and the data reads back.
+ */
+const skip = skipUnless(loopFsPrerequisites('ext4'), 'full disk');
+const NO_SPACE = /no space left on (local|the data dir \S+) \(\d+ bytes free\)/;
+
+/** Write until the filesystem refuses even one more byte. */
+function fill(file: string): void {
+  const fd = openSync(file, 'w');
+  try {
+    for (const size of [1 << 20, 1 << 16, 1 << 12, 1 << 10, 1]) {
+      const buf = Buffer.alloc(size, 0x5a);
+      for (;;) {
+        try {
+          writeSync(fd, buf);
+        } catch {
+          break;
+        }
+      }
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe('a full disk', { skip }, () => {
+  let base: string;
+  let fs: LoopFs;
+  let f: Ferryd;
+  const data = (v: string) => join(f.dataDir, 'volumes', v, 'data');
+  const cliOk = async (...args: string[]) => {
+    const r = await f.cli(...args);
+    assert.equal(r.code, 0, `ferry ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const refused = async (...args: string[]) => {
+    const r = await f.cli(...args);
+    assert.equal(r.code, 1, `ferry ${args.join(' ')} should fail: ${r.stdout}`);
+    assert.match(r.stderr, NO_SPACE, `ferry ${args.join(' ')}`);
+  };
+  const listing = async () => ({
+    volumes: JSON.parse(await cliOk('--json', 'volume', 'ls')).map((v: { name: string }) => v.name).sort(),
+    trash: JSON.parse(await cliOk('--json', 'trash', 'ls')).map((t: { name: string }) => t.name).sort(),
+    snapshots: JSON.parse(await cliOk('--json', 'snapshot', 'ls', 'vol')).map((s: { name: string }) => s.name).sort(),
+  });
+
+  before(async () => {
+    base = await mkdtemp(join(tmpdir(), 'ferry-full-'));
+    fs = await makeLoopFs('ext4', 8);
+    mkdirSync(join(base, 'node'));
+    symlinkSync(fs.mountpoint, join(base, 'node', 'data')); // the data dir only: ferryd's log stays writable
+    f = await startFerryd({ dir: join(base, 'node') });
+  });
+  after(async () => {
+    await f?.destroy();
+    await fs?.destroy();
+    await rm(base, { recursive: true, force: true });
+  });
+
+  it('refuses with no_space, keeps nothing half-made, and works again once space is freed', async () => {
+    const content = Buffer.alloc(300_000, 7);
+    await cliOk('volume', 'create', 'vol');
+    writeFileSync(join(data('vol'), 'big'), content);
+    await cliOk('snapshot', 'create', 'vol', '--name', 'before');
+    await cliOk('volume', 'create', 'gone');
+    writeFileSync(join(data('gone'), 'file'), 'in the trash');
+    await cliOk('volume', 'rm', 'gone');
+    const before = await listing();
+
+    const filler = join(fs.mountpoint, 'filler');
+    fill(filler);
+    await refused('volume', 'create', 'new');
+    await refused('snapshot', 'create', 'vol', '--name', 'full');
+    await refused('volume', 'create', 'copy', '-o', 'from=vol@before');
+    writeFileSync(join(data('vol'), 'big'), ''); // (truncating frees blocks: fill again)
+    fill(`${filler}2`);
+    await refused('snapshot', 'restore', 'vol', 'before');
+    await refused('volume', 'undelete', 'gone');
+    const m = await f.plugin('Mount', { Name: 'vol', ID: 'feed0001' });
+    assert.match(m.json.Err, NO_SPACE, m.text);
+    assert.deepEqual(await listing(), before, 'nothing half-made is listed');
+    assert.equal(JSON.parse(await cliOk('--json', 'volume', 'inspect', 'vol')).mounts, 0);
+    assert.deepEqual(readdirSync(join(f.dataDir, 'volumes')).sort(), ['vol']);
+    assert.ok(!readdirSync(join(f.dataDir, 'volumes', 'vol', 'snapshots')).some((e) => e.startsWith('.tmp-')), 'temp trees removed');
+    assert.ok(!readdirSync(join(f.dataDir, 'volumes', 'vol')).includes('data.new'), 'the restore copy removed');
+
+    // the catalog is intact: a restart (on the full disk) lists the same
+    await f.stop();
+    await f.start();
+    assert.deepEqual(await listing(), before);
+
+    rmSync(filler);
+    rmSync(`${filler}2`);
+    await cliOk('snapshot', 'restore', 'vol', 'before');
+    assert.deepEqual(readFileSync(join(data('vol'), 'big')), content);
+    await cliOk('snapshot', 'create', 'vol', '--name', 'after');
+    await cliOk('volume', 'create', 'copy', '-o', 'from=vol@after');
+    assert.deepEqual(readFileSync(join(data('copy'), 'big')), content);
+    await cliOk('volume', 'create', 'new');
+    await cliOk('volume', 'undelete', 'gone');
+    assert.equal(readFileSync(join(data('gone'), 'file'), 'utf8'), 'in the trash');
+    const ok = await f.plugin('Mount', { Name: 'vol', ID: 'feed0002' });
+    assert.equal(ok.json.Err, '', ok.text);
+    assert.equal(JSON.parse(await cliOk('--json', 'volume', 'inspect', 'vol')).mounts, 1);
+    assert.equal((await f.plugin('Unmount', { Name: 'vol', ID: 'feed0002' })).json.Err, '');
+  });
+});
