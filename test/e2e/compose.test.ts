@@ -8,21 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
 import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
+import { sleep, until } from '../helpers/wait.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 
 const missing = [...(isRoot() ? [] : ['root']), ...dockerHostPrerequisites().missing, ...(existsSync('/usr/bin/docker-compose') ? [] : ['docker-compose (Debian package docker-compose)'])];
 const skip = skipUnless(missing, "undelete of a Compose project's volume with Debian's docker-compose");
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 const COMPOSE_FILE = [
   "version: '3.7'",
@@ -67,13 +57,13 @@ describe('docker-compose down -v, then ferry volume undelete, then docker-compos
     const up = await compose('up', '-d');
     assert.equal(up.code, 0, up.stderr);
     const blob = join(f.dataDir, 'volumes', 'shop_pgdata', 'data', 'blob');
-    await until('data written', async () => (await h.docker(['exec', 'shop_db_1', 'test', '-s', '/data/blob.sum'])).code === 0);
+    await until('data written', async () => (await h.docker(['exec', 'shop_db_1', 'test', '-s', '/data/blob.sum'])).code === 0, 30_000);
     const before = await sha256(blob);
     // ferryd learns from Docker, after the Create, what Docker keeps to itself
     const learned = await until('labels learned', async () => {
       const v = JSON.parse((await f.cli('--json', 'volume', 'inspect', 'shop_pgdata')).stdout);
       return v.docker?.labels?.['com.docker.compose.project'] ? v.docker : undefined;
-    });
+    }, 30_000);
     assert.equal(learned.driver, 'ferry');
     assert.deepEqual(learned.options, { uid: '999', mode: '0770' });
     assert.equal(learned.labels['com.docker.compose.volume'], 'pgdata');

@@ -5,23 +5,13 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
 import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
+import { sleep, until } from '../helpers/wait.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 import { existsSync } from 'node:fs';
 
 const missing = [...(isRoot() ? [] : ['root']), ...dockerHostPrerequisites().missing, ...(existsSync('/usr/bin/docker-compose') ? [] : ['docker-compose'])];
 const skip = skipUnless(missing, 'end-to-end tests with a real Docker engine');
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 describe('Ferry under a real Docker engine', { skip }, () => {
   let h: DockerHost;
