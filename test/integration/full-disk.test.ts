@@ -62,7 +62,10 @@ describe('a full disk', { skip }, () => {
     fs = await makeLoopFs('ext4', 8);
     mkdirSync(join(base, 'node'));
     symlinkSync(fs.mountpoint, join(base, 'node', 'data')); // the data dir only: ferryd's log stays writable
-    f = await startFerryd({ dir: join(base, 'node') });
+    // a backup target off the full disk, for the restore from a backup
+    writeFileSync(join(base, 'secret'), 'full-disk-test-secret');
+    writeFileSync(join(base, 'ferry.yaml'), ['backupTargets:', '  nas:', `    url: file://${join(base, 'repo')}`, `    passwordFile: ${join(base, 'secret')}`].join('\n'));
+    f = await startFerryd({ dir: join(base, 'node'), extraArgs: ['--config', join(base, 'ferry.yaml')] });
   });
   after(async () => {
     await f?.destroy();
@@ -78,6 +81,8 @@ describe('a full disk', { skip }, () => {
     await cliOk('volume', 'create', 'gone');
     writeFileSync(join(data('gone'), 'file'), 'in the trash');
     await cliOk('volume', 'rm', 'gone');
+    await cliOk('backup', 'init', '--target', 'nas');
+    const url = (await cliOk('backup', 'create', 'vol', '--target', 'nas')).trim();
     const before = await listing();
 
     const filler = join(fs.mountpoint, 'filler');
@@ -85,6 +90,8 @@ describe('a full disk', { skip }, () => {
     await refused('volume', 'create', 'new');
     await refused('snapshot', 'create', 'vol', '--name', 'full');
     await refused('volume', 'create', 'copy', '-o', 'from=vol@before');
+    const restored = await f.plugin('Create', { Name: 'fromb', Opts: { backup: url } }); // as Docker would
+    assert.match(restored.json.Err, NO_SPACE, restored.text);
     writeFileSync(join(data('vol'), 'big'), ''); // (truncating frees blocks: fill again)
     fill(`${filler}2`);
     await refused('snapshot', 'restore', 'vol', 'before');
@@ -110,6 +117,8 @@ describe('a full disk', { skip }, () => {
     await cliOk('volume', 'create', 'copy', '-o', 'from=vol@after');
     assert.deepEqual(readFileSync(join(data('copy'), 'big')), content);
     await cliOk('volume', 'create', 'new');
+    assert.equal((await f.plugin('Create', { Name: 'fromb', Opts: { backup: url } })).json.Err, '');
+    assert.deepEqual(readFileSync(join(data('fromb'), 'big')), content);
     await cliOk('volume', 'undelete', 'gone');
     assert.equal(readFileSync(join(data('gone'), 'file'), 'utf8'), 'in the trash');
     const ok = await f.plugin('Mount', { Name: 'vol', ID: 'feed0002' });
