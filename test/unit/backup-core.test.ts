@@ -103,7 +103,7 @@ describe('backup URLs and targets', () => {
     assert.equal(formatBackupUrl('file:///srv/b', 'ab12', 'a b'), 'file:///srv/b?backup=ab12&volume=a%20b');
     const round = parseBackupUrl(formatBackupUrl('file:///srv/b', 'ab12', 'a b'));
     assert.equal(round.volume, 'a b');
-    for (const bad of ['http://x/y', 'not a url', 's3://b/p?backup=zz', 's3://b/p?foo=1']) {
+    for (const bad of ['http://x/y', 'not a url', 's3://b/p?backup=zz', 's3://b/p?foo=1', 'file://host/x?backup=abcd']) {
       assert.throws(() => parseBackupUrl(bad), (e: Error & { code?: string }) => e.code === 'invalid', bad);
     }
   });
