@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
 import { isRoot, skipUnless } from '../helpers/prereq.js';
+import { unmountRetrying } from '../helpers/unmount.js';
 
 /**
  * Two ferryd "hosts" on this machine that share one pool (a directory bind-mounted where the pool
@@ -192,7 +193,7 @@ describe('shared pools across two ferryd nodes', { skip }, () => {
 
   it('keeps serving what it knows when the share disappears, refuses changes, and recovers when it is back', async () => {
     await ok(a, 'Create', { Name: 'survivor' });
-    assert.equal(await unmountShare(mnt), 0, 'the share could be unmounted');
+    assert.equal(await unmountRetrying(mnt), 0, 'the share could be unmounted');
     // Docker's Get at start-up must not make it forget volumes: still answered from the cache
     await ok(a, 'Get', { Name: 'survivor' });
     assert.match(await err(a, 'Mount', { Name: 'survivor', ID: 'm1' }), /pool nas is not usable: shared filesystem not mounted/);
@@ -204,19 +205,6 @@ describe('shared pools across two ferryd nodes', { skip }, () => {
     await ok(a, 'Unmount', { Name: 'survivor', ID: 'm2' });
   });
 });
-
-/**
- * The share goes away: umount, tried again while it is busy (exit 32). ferryd writes a heartbeat every
- * 200 ms in these tests, and umount is refused in the instant one of its files is open.
- */
-async function unmountShare(mnt: string): Promise<number> {
-  let code = -1;
-  for (let i = 0; i < 50 && code !== 0; i++) {
-    code = (await run('umount', [mnt])).code;
-    if (code !== 0) await sleep(20);
-  }
-  return code;
-}
 
 describe('a shared pool that ferryd mounts itself', { skip }, () => {
   let base: string;
@@ -241,7 +229,7 @@ describe('a shared pool that ferryd mounts itself', { skip }, () => {
     f = await startFerryd({ dir: join(base, 'node'), extraArgs: ['--config', join(base, 'ferry.yaml')] });
     assert.equal((await f.plugin('Create', { Name: 'm1', Opts: { pool: 'nas' } })).json.Err, '');
     await access(join(share, 'volumes', 'm1', 'data'));
-    assert.equal(await unmountShare(mnt), 0, 'the share could be unmounted');
+    assert.equal(await unmountRetrying(mnt), 0, 'the share could be unmounted');
     await sleep(600); // a heartbeat or two: ferryd notices and mounts it again
     assert.ok((await readdir(mnt)).includes('.ferry-pool'), 'mounted again by ferryd');
     assert.equal((await f.plugin('Mount', { Name: 'm1', ID: 'z' })).json.Err, '');
