@@ -38,6 +38,8 @@ export interface DaemonConfig {
   apiListen?: string;
   /** TLS for the TCP listener: PEM certificate (chain) and key files. */
   apiTls?: { cert: string; key: string };
+  /** Start the `--restart always|unless-stopped` containers Docker left stopped because ferry was not ready (docker/revival.ts). */
+  restartContainers: boolean;
   /** The file the settings came from, if any. */
   configFile?: string;
 }
@@ -115,6 +117,7 @@ const fileSchema = z.strictObject({
     .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, { message: 'apiListen: the port must be 0-65535' })
     .optional(),
   apiTls: z.strictObject({ cert: absPath('apiTls.cert'), key: absPath('apiTls.key') }).optional(),
+  restartContainers: z.boolean().optional(),
 });
 
 export type ConfigInput = z.infer<typeof fileSchema>;

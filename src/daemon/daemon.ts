@@ -12,6 +12,7 @@ import { DirPool } from '../pools/dir.js';
 import type { Pool } from '../pools/pool.js';
 import { DockerClient } from '../docker/client.js';
 import { DockerMemory } from '../docker/memory.js';
+import { Revival } from '../docker/revival.js';
 import { Cluster } from '../cluster/cluster.js';
 import { JobRegistry } from '../jobs/jobs.js';
 import { BackupService } from '../backup/service.js';
@@ -166,6 +167,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
 
   scheduler.start();
   memory?.start(); // after the plugin socket listens: Docker's volume list asks this plugin's List
+  // after the plugin socket listens too: the containers it starts mount ferry volumes
+  const revival = docker && config.restartContainers ? new Revival(docker, { driver: dockerDriver, log }) : undefined;
+  revival?.start();
   backups.startScheduler(config.dataDir);
   usage.start();
   const sweep = setInterval(() => void service.purgeExpiredTrash(), trashSweepMs(config.trashRetentionMs));
@@ -183,6 +187,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     stop: () =>
       (stopping ??= (async () => {
         clearInterval(sweep);
+        await revival?.stop();
         await memory?.stop();
         await scheduler.stop();
         await backups!.stopScheduler();

@@ -17,4 +17,5 @@ export const BUILTIN_DEFAULTS = {
   defaultPool: 'local',
   heartbeatInterval: '5s',
   nodeTimeout: '30s',
+  restartContainers: true,
 };

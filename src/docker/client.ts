@@ -14,6 +14,16 @@ export interface DockerVolume {
   Options: Record<string, string> | null;
 }
 
+/** The part of `GET /containers/ID/json` that ferryd reads. */
+export interface ContainerInspect {
+  Id: string;
+  Name: string;
+  State: { Status: string; Running: boolean; Error?: string; ExitCode?: number; FinishedAt?: string };
+  HostConfig: { RestartPolicy?: { Name?: string } };
+  Config?: { Labels?: Record<string, string> | null };
+  Mounts?: Array<{ Type?: string; Name?: string; Driver?: string }>;
+}
+
 /** An answer of the Engine API that was not a success (`status` is the HTTP status). */
 export class DockerApiError extends Error {
   constructor(
@@ -86,6 +96,22 @@ export class DockerClient {
     }));
   }
 
+  /** Containers that are not running and reference a volume of DRIVER (Docker's list; no restart policy in it). */
+  async stoppedWithDriver(driver: string): Promise<Array<{ id: string; name: string; labels: Record<string, string> }>> {
+    const filters = encodeURIComponent(JSON.stringify({ status: ['exited', 'created', 'dead'] }));
+    const list = await this.get<Array<{ Id: string; Names?: string[]; Labels?: Record<string, string> | null; Mounts?: Array<{ Type?: string; Driver?: string }> }>>(
+      `/containers/json?all=1&filters=${filters}`,
+    );
+    return list
+      .filter((c) => (c.Mounts ?? []).some((m) => m.Type === 'volume' && m.Driver === driver))
+      .map((c) => ({ id: c.Id, name: (c.Names?.[0] ?? c.Id).replace(/^\//, ''), labels: c.Labels ?? {} }));
+  }
+
+  /** What `docker inspect` says of one container: its state (with the error of its last start) and restart policy. */
+  container(id: string): Promise<ContainerInspect> {
+    return this.get<ContainerInspect>(`/containers/${encodeURIComponent(id)}/json`);
+  }
+
   /** Docker's record of one volume (its labels and driver options). */
   volume(name: string): Promise<DockerVolume> {
     return this.get<DockerVolume>(`/volumes/${encodeURIComponent(name)}`);
@@ -125,8 +151,9 @@ export class DockerClient {
     return this.call('POST', `/containers/${encodeURIComponent(id)}/stop?t=${timeoutSeconds}`, undefined, (timeoutSeconds + 30) * 1000);
   }
 
-  start(id: string): Promise<unknown> {
-    return this.call('POST', `/containers/${encodeURIComponent(id)}/start`, undefined, 60_000);
+  /** Start a container; the timeout covers Docker's VolumeDriver.Mount calls (Docker itself waits 2 min for one). */
+  start(id: string, timeoutMs = 60_000): Promise<unknown> {
+    return this.call('POST', `/containers/${encodeURIComponent(id)}/start`, undefined, timeoutMs);
   }
 
   /** Run `sh -c CMD` in a running container and wait for it; returns its exit code and output. */

@@ -123,8 +123,12 @@ export interface DockerHost {
   dockerOk(args: string[], opts?: CommandOptions): Promise<string>;
   /** Runs `docker-compose [-p projectName] ARGS` in opts.cwd with DOCKER_HOST set to this engine. */
   compose(args: string[], opts: ComposeOptions): Promise<CommandResult>;
-  /** Stops dockerd gracefully (SIGTERM, waits for exit) and starts it again on the same dirs; resolves when it answers. */
-  restart(): Promise<void>;
+  /**
+   * Stops dockerd gracefully (SIGTERM, waits for exit) and starts it again on the same dirs; resolves when it
+   * answers (within readyTimeoutMs, default 30 s: an engine whose plugins are missing takes ~15 s per volume
+   * and per container to give up on them).
+   */
+  restart(opts?: { readyTimeoutMs?: number }): Promise<void>;
   /**
    * Removes all containers, stops dockerd (SIGTERM, SIGKILL after 20 s), kills whatever is left in its
    * namespaces or cgroup, unmounts what is left under dir, removes the cgroups and dir. Safe to call twice.
@@ -596,7 +600,7 @@ class Host implements DockerHost {
   }
 
   /** Starts dockerd in fresh namespaces and waits until it answers. */
-  async launch(): Promise<void> {
+  async launch(readyTimeoutMs = READY_TIMEOUT_MS): Promise<void> {
     const log = await open(this.logFile, 'a');
     let child: ChildProcess;
     try {
@@ -633,7 +637,7 @@ class Host implements DockerHost {
     this.firstStart ??= (await procStat(engine.pid))?.start;
     if (!this.keepOnExit) liveHosts.add(this);
 
-    const deadline = Date.now() + READY_TIMEOUT_MS;
+    const deadline = Date.now() + readyTimeoutMs;
     for (;;) {
       if (engine.hasExited) {
         throw new Error(`dockerd (pid ${engine.pid}) exited during start-up; ${this.logFile}:\n${await logTail(this.logFile)}`);
@@ -641,7 +645,7 @@ class Host implements DockerHost {
       if (engine.ns.size === 0) await this.recordNamespaces(engine);
       if (await ping(this.socket)) break;
       if (Date.now() > deadline) {
-        throw new Error(`dockerd (pid ${engine.pid}) did not answer on ${this.socket} within ${READY_TIMEOUT_MS} ms; ${this.logFile}:\n${await logTail(this.logFile)}`);
+        throw new Error(`dockerd (pid ${engine.pid}) did not answer on ${this.socket} within ${readyTimeoutMs} ms; ${this.logFile}:\n${await logTail(this.logFile)}`);
       }
       await sleep(100);
     }
@@ -709,14 +713,14 @@ class Host implements DockerHost {
     }
   }
 
-  async restart(): Promise<void> {
+  async restart(opts: { readyTimeoutMs?: number } = {}): Promise<void> {
     if (this.stopping) throw new Error(`DockerHost ${this.dir} is stopped`);
     const engine = this.engine;
     if (engine) {
       const graceful = await this.terminate(engine, STOP_GRACE_MS);
       if (!graceful) await this.sweep(engine.ns, false);
     }
-    await this.launch();
+    await this.launch(opts.readyTimeoutMs);
   }
 
   stop(): Promise<void> {
