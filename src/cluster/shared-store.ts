@@ -279,12 +279,16 @@ export class SharedStore {
     const tmp = join(dir, `.${name}.new-${process.pid}-${randomBytes(6).toString('hex')}`);
     await this.fs.writeNew(tmp, JSON.stringify(value, null, 2) + '\n');
     try {
-      await this.fs.link(tmp, join(dir, name));
+      let linkErr: unknown;
+      await this.fs.link(tmp, join(dir, name)).catch((err) => (linkErr = err));
+      // NFS: a retransmitted LINK whose first reply was lost answers EEXIST although the link was made.
+      // The private file's link count tells the truth: 2 means our link exists, whatever link(2) said.
+      if (linkErr !== undefined && (!isErrno(linkErr, 'EEXIST') || (await this.fs.nlink(tmp)) !== 2)) {
+        if (isErrno(linkErr, 'EEXIST')) return false;
+        throw linkErr;
+      }
       await this.fs.fsyncDir(dir);
       return true;
-    } catch (err) {
-      if (isErrno(err, 'EEXIST')) return false;
-      throw err;
     } finally {
       await this.fs.unlink(tmp).catch(() => undefined);
     }
