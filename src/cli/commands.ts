@@ -222,7 +222,7 @@ export function registerCliCommands(program: Command): void {
           '',
           table(
             ['POOL', 'KIND', 'STATE', 'SNAPSHOTS', 'USED', 'FREE', 'PATH'],
-            s.pools.map((p) => [p.name, `${p.kind}${p.shared ? ' shared' : ''}`, p.ok ? 'ok' : `DOWN: ${p.problem}`, p.snapshotMethod ?? '-', bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
+            s.pools.map((p) => [p.name, `${p.kind}${p.shared ? ' shared' : ''}`, p.ok ? 'ok' : p.stalled ? `STALLED since ${p.stalled.since}: ${p.problem}` : `DOWN: ${p.problem}`, p.snapshotMethod ?? '-', bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
           ),
           ...(s.cluster
             ? [

@@ -64,7 +64,7 @@ export class Cluster {
   ) {
     this.now = opts.now ?? Date.now;
     this.startedAt = new Date(this.now()).toISOString();
-    for (const p of pools) if (p.shared) this.stores.set(p.name, new SharedStore(p.root, opts.quarantine));
+    for (const p of pools) if (p.shared) this.stores.set(p.name, new SharedStore(p.root, opts.quarantine, p.shareFs));
   }
 
   get node(): string {

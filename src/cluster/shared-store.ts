@@ -1,10 +1,32 @@
-import { link, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { fsyncDir, readJson, writeJsonAtomic } from '../util/atomic.js';
 import type { Quarantine } from '../util/quarantine.js';
 import { isErrno } from '../util/errors.js';
 import type { VolumeRecord } from '../volumes/catalog.js';
+import { directShareFs } from '../pools/share-fs-direct.js';
+
+/**
+ * The filesystem calls the shared store makes, all of them on the share. ferryd gives it a pool's
+ * ShareIo (pools/share-io.ts: a child process, a deadline per call), so that a hung share fails these
+ * calls with `unavailable` instead of stalling the daemon; errors of the calls themselves keep their
+ * errno code (ENOENT, EEXIST...).
+ */
+export interface ShareFs {
+  readText(path: string): Promise<string>;
+  /** Write a temporary file beside `path`, fsync, rename over it, fsync the directory. */
+  writeAtomic(path: string, text: string): Promise<void>;
+  /** Create `path` exclusively (O_EXCL), write and fsync it. */
+  writeNew(path: string, text: string): Promise<void>;
+  link(existing: string, path: string): Promise<void>;
+  /** The link count of `path` (stat). */
+  nlink(path: string): Promise<number>;
+  unlink(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
+  readdir(dir: string): Promise<string[]>;
+  /** mkdir -p, mode 0700. */
+  mkdir(dir: string): Promise<void>;
+  fsyncDir(dir: string): Promise<void>;
+}
 
 /** A volume's record as every host sees it: what a catalog record holds minus this node's mounts. */
 export type SharedRecord = Omit<VolumeRecord, 'mounts'>;
@@ -91,6 +113,7 @@ export class SharedStore {
     readonly root: string,
     /** Told of heartbeats and attachments that cannot be read (other nodes' files: warned of, never moved). */
     private readonly quarantine?: Quarantine,
+    private readonly fs: ShareFs = directShareFs,
   ) {
     this.catalogDir = join(root, 'catalog');
     this.nodesDir = join(root, 'nodes');
@@ -100,17 +123,17 @@ export class SharedStore {
   }
 
   async init(): Promise<void> {
-    for (const d of [this.catalogDir, this.nodesDir, this.attachDir, this.locksDir, this.refsDir]) await mkdir(d, { recursive: true, mode: 0o700 });
+    for (const d of [this.catalogDir, this.nodesDir, this.attachDir, this.locksDir, this.refsDir]) await this.fs.mkdir(d);
   }
 
   // ---- records -------------------------------------------------------------------------------------
 
   read(name: string): Promise<SharedRecord | undefined> {
-    return readJson<SharedRecord>(join(this.catalogDir, `${name}.json`));
+    return this.readJson<SharedRecord>(join(this.catalogDir, `${name}.json`));
   }
 
   async names(): Promise<string[]> {
-    return (await readdir(this.catalogDir)).filter((e) => e.endsWith('.json') && !e.startsWith('.')).map((e) => e.slice(0, -5));
+    return (await this.fs.readdir(this.catalogDir)).filter((e) => e.endsWith('.json') && !e.startsWith('.')).map((e) => e.slice(0, -5));
   }
 
   /** Publish a new record; false when the name is taken (by a record another host published first). */
@@ -128,7 +151,7 @@ export class SharedStore {
   // ---- nodes ---------------------------------------------------------------------------------------
 
   beat(b: NodeBeat): Promise<void> {
-    return writeJsonAtomic(join(this.nodesDir, `${b.node}.json`), b);
+    return this.writeJson(join(this.nodesDir, `${b.node}.json`), b);
   }
 
   /** The heartbeat file of one node (its mtime is the share's server time of the last beat). */
@@ -138,12 +161,12 @@ export class SharedStore {
 
   /** One node's heartbeat; undefined when there is none or it cannot be read. */
   beatOf(node: string): Promise<NodeBeat | undefined> {
-    return readJson<NodeBeat>(this.beatPath(node)).catch(() => undefined);
+    return this.readJson<NodeBeat>(this.beatPath(node)).catch(() => undefined);
   }
 
   async nodes(): Promise<NodeBeat[]> {
     const out: NodeBeat[] = [];
-    for (const e of await readdir(this.nodesDir)) {
+    for (const e of await this.fs.readdir(this.nodesDir)) {
       if (!e.endsWith('.json') || e.startsWith('.')) continue;
       const b = await this.readOthers<NodeBeat>(join(this.nodesDir, e), (v) => typeof v.node === 'string' && typeof v.lastSeen === 'string', `The heartbeat of node ${e.slice(0, -5)} is taken as missing: that node counts as not alive until it writes a readable one.`);
       if (b) out.push(b);
@@ -155,25 +178,25 @@ export class SharedStore {
 
   async attach(a: Attachment): Promise<void> {
     const dir = join(this.attachDir, a.volume);
-    await mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeJsonAtomic(join(dir, `${a.node}.json`), a);
+    await this.fs.mkdir(dir);
+    await this.writeJson(join(dir, `${a.node}.json`), a);
   }
 
   async detach(volume: string, node: string): Promise<void> {
     try {
-      await unlink(join(this.attachDir, volume, `${node}.json`));
+      await this.fs.unlink(join(this.attachDir, volume, `${node}.json`));
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
   }
 
   async attachments(volume?: string): Promise<Attachment[]> {
-    const vols = volume ? [volume] : await readdir(this.attachDir).catch(() => [] as string[]);
+    const vols = volume ? [volume] : await this.fs.readdir(this.attachDir).catch(() => [] as string[]);
     const out: Attachment[] = [];
     for (const v of vols) {
       let files: string[];
       try {
-        files = await readdir(join(this.attachDir, v));
+        files = await this.fs.readdir(join(this.attachDir, v));
       } catch (err) {
         if (isErrno(err, 'ENOENT')) continue;
         throw err;
@@ -190,15 +213,15 @@ export class SharedStore {
   // ---- container references ------------------------------------------------------------------------
 
   publishReferences(r: NodeReferences): Promise<void> {
-    return writeJsonAtomic(join(this.refsDir, `${r.node}.json`), r);
+    return this.writeJson(join(this.refsDir, `${r.node}.json`), r);
   }
 
   /** Every node's references file (an unreadable one is skipped: its node rewrites it on its next tick). */
   async references(): Promise<NodeReferences[]> {
     const out: NodeReferences[] = [];
-    for (const e of await readdir(this.refsDir).catch(() => [] as string[])) {
+    for (const e of await this.fs.readdir(this.refsDir).catch(() => [] as string[])) {
       if (!e.endsWith('.json') || e.startsWith('.')) continue;
-      const r = await readJson<NodeReferences>(join(this.refsDir, e)).catch(() => undefined);
+      const r = await this.readJson<NodeReferences>(join(this.refsDir, e)).catch(() => undefined);
       if (r && typeof r.volumes === 'object' && r.volumes !== null) out.push(r);
     }
     return out;
@@ -207,7 +230,7 @@ export class SharedStore {
   // ---- rwo locks -----------------------------------------------------------------------------------
 
   readLock(volume: string): Promise<RwoLock | undefined> {
-    return readJson<RwoLock>(join(this.locksDir, `${volume}.json`));
+    return this.readJson<RwoLock>(join(this.locksDir, `${volume}.json`));
   }
 
   /** Take the lock if it is free; false if somebody holds it (read it to see who). */
@@ -222,11 +245,25 @@ export class SharedStore {
 
   // ---- primitives ----------------------------------------------------------------------------------
 
+  /** A JSON file; undefined when it does not exist. */
+  private async readJson<T>(path: string): Promise<T | undefined> {
+    try {
+      return JSON.parse(await this.fs.readText(path)) as T;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+  }
+
+  private writeJson(path: string, value: unknown): Promise<void> {
+    return this.fs.writeAtomic(path, JSON.stringify(value, null, 2) + '\n');
+  }
+
   /** A file another node writes: unreadable means absent (with a warning), never a failure of this node. */
   private async readOthers<T extends object>(file: string, valid: (v: Partial<T>) => boolean, assumed: string): Promise<T | undefined> {
     let v: T | undefined;
     try {
-      v = await readJson<T>(file);
+      v = await this.readJson<T>(file);
       if (v === undefined) return undefined;
       if (typeof v !== 'object' || v === null || !valid(v)) throw new Error('not a record of the expected shape');
     } catch (err) {
@@ -240,22 +277,20 @@ export class SharedStore {
   /** Write `value` to a private file, fsync, then link(2) it to `name`: fails (false) if `name` exists. */
   private async createExclusive(dir: string, name: string, value: unknown): Promise<boolean> {
     const tmp = join(dir, `.${name}.new-${process.pid}-${randomBytes(6).toString('hex')}`);
-    const fh = await open(tmp, 'wx', 0o644);
+    await this.fs.writeNew(tmp, JSON.stringify(value, null, 2) + '\n');
     try {
-      await fh.writeFile(JSON.stringify(value, null, 2) + '\n');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await link(tmp, join(dir, name));
-      await fsyncDir(dir);
+      let linkErr: unknown;
+      await this.fs.link(tmp, join(dir, name)).catch((err) => (linkErr = err));
+      // NFS: a retransmitted LINK whose first reply was lost answers EEXIST although the link was made.
+      // The private file's link count tells the truth: 2 means our link exists, whatever link(2) said.
+      if (linkErr !== undefined && (!isErrno(linkErr, 'EEXIST') || (await this.fs.nlink(tmp)) !== 2)) {
+        if (isErrno(linkErr, 'EEXIST')) return false;
+        throw linkErr;
+      }
+      await this.fs.fsyncDir(dir);
       return true;
-    } catch (err) {
-      if (isErrno(err, 'EEXIST')) return false;
-      throw err;
     } finally {
-      await unlink(tmp).catch(() => undefined);
+      await this.fs.unlink(tmp).catch(() => undefined);
     }
   }
 
@@ -267,19 +302,19 @@ export class SharedStore {
     const path = join(dir, name);
     const taken = join(dir, `.${name}.gone-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
-      await rename(path, taken);
+      await this.fs.rename(path, taken);
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return false;
       throw err;
     }
-    const v = await readJson<T>(taken).catch(() => undefined);
+    const v = await this.readJson<T>(taken).catch(() => undefined);
     if (v !== undefined && !same(v)) {
-      await link(taken, path).catch(() => undefined); // a new one may have been made meanwhile: it wins
-      await unlink(taken).catch(() => undefined);
+      await this.fs.link(taken, path).catch(() => undefined); // a new one may have been made meanwhile: it wins
+      await this.fs.unlink(taken).catch(() => undefined);
       return false;
     }
-    await unlink(taken);
-    await fsyncDir(dir);
+    await this.fs.unlink(taken);
+    await this.fs.fsyncDir(dir);
     return true;
   }
 }

@@ -1,4 +1,4 @@
-import { chmod, chown, lstat, mkdir, readdir, rename, stat, statfs, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, readdir, rename, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { fsyncDir } from '../util/atomic.js';
@@ -7,6 +7,8 @@ import { mountOf, withTimeout } from '../util/mounts.js';
 import type { VolumeOptions } from '../volumes/options.js';
 import type { Pool, PoolStatus } from './pool.js';
 import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from '../snapshots/methods.js';
+import { ShareIo, shareFsOf } from './share-io.js';
+import type { ShareFs } from '../cluster/shared-store.js';
 
 /** How ferryd mounts a shared pool's filesystem itself (`mount -t TYPE -o OPTIONS DEVICE PATH`). */
 export interface PoolMountSpec {
@@ -19,7 +21,14 @@ export interface DirPoolSpec {
   /** Every host mounts the same filesystem at `root` (NFS, GlusterFS, CephFS...). */
   shared?: boolean;
   mount?: PoolMountSpec;
+  /** A shared pool: how long one filesystem call may take before the pool is stalled (default 5 s, see share-io.ts). */
+  deadlineMs?: number;
+  /** Told when a shared pool stalls and when it answers again. */
+  onStall?: (pool: string, stall: { since: string; call: string } | undefined) => void;
 }
+
+/** How long `status()` waits for a shared pool's check before it answers with what it knows. */
+const STATUS_WAIT_MS = 1000;
 
 /** The file that proves a shared pool's filesystem is mounted: it lives on the share, not in the bare mountpoint. */
 export const POOL_MARKER = '.ferry-pool';
@@ -38,6 +47,11 @@ export class DirPool implements Pool {
   private readonly trash: string;
   private method: SnapshotMethod | undefined;
   private problem: string | undefined;
+  /** A shared pool's filesystem calls: in a child process, with a deadline (see share-io.ts). */
+  private readonly io: ShareIo | undefined;
+  readonly shareFs: ShareFs | undefined;
+  private lastCapacity: PoolStatus['capacity'];
+  private checking: Promise<boolean> | undefined;
 
   constructor(
     readonly name: string,
@@ -47,12 +61,26 @@ export class DirPool implements Pool {
     this.live = join(root, 'volumes');
     this.trash = join(root, 'trash');
     this.shared = spec.shared ?? false;
+    if (this.shared) {
+      this.io = new ShareIo({ pool: name, ...(spec.deadlineMs ? { deadlineMs: spec.deadlineMs } : {}), onChange: (s) => spec.onStall?.(name, s) });
+      this.shareFs = shareFsOf(this.io);
+    }
+  }
+
+  /** Set while the shared filesystem does not answer (see share-io.ts). */
+  get stalled(): { since: string; call: string } | undefined {
+    return this.io?.stalled;
   }
 
   async init(): Promise<void> {
     if (this.shared && !(await this.checkShare())) return; // ferryd still starts; the pool says why it is down
-    await mkdir(this.live, { recursive: true, mode: 0o700 });
-    await mkdir(this.trash, { recursive: true, mode: 0o700 });
+    if (this.io) {
+      await this.io.call('mkdir', [this.live, true]);
+      await this.io.call('mkdir', [this.trash, true]);
+    } else {
+      await mkdir(this.live, { recursive: true, mode: 0o700 });
+      await mkdir(this.trash, { recursive: true, mode: 0o700 });
+    }
     this.method = METHODS[await detectMethod(this.root)];
   }
 
@@ -60,24 +88,22 @@ export class DirPool implements Pool {
    * Is the shared filesystem there? Mounts it when the pool says how, and marks a share on first use.
    * Returns false (and remembers why) when it is not; never writes into a bare mountpoint.
    */
-  async checkShare(): Promise<boolean> {
+  checkShare(): Promise<boolean> {
+    // one check at a time: while the share hangs, callers wait for the same probe instead of adding calls
+    return (this.checking ??= this.checkShareOnce().finally(() => (this.checking = undefined)));
+  }
+
+  private async checkShareOnce(): Promise<boolean> {
     const marker = join(this.root, POOL_MARKER);
-    const present = async () => {
-      try {
-        await withTimeout(stat(marker), 5000, `${marker} did not answer in 5 s (a hung network filesystem?)`);
-        return true;
-      } catch (err) {
-        if (isErrno(err, 'ENOENT')) return false;
-        throw err;
-      }
-    };
+    // while stalled, this is the probe that tells when the share answers again
+    const present = () => this.io!.call<boolean>('exists', [marker], { probe: true });
     try {
       if (await present()) return this.healthy();
       if (this.spec.mount) {
         const m = this.spec.mount;
         await mkdir(this.root, { recursive: true });
         // a dead FUSE mount ("transport endpoint is not connected") must go before mounting again
-        if ((await mountOf(this.root)).mountPoint === this.root) await execProgram('umount', ['-l', this.root]).catch(() => undefined);
+        if ((await mountOf(this.root)).mountPoint === this.root) await execProgram('umount', ['-l', this.root], { timeoutMs: 30_000 }).catch(() => undefined);
         await execProgram('mount', ['-t', m.type, ...(m.options ? ['-o', m.options] : []), m.device, this.root], { timeoutMs: 60_000 });
         if (await present()) return this.healthy();
         if ((await mountOf(this.root)).mountPoint !== this.root) throw new Error(`mount -t ${m.type} ${m.device} ${this.root} left nothing mounted there`);
@@ -94,7 +120,7 @@ export class DirPool implements Pool {
       await this.mark(marker, `first use on ${m.fsType} mounted at ${m.mountPoint}`);
       return this.healthy();
     } catch (err) {
-      this.problem = `shared filesystem not mounted: ${errorMessage(err)}`;
+      this.problem = this.io?.stalled || (err instanceof FerryError && err.code === 'unavailable') ? errorMessage(err) : `shared filesystem not mounted: ${errorMessage(err)}`;
       return false;
     }
   }
@@ -105,7 +131,7 @@ export class DirPool implements Pool {
   }
 
   private async mark(marker: string, why: string): Promise<void> {
-    await writeFile(marker, JSON.stringify({ pool: this.name, createdAt: new Date().toISOString(), why }) + '\n', { flag: 'wx' }).catch((err) => {
+    await this.io!.call('writeExclusive', [marker, JSON.stringify({ pool: this.name, createdAt: new Date().toISOString(), why }) + '\n']).catch((err) => {
       if (!isErrno(err, 'EEXIST')) throw err; // another host marked it at the same moment
     });
   }
@@ -113,9 +139,22 @@ export class DirPool implements Pool {
   /** Throws `unavailable` when the pool cannot be used now (shared filesystem missing). */
   async checkAvailable(): Promise<void> {
     if (this.shared) {
+      // a share that does not answer fails at once (the check goes on in the background, and is what
+      // notices that the share answers again); nobody queues behind a hung call
+      const busy = this.checking !== undefined;
+      if (this.io!.stalled || (busy && this.io!.slow())) {
+        void this.checkShare();
+        const s = this.io!.stalled;
+        const slow = this.io!.slow();
+        throw new FerryError(
+          'unavailable',
+          s ? `pool ${this.name} is not answering since ${s.since} (${s.call} hung for more than ${this.io!.deadlineMs / 1000} s); nothing was done` : `pool ${this.name} is not answering (${slow?.label} has waited ${((slow?.waitedMs ?? 0) / 1000).toFixed(1)} s); nothing was done`,
+          s ? { stalled: s } : undefined,
+        );
+      }
       const wasDown = this.problem !== undefined || !this.method;
       if (!(await this.checkShare())) {
-        throw new FerryError('unavailable', `pool ${this.name} is not usable: ${this.problem}; nothing was written`);
+        throw new FerryError('unavailable', `pool ${this.name} is not usable: ${this.problem}${/nothing was done$/.test(this.problem ?? '') ? '' : '; nothing was written'}`);
       }
       if (wasDown) await this.init();
     }
@@ -170,9 +209,10 @@ export class DirPool implements Pool {
   async checkMountable(volume: string): Promise<void> {
     await this.checkAvailable();
     try {
-      const st = await stat(this.mountpoint(volume));
-      if (!st.isDirectory()) throw new Error('not a directory');
+      const st = this.io ? await this.io.call<{ isDirectory: boolean }>('stat', [this.mountpoint(volume)]) : { isDirectory: (await stat(this.mountpoint(volume))).isDirectory() };
+      if (!st.isDirectory) throw new Error('not a directory');
     } catch (err) {
+      if (err instanceof FerryError) throw err;
       throw new FerryError(
         'unavailable',
         `the data of volume ${volume} is missing from pool ${this.name} (${this.mountpoint(volume)}: ${errorMessage(err)}); check the pool's filesystem`,
@@ -195,41 +235,63 @@ export class DirPool implements Pool {
   }
 
   hasLive(volume: string): Promise<boolean> {
-    return exists(join(this.live, volume));
+    return this.io ? this.io.call<boolean>('exists', [join(this.live, volume)]) : exists(join(this.live, volume));
   }
 
   hasTrash(trashId: string): Promise<boolean> {
-    return exists(join(this.trash, trashId));
+    return this.io ? this.io.call<boolean>('exists', [join(this.trash, trashId)]) : exists(join(this.trash, trashId));
   }
 
   async listLive(): Promise<string[]> {
     if (this.problem) return [];
+    if (this.io) return this.io.call<string[]>('readdirDirs', [this.live]);
     return (await readdir(this.live, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
   }
 
   async listTrash(): Promise<string[]> {
     if (this.problem) return [];
+    if (this.io) return this.io.call<string[]>('readdirDirs', [this.trash]);
     return (await readdir(this.trash, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
   }
 
   async usage(volume: string): Promise<number> {
-    return du(this.mountpoint(volume));
+    return this.io ? this.io.call<number>('du', [this.mountpoint(volume)], { long: true }) : du(this.mountpoint(volume));
   }
 
   async trashUsage(trashId: string): Promise<number> {
-    return du(join(this.trash, trashId));
+    return this.io ? this.io.call<number>('du', [join(this.trash, trashId)], { long: true }) : du(join(this.trash, trashId));
   }
 
   async status(): Promise<PoolStatus> {
     const base = { name: this.name, kind: this.kind, path: this.root, shared: this.shared, ...(this.spec.mount ? { mount: `${this.spec.mount.type} ${this.spec.mount.device}` } : {}) };
-    if (this.shared && !(await this.checkShare())) return { ...base, snapshotMethod: this.method?.name ?? 'unknown', ok: false, problem: this.problem! };
+    const down = (problem: string) => ({
+      ...base,
+      snapshotMethod: this.method?.name ?? 'unknown',
+      ok: false,
+      problem,
+      ...(this.io?.stalled ? { stalled: this.io.stalled } : {}),
+      ...(this.io && this.lastCapacity ? { capacity: this.lastCapacity } : {}),
+    });
+    if (this.shared) {
+      // never wait for a hung share: after STATUS_WAIT_MS answer with what is known (the check goes on)
+      if (this.io!.stalled) {
+        void this.checkShare();
+        return down(`pool ${this.name} is not answering (${this.io!.stalled.call} hung for more than ${this.io!.deadlineMs / 1000} s)`);
+      }
+      const slow = Symbol('slow');
+      const up = await withTimeout(this.checkShare(), STATUS_WAIT_MS, 'slow').catch(() => slow);
+      if (up === slow) return down(`pool ${this.name} is not answering (${this.io!.slow()?.label ?? 'its check'} has waited over ${STATUS_WAIT_MS / 1000} s)`);
+      if (!up) return down(this.problem!);
+    }
     try {
-      const fs = await statfs(this.root);
+      const fs = this.io ? await withTimeout(this.io.call<{ blocks: number; bsize: number; bavail: number; bfree: number }>('statfs', [this.root]), STATUS_WAIT_MS, `pool ${this.name} is not answering (statfs ${this.root} has waited over ${STATUS_WAIT_MS / 1000} s)`) : await statfs(this.root);
       const totalBytes = fs.blocks * fs.bsize;
       const freeBytes = fs.bavail * fs.bsize;
-      return { ...base, snapshotMethod: this.snapshotMethod.name, ok: true, capacity: { totalBytes, freeBytes, usedBytes: totalBytes - fs.bfree * fs.bsize } };
+      const capacity = { totalBytes, freeBytes, usedBytes: totalBytes - fs.bfree * fs.bsize };
+      if (this.io) this.lastCapacity = capacity;
+      return { ...base, snapshotMethod: this.snapshotMethod.name, ok: true, capacity };
     } catch (err) {
-      return { ...base, snapshotMethod: this.method?.name ?? 'unknown', ok: false, problem: errorMessage(err) };
+      return down(errorMessage(err));
     }
   }
 }

@@ -1,5 +1,6 @@
 import type { VolumeOptions } from '../volumes/options.js';
 import type { SnapshotMethod } from '../snapshots/methods.js';
+import type { ShareFs } from '../cluster/shared-store.js';
 
 export interface PoolCapacity {
   totalBytes: number;
@@ -21,6 +22,8 @@ export interface PoolStatus {
   /** Why the pool is not usable, when ok is false. */
   problem?: string;
   capacity?: PoolCapacity;
+  /** A shared pool whose filesystem does not answer: since when, and which call hung (capacity is the last known). */
+  stalled?: { since: string; call: string };
 }
 
 /**
@@ -34,6 +37,8 @@ export interface Pool {
   readonly shared: boolean;
   /** The pool's root directory. */
   readonly root: string;
+  /** A shared pool: how the shared store reaches its files (with a deadline per call, see share-io.ts). */
+  readonly shareFs?: ShareFs;
   /** Throws `unavailable` when the pool cannot be used now (e.g. its shared filesystem is not mounted). */
   checkAvailable(): Promise<void>;
   /** Prepare the pool (directories, checks). */

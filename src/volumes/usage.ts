@@ -170,6 +170,8 @@ export class UsageTracker {
     const k = key(v);
     const rec = this.volumes.recordOf(v.name);
     const pool = this.volumes.poolOf(rec);
+    // a shared pool is asked first, through its deadline (pools/share-io.ts): a hung share is skipped, not walked
+    if (pool.shared) await pool.checkAvailable();
     let ino: number;
     try {
       ino = (await lstat(pool.mountpoint(v.name))).ino;

@@ -1,0 +1,26 @@
+// Shared-store filesystem calls made directly with fs.promises (for tests and tools; ferryd uses share-io.ts).
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { fsyncDir, writeFileAtomic } from '../util/atomic.js';
+import type { ShareFs } from '../cluster/shared-store.js';
+
+/** No deadline, no child process: a hung share hangs the caller. */
+export const directShareFs: ShareFs = {
+  readText: (p) => readFile(p, 'utf8'),
+  writeAtomic: (p, text) => writeFileAtomic(p, text),
+  async writeNew(p, text) {
+    const fh = await open(p, 'wx', 0o644);
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  },
+  link: (a, b) => link(a, b),
+  nlink: async (p) => (await stat(p)).nlink,
+  unlink: (p) => unlink(p),
+  rename: (a, b) => rename(a, b),
+  readdir: (p) => readdir(p),
+  mkdir: async (p) => void (await mkdir(p, { recursive: true, mode: 0o700 })),
+  fsyncDir,
+};
