@@ -6,7 +6,8 @@ import { registerBackupCommands } from './cli/backup.js';
 import { registerTokenCommands } from './cli/tokens.js';
 import { registerDoctorCommand } from './cli/doctor.js';
 import { BUILTIN_DEFAULTS as DEFAULTS } from './daemon/defaults.js';
-import { errorMessage } from './util/errors.js';
+import { FerryError, errorMessage } from './util/errors.js';
+import { ApiError } from './wire/client.js';
 import { VERSION } from './version.js';
 
 const program = new Command('ferry')
@@ -72,14 +73,26 @@ registerBackupCommands(program);
 registerTokenCommands(program);
 registerDoctorCommand(program);
 
+// With --json, errors are JSON on stderr too: {"error": {"code", "message"}} (commander's own text is held back).
+const jsonErrors = process.argv.slice(2).includes('--json');
+const quiet = (c: Command): void => {
+  c.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
+  c.commands.forEach(quiet);
+};
+if (jsonErrors) quiet(program);
+const fail = (code: string, message: string) =>
+  process.stderr.write(jsonErrors ? JSON.stringify({ error: { code, message } }) + '\n' : `ferry: ${message}\n`);
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    // --help and --version end here too, with exit code 0; usage errors were already printed.
+    // --help and --version end here too, with exit code 0; usage errors were already printed (as text without --json).
+    if (err.exitCode !== 0 && jsonErrors) fail('usage', err.message.replace(/^error: /, ''));
     process.exit(err.exitCode === 0 ? 0 : 2);
   }
   // Operational failures (refused, not found, daemon unreachable) exit 1 with the reason on stderr.
-  process.stderr.write(`ferry: ${errorMessage(err)}\n`);
+  const code = typeof (err as { code?: unknown }).code === 'string' && (err instanceof FerryError || err instanceof ApiError) ? String((err as { code: string }).code) : 'internal';
+  fail(code, errorMessage(err));
   process.exit(1);
 }

@@ -17,6 +17,7 @@ import { serveUi } from './ui.js';
 import type { StateWarnings } from '../util/state-warnings.js';
 import type { UsageTracker } from '../volumes/usage.js';
 import type { DoctorCheck } from '../doctor/check.js';
+import type * as W from '../wire/types.js';
 
 export interface DaemonFacts {
   version: string;
@@ -94,7 +95,7 @@ function unauthorized(reply: FastifyReply, message: string) {
   return reply
     .code(401)
     .header('www-authenticate', 'Bearer realm="ferry"')
-    .send({ error: { code: 'unauthorized', message } });
+    .send({ error: { code: 'unauthorized', message } } satisfies W.ApiErrorBody);
 }
 
 /** The onRequest hook of the TCP listener: authentication and the role's rights, before anything else runs. */
@@ -245,7 +246,7 @@ export function buildApiServer(
     app.delete<{ Params: { token: string } }>('/v1/tokens/:token', local, async (req) => ({ removed: await tokens.remove(req.params.token) }));
   }
 
-  app.get('/v1/status', async (req) => ({
+  app.get('/v1/status', async (req): Promise<W.Status> => ({
     ...facts,
     warnings: facts.warnings?.list() ?? [],
     uptimeSeconds: Math.round((Date.now() - Date.parse(facts.startedAt)) / 1000),
@@ -257,12 +258,12 @@ export function buildApiServer(
     ...(req.token ? { token: { name: req.token.name, role: req.token.role } } : {}),
   }));
 
-  app.get('/v1/doctor', async () => {
+  app.get('/v1/doctor', async (): Promise<{ checks: W.DoctorCheck[] }> => {
     if (!hub.doctor) throw new FerryError('unavailable', 'this ferryd does not run doctor checks');
     return { checks: await hub.doctor() };
   });
 
-  app.get('/v1/volumes', async () => {
+  app.get('/v1/volumes', async (): Promise<W.VolumeList> => {
     await service.syncAll();
     const attachments = await service.attachmentsByVolume();
     const lastBackups = hub.metrics?.lastBackups();
@@ -276,12 +277,12 @@ export function buildApiServer(
 
   app.post('/v1/volumes', async (req, reply) => {
     const body = parse(createBody, req.body ?? {}, 'request body');
-    const v = await service.create(body.name, body.options ?? {}, body.labels ?? {});
+    const v: W.Volume = await service.create(body.name, body.options ?? {}, body.labels ?? {});
     void hub.usage?.pass().catch(() => undefined); // a new volume's size, soon
     return reply.code(201).send(v);
   });
 
-  app.get<{ Params: { name: string } }>('/v1/volumes/:name', async (req) => {
+  app.get<{ Params: { name: string } }>('/v1/volumes/:name', async (req): Promise<W.VolumeDetail> => {
     const q = parse(inspectQuery, req.query, 'query');
     const v = service.get(req.params.name);
     const containers = await service.containersUsing(v.name);
@@ -301,20 +302,21 @@ export function buildApiServer(
 
   type Vol = { Params: { name: string } };
   type Snap = { Params: { name: string; ref: string } };
-  app.get<Vol>('/v1/volumes/:name/snapshots', async (req) => ({ snapshots: await snapshots.list(req.params.name, parse(listSnapshotsQuery, req.query, 'query')) }));
+  app.get<Vol>('/v1/volumes/:name/snapshots', async (req): Promise<W.SnapshotList> => ({ snapshots: await snapshots.list(req.params.name, parse(listSnapshotsQuery, req.query, 'query')) }));
   app.post<Vol>('/v1/volumes/:name/snapshots', async (req, reply) => {
     const b = parse(snapshotBody, req.body ?? {}, 'request body');
-    return reply.code(201).send(await snapshots.create(req.params.name, b));
+    const s: W.Snapshot = await snapshots.create(req.params.name, b);
+    return reply.code(201).send(s);
   });
-  app.get<Snap>('/v1/volumes/:name/snapshots/:ref', async (req) => snapshots.get(req.params.name, req.params.ref));
+  app.get<Snap>('/v1/volumes/:name/snapshots/:ref', async (req): Promise<W.Snapshot> => snapshots.get(req.params.name, req.params.ref));
   app.delete<Snap>('/v1/volumes/:name/snapshots/:ref', async (req) => ({ removed: await snapshots.remove(req.params.name, req.params.ref) }));
   app.post<Snap>('/v1/volumes/:name/snapshots/:ref/restore', async (req) => {
     const b = parse(restartBody, req.body ?? {}, 'request body');
     return { restored: await snapshots.restore(req.params.name, req.params.ref, b) };
   });
   app.post<Vol>('/v1/volumes/:name/commits', async (req, reply) => reply.code(201).send(await snapshots.commit(req.params.name, parse(commitBody, req.body ?? {}, 'request body').message)));
-  app.get<Vol>('/v1/volumes/:name/log', async (req) => snapshots.log(req.params.name));
-  app.get<Vol>('/v1/volumes/:name/branches', async (req) => snapshots.branches(req.params.name));
+  app.get<Vol>('/v1/volumes/:name/log', async (req): Promise<W.CommitLog> => snapshots.log(req.params.name));
+  app.get<Vol>('/v1/volumes/:name/branches', async (req): Promise<W.BranchList> => snapshots.branches(req.params.name));
   app.post<Vol>('/v1/volumes/:name/branches', async (req, reply) => reply.code(201).send(await snapshots.createBranch(req.params.name, parse(branchBody, req.body ?? {}, 'request body').name)));
   app.post<Vol>('/v1/volumes/:name/checkout', async (req) => {
     const b = parse(checkoutBody, req.body ?? {}, 'request body');
@@ -327,8 +329,8 @@ export function buildApiServer(
 
   if (extra) {
     const { jobs, backups } = extra;
-    app.get('/v1/jobs', async () => ({ jobs: jobs.list() }));
-    app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req) => {
+    app.get('/v1/jobs', async (): Promise<W.JobList> => ({ jobs: jobs.list() }));
+    app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req): Promise<W.Job> => {
       const q = parse(waitQuery, req.query, 'query');
       return q.wait ? jobs.wait(jobs.get(req.params.id).id) : jobs.get(req.params.id);
     });
@@ -338,9 +340,10 @@ export function buildApiServer(
     });
     app.post<Vol>('/v1/volumes/:name/backups', async (req, reply) => {
       const b = parse(backupBody, req.body ?? {}, 'request body');
-      return reply.code(202).send(await backups.startBackup(req.params.name, b));
+      const job: W.Job = await backups.startBackup(req.params.name, b);
+      return reply.code(202).send(job);
     });
-    app.get('/v1/backups', async (req) => {
+    app.get('/v1/backups', async (req): Promise<W.BackupList> => {
       const q = parse(backupListQuery, req.query, 'query');
       return backups.list(q.target, q.volume);
     });
@@ -357,7 +360,7 @@ export function buildApiServer(
     });
   }
 
-  app.get('/v1/trash', async (req) => {
+  app.get('/v1/trash', async (req): Promise<W.TrashList> => {
     const q = parse(inspectQuery, req.query, 'query');
     if (q.usage) await hub.usage?.measureTrash();
     const usage = hub.usage;

@@ -5,13 +5,9 @@ import { checkVolumeName } from '../volumes/names.js';
 import { ACCEPTED_OPTIONS } from '../volumes/options.js';
 import { FerryError } from '../util/errors.js';
 import type { DockerTold, TrashInfo, VolumeInfo } from '../volumes/service.js';
-import type { PoolStatus } from '../pools/pool.js';
-import type { AttachmentStatus, NodeStatus } from '../cluster/cluster.js';
-import type { StateWarning } from '../util/state-warnings.js';
+import type { Attachment as AttachmentStatus } from '../wire/types.js';
 import type { TrashUsage, VolumeUsage } from '../volumes/usage-types.js';
 
-type ListedVolume = VolumeInfo & { attachments: AttachmentStatus[]; usage?: VolumeUsage };
-type InspectedVolume = ListedVolume & { containers: Array<{ name: string; state: string }> | null; usageBytes?: number };
 
 const maybeBytes = (n: number | null | undefined) => (n === null || n === undefined ? '-' : bytes(n));
 
@@ -30,25 +26,6 @@ function usageRows(u: VolumeUsage): Array<[string, string]> {
 /** "hostA(2) hostB(1)": live attachments of a volume across the cluster; expired ones marked. */
 function attachedText(atts: AttachmentStatus[]): string {
   return atts.map((a) => `${a.node}(${a.mountIds.length})${a.alive ? '' : '[expired]'}`).join(' ') || '-';
-}
-
-interface Status {
-  version: string;
-  node: string;
-  pid: number;
-  startedAt: string;
-  uptimeSeconds: number;
-  dataDir: string;
-  pluginSocket: string;
-  apiSocket: string;
-  apiListen?: string;
-  socketActivated?: string[];
-  trashRetention: string;
-  dockerHost?: string;
-  pools: PoolStatus[];
-  counts: { volumes: number; mounted: number; mounts: number; trash: number };
-  cluster: { heartbeatMs: number; nodeTimeoutMs: number; nodes: NodeStatus[]; attachments: AttachmentStatus[] } | null;
-  warnings: StateWarning[];
 }
 
 export function registerCliCommands(program: Command): void {
@@ -74,7 +51,7 @@ export function registerCliCommands(program: Command): void {
     .description('list volumes')
     .option('-q, --quiet', 'print names only')
     .action(async (opts: { quiet?: boolean }, cmd: Command) => {
-      const { volumes } = await client(cmd).call<{ volumes: ListedVolume[] }>('GET', '/v1/volumes');
+      const { volumes } = await client(cmd).volumes();
       if (wantsJson(cmd)) return printJson(volumes);
       if (opts.quiet) return volumes.forEach((v) => print(v.name));
       print(
@@ -92,7 +69,7 @@ export function registerCliCommands(program: Command): void {
     .option('--usage', 'measure its space now (walks the data) instead of showing the figures of the last background walk')
     .action(async (name: string, opts: { usage?: boolean }, cmd: Command) => {
       checkVolumeName(name);
-      const v = await client(cmd).call<InspectedVolume>('GET', `/v1/volumes/${enc(name)}${opts.usage ? '?usage=true' : ''}`);
+      const v = await client(cmd).volume(name, { usage: Boolean(opts.usage) });
       if (wantsJson(cmd)) return printJson(v);
       const rows: Array<[string, string]> = [
         ['Name', v.name],
@@ -207,7 +184,7 @@ export function registerCliCommands(program: Command): void {
     .command('status')
     .description('show the daemon, its node, its pools and counts of volumes')
     .action(async (_opts: unknown, cmd: Command) => {
-      const s = await client(cmd).call<Status>('GET', '/v1/status');
+      const s = await client(cmd).status();
       if (wantsJson(cmd)) return printJson(s);
       print(
         [

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { parseDuration } from '../util/duration.js';
@@ -124,11 +124,49 @@ export type ConfigInput = z.infer<typeof fileSchema>;
 
 export const DEFAULTS = BUILTIN_DEFAULTS;
 
-function check(input: unknown, source: string): ConfigInput {
+const WORDS: Record<string, string> = { string: 'a text', number: 'a number', boolean: 'true or false', object: 'a mapping (key: value lines)', array: 'a list' };
+
+/** The schema at a path of the settings (through optional, records and objects), to name the keys it knows. */
+function schemaAt(path: PropertyKey[]): z.ZodType | undefined {
+  let cur: z.ZodType | undefined = fileSchema;
+  for (const key of path) {
+    while (cur instanceof z.ZodOptional) cur = cur.unwrap() as z.ZodType;
+    if (cur instanceof z.ZodObject) cur = (cur.shape as Record<string, z.ZodType>)[String(key)];
+    else if (cur instanceof z.ZodRecord) cur = cur.valueType as z.ZodType;
+    else return undefined;
+  }
+  while (cur instanceof z.ZodOptional) cur = cur.unwrap() as z.ZodType;
+  return cur;
+}
+
+/** Validate settings; each problem names the full path of the key, what was expected in words, and its YAML line (from a file). */
+function check(input: unknown, source: string, text?: string): ConfigInput {
   const r = fileSchema.safeParse(input ?? {});
   if (r.success) return r.data;
+  const doc = text !== undefined ? parseDocument(text) : undefined;
+  const lineOf = (path: PropertyKey[]): string => {
+    if (!doc) return '';
+    const node = doc.getIn(path.map(String), true) as { range?: [number, number] } | undefined;
+    const pair = path.length ? (doc.getIn(path.slice(0, -1).map(String), true) as { items?: Array<{ key?: { value?: unknown; range?: [number, number] } }> } | undefined) : undefined;
+    const key = pair?.items?.find((it) => String(it.key?.value) === String(path[path.length - 1]))?.key;
+    const at = key?.range?.[0] ?? node?.range?.[0];
+    return at === undefined ? '' : ` (line ${text!.slice(0, at).split('\n').length})`;
+  };
   const issues = r.error.issues
-    .map((i) => (i.code === 'unrecognized_keys' ? `unknown setting(s) ${i.keys.join(', ')} (known: ${Object.keys(fileSchema.shape).join(', ')})` : `${i.path.join('.')}: ${i.message}`))
+    .flatMap((i) => {
+      if (i.code === 'unrecognized_keys') {
+        const known = schemaAt(i.path);
+        const names = known instanceof z.ZodObject ? Object.keys(known.shape).join(', ') : '';
+        return i.keys.map((k) => `${[...i.path, k].join('.')}: unknown setting${names ? `; known: ${names}` : ''}${lineOf([...i.path, k])}`);
+      }
+      const at = i.path.join('.') || '(the file)';
+      if (i.code === 'invalid_type') {
+        const received = / received (\w+)$/.exec(i.message)?.[1];
+        const want = WORDS[i.expected] ?? `a ${i.expected}`;
+        return [`${at}: expected ${want}${received && received !== 'undefined' ? `, not ${WORDS[received] ?? received}` : ' (missing)'}${lineOf(i.path)}`];
+      }
+      return [`${at}: ${i.message}${lineOf(i.path)}`];
+    })
     .join('; ');
   throw new FerryError('invalid', `${source}: ${issues}`);
 }
@@ -157,7 +195,7 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
     if (doc !== null && doc !== undefined && (typeof doc !== 'object' || Array.isArray(doc))) {
       throw new FerryError('invalid', `config file ${file} must be a mapping of settings`);
     }
-    fromFile = check(doc, `config file ${file}`);
+    fromFile = check(doc, `config file ${file}`, text);
   }
   const defined = Object.fromEntries(Object.entries(flagValues).filter(([, v]) => v !== undefined));
   const fromFlags = check(defined, 'command line');

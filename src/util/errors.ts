@@ -2,16 +2,10 @@
  * One error type for everything a user can get wrong or the system can refuse.
  * `code` is stable (scripts and the API rely on it), `message` says what was wrong and what to do.
  */
-export type ErrorCode =
-  | 'invalid' // bad input: name, option, body
-  | 'not_found'
-  | 'exists'
-  | 'in_use'
-  | 'unavailable' // a backend or dependency is down
-  | 'bad_password' // a backup repository refused the password or key file
-  | 'no_space' // a target is full (ENOSPC, quota)
-  | 'corrupt' // stored data failed its checks (hash, authentication tag, format)
-  | 'internal';
+import type { ErrorCode } from '../wire/types.js';
+
+// The codes are the wire contract's (src/wire/types.ts): the API, the CLI and the web UI share them.
+export type { ErrorCode };
 
 const httpStatus: Record<ErrorCode, number> = {
   invalid: 400,
@@ -19,10 +13,13 @@ const httpStatus: Record<ErrorCode, number> = {
   exists: 409,
   in_use: 409,
   unavailable: 503,
-  bad_password: 401,
+  // not 401: that is the API's own authentication (a token); this is a backup repository refusing its secret
+  bad_password: 424,
   no_space: 507,
   corrupt: 500,
   internal: 500,
+  unauthorized: 401,
+  forbidden: 403,
 };
 
 export class FerryError extends Error {

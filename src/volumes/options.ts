@@ -5,30 +5,10 @@ import { formatKeepPolicy, parseKeepPolicy } from '../snapshots/retention.js';
 import { parseBackupUrl } from '../backup/url.js';
 
 /** What `-o key=value` may say at create time. Parsed once, stored in the catalog. */
-export type AccessMode = 'rwx' | 'rwo' | 'rox';
+// The volume options cross the API: defined in the wire contract, used here.
+import type { AccessMode, VolumeOptions } from '../wire/types.js';
+export type { AccessMode, VolumeOptions };
 export const ACCESS_MODES: readonly AccessMode[] = ['rwx', 'rwo', 'rox'];
-
-export interface VolumeOptions {
-  pool?: string;
-  /** rwx: many hosts read and write (default); rwo: one host at a time; rox: many hosts, read-only. */
-  access?: AccessMode;
-  /** Clone: start as a writable copy of snapshot SNAP of volume VOL (`VOL@SNAP`). */
-  from?: string;
-  uid?: number;
-  gid?: number;
-  mode?: number;
-  /** Scheduled snapshots: a cron schedule (UTC) and the retention of what it makes. */
-  'snapshot-schedule'?: string;
-  'snapshot-keep'?: string;
-  /** Restore: start with the content of this backup (`file:///...?backup=ID&volume=NAME`, `s3://...`). */
-  backup?: string;
-  /** Scheduled backups: a cron schedule (UTC), the target (configured name or URL) and the retention. */
-  'backup-schedule'?: string;
-  'backup-target'?: string;
-  'backup-keep'?: string;
-  /** 'false': do not keep the snapshot a backup read as the base of the next one (docs/backups.md). */
-  'backup-keep-base'?: 'true' | 'false';
-}
 
 type Parser = (value: string, key: string) => string | number;
 

@@ -9,7 +9,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, createServer, type Server } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -30,6 +30,23 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
   let reader: string;
   let browser: Browser;
   let page: Page;
+  let engine: Server;
+  /** A stand-in for the Docker Engine API of this host: one running container references wiki (ferryd asks /containers/json). */
+  const startEngine = (socketPath: string) =>
+    new Promise<Server>((resolve) => {
+      const srv = createServer((req, res) => {
+        res.setHeader('content-type', 'application/json');
+        if (req.url?.startsWith('/containers/json')) {
+          const all = [{ Id: 'c0ffee0123456789abcdef', Names: ['/web-frontend'], State: 'running', Mounts: [{ Type: 'volume', Name: 'wiki' }] }];
+          const f = /filters=([^&]+)/.exec(req.url)?.[1];
+          const want = f ? (JSON.parse(decodeURIComponent(f)) as { volume?: string[] }).volume : undefined;
+          return res.end(JSON.stringify(want ? all.filter((c) => c.Mounts.some((m) => want.includes(m.Name))) : all));
+        }
+        res.statusCode = 404;
+        res.end(JSON.stringify({ message: 'no such object' }));
+      });
+      srv.listen(socketPath, () => resolve(srv));
+    });
   const volumes = ['web-data', 'db-main', 'db-replica', 'cache-1', 'cache-2', 'media', 'logs-2026', 'grafana', 'prometheus', 'wiki'];
 
   const cli = async (...args: string[]) => {
@@ -48,8 +65,11 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     base = await mkdtemp(join(tmpdir(), 'ferry-ui-'));
     await writeFile(join(base, 'key'), 'correct horse battery staple\n', { mode: 0o600 });
     await mkdir(join(base, 'repo'));
-    await writeFile(join(base, 'ferry.yaml'), ['backupTargets:', '  nas:', `    url: file://${join(base, 'repo')}`, `    passwordFile: ${join(base, 'key')}`].join('\n'));
-    f = await startFerryd({ dir: join(base, 'host'), extraArgs: ['--config', join(base, 'ferry.yaml'), '--api-listen', '127.0.0.1:0'], logLevel: 'info' });
+    await writeFile(join(base, 'wrong-key'), 'not the password\n', { mode: 0o600 });
+    // offsite: the same repository with the wrong password (a repository error, not an authentication one)
+    await writeFile(join(base, 'ferry.yaml'), ['backupTargets:', '  nas:', `    url: file://${join(base, 'repo')}`, `    passwordFile: ${join(base, 'key')}`, '  offsite:', `    url: file://${join(base, 'repo')}`, `    passwordFile: ${join(base, 'wrong-key')}`].join('\n'));
+    engine = await startEngine(join(base, 'docker.sock'));
+    f = await startFerryd({ dir: join(base, 'host'), dockerHost: `unix://${join(base, 'docker.sock')}`, extraArgs: ['--config', join(base, 'ferry.yaml'), '--api-listen', '127.0.0.1:0'], logLevel: 'info' });
     url = await tcpBase(f);
     admin = (await cli('token', 'create', '--role', 'admin', '--name', 'ui-admin')).trim();
     reader = (await cli('token', 'create', '--role', 'read', '--name', 'ui-reader')).trim();
@@ -68,6 +88,8 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     await cli('commit', 'web-data', '-m', 'new colours');
     await cli('checkout', 'web-data', 'master');
     await cli('snapshot', 'create', 'web-data', '--name', 'nightly');
+    // in use (wiki; web-data is restored below, which a running container would refuse): mounted through the plugin socket as Docker does for a container
+    assert.equal((await f.plugin('Mount', { Name: 'wiki', ID: 'c0ffee0123456789abcdef' })).status, 200);
     await apiGet('/v1/volumes/web-data?usage=true'); // its space measured now (else the background pass does)
     // db-main: ~200 MiB of incompressible data, so that its backup runs long enough to watch
     const db = await mount('db-main');
@@ -81,6 +103,7 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
   after(async () => {
     await browser?.close();
     await f?.destroy();
+    engine?.close();
     if (base) await rm(base, { recursive: true, force: true });
   });
 
@@ -141,6 +164,44 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     const cacheRow = page.getByTestId('volume-row').filter({ hasText: 'cache-1' });
     assert.match((await cacheRow.textContent()) ?? '', /just now/);
     await shot('volumes');
+  });
+
+  it('answers a repository that refuses its password with 424 bad_password, never 401', async () => {
+    const res = await fetch(new URL('/v1/backups?target=offsite&volume=cache-1', url), { headers: { authorization: `Bearer ${admin}` } });
+    assert.equal(res.status, 424);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'bad_password');
+    assert.match(body.error.message, /wrong password/);
+    assert.equal(res.headers.get('www-authenticate'), null);
+  });
+
+  it('shows an in-use volume with its containers by name and state, and a wrong-password target inline, staying logged in', async () => {
+    const errors: string[] = [];
+    const onError = (e: Error) => errors.push(e.message);
+    page.on('pageerror', onError);
+    try {
+      await page.goto(url + '/#/volumes/wiki');
+      const c = page.getByTestId('container');
+      await c.first().waitFor();
+      const text = (await c.first().textContent()) ?? '';
+      assert.match(text, /web-frontend/);
+      assert.match(text, /running/);
+      const inline = page.getByTestId('target-error');
+      await inline.waitFor();
+      assert.match((await inline.textContent()) ?? '', /target offsite: .*wrong password/);
+      // the rest of the page works: the nas target lists its backups section, snapshots show, the token is kept
+      assert.ok((await page.getByTestId('backups').count()) >= 2);
+      await page.getByRole('button', { name: 'Snapshot now' }).waitFor();
+      assert.equal(await page.getByLabel('Token').count(), 0, 'sent back to the login screen');
+      assert.equal(await page.evaluate(() => sessionStorage.getItem('ferry.token')?.slice(0, 6)), 'ferry_');
+      await shot('volume-in-use');
+      assert.deepEqual(errors, []);
+    } finally {
+      page.off('pageerror', onError);
+      // back where the next tests start: the volumes list
+      await page.goto(url + '/#/volumes');
+      await page.getByTestId('volumes-page').waitFor();
+    }
   });
 
   it('searches, filters by label, sorts', async () => {

@@ -142,7 +142,7 @@ describe('ferryd configuration and trash retention', () => {
       writeFileSync(cfg, 'dataDir: relative/path\ntrashRetenton: 1h\n');
       const bad = await runFerry(['daemon', '--config', cfg, '--plugin-socket', join(dir, 'p.sock'), '--api-socket', join(dir, 'a.sock')]);
       assert.equal(bad.code, 1);
-      assert.match(bad.stderr, /config file .*ferry\.yaml: .*unknown setting\(s\) trashRetenton/);
+      assert.match(bad.stderr, /config file .*ferry\.yaml: .*trashRetenton: unknown setting; known: .*trashRetention.*\(line \d+\)/);
       writeFileSync(cfg, 'dataDir: relative/path\n');
       assert.match((await runFerry(['daemon', '--config', cfg])).stderr, /dataDir must be an absolute path/);
       writeFileSync(cfg, 'trashRetention: soon\n');

@@ -1,6 +1,6 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, prefetch, token, setUnauthorizedHandler, ApiError, type Status } from './api';
+import { client, clientWith, prefetchVolumes, token, setUnauthorizedHandler, ApiError, type Status } from './api';
 import { ClusterPage } from './pages/cluster';
 import { VolumesPage } from './pages/volumes';
 import { VolumePage } from './pages/volume';
@@ -45,7 +45,7 @@ function Login({ onLogin, notice }: { onLogin: (t: string, s: Status) => void; n
     if (!t) return setError('Paste a token made with `ferry token create --role read|admin` on the ferryd host.');
     setBusy(true);
     try {
-      const s = await api<Status>('GET', '/v1/status', undefined, t);
+      const s = await clientWith(() => t).status();
       onLogin(t, s);
     } catch (err) {
       setError(err instanceof ApiError && err.status === 401 ? `Not logged in: ${err.message}` : err instanceof Error ? err.message : String(err));
@@ -90,8 +90,8 @@ function App() {
     setUnauthorizedHandler(() => logout('Your token is no longer accepted (removed on the host?): log in again.'));
     if (token.get()) {
       // the volumes list is the default page: ask for it alongside the status, not after
-      if (/^(#\/?(volumes)?)?$/.test(location.hash)) prefetch('/v1/volumes');
-      api<Status>('GET', '/v1/status')
+      if (/^(#\/?(volumes)?)?$/.test(location.hash)) prefetchVolumes();
+      client.status()
         .then(setStatus, () => undefined)
         .finally(() => setChecking(false));
     }
@@ -113,7 +113,7 @@ function App() {
   const session: Session = {
     status,
     canWrite: status.token?.role !== 'read',
-    refreshStatus: async () => setStatus(await api<Status>('GET', '/v1/status')),
+    refreshStatus: async () => setStatus(await client.status()),
   };
   const path = hash.replace(/^#/, '') || '/volumes';
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);

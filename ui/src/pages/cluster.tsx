@@ -1,4 +1,4 @@
-import { get, type Status, type Volume } from '../api';
+import { client, volumes as listVolumes, type ListedVolume as Volume, type Status } from '../api';
 import { Bar, ErrorBox, usePoll } from '../components';
 import { ago, agoSeconds, bytes, date } from '../format';
 import type { Session } from '../main';
@@ -18,7 +18,7 @@ export function warnings(status: Status, volumes: Volume[] | undefined): string[
   for (const n of nodes) if (!n.alive) out.push(`node ${n.node} has not sent a heartbeat (last one ${agoSeconds(n.lastSeen)})`);
   for (const p of status.pools.filter((x) => x.shared)) {
     for (const n of nodes.filter((x) => x.alive)) {
-      const names = (n.pools ?? []).map((x) => (typeof x === 'string' ? x : x.name));
+      const names = n.pools;
       if (!names.includes(p.name)) out.push(`pool ${p.name} not mounted on node ${n.node}`);
     }
   }
@@ -33,7 +33,7 @@ export function warnings(status: Status, volumes: Volume[] | undefined): string[
 
 export function ClusterPage({ session }: { session: Session }) {
   const [data, error] = usePoll(async () => {
-    const [status, vols] = await Promise.all([get<Status>('/v1/status'), get<{ volumes: Volume[] }>('/v1/volumes')]);
+    const [status, vols] = await Promise.all([client.status(), listVolumes()]);
     return { status, volumes: vols.volumes };
   }, 5000);
   const status = data?.status ?? session.status;
@@ -150,7 +150,7 @@ export function ClusterPage({ session }: { session: Session }) {
                 </td>
                 <td title={date(n.lastSeen)}>{agoSeconds(n.lastSeen)}</td>
                 <td>{n.version ?? '-'}</td>
-                <td>{(n.pools ?? []).map((x) => (typeof x === 'string' ? x : x.name)).join(', ') || '-'}</td>
+                <td>{n.pools.join(', ') || '-'}</td>
               </tr>
             ))
           )}

@@ -1,4 +1,4 @@
-import { get, type Job } from '../api';
+import { client, type Job } from '../api';
 import { Bar, Empty, ErrorBox, usePoll } from '../components';
 import { ago, bytes, date, duration } from '../format';
 
@@ -42,7 +42,7 @@ export function JobRow({ job }: { job: Job }) {
 }
 
 export function JobsPage() {
-  const [data, error] = usePoll(() => get<{ jobs: Job[] }>('/v1/jobs'), 1000);
+  const [data, error] = usePoll(() => client.jobs(), 1000);
   const jobs = [...(data?.jobs ?? [])].sort((a, b) => (a.state === 'running' ? 0 : 1) - (b.state === 'running' ? 0 : 1) || b.startedAt.localeCompare(a.startedAt));
   const running = jobs.filter((j) => j.state === 'running').length;
   return (

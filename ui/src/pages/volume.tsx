@@ -1,18 +1,9 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, enc, get, post, type Backup, type Job, type Snapshot, type Volume } from '../api';
+import { ApiError, client, enc, post, type Backup, type BranchList as Branches, type Job, type Snapshot } from '../api';
 import { Confirm, Empty, ErrorBox, usePoll } from '../components';
 import { ago, bytes, date, duration } from '../format';
 import type { Session } from '../main';
 import { JobRow } from './jobs';
-
-interface Log {
-  branch: string;
-  commits: Snapshot[];
-}
-interface Branches {
-  current: string;
-  branches: Array<{ name: string; tip: string }>;
-}
 
 type Dialog = { kind: 'restore'; snap: Snapshot } | { kind: 'clone'; snap: Snapshot } | undefined;
 
@@ -60,15 +51,15 @@ function HistoryGraph({ commits, branches }: { commits: Snapshot[]; branches: Br
 
 export function VolumePage({ name, session }: { name: string; session: Session }) {
   const base = `/v1/volumes/${enc(name)}`;
-  const [vol, volError, reloadVol] = usePoll(() => get<Volume>(base), 0, [name]);
-  const [snaps, snapError, reloadSnaps] = usePoll(() => get<{ snapshots: Snapshot[] }>(`${base}/snapshots?all=true`), 0, [name]);
-  const [branches] = usePoll(() => get<Branches>(`${base}/branches`).catch(() => undefined), 0, [name]);
+  const [vol, volError, reloadVol] = usePoll(() => client.volume(name), 0, [name]);
+  const [snaps, snapError, reloadSnaps] = usePoll(() => client.snapshots(name, { all: true }), 0, [name]);
+  const [branches] = usePoll(() => client.branches(name).catch(() => undefined), 0, [name]);
   const targets = session.status.backupTargets ?? [];
   const [backups, , reloadBackups] = usePoll(
     () =>
       Promise.all(
         targets.map((t) =>
-          get<{ backups: Backup[] }>(`/v1/backups?target=${enc(t)}&volume=${enc(name)}`).then(
+          client.backups(t, name).then(
             (r) => ({ target: t, backups: r.backups, error: undefined as string | undefined }),
             (err: unknown) => ({ target: t, backups: [] as Backup[], error: message(err) }),
           ),
@@ -77,7 +68,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
     0,
     [name],
   );
-  const [jobs, , reloadJobs] = usePoll(() => get<{ jobs: Job[] }>('/v1/jobs'), 1000, [name]);
+  const [jobs, , reloadJobs] = usePoll(() => client.jobs(), 1000, [name]);
   // when a job of this volume ends, what it made shows up: a backup's snapshot and the backup itself
   const runningIds = useRef(new Set<string>());
   useEffect(() => {
@@ -113,13 +104,13 @@ export function VolumePage({ name, session }: { name: string; session: Session }
   };
   const snapshotNow = () =>
     act(async () => {
-      const s = await post<Snapshot>(`${base}/snapshots`, {});
+      const s = await client.createSnapshot(name);
       reloadSnaps();
       return `Snapshot ${s.name} made in ${duration(s.durationMs)}.`;
     });
   const backupNow = () =>
     act(async () => {
-      const j = await post<Job>(`${base}/backups`, { target });
+      const j = await client.startBackup(name, { target });
       reloadJobs();
       return `Backup to ${target} started (job ${j.id}); follow it below or in Jobs.`;
     });
@@ -268,8 +259,8 @@ export function VolumePage({ name, session }: { name: string; session: Session }
           {vol && containers.length === 0 && vol.attachments.length === 0 && vol.mounts === 0 && <Empty>Not mounted anywhere.</Empty>}
           <ul class="plain" data-testid="attachments">
             {containers.map((c) => (
-              <li key={c}>
-                container <code>{c.slice(0, 12)}</code> on {vol?.node}
+              <li key={c.id} data-testid="container">
+                container <strong>{c.name}</strong> <span class={`tag${c.state === 'running' ? ' current' : ''}`}>{c.state}</span> <code class="muted">{c.id.slice(0, 12)}</code> on {vol?.node}
               </li>
             ))}
             {vol?.attachments.map((a) => (
@@ -289,7 +280,11 @@ export function VolumePage({ name, session }: { name: string; session: Session }
           {backups?.map((t) => (
             <div key={t.target} data-testid="backups">
               <h4>{t.target}</h4>
-              {t.error && <p class="muted small">{t.error}</p>}
+              {t.error && (
+                <p class="error small" data-testid="target-error">
+                  target {t.target}: {t.error}
+                </p>
+              )}
               {!t.error && t.backups.length === 0 && <Empty>No backup of {name} in {t.target}.</Empty>}
               <ul class="plain">
                 {[...t.backups]

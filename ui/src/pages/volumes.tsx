@@ -1,5 +1,5 @@
 import { useMemo, useState } from 'preact/hooks';
-import { get, type Volume } from '../api';
+import { volumes as listVolumes, type ListedVolume as Volume } from '../api';
 import { ErrorBox, usePoll } from '../components';
 import { ago, bytes } from '../format';
 
@@ -20,7 +20,7 @@ const labelText = (v: Volume) =>
     .join(' ');
 
 export function VolumesPage() {
-  const [data, error] = usePoll(() => get<{ volumes: Volume[] }>('/v1/volumes'), 15000);
+  const [data, error] = usePoll(() => listVolumes(), 15000);
   const [q, setQ] = useState(sessionStorage.getItem('ferry.q') ?? '');
   const [pool, setPool] = useState('');
   const [node, setNode] = useState('');

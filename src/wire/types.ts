@@ -1,0 +1,271 @@
+// The wire contract: every shape that crosses ferryd's API, defined once (server, CLI and web UI import it; no imports here).
+// Interface names match docs/openapi.yaml's components/schemas: test/unit/openapi.test.ts compares their fields.
+
+/** The error codes of the API (`error.code`): stable, scripts rely on them. */
+export type ErrorCode =
+  | 'invalid' // bad input: name, option, body
+  | 'not_found'
+  | 'exists'
+  | 'in_use'
+  | 'unavailable' // a backend or dependency is down
+  | 'bad_password' // a backup repository refused the password or key file (not the API's own authentication)
+  | 'no_space' // a target is full (ENOSPC, quota)
+  | 'corrupt' // stored data failed its checks (hash, authentication tag, format)
+  | 'internal'
+  | 'unauthorized' // over TCP: no token, or one that is not valid (the only 401)
+  | 'forbidden'; // over TCP: the token's role does not allow it
+
+/** Every failure answer: `{"error": {"code", "message", "details"?}}`. */
+export interface ApiErrorBody {
+  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
+}
+
+export type AccessMode = 'rwx' | 'rwo' | 'rox';
+
+/** The options a volume was created with (parsed `-o key=value`). */
+export interface VolumeOptions {
+  pool?: string;
+  /** rwx: many hosts read and write (default); rwo: one host at a time; rox: many hosts, read-only. */
+  access?: AccessMode;
+  /** Clone: start as a writable copy of snapshot SNAP of volume VOL (`VOL@SNAP`). */
+  from?: string;
+  uid?: number;
+  gid?: number;
+  mode?: number;
+  /** Scheduled snapshots: a cron schedule (UTC) and the retention of what it makes. */
+  'snapshot-schedule'?: string;
+  'snapshot-keep'?: string;
+  /** Restore: start with the content of this backup (`file:///...?backup=ID&volume=NAME`, `s3://...`). */
+  backup?: string;
+  /** Scheduled backups: a cron schedule (UTC), the target (configured name or URL) and the retention. */
+  'backup-schedule'?: string;
+  'backup-target'?: string;
+  'backup-keep'?: string;
+  /** 'false': do not keep the snapshot a backup read as the base of the next one (docs/backups.md). */
+  'backup-keep-base'?: 'true' | 'false';
+}
+
+
+export interface VolumeUsage {
+  /** The live data (allocated bytes, hard links once, like `du -s`); null until first measured. */
+  dataBytes: number | null;
+  /** When the data was last walked (cached, refreshed in the background); null if never. */
+  measuredAt: string | null;
+  /** What the snapshots hold and the data does not; null where not measured. */
+  snapshotBytes: number | null;
+  snapshots: number;
+  /** Why snapshotBytes is null (btrfs, reflink pools). */
+  snapshotNote?: string;
+  /** Removed volumes of the same name in the trash; null while one is not measured yet. */
+  trashBytes: number | null;
+}
+
+/** A volume as the catalog has it. */
+export interface Volume {
+  name: string;
+  pool: string;
+  mountpoint: string;
+  createdAt: string;
+  node: string;
+  options: VolumeOptions;
+  labels: Record<string, string>;
+  access: AccessMode;
+  shared: boolean;
+  /** Docker mounts on this node. */
+  mounts: number;
+  mountIds: string[];
+  /** What Docker's store knew of the volume, as ferryd remembers it. */
+  docker?: { driver?: string; labels?: Record<string, string>; options?: Record<string, string>; learnedAt?: string };
+}
+
+/** One node's use of a volume of a shared pool (cluster attachments). */
+export interface Attachment {
+  node: string;
+  volume: string;
+  /** The volume incarnation (its createdAt). */
+  createdAt: string;
+  access: string;
+  mountIds: string[];
+  /** Container names on that node that reference the volume. */
+  containers: string[];
+  since: string;
+  updatedAt: string;
+  pool: string;
+  /** False when the node's heartbeat expired. */
+  alive: boolean;
+}
+
+/** A container that references a volume, as the Docker engine of this host says. */
+export interface ContainerRef {
+  id: string;
+  name: string;
+  state: string;
+}
+
+/** GET /v1/volumes: one entry. */
+export interface ListedVolume extends Volume {
+  attachments: Attachment[];
+  lastBackupAt?: string;
+  usage?: VolumeUsage;
+}
+
+/** GET /v1/volumes/{name}. */
+export interface VolumeDetail extends Volume {
+  /** Containers using it; null when Docker cannot be asked. */
+  containers: ContainerRef[] | null;
+  attachments: Attachment[];
+  usage?: VolumeUsage;
+  usageBytes?: number;
+}
+
+export interface TrashEntry {
+  id: string;
+  name: string;
+  pool: string;
+  removedAt: string;
+  expiresAt: string;
+  dockerLabels?: Record<string, string>;
+  /** What the entry holds (data and snapshots); null until measured (with the usage tracker). */
+  bytes?: number | null;
+}
+
+export interface Snapshot {
+  id: string;
+  volume: string;
+  volumeCreatedAt: string;
+  name: string;
+  kind: 'snapshot' | 'commit' | 'worktree';
+  createdAt: string;
+  node: string;
+  method: string;
+  origin: 'manual' | 'schedule' | 'history' | 'backup';
+  consistency: 'crash' | 'paused' | 'exec';
+  durationMs: number;
+  stats: { files?: number; linked?: number; copied?: number; copiedBytes?: number; timings?: Record<string, number> };
+  message?: string;
+  parent?: string;
+  branch?: string;
+  slot?: string;
+}
+
+/** A commit history's log (GET /v1/volumes/{name}/log). */
+export interface CommitLog {
+  branch: string;
+  commits: Snapshot[];
+}
+
+export interface Branch {
+  name: string;
+  tip: string | null;
+}
+
+export interface Backup {
+  id: string;
+  url: string;
+  volume: string;
+  node: string;
+  time: string;
+  snapshot?: string;
+  tags: string[];
+  parent?: string;
+  files: number;
+  dirs: number;
+  bytes: number;
+  bytesNew: number;
+  bytesAdded: number;
+  durationMs: number;
+}
+
+export interface JobProgress {
+  bytesDone: number;
+  bytesTotal?: number;
+  filesDone: number;
+  filesTotal?: number;
+  bytesUploaded?: number;
+  phase?: string;
+}
+
+export interface Job {
+  id: string;
+  kind: string;
+  volume?: string;
+  state: 'running' | 'succeeded' | 'failed';
+  startedAt: string;
+  finishedAt?: string;
+  progress: JobProgress;
+  result?: unknown;
+  error?: { code: string; message: string };
+}
+
+export interface PoolStatus {
+  name: string;
+  kind: string;
+  path: string;
+  shared: boolean;
+  mount?: string;
+  ok: boolean;
+  snapshotMethod?: string;
+  problem?: string;
+  capacity?: { totalBytes: number; freeBytes: number; usedBytes: number };
+}
+
+export interface NodeStatus {
+  node: string;
+  pid: number;
+  version: string;
+  startedAt: string;
+  lastSeen: string;
+  intervalMs: number;
+  alive: boolean;
+  pools: string[];
+}
+
+export interface DoctorCheck {
+  check: string;
+  state: 'ok' | 'problem' | 'skipped';
+  message: string;
+  fix?: string;
+}
+
+export interface Token {
+  name: string;
+  role: 'read' | 'admin';
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+export interface StateWarning {
+  code: string;
+  file?: string;
+  message: string;
+  at: string;
+}
+
+export interface Status {
+  version: string;
+  node: string;
+  pid: number;
+  startedAt: string;
+  uptimeSeconds: number;
+  dataDir: string;
+  pluginSocket: string;
+  apiSocket: string;
+  socketActivated?: string[];
+  apiListen?: string;
+  dockerHost?: string;
+  trashRetention: string;
+  backupTargets?: string[];
+  warnings: StateWarning[];
+  pools: PoolStatus[];
+  counts: { volumes: number; mounted: number; mounts: number; trash: number };
+  cluster: null | { heartbeatMs: number; nodeTimeoutMs: number; nodes: NodeStatus[]; attachments: Attachment[]; [k: string]: unknown };
+  token?: { name: string; role: 'read' | 'admin' };
+}
+
+// ---- answers that wrap the shapes above ----
+export interface VolumeList { volumes: ListedVolume[] }
+export interface SnapshotList { snapshots: Snapshot[] }
+export interface BackupList { target: string; backups: Backup[] }
+export interface JobList { jobs: Job[] }
+export interface TrashList { trash: TrashEntry[] }
+export interface BranchList { current: string; branches: Branch[] }
