@@ -2,29 +2,9 @@ import type { VolumeOptions } from '../volumes/options.js';
 import type { SnapshotMethod } from '../snapshots/methods.js';
 import type { ShareFs } from '../cluster/shared-store.js';
 
-export interface PoolCapacity {
-  totalBytes: number;
-  freeBytes: number;
-  usedBytes: number;
-}
-
-export interface PoolStatus {
-  name: string;
-  kind: string;
-  path: string;
-  /** Every host mounts the same filesystem (the catalog of its volumes lives in it). */
-  shared: boolean;
-  /** How ferryd mounts it, when it does. */
-  mount?: string;
-  ok: boolean;
-  /** How snapshots are made: btrfs, reflink or hardlink. */
-  snapshotMethod?: string;
-  /** Why the pool is not usable, when ok is false. */
-  problem?: string;
-  capacity?: PoolCapacity;
-  /** A shared pool whose filesystem does not answer: since when, and which call hung (capacity is the last known). */
-  stalled?: { since: string; call: string };
-}
+// A pool's status crosses the API as it is: its shape is the wire contract's.
+export type { PoolStatus, PoolCapacity } from '../wire/types.js';
+import type { PoolStatus } from '../wire/types.js';
 
 /**
  * A storage pool: where volume data lives. The volume service owns names, records and reference counts;

@@ -206,7 +206,15 @@ export interface PoolStatus {
   ok: boolean;
   snapshotMethod?: string;
   problem?: string;
-  capacity?: { totalBytes: number; freeBytes: number; usedBytes: number };
+  capacity?: PoolCapacity;
+  /** A shared pool whose filesystem does not answer: since when, and which call hung (capacity is the last known). */
+  stalled?: { since: string; call: string };
+}
+
+export interface PoolCapacity {
+  totalBytes: number;
+  freeBytes: number;
+  usedBytes: number;
 }
 
 export interface NodeStatus {
