@@ -66,6 +66,22 @@ program
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
 
+program
+  .command('fence')
+  .description("run the fencing agent beside ferryd: kill this node's writers of rwo volumes when ferryd's heartbeat stops landing on their share (see docs/shared-pools.md)")
+  .option('--data-dir <dir>', `ferryd's data dir, whose fence/lease.json ferryd renews (default ${DEFAULTS.dataDir})`)
+  .option('--poll <ms>', 'how often the lease is read, in ms (default 50)')
+  .action(async (o: { dataDir?: string; poll?: string }) => {
+    const { FenceAgent } = await import('./fence/agent.js');
+    const dataDir = resolve(o.dataDir ?? DEFAULTS.dataDir);
+    const agent = new FenceAgent(dataDir, { pollMs: o.poll ? Number(o.poll) : 50, log: (msg, rec) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg, rec }) + '\n') });
+    agent.start();
+    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg: `fencing agent watching ${dataDir}/fence/lease.json`, pid: process.pid }) + '\n');
+    const stop = () => void agent.stop().then(() => process.exit(0));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+
 registerCliCommands(program);
 registerSnapshotCommands(program);
 registerBackupCommands(program);
