@@ -3,7 +3,7 @@
  * directory (or a directory inside it) mounted, found from the kernel's views (/proc/PID/mountinfo and
  * /proc/PID/cgroup). Needs neither dockerd nor ferryd nor the share (nothing on it is read).
  */
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { parseMountinfo, readMountinfo } from './mountinfo.js';
 
 export interface Writer {
@@ -43,6 +43,15 @@ export function findWriters(targets: Target[]): Writer[] {
   return out;
 }
 
+function onlyWriters(dir: string, pids: Set<number>): boolean {
+  try {
+    const procs = readFileSync(`${dir}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
+    return procs.length > 0 && procs.every((p) => pids.has(p));
+  } catch {
+    return false;
+  }
+}
+
 function safeReadlink(p: string): string | undefined {
   try {
     return readlinkSync(p);
@@ -70,13 +79,15 @@ export interface KillReport {
  * Kill the writers: the whole cgroup of each (cgroup.kill, cgroup v2: a container's every process at once,
  * none can fork away), or SIGKILL the process itself when its cgroup holds this agent too (or cannot be killed).
  */
-export function killWriters(writers: Writer[], cgroupRoot = '/sys/fs/cgroup'): KillReport {
+export function killWriters(writers: Writer[], cgroupRoot = existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/unified'): KillReport {
   const own = cgroupOf('self');
   const report: KillReport = { pids: [], cgroups: [] };
   const done = new Set<string>();
+  const pids = new Set(writers.map((w) => w.pid));
   for (const w of writers) {
     const cg = w.cgroup;
-    const ours = !cg || cg === '/' || (own !== undefined && (own === cg || own.startsWith(cg + '/')));
+    // the whole cgroup only when every process in it is a writer (a container's); never a shared session cgroup
+    const ours = !cg || cg === '/' || (own !== undefined && (own === cg || own.startsWith(cg + '/'))) || !onlyWriters(`${cgroupRoot}${cg}`, pids);
     if (!ours && cg) {
       if (!done.has(cg)) {
         try {
