@@ -11,6 +11,7 @@ export class LeaseKeeper {
   /** lastSeen of the last heartbeat that reached each pool. */
   private readonly renewed = new Map<string, number>();
   private readonly acked = new Set<string>();
+  private readonly located = new Map<string, { dev: string; fsRoot: string }>();
 
   constructor(
     private readonly dataDir: string,
@@ -38,6 +39,14 @@ export class LeaseKeeper {
     } catch {
       // no /proc: the agent cannot find writers, the lease still says when they should die
     }
+    // located once, while the share is there (just after the lock was taken): a cut-off share's mount point
+    // may be gone or hidden later, and the writers still have the directory mounted from it
+    for (const key of [...this.located.keys()]) if (!held.some((h) => `${h.pool}/${h.volume}` === key)) this.located.delete(key);
+    for (const h of held) {
+      const key = `${h.pool}/${h.volume}`;
+      const where = this.located.get(key) ?? locate(h.path, mountinfo);
+      if (where) this.located.set(key, where);
+    }
     const pools: FenceLease['pools'] = {};
     for (const [pool, at] of this.renewed) pools[pool] = { renewedAt: at, deadline: at + this.opts.fenceMs };
     const lease: FenceLease & { acked: string[] } = {
@@ -47,7 +56,7 @@ export class LeaseKeeper {
       heartbeatMs: this.opts.heartbeatMs,
       writtenAt: Date.now(),
       pools,
-      held: held.map((h) => ({ ...h, ...(locate(h.path, mountinfo) ?? {}) })),
+      held: held.map((h) => ({ ...h, ...(this.located.get(`${h.pool}/${h.volume}`) ?? {}) })),
       acked: [...this.acked],
     };
     await writeLease(this.dataDir, lease);
