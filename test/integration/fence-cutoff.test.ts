@@ -121,6 +121,29 @@ describe('fencing: a holder cut off from the share', { skip }, () => {
     process.stderr.write(`fence-cutoff: A wrote ${lines.length} stamps, killed ${deadline - killedAt!} ms before its fence deadline\n`);
   });
 
+  it('runs the operator\'s fenceCommand before a takeover and takes over only when it succeeds', async () => {
+    const mk = async (n: string, fenceCommand?: string) => {
+      const pool = new DirPool('nas', join(base, n, 'nas'), { shared: true });
+      await pool.init();
+      const c = new Cluster([pool], { node: `hook-${n}`, version: 'test', heartbeatMs: HEARTBEAT_MS, nodeTimeoutMs: NODE_TIMEOUT_MS, fenceMs: FENCE_MS, log, dataDir: join(base, n, 'hook-data'), ...(fenceCommand ? { fenceCommand } : {}) });
+      await c.start();
+      clusters.push(c);
+      return c;
+    };
+    const record = join(base, 'hook-ran');
+    const rec = { name: 'hooked', createdAt: '2026-12-02T00:00:00.000Z' } as never;
+    const old = await mk('a');
+    await old.acquire('nas', rec);
+    await old.stop(); // but not released: this node is gone with the lock (stop marks the beat; make it stale)
+    await sleep(NODE_TIMEOUT_MS + 200);
+    const failing = await mk('b', 'exit 3');
+    await assert.rejects(failing.acquire('nas', rec), /fenceCommand failed/);
+    await failing.stop();
+    const ok = await mk('b', `echo "$FERRY_FENCE_NODE $FERRY_FENCE_POOL $FERRY_FENCE_VOLUME" > ${record}`);
+    await ok.acquire('nas', rec);
+    assert.equal(await readFile(record, 'utf8'), 'hook-a nas hooked\n');
+  });
+
   it('refuses a config whose fence deadline does not end before nodeTimeout', async () => {
     const f = join(base, 'bad.yaml');
     await writeFile(f, 'heartbeatInterval: 200ms\nnodeTimeout: 3s\nfenceDeadline: 2900ms\n');
