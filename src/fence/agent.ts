@@ -57,7 +57,7 @@ export class FenceAgent {
 
   constructor(
     private readonly dataDir: string,
-    private readonly opts: { pollMs?: number; log?: (msg: string, rec?: unknown) => void; now?: () => number } = {},
+    private readonly opts: { pollMs?: number; cgroupPrefix?: string; log?: (msg: string, rec?: unknown) => void; now?: () => number } = {},
   ) {
     mkdirSync(fenceDir(dataDir), { recursive: true });
     // fences of an earlier run of the agent: still in force until ferryd acknowledges them
@@ -93,7 +93,7 @@ export class FenceAgent {
         const key = `${pool}/${h.volume}`;
         if (!expired && !this.fenced.has(key)) continue;
         if (!h.dev || !h.fsRoot) continue;
-        const writers = findWriters([{ dev: h.dev, fsRoot: h.fsRoot }]);
+        const writers = findWriters([{ dev: h.dev, fsRoot: h.fsRoot }], this.opts.cgroupPrefix);
         if (writers.length === 0 && this.fenced.has(key)) continue;
         const r = killWriters(writers);
         if (this.fenced.has(key) && r.pids.length === 0) continue;

@@ -18,8 +18,11 @@ export interface Target {
   fsRoot: string;
 }
 
-/** Processes, other than in this process's own mount namespace, that have one of the targets mounted. */
-export function findWriters(targets: Target[]): Writer[] {
+/**
+ * Processes, other than in this process's own mount namespace, that have one of the targets mounted;
+ * with `cgroupPrefix`, only those whose cgroup (v2) is under it (e.g. Docker's cgroup parent).
+ */
+export function findWriters(targets: Target[], cgroupPrefix?: string): Writer[] {
   if (targets.length === 0) return [];
   const ownNs = safeReadlink('/proc/self/ns/mnt');
   const seenNs = new Map<string, string | undefined>(); // mount namespace -> matching mount point (or none)
@@ -38,6 +41,7 @@ export function findWriters(targets: Target[]): Writer[] {
     }
     if (hit === undefined) continue;
     const cg = cgroupOf(pid);
+    if (cgroupPrefix && !(cg === cgroupPrefix || cg?.startsWith(cgroupPrefix.replace(/\/$/, '') + '/'))) continue;
     out.push({ pid, mountPoint: hit, ...(cg ? { cgroup: cg } : {}) });
   }
   return out;

@@ -156,7 +156,7 @@ describe('fencing: a holder cut off from the share', { skip }, () => {
 });
 
 async function beatFile(share: string, n: string): Promise<string> {
-  const out = execFileSync('find', [share, '-name', `${n}.json`, '-path', '*node*'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const out = execFileSync('find', [share, '-path', `*/nodes/${n}.json`], { encoding: 'utf8' }).split('\n').filter(Boolean);
   assert.ok(out[0], 'the heartbeat file of node ' + n);
   return out[0]!;
 }
