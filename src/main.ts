@@ -67,6 +67,23 @@ program
     process.once('SIGINT', () => shutdown('SIGINT'));
   });
 
+program
+  .command('fence')
+  .description("run the fencing agent beside ferryd: kill this node's writers of rwo volumes when ferryd's heartbeat stops landing on their share (see docs/shared-pools.md)")
+  .option('--data-dir <dir>', `ferryd's data dir, whose fence/lease.json ferryd renews (default ${DEFAULTS.dataDir})`)
+  .option('--poll <ms>', 'how often the lease is read, in ms (default 50)')
+  .option('--cgroup-prefix <path>', 'only kill processes whose cgroup (v2) is under this one, e.g. Docker\'s cgroup parent (default: any process)')
+  .action(async (o: { dataDir?: string; poll?: string; cgroupPrefix?: string }) => {
+    const { FenceAgent } = await import('./fence/agent.js');
+    const dataDir = resolve(o.dataDir ?? DEFAULTS.dataDir);
+    const agent = new FenceAgent(dataDir, { pollMs: o.poll ? Number(o.poll) : 50, ...(o.cgroupPrefix ? { cgroupPrefix: o.cgroupPrefix } : {}), log: (msg, rec) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg, rec }) + '\n') });
+    agent.start();
+    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg: `fencing agent watching ${dataDir}/fence/lease.json`, pid: process.pid }) + '\n');
+    const stop = () => void agent.stop().then(() => process.exit(0));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+
 registerCliCommands(program);
 registerSnapshotCommands(program);
 registerBackupCommands(program);

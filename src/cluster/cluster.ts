@@ -7,6 +7,8 @@ import { SharedStore, type Attachment, type NodeBeat, type NodeReferences, type 
 import { claimConflict, isClaimConflict, judgeClaim, machineId, watchClaim } from './node-claim.js';
 import type { StateWarnings } from '../util/state-warnings.js';
 import type { Quarantine } from '../util/quarantine.js';
+import { LeaseKeeper } from '../fence/lease-keeper.js';
+import { runFenceCommand } from '../fence/hook.js';
 
 export interface ClusterOptions {
   node: string;
@@ -22,6 +24,10 @@ export interface ClusterOptions {
   warnings?: StateWarnings;
   /** Where unreadable heartbeats and attachments are reported. */
   quarantine?: Quarantine;
+  /** Writers of this node's rwo volumes are killed (by `ferry fence`) this long after the last heartbeat that reached their pool; < nodeTimeoutMs. */
+  fenceMs?: number;
+  /** The operator's fencing hook, run before taking an rwo volume over from a node that is gone (see hook.ts). */
+  fenceCommand?: string;
 }
 
 export interface NodeStatus extends NodeBeat {
@@ -65,7 +71,11 @@ export class Cluster {
     this.now = opts.now ?? Date.now;
     this.startedAt = new Date(this.now()).toISOString();
     for (const p of pools) if (p.shared) this.stores.set(p.name, new SharedStore(p.root, opts.quarantine, p.shareFs));
+    if (opts.dataDir && opts.fenceMs && this.stores.size > 0) this.lease = new LeaseKeeper(opts.dataDir, { node: opts.node, fenceMs: opts.fenceMs, heartbeatMs: opts.heartbeatMs });
   }
+
+  /** The local lease the fencing agent watches (src/fence/); undefined without shared pools or a data dir. */
+  private readonly lease: LeaseKeeper | undefined;
 
   get node(): string {
     return this.opts.node;
@@ -169,6 +179,8 @@ export class Cluster {
             if (isClaimConflict(err)) this.opts.warnings?.add(`node-claim:${name}`, { code: 'node_claimed', message: `pool ${name} is not used: ${err.message}` });
           }
         }
+        await this.reconcileFences().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not reconcile fenced volumes'));
+        await this.writeLease().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not renew the local fence lease'));
         await this.onTick?.().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not refresh attachments'));
       } finally {
         this.ticking = undefined;
@@ -200,8 +212,11 @@ export class Cluster {
         this.opts.log.error({ pool, other: cur }, err.message);
         this.opts.warnings?.add(`node-claim:${pool}`, { code: 'node_claimed', file: s.beatPath(this.node), message: `${err.message} (both write heartbeats as node ${this.node}: stop one of them)` });
       }
-      await s.beat(this.beatNow());
+      const beat = this.beatNow();
+      await s.beat(beat);
       this.beaten.add(pool);
+      // the stamp, not the time the write ended: others count nodeTimeout from it
+      this.lease?.beatReached(pool, Date.parse(beat.lastSeen));
     } catch (err) {
       this.ready.delete(pool);
       this.beaten.delete(pool);
@@ -273,12 +288,14 @@ export class Cluster {
       const token = randomBytes(8).toString('hex');
       if (await s.tryLock({ node: this.node, volume: rec.name, createdAt: rec.createdAt, since: new Date(this.now()).toISOString(), token })) {
         this.held.set(key, token);
+        await this.writeLease().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not renew the local fence lease'));
         return;
       }
       const cur = await s.readLock(rec.name);
       if (!cur) continue; // released meanwhile
       if (cur.node === this.node && cur.createdAt === rec.createdAt) {
         this.held.set(key, cur.token); // ours, from before a restart of ferryd
+        await this.writeLease().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not renew the local fence lease'));
         return;
       }
       const holderBeat = (await s.nodes()).find((b) => b.node === cur.node);
@@ -294,6 +311,7 @@ export class Cluster {
       }
       // a dead holder, an older incarnation of the name, or a stale lock of this node's own past
       this.opts.log.warn({ volume: rec.name, holder: cur.node, lastSeen: holderBeat?.lastSeen ?? null }, 'taking over an rwo volume from a node that is gone');
+      if (this.opts.fenceCommand && cur.node !== this.node) await runFenceCommand(this.opts.fenceCommand, { node: cur.node, pool, volume: rec.name, lastSeen: holderBeat?.lastSeen }, this.opts.log);
       await s.breakLock(rec.name, cur.token);
     }
     throw new FerryError('unavailable', `could not take the rwo lock of ${rec.name}: other nodes keep racing for it; try again`);
@@ -305,6 +323,45 @@ export class Cluster {
     if (!token) return false;
     const cur = await (await this.store(pool)).readLock(volume);
     return cur?.token === token;
+  }
+
+  /** Renew the local lease: the rwo volumes held here, and when each pool's last heartbeat landed. */
+  private async writeLease(): Promise<void> {
+    if (!this.lease) return;
+    await this.lease.write(
+      [...this.held.keys()].map((key) => {
+        const i = key.indexOf('/');
+        const pool = key.slice(0, i);
+        const volume = key.slice(i + 1);
+        return { pool, volume, path: this.poolOf(pool).mountpoint(volume) };
+      }),
+    );
+  }
+
+  /**
+   * What the fencing agent did while this node could not beat: acknowledge it; when another node took the
+   * volume over meanwhile, forget the lock here (nothing resumes writing: the containers are dead and a new
+   * Mount is refused while the new holder is alive) and say who holds it now.
+   */
+  private async reconcileFences(): Promise<void> {
+    if (!this.lease) return;
+    for (const r of this.lease.pending()) {
+      if (!this.stores.has(r.pool) || !this.ready.has(r.pool)) continue; // the share is still away: later
+      const s = this.stores.get(r.pool)!;
+      const key = `${r.pool}/${r.volume}`;
+      const token = this.held.get(key);
+      const cur = await s.readLock(r.volume);
+      if ((token && cur?.token === token) || cur?.node === this.node) {
+        this.opts.log.warn({ pool: r.pool, volume: r.volume, fence: r }, `rwo volume ${r.volume} was fenced here at ${r.at} (killed ${r.pids.length} process(es)); this node still holds it`);
+      } else {
+        this.held.delete(key);
+        const holder = cur?.node ?? 'nobody';
+        const message = `rwo volume ${r.volume} was fenced here at ${r.at} (killed ${r.pids.length} process(es)) and is now held by node ${holder}: its containers here stay stopped`;
+        this.opts.log.error({ pool: r.pool, volume: r.volume, holder, fence: r }, message);
+        this.opts.warnings?.add(`fenced:${key}`, { code: 'fenced', message });
+      }
+      this.lease.ack(r.id);
+    }
   }
 
   async release(pool: string, volume: string): Promise<void> {

@@ -30,6 +30,11 @@ export interface DaemonConfig {
   heartbeatIntervalMs: number;
   nodeTimeout: string;
   nodeTimeoutMs: number;
+  /** Writers of this node's rwo volumes die this long after its last heartbeat that reached their pool (`ferry fence`); < nodeTimeout. */
+  fenceDeadline: string;
+  fenceDeadlineMs: number;
+  /** Run (sh -c) before taking an rwo volume over from a node that is gone; the takeover waits for exit 0. */
+  fenceCommand?: string;
   /** Backup targets by name (`ferry backup create VOL --target NAME`). */
   backupTargets: Record<string, BackupTargetConfig>;
   /** The secret for backup targets given by URL (else env FERRY_BACKUP_PASSWORD). */
@@ -111,6 +116,8 @@ const fileSchema = z.strictObject({
   backupPasswordFile: absPath('backupPasswordFile').optional(),
   heartbeatInterval: z.string().optional(),
   nodeTimeout: z.string().optional(),
+  fenceDeadline: z.string().optional(),
+  fenceCommand: z.string().min(1).optional(),
   apiListen: z
     .string()
     .regex(/^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9_.-]+):[0-9]{1,5}$/, 'apiListen must be HOST:PORT, e.g. 127.0.0.1:7677 or [::1]:7677')
@@ -224,8 +231,20 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
   if (heartbeatIntervalMs < 100 || nodeTimeoutMs < 2 * heartbeatIntervalMs) {
     throw new FerryError('invalid', `${file ?? 'config'}: nodeTimeout (${merged.nodeTimeout}) must be at least twice heartbeatInterval (${merged.heartbeatInterval}), which must be at least 100ms`);
   }
+  // the old holder's writers must be dead before anyone takes over: fence deadline + 2 heartbeats of margin <= nodeTimeout
+  const fenceDeadline = merged.fenceDeadline ?? `${Math.min(Math.floor((nodeTimeoutMs * 2) / 3), nodeTimeoutMs - 2 * heartbeatIntervalMs)}ms`;
+  const fenceDeadlineMs = parseDuration(fenceDeadline, 'fenceDeadline');
+  if (fenceDeadlineMs < 3 * heartbeatIntervalMs || fenceDeadlineMs + 2 * heartbeatIntervalMs > nodeTimeoutMs) {
+    throw new FerryError(
+      'invalid',
+      `${file ?? 'config'}: fenceDeadline (${fenceDeadline}) must be at least 3 heartbeatIntervals (${merged.heartbeatInterval}) and at least 2 heartbeatIntervals shorter than nodeTimeout (${merged.nodeTimeout}): ` +
+        `a cut-off node's writers must be dead before another node takes its rwo volumes over`,
+    );
+  }
   return {
     ...merged,
+    fenceDeadline,
+    fenceDeadlineMs,
     pools,
     defaultPool,
     backupTargets: (merged.backupTargets ?? {}) as Record<string, BackupTargetConfig>,

@@ -70,6 +70,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     version: VERSION,
     heartbeatMs: config.heartbeatIntervalMs,
     nodeTimeoutMs: config.nodeTimeoutMs,
+    fenceMs: config.fenceDeadlineMs,
+    ...(config.fenceCommand ? { fenceCommand: config.fenceCommand } : {}),
     log,
     dataDir: config.dataDir,
     warnings,

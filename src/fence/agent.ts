@@ -1,0 +1,119 @@
+/**
+ * The fencing agent (`ferry fence --data-dir D`): a small process beside ferryd that needs neither ferryd,
+ * dockerd nor the share. It reads the local lease ferryd renews at each heartbeat (lease.ts); when a pool's
+ * lease runs out (ferryd dead or hung, or the share unreachable so no heartbeat lands), it kills every process
+ * that has one of this node's rwo volumes of that pool mounted (writers.ts), before the fence deadline, and
+ * keeps doing so until ferryd has reconciled (acknowledged the fence in a newer lease). What it did is
+ * appended to DATA_DIR/fence/fenced.jsonl, which ferryd reads back (cluster.ts reconcileFences).
+ */
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { fenceDir, fenceLogPath, readLease, type FenceLease, type HeldVolume } from './lease.js';
+import { findWriters, killWriters } from './writers.js';
+
+export interface FenceRecord {
+  id: string;
+  at: string;
+  node: string;
+  pool: string;
+  volume: string;
+  /** The lease that ran out. */
+  renewedAt: string;
+  deadline: string;
+  pids: number[];
+  cgroups: string[];
+}
+
+/** The share of the fence deadline after which the agent acts: the rest is its margin to kill before the deadline. */
+export const FIRE_AT = 0.75;
+
+export function fireAt(lease: FenceLease, pool: string): number | undefined {
+  const p = lease.pools[pool];
+  return p ? p.renewedAt + FIRE_AT * lease.fenceMs : undefined;
+}
+
+export function readFenceLog(dataDir: string): FenceRecord[] {
+  try {
+    return readFileSync(fenceLogPath(dataDir), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l) as FenceRecord];
+        } catch {
+          return [];
+        }
+      });
+  } catch {
+    return [];
+  }
+}
+
+export class FenceAgent {
+  /** Volumes fenced and not yet acknowledged by ferryd: `pool/volume` -> fence id. */
+  private readonly fenced = new Map<string, string>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly opts: { pollMs?: number; cgroupPrefix?: string; log?: (msg: string, rec?: unknown) => void; now?: () => number } = {},
+  ) {
+    mkdirSync(fenceDir(dataDir), { recursive: true });
+    // fences of an earlier run of the agent: still in force until ferryd acknowledges them
+    for (const r of readFenceLog(dataDir)) this.fenced.set(`${r.pool}/${r.volume}`, r.id);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.check(), this.opts.pollMs ?? 50);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  /** One look at the lease: fence what ran out. */
+  check(): Promise<void> {
+    return (this.running ??= this.checkOnce().finally(() => (this.running = undefined)));
+  }
+
+  private async checkOnce(): Promise<void> {
+    const lease = await readLease(this.dataDir);
+    if (!lease) return;
+    const now = (this.opts.now ?? Date.now)();
+    const acked = new Set((lease as FenceLease & { acked?: string[] }).acked ?? []);
+    for (const [key, id] of this.fenced) if (acked.has(id)) this.fenced.delete(key);
+    const byPool = new Map<string, HeldVolume[]>();
+    for (const h of lease.held) byPool.set(h.pool, [...(byPool.get(h.pool) ?? []), h]);
+    for (const [pool, held] of byPool) {
+      const at = fireAt(lease, pool);
+      const expired = at === undefined || now >= at;
+      for (const h of held) {
+        const key = `${pool}/${h.volume}`;
+        if (!expired && !this.fenced.has(key)) continue;
+        if (!h.dev || !h.fsRoot) continue;
+        const writers = findWriters([{ dev: h.dev, fsRoot: h.fsRoot }], this.opts.cgroupPrefix);
+        if (writers.length === 0 && this.fenced.has(key)) continue;
+        const r = killWriters(writers);
+        if (this.fenced.has(key) && r.pids.length === 0) continue;
+        const id = this.fenced.get(key) ?? randomBytes(6).toString('hex');
+        this.fenced.set(key, id);
+        const p = lease.pools[pool];
+        const rec: FenceRecord = {
+          id,
+          at: new Date(now).toISOString(),
+          node: lease.node,
+          pool,
+          volume: h.volume,
+          renewedAt: new Date(p?.renewedAt ?? 0).toISOString(),
+          deadline: new Date(p?.deadline ?? 0).toISOString(),
+          pids: r.pids,
+          cgroups: r.cgroups,
+        };
+        appendFileSync(fenceLogPath(this.dataDir), JSON.stringify(rec) + '\n');
+        this.opts.log?.(`fenced rwo volume ${h.volume} of pool ${pool}: the lease renewed at ${rec.renewedAt} ran out; killed ${r.pids.length} process(es)`, rec);
+      }
+    }
+  }
+}
