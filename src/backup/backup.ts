@@ -2,7 +2,6 @@
  * One backup: scan the tree, read changed files through the chunker, store the chunks the repository
  * lacks in packs, store the manifest, and write the snapshot file last.
  */
-import { open } from 'node:fs/promises';
 import { openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
@@ -11,6 +10,7 @@ import { FerryError, isErrno } from '../util/errors.js';
 import { StreamChunker } from './chunker.js';
 import { scan, serializeTree, type TreeNode, type ScannedNode } from './tree.js';
 import { PackUploader, Tasks, type Repository, type SnapshotFile } from './repository.js';
+import { ChildReader, localReader, type FileReader, type ReadHandle } from './file-reader.js';
 
 export interface BackupProgress {
   /**
@@ -50,6 +50,11 @@ export interface BackupOptions {
    * whose inodes and ctimes change with every copy while the content does not).
    */
   compare?: 'strict' | 'mtime-size';
+  /**
+   * The directory is on a share that may stop answering (a shared pool): every file is opened and read
+   * in a child process (file-reader.ts says why), never in ferryd's.
+   */
+  mayHang?: boolean;
   onProgress?: (p: BackupProgress) => void;
 }
 
@@ -85,6 +90,7 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
   const release = await repo.lock(false, `backup of ${opts.volume}`);
   const writtenAtStart = repo.target.bytesWritten;
   let uploader: PackUploader | undefined;
+  const reader: FileReader = opts.mayHang ? new ChildReader({ what: `backup of ${opts.volume}` }) : localReader;
   try {
     await repo.loadIndex(true);
     const progress: BackupProgress = { phase: 'scan', filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, bytesRead: 0, bytesUploaded: 0 };
@@ -137,7 +143,7 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
      * Small files (one chunk) are read with synchronous calls: from the page cache that is ~10× cheaper
      * than the promise API, whose per-call overhead dominated backups of many small files. Each call
      * blocks the thread for one read of at most `min` bytes; hosts that cannot afford that run the
-     * engine in a worker thread.
+     * engine in a worker thread. Never on a share that may hang (`mayHang`): one hung read would stop ferryd.
      */
     const readSmall = (n: ScannedNode): Buffer | 'vanished' | undefined => {
       let fd: number;
@@ -166,7 +172,7 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
     const readFile = async (n: ScannedNode): Promise<void> => {
       const content: Array<string | number> = [];
       let size = 0;
-      const whole = n.size! < single ? readSmall(n) : undefined;
+      const whole = n.size! < single && !opts.mayHang ? readSmall(n) : undefined;
       if (whole === 'vanished') {
         vanished.add(n); // deleted since the scan
         progress.filesDone++;
@@ -176,9 +182,9 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
         size = whole.length;
         if (size > 0) await addChunk(content, whole, false);
       } else {
-        let fh;
+        let fh: ReadHandle;
         try {
-          fh = await open(join(dir, n.path), 'r');
+          fh = await reader.open(join(dir, n.path));
         } catch (err) {
           if (isErrno(err, 'ENOENT')) {
             vanished.add(n);
@@ -191,7 +197,7 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
         try {
           let pos = 0;
           sc.reset(async (b, o, l) => {
-            const { bytesRead } = await fh.read(b, o, l, pos);
+            const bytesRead = await fh.read(b, o, l, pos);
             pos += bytesRead;
             return bytesRead;
           });
@@ -288,6 +294,7 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
     await uploader?.abort();
     throw err;
   } finally {
+    await reader.close();
     await release().catch(() => undefined);
   }
 }

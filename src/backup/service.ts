@@ -152,7 +152,7 @@ export class BackupService {
    */
   async startBackup(volumeIn: string, opts: { target: string; snapshot?: string; tags?: string[] }): Promise<JobInfo> {
     const volume = checkVolumeName(volumeIn);
-    this.volumes.get(volume); // not_found at once, not in the job
+    const { shared } = this.volumes.get(volume); // not_found at once, not in the job
     const t = this.resolve(opts.target);
     if (opts.snapshot) await this.snapshots.get(volume, opts.snapshot); // a wrong snapshot too
     const repo = await this.open(t); // target there, a repository, the password fits
@@ -176,6 +176,7 @@ export class BackupService {
             snapshot: made.id,
             tags: [...(opts.tags ?? []), ...(own ? [] : [`snapshot:${made.name}`])],
             compare: 'mtime-size',
+            mayHang: shared,
             onProgress: (p) => report({ phase: p.phase, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, bytesUploaded: p.bytesUploaded }),
           }),
         );

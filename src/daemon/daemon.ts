@@ -13,6 +13,7 @@ import type { Pool } from '../pools/pool.js';
 import { DockerClient } from '../docker/client.js';
 import { DockerMemory } from '../docker/memory.js';
 import { Revival } from '../docker/revival.js';
+import { StaleMounts } from '../docker/stale-mounts.js';
 import { Cluster } from '../cluster/cluster.js';
 import { JobRegistry } from '../jobs/jobs.js';
 import { BackupService } from '../backup/service.js';
@@ -172,6 +173,11 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   // after the plugin socket listens too: the containers it starts mount ferry volumes
   const revival = docker && config.restartContainers ? new Revival(docker, { driver: dockerDriver, log }) : undefined;
   revival?.start();
+  // mounts whose Unmount never reached ferryd (it was down when the container stopped) are dropped
+  // (FERRY_STALE_MOUNTS_MS=INTERVAL,GRACE: shorter times for tests)
+  const [staleEvery, staleGrace] = (process.env.FERRY_STALE_MOUNTS_MS ?? '').split(',').map(Number);
+  const staleMounts = docker ? new StaleMounts(docker, service, { log, ...(staleEvery ? { intervalMs: staleEvery } : {}), ...(staleGrace ? { graceMs: staleGrace } : {}) }) : undefined;
+  staleMounts?.start();
   backups.startScheduler(config.dataDir);
   usage.start();
   const sweep = setInterval(() => void service.purgeExpiredTrash(), trashSweepMs(config.trashRetentionMs));
@@ -190,6 +196,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       (stopping ??= (async () => {
         clearInterval(sweep);
         await revival?.stop();
+        await staleMounts?.stop();
         await memory?.stop();
         await scheduler.stop();
         await backups!.stopScheduler();

@@ -649,6 +649,16 @@ export class VolumeService {
     return mountpoint;
   }
 
+  /** The volumes with mounts on this node, each mount's Docker ID and when it was made (stale-mounts.ts). */
+  mountsHeld(): Array<{ name: string; mounts: Array<{ id: string; since: string }> }> {
+    const out: Array<{ name: string; mounts: Array<{ id: string; since: string }> }> = [];
+    for (const rec of this.catalog.volumes.values()) {
+      const mounts = Object.entries(rec.mounts).map(([id, m]) => ({ id, since: m.since }));
+      if (mounts.length > 0) out.push({ name: rec.name, mounts });
+    }
+    return out;
+  }
+
   /** Docker unmounts; an unknown ID (after a failed Mount, or a duplicate) is accepted. */
   async unmount(nameIn: string, id: unknown): Promise<void> {
     const name = checkVolumeName(nameIn);

@@ -4,7 +4,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
+import { startFerryd, unixRequest, type Ferryd } from '../helpers/ferryd.js';
+import type { Job } from '../../src/wire/types.js';
 import { isRoot, skipUnless } from '../helpers/prereq.js';
 import { glusterPrerequisites } from '../helpers/gluster.js';
 import { startLocalGluster, type LocalGluster } from '../helpers/gluster-local.js';
@@ -23,6 +24,8 @@ import { sleep, until } from '../helpers/wait.js';
 const HANG_MS = Number(process.env.FERRY_TEST_HANG_MS ?? 15_000);
 /** The issue's requirement for `ferry status` during a fault (the CLI's start-up included). */
 const STATUS_LIMIT_MS = 2000;
+/** Longer than any call may wait during a fault (a snapshot or backup of a local volume included). */
+const CALL_LIMIT_MS = 30_000;
 const skip = skipUnless([...(isRoot() ? [] : ['root (uid 0)']), ...glusterPrerequisites()], 'hung shares');
 
 interface Figures {
@@ -47,9 +50,15 @@ describe('a shared pool whose share hangs or disappears', { skip }, () => {
   /** One call, timed into `fig` (the longest wait of any call during the fault). */
   const timed = async <T>(fig: Figures | undefined, what: string, fn: () => Promise<T>): Promise<T> => {
     const t0 = Date.now();
+    let timer: NodeJS.Timeout | undefined;
     try {
-      return await fn();
+      // during a fault, a call that waits this long is a ferryd that stopped answering: fail, don't hang
+      const limit = new Promise<never>((_, reject) => {
+        if (fig) timer = setTimeout(() => reject(new Error(`${what} did not answer within ${CALL_LIMIT_MS / 1000} s during the fault`)), CALL_LIMIT_MS);
+      });
+      return await Promise.race([fn(), limit]);
     } finally {
+      clearTimeout(timer);
       const ms = Date.now() - t0;
       if (fig && ms > fig.longestMs) (fig.longestMs = ms), (fig.longestCall = what);
     }
@@ -138,8 +147,13 @@ describe('a shared pool whose share hangs or disappears', { skip }, () => {
     await mkdir(join(mnt, 'ferry'));
     const dir = join(base, 'node');
     await mkdir(dir);
-    await writeFile(join(dir, 'ferry.yaml'), ['node: hangnode', 'heartbeatInterval: 200ms', 'nodeTimeout: 120s', 'pools:', '  nas:', `    path: ${join(mnt, 'ferry')}`, '    shared: true', ''].join('\n'));
-    f = await startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', 'hangnode'], logLevel: 'info' });
+    await writeFile(join(base, 'key'), 'correct horse battery staple\n', { mode: 0o600 });
+    await mkdir(join(base, 'repo')); // the backup target is on local disk: only the source hangs
+    await writeFile(
+      join(dir, 'ferry.yaml'),
+      ['node: hangnode', 'heartbeatInterval: 200ms', 'nodeTimeout: 120s', 'pools:', '  nas:', `    path: ${join(mnt, 'ferry')}`, '    shared: true', 'backupTargets:', '  disk:', `    url: file://${join(base, 'repo')}`, `    passwordFile: ${join(base, 'key')}`, ''].join('\n'),
+    );
+    f = await startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', 'hangnode'], logLevel: process.env.FERRY_TEST_DEBUG ? 'debug' : 'info' });
     for (const n of ['shared1', 'shared2']) await ok(undefined, 'Create', { Name: n, Opts: { pool: 'nas' } });
     const m = await ok(undefined, 'Mount', { Name: 'shared1', ID: 'long' }); // stays mounted through the faults
     const big = randomBytes(4 * 1024 * 1024);
@@ -150,6 +164,7 @@ describe('a shared pool whose share hangs or disappears', { skip }, () => {
 
   after(async () => {
     if (stopped.size) for (const p of stopped) { try { process.kill(p, 'SIGCONT'); } catch { /* gone */ } }
+    if (process.env.FERRY_TEST_KEEP_LOG) await writeFile(process.env.FERRY_TEST_KEEP_LOG, (await f?.logs().catch(() => '')) ?? '');
     await f?.destroy();
     await g?.unmount(mnt).catch(() => undefined);
     await g?.stop().catch(() => undefined);
@@ -188,6 +203,62 @@ describe('a shared pool whose share hangs or disappears', { skip }, () => {
       await signal(['glusterd', 'glusterfsd'], 'SIGCONT');
     }
     await afterFault(fig, pid);
+  });
+
+  it('the share hangs while a backup reads a shared volume: snapshots and backups of local volumes go on, the backup ends and the next one works', { timeout: 10 * 60_000 }, async () => {
+    const fig: Figures = { fault: `SIGSTOP during a backup ${HANG_MS / 1000}s`, injected: 1, survived: 0, writesLost: 0, longestMs: 0, longestCall: '' };
+    figures.push(fig);
+    const pid = f.pid;
+    const cli = async (...args: string[]) => {
+      const r = await timed(fig, `ferry ${args.filter((a) => !a.startsWith('-')).slice(0, 2).join(' ')}`, () => f.cli(...args));
+      assert.equal(r.code, 0, `ferry ${args.join(' ')}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const job = async (id: string) => (await timed(fig, 'GET /v1/jobs/ID', () => unixRequest(f.apiSocket, 'GET', `/v1/jobs/${id}`))).json as Job;
+    // a volume big enough that its backup is still reading when the share stops: 1,600 files of 256 KiB
+    await ok(undefined, 'Create', { Name: 'big', Opts: { pool: 'nas' } });
+    const m = await ok(undefined, 'Mount', { Name: 'big', ID: 'fill' });
+    for (let i = 0; i < 1600; i++) {
+      const b = randomBytes(256 * 1024);
+      await writeFile(join(m.Mountpoint!, `f${i}`), b);
+      written.set(join(m.Mountpoint!, `f${i}`), sha(b));
+    }
+    await ok(undefined, 'Unmount', { Name: 'big', ID: 'fill' });
+    await cli('backup', 'init', '--target', 'disk');
+    await ok(undefined, 'Create', { Name: 'lvol', Opts: { pool: 'local' } });
+    const lm = await ok(undefined, 'Mount', { Name: 'lvol', ID: 'l' });
+    await writeFile(join(lm.Mountpoint!, 'f'), randomBytes(1024 * 1024));
+    await ok(undefined, 'Unmount', { Name: 'lvol', ID: 'l' });
+
+    const id = (JSON.parse(await cli('--json', 'backup', 'create', 'big', '--target', 'disk', '--no-wait')) as { id: string }).id;
+    await until('the backup of big reads data', async () => {
+      const j = await job(id);
+      return j.state !== 'running' || j.progress.bytesDone > 0;
+    }, 60_000);
+    const t0 = Date.now();
+    await signal(['glusterd', 'glusterfsd'], 'SIGSTOP');
+    let rounds = 0;
+    try {
+      assert.equal((await job(id)).state, 'running', 'the backup was still reading when the share stopped (make the volume bigger)');
+      while (Date.now() - t0 < HANG_MS) {
+        // each of these would wait for ever if the hung reads held every thread of ferryd's threadpool
+        await localWorks(fig);
+        await cli('snapshot', 'create', 'lvol', '--name', `during${rounds}`);
+        await cli('backup', 'create', 'lvol', '--target', 'disk');
+        await status(fig);
+        await dockerAsks(fig, ['shared1', 'shared2']);
+        rounds++;
+      }
+      assert.ok(rounds >= 2, `only ${rounds} rounds of local work during the hang`);
+    } finally {
+      await signal(['glusterd', 'glusterfsd'], 'SIGCONT');
+    }
+    // the backup that was reading ends by itself (done, or failed saying why), and the next one works
+    await until('the interrupted backup ends', async () => (await job(id)).state !== 'running', 120_000);
+    const j = await job(id);
+    if (j.state === 'failed') assert.match(j.error?.message ?? '', /not answering|unavailable|hung|timed out|stalled/i, `the failed backup says why: ${JSON.stringify(j.error)}`);
+    await afterFault(fig, pid);
+    await cli('backup', 'create', 'big', '--target', 'disk');
   });
 
   it('the FUSE client killed (transport endpoint not connected), then the share lazily unmounted: the same, and it heals once mounted again', async () => {
