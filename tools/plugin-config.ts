@@ -3,14 +3,16 @@
  * setting). Rules kept here on purpose:
  * - every settable value has a working default: an empty `args` list, env values that mean "not set"
  *   when empty (ferryd ignores empty FERRY_* values), so `docker plugin enable` works without any `set`;
- * - the mounts' host sources exist on every Docker host or are created by Docker (the state dir: Docker
- *   creates a missing bind source directory for plugins; /var/run: always there);
+ * - the mounts' host sources exist on every Docker host: Docker does NOT create a missing bind source
+ *   (`docker plugin enable` then fails: "error mounting ... no such file or directory"), so the state mount
+ *   is the host's /var/lib (ferryd makes /var/lib/ferry in it), the others /var/run and /mnt;
  * - Mountpoints answered to Docker lie under propagatedMount (FERRY_MOUNT_ROOT): ferryd bind-mounts a
  *   volume's data there while it is mounted, Docker sees it at .../propagated-mount/NAME on the host.
  */
 export const PLUGIN_MOUNT_ROOT = '/mnt/volumes';
-export const PLUGIN_DATA_DIR = '/var/lib/ferry';
-export const PLUGIN_API_SOCKET = '/var/lib/ferry/run/api.sock';
+/** The host's /var/lib is the plugin's /host/var/lib: Docker refuses to enable a plugin whose bind source is missing, and /var/lib is always there. */
+export const PLUGIN_DATA_DIR = '/host/var/lib/ferry';
+export const PLUGIN_API_SOCKET = '/host/var/lib/ferry/run/api.sock';
 
 export function pluginConfig(version: string): Record<string, unknown> {
   const env = (name: string, description: string, value: string, settable = true) => ({ name, description, value, ...(settable ? { settable: ['value'] } : {}) });
@@ -33,11 +35,21 @@ export function pluginConfig(version: string): Record<string, unknown> {
     mounts: [
       {
         name: 'state',
-        description: 'ferryd data dir on the host: catalog, volumes of the local pool, trash, snapshots, tokens (kept across upgrades and plugin removal)',
-        source: PLUGIN_DATA_DIR,
-        destination: PLUGIN_DATA_DIR,
+        description: "the host's /var/lib: ferryd's data dir is its ferry/ (catalog, local pool, trash, snapshots, tokens, the API socket), kept across upgrades and plugin removal",
+        source: '/var/lib',
+        destination: '/host/var/lib',
         type: 'bind',
-        options: ['rbind', 'rw'],
+        // rslave: what the host mounts or unmounts there later is seen (and never pinned) in the plugin
+        options: ['rbind', 'rslave', 'rw'],
+        settable: ['source'],
+      },
+      {
+        name: 'host-mnt',
+        description: "the host's /mnt, as /host/mnt: shares the host mounts (NFS, GlusterFS) for pools with path: /host/mnt/...",
+        source: '/mnt',
+        destination: '/host/mnt',
+        type: 'bind',
+        options: ['rbind', 'rslave', 'rw'],
         settable: ['source'],
       },
       {
@@ -56,7 +68,7 @@ export function pluginConfig(version: string): Record<string, unknown> {
       env('FERRY_PLUGIN_SOCKET', 'the plugin socket Docker connects to', '/run/docker/plugins/ferry.sock', false),
       env('FERRY_API_SOCKET', 'the control API socket, in the state mount: on the host STATE/run/api.sock (`ferry --plugin`)', PLUGIN_API_SOCKET, false),
       env('FERRY_MOUNT_ROOT', 'where volumes are bind-mounted for Docker (the propagated mount)', PLUGIN_MOUNT_ROOT, false),
-      env('FERRY_CONFIG', 'a config file inside the plugin, e.g. /var/lib/ferry/ferry.yaml (empty: /var/lib/ferry/ferry.yaml when it exists)', ''),
+      env('FERRY_CONFIG', 'a config file inside the plugin, e.g. /host/var/lib/ferry/other.yaml (empty: /host/var/lib/ferry/ferry.yaml, i.e. /var/lib/ferry/ferry.yaml on the host, when it exists)', ''),
       env('FERRY_DOCKER_HOST', "Docker's API as seen inside the plugin (none: do not ask Docker)", 'unix:///host-run/docker.sock'),
       env('FERRY_API_LISTEN', 'also serve the control API over TCP at HOST:PORT (empty: no)', ''),
       env('FERRY_NODE', "this node's name (empty: the host name)", ''),
