@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { registerCliCommands } from './cli/commands.js';
 import { registerSnapshotCommands } from './cli/snapshots.js';
@@ -14,6 +14,7 @@ const program = new Command('ferry')
   .description('Ferry: Docker volumes that survive containers, hosts and disks.\n`ferry daemon` runs ferryd, the volume plugin; the other commands talk to it.')
   .version(VERSION, '-V, --version')
   .option('--api-socket <path>', 'ferryd control API socket (env FERRY_API_SOCKET; default /run/ferry/api.sock)')
+  .option('--plugin [state-dir]', 'talk to the managed plugin\'s ferryd: its API socket STATE-DIR/run/api.sock (default /var/lib/ferry, the plugin\'s state mount)')
   .option('--api-url <url>', 'talk to ferryd over TCP instead (its --api-listen), e.g. https://host-a:7677 (env FERRY_API_URL); token from FERRY_API_TOKEN or --api-token-file')
   .option('--api-token-file <file>', 'file holding the API token for --api-url (env FERRY_API_TOKEN_FILE)')
   .option('--api-ca <file>', 'CA certificate (PEM) to trust for an https --api-url, e.g. a self-signed one (env FERRY_API_CA)')
@@ -30,28 +31,40 @@ program
   .option('--node <name>', 'this node\'s name (default: the hostname)')
   .option('--docker-host <url>', `Docker API, to find the containers that use a volume; none: no Docker engine on this host (default ${DEFAULTS.dockerHost})`)
   .option('--trash-retention <duration>', `how long removed volumes stay in the trash, e.g. 24h, 7d, 0 (default ${DEFAULTS.trashRetention})`)
+  .option('--mount-root <dir>', 'give Docker each mounted volume as a bind mount DIR/NAME instead of its directory in the pool (a managed plugin: its propagatedMount)')
   .option('--api-listen <host:port>', 'also serve the control API over TCP there, e.g. 127.0.0.1:7677; every request needs a token (`ferry token create`)')
   .option('--api-tls-cert <file>', 'TLS certificate (PEM) for --api-listen; with --api-tls-key')
   .option('--api-tls-key <file>', 'TLS private key (PEM) for --api-listen')
   .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
-  .addHelpText('after', '\nThe control API socket is set with the global --api-socket (default /run/ferry/api.sock).\nEvery flag can also be set in the config file, e.g.:\n  dataDir: /var/lib/ferry\n  trashRetention: 7d')
+  .addHelpText('after', '\nThe control API socket is set with the global --api-socket (default /run/ferry/api.sock).\nEvery flag can also be set by environment (FERRY_DATA_DIR, FERRY_CONFIG, FERRY_API_LISTEN, ...; empty = unset) and in the config file, e.g.:\n  dataDir: /var/lib/ferry\n  trashRetention: 7d')
   .action(async (_opts: unknown, cmd: Command) => {
     const o = cmd.optsWithGlobals<Record<string, string | undefined>>();
     // The daemon's modules (HTTP server, logger, schema validator) load only here: CLI commands start faster.
     const { loadConfig } = await import('./daemon/config.js');
     const { startDaemon } = await import('./daemon/daemon.js');
-    const config = await loadConfig({
-      config: o.config,
-      dataDir: o.dataDir,
-      pluginSocket: o.pluginSocket,
-      apiSocket: o.apiSocket,
-      node: o.node,
-      dockerHost: o.dockerHost,
-      trashRetention: o.trashRetention,
-      logLevel: o.logLevel as never,
-      apiListen: o.apiListen,
-      apiTls: o.apiTlsCert !== undefined || o.apiTlsKey !== undefined ? ({ cert: o.apiTlsCert && resolve(o.apiTlsCert), key: o.apiTlsKey && resolve(o.apiTlsKey) } as never) : undefined,
-    });
+    // FERRY_* environment variables stand in for flags (a managed plugin is set up by env: docs/managed-plugin.md);
+    // an empty value means "not set", so a plugin's settable env can default to nothing
+    const env = (name: string): string | undefined => process.env[name] || undefined;
+    const managed = Boolean(env('FERRY_MANAGED_PLUGIN'));
+    const dataDir = o.dataDir ?? env('FERRY_DATA_DIR');
+    const config = await loadConfig(
+      {
+        config: o.config ?? env('FERRY_CONFIG'),
+        dataDir,
+        pluginSocket: o.pluginSocket ?? env('FERRY_PLUGIN_SOCKET'),
+        apiSocket: o.apiSocket ?? env('FERRY_API_SOCKET'),
+        node: o.node ?? env('FERRY_NODE'),
+        dockerHost: o.dockerHost ?? env('FERRY_DOCKER_HOST'),
+        trashRetention: o.trashRetention ?? env('FERRY_TRASH_RETENTION'),
+        logLevel: (o.logLevel ?? env('FERRY_LOG_LEVEL')) as never,
+        apiListen: o.apiListen ?? env('FERRY_API_LISTEN'),
+        mountRoot: o.mountRoot ?? env('FERRY_MOUNT_ROOT'),
+        apiTls: o.apiTlsCert !== undefined || o.apiTlsKey !== undefined ? ({ cert: o.apiTlsCert && resolve(o.apiTlsCert), key: o.apiTlsKey && resolve(o.apiTlsKey) } as never) : undefined,
+      },
+      // inside the managed plugin the config file lives in the state mount (DATA_DIR/ferry.yaml)
+      managed ? join(dataDir ?? DEFAULTS.dataDir, 'ferry.yaml') : undefined,
+    );
+    if (managed) config.runsAs = 'managed-plugin';
     const daemon = await startDaemon(config);
     const shutdown = (signal: string) => {
       daemon.log.info({ signal }, 'shutting down');

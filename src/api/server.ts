@@ -34,6 +34,10 @@ export interface DaemonFacts {
   dockerHost?: string;
   /** The TCP address the API also listens on (HOST:PORT), when it does. */
   apiListen?: string;
+  /** How ferryd runs: a host daemon (legacy plugin socket) or a managed Docker plugin. */
+  runsAs?: 'host-daemon' | 'managed-plugin';
+  /** Where mounted volumes are bind-mounted for Docker (a managed plugin's propagatedMount), when set. */
+  mountRoot?: string;
   /** Names of the configured backup targets (what `target` takes in the backup routes). */
   backupTargets?: string[];
   /** Problems found in ferryd's own state and worked around (listed by `ferry status` and `ferry doctor`). */

@@ -189,6 +189,7 @@ export function registerCliCommands(program: Command): void {
       print(
         [
           `ferryd ${s.version} on node ${s.node} (pid ${s.pid}, up ${Math.round(s.uptimeSeconds)}s)`,
+          `runs as:       ${s.runsAs === 'managed-plugin' ? `managed Docker plugin (docker plugin ls; volumes bind-mounted under its propagatedMount ${s.mountRoot ?? '?'})` : `host daemon (legacy plugin socket${s.mountRoot ? `; volumes bind-mounted under ${s.mountRoot}` : ''})`}`,
           `data dir:      ${s.dataDir}`,
           `plugin socket: ${s.pluginSocket}${s.socketActivated?.includes('plugin') ? ' (held by systemd)' : ''}`,
           `api socket:    ${s.apiSocket}${s.socketActivated?.includes('api') ? ' (held by systemd)' : ''}`,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ApiClient, DEFAULT_API_SOCKET, type RemoteApi } from './client.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 
@@ -8,7 +9,24 @@ interface GlobalOpts {
   apiUrl?: string;
   apiTokenFile?: string;
   apiCa?: string;
+  plugin?: string | boolean;
   json?: boolean;
+}
+
+/** A managed plugin's API socket: in its state mount, STATE_DIR/run/api.sock on the host (docs/managed-plugin.md). */
+export const PLUGIN_STATE_DIR = '/var/lib/ferry';
+export const pluginApiSocket = (stateDir = PLUGIN_STATE_DIR): string => join(stateDir, 'run/api.sock');
+
+/**
+ * The unix socket to ask: --api-socket / FERRY_API_SOCKET; --plugin [STATE_DIR] (a managed plugin's); else the host
+ * daemon's default, or the managed plugin's when only that one exists.
+ */
+export function apiSocketPath(g: GlobalOpts): string {
+  if (g.apiSocket) return g.apiSocket;
+  if (g.plugin !== undefined && g.plugin !== false) return pluginApiSocket(typeof g.plugin === 'string' ? g.plugin : undefined);
+  if (process.env.FERRY_API_SOCKET) return process.env.FERRY_API_SOCKET;
+  if (!existsSync(DEFAULT_API_SOCKET) && existsSync(pluginApiSocket())) return pluginApiSocket();
+  return DEFAULT_API_SOCKET;
 }
 
 function readSecretFile(path: string, what: string): string {
@@ -42,7 +60,7 @@ function remoteApi(g: GlobalOpts): RemoteApi | undefined {
 export function client(cmd: Command): ApiClient {
   const g = cmd.optsWithGlobals<GlobalOpts>();
   const remote = remoteApi(g);
-  return new ApiClient(g.apiSocket ?? process.env.FERRY_API_SOCKET ?? DEFAULT_API_SOCKET, remote);
+  return new ApiClient(apiSocketPath(g), remote);
 }
 
 export function wantsJson(cmd: Command): boolean {

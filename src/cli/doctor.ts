@@ -59,6 +59,8 @@ export function formatChecks(checks: DoctorCheck[], width = 80): string {
 }
 
 interface StatusFacts {
+  runsAs?: string;
+  mountRoot?: string;
   version: string;
   pid: number;
   node: string;
@@ -86,7 +88,8 @@ export async function doctor(input: DoctorInput): Promise<DoctorResult> {
   const where = input.api.remote ? input.api.remote.url : input.api.socketPath;
   try {
     const st = await input.api.call<StatusFacts>('GET', '/v1/status');
-    checks.push(ok('ferryd', `ferryd ${st.version} answers on ${where} (pid ${st.pid}, node ${st.node}, up ${Math.round(st.uptimeSeconds)}s)`));
+    const how = st.runsAs === 'managed-plugin' ? `, runs as a managed Docker plugin, volumes under its propagatedMount ${st.mountRoot ?? ''}` : ', runs as a host daemon';
+    checks.push(ok('ferryd', `ferryd ${st.version} answers on ${where} (pid ${st.pid}, node ${st.node}, up ${Math.round(st.uptimeSeconds)}s${how})`));
     try {
       checks.push(...(await input.api.call<{ checks: DoctorCheck[] }>('GET', '/v1/doctor')).checks);
     } catch (err) {
@@ -96,7 +99,7 @@ export async function doctor(input: DoctorInput): Promise<DoctorResult> {
     if (!(err instanceof ApiError && err.code === 'unreachable')) {
       checks.push(problem('ferryd', `ferryd at ${where} refused: ${errorMessage(err)}`));
     } else {
-      checks.push(problem('ferryd', `ferryd is not running: nothing answers on ${where}`, input.api.remote ? 'start ferryd there with --api-listen' : 'start it (`ferry daemon`, or `systemctl start ferryd`); if it runs, point --api-socket at its socket'));
+      checks.push(problem('ferryd', `ferryd is not running: nothing answers on ${where}`, input.api.remote ? 'start ferryd there with --api-listen' : 'start it (`ferry daemon`, or `systemctl start ferryd`; a managed plugin: `docker plugin enable ferry`); if it runs, point --api-socket at its socket (a managed plugin: `ferry --plugin`)'));
       if (!input.api.remote) checks.push(...(await localChecks(input)));
     }
   }

@@ -45,6 +45,10 @@ export interface DaemonConfig {
   apiTls?: { cert: string; key: string };
   /** Start the `--restart always|unless-stopped` containers Docker left stopped because ferry was not ready (docker/revival.ts). */
   restartContainers: boolean;
+  /** Give Docker each mounted volume as a bind mount MOUNT_ROOT/NAME (a managed plugin's propagatedMount); unset: the pool's directory. */
+  mountRoot?: string;
+  /** How ferryd runs: a daemon on the host (legacy plugin socket) or inside a managed Docker plugin. */
+  runsAs: 'host-daemon' | 'managed-plugin';
   /** The file the settings came from, if any. */
   configFile?: string;
 }
@@ -125,6 +129,7 @@ const fileSchema = z.strictObject({
     .optional(),
   apiTls: z.strictObject({ cert: absPath('apiTls.cert'), key: absPath('apiTls.key') }).optional(),
   restartContainers: z.boolean().optional(),
+  mountRoot: absPath('mountRoot').optional(),
 });
 
 export type ConfigInput = z.infer<typeof fileSchema>;
@@ -182,7 +187,7 @@ function check(input: unknown, source: string, text?: string): ConfigInput {
  * Settings: built-in defaults, then the YAML file (--config FILE, or /etc/ferry/ferry.yaml when it exists),
  * then command-line flags. Everything is validated; errors name the file and the setting.
  */
-export async function loadConfig(flags: ConfigInput & { config?: string }, defaultFile = DEFAULT_CONFIG_FILE): Promise<DaemonConfig> {
+export async function loadConfig(flags: ConfigInput & { config?: string }, defaultFile: string = DEFAULT_CONFIG_FILE): Promise<DaemonConfig> {
   const { config: explicitFile, ...flagValues } = flags;
   const file = explicitFile ?? (existsSync(defaultFile) ? defaultFile : undefined);
   let fromFile: ConfigInput = {};
@@ -251,6 +256,7 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
     heartbeatIntervalMs,
     nodeTimeoutMs,
     trashRetentionMs: parseDuration(merged.trashRetention, 'trashRetention'),
+    runsAs: 'host-daemon',
     ...(file ? { configFile: file } : {}),
   };
 }

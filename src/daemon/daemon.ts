@@ -93,6 +93,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     node: config.node,
     cluster,
     roDir: join(config.dataDir, 'ro'),
+    ...(config.mountRoot ? { mountRoot: config.mountRoot } : {}),
     trashRetentionMs: config.trashRetentionMs,
     docker,
     dockerHost: config.dockerHost,
@@ -142,6 +143,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     ...(Object.keys(inherited).length ? { socketActivated: Object.keys(inherited) } : {}),
     trashRetention: config.trashRetention,
     dockerHost: config.dockerHost,
+    runsAs: config.runsAs,
+    ...(config.mountRoot ? { mountRoot: config.mountRoot } : {}),
     backupTargets: Object.keys(config.backupTargets),
     warnings,
   };
@@ -184,7 +187,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   sweep.unref();
 
   log.info(
-    { version: VERSION, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, apiSocket: config.apiSocket, ...(facts.apiListen ? { apiListen: facts.apiListen, apiTls: Boolean(tls) } : {}), volumes: service.counts().volumes, startupMs: Math.round(performance.now() - t0) },
+    { version: VERSION, runsAs: config.runsAs, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, apiSocket: config.apiSocket, ...(facts.apiListen ? { apiListen: facts.apiListen, apiTls: Boolean(tls) } : {}), volumes: service.counts().volumes, startupMs: Math.round(performance.now() - t0) },
     'ferryd ready',
   );
 

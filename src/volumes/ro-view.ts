@@ -8,9 +8,18 @@ import { mountOf } from '../util/mounts.js';
  * bind-mounts from it is read-only too. The view lives on the node (DATA_DIR/ro/NAME) while mounted.
  */
 export async function ensureReadOnlyView(source: string, view: string): Promise<void> {
+  await ensureView(source, view, true);
+}
+
+/**
+ * A bind mount of a volume's data at `view` (read-only or not). Used for rox volumes, and for every volume
+ * of a managed plugin (its propagatedMount/NAME: Docker finds only what lies there).
+ */
+export async function ensureView(source: string, view: string, readOnly: boolean): Promise<void> {
   await mkdir(view, { recursive: true, mode: 0o700 });
   if ((await mountOf(view)).mountPoint === view) return; // still there from before a restart of ferryd
   await execProgram('mount', ['--bind', source, view]);
+  if (!readOnly) return;
   try {
     await execProgram('mount', ['-o', 'remount,bind,ro', view]);
   } catch (err) {

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { Catalog, TRASH_ID_PATTERN, type DockerKnown, type TrashRecord, type VolumeRecord } from './catalog.js';
 import { checkVolumeName } from './names.js';
 import { parseVolumeOptions, type AccessMode, type VolumeOptions } from './options.js';
-import { dropReadOnlyView, ensureReadOnlyView } from './ro-view.js';
+import { dropReadOnlyView, ensureReadOnlyView, ensureView } from './ro-view.js';
 import type { Pool, PoolStatus } from '../pools/pool.js';
 import type { ContainerRef, DockerClient } from '../docker/client.js';
 import type { AttachmentStatus, Cluster } from '../cluster/cluster.js';
@@ -109,6 +109,13 @@ export interface ServiceDeps {
   cluster?: Cluster;
   /** Where read-only views of rox volumes are mounted (DATA_DIR/ro). */
   roDir?: string;
+  /**
+   * A managed plugin's propagatedMount: every mounted volume is given to Docker as a bind mount
+   * MOUNT_ROOT/NAME of its data (read-only for rox), made at the first Mount and dropped at the last Unmount.
+   * Docker maps a Mountpoint only under the plugin's propagatedMount to the host; any other path would be
+   * the plugin's rootfs.
+   */
+  mountRoot?: string;
   /** Unreadable catalog files are moved aside and reported here. */
   quarantine?: Quarantine;
 }
@@ -164,6 +171,7 @@ export class VolumeService {
 
   /** Where Docker finds the data: the pool's directory, or for rox volumes the node's read-only view of it. */
   private mountpointOf(rec: VolumeRecord): string {
+    if (this.deps.mountRoot) return join(this.deps.mountRoot, rec.name);
     if (accessOf(rec) === 'rox' && this.deps.roDir) return join(this.deps.roDir, rec.name);
     return this.pool(rec.pool).mountpoint(rec.name);
   }
@@ -610,6 +618,7 @@ export class VolumeService {
 
   path(name: string): string {
     const rec = this.record(name);
+    if (this.deps.mountRoot) return this.mountpointOf(rec);
     return this.pool(rec.pool).mountpoint(rec.name);
   }
 
@@ -630,7 +639,8 @@ export class VolumeService {
       const first = Object.keys(rec.mounts).length === 0;
       if (shared && accessOf(rec) === 'rwo' && !(await this.deps.cluster!.stillHeld(rec.pool, name))) await this.deps.cluster!.acquire(rec.pool, rec);
       try {
-        if (accessOf(rec) === 'rox' && this.deps.roDir) await ensureReadOnlyView(pool.mountpoint(name), this.mountpointOf(rec));
+        if (this.deps.mountRoot) await ensureView(pool.mountpoint(name), this.mountpointOf(rec), accessOf(rec) === 'rox');
+        else if (accessOf(rec) === 'rox' && this.deps.roDir) await ensureReadOnlyView(pool.mountpoint(name), this.mountpointOf(rec));
         // the journal's entries of a volume count only if its record is on this node's disk too
         if (shared && !this.catalog.volumes.isOnDisk(name)) await this.catalog.volumes.save(name, rec);
       } catch (err) {
@@ -681,7 +691,8 @@ export class VolumeService {
   /** The last mount on this node is gone: drop the read-only view, the attachment and the rwo lock. */
   private async letGo(rec: VolumeRecord): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [];
-    if (accessOf(rec) === 'rox' && this.deps.roDir) steps.push(['drop read-only view', () => dropReadOnlyView(this.mountpointOf(rec))]);
+    if (this.deps.mountRoot) steps.push(['drop the bind mount for Docker', () => dropReadOnlyView(this.mountpointOf(rec))]);
+    else if (accessOf(rec) === 'rox' && this.deps.roDir) steps.push(['drop read-only view', () => dropReadOnlyView(this.mountpointOf(rec))]);
     if (this.isShared(rec.pool)) {
       steps.push(['withdraw attachment', () => this.publishAttachment(rec)]);
       if (accessOf(rec) === 'rwo') steps.push(['release rwo lock', () => this.deps.cluster!.release(rec.pool, rec.name)]);

@@ -261,6 +261,10 @@ export interface Status {
   socketActivated?: string[];
   apiListen?: string;
   dockerHost?: string;
+  /** How ferryd runs: a host daemon (legacy plugin socket) or a managed Docker plugin. */
+  runsAs?: 'host-daemon' | 'managed-plugin';
+  /** Where mounted volumes are bind-mounted for Docker (a managed plugin's propagatedMount). */
+  mountRoot?: string;
   trashRetention: string;
   backupTargets?: string[];
   warnings: StateWarning[];
