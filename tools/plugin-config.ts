@@ -19,7 +19,8 @@ export function pluginConfig(version: string): Record<string, unknown> {
   return {
     description: `Ferry ${version}: Docker volumes that survive containers, hosts and disks (trash, snapshots, backups, shared pools)`,
     documentation: 'docs/managed-plugin.md in the Ferry source',
-    entrypoint: ['/usr/bin/node', '/ferry/dist/src/main.js', 'daemon'],
+    // bin/ferry, not dist/src/main.js: it gives ferryd its 32 libuv threads before Node makes the pool
+    entrypoint: ['/usr/bin/node', '/ferry/bin/ferry', 'daemon'],
     workdir: '/ferry',
     interface: { types: ['docker.volumedriver/1.0'], socket: 'ferry.sock' },
     network: { type: 'host' },
