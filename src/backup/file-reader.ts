@@ -1,6 +1,7 @@
 // How a backup opens and reads the files of a volume: in ferryd's process, or in a child process for a share that may hang.
 import { open } from 'node:fs/promises';
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { forkCallee } from '../util/call-child.js';
 import { fileURLToPath } from 'node:url';
 import { FerryError } from '../util/errors.js';
 
@@ -92,15 +93,7 @@ export class ChildReader implements FileReader {
 
   private ensureChild(): ChildProcess {
     if (this.child && this.child.exitCode === null && this.child.connected) return this.child;
-    const child = fork(CHILD, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [], serialization: 'advanced' });
-    child.unref();
-    (child as unknown as { channel?: { unref(): void } }).channel?.unref();
-    child.on('message', (m: { id: number; value?: unknown; error?: { code?: string; message: string } }) => {
-      const err = m.error ? Object.assign(new Error(m.error.message), m.error.code ? { code: m.error.code } : {}) : undefined;
-      this.settle(m.id, m.value, err);
-    });
-    child.on('error', () => undefined);
-    child.on('exit', () => {
+    const child = forkCallee(CHILD, 'advanced', (id, value, err) => this.settle(id, value, err), () => {
       if (this.child === child) this.child = undefined;
       this.failAll(child, new FerryError('unavailable', `${this.opts.what}: the process reading the share exited`));
     });

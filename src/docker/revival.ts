@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { ContainerInspect } from './client.js';
 import { errorMessage } from '../util/errors.js';
+import { Periodic } from '../util/periodic.js';
 
 /** What the reviver needs of the Docker Engine API (DockerClient has it). */
 export interface RevivalDocker {
@@ -54,8 +55,7 @@ const POLICIES = new Set(['always', 'unless-stopped']);
  * error: the next look tries again.
  */
 export class Revival {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly periodic: Periodic;
   private readonly tries = new Map<string, { count: number; next: number }>();
   private readonly history: Revived[] = [];
   private dockerDown = false;
@@ -70,18 +70,15 @@ export class Revival {
     this.intervalMs = opts.intervalMs ?? 10_000;
     this.maxBackoffMs = opts.maxBackoffMs ?? 5 * 60_000;
     this.now = opts.now ?? Date.now;
+    this.periodic = new Periodic(this.intervalMs, () => this.pass());
   }
 
   start(): void {
-    void this.look();
-    this.timer = setInterval(() => void this.look(), this.intervalMs);
-    this.timer.unref();
+    this.periodic.start(true);
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 
   /** What ferryd started again (or tried to) since it started, newest last (at most 100). */
@@ -91,8 +88,7 @@ export class Revival {
 
   /** One look; overlapping calls share the look under way. */
   look(): Promise<void> {
-    this.running ??= this.pass().finally(() => (this.running = undefined));
-    return this.running;
+    return this.periodic.run();
   }
 
   /** Why a container should be started again, or undefined if it should be left alone. */

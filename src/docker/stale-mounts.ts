@@ -1,6 +1,7 @@
 // Drops the mounts ferryd still counts for volumes that no container of its Docker engine uses any more.
 import type { Logger } from 'pino';
 import { errorMessage } from '../util/errors.js';
+import { Periodic } from '../util/periodic.js';
 
 /** What this needs of the Docker Engine API (DockerClient has it). */
 export interface StaleMountsDocker {
@@ -40,8 +41,7 @@ export interface StaleMountsOptions {
  * would have dropped it (with a warning naming the volume). Docker unreachable: nothing is dropped.
  */
 export class StaleMounts {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly periodic: Periodic;
   /** Mounts seen unused in the last look: `volume\0id`. */
   private suspects = new Set<string>();
   private readonly intervalMs: number;
@@ -57,17 +57,15 @@ export class StaleMounts {
     this.intervalMs = opts.intervalMs ?? 20_000;
     this.graceMs = opts.graceMs ?? 60_000;
     this.now = opts.now ?? Date.now;
+    this.periodic = new Periodic(this.intervalMs, () => this.pass());
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.look(), this.intervalMs);
-    this.timer.unref();
+    this.periodic.start();
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.timer = undefined;
-    await this.running;
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 
   /** How many mounts were dropped since ferryd started. */
@@ -77,8 +75,7 @@ export class StaleMounts {
 
   /** One look; overlapping calls share the look under way. */
   look(): Promise<void> {
-    this.running ??= this.pass().finally(() => (this.running = undefined));
-    return this.running;
+    return this.periodic.run();
   }
 
   private async pass(): Promise<void> {

@@ -1,5 +1,6 @@
 // Runs a shared pool's filesystem calls in a child process, with a deadline per call, and tells when the share stalls.
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { forkCallee } from '../util/call-child.js';
 import { fileURLToPath } from 'node:url';
 import { FerryError } from '../util/errors.js';
 
@@ -105,15 +106,7 @@ export class ShareIo {
 
   private ensureChild(): ChildProcess {
     if (this.child && this.child.exitCode === null && this.child.connected) return this.child;
-    const child = fork(CHILD, [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], execArgv: [], serialization: 'json' });
-    child.unref();
-    (child as unknown as { channel?: { unref(): void } }).channel?.unref();
-    child.on('message', (m: { id: number; value?: unknown; error?: { code?: string; message: string } }) => {
-      const err = m.error ? Object.assign(new Error(m.error.message), m.error.code ? { code: m.error.code } : {}) : undefined;
-      this.settle(m.id, m.value, err);
-    });
-    child.on('error', () => undefined);
-    child.on('exit', () => {
+    const child = forkCallee(CHILD, 'json', (id, value, err) => this.settle(id, value, err), () => {
       if (this.child === child) this.child = undefined;
       for (const [id, p] of this.pending) if (p.child === child) this.settle(id, undefined, new FerryError('unavailable', `pool ${this.opts.pool}: the process making its filesystem calls exited during ${p.label}`));
     });
