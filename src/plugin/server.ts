@@ -74,7 +74,8 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate }:
           Name: v.name,
           Mountpoint: v.mountpoint,
           CreatedAt: v.createdAt,
-          Status: { pool: v.pool, node: v.node, access: v.access, mounts: v.mounts, options: v.options },
+          // mode as the octal the user wrote (`docker volume inspect` would show 0700 as 448)
+          Status: { pool: v.pool, node: v.node, access: v.access, mounts: v.mounts, options: { ...v.options, ...(v.options.mode !== undefined ? { mode: `0${v.options.mode.toString(8)}` } : {}) } },
         },
         Err: '',
       };

@@ -144,6 +144,8 @@ describe('Ferry under a real Docker engine', { skip }, () => {
         return r.code === 0 && JSON.parse(r.stdout).mounts === 1 ? JSON.parse(r.stdout) : undefined;
       });
       assert.equal(v.options.mode, 0o770);
+      const di = JSON.parse(await h.dockerOk(['volume', 'inspect', 'shop_appdata']))[0];
+      assert.equal(di.Status.options.mode, '0770', 'docker volume inspect shows the mode in octal, as written');
       await until('written', async () => (await run('-v', 'shop_appdata:/data', 'bb', 'cat', '/data/out').catch(() => '')) === 'from-compose\n');
       const down = await h.compose(['down', '-v'], { cwd: dir, projectName: 'shop' });
       assert.equal(down.code, 0, down.stderr);
