@@ -273,10 +273,13 @@ export class BackupService {
   startVerify(ref: string, readData: boolean): JobInfo {
     const t = this.resolve(ref);
     return this.jobs.start('verify', undefined, async (report) => {
-      report({ phase: readData ? 'reading every pack' : 'checking structure' });
-      const res = await this.withRepo(t, (r) => r.verify({ readData }));
+      const phase = readData ? 'reading every pack' : 'checking structure';
+      report({ phase });
+      // with readData: bytes of the packs read of all, and packs as the "files" (a pack is the unit read)
+      const res = await this.withRepo(t, (r) => r.verify({ readData, onProgress: (p) => report({ phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.packsDone, filesTotal: p.packsTotal }) }));
       if (!res.ok) {
-        const lines = res.problems.map((p) => `${p.message}${p.backups.length ? ` (backups affected: ${p.backups.join(', ')})` : ''}`);
+        // each message names the backups it affects already
+        const lines = res.problems.map((p) => p.message);
         throw new FerryError('corrupt', `repository ${t.url} has ${res.problems.length} problem(s):\n  ${lines.join('\n  ')}`, { problems: res.problems });
       }
       return res;

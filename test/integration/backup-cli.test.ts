@@ -144,7 +144,15 @@ describe('backups through ferryd and the CLI', () => {
     assert.equal(r.code, 1);
     const packId = victim.split('/').pop()!;
     assert.match(r.stderr, new RegExp(packId.slice(0, 12)));
-    assert.match(r.stderr, /backups affected: [0-9a-f]+/);
+    const damaged = r.stderr.split('\n').find((l) => l.includes(packId.slice(0, 12)))!;
+    const ids = damaged.match(/backups depending on it: ([0-9a-f, ]+)/)?.[1]?.split(', ') ?? [];
+    assert.ok(ids.length > 0, damaged);
+    for (const id of ids) assert.equal(damaged.split(id).length - 1, 1, `backup ${id} named once: ${damaged}`);
+    // the job's progress went through every pack (it stayed at 0 bytes, 0 files before)
+    const jobs = JSON.parse(await ok(a, '--json', 'job', 'ls')) as Array<{ kind: string; progress: { bytesDone: number; bytesTotal?: number; filesDone: number; filesTotal?: number } }>;
+    const v = jobs.find((j) => j.kind === 'verify')!; // newest first
+    assert.ok(v.progress.bytesTotal! > 0 && v.progress.bytesDone === v.progress.bytesTotal, JSON.stringify(v.progress));
+    assert.ok(v.progress.filesTotal! > 0 && v.progress.filesDone === v.progress.filesTotal, JSON.stringify(v.progress));
   });
 
   it('a wrong password and a missing target are clear errors with exit code 1', async () => {
