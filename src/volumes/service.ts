@@ -742,14 +742,14 @@ export class VolumeService {
       const mountIds = Object.keys(rec.mounts);
       const running = (users ?? []).filter((c) => c.state === 'running' || c.state === 'paused' || c.state === 'restarting');
       if ((mountIds.length > 0 && !force) || running.length > 0) {
-        // the containers that hold it first; the others (a Swarm's `created` tasks that never ran) apart, at most 5
-        const named = (cs: ContainerRef[]) => cs.slice(0, 5).map((c) => `${c.name} (${c.state})`).join(', ') + (cs.length > 5 ? `, and ${cs.length - 5} more` : '');
+        // every container that holds it; the others (a Swarm's `created` tasks that never ran) apart, at most 5
+        const named = (cs: ContainerRef[], most = Infinity) => cs.slice(0, most).map((c) => `${c.name} (${c.state})`).join(', ') + (cs.length > most ? `, and ${cs.length - most} more` : '');
         const idle = (users ?? []).filter((c) => !running.includes(c));
         const who =
           running.length > 0
-            ? `containers ${named(running)}${idle.length > 0 ? `; also referenced by ${idle.length} not running: ${named(idle)}` : ''}`
+            ? `containers ${named(running)}${idle.length > 0 ? `; also referenced by ${idle.length} not running: ${named(idle, 5)}` : ''}`
             : users && users.length > 0
-              ? `containers ${named(users)}`
+              ? `containers ${named(users, 10)}`
               : `${mountIds.length} Docker mount(s) ${mountIds.map((m) => m.slice(0, 12)).join(', ')}`;
         throw new FerryError(
           'in_use',

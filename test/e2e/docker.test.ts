@@ -77,13 +77,16 @@ describe('Ferry under a real Docker engine', { skip }, () => {
     const v = await inspect('e2e-shared');
     assert.equal(v.mounts, 10, `one mount per running container: ${JSON.stringify(v.mountIds)}`);
     assert.equal(v.containers.length, 10);
+    // a container created but never started (as a Swarm's waiting task) references it and holds nothing
+    await h.dockerOk(['create', '--name', 'ten-idle', '--network', 'none', '-v', 'e2e-shared:/data', 'bb', 'true']);
     const rm = await f.cli('volume', 'rm', 'e2e-shared');
     assert.equal(rm.code, 1);
     assert.match(rm.stderr, /volume e2e-shared is in use by containers .*ten-\d \(running\)/);
     for (let i = 0; i < 10; i++) assert.match(rm.stderr, new RegExp(`ten-${i} \\(running\\)`));
+    assert.match(rm.stderr, /; also referenced by 1 not running: ten-idle \(created\); stop/, 'the holders first, the idle one apart');
     const drm = await h.docker(['volume', 'rm', 'e2e-shared']);
     assert.notEqual(drm.code, 0, 'docker refuses too');
-    await h.dockerOk(['rm', '-f', ...Array.from({ length: 10 }, (_, i) => `ten-${i}`)]);
+    await h.dockerOk(['rm', '-f', 'ten-idle', ...Array.from({ length: 10 }, (_, i) => `ten-${i}`)]);
     await until('all unmounted', async () => (await inspect('e2e-shared')).mounts === 0);
     assert.equal((await run('-v', 'e2e-shared:/data', 'bb', 'sh', '-c', 'cat /data/c*')).split('\n').filter(Boolean).sort().join(','), '0,1,2,3,4,5,6,7,8,9');
   });
