@@ -120,7 +120,13 @@ export async function checkInvariants(c: Ctx): Promise<Violation[]> {
   for (const vol of live) {
     const readers = vol.shared ? [hostOf(vol.home), hosts.find((h) => h.name !== vol.home)!] : [hostOf(vol.home)];
     for (const h of readers) {
-      const read = await readVolume(c, h, vol.name);
+      let read = await readVolume(c, h, vol.name);
+      // an rwo volume a container the user still runs holds on another host: the refusal is right; read it there
+      const holder = typeof read === 'string' ? /is rwo \(one host at a time\) and node (\S+) holds it/.exec(read)?.[1] : undefined;
+      if (holder && holder !== h.name && hosts.some((x) => x.name === holder)) {
+        if (readers.some((x) => x.name === holder)) continue;
+        read = await readVolume(c, hostOf(holder), vol.name);
+      }
       if (typeof read === 'string') {
         v('data', `${vol.name}: cannot read: ${read}`);
         continue;
