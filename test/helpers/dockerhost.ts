@@ -130,6 +130,13 @@ export interface DockerHost {
    */
   restart(opts?: { readyTimeoutMs?: number }): Promise<void>;
   /**
+   * A power loss: SIGKILLs dockerd, containerd, the shims and every container of this engine at once, so nothing
+   * stops gracefully and no Unmount reaches a plugin. The engine stays down until boot().
+   */
+  powerOff(): Promise<void>;
+  /** Starts dockerd again on the same dirs after powerOff(), as a reboot does: restart policies apply. */
+  boot(opts?: { readyTimeoutMs?: number }): Promise<void>;
+  /**
    * Removes all containers, stops dockerd (SIGTERM, SIGKILL after 20 s), kills whatever is left in its
    * namespaces or cgroup, unmounts what is left under dir, removes the cgroups and dir. Safe to call twice.
    */
@@ -720,6 +727,23 @@ class Host implements DockerHost {
       const graceful = await this.terminate(engine, STOP_GRACE_MS);
       if (!graceful) await this.sweep(engine.ns, false);
     }
+    await this.launch(opts.readyTimeoutMs);
+  }
+
+  async powerOff(): Promise<void> {
+    const engine = this.engine;
+    if (!engine || engine.hasExited) throw new Error(`DockerHost ${this.dir}: dockerd is not running`);
+    killQuiet(engine.pid, 'SIGKILL');
+    await this.sweep(engine.ns, true);
+    await this.waitExit(engine, 5000);
+  }
+
+  async boot(opts: { readyTimeoutMs?: number } = {}): Promise<void> {
+    if (this.stopping) throw new Error(`DockerHost ${this.dir} is stopped`);
+    if (this.engine && !this.engine.hasExited) throw new Error(`DockerHost ${this.dir}: dockerd is running; powerOff() first`);
+    // the exec root plays /run, a tmpfs that a reboot empties (a stale containerd socket there stops containerd)
+    const exec = join(this.dir, 'exec');
+    for (const e of await readdir(exec)) await rm(join(exec, e), { recursive: true, force: true });
     await this.launch(opts.readyTimeoutMs);
   }
 
