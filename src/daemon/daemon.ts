@@ -1,3 +1,4 @@
+import { errorMessage } from '../util/errors.js';
 import { basename, join } from 'node:path';
 import { hostname } from 'node:os';
 import { mkdir, unlink } from 'node:fs/promises';
@@ -113,6 +114,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   // shared pools: beat, learn the cluster's volumes and re-publish what is mounted here, before Docker can ask
   cluster.onTick = () => service.refreshAttachments();
   await cluster.start();
+  await service.sweepStaging().catch((err) => log.warn({ err: errorMessage(err) }, 'could not sweep the staging directories of shared pools'));
   for (const p of pools.values()) {
     const st = await p.status();
     if (!st.ok) log.error({ pool: p.name, problem: st.problem }, 'pool is not usable; its volumes cannot be created or mounted until it is');

@@ -33,7 +33,7 @@ async function poolOrphans(pool: Pool, i: OrphanInputs): Promise<DoctorCheck[]> 
     if (known.has(name)) continue;
     found.push(
       pool.shared
-        ? problem(`orphan-dir:${pool.name}/${name}`, `${pool.volumeRoot(name)} has no record in shared pool ${pool.name}`, `unless a node is creating ${name} right now, move it out of the pool (ferryd adopts directories only in local pools)`)
+        ? problem(`orphan-dir:${pool.name}/${name}`, `${pool.volumeRoot(name)} has no record in shared pool ${pool.name}`, `a create killed between its rename into place and its record left it (creates are staged, so this window is tiny), or an older ferryd is creating it right now: if no node is, move it out of the pool (ferryd adopts directories only in local pools)`)
         : problem(`orphan-dir:${pool.name}/${name}`, `${pool.volumeRoot(name)} has no catalog record`, `restart ferryd to adopt it as a volume (labelled ferry.recovered=true), or move it out of the pool`),
     );
   }

@@ -45,6 +45,8 @@ export class DirPool implements Pool {
   readonly shared: boolean;
   private readonly live: string;
   private readonly trash: string;
+  /** Volumes being made for a shared pool's create: ROOT/staging/ID, renamed into ROOT/volumes/NAME once whole. */
+  private readonly staging: string;
   private method: SnapshotMethod | undefined;
   private problem: string | undefined;
   /** A shared pool's filesystem calls: in a child process, with a deadline (see share-io.ts). */
@@ -60,6 +62,7 @@ export class DirPool implements Pool {
   ) {
     this.live = join(root, 'volumes');
     this.trash = join(root, 'trash');
+    this.staging = join(root, 'staging');
     this.shared = spec.shared ?? false;
     if (this.shared) {
       this.io = new ShareIo({ pool: name, ...(spec.deadlineMs ? { deadlineMs: spec.deadlineMs } : {}), onChange: (s) => spec.onStall?.(name, s) });
@@ -77,6 +80,7 @@ export class DirPool implements Pool {
     if (this.io) {
       await this.io.call('mkdir', [this.live, true]);
       await this.io.call('mkdir', [this.trash, true]);
+      await this.io.call('mkdir', [this.staging, true]);
     } else {
       await mkdir(this.live, { recursive: true, mode: 0o700 });
       await mkdir(this.trash, { recursive: true, mode: 0o700 });
@@ -189,8 +193,14 @@ export class DirPool implements Pool {
       }
       throw err;
     }
+    await this.fillNew(dir, opts, from);
+    await fsyncDir(this.live);
+  }
+
+  /** The data directory of a fresh volume directory `dir`, made (or filled by `from`) and synced; `dir` goes on failure. */
+  private async fillNew(dir: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void> {
     try {
-      const data = this.mountpoint(volume);
+      const data = join(dir, 'data');
       if (from) {
         await from(data);
         await syncTree(data);
@@ -199,11 +209,43 @@ export class DirPool implements Pool {
       }
       if (opts.mode !== undefined || !from) await chmod(data, opts.mode ?? 0o755);
       if (opts.uid !== undefined || opts.gid !== undefined) await chown(data, opts.uid ?? 0, opts.gid ?? 0);
-      await Promise.all([fsyncDir(dir), fsyncDir(this.live)]);
+      await fsyncDir(dir);
     } catch (err) {
       await removeTree(dir);
       throw err;
     }
+  }
+
+  async createStaged(stageId: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<string> {
+    await this.checkAvailable();
+    await mkdir(this.staging, { recursive: true, mode: 0o700 });
+    const dir = join(this.staging, stageId);
+    await mkdir(dir, { mode: 0o700 });
+    await this.fillNew(dir, opts, from);
+    return join(dir, 'data');
+  }
+
+  async commitStaged(stageId: string, volume: string): Promise<void> {
+    const target = join(this.live, volume);
+    // rename(2) onto an existing non-empty directory fails; a volume directory always holds data/
+    if (await exists(target)) throw new FerryError('exists', `pool ${this.name} already holds a directory for volume ${volume} (${target})`);
+    try {
+      await rename(join(this.staging, stageId), target);
+    } catch (err) {
+      if (isErrno(err, 'EEXIST') || isErrno(err, 'ENOTEMPTY')) throw new FerryError('exists', `pool ${this.name} already holds a directory for volume ${volume} (${target})`);
+      throw err;
+    }
+    await Promise.all([fsyncDir(this.staging), fsyncDir(this.live)]);
+  }
+
+  async discardStaged(stageId: string): Promise<void> {
+    await removeTree(join(this.staging, stageId));
+  }
+
+  async listStaged(): Promise<string[]> {
+    if (this.problem) return [];
+    if (this.io) return this.io.call<string[]>('readdirDirs', [this.staging]).catch(() => []);
+    return readdir(this.staging, { withFileTypes: true }).then((es) => es.filter((d) => d.isDirectory()).map((d) => d.name), () => []);
   }
 
   async checkMountable(volume: string): Promise<void> {

@@ -27,6 +27,16 @@ export interface Pool {
   readonly snapshotMethod: SnapshotMethod;
   /** Make an empty volume, or with `from` one that function fills (a clone); fails with `exists` if its directory is already there. */
   create(volume: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void>;
+  /**
+   * Make a volume out of sight, in a staging directory of its own (a shared pool's create: other hosts never see a
+   * volume directory that is still being filled); returns the path to fill, as mountpoint() will be once committed.
+   */
+  createStaged(stageId: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<string>;
+  /** Rename a staged volume into place, atomically; `exists` (and the staged copy kept) when the name is taken. */
+  commitStaged(stageId: string, volume: string): Promise<void>;
+  discardStaged(stageId: string): Promise<void>;
+  /** Ids of the staging directories left (a create in progress, or one killed mid-way). */
+  listStaged(): Promise<string[]>;
   /** The volume's own directory: its data, snapshots and history live below it. */
   volumeRoot(volume: string): string;
   /** The path Docker bind-mounts into containers. */

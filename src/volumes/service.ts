@@ -14,6 +14,7 @@ import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { shown } from '../util/shown.js';
 import type { Quarantine } from '../util/quarantine.js';
 import { salvage } from './salvage.js';
+import { stagingId, stagingOwner } from './staging.js';
 import { mapNoSpace, noSpaceError } from '../util/no-space.js';
 
 /** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
@@ -293,25 +294,38 @@ export class VolumeService {
   }
 
   /**
-   * Create in a shared pool, where another host may create the same name at the same moment: the
-   * volume directory (mkdir is atomic) decides who creates, the record published with link(2) makes it
-   * visible. The loser waits for the winner's record: same options and `ifMissing` (Docker's Create)
-   * is a success, anything else an `exists` error. Exactly one volume either way.
+   * Create in a shared pool, where another host may create the same name at the same moment. The volume is
+   * made (and filled, for a clone or a restore) in a staging directory of this ferryd's own, out of sight;
+   * the rename into place decides who creates, and the record published with link(2) makes it visible. So
+   * a create killed mid-way leaves a staging directory (swept by sweepStaging), never a volume directory
+   * without a record that would block the name on every host. The loser waits for the winner's record:
+   * same options and `ifMissing` (Docker's Create) is a success, anything else an `exists` error.
    */
   private async createShared(name: string, opts: VolumeOptions, labels: Record<string, string>, ifMissing: boolean, source?: CloneSource, fill?: (dir: string) => Promise<void>, docker?: DockerKnown): Promise<VolumeInfo> {
     const poolName = opts.pool ?? this.deps.defaultPool;
     const store = await this.deps.cluster!.store(poolName);
+    const pool = this.pool(poolName);
     try {
+      if (await pool.hasLive(name)) throw new FerryError('exists', `pool ${poolName} already holds a directory for volume ${name}`);
       const what = `${source ? 'cloning' : fill ? 'restoring' : 'creating'} volume ${name}`;
-      const root = this.pool(poolName).root;
-      await mapNoSpace(poolName, root, what, () => this.pool(poolName).create(name, opts, source?.copyTo));
-      if (fill) await mapNoSpace(poolName, root, what, () => this.fillOrUndo(poolName, name, fill));
+      const stageId = stagingId(this.deps.cluster!.instance);
+      await mapNoSpace(poolName, pool.root, what, async () => {
+        const data = await pool.createStaged(stageId, opts, source?.copyTo);
+        try {
+          // a `exists` from the restore must not look like a name clash
+          if (fill) await fill(data).catch((err) => Promise.reject(err instanceof FerryError && err.code === 'exists' ? new FerryError('internal', err.message) : err));
+          await pool.commitStaged(stageId, name);
+        } catch (err) {
+          await pool.discardStaged(stageId).catch((e) => this.log.error({ volume: name, pool: poolName, stage: stageId, err: errorMessage(e) }, 'could not remove the staging directory of a failed create'));
+          throw err;
+        }
+      });
     } catch (err) {
       if (!(err instanceof FerryError && err.code === 'exists')) throw err;
       let theirs: SharedRecord | undefined;
       for (const deadline = this.now() + 15_000; !(theirs = await store.read(name)) && this.now() < deadline; ) await sleep(100);
       if (!theirs) {
-        throw new FerryError('exists', `pool ${poolName} holds a directory for ${name} without a record: a create on another node is in progress or crashed; retry, or look at ${this.pool(poolName).volumeRoot(name)}`);
+        throw new FerryError('exists', `pool ${poolName} holds a directory for ${name} without a record: a create on another node is in progress or crashed; retry, or look at ${pool.volumeRoot(name)}`);
       }
       const rec: VolumeRecord = { ...theirs, mounts: {} };
       this.catalog.volumes.put(name, rec);
@@ -335,6 +349,27 @@ export class VolumeService {
     this.catalog.volumes.put(name, rec);
     this.log.info({ volume: name, pool: poolName, options: opts }, 'volume created in a shared pool');
     return this.info(rec);
+  }
+
+  /**
+   * Remove the staging directories of shared creates whose ferryd is gone (killed mid-way, on any node): those
+   * whose instance is neither this ferryd nor one with a live heartbeat. Nothing in them was ever a volume
+   * (its Create was never answered), so they are deleted, with a warning each. Called once the cluster has
+   * beaten, at start-up.
+   */
+  async sweepStaging(): Promise<void> {
+    const cluster = this.deps.cluster;
+    if (!cluster?.active) return;
+    const live = new Set((await cluster.nodes()).filter((n) => n.alive && n.instance).map((n) => n.instance!));
+    live.add(cluster.instance);
+    for (const poolName of cluster.sharedPools()) {
+      const pool = this.pool(poolName);
+      for (const id of await pool.listStaged()) {
+        if (live.has(stagingOwner(id))) continue;
+        this.log.warn({ pool: poolName, stage: id }, 'removing what a create killed mid-way left in the staging directory (its ferryd is gone; the create was never answered)');
+        await pool.discardStaged(id).catch((err) => this.log.error({ pool: poolName, stage: id, err: errorMessage(err) }, 'could not remove a staging directory'));
+      }
+    }
   }
 
   // ---- shared pools: the local cache follows the shared catalog -------------------------------------

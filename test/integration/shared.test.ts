@@ -143,6 +143,41 @@ describe('shared pools across two ferryd nodes', { skip }, () => {
     for (const e of await readdir(join(share, 'catalog'))) assert.ok(!e.startsWith('.'), `no temporary file left: ${e}`);
   });
 
+  it('a create killed mid-way (kill -9 during a clone) blocks no name: nothing half-made is visible, the restart sweeps its staging directory', async () => {
+    await ok(a, 'Create', { Name: 'bigsrc' });
+    const src = join(share, 'volumes', 'bigsrc', 'data');
+    for (let d = 0; d < 40; d++) {
+      await mkdir(join(src, `d${d}`));
+      await Promise.all(Array.from({ length: 500 }, (_, i) => writeFile(join(src, `d${d}`, `f${i}`), `file ${d}/${i}\n`)));
+    }
+    const snap = await a.cli('snapshot', 'create', 'bigsrc', '--name', 's1');
+    assert.equal(snap.code, 0, snap.stderr);
+    const staged = async () => (await readdir(join(share, 'staging')).catch(() => [] as string[]));
+    assert.deepEqual(await staged(), [], 'no staging directory before');
+    let answer = '';
+    const pending = a.plugin('Create', { Name: 'halfway', Opts: { from: 'bigsrc@s1' } }).then((r) => (answer = r.text), () => undefined);
+    for (const deadline = Date.now() + 20_000; (await staged()).length === 0; ) {
+      assert.ok(Date.now() < deadline && !answer, `the clone never showed in the staging directory (${answer})`);
+      await sleep(5);
+    }
+    await a.crash();
+    await pending;
+    assert.equal((await staged()).length, 1, 'the killed clone left its staging directory');
+    // the name is free on every host at once: no volume directory without a record
+    assert.equal(await access(join(share, 'volumes', 'halfway')).then(() => true, () => false), false, 'no volume directory for the killed create');
+    await ok(b, 'Create', { Name: 'halfway' });
+    assert.equal((await ok(b, 'Get', { Name: 'halfway' })).Volume.Name, 'halfway');
+    await a.start();
+    assert.deepEqual(await staged(), [], 'the restarted ferryd swept what its killed create left');
+    assert.match(await a.logs(), /removing what a create killed mid-way left in the staging directory/);
+    // the clone works when it is not killed, and holds every file
+    await ok(a, 'Create', { Name: 'whole', Opts: { from: 'bigsrc@s1' } });
+    const r = await run('diff', ['-r', src, join(share, 'volumes', 'whole', 'data')]);
+    assert.equal(r.code, 0, r.stdout.slice(0, 500));
+    assert.deepEqual(await staged(), [], 'nothing left in the staging directory');
+    for (const v of ['bigsrc', 'halfway', 'whole']) await ok(a, 'Remove', { Name: v });
+  });
+
   it('rwo: one node at a time; refused elsewhere naming the holder; taken over after the holder dies', async () => {
     await ok(a, 'Create', { Name: 'db', Opts: { access: 'rwo' } });
     await ok(a, 'Mount', { Name: 'db', ID: 'a1' });
