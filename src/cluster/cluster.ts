@@ -9,6 +9,7 @@ import type { StateWarnings } from '../util/state-warnings.js';
 import type { Quarantine } from '../util/quarantine.js';
 import { LeaseKeeper } from '../fence/lease-keeper.js';
 import { runFenceCommand } from '../fence/hook.js';
+import { AGENT_GONE_MS, agentBeatPath, readAgentBeat } from '../fence/lease.js';
 
 export interface ClusterOptions {
   node: string;
@@ -325,9 +326,35 @@ export class Cluster {
     return cur?.token === token;
   }
 
+  /**
+   * While this node holds rwo volumes, a fencing agent must watch the lease (`ferry fence`, its own unit): without
+   * one, a ferryd that dies leaves their writers running when another node takes the volume over. Warn (status,
+   * doctor, log) while its beat is missing or old; clear the warning when it is back or nothing is held.
+   */
+  private async checkAgent(): Promise<void> {
+    const dataDir = this.opts.dataDir;
+    if (!dataDir || !this.opts.warnings) return;
+    if (this.held.size === 0) return this.opts.warnings.clear('fence-agent');
+    const beat = await readAgentBeat(dataDir);
+    const age = beat ? this.now() - beat.seenAt : undefined;
+    if (age !== undefined && age <= AGENT_GONE_MS) {
+      if (this.agentMissing) this.opts.log.info({ pid: beat!.pid }, 'a fencing agent watches the lease again');
+      this.agentMissing = false;
+      return this.opts.warnings.clear('fence-agent');
+    }
+    const message =
+      `no fencing agent watches this node's lease (${agentBeatPath(dataDir)} ${beat ? `last written ${Math.round(age! / 1000)} s ago` : 'missing'}) while it holds ${this.held.size} rwo volume(s): ` +
+      'if ferryd dies, their writers keep running when another node takes them over. Run `ferry fence --data-dir ' + dataDir + '` (contrib/ferry-fence.service)';
+    if (!this.agentMissing) this.opts.log.warn({ held: [...this.held.keys()] }, message);
+    this.agentMissing = true;
+    this.opts.warnings.add('fence-agent', { code: 'fence_agent', file: agentBeatPath(dataDir), message });
+  }
+  private agentMissing = false;
+
   /** Renew the local lease: the rwo volumes held here, and when each pool's last heartbeat landed. */
   private async writeLease(): Promise<void> {
     if (!this.lease) return;
+    await this.checkAgent();
     await this.lease.write(
       [...this.held.keys()].map((key) => {
         const i = key.indexOf('/');

@@ -8,7 +8,7 @@
  */
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { fenceDir, fenceLogPath, readLease, type FenceLease, type HeldVolume } from './lease.js';
+import { AGENT_BEAT_MS, fenceDir, fenceLogPath, readLease, writeAgentBeat, type FenceLease, type HeldVolume } from './lease.js';
 import { findWriters, killWriters } from './writers.js';
 
 export interface FenceRecord {
@@ -53,6 +53,8 @@ export class FenceAgent {
   /** Volumes fenced and not yet acknowledged by ferryd: `pool/volume` -> fence id. */
   private readonly fenced = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
+  private beatTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt = new Date().toISOString();
   private running: Promise<void> | undefined;
 
   constructor(
@@ -66,10 +68,15 @@ export class FenceAgent {
 
   start(): void {
     this.timer = setInterval(() => void this.check(), this.opts.pollMs ?? 50);
+    // ferryd warns (status, doctor) while it holds rwo volumes and this beat is missing or old
+    const beat = () => writeAgentBeat(this.dataDir, { pid: process.pid, startedAt: this.startedAt, seenAt: (this.opts.now ?? Date.now)() }).catch((err) => this.opts.log?.(`could not write the agent's beat: ${String(err)}`));
+    void beat();
+    this.beatTimer = setInterval(() => void beat(), AGENT_BEAT_MS);
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearInterval(this.beatTimer);
     await this.running;
   }
 

@@ -39,6 +39,32 @@ export interface FenceLease {
 export const fenceDir = (dataDir: string) => join(dataDir, 'fence');
 export const leasePath = (dataDir: string) => join(fenceDir(dataDir), 'lease.json');
 export const fenceLogPath = (dataDir: string) => join(fenceDir(dataDir), 'fenced.jsonl');
+export const agentBeatPath = (dataDir: string) => join(fenceDir(dataDir), 'agent.json');
+
+/** What the fencing agent writes every second, so that ferryd can tell whether one watches its lease. */
+export interface AgentBeat {
+  pid: number;
+  startedAt: string;
+  /** When the agent last wrote this file (ms since the epoch). */
+  seenAt: number;
+}
+
+/** An agent that has not written its beat for this long is taken for gone (it writes every AGENT_BEAT_MS). */
+export const AGENT_BEAT_MS = 1000;
+export const AGENT_GONE_MS = 5000;
+
+export async function writeAgentBeat(dataDir: string, beat: AgentBeat): Promise<void> {
+  await mkdir(fenceDir(dataDir), { recursive: true });
+  await writeJsonAtomic(agentBeatPath(dataDir), beat);
+}
+
+export async function readAgentBeat(dataDir: string): Promise<AgentBeat | undefined> {
+  try {
+    return JSON.parse(await readFile(agentBeatPath(dataDir), 'utf8')) as AgentBeat;
+  } catch {
+    return undefined;
+  }
+}
 
 export async function writeLease(dataDir: string, lease: FenceLease): Promise<void> {
   await mkdir(fenceDir(dataDir), { recursive: true });
