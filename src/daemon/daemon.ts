@@ -180,7 +180,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   revival?.start();
   // mounts whose Unmount never reached ferryd (it was down when the container stopped) are dropped
   // (FERRY_STALE_MOUNTS_MS=INTERVAL,GRACE: shorter times for tests)
-  const [staleEvery, staleGrace] = (process.env.FERRY_STALE_MOUNTS_MS ?? '').split(',').map(Number);
+  const staleEnv = process.env.FERRY_STALE_MOUNTS_MS;
+  if (staleEnv !== undefined && !/^[1-9]\d*,[1-9]\d*$/.test(staleEnv)) log.warn({ FERRY_STALE_MOUNTS_MS: staleEnv }, 'FERRY_STALE_MOUNTS_MS is ignored: write INTERVAL,GRACE in milliseconds, e.g. 1000,3000 (a test hook; docs/testing.md)');
+  const [staleEvery, staleGrace] = staleEnv && /^[1-9]\d*,[1-9]\d*$/.test(staleEnv) ? staleEnv.split(',').map(Number) : [];
   const staleMounts = docker ? new StaleMounts(docker, service, { log, ...(staleEvery ? { intervalMs: staleEvery } : {}), ...(staleGrace ? { graceMs: staleGrace } : {}) }) : undefined;
   staleMounts?.start();
   backups.startScheduler(config.dataDir);

@@ -6,6 +6,16 @@ export interface ContainerRef {
   state: string;
 }
 
+/** Docker states in which a container has processes (what `docker volume rm` refuses for, as "in use"). */
+export function isRunningState(state: string): boolean {
+  return state === 'running' || state === 'paused' || state === 'restarting';
+}
+
+/** States in which a container holds its volumes' mounts, or is about to (`created` while Docker mounts, `removing`). */
+export function mayHoldMounts(state: string): boolean {
+  return isRunningState(state) || state === 'removing' || state === 'created';
+}
+
 /** A volume as Docker's own store knows it (GET /volumes/NAME): what the plugin protocol never tells a driver. */
 export interface DockerVolume {
   Name: string;

@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import { errorMessage } from '../util/errors.js';
 import { Periodic } from '../util/periodic.js';
+import { mayHoldMounts } from './client.js';
 
 /** What this needs of the Docker Engine API (DockerClient has it). */
 export interface StaleMountsDocker {
@@ -92,7 +93,7 @@ export class StaleMounts {
       return;
     }
     const used = new Set<string>();
-    for (const c of containers) if (USING.has(c.state)) for (const v of c.volumes) used.add(v);
+    for (const c of containers) if (mayHoldMounts(c.state)) for (const v of c.volumes) used.add(v);
     const now = this.now();
     const next = new Set<string>();
     for (const v of held) {
@@ -122,6 +123,3 @@ export class StaleMounts {
     this.suspects = next;
   }
 }
-
-/** Container states in which a container holds, or is about to hold, its volumes' mounts. */
-const USING = new Set(['running', 'paused', 'restarting', 'removing', 'created']);

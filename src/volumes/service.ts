@@ -5,7 +5,7 @@ import { checkVolumeName } from './names.js';
 import { parseVolumeOptions, type AccessMode, type VolumeOptions } from './options.js';
 import { dropReadOnlyView, ensureReadOnlyView, ensureView } from './ro-view.js';
 import type { Pool, PoolStatus } from '../pools/pool.js';
-import type { ContainerRef, DockerClient } from '../docker/client.js';
+import { isRunningState, type ContainerRef, type DockerClient } from '../docker/client.js';
 import type { AttachmentStatus, Cluster } from '../cluster/cluster.js';
 import type { SharedRecord } from '../cluster/shared-store.js';
 import { KeyedLock } from '../util/keyed-lock.js';
@@ -775,7 +775,7 @@ export class VolumeService {
       const asked = checkReferences ? await this.askDocker(name) : undefined;
       const users = checkReferences ? asked!.containers : early;
       const mountIds = Object.keys(rec.mounts);
-      const running = (users ?? []).filter((c) => c.state === 'running' || c.state === 'paused' || c.state === 'restarting');
+      const running = (users ?? []).filter((c) => isRunningState(c.state));
       if ((mountIds.length > 0 && !force) || running.length > 0) {
         // every container that holds it; the others (a Swarm's `created` tasks that never ran) apart, at most 5
         const named = (cs: ContainerRef[], most = Infinity) => cs.slice(0, most).map((c) => `${c.name} (${c.state})`).join(', ') + (cs.length > most ? `, and ${cs.length - most} more` : '');
