@@ -10,6 +10,7 @@ import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { AGENT_BEAT_MS, fenceDir, fenceLogPath, readLease, writeAgentBeat, type FenceLease, type HeldVolume } from './lease.js';
 import { findWriters, killWriters } from './writers.js';
+import { abortFuseConnection, stillRunning } from './fuse-abort.js';
 
 export interface FenceRecord {
   id: string;
@@ -22,7 +23,14 @@ export interface FenceRecord {
   deadline: string;
   pids: number[];
   cgroups: string[];
+  /** Killed processes that had not exited STUCK_MS later: a request in flight to a share that does not answer. */
+  stuck?: number[];
+  /** What was done about them on a FUSE share (the connection aborted), or why it could not be. */
+  fuseAbort?: string;
 }
+
+/** How long killed writers get to exit before they are taken as stuck on the share. */
+export const STUCK_MS = 200;
 
 /** The share of the fence deadline after which the agent acts: the rest is its margin to kill before the deadline. */
 export const FIRE_AT = 0.75;
@@ -52,6 +60,10 @@ export function readFenceLog(dataDir: string): FenceRecord[] {
 export class FenceAgent {
   /** Volumes fenced and not yet acknowledged by ferryd: `pool/volume` -> fence id. */
   private readonly fenced = new Map<string, string>();
+  /** Processes killed for each fenced volume: one still dying (stuck on the share) is not killed and recorded again. */
+  private readonly killed = new Map<string, Set<number>>();
+  /** FUSE connections aborted (by device): a dead connection is not aborted twice. */
+  private readonly aborted = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
@@ -90,7 +102,11 @@ export class FenceAgent {
     if (!lease) return;
     const now = (this.opts.now ?? Date.now)();
     const acked = new Set((lease as FenceLease & { acked?: string[] }).acked ?? []);
-    for (const [key, id] of this.fenced) if (acked.has(id)) this.fenced.delete(key);
+    for (const [key, id] of this.fenced) {
+      if (!acked.has(id)) continue;
+      this.fenced.delete(key);
+      this.killed.delete(key);
+    }
     const byPool = new Map<string, HeldVolume[]>();
     for (const h of lease.held) byPool.set(h.pool, [...(byPool.get(h.pool) ?? []), h]);
     for (const [pool, held] of byPool) {
@@ -100,10 +116,27 @@ export class FenceAgent {
         const key = `${pool}/${h.volume}`;
         if (!expired && !this.fenced.has(key)) continue;
         if (!h.dev || !h.fsRoot) continue;
-        const writers = findWriters([{ dev: h.dev, fsRoot: h.fsRoot }], this.opts.cgroupPrefix);
+        const known = this.killed.get(key) ?? new Set<number>();
+        const writers = findWriters([{ dev: h.dev, fsRoot: h.fsRoot }], this.opts.cgroupPrefix).filter((w) => !known.has(w.pid));
         if (writers.length === 0 && this.fenced.has(key)) continue;
         const r = killWriters(writers);
         if (this.fenced.has(key) && r.pids.length === 0) continue;
+        for (const p of r.pids) known.add(p);
+        this.killed.set(key, known);
+        // a killed process that does not exit has a request in flight to a share that does not answer: on FUSE,
+        // abort the connection, or the request lands when the share answers again, after another node took over
+        const onFuse = writers.some((w) => w.fstype?.startsWith('fuse'));
+        if (onFuse) await new Promise((res) => setTimeout(res, STUCK_MS));
+        const stuck = onFuse ? stillRunning(r.pids) : [];
+        let fuseAbort: string | undefined;
+        if (stuck.length > 0 && !this.aborted.has(h.dev)) {
+          try {
+            fuseAbort = abortFuseConnection(h.dev);
+            this.aborted.add(h.dev);
+          } catch (err) {
+            fuseAbort = `could not abort the FUSE connection ${h.dev}: ${err instanceof Error ? err.message : String(err)}`;
+          }
+        }
         const id = this.fenced.get(key) ?? randomBytes(6).toString('hex');
         this.fenced.set(key, id);
         const p = lease.pools[pool];
@@ -117,9 +150,11 @@ export class FenceAgent {
           deadline: new Date(p?.deadline ?? 0).toISOString(),
           pids: r.pids,
           cgroups: r.cgroups,
+          ...(stuck.length > 0 ? { stuck } : {}),
+          ...(fuseAbort ? { fuseAbort } : {}),
         };
         appendFileSync(fenceLogPath(this.dataDir), JSON.stringify(rec) + '\n');
-        this.opts.log?.(`fenced rwo volume ${h.volume} of pool ${pool}: the lease renewed at ${rec.renewedAt} ran out; killed ${r.pids.length} process(es)`, rec);
+        this.opts.log?.(`fenced rwo volume ${h.volume} of pool ${pool}: the lease renewed at ${rec.renewedAt} ran out; killed ${r.pids.length} process(es)${stuck.length ? `, ${stuck.length} stuck on the share${fuseAbort ? ` (${fuseAbort})` : ''}` : ''}`, rec);
       }
     }
   }

@@ -6,6 +6,8 @@ export interface MountLine {
   /** The mounted directory's path inside its filesystem (a bind mount's source). */
   root: string;
   mountPoint: string;
+  /** The filesystem type (after the ` - ` separator), e.g. `fuse.glusterfs`. */
+  fstype?: string;
 }
 
 const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
@@ -15,7 +17,8 @@ export function parseMountinfo(text: string): MountLine[] {
   for (const line of text.split('\n')) {
     const f = line.split(' ');
     if (f.length < 5) continue;
-    out.push({ dev: f[2]!, root: unescape(f[3]!), mountPoint: unescape(f[4]!) });
+    const sep = f.indexOf('-', 6);
+    out.push({ dev: f[2]!, root: unescape(f[3]!), mountPoint: unescape(f[4]!), ...(sep > 0 && f[sep + 1] ? { fstype: f[sep + 1] } : {}) });
   }
   return out;
 }

@@ -4,13 +4,15 @@
  * /proc/PID/cgroup). Needs neither dockerd nor ferryd nor the share (nothing on it is read).
  */
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { parseMountinfo, readMountinfo } from './mountinfo.js';
+import { parseMountinfo, readMountinfo, type MountLine } from './mountinfo.js';
 
 export interface Writer {
   pid: number;
   /** The process's cgroup (v2 path), when it has one of its own. */
   cgroup?: string;
   mountPoint: string;
+  /** The type of the filesystem the volume is mounted from (fuse.glusterfs, nfs4, ...). */
+  fstype?: string;
 }
 
 export interface Target {
@@ -25,7 +27,7 @@ export interface Target {
 export function findWriters(targets: Target[], cgroupPrefix?: string): Writer[] {
   if (targets.length === 0) return [];
   const ownNs = safeReadlink('/proc/self/ns/mnt');
-  const seenNs = new Map<string, string | undefined>(); // mount namespace -> matching mount point (or none)
+  const seenNs = new Map<string, MountLine | undefined>(); // mount namespace -> matching mount (or none)
   const out: Writer[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(name)) continue;
@@ -36,13 +38,13 @@ export function findWriters(targets: Target[], cgroupPrefix?: string): Writer[] 
     let hit = seenNs.get(ns);
     if (!seenNs.has(ns)) {
       const text = readMountinfo(pid);
-      hit = text === undefined ? undefined : parseMountinfo(text).find((m) => targets.some((t) => m.dev === t.dev && (m.root === t.fsRoot || m.root.startsWith(t.fsRoot + '/'))))?.mountPoint;
+      hit = text === undefined ? undefined : parseMountinfo(text).find((m) => targets.some((t) => m.dev === t.dev && (m.root === t.fsRoot || m.root.startsWith(t.fsRoot + '/'))));
       seenNs.set(ns, hit);
     }
     if (hit === undefined) continue;
     const cg = cgroupOf(pid);
     if (cgroupPrefix && !(cg === cgroupPrefix || cg?.startsWith(cgroupPrefix.replace(/\/$/, '') + '/'))) continue;
-    out.push({ pid, mountPoint: hit, ...(cg ? { cgroup: cg } : {}) });
+    out.push({ pid, mountPoint: hit.mountPoint, ...(hit.fstype ? { fstype: hit.fstype } : {}), ...(cg ? { cgroup: cg } : {}) });
   }
   return out;
 }

@@ -102,9 +102,18 @@ export class DirPool implements Pool {
     // while stalled, this is the probe that tells when the share answers again
     const present = () => this.io!.call<boolean>('exists', [marker], { probe: true });
     try {
-      if (await present()) return this.healthy();
+      // a dead FUSE mount (its connection aborted, or its server gone) answers ENOTCONN: mount it again if we can
+      let dead = false;
+      const here = await present().catch((err) => {
+        if (this.spec.mount === undefined || !(isErrno(err, 'ENOTCONN') || /ENOTCONN/.test(errorMessage(err)))) throw err;
+        dead = true;
+        return false;
+      });
+      if (here) return this.healthy();
       if (this.spec.mount) {
         const m = this.spec.mount;
+        // (the path of a dead mount cannot even be resolved: mountOf would not find it)
+        if (dead) await execProgram('umount', ['-l', this.root], { timeoutMs: 30_000 }).catch(() => undefined);
         await mkdir(this.root, { recursive: true });
         // a dead FUSE mount ("transport endpoint is not connected") must go before mounting again
         if ((await mountOf(this.root)).mountPoint === this.root) await execProgram('umount', ['-l', this.root], { timeoutMs: 30_000 }).catch(() => undefined);
