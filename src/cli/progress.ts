@@ -65,7 +65,7 @@ interface Field {
 }
 
 /** The fields of a running job, in the order they are shown. */
-function fields(s: ProgressState): { head: string; phase: string; rest: Field[]; bar?: number } {
+function fields(s: ProgressState): { head: string; phase: string; rest: Field[]; bar?: number; reserve: number } {
   const p = s.progress;
   const done = num(p.bytesDone) ?? 0;
   const phase = phaseName(p);
@@ -81,7 +81,9 @@ function fields(s: ProgressState): { head: string; phase: string; rest: Field[];
   const eta = etaSeconds(p, s.rate);
   if (eta !== undefined) add(`ETA ${duration(eta * 1000)}`, 4);
   const total = num(p.bytesTotal);
-  return { head: ellipsis(`${s.kind}${s.volume ? ' ' + s.volume : ''}`, 32), phase, rest, ...(total ? { bar: Math.min(1, done / total) } : {}) };
+  // room kept for a rate and an ETA not measured yet, so that the line does not jump when they come
+  const reserve = (moving && !r ? 12 : 0) + (total && phase !== 'finish' && eta === undefined ? 11 : 0);
+  return { head: ellipsis(`${s.kind}${s.volume ? ' ' + s.volume : ''}`, 32), phase, rest, reserve, ...(total ? { bar: Math.min(1, done / total) } : {}) };
 }
 
 const SEP = '  ';
@@ -105,13 +107,13 @@ export function renderProgress(s: ProgressState, width: number): string {
     ...f.rest,
   ];
   const len = (l: Field[]) => l.reduce((a, x) => a + x.text.length, 0) + SEP.length * Math.max(0, l.length - 1);
-  while (list.length > 1 && len(list) > max) {
+  while (list.length > 1 && len(list) + f.reserve > max) {
     const worst = list.reduce((w, x) => (x.keep > w.keep ? x : w));
     list.splice(list.indexOf(worst), 1);
   }
   const bar = list.find((x) => x.text.startsWith(BAR));
   if (bar) {
-    const w = Math.min(BAR_MAX, BAR_MIN + max - len(list));
+    const w = Math.max(BAR_MIN, Math.min(BAR_MAX, BAR_MIN + max - len(list) - f.reserve));
     // never a full bar while the job runs
     const filled = Math.min(w - 1, Math.floor(f.bar! * w));
     bar.text = `[${'#'.repeat(filled)}${'-'.repeat(w - filled)}]`;
@@ -150,9 +152,13 @@ export class RateMeter {
   private readonly samples: Array<{ t: number; bytes: number }> = [];
   constructor(private readonly windowMs = 10_000) {}
 
-  add(t: number, bytesDone: number): void {
+  private what: string | undefined;
+
+  /** A sample of a count of bytes; another `what` (or a count that went back) starts the measure again. */
+  add(t: number, bytesDone: number, what = 'bytes'): void {
     const last = this.samples[this.samples.length - 1];
-    if (last && bytesDone < last.bytes) this.samples.length = 0; // a new count (another phase): start again
+    if (what !== this.what || (last && bytesDone < last.bytes)) this.samples.length = 0;
+    this.what = what;
     this.samples.push({ t, bytes: bytesDone });
     while (this.samples.length > 2 && t - this.samples[0]!.t > this.windowMs) this.samples.shift();
   }
@@ -189,7 +195,9 @@ export class ProgressPrinter {
 
   update(job: Job): void {
     const t = this.now();
-    this.meter.add(t, num(job.progress.bytesDone) ?? 0);
+    // in the finish phase only the upload moves: its rate is the one to show
+    const finishing = phaseName(job.progress) === 'finish';
+    this.meter.add(t, num(finishing ? job.progress.bytesUploaded : job.progress.bytesDone) ?? 0, finishing ? 'sent' : 'read');
     const s: ProgressState = { kind: job.kind, ...(job.volume ? { volume: job.volume } : {}), state: job.state, progress: job.progress, ...(this.meter.rate() !== undefined ? { rate: this.meter.rate()! } : {}) };
     if (this.tty) {
       const line = renderProgress(s, this.out.columns || 80);
