@@ -58,7 +58,7 @@ export function registerCliCommands(program: Command): void {
         table(
           ['NAME', 'POOL', 'ACCESS', 'MOUNTS', 'ATTACHED', 'DATA', 'SNAPSHOTS', 'CREATED'],
           volumes.map((v) => [v.name, v.pool, v.access, String(v.mounts), v.shared ? attachedText(v.attachments) : '-', maybeBytes(v.usage?.dataBytes), maybeBytes(v.usage?.snapshotBytes), ago(v.createdAt)]),
-          { width: tableWidth(), shrink: ['NAME', 'ATTACHED', 'POOL'] },
+          { width: tableWidth(), shrink: ['ATTACHED', 'NAME', 'POOL'] },
         ),
       );
     });
@@ -162,7 +162,7 @@ export function registerCliCommands(program: Command): void {
         table(
           ['ID', 'NAME', 'POOL', ...(withCompose ? ['COMPOSE'] : []), 'REMOVED', 'PURGED', 'SIZE'],
           items.map((t) => [t.id, t.name, t.pool, ...(withCompose ? [compose(t)] : []), ago(t.removedAt), ago(t.expiresAt), maybeBytes(t.bytes)]),
-          { width: tableWidth(), shrink: ['NAME', 'COMPOSE', 'POOL'] },
+          { width: tableWidth(), shrink: ['COMPOSE', 'NAME', 'POOL'] },
         ),
       );
     });

@@ -7,14 +7,14 @@ export function tableWidth(out: { isTTY?: boolean; columns?: number } = process.
 export interface TableOptions {
   /** The columns to fit (default TABLE_WIDTH). */
   width?: number;
-  /** Headers of the columns that may be shortened (with an ellipsis) to fit; the widest is cut first. */
+  /** Headers of the columns that may be shortened (with an ellipsis) to fit, in the order they are cut. */
   shrink?: string[];
 }
 
 /**
  * Plain-text tables in the style of `docker volume ls`: upper-case headers, columns padded by 3 spaces.
- * A table wider than `width` has its `shrink` columns cut, each to no less than 10 characters (or its
- * header); the full values are in `inspect` and `--json`.
+ * A table wider than `width` has its `shrink` columns cut, one after the other, each to no less than 10
+ * characters (or its header); the full values are in `inspect` and `--json`.
  */
 export function table(headers: string[], rows: string[][], opts: TableOptions = {}): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -22,11 +22,11 @@ export function table(headers: string[], rows: string[][], opts: TableOptions = 
   const shrinkable = (opts.shrink ?? []).map((h) => headers.indexOf(h)).filter((i) => i >= 0);
   const floor = (i: number) => Math.max(headers[i]!.length, 10);
   let excess = widths.reduce((a, w) => a + w, 0) + 3 * (headers.length - 1) - max;
-  while (excess > 0) {
-    const widest = shrinkable.filter((i) => widths[i]! > floor(i)).sort((a, b) => widths[b]! - widths[a]!)[0];
-    if (widest === undefined) break;
-    widths[widest]!--;
-    excess--;
+  for (const i of shrinkable) {
+    const cut = Math.min(Math.max(0, excess), widths[i]! - floor(i));
+    if (cut <= 0) continue;
+    widths[i]! -= cut;
+    excess -= cut;
   }
   const line = (cells: string[]) =>
     cells
