@@ -162,7 +162,7 @@ export function registerCliCommands(program: Command): void {
         table(
           ['ID', 'NAME', 'POOL', ...(withCompose ? ['COMPOSE'] : []), 'REMOVED', 'PURGED', 'SIZE'],
           items.map((t) => [t.id, t.name, t.pool, ...(withCompose ? [compose(t)] : []), ago(t.removedAt), ago(t.expiresAt), maybeBytes(t.bytes)]),
-          { width: tableWidth(), shrink: ['COMPOSE', 'NAME', 'POOL'] },
+          { width: tableWidth(), shrink: ['COMPOSE', 'NAME', 'POOL', 'ID'] },
         ),
       );
     });

@@ -73,7 +73,7 @@ function fields(s: ProgressState): { head: string; phase: string; rest: Field[];
   const add = (text: string | undefined, keep: number) => text && rest.push({ text, keep });
   add(percent(p), 2);
   const moving = phase !== 'snapshot' && phase !== 'start';
-  if (moving) add(bytesOf(done, p.bytesTotal), 3);
+  if (moving && (done > 0 || num(p.bytesTotal))) add(bytesOf(done, p.bytesTotal), 3);
   if (moving && (p.filesDone > 0 || num(p.filesTotal))) add(filesOf(s.kind, num(p.filesDone) ?? 0, p.filesTotal), 6);
   if (phase === 'finish' && num(p.bytesUploaded) !== undefined) add(`${bytes(p.bytesUploaded)} sent`, 4);
   const r = num(s.rate);
