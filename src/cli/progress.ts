@@ -130,21 +130,22 @@ export function renderPlain(s: ProgressState): string {
 /** The last line: what happened, from the finished job (and its result, when it is a backup). */
 export function renderFinal(job: Job): string {
   const p = job.progress;
-  const took = job.finishedAt ? Math.max(0, Date.parse(job.finishedAt) - Date.parse(job.startedAt)) : undefined;
-  const head = `${job.kind}${job.volume ? ' ' + job.volume : ''}`;
-  const tookText = took !== undefined && Number.isFinite(took) ? ` in ${duration(took)}` : '';
+  const took = job.finishedAt ? num(Date.parse(job.finishedAt) - Date.parse(job.startedAt)) : undefined;
+  const name = job.volume ? ' ' + job.volume : '';
+  const tookText = took !== undefined ? ` in ${duration(took)}` : '';
   if (job.state === 'failed') {
     const at = [bytesOf(num(p.bytesDone) ?? 0, p.bytesTotal), filesOf(job.kind, num(p.filesDone) ?? 0, p.filesTotal)].join(', ');
-    return `${head} failed during ${phaseName(p)}${took !== undefined ? ` after ${duration(took!)}` : ''} (${at})`;
+    return `${job.kind}${name} failed during ${phaseName(p)}${took !== undefined ? ` after ${duration(took)}` : ''} (${at})`;
   }
-  const r = job.result as Partial<{ files: number; bytes: number; bytesNew: number; bytesAdded: number; durationMs: number }> | undefined;
-  if (job.kind === 'backup' && r && num(r.bytes) !== undefined) {
-    const rate = took ? ` (${bytes((r.bytes! * 1000) / Math.max(1, took))}/s)` : '';
-    return `backed up ${job.volume ?? ''}: ${r.files ?? p.filesDone} files, ${bytes(r.bytes)}${tookText}${rate}; new data ${bytes(r.bytesNew ?? 0)}, ${bytes(r.bytesAdded ?? 0)} written to the target`.replace('backed up :', 'backed up:');
+  const r = job.result as Partial<{ files: number; bytes: number; bytesNew: number; bytesAdded: number }> | undefined;
+  const stored = num(r?.bytes);
+  if (job.kind === 'backup' && stored !== undefined) {
+    const rate = took ? ` (${bytes((stored * 1000) / took)}/s)` : '';
+    return `backed up${name}: ${r?.files ?? p.filesDone} files, ${bytes(stored)}${tookText}${rate}; new data ${bytes(r?.bytesNew ?? 0)}, ${bytes(r?.bytesAdded ?? 0)} written to the target`;
   }
   const verb: Record<string, string> = { restore: 'restored', backup: 'backed up', prune: 'pruned', verify: 'verified' };
   const what = [p.filesDone || num(p.filesTotal) ? `${num(p.filesDone) ?? 0} ${unitOf(job.kind)}` : '', num(p.bytesDone) ? bytes(p.bytesDone) : ''].filter(Boolean).join(', ');
-  return `${verb[job.kind] ?? `${job.kind} done`}${job.volume ? ' ' + job.volume : ''}${what ? ': ' + what : ''}${tookText}`;
+  return `${verb[job.kind] ?? `${job.kind} done`}${name}${what ? ': ' + what : ''}${tookText}`;
 }
 
 /** Bytes per second over a sliding window of samples (the follower's polls). */
