@@ -62,28 +62,37 @@ interface Field {
   text: string;
   /** 1 is kept longest; the highest number goes first when the line is too long. */
   keep: number;
+  /**
+   * The width the field may take while the job runs (at least its text): the layout is chosen with these,
+   * so that fields and the bar do not come and go as the figures change, and a rate or ETA not measured
+   * yet (empty text) has its place kept.
+   */
+  room: number;
 }
 
-/** The fields of a running job, in the order they are shown. */
-function fields(s: ProgressState): { head: string; phase: string; rest: Field[]; bar?: number; reserve: number } {
+/** The widest a rate ("1023 MiB/s") or an ETA ("ETA 59m59s", "ETA 23h59m") is written. */
+const RATE_ROOM = 10;
+const ETA_ROOM = 10;
+
+/** The fields of a running job after its name and phase, in the order they are shown. */
+function fields(s: ProgressState): { head: string; phase: string; rest: Field[]; bar?: number } {
   const p = s.progress;
   const done = num(p.bytesDone) ?? 0;
+  const total = num(p.bytesTotal);
+  const filesTotal = num(p.filesTotal);
   const phase = phaseName(p);
   const rest: Field[] = [];
-  const add = (text: string | undefined, keep: number) => text && rest.push({ text, keep });
-  add(percent(p), 2);
+  const add = (text: string, keep: number, room = 0) => (text || room) && rest.push({ text, keep, room: Math.max(room, text.length) });
   const moving = phase !== 'snapshot' && phase !== 'start';
-  if (moving && (done > 0 || num(p.bytesTotal))) add(bytesOf(done, p.bytesTotal), 3);
-  if (moving && (p.filesDone > 0 || num(p.filesTotal))) add(filesOf(s.kind, num(p.filesDone) ?? 0, p.filesTotal), 6);
-  if (phase === 'finish' && num(p.bytesUploaded) !== undefined) add(`${bytes(p.bytesUploaded)} sent`, 4);
+  if (total) add(percent(p)!, 2, 3);
+  if (moving && (done > 0 || total)) add(bytesOf(done, total), 3, total ? `1023 of ${bytes(total)}`.length : 0);
+  if (moving && (p.filesDone > 0 || filesTotal)) add(filesOf(s.kind, num(p.filesDone) ?? 0, filesTotal), 6, filesTotal !== undefined ? filesOf(s.kind, filesTotal, filesTotal).length : 0);
+  if (phase === 'finish' && num(p.bytesUploaded) !== undefined) add(`${bytes(p.bytesUploaded)} sent`, 4, '1023 MiB sent'.length);
   const r = num(s.rate);
-  if (moving && r) add(`${bytes(r)}/s`, 5);
+  if (moving) add(r ? `${bytes(r)}/s` : '', 5, RATE_ROOM);
   const eta = etaSeconds(p, s.rate);
-  if (eta !== undefined) add(`ETA ${duration(eta * 1000)}`, 4);
-  const total = num(p.bytesTotal);
-  // room kept for a rate and an ETA not measured yet, so that the line does not jump when they come
-  const reserve = (moving && !r ? 12 : 0) + (total && phase !== 'finish' && eta === undefined ? 11 : 0);
-  return { head: ellipsis(`${s.kind}${s.volume ? ' ' + s.volume : ''}`, 32), phase, rest, reserve, ...(total ? { bar: Math.min(1, done / total) } : {}) };
+  if (moving && total && phase !== 'finish') add(eta !== undefined ? `ETA ${duration(eta * 1000)}` : '', 4, ETA_ROOM);
+  return { head: ellipsis(`${s.kind}${s.volume ? ' ' + s.volume : ''}`, 32), phase, rest, ...(total ? { bar: Math.min(1, done / total) } : {}) };
 }
 
 const SEP = '  ';
@@ -93,38 +102,44 @@ const BAR_MAX = 40;
 /**
  * One line for a terminal of `width` columns: at most width − 1 characters (a line that fills the last
  * column wraps on some terminals). The fields a person needs most (phase, percent, bytes, ETA, rate) stay;
- * files, the bar and the job's name go first when the line is too long (at 80 columns the name goes: it
- * is the command just typed). The bar takes the room that is left, 10 to 40 characters.
+ * the job's name, the bar and the files go first, in that order, when the line is too long (at 80 columns
+ * the name goes: it is the command just typed). The bar takes the room that is left, 10 to 40 characters.
  */
 export function renderProgress(s: ProgressState, width: number): string {
   const max = Math.max(1, Math.floor(Number.isFinite(width) ? width : 80) - 1);
   const f = fields(s);
   const BAR = '\0bar';
   const list: Field[] = [
-    { text: f.head, keep: 8 },
-    { text: f.phase, keep: 1 },
-    ...(f.bar !== undefined ? [{ text: BAR.padEnd(BAR_MIN + 2), keep: 7 }] : []),
+    { text: f.head, keep: 8, room: f.head.length },
+    { text: f.phase, keep: 1, room: f.phase.length },
+    ...(f.bar !== undefined ? [{ text: BAR, keep: 7, room: BAR_MIN + 2 }] : []),
     ...f.rest,
   ];
-  const len = (l: Field[]) => l.reduce((a, x) => a + x.text.length, 0) + SEP.length * Math.max(0, l.length - 1);
-  while (list.length > 1 && len(list) + f.reserve > max) {
+  const len = (l: Field[]) => l.reduce((a, x) => a + x.room, 0) + SEP.length * Math.max(0, l.length - 1);
+  while (list.length > 1 && len(list) > max) {
     const worst = list.reduce((w, x) => (x.keep > w.keep ? x : w));
     list.splice(list.indexOf(worst), 1);
   }
-  const bar = list.find((x) => x.text.startsWith(BAR));
+  const bar = list.find((x) => x.text === BAR);
   if (bar) {
-    const w = Math.max(BAR_MIN, Math.min(BAR_MAX, BAR_MIN + max - len(list) - f.reserve));
+    const w = Math.min(BAR_MAX, BAR_MIN + max - len(list));
     // never a full bar while the job runs
     const filled = Math.min(w - 1, Math.floor(f.bar! * w));
     bar.text = `[${'#'.repeat(filled)}${'-'.repeat(w - filled)}]`;
   }
-  return ellipsis(list.map((x) => x.text).join(SEP), max);
+  return ellipsis(
+    list
+      .map((x) => x.text)
+      .filter(Boolean)
+      .join(SEP),
+    max,
+  );
 }
 
 /** The line for a log (no terminal): every field, no bar, no width. */
 export function renderPlain(s: ProgressState): string {
   const f = fields(s);
-  return `${f.head}: ${[f.phase, ...f.rest.map((r) => r.text)].join(', ')}`;
+  return `${f.head}: ${[f.phase, ...f.rest.map((r) => r.text).filter(Boolean)].join(', ')}`;
 }
 
 /** The last line: what happened, from the finished job (and its result, when it is a backup). */

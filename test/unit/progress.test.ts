@@ -63,17 +63,24 @@ describe('the progress line at 80 and 120 columns', () => {
     }
   }
 
-  it('at 80 columns a backup with its totals shows phase, bar, percent, bytes of total, files of total, rate and ETA', () => {
+  it('at 80 columns a backup with its totals shows phase, percent, bytes of total, files of total, rate and ETA (the bar needs more room)', () => {
     const line = renderProgress(states.upload!, 80);
-    assert.match(line, /^upload {2}\[#+-+\] {2}42% {2}120 of 284 MiB {2}1204\/3000 files {2}35 MiB\/s {2}ETA 5s$/);
+    assert.equal(line, 'upload  42%  120 of 284 MiB  1204/3000 files  35 MiB/s  ETA 5s');
+    assert.match(renderProgress(states.verify!, 80), /^read {2}\[#+-+\] {2}30% {2}12 of 40 MiB {2}3\/10 packs$/, 'a shorter line has its bar');
   });
 
-  it('at 120 columns the job is named first and the bar is wider', () => {
-    const wide = renderProgress(states.upload!, 120);
-    const narrow = renderProgress(states.upload!, 80);
-    assert.match(wide, /^backup db {2}upload {2}\[/);
-    assert.ok(wide.match(/\[[#-]+\]/)![0].length > narrow.match(/\[[#-]+\]/)![0].length);
-    assert.match(renderProgress(states.big!, 120), /^backup postgres-production-main… {2}upload/, 'a long name is shortened with an ellipsis');
+  it('at 120 columns the job is named first and there is a bar', () => {
+    assert.match(renderProgress(states.upload!, 120), /^backup db {2}upload {2}\[#+-+\] {2}42% {2}120 of 284 MiB {2}1204\/3000 files {2}35 MiB\/s {2}ETA 5s$/);
+    assert.match(renderProgress(states.big!, 120), /^upload {2}\[#+-+\] {2}26%/, 'a long name goes before the bar');
+    assert.match(renderProgress({ ...states.big!, volume: 'postgres-production-main-data-of-the-shop' }, 160), /^backup postgres-production-main… {2}upload/, 'a long name is shortened with an ellipsis');
+  });
+
+  it('the layout does not jump when the rate and ETA come: their place is kept', () => {
+    for (const w of [80, 100, 120]) {
+      const before = renderProgress({ ...states.upload!, rate: undefined }, w);
+      const after = renderProgress(states.upload!, w);
+      assert.equal(after.startsWith(before), true, `${w}: ${before} / ${after}`);
+    }
   });
 
   it('at 80 columns the least useful fields go first: the name and the bar before files, files before rate', () => {
