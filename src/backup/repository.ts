@@ -21,6 +21,8 @@ export const PACK_FOOTER = Buffer.from('FERRYEND');
 /** Packs are closed once they hold this much. */
 export const PACK_TARGET_SIZE = 16 * 1024 * 1024;
 const INDEX_EVERY_PACKS = 8;
+/** Closed packs that may wait for the target (two upload at a time): the read stays at most this far ahead. */
+const MAX_QUEUED_PACKS = 4;
 const LOCK_REFRESH_MS = 5 * 60_000;
 const LOCK_STALE_MS = 30 * 60_000;
 
@@ -563,6 +565,9 @@ export class PackUploader {
   private readonly uploads = new Tasks(2);
   private unindexed: PackRecord[] = [];
   private encodingBytes = 0;
+  /** Packs closed and not uploaded yet, and who waits for one of them to go. */
+  private queuedPacks = 0;
+  private readonly packGone: Array<() => void> = [];
   bytesNew = 0;
 
   constructor(
@@ -586,6 +591,9 @@ export class PackUploader {
     this.bytesNew += raw;
     // Bound the memory of chunks waiting for an encoder (64 jobs, and 64 MiB).
     while (this.encodingBytes > 64 * 1024 * 1024) await this.encodes.waitOne();
+    // ... and of packs waiting for the target: without this bound the read ran up to a GiB ahead of the
+    // upload (all of it in memory), and the progress sat at 100 % read while the upload went on
+    while (this.queuedPacks >= MAX_QUEUED_PACKS) await new Promise<void>((r) => this.packGone.push(r));
     this.encodingBytes += raw;
     await this.encodes.spawn(async () => {
       let enc: Buffer;
@@ -613,21 +621,38 @@ export class PackUploader {
     this.parts = [PACK_HEADER];
     this.size = PACK_HEADER.length;
     this.blobs = [];
-    const trailer = await this.repo.codec.encodeJson(blobs, Buffer.from('ferry pack trailer'));
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(trailer.length);
-    const pack = Buffer.concat([...parts, trailer, len, PACK_FOOTER]);
-    const id = createHash('sha256').update(pack).digest('hex');
-    await this.uploads.spawn(async () => {
-      await this.repo.target.put(packPath(id), pack);
-      const rec: PackRecord = { id, size: pack.length, blobs };
-      this.repo.packs.set(id, pack.length);
-      this.repo.addPackToIndex(rec);
-      for (const b of blobs) this.pending.delete(b[0]);
-      this.onUploaded(pack.length);
-      this.unindexed.push(rec);
-      if (this.unindexed.length >= INDEX_EVERY_PACKS) await this.flushIndex();
-    });
+    this.queuedPacks++;
+    let handedOver = false;
+    try {
+      const trailer = await this.repo.codec.encodeJson(blobs, Buffer.from('ferry pack trailer'));
+      const len = Buffer.alloc(4);
+      len.writeUInt32LE(trailer.length);
+      const pack = Buffer.concat([...parts, trailer, len, PACK_FOOTER]);
+      const id = createHash('sha256').update(pack).digest('hex');
+      await this.uploads.spawn(async () => {
+        try {
+          await this.repo.target.put(packPath(id), pack);
+          const rec: PackRecord = { id, size: pack.length, blobs };
+          this.repo.packs.set(id, pack.length);
+          this.repo.addPackToIndex(rec);
+          for (const b of blobs) this.pending.delete(b[0]);
+          this.onUploaded(pack.length);
+          this.unindexed.push(rec);
+          if (this.unindexed.length >= INDEX_EVERY_PACKS) await this.flushIndex();
+        } finally {
+          this.packDone();
+        }
+      });
+      handedOver = true;
+    } finally {
+      if (!handedOver) this.packDone();
+    }
+  }
+
+  /** A queued pack is uploaded (or failed): let one waiting store() go on. */
+  private packDone(): void {
+    this.queuedPacks--;
+    for (const go of this.packGone.splice(0)) go();
   }
 
   private async flushIndex(): Promise<void> {

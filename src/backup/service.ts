@@ -177,7 +177,8 @@ export class BackupService {
             tags: [...(opts.tags ?? []), ...(own ? [] : [`snapshot:${made.name}`])],
             compare: 'mtime-size',
             mayHang: shared,
-            onProgress: (p) => report({ phase: p.phase, filesDone: p.filesDone, filesTotal: p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, bytesUploaded: p.bytesUploaded }),
+            // while the walk goes on its totals are only what it found so far: no total is better than one that grows
+            onProgress: (p) => report({ phase: p.phase === 'files' ? 'upload' : p.phase, filesDone: p.filesDone, filesTotal: p.phase === 'scan' ? undefined : p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.phase === 'scan' ? undefined : p.bytesTotal, bytesUploaded: p.bytesUploaded }),
           }),
         );
         // keep only the newest snapshot made for backups (the next one is made from what changed since), or none

@@ -1,56 +1,18 @@
 import type { Command } from 'commander';
-import { SingleBar } from 'cli-progress';
 import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
-import { ago, bytes, table } from './format.js';
+import { ago, bytes, table, tableWidth } from './format.js';
+import { follow, percent, phaseName } from './progress.js';
 import type { ApiClient } from './client.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { FerryError } from '../util/errors.js';
 import type { JobInfo } from '../jobs/jobs.js';
 import type { BackupInfo } from '../backup/backup.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function mib(n: number | undefined): string {
-  return n === undefined ? '?' : `${(n / 1048576).toFixed(1)} MiB`;
-}
-
-/**
- * Follow a job until it ends: a progress bar (bytes, files, rate, ETA) on a terminal, a plain line every
- * few seconds otherwise (logs, CI). Resolves with the finished job; a failed job throws its error.
- */
-export async function follow(api: ApiClient, job: JobInfo, { quiet = false } = {}): Promise<JobInfo> {
-  const tty = !quiet && process.stderr.isTTY === true;
-  let bar: SingleBar | undefined;
-  let lastLine = 0;
-  const started = Date.now();
-  for (let j = job; ; ) {
-    const p = j.progress;
-    if (tty && p.bytesTotal) {
-      if (!bar) {
-        bar = new SingleBar({
-          format: `${j.kind} ${j.volume ?? ''} [{bar}] {percentage}% | {done}/{total} | {files} files | {rate}/s | ETA {eta_formatted}`,
-          hideCursor: true,
-          stream: process.stderr,
-          etaBuffer: 20,
-        });
-        bar.start(p.bytesTotal, p.bytesDone, { done: mib(p.bytesDone), total: mib(p.bytesTotal), files: '0', rate: '0 MiB' });
-      }
-      const secs = Math.max(0.001, (Date.now() - started) / 1000);
-      bar.setTotal(p.bytesTotal);
-      bar.update(p.bytesDone, { done: mib(p.bytesDone), total: mib(p.bytesTotal), files: `${p.filesDone}/${p.filesTotal ?? '?'}`, rate: mib(p.bytesDone / secs) });
-    } else if (!quiet && !tty && (Date.now() - lastLine > 5000 || j.state !== 'running')) {
-      lastLine = Date.now();
-      const pct = p.bytesTotal ? ` ${((100 * p.bytesDone) / p.bytesTotal).toFixed(0)}%` : '';
-      process.stderr.write(`${j.kind}${j.volume ? ' ' + j.volume : ''}: ${p.phase ?? j.state}${pct}, ${mib(p.bytesDone)}${p.bytesTotal ? ' of ' + mib(p.bytesTotal) : ''}, ${p.filesDone}${p.filesTotal ? '/' + p.filesTotal : ''} files${p.bytesUploaded !== undefined ? `, ${mib(p.bytesUploaded)} uploaded` : ''}\n`);
-    }
-    if (j.state !== 'running') {
-      bar?.stop();
-      if (j.state === 'failed') throw new FerryError((j.error?.code as never) ?? 'internal', j.error?.message ?? 'the job failed');
-      return j;
-    }
-    await sleep(tty ? 200 : 500);
-    j = await api.call<JobInfo>('GET', `/v1/jobs/${enc(j.id)}`);
-  }
+/** The PROGRESS column of `job ls`: "42% of 284 MiB", the phase while no total is known, "100%" once done. */
+function jobProgress(j: JobInfo): string {
+  const pct = percent(j.progress, j.state === 'running');
+  if (j.state === 'running') return `${phaseName(j.progress)}${pct ? ` ${pct} of ${bytes(j.progress.bytesTotal)}` : j.progress.bytesDone ? ` ${bytes(j.progress.bytesDone)}` : ''}`;
+  return pct ? `${pct} of ${bytes(j.progress.bytesTotal)}` : j.progress.bytesDone ? bytes(j.progress.bytesDone) : '-';
 }
 
 function target(opts: { target?: string }): string {
@@ -88,8 +50,7 @@ export function registerBackupCommands(program: Command): void {
       const done = await follow(api, job, { quiet: wantsJson(cmd) });
       const info = done.result as BackupInfo;
       if (wantsJson(cmd)) return printJson(info);
-      process.stderr.write(`backed up ${info.files} files, ${bytes(info.bytes)} in ${(info.durationMs / 1000).toFixed(1)}s; new data ${bytes(info.bytesNew)}, written to the target ${bytes(info.bytesAdded)}\n`);
-      print(info.url);
+      print(info.url); // what happened is on stderr, the last line of the progress
     });
 
   backup
@@ -98,11 +59,13 @@ export function registerBackupCommands(program: Command): void {
     .description('list the backups in a target')
     .requiredOption('-t, --target <name-or-url>', 'configured target name, or file:///path, s3://bucket/prefix')
     .option('--volume <name>', 'only the backups of this volume')
-    .action(async (opts: { target: string; volume?: string }, cmd: Command) => {
+    .option('-q, --quiet', 'print the full backup URLs only (the table shortens them to fit)')
+    .action(async (opts: { target: string; volume?: string; quiet?: boolean }, cmd: Command) => {
       const q = new URLSearchParams({ target: target(opts), ...(opts.volume ? { volume: opts.volume } : {}) });
       const r = await client(cmd).call<{ target: string; backups: BackupInfo[] }>('GET', `/v1/backups?${q}`);
       if (wantsJson(cmd)) return printJson(r.backups);
-      print(table(['ID', 'VOLUME', 'NODE', 'TIME', 'FILES', 'SIZE', 'ADDED', 'URL'], r.backups.map((b) => [b.id.slice(0, 12), b.volume, b.node, ago(b.time), String(b.files), bytes(b.bytes), bytes(b.bytesAdded), b.url])));
+      if (opts.quiet) return r.backups.forEach((b) => print(b.url));
+      print(table(['ID', 'VOLUME', 'NODE', 'TIME', 'FILES', 'SIZE', 'ADDED', 'URL'], r.backups.map((b) => [b.id.slice(0, 12), b.volume, b.node, ago(b.time), String(b.files), bytes(b.bytes), bytes(b.bytesAdded), b.url]), { width: tableWidth(), shrink: ['URL', 'VOLUME', 'NODE'] }));
     });
 
   backup
@@ -192,7 +155,8 @@ export function registerBackupCommands(program: Command): void {
       print(
         table(
           ['ID', 'KIND', 'VOLUME', 'STATE', 'PROGRESS', 'STARTED'],
-          jobs.map((j) => [j.id, j.kind, j.volume ?? '-', j.state === 'failed' ? `failed: ${j.error?.message.split('\n')[0]}` : j.state, j.progress.bytesTotal ? `${((100 * j.progress.bytesDone) / j.progress.bytesTotal).toFixed(0)}% of ${bytes(j.progress.bytesTotal)}` : (j.progress.phase ?? '-'), ago(j.startedAt)]),
+          jobs.map((j) => [j.id, j.kind, j.volume ?? '-', j.state === 'failed' ? `failed: ${j.error?.message.split('\n')[0]}` : j.state, jobProgress(j), ago(j.startedAt)]),
+          { width: tableWidth(), shrink: ['STATE', 'VOLUME'] },
         ),
       );
     });

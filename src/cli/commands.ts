@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
-import { ago, bytes, table } from './format.js';
+import { ago, bytes, table, tableWidth } from './format.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { ACCEPTED_OPTIONS } from '../volumes/options.js';
 import { FerryError } from '../util/errors.js';
@@ -58,6 +58,7 @@ export function registerCliCommands(program: Command): void {
         table(
           ['NAME', 'POOL', 'ACCESS', 'MOUNTS', 'ATTACHED', 'DATA', 'SNAPSHOTS', 'CREATED'],
           volumes.map((v) => [v.name, v.pool, v.access, String(v.mounts), v.shared ? attachedText(v.attachments) : '-', maybeBytes(v.usage?.dataBytes), maybeBytes(v.usage?.snapshotBytes), ago(v.createdAt)]),
+          { width: tableWidth(), shrink: ['ATTACHED', 'NAME', 'POOL'] },
         ),
       );
     });
@@ -161,6 +162,7 @@ export function registerCliCommands(program: Command): void {
         table(
           ['ID', 'NAME', 'POOL', ...(withCompose ? ['COMPOSE'] : []), 'REMOVED', 'PURGED', 'SIZE'],
           items.map((t) => [t.id, t.name, t.pool, ...(withCompose ? [compose(t)] : []), ago(t.removedAt), ago(t.expiresAt), maybeBytes(t.bytes)]),
+          { width: tableWidth(), shrink: ['COMPOSE', 'NAME', 'POOL', 'ID'] },
         ),
       );
     });

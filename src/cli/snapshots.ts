@@ -1,9 +1,14 @@
 import type { Command } from 'commander';
 import { client, enc, print, printJson, wantsJson } from './common.js';
-import { ago, bytes, table } from './format.js';
+import { ago, bytes, table, tableWidth } from './format.js';
+import type { Snapshot } from '../wire/types.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { FerryError } from '../util/errors.js';
 import type { SnapshotRecord } from '../snapshots/service.js';
+
+/** Snapshots ferry names itself: a backup's base (origin backup), commits and saved working data (origin history). */
+const generated = (s: Snapshot) => s.origin === 'backup' || s.origin === 'history';
+const kindText = (s: Snapshot) => (s.origin === 'schedule' ? 'scheduled' : s.origin === 'backup' ? 'backup base' : s.kind);
 
 const shortTime = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 
@@ -45,13 +50,17 @@ export function registerSnapshotCommands(program: Command): void {
   snap
     .command('ls')
     .alias('list')
-    .description('list the snapshots of a volume, oldest first (scheduled ones included)')
+    .description('list the snapshots of a volume, oldest first (scheduled ones included; the ones ferry made for backups and history only with --all)')
     .argument('<volume>', 'volume name')
-    .action(async (volume: string, _o: unknown, cmd: Command) => {
+    .option('-a, --all', 'also the snapshots ferry made itself: backup bases, commits, saved working data of branches')
+    .action(async (volume: string, o: { all?: boolean }, cmd: Command) => {
       checkVolumeName(volume);
-      const { snapshots } = await client(cmd).call<{ snapshots: SnapshotRecord[] }>('GET', `/v1/volumes/${enc(volume)}/snapshots`);
+      const { snapshots } = await client(cmd).snapshots(volume, { all: Boolean(o.all) });
       if (wantsJson(cmd)) return printJson(snapshots);
-      print(table(['ID', 'NAME', 'KIND', 'CREATED', 'METHOD', 'TOOK'], snapshots.map((s) => [s.id, s.name, s.origin === 'schedule' ? 'scheduled' : s.kind, shortTime(s.createdAt), s.method, `${s.durationMs} ms`])));
+      const shown = o.all ? snapshots : snapshots.filter((s) => !generated(s));
+      print(table(['ID', 'NAME', 'KIND', 'CREATED', 'METHOD', 'TOOK'], shown.map((s) => [s.id, s.name, kindText(s), shortTime(s.createdAt), s.method, `${s.durationMs} ms`]), { width: tableWidth(), shrink: ['NAME'] }));
+      const hidden = snapshots.length - shown.length;
+      if (hidden) process.stderr.write(`(${hidden} made by ferry for backups and history not shown; --all lists them)\n`);
     });
 
   snap

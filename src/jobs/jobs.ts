@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FerryError, errorMessage } from '../util/errors.js';
 
-/** How far a job got; totals are known once the job has looked at its input (for rate and ETA). */
+/** How far a job got; a total is absent until it is known (a backup's scan), never one that grows with the count. */
 export interface JobProgress {
   bytesDone: number;
   bytesTotal?: number;
@@ -10,7 +10,7 @@ export interface JobProgress {
   filesTotal?: number;
   /** Backups: bytes written to the target so far (only what the repository lacked). */
   bytesUploaded?: number;
-  /** What it is doing now, in a few words ("scanning", "uploading", ...). */
+  /** What it is doing now: a backup goes through snapshot, scan (totals not known yet), upload, finish; a restore is restore. */
   phase?: string;
 }
 

@@ -176,6 +176,7 @@ export interface Backup {
   durationMs: number;
 }
 
+/** A job's progress: totals are absent while not known (a backup's scan phase); phases of a backup: snapshot, scan, upload, finish. */
 export interface JobProgress {
   bytesDone: number;
   bytesTotal?: number;
