@@ -2,9 +2,11 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { VolumeService } from '../volumes/service.js';
 import type { UsageTracker } from '../volumes/usage.js';
 import type { JobInfo } from '../jobs/jobs.js';
-import { readJson, writeJsonAtomic } from '../util/atomic.js';
-import type { Quarantine } from '../util/quarantine.js';
-import { errorMessage } from '../util/errors.js';
+import type { BackupHistory, BackupOutcome, TargetRecord } from '../backup/history.js';
+import type { Cluster, NodeStatus } from '../cluster/cluster.js';
+
+/** The one vocabulary of the `result` label, on every series that has one. */
+const result = (ok: boolean): 'ok' | 'error' => (ok ? 'ok' : 'error');
 
 /** Plugin calls are fast (ms) but a Mount of a shared pool or a Remove to the trash may take seconds. */
 const CALL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -20,27 +22,33 @@ export interface SnapshotObservation {
 /**
  * ferryd's Prometheus metrics (GET /metrics, text format 0.0.4). Counters and histograms are fed by
  * observer hooks (plugin calls, snapshots, finished jobs); gauges are read from the volume service when
- * scraped, from what it holds in memory (no tree walks, no repository scans).
+ * scraped, from what it holds in memory (no tree walks, no repository scans). Every `result` label is ok or error.
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly lastBackup = new Map<string, number>();
 
   private readonly pluginCalls: Counter<'endpoint' | 'result'>;
   private readonly pluginDuration: Histogram<'endpoint'>;
   private readonly snapshotsTotal: Counter<'result'>;
   private readonly snapshotDuration: Histogram;
-  private readonly backupsTotal: Counter<'result'>;
-  private readonly backupDuration: Histogram;
-  private readonly backupBytes: Counter;
-  private readonly backupBytesAdded: Counter;
+  private readonly backupsTotal: Counter<'target' | 'result'>;
+  private readonly backupDuration: Histogram<'target'>;
+  private readonly backupReadBytes: Counter<'target'>;
+  private readonly backupAddedBytes: Counter<'target'>;
   private readonly jobsTotal: Counter<'kind' | 'result'>;
-
-  private lastBackupSaving: Promise<void> = Promise.resolve();
 
   constructor(
     service: VolumeService,
-    private readonly opts: { processMetrics?: boolean; lastBackupFile?: string; onError?: (what: string, err: string) => void; usage?: UsageTracker; quarantine?: Quarantine } = {},
+    opts: {
+      processMetrics?: boolean;
+      usage?: UsageTracker;
+      /** The backup service's record of backups: the per-volume backup series. */
+      backups?: BackupHistory;
+      /** Shared pools' heartbeats: the per-node series. */
+      cluster?: Pick<Cluster, 'active' | 'nodes'>;
+      /** ferry_build_info's labels. */
+      build?: { version: string; node: string };
+    } = {},
   ) {
     const registers = [this.registry];
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -134,72 +142,107 @@ export class Metrics {
       });
     }
     poolGauge('ferry_pool_up', 'Whether the pool is usable (1) or not (0)', (p) => (p.ok ? 1 : 0));
-    poolGauge('ferry_pool_bytes_used', 'Bytes used on the filesystem of the pool', (p) => p.capacity?.usedBytes);
-    poolGauge('ferry_pool_bytes_free', 'Bytes free (available to ferryd) on the filesystem of the pool', (p) => p.capacity?.freeBytes);
+    poolGauge('ferry_pool_used_bytes', 'Bytes used on the filesystem of the pool', (p) => p.capacity?.usedBytes);
+    poolGauge('ferry_pool_free_bytes', 'Bytes free (available to ferryd) on the filesystem of the pool', (p) => p.capacity?.freeBytes);
+
+    new Gauge({
+      name: 'ferry_build_info',
+      help: 'Always 1; the labels say which ferryd this is: version, node (its node name), nodejs',
+      labelNames: ['version', 'node', 'nodejs'],
+      registers,
+      collect() {
+        this.set({ version: opts.build?.version ?? 'unknown', node: opts.build?.node ?? 'unknown', nodejs: process.version }, 1);
+      },
+    });
+    new Gauge({
+      name: 'ferry_volume_created_timestamp_seconds',
+      help: 'When a volume was created, in Unix seconds: one series per volume, to join with the per-volume backup series',
+      labelNames: ['volume', 'pool'],
+      registers,
+      collect() {
+        this.reset();
+        for (const v of service.list()) this.set({ volume: v.name, pool: v.pool }, Date.parse(v.createdAt) / 1000);
+      },
+    });
 
     this.pluginCalls = new Counter({ name: 'ferry_plugin_calls_total', help: 'Docker volume plugin calls, by endpoint and result (ok or error)', labelNames: ['endpoint', 'result'], registers });
     this.pluginDuration = new Histogram({ name: 'ferry_plugin_call_duration_seconds', help: 'Time to answer a Docker volume plugin call', labelNames: ['endpoint'], buckets: CALL_BUCKETS, registers });
-    this.snapshotsTotal = new Counter({ name: 'ferry_snapshots_total', help: 'Snapshots made (any origin: manual, schedule, history, backup), by result', labelNames: ['result'], registers });
+    this.snapshotsTotal = new Counter({ name: 'ferry_snapshots_total', help: 'Snapshots made (any origin: manual, schedule, history, backup), by result (ok or error)', labelNames: ['result'], registers });
     this.snapshotDuration = new Histogram({ name: 'ferry_snapshot_duration_seconds', help: 'Time to make a snapshot (copying the tree)', buckets: LONG_BUCKETS, registers });
-    this.backupsTotal = new Counter({ name: 'ferry_backups_total', help: 'Backup jobs run by this ferryd, by result (success or failure)', labelNames: ['result'], registers });
-    this.backupDuration = new Histogram({ name: 'ferry_backup_duration_seconds', help: 'Wall time of a successful backup job (snapshot and upload)', buckets: LONG_BUCKETS, registers });
-    this.backupBytes = new Counter({ name: 'ferry_backup_bytes_total', help: 'Bytes of volume data read by successful backups', registers });
-    this.backupBytesAdded = new Counter({ name: 'ferry_backup_bytes_added_total', help: 'Bytes added to backup repositories (after deduplication and compression)', registers });
-    this.jobsTotal = new Counter({ name: 'ferry_jobs_total', help: 'Jobs (backup, restore, verify, prune) finished, by kind and result', labelNames: ['kind', 'result'], registers });
-    const lastBackup = this.lastBackup;
-    new Gauge({
-      name: 'ferry_last_backup_timestamp_seconds',
-      help: 'When the newest successful backup of a volume made by this ferryd finished, in Unix seconds; age = time() - this',
-      labelNames: ['volume'],
-      registers,
-      collect() {
-        this.reset();
-        const live = new Set(service.list().map((v) => v.name));
-        for (const [volume, t] of lastBackup) if (live.has(volume)) this.set({ volume }, t);
-      },
-    });
-    new Gauge({
-      name: 'ferry_last_backup_age_seconds',
-      help: 'Seconds since the newest successful backup of a volume made by this ferryd',
-      labelNames: ['volume'],
-      registers,
-      collect() {
-        this.reset();
-        const live = new Set(service.list().map((v) => v.name));
-        const now = Date.now() / 1000;
-        for (const [volume, t] of lastBackup) if (live.has(volume)) this.set({ volume }, Math.max(0, now - t));
-      },
-    });
-  }
+    this.backupsTotal = new Counter({ name: 'ferry_backups_total', help: 'Backups run by this ferryd, by target and result (ok or error); a scheduled backup refused before its job (target gone, wrong password) counts as an error', labelNames: ['target', 'result'], registers });
+    this.backupDuration = new Histogram({ name: 'ferry_backup_duration_seconds', help: 'Wall time of a successful backup job (snapshot and upload), by target', labelNames: ['target'], buckets: LONG_BUCKETS, registers });
+    this.backupReadBytes = new Counter({ name: 'ferry_backup_read_bytes_total', help: 'Bytes of volume data read by successful backups, by target', labelNames: ['target'], registers });
+    this.backupAddedBytes = new Counter({ name: 'ferry_backup_added_bytes_total', help: 'Bytes added to backup repositories (after deduplication and compression), by target', labelNames: ['target'], registers });
+    this.jobsTotal = new Counter({ name: 'ferry_jobs_total', help: 'Jobs (backup, restore, verify, prune) finished, by kind and result (ok or error)', labelNames: ['kind', 'result'], registers });
 
-  /** Read the last-backup times kept across restarts (DATA_DIR/last-backups.json), when there is such a file. */
-  async load(): Promise<void> {
-    if (!this.opts.lastBackupFile) return;
-    try {
-      const saved = await readJson<Record<string, unknown>>(this.opts.lastBackupFile);
-      for (const [volume, t] of Object.entries(saved ?? {})) if (typeof t === 'number' && Number.isFinite(t)) this.lastBackup.set(volume, t);
-    } catch (err) {
-      if (this.opts.quarantine) await this.opts.quarantine.moveAside(this.opts.lastBackupFile, err, 'The last-backup metrics start empty: ferry_last_backup_* has no value for a volume until its next backup by this ferryd.').catch((e: unknown) => this.opts.onError?.(`cannot move ${this.opts.lastBackupFile} aside`, errorMessage(e)));
-      else this.opts.onError?.(`cannot read ${this.opts.lastBackupFile}; last-backup metrics start empty`, errorMessage(err));
+    const history = opts.backups;
+    if (history) {
+      // per volume and target, for the volumes this ferryd holds; a volume never backed up has no series here
+      const perTarget = (name: string, help: string, pick: (r: TargetRecord) => number | undefined) =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['volume', 'target'],
+          registers,
+          collect() {
+            this.reset();
+            const live = new Set(service.list().map((v) => v.name));
+            for (const [volume, byTarget] of history.all()) {
+              if (!live.has(volume)) continue;
+              for (const [target, r] of byTarget) {
+                const n = pick(r);
+                if (n !== undefined) this.set({ volume, target }, n);
+              }
+            }
+          },
+        });
+      perTarget('ferry_volume_last_backup_timestamp_seconds', 'When the newest successful backup of a volume to a target by this ferryd finished, in Unix seconds; age = time() - this', (r) => r.lastSuccessAt);
+      perTarget('ferry_volume_backup_failing', 'Whether the newest backup of a volume to a target by this ferryd failed (1) or not (0)', (r) => (r.failing ? 1 : 0));
+      new Gauge({
+        name: 'ferry_volumes_never_backed_up',
+        help: 'Volumes with no successful backup by this ferryd to any target, by pool',
+        labelNames: ['pool'],
+        registers,
+        async collect() {
+          this.reset();
+          const byPool = new Map<string, number>();
+          for (const p of await pools()) byPool.set(p.name, 0);
+          for (const v of service.list()) byPool.set(v.pool, (byPool.get(v.pool) ?? 0) + (history.lastSuccess(v.name) === undefined ? 1 : 0));
+          for (const [pool, n] of byPool) this.set({ pool }, n);
+        },
+      });
     }
-  }
 
-  private saveLastBackups(): void {
-    const file = this.opts.lastBackupFile;
-    if (!file) return;
-    this.lastBackupSaving = this.lastBackupSaving
-      .then(() => writeJsonAtomic(file, Object.fromEntries(this.lastBackup)))
-      .catch((err: unknown) => this.opts.onError?.(`cannot write ${file}`, errorMessage(err)));
-  }
-
-  /** Wait for a pending write (at shutdown). */
-  flush(): Promise<void> {
-    return this.lastBackupSaving;
-  }
-
-  /** When each volume's newest successful backup by this ferryd finished (Unix seconds), for GET /v1/volumes. */
-  lastBackups(): ReadonlyMap<string, number> {
-    return this.lastBackup;
+    const cluster = opts.cluster;
+    if (cluster) {
+      // the heartbeats of every node seen in a shared pool, as this ferryd reads them; none without shared pools
+      let nodesRead: { at: number; value: Promise<NodeStatus[]> } | undefined;
+      const nodes = () => {
+        if (!cluster.active) return Promise.resolve([]);
+        if (!nodesRead || Date.now() - nodesRead.at > 1000) nodesRead = { at: Date.now(), value: cluster.nodes() };
+        return nodesRead.value;
+      };
+      new Gauge({
+        name: 'ferry_cluster_node_up',
+        help: 'Whether a node of the shared pools beat within the node timeout (1) or not (0), as this ferryd sees it',
+        labelNames: ['node'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const n of await nodes()) this.set({ node: n.node }, n.alive ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'ferry_cluster_node_last_heartbeat_timestamp_seconds',
+        help: 'When a node of the shared pools last beat, in Unix seconds, as this ferryd reads it',
+        labelNames: ['node'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const n of await nodes()) this.set({ node: n.node }, Date.parse(n.lastSeen) / 1000);
+        },
+      });
+    }
   }
 
   get contentType(): string {
@@ -213,31 +256,27 @@ export class Metrics {
   /** The plugin server's observer hook. */
   pluginCall = (endpoint: string, ok: boolean, seconds: number): void => {
     const e = endpoint.replace(/^\//, '');
-    this.pluginCalls.inc({ endpoint: e, result: ok ? 'ok' : 'error' });
+    this.pluginCalls.inc({ endpoint: e, result: result(ok) });
     this.pluginDuration.observe({ endpoint: e }, seconds);
   };
 
   /** The snapshot service's observer hook. */
   snapshot = (o: SnapshotObservation): void => {
-    this.snapshotsTotal.inc({ result: o.ok ? 'success' : 'failure' });
+    this.snapshotsTotal.inc({ result: result(o.ok) });
     if (o.ok && o.seconds !== undefined) this.snapshotDuration.observe(o.seconds);
   };
 
   /** The job registry's observer hook: called once per job when it ends. */
   jobFinished = (job: JobInfo): void => {
-    const ok = job.state === 'succeeded';
-    this.jobsTotal.inc({ kind: job.kind, result: ok ? 'success' : 'failure' });
-    if (job.kind !== 'backup') return;
-    this.backupsTotal.inc({ result: ok ? 'success' : 'failure' });
-    if (!ok) return;
-    const end = job.finishedAt ? Date.parse(job.finishedAt) : Date.now();
-    this.backupDuration.observe(Math.max(0, (end - Date.parse(job.startedAt)) / 1000));
-    const info = job.result as { bytes?: unknown; bytesAdded?: unknown } | undefined;
-    if (typeof info?.bytes === 'number') this.backupBytes.inc(info.bytes);
-    if (typeof info?.bytesAdded === 'number') this.backupBytesAdded.inc(info.bytesAdded);
-    if (job.volume) {
-      this.lastBackup.set(job.volume, end / 1000);
-      this.saveLastBackups();
-    }
+    this.jobsTotal.inc({ kind: job.kind, result: result(job.state === 'succeeded') });
+  };
+
+  /** The backup service's observer hook: every backup that ended (and a scheduled one refused before its job). */
+  backup = (o: BackupOutcome): void => {
+    this.backupsTotal.inc({ target: o.target, result: result(o.ok) });
+    if (!o.ok) return;
+    if (o.seconds !== undefined) this.backupDuration.observe({ target: o.target }, o.seconds);
+    if (o.bytes !== undefined) this.backupReadBytes.inc({ target: o.target }, o.bytes);
+    if (o.bytesAdded !== undefined) this.backupAddedBytes.inc({ target: o.target }, o.bytesAdded);
   };
 }
