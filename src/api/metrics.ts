@@ -3,10 +3,20 @@ import type { VolumeService } from '../volumes/service.js';
 import type { UsageTracker } from '../volumes/usage.js';
 import type { JobInfo } from '../jobs/jobs.js';
 import type { BackupHistory, BackupOutcome, TargetRecord } from '../backup/history.js';
-import type { Cluster, NodeStatus } from '../cluster/cluster.js';
+import type { Cluster } from '../cluster/cluster.js';
+import type { Volume } from '../wire/types.js';
 
 /** The one vocabulary of the `result` label, on every series that has one. */
 const result = (ok: boolean): 'ok' | 'error' => (ok ? 'ok' : 'error');
+
+/** One read shared by the gauges of a scrape (they are collected within the same second). */
+function oncePerScrape<T>(read: () => T): () => T {
+  let last: { at: number; value: T } | undefined;
+  return () => {
+    if (!last || Date.now() - last.at > 1000) last = { at: Date.now(), value: read() };
+    return last.value;
+  };
+}
 
 /** Plugin calls are fast (ms) but a Mount of a shared pool or a Remove to the trash may take seconds. */
 const CALL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -53,25 +63,8 @@ export class Metrics {
     const registers = [this.registry];
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
-    // One statfs per pool per scrape, shared by the pool gauges and ferry_volumes.
-    let poolRead: { at: number; value: ReturnType<VolumeService['poolStatus']> } | undefined;
-    const pools = () => {
-      if (!poolRead || Date.now() - poolRead.at > 1000) poolRead = { at: Date.now(), value: service.poolStatus() };
-      return poolRead.value;
-    };
-    new Gauge({
-      name: 'ferry_volumes',
-      help: 'Volumes known to this ferryd, by pool',
-      labelNames: ['pool'],
-      registers,
-      async collect() {
-        this.reset();
-        const byPool = new Map<string, number>();
-        for (const p of await pools()) byPool.set(p.name, 0);
-        for (const v of service.list()) byPool.set(v.pool, (byPool.get(v.pool) ?? 0) + 1);
-        for (const [pool, n] of byPool) this.set({ pool }, n);
-      },
-    });
+    // One statfs per pool per scrape, shared by the pool gauges and the volume counts.
+    const pools = oncePerScrape(() => service.poolStatus());
     new Gauge({
       name: 'ferry_volume_mounts',
       help: 'Docker mounts of volumes held on this node (one per container using a volume)',
@@ -110,6 +103,9 @@ export class Metrics {
           }
         },
       });
+    /** Volumes that `counts` by pool, with a 0 for every pool that has none. */
+    const volumesByPool = (name: string, help: string, counts: (v: Volume) => boolean) => poolGauge(name, help, (p) => service.list().filter((v) => v.pool === p.name && counts(v)).length);
+    volumesByPool('ferry_volumes', 'Volumes known to this ferryd, by pool', () => true);
     // Space per volume, from the usage tracker's cache (no walk at scrape time); a figure not measured is no series.
     const usage = opts.usage;
     if (usage) {
@@ -198,30 +194,13 @@ export class Metrics {
         });
       perTarget('ferry_volume_last_backup_timestamp_seconds', 'When the newest successful backup of a volume to a target by this ferryd finished, in Unix seconds; age = time() - this', (r) => r.lastSuccessAt);
       perTarget('ferry_volume_backup_failing', 'Whether the newest backup of a volume to a target by this ferryd failed (1) or not (0)', (r) => (r.failing ? 1 : 0));
-      new Gauge({
-        name: 'ferry_volumes_never_backed_up',
-        help: 'Volumes with no successful backup by this ferryd to any target, by pool',
-        labelNames: ['pool'],
-        registers,
-        async collect() {
-          this.reset();
-          const byPool = new Map<string, number>();
-          for (const p of await pools()) byPool.set(p.name, 0);
-          for (const v of service.list()) byPool.set(v.pool, (byPool.get(v.pool) ?? 0) + (history.lastSuccess(v.name) === undefined ? 1 : 0));
-          for (const [pool, n] of byPool) this.set({ pool }, n);
-        },
-      });
+      volumesByPool('ferry_volumes_never_backed_up', 'Volumes with no successful backup by this ferryd to any target, by pool', (v) => history.lastSuccess(v.name) === undefined);
     }
 
     const cluster = opts.cluster;
     if (cluster) {
       // the heartbeats of every node seen in a shared pool, as this ferryd reads them; none without shared pools
-      let nodesRead: { at: number; value: Promise<NodeStatus[]> } | undefined;
-      const nodes = () => {
-        if (!cluster.active) return Promise.resolve([]);
-        if (!nodesRead || Date.now() - nodesRead.at > 1000) nodesRead = { at: Date.now(), value: cluster.nodes() };
-        return nodesRead.value;
-      };
+      const nodes = oncePerScrape(async () => (cluster.active ? cluster.nodes() : []));
       new Gauge({
         name: 'ferry_cluster_node_up',
         help: 'Whether a node of the shared pools beat within the node timeout (1) or not (0), as this ferryd sees it',
