@@ -3,7 +3,7 @@ import type { VolumeService } from '../volumes/service.js';
 import type { UsageTracker } from '../volumes/usage.js';
 import type { JobInfo } from '../jobs/jobs.js';
 import type { BackupHistory, BackupOutcome, TargetRecord } from '../backup/history.js';
-import type { Cluster } from '../cluster/cluster.js';
+import type { Cluster, NodeStatus } from '../cluster/cluster.js';
 import type { Volume } from '../wire/types.js';
 
 /** The one vocabulary of the `result` label, on every series that has one. */
@@ -63,103 +63,65 @@ export class Metrics {
     const registers = [this.registry];
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
-    // One statfs per pool per scrape, shared by the pool gauges and the volume counts.
-    const pools = oncePerScrape(() => service.poolStatus());
-    new Gauge({
-      name: 'ferry_volume_mounts',
-      help: 'Docker mounts of volumes held on this node (one per container using a volume)',
-      registers,
-      collect() {
-        this.set(service.counts().mounts);
-      },
-    });
-    new Gauge({
-      name: 'ferry_volumes_mounted',
-      help: 'Volumes with at least one mount on this node',
-      registers,
-      collect() {
-        this.set(service.counts().mounted);
-      },
-    });
-    new Gauge({
-      name: 'ferry_trash_volumes',
-      help: 'Removed volumes kept in the trash',
-      registers,
-      collect() {
-        this.set(service.counts().trash);
-      },
-    });
-    const poolGauge = (name: string, help: string, pick: (p: Awaited<ReturnType<VolumeService['poolStatus']>>[number]) => number | undefined) =>
-      new Gauge({
+    /**
+     * A gauge read at each scrape: `fill` sets its series (a value undefined or null is no series); the
+     * series of the scrape before are dropped, so what went away (a volume, a pool) leaves no stale series.
+     */
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (set: (labels: Record<L, string>, n: number | null | undefined) => void) => void | Promise<void>) =>
+      new Gauge<L>({
         name,
         help,
-        labelNames: ['pool'],
+        labelNames,
         registers,
         async collect() {
+          const rows: Array<[Record<L, string>, number]> = [];
+          await fill((labels, n) => {
+            if (n !== null && n !== undefined) rows.push([labels, n]);
+          });
           this.reset();
-          for (const p of await pools()) {
-            const v = pick(p);
-            if (v !== undefined) this.set({ pool: p.name }, v);
-          }
+          for (const [labels, n] of rows) this.set(labels as Partial<Record<L, string>>, n);
         },
+      });
+
+    gauge('ferry_build_info', 'Always 1; the labels say which ferryd this is: version, node (its node name), nodejs', ['version', 'node', 'nodejs'], (set) =>
+      set({ version: opts.build?.version ?? 'unknown', node: opts.build?.node ?? 'unknown', nodejs: process.version }, 1),
+    );
+
+    // One statfs per pool per scrape, shared by the pool gauges and the volume counts.
+    const pools = oncePerScrape(() => service.poolStatus());
+    const poolGauge = (name: string, help: string, pick: (p: Awaited<ReturnType<VolumeService['poolStatus']>>[number]) => number | undefined) =>
+      gauge(name, help, ['pool'], async (set) => {
+        for (const p of await pools()) set({ pool: p.name }, pick(p));
       });
     /** Volumes that `counts` by pool, with a 0 for every pool that has none. */
     const volumesByPool = (name: string, help: string, counts: (v: Volume) => boolean) => poolGauge(name, help, (p) => service.list().filter((v) => v.pool === p.name && counts(v)).length);
     volumesByPool('ferry_volumes', 'Volumes known to this ferryd, by pool', () => true);
-    // Space per volume, from the usage tracker's cache (no walk at scrape time); a figure not measured is no series.
-    const usage = opts.usage;
-    if (usage) {
-      const volumeGauge = (name: string, help: string, pick: (u: ReturnType<UsageTracker['of']>) => number | null) =>
-        new Gauge({
-          name,
-          help,
-          labelNames: ['volume', 'pool'],
-          registers,
-          collect() {
-            this.reset();
-            for (const v of service.list()) {
-              const n = pick(usage.of(v));
-              if (n !== null) this.set({ volume: v.name, pool: v.pool }, n);
-            }
-          },
-        });
-      volumeGauge('ferry_volume_data_bytes', 'Bytes of a volume\'s live data (allocated, like du), from a cached walk', (u) => u.dataBytes);
-      volumeGauge('ferry_volume_snapshot_bytes', 'Bytes only the snapshots of a volume hold (freed if they all went); absent where not measured (btrfs, reflink)', (u) => u.snapshotBytes);
-      volumeGauge('ferry_volume_usage_measured_timestamp_seconds', 'When the data of a volume was last walked, in Unix seconds; age = time() - this', (u) => (u.measuredAt ? Date.parse(u.measuredAt) / 1000 : null));
-      new Gauge({
-        name: 'ferry_volume_trash_bytes',
-        help: 'Bytes held in the trash by removed volumes of this name (data and snapshots), until purged',
-        labelNames: ['volume', 'pool'],
-        registers,
-        collect() {
-          this.reset();
-          for (const t of usage.trashByName()) this.set({ volume: t.volume, pool: t.pool }, t.bytes);
-        },
-      });
-    }
+    gauge('ferry_volume_mounts', 'Docker mounts of volumes held on this node (one per container using a volume)', [], (set) => set({}, service.counts().mounts));
+    gauge('ferry_volumes_mounted', 'Volumes with at least one mount on this node', [], (set) => set({}, service.counts().mounted));
+    gauge('ferry_trash_volumes', 'Removed volumes kept in the trash', [], (set) => set({}, service.counts().trash));
     poolGauge('ferry_pool_up', 'Whether the pool is usable (1) or not (0)', (p) => (p.ok ? 1 : 0));
     poolGauge('ferry_pool_used_bytes', 'Bytes used on the filesystem of the pool', (p) => p.capacity?.usedBytes);
     poolGauge('ferry_pool_free_bytes', 'Bytes free (available to ferryd) on the filesystem of the pool', (p) => p.capacity?.freeBytes);
 
-    new Gauge({
-      name: 'ferry_build_info',
-      help: 'Always 1; the labels say which ferryd this is: version, node (its node name), nodejs',
-      labelNames: ['version', 'node', 'nodejs'],
-      registers,
-      collect() {
-        this.set({ version: opts.build?.version ?? 'unknown', node: opts.build?.node ?? 'unknown', nodejs: process.version }, 1);
-      },
-    });
-    new Gauge({
-      name: 'ferry_volume_created_timestamp_seconds',
-      help: 'When a volume was created, in Unix seconds: one series per volume, to join with the per-volume backup series',
-      labelNames: ['volume', 'pool'],
-      registers,
-      collect() {
-        this.reset();
-        for (const v of service.list()) this.set({ volume: v.name, pool: v.pool }, Date.parse(v.createdAt) / 1000);
-      },
-    });
+    /** One series per volume this ferryd holds, labelled volume and pool. */
+    const volumeGauge = (name: string, help: string, pick: (v: Volume) => number | null | undefined) =>
+      gauge(name, help, ['volume', 'pool'], (set) => {
+        for (const v of service.list()) set({ volume: v.name, pool: v.pool }, pick(v));
+      });
+    volumeGauge('ferry_volume_created_timestamp_seconds', 'When a volume was created, in Unix seconds: one series per volume, to join with the per-volume backup series', (v) => Date.parse(v.createdAt) / 1000);
+    // Space per volume, from the usage tracker's cache (no walk at scrape time); a figure not measured is no series.
+    const usage = opts.usage;
+    if (usage) {
+      volumeGauge('ferry_volume_data_bytes', 'Bytes of a volume\'s live data (allocated, like du), from a cached walk', (v) => usage.of(v).dataBytes);
+      volumeGauge('ferry_volume_snapshot_bytes', 'Bytes only the snapshots of a volume hold (freed if they all went); absent where not measured (btrfs, reflink)', (v) => usage.of(v).snapshotBytes);
+      volumeGauge('ferry_volume_usage_measured_timestamp_seconds', 'When the data of a volume was last walked, in Unix seconds; age = time() - this', (v) => {
+        const at = usage.of(v).measuredAt;
+        return at ? Date.parse(at) / 1000 : null;
+      });
+      gauge('ferry_volume_trash_bytes', 'Bytes held in the trash by removed volumes of this name (data and snapshots), until purged', ['volume', 'pool'], (set) => {
+        for (const t of usage.trashByName()) set({ volume: t.volume, pool: t.pool }, t.bytes);
+      });
+    }
 
     this.pluginCalls = new Counter({ name: 'ferry_plugin_calls_total', help: 'Docker volume plugin calls, by endpoint and result (ok or error)', labelNames: ['endpoint', 'result'], registers });
     this.pluginDuration = new Histogram({ name: 'ferry_plugin_call_duration_seconds', help: 'Time to answer a Docker volume plugin call', labelNames: ['endpoint'], buckets: CALL_BUCKETS, registers });
@@ -173,54 +135,26 @@ export class Metrics {
 
     const history = opts.backups;
     if (history) {
-      // per volume and target, for the volumes this ferryd holds; a volume never backed up has no series here
+      // per volume and target, for the volumes this ferryd holds (this incarnation); a volume never backed up has no series here
       const perTarget = (name: string, help: string, pick: (r: TargetRecord) => number | undefined) =>
-        new Gauge({
-          name,
-          help,
-          labelNames: ['volume', 'target'],
-          registers,
-          collect() {
-            this.reset();
-            const live = new Set(service.list().map((v) => v.name));
-            for (const [volume, byTarget] of history.all()) {
-              if (!live.has(volume)) continue;
-              for (const [target, r] of byTarget) {
-                const n = pick(r);
-                if (n !== undefined) this.set({ volume, target }, n);
-              }
-            }
-          },
+        gauge(name, help, ['volume', 'target'], (set) => {
+          for (const v of service.list()) for (const [target, r] of history.targets(v)) set({ volume: v.name, target }, pick(r));
         });
       perTarget('ferry_volume_last_backup_timestamp_seconds', 'When the newest successful backup of a volume to a target by this ferryd finished, in Unix seconds; age = time() - this', (r) => r.lastSuccessAt);
       perTarget('ferry_volume_backup_failing', 'Whether the newest backup of a volume to a target by this ferryd failed (1) or not (0)', (r) => (r.failing ? 1 : 0));
-      volumesByPool('ferry_volumes_never_backed_up', 'Volumes with no successful backup by this ferryd to any target, by pool', (v) => history.lastSuccess(v.name) === undefined);
+      volumesByPool('ferry_volumes_never_backed_up', 'Volumes with no successful backup by this ferryd to any target, by pool', (v) => history.lastSuccess(v) === undefined);
     }
 
     const cluster = opts.cluster;
     if (cluster) {
       // the heartbeats of every node seen in a shared pool, as this ferryd reads them; none without shared pools
       const nodes = oncePerScrape(async () => (cluster.active ? cluster.nodes() : []));
-      new Gauge({
-        name: 'ferry_cluster_node_up',
-        help: 'Whether a node of the shared pools beat within the node timeout (1) or not (0), as this ferryd sees it',
-        labelNames: ['node'],
-        registers,
-        async collect() {
-          this.reset();
-          for (const n of await nodes()) this.set({ node: n.node }, n.alive ? 1 : 0);
-        },
-      });
-      new Gauge({
-        name: 'ferry_cluster_node_last_heartbeat_timestamp_seconds',
-        help: 'When a node of the shared pools last beat, in Unix seconds, as this ferryd reads it',
-        labelNames: ['node'],
-        registers,
-        async collect() {
-          this.reset();
-          for (const n of await nodes()) this.set({ node: n.node }, Date.parse(n.lastSeen) / 1000);
-        },
-      });
+      const nodeGauge = (name: string, help: string, pick: (n: NodeStatus) => number) =>
+        gauge(name, help, ['node'], async (set) => {
+          for (const n of await nodes()) set({ node: n.node }, pick(n));
+        });
+      nodeGauge('ferry_cluster_node_up', 'Whether a node of the shared pools beat within the node timeout (1) or not (0), as this ferryd sees it', (n) => (n.alive ? 1 : 0));
+      nodeGauge('ferry_cluster_node_last_heartbeat_timestamp_seconds', 'When a node of the shared pools last beat, in Unix seconds, as this ferryd reads it', (n) => Date.parse(n.lastSeen) / 1000);
     }
   }
 

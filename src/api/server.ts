@@ -273,7 +273,7 @@ export function buildApiServer(
     const history = extra?.backups.history;
     return {
       volumes: service.list().map((v) => {
-        const t = history?.lastSuccess(v.name);
+        const t = history?.lastSuccess(v);
         return { ...v, attachments: attachments.get(v.name) ?? [], ...(t !== undefined ? { lastBackupAt: new Date(t * 1000).toISOString() } : {}), ...(hub.usage ? { usage: hub.usage.of(v) } : {}) };
       }),
     };

@@ -5,6 +5,8 @@ import { errorMessage } from '../util/errors.js';
 /** One backup attempt of a volume to a target, as the backup service reports it when it ends. */
 export interface BackupOutcome {
   volume: string;
+  /** The volume's incarnation (its createdAt): a volume removed and made again under its name starts with no backups. */
+  createdAt: string;
   /** The configured target's name, else its URL. */
   target: string;
   ok: boolean;
@@ -21,6 +23,8 @@ export interface BackupOutcome {
 export interface TargetRecord {
   lastSuccessAt?: number;
   failing: boolean;
+  /** The incarnation of the volume it is about (absent in records of files written before this was kept). */
+  createdAt?: string;
 }
 
 /** Where records of files written before targets were kept (a bare time per volume) are put. */
@@ -28,8 +32,9 @@ export const UNKNOWN_TARGET = 'unknown';
 
 /**
  * The newest backup outcome per volume and target, for the backups this ferryd ran, kept across restarts
- * in DATA_DIR/last-backups.json (`{volume: {target: {lastSuccessAt?, failing}}}`; the older
- * `{volume: seconds}` is read as target "unknown"). /metrics and the volume list read it from here.
+ * in DATA_DIR/last-backups.json (`{volume: {target: {lastSuccessAt?, failing, createdAt}}}`; the older
+ * `{volume: seconds}` is read as target "unknown"). /metrics and the volume list read it from here, for
+ * the incarnation of the volume they show: a volume made again under an old name has no backups yet.
  */
 export class BackupHistory {
   private readonly records = new Map<string, Map<string, TargetRecord>>();
@@ -48,10 +53,10 @@ export class BackupHistory {
         if (typeof v === 'number' && Number.isFinite(v)) this.of(volume).set(UNKNOWN_TARGET, { lastSuccessAt: v, failing: false });
         else if (typeof v === 'object' && v !== null) {
           for (const [target, r] of Object.entries(v as Record<string, unknown>)) {
-            const rec = r as { lastSuccessAt?: unknown; failing?: unknown } | null;
+            const rec = r as { lastSuccessAt?: unknown; failing?: unknown; createdAt?: unknown } | null;
             if (typeof rec !== 'object' || rec === null) continue;
             const at = typeof rec.lastSuccessAt === 'number' && Number.isFinite(rec.lastSuccessAt) ? rec.lastSuccessAt : undefined;
-            this.of(volume).set(target, { ...(at !== undefined ? { lastSuccessAt: at } : {}), failing: rec.failing === true });
+            this.of(volume).set(target, { ...(at !== undefined ? { lastSuccessAt: at } : {}), failing: rec.failing === true, ...(typeof rec.createdAt === 'string' ? { createdAt: rec.createdAt } : {}) });
           }
         }
       }
@@ -70,23 +75,25 @@ export class BackupHistory {
 
   record(o: BackupOutcome): void {
     const byTarget = this.of(o.volume);
+    // what is known of an earlier volume of this name is forgotten at the first backup of the new one
+    for (const [t, r] of byTarget) if (r.createdAt !== o.createdAt) byTarget.delete(t);
     const prev = byTarget.get(o.target);
-    byTarget.set(o.target, o.ok ? { lastSuccessAt: o.at, failing: false } : { ...(prev?.lastSuccessAt !== undefined ? { lastSuccessAt: prev.lastSuccessAt } : {}), failing: true });
+    byTarget.set(o.target, o.ok ? { lastSuccessAt: o.at, failing: false, createdAt: o.createdAt } : { ...(prev?.lastSuccessAt !== undefined ? { lastSuccessAt: prev.lastSuccessAt } : {}), failing: true, createdAt: o.createdAt });
     const file = this.opts.file;
     if (!file) return;
     const snapshot = Object.fromEntries([...this.records].map(([v, m]) => [v, Object.fromEntries(m)]));
     this.saving = this.saving.then(() => writeJsonAtomic(file, snapshot)).catch((err: unknown) => this.opts.onError?.(`cannot write ${file}`, errorMessage(err)));
   }
 
-  /** Records by volume, then target. */
-  all(): ReadonlyMap<string, ReadonlyMap<string, TargetRecord>> {
-    return this.records;
+  /** The records of this volume (this incarnation of it, or of an unknown one from an older file), by target. */
+  targets(v: { name: string; createdAt: string }): Array<[string, TargetRecord]> {
+    return [...(this.records.get(v.name) ?? [])].filter(([, r]) => r.createdAt === undefined || r.createdAt === v.createdAt);
   }
 
-  /** The newest successful backup of a volume to any target (Unix seconds), if any. */
-  lastSuccess(volume: string): number | undefined {
+  /** The newest successful backup of this volume to any target (Unix seconds), if any. */
+  lastSuccess(v: { name: string; createdAt: string }): number | undefined {
     let newest: number | undefined;
-    for (const r of this.records.get(volume)?.values() ?? []) if (r.lastSuccessAt !== undefined && (newest === undefined || r.lastSuccessAt > newest)) newest = r.lastSuccessAt;
+    for (const [, r] of this.targets(v)) if (r.lastSuccessAt !== undefined && (newest === undefined || r.lastSuccessAt > newest)) newest = r.lastSuccessAt;
     return newest;
   }
 

@@ -167,7 +167,7 @@ export class BackupService {
    */
   async startBackup(volumeIn: string, opts: { target: string; snapshot?: string; tags?: string[] }): Promise<JobInfo> {
     const volume = checkVolumeName(volumeIn);
-    const { shared } = this.volumes.get(volume); // not_found at once, not in the job
+    const { shared, createdAt } = this.volumes.get(volume); // not_found at once, not in the job
     const t = this.resolve(opts.target);
     if (opts.snapshot) await this.snapshots.get(volume, opts.snapshot); // a wrong snapshot too
     const repo = await this.open(t); // target there, a repository, the password fits
@@ -176,7 +176,7 @@ export class BackupService {
     const started = Date.now();
     const ended = (ok: boolean, info?: BackupInfo) => {
       const now = Date.now();
-      this.ended({ volume, target, ok, at: now / 1000, seconds: Math.max(0, (now - started) / 1000), ...(info ? { bytes: info.bytes, bytesAdded: info.bytesAdded } : {}) });
+      this.ended({ volume, createdAt, target, ok, at: now / 1000, seconds: Math.max(0, (now - started) / 1000), ...(info ? { bytes: info.bytes, bytesAdded: info.bytesAdded } : {}) });
     };
     return this.jobs.start('backup', volume, async (report) => {
       let snap: SnapshotRecord | undefined;
@@ -369,7 +369,7 @@ export class BackupService {
         } catch {
           // an unknown target name: keep the name the volume gives
         }
-        this.ended({ volume: v.name, target, ok: false, at: now() / 1000 });
+        this.ended({ volume: v.name, createdAt: v.createdAt, target, ok: false, at: now() / 1000 });
         continue;
       }
       this.runningScheduled.add(v.name);

@@ -88,8 +88,9 @@ describe('scheduled backups with a fake clock', () => {
     await b.settled();
     const web = outcomes.filter((o) => o.volume === 'web');
     assert.deepEqual(web.map((o) => [o.target, o.ok, o.seconds]), [['gone', false, undefined]], 'refused before a job: no wall time');
-    assert.deepEqual(b.history.all().get('web')?.get('gone'), { failing: true });
-    assert.equal(b.history.lastSuccess('web'), undefined);
+    const web1 = volumes.get('web');
+    assert.deepEqual(b.history.targets(web1), [['gone', { failing: true, createdAt: web1.createdAt }]]);
+    assert.equal(b.history.lastSuccess(web1), undefined);
 
     // the target comes back: the next slot's backup succeeds and ends the failing state
     await b.init('gone');
@@ -100,13 +101,13 @@ describe('scheduled backups with a fake clock', () => {
     const last = outcomes.filter((o) => o.volume === 'web').pop()!;
     assert.equal(last.ok, true);
     assert.ok(last.seconds !== undefined && last.bytes !== undefined && last.bytesAdded !== undefined);
-    const rec = b.history.all().get('web')?.get('gone');
+    const rec = Object.fromEntries(b.history.targets(web1)).gone;
     assert.equal(rec?.failing, false);
     assert.ok(rec?.lastSuccessAt !== undefined && rec.lastSuccessAt >= t0);
     // what a restarted ferryd reads
     await b.history.flush();
     const again = new BackupHistory({ file });
     await again.load();
-    assert.deepEqual(again.all().get('web')?.get('gone'), rec);
+    assert.deepEqual(Object.fromEntries(again.targets(web1)).gone, rec);
   });
 });

@@ -228,6 +228,16 @@ describe('/metrics of a real ferryd by Prometheus conventions', () => {
     const restarted = await scrape();
     assert.equal(value(restarted, 'ferry_volume_last_backup_timestamp_seconds', { volume: 'vol-a', target: 'offsite' }), last);
     assert.equal(value(restarted, 'ferry_backups_total', { target: 'offsite', result: 'ok' }), undefined);
+
+    // a volume removed and made again under its name has not been backed up
+    assert.equal((await f.plugin('Remove', { Name: 'vol-a' })).status, 200);
+    assert.equal((await f.plugin('Create', { Name: 'vol-a' })).status, 200);
+    const remade = await scrape();
+    assert.equal(value(remade, 'ferry_volume_last_backup_timestamp_seconds', { volume: 'vol-a', target: 'offsite' }), undefined);
+    assert.equal(value(remade, 'ferry_volume_backup_failing', { volume: 'vol-a', target: 'offsite' }), undefined);
+    assert.equal(value(remade, 'ferry_volumes_never_backed_up', { pool: 'local' }), 1);
+    const relisted = (await api('GET', '/v1/volumes')) as { volumes: Array<{ name: string; lastBackupAt?: string }> };
+    assert.equal(relisted.volumes.find((v) => v.name === 'vol-a')!.lastBackupAt, undefined);
   });
 
   describe('contrib/: the Grafana dashboard and the Prometheus rules read what ferryd serves', () => {
