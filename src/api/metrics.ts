@@ -2,9 +2,21 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { VolumeService } from '../volumes/service.js';
 import type { UsageTracker } from '../volumes/usage.js';
 import type { JobInfo } from '../jobs/jobs.js';
-import { readJson, writeJsonAtomic } from '../util/atomic.js';
-import type { Quarantine } from '../util/quarantine.js';
-import { errorMessage } from '../util/errors.js';
+import type { BackupHistory, BackupOutcome, TargetRecord } from '../backup/history.js';
+import type { Cluster, NodeStatus } from '../cluster/cluster.js';
+import type { Volume } from '../wire/types.js';
+
+/** The one vocabulary of the `result` label, on every series that has one. */
+const result = (ok: boolean): 'ok' | 'error' => (ok ? 'ok' : 'error');
+
+/** One read shared by the gauges of a scrape (they are collected within the same second). */
+function oncePerScrape<T>(read: () => T): () => T {
+  let last: { at: number; value: T } | undefined;
+  return () => {
+    if (!last || Date.now() - last.at > 1000) last = { at: Date.now(), value: read() };
+    return last.value;
+  };
+}
 
 /** Plugin calls are fast (ms) but a Mount of a shared pool or a Remove to the trash may take seconds. */
 const CALL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -20,186 +32,130 @@ export interface SnapshotObservation {
 /**
  * ferryd's Prometheus metrics (GET /metrics, text format 0.0.4). Counters and histograms are fed by
  * observer hooks (plugin calls, snapshots, finished jobs); gauges are read from the volume service when
- * scraped, from what it holds in memory (no tree walks, no repository scans).
+ * scraped, from what it holds in memory (no tree walks, no repository scans). Every `result` label is ok or error.
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly lastBackup = new Map<string, number>();
 
   private readonly pluginCalls: Counter<'endpoint' | 'result'>;
   private readonly pluginDuration: Histogram<'endpoint'>;
   private readonly snapshotsTotal: Counter<'result'>;
   private readonly snapshotDuration: Histogram;
-  private readonly backupsTotal: Counter<'result'>;
-  private readonly backupDuration: Histogram;
-  private readonly backupBytes: Counter;
-  private readonly backupBytesAdded: Counter;
+  private readonly backupsTotal: Counter<'target' | 'result'>;
+  private readonly backupDuration: Histogram<'target'>;
+  private readonly backupReadBytes: Counter<'target'>;
+  private readonly backupAddedBytes: Counter<'target'>;
   private readonly jobsTotal: Counter<'kind' | 'result'>;
-
-  private lastBackupSaving: Promise<void> = Promise.resolve();
 
   constructor(
     service: VolumeService,
-    private readonly opts: { processMetrics?: boolean; lastBackupFile?: string; onError?: (what: string, err: string) => void; usage?: UsageTracker; quarantine?: Quarantine } = {},
+    opts: {
+      processMetrics?: boolean;
+      usage?: UsageTracker;
+      /** The backup service's record of backups: the per-volume backup series. */
+      backups?: BackupHistory;
+      /** Shared pools' heartbeats: the per-node series. */
+      cluster?: Pick<Cluster, 'active' | 'nodes'>;
+      /** ferry_build_info's labels. */
+      build?: { version: string; node: string };
+    } = {},
   ) {
     const registers = [this.registry];
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 
-    // One statfs per pool per scrape, shared by the pool gauges and ferry_volumes.
-    let poolRead: { at: number; value: ReturnType<VolumeService['poolStatus']> } | undefined;
-    const pools = () => {
-      if (!poolRead || Date.now() - poolRead.at > 1000) poolRead = { at: Date.now(), value: service.poolStatus() };
-      return poolRead.value;
-    };
-    new Gauge({
-      name: 'ferry_volumes',
-      help: 'Volumes known to this ferryd, by pool',
-      labelNames: ['pool'],
-      registers,
-      async collect() {
-        this.reset();
-        const byPool = new Map<string, number>();
-        for (const p of await pools()) byPool.set(p.name, 0);
-        for (const v of service.list()) byPool.set(v.pool, (byPool.get(v.pool) ?? 0) + 1);
-        for (const [pool, n] of byPool) this.set({ pool }, n);
-      },
-    });
-    new Gauge({
-      name: 'ferry_volume_mounts',
-      help: 'Docker mounts of volumes held on this node (one per container using a volume)',
-      registers,
-      collect() {
-        this.set(service.counts().mounts);
-      },
-    });
-    new Gauge({
-      name: 'ferry_volumes_mounted',
-      help: 'Volumes with at least one mount on this node',
-      registers,
-      collect() {
-        this.set(service.counts().mounted);
-      },
-    });
-    new Gauge({
-      name: 'ferry_trash_volumes',
-      help: 'Removed volumes kept in the trash',
-      registers,
-      collect() {
-        this.set(service.counts().trash);
-      },
-    });
-    const poolGauge = (name: string, help: string, pick: (p: Awaited<ReturnType<VolumeService['poolStatus']>>[number]) => number | undefined) =>
-      new Gauge({
+    /**
+     * A gauge read at each scrape: `fill` sets its series (a value undefined or null is no series); the
+     * series of the scrape before are dropped, so what went away (a volume, a pool) leaves no stale series.
+     */
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (set: (labels: Record<L, string>, n: number | null | undefined) => void) => void | Promise<void>) =>
+      new Gauge<L>({
         name,
         help,
-        labelNames: ['pool'],
+        labelNames,
         registers,
         async collect() {
+          const rows: Array<[Record<L, string>, number]> = [];
+          await fill((labels, n) => {
+            if (n !== null && n !== undefined) rows.push([labels, n]);
+          });
           this.reset();
-          for (const p of await pools()) {
-            const v = pick(p);
-            if (v !== undefined) this.set({ pool: p.name }, v);
-          }
+          for (const [labels, n] of rows) this.set(labels as Partial<Record<L, string>>, n);
         },
       });
+
+    gauge('ferry_build_info', 'Always 1; the labels say which ferryd this is: version, node (its node name), nodejs', ['version', 'node', 'nodejs'], (set) =>
+      set({ version: opts.build?.version ?? 'unknown', node: opts.build?.node ?? 'unknown', nodejs: process.version }, 1),
+    );
+
+    // One statfs per pool per scrape, shared by the pool gauges and the volume counts.
+    const pools = oncePerScrape(() => service.poolStatus());
+    const poolGauge = (name: string, help: string, pick: (p: Awaited<ReturnType<VolumeService['poolStatus']>>[number]) => number | undefined) =>
+      gauge(name, help, ['pool'], async (set) => {
+        for (const p of await pools()) set({ pool: p.name }, pick(p));
+      });
+    /** Volumes that `counts` by pool, with a 0 for every pool that has none. */
+    const volumesByPool = (name: string, help: string, counts: (v: Volume) => boolean) => poolGauge(name, help, (p) => service.list().filter((v) => v.pool === p.name && counts(v)).length);
+    volumesByPool('ferry_volumes', 'Volumes known to this ferryd, by pool', () => true);
+    gauge('ferry_volume_mounts', 'Docker mounts of volumes held on this node (one per container using a volume)', [], (set) => set({}, service.counts().mounts));
+    gauge('ferry_volumes_mounted', 'Volumes with at least one mount on this node', [], (set) => set({}, service.counts().mounted));
+    gauge('ferry_trash_volumes', 'Removed volumes kept in the trash', [], (set) => set({}, service.counts().trash));
+    poolGauge('ferry_pool_up', 'Whether the pool is usable (1) or not (0)', (p) => (p.ok ? 1 : 0));
+    poolGauge('ferry_pool_used_bytes', 'Bytes used on the filesystem of the pool', (p) => p.capacity?.usedBytes);
+    poolGauge('ferry_pool_free_bytes', 'Bytes free (available to ferryd) on the filesystem of the pool', (p) => p.capacity?.freeBytes);
+
+    /** One series per volume this ferryd holds, labelled volume and pool. */
+    const volumeGauge = (name: string, help: string, pick: (v: Volume) => number | null | undefined) =>
+      gauge(name, help, ['volume', 'pool'], (set) => {
+        for (const v of service.list()) set({ volume: v.name, pool: v.pool }, pick(v));
+      });
+    volumeGauge('ferry_volume_created_timestamp_seconds', 'When a volume was created, in Unix seconds: one series per volume, to join with the per-volume backup series', (v) => Date.parse(v.createdAt) / 1000);
     // Space per volume, from the usage tracker's cache (no walk at scrape time); a figure not measured is no series.
     const usage = opts.usage;
     if (usage) {
-      const volumeGauge = (name: string, help: string, pick: (u: ReturnType<UsageTracker['of']>) => number | null) =>
-        new Gauge({
-          name,
-          help,
-          labelNames: ['volume', 'pool'],
-          registers,
-          collect() {
-            this.reset();
-            for (const v of service.list()) {
-              const n = pick(usage.of(v));
-              if (n !== null) this.set({ volume: v.name, pool: v.pool }, n);
-            }
-          },
-        });
-      volumeGauge('ferry_volume_data_bytes', 'Bytes of a volume\'s live data (allocated, like du), from a cached walk', (u) => u.dataBytes);
-      volumeGauge('ferry_volume_snapshot_bytes', 'Bytes only the snapshots of a volume hold (freed if they all went); absent where not measured (btrfs, reflink)', (u) => u.snapshotBytes);
-      volumeGauge('ferry_volume_usage_measured_timestamp_seconds', 'When the data of a volume was last walked, in Unix seconds; age = time() - this', (u) => (u.measuredAt ? Date.parse(u.measuredAt) / 1000 : null));
-      new Gauge({
-        name: 'ferry_volume_trash_bytes',
-        help: 'Bytes held in the trash by removed volumes of this name (data and snapshots), until purged',
-        labelNames: ['volume', 'pool'],
-        registers,
-        collect() {
-          this.reset();
-          for (const t of usage.trashByName()) this.set({ volume: t.volume, pool: t.pool }, t.bytes);
-        },
+      volumeGauge('ferry_volume_data_bytes', 'Bytes of a volume\'s live data (allocated, like du), from a cached walk', (v) => usage.of(v).dataBytes);
+      volumeGauge('ferry_volume_snapshot_bytes', 'Bytes only the snapshots of a volume hold (freed if they all went); absent where not measured (btrfs, reflink)', (v) => usage.of(v).snapshotBytes);
+      volumeGauge('ferry_volume_usage_measured_timestamp_seconds', 'When the data of a volume was last walked, in Unix seconds; age = time() - this', (v) => {
+        const at = usage.of(v).measuredAt;
+        return at ? Date.parse(at) / 1000 : null;
+      });
+      gauge('ferry_volume_trash_bytes', 'Bytes held in the trash by removed volumes of this name (data and snapshots), until purged', ['volume', 'pool'], (set) => {
+        for (const t of usage.trashByName()) set({ volume: t.volume, pool: t.pool }, t.bytes);
       });
     }
-    poolGauge('ferry_pool_up', 'Whether the pool is usable (1) or not (0)', (p) => (p.ok ? 1 : 0));
-    poolGauge('ferry_pool_bytes_used', 'Bytes used on the filesystem of the pool', (p) => p.capacity?.usedBytes);
-    poolGauge('ferry_pool_bytes_free', 'Bytes free (available to ferryd) on the filesystem of the pool', (p) => p.capacity?.freeBytes);
 
     this.pluginCalls = new Counter({ name: 'ferry_plugin_calls_total', help: 'Docker volume plugin calls, by endpoint and result (ok or error)', labelNames: ['endpoint', 'result'], registers });
     this.pluginDuration = new Histogram({ name: 'ferry_plugin_call_duration_seconds', help: 'Time to answer a Docker volume plugin call', labelNames: ['endpoint'], buckets: CALL_BUCKETS, registers });
-    this.snapshotsTotal = new Counter({ name: 'ferry_snapshots_total', help: 'Snapshots made (any origin: manual, schedule, history, backup), by result', labelNames: ['result'], registers });
+    this.snapshotsTotal = new Counter({ name: 'ferry_snapshots_total', help: 'Snapshots made (any origin: manual, schedule, history, backup), by result (ok or error)', labelNames: ['result'], registers });
     this.snapshotDuration = new Histogram({ name: 'ferry_snapshot_duration_seconds', help: 'Time to make a snapshot (copying the tree)', buckets: LONG_BUCKETS, registers });
-    this.backupsTotal = new Counter({ name: 'ferry_backups_total', help: 'Backup jobs run by this ferryd, by result (success or failure)', labelNames: ['result'], registers });
-    this.backupDuration = new Histogram({ name: 'ferry_backup_duration_seconds', help: 'Wall time of a successful backup job (snapshot and upload)', buckets: LONG_BUCKETS, registers });
-    this.backupBytes = new Counter({ name: 'ferry_backup_bytes_total', help: 'Bytes of volume data read by successful backups', registers });
-    this.backupBytesAdded = new Counter({ name: 'ferry_backup_bytes_added_total', help: 'Bytes added to backup repositories (after deduplication and compression)', registers });
-    this.jobsTotal = new Counter({ name: 'ferry_jobs_total', help: 'Jobs (backup, restore, verify, prune) finished, by kind and result', labelNames: ['kind', 'result'], registers });
-    const lastBackup = this.lastBackup;
-    new Gauge({
-      name: 'ferry_last_backup_timestamp_seconds',
-      help: 'When the newest successful backup of a volume made by this ferryd finished, in Unix seconds; age = time() - this',
-      labelNames: ['volume'],
-      registers,
-      collect() {
-        this.reset();
-        const live = new Set(service.list().map((v) => v.name));
-        for (const [volume, t] of lastBackup) if (live.has(volume)) this.set({ volume }, t);
-      },
-    });
-    new Gauge({
-      name: 'ferry_last_backup_age_seconds',
-      help: 'Seconds since the newest successful backup of a volume made by this ferryd',
-      labelNames: ['volume'],
-      registers,
-      collect() {
-        this.reset();
-        const live = new Set(service.list().map((v) => v.name));
-        const now = Date.now() / 1000;
-        for (const [volume, t] of lastBackup) if (live.has(volume)) this.set({ volume }, Math.max(0, now - t));
-      },
-    });
-  }
+    this.backupsTotal = new Counter({ name: 'ferry_backups_total', help: 'Backups run by this ferryd, by target and result (ok or error); a scheduled backup refused before its job (target gone, wrong password) counts as an error', labelNames: ['target', 'result'], registers });
+    this.backupDuration = new Histogram({ name: 'ferry_backup_duration_seconds', help: 'Wall time of a successful backup job (snapshot and upload), by target', labelNames: ['target'], buckets: LONG_BUCKETS, registers });
+    this.backupReadBytes = new Counter({ name: 'ferry_backup_read_bytes_total', help: 'Bytes of volume data read by successful backups, by target', labelNames: ['target'], registers });
+    this.backupAddedBytes = new Counter({ name: 'ferry_backup_added_bytes_total', help: 'Bytes added to backup repositories (after deduplication and compression), by target', labelNames: ['target'], registers });
+    this.jobsTotal = new Counter({ name: 'ferry_jobs_total', help: 'Jobs (backup, restore, verify, prune) finished, by kind and result (ok or error)', labelNames: ['kind', 'result'], registers });
 
-  /** Read the last-backup times kept across restarts (DATA_DIR/last-backups.json), when there is such a file. */
-  async load(): Promise<void> {
-    if (!this.opts.lastBackupFile) return;
-    try {
-      const saved = await readJson<Record<string, unknown>>(this.opts.lastBackupFile);
-      for (const [volume, t] of Object.entries(saved ?? {})) if (typeof t === 'number' && Number.isFinite(t)) this.lastBackup.set(volume, t);
-    } catch (err) {
-      if (this.opts.quarantine) await this.opts.quarantine.moveAside(this.opts.lastBackupFile, err, 'The last-backup metrics start empty: ferry_last_backup_* has no value for a volume until its next backup by this ferryd.').catch((e: unknown) => this.opts.onError?.(`cannot move ${this.opts.lastBackupFile} aside`, errorMessage(e)));
-      else this.opts.onError?.(`cannot read ${this.opts.lastBackupFile}; last-backup metrics start empty`, errorMessage(err));
+    const history = opts.backups;
+    if (history) {
+      // per volume and target, for the volumes this ferryd holds (this incarnation); a volume never backed up has no series here
+      const perTarget = (name: string, help: string, pick: (r: TargetRecord) => number | undefined) =>
+        gauge(name, help, ['volume', 'target'], (set) => {
+          for (const v of service.list()) for (const [target, r] of history.targets(v)) set({ volume: v.name, target }, pick(r));
+        });
+      perTarget('ferry_volume_last_backup_timestamp_seconds', 'When the newest successful backup of a volume to a target by this ferryd finished, in Unix seconds; age = time() - this', (r) => r.lastSuccessAt);
+      perTarget('ferry_volume_backup_failing', 'Whether the newest backup of a volume to a target by this ferryd failed (1) or not (0)', (r) => (r.failing ? 1 : 0));
+      volumesByPool('ferry_volumes_never_backed_up', 'Volumes with no successful backup by this ferryd to any target, by pool', (v) => history.lastSuccess(v) === undefined);
     }
-  }
 
-  private saveLastBackups(): void {
-    const file = this.opts.lastBackupFile;
-    if (!file) return;
-    this.lastBackupSaving = this.lastBackupSaving
-      .then(() => writeJsonAtomic(file, Object.fromEntries(this.lastBackup)))
-      .catch((err: unknown) => this.opts.onError?.(`cannot write ${file}`, errorMessage(err)));
-  }
-
-  /** Wait for a pending write (at shutdown). */
-  flush(): Promise<void> {
-    return this.lastBackupSaving;
-  }
-
-  /** When each volume's newest successful backup by this ferryd finished (Unix seconds), for GET /v1/volumes. */
-  lastBackups(): ReadonlyMap<string, number> {
-    return this.lastBackup;
+    const cluster = opts.cluster;
+    if (cluster) {
+      // the heartbeats of every node seen in a shared pool, as this ferryd reads them; none without shared pools
+      const nodes = oncePerScrape(async () => (cluster.active ? cluster.nodes() : []));
+      const nodeGauge = (name: string, help: string, pick: (n: NodeStatus) => number) =>
+        gauge(name, help, ['node'], async (set) => {
+          for (const n of await nodes()) set({ node: n.node }, pick(n));
+        });
+      nodeGauge('ferry_cluster_node_up', 'Whether a node of the shared pools beat within the node timeout (1) or not (0), as this ferryd sees it', (n) => (n.alive ? 1 : 0));
+      nodeGauge('ferry_cluster_node_last_heartbeat_timestamp_seconds', 'When a node of the shared pools last beat, in Unix seconds, as this ferryd reads it', (n) => Date.parse(n.lastSeen) / 1000);
+    }
   }
 
   get contentType(): string {
@@ -213,31 +169,27 @@ export class Metrics {
   /** The plugin server's observer hook. */
   pluginCall = (endpoint: string, ok: boolean, seconds: number): void => {
     const e = endpoint.replace(/^\//, '');
-    this.pluginCalls.inc({ endpoint: e, result: ok ? 'ok' : 'error' });
+    this.pluginCalls.inc({ endpoint: e, result: result(ok) });
     this.pluginDuration.observe({ endpoint: e }, seconds);
   };
 
   /** The snapshot service's observer hook. */
   snapshot = (o: SnapshotObservation): void => {
-    this.snapshotsTotal.inc({ result: o.ok ? 'success' : 'failure' });
+    this.snapshotsTotal.inc({ result: result(o.ok) });
     if (o.ok && o.seconds !== undefined) this.snapshotDuration.observe(o.seconds);
   };
 
   /** The job registry's observer hook: called once per job when it ends. */
   jobFinished = (job: JobInfo): void => {
-    const ok = job.state === 'succeeded';
-    this.jobsTotal.inc({ kind: job.kind, result: ok ? 'success' : 'failure' });
-    if (job.kind !== 'backup') return;
-    this.backupsTotal.inc({ result: ok ? 'success' : 'failure' });
-    if (!ok) return;
-    const end = job.finishedAt ? Date.parse(job.finishedAt) : Date.now();
-    this.backupDuration.observe(Math.max(0, (end - Date.parse(job.startedAt)) / 1000));
-    const info = job.result as { bytes?: unknown; bytesAdded?: unknown } | undefined;
-    if (typeof info?.bytes === 'number') this.backupBytes.inc(info.bytes);
-    if (typeof info?.bytesAdded === 'number') this.backupBytesAdded.inc(info.bytesAdded);
-    if (job.volume) {
-      this.lastBackup.set(job.volume, end / 1000);
-      this.saveLastBackups();
-    }
+    this.jobsTotal.inc({ kind: job.kind, result: result(job.state === 'succeeded') });
+  };
+
+  /** The backup service's observer hook: every backup that ended (and a scheduled one refused before its job). */
+  backup = (o: BackupOutcome): void => {
+    this.backupsTotal.inc({ target: o.target, result: result(o.ok) });
+    if (!o.ok) return;
+    if (o.seconds !== undefined) this.backupDuration.observe({ target: o.target }, o.seconds);
+    if (o.bytes !== undefined) this.backupReadBytes.inc({ target: o.target }, o.bytes);
+    if (o.bytesAdded !== undefined) this.backupAddedBytes.inc({ target: o.target }, o.bytesAdded);
   };
 }

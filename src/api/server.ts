@@ -270,10 +270,10 @@ export function buildApiServer(
   app.get('/v1/volumes', async (): Promise<W.VolumeList> => {
     await service.syncAll();
     const attachments = await service.attachmentsByVolume();
-    const lastBackups = hub.metrics?.lastBackups();
+    const history = extra?.backups.history;
     return {
       volumes: service.list().map((v) => {
-        const t = lastBackups?.get(v.name);
+        const t = history?.lastSuccess(v);
         return { ...v, attachments: attachments.get(v.name) ?? [], ...(t !== undefined ? { lastBackupAt: new Date(t * 1000).toISOString() } : {}), ...(hub.usage ? { usage: hub.usage.of(v) } : {}) };
       }),
     };

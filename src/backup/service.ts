@@ -13,6 +13,7 @@ import { FerryError, errorMessage } from '../util/errors.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { parseVolumeOptions } from '../volumes/options.js';
 import { init as initRepo, open as openRepo, parseBackupUrl, type Repository, type S3Options, type BackupInfo } from './index.js';
+import type { BackupHistory, BackupOutcome } from './history.js';
 
 /** A backup target from ferryd's config (`backupTargets.NAME`). */
 export interface BackupTargetConfig {
@@ -62,6 +63,20 @@ export class BackupService {
 
   /** Where an unreadable schedule state file is moved aside and reported (set by the daemon). */
   quarantine?: Quarantine;
+  /** Where the outcome of every backup is kept (newest success, failing or not, per volume and target). */
+  history?: BackupHistory;
+  /** Told of every backup that ended, and of a scheduled one that could not start (for /metrics). Must not throw. */
+  onBackup?: (o: BackupOutcome) => void;
+
+  private ended(o: BackupOutcome): void {
+    this.history?.record(o);
+    this.onBackup?.(o);
+  }
+
+  /** The name a target is known by in the history and /metrics: its configured name, else its URL. */
+  private targetLabel(t: ResolvedTarget): string {
+    return t.name ?? t.url;
+  }
 
   /** The schedule state (last slot run per volume); an unreadable file is moved aside and counts as empty. */
   private async scheduleState(file: string): Promise<Record<string, { slot: string; createdAt: string }>> {
@@ -152,11 +167,17 @@ export class BackupService {
    */
   async startBackup(volumeIn: string, opts: { target: string; snapshot?: string; tags?: string[] }): Promise<JobInfo> {
     const volume = checkVolumeName(volumeIn);
-    const { shared } = this.volumes.get(volume); // not_found at once, not in the job
+    const { shared, createdAt } = this.volumes.get(volume); // not_found at once, not in the job
     const t = this.resolve(opts.target);
     if (opts.snapshot) await this.snapshots.get(volume, opts.snapshot); // a wrong snapshot too
     const repo = await this.open(t); // target there, a repository, the password fits
     const keepBase = this.keepsBase(volume, t);
+    const target = this.targetLabel(t);
+    const started = Date.now();
+    const ended = (ok: boolean, info?: BackupInfo) => {
+      const now = Date.now();
+      this.ended({ volume, createdAt, target, ok, at: now / 1000, seconds: Math.max(0, (now - started) / 1000), ...(info ? { bytes: info.bytes, bytesAdded: info.bytesAdded } : {}) });
+    };
     return this.jobs.start('backup', volume, async (report) => {
       let snap: SnapshotRecord | undefined;
       let own = false;
@@ -188,8 +209,10 @@ export class BackupService {
           }
         }
         this.log.info({ volume, url: info.url, files: info.files, bytes: info.bytes, bytesAdded: info.bytesAdded, ms: info.durationMs, keptBase: own && keepBase }, 'backup created');
+        ended(true, info);
         return info;
       } catch (err) {
+        ended(false);
         if (own && snap) {
           const failed = snap;
           await this.snapshots.remove(volume, failed.id).then(
@@ -340,6 +363,14 @@ export class BackupService {
         job = await this.startBackup(v.name, { target: targetRef, tags: ['scheduled'] });
       } catch (err) {
         this.log.error({ volume: v.name, target: targetRef, err: errorMessage(err) }, 'scheduled backup could not start');
+        // a target gone or a wrong password fails every scheduled backup before its job: count it as failing
+        let target = targetRef;
+        try {
+          target = this.targetLabel(this.resolve(targetRef));
+        } catch {
+          // an unknown target name: keep the name the volume gives
+        }
+        this.ended({ volume: v.name, createdAt: v.createdAt, target, ok: false, at: now() / 1000 });
         continue;
       }
       this.runningScheduled.add(v.name);

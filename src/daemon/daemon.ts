@@ -22,6 +22,7 @@ import { buildPluginServer } from '../plugin/server.js';
 import { buildApiServer, type DaemonFacts } from '../api/server.js';
 import { TokenStore } from '../api/tokens.js';
 import { Metrics } from '../api/metrics.js';
+import { BackupHistory } from '../backup/history.js';
 import { listenTcp, readTls } from '../api/tcp.js';
 import { UI_DIR } from '../api/ui.js';
 import { closeInherited, listenFd, listenUnix } from '../util/unix-listen.js';
@@ -126,10 +127,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   await tokens.load();
   const usage = new UsageTracker(service, (v) => snapshots!.list(v, { all: true }), join(config.dataDir, 'usage.json'), log);
   await usage.load();
-  const metrics = new Metrics(service, { usage, lastBackupFile: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what), quarantine });
-  await metrics.load();
+  const history = new BackupHistory({ file: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what), quarantine });
+  await history.load();
+  backups.history = history;
+  const metrics = new Metrics(service, { usage, backups: history, cluster, build: { version: VERSION, node: config.node } });
   snapshots.onSnapshot = metrics.snapshot;
   jobs.onFinished = metrics.jobFinished;
+  backups.onBackup = metrics.backup;
   const tls = config.apiTls ? await readTls(config.apiTls) : undefined;
 
   const memory = docker ? new DockerMemory(docker, service, dockerDriver, log) : undefined;
@@ -215,7 +219,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
           if (path) await unlink(path).catch(() => undefined);
         }
         await tokens.flush();
-        await metrics.flush();
+        await history.flush();
         // running backups are abandoned: the repository format makes that safe (see docs/backup-format.md)
         await service.stop();
         dirLock.release();

@@ -10,6 +10,7 @@ import { DirPool } from '../../src/pools/dir.js';
 import { SnapshotService } from '../../src/snapshots/service.js';
 import { JobRegistry } from '../../src/jobs/jobs.js';
 import { BackupService } from '../../src/backup/service.js';
+import { BackupHistory, type BackupOutcome } from '../../src/backup/history.js';
 
 const HOUR = 3_600_000;
 
@@ -71,5 +72,42 @@ describe('scheduled backups with a fake clock', () => {
     list = (await backups.list('nas', 'db')).backups;
     assert.equal(list.filter((b) => !b.tags.includes('scheduled')).length, 1);
     assert.equal(list.filter((b) => b.tags.includes('scheduled')).length, 2);
+  });
+
+  it('a scheduled backup refused before its job (target not there) is recorded as failing, until one succeeds', async () => {
+    const file = join(dir, 'last-backups.json');
+    const outcomes: BackupOutcome[] = [];
+    const targets = { nas: { url: `file://${join(dir, 'repo')}`, passwordFile: join(dir, 'key') }, gone: { url: `file://${join(dir, 'gone')}`, passwordFile: join(dir, 'key') } };
+    const b = new BackupService(volumes, snapshots, jobs, { targets }, 'n1', log);
+    b.history = new BackupHistory({ file });
+    b.onBackup = (o) => outcomes.push(o);
+    const state2 = join(dir, 'backup-schedules-2.json');
+    await volumes.create('web', { 'backup-schedule': '@hourly', 'backup-target': 'gone' });
+    clock += HOUR;
+    await b.scheduledTick(state2, now);
+    await b.settled();
+    const web = outcomes.filter((o) => o.volume === 'web');
+    assert.deepEqual(web.map((o) => [o.target, o.ok, o.seconds]), [['gone', false, undefined]], 'refused before a job: no wall time');
+    const web1 = volumes.get('web');
+    assert.deepEqual(b.history.targets(web1), [['gone', { failing: true, createdAt: web1.createdAt }]]);
+    assert.equal(b.history.lastSuccess(web1), undefined);
+
+    // the target comes back: the next slot's backup succeeds and ends the failing state
+    await b.init('gone');
+    clock += HOUR;
+    const t0 = Date.now() / 1000;
+    await b.scheduledTick(state2, now);
+    await b.settled();
+    const last = outcomes.filter((o) => o.volume === 'web').pop()!;
+    assert.equal(last.ok, true);
+    assert.ok(last.seconds !== undefined && last.bytes !== undefined && last.bytesAdded !== undefined);
+    const rec = Object.fromEntries(b.history.targets(web1)).gone;
+    assert.equal(rec?.failing, false);
+    assert.ok(rec?.lastSuccessAt !== undefined && rec.lastSuccessAt >= t0);
+    // what a restarted ferryd reads
+    await b.history.flush();
+    const again = new BackupHistory({ file });
+    await again.load();
+    assert.deepEqual(Object.fromEntries(again.targets(web1)).gone, rec);
   });
 });

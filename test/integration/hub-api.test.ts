@@ -305,14 +305,15 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     assert.match(before, /^# TYPE ferry_plugin_call_duration_seconds histogram$/m);
     assert.match(before, /^process_cpu_user_seconds_total /m);
     const vols0 = sample(before, 'ferry_volumes', { pool: 'local' }) ?? 0;
-    const backups0 = sample(before, 'ferry_backups_total', { result: 'success' }) ?? 0;
+    const target = `file://${join(work, 'repo')}`;
+    const backups0 = sample(before, 'ferry_backups_total', { target, result: 'ok' }) ?? 0;
     assert.ok(backups0 >= 1, 'the backup of the previous test is not counted');
-    assert.ok((sample(before, 'ferry_backup_bytes_total') ?? 0) >= 3);
-    assert.ok((sample(before, 'ferry_backup_bytes_added_total') ?? 0) > 0);
-    assert.ok((sample(before, 'ferry_backup_duration_seconds_count') ?? 0) >= 1);
-    assert.equal(sample(before, 'ferry_jobs_total', { kind: 'verify', result: 'success' }), 1);
-    assert.ok((sample(before, 'ferry_pool_bytes_free', { pool: 'local' }) ?? 0) > 0);
-    assert.ok((sample(before, 'ferry_pool_bytes_used', { pool: 'local' }) ?? 0) > 0);
+    assert.ok((sample(before, 'ferry_backup_read_bytes_total', { target }) ?? 0) >= 3);
+    assert.ok((sample(before, 'ferry_backup_added_bytes_total', { target }) ?? 0) > 0);
+    assert.ok((sample(before, 'ferry_backup_duration_seconds_count', { target }) ?? 0) >= 1);
+    assert.equal(sample(before, 'ferry_jobs_total', { kind: 'verify', result: 'ok' }), 1);
+    assert.ok((sample(before, 'ferry_pool_free_bytes', { pool: 'local' }) ?? 0) > 0);
+    assert.ok((sample(before, 'ferry_pool_used_bytes', { pool: 'local' }) ?? 0) > 0);
 
     assert.equal((await f.plugin('Create', { Name: 'metered' })).status, 200);
     const created = await metrics();
@@ -330,14 +331,13 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     assert.equal(sample(mounted, 'ferry_volumes_mounted'), 1);
 
     const snaps0 = sample(mounted, 'ferry_snapshot_duration_seconds_count') ?? 0;
-    const snapsOk0 = sample(mounted, 'ferry_snapshots_total', { result: 'success' }) ?? 0;
+    const snapsOk0 = sample(mounted, 'ferry_snapshots_total', { result: 'ok' }) ?? 0;
     await cli('snapshot', 'create', 'metered');
     const snapped = await metrics();
     assert.equal(sample(snapped, 'ferry_snapshot_duration_seconds_count'), snaps0 + 1);
-    assert.equal(sample(snapped, 'ferry_snapshots_total', { result: 'success' }), snapsOk0 + 1);
+    assert.equal(sample(snapped, 'ferry_snapshots_total', { result: 'ok' }), snapsOk0 + 1);
 
-    // a backup of this volume: its last-backup time appears; a failed one counts as a failure
-    const target = `file://${join(work, 'repo')}`;
+    // a backup of this volume: its last-backup time appears; a failed one counts as an error
     const t0 = Date.now() / 1000;
     const job = await ok('POST', '/v1/volumes/metered/backups', { target }, 202);
     assert.equal((await ok('GET', `/v1/jobs/${job.id}?wait=true`)).state, 'succeeded');
@@ -354,11 +354,11 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
       await immutable('-i');
     }
     const backed = await metrics();
-    const last = sample(backed, 'ferry_last_backup_timestamp_seconds', { volume: 'metered' });
+    const last = sample(backed, 'ferry_volume_last_backup_timestamp_seconds', { volume: 'metered', target });
     assert.ok(last !== undefined && last >= t0 - 1 && last <= Date.now() / 1000 + 1, `last backup ${last}`);
-    assert.ok((sample(backed, 'ferry_last_backup_age_seconds', { volume: 'metered' }) ?? -1) >= 0);
-    assert.equal(sample(backed, 'ferry_backups_total', { result: 'success' }), backups0 + 1);
-    assert.equal(sample(backed, 'ferry_backups_total', { result: 'failure' }), 1);
+    assert.equal(sample(backed, 'ferry_volume_backup_failing', { volume: 'metered', target }), 1, 'the newest backup failed');
+    assert.equal(sample(backed, 'ferry_backups_total', { target, result: 'ok' }), backups0 + 1);
+    assert.equal(sample(backed, 'ferry_backups_total', { target, result: 'error' }), 1);
 
     // the unix socket serves the same metrics, without a token
     const local = await unixRequest(f.apiSocket, 'GET', '/metrics');
@@ -407,8 +407,10 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     assert.equal((await tcp(base, 'GET', '/v1/status', { token: reader })).status, 401);
     // the last-backup time of a volume survives the restart; counters start again
     const m = await tcp(base, 'GET', '/metrics', { token: admin });
-    assert.ok((sample(m.text, 'ferry_last_backup_timestamp_seconds', { volume: 'metered' }) ?? 0) > 0, 'last backup time lost at restart');
-    assert.equal(sample(m.text, 'ferry_backups_total', { result: 'success' }), undefined);
+    const target = `file://${join(work, 'repo')}`;
+    assert.ok((sample(m.text, 'ferry_volume_last_backup_timestamp_seconds', { volume: 'metered', target }) ?? 0) > 0, 'last backup time lost at restart');
+    assert.equal(sample(m.text, 'ferry_volume_backup_failing', { volume: 'metered', target }), 1, 'the failing state lost at restart');
+    assert.equal(sample(m.text, 'ferry_backups_total', { target, result: 'ok' }), undefined);
   });
 });
 
