@@ -55,6 +55,8 @@ export interface TrashInfo {
   pool: string;
   removedAt: string;
   expiresAt: string;
+  /** The node whose ferryd removed it (keeps its trash record). */
+  removedBy: string;
   /** The labels Docker had for the volume (when ferryd learned them): Compose's project and volume are among them. */
   dockerLabels?: Record<string, string>;
 }
@@ -815,7 +817,7 @@ export class VolumeService {
         return { trash: undefined, overrode };
       }
       this.log.info({ volume: name, trash: trash.id, expiresAt: trash.expiresAt }, 'volume moved to the trash');
-      return { trash: trashInfo(trash), overrode };
+      return { trash: trashInfo(trash, this.deps.node), overrode };
     });
   }
 
@@ -868,7 +870,7 @@ export class VolumeService {
   trashList(): TrashInfo[] {
     return this.catalog.trash
       .values()
-      .map(trashInfo)
+      .map((t) => trashInfo(t, this.deps.node))
       .sort((a, b) => b.removedAt.localeCompare(a.removedAt));
   }
 
@@ -978,7 +980,7 @@ export class VolumeService {
     const done: TrashInfo[] = [];
     for (const t of entries) {
       await this.purgeOne(t);
-      done.push(trashInfo(t));
+      done.push(trashInfo(t, this.deps.node));
       this.log.info({ trash: t.id }, 'trash entry purged');
     }
     return done;
@@ -1038,9 +1040,9 @@ function sharedPart(rec: VolumeRecord): SharedRecord {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function trashInfo(t: TrashRecord): TrashInfo {
+function trashInfo(t: TrashRecord, node: string): TrashInfo {
   const labels = t.volume.docker?.labels;
-  return { id: t.id, name: t.volume.name, pool: t.volume.pool, removedAt: t.removedAt, expiresAt: t.expiresAt, ...(labels && Object.keys(labels).length ? { dockerLabels: labels } : {}) };
+  return { id: t.id, name: t.volume.name, pool: t.volume.pool, removedAt: t.removedAt, expiresAt: t.expiresAt, removedBy: node, ...(labels && Object.keys(labels).length ? { dockerLabels: labels } : {}) };
 }
 
 /** Create's Opts as Docker sent them, when they are what Docker sends (an object of strings). */

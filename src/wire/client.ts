@@ -87,4 +87,7 @@ export class FerryClient {
   startBackup = (volume: string, o: { target: string; snapshot?: string }) => this.call<W.Job>('POST', `/v1/volumes/${enc(volume)}/backups`, o);
 
   trash = (o: { usage?: boolean } = {}) => this.call<W.TrashList>('GET', `/v1/trash${query({ usage: o.usage })}`);
+  /** Undelete a trash entry (by id, or the newest removal of a name), under its own name or `as`. */
+  undelete = (ref: string, o: { as?: string } = {}) => this.call<W.Volume>('POST', `/v1/trash/${enc(ref)}/restore`, o.as ? { as: o.as } : {});
+  purgeTrash = (ref: string) => this.call<{ purged: W.TrashEntry[] }>('DELETE', `/v1/trash/${enc(ref)}`);
 }

@@ -124,6 +124,8 @@ export interface TrashEntry {
   pool: string;
   removedAt: string;
   expiresAt: string;
+  /** The node whose ferryd removed it (and keeps its trash record: undelete and purge happen there). */
+  removedBy: string;
   dockerLabels?: Record<string, string>;
   /** What the entry holds (data and snapshots); null until measured (with the usage tracker). */
   bytes?: number | null;

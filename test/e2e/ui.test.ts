@@ -7,7 +7,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { request as httpRequest, createServer, type Server } from 'node:http';
 import { gunzipSync } from 'node:zlib';
@@ -300,6 +300,38 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     const warnings = page.getByTestId('warnings');
     await page.waitForFunction(() => /never backed up/.test(document.querySelector('[data-testid=warnings]')?.textContent ?? ''));
     assert.match((await warnings.textContent()) ?? '', /9 volumes never backed up/); // 11 with the clone; cache-1 and db-main were backed up
+  });
+
+  it('shows the trash with who removed what and when it is purged; undeletes with the data back, purges after asking', async () => {
+    const grafana = (await apiGet<{ mountpoint: string }>('/v1/volumes/grafana')).mountpoint;
+    await writeFile(join(grafana, 'dashboards.json'), '{"panels": 12}\n');
+    await cli('volume', 'rm', 'grafana');
+    await cli('volume', 'rm', 'prometheus');
+    await page.getByRole('link', { name: 'Trash' }).click();
+    await page.getByTestId('trash-page').waitFor();
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=trash-row]').length === 2);
+    const row = (name: string) => page.getByTestId('trash-row').filter({ hasText: name });
+    const text = (await row('grafana').textContent()) ?? '';
+    assert.match(text, /grafana.*local.*just now.*test-node.*in 2[34] h/, text);
+    await shot('trash');
+
+    await row('grafana').getByRole('button', { name: 'Undelete' }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    assert.equal(await dialog.getByLabel('Name').inputValue(), 'grafana');
+    await dialog.getByRole('button', { name: 'Undelete' }).click();
+    await page.getByRole('status').filter({ hasText: 'grafana is back' }).waitFor();
+    const back = (await apiGet<{ mountpoint: string }>('/v1/volumes/grafana')).mountpoint;
+    assert.equal(await readFile(join(back, 'dashboards.json'), 'utf8'), '{"panels": 12}\n', 'the data came back byte for byte');
+
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=trash-row]').length === 1);
+    await row('prometheus').getByRole('button', { name: 'Purge' }).click();
+    await dialog.waitFor();
+    assert.match((await dialog.textContent()) ?? '', /deletes the data of prometheus .* cannot be undone/);
+    await dialog.getByRole('button', { name: 'Delete for good' }).click();
+    await page.getByRole('status').filter({ hasText: 'prometheus (removed' }).waitFor();
+    await page.getByText('The trash is empty.').waitFor();
+    assert.deepEqual((await apiGet<{ trash: unknown[] }>('/v1/trash')).trash, []);
   });
 
   it('with a read token: write actions are disabled; logging out forgets the token', async () => {

@@ -3,7 +3,7 @@ import { ApiError, FerryClient, fetchTransport } from '../../src/wire/client';
 import type * as W from '../../src/wire/types';
 
 export { ApiError };
-export type { VolumeUsage, Attachment, Status, Snapshot, Job, Backup, NodeStatus, ListedVolume, VolumeDetail, ContainerRef, BranchList, CommitLog } from '../../src/wire/types';
+export type { VolumeUsage, Attachment, Status, Snapshot, Job, Backup, NodeStatus, ListedVolume, VolumeDetail, ContainerRef, BranchList, CommitLog, TrashEntry } from '../../src/wire/types';
 export type Pool = W.PoolStatus;
 export type Capacity = NonNullable<W.PoolStatus['capacity']>;
 

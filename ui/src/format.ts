@@ -55,3 +55,15 @@ export function duration(ms: number | undefined): string {
 export function percent(part: number, total: number): number {
   return total > 0 ? Math.max(0, Math.min(100, (part / total) * 100)) : 0;
 }
+
+/** A time to come: "in 5 min", "in 3 h", "in 2 days", then the date; "now" once it has passed. */
+export function inTime(iso: string | undefined | null, now = Date.now()): string {
+  const t = iso ? Date.parse(iso) : NaN;
+  if (!Number.isFinite(t)) return '-';
+  const s = Math.round((t - now) / 1000);
+  if (s <= 0) return 'now';
+  if (s < 3600) return `in ${Math.max(1, Math.round(s / 60))} min`;
+  if (s < 86400) return `in ${Math.round(s / 3600)} h`;
+  if (s < 86400 * 30) return `in ${Math.round(s / 86400)} days`;
+  return date(iso);
+}

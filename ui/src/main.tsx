@@ -5,6 +5,7 @@ import { ClusterPage } from './pages/cluster';
 import { VolumesPage } from './pages/volumes';
 import { VolumePage } from './pages/volume';
 import { JobsPage } from './pages/jobs';
+import { TrashPage } from './pages/trash';
 import './style.css';
 
 /** A small boat on a wave (inline SVG: no font or image to load). */
@@ -121,6 +122,7 @@ function App() {
   let page;
   if (section === 'cluster') page = <ClusterPage session={session} />;
   else if (section === 'jobs') page = <JobsPage />;
+  else if (section === 'trash') page = <TrashPage session={session} />;
   else if (section === 'volumes' && parts[1]) page = <VolumePage key={parts[1]} name={parts[1]} session={session} />;
   else page = <VolumesPage />;
   const link = (to: string, label: string) => (
@@ -138,6 +140,7 @@ function App() {
           {link('cluster', 'Cluster')}
           {link('volumes', 'Volumes')}
           {link('jobs', 'Jobs')}
+          {link('trash', 'Trash')}
         </nav>
         <span class="who" title={`ferryd ${status.version} on ${status.node}`}>
           {status.token ? `${status.token.name} (${status.token.role})` : ''} · {status.node}
