@@ -91,7 +91,7 @@ function sh(cmd: string, argv: string[], opts: { cwd?: string } = {}): string {
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(rootfs, { recursive: true });
-for (const d of ['dev', 'proc', 'sys', 'tmp', 'run', 'etc', 'host/var/lib', 'host/mnt', 'mnt/volumes', 'host-run', 'usr/bin', 'usr/sbin']) mkdirSync(join(rootfs, d), { recursive: true });
+for (const d of ['dev', 'proc', 'sys', 'tmp', 'run', 'var/log/glusterfs', 'etc', 'host/var/lib', 'host/mnt', 'mnt/volumes', 'host-run', 'usr/bin', 'usr/sbin']) mkdirSync(join(rootfs, d), { recursive: true });
 chmodSync(join(rootfs, 'tmp'), 0o1777);
 // merged /usr, as on Debian 12: /bin, /sbin, /lib, /lib64 are links
 for (const d of ['bin', 'sbin', 'lib', 'lib64']) {
