@@ -364,9 +364,10 @@ export class VolumeService {
         return local;
       }
       if (!shared) {
+        if (!local) continue; // not in this shared pool: maybe in the next one
         // gone from the share, or the share went away between the check and the read: look again
         if (local && (await this.pool(pool).checkAvailable().then(() => true, () => false))) await this.catalog.volumes.forget(name);
-        return local && this.catalog.volumes.has(name) ? local : undefined;
+        return this.catalog.volumes.has(name) ? local : undefined;
       }
       if (local?.createdAt === shared.createdAt) return local;
       if (local) await this.catalog.volumes.forget(name);
