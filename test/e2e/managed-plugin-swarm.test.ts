@@ -58,11 +58,19 @@ describe('the managed plugin on two Swarm hosts with a GlusterFS shared pool', {
           '    path: /mnt/gv0', // inside the plugin: its own mount namespace holds the FUSE mount
           '    shared: true',
           `    mount: { type: glusterfs, device: "${g.device}" }`,
+          // the other way: the host mounts the share under its /mnt, the plugin sees it through host-mnt
+          '  hostnas:',
+          '    path: /host/mnt/gv0/hostnas',
+          '    shared: true',
           '',
         ].join('\n'),
       );
+      // in the host's mount namespace, before the plugin starts: these test hosts' namespaces are private,
+      // so only a mount that exists when the plugin's rbind is made is seen in it (docs/managed-plugin.md)
+      await g.mount(h, join(h.dir, 'mnt', 'gv0'));
+      await h.execOk('mkdir', ['-p', join(h.dir, 'mnt', 'gv0', 'hostnas')]); // a pool without mount: is not made by ferryd
       await h.dockerOk(['plugin', 'create', 'ferry', pluginDir], { timeoutMs: 180_000 });
-      await h.dockerOk(['plugin', 'set', 'ferry', `state.source=${stateOf(h)}`, `host-run.source=${h.dir}`, `FERRY_NODE=${h.name}`]);
+      await h.dockerOk(['plugin', 'set', 'ferry', `state.source=${stateOf(h)}`, `host-run.source=${h.dir}`, `host-mnt.source=${join(h.dir, 'mnt')}`, `FERRY_NODE=${h.name}`]);
     }
     // one after the other: two plugins starting at once on 2 cores only slow each other down
     for (const h of c.hosts) await h.dockerOk(['plugin', 'enable', 'ferry'], { timeoutMs: 120_000 });
@@ -80,10 +88,13 @@ describe('the managed plugin on two Swarm hosts with a GlusterFS shared pool', {
       assert.equal(st.node, h.name);
     }
     await until('both nodes in the heartbeats', async () => ((await cliJson(B, 'status')).cluster?.nodes ?? []).filter((n: { alive: boolean }) => n.alive).length === 2, 30_000);
-    const st = await cli(A, 'status');
-    assert.match(st.stdout, /^nas\s+dir shared\s+ok\s/m);
-    // the FUSE mount is the plugin's, not the host's
-    assert.doesNotMatch(await A.execOk('cat', ['/proc/self/mounts']), /fuse\.glusterfs/);
+    for (const h of c.hosts) {
+      const st = await cli(h, 'status');
+      assert.match(st.stdout, /^nas\s+dir shared\s+ok\s/m, `${h.name}: ${st.stdout}`);
+      assert.match(st.stdout, /^hostnas\s+dir shared\s+ok\s/m, `${h.name}: ${st.stdout}`);
+    }
+    // the host has its own mount (hostnas); the plugin's (nas) is not in the host's mount table
+    assert.deepEqual((await A.execOk('cat', ['/proc/self/mounts'])).split('\n').filter((l) => / fuse\.glusterfs /.test(l)).map((l) => l.split(' ')[1]), [join(A.dir, 'mnt', 'gv0')]);
   });
 
   it('a service with a ferry volume on the shared pool moves from hostA to hostB and keeps every byte', async () => {
@@ -111,5 +122,27 @@ describe('the managed plugin on two Swarm hosts with a GlusterFS shared pool', {
       return x.attachments.length === 1 && x.attachments[0].node === 'hostB';
     }, 30_000);
     await c.manager.dockerOk(['service', 'rm', 'db']);
+  });
+
+  it('a pool on a share the host mounted: written on hostA, read on hostB; a container keeps its files while the plugin is disabled', async () => {
+    await A.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'pool=hostnas', 'hostvol']);
+    await A.dockerOk(['run', '--rm', '--network', 'none', '-v', 'hostvol:/v', 'bb', 'sh', '-c', 'dd if=/dev/urandom of=/v/blob bs=1M count=4 2>/dev/null && sha256sum /v/blob > /v/blob.sum && sync']);
+    // hostB's ferryd learns the pool's catalog at its next heartbeat
+    await until('hostB knows hostvol', async () => (await cli(B, '--json', 'volume', 'inspect', 'hostvol')).code === 0, 30_000);
+    assert.equal((await cliJson(B, 'volume', 'inspect', 'hostvol')).pool, 'hostnas');
+    // (plain -v hostvol:/v would make a `local` volume: Docker on hostB has not heard of hostvol yet)
+    await B.dockerOk(['run', '-d', '--name', 'reader', '--network', 'none', '--mount', 'type=volume,source=hostvol,target=/v,volume-driver=ferry', 'bb', 'sleep', '600']);
+    assert.match(await B.dockerOk(['exec', 'reader', 'sha256sum', '-c', '/v/blob.sum']), /blob: OK/);
+    // the share is the host's, not a process of the plugin: the container keeps it while ferryd is away
+    await B.dockerOk(['plugin', 'disable', '-f', 'ferry']);
+    try {
+      assert.match(await B.dockerOk(['exec', 'reader', 'sha256sum', '-c', '/v/blob.sum']), /blob: OK/);
+    } finally {
+      await B.dockerOk(['plugin', 'enable', 'ferry'], { timeoutMs: 120_000 });
+    }
+    // the bytes are on the brick, under the pool's directory
+    assert.equal(`${createHash('sha256').update(await readFile(join(g.brick, 'hostnas/volumes/hostvol/data/blob'))).digest('hex')}  /v/blob\n`, await B.dockerOk(['exec', 'reader', 'cat', '/v/blob.sum']));
+    await B.dockerOk(['rm', '-f', 'reader']);
+    await until('the reader unmounted', async () => (await cliJson(B, 'volume', 'inspect', 'hostvol')).mounts === 0, 30_000);
   });
 });
