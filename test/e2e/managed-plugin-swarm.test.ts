@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
-import { startCluster, clusterPrerequisites, type Cluster, type ClusterHost } from '../helpers/cluster.js';
+import { startCluster, clusterPrerequisites, blobServiceArgs, type Cluster, type ClusterHost } from '../helpers/cluster.js';
 import { startGluster, glusterPrerequisites, type Gluster } from '../helpers/gluster.js';
 import { ROOT, runFerry, run as runCmd } from '../helpers/ferryd.js';
 import { until } from '../helpers/wait.js';
@@ -98,12 +98,7 @@ describe('the managed plugin on two Swarm hosts with a GlusterFS shared pool', {
   });
 
   it('a service with a ferry volume on the shared pool moves from hostA to hostB and keeps every byte', async () => {
-    await c.manager.dockerOk([
-      'service', 'create', '--detach', '--name', 'db', '--no-resolve-image', '--stop-grace-period', '1s',
-      '--mount', 'type=volume,source=dbdata,target=/data,volume-driver=ferry',
-      '--constraint', 'node.hostname==hostA',
-      'bb', 'sh', '-c', '[ -f /data/blob ] || { dd if=/dev/urandom of=/data/blob bs=1M count=16 2>/dev/null; sha256sum /data/blob > /data/blob.sum; sync; }; echo started >> /data/seen; exec sleep 3600',
-    ]);
+    await c.manager.dockerOk(blobServiceArgs('db', 'dbdata', 'hostA'));
     const onA = await c.waitForTask('db', 'hostA');
     await until('the writer on hostA', async () => (await A.docker(['exec', onA, 'cat', '/data/seen'])).stdout === 'started\n', 60_000);
     const sumOnA = await A.dockerOk(['exec', onA, 'cat', '/data/blob.sum']);

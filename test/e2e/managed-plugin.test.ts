@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
 import { ROOT, runFerry, startFerryd, run as runCmd } from '../helpers/ferryd.js';
 import { until } from '../helpers/wait.js';
+import { blobComposeFile } from '../helpers/compose.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 
 const hasCompose = existsSync('/usr/bin/docker-compose');
@@ -24,25 +25,7 @@ const skip = skipUnless(missing, 'managed plugin end-to-end tests');
 const PLUGIN = 'ferry'; // = ferry:latest; driver name `ferry` resolves to it, across rebuilds
 const ms = (t0: number) => Math.round(performance.now() - t0);
 const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
-/** A Compose file whose one service writes 2 MiB of random data on its first start only, then stays up. */
-const composeFile = (driver: string) =>
-  [
-    "version: '3.7'",
-    'services:',
-    '  db:',
-    '    image: bb',
-    '    network_mode: none',
-    "    command: ['sh', '-c', 'test -f /data/blob || { dd if=/dev/urandom of=/data/blob bs=64k count=32 2>/dev/null && sha256sum /data/blob > /data/blob.sum; }; exec sleep 600']",
-    '    stop_grace_period: 1s',
-    '    volumes:',
-    '      - pgdata:/data',
-    'volumes:',
-    '  pgdata:',
-    `    driver: ${driver}`,
-    '    driver_opts:',
-    "      uid: '999'",
-    '',
-  ].join('\n');
+const composeFile = (driver: string) => blobComposeFile(driver, { uid: '999' });
 
 describe('Ferry as a managed Docker plugin', { skip, timeout: 400_000 }, () => {
   let h: DockerHost;
