@@ -9,7 +9,8 @@
  *   their libraries; with GlusterFS installed (and no --no-gluster) the FUSE client: mount.glusterfs,
  *   glusterfs, its translators, and the shell tools mount.glusterfs needs (busybox applets).
  *
- * Then: `docker plugin create ferry:VERSION DIR && docker plugin enable ferry:VERSION` (docs/managed-plugin.md).
+ * Then: `docker plugin create ferry DIR && docker plugin enable ferry`: under the name ferry (= ferry:latest)
+ * at every version, so that volumes keep their driver across upgrades (docs/managed-plugin.md).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -91,7 +92,7 @@ function sh(cmd: string, argv: string[], opts: { cwd?: string } = {}): string {
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(rootfs, { recursive: true });
-for (const d of ['dev', 'proc', 'sys', 'tmp', 'run', 'etc', 'host/var/lib', 'host/mnt', 'mnt/volumes', 'host-run', 'usr/bin', 'usr/sbin']) mkdirSync(join(rootfs, d), { recursive: true });
+for (const d of ['dev', 'proc', 'sys', 'tmp', 'run', 'var/log/glusterfs', 'etc', 'host/var/lib', 'host/mnt', 'mnt/volumes', 'host-run', 'usr/bin', 'usr/sbin']) mkdirSync(join(rootfs, d), { recursive: true });
 chmodSync(join(rootfs, 'tmp'), 0o1777);
 // merged /usr, as on Debian 12: /bin, /sbin, /lib, /lib64 are links
 for (const d of ['bin', 'sbin', 'lib', 'lib64']) {
@@ -177,4 +178,4 @@ if (tarFile) {
   summary += `; ${tarFile} (tar.gz): ${(statSync(resolve(tarFile)).size / (1 << 20)).toFixed(1)} MiB`;
 }
 process.stdout.write(`${summary}; built in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-process.stdout.write(`next: docker plugin create ferry:${pkg.version} ${out} && docker plugin enable ferry:${pkg.version}   (docs/managed-plugin.md)\n`);
+process.stdout.write(`next: docker plugin create ferry ${out} && docker plugin enable ferry   (the same name at every version: docs/managed-plugin.md)\n`);

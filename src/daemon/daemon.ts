@@ -100,6 +100,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     docker,
     dockerHost: config.dockerHost,
     dockerDriver,
+    managedPlugin: config.runsAs === 'managed-plugin',
     log,
     resolveClone: (from) => snapshots!.cloneSource(from),
     restoreBackup: (url, dir, report) => backups!.restoreInto(url, dir, report),

@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { isOurDriver } from './driver-name.js';
 
 export interface ContainerRef {
   id: string;
@@ -113,7 +114,7 @@ export class DockerClient {
       `/containers/json?all=1&filters=${filters}`,
     );
     return list
-      .filter((c) => (c.Mounts ?? []).some((m) => m.Type === 'volume' && m.Driver === driver))
+      .filter((c) => (c.Mounts ?? []).some((m) => m.Type === 'volume' && m.Driver !== undefined && isOurDriver(m.Driver, driver)))
       .map((c) => ({ id: c.Id, name: (c.Names?.[0] ?? c.Id).replace(/^\//, ''), labels: c.Labels ?? {} }));
   }
 
@@ -127,10 +128,9 @@ export class DockerClient {
     return this.get<DockerVolume>(`/volumes/${encodeURIComponent(name)}`);
   }
 
-  /** Every volume of one driver, as Docker's store knows them (one call; Docker asks the driver's List). */
-  async volumesOfDriver(driver: string): Promise<DockerVolume[]> {
-    const filters = encodeURIComponent(JSON.stringify({ driver: [driver] }));
-    return (await this.get<{ Volumes: DockerVolume[] | null }>(`/volumes?filters=${filters}`, 60_000)).Volumes ?? [];
+  /** Every volume, as Docker's store knows them (one call; Docker asks every driver's List). */
+  async volumes(): Promise<DockerVolume[]> {
+    return (await this.get<{ Volumes: DockerVolume[] | null }>('/volumes', 60_000)).Volumes ?? [];
   }
 
   /** Register a volume with Docker (Docker then asks the driver's Get, and Create if Get finds nothing). */

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { DockerApiError, type DockerClient } from './client.js';
 import type { VolumeService } from '../volumes/service.js';
 import { errorMessage } from '../util/errors.js';
+import { isOurDriver } from './driver-name.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
@@ -13,7 +14,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()
  * - `learnSoon(NAME)` after a Create has been answered (Docker holds the name's lock during Create, so
  *   never inside the plugin call): one `GET /volumes/NAME`, retried a few times while Docker has not
  *   stored the volume yet;
- * - `refreshAll()` at start-up and every `intervalMs`: one `GET /volumes?filters={"driver":[DRIVER]}`.
+ * - `refreshAll()` at start-up and every `intervalMs`: one `GET /volumes`, kept: ferry's (as a managed plugin
+ *   Docker names the driver `ferry:latest` or `ferry:TAG`, which a `driver` filter must spell exactly).
  */
 export class DockerMemory {
   private timer: NodeJS.Timeout | undefined;
@@ -54,7 +56,7 @@ export class DockerMemory {
           await sleep(attempt === 0 ? 20 : 250 * 2 ** attempt);
           try {
             const v = await this.docker.volume(name);
-            if (v.Driver !== this.driver && !v.Driver.endsWith(`/${this.driver}`)) return; // not ours (a same-named volume of another driver)
+            if (!isOurDriver(v.Driver, this.driver)) return; // not ours (a same-named volume of another driver)
             await this.service.rememberDocker(name, v, true);
             return;
           } catch (err) {
@@ -72,7 +74,7 @@ export class DockerMemory {
   async refreshAll(): Promise<void> {
     let vols;
     try {
-      vols = await this.docker.volumesOfDriver(this.driver);
+      vols = (await this.docker.volumes()).filter((v) => isOurDriver(v.Driver, this.driver));
     } catch (err) {
       this.log.debug({ err: errorMessage(err) }, 'could not list volumes from Docker; labels are learned on the next pass');
       return;

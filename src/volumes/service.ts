@@ -16,6 +16,7 @@ import type { Quarantine } from '../util/quarantine.js';
 import { salvage } from './salvage.js';
 import { stagingId, stagingOwner } from './staging.js';
 import { mapNoSpace, noSpaceError } from '../util/no-space.js';
+import { isOurDriver } from '../docker/driver-name.js';
 
 /** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
 export interface CloneSource {
@@ -102,6 +103,8 @@ export interface ServiceDeps {
   dockerHost?: string;
   /** The driver name Docker knows this plugin by (its socket's name: ferry.sock → ferry). */
   dockerDriver?: string;
+  /** ferryd runs as a managed Docker plugin (Docker names its driver `ferry:latest`, `ferry:TAG`). */
+  managedPlugin?: boolean;
   log: Logger;
   now?: () => number;
   /** Find the snapshot a clone (`-o from=VOL@SNAP`) starts from. */
@@ -398,9 +401,10 @@ export class VolumeService {
         return local;
       }
       if (!shared) {
+        if (!local) continue; // not in this shared pool: maybe in the next one
         // gone from the share, or the share went away between the check and the read: look again
         if (local && (await this.pool(pool).checkAvailable().then(() => true, () => false))) await this.catalog.volumes.forget(name);
-        return local && this.catalog.volumes.has(name) ? local : undefined;
+        return this.catalog.volumes.has(name) ? local : undefined;
       }
       if (local?.createdAt === shared.createdAt) return local;
       if (local) await this.catalog.volumes.forget(name);
@@ -903,9 +907,23 @@ export class VolumeService {
     if (!known?.driver && !known?.options) {
       return { told: false, reason: 'ferryd never learned labels or driver options of this volume from Docker (made with `ferry volume create`, or by an older ferryd); Docker sees it through the plugin, without labels' };
     }
-    const body = { Name: name, Driver: known.driver ?? this.deps.dockerDriver ?? 'ferry', DriverOpts: known.options ?? {}, Labels: known.labels ?? {} };
+    // Docker knows a host daemon as `ferry` (its socket) and a managed plugin as `ferry:latest` (or `ferry:TAG`),
+    // and the name learned may be the other one (a move between the two): a host daemon always gives its socket's
+    // name; a managed plugin its full name as learned, or `ferry` (= `ferry:latest`) for one learned by a host daemon
+    const ours = this.deps.dockerDriver ?? 'ferry';
+    const learned = known.driver ?? ours;
+    const driver = !isOurDriver(learned, ours) ? learned : this.deps.managedPlugin && learned.includes(':') ? learned : ours;
+    const body = { Name: name, Driver: driver, DriverOpts: known.options ?? {}, Labels: known.labels ?? {} };
     try {
-      const answer = await this.deps.docker.createVolume(body);
+      let answer;
+      try {
+        answer = await this.deps.docker.createVolume(body);
+      } catch (err) {
+        // a managed plugin re-created under another tag: its old name is gone (Docker looks ~15 s for a legacy socket of that name first)
+        if (body.Driver === ours || !isOurDriver(body.Driver, ours) || !/not found/i.test(errorMessage(err))) throw err;
+        body.Driver = ours;
+        answer = await this.deps.docker.createVolume(body);
+      }
       if (!sameMap(answer.Labels ?? {}, body.Labels) || !sameMap(answer.Options ?? {}, body.DriverOpts)) {
         const reason = `Docker already knew volume ${name} and kept what it had (labels ${JSON.stringify(answer.Labels ?? {})}, options ${JSON.stringify(answer.Options ?? {})})`;
         this.log.warn({ volume: name }, reason);

@@ -8,30 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
 import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
+import { blobComposeFile } from '../helpers/compose.js';
 import { sleep, until } from '../helpers/wait.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 
 const missing = [...(isRoot() ? [] : ['root']), ...dockerHostPrerequisites().missing, ...(existsSync('/usr/bin/docker-compose') ? [] : ['docker-compose (Debian package docker-compose)'])];
 const skip = skipUnless(missing, "undelete of a Compose project's volume with Debian's docker-compose");
 
-const COMPOSE_FILE = [
-  "version: '3.7'",
-  'services:',
-  '  db:',
-  '    image: bb',
-  '    network_mode: none',
-  // writes its data once, on the first start only, then stays up
-  "    command: ['sh', '-c', 'test -f /data/blob || { dd if=/dev/urandom of=/data/blob bs=64k count=32 2>/dev/null && sha256sum /data/blob > /data/blob.sum; }; exec sleep 600']",
-  '    volumes:',
-  '      - pgdata:/data',
-  'volumes:',
-  '  pgdata:',
-  '    driver: ferry',
-  '    driver_opts:',
-  "      uid: '999'",
-  "      mode: '0770'",
-  '',
-].join('\n');
+const COMPOSE_FILE = blobComposeFile('ferry', { uid: '999', mode: '0770' });
 
 describe('docker-compose down -v, then ferry volume undelete, then docker-compose up', { skip }, () => {
   let h: DockerHost;

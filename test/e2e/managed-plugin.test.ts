@@ -7,26 +7,32 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
 import { ROOT, runFerry, startFerryd, run as runCmd } from '../helpers/ferryd.js';
 import { until } from '../helpers/wait.js';
+import { blobComposeFile } from '../helpers/compose.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 
+const hasCompose = existsSync('/usr/bin/docker-compose');
 const tools = ['strip', 'ldd'].filter((t) => !['/usr/bin', '/bin'].some((d) => existsSync(join(d, t))));
 const missing = [...(isRoot() ? [] : ['root']), ...dockerHostPrerequisites().missing, ...tools.map((t) => `${t} (binutils / libc-bin, to build the plugin)`)];
 const skip = skipUnless(missing, 'managed plugin end-to-end tests');
 
 const PLUGIN = 'ferry'; // = ferry:latest; driver name `ferry` resolves to it, across rebuilds
 const ms = (t0: number) => Math.round(performance.now() - t0);
+const sha256 = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
+const composeFile = (driver: string) => blobComposeFile(driver, { uid: '999' });
 
 describe('Ferry as a managed Docker plugin', { skip, timeout: 400_000 }, () => {
   let h: DockerHost;
   let pluginDir: string;
   let state: string; // the host directory the plugin's state mount shows (its ferry/ is the data dir)
   let dataDir: string;
+  let hostMnt: string; // the host directory the plugin sees as /host/mnt (a share would be mounted there)
   const figures: Record<string, number | string> = {};
   const cli = (...args: string[]) => runFerry(['--plugin', dataDir, ...args]);
   const cliOk = async (...args: string[]) => {
@@ -42,7 +48,7 @@ describe('Ferry as a managed Docker plugin', { skip, timeout: 400_000 }, () => {
     let t0 = performance.now();
     await h.dockerOk(['plugin', 'create', PLUGIN, dir], { timeoutMs: 180_000 });
     const createMs = ms(t0);
-    await h.dockerOk(['plugin', 'set', PLUGIN, `state.source=${state}`, `host-run.source=${h.dir}`, `host-mnt.source=${state}`, 'FERRY_NODE=test-node']);
+    await h.dockerOk(['plugin', 'set', PLUGIN, `state.source=${state}`, `host-run.source=${h.dir}`, `host-mnt.source=${hostMnt}`, 'FERRY_NODE=test-node']);
     t0 = performance.now();
     await h.dockerOk(['plugin', 'enable', PLUGIN], { timeoutMs: 60_000 });
     if (probe) await until('the first Get answered', async () => (await h.docker(['volume', 'inspect', probe])).code === 0, 30_000);
@@ -54,6 +60,12 @@ describe('Ferry as a managed Docker plugin', { skip, timeout: 400_000 }, () => {
     state = join(h.dir, 'state');
     dataDir = join(state, 'ferry');
     await mkdir(state);
+    hostMnt = join(h.dir, 'mnt');
+    await mkdir(join(hostMnt, 'backups'), { recursive: true });
+    // the plugin's config file is the state mount's ferry/ferry.yaml, read when the plugin is enabled
+    await mkdir(dataDir);
+    await writeFile(join(dataDir, 'backup.key'), 'a test secret for the managed plugin\n', { mode: 0o600 });
+    await writeFile(join(dataDir, 'ferry.yaml'), 'backupPasswordFile: /host/var/lib/ferry/backup.key\n');
     pluginDir = join(h.dir, 'plugin-v1');
     const t0 = performance.now();
     const built = await runCmd(process.execPath, [join(ROOT, 'dist/tools/plugin-build.js'), '--out', pluginDir]);
@@ -162,6 +174,83 @@ describe('Ferry as a managed Docker plugin', { skip, timeout: 400_000 }, () => {
     await h.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'from=mp-data@s1', 'mp-clone']);
     assert.equal(await run('-v', 'mp-clone:/data', 'bb', 'cat', '/data/greeting'), 'hello managed\n');
     assert.equal(await run('-v', 'mp-data:/data', 'bb', 'cat', '/data/greeting'), 'changed\n');
+  });
+
+  it('backs up to a file:// target the plugin mounts (the host /mnt) and restores by URL with docker volume create -o backup=URL, byte for byte', async () => {
+    // a host directory at /host/mnt inside the plugin: where an NFS share for backups would be mounted
+    const target = 'file:///host/mnt/backups';
+    assert.match(await cliOk('backup', 'init', '--target', target), /initialised an encrypted repository at file:\/\/\/host\/mnt\/backups/);
+    await h.dockerOk(['volume', 'create', '-d', 'ferry', 'mp-bk']);
+    await run('-v', 'mp-bk:/data', 'bb', 'sh', '-c', 'dd if=/dev/urandom of=/data/blob bs=1M count=8 2>/dev/null && mkdir /data/sub && echo small > /data/sub/s && sha256sum /data/blob > /data/blob.sum');
+    const src = join(dataDir, 'volumes/mp-bk/data');
+    const sums = { blob: await sha256(join(src, 'blob')), s: await sha256(join(src, 'sub/s')) };
+    const url = (await cliOk('backup', 'create', 'mp-bk', '--target', target)).trim();
+    assert.match(url, /^file:\/\/\/host\/mnt\/backups\?backup=[0-9a-f]+&volume=mp-bk$/);
+    // the repository is on the host, in the directory given as host-mnt.source
+    assert.ok((await readdir(join(hostMnt, 'backups'))).length > 0, 'the repository lies in the host directory');
+    // the restore runs inside Docker's Create call
+    await h.dockerOk(['volume', 'create', '-d', 'ferry', '--opt', `backup=${url}`, 'mp-restored'], { timeoutMs: 120_000 });
+    const dst = join(dataDir, 'volumes/mp-restored/data');
+    assert.equal(await sha256(join(dst, 'blob')), sums.blob);
+    assert.equal(await sha256(join(dst, 'sub/s')), sums.s);
+    assert.equal(await run('-v', 'mp-restored:/data', 'bb', 'sh', '-c', 'cd /data && sha256sum -c blob.sum && cat sub/s'), '/data/blob: OK\nsmall\n');
+    await h.dockerOk(['volume', 'rm', 'mp-bk', 'mp-restored']);
+  });
+
+  it('Compose (docker-compose 1.29) with the plugin: up, down and up, down -v and undelete and up keep the data; driver: ferry:latest, since a second up with driver: ferry is refused', { skip: hasCompose ? false : 'docker-compose (Debian package docker-compose) not installed' }, async () => {
+    const dir = join(h.dir, 'compose');
+    await mkdir(dir);
+    const compose = async (...args: string[]) => {
+      const r = await h.compose(args, { cwd: dir, projectName: 'mshop' });
+      assert.equal(r.code, 0, `docker-compose ${args.join(' ')}: ${r.stderr}`);
+      return r;
+    };
+    const blob = join(dataDir, 'volumes/mshop_pgdata/data/blob');
+    const written = async () => until('the service wrote its data', async () => (await h.docker(['exec', 'mshop_db_1', 'test', '-s', '/data/blob.sum'])).code === 0, 30_000);
+    const checked = async () => assert.equal((await h.dockerOk(['exec', 'mshop_db_1', 'sha256sum', '-c', '/data/blob.sum'])).trim(), '/data/blob: OK');
+    try {
+      // Docker records the managed plugin's volumes under driver `ferry:latest`, and docker-compose 1.29 compares a
+      // volume's recorded driver with the file's: `driver: ferry` creates the volume, but the next `up` refuses it
+      await writeFile(join(dir, 'docker-compose.yml'), composeFile('ferry'));
+      await compose('up', '-d');
+      await written();
+      await compose('down');
+      const refused = await h.compose(['up', '-d'], { cwd: dir, projectName: 'mshop' });
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /specifies driver ferry, but a volume with the same name uses a different driver \(ferry:latest\)/);
+      await compose('down', '-v');
+
+      // with the plugin's full name every step works
+      await writeFile(join(dir, 'docker-compose.yml'), composeFile('ferry:latest'));
+      await compose('up', '-d');
+      await written();
+      const first = await sha256(blob);
+      assert.equal(JSON.parse(await h.dockerOk(['volume', 'inspect', 'mshop_pgdata']))[0].Driver, 'ferry:latest');
+      await compose('down');
+      await compose('up', '-d');
+      await written();
+      await checked();
+      assert.equal(await sha256(blob), first, 'down and up: the same bytes');
+      // ferryd learns the labels Compose set (from Docker, after the Create), which undelete gives back
+      await until('labels learned', async () => JSON.parse(await cliOk('--json', 'volume', 'inspect', 'mshop_pgdata')).docker?.labels?.['com.docker.compose.project'] === 'mshop', 30_000);
+      await compose('down', '-v');
+      assert.doesNotMatch(await h.dockerOk(['volume', 'ls', '-q']), /mshop_pgdata/);
+      assert.match(await cliOk('trash', 'ls'), /^mshop_pgdata@\d+\s+mshop_pgdata\s/m);
+      await cliOk('volume', 'undelete', 'mshop_pgdata');
+      const vi = JSON.parse(await h.dockerOk(['volume', 'inspect', 'mshop_pgdata']))[0];
+      assert.equal(vi.Driver, 'ferry:latest');
+      assert.equal(vi.Labels['com.docker.compose.project'], 'mshop');
+      assert.deepEqual(vi.Options, { uid: '999' });
+      const again = await compose('up', '-d');
+      assert.doesNotMatch(again.stderr, /not created by Docker Compose|different/);
+      await written();
+      await checked();
+      assert.equal(await sha256(blob), first, 'down -v, undelete, up: the same bytes, not a fresh write');
+      assert.equal((await h.dockerOk(['exec', 'mshop_db_1', 'stat', '-c', '%u', '/data'])).trim(), '999');
+      await compose('down', '-v');
+    } finally {
+      await h.compose(['down'], { cwd: dir, projectName: 'mshop' });
+    }
   });
 
   it('Docker restarts: the plugin comes back with it and a --restart always container runs again on its volume', async () => {

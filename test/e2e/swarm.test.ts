@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
-import { startCluster, clusterPrerequisites, type Cluster, type ClusterHost } from '../helpers/cluster.js';
+import { startCluster, clusterPrerequisites, blobServiceArgs, type Cluster, type ClusterHost } from '../helpers/cluster.js';
 import { startGluster, glusterPrerequisites, type Gluster } from '../helpers/gluster.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 
@@ -80,12 +80,7 @@ describe('a Swarm of three hosts on a GlusterFS shared pool', { skip, timeout: 9
   });
 
   it('a service with a ferry volume moves from hostA to hostB and finds every byte', async () => {
-    await c.manager.dockerOk([
-      'service', 'create', '--detach', '--name', 'db', '--no-resolve-image', '--stop-grace-period', '1s',
-      '--mount', 'type=volume,source=dbdata,target=/data,volume-driver=ferry',
-      '--constraint', 'node.hostname==hostA',
-      'bb', 'sh', '-c', '[ -f /data/blob ] || { dd if=/dev/urandom of=/data/blob bs=1M count=16 2>/dev/null; sha256sum /data/blob > /data/blob.sum; sync; }; hostname >> /data/seen; exec sleep 3600',
-    ]);
+    await c.manager.dockerOk(blobServiceArgs('db', 'dbdata', 'hostA'));
     const onA = await c.waitForTask('db', 'hostA');
     await waitFor('the writer on hostA', async () => (await A.docker(['exec', onA, 'cat', '/data/seen'])).stdout.trim().length > 0);
     const sumOnA = await A.dockerOk(['exec', onA, 'cat', '/data/blob.sum']);
@@ -93,7 +88,7 @@ describe('a Swarm of three hosts on a GlusterFS shared pool', { skip, timeout: 9
     const onB = await c.waitForTask('db', 'hostB');
     assert.equal(await B.dockerOk(['exec', onB, 'cat', '/data/blob.sum']), sumOnA);
     assert.match(await B.dockerOk(['exec', onB, 'sha256sum', '-c', '/data/blob.sum']), /blob: OK/);
-    await waitFor('hostB in /data/seen', async () => (await B.dockerOk(['exec', onB, 'cat', '/data/seen'])).trim().split('\n').length === 2);
+    await waitFor('the second start in /data/seen', async () => (await B.dockerOk(['exec', onB, 'cat', '/data/seen'])).trim().split('\n').length === 2);
     // one volume in the cluster, attached on hostB now
     const v = JSON.parse((await C.ferryd!.cli('--json', 'volume', 'inspect', 'dbdata')).stdout);
     assert.equal(v.pool, 'nas');

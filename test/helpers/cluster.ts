@@ -733,6 +733,20 @@ async function pickSubnet(): Promise<string> {
   }
 }
 
+/**
+ * `docker service create` arguments for SERVICE, pinned to node HOST, with the ferry volume VOLUME at /data:
+ * on its first start the task writes 16 MiB of random data and its sha256 (/data/blob, /data/blob.sum),
+ * on every start it adds the line `started` to /data/seen, then it sleeps.
+ */
+export function blobServiceArgs(service: string, volume: string, host: string): string[] {
+  return [
+    'service', 'create', '--detach', '--name', service, '--no-resolve-image', '--stop-grace-period', '1s',
+    '--mount', `type=volume,source=${volume},target=/data,volume-driver=ferry`,
+    '--constraint', `node.hostname==${host}`,
+    'bb', 'sh', '-c', '[ -f /data/blob ] || { dd if=/dev/urandom of=/data/blob bs=1M count=16 2>/dev/null; sha256sum /data/blob > /data/blob.sum; sync; }; echo started >> /data/seen; exec sleep 3600',
+  ];
+}
+
 /** Checks what a cluster needs beyond dockerHostPrerequisites(): ip (iproute2) with netns, nsenter. */
 export function clusterPrerequisites(): string[] {
   const missing: string[] = [];
