@@ -313,6 +313,7 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     const row = (name: string) => page.getByTestId('trash-row').filter({ hasText: name });
     const text = (await row('grafana').textContent()) ?? '';
     assert.match(text, /grafana.*local.*just now.*test-node.*in 2[34] h/, text);
+    assert.doesNotMatch((await page.getByTestId('trash-page').textContent()) ?? '', /in 1 days/);
     await shot('trash');
 
     await row('grafana').getByRole('button', { name: 'Undelete' }).click();

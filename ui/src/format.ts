@@ -63,7 +63,7 @@ export function inTime(iso: string | undefined | null, now = Date.now()): string
   const s = Math.round((t - now) / 1000);
   if (s <= 0) return 'now';
   if (s < 3600) return `in ${Math.max(1, Math.round(s / 60))} min`;
-  if (s < 86400) return `in ${Math.round(s / 3600)} h`;
+  if (s < 2 * 86400) return `in ${Math.round(s / 3600)} h`;
   if (s < 86400 * 30) return `in ${Math.round(s / 86400)} days`;
   return date(iso);
 }

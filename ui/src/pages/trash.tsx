@@ -85,7 +85,7 @@ export function TrashPage({ session }: { session: Session }) {
                 <td title={date(t.removedAt)}>{ago(t.removedAt)}</td>
                 <td>{t.removedBy}</td>
                 <td title={date(t.expiresAt)}>{inTime(t.expiresAt)}</td>
-                <td class="actions">
+                <td class="row-actions">
                   {session.canWrite ? (
                     <>
                       <button
