@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { basename, join } from 'node:path';
 import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
 import { startCluster, clusterPrerequisites, type Cluster, type ClusterHost } from '../helpers/cluster.js';
-import { startGluster, glusterPrerequisites, type Gluster } from '../helpers/gluster.js';
+import { startGluster, glusterPrerequisites, glusterPoolConfig, type Gluster } from '../helpers/gluster.js';
 import { FERRY_BIN, run } from '../helpers/ferryd.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 import { sleep, until } from '../helpers/wait.js';
@@ -44,21 +44,8 @@ describe('a holder cut off from the LAN while its container writes (GlusterFS)',
     g = await startGluster(c);
     // GlusterFS's default network.ping-timeout (42 s) is kept: a cut-off client holds its calls in flight that long
     [A, B] = c.hosts as [ClusterHost, ClusterHost];
-    const config = (h: ClusterHost) =>
-      [
-        `node: ${h.name}`,
-        `heartbeatInterval: ${HEARTBEAT_MS}ms`,
-        `nodeTimeout: ${NODE_TIMEOUT_MS}ms`,
-        `fenceDeadline: ${FENCE_MS}ms`,
-        'defaultPool: nas',
-        'pools:',
-        '  nas:',
-        `    path: ${join(c.dir, 'nas')}`,
-        '    shared: true',
-        '    mount:',
-        '      type: glusterfs',
-        `      device: "${g.device}"`,
-      ].join('\n');
+    const timing = [`heartbeatInterval: ${HEARTBEAT_MS}ms`, `nodeTimeout: ${NODE_TIMEOUT_MS}ms`, `fenceDeadline: ${FENCE_MS}ms`];
+    const config = (h: ClusterHost) => glusterPoolConfig(h.name, join(c.dir, 'nas'), g, timing);
     await Promise.all(c.hosts.map((h) => h.startFerryd({ configYaml: config(h) })));
   });
   after(async () => {

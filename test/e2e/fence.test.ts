@@ -1,11 +1,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
-import { startFerryd, FERRY_BIN, type Ferryd } from '../helpers/ferryd.js';
+import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
+import { FERRY_BIN } from '../helpers/ferryd.js';
+import { makeSharedDir, startSharedNode, stopSharedNodes, type SharedNode } from '../helpers/shared-node.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 import { sleep, until } from '../helpers/wait.js';
 import { readFenceLog } from '../../src/fence/agent.js';
@@ -27,34 +28,21 @@ const uptime = async () => Number((await readFile('/proc/uptime', 'utf8')).split
  */
 describe('fencing under two Docker engines: kill -9 of the holder\'s dockerd and ferryd', { skip }, () => {
   let base: string;
-  const hosts: Record<'A' | 'B', { h: DockerHost; f: Ferryd }> = {} as never;
+  const hosts: Record<'A' | 'B', SharedNode> = {} as never;
   let agent: ChildProcess | undefined;
 
   const node = async (n: 'A' | 'B', pool: string) => {
-    const h = await startDockerHost({ name: `fence${n}` });
-    const dir = join(base, `node${n}`);
-    await mkdir(dir, { recursive: true });
-    await writeFile(
-      join(dir, 'ferry.yaml'),
-      [`node: node${n}`, `heartbeatInterval: ${HEARTBEAT_MS}ms`, `nodeTimeout: ${NODE_TIMEOUT_MS}ms`, `fenceDeadline: ${FENCE_MS}ms`, 'defaultPool: nas', 'pools:', '  nas:', `    path: ${pool}`, '    shared: true'].join('\n'),
-    );
-    const f = await startFerryd({ dir, pluginSocket: join(h.pluginDir, 'ferry.sock'), dockerHost: h.host, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', `node${n}`] });
-    hosts[n] = { h, f };
+    hosts[n] = await startSharedNode({ base, pool, name: n, label: 'fence', heartbeatMs: HEARTBEAT_MS, nodeTimeoutMs: NODE_TIMEOUT_MS, fenceMs: FENCE_MS });
   };
 
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'ferry-e2e-fence-'));
-    const pool = join(base, 'nas');
-    await mkdir(pool);
-    await writeFile(join(pool, '.ferry-pool'), 'a directory both test hosts share\n');
+    const pool = await makeSharedDir(join(base, 'nas'));
     await Promise.all([node('A', pool), node('B', pool)]);
   });
   after(async () => {
     agent?.kill('SIGKILL');
-    for (const n of ['A', 'B'] as const) {
-      await hosts[n]?.h.stop().catch(() => undefined);
-      await hosts[n]?.f.destroy().catch(() => undefined);
-    }
+    await stopSharedNodes([hosts.A, hosts.B]);
     await rm(base, { recursive: true, force: true });
   });
 

@@ -1,11 +1,11 @@
 // Issue 12 item 4: a node that reboots with its containers, one that dies for good, and one that comes back.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
-import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
+import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
+import { makeSharedDir, startSharedNode, stopSharedNodes, type SharedNode } from '../helpers/shared-node.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 import { sleep, until } from '../helpers/wait.js';
 import type { Status } from '../../src/wire/types.js';
@@ -28,19 +28,11 @@ type N = 'A' | 'B' | 'C';
  */
 describe('nodes that reboot, die for good and come back (shared pool, three Docker engines)', { skip, timeout: 600_000 }, () => {
   let base: string;
-  const hosts: Record<N, { h: DockerHost; f: Ferryd }> = {} as never;
+  const hosts: Record<N, SharedNode> = {} as never;
   const saved = process.env.FERRY_STALE_MOUNTS_MS;
 
   const node = async (n: N, pool: string) => {
-    const h = await startDockerHost({ name: `life${n}` });
-    const dir = join(base, `node${n}`);
-    await mkdir(dir, { recursive: true });
-    await writeFile(
-      join(dir, 'ferry.yaml'),
-      [`node: node${n}`, `heartbeatInterval: ${HEARTBEAT_MS}ms`, `nodeTimeout: ${NODE_TIMEOUT_MS}ms`, `fenceDeadline: ${FENCE_MS}ms`, 'defaultPool: nas', 'pools:', '  nas:', `    path: ${pool}`, '    shared: true'].join('\n'),
-    );
-    const f = await startFerryd({ dir, pluginSocket: join(h.pluginDir, 'ferry.sock'), dockerHost: h.host, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', `node${n}`] });
-    hosts[n] = { h, f };
+    hosts[n] = await startSharedNode({ base, pool, name: n, label: 'life', heartbeatMs: HEARTBEAT_MS, nodeTimeoutMs: NODE_TIMEOUT_MS, fenceMs: FENCE_MS });
   };
   const on = (n: N) => hosts[n].h;
   const run = (n: N, ...args: string[]) => on(n).dockerOk(['run', '--rm', '--network', 'none', ...args]);
@@ -61,18 +53,13 @@ describe('nodes that reboot, die for good and come back (shared pool, three Dock
   before(async () => {
     process.env.FERRY_STALE_MOUNTS_MS = STALE_MOUNTS;
     base = await mkdtemp(join(tmpdir(), 'ferry-e2e-life-'));
-    const pool = join(base, 'nas');
-    await mkdir(pool);
-    await writeFile(join(pool, '.ferry-pool'), 'a directory the three test hosts share\n');
+    const pool = await makeSharedDir(join(base, 'nas'));
     await Promise.all([node('A', pool), node('B', pool), node('C', pool)]);
   });
   after(async () => {
     if (saved === undefined) delete process.env.FERRY_STALE_MOUNTS_MS;
     else process.env.FERRY_STALE_MOUNTS_MS = saved;
-    for (const n of ['A', 'B', 'C'] as const) {
-      await hosts[n]?.h.stop().catch(() => undefined);
-      await hosts[n]?.f.destroy().catch(() => undefined);
-    }
+    await stopSharedNodes([hosts.A, hosts.B, hosts.C]);
     await rm(base, { recursive: true, force: true });
   });
 

@@ -2,11 +2,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
-import { startFerryd, run, FERRY_BIN, type Ferryd } from '../helpers/ferryd.js';
+import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
+import { run, FERRY_BIN } from '../helpers/ferryd.js';
+import { makeSharedDir, startSharedNode, stopSharedNodes, type SharedNode } from '../helpers/shared-node.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 import { sleep, until } from '../helpers/wait.js';
 import { importPgImage, pgPrerequisites, PG_BIN, PG_COMMAND, PG_UID } from '../helpers/pg-image.js';
@@ -29,21 +30,13 @@ const NODE_TIMEOUT_MS = 3000;
  */
 describe('PostgreSQL on an rwo volume: kill -9 of the holder\'s dockerd and ferryd, takeover by another host', { skip, timeout: 600_000 }, () => {
   let base: string;
-  const hosts: Record<'A' | 'B', { h: DockerHost; f: Ferryd }> = {} as never;
+  const hosts: Record<'A' | 'B', SharedNode> = {} as never;
   let agent: ChildProcess | undefined;
   let client: ChildProcess | undefined;
 
   const node = async (n: 'A' | 'B', pool: string) => {
-    const h = await startDockerHost({ name: `pg${n}` });
-    await importPgImage(h);
-    const dir = join(base, `node${n}`);
-    await mkdir(dir, { recursive: true });
-    await writeFile(
-      join(dir, 'ferry.yaml'),
-      [`node: node${n}`, `heartbeatInterval: ${HEARTBEAT_MS}ms`, `nodeTimeout: ${NODE_TIMEOUT_MS}ms`, `fenceDeadline: ${FENCE_MS}ms`, 'defaultPool: nas', 'pools:', '  nas:', `    path: ${pool}`, '    shared: true'].join('\n'),
-    );
-    const f = await startFerryd({ dir, pluginSocket: join(h.pluginDir, 'ferry.sock'), dockerHost: h.host, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', `node${n}`] });
-    hosts[n] = { h, f };
+    hosts[n] = await startSharedNode({ base, pool, name: n, label: 'pg', heartbeatMs: HEARTBEAT_MS, nodeTimeoutMs: NODE_TIMEOUT_MS, fenceMs: FENCE_MS });
+    await importPgImage(hosts[n].h);
   };
   /** The server's socket directory is its data directory, which the host sees through the pool. */
   const sock = () => join(base, 'nas', 'volumes', 'db', 'data');
@@ -58,18 +51,13 @@ describe('PostgreSQL on an rwo volume: kill -9 of the holder\'s dockerd and ferr
 
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'ferry-e2e-pg-'));
-    const pool = join(base, 'nas');
-    await mkdir(pool);
-    await writeFile(join(pool, '.ferry-pool'), 'a directory both test hosts share\n');
+    const pool = await makeSharedDir(join(base, 'nas'));
     await Promise.all([node('A', pool), node('B', pool)]);
   });
   after(async () => {
     client?.kill('SIGKILL');
     agent?.kill('SIGKILL');
-    for (const n of ['A', 'B'] as const) {
-      await hosts[n]?.h.stop().catch(() => undefined);
-      await hosts[n]?.f.destroy().catch(() => undefined);
-    }
+    await stopSharedNodes([hosts.A, hosts.B]);
     await rm(base, { recursive: true, force: true });
   });
 

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
 import { startCluster, clusterPrerequisites, blobServiceArgs, type Cluster, type ClusterHost } from '../helpers/cluster.js';
-import { startGluster, glusterPrerequisites, type Gluster } from '../helpers/gluster.js';
+import { startGluster, glusterPrerequisites, glusterPoolConfig, type Gluster } from '../helpers/gluster.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
 
 const skip = skipUnless(
@@ -38,20 +38,7 @@ describe('a Swarm of three hosts on a GlusterFS shared pool', { skip, timeout: 9
     c = await startCluster({ hosts: 3, name: 'swarmfs' });
     g = await startGluster(c);
     [A, B, C] = c.hosts as [ClusterHost, ClusterHost, ClusterHost];
-    const config = (h: ClusterHost) =>
-      [
-        `node: ${h.name}`,
-        'heartbeatInterval: 500ms',
-        'nodeTimeout: 3s',
-        'defaultPool: nas',
-        'pools:',
-        '  nas:',
-        `    path: ${join(c.dir, 'nas')}`,
-        '    shared: true',
-        '    mount:',
-        '      type: glusterfs',
-        `      device: "${g.device}"`,
-      ].join('\n');
+    const config = (h: ClusterHost) => glusterPoolConfig(h.name, join(c.dir, 'nas'), g);
     // every ferryd mounts gv0 itself, inside its host's mount namespace
     await Promise.all(c.hosts.map((h) => h.startFerryd({ configYaml: config(h) })));
     await c.swarm();

@@ -204,3 +204,8 @@ export async function startGluster(cluster: Cluster, opts: GlusterOptions = {}):
   await cliOk(['volume', 'start', volume]);
   return self;
 }
+
+/** The ferry.yaml of a cluster host whose default pool `nas` is this GlusterFS volume, mounted by its ferryd at POOL. */
+export function glusterPoolConfig(node: string, pool: string, g: Pick<Gluster, 'device'>, timing: string[] = ['heartbeatInterval: 500ms', 'nodeTimeout: 3s']): string {
+  return [`node: ${node}`, ...timing, 'defaultPool: nas', 'pools:', '  nas:', `    path: ${pool}`, '    shared: true', '    mount:', '      type: glusterfs', `      device: "${g.device}"`].join('\n');
+}

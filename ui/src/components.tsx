@@ -79,3 +79,21 @@ export function Confirm({ title, children, danger, confirmLabel, onConfirm, onCa
 export function Empty({ children }: { children: ComponentChildren }) {
   return <p class="empty">{children}</p>;
 }
+
+/** What an action did (role status), or why it failed (role alert). */
+export function ActionResult({ notice, error }: { notice?: string | undefined; error?: string | undefined }) {
+  return (
+    <>
+      {notice && (
+        <div class="notice" role="status">
+          {notice}
+        </div>
+      )}
+      {error && (
+        <div class="error" role="alert">
+          {error}
+        </div>
+      )}
+    </>
+  );
+}

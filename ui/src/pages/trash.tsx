@@ -1,7 +1,7 @@
 // The Hub's trash page: removed volumes, who removed them, when they will be purged; undelete and purge.
 import { useState } from 'preact/hooks';
 import { client, type TrashEntry } from '../api';
-import { Confirm, Empty, ErrorBox, usePoll } from '../components';
+import { ActionResult, Confirm, Empty, ErrorBox, usePoll } from '../components';
 import { ago, bytes, date, inTime } from '../format';
 import type { Session } from '../main';
 
@@ -49,16 +49,7 @@ export function TrashPage({ session }: { session: Session }) {
         find it under its name again. Each node keeps the entries it removed: this page shows {session.status.node}'s.
       </p>
       <ErrorBox error={error} />
-      {actionError && (
-        <div class="error" role="alert">
-          {actionError}
-        </div>
-      )}
-      {notice && (
-        <div class="notice" role="status">
-          {notice}
-        </div>
-      )}
+      <ActionResult notice={notice} error={actionError} />
       {data && entries.length === 0 && <Empty>The trash is empty.</Empty>}
       {entries.length > 0 && (
         <table class="grid trash">

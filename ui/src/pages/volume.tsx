@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, client, enc, post, type Backup, type BranchList as Branches, type Job, type Snapshot } from '../api';
-import { Confirm, Empty, ErrorBox, usePoll } from '../components';
+import { ActionResult, Confirm, Empty, ErrorBox, usePoll } from '../components';
 import { ago, bytes, date, duration } from '../format';
 import type { Session } from '../main';
 import { JobRow } from './jobs';
@@ -203,16 +203,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
         )}
         {!session.canWrite && <span class="muted">Read-only token: actions need an admin token.</span>}
       </div>
-      {notice && (
-        <div class="notice" role="status">
-          {notice}
-        </div>
-      )}
-      {actionError && (
-        <div class="error" role="alert">
-          {actionError}
-        </div>
-      )}
+      <ActionResult notice={notice} error={actionError} />
       {running.length > 0 && (
         <div class="running">
           {running.map((j) => (

@@ -1,0 +1,64 @@
+// A test host of a shared pool: a private Docker engine and a ferryd whose default pool is a directory every host sees.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startDockerHost, type DockerHost } from './dockerhost.js';
+import { startFerryd, type Ferryd } from './ferryd.js';
+
+export interface SharedNode {
+  h: DockerHost;
+  f: Ferryd;
+}
+
+export interface SharedNodeOptions {
+  /** Where the node's ferryd dir goes (BASE/nodeNAME). */
+  base: string;
+  /** The shared directory (marked with .ferry-pool by makeSharedDir). */
+  pool: string;
+  /** Node name nodeNAME, engine label PREFIXNAME. */
+  name: string;
+  label: string;
+  heartbeatMs: number;
+  nodeTimeoutMs: number;
+  fenceMs?: number;
+}
+
+/** The directory playing a share every host has mounted (what an NFS mount is on real hosts). */
+export async function makeSharedDir(pool: string): Promise<string> {
+  await mkdir(pool, { recursive: true });
+  await writeFile(join(pool, '.ferry-pool'), 'a directory the test hosts share\n');
+  return pool;
+}
+
+/** The ferry.yaml of a node whose default pool `nas` is the shared directory. */
+export function sharedConfig(node: string, pool: string, o: { heartbeatMs: number; nodeTimeoutMs: number; fenceMs?: number }): string {
+  return [
+    `node: ${node}`,
+    `heartbeatInterval: ${o.heartbeatMs}ms`,
+    `nodeTimeout: ${o.nodeTimeoutMs}ms`,
+    ...(o.fenceMs ? [`fenceDeadline: ${o.fenceMs}ms`] : []),
+    'defaultPool: nas',
+    'pools:',
+    '  nas:',
+    `    path: ${pool}`,
+    '    shared: true',
+  ].join('\n');
+}
+
+/** Starts the engine and its ferryd (plugin socket in the engine's plugin dir, the engine as its Docker host). */
+export async function startSharedNode(o: SharedNodeOptions): Promise<SharedNode> {
+  const h = await startDockerHost({ name: `${o.label}${o.name}` });
+  const node = `node${o.name}`;
+  const dir = join(o.base, node);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'ferry.yaml'), sharedConfig(node, o.pool, o));
+  const f = await startFerryd({ dir, pluginSocket: join(h.pluginDir, 'ferry.sock'), dockerHost: h.host, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', node] });
+  return { h, f };
+}
+
+/** Stops every engine and ferryd (errors of one do not keep the others running). */
+export async function stopSharedNodes(nodes: Array<SharedNode | undefined>): Promise<void> {
+  for (const n of nodes) {
+    await n?.h.stop().catch(() => undefined);
+    await n?.f.destroy().catch(() => undefined);
+  }
+}
