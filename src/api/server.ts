@@ -274,7 +274,8 @@ export function buildApiServer(
     return {
       volumes: service.list().map((v) => {
         const t = history?.lastSuccess(v);
-        return { ...v, attachments: attachments.get(v.name) ?? [], ...(t !== undefined ? { lastBackupAt: new Date(t * 1000).toISOString() } : {}), ...(hub.usage ? { usage: hub.usage.of(v) } : {}) };
+        const failing = history?.failing(v) ?? [];
+        return { ...v, attachments: attachments.get(v.name) ?? [], ...(t !== undefined ? { lastBackupAt: new Date(t * 1000).toISOString() } : {}), ...(failing.length ? { backupFailing: failing } : {}), ...(hub.usage ? { usage: hub.usage.of(v) } : {}) };
       }),
     };
   });

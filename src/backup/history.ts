@@ -97,6 +97,14 @@ export class BackupHistory {
     return newest;
   }
 
+  /** The targets whose newest backup of this volume failed (a success to the target clears it). */
+  failing(v: { name: string; createdAt: string }): string[] {
+    return this.targets(v)
+      .filter(([, r]) => r.failing)
+      .map(([t]) => t)
+      .sort();
+  }
+
   /** Wait for a pending write (at shutdown). */
   flush(): Promise<void> {
     return this.saving;

@@ -106,6 +106,8 @@ export interface ContainerRef {
 export interface ListedVolume extends Volume {
   attachments: Attachment[];
   lastBackupAt?: string;
+  /** The backup targets whose newest backup of this volume failed (absent when none). */
+  backupFailing?: string[];
   usage?: VolumeUsage;
 }
 

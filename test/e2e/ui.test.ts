@@ -300,6 +300,15 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     const warnings = page.getByTestId('warnings');
     await page.waitForFunction(() => /never backed up/.test(document.querySelector('[data-testid=warnings]')?.textContent ?? ''));
     assert.match((await warnings.textContent()) ?? '', /9 volumes never backed up/); // 11 with the clone; cache-1 and db-main were backed up
+    // the warning opens the volumes it is about
+    await warnings.getByRole('link', { name: /9 volumes never backed up/ }).click();
+    await page.getByTestId('volumes-page').waitFor();
+    await page.waitForFunction(() => document.querySelector('[data-testid=volume-count]')?.textContent === '9 of 11 volumes');
+    const listed = await page.getByTestId('volume-row').allTextContents();
+    assert.ok(listed.every((r) => /never/.test(r)) && !listed.some((r) => /^(cache-1|db-main)/.test(r)), listed.join(' | '));
+    assert.equal(await page.getByLabel('Backups').inputValue(), 'never');
+    await page.getByLabel('Backups').selectOption('');
+    await page.waitForFunction(() => document.querySelector('[data-testid=volume-count]')?.textContent === '11 of 11 volumes');
   });
 
   it('shows the trash with who removed what and when it is purged; undeletes with the data back, purges after asking', async () => {
@@ -412,7 +421,7 @@ describe('Volume Hub web UI: the cluster page with two nodes sharing pools', { s
     await page.screenshot({ path: join(SHOTS, 'cluster.png') });
 
     // the volumes table says where shared-db is in use
-    await page.getByRole('link', { name: 'Volumes' }).click();
+    await page.getByRole('link', { name: 'Volumes', exact: true }).click();
     const row = page.getByTestId('volume-row').filter({ hasText: 'shared-db' });
     await row.waitFor();
     assert.match((await row.textContent()) ?? '', /1 \(hostB\)/);

@@ -119,7 +119,7 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     assert.notEqual(admin, reader);
     const ls = await cli('token', 'ls');
     assert.match(ls, /^NAME\s+ROLE\s+CREATED\s+LAST USED\n/);
-    assert.match(ls, /^ci-admin\s+admin\s+(?:just now|\d+ seconds ago)\s+never$/m);
+    assert.match(ls, /^ci-admin\s+admin\s+(?:just now|\d+ seconds? ago)\s+never$/m);
     assert.match(ls, /^grafana\s+read\s+/m);
     const json = JSON.parse(await cli('--json', 'token', 'ls')) as Array<Record<string, unknown>>;
     assert.deepEqual(json.map((t) => Object.keys(t).sort()), [['createdAt', 'lastUsedAt', 'name', 'role'], ['createdAt', 'lastUsedAt', 'name', 'role']]);

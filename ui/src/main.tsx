@@ -116,7 +116,8 @@ function App() {
     canWrite: status.token?.role !== 'read',
     refreshStatus: async () => setStatus(await client.status()),
   };
-  const path = hash.replace(/^#/, '') || '/volumes';
+  const [path, search] = (hash.replace(/^#/, '') || '/volumes').split('?') as [string, string | undefined];
+  const params = new URLSearchParams(search ?? '');
   const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
   const section = parts[0] ?? 'volumes';
   let page;
@@ -124,7 +125,7 @@ function App() {
   else if (section === 'jobs') page = <JobsPage />;
   else if (section === 'trash') page = <TrashPage session={session} />;
   else if (section === 'volumes' && parts[1]) page = <VolumePage key={parts[1]} name={parts[1]} session={session} />;
-  else page = <VolumesPage />;
+  else page = <VolumesPage key={search ?? ''} backup={params.get('backup') ?? ''} />;
   const link = (to: string, label: string) => (
     <a href={`#/${to}`} class={section === to ? 'active' : ''}>
       {label}

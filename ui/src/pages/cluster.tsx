@@ -3,30 +3,39 @@ import { Bar, ErrorBox, usePoll } from '../components';
 import { ago, agoSeconds, bytes, date } from '../format';
 import type { Session } from '../main';
 
+/** One thing that needs a person's attention; `href` opens the volumes it is about. */
+export interface Warning {
+  text: string;
+  href?: string;
+}
+
 /** What needs a person's attention, from the status and the volumes list (no extra calls). */
-export function warnings(status: Status, volumes: Volume[] | undefined): string[] {
-  const out: string[] = [];
+export function warnings(status: Status, volumes: Volume[] | undefined): Warning[] {
+  const out: Warning[] = [];
+  const say = (text: string, href?: string) => out.push(href ? { text, href } : { text });
   for (const p of status.pools) {
-    if (!p.ok) out.push(`pool ${p.name} is not usable${p.problem ? `: ${p.problem}` : ''}`);
+    if (!p.ok) say(`pool ${p.name} is not usable${p.problem ? `: ${p.problem}` : ''}`);
     else if (p.capacity) {
       // as df counts: used / (used + available)
       const usable = p.capacity.usedBytes + p.capacity.freeBytes;
-      if (usable > 0 && p.capacity.freeBytes / usable < 0.1) out.push(`pool ${p.name} is ${Math.round((p.capacity.usedBytes / usable) * 100)}% full (${bytes(p.capacity.freeBytes)} free)`);
+      if (usable > 0 && p.capacity.freeBytes / usable < 0.1) say(`pool ${p.name} is ${Math.round((p.capacity.usedBytes / usable) * 100)}% full (${bytes(p.capacity.freeBytes)} free)`);
     }
   }
   const nodes = status.cluster?.nodes ?? [];
-  for (const n of nodes) if (!n.alive) out.push(`node ${n.node} has not sent a heartbeat (last one ${agoSeconds(n.lastSeen)})`);
+  for (const n of nodes) if (!n.alive) say(`node ${n.node} has not sent a heartbeat (last one ${agoSeconds(n.lastSeen)})`);
   for (const p of status.pools.filter((x) => x.shared)) {
     for (const n of nodes.filter((x) => x.alive)) {
       const names = n.pools;
-      if (!names.includes(p.name)) out.push(`pool ${p.name} not mounted on node ${n.node}`);
+      if (!names.includes(p.name)) say(`pool ${p.name} not mounted on node ${n.node}`);
     }
   }
   if (volumes) {
     const never = volumes.filter((v) => !v.lastBackupAt).length;
-    if (never > 0) out.push(`${never} volume${never === 1 ? '' : 's'} never backed up${status.backupTargets?.length ? '' : ' (no backup target configured)'}`);
+    if (never > 0) say(`${never} volume${never === 1 ? '' : 's'} never backed up${status.backupTargets?.length ? '' : ' (no backup target configured)'}`, '#/volumes?backup=never');
+    const failing = volumes.filter((v) => v.backupFailing?.length).length;
+    if (failing > 0) say(`${failing} volume${failing === 1 ? '' : 's'} whose last backup failed`, '#/volumes?backup=failing');
     const stale = volumes.filter((v) => v.lastBackupAt && Date.now() - Date.parse(v.lastBackupAt) > 7 * 86400_000).length;
-    if (stale > 0) out.push(`${stale} volume${stale === 1 ? '' : 's'} not backed up for more than a week`);
+    if (stale > 0) say(`${stale} volume${stale === 1 ? '' : 's'} not backed up for more than a week`);
   }
   return out;
 }
@@ -75,7 +84,7 @@ export function ClusterPage({ session }: { session: Session }) {
       ) : (
         <ul class="warnings" data-testid="warnings">
           {warns.map((w) => (
-            <li key={w}>⚠ {w}</li>
+            <li key={w.text}>⚠ {w.href ? <a href={w.href}>{w.text}</a> : w.text}</li>
           ))}
         </ul>
       )}

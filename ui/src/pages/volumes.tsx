@@ -19,7 +19,12 @@ const labelText = (v: Volume) =>
     .map(([k, val]) => `${k}=${val}`)
     .join(' ');
 
-export function VolumesPage() {
+/** The backup filter: every volume, those never backed up, those whose last backup failed (the cluster page links here). */
+type BackupFilter = '' | 'never' | 'failing';
+const backupFilters: Array<[BackupFilter, string]> = [['', 'Any backup state'], ['never', 'Never backed up'], ['failing', 'Backup failing']];
+
+export function VolumesPage({ backup: initialBackup = '' }: { backup?: string }) {
+  const [backup, setBackup] = useState<BackupFilter>(backupFilters.some(([k]) => k === initialBackup) ? (initialBackup as BackupFilter) : '');
   const [data, error] = usePoll(() => listVolumes(), 15000);
   const [q, setQ] = useState(sessionStorage.getItem('ferry.q') ?? '');
   const [pool, setPool] = useState('');
@@ -51,7 +56,9 @@ export function VolumesPage() {
         (!needle || v.name.toLowerCase().includes(needle) || labelText(v).toLowerCase().includes(needle)) &&
         (!pool || v.pool === pool) &&
         (!node || v.node === node || v.attachments.some((a) => a.node === node)) &&
-        (!label || v.labels[lk!] === lv),
+        (!label || v.labels[lk!] === lv) &&
+        (backup !== 'never' || !v.lastBackupAt) &&
+        (backup !== 'failing' || (v.backupFailing?.length ?? 0) > 0),
     );
     const key = (v: Volume): string | number => {
       switch (sort.key) {
@@ -72,7 +79,7 @@ export function VolumesPage() {
       return sort.desc ? -c : c;
     });
     return out;
-  }, [volumes, q, pool, node, label, sort]);
+  }, [volumes, q, pool, node, label, backup, sort]);
 
   const th = (key: SortKey, title: string) => (
     <th>
@@ -110,6 +117,13 @@ export function VolumesPage() {
         {select(pool, setPool, 'All pools', choices.pools, 'Pool')}
         {select(node, setNode, 'All nodes', choices.nodes, 'Node')}
         {select(label, setLabel, 'Any label', choices.labels, 'Label')}
+        <select aria-label="Backups" value={backup} onChange={(e) => setBackup((e.target as HTMLSelectElement).value as BackupFilter)}>
+          {backupFilters.map(([k, text]) => (
+            <option key={k} value={k}>
+              {text}
+            </option>
+          ))}
+        </select>
         <span class="muted" data-testid="volume-count">
           {volumes ? `${rows.length} of ${volumes.length} volumes` : 'Loading…'}
         </span>
@@ -156,7 +170,14 @@ export function VolumesPage() {
                 ))}
               </td>
               <td title={v.createdAt}>{ago(v.createdAt)}</td>
-              <td title={v.lastBackupAt}>{v.lastBackupAt ? ago(v.lastBackupAt) : <span class="muted">never</span>}</td>
+              <td title={v.lastBackupAt}>
+                {v.lastBackupAt ? ago(v.lastBackupAt) : <span class="muted">never</span>}
+                {v.backupFailing?.length ? (
+                  <span class="tag bad" title={`the newest backup to ${v.backupFailing.join(', ')} failed`}>
+                    failing
+                  </span>
+                ) : null}
+              </td>
             </tr>
           ))}
         </tbody>
