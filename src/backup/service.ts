@@ -178,7 +178,7 @@ export class BackupService {
       const now = Date.now();
       this.ended({ volume, createdAt, target, ok, at: now / 1000, seconds: Math.max(0, (now - started) / 1000), ...(info ? { bytes: info.bytes, bytesAdded: info.bytesAdded } : {}) });
     };
-    return this.jobs.start('backup', volume, async (report) => {
+    const job = this.jobs.start('backup', volume, async (report) => {
       let snap: SnapshotRecord | undefined;
       let own = false;
       try {
@@ -224,7 +224,9 @@ export class BackupService {
       } finally {
         repo.close();
       }
-    });
+    }, { target });
+    await this.jobs.saved(); // a job acknowledged is listed after a crash (as interrupted)
+    return job;
   }
 
   /**
@@ -279,11 +281,13 @@ export class BackupService {
       throw err;
     });
     if (taken) throw new FerryError('exists', `a volume named ${volume} exists already; restore into a new name (\`ferry backup restore URL NEW_NAME\`), or remove ${volume} first`);
-    return this.jobs.start('restore', volume, async (report) => {
+    const job = this.jobs.start('restore', volume, async (report) => {
       report({ phase: 'restore' });
       const v = await this.volumes.create(volume, { ...options, backup: url }, {}, { progress: (p) => report(p) });
       return { volume: v.name, url };
-    });
+    }, { target: this.targetLabel(this.fromUrl(url).t) });
+    await this.jobs.saved();
+    return job;
   }
 
   startPrune(ref: string): JobInfo {
@@ -291,7 +295,7 @@ export class BackupService {
     return this.jobs.start('prune', undefined, async (report) => {
       report({ phase: 'prune' });
       return this.withRepo(t, (r) => r.prune());
-    });
+    }, { target: this.targetLabel(t) });
   }
 
   startVerify(ref: string, readData: boolean): JobInfo {
@@ -307,7 +311,7 @@ export class BackupService {
         throw new FerryError('corrupt', `repository ${t.url} has ${res.problems.length} problem(s):\n  ${lines.join('\n  ')}`, { problems: res.problems });
       }
       return res;
-    });
+    }, { target: this.targetLabel(t) });
   }
 
   // ---- schedules ----------------------------------------------------------------------------------

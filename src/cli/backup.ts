@@ -154,9 +154,9 @@ export function registerBackupCommands(program: Command): void {
       if (wantsJson(cmd)) return printJson(jobs);
       print(
         table(
-          ['ID', 'KIND', 'VOLUME', 'STATE', 'PROGRESS', 'STARTED'],
-          jobs.map((j) => [j.id, j.kind, j.volume ?? '-', j.state === 'failed' ? `failed: ${j.error?.message.split('\n')[0]}` : j.state, jobProgress(j), ago(j.startedAt)]),
-          { width: tableWidth(), shrink: ['STATE', 'VOLUME'] },
+          ['ID', 'KIND', 'VOLUME', 'TARGET', 'STATE', 'PROGRESS', 'STARTED'],
+          jobs.map((j) => [j.id, j.kind, j.volume ?? '-', j.target ?? '-', j.state === 'failed' ? `failed: ${j.error?.message.split('\n')[0]}` : j.state, jobProgress(j), ago(j.startedAt)]),
+          { width: tableWidth(), shrink: ['STATE', 'TARGET', 'VOLUME'] },
         ),
       );
     });

@@ -107,7 +107,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   });
   snapshots = new SnapshotService(service, log, docker);
   snapshots.quarantine = quarantine;
-  const jobs = new JobRegistry(log);
+  const jobs = new JobRegistry(log, 200, { file: join(config.dataDir, 'jobs.json'), quarantine });
+  await jobs.load();
   backups = new BackupService(service, snapshots, jobs, { targets: config.backupTargets, ...(config.backupPasswordFile ? { passwordFile: config.backupPasswordFile } : {}) }, config.node, log);
   backups.quarantine = quarantine;
   await backups.checkSecrets();

@@ -194,6 +194,8 @@ export interface Job {
   id: string;
   kind: string;
   volume?: string;
+  /** The backup target it reads or writes (its configured name, or the URL's location). */
+  target?: string;
   state: 'running' | 'succeeded' | 'failed';
   startedAt: string;
   finishedAt?: string;

@@ -25,7 +25,8 @@ export function JobRow({ job }: { job: Job }) {
   return (
     <div class={`job ${job.state}`} data-testid="job" data-state={job.state} data-job={job.id}>
       <div class="job-head">
-        <b>{job.kind}</b> {job.volume && <a href={`#/volumes/${encodeURIComponent(job.volume)}`}>{job.volume}</a>} <span class={`tag state-${job.state}`}>{job.state}</span>
+        <b>{job.kind}</b> {job.volume && <a href={`#/volumes/${encodeURIComponent(job.volume)}`}>{job.volume}</a>}
+        {job.target && <span class="muted"> {job.kind === 'restore' ? 'from' : 'to'} {job.target}</span>} <span class={`tag state-${job.state}`}>{job.state}</span>
         <span class="muted small" title={date(job.startedAt)}>
           {' '}
           started {ago(job.startedAt)} · {duration(ended - Date.parse(job.startedAt))}
@@ -49,7 +50,8 @@ export function JobsPage() {
     <section data-testid="jobs-page">
       <h2>Jobs</h2>
       <p class="muted">
-        Backups, restores, verifications and prunes, live (refreshed every second). {running} running; finished jobs are kept for a while after they end.
+        Backups, restores, verifications and prunes, live (refreshed every second). {running} running; the last 200 finished jobs are kept, also across a restart
+        of ferryd (a job that ran when ferryd stopped is shown as failed).
       </p>
       <ErrorBox error={error} />
       {data && jobs.length === 0 && <Empty>No job since ferryd started. Start a backup from a volume's page.</Empty>}
