@@ -97,3 +97,27 @@ export function ActionResult({ notice, error }: { notice?: string | undefined; e
     </>
   );
 }
+
+/**
+ * An action started from a page: one at a time (busy), what it did (notice) or why it failed (error, in the
+ * page's words by `describe`); `settled` runs after either (close a dialog, reload a list).
+ */
+export function useAction(describe: (err: unknown) => string, settled?: () => void) {
+  const [busy, setBusy] = useState(false);
+  const [notice, setNotice] = useState<string>();
+  const [error, setError] = useState<string>();
+  const act = async (what: () => Promise<string>) => {
+    setBusy(true);
+    setError(undefined);
+    setNotice(undefined);
+    try {
+      setNotice(await what());
+    } catch (err) {
+      setError(describe(err));
+    } finally {
+      setBusy(false);
+      settled?.();
+    }
+  };
+  return { busy, notice, error, act };
+}

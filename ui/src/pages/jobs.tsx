@@ -9,7 +9,8 @@ function eta(job: Job): string {
   if (job.state !== 'running' || !p.bytesTotal || p.bytesDone <= 0 || secs <= 0) return '';
   const rate = p.bytesDone / secs;
   const left = (p.bytesTotal - p.bytesDone) / rate;
-  return ` · ${bytes(rate)}/s · about ${duration(left * 1000)} left`;
+  // all read (a backup's finish phase: the upload and index go on): no time left to guess
+  return ` · ${bytes(rate)}/s${left >= 1 && p.phase !== 'finish' ? ` · about ${duration(left * 1000)} left` : ''}`;
 }
 
 export function JobRow({ job }: { job: Job }) {

@@ -1,7 +1,7 @@
 // The Hub's trash page: removed volumes, who removed them, when they will be purged; undelete and purge.
 import { useState } from 'preact/hooks';
 import { client, type TrashEntry } from '../api';
-import { ActionResult, Confirm, Empty, ErrorBox, usePoll } from '../components';
+import { ActionResult, Confirm, Empty, ErrorBox, useAction, usePoll } from '../components';
 import { ago, bytes, date, inTime } from '../format';
 import type { Session } from '../main';
 
@@ -9,27 +9,14 @@ const errorText = (err: unknown) => (err instanceof Error ? err.message : String
 
 export function TrashPage({ session }: { session: Session }) {
   const [data, error, reload] = usePoll(() => client.trash({ usage: true }), 5000);
-  const [busy, setBusy] = useState(false);
-  const [notice, setNotice] = useState<string>();
-  const [actionError, setActionError] = useState<string>();
   const [dialog, setDialog] = useState<{ kind: 'undelete' | 'purge'; entry: TrashEntry }>();
   const [as, setAs] = useState('');
   const entries = data?.trash ?? [];
 
-  const act = async (what: () => Promise<string>) => {
-    setBusy(true);
-    setActionError(undefined);
-    setNotice(undefined);
-    try {
-      setNotice(await what());
-      reload();
-    } catch (err) {
-      setActionError(errorText(err));
-    } finally {
-      setBusy(false);
-      setDialog(undefined);
-    }
-  };
+  const { busy, notice, error: actionError, act } = useAction(errorText, () => {
+    setDialog(undefined);
+    reload();
+  });
   const undelete = (t: TrashEntry, name: string) =>
     act(async () => {
       const v = await client.undelete(t.id, name && name !== t.name ? { as: name } : {});

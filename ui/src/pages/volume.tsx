@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, client, enc, post, type Backup, type BranchList as Branches, type Job, type Snapshot } from '../api';
-import { ActionResult, Confirm, Empty, ErrorBox, usePoll } from '../components';
+import { ActionResult, Confirm, Empty, ErrorBox, useAction, usePoll } from '../components';
 import { ago, bytes, date, duration } from '../format';
 import type { Session } from '../main';
 import { JobRow } from './jobs';
@@ -82,26 +82,11 @@ export function VolumePage({ name, session }: { name: string; session: Session }
     }
   }, [jobs]);
   const [dialog, setDialog] = useState<Dialog>();
-  const [busy, setBusy] = useState(false);
-  const [actionError, setActionError] = useState<string>();
-  const [notice, setNotice] = useState<string>();
   const [target, setTarget] = useState(targets[0] ?? '');
   const [cloneName, setCloneName] = useState('');
   const [restartContainers, setRestartContainers] = useState(false);
 
-  const act = async (what: () => Promise<string>) => {
-    setBusy(true);
-    setActionError(undefined);
-    setNotice(undefined);
-    try {
-      setNotice(await what());
-    } catch (err) {
-      setActionError(message(err));
-    } finally {
-      setBusy(false);
-      setDialog(undefined);
-    }
-  };
+  const { busy, notice, error: actionError, act } = useAction(message, () => setDialog(undefined));
   const snapshotNow = () =>
     act(async () => {
       const s = await client.createSnapshot(name);
