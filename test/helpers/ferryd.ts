@@ -53,7 +53,10 @@ export function readAnswer(res: IncomingMessage, done: (a: HttpAnswer) => void):
 export function unixRequest(socketPath: string, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<HttpAnswer> {
   return new Promise((resolvePromise, reject) => {
     let answered = false;
-    const req = request({ socketPath, method, path, headers: { ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
+    // agent: false: one connection per call. Node 20's default agent keeps connections alive, and a call made
+    // right after a kill -9 of ferryd could be written into a pooled connection to the dead process (EPIPE)
+    // instead of a new one that waits in the socket's queue, as Docker's next call after an error does.
+    const req = request({ socketPath, method, path, agent: false, headers: { ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}), ...headers } }, (res) => {
       answered = true;
       readAnswer(res, resolvePromise);
     });
