@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Pool } from '../pools/pool.js';
 import { FerryError, errorMessage } from '../util/errors.js';
-import { SharedStore, type Attachment, type NodeBeat, type NodeReferences, type SharedRecord } from './shared-store.js';
+import { SharedStore, type Attachment, type NodeBeat, type NodeReferences, type SharedRecord, type ChangeMark } from './shared-store.js';
 import { claimConflict, isClaimConflict, judgeClaim, machineId, watchClaim } from './node-claim.js';
 import type { StateWarnings } from '../util/state-warnings.js';
 import type { Quarantine } from '../util/quarantine.js';
@@ -180,6 +180,10 @@ export class Cluster {
             if (isClaimConflict(err)) this.opts.warnings?.add(`node-claim:${name}`, { code: 'node_claimed', message: `pool ${name} is not used: ${err.message}` });
           }
         }
+        for (const [key, token] of [...this.unendedChanges]) {
+          const i = key.indexOf('/');
+          await this.endChange(key.slice(0, i), key.slice(i + 1), token);
+        }
         await this.reconcileFences().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not reconcile fenced volumes'));
         await this.writeLease().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not renew the local fence lease'));
         await this.onTick?.().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not refresh attachments'));
@@ -316,6 +320,59 @@ export class Cluster {
       await s.breakLock(rec.name, cur.token);
     }
     throw new FerryError('unavailable', `could not take the rwo lock of ${rec.name}: other nodes keep racing for it; try again`);
+  }
+
+  /**
+   * Mark a change of a shared volume that needs it unmounted everywhere (remove, restore, reset) as in
+   * progress on this node, before the caller's last look at the attachments (the other half of the
+   * handshake is `changeElsewhere`, which a Mount reads after publishing its attachment). Refused (`in_use`)
+   * while another live ferryd has one in progress; a mark left by a ferryd that is gone is broken. Returns
+   * the function that ends the change (a mark it cannot remove now is retried on each heartbeat).
+   */
+  async beginChange(pool: string, rec: SharedRecord, what: string): Promise<() => Promise<void>> {
+    const s = await this.store(pool);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const token = randomBytes(8).toString('hex');
+      const mark: ChangeMark = { node: this.node, instance: this.instance, volume: rec.name, createdAt: rec.createdAt, what, since: new Date(this.now()).toISOString(), token };
+      if (await s.tryChange(mark)) return () => this.endChange(pool, rec.name, token);
+      const cur = await s.readChange(rec.name);
+      if (!cur) continue; // ended meanwhile
+      if (await this.markCounts(s, cur)) {
+        throw new FerryError('in_use', `volume ${rec.name} is busy: node ${cur.node} is about to ${cur.what} (since ${cur.since}); try again when that is done`, { node: cur.node });
+      }
+      this.opts.log.warn({ volume: rec.name, mark: cur }, 'dropping the mark of a change that a ferryd which is gone left unfinished');
+      await s.endChange(rec.name, cur.token);
+    }
+    throw new FerryError('unavailable', `could not mark the change of ${rec.name}: other nodes keep racing for it; try again`);
+  }
+
+  /** A change of this incarnation of the volume that another live ferryd has in progress, if any. */
+  async changeElsewhere(pool: string, rec: SharedRecord): Promise<ChangeMark | undefined> {
+    const s = await this.store(pool);
+    const cur = await s.readChange(rec.name);
+    if (!cur || cur.createdAt !== rec.createdAt || (cur.node === this.node && cur.instance === this.instance)) return undefined;
+    return (await this.markCounts(s, cur)) ? cur : undefined;
+  }
+
+  /** A mark counts while the ferryd that wrote it beats (same node, same instance, heartbeat not expired). */
+  private async markCounts(s: SharedStore, mark: ChangeMark): Promise<boolean> {
+    if (mark.node === this.node && mark.instance === this.instance) return true;
+    const beat = await s.beatOf(mark.node);
+    return this.isAlive(beat) && beat!.instance === mark.instance && !beat!.stoppedAt;
+  }
+
+  /** Change marks this node could not remove yet (share away): `pool/volume` → token; retried each heartbeat. */
+  private readonly unendedChanges = new Map<string, string>();
+
+  private async endChange(pool: string, volume: string, token: string): Promise<void> {
+    const key = `${pool}/${volume}`;
+    try {
+      await (await this.store(pool)).endChange(volume, token);
+      this.unendedChanges.delete(key);
+    } catch (err) {
+      this.unendedChanges.set(key, token);
+      this.opts.log.warn({ pool, volume, err: errorMessage(err) }, 'could not remove the mark of a finished change; retrying on the next heartbeat');
+    }
   }
 
   /** Does this node still hold the rwo lock? (It can have been taken over while this node was cut off.) */

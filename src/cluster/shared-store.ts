@@ -90,6 +90,23 @@ export interface RwoLock {
 }
 
 /**
+ * A change of a shared volume that needs it unmounted everywhere (remove, restore, reset) in progress on one
+ * node. Written before that node's last look at the attachments; a Mount on another node looks for it after
+ * publishing its attachment, so at least one of the two sees the other and backs out.
+ */
+export interface ChangeMark {
+  node: string;
+  /** The writing ferryd's heartbeat instance: a mark left by a ferryd that is gone counts for nothing. */
+  instance: string;
+  volume: string;
+  createdAt: string;
+  /** What the node is about to do, as "remove it", "restore it". */
+  what: string;
+  since: string;
+  token: string;
+}
+
+/**
  * The state of a shared pool that every host reads and writes, in files inside the pool itself:
  *
  *   ROOT/catalog/NAME.json               volume records (created exclusively with link(2), then immutable)
@@ -97,6 +114,7 @@ export interface RwoLock {
  *   ROOT/attachments/NAME/NODE.json      who uses what; each file has one writer, its node
  *   ROOT/locks/NAME.json                 the holder of an rwo volume (created exclusively with link(2))
  *   ROOT/references/NODE.json            volumes that containers on NODE's host reference; one writer, its node
+ *   ROOT/changes/NAME.json               a change that needs the volume unmounted everywhere, in progress (link(2))
  *
  * Only operations that are atomic on POSIX filesystems and on NFS/GlusterFS are used: link(2) fails if
  * the name exists (exactly one of two racing hosts wins), rename(2) replaces atomically, and every
@@ -108,6 +126,7 @@ export class SharedStore {
   private readonly attachDir: string;
   private readonly locksDir: string;
   private readonly refsDir: string;
+  private readonly changesDir: string;
 
   constructor(
     readonly root: string,
@@ -120,10 +139,11 @@ export class SharedStore {
     this.attachDir = join(root, 'attachments');
     this.locksDir = join(root, 'locks');
     this.refsDir = join(root, 'references');
+    this.changesDir = join(root, 'changes');
   }
 
   async init(): Promise<void> {
-    for (const d of [this.catalogDir, this.nodesDir, this.attachDir, this.locksDir, this.refsDir]) await this.fs.mkdir(d);
+    for (const d of [this.catalogDir, this.nodesDir, this.attachDir, this.locksDir, this.refsDir, this.changesDir]) await this.fs.mkdir(d);
   }
 
   // ---- records -------------------------------------------------------------------------------------
@@ -241,6 +261,22 @@ export class SharedStore {
   /** Drop a lock, only if it is the one with `token` (never somebody else's). Returns whether it was. */
   breakLock(volume: string, token: string): Promise<boolean> {
     return this.removeIfSame(this.locksDir, `${volume}.json`, (l: RwoLock) => l.token === token);
+  }
+
+  // ---- changes in progress -------------------------------------------------------------------------
+
+  readChange(volume: string): Promise<ChangeMark | undefined> {
+    return this.readJson<ChangeMark>(join(this.changesDir, `${volume}.json`));
+  }
+
+  /** Mark a change in progress if no other is; false if one is (read it to see whose). */
+  tryChange(c: ChangeMark): Promise<boolean> {
+    return this.createExclusive(this.changesDir, `${c.volume}.json`, c);
+  }
+
+  /** Drop a change mark, only if it is the one with `token`. Returns whether it was. */
+  endChange(volume: string, token: string): Promise<boolean> {
+    return this.removeIfSame(this.changesDir, `${volume}.json`, (c: ChangeMark) => c.token === token);
   }
 
   // ---- primitives ----------------------------------------------------------------------------------

@@ -414,8 +414,7 @@ export class SnapshotService {
       return await this.volumes.withLock(volume, async () => {
         const rec = this.volumes.recordOf(volume);
         if (Object.keys(rec.mounts).length > 0) throw new FerryError('in_use', `volume ${volume} was mounted again meanwhile; nothing changed`);
-        await this.volumes.refuseIfUsedElsewhere(rec, what);
-        return fn(rec);
+        return this.volumes.changeExclusively(rec, what, () => fn(rec));
       });
     } finally {
       for (const c of stopped) await this.docker!.start(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not start container again'));

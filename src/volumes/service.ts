@@ -17,6 +17,7 @@ import { salvage } from './salvage.js';
 import { stagingId, stagingOwner } from './staging.js';
 import { mapNoSpace, noSpaceError } from '../util/no-space.js';
 import { isOurDriver } from '../docker/driver-name.js';
+import { pauseAt } from '../util/test-pause.js';
 
 /** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
 export interface CloneSource {
@@ -465,6 +466,48 @@ export class VolumeService {
     throw new FerryError('in_use', `volume ${rec.name} is in use on ${who}; stop those containers before you ${what}`, { attachments: elsewhere });
   }
 
+  /**
+   * Run a change that needs the volume unmounted everywhere (restore, reset; callers hold its lock): on a
+   * shared pool, mark the change in progress before the last look at the other nodes' attachments, so a
+   * Mount that starts meanwhile on another node sees the mark and backs out (the handshake in mount()).
+   */
+  async changeExclusively<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.isShared(rec.pool)) return fn();
+    const end = await this.deps.cluster!.beginChange(rec.pool, rec, what);
+    try {
+      await this.refuseIfUsedElsewhere(rec, what);
+      return await fn();
+    } finally {
+      await end();
+    }
+  }
+
+  /**
+   * The other half of the handshake with a removal or restore on another node, for a Mount that has just
+   * published this node's attachment: the record must still be the one mounted, and no other live node may
+   * have marked a change of it in progress (it may have looked at the attachments before ours landed).
+   * Undefined when the Mount may go on; a share that cannot be read now is no evidence of a change.
+   */
+  private async changedUnderMount(rec: VolumeRecord): Promise<FerryError | undefined> {
+    const cluster = this.deps.cluster!;
+    let cur: SharedRecord | undefined;
+    let mark: Awaited<ReturnType<Cluster['changeElsewhere']>>;
+    try {
+      cur = await (await cluster.store(rec.pool)).read(rec.name);
+      mark = await cluster.changeElsewhere(rec.pool, rec);
+    } catch (err) {
+      this.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not look for a removal on another node after publishing the attachment');
+      return undefined;
+    }
+    if (!cur || cur.createdAt !== rec.createdAt) {
+      return new FerryError('not_found', `volume ${rec.name} was removed on another node while this Mount started; nothing was mounted here`);
+    }
+    if (mark) {
+      return new FerryError('in_use', `volume ${rec.name} is busy: node ${mark.node} is about to ${mark.what} (since ${mark.since}); nothing was mounted here: try again when that is done`, { node: mark.node });
+    }
+    return undefined;
+  }
+
   /** Attachments of every volume of the shared pools (for listings), by volume name. */
   async attachmentsByVolume(): Promise<Map<string, AttachmentStatus[]>> {
     const out = new Map<string, AttachmentStatus[]>();
@@ -690,7 +733,18 @@ export class VolumeService {
       }
       const durable = rec.mounts[mountId] ? Promise.resolve() : this.catalog.changeMount(rec, mountId, '+', new Date(this.now()).toISOString());
       if (shared) {
+        await pauseAt('mount-before-attach');
         await this.publishAttachment(rec).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not publish attachment'));
+        // first mount here: a removal or restore on another node may have looked at the attachments before ours landed
+        await pauseAt('mount-before-check');
+        const changed = first ? await this.changedUnderMount(rec) : undefined;
+        if (changed) {
+          const undone = this.catalog.changeMount(rec, mountId, '-', new Date(this.now()).toISOString());
+          await this.letGo(rec);
+          await Promise.all([durable, undone]).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not write the mount journal'));
+          this.log.warn({ volume: name, id: mountId, err: changed.message }, 'Mount backed out');
+          throw changed;
+        }
       }
       return { durable, mountpoint: this.mountpointOf(rec) };
     });
@@ -776,53 +830,64 @@ export class VolumeService {
     const early = !checkReferences && known && Object.keys(known.mounts).length > 0 ? await this.containersUsing(name) : undefined;
     return this.lock.run(name, async () => {
       const rec = (await this.sync(name)) ?? this.record(name);
-      await this.refuseIfUsedElsewhere(rec, 'remove it');
-      // the CLI/API path asks inside the lock, just before the removal: the narrowest window
-      const asked = checkReferences ? await this.askDocker(name) : undefined;
-      const users = checkReferences ? asked!.containers : early;
-      const mountIds = Object.keys(rec.mounts);
-      const running = (users ?? []).filter((c) => isRunningState(c.state));
-      if ((mountIds.length > 0 && !force) || running.length > 0) {
-        // every container that holds it; the others (a Swarm's `created` tasks that never ran) apart, at most 5
-        const named = (cs: ContainerRef[], most = Infinity) => cs.slice(0, most).map((c) => `${c.name} (${c.state})`).join(', ') + (cs.length > most ? `, and ${cs.length - most} more` : '');
-        const idle = (users ?? []).filter((c) => !running.includes(c));
-        const who =
-          running.length > 0
-            ? `containers ${named(running)}${idle.length > 0 ? `; also referenced by ${idle.length} not running: ${named(idle, 5)}` : ''}`
-            : users && users.length > 0
-              ? `containers ${named(users, 10)}`
-              : `${mountIds.length} Docker mount(s) ${mountIds.map((m) => m.slice(0, 12)).join(', ')}`;
-        throw new FerryError(
-          'in_use',
-          `volume ${name} is in use by ${who}; stop and remove those containers first` +
-            (running.length === 0 ? ' (if no container uses it any more, `ferry volume rm --force` drops the stale mounts)' : ''),
-          { containers: users ?? [], mountIds },
-        );
+      // shared: mark the removal before the last look at the attachments (the handshake with mount())
+      const endChange = this.isShared(rec.pool) ? await this.deps.cluster!.beginChange(rec.pool, rec, 'remove it') : undefined;
+      try {
+        return await this.removeLocked(name, rec, { purge, force, checkReferences, early });
+      } finally {
+        await endChange?.();
       }
-      const overrode = checkReferences ? await this.referenceProblems(rec, asked!, force) : [];
-      if (overrode.length > 0) this.log.warn({ volume: name, overrode }, 'volume removed with --force although: ' + overrode.join('; '));
-      const pool = this.pool(rec.pool);
-      for (const id of mountIds) await this.catalog.changeMount(rec, id, '-', new Date(this.now()).toISOString());
-      const removedAt = this.now();
-      const trash: TrashRecord = {
-        id: `${name}@${removedAt}`,
-        removedAt: new Date(removedAt).toISOString(),
-        expiresAt: new Date(removedAt + this.deps.trashRetentionMs).toISOString(),
-        volume: { ...rec, mounts: {} },
-      };
-      await this.catalog.trash.save(trash.id, trash);
-      // shared: withdraw the record first, so no host mounts the volume while its data moves away
-      if (this.isShared(rec.pool)) await (await this.deps.cluster!.store(rec.pool)).unpublish(name, rec.createdAt);
-      await pool.moveToTrash(name, trash.id);
-      await this.catalog.volumes.save(name, undefined);
-      if (purge) {
-        await this.purgeOne(trash);
-        this.log.info({ volume: name }, 'volume removed and purged');
-        return { trash: undefined, overrode };
-      }
-      this.log.info({ volume: name, trash: trash.id, expiresAt: trash.expiresAt }, 'volume moved to the trash');
-      return { trash: trashInfo(trash, this.deps.node), overrode };
     });
+  }
+
+  private async removeLocked(name: string, rec: VolumeRecord, { purge, force, checkReferences, early }: Required<RemoveOptions> & { early: ContainerRef[] | undefined }): Promise<RemoveResult> {
+    await this.refuseIfUsedElsewhere(rec, 'remove it');
+    await pauseAt('remove-before-move');
+    // the CLI/API path asks inside the lock, just before the removal: the narrowest window
+    const asked = checkReferences ? await this.askDocker(name) : undefined;
+    const users = checkReferences ? asked!.containers : early;
+    const mountIds = Object.keys(rec.mounts);
+    const running = (users ?? []).filter((c) => isRunningState(c.state));
+    if ((mountIds.length > 0 && !force) || running.length > 0) {
+      // every container that holds it; the others (a Swarm's `created` tasks that never ran) apart, at most 5
+      const named = (cs: ContainerRef[], most = Infinity) => cs.slice(0, most).map((c) => `${c.name} (${c.state})`).join(', ') + (cs.length > most ? `, and ${cs.length - most} more` : '');
+      const idle = (users ?? []).filter((c) => !running.includes(c));
+      const who =
+        running.length > 0
+          ? `containers ${named(running)}${idle.length > 0 ? `; also referenced by ${idle.length} not running: ${named(idle, 5)}` : ''}`
+          : users && users.length > 0
+            ? `containers ${named(users, 10)}`
+            : `${mountIds.length} Docker mount(s) ${mountIds.map((m) => m.slice(0, 12)).join(', ')}`;
+      throw new FerryError(
+        'in_use',
+        `volume ${name} is in use by ${who}; stop and remove those containers first` +
+          (running.length === 0 ? ' (if no container uses it any more, `ferry volume rm --force` drops the stale mounts)' : ''),
+        { containers: users ?? [], mountIds },
+      );
+    }
+    const overrode = checkReferences ? await this.referenceProblems(rec, asked!, force) : [];
+    if (overrode.length > 0) this.log.warn({ volume: name, overrode }, 'volume removed with --force although: ' + overrode.join('; '));
+    const pool = this.pool(rec.pool);
+    for (const id of mountIds) await this.catalog.changeMount(rec, id, '-', new Date(this.now()).toISOString());
+    const removedAt = this.now();
+    const trash: TrashRecord = {
+      id: `${name}@${removedAt}`,
+      removedAt: new Date(removedAt).toISOString(),
+      expiresAt: new Date(removedAt + this.deps.trashRetentionMs).toISOString(),
+      volume: { ...rec, mounts: {} },
+    };
+    await this.catalog.trash.save(trash.id, trash);
+    // shared: withdraw the record first, so no host mounts the volume while its data moves away
+    if (this.isShared(rec.pool)) await (await this.deps.cluster!.store(rec.pool)).unpublish(name, rec.createdAt);
+    await pool.moveToTrash(name, trash.id);
+    await this.catalog.volumes.save(name, undefined);
+    if (purge) {
+      await this.purgeOne(trash);
+      this.log.info({ volume: name }, 'volume removed and purged');
+      return { trash: undefined, overrode };
+    }
+    this.log.info({ volume: name, trash: trash.id, expiresAt: trash.expiresAt }, 'volume moved to the trash');
+    return { trash: trashInfo(trash, this.deps.node), overrode };
   }
 
   /** Which containers on this host reference a volume (any state), or why Docker could not be asked. */

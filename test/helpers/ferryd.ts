@@ -99,6 +99,8 @@ export interface FerrydOptions {
   logLevel?: 'info' | 'debug';
   /** Run the daemon through this prefix (e.g. nsenter into a test host's namespaces). */
   prefix?: string[];
+  /** Variables added to the daemon's environment (test hooks such as FERRY_TEST_PAUSE). */
+  env?: Record<string, string>;
 }
 
 /** Start a real ferryd (the built program, as a child process) on private sockets and a temporary data dir. */
@@ -129,7 +131,7 @@ export async function startFerryd(opts: FerrydOptions = {}): Promise<Ferryd> {
     const fd = openSync(logFile, 'a');
     const offset = fstatSync(fd).size;
     const [cmd, ...rest] = [...(opts.prefix ?? []), process.execPath, ...args];
-    child = spawn(cmd!, rest, { stdio: ['ignore', fd, fd], env: process.env });
+    child = spawn(cmd!, rest, { stdio: ['ignore', fd, fd], env: { ...process.env, ...opts.env } });
     closeSync(fd);
     const proc = child;
     exited = new Promise((res) => proc.once('exit', (code) => res(code)));

@@ -1,0 +1,19 @@
+/** Test hook: FERRY_TEST_PAUSE=POINT:MS[,POINT:MS...] makes ferryd wait at named points of a race (docs/testing.md). */
+
+let pauses: Map<string, number> | undefined;
+
+function parse(spec: string | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const part of (spec ?? '').split(',').filter(Boolean)) {
+    const m = /^([a-z-]+):(\d+)$/.exec(part.trim());
+    if (m) out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
+
+/** Wait as long as FERRY_TEST_PAUSE says for `point` (not at all when it does not name it, as in production). */
+export async function pauseAt(point: string): Promise<void> {
+  pauses ??= parse(process.env.FERRY_TEST_PAUSE);
+  const ms = pauses.get(point);
+  if (ms) await new Promise((r) => setTimeout(r, ms));
+}
