@@ -6,7 +6,7 @@ import { ACCEPTED_OPTIONS } from '../volumes/options.js';
 import { FerryError } from '../util/errors.js';
 import type { DockerTold, TrashInfo, VolumeInfo } from '../volumes/service.js';
 import type { Attachment as AttachmentStatus } from '../wire/types.js';
-import type { TrashUsage, VolumeUsage } from '../volumes/usage-types.js';
+import type { TrashUsage, VolumeUsage } from '../wire/types.js';
 
 
 const maybeBytes = (n: number | null | undefined) => (n === null || n === undefined ? '-' : bytes(n));

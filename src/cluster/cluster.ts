@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Pool } from '../pools/pool.js';
 import { FerryError, errorMessage } from '../util/errors.js';
-import { SharedStore, type Attachment, type NodeBeat, type NodeReferences, type SharedRecord, type ChangeMark } from './shared-store.js';
+import { SharedStore, type Attachment, type NodeBeat, type NodeReferences, type SharedRecord, type ChangeMark, type NodeUsage } from './shared-store.js';
 import { claimConflict, isClaimConflict, judgeClaim, machineId, watchClaim } from './node-claim.js';
 import type { StateWarnings } from '../util/state-warnings.js';
 import type { Quarantine } from '../util/quarantine.js';
@@ -267,6 +267,16 @@ export class Cluster {
   /** Publish which volumes of a pool containers on this node's host reference (heartbeat work). */
   async publishReferences(pool: string, r: Omit<NodeReferences, 'node'>): Promise<void> {
     await (await this.store(pool)).publishReferences({ node: this.node, ...r });
+  }
+
+  /** Publish what this node measured of the shared volumes of a pool it looks after (usage pass). */
+  async publishUsage(pool: string, volumes: NodeUsage['volumes']): Promise<void> {
+    await (await this.store(pool)).publishUsage({ node: this.node, updatedAt: new Date().toISOString(), volumes });
+  }
+
+  /** What the other nodes (alive or not: their last figures are still the best known) measured in a pool. */
+  async usageElsewhere(pool: string): Promise<NodeUsage[]> {
+    return (await (await this.store(pool)).usages()).filter((u) => u.node !== this.node);
   }
 
   /**

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Quarantine } from '../util/quarantine.js';
 import { isErrno } from '../util/errors.js';
+import type { VolumeUsage } from '../wire/types.js';
 import type { VolumeRecord } from '../volumes/catalog.js';
 import { directShareFs } from '../pools/share-fs-direct.js';
 
@@ -80,6 +81,26 @@ export interface NodeReferences {
   volumes: Record<string, string[]>;
 }
 
+/** What one node measured of a shared volume it looks after (see NodeUsage). */
+export interface PublishedUsage extends Omit<VolumeUsage, 'trashBytes'> {
+  /** The volume incarnation measured. */
+  createdAt: string;
+  /** When its snapshots were last looked at (readers take the data of the newest walk, the snapshots of the newest look). */
+  checkedAt: string;
+}
+
+/**
+ * The space the shared volumes take, as measured by the node that looks after each (the one that runs its
+ * schedules; also a node that just had it mounted walks it once after the Unmount): one node walks a volume,
+ * every node reads the figures. Written by that node only, from its background usage pass (volumes/usage.ts).
+ */
+export interface NodeUsage {
+  node: string;
+  updatedAt: string;
+  /** Volume name → what was measured. */
+  volumes: Record<string, PublishedUsage>;
+}
+
 /** The holder of a one-host-at-a-time (rwo) volume. */
 export interface RwoLock {
   node: string;
@@ -115,6 +136,7 @@ export interface ChangeMark {
  *   ROOT/locks/NAME.json                 the holder of an rwo volume (created exclusively with link(2))
  *   ROOT/references/NODE.json            volumes that containers on NODE's host reference; one writer, its node
  *   ROOT/changes/NAME.json               a change that needs the volume unmounted everywhere, in progress (link(2))
+ *   ROOT/usage/NODE.json                 the space of the volumes NODE measures; one writer, its node
  *
  * Only operations that are atomic on POSIX filesystems and on NFS/GlusterFS are used: link(2) fails if
  * the name exists (exactly one of two racing hosts wins), rename(2) replaces atomically, and every
@@ -127,6 +149,7 @@ export class SharedStore {
   private readonly locksDir: string;
   private readonly refsDir: string;
   private readonly changesDir: string;
+  private readonly usageDir: string;
 
   constructor(
     readonly root: string,
@@ -140,10 +163,11 @@ export class SharedStore {
     this.locksDir = join(root, 'locks');
     this.refsDir = join(root, 'references');
     this.changesDir = join(root, 'changes');
+    this.usageDir = join(root, 'usage');
   }
 
   async init(): Promise<void> {
-    for (const d of [this.catalogDir, this.nodesDir, this.attachDir, this.locksDir, this.refsDir, this.changesDir]) await this.fs.mkdir(d);
+    for (const d of [this.catalogDir, this.nodesDir, this.attachDir, this.locksDir, this.refsDir, this.changesDir, this.usageDir]) await this.fs.mkdir(d);
   }
 
   // ---- records -------------------------------------------------------------------------------------
@@ -243,6 +267,23 @@ export class SharedStore {
       if (!e.endsWith('.json') || e.startsWith('.')) continue;
       const r = await this.readJson<NodeReferences>(join(this.refsDir, e)).catch(() => undefined);
       if (r && typeof r.volumes === 'object' && r.volumes !== null) out.push(r);
+    }
+    return out;
+  }
+
+  // ---- space used ----------------------------------------------------------------------------------
+
+  publishUsage(u: NodeUsage): Promise<void> {
+    return this.writeJson(join(this.usageDir, `${u.node}.json`), u);
+  }
+
+  /** Every node's usage file (an unreadable one is skipped: its node rewrites it when a figure changes). */
+  async usages(): Promise<NodeUsage[]> {
+    const out: NodeUsage[] = [];
+    for (const e of await this.fs.readdir(this.usageDir).catch(() => [] as string[])) {
+      if (!e.endsWith('.json') || e.startsWith('.')) continue;
+      const u = await this.readJson<NodeUsage>(join(this.usageDir, e)).catch(() => undefined);
+      if (u && typeof u.node === 'string' && typeof u.volumes === 'object' && u.volumes !== null) out.push(u);
     }
     return out;
   }

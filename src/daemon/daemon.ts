@@ -127,7 +127,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   // Volume Hub: API tokens, metrics fed by observer hooks, the API over TCP when asked for.
   const tokens = TokenStore.inDataDir(config.dataDir, log, quarantine);
   await tokens.load();
-  const usage = new UsageTracker(service, (v) => snapshots!.list(v, { all: true }), join(config.dataDir, 'usage.json'), log);
+  const usage = new UsageTracker(service, (v) => snapshots!.list(v, { all: true }), join(config.dataDir, 'usage.json'), log, { exchange: cluster, ...usageTick() });
   await usage.load();
   const history = new BackupHistory({ file: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what), quarantine });
   await history.load();
@@ -139,7 +139,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const tls = config.apiTls ? await readTls(config.apiTls) : undefined;
 
   const memory = docker ? new DockerMemory(docker, service, dockerDriver, log) : undefined;
-  const plugin = buildPluginServer({ service, log, scope: () => (cluster.active ? 'global' : 'local'), observe: metrics.pluginCall, ...(memory ? { afterCreate: (name: string) => memory.learnSoon(name) } : {}) });
+  const plugin = buildPluginServer({ service, log, scope: () => (cluster.active ? 'global' : 'local'), observe: metrics.pluginCall, afterMount: (name: string) => usage.mounted(name), ...(memory ? { afterCreate: (name: string) => memory.learnSoon(name) } : {}) });
   const facts: DaemonFacts = {
     version: VERSION,
     node: config.node,
@@ -228,4 +228,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         log.info('ferryd stopped');
       })()),
   };
+}
+
+/** FERRY_USAGE_INTERVAL_MS: how often the background usage pass runs (a test hook; default 30 s, docs/testing.md). */
+function usageTick(): { tickMs?: number } {
+  const v = process.env.FERRY_USAGE_INTERVAL_MS;
+  return v && /^[1-9]\d*$/.test(v) ? { tickMs: Number(v) } : {};
 }

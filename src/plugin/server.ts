@@ -20,6 +20,8 @@ export interface PluginServerOptions {
   observe?: (endpoint: string, ok: boolean, seconds: number) => void;
   /** Called after a successful Create, without waiting (ferryd learns the volume's labels from Docker then). */
   afterCreate?: (name: string) => void;
+  /** Called after a successful Mount (the usage tracker walks the volume again after its Unmount). */
+  afterMount?: (name: string) => void;
 }
 
 function str(body: Body, key: string): string {
@@ -33,7 +35,7 @@ function str(body: Body, key: string): string {
  * The Docker volume plugin endpoints, exactly as moby's plugin client calls them
  * (docs/extend/plugins_volume.md). Nothing here but decoding, calling the service and encoding.
  */
-export function buildPluginServer({ service, log, scope, observe, afterCreate }: PluginServerOptions): FastifyInstance {
+export function buildPluginServer({ service, log, scope, observe, afterCreate, afterMount }: PluginServerOptions): FastifyInstance {
   const send = (reply: FastifyReply, status: number, body: Body) =>
     reply.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(JSON.stringify(body));
 
@@ -61,7 +63,12 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate }:
       await service.remove(str(b, 'Name'));
       return { Err: '' };
     },
-    '/VolumeDriver.Mount': async (b) => ({ Mountpoint: await service.mount(str(b, 'Name'), b.ID), Err: '' }),
+    '/VolumeDriver.Mount': async (b) => {
+      const name = str(b, 'Name');
+      const Mountpoint = await service.mount(name, b.ID);
+      afterMount?.(name);
+      return { Mountpoint, Err: '' };
+    },
     '/VolumeDriver.Unmount': async (b) => {
       await service.unmount(str(b, 'Name'), b.ID);
       return { Err: '' };

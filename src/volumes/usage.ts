@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { VolumeInfo, VolumeService } from './service.js';
 import type { VolumeRecord } from './catalog.js';
 import type { TrashUsage, VolumeUsage } from './usage-types.js';
+import type { NodeUsage, PublishedUsage } from '../cluster/shared-store.js';
 import { snapshotSpace, type SnapshotSpace, type SpaceCache } from '../snapshots/space.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { errorMessage, isErrno } from '../util/errors.js';
@@ -26,7 +27,21 @@ interface Saved {
   trash: Record<string, number>;
 }
 
+/**
+ * How the nodes of a cluster share the work (implemented by cluster/cluster.ts): a shared volume is walked by
+ * one node, the one that runs its schedules, which publishes its figures in the pool; the others read them.
+ * Without this, every node would stat every shared volume on every pass (N nodes × V volumes at the NAS).
+ */
+export interface UsageExchange {
+  readonly active: boolean;
+  sharedPools(): string[];
+  publishUsage(pool: string, volumes: Record<string, PublishedUsage>): Promise<void>;
+  usageElsewhere(pool: string): Promise<NodeUsage[]>;
+}
+
 export interface UsageOptions {
+  /** Share the measuring of shared volumes with the other nodes. */
+  exchange?: UsageExchange;
   /** How often the background pass looks at every volume (a stat or two each; walks only what may have changed). */
   tickMs?: number;
   /** A mounted volume's data is walked again when its walk is older than this. */
@@ -42,8 +57,14 @@ export interface UsageOptions {
  */
 export class UsageTracker {
   private readonly data = new Map<string, DataEntry>();
-  private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; cache: SpaceCache }>();
+  private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; cache: SpaceCache; at: string }>();
   private readonly trash = new Map<string, number>();
+  /** Shared volumes as the other nodes measured them, by key (read each pass). */
+  private remote = new Map<string, PublishedUsage[]>();
+  /** Volumes mounted here since their last walk. */
+  private readonly touched = new Set<string>();
+  /** What was last published per shared pool (written again only when it changes). */
+  private readonly published = new Map<string, string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private dirty = false;
@@ -81,18 +102,42 @@ export class UsageTracker {
     await this.save();
   }
 
-  /** What is known now (no I/O). */
+  /** What is known now (no I/O): of a shared volume, the newest figures of any node. */
   of(v: VolumeInfo): VolumeUsage {
-    const d = this.data.get(key(v));
-    const s = this.snaps.get(key(v))?.space;
+    const all = [this.localOf(v), ...(v.shared ? (this.remote.get(key(v)) ?? []) : [])].filter((u): u is PublishedUsage => u !== undefined);
+    const trashBytes = this.trashBytesOf(v.name);
+    if (all.length === 0) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
+    const data = newest(all, (u) => u.measuredAt ?? '');
+    const snaps = newest(all, (u) => u.checkedAt);
     return {
+      dataBytes: data.dataBytes,
+      measuredAt: data.measuredAt,
+      snapshotBytes: snaps.snapshotBytes,
+      snapshots: snaps.snapshots,
+      ...(snaps.snapshotNote ? { snapshotNote: snaps.snapshotNote } : {}),
+      trashBytes,
+    };
+  }
+
+  /** What this node measured of a volume itself; undefined if nothing. */
+  private localOf(v: VolumeInfo): PublishedUsage | undefined {
+    const d = this.data.get(key(v));
+    const s = this.snaps.get(key(v));
+    if (!d && !s) return undefined;
+    return {
+      createdAt: v.createdAt,
       dataBytes: d?.bytes ?? null,
       measuredAt: d?.at ?? null,
-      snapshotBytes: s ? s.bytes : null,
-      snapshots: s?.count ?? 0,
-      ...(s?.note ? { snapshotNote: s.note } : !s ? { snapshotNote: 'not measured yet' } : {}),
-      trashBytes: this.trashBytesOf(v.name),
+      snapshotBytes: s ? s.space.bytes : null,
+      snapshots: s?.space.count ?? 0,
+      ...(s?.space.note ? { snapshotNote: s.space.note } : !s ? { snapshotNote: 'not measured yet' } : {}),
+      checkedAt: s?.at ?? '',
     };
+  }
+
+  /** A volume was mounted here (plugin Mount): walk its data again once it is unmounted, even if nobody saw it mounted. */
+  mounted(name: string): void {
+    this.touched.add(name);
   }
 
   trashOf(id: string): TrashUsage {
@@ -147,31 +192,92 @@ export class UsageTracker {
     for (const id of this.trash.keys()) if (!live.has(id)) (this.trash.delete(id), (this.dirty = true));
   }
 
-  /** One background pass over every volume and the trash; a pass asked for while one runs shares it. */
+  /**
+   * One background pass over every volume and the trash; a pass asked for while one runs shares it. Of the
+   * shared volumes, this node measures those it looks after (the ones it runs the schedules of) and those
+   * mounted here since their last walk, asking their pool once per pass, not once per volume; then it
+   * publishes what it measured and reads the other nodes' figures, one file per node and pool.
+   */
   pass(): Promise<void> {
     return (this.running ??= (async () => {
       const vols = this.volumes.list();
+      const ex = this.opts.exchange?.active ? this.opts.exchange : undefined;
+      const here = ex ? await this.volumes.scheduledHere().catch(() => (v: VolumeInfo) => !v.shared) : () => true;
+      const checks = new Map<string, Promise<boolean>>();
+      const available = (pool: string) => {
+        let c = checks.get(pool);
+        if (!c) checks.set(pool, (c = this.volumes.poolOf({ pool } as VolumeRecord).checkAvailable().then(() => true, () => false)));
+        return c;
+      };
+      const mine = new Set<string>();
       for (const v of vols) {
+        if (v.shared && !here(v) && !this.touched.has(v.name)) continue;
         try {
-          await this.measure(v, false);
+          if (v.shared) {
+            if (!(await available(v.pool))) continue;
+            mine.add(key(v));
+          }
+          await this.measure(v, false, v.shared);
         } catch (err) {
           this.log.debug({ volume: v.name, err: errorMessage(err) }, 'could not measure a volume');
         }
       }
+      if (ex) await this.exchange(ex, vols, mine, available);
       const keys = new Set(vols.map(key));
       for (const k of this.data.keys()) if (!keys.has(k)) (this.data.delete(k), (this.dirty = true));
       for (const k of this.snaps.keys()) if (!keys.has(k)) this.snaps.delete(k);
+      const names = new Set(vols.map((v) => v.name));
+      for (const n of this.touched) if (!names.has(n)) this.touched.delete(n);
       await this.measureTrash();
       await this.save();
     })().finally(() => (this.running = undefined)));
   }
 
-  private async measure(v: VolumeInfo, force: boolean): Promise<void> {
+  /**
+   * Read the other nodes' figures of each shared pool, then publish this node's: what it measured in this
+   * pass, and any older walk of its own that is still the newest anywhere (a walk after an Unmount here).
+   */
+  private async exchange(ex: UsageExchange, vols: VolumeInfo[], mine: Set<string>, available: (pool: string) => Promise<boolean>): Promise<void> {
+    const remote = new Map<string, PublishedUsage[]>();
+    for (const pool of ex.sharedPools()) {
+      const inPool = vols.filter((v) => v.pool === pool);
+      if (!(await available(pool))) {
+        for (const v of inPool) if (this.remote.has(key(v))) remote.set(key(v), this.remote.get(key(v))!); // the last known
+        continue;
+      }
+      try {
+        const byName = new Map(inPool.map((v) => [v.name, v]));
+        for (const n of await ex.usageElsewhere(pool)) {
+          for (const [name, u] of Object.entries(n.volumes)) {
+            const v = byName.get(name);
+            if (v && v.createdAt === u.createdAt) remote.set(key(v), [...(remote.get(key(v)) ?? []), u]);
+          }
+        }
+        const out: Record<string, PublishedUsage> = {};
+        for (const v of inPool) {
+          const u = this.localOf(v);
+          if (!u) continue;
+          const others = remote.get(key(v)) ?? [];
+          if (mine.has(key(v)) || (u.measuredAt && others.every((o) => (o.measuredAt ?? '') < u.measuredAt!))) out[v.name] = u;
+        }
+        const text = JSON.stringify(out);
+        if (this.published.get(pool) !== text) {
+          await ex.publishUsage(pool, out);
+          this.published.set(pool, text);
+        }
+      } catch (err) {
+        this.log.debug({ pool, err: errorMessage(err) }, 'could not exchange usage figures');
+      }
+    }
+    this.remote = remote;
+  }
+
+  private async measure(v: VolumeInfo, force: boolean, checked = false): Promise<void> {
     const k = key(v);
     const rec = this.volumes.recordOf(v.name);
     const pool = this.volumes.poolOf(rec);
     // a shared pool is asked first, through its deadline (pools/share-io.ts): a hung share is skipped, not walked
-    if (pool.shared) await pool.checkAvailable();
+    if (pool.shared && !checked) await pool.checkAvailable();
     let ino: number;
     try {
       ino = (await lstat(pool.mountpoint(v.name))).ino;
@@ -181,9 +287,11 @@ export class UsageTracker {
     }
     const d = this.data.get(k);
     const mounted = v.mounts > 0;
-    const stale = !d || d.ino !== ino || (d.mounted && !mounted) || (mounted && Date.now() - Date.parse(d.at) >= (this.opts.refreshMs ?? 5 * 60_000));
+    const touched = this.touched.has(v.name);
+    const stale = !d || d.ino !== ino || ((d.mounted || touched) && !mounted) || (mounted && Date.now() - Date.parse(d.at) >= (this.opts.refreshMs ?? 5 * 60_000));
     if (force || stale) {
       const at = new Date().toISOString();
+      if (!mounted) this.touched.delete(v.name); // (deleted before the walk: a Mount during it walks again next time)
       const bytes = await pool.usage(v.name);
       this.data.set(k, { bytes, at, ino, mounted });
       this.dirty = true;
@@ -194,8 +302,8 @@ export class UsageTracker {
     if (force || !s || s.sig !== sig) {
       const cache: SpaceCache = s?.cache ?? new Map();
       const list = sig ? await this.listSnapshots(v.name) : [];
-      this.snaps.set(k, { sig, space: await snapshotSpace(dir, list, cache), cache });
-    }
+      this.snaps.set(k, { sig, space: await snapshotSpace(dir, list, cache), cache, at: new Date().toISOString() });
+    } else s.at = new Date().toISOString();
   }
 
   private async save(): Promise<void> {
@@ -204,6 +312,11 @@ export class UsageTracker {
     const saved: Saved = { v: 1, data: Object.fromEntries(this.data), trash: Object.fromEntries(this.trash) };
     await writeJsonAtomic(this.file, saved).catch((err) => this.log.warn({ file: this.file, err: errorMessage(err) }, 'could not write the usage cache'));
   }
+}
+
+/** The element with the greatest `by`. */
+function newest<T>(xs: T[], by: (x: T) => string): T {
+  return xs.reduce((a, b) => (by(b) > by(a) ? b : a));
 }
 
 /** One incarnation of a volume name. */

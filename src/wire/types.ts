@@ -60,6 +60,11 @@ export interface VolumeUsage {
   trashBytes: number | null;
 }
 
+export interface TrashUsage {
+  /** What the trash entry holds (data and snapshots); null until measured. */
+  bytes: number | null;
+}
+
 /** A volume as the catalog has it. */
 export interface Volume {
   name: string;
