@@ -99,7 +99,7 @@ export function registerBackupCommands(program: Command): void {
     .action(async (url: string, volume: string, opts: { opt?: Record<string, string> }, cmd: Command) => {
       checkVolumeName(volume);
       const api = client(cmd);
-      const job = await api.call<JobInfo>('POST', '/v1/backups/restore', { url, volume, options: opts.opt ?? {} });
+      const job = await api.restoreBackup(url, volume, opts.opt ?? {});
       const done = await follow(api, job, { quiet: wantsJson(cmd) });
       if (wantsJson(cmd)) return printJson(done.result);
       print(volume);
@@ -113,7 +113,7 @@ export function registerBackupCommands(program: Command): void {
     .action(async (urls: string[], _opts: unknown, cmd: Command) => {
       const api = client(cmd);
       for (const url of urls) {
-        await api.call('DELETE', `/v1/backups?${new URLSearchParams({ url })}`);
+        await api.deleteBackup(url);
         if (!wantsJson(cmd)) print(`removed ${url}`);
       }
       if (wantsJson(cmd)) printJson({ removed: urls });

@@ -177,7 +177,7 @@ export function registerCliCommands(program: Command): void {
       const api = client(cmd);
       const purged: TrashInfo[] = [];
       if (opts.all) purged.push(...(await api.call<{ purged: TrashInfo[] }>('DELETE', '/v1/trash')).purged);
-      for (const ref of refs) purged.push(...(await api.call<{ purged: TrashInfo[] }>('DELETE', `/v1/trash/${enc(ref)}`)).purged);
+      for (const ref of refs) purged.push(...(await api.purgeTrash(ref)).purged);
       if (wantsJson(cmd)) return printJson(purged);
       print(purged.length ? purged.map((t) => `purged ${t.id}`).join('\n') : 'the trash is empty');
     });

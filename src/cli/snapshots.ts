@@ -83,7 +83,7 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<snapshot>', 'snapshot name, id or unique id prefix')
     .action(async (volume: string, ref: string, _o: unknown, cmd: Command) => {
       checkVolumeName(volume);
-      const r = await client(cmd).call<{ removed: SnapshotRecord }>('DELETE', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}`);
+      const r = await client(cmd).deleteSnapshot(volume, ref);
       if (wantsJson(cmd)) return printJson(r.removed);
       print(`removed ${r.removed.id} ${r.removed.name}`);
     });
@@ -96,7 +96,7 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--restart-containers', 'stop the containers using the volume, restore, start them again')
     .action(async (volume: string, ref: string, o: { restartContainers?: boolean }, cmd: Command) => {
       checkVolumeName(volume);
-      const r = await client(cmd).call<{ restored: SnapshotRecord }>('POST', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}/restore`, { restartContainers: Boolean(o.restartContainers) });
+      const r = await client(cmd).restoreSnapshot(volume, ref, { restartContainers: Boolean(o.restartContainers) });
       if (wantsJson(cmd)) return printJson(r.restored);
       print(`${volume} restored to ${r.restored.id} ${r.restored.name}`);
     });
@@ -153,7 +153,7 @@ export function registerSnapshotCommands(program: Command): void {
     .addHelpText('after', '\nThe working data of the branch you leave is kept, so switching back returns it, committed or not.')
     .action(async (volume: string, branch: string, o: { b?: boolean; restartContainers?: boolean }, cmd: Command) => {
       checkVolumeName(volume);
-      const r = await client(cmd).call<{ branch: string; commit: string | null }>('POST', `/v1/volumes/${enc(volume)}/checkout`, { branch, create: Boolean(o.b), restartContainers: Boolean(o.restartContainers) });
+      const r = await client(cmd).checkout(volume, branch, { create: Boolean(o.b), restartContainers: Boolean(o.restartContainers) });
       if (wantsJson(cmd)) return printJson(r);
       print(`${volume} is on branch ${r.branch} (${r.commit ?? 'no commit'})`);
     });
@@ -167,7 +167,7 @@ export function registerSnapshotCommands(program: Command): void {
     .action(async (volume: string, o: { hard?: string; restartContainers?: boolean }, cmd: Command) => {
       checkVolumeName(volume);
       if (!o.hard) throw new FerryError('invalid', 'only hard resets exist: ferry reset VOL --hard REF');
-      const r = await client(cmd).call<{ commit: SnapshotRecord }>('POST', `/v1/volumes/${enc(volume)}/reset`, { ref: o.hard, hard: true, restartContainers: Boolean(o.restartContainers) });
+      const r = await client(cmd).reset(volume, o.hard, { restartContainers: Boolean(o.restartContainers) });
       if (wantsJson(cmd)) return printJson(r.commit);
       print(`HEAD is now at ${r.commit.id} ${r.commit.message ?? ''}`.trimEnd());
     });

@@ -78,13 +78,24 @@ export class FerryClient {
   snapshots = (volume: string, o: { all?: boolean } = {}) => this.call<W.SnapshotList>('GET', `/v1/volumes/${enc(volume)}/snapshots${query({ all: o.all })}`);
   snapshot = (volume: string, ref: string) => this.call<W.Snapshot>('GET', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}`);
   createSnapshot = (volume: string, o: { name?: string; pause?: boolean; exec?: string } = {}) => this.call<W.Snapshot>('POST', `/v1/volumes/${enc(volume)}/snapshots`, o);
+  /** Delete a snapshot (refused for a branch's tip). */
+  deleteSnapshot = (volume: string, ref: string) => this.call<{ removed: W.Snapshot }>('DELETE', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}`);
+  restoreSnapshot = (volume: string, ref: string, o: { restartContainers?: boolean } = {}) => this.call<{ restored: W.Snapshot }>('POST', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}/restore`, o);
   log = (volume: string) => this.call<W.CommitLog>('GET', `/v1/volumes/${enc(volume)}/log`);
+  /** Switch the volume's data to a branch (the current branch's uncommitted changes are kept aside for it). */
+  checkout = (volume: string, branch: string, o: { create?: boolean; restartContainers?: boolean } = {}) => this.call<{ branch: string; commit: string | null }>('POST', `/v1/volumes/${enc(volume)}/checkout`, { branch, ...o });
+  /** `reset --hard REF`: the data becomes the commit's, the current branch points at it. */
+  reset = (volume: string, ref: string, o: { restartContainers?: boolean } = {}) => this.call<{ commit: W.Snapshot }>('POST', `/v1/volumes/${enc(volume)}/reset`, { ref, hard: true, ...o });
   branches = (volume: string) => this.call<W.BranchList>('GET', `/v1/volumes/${enc(volume)}/branches`);
 
   jobs = () => this.call<W.JobList>('GET', '/v1/jobs');
   job = (id: string, o: { wait?: boolean } = {}) => this.call<W.Job>('GET', `/v1/jobs/${enc(id)}${query({ wait: o.wait })}`);
   backups = (target: string, volume?: string) => this.call<W.BackupList>('GET', `/v1/backups${query({ target, volume })}`);
   startBackup = (volume: string, o: { target: string; snapshot?: string }) => this.call<W.Job>('POST', `/v1/volumes/${enc(volume)}/backups`, o);
+  /** Restore a backup (by URL) into a new volume: a job. */
+  restoreBackup = (url: string, volume: string, options: Record<string, string> = {}) => this.call<W.Job>('POST', '/v1/backups/restore', { url, volume, options });
+  /** Forget a backup (its data goes at the next prune). */
+  deleteBackup = (url: string) => this.call<{ removed: string }>('DELETE', `/v1/backups${query({ url })}`);
 
   trash = (o: { usage?: boolean } = {}) => this.call<W.TrashList>('GET', `/v1/trash${query({ usage: o.usage })}`);
   /** Undelete a trash entry (by id, or the newest removal of a name), under its own name or `as`. */

@@ -59,6 +59,7 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     assert.equal(res.status, 200, `${path}: ${res.status}`);
     return (await res.json()) as T;
   };
+  const cached = randomBytes(300_000);
   const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
 
   before(async () => {
@@ -94,6 +95,7 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     // db-main: ~200 MiB of incompressible data, so that its backup runs long enough to watch
     const db = await mount('db-main');
     for (let i = 0; i < 50; i++) await writeFile(join(db, `table-${i}.dat`), randomBytes(4 * 1024 * 1024));
+    await writeFile(join(await mount('cache-1'), 'cached.bin'), cached);
     await cli('backup', 'create', 'cache-1', '--target', 'nas');
 
     await mkdir(SHOTS, { recursive: true });
@@ -309,6 +311,102 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     assert.equal(await page.getByLabel('Backups').inputValue(), 'never');
     await page.getByLabel('Backups').selectOption('');
     await page.waitForFunction(() => document.querySelector('[data-testid=volume-count]')?.textContent === '11 of 11 volumes');
+  });
+
+  it('acts on the history (reset, checkout), a snapshot (delete) and a backup (restore as a new volume, copy its URL, delete), each after a confirmation naming what is lost', async () => {
+    type Snap = { id: string; name: string; message?: string; kind: string };
+    const all = async () => (await apiGet<{ snapshots: Snap[] }>('/v1/volumes/web-data/snapshots?all=true')).snapshots;
+    const commitId = async (message: string) => (await all()).find((c) => c.kind === 'commit' && c.message === message)!.id;
+    const web = (await apiGet<{ mountpoint: string }>('/v1/volumes/web-data')).mountpoint;
+    await page.goto(url + '/#/volumes/web-data');
+    await page.getByTestId('volume-page').waitFor();
+    const dialog = page.getByRole('dialog');
+    const commitRow = (message: string) => page.getByTestId('commit-row').filter({ hasText: message });
+    await commitRow('first page').waitFor();
+
+    // reset master to "first page": the dialog names the commit that leaves the branch
+    await commitRow('first page').getByRole('button', { name: 'Reset here' }).click();
+    await dialog.waitFor();
+    assert.match((await dialog.getByTestId('reset-lost').textContent()) ?? '', /every change not committed since the last commit, and 1 commit\(s\) of master after it, unless another branch holds them: about page/);
+    await dialog.getByRole('button', { name: /^Reset to / }).click();
+    await page.getByRole('status').filter({ hasText: /master is now at .* first page/ }).waitFor();
+    const branches = await apiGet<{ current: string; branches: Array<{ name: string; tip: string }> }>('/v1/volumes/web-data/branches');
+    assert.equal(branches.branches.find((b) => b.name === 'master')?.tip, await commitId('first page'));
+    assert.equal(await readFile(join(web, 'index.html'), 'utf8'), '<h1>hello</h1>\n');
+    assert.ok(!existsSync(join(web, 'about.html')), 'about.html came with the commit after it');
+
+    // check out the redesign branch: nothing is lost, its data comes in
+    await commitRow('new colours').getByRole('button', { name: 'Check out' }).click();
+    await dialog.waitFor();
+    assert.match((await dialog.textContent()) ?? '', /kept aside .* nothing is lost/);
+    await dialog.getByRole('button', { name: 'Switch to redesign' }).click();
+    await page.getByRole('status').filter({ hasText: 'web-data is on branch redesign' }).waitFor();
+    assert.equal(await readFile(join(web, 'style.css'), 'utf8'), 'body { color: teal }\n');
+    assert.equal((await apiGet<{ current: string }>('/v1/volumes/web-data/branches')).current, 'redesign');
+
+    // delete the snapshot "nightly"
+    await page.getByTestId('snapshot-item').filter({ hasText: 'nightly' }).getByRole('button', { name: 'Delete' }).click();
+    await dialog.waitFor();
+    assert.match((await dialog.textContent()) ?? '', /deleted for good: the state of web-data at that time can no longer be restored/);
+    await dialog.getByRole('button', { name: 'Delete snapshot' }).click();
+    await page.getByRole('status').filter({ hasText: 'Snapshot nightly of web-data deleted' }).waitFor();
+    assert.ok(!(await all()).some((x) => x.name === 'nightly'));
+    assert.equal(await page.getByTestId('snapshot-item').filter({ hasText: 'nightly' }).count(), 0);
+
+    // cache-1's backup: copy its URL, restore it into a new volume (byte for byte), delete it
+    const [backup] = (await apiGet<{ backups: Array<{ url: string }> }>('/v1/backups?target=nas&volume=cache-1')).backups;
+    assert.ok(backup);
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: url });
+    await page.goto(url + '/#/volumes/cache-1');
+    const item = page.getByTestId('backup-item').first();
+    await item.waitFor();
+    await item.getByRole('button', { name: 'Copy URL' }).click();
+    await item.getByRole('button', { name: 'Copied' }).waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), backup.url);
+
+    await item.getByRole('button', { name: 'Restore as new volume' }).click();
+    await dialog.waitFor();
+    assert.match((await dialog.textContent()) ?? '', /cache-1 itself does not change; nothing is lost/);
+    await dialog.getByLabel('New volume name').fill('cache-1-restored');
+    await dialog.getByRole('button', { name: 'Restore into new volume' }).click();
+    await page.getByRole('status').filter({ hasText: /Restoring the backup .* into a new volume cache-1-restored/ }).waitFor();
+    const jobs = await apiGet<{ jobs: Array<{ id: string; volume: string; kind: string }> }>('/v1/jobs');
+    const job = jobs.jobs.find((j) => j.volume === 'cache-1-restored')!;
+    const done = await apiGet<{ state: string; error?: string }>(`/v1/jobs/${job.id}?wait=true`);
+    assert.equal(done.state, 'succeeded', done.error);
+    const restored = (await apiGet<{ mountpoint: string }>('/v1/volumes/cache-1-restored')).mountpoint;
+    assert.ok((await readFile(join(restored, 'cached.bin'))).equals(cached), 'the restored volume holds the backed-up bytes');
+
+    await item.getByRole('button', { name: 'Delete' }).click();
+    await dialog.waitFor();
+    assert.match((await dialog.textContent()) ?? '', /is forgotten, and the data only it holds is deleted by the next prune of nas/);
+    await dialog.getByRole('button', { name: 'Delete backup' }).click();
+    await page.getByRole('status').filter({ hasText: /removed from nas/ }).waitFor();
+    assert.deepEqual((await apiGet<{ backups: unknown[] }>('/v1/backups?target=nas&volume=cache-1')).backups, []);
+    await page.getByText('No backup of cache-1 in nas.').waitFor();
+  });
+
+  it('fits a 420 px wide screen: no page scrolls sideways', async () => {
+    await page.setViewportSize({ width: 420, height: 860 });
+    try {
+      for (const [hash, testid, name] of [
+        ['#/volumes', 'volumes-page', 'volumes-420'],
+        ['#/volumes/web-data', 'volume-page', 'volume-420'],
+        ['#/cluster', 'cluster-page', undefined],
+        ['#/jobs', undefined, undefined],
+        ['#/trash', 'trash-page', undefined],
+      ] as const) {
+        await page.goto(url + '/' + hash);
+        if (testid) await page.getByTestId(testid).waitFor();
+        if (hash === '#/volumes/web-data') await page.getByTestId('commit-row').first().waitFor();
+        await page.waitForLoadState('networkidle');
+        const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+        assert.ok(wide <= 420, `${hash} is ${wide} px wide at a 420 px screen`);
+        if (name) await shot(name);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 800 });
+    }
   });
 
   it('shows the trash with who removed what and when it is purged; undeletes with the data back, purges after asking', async () => {

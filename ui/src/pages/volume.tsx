@@ -1,16 +1,33 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, client, enc, post, type Backup, type BranchList as Branches, type Job, type Snapshot } from '../api';
+import { ApiError, client, type Backup, type BranchList as Branches, type Snapshot } from '../api';
 import { ActionResult, Confirm, Empty, ErrorBox, useAction, usePoll } from '../components';
 import { ago, bytes, date, duration } from '../format';
 import type { Session } from '../main';
 import { JobRow } from './jobs';
 
-type Dialog = { kind: 'restore'; snap: Snapshot } | { kind: 'clone'; snap: Snapshot } | undefined;
+type Dialog =
+  | { kind: 'restore'; snap: Snapshot }
+  | { kind: 'clone'; snap: Snapshot }
+  | { kind: 'delete-snapshot'; snap: Snapshot }
+  | { kind: 'restore-backup'; backup: Backup; target: string }
+  | { kind: 'delete-backup'; backup: Backup; target: string }
+  | { kind: 'checkout'; branch: string }
+  | { kind: 'reset'; commit: Snapshot }
+  | undefined;
+
+/** The commits of the current branch newer than `commit` (what a reset to it takes off the branch), newest first. */
+export function commitsAfter(commits: Snapshot[], branches: Branches | undefined, commit: Snapshot): Snapshot[] {
+  const byId = new Map(commits.map((c) => [c.id, c]));
+  const tip = branches?.branches.find((b) => b.name === branches.current)?.tip;
+  const out: Snapshot[] = [];
+  for (let c = tip ? byId.get(tip) : undefined; c && c.id !== commit.id; c = c.parent ? byId.get(c.parent) : undefined) out.push(c);
+  return out;
+}
 
 const message = (err: unknown) => (err instanceof ApiError ? (err.status === 403 ? `Not allowed: ${err.message}` : err.message) : err instanceof Error ? err.message : String(err));
 
 /** The commit history as a graph: one lane per branch, a line from each commit to its parent. */
-function HistoryGraph({ commits, branches }: { commits: Snapshot[]; branches: Branches | undefined }) {
+function HistoryGraph({ commits, branches, onCheckout, onReset }: { commits: Snapshot[]; branches: Branches | undefined; onCheckout?: (branch: string) => void; onReset?: (c: Snapshot) => void }) {
   if (commits.length === 0) return <Empty>No commits yet (`ferry commit VOLUME -m MESSAGE` makes one).</Empty>;
   const rows = [...commits].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
   const laneNames: string[] = [];
@@ -40,8 +57,20 @@ function HistoryGraph({ commits, branches }: { commits: Snapshot[]; branches: Br
       </svg>
       <ol class="graph-rows">
         {rows.map((c) => (
-          <li key={c.id} style={{ height: `${rowH}px` }}>
+          <li key={c.id} style={{ height: `${rowH}px` }} data-testid="commit-row">
             <code>{c.id.slice(0, 8)}</code> {tips.has(c.id) && <span class={`tag${tips.get(c.id) === branches?.current ? ' current' : ''}`}>{tips.get(c.id)}</span>} {c.message ?? c.name} <span class="muted">· {ago(c.createdAt)}</span>
+            <span class="row-actions">
+              {onCheckout && tips.has(c.id) && tips.get(c.id) !== branches?.current && (
+                <button type="button" class="link" onClick={() => onCheckout(tips.get(c.id)!)}>
+                  Check out
+                </button>
+              )}
+              {onReset && tips.get(c.id) !== branches?.current && (
+                <button type="button" class="link danger" onClick={() => onReset(c)} title={`reset ${branches?.current ?? 'the branch'} to this commit`}>
+                  Reset here
+                </button>
+              )}
+            </span>
           </li>
         ))}
       </ol>
@@ -50,10 +79,9 @@ function HistoryGraph({ commits, branches }: { commits: Snapshot[]; branches: Br
 }
 
 export function VolumePage({ name, session }: { name: string; session: Session }) {
-  const base = `/v1/volumes/${enc(name)}`;
   const [vol, volError, reloadVol] = usePoll(() => client.volume(name), 0, [name]);
   const [snaps, snapError, reloadSnaps] = usePoll(() => client.snapshots(name, { all: true }), 0, [name]);
-  const [branches] = usePoll(() => client.branches(name).catch(() => undefined), 0, [name]);
+  const [branches, , reloadBranches] = usePoll(() => client.branches(name).catch(() => undefined), 0, [name]);
   const targets = session.status.backupTargets ?? [];
   const [backups, , reloadBackups] = usePoll(
     () =>
@@ -99,18 +127,64 @@ export function VolumePage({ name, session }: { name: string; session: Session }
       reloadJobs();
       return `Backup to ${target} started (job ${j.id}); follow it below or in Jobs.`;
     });
+  const restart = restartContainers ? { restartContainers: true } : {};
   const restore = (s: Snapshot) =>
     act(async () => {
-      await post(`${base}/snapshots/${enc(s.id)}/restore`, restartContainers ? { restartContainers: true } : {});
+      await client.restoreSnapshot(name, s.id, restart);
       reloadVol();
       reloadSnaps();
       return `${name} restored to snapshot ${s.name}.`;
     });
   const clone = (s: Snapshot, as: string) =>
     act(async () => {
-      await post('/v1/volumes', { name: as, options: { from: `${name}@${s.id}` } });
+      await client.createVolume(as, { from: `${name}@${s.id}` });
       return `Volume ${as} created from ${name}@${s.name}.`;
     });
+  const deleteSnapshot = (s: Snapshot) =>
+    act(async () => {
+      await client.deleteSnapshot(name, s.id);
+      reloadSnaps();
+      reloadVol();
+      return `Snapshot ${s.name} of ${name} deleted.`;
+    });
+  const restoreBackup = (b: Backup, as: string) =>
+    act(async () => {
+      const j = await client.restoreBackup(b.url, as);
+      reloadJobs();
+      return `Restoring the backup of ${ago(b.time)} into a new volume ${as} (job ${j.id}); follow it below or in Jobs.`;
+    });
+  const deleteBackup = (b: Backup, t: string) =>
+    act(async () => {
+      await client.deleteBackup(b.url);
+      reloadBackups();
+      return `Backup ${b.id.slice(0, 8)} of ${name} removed from ${t} (its data goes at the next prune).`;
+    });
+  const checkout = (branch: string) =>
+    act(async () => {
+      const r = await client.checkout(name, branch, restart);
+      reloadVol();
+      reloadSnaps();
+      reloadBranches();
+      return `${name} is on branch ${r.branch}${r.commit ? ` (${r.commit.slice(0, 8)})` : ''}.`;
+    });
+  const reset = (c: Snapshot) =>
+    act(async () => {
+      const r = await client.reset(name, c.id, restart);
+      reloadVol();
+      reloadSnaps();
+      reloadBranches();
+      return `${name}: ${branches?.current ?? 'the branch'} is now at ${r.commit.id.slice(0, 8)} ${r.commit.message ?? ''}`.trimEnd() + '.';
+    });
+  const [copied, setCopied] = useState<string>();
+  const copyUrl = async (b: Backup) => {
+    try {
+      await navigator.clipboard.writeText(b.url);
+      setCopied(b.url);
+    } catch {
+      // no clipboard (plain http on another host): the URL is shown selected, to copy by hand
+      setCopied(`select:${b.url}`);
+    }
+  };
 
   if (volError) {
     return (
@@ -223,6 +297,9 @@ export function VolumePage({ name, session }: { name: string; session: Session }
                       <button type="button" class="link danger" onClick={() => setDialog({ kind: 'restore', snap: s })}>
                         Restore
                       </button>
+                      <button type="button" class="link danger" onClick={() => setDialog({ kind: 'delete-snapshot', snap: s })}>
+                        Delete
+                      </button>
                     </span>
                   )}
                 </div>
@@ -248,7 +325,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
           </ul>
 
           <h3>History</h3>
-          <HistoryGraph commits={commits} branches={branches} />
+          <HistoryGraph commits={commits} branches={branches} {...(session.canWrite ? { onCheckout: (branch: string) => setDialog({ kind: 'checkout', branch }), onReset: (commit: Snapshot) => setDialog({ kind: 'reset', commit }) } : {})} />
 
           <h3>Backups</h3>
           {targets.length === 0 && <Empty>No backup target is configured (backupTargets in ferry.yaml).</Empty>}
@@ -266,8 +343,24 @@ export function VolumePage({ name, session }: { name: string; session: Session }
                 {[...t.backups]
                   .sort((a, b) => b.time.localeCompare(a.time))
                   .map((b) => (
-                    <li key={b.id} title={b.url}>
+                    <li key={b.id} title={b.url} data-testid="backup-item">
                       {ago(b.time)} · {bytes(b.bytes)}, {b.files} files, {bytes(b.bytesAdded)} added · {duration(b.durationMs)}
+                      <span class="row-actions">
+                        {session.canWrite && (
+                          <button type="button" class="link" onClick={() => setDialog({ kind: 'restore-backup', backup: b, target: t.target })}>
+                            Restore as new volume
+                          </button>
+                        )}
+                        <button type="button" class="link" onClick={() => void copyUrl(b)}>
+                          {copied === b.url ? 'Copied' : 'Copy URL'}
+                        </button>
+                        {session.canWrite && (
+                          <button type="button" class="link danger" onClick={() => setDialog({ kind: 'delete-backup', backup: b, target: t.target })}>
+                            Delete
+                          </button>
+                        )}
+                      </span>
+                      {copied === `select:${b.url}` && <input class="url" readOnly value={b.url} ref={(el) => el?.select()} aria-label="Backup URL" />}
                     </li>
                   ))}
               </ul>
@@ -297,6 +390,65 @@ export function VolumePage({ name, session }: { name: string; session: Session }
           )}
         </Confirm>
       )}
+      {dialog?.kind === 'delete-snapshot' && (
+        <Confirm title={`Delete snapshot ${dialog.snap.name}?`} danger confirmLabel="Delete snapshot" onCancel={() => setDialog(undefined)} onConfirm={() => deleteSnapshot(dialog.snap)}>
+          <p>
+            Snapshot <b>{dialog.snap.name}</b> of {date(dialog.snap.createdAt)} is deleted for good: the state of {name} at that time can no longer be restored or cloned from this host
+            {timeline.some((s) => s.createdAt < dialog.snap.createdAt) ? ' (older snapshots stay)' : ''}. The live data of {name} does not change.
+          </p>
+        </Confirm>
+      )}
+      {dialog?.kind === 'restore-backup' && (
+        <Confirm title={`Restore a backup of ${name}`} confirmLabel="Restore into new volume" onCancel={() => setDialog(undefined)} onConfirm={() => restoreBackup(dialog.backup, cloneName.trim() || `${name}-restored`)}>
+          <p>
+            A new volume with the data of the backup of {date(dialog.backup.time)} in {dialog.target} ({bytes(dialog.backup.bytes)}, {dialog.backup.files} files). {name} itself does not change; nothing is lost.
+          </p>
+          <label for="restore-name">New volume name</label>
+          <input id="restore-name" value={cloneName} onInput={(e) => setCloneName((e.target as HTMLInputElement).value)} placeholder={`${name}-restored`} />
+        </Confirm>
+      )}
+      {dialog?.kind === 'delete-backup' && (
+        <Confirm title={`Delete this backup of ${name}?`} danger confirmLabel="Delete backup" onCancel={() => setDialog(undefined)} onConfirm={() => deleteBackup(dialog.backup, dialog.target)}>
+          <p>
+            The backup of {date(dialog.backup.time)} in <b>{dialog.target}</b> is forgotten, and the data only it holds is deleted by the next prune of {dialog.target}. {name} and its other backups do not change.
+          </p>
+          <p class="muted small">
+            <code>{dialog.backup.url}</code>
+          </p>
+        </Confirm>
+      )}
+      {dialog?.kind === 'checkout' && (
+        <Confirm title={`Check out branch ${dialog.branch}?`} confirmLabel={`Switch to ${dialog.branch}`} onCancel={() => setDialog(undefined)} onConfirm={() => checkout(dialog.branch)}>
+          <p>
+            The data of <b>{name}</b> becomes that of branch <b>{dialog.branch}</b>. Changes not committed on {branches?.current ?? 'the current branch'} are kept aside and come back when you check it out again: nothing is lost.
+          </p>
+          {containers.length > 0 && (
+            <label>
+              <input type="checkbox" checked={restartContainers} onChange={(e) => setRestartContainers((e.target as HTMLInputElement).checked)} /> Stop the {containers.length} container(s) using it during the switch and start them again (otherwise it is refused while they run)
+            </label>
+          )}
+        </Confirm>
+      )}
+      {dialog?.kind === 'reset' &&
+        (() => {
+          const lost = commitsAfter(commits, branches, dialog.commit);
+          return (
+            <Confirm title={`Reset ${branches?.current ?? 'the branch'} to ${dialog.commit.id.slice(0, 8)}?`} danger confirmLabel={`Reset to ${dialog.commit.id.slice(0, 8)}`} onCancel={() => setDialog(undefined)} onConfirm={() => reset(dialog.commit)}>
+              <p>
+                The data of <b>{name}</b> becomes that of commit <b>{dialog.commit.message ?? dialog.commit.name}</b> ({date(dialog.commit.createdAt)}), and branch {branches?.current} points at it.
+              </p>
+              <p class="warn-text" data-testid="reset-lost">
+                Lost: every change not committed since the last commit
+                {lost.length > 0 ? `, and ${lost.length} commit(s) of ${branches?.current} after it, unless another branch holds them: ${lost.map((c) => c.message ?? c.id.slice(0, 8)).join('; ')}` : ''}.
+              </p>
+              {containers.length > 0 && (
+                <label>
+                  <input type="checkbox" checked={restartContainers} onChange={(e) => setRestartContainers((e.target as HTMLInputElement).checked)} /> Stop the {containers.length} container(s) using it during the reset and start them again (otherwise it is refused while they run)
+                </label>
+              )}
+            </Confirm>
+          );
+        })()}
       {dialog?.kind === 'clone' && (
         <Confirm title={`Clone ${name}@${dialog.snap.name}`} confirmLabel="Create volume" onCancel={() => setDialog(undefined)} onConfirm={() => clone(dialog.snap, cloneName.trim() || `${name}-copy`)}>
           <p>A new volume with the data of snapshot {dialog.snap.name}. Nothing is lost.</p>

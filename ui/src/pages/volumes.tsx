@@ -149,16 +149,16 @@ export function VolumesPage({ backup: initialBackup = '' }: { backup?: string })
               <td>
                 <a href={`#/volumes/${encodeURIComponent(v.name)}`}>{v.name}</a>
               </td>
-              <td>
+              <td data-label="Pool">
                 {v.pool}
                 {v.shared && <span class="tag">shared</span>}
               </td>
-              <td>{v.node}</td>
-              <td>
+              <td data-label="Node">{v.node}</td>
+              <td data-label="Access">
                 <span class="tag">{v.access}</span>
               </td>
-              <td>{usedBy(v) > 0 ? `${usedBy(v)} (${[...new Set(v.attachments.map((a) => a.node))].join(', ') || v.node})` : '-'}</td>
-              <td data-testid="volume-space" title={v.usage?.snapshotNote ?? (v.usage?.measuredAt ? `data measured ${ago(v.usage.measuredAt)}` : 'not measured yet')}>
+              <td data-label="In use">{usedBy(v) > 0 ? `${usedBy(v)} (${[...new Set(v.attachments.map((a) => a.node))].join(', ') || v.node})` : '-'}</td>
+              <td data-label="Size" data-testid="volume-space" title={v.usage?.snapshotNote ?? (v.usage?.measuredAt ? `data measured ${ago(v.usage.measuredAt)}` : 'not measured yet')}>
                 {bytes(v.usage?.dataBytes)}
                 {v.usage?.snapshotBytes ? <span class="muted"> + {bytes(v.usage.snapshotBytes)} snapshots</span> : null}
               </td>
@@ -169,8 +169,8 @@ export function VolumesPage({ backup: initialBackup = '' }: { backup?: string })
                   </span>
                 ))}
               </td>
-              <td title={v.createdAt}>{ago(v.createdAt)}</td>
-              <td title={v.lastBackupAt}>
+              <td data-label="Created" title={v.createdAt}>{ago(v.createdAt)}</td>
+              <td data-label="Last backup" title={v.lastBackupAt}>
                 {v.lastBackupAt ? ago(v.lastBackupAt) : <span class="muted">never</span>}
                 {v.backupFailing?.length ? (
                   <span class="tag bad" title={`the newest backup to ${v.backupFailing.join(', ')} failed`}>
