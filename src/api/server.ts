@@ -52,6 +52,8 @@ export interface HubOptions {
   metrics?: Metrics;
   /** The space volumes take (data, snapshots, trash), cached: shown in the volume and trash listings. */
   usage?: UsageTracker;
+  /** GET /v1/capacity: the pools' space over the last day (the Hub's charts). */
+  capacity?: () => W.CapacityHistory;
   /** GET /v1/doctor: ferryd's checks of itself (`ferry doctor`). */
   doctor?: () => Promise<DoctorCheck[]>;
   /**
@@ -256,11 +258,17 @@ export function buildApiServer(
     uptimeSeconds: Math.round((Date.now() - Date.parse(facts.startedAt)) / 1000),
     pools: await service.poolStatus(),
     counts: service.counts(),
+    ...(extra?.backups.targetProblems().length ? { targetProblems: extra.backups.targetProblems() } : {}),
     cluster: cluster?.active
       ? { ...cluster.settings, nodes: await cluster.nodes(), attachments: [...(await service.attachmentsByVolume()).values()].flat() }
       : null,
     ...(req.token ? { token: { name: req.token.name, role: req.token.role } } : {}),
   }));
+
+  app.get('/v1/capacity', async (): Promise<W.CapacityHistory> => {
+    if (!hub.capacity) throw new FerryError('unavailable', 'this ferryd keeps no capacity history');
+    return hub.capacity();
+  });
 
   app.get('/v1/doctor', async (): Promise<{ checks: W.DoctorCheck[] }> => {
     if (!hub.doctor) throw new FerryError('unavailable', 'this ferryd does not run doctor checks');

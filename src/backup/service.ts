@@ -14,6 +14,7 @@ import { checkVolumeName } from '../volumes/names.js';
 import { parseVolumeOptions } from '../volumes/options.js';
 import { init as initRepo, open as openRepo, parseBackupUrl, type Repository, type S3Options, type BackupInfo } from './index.js';
 import type { BackupHistory, BackupOutcome } from './history.js';
+import type { TargetProblem } from '../wire/types.js';
 
 /** A backup target from ferryd's config (`backupTargets.NAME`). */
 export interface BackupTargetConfig {
@@ -122,7 +123,25 @@ export class BackupService {
     return { ...(t.password ? { password: t.password } : {}), ...(t.keyFile ? { keyFile: t.keyFile } : {}), ...(t.s3 ? { s3: t.s3 } : {}) };
   }
 
+  private readonly broken = new Map<string, TargetProblem>();
+
+  /** Configured targets whose repository failed to open the last time ferryd tried (a later success clears it). */
+  targetProblems(): TargetProblem[] {
+    return [...this.broken.values()].sort((a, b) => a.target.localeCompare(b.target));
+  }
+
   private async open(t: ResolvedTarget): Promise<Repository> {
+    try {
+      const r = await this.openRepo(t);
+      if (t.name) this.broken.delete(t.name);
+      return r;
+    } catch (err) {
+      if (t.name) this.broken.set(t.name, { target: t.name, code: err instanceof FerryError ? err.code : 'internal', message: errorMessage(err), at: new Date().toISOString() });
+      throw err;
+    }
+  }
+
+  private async openRepo(t: ResolvedTarget): Promise<Repository> {
     if (!t.password && !t.keyFile) {
       // an unencrypted repository opens without a secret; an encrypted one says what is missing
       try {

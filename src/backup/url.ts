@@ -19,9 +19,9 @@ export function parseBackupUrl(url: string): BackupUrl {
   } catch {
     throw new FerryError('invalid', `${shown(url)} is not a backup URL; expected file:///path?backup=ID&volume=NAME or s3://bucket/prefix?backup=ID&volume=NAME`);
   }
-  if (u.protocol !== 'file:' && u.protocol !== 's3:') throw new FerryError('invalid', `${shown(url)}: unsupported scheme ${u.protocol}; expected file: or s3:`);
+  if (u.protocol !== 'file:' && u.protocol !== 's3:') throw new FerryError('invalid', `backup URL ${shown(url)}: unsupported scheme ${u.protocol}; expected file:///path or s3://bucket/prefix`);
   // the same rule as opening the target (target.ts), so a restore with such a URL is refused before its job starts
-  if (u.protocol === 'file:' && u.host && u.host !== 'localhost') throw new FerryError('invalid', `${shown(url)} names a host (${shown(u.host)}); use file:///absolute/path`);
+  if (u.protocol === 'file:' && u.host && u.host !== 'localhost') throw new FerryError('invalid', `backup URL ${shown(url)} names a host (${shown(u.host)}); use file:///absolute/path`);
   for (const k of u.searchParams.keys()) {
     if (k !== 'backup' && k !== 'volume') throw new FerryError('invalid', `${shown(url)}: unknown parameter ${shown(k)}; accepted: backup, volume`);
   }

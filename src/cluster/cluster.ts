@@ -29,6 +29,8 @@ export interface ClusterOptions {
   fenceMs?: number;
   /** The operator's fencing hook, run before taking an rwo volume over from a node that is gone (see hook.ts). */
   fenceCommand?: string;
+  /** The space of this node's own pools, published in its heartbeat. */
+  localCapacity?: () => NonNullable<NodeBeat['capacity']>;
 }
 
 export interface NodeStatus extends NodeBeat {
@@ -205,7 +207,13 @@ export class Cluster {
       host: hostname(),
       ...(this.opts.dataDir ? { dataDir: this.opts.dataDir } : {}),
       ...(this.machine ? { machine: this.machine } : {}),
+      ...this.capacityField(),
     };
+  }
+
+  private capacityField(): Pick<NodeBeat, 'capacity'> {
+    const c = this.opts.localCapacity?.();
+    return c && Object.keys(c).length > 0 ? { capacity: c } : {};
   }
 
   private async beatIn(pool: string, s: SharedStore): Promise<void> {

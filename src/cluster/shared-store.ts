@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Quarantine } from '../util/quarantine.js';
 import { isErrno } from '../util/errors.js';
-import type { VolumeUsage } from '../wire/types.js';
+import type { PoolCapacity, VolumeUsage } from '../wire/types.js';
 import type { VolumeRecord } from '../volumes/catalog.js';
 import { directShareFs } from '../pools/share-fs-direct.js';
 
@@ -51,6 +51,8 @@ export interface NodeBeat {
   machine?: string;
   /** Set by a clean stop: the next ferryd with this node name need not wait for the beat to go stale. */
   stoppedAt?: string;
+  /** The space of the node's own (not shared) pools, as last sampled (the Hub's per-node view). */
+  capacity?: Record<string, PoolCapacity>;
 }
 
 /** Which containers of one node use a volume (written by that node only). */

@@ -30,6 +30,7 @@ import { inheritedSockets } from './socket-activation.js';
 import { VERSION } from '../version.js';
 import { StateWarnings } from '../util/state-warnings.js';
 import { UsageTracker } from '../volumes/usage.js';
+import { CapacityHistory } from '../pools/capacity-history.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { daemonChecks } from '../doctor/daemon-checks.js';
 import { Quarantine } from '../util/quarantine.js';
@@ -68,7 +69,21 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   for (const [name, p] of Object.entries(config.pools)) {
     pools.set(name, new DirPool(name, p.path, { shared: p.shared, ...(p.mount ? { mount: p.mount } : {}) }));
   }
+  const capacity = new CapacityHistory(
+    join(config.dataDir, 'capacity.json'),
+    () => [...pools.values()].map((p) => ({ name: p.name, capacity: async () => ((st) => (st.ok && !st.stalled ? st.capacity : undefined))(await p.status()) })),
+    log,
+    capacityTick(),
+  );
+  await capacity.load();
   const cluster = new Cluster([...pools.values()], {
+    localCapacity: () =>
+      Object.fromEntries(
+        [...pools.values()].filter((p) => !p.shared).flatMap((p) => {
+          const s = capacity.latest(p.name);
+          return s ? [[p.name, { totalBytes: s.totalBytes, freeBytes: s.freeBytes, usedBytes: s.usedBytes }]] : [];
+        }),
+      ),
     node: config.node,
     version: VERSION,
     heartbeatMs: config.heartbeatIntervalMs,
@@ -158,7 +173,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   };
   const doctor = () =>
     daemonChecks({ pid: process.pid, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, dockerHost: config.dockerHost, roDir: join(config.dataDir, 'ro'), lock: dirLock, pools: [...pools.values()], service, cluster, docker, warnings });
-  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor });
+  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, capacity: () => capacity.history() });
   // [server, socket path to remove at stop (ours, not systemd's), inherited from systemd]
   const servers: Array<[FastifyInstance, string | undefined, boolean]> = [];
   try {
@@ -166,7 +181,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     else await listenUnix(api, config.apiSocket, 0o600);
     servers.push([api, inherited.api === undefined ? config.apiSocket : undefined, inherited.api !== undefined]);
     if (config.apiListen) {
-      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
+      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, capacity: () => capacity.history(), remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
       servers.push([remote, undefined, false]);
       facts.apiListen = await listenTcp(remote, config.apiListen, { tls: Boolean(tls), log });
     }
@@ -193,6 +208,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   staleMounts?.start();
   backups.startScheduler(config.dataDir);
   usage.start();
+  capacity.start();
   const sweep = setInterval(() => void service.purgeExpiredTrash(), trashSweepMs(config.trashRetentionMs));
   sweep.unref();
 
@@ -214,6 +230,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         await scheduler.stop();
         await backups!.stopScheduler();
         await usage.stop();
+        await capacity.stop();
         await cluster.stop();
         // Plugin first so Docker stops sending work, then the API; in-flight requests finish.
         for (const [server, path, fromSystemd] of [...servers].reverse()) {
@@ -234,4 +251,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
 function usageTick(): { tickMs?: number } {
   const v = process.env.FERRY_USAGE_INTERVAL_MS;
   return v && /^[1-9]\d*$/.test(v) ? { tickMs: Number(v) } : {};
+}
+
+/** FERRY_CAPACITY_INTERVAL_MS: how often the pools' space is sampled for the history (a test hook; default 5 min). */
+function capacityTick(): { intervalMs?: number } {
+  const v = process.env.FERRY_CAPACITY_INTERVAL_MS;
+  return v && /^[1-9]\d*$/.test(v) ? { intervalMs: Number(v) } : {};
 }

@@ -70,6 +70,7 @@ export class FerryClient {
 
   status = () => this.call<W.Status>('GET', '/v1/status');
   doctor = () => this.call<{ checks: W.DoctorCheck[] }>('GET', '/v1/doctor');
+  capacity = () => this.call<W.CapacityHistory>('GET', '/v1/capacity');
 
   volumes = () => this.call<W.VolumeList>('GET', '/v1/volumes');
   volume = (name: string, o: { usage?: boolean } = {}) => this.call<W.VolumeDetail>('GET', `/v1/volumes/${enc(name)}${query({ usage: o.usage })}`);

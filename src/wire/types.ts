@@ -238,6 +238,30 @@ export interface NodeStatus {
   intervalMs: number;
   alive: boolean;
   pools: string[];
+  /** The space of the node's own (not shared) pools, from its heartbeat; absent from older versions. */
+  capacity?: Record<string, PoolCapacity>;
+}
+
+/** A backup target that failed when last opened; gone once it opens again. */
+export interface TargetProblem {
+  target: string;
+  code: string;
+  message: string;
+  at: string;
+}
+
+/** One look at a pool's space. */
+export interface CapacitySample {
+  at: string;
+  totalBytes: number;
+  freeBytes: number;
+  usedBytes: number;
+}
+
+/** What ferryd kept of its pools' space (GET /v1/capacity): one sample per interval, the newest last. */
+export interface CapacityHistory {
+  intervalMs: number;
+  pools: Record<string, CapacitySample[]>;
 }
 
 export interface DoctorCheck {
@@ -279,6 +303,8 @@ export interface Status {
   mountRoot?: string;
   trashRetention: string;
   backupTargets?: string[];
+  /** Configured backup targets whose repository could not be opened the last time ferryd tried (wrong password, unreachable...). */
+  targetProblems?: TargetProblem[];
   warnings: StateWarning[];
   pools: PoolStatus[];
   counts: { volumes: number; mounted: number; mounts: number; trash: number };

@@ -302,6 +302,9 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     const warnings = page.getByTestId('warnings');
     await page.waitForFunction(() => /never backed up/.test(document.querySelector('[data-testid=warnings]')?.textContent ?? ''));
     assert.match((await warnings.textContent()) ?? '', /9 volumes never backed up/); // 11 with the clone; cache-1 and db-main were backed up
+    // the target with the wrong password (met on the volume pages before): named with what is wrong
+    assert.match((await warnings.textContent()) ?? '', /backup target offsite fails: .*password/);
+    assert.doesNotMatch((await warnings.textContent()) ?? '', /backup target nas fails/);
     // the warning opens the volumes it is about
     await warnings.getByRole('link', { name: /9 volumes never backed up/ }).click();
     await page.getByTestId('volumes-page').waitFor();
@@ -466,7 +469,7 @@ describe('Volume Hub web UI: the cluster page with two nodes sharing pools', { s
     await mkdir(dir, { recursive: true });
     const cfg = ['heartbeatInterval: 200ms', 'nodeTimeout: 1500ms', 'defaultPool: nas', 'pools:', ...pools.flatMap((p) => [`  ${p}:`, `    path: ${join(base, p)}`, '    shared: true'])];
     await writeFile(join(dir, 'ferry.yaml'), cfg.join('\n'));
-    return startFerryd({ dir, logLevel: 'info', extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', name, ...(name === 'hostA' ? ['--api-listen', '127.0.0.1:0'] : [])] });
+    return startFerryd({ dir, logLevel: 'info', env: { FERRY_CAPACITY_INTERVAL_MS: '300' }, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', name, ...(name === 'hostA' ? ['--api-listen', '127.0.0.1:0'] : [])] });
   };
 
   before(async () => {
@@ -516,6 +519,10 @@ describe('Volume Hub web UI: the cluster page with two nodes sharing pools', { s
     const pools = (await page.getByTestId('pool-row').allTextContents()).join('\n');
     assert.match(pools, /nas\s*shared/);
     assert.match(pools, /archive\s*shared/);
+    // each pool's space over time, and each node's own pool (local) from its heartbeat
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=capacity-chart] figcaption')].some((c) => / \(([3-9]|\d\d+) samples\)/.test(c.textContent ?? '')), undefined, { timeout: 15_000 });
+    assert.match((await page.getByTestId('capacity-chart').first().textContent()) ?? '', /^used \d+\.\d % → \d+\.\d % over \d+ s \(\d+ samples\)$/);
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=node-capacity]')].filter((c) => /local: .* used · .* free/.test(c.textContent ?? '')).length === 2, undefined, { timeout: 15_000 });
     await page.screenshot({ path: join(SHOTS, 'cluster.png') });
 
     // the volumes table says where shared-db is in use

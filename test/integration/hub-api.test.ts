@@ -205,6 +205,8 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     assert.equal(status.node, 'test-node');
     assert.equal(`http://${status.apiListen}`, base);
     assert.match(await cli('status'), /^api tcp:\s+127\.0\.0\.1:\d+ \(bearer tokens/m);
+    const capacity = await ok('GET', '/v1/capacity');
+    assert.ok(Array.isArray(capacity.pools.local) && capacity.intervalMs > 0);
     const doctor = await ok('GET', '/v1/doctor');
     assert.equal(doctor.checks.find((c: { check: string }) => c.check === 'lock')?.state, 'ok');
     const yaml = await tcp(base, 'GET', '/v1/openapi.yaml', { token: admin });

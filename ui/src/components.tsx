@@ -13,6 +13,49 @@ export function Bar({ value, total, label, warnAt = 85, testid }: { value: numbe
   );
 }
 
+/**
+ * A pool's used share over time, as an area chart (0-100 % of used + free, like df), with what it went from
+ * and to. Samples further apart than two intervals are a gap (the pool was down, or ferryd was), not a line.
+ */
+export function CapacityChart({ samples, intervalMs, testid }: { samples: Array<{ at: string; usedBytes: number; freeBytes: number }>; intervalMs: number; testid?: string }) {
+  if (samples.length < 2) return <div class="muted small">{samples.length === 0 ? 'no samples yet' : 'one sample so far: the chart starts with the next'}</div>;
+  const W = 300;
+  const H = 44;
+  const t0 = Date.parse(samples[0]!.at);
+  const t1 = Date.parse(samples.at(-1)!.at);
+  const span = Math.max(1, t1 - t0);
+  const pct = (s: { usedBytes: number; freeBytes: number }) => (s.usedBytes + s.freeBytes > 0 ? (s.usedBytes / (s.usedBytes + s.freeBytes)) * 100 : 0);
+  const x = (s: { at: string }) => ((Date.parse(s.at) - t0) / span) * W;
+  const y = (p: number) => H - (p / 100) * H;
+  // split into runs without gaps
+  const runs: (typeof samples)[] = [];
+  for (const s of samples) {
+    const last = runs.at(-1)?.at(-1);
+    if (!last || Date.parse(s.at) - Date.parse(last.at) > 2 * intervalMs) runs.push([s]);
+    else runs.at(-1)!.push(s);
+  }
+  const first = pct(samples[0]!);
+  const now = pct(samples.at(-1)!);
+  const hours = span / 3_600_000;
+  const over = hours >= 1 ? `${hours.toFixed(hours < 10 ? 1 : 0)} h` : span >= 60_000 ? `${Math.round(span / 60_000)} min` : `${Math.max(1, Math.round(span / 1000))} s`;
+  const text = `used ${first.toFixed(1)} % → ${now.toFixed(1)} % over ${over} (${samples.length} samples)`;
+  return (
+    <figure class="chart" data-testid={testid} aria-label={text}>
+      <svg viewBox={`0 0 ${W} ${H}`} preserveAspectRatio="none" role="img" aria-label={text}>
+        <line x1="0" x2={W} y1={y(90)} y2={y(90)} class="chart-limit" />
+        {runs.map((r, i) =>
+          r.length === 1 ? (
+            <circle key={i} cx={x(r[0]!)} cy={y(pct(r[0]!))} r="1.5" class="chart-line" />
+          ) : (
+            <path key={i} d={`M${x(r[0]!)},${H} ${r.map((s) => `L${x(s).toFixed(1)},${y(pct(s)).toFixed(1)}`).join(' ')} L${x(r.at(-1)!)},${H} Z`} class="chart-area" />
+          ),
+        )}
+      </svg>
+      <figcaption class="muted small">{text}</figcaption>
+    </figure>
+  );
+}
+
 export function ErrorBox({ error }: { error: unknown }) {
   if (!error) return null;
   return (

@@ -1,5 +1,5 @@
 import { client, volumes as listVolumes, type ListedVolume as Volume, type Status } from '../api';
-import { Bar, ErrorBox, usePoll } from '../components';
+import { Bar, CapacityChart, ErrorBox, usePoll } from '../components';
 import { ago, agoSeconds, bytes, date } from '../format';
 import type { Session } from '../main';
 
@@ -21,6 +21,7 @@ export function warnings(status: Status, volumes: Volume[] | undefined): Warning
       if (usable > 0 && p.capacity.freeBytes / usable < 0.1) say(`pool ${p.name} is ${Math.round((p.capacity.usedBytes / usable) * 100)}% full (${bytes(p.capacity.freeBytes)} free)`);
     }
   }
+  for (const t of status.targetProblems ?? []) say(`backup target ${t.target} fails: ${t.message} (${agoSeconds(t.at)})`);
   const nodes = status.cluster?.nodes ?? [];
   for (const n of nodes) if (!n.alive) say(`node ${n.node} has not sent a heartbeat (last one ${agoSeconds(n.lastSeen)})`);
   for (const p of status.pools.filter((x) => x.shared)) {
@@ -45,6 +46,7 @@ export function ClusterPage({ session }: { session: Session }) {
     const [status, vols] = await Promise.all([client.status(), listVolumes()]);
     return { status, volumes: vols.volumes };
   }, 5000);
+  const [history] = usePoll(() => client.capacity().catch(() => undefined), 60_000);
   const status = data?.status ?? session.status;
   const volumes = data?.volumes;
   const warns = warnings(status, volumes);
@@ -118,6 +120,7 @@ export function ClusterPage({ session }: { session: Session }) {
                 ) : (
                   <span class="muted">{p.problem ?? 'unknown'}</span>
                 )}
+                {history && <CapacityChart samples={history.pools[p.name] ?? []} intervalMs={history.intervalMs} testid="capacity-chart" />}
               </td>
             </tr>
           ))}
@@ -133,6 +136,7 @@ export function ClusterPage({ session }: { session: Session }) {
             <th>Last heartbeat</th>
             <th>Version</th>
             <th>Shared pools</th>
+            <th class="wide">Own pools</th>
           </tr>
         </thead>
         <tbody>
@@ -147,6 +151,7 @@ export function ClusterPage({ session }: { session: Session }) {
               <td class="muted">no shared pool: no cluster heartbeats</td>
               <td>{status.version}</td>
               <td>-</td>
+              <td class="muted">(above)</td>
             </tr>
           ) : (
             nodes.map((n) => (
@@ -160,6 +165,12 @@ export function ClusterPage({ session }: { session: Session }) {
                 <td title={date(n.lastSeen)}>{agoSeconds(n.lastSeen)}</td>
                 <td>{n.version ?? '-'}</td>
                 <td>{n.pools.join(', ') || '-'}</td>
+                <td data-testid="node-capacity">
+                  {Object.entries(n.capacity ?? {}).map(([pool, c]) => (
+                    <Bar key={pool} value={c.usedBytes} total={c.usedBytes + c.freeBytes} label={`${pool}: ${bytes(c.usedBytes)} used · ${bytes(c.freeBytes)} free`} />
+                  ))}
+                  {!n.capacity && <span class="muted">-</span>}
+                </td>
               </tr>
             ))
           )}
