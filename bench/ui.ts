@@ -1,12 +1,14 @@
 /**
  * Volume Hub figures: the web UI's first load in Chromium (bytes transferred, time until the volumes table
- * shows 1,000 rows) and the latency of GET /v1/volumes over TCP, against a real ferryd with 1,000 volumes.
+ * shows 1,000 rows), the latency of GET /v1/volumes over TCP, against a real ferryd with 1,000 volumes, and
+ * the page of one mounted volume with 200 snapshots and 100 backups.
  *
  *   npm run build && node dist/bench/ui.js [loads=5] [apiCalls=20]
  *
  * Writes bench/results/ui-YYYY-MM-DD.md (UTC date). Needs Debian's Chromium (/usr/bin/chromium).
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +21,8 @@ import type { Browser } from 'playwright-core';
 const LOADS = Number(process.argv[2] ?? 5);
 const API_CALLS = Number(process.argv[3] ?? 20);
 const VOLUMES = 1000;
+const SNAPSHOTS = 200;
+const BACKUPS = 100;
 
 const kib = (n: number) => `${(n / 1024).toFixed(1)} KiB`;
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -28,8 +32,12 @@ async function main(): Promise<void> {
   const load0 = loadavg().map((x) => x.toFixed(2)).join(' ');
   let f: Ferryd | undefined;
   let browser: Browser | undefined;
+  const work = await mkdtemp(join(tmpdir(), 'ferry-bench-ui-'));
   try {
-    f = await startFerryd({ extraArgs: ['--api-listen', '127.0.0.1:0'], logLevel: 'info' });
+    await mkdir(join(work, 'repo'));
+    await writeFile(join(work, 'key'), 'bench password\n', { mode: 0o600 });
+    await writeFile(join(work, 'ferry.yaml'), ['backupTargets:', '  nas:', `    url: file://${join(work, 'repo')}`, `    passwordFile: ${join(work, 'key')}`].join('\n'));
+    f = await startFerryd({ extraArgs: ['--api-listen', '127.0.0.1:0', '--config', join(work, 'ferry.yaml')], logLevel: 'info' });
     const base = await tcpBase(f);
     const token = (await f.cli('token', 'create', '--role', 'admin', '--name', 'bench')).stdout.trim();
     // 1,000 volumes through the API socket, 8 at a time, a label on each (not timed)
@@ -90,6 +98,48 @@ async function main(): Promise<void> {
       loads.push({ rows: t.now, list: t.list, render: t.now - t.list, shell: t.dcl, bytes: staticBytes + apiBytesUi, staticBytes, apiBytesUi, requests: got.length });
       await ctx.close();
     }
+
+    // the page of the busiest volume: mounted (as for a container), 200 snapshots, 100 backups
+    const call = async (method: string, path: string, body?: unknown) => {
+      const r = await unixRequest(f!.apiSocket, method, path, body === undefined ? undefined : JSON.stringify(body), body === undefined ? {} : { 'content-type': 'application/json' });
+      if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
+      return JSON.parse(r.text) as Record<string, unknown>;
+    };
+    const s0 = performance.now();
+    if ((await f.cli('backup', 'init', '--target', 'nas')).code !== 0) throw new Error('backup init failed');
+    await call('POST', '/v1/volumes', { name: 'busy', labels: { app: 'db' } });
+    const m = await f.plugin('Mount', { Name: 'busy', ID: 'c0ffee' });
+    const mp = String(m.json?.Mountpoint);
+    for (let i = 0; i < SNAPSHOTS; i++) {
+      await writeFile(join(mp, `file-${i % 10}`), `version ${i}\n`);
+      await call('POST', '/v1/volumes/busy/snapshots', { name: `snap-${String(i).padStart(3, '0')}` });
+    }
+    for (let i = 0; i < BACKUPS; i++) {
+      await writeFile(join(mp, 'counter'), `backup ${i}\n`);
+      const j = await call('POST', '/v1/volumes/busy/backups', { target: 'nas' });
+      const done = await call('GET', `/v1/jobs/${String(j.id)}?wait=true`);
+      if (done.state !== 'succeeded') throw new Error(`backup ${i}: ${JSON.stringify(done.error)}`);
+    }
+    const setupBusyMs = performance.now() - s0;
+    const pageLoads: Array<{ shown: number; bytes: number; requests: number }> = [];
+    for (let i = 0; i < LOADS; i++) {
+      const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      await ctx.addInitScript((t: string) => sessionStorage.setItem('ferry.token', t), token);
+      const page = await ctx.newPage();
+      const sizes: Array<Promise<number>> = [];
+      page.on('requestfinished', (req) => sizes.push(req.sizes().then((x) => x.responseBodySize + x.responseHeadersSize)));
+      const t = performance.now();
+      await page.goto(`${base}/#/volumes/busy`);
+      await page.waitForFunction(
+        ([s, b]) => document.querySelectorAll('[data-testid=snapshot-item]').length >= s && document.querySelectorAll('[data-testid=backup-item]').length === b,
+        [SNAPSHOTS, BACKUPS] as const,
+        { timeout: 60_000, polling: 'raf' },
+      );
+      const shown = performance.now() - t;
+      const got = await Promise.all(sizes);
+      pageLoads.push({ shown, bytes: got.reduce((a, b) => a + b, 0), requests: got.length });
+      await ctx.close();
+    }
     await browser.close();
     browser = undefined;
 
@@ -127,6 +177,20 @@ async function main(): Promise<void> {
       `| — API answers (/v1/status, /v1/volumes) | ${kib(med('apiBytesUi'))} | | |`,
       `| requests | ${med('requests')} | | |`,
       '',
+      `Every sample, time to show ${VOLUMES} volumes (ms): ${loads.map((l) => l.rows.toFixed(0)).join(', ')}`,
+      '',
+      `## The page of one volume with ${SNAPSHOTS} snapshots and ${BACKUPS} backups (median of ${LOADS}, each in a fresh browser context)`,
+      '',
+      `The volume is mounted (as for a container); ${SNAPSHOTS} named snapshots and ${BACKUPS} backups to a file target, made through the API in ${(setupBusyMs / 1000).toFixed(1)} s (not timed). Time from the navigation (timed in Node, so it includes the page and its assets) until the timeline shows every snapshot and the backups list all ${BACKUPS} backups.`,
+      '',
+      '| figure | median | min | max |',
+      '|---|---|---|---|',
+      `| time to show the volume page, all snapshots and backups | **${ms(median(pageLoads.map((l) => l.shown)))}** | ${ms(Math.min(...pageLoads.map((l) => l.shown)))} | ${ms(Math.max(...pageLoads.map((l) => l.shown)))} |`,
+      `| bytes transferred, all | ${kib(median(pageLoads.map((l) => l.bytes)))} | | |`,
+      `| requests | ${median(pageLoads.map((l) => l.requests))} | | |`,
+      '',
+      `Every sample (ms): ${pageLoads.map((l) => l.shown.toFixed(0)).join(', ')}`,
+      '',
       `## API: GET /v1/volumes over TCP with ${VOLUMES} volumes (${API_CALLS} calls after 2 warm-ups, one at a time, fetch from Node on the same host; the time includes reading the whole answer)`,
       '',
       '| asked as | median | p90 | min | max | bytes on the wire |',
@@ -144,6 +208,7 @@ async function main(): Promise<void> {
   } finally {
     await browser?.close();
     await f?.destroy();
+    await rm(work, { recursive: true, force: true });
   }
 }
 
