@@ -27,6 +27,8 @@ export interface SnapshotObservation {
   ok: boolean;
   /** Time spent copying the tree (what the snapshot record calls durationMs). */
   seconds?: number;
+  volume?: string;
+  at?: string;
 }
 
 /**

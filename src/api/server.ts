@@ -279,11 +279,24 @@ export function buildApiServer(
     await service.syncAll();
     const attachments = await service.attachmentsByVolume();
     const history = extra?.backups.history;
+    const list = service.list();
+    // Docker is asked only when something is mounted here (one call, cached for 5 s)
+    const holding = list.some((v) => v.mounts > 0) ? await service.containersHolding() : undefined;
     return {
-      volumes: service.list().map((v) => {
+      volumes: list.map((v) => {
         const t = history?.lastSuccess(v);
         const failing = history?.failing(v) ?? [];
-        return { ...v, attachments: attachments.get(v.name) ?? [], ...(t !== undefined ? { lastBackupAt: new Date(t * 1000).toISOString() } : {}), ...(failing.length ? { backupFailing: failing } : {}), ...(hub.usage ? { usage: hub.usage.of(v) } : {}) };
+        const containers = v.mounts > 0 ? holding?.get(v.name) : undefined;
+        const snap = hub.usage?.lastSnapshotOf(v.name);
+        return {
+          ...v,
+          attachments: attachments.get(v.name) ?? [],
+          ...(containers?.length ? { containers } : {}),
+          ...(snap ? { lastSnapshotAt: snap } : {}),
+          ...(t !== undefined ? { lastBackupAt: new Date(t * 1000).toISOString() } : {}),
+          ...(failing.length ? { backupFailing: failing } : {}),
+          ...(hub.usage ? { usage: hub.usage.of(v) } : {}),
+        };
       }),
     };
   });

@@ -148,7 +148,10 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   await history.load();
   backups.history = history;
   const metrics = new Metrics(service, { usage, backups: history, cluster, build: { version: VERSION, node: config.node } });
-  snapshots.onSnapshot = metrics.snapshot;
+  snapshots.onSnapshot = (o) => {
+    metrics.snapshot(o);
+    if (o.ok && o.volume && o.at) usage.snapshotted(o.volume, o.at);
+  };
   jobs.onFinished = metrics.jobFinished;
   backups.onBackup = metrics.backup;
   const tls = config.apiTls ? await readTls(config.apiTls) : undefined;

@@ -71,7 +71,7 @@ const BRANCH_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
  */
 export class SnapshotService {
   /** Told of every snapshot attempt that got to copying (for /metrics): success and seconds, or failure. Must not throw. */
-  onSnapshot?: (o: { ok: boolean; seconds?: number }) => void;
+  onSnapshot?: (o: { ok: boolean; seconds?: number; volume?: string; at?: string }) => void;
   /** Where unreadable records and manifests are moved aside and reported (set by the daemon). */
   quarantine?: Quarantine;
   /** Records being moved aside and rebuilt, by path: one call does it, the others wait for it. */
@@ -328,7 +328,7 @@ export class SnapshotService {
       throw await undo(err);
     }
     this.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin, ...(timings ? { timings } : {}) }, 'snapshot created');
-    this.onSnapshot?.({ ok: true, seconds: durationMs / 1000 });
+    this.onSnapshot?.({ ok: true, seconds: durationMs / 1000, volume: rec.name, at: snap.createdAt });
     return snap;
   }
 

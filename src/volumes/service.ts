@@ -5,7 +5,7 @@ import { checkVolumeName } from './names.js';
 import { parseVolumeOptions, type AccessMode, type VolumeOptions } from './options.js';
 import { dropReadOnlyView, ensureReadOnlyView, ensureView } from './ro-view.js';
 import type { Pool, PoolStatus } from '../pools/pool.js';
-import { isRunningState, type ContainerRef, type DockerClient } from '../docker/client.js';
+import { isRunningState, mayHoldMounts, type ContainerRef, type DockerClient } from '../docker/client.js';
 import type { AttachmentStatus, Cluster } from '../cluster/cluster.js';
 import type { SharedRecord } from '../cluster/shared-store.js';
 import { KeyedLock } from '../util/keyed-lock.js';
@@ -804,6 +804,34 @@ export class VolumeService {
       if (full !== err) throw full;
       throw new FerryError('unavailable', `could not record the mount of ${name} on disk: ${errorMessage(err)}; check the disk of the data dir`);
     }
+  }
+
+  private holders: { at: number; map: Promise<Map<string, ContainerRef[]> | undefined> } | undefined;
+
+  /**
+   * The containers of this host that hold each volume (running, paused, restarting): one Docker call, shared
+   * by the callers of the next 5 s (the volumes list asks on every poll). Undefined when Docker does not answer.
+   */
+  containersHolding(): Promise<Map<string, ContainerRef[]> | undefined> {
+    const docker = this.deps.docker;
+    if (!docker) return Promise.resolve(undefined);
+    if (this.holders && this.now() - this.holders.at < 5_000) return this.holders.map;
+    const map = docker.containerVolumes().then(
+      (list) => {
+        const out = new Map<string, ContainerRef[]>();
+        for (const c of list) {
+          if (!mayHoldMounts(c.state)) continue;
+          for (const v of c.volumes) out.set(v, [...(out.get(v) ?? []), { id: c.id, name: c.name, state: c.state }]);
+        }
+        return out;
+      },
+      (err: unknown) => {
+        this.log.debug({ err: errorMessage(err) }, 'docker API not reachable');
+        return undefined;
+      },
+    );
+    this.holders = { at: this.now(), map };
+    return map;
   }
 
   async containersUsing(name: string): Promise<ContainerRef[] | undefined> {

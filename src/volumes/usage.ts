@@ -61,6 +61,8 @@ export class UsageTracker {
   private readonly trash = new Map<string, number>();
   /** Shared volumes as the other nodes measured them, by key (read each pass). */
   private remote = new Map<string, PublishedUsage[]>();
+  /** The newest snapshot of each volume (by name; worktrees of the history not counted), from the passes and from each new snapshot. */
+  private readonly lastSnapshot = new Map<string, string>();
   /** Volumes mounted here since their last walk. */
   private readonly touched = new Set<string>();
   /** What was last published per shared pool (written again only when it changes). */
@@ -71,7 +73,7 @@ export class UsageTracker {
 
   constructor(
     private readonly volumes: VolumeService,
-    private readonly listSnapshots: (volume: string) => Promise<Array<{ id: string; method: string }>>,
+    private readonly listSnapshots: (volume: string) => Promise<Array<{ id: string; method: string; createdAt: string; kind?: string }>>,
     private readonly file: string,
     private readonly log: Logger,
     private readonly opts: UsageOptions = {},
@@ -133,6 +135,17 @@ export class UsageTracker {
       ...(s?.space.note ? { snapshotNote: s.space.note } : !s ? { snapshotNote: 'not measured yet' } : {}),
       checkedAt: s?.at ?? '',
     };
+  }
+
+  /** A snapshot of a volume was just made (the snapshot service's observer). */
+  snapshotted(name: string, at: string): void {
+    const cur = this.lastSnapshot.get(name);
+    if (!cur || at > cur) this.lastSnapshot.set(name, at);
+  }
+
+  /** When the newest snapshot of a volume was made, as far as known (no I/O). */
+  lastSnapshotOf(name: string): string | undefined {
+    return this.lastSnapshot.get(name);
   }
 
   /** A volume was mounted here (plugin Mount): walk its data again once it is unmounted, even if nobody saw it mounted. */
@@ -228,6 +241,7 @@ export class UsageTracker {
       for (const k of this.snaps.keys()) if (!keys.has(k)) this.snaps.delete(k);
       const names = new Set(vols.map((v) => v.name));
       for (const n of this.touched) if (!names.has(n)) this.touched.delete(n);
+      for (const n of this.lastSnapshot.keys()) if (!names.has(n)) this.lastSnapshot.delete(n);
       await this.measureTrash();
       await this.save();
     })().finally(() => (this.running = undefined)));
@@ -302,6 +316,9 @@ export class UsageTracker {
     if (force || !s || s.sig !== sig) {
       const cache: SpaceCache = s?.cache ?? new Map();
       const list = sig ? await this.listSnapshots(v.name) : [];
+      const newest = list.filter((x) => x.kind !== 'worktree').reduce<string | undefined>((a, x) => (a === undefined || x.createdAt > a ? x.createdAt : a), undefined);
+      if (newest) this.lastSnapshot.set(v.name, newest);
+      else this.lastSnapshot.delete(v.name);
       this.snaps.set(k, { sig, space: await snapshotSpace(dir, list, cache), cache, at: new Date().toISOString() });
     } else s.at = new Date().toISOString();
   }

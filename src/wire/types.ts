@@ -110,6 +110,10 @@ export interface ContainerRef {
 /** GET /v1/volumes: one entry. */
 export interface ListedVolume extends Volume {
   attachments: Attachment[];
+  /** The containers of this node that hold it (running, paused, restarting), when Docker answers; absent when none. */
+  containers?: ContainerRef[];
+  /** When its newest snapshot was made (from the background pass and each new snapshot); absent when none is known. */
+  lastSnapshotAt?: string;
   lastBackupAt?: string;
   /** The backup targets whose newest backup of this volume failed (absent when none). */
   backupFailing?: string[];

@@ -206,6 +206,14 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     }
   });
 
+  it('lists who uses each volume by container name, and when it was last snapshotted', async () => {
+    const row = (name: string) => page.getByTestId('volume-row').filter({ has: page.getByRole('link', { name, exact: true }) });
+    await row('wiki').waitFor();
+    assert.equal(await row('wiki').getByTestId('volume-users').textContent(), 'web-frontend');
+    assert.match((await row('web-data').getByTestId('volume-last-snapshot').textContent()) ?? '', /^(just now|\d+ (seconds?|min) ago)$/);
+    assert.equal(await row('media').getByTestId('volume-last-snapshot').textContent(), 'none');
+  });
+
   it('searches, filters by label, sorts', async () => {
     await page.getByLabel('Search volumes').fill('db');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=volume-row]').length === 2);
@@ -529,7 +537,7 @@ describe('Volume Hub web UI: the cluster page with two nodes sharing pools', { s
     await page.getByRole('link', { name: 'Volumes', exact: true }).click();
     const row = page.getByTestId('volume-row').filter({ hasText: 'shared-db' });
     await row.waitFor();
-    assert.match((await row.textContent()) ?? '', /1 \(hostB\)/);
+    assert.match((await row.getByTestId('volume-users').textContent()) ?? '', /^1 mount \(hostB\)$/);
     await page.getByLabel('Node').selectOption('hostB');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=volume-row]').length === 1);
 

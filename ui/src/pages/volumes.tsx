@@ -3,7 +3,7 @@ import { volumes as listVolumes, type ListedVolume as Volume } from '../api';
 import { ErrorBox, usePoll } from '../components';
 import { ago, bytes } from '../format';
 
-type SortKey = 'name' | 'pool' | 'node' | 'access' | 'attachments' | 'size' | 'createdAt' | 'lastBackupAt';
+type SortKey = 'name' | 'pool' | 'node' | 'access' | 'attachments' | 'size' | 'lastSnapshotAt' | 'lastBackupAt';
 
 /** Data and snapshot bytes together: what the volume takes on the pool (unknown parts count as 0). */
 const spaceOf = (v: Volume) => (v.usage?.dataBytes ?? 0) + (v.usage?.snapshotBytes ?? 0);
@@ -11,7 +11,22 @@ const spaceOf = (v: Volume) => (v.usage?.dataBytes ?? 0) + (v.usage?.snapshotByt
 /** Where a volume is in use: containers of attachments across the cluster, or local mounts. */
 export function usedBy(v: Volume): number {
   const fromAttachments = v.attachments.reduce((n, a) => n + (a.containers?.length || a.mountIds?.length || 1), 0);
-  return Math.max(fromAttachments, v.mounts);
+  return Math.max(fromAttachments, v.mounts, v.containers?.length ?? 0);
+}
+
+/** Who uses it, by name: this node's containers that hold it, and the containers of other nodes' attachments. */
+export function usersOf(v: Volume): { names: string[]; nodes: string[] } {
+  const names = [...(v.containers ?? []).map((c) => c.name), ...v.attachments.filter((a) => a.node !== v.node || !v.containers).flatMap((a) => a.containers ?? [])];
+  return { names: [...new Set(names)], nodes: [...new Set(v.attachments.map((a) => a.node))] };
+}
+
+function inUseText(v: Volume): string {
+  const n = usedBy(v);
+  if (n === 0) return '-';
+  const { names, nodes } = usersOf(v);
+  const where = nodes.length ? ` (${nodes.join(', ')})` : '';
+  if (names.length === 0) return `${n} mount${n === 1 ? '' : 's'}${where || ` (${v.node})`}`;
+  return `${names.slice(0, 2).join(', ')}${names.length > 2 ? ` +${names.length - 2}` : ''}${where}`;
 }
 
 const labelText = (v: Volume) =>
@@ -66,6 +81,8 @@ export function VolumesPage({ backup: initialBackup = '' }: { backup?: string })
           return usedBy(v);
         case 'lastBackupAt':
           return v.lastBackupAt ?? '';
+        case 'lastSnapshotAt':
+          return v.lastSnapshotAt ?? '';
         case 'size':
           return spaceOf(v);
         default:
@@ -139,14 +156,14 @@ export function VolumesPage({ backup: initialBackup = '' }: { backup?: string })
             {th('attachments', 'In use')}
             {th('size', 'Size')}
             <th>Labels</th>
-            {th('createdAt', 'Created')}
+            {th('lastSnapshotAt', 'Last snapshot')}
             {th('lastBackupAt', 'Last backup')}
           </tr>
         </thead>
         <tbody>
           {rows.map((v) => (
             <tr key={v.name} data-testid="volume-row">
-              <td>
+              <td title={`created ${ago(v.createdAt)}`}>
                 <a href={`#/volumes/${encodeURIComponent(v.name)}`}>{v.name}</a>
               </td>
               <td data-label="Pool">
@@ -157,7 +174,9 @@ export function VolumesPage({ backup: initialBackup = '' }: { backup?: string })
               <td data-label="Access">
                 <span class="tag">{v.access}</span>
               </td>
-              <td data-label="In use">{usedBy(v) > 0 ? `${usedBy(v)} (${[...new Set(v.attachments.map((a) => a.node))].join(', ') || v.node})` : '-'}</td>
+              <td data-label="In use" data-testid="volume-users" title={usersOf(v).names.join(', ')}>
+                {inUseText(v)}
+              </td>
               <td data-label="Size" data-testid="volume-space" title={v.usage?.snapshotNote ?? (v.usage?.measuredAt ? `data measured ${ago(v.usage.measuredAt)}` : 'not measured yet')}>
                 {bytes(v.usage?.dataBytes)}
                 {v.usage?.snapshotBytes ? <span class="muted"> + {bytes(v.usage.snapshotBytes)} snapshots</span> : null}
@@ -169,7 +188,9 @@ export function VolumesPage({ backup: initialBackup = '' }: { backup?: string })
                   </span>
                 ))}
               </td>
-              <td data-label="Created" title={v.createdAt}>{ago(v.createdAt)}</td>
+              <td data-label="Last snapshot" data-testid="volume-last-snapshot" title={v.lastSnapshotAt ?? ''}>
+                {v.lastSnapshotAt ? ago(v.lastSnapshotAt) : <span class="muted">none</span>}
+              </td>
               <td data-label="Last backup" title={v.lastBackupAt}>
                 {v.lastBackupAt ? ago(v.lastBackupAt) : <span class="muted">never</span>}
                 {v.backupFailing?.length ? (
