@@ -137,7 +137,7 @@ const restoreBody = z.strictObject({ as: z.string().optional() }).optional();
 const flag = z.enum(['true', 'false', '1', '0']).optional().transform((v) => v === 'true' || v === '1');
 const removeQuery = z.strictObject({ purge: flag, force: flag });
 const inspectQuery = z.strictObject({ usage: flag });
-const snapshotBody = z.strictObject({ name: z.string().optional(), pause: z.boolean().optional(), exec: z.string().min(1).optional() });
+const snapshotBody = z.strictObject({ name: z.string().optional(), pause: z.boolean().optional(), exec: z.string().min(1).optional(), background: z.boolean().optional() });
 const restartBody = z.strictObject({ restartContainers: z.boolean().optional() });
 const commitBody = z.strictObject({ message: z.string() });
 const branchBody = z.strictObject({ name: z.string() });
@@ -330,7 +330,13 @@ export function buildApiServer(
   type Snap = { Params: { name: string; ref: string } };
   app.get<Vol>('/v1/volumes/:name/snapshots', async (req): Promise<W.SnapshotList> => ({ snapshots: await snapshots.list(req.params.name, parse(listSnapshotsQuery, req.query, 'query')) }));
   app.post<Vol>('/v1/volumes/:name/snapshots', async (req, reply) => {
-    const b = parse(snapshotBody, req.body ?? {}, 'request body');
+    const { background, ...b } = parse(snapshotBody, req.body ?? {}, 'request body');
+    if (background && extra) {
+      // a job: answered at once (after what would be refused at once), followed at GET /v1/jobs/ID
+      await snapshots.checkCreate(req.params.name, b);
+      const job: W.Job = extra.jobs.start('snapshot', req.params.name, (report) => snapshots.create(req.params.name, { ...b, onProgress: report }));
+      return reply.code(202).send(job);
+    }
     const s: W.Snapshot = await snapshots.create(req.params.name, b);
     return reply.code(201).send(s);
   });

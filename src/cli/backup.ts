@@ -12,7 +12,7 @@ import type { BackupInfo } from '../backup/backup.js';
 function jobProgress(j: JobInfo): string {
   const pct = percent(j.progress, j.state === 'running');
   if (j.state === 'running') return `${phaseName(j.progress)}${pct ? ` ${pct} of ${bytes(j.progress.bytesTotal)}` : j.progress.bytesDone ? ` ${bytes(j.progress.bytesDone)}` : ''}`;
-  return pct ? `${pct} of ${bytes(j.progress.bytesTotal)}` : j.progress.bytesDone ? bytes(j.progress.bytesDone) : '-';
+  return pct ? `${pct} of ${bytes(j.progress.bytesTotal)}` : j.progress.bytesDone ? bytes(j.progress.bytesDone) : j.progress.filesDone ? `${j.progress.filesDone} files` : '-';
 }
 
 function target(opts: { target?: string }): string {
@@ -144,7 +144,7 @@ export function registerBackupCommands(program: Command): void {
       print(`no problems: ${r.backups} backups, ${r.packs} packs, ${r.chunks} chunks${opts.readData ? `, ${bytes(r.bytesRead)} read and checked` : ' (structure only; --read-data checks every chunk)'}`);
     });
 
-  const job = program.command('job').description('long operations (backups, restores, verify) that ferryd runs');
+  const job = program.command('job').description('long operations (snapshots, backups, restores, verify, prune) that ferryd runs');
   job
     .command('ls')
     .alias('list')

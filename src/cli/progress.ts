@@ -1,5 +1,5 @@
-// The CLI's one progress display of a job (backup, restore, prune, verify): a pure renderer (state + width -> line) and the follower that draws it.
-import type { Job, JobProgress } from '../wire/types.js';
+// The CLI's one progress display of a job (backup, restore, prune, verify, snapshot): a pure renderer (state + width -> line) and the follower that draws it.
+import type { Job, JobProgress, Snapshot } from '../wire/types.js';
 import type { FerryClient } from '../wire/client.js';
 import { FerryError } from '../util/errors.js';
 import { bytes, duration, ellipsis, scaled } from './format.js';
@@ -157,6 +157,12 @@ export function renderFinal(job: Job): string {
   if (job.kind === 'backup' && stored !== undefined) {
     const rate = took ? ` (${bytes((stored * 1000) / took)}/s)` : '';
     return `backed up${name}: ${r?.files ?? p.filesDone} files, ${bytes(stored)}${tookText}${rate}; new data ${bytes(r?.bytesNew ?? 0)}, ${bytes(r?.bytesAdded ?? 0)} written to the target`;
+  }
+  const snap = job.result as Partial<Snapshot> | undefined;
+  if (job.kind === 'snapshot' && snap?.name !== undefined) {
+    const st = snap.stats;
+    const what = st?.files !== undefined ? `: ${st.files} files, ${st.copied ?? 0} copied (${bytes(st.copiedBytes ?? 0)}), ${st.linked ?? 0} unchanged` : ` (${snap.method})`;
+    return `snapshot ${snap.name} of${name}${tookText}${what}`;
   }
   const verb: Record<string, string> = { restore: 'restored', backup: 'backed up', prune: 'pruned', verify: 'verified' };
   const what = [p.filesDone || num(p.filesTotal) ? `${num(p.filesDone) ?? 0} ${unitOf(job.kind)}` : '', num(p.bytesDone) ? bytes(p.bytesDone) : ''].filter(Boolean).join(', ');

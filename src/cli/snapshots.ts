@@ -5,6 +5,7 @@ import type { Snapshot } from '../wire/types.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { FerryError } from '../util/errors.js';
 import type { SnapshotRecord } from '../snapshots/service.js';
+import { follow } from './progress.js';
 
 /** Snapshots ferry names itself: a backup's base (origin backup), commits and saved working data (origin history). */
 const generated = (s: Snapshot) => s.origin === 'backup' || s.origin === 'history';
@@ -39,10 +40,15 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--name <name>', 'a name for the snapshot (default: its UTC time)')
     .option('--pause', 'pause the containers using the volume for the instant of the snapshot')
     .option('--exec <command>', 'first run this shell command in each running container using the volume (e.g. a database flush); a failure aborts')
+    .option('--no-wait', 'print the job id and return at once (follow it with `ferry job wait ID`)')
     .addHelpText('after', '\nExamples:\n  ferry snapshot create db --name before-upgrade\n  ferry snapshot create db --pause\n  ferry snapshot create db --exec "redis-cli save"')
-    .action(async (volume: string, o: { name?: string; pause?: boolean; exec?: string }, cmd: Command) => {
+    .action(async (volume: string, o: { name?: string; pause?: boolean; exec?: string; wait: boolean }, cmd: Command) => {
       checkVolumeName(volume);
-      const s = await client(cmd).call<SnapshotRecord>('POST', `/v1/volumes/${enc(volume)}/snapshots`, { ...(o.name ? { name: o.name } : {}), ...(o.pause ? { pause: true } : {}), ...(o.exec ? { exec: o.exec } : {}) });
+      const api = client(cmd);
+      // a job, so that its progress shows here (on stderr) and in the Hub while it runs
+      const job = await api.startSnapshot(volume, { ...(o.name ? { name: o.name } : {}), ...(o.pause ? { pause: true } : {}), ...(o.exec ? { exec: o.exec } : {}) });
+      if (!o.wait) return wantsJson(cmd) ? printJson(job) : print(job.id);
+      const s = (await follow(api, job, { quiet: wantsJson(cmd) })).result as SnapshotRecord;
       if (wantsJson(cmd)) return printJson(s);
       print(`${s.id} ${s.name} (${s.method}, ${s.durationMs} ms)`);
     });

@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { execProgram } from '../util/exec.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 import type { Manifest } from './manifest.js';
-import type { BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob } from './tree-worker.js';
+import type { BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob, TreeProgress } from './tree-worker.js';
+
+export type { TreeProgress };
 
 export type SnapshotMethodName = 'btrfs' | 'reflink' | 'hardlink';
 
@@ -34,6 +36,8 @@ export interface SnapshotOptions {
   prev?: StoredSnapshot;
   /** Where to write the new snapshot's manifest (methods that keep one). */
   manifestOut: string;
+  /** Told how far a tree build got, as it goes (methods that walk and copy). */
+  onProgress?: (p: TreeProgress) => void;
 }
 
 /**
@@ -73,14 +77,23 @@ export async function syncTree(path: string): Promise<void> {
   await execProgram('sync', ['-f', path]);
 }
 
+/** What the tree worker sends: a build's progress (any number), then one answer. */
+type WorkerMessage = { id?: number; progress: TreeProgress } | { id?: number; ok: boolean; result?: unknown; error?: string; progress?: undefined };
+
 /** Run one job of tree-worker.ts in a worker thread. */
-export function runTreeJob(job: Extract<TreeJob, { op: 'build' }>): Promise<BuildResult>;
+export function runTreeJob(job: Extract<TreeJob, { op: 'build' }>, onProgress?: (p: TreeProgress) => void): Promise<BuildResult>;
 export function runTreeJob(job: Extract<TreeJob, { op: 'relocate' }>): Promise<RelocateResult>;
 export function runTreeJob(job: Extract<TreeJob, { op: 'materialise' }>): Promise<void>;
-export function runTreeJob(job: TreeJob): Promise<unknown> {
+export function runTreeJob(job: TreeJob, onProgress?: (p: TreeProgress) => void): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(new URL('./tree-worker.js', import.meta.url), { workerData: job });
-    worker.once('message', (m: { ok: boolean; result?: unknown; error?: string }) => (m.ok ? resolve(m.result) : reject(new Error(m.error))));
+    const onMessage = (m: WorkerMessage) => {
+      if (m.progress) return onProgress?.(m.progress);
+      worker.off('message', onMessage);
+      if (m.ok) resolve(m.result);
+      else reject(new Error(m.error));
+    };
+    worker.on('message', onMessage);
     worker.once('error', reject);
   });
 }
@@ -96,8 +109,8 @@ class BuildServer {
   private busy = false;
   private seq = 0;
 
-  async run(job: BuildJob): Promise<BuildResult> {
-    if (this.busy) return runTreeJob(job);
+  async run(job: BuildJob, onProgress?: (p: TreeProgress) => void): Promise<BuildResult> {
+    if (this.busy) return runTreeJob(job, onProgress);
     this.busy = true;
     try {
       const w = (this.worker ??= this.start());
@@ -111,13 +124,14 @@ class BuildServer {
         const onExit = (code: number) => onError(new Error(`the snapshot worker exited with code ${code}`));
         w.once('error', onError);
         w.once('exit', onExit);
-        const onMessage = (m: { id: number; ok: boolean; result?: BuildResult; error?: string }) => {
+        const onMessage = (m: WorkerMessage) => {
           if (m.id !== id) return;
+          if (m.progress) return onProgress?.(m.progress);
           w.off('message', onMessage);
           w.off('error', onError);
           w.off('exit', onExit);
           w.unref();
-          if (m.ok) resolve(m.result!);
+          if (m.ok) resolve(m.result as BuildResult);
           else reject(new Error(m.error));
         };
         w.on('message', onMessage);
@@ -149,7 +163,7 @@ function treeMethod(name: 'reflink' | 'hardlink', reflink: Reflink): SnapshotMet
   return {
     name,
     createLive: async (path) => void (await mkdir(path)),
-    snapshot: (live, dest, o) => builds.run({ op: 'build', id: o.id, layout: o.layout, reflink, live, dest, manifestOut: o.manifestOut, ...(o.prev ? { prev: o.prev } : {}) }),
+    snapshot: (live, dest, o) => builds.run({ op: 'build', id: o.id, layout: o.layout, reflink, live, dest, manifestOut: o.manifestOut, ...(o.prev ? { prev: o.prev } : {}) }, o.onProgress),
     writableCopy: (src, dest) => materialise(src, dest, 'copy', reflink),
   };
 }

@@ -50,6 +50,20 @@ export interface CreateSnapshotOptions {
   parent?: string;
   branch?: string;
   slot?: string;
+  /** Told how far it got, as it goes (a snapshot job's progress). */
+  onProgress?: (p: SnapshotProgress) => void;
+}
+
+/**
+ * How far a snapshot got: `prepare` (--exec, --pause), `snapshot` (a filesystem snapshot: one step), or
+ * `scan` then `copy` (tree methods: entries seen, then copies of what changed of a known total), then `save`.
+ */
+export interface SnapshotProgress {
+  phase: 'prepare' | 'snapshot' | 'scan' | 'copy' | 'save';
+  filesDone?: number;
+  filesTotal?: number;
+  bytesDone?: number;
+  bytesTotal?: number;
 }
 
 interface Refs {
@@ -223,10 +237,26 @@ export class SnapshotService {
   // ---- creating -----------------------------------------------------------------------------------
 
   async create(volume: string, opts: CreateSnapshotOptions = {}): Promise<SnapshotRecord> {
-    if (opts.name !== undefined && !SNAP_NAME.test(opts.name)) {
-      throw new FerryError('invalid', `snapshot name ${JSON.stringify(opts.name)}: use 1-128 characters of [a-zA-Z0-9_.:-], starting with a letter or digit`);
-    }
+    this.checkName(opts.name);
+    // at once, so that a job answered now already says where it is (it may wait for the volume's lock)
+    opts.onProgress?.({ phase: opts.pause || opts.exec ? 'prepare' : 'snapshot' });
     return this.volumes.withLock(volume, async () => this.createLocked(this.volumes.recordOf(volume), opts));
+  }
+
+  /** What `create` would refuse at once (bad or taken name, no such volume, --pause without Docker): checked before a snapshot job starts. */
+  async checkCreate(volume: string, opts: CreateSnapshotOptions): Promise<void> {
+    this.checkName(opts.name);
+    const rec = this.volumes.recordOf(volume);
+    if ((opts.pause || opts.exec) && !this.docker) throw new FerryError('unavailable', '--pause and --exec need the Docker API; set dockerHost');
+    if (opts.name !== undefined && (await this.listOf(rec, true)).some((s) => s.name === opts.name || s.id === opts.name)) {
+      throw new FerryError('exists', `volume ${rec.name} already has a snapshot named ${opts.name}`);
+    }
+  }
+
+  private checkName(name: string | undefined): void {
+    if (name !== undefined && !SNAP_NAME.test(name)) {
+      throw new FerryError('invalid', `snapshot name ${JSON.stringify(name)}: use 1-128 characters of [a-zA-Z0-9_.:-], starting with a letter or digit`);
+    }
   }
 
   private async createLocked(rec: VolumeRecord, opts: CreateSnapshotOptions): Promise<SnapshotRecord> {
@@ -241,6 +271,8 @@ export class SnapshotService {
       name = `${name}-${id.slice(0, 4)}`; // two automatic names in one second
     }
 
+    const progress = opts.onProgress ?? (() => undefined);
+    if (opts.pause || opts.exec) progress({ phase: 'prepare' });
     const users = opts.pause || opts.exec ? await this.runningUsers(rec.name) : [];
     let consistency: SnapshotRecord['consistency'] = 'crash';
     if (opts.exec) {
@@ -270,8 +302,10 @@ export class SnapshotService {
       // (without a readable manifest the previous snapshot cannot tell what is unchanged: copy everything)
       if (prev && !(await checkManifest(this.quarantine, snaps, prev.id, rec.name))) prev = undefined;
       // In a shared pool another host may remove a snapshot while this one is made: trees there are complete.
+      progress({ phase: 'snapshot' });
       stats = await pool.snapshotMethod.snapshot(data, tmp, {
         id,
+        onProgress: progress,
         layout: pool.shared ? 'full' : 'delta',
         manifestOut: join(snaps, `.tmp-${id}.manifest.json`),
         ...(prev ? { prev: { snaps, id: prev.id } } : {}),
@@ -297,6 +331,7 @@ export class SnapshotService {
       this.onSnapshot?.({ ok: false });
       return noSpaceError(err, pool.name, pool.root, `snapshot of ${rec.name}`);
     };
+    progress({ phase: 'save' });
     try {
       if (stats.files !== undefined) await syncTree(tmp);
       await rename(tmp, join(snaps, id));

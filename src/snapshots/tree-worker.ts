@@ -42,6 +42,17 @@ export interface BuildResult {
   timings: Record<string, number>;
 }
 
+/** How far a build got, reported as it goes (a snapshot job's progress): the walk, then the copies of what changed. */
+export interface TreeProgress {
+  phase: 'scan' | 'copy';
+  /** Entries seen (scan) or copied (copy); the total is known once the walk is done. */
+  filesDone: number;
+  filesTotal?: number;
+  /** Bytes of regular files copied, of those to copy. */
+  bytesDone: number;
+  bytesTotal?: number;
+}
+
 export interface MaterialiseJob {
   op: 'materialise';
   snaps: string;
@@ -97,17 +108,25 @@ function writeAtomicSync(path: string, text: string): void {
   }
 }
 
-/** Paths in batches that fit on a command line. */
-function* batches(rels: string[]): Generator<string[]> {
+/** A batch of at most this many bytes of data (unless one file is larger): progress moves at least this often. */
+const BATCH_BYTES = 64 * 1024 * 1024;
+
+/** Paths in batches that fit on a command line (and hold at most BATCH_BYTES of `sizes`), with their bytes. */
+function* batches(rels: string[], sizes?: number[]): Generator<{ batch: string[]; bytes: number }> {
   for (let i = 0; i < rels.length; ) {
     const batch: string[] = [];
-    for (let len = 0; i < rels.length && len < 100_000; i++) {
+    let bytes = 0;
+    for (let len = 0; i < rels.length && len < 100_000 && (bytes < BATCH_BYTES || batch.length === 0); i++) {
       batch.push(rels[i]!);
       len += rels[i]!.length + 1;
+      bytes += sizes?.[i] ?? 0;
     }
-    yield batch;
+    yield { batch, bytes };
   }
 }
+
+/** Told after each batch of copies: how many paths and bytes it held. */
+type OnBatch = (files: number, bytes: number) => void;
 
 /** `cp -a` of paths relative to `cwd` into `dest`, keeping them relative. */
 const cpArgs = (rels: string[], dest: string, reflink: Reflink) => ['-a', `--reflink=${reflink}`, '--parents', '-t', dest, '--', ...rels];
@@ -117,26 +136,28 @@ function cpParents(rels: string[], cwd: string, dest: string, reflink: Reflink):
 }
 
 /** cpParents in batches; `onFailure` gets a batch that failed (something in it changed meanwhile). */
-function cpBatches(rels: string[], cwd: string, dest: string, reflink: Reflink, onFailure: (batch: string[]) => void): void {
-  for (const batch of batches(rels)) {
+function cpBatches(rels: string[], cwd: string, dest: string, reflink: Reflink, onFailure: (batch: string[]) => void, sizes?: number[], onBatch?: OnBatch): void {
+  for (const { batch, bytes } of batches(rels, sizes)) {
     try {
       cpParents(batch, cwd, dest, reflink);
     } catch {
       onFailure(batch);
     }
+    onBatch?.(batch.length, bytes);
   }
 }
 
 /** The same without blocking this thread (so that it can write the manifest meanwhile); resolves to the batches that failed. */
-async function cpBatchesAsync(rels: string[], cwd: string, dest: string, reflink: Reflink): Promise<string[][]> {
+async function cpBatchesAsync(rels: string[], cwd: string, dest: string, reflink: Reflink, sizes?: number[], onBatch?: OnBatch): Promise<string[][]> {
   const failed: string[][] = [];
-  for (const batch of batches(rels)) {
+  for (const { batch, bytes } of batches(rels, sizes)) {
     await new Promise<void>((resolve) =>
       execFile('cp', cpArgs(batch, dest, reflink), { cwd, maxBuffer: 16 * 1024 * 1024 }, (err) => {
         if (err) failed.push(batch);
         resolve();
       }),
     );
+    onBatch?.(batch.length, bytes);
   }
   return failed;
 }
@@ -385,7 +406,22 @@ function remember(snaps: string, manifestFile: string, prev: Previous): void {
   }
 }
 
-async function build(job: BuildJob): Promise<BuildResult> {
+/** A reporter that passes on at most one report every 250 ms, and every change of phase. */
+function throttled(report: (p: TreeProgress) => void): (p: TreeProgress) => void {
+  let last = -Infinity;
+  let phase: string | undefined;
+  return (p) => {
+    const now = performance.now();
+    if (p.phase === phase && now - last < 250) return;
+    last = now;
+    phase = p.phase;
+    report(p);
+  };
+}
+
+async function build(job: BuildJob, report: (p: TreeProgress) => void = () => undefined): Promise<BuildResult> {
+  const progress = throttled(report);
+  progress({ phase: 'scan', filesDone: 0, bytesDone: 0 });
   const t0 = performance.now();
   const timings: Record<string, number> = {};
   const lap = (what: string) => (timings[what] = Math.round(performance.now() - t0));
@@ -396,6 +432,7 @@ async function build(job: BuildJob): Promise<BuildResult> {
     if (job.prev) prev = previousFiles(job.prev);
   });
   lap('walk');
+  progress({ phase: 'scan', filesDone: seen.reduce((n, e) => (e[1] === 1 ? n : n + 1), 0), bytesDone: 0 });
 
   const delta = job.layout === 'delta';
   const dirs: DirEntry[] = [];
@@ -405,6 +442,7 @@ async function build(job: BuildJob): Promise<BuildResult> {
   const reuse: number[] = [];
   const reusedFrom: string[] = []; // per reuse: the snapshot holding the copy
   const sameInode = new Map<string, string>(); // "dev:ino" -> first rel path
+  const regularAt = new Set<number>(); // indexes into files of regular files to copy
   let copiedBytes = 0;
   for (const e of seen) {
     if (e[1] === 1) {
@@ -427,7 +465,10 @@ async function build(job: BuildJob): Promise<BuildResult> {
       reusedFrom.push(p[1]);
       continue;
     }
-    if (regular) copiedBytes += size;
+    if (regular) {
+      copiedBytes += size;
+      regularAt.add(files.length);
+    }
     toCopy.push(files.length);
     files.push([rel, ino, racy ? '' : ctime, size, '']);
   }
@@ -464,15 +505,23 @@ async function build(job: BuildJob): Promise<BuildResult> {
   };
   const writeManifest = (m: Manifest) => writeFileSync(job.manifestOut, JSON.stringify(m));
   const rels = toCopy.map((i) => files[i]![0]);
+  const sizes = toCopy.map((i) => (regularAt.has(i) ? files[i]![3] : 0));
+  const copying: TreeProgress = { phase: 'copy', filesDone: 0, filesTotal: rels.length, bytesDone: 0, bytesTotal: copiedBytes };
+  progress({ ...copying });
+  const onBatch: OnBatch = (n, b) => {
+    copying.filesDone += n;
+    copying.bytesDone += b;
+    progress({ ...copying });
+  };
   if (delta) {
     // cp runs in its own process: the manifest is written meanwhile, and written again if something vanished
-    const copying = cpBatchesAsync(rels, job.live, job.dest, job.reflink);
+    const copied = cpBatchesAsync(rels, job.live, job.dest, job.reflink, sizes, onBatch);
     writeManifest({ v: 2, layout: job.layout, dirs, files, links });
     lap('manifest');
     // Something in a batch changed under us: copy one by one, skipping what was deleted meanwhile.
-    for (const batch of await copying) batch.forEach(copyOne);
+    for (const batch of await copied) batch.forEach(copyOne);
   } else {
-    cpBatches(rels, job.live, job.dest, job.reflink, (batch) => batch.forEach(copyOne));
+    cpBatches(rels, job.live, job.dest, job.reflink, (batch) => batch.forEach(copyOne), sizes, onBatch);
   }
   lap('copy');
 
@@ -588,7 +637,9 @@ if (parentPort) {
       (result) => port.postMessage({ id, ok: true, result }),
       (err: unknown) => port.postMessage({ id, ok: false, error: err instanceof Error ? err.message : String(err) }),
     );
-  const run = async (job: TreeJob) => (job.op === 'build' ? build(job) : job.op === 'materialise' ? materialise(job) : relocate(job));
+  // a build's progress goes to the caller as { id, progress } messages before its answer
+  const run = async (job: TreeJob, id?: number) =>
+    job.op === 'build' ? build(job, (progress) => port.postMessage({ id, progress })) : job.op === 'materialise' ? materialise(job) : relocate(job);
   const w = workerData as TreeJob | { op: 'serve' } | { op: 'walk-helper' };
   if (w.op === 'walk-helper') {
     port.on('message', (t: WalkTask) => {
@@ -600,7 +651,7 @@ if (parentPort) {
     // start the walk helpers now: the first large snapshot does not wait for them
     for (let k = 0; k < Math.min(3, availableParallelism() - 1); k++) walkHelper(k);
     // one job at a time: the caller sends the next one only after the answer
-    port.on('message', (m: { id: number; job: TreeJob }) => void reply(run(m.job), m.id));
+    port.on('message', (m: { id: number; job: TreeJob }) => void reply(run(m.job, m.id), m.id));
   } else {
     void reply(run(w));
   }

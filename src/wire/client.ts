@@ -79,6 +79,8 @@ export class FerryClient {
   snapshots = (volume: string, o: { all?: boolean } = {}) => this.call<W.SnapshotList>('GET', `/v1/volumes/${enc(volume)}/snapshots${query({ all: o.all })}`);
   snapshot = (volume: string, ref: string) => this.call<W.Snapshot>('GET', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}`);
   createSnapshot = (volume: string, o: { name?: string; pause?: boolean; exec?: string } = {}) => this.call<W.Snapshot>('POST', `/v1/volumes/${enc(volume)}/snapshots`, o);
+  /** The same as a job (its result is the Snapshot): answers at once, progress at `job(id)`. */
+  startSnapshot = (volume: string, o: { name?: string; pause?: boolean; exec?: string } = {}) => this.call<W.Job>('POST', `/v1/volumes/${enc(volume)}/snapshots`, { ...o, background: true });
   /** Delete a snapshot (refused for a branch's tip). */
   deleteSnapshot = (volume: string, ref: string) => this.call<{ removed: W.Snapshot }>('DELETE', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}`);
   restoreSnapshot = (volume: string, ref: string, o: { restartContainers?: boolean } = {}) => this.call<{ restored: W.Snapshot }>('POST', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}/restore`, o);

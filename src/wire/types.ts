@@ -189,7 +189,11 @@ export interface Backup {
   durationMs: number;
 }
 
-/** A job's progress: totals are absent while not known (a backup's scan phase); phases of a backup: snapshot, scan, upload, finish. */
+/**
+ * A job's progress: totals are absent while not known (a backup's scan phase). Phases of a backup: snapshot,
+ * scan, upload, finish; of a snapshot: prepare (--exec, --pause), snapshot, scan (files = entries seen), copy
+ * (files and bytes of what changed since the previous snapshot, of known totals), save.
+ */
 export interface JobProgress {
   bytesDone: number;
   bytesTotal?: number;

@@ -238,8 +238,13 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     assert.match((await page.getByTestId('history-graph').textContent()) ?? '', /new colours/);
     assert.match((await page.getByTestId('history-graph').textContent()) ?? '', /redesign/);
     await page.getByRole('button', { name: 'Snapshot now' }).click();
-    await page.getByRole('status').filter({ hasText: /Snapshot .* made/ }).waitFor();
+    // a job: its progress shows on the page while it runs, then the snapshot it made, and the job names it
+    await page.getByRole('status').filter({ hasText: /Snapshot of web-data started \(job [0-9a-f]+\)/ }).waitFor();
     await page.waitForFunction((n) => document.querySelectorAll('[data-testid=snapshot-item]').length === n, before + 1);
+    const made = page.getByTestId('job').filter({ hasText: /^snapshot/ }).first();
+    await made.waitFor();
+    assert.equal(await made.getAttribute('data-state'), 'succeeded');
+    assert.match((await made.textContent()) ?? '', /done · \d{4}-\d\d-\d\dT\d\d-\d\d-\d\dZ( · \d+ files, \d+ copied)?/);
     const snaps = await apiGet<{ snapshots: Array<{ name: string; origin: string }> }>('/v1/volumes/web-data/snapshots');
     assert.equal(snaps.snapshots.filter((s) => s.origin === 'manual').length, 3);
     await shot('volume');
@@ -522,6 +527,8 @@ describe('Volume Hub web UI: the cluster page with two nodes sharing pools', { s
     assert.match(rows.join('\n'), /hostB.*alive/);
     const warnings = page.getByTestId('warnings');
     await warnings.waitFor();
+    // the volume list (for the backup warnings) is a call of its own: it may come after the status
+    await page.waitForFunction(() => /never backed up/.test(document.querySelector('[data-testid=warnings]')?.textContent ?? ''));
     assert.match((await warnings.textContent()) ?? '', /pool archive not mounted on node hostB/);
     assert.match((await warnings.textContent()) ?? '', /4 volumes never backed up/);
     const pools = (await page.getByTestId('pool-row').allTextContents()).join('\n');

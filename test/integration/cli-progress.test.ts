@@ -142,8 +142,9 @@ describe('CLI progress and tables against a real ferryd', () => {
 
     const jls = (await ok('job', 'ls')).stdout;
     fits(jls);
-    assert.match(jls, /^[0-9a-f]{12} {3}backup {3,}progress-data {3}file:\/\/\S+ {3,}succeeded {3}100% of 9[67] MiB {3}/m);
-    assert.match(jls, /^[0-9a-f]{12} {3}restore {3}progress-copy {3}file:\/\/\S+ {3,}succeeded {3}100% of 9[67] MiB {3}/m);
+    assert.match(jls, /^[0-9a-f]{12} {3}backup {3,}progress-data {3,}file:\/\/\S+ {3,}succeeded {3}100% of 9[67] MiB {3}/m);
+    assert.match(jls, /^[0-9a-f]{12} {3}restore {3,}progress-copy {3,}file:\/\/\S+ {3,}succeeded {3}100% of 9[67] MiB {3}/m);
+    assert.match(jls, /^[0-9a-f]{12} {3}snapshot {3}a-volume-with-\S*… {3}- {3,}succeeded {3}/m, 'snapshots are jobs too');
 
     await ok('volume', 'rm', long);
     const tls = (await ok('trash', 'ls')).stdout;

@@ -1,4 +1,4 @@
-import { client, type Job } from '../api';
+import { client, type Job, type Snapshot } from '../api';
 import { Bar, Empty, ErrorBox, usePoll } from '../components';
 import { ago, bytes, date, duration } from '../format';
 
@@ -13,16 +13,33 @@ function eta(job: Job): string {
   return ` · ${bytes(rate)}/s${left >= 1 && p.phase !== 'finish' ? ` · about ${duration(left * 1000)} left` : ''}`;
 }
 
+/** A running job as a person reads it: its phase, bytes (of a known total), files (of a known total), time left. */
+function runningText(job: Job): string {
+  const p = job.progress;
+  const total = p.bytesTotal ?? 0;
+  const parts = [p.phase ?? 'running'];
+  if (total || p.bytesDone) parts.push(`${bytes(p.bytesDone)}${total ? ` of ${bytes(total)}` : ''}`);
+  if (p.filesTotal) parts.push(`${p.filesDone}/${p.filesTotal} files`);
+  else if (p.filesDone) parts.push(`${p.filesDone} files`);
+  return parts.join(' · ') + eta(job);
+}
+
+/** What a finished job did: a snapshot names itself and what it copied; others the bytes they moved. */
+function doneText(job: Job): string {
+  const p = job.progress;
+  if (job.kind === 'snapshot') {
+    const s = job.result as Partial<Snapshot> | undefined;
+    const st = s?.stats;
+    return `done · ${s?.name ?? 'snapshot'}${st?.files !== undefined ? ` · ${st.files} files, ${st.copied ?? 0} copied (${bytes(st.copiedBytes ?? 0)})` : ''}`;
+  }
+  return `done · ${bytes(p.bytesDone)}${p.bytesUploaded !== undefined ? `, ${bytes(p.bytesUploaded)} uploaded` : ''}`;
+}
+
 export function JobRow({ job }: { job: Job }) {
   const p = job.progress;
   const total = p.bytesTotal ?? 0;
   const ended = job.finishedAt ? Date.parse(job.finishedAt) : Date.now();
-  const label =
-    job.state === 'succeeded'
-      ? `done · ${bytes(p.bytesDone)}${p.bytesUploaded !== undefined ? `, ${bytes(p.bytesUploaded)} uploaded` : ''}`
-      : job.state === 'failed'
-        ? 'failed'
-        : `${p.phase ?? 'running'} · ${bytes(p.bytesDone)}${total ? ` of ${bytes(total)}` : ''}${p.filesTotal ? ` · ${p.filesDone}/${p.filesTotal} files` : ''}${eta(job)}`;
+  const label = job.state === 'succeeded' ? doneText(job) : job.state === 'failed' ? 'failed' : runningText(job);
   return (
     <div class={`job ${job.state}`} data-testid="job" data-state={job.state} data-job={job.id}>
       <div class="job-head">
@@ -51,7 +68,7 @@ export function JobsPage() {
     <section data-testid="jobs-page">
       <h2>Jobs</h2>
       <p class="muted">
-        Backups, restores, verifications and prunes, live (refreshed every second). {running} running; the last 200 finished jobs are kept, also across a restart
+        Snapshots, backups, restores, verifications and prunes, live (refreshed every second). {running} running; the last 200 finished jobs are kept, also across a restart
         of ferryd (a job that ran when ferryd stopped is shown as failed).
       </p>
       <ErrorBox error={error} />

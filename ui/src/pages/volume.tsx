@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, client, type Backup, type BranchList as Branches, type Snapshot } from '../api';
+import { ApiError, client, type Backup, type BranchList as Branches, type Job, type Snapshot } from '../api';
 import { ActionResult, Confirm, Empty, ErrorBox, useAction, usePoll } from '../components';
 import { ago, bytes, date, duration } from '../format';
 import type { Session } from '../main';
@@ -115,16 +115,21 @@ export function VolumePage({ name, session }: { name: string; session: Session }
   const [restartContainers, setRestartContainers] = useState(false);
 
   const { busy, notice, error: actionError, act } = useAction(message, () => setDialog(undefined));
+  /** A job just started: watched from now on, so that what it makes shows up even if it ends before the next poll. */
+  const started = (j: Job) => {
+    runningIds.current.add(j.id);
+    reloadJobs();
+  };
   const snapshotNow = () =>
     act(async () => {
-      const s = await client.createSnapshot(name);
-      reloadSnaps();
-      return `Snapshot ${s.name} made in ${duration(s.durationMs)}.`;
+      const j = await client.startSnapshot(name);
+      started(j);
+      return `Snapshot of ${name} started (job ${j.id}); its progress is below.`;
     });
   const backupNow = () =>
     act(async () => {
       const j = await client.startBackup(name, { target });
-      reloadJobs();
+      started(j);
       return `Backup to ${target} started (job ${j.id}); follow it below or in Jobs.`;
     });
   const restart = restartContainers ? { restartContainers: true } : {};
@@ -150,7 +155,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
   const restoreBackup = (b: Backup, as: string) =>
     act(async () => {
       const j = await client.restoreBackup(b.url, as);
-      reloadJobs();
+      reloadJobs(); // a job of the new volume, not of this one
       return `Restoring the backup of ${ago(b.time)} into a new volume ${as} (job ${j.id}); follow it below or in Jobs.`;
     });
   const deleteBackup = (b: Backup, t: string) =>
