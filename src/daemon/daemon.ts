@@ -1,3 +1,4 @@
+import { Periodic } from '../util/periodic.js';
 import { errorMessage } from '../util/errors.js';
 import { basename, join } from 'node:path';
 import { hostname } from 'node:os';
@@ -212,8 +213,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   backups.startScheduler(config.dataDir);
   usage.start();
   capacity.start();
-  const sweep = setInterval(() => void service.purgeExpiredTrash(), trashSweepMs(config.trashRetentionMs));
-  sweep.unref();
+  // one sweep at a time: a purge of a large tree may take longer than the interval
+  const sweep = new Periodic(trashSweepMs(config.trashRetentionMs), () => service.purgeExpiredTrash().then(
+    () => undefined,
+    (err: unknown) => log.error({ err: errorMessage(err) }, 'trash sweep failed'),
+  ));
+  sweep.start();
 
   log.info(
     { version: VERSION, runsAs: config.runsAs, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, apiSocket: config.apiSocket, ...(facts.apiListen ? { apiListen: facts.apiListen, apiTls: Boolean(tls) } : {}), volumes: service.counts().volumes, startupMs: Math.round(performance.now() - t0) },
@@ -226,7 +231,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     log,
     stop: () =>
       (stopping ??= (async () => {
-        clearInterval(sweep);
+        await sweep.stop();
         await revival?.stop();
         await staleMounts?.stop();
         await memory?.stop();

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { CapacityHistory as Wire, CapacitySample, PoolCapacity } from '../wire/types.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { errorMessage } from '../util/errors.js';
+import { Periodic } from '../util/periodic.js';
 
 /** What the history needs of a pool: its name and, when it answers, its space. */
 export interface MeasuredPool {
@@ -24,8 +25,7 @@ export interface CapacityHistoryOptions {
  */
 export class CapacityHistory {
   private pools: Record<string, CapacitySample[]> = {};
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly ticker: Periodic;
   readonly intervalMs: number;
   private readonly keep: number;
 
@@ -37,6 +37,7 @@ export class CapacityHistory {
   ) {
     this.intervalMs = opts.intervalMs ?? 5 * 60_000;
     this.keep = opts.keep ?? 288;
+    this.ticker = new Periodic(this.intervalMs, () => this.take().catch((err) => this.log.warn({ err: errorMessage(err) }, 'capacity sample failed')));
   }
 
   async load(): Promise<void> {
@@ -49,34 +50,33 @@ export class CapacityHistory {
     }
   }
 
+  /** A sample now, then one every interval. */
   start(): void {
-    const tick = () => void this.sample().catch((err) => this.log.warn({ err: errorMessage(err) }, 'capacity sample failed'));
-    tick();
-    this.timer = setInterval(tick, this.intervalMs);
-    this.timer.unref();
+    this.ticker.start(true);
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+    await this.ticker.stop();
   }
 
-  /** Take one sample of every pool now (a sample asked for while one runs shares it). */
+  /** Take one sample of every pool now (a sample asked for while one runs shares it; failures are logged). */
   sample(): Promise<void> {
-    return (this.running ??= (async () => {
-      const at = new Date().toISOString();
-      const names = new Set<string>();
-      for (const p of this.sources()) {
-        names.add(p.name);
-        const c = await p.capacity().catch(() => undefined);
-        if (!c) continue;
-        const xs = (this.pools[p.name] ??= []);
-        xs.push({ at, ...c });
-        if (xs.length > this.keep) xs.splice(0, xs.length - this.keep);
-      }
-      for (const k of Object.keys(this.pools)) if (!names.has(k)) delete this.pools[k];
-      await writeJsonAtomic(this.file, { v: 1, pools: this.pools }).catch((err) => this.log.warn({ file: this.file, err: errorMessage(err) }, 'could not write the capacity history'));
-    })().finally(() => (this.running = undefined)));
+    return this.ticker.run();
+  }
+
+  private async take(): Promise<void> {
+    const at = new Date().toISOString();
+    const names = new Set<string>();
+    for (const p of this.sources()) {
+      names.add(p.name);
+      const c = await p.capacity().catch(() => undefined);
+      if (!c) continue;
+      const xs = (this.pools[p.name] ??= []);
+      xs.push({ at, ...c });
+      if (xs.length > this.keep) xs.splice(0, xs.length - this.keep);
+    }
+    for (const k of Object.keys(this.pools)) if (!names.has(k)) delete this.pools[k];
+    await writeJsonAtomic(this.file, { v: 1, pools: this.pools }).catch((err) => this.log.warn({ file: this.file, err: errorMessage(err) }, 'could not write the capacity history'));
   }
 
   /** The newest sample of a pool. */
