@@ -3,15 +3,18 @@ export class Periodic {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
 
+  /** `onError` hears a pass of the timer's that failed (a pass run by `run` rejects to its caller as well). */
   constructor(
     private readonly intervalMs: number,
     private readonly pass: () => Promise<void>,
+    private readonly onError: (err: unknown) => void = () => undefined,
   ) {}
 
   /** Every `intervalMs` from now (and at once with `now`); the timer does not keep the process alive. */
   start(now = false): void {
-    if (now) void this.run();
-    this.timer = setInterval(() => void this.run(), this.intervalMs);
+    const tick = () => void this.run().catch(this.onError);
+    if (now) tick();
+    this.timer = setInterval(tick, this.intervalMs);
     this.timer.unref();
   }
 
@@ -24,6 +27,6 @@ export class Periodic {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
-    await this.running;
+    await this.running?.catch(() => undefined);
   }
 }

@@ -8,6 +8,7 @@ import type { TrashUsage, VolumeUsage } from './usage-types.js';
 import type { NodeUsage, PublishedUsage } from '../cluster/shared-store.js';
 import { snapshotSpace, type SnapshotSpace, type SpaceCache } from '../snapshots/space.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
+import { Periodic } from '../util/periodic.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 
 export type { VolumeUsage, TrashUsage } from './usage-types.js';
@@ -67,8 +68,7 @@ export class UsageTracker {
   private readonly touched = new Set<string>();
   /** What was last published per shared pool (written again only when it changes). */
   private readonly published = new Map<string, string>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly ticker: Periodic;
   private dirty = false;
 
   constructor(
@@ -77,7 +77,9 @@ export class UsageTracker {
     private readonly file: string,
     private readonly log: Logger,
     private readonly opts: UsageOptions = {},
-  ) {}
+  ) {
+    this.ticker = new Periodic(opts.tickMs ?? 30_000, () => this.passOnce(), (err) => this.log.warn({ err: errorMessage(err) }, 'usage pass failed'));
+  }
 
   /** Read what was measured before a restart (a cache: a bad file only means measuring again). */
   async load(): Promise<void> {
@@ -92,15 +94,11 @@ export class UsageTracker {
   }
 
   start(): void {
-    const tick = () => void this.pass().catch((err) => this.log.warn({ err: errorMessage(err) }, 'usage pass failed'));
-    tick();
-    this.timer = setInterval(tick, this.opts.tickMs ?? 30_000);
-    this.timer.unref();
+    this.ticker.start(true);
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+    await this.ticker.stop();
     await this.save();
   }
 
@@ -212,39 +210,41 @@ export class UsageTracker {
    * publishes what it measured and reads the other nodes' figures, one file per node and pool.
    */
   pass(): Promise<void> {
-    return (this.running ??= (async () => {
-      const vols = this.volumes.list();
-      const ex = this.opts.exchange?.active ? this.opts.exchange : undefined;
-      const here = ex ? await this.volumes.scheduledHere().catch(() => (v: VolumeInfo) => !v.shared) : () => true;
-      const checks = new Map<string, Promise<boolean>>();
-      const available = (pool: string) => {
-        let c = checks.get(pool);
-        if (!c) checks.set(pool, (c = this.volumes.poolOf({ pool } as VolumeRecord).checkAvailable().then(() => true, () => false)));
-        return c;
-      };
-      const mine = new Set<string>();
-      for (const v of vols) {
-        if (v.shared && !here(v) && !this.touched.has(v.name)) continue;
-        try {
-          if (v.shared) {
-            if (!(await available(v.pool))) continue;
-            mine.add(key(v));
-          }
-          await this.measure(v, false, v.shared);
-        } catch (err) {
-          this.log.debug({ volume: v.name, err: errorMessage(err) }, 'could not measure a volume');
+    return this.ticker.run();
+  }
+
+  private async passOnce(): Promise<void> {
+    const vols = this.volumes.list();
+    const ex = this.opts.exchange?.active ? this.opts.exchange : undefined;
+    const here = ex ? await this.volumes.scheduledHere().catch(() => (v: VolumeInfo) => !v.shared) : () => true;
+    const checks = new Map<string, Promise<boolean>>();
+    const available = (pool: string) => {
+      let c = checks.get(pool);
+      if (!c) checks.set(pool, (c = this.volumes.poolOf({ pool } as VolumeRecord).checkAvailable().then(() => true, () => false)));
+      return c;
+    };
+    const mine = new Set<string>();
+    for (const v of vols) {
+      if (v.shared && !here(v) && !this.touched.has(v.name)) continue;
+      try {
+        if (v.shared) {
+          if (!(await available(v.pool))) continue;
+          mine.add(key(v));
         }
+        await this.measure(v, false, v.shared);
+      } catch (err) {
+        this.log.debug({ volume: v.name, err: errorMessage(err) }, 'could not measure a volume');
       }
-      if (ex) await this.exchange(ex, vols, mine, available);
-      const keys = new Set(vols.map(key));
-      for (const k of this.data.keys()) if (!keys.has(k)) (this.data.delete(k), (this.dirty = true));
-      for (const k of this.snaps.keys()) if (!keys.has(k)) this.snaps.delete(k);
-      const names = new Set(vols.map((v) => v.name));
-      for (const n of this.touched) if (!names.has(n)) this.touched.delete(n);
-      for (const n of this.lastSnapshot.keys()) if (!names.has(n)) this.lastSnapshot.delete(n);
-      await this.measureTrash();
-      await this.save();
-    })().finally(() => (this.running = undefined)));
+    }
+    if (ex) await this.exchange(ex, vols, mine, available);
+    const keys = new Set(vols.map(key));
+    for (const k of this.data.keys()) if (!keys.has(k)) (this.data.delete(k), (this.dirty = true));
+    for (const k of this.snaps.keys()) if (!keys.has(k)) this.snaps.delete(k);
+    const names = new Set(vols.map((v) => v.name));
+    for (const n of this.touched) if (!names.has(n)) this.touched.delete(n);
+    for (const n of this.lastSnapshot.keys()) if (!names.has(n)) this.lastSnapshot.delete(n);
+    await this.measureTrash();
+    await this.save();
   }
 
   /**
