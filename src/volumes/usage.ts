@@ -70,6 +70,8 @@ export class UsageTracker {
   private readonly published = new Map<string, string>();
   private readonly ticker: Periodic;
   private dirty = false;
+  /** When the last exchange of figures began (ISO): what was measured since then on request is fresh. */
+  private lastExchange = '';
 
   constructor(
     private readonly volumes: VolumeService,
@@ -252,6 +254,7 @@ export class UsageTracker {
    * pass, and any older walk of its own that is still the newest anywhere (a walk after an Unmount here).
    */
   private async exchange(ex: UsageExchange, vols: VolumeInfo[], mine: Set<string>, available: (pool: string) => Promise<boolean>): Promise<void> {
+    const startedAt = new Date().toISOString();
     const remote = new Map<string, PublishedUsage[]>();
     for (const pool of ex.sharedPools()) {
       const inPool = vols.filter((v) => v.pool === pool);
@@ -272,7 +275,10 @@ export class UsageTracker {
           const u = this.localOf(v);
           if (!u) continue;
           const others = remote.get(key(v)) ?? [];
-          if (mine.has(key(v)) || (u.measuredAt && others.every((o) => (o.measuredAt ?? '') < u.measuredAt!))) out[v.name] = u;
+          // besides its own: a figure measured here on request since the last exchange, when it is the newest
+          // (an older walk of a volume another node has since taken over is not published again and again)
+          const fresh = !!u.measuredAt && u.measuredAt >= this.lastExchange;
+          if (mine.has(key(v)) || (fresh && others.every((o) => (o.measuredAt ?? '') < u.measuredAt!))) out[v.name] = u;
         }
         const text = JSON.stringify(out);
         if (this.published.get(pool) !== text) {
@@ -284,6 +290,7 @@ export class UsageTracker {
       }
     }
     this.remote = remote;
+    this.lastExchange = startedAt;
   }
 
   private async measure(v: VolumeInfo, force: boolean, checked = false): Promise<void> {

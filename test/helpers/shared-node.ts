@@ -2,7 +2,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startDockerHost, type DockerHost } from './dockerhost.js';
-import { startFerryd, type Ferryd } from './ferryd.js';
+import { run, startFerryd, type Ferryd } from './ferryd.js';
 
 export interface SharedNode {
   h: DockerHost;
@@ -27,6 +27,22 @@ export async function makeSharedDir(pool: string): Promise<string> {
   await mkdir(pool, { recursive: true });
   await writeFile(join(pool, '.ferry-pool'), 'a directory the test hosts share\n');
   return pool;
+}
+
+/**
+ * A share as a mount point: BASE/nas-export bind-mounted on BASE/mnt-nas and marked (a mount of its own, so
+ * that a test can unmount it under ferryd as a share that goes away). Resolves to the mount point; unmount
+ * it with `umount` when done.
+ */
+export async function mountBindShare(base: string): Promise<string> {
+  const share = join(base, 'nas-export');
+  const mnt = join(base, 'mnt-nas');
+  await mkdir(share);
+  await mkdir(mnt);
+  const r = await run('mount', ['--bind', share, mnt]);
+  if (r.code !== 0) throw new Error(`mount --bind ${share} ${mnt}: ${r.stderr}`);
+  await writeFile(join(mnt, '.ferry-pool'), 'test share\n');
+  return mnt;
 }
 
 /** The ferry.yaml of a node whose default pool `nas` is the shared directory. */

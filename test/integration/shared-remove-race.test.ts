@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
 import { isRoot, skipUnless } from '../helpers/prereq.js';
+import { mountBindShare } from '../helpers/shared-node.js';
 
 /**
  * The 30-minute soak found it: `rm` on node A looked at the attachments, a Mount on node B published its
@@ -61,12 +62,7 @@ describe('shared pool: rm on one node racing a Mount on another', { skip }, () =
 
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'ferry-rmrace-'));
-    const share = join(base, 'nas-export');
-    mnt = join(base, 'mnt-nas');
-    await mkdir(share);
-    await mkdir(mnt);
-    assert.equal((await run('mount', ['--bind', share, mnt])).code, 0);
-    await writeFile(join(mnt, '.ferry-pool'), 'test share\n');
+    mnt = await mountBindShare(base);
   });
   after(async () => {
     for (const f of nodes.splice(0)) await f.destroy();

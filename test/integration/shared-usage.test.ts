@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
 import { isRoot, skipUnless } from '../helpers/prereq.js';
+import { mountBindShare } from '../helpers/shared-node.js';
 import type { NodeUsage } from '../../src/cluster/shared-store.js';
 import type { VolumeUsage } from '../../src/wire/types.js';
 
@@ -71,12 +72,7 @@ describe('shared pool: volume usage measured once, shown everywhere', { skip }, 
 
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'ferry-shusage-'));
-    const share = join(base, 'nas-export');
-    mnt = join(base, 'mnt-nas');
-    await mkdir(share);
-    await mkdir(mnt);
-    assert.equal((await run('mount', ['--bind', share, mnt])).code, 0);
-    await writeFile(join(mnt, '.ferry-pool'), 'test share\n');
+    mnt = await mountBindShare(base);
     a = await startNode('nodeA');
     b = await startNode('nodeB');
   });
@@ -106,7 +102,11 @@ describe('shared pool: volume usage measured once, shown everywhere', { skip }, 
     const onB = await until('sizes on node B', () => seen(b));
     for (const n of Object.keys(sizes)) assert.equal(onB.get(n)!.dataBytes, onA.get(n)!.dataBytes, `${n}: both nodes show the same figure`);
 
-    await until('the published files', async () => ((await published('nodeA')).join() === 'v1,v2,v3' && (await published('nodeB')).join() === 'held' ? true : undefined));
+    await until('the published files', async () => {
+      const [pa, pb] = [(await published('nodeA')).join(), (await published('nodeB')).join()];
+      if (pa === 'v1,v2,v3' && pb === 'held') return true;
+      throw new Error(`nodeA published ${pa || 'nothing'}, nodeB ${pb || 'nothing'}`);
+    });
     // B walked only what it looks after (A walked everything before B mounted `held`, and nothing since needs it again)
     assert.deepEqual(await walked(b), ['held']);
 

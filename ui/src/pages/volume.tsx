@@ -5,6 +5,17 @@ import { ago, bytes, date, duration } from '../format';
 import type { Session } from '../main';
 import { JobRow } from './jobs';
 
+/** In a dialog of an action refused while containers use the volume: stop them meanwhile and start them again. */
+function RestartOption({ count, checked, onChange, during, refused = 'it' }: { count: number; checked: boolean; onChange: (v: boolean) => void; during: string; refused?: string }) {
+  if (count === 0) return null;
+  return (
+    <label>
+      <input type="checkbox" checked={checked} onChange={(e) => onChange((e.target as HTMLInputElement).checked)} /> Stop the {count} container(s) using it during the {during} and start them again (otherwise {refused} is
+      refused while they run)
+    </label>
+  );
+}
+
 type Dialog =
   | { kind: 'restore'; snap: Snapshot }
   | { kind: 'clone'; snap: Snapshot }
@@ -388,11 +399,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
             The data of <b>{name}</b> is replaced by snapshot <b>{dialog.snap.name}</b> of {date(dialog.snap.createdAt)}.
           </p>
           <p class="warn-text">Every change made to {name} since then ({ago(dialog.snap.createdAt)}) is lost, unless a newer snapshot holds it.</p>
-          {containers.length > 0 && (
-            <label>
-              <input type="checkbox" checked={restartContainers} onChange={(e) => setRestartContainers((e.target as HTMLInputElement).checked)} /> Stop the {containers.length} container(s) using it during the restore and start them again (otherwise the restore is refused while they run)
-            </label>
-          )}
+          <RestartOption count={containers.length} checked={restartContainers} onChange={setRestartContainers} during="restore" refused="the restore" />
         </Confirm>
       )}
       {dialog?.kind === 'delete-snapshot' && (
@@ -427,11 +434,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
           <p>
             The data of <b>{name}</b> becomes that of branch <b>{dialog.branch}</b>. Changes not committed on {branches?.current ?? 'the current branch'} are kept aside and come back when you check it out again: nothing is lost.
           </p>
-          {containers.length > 0 && (
-            <label>
-              <input type="checkbox" checked={restartContainers} onChange={(e) => setRestartContainers((e.target as HTMLInputElement).checked)} /> Stop the {containers.length} container(s) using it during the switch and start them again (otherwise it is refused while they run)
-            </label>
-          )}
+          <RestartOption count={containers.length} checked={restartContainers} onChange={setRestartContainers} during="switch" />
         </Confirm>
       )}
       {dialog?.kind === 'reset' &&
@@ -446,11 +449,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
                 Lost: every change not committed since the last commit
                 {lost.length > 0 ? `, and ${lost.length} commit(s) of ${branches?.current} after it, unless another branch holds them: ${lost.map((c) => c.message ?? c.id.slice(0, 8)).join('; ')}` : ''}.
               </p>
-              {containers.length > 0 && (
-                <label>
-                  <input type="checkbox" checked={restartContainers} onChange={(e) => setRestartContainers((e.target as HTMLInputElement).checked)} /> Stop the {containers.length} container(s) using it during the reset and start them again (otherwise it is refused while they run)
-                </label>
-              )}
+              <RestartOption count={containers.length} checked={restartContainers} onChange={setRestartContainers} during="reset" />
             </Confirm>
           );
         })()}
