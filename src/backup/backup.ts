@@ -287,6 +287,8 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
     };
     snap.stats.durationMs = Date.now() - started;
     snap.stats.bytesAdded = repo.target.bytesWritten - writtenAtStart;
+    // a backup whose lock went stale meanwhile may refer to packs a prune elsewhere removed: not recorded
+    release.check();
     await repo.writeSnapshot(snap);
     report();
     return repo.info(snap);

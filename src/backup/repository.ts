@@ -465,9 +465,13 @@ export class Repository {
   /**
    * Take a lock: shared (backup, restore, remove) or exclusive (prune). Writes locks/ID first, then
    * looks at the others, and backs off when one conflicts; stale locks (not refreshed for 30 minutes,
-   * or of a dead process on this host) are ignored. Returns the release function.
+   * or of a dead process on this host) are ignored. Returns the release function, with `check()`: it
+   * throws once the lock has not been refreshed for so long that another host may take it as stale (and a
+   * prune there may remove what this operation relies on); a backup checks before it records itself.
    */
-  async lock(exclusive: boolean, op: string): Promise<() => Promise<void>> {
+  async lock(exclusive: boolean, op: string, timing: { refreshMs?: number; staleMs?: number } = {}): Promise<RepoLock> {
+    const refreshMs = timing.refreshMs ?? LOCK_REFRESH_MS;
+    const staleMs = timing.staleMs ?? LOCK_STALE_MS;
     const id = randomBytes(16).toString('hex');
     const name = `locks/${id}`;
     const host = hostname();
@@ -489,12 +493,30 @@ export class Repository {
       await this.target.remove(name).catch(() => undefined);
       throw err;
     }
-    const timer = setInterval(() => void write().catch(() => undefined), LOCK_REFRESH_MS);
+    let refreshedAt = Date.now();
+    let lastError: string | undefined;
+    const timer = setInterval(
+      () =>
+        void write().then(
+          () => ((refreshedAt = Date.now()), (lastError = undefined)),
+          (err: unknown) => (lastError = errorMessage(err)),
+        ),
+      refreshMs,
+    );
     timer.unref();
-    return async () => {
+    const release = async () => {
       clearInterval(timer);
       await this.target.remove(name);
     };
+    const check = () => {
+      // one refresh interval of margin: the lock must still look fresh to others when the caller writes
+      if (Date.now() - refreshedAt <= staleMs - refreshMs) return;
+      throw new FerryError(
+        'unavailable',
+        `lost the lock on ${this.url}: it could not be refreshed since ${new Date(refreshedAt).toISOString()}${lastError ? ` (${lastError})` : ''}, so a prune elsewhere may have removed data this ${op} relies on; nothing was recorded: run it again`,
+      );
+    };
+    return Object.assign(release, { check });
   }
 
   async readLock(id: string): Promise<LockFile | undefined> {
@@ -518,6 +540,9 @@ export class Repository {
     return n;
   }
 }
+
+/** A held lock: call it to release; `check()` throws when it can no longer be trusted to be held. */
+export type RepoLock = (() => Promise<void>) & { check(): void };
 
 export interface LockFile {
   host: string;

@@ -294,6 +294,24 @@ describe('backups to a file target', () => {
     await assert.rejects(pr2.prune(), code('in_use'));
     await release();
     await pr2.prune();
+    // a lock that cannot be refreshed is not trusted once others may take it as stale
+    const held = await pr.lock(false, 'backup of p', { refreshMs: 40, staleMs: 1000 });
+    held.check();
+    const put = pr.target.put.bind(pr.target);
+    pr.target.put = async () => {
+      throw new FerryError('unavailable', 'target went away');
+    };
+    try {
+      await new Promise((r) => setTimeout(r, 150));
+      held.check(); // failing for 150 ms: well within staleMs - refreshMs
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.throws(() => held.check(), (e: unknown) => code('unavailable')(e) && /lost the lock on .*could not be refreshed since .* \(target went away\).*nothing was recorded: run it again/.test((e as Error).message));
+    } finally {
+      pr.target.put = put;
+    }
+    await new Promise((r) => setTimeout(r, 100)); // refreshed again
+    held.check();
+    await held();
     pr.close();
     pr2.close();
     // restore refuses a non-empty directory
