@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { init, open } from '../src/backup/index.js';
+import { init, open, runBackup, runRestore, runVerify, type BackupInfo } from '../src/backup/index.js';
 import { prng, listFiles } from './lib.js';
 
 const MiB = 1024 * 1024;
@@ -192,7 +192,7 @@ try {
   for (const r of rounds) sh('restic', ['init', '-q'], renvOf(r));
   type Sample = { ms: number; bytes?: number };
   const res = { f1: [] as Sample[], r1: [] as Sample[], f2: [] as Sample[], r2: [] as Sample[], fr: [] as Sample[], rr: [] as Sample[] };
-  const f1Info: Array<Awaited<ReturnType<(typeof repos)[0]['backup']>>> = [];
+  const f1Info: BackupInfo[] = [];
   const f2Info: typeof f1Info = [];
   const both = async (r: number, ferry: () => Promise<void>, restic: () => Promise<void>) => {
     if (r === 0) {
@@ -209,7 +209,7 @@ try {
     await both(
       r,
       async () => {
-        const t = await timed(() => repos[r]!.backup(data, { volume: 'bench', node: 'bench' }));
+        const t = await timed(() => runBackup(repos[r]!, data, { volume: 'bench', node: 'bench' }));
         f1Info[r] = t.value;
         res.f1.push({ ms: t.ms, bytes: duBytes(`${ferryRepo}-${r}`) });
         log(`ferry first backup ${fmtS(t.ms)}, ${fmtB(res.f1.at(-1)!.bytes!)}`);
@@ -232,7 +232,7 @@ try {
     await both(
       r,
       async () => {
-        const t = await timed(() => repos[r]!.backup(data, { volume: 'bench', node: 'bench' }));
+        const t = await timed(() => runBackup(repos[r]!, data, { volume: 'bench', node: 'bench' }));
         f2Info[r] = t.value;
         res.f2.push({ ms: t.ms, bytes: duBytes(`${ferryRepo}-${r}`) - res.f1[r]!.bytes! });
         log(`ferry second backup ${fmtS(t.ms)}, +${fmtB(res.f2.at(-1)!.bytes!)}`);
@@ -254,7 +254,7 @@ try {
       async () => {
         // Restored trees stay until the end: deleting 60,000 files slowed whatever ran next on this disk.
         const out = join(tmp, `ferry-out-${r}`);
-        const t = await timed(() => repos[r]!.restore(f2Info[r]!.id, out));
+        const t = await timed(() => runRestore(repos[r]!, f2Info[r]!.id, out));
         res.fr.push({ ms: t.ms });
         log(`ferry restore ${fmtS(t.ms)}`);
         fOutCount = countTree(out);
@@ -269,7 +269,7 @@ try {
       },
     );
   }
-  const verify = await timed(() => repos[0]!.verify({ readData: true }));
+  const verify = await timed(() => runVerify(repos[0]!, { readData: true }));
   for (const r of repos) r.close();
   const reopen = await open(`file://${ferryRepo}-0`, { password: PASSWORD });
   const listed = await reopen.list();

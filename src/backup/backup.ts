@@ -9,7 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { FerryError, isErrno } from '../util/errors.js';
 import { StreamChunker } from './chunker.js';
 import { scan, serializeTree, type TreeNode, type ScannedNode } from './tree.js';
-import { PackUploader, Tasks, type Repository, type SnapshotFile } from './repository.js';
+import { Tasks } from '../util/parallel.js';
+import { PackUploader } from './pack-uploader.js';
+import { takeLock } from './lock.js';
+import type { BackupInfo, Repository, SnapshotFile } from './repository.js';
 import { ChildReader, localReader, type FileReader, type ReadHandle } from './file-reader.js';
 
 export interface BackupProgress {
@@ -58,41 +61,22 @@ export interface BackupOptions {
   onProgress?: (p: BackupProgress) => void;
 }
 
-export interface BackupInfo {
-  id: string;
-  /** e.g. s3://bucket/prefix?backup=ID&volume=NAME */
-  url: string;
-  volume: string;
-  node: string;
-  /** ISO time the backup started. */
-  time: string;
-  snapshot?: string;
-  tags: string[];
-  parent?: string;
-  files: number;
-  dirs: number;
-  /** Total size of the regular files. */
-  bytes: number;
-  /** Bytes of chunks the repository did not have (before compression). */
-  bytesNew: number;
-  /** Bytes this backup wrote to the target: packs and index files (not the small snapshot file itself). */
-  bytesAdded: number;
-  durationMs: number;
-}
+/** What a backup needs of the repository. */
+export type BackupRepo = Pick<Repository, 'target' | 'codec' | 'index' | 'chunker' | 'treeChunker' | 'loadSnapshot' | 'loadSnapshots' | 'loadTree' | 'writeSnapshot' | 'info'>;
 
 const ZERO = Buffer.alloc(8 * 1024 * 1024);
 
-export async function runBackup(repo: Repository, dir: string, opts: BackupOptions): Promise<BackupInfo> {
+export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptions): Promise<BackupInfo> {
   if (!opts.volume) throw new FerryError('invalid', 'backup: volume is required');
   const started = Date.now();
   const time = new Date(started).toISOString();
   const node = opts.node ?? hostname();
-  const release = await repo.lock(false, `backup of ${opts.volume}`);
+  const release = await takeLock(repo, false, `backup of ${opts.volume}`);
   const writtenAtStart = repo.target.bytesWritten;
   let uploader: PackUploader | undefined;
   const reader: FileReader = opts.mayHang ? new ChildReader({ what: `backup of ${opts.volume}` }) : localReader;
   try {
-    await repo.loadIndex(true);
+    await repo.index.load(true);
     const progress: BackupProgress = { phase: 'scan', filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, bytesRead: 0, bytesUploaded: 0 };
     const report = () => opts.onProgress?.({ ...progress });
     report();
@@ -107,7 +91,7 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
     });
     const up = uploader;
     // Packs an interrupted run left behind are reused; name them in this run's index.
-    up.adopt(repo.recoveredPacks);
+    up.adopt(repo.index.recoveredPacks);
 
     // Files are read several at a time (small ones whole, in one read; large ones through one of two
     // 16 MiB chunker windows), so that file-system latency overlaps with hashing and compression.
@@ -301,7 +285,7 @@ export async function runBackup(repo: Repository, dir: string, opts: BackupOptio
   }
 }
 
-async function pickParent(repo: Repository, opts: BackupOptions, node: string): Promise<SnapshotFile | undefined> {
+async function pickParent(repo: BackupRepo, opts: BackupOptions, node: string): Promise<SnapshotFile | undefined> {
   if (opts.parent === false) return undefined;
   if (typeof opts.parent === 'string') return repo.loadSnapshot(opts.parent);
   const same = (await repo.loadSnapshots()).filter((s) => s.volume === opts.volume);

@@ -4,26 +4,31 @@
  *
  *   const repo = await init('s3://backups/ferry', { password, s3: { endpoint, pathStyle: true } });
  *   const repo = await open(url, { password });                    // FerryError 'bad_password', 'not_found', 'unavailable'
- *   const info = await repo.backup('/var/lib/ferry/volumes/db/_data', { volume: 'db', onProgress });
+ *   const info = await runBackup(repo, '/var/lib/ferry/volumes/db/_data', { volume: 'db', onProgress });
  *   info.url                                                        // s3://backups/ferry?backup=ID&volume=db
  *   await repo.list({ volume: 'db' }); await repo.inspect(id);
- *   await repo.restore(id, '/tmp/restore', { onProgress });
- *   await repo.remove(id); await repo.prune();
- *   const report = await repo.verify({ readData: true });           // report.ok, report.problems[].pack/.backups
+ *   await runRestore(repo, id, '/tmp/restore', { onProgress });
+ *   await repo.remove(id); await runPrune(repo);
+ *   const report = await runVerify(repo, { readData: true });      // report.ok, report.problems[].pack/.backups
  *   repo.close();
  *
- * Every failure is a FerryError with a stable code: invalid, not_found, exists, in_use, unavailable,
- * bad_password, no_space, corrupt, internal. The format is described in docs/backup-format.md.
+ * The repository stores and reads (repository.ts, with its index, packs and locks); backup, restore,
+ * verify and prune use it and it never calls them. Every failure is a FerryError with a stable code:
+ * invalid, not_found, exists, in_use, unavailable, bad_password, no_space, corrupt, internal. The format
+ * is described in docs/backup-format.md.
  */
 import { Repository, type InitOptions, type OpenOptions } from './repository.js';
 import { openTarget, type Target } from './target.js';
 import { parseBackupUrl } from './url.js';
 
 export { Repository } from './repository.js';
-export type { InitOptions, OpenOptions, SecretOptions, SnapshotFile, RepoConfig } from './repository.js';
-export type { BackupOptions, BackupInfo, BackupProgress } from './backup.js';
-export type { RestoreOptions, RestoreResult, RestoreProgress } from './restore.js';
-export type { VerifyOptions, VerifyResult, VerifyProblem, PruneResult } from './maintenance.js';
+export type { InitOptions, OpenOptions, SecretOptions, SnapshotFile, RepoConfig, BackupInfo } from './repository.js';
+export { runBackup, type BackupOptions, type BackupProgress } from './backup.js';
+export { runRestore, type RestoreOptions, type RestoreResult, type RestoreProgress } from './restore.js';
+export { runVerify, type VerifyOptions, type VerifyResult, type VerifyProblem } from './verify.js';
+export { runPrune, type PruneResult } from './prune.js';
+export { takeLock, type RepoLock } from './lock.js';
+export { MemoryTarget } from './memory-target.js';
 export { openTarget, FileTarget, S3Target } from './target.js';
 export type { Target, TargetOptions, S3Options, ObjectInfo } from './target.js';
 export { parseBackupUrl, formatBackupUrl, type BackupUrl } from './url.js';

@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { FerryError, isErrno, type ErrorCode } from '../util/errors.js';
 import type { MasterKey } from './crypto.js';
 import { execProgram } from '../util/exec.js';
-import { parallel, type Repository, type BlobLocation } from './repository.js';
+import { forEachLimit } from '../util/parallel.js';
+import { takeLock } from './lock.js';
+import type { Repository } from './repository.js';
+import type { BlobLocation } from './pack.js';
 import type { TreeNode } from './tree.js';
 
 export interface RestoreProgress {
@@ -52,12 +55,15 @@ export function nsToSeconds(ns: string): number {
   return Number(sec) + (Number(us) * 1000 + 500) / 1e9;
 }
 
-export async function runRestore(repo: Repository, id: string, targetDir: string, opts: RestoreOptions): Promise<RestoreResult> {
+/** What a restore needs of the repository. */
+export type RestoreRepo = Pick<Repository, 'target' | 'codec' | 'url' | 'index' | 'loadSnapshot' | 'loadTree' | 'fetchBlob'>;
+
+export async function runRestore(repo: RestoreRepo, id: string, targetDir: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
   const started = Date.now();
   const snap = await repo.loadSnapshot(id);
-  const release = await repo.lock(false, `restore of ${snap.id}`);
+  const release = await takeLock(repo, false, `restore of ${snap.id}`);
   try {
-    await repo.loadIndex(true);
+    await repo.index.load(true);
     const nodes = await repo.loadTree(snap);
     const missing = new Set<string>();
     for (const n of nodes) for (const c of n.content ?? []) if (typeof c === 'string' && !repo.index.has(c)) missing.add(c);
@@ -89,7 +95,7 @@ export async function runRestore(repo: Repository, id: string, targetDir: string
     const writer = new Writer(WRITERS, repo.codec.key);
     try {
       let nextId = 0;
-      await parallel(files, FILES_IN_PARALLEL, async (n) => {
+      await forEachLimit(files, FILES_IN_PARALLEL, async (n) => {
         const id = nextId++;
         const content = n.content ?? [];
         const fetches: Array<Promise<{ loc: BlobLocation; stored: Buffer }> | undefined> = content.map(() => undefined);
@@ -125,7 +131,7 @@ export async function runRestore(repo: Repository, id: string, targetDir: string
         await writer.send({ t: 'close', id, size: pos, uid: n.uid, gid: n.gid, mode: n.mode, atime: nsToSeconds(n.atime ?? n.mtime), mtime: nsToSeconds(n.mtime) });
         progress.filesDone++;
         report();
-      });
+      }, { stopOnError: true });
       await writer.drain();
     } finally {
       await writer.close();

@@ -12,7 +12,7 @@ import type { JobInfo, JobRegistry } from '../jobs/jobs.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { parseVolumeOptions } from '../volumes/options.js';
-import { init as initRepo, open as openRepo, parseBackupUrl, type Repository, type S3Options, type BackupInfo } from './index.js';
+import { init as initRepo, open as openRepo, parseBackupUrl, runBackup, runRestore, runPrune, runVerify, type Repository, type S3Options, type BackupInfo } from './index.js';
 import type { BackupHistory, BackupOutcome } from './history.js';
 import type { TargetProblem } from '../wire/types.js';
 
@@ -210,7 +210,7 @@ export class BackupService {
         }
         const made = snap;
         const info = await this.snapshots.withReadView(volume, made.id, (tree) =>
-          repo.backup(tree, {
+          runBackup(repo, tree, {
             volume,
             node: this.node,
             snapshot: made.id,
@@ -285,7 +285,7 @@ export class BackupService {
   /** Restore a backup into an empty directory (a new volume's data): used by `-o backup=URL`. */
   async restoreInto(url: string, dir: string, report?: (p: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number }) => void): Promise<void> {
     const { t, id } = this.fromUrl(url);
-    const res = await this.withRepo(t, (r) => r.restore(id, dir, report ? { onProgress: report } : {}));
+    const res = await this.withRepo(t, (r) => runRestore(r, id, dir, report ? { onProgress: report } : {}));
     for (const w of res.warnings) this.log.warn({ url, warning: w }, 'restore warning');
     this.log.info({ url, files: res.files, bytes: res.bytes, ms: res.durationMs }, 'backup restored');
   }
@@ -313,7 +313,7 @@ export class BackupService {
     const t = this.resolve(ref);
     return this.jobs.start('prune', undefined, async (report) => {
       report({ phase: 'prune' });
-      return this.withRepo(t, (r) => r.prune());
+      return this.withRepo(t, (r) => runPrune(r));
     }, { target: this.targetLabel(t) });
   }
 
@@ -323,7 +323,7 @@ export class BackupService {
       const phase = readData ? 'reading every pack' : 'checking structure';
       report({ phase });
       // with readData: bytes of the packs read of all, and packs as the "files" (a pack is the unit read)
-      const res = await this.withRepo(t, (r) => r.verify({ readData, onProgress: (p) => report({ phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.packsDone, filesTotal: p.packsTotal }) }));
+      const res = await this.withRepo(t, (r) => runVerify(r, { readData, onProgress: (p) => report({ phase, bytesDone: p.bytesDone, bytesTotal: p.bytesTotal, filesDone: p.packsDone, filesTotal: p.packsTotal }) }));
       if (!res.ok) {
         // each message names the backups it affects already
         const lines = res.problems.map((p) => p.message);

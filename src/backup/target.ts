@@ -25,6 +25,9 @@ export interface ObjectInfo {
   size: number;
 }
 
+/** The last part of an object's name ("data/ab/abcd…" → "abcd…"). */
+export const nameOf = (objectName: string) => objectName.slice(objectName.lastIndexOf('/') + 1);
+
 export interface Target {
   /** file:///path or s3://bucket/prefix, without credentials or options. */
   readonly url: string;

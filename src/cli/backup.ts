@@ -6,7 +6,7 @@ import type { ApiClient } from './client.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { FerryError } from '../util/errors.js';
 import type { JobInfo } from '../jobs/jobs.js';
-import type { BackupInfo } from '../backup/backup.js';
+import type { Backup, BackupList } from '../wire/types.js';
 
 /** The PROGRESS column of `job ls`: "42% of 284 MiB", the phase while no total is known, "100%" once done. */
 function jobProgress(j: JobInfo): string {
@@ -48,7 +48,7 @@ export function registerBackupCommands(program: Command): void {
       const job = await api.call<JobInfo>('POST', `/v1/volumes/${enc(volume)}/backups`, { target: target(opts), ...(opts.snapshot ? { snapshot: opts.snapshot } : {}) });
       if (!opts.wait) return wantsJson(cmd) ? printJson(job) : print(job.id);
       const done = await follow(api, job, { quiet: wantsJson(cmd) });
-      const info = done.result as BackupInfo;
+      const info = done.result as Backup;
       if (wantsJson(cmd)) return printJson(info);
       print(info.url); // what happened is on stderr, the last line of the progress
     });
@@ -62,7 +62,7 @@ export function registerBackupCommands(program: Command): void {
     .option('-q, --quiet', 'print the full backup URLs only (the table shortens them to fit)')
     .action(async (opts: { target: string; volume?: string; quiet?: boolean }, cmd: Command) => {
       const q = new URLSearchParams({ target: target(opts), ...(opts.volume ? { volume: opts.volume } : {}) });
-      const r = await client(cmd).call<{ target: string; backups: BackupInfo[] }>('GET', `/v1/backups?${q}`);
+      const r = await client(cmd).call<BackupList>('GET', `/v1/backups?${q}`);
       if (wantsJson(cmd)) return printJson(r.backups);
       if (opts.quiet) return r.backups.forEach((b) => print(b.url));
       print(table(['ID', 'VOLUME', 'NODE', 'TIME', 'FILES', 'SIZE', 'ADDED', 'URL'], r.backups.map((b) => [b.id.slice(0, 12), b.volume, b.node, ago(b.time), String(b.files), bytes(b.bytes), bytes(b.bytesAdded), b.url]), { width: tableWidth(), shrink: ['URL', 'VOLUME', 'NODE'] }));
@@ -73,7 +73,7 @@ export function registerBackupCommands(program: Command): void {
     .description('show one backup')
     .argument('<url>', 'backup URL (…?backup=ID&volume=NAME)')
     .action(async (url: string, _opts: unknown, cmd: Command) => {
-      const b = await client(cmd).call<BackupInfo & { tree: { entries: number; chunks: number } }>('GET', `/v1/backups/inspect?${new URLSearchParams({ url })}`);
+      const b = await client(cmd).call<Backup & { tree: { entries: number; chunks: number } }>('GET', `/v1/backups/inspect?${new URLSearchParams({ url })}`);
       if (wantsJson(cmd)) return printJson(b);
       const rows: Array<[string, string]> = [
         ['ID', b.id],

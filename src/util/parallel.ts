@@ -1,9 +1,16 @@
-/** Run `fn` over `items` with at most `limit` calls in flight; rejects with the first failure after all settle. */
-export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+/** Bounded concurrency: run async work with at most N calls in flight, and never return while one still runs. */
+
+/**
+ * Run `fn` over `items` with at most `limit` calls in flight. Every call has ended when this settles;
+ * it rejects with the first failure. By default every item is still tried after a failure (a recovery
+ * pass should not skip the volumes after a broken one); with `stopOnError`, no new item starts once
+ * one has failed (a restore need not write the other 60,000 files of a failed run).
+ */
+export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>, opts: { stopOnError?: boolean } = {}): Promise<void> {
   let next = 0;
   const errors: unknown[] = [];
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && !(opts.stopOnError && errors.length > 0)) {
       const item = items[next++]!;
       try {
         await fn(item);
@@ -14,4 +21,41 @@ export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (i
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   if (errors.length > 0) throw errors[0];
+}
+
+/**
+ * Jobs started one by one as they come (unlike forEachLimit's known list), at most `limit` at a time.
+ * The first failure is re-thrown by the next spawn() and by drain(); drain() returns only when none runs.
+ */
+export class Tasks {
+  private readonly running = new Set<Promise<void>>();
+  private error: unknown;
+  private failed = false;
+  constructor(private readonly limit: number) {}
+
+  async spawn(fn: () => Promise<void>): Promise<void> {
+    while (this.running.size >= this.limit) await Promise.race(this.running);
+    if (this.failed) throw this.error;
+    const p: Promise<void> = fn()
+      .catch((err) => {
+        if (!this.failed) {
+          this.failed = true;
+          this.error = err;
+        }
+      })
+      .then(() => {
+        this.running.delete(p);
+      });
+    this.running.add(p);
+  }
+
+  /** Wait until one running job ends (or none is running). */
+  async waitOne(): Promise<void> {
+    if (this.running.size) await Promise.race(this.running);
+  }
+
+  async drain(): Promise<void> {
+    while (this.running.size) await Promise.race(this.running);
+    if (this.failed) throw this.error;
+  }
 }

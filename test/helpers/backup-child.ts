@@ -4,13 +4,13 @@
  * Prints "uploaded BYTES" whenever a pack has been written. Does nothing without arguments (the test
  * runner also loads every file under dist/test/).
  */
-import { open } from '../../src/backup/index.js';
+import { open, runBackup } from '../../src/backup/index.js';
 
 const [url, password, dir, volume] = process.argv.slice(2);
 if (url && password && dir && volume) {
   const repo = await open(url, { password });
   let last = 0;
-  await repo.backup(dir, {
+  await runBackup(repo, dir, {
     volume,
     onProgress: (p) => {
       if (p.bytesUploaded !== last) {

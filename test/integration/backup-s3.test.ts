@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { init, open, openTarget, parseBackupUrl, type Repository } from '../../src/backup/index.js';
+import { init, open, openTarget, parseBackupUrl, type Repository, runBackup, runPrune, runRestore, runVerify } from '../../src/backup/index.js';
 import { FerryError } from '../../src/util/errors.js';
 import { populate } from '../helpers/tree.js';
 import { startS3, type TestS3 } from '../helpers/s3.js';
@@ -36,7 +36,7 @@ describe('backups to S3 (s3rver on 127.0.0.1)', () => {
     mkdirSync(src);
     populate(src, 80);
     writeFileSync(join(src, 'big.bin'), randomBytes(40 * MiB));
-    const first = await repo.backup(src, { volume: 'web', node: 'n1' });
+    const first = await runBackup(repo, src, { volume: 'web', node: 'n1' });
     assert.equal(first.url, `${url}?backup=${first.id}&volume=web`);
 
     // open again from the backup URL, as a user would paste it
@@ -44,26 +44,26 @@ describe('backups to S3 (s3rver on 127.0.0.1)', () => {
     const again = await open(first.url, { password: 'pw', s3: s3.s3 });
     try {
       const out = join(tmp, 'out');
-      await again.restore(parsed.backup!, out);
+      await runRestore(again, parsed.backup!, out);
       assertSameTree(src, out);
 
       const fd = openSync(join(src, 'big.bin'), 'r+');
       writeSync(fd, randomBytes(400 * 1024), 0, 400 * 1024, 20 * MiB);
       closeSync(fd);
       const before = again.target.bytesWritten;
-      const second = await again.backup(src, { volume: 'web', node: 'n1' });
+      const second = await runBackup(again, src, { volume: 'web', node: 'n1' });
       const written = again.target.bytesWritten - before;
       t.diagnostic(`incremental after a 400 KiB change wrote ${written} bytes`);
       assert.equal(second.parent, first.id);
       assert.ok(written < 5 * MiB, `wrote ${written}`);
 
-      const v = await again.verify({ readData: true });
+      const v = await runVerify(again, { readData: true });
       assert.deepEqual(v.problems, []);
       await again.remove(first.id);
-      const pr = await again.prune();
+      const pr = await runPrune(again);
       assert.ok(pr.packsKept >= 1);
       const out2 = join(tmp, 'out2');
-      await again.restore(second.id, out2);
+      await runRestore(again, second.id, out2);
       assertSameTree(src, out2);
       assert.deepEqual((await again.list()).map((b) => b.id), [second.id]);
     } finally {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { init, open, type Repository, type BackupProgress } from '../../src/backup/index.js';
+import { init, open, type Repository, type BackupProgress, runBackup, runPrune, runRestore, runVerify, takeLock } from '../../src/backup/index.js';
 import { FerryError } from '../../src/util/errors.js';
 import { populate } from '../helpers/tree.js';
 import { assertSameTree } from '../helpers/backup.js';
@@ -49,7 +49,7 @@ describe('backups to a file target', () => {
     mkdirSync(src);
     populate(src, 120);
     const progress: BackupProgress[] = [];
-    const info = await repo.backup(src, { volume: 'meta', node: 'node-1', tags: ['t1'], snapshot: 'snap-1', onProgress: (p) => progress.push(p) });
+    const info = await runBackup(repo, src, { volume: 'meta', node: 'node-1', tags: ['t1'], snapshot: 'snap-1', onProgress: (p) => progress.push(p) });
     assert.match(info.id, /^[0-9a-f]{32}$/);
     assert.equal(info.url, `${url}?backup=${info.id}&volume=meta`);
     assert.equal(info.node, 'node-1');
@@ -64,7 +64,7 @@ describe('backups to a file target', () => {
     const reopened = await open(url, { password: 'correct horse' });
     const out = join(tmp, 'meta-restored');
     const restoreProgress: number[] = [];
-    const res = await reopened.restore(info.id.slice(0, 8), out, { onProgress: (p) => restoreProgress.push(p.bytesDone) });
+    const res = await runRestore(reopened, info.id.slice(0, 8), out, { onProgress: (p) => restoreProgress.push(p.bytesDone) });
     assert.deepEqual(res.warnings, []);
     assert.equal(restoreProgress.at(-1), last.bytesTotal);
     assertSameTree(src, out);
@@ -81,7 +81,7 @@ describe('backups to a file target', () => {
     mkdirSync(join(src, 'small'), { recursive: true });
     for (let i = 0; i < 10; i++) writeFileSync(join(src, `big-${i}.bin`), randomBytes(16 * MiB));
     for (let i = 0; i < 300; i++) writeFileSync(join(src, 'small', `f-${i}`), randomBytes(4096 + i * 13));
-    const first = await repo.backup(src, { volume: 'incr' });
+    const first = await runBackup(repo, src, { volume: 'incr' });
     const total = first.bytes;
     assert.ok(first.bytesAdded > total * 0.98, 'random data: the whole first backup is stored');
 
@@ -93,14 +93,14 @@ describe('backups to a file target', () => {
     writeFileSync(join(src, 'small', 'new'), randomBytes(64 * 1024));
 
     const before = repo.target.bytesWritten;
-    const second = await repo.backup(src, { volume: 'incr' });
+    const second = await runBackup(repo, src, { volume: 'incr' });
     const written = repo.target.bytesWritten - before;
     assert.equal(second.parent, first.id);
     t.diagnostic(`second backup wrote ${written} bytes = ${((100 * written) / total).toFixed(2)}% of ${total}`);
     assert.ok(written < total * 0.05, `second backup wrote ${written} bytes = ${((100 * written) / total).toFixed(2)}% of ${total}`);
     assert.ok(written >= MiB, 'it did write the change');
     const out = join(tmp, 'incr-restored');
-    await repo.restore(second.id, out);
+    await runRestore(repo, second.id, out);
     assertSameTree(src, out);
     rmSync(out, { recursive: true });
   });
@@ -133,18 +133,18 @@ describe('backups to a file target', () => {
     const again = await open(url, { password: 'correct horse' });
     try {
       assert.equal((await again.list({ volume: 'kill' })).length, 0, 'no backup became visible');
-      const v = await again.verify();
+      const v = await runVerify(again);
       assert.deepEqual(v.problems, []);
       const before = again.target.bytesWritten;
-      const info = await again.backup(src, { volume: 'kill' });
+      const info = await runBackup(again, src, { volume: 'kill' });
       const written = again.target.bytesWritten - before;
       t.diagnostic(`killed after ${killedAt} bytes of packs; the next run wrote ${written} of ${192 * MiB}`);
       assert.ok(written < 192 * MiB - killedAt + 16 * MiB, `the second run wrote ${written} bytes; ${killedAt} were already there`);
       assert.ok(info.bytesNew < 192 * MiB - killedAt + 16 * MiB);
-      const full = await again.verify({ readData: true });
+      const full = await runVerify(again, { readData: true });
       assert.deepEqual(full.problems, []);
       const out = join(tmp, 'kill-restored');
-      await again.restore(info.id, out);
+      await runRestore(again, info.id, out);
       assertSameTree(src, out);
       rmSync(out, { recursive: true });
     } finally {
@@ -159,10 +159,10 @@ describe('backups to a file target', () => {
       mkdirSync(join(src, 'a'), { recursive: true });
       mkdirSync(join(src, 'b'), { recursive: true });
       for (let i = 0; i < 3; i++) writeFileSync(join(src, 'a', `f${i}`), randomBytes(7 * MiB));
-      const first = await r.backup(src, { volume: 'v' });
+      const first = await runBackup(r, src, { volume: 'v' });
       for (let i = 0; i < 3; i++) writeFileSync(join(src, 'b', `f${i}`), randomBytes(7 * MiB));
-      const second = await r.backup(src, { volume: 'v' });
-      assert.ok((await r.verify({ readData: true })).ok);
+      const second = await runBackup(r, src, { volume: 'v' });
+      assert.ok((await runVerify(r, { readData: true })).ok);
 
       // the first backup's data pack is used by both backups
       const all = packs(join(tmp, 'repo-damage'));
@@ -172,9 +172,9 @@ describe('backups to a file target', () => {
       const buf = readFileSync(victim);
       buf[Math.floor(buf.length / 3)]! ^= 0x40;
       writeFileSync(victim, buf);
-      const structural = await r.verify();
+      const structural = await runVerify(r);
       assert.ok(structural.ok, 'structure alone does not read data');
-      const full = await r.verify({ readData: true });
+      const full = await runVerify(r, { readData: true });
       assert.equal(full.ok, false);
       const p = full.problems.find((x) => x.pack === name);
       assert.ok(p, JSON.stringify(full.problems));
@@ -184,11 +184,11 @@ describe('backups to a file target', () => {
       assert.match(p.message, new RegExp(name));
       // restoring a backup that needs the damaged chunk fails clearly
       const victimUser = p.backups[0]!;
-      await assert.rejects(r.restore(victimUser, join(tmp, 'damage-out')), code('corrupt'));
+      await assert.rejects(runRestore(r, victimUser, join(tmp, 'damage-out')), code('corrupt'));
       rmSync(join(tmp, 'damage-out'), { recursive: true, force: true });
 
       rmSync(victim);
-      const s = await r.verify();
+      const s = await runVerify(r);
       const m = s.problems.find((x) => x.pack === name);
       assert.ok(m, JSON.stringify(s.problems));
       assert.equal(m.kind, 'missing-pack');
@@ -213,20 +213,20 @@ describe('backups to a file target', () => {
       writeFileSync(join(b, 'common'), common);
       writeFileSync(join(a, 'own'), randomBytes(10 * MiB));
       writeFileSync(join(b, 'own'), randomBytes(10 * MiB));
-      const [ia, ib] = await Promise.all([h1.backup(a, { volume: 'v', node: 'host-a' }), h2.backup(b, { volume: 'v', node: 'host-b' })]);
+      const [ia, ib] = await Promise.all([runBackup(h1, a, { volume: 'v', node: 'host-a' }), runBackup(h2, b, { volume: 'v', node: 'host-b' })]);
       assert.notEqual(ia.id, ib.id);
       const r = await open(pathToFileURL(dir).href, { password: 'pw' });
       assert.equal((await r.list()).length, 2);
-      assert.deepEqual((await r.verify({ readData: true })).problems, []);
+      assert.deepEqual((await runVerify(r, { readData: true })).problems, []);
       for (const [info, src] of [[ia, a], [ib, b]] as const) {
         const out = join(tmp, `shared-out-${info.id}`);
-        await r.restore(info.id, out);
+        await runRestore(r, info.id, out);
         assertSameTree(src, out);
         rmSync(out, { recursive: true });
       }
       // prune (exclusive) keeps everything both need
-      await r.prune();
-      assert.deepEqual((await r.verify({ readData: true })).problems, []);
+      await runPrune(r);
+      assert.deepEqual((await runVerify(r, { readData: true })).problems, []);
       r.close();
     } finally {
       h1.close();
@@ -244,22 +244,22 @@ describe('backups to a file target', () => {
       mkdirSync(b);
       writeFileSync(join(a, 'x'), randomBytes(40 * MiB));
       writeFileSync(join(b, 'y'), randomBytes(30 * MiB));
-      const ia = await r.backup(a, { volume: 'a' });
-      const ib = await r.backup(b, { volume: 'b' });
+      const ia = await runBackup(r, a, { volume: 'a' });
+      const ib = await runBackup(r, b, { volume: 'b' });
       const size0 = du(dir);
       await r.remove(ia.id.slice(0, 10));
       await assert.rejects(r.inspect(ia.id), code('not_found'));
       assert.ok(du(dir) > size0 - MiB, 'remove alone frees nothing');
-      const res = await r.prune();
+      const res = await runPrune(r);
       const size1 = du(dir);
       assert.ok(size1 < size0 - 38 * MiB, `prune freed ${size0 - size1} bytes`);
       assert.ok(res.packsRemoved >= 2);
-      assert.ok((await r.verify({ readData: true })).ok);
+      assert.ok((await runVerify(r, { readData: true })).ok);
       const out = join(tmp, 'prune-out');
-      await r.restore(ib.id, out);
+      await runRestore(r, ib.id, out);
       assertSameTree(b, out);
       // a second prune finds nothing to do
-      assert.equal((await r.prune()).packsRemoved, 0);
+      assert.equal((await runPrune(r)).packsRemoved, 0);
     } finally {
       r.close();
     }
@@ -285,17 +285,17 @@ describe('backups to a file target', () => {
     const src = join(tmp, 'plain-src');
     mkdirSync(src);
     writeFileSync(join(src, 'hello'), 'hello plain world');
-    const info = await pr.backup(src, { volume: 'p' });
+    const info = await runBackup(pr, src, { volume: 'p' });
     const pr2 = await open(plainUrl);
-    await pr2.restore(info.id, join(tmp, 'plain-out'));
+    await runRestore(pr2, info.id, join(tmp, 'plain-out'));
     assert.equal(readFileSync(join(tmp, 'plain-out', 'hello'), 'utf8'), 'hello plain world');
     // prune waits for nobody: a live backup lock makes it fail with in_use
-    const release = await pr.lock(false, 'test');
-    await assert.rejects(pr2.prune(), code('in_use'));
+    const release = await takeLock(pr, false, 'test');
+    await assert.rejects(runPrune(pr2), code('in_use'));
     await release();
-    await pr2.prune();
+    await runPrune(pr2);
     // a lock that cannot be refreshed is not trusted once others may take it as stale
-    const held = await pr.lock(false, 'backup of p', { refreshMs: 40, staleMs: 1000 });
+    const held = await takeLock(pr, false, 'backup of p', { refreshMs: 40, staleMs: 1000 });
     held.check();
     const put = pr.target.put.bind(pr.target);
     pr.target.put = async () => {
@@ -315,7 +315,7 @@ describe('backups to a file target', () => {
     pr.close();
     pr2.close();
     // restore refuses a non-empty directory
-    await assert.rejects(repo.restore((await repo.list())[0]!.id, src), code('exists'));
+    await assert.rejects(runRestore(repo, (await repo.list())[0]!.id, src), code('exists'));
   });
 
   it('a full target fails with no_space', { skip: loopFsPrerequisites('ext4').length ? 'needs root and mkfs.ext4' : false }, async () => {
@@ -325,7 +325,7 @@ describe('backups to a file target', () => {
       const src = join(tmp, 'too-big');
       mkdirSync(src);
       writeFileSync(join(src, 'x'), randomBytes(48 * MiB));
-      await assert.rejects(r.backup(src, { volume: 'big' }), (e: unknown) => code('no_space')(e) && /is full/.test((e as Error).message));
+      await assert.rejects(runBackup(r, src, { volume: 'big' }), (e: unknown) => code('no_space')(e) && /is full/.test((e as Error).message));
       r.close();
     } finally {
       await fs.destroy();

@@ -1,10 +1,13 @@
-/**
- * verify (structure, optionally every byte) and prune (drop packs no backup references).
- */
+/** verify: every chunk a backup needs is indexed and its pack exists; with readData, every byte is read and checked. */
 import { createHash } from 'node:crypto';
 import { FerryError, errorMessage } from '../util/errors.js';
-import { FileTarget } from './target.js';
-import { PACK_FOOTER, PACK_HEADER, packPath, parallel, type PackRecord, type Repository, type SnapshotFile } from './repository.js';
+import { forEachLimit } from '../util/parallel.js';
+import { PACK_FOOTER, PACK_HEADER, packPath, type PackRecord } from './pack.js';
+import { chunkUsers } from './usage.js';
+import type { Repository } from './repository.js';
+
+/** What a verify needs of the repository. */
+export type VerifyRepo = Pick<Repository, 'target' | 'index' | 'loadSnapshots' | 'loadTree' | 'decodeBlob'>;
 
 export interface VerifyOptions {
   /** Read every pack and authenticate and hash every chunk (slow: reads the whole repository). */
@@ -33,47 +36,16 @@ export interface VerifyResult {
   problems: VerifyProblem[];
 }
 
-interface Usage {
-  /** chunk id -> backups using it */
-  users: Map<string, Set<string>>;
-  snaps: SnapshotFile[];
-  unreadable: Array<{ snap: SnapshotFile; error: unknown }>;
-}
-
-/** Every chunk each backup references (manifest chunks and file chunks). */
-async function usage(repo: Repository): Promise<Usage> {
-  const snaps = await repo.loadSnapshots();
-  const users = new Map<string, Set<string>>();
-  const use = (id: string, snap: string) => {
-    let s = users.get(id);
-    if (!s) users.set(id, (s = new Set()));
-    s.add(snap);
-  };
-  const unreadable: Usage['unreadable'] = [];
-  for (const s of snaps) {
-    for (const t of s.tree) use(t, s.id);
-    let nodes;
-    try {
-      nodes = await repo.loadTree(s);
-    } catch (error) {
-      unreadable.push({ snap: s, error });
-      continue;
-    }
-    for (const n of nodes) for (const c of n.content ?? []) if (typeof c === 'string') use(c, s.id);
-  }
-  return { users, snaps, unreadable };
-}
-
-export async function runVerify(repo: Repository, opts: VerifyOptions): Promise<VerifyResult> {
-  await repo.loadIndex(true);
-  const { users, snaps, unreadable } = await usage(repo);
+export async function runVerify(repo: VerifyRepo, opts: VerifyOptions = {}): Promise<VerifyResult> {
+  await repo.index.load(true);
+  const { users, snaps, unreadable } = await chunkUsers(repo);
   const problems: VerifyProblem[] = [];
   const sorted = (s: Iterable<string>) => [...s].sort();
 
   // Structure: every referenced chunk is in an index, and its pack exists.
   const byMissingPack = new Map<string, { chunks: string[]; backups: Set<string> }>();
   const missingChunks: { chunks: string[]; backups: Set<string> } = { chunks: [], backups: new Set() };
-  const missingPacks = new Set(repo.missingPacks);
+  const missingPacks = new Set(repo.index.missingPacks);
   for (const [chunk, who] of users) {
     const loc = repo.index.get(chunk);
     if (loc) continue;
@@ -98,7 +70,7 @@ export async function runVerify(repo: Repository, opts: VerifyOptions): Promise<
   if (missingChunks.chunks.length) {
     problems.push({ kind: 'missing-chunk', chunks: missingChunks.chunks.slice(0, 10), backups: sorted(missingChunks.backups), message: `${missingChunks.chunks.length} chunks are in no index and no pack; backups ${sorted(missingChunks.backups).join(', ')} are affected` });
   }
-  for (const { pack, error } of repo.unreadablePacks) {
+  for (const { pack, error } of repo.index.unreadablePacks) {
     problems.push({ kind: 'corrupt-pack', pack, backups: [], message: `pack ${pack} is in no index and its trailer cannot be read: ${error}` });
   }
   for (const { snap, error } of unreadable) {
@@ -109,7 +81,7 @@ export async function runVerify(repo: Repository, opts: VerifyOptions): Promise<
   // Data: read every pack, check its name (SHA-256 of its bytes), its trailer, and every chunk.
   let bytesRead = 0;
   if (opts.readData) {
-    const packs = [...repo.packs.entries()];
+    const packs = [...repo.index.packs.entries()];
     const bytesTotal = packs.reduce((a, [, s]) => a + s, 0);
     let packsDone = 0;
     const packUsers = (rec: PackRecord | undefined) => {
@@ -120,8 +92,8 @@ export async function runVerify(repo: Repository, opts: VerifyOptions): Promise<
       }
       return s;
     };
-    await parallel(packs, 2, async ([pack, size]) => {
-      const rec = repo.indexedPacks.get(pack) ?? repo.recoveredPacks.find((p) => p.id === pack);
+    await forEachLimit(packs, 2, async ([pack, size]) => {
+      const rec = repo.index.indexedPacks.get(pack) ?? repo.index.recoveredPacks.find((p) => p.id === pack);
       const bad: string[] = [];
       let why = '';
       try {
@@ -160,80 +132,15 @@ export async function runVerify(repo: Repository, opts: VerifyOptions): Promise<
       }
       packsDone++;
       opts.onProgress?.({ packsDone, packsTotal: packs.length, bytesDone: bytesRead, bytesTotal });
-    });
+    }, { stopOnError: true });
   }
-  return { ok: problems.length === 0, backups: snaps.length, packs: repo.packs.size, chunks: repo.index.size, bytesRead, problems };
+  return { ok: problems.length === 0, backups: snaps.length, packs: repo.index.packs.size, chunks: repo.index.size, bytesRead, problems };
 }
 
-function findInMissingPacks(repo: Repository, chunk: string, missing: Set<string>): string | undefined {
+function findInMissingPacks(repo: VerifyRepo, chunk: string, missing: Set<string>): string | undefined {
   for (const pack of missing) {
-    const rec = repo.indexedPacks.get(pack);
+    const rec = repo.index.indexedPacks.get(pack);
     if (rec?.blobs.some((b) => b[0] === chunk)) return pack;
   }
   return undefined;
-}
-
-export interface PruneResult {
-  packsRemoved: number;
-  bytesRemoved: number;
-  packsKept: number;
-  /** Kept packs also hold this many bytes of chunks no backup needs (packs are not rewritten). */
-  bytesUnusedKept: number;
-  indexFilesRewritten: number;
-  staleLocksRemoved: number;
-}
-
-/**
- * Remove every pack none of whose chunks a backup references, and rewrite the index to name only the
- * packs that remain. Packs that are partly used are kept whole (not repacked). Takes the exclusive
- * lock: no backup can run meanwhile (so packs of a backup in progress are never taken for garbage).
- */
-export async function runPrune(repo: Repository): Promise<PruneResult> {
-  const release = await repo.lock(true, 'prune');
-  try {
-    const staleLocksRemoved = await repo.removeStaleLocks();
-    await repo.loadIndex(true);
-    const { users, unreadable } = await usage(repo);
-    if (unreadable.length) {
-      throw new FerryError('corrupt', `prune refused: the manifest of backup ${unreadable[0]!.snap.id} cannot be read (${errorMessage(unreadable[0]!.error)}); run verify, and remove broken backups first`);
-    }
-    const keep: PackRecord[] = [];
-    const drop: string[] = [];
-    let bytesRemoved = 0;
-    let bytesUnusedKept = 0;
-    const all = new Map<string, PackRecord>();
-    for (const p of repo.indexedPacks.values()) if (repo.packs.has(p.id)) all.set(p.id, p);
-    for (const p of repo.recoveredPacks) all.set(p.id, p);
-    for (const p of all.values()) {
-      // A chunk counts as used in the pack the index resolves it to (duplicates elsewhere are garbage).
-      const used = p.blobs.filter((b) => users.has(b[0]) && repo.index.get(b[0])?.pack === p.id);
-      if (used.length === 0) {
-        drop.push(p.id);
-        bytesRemoved += p.size;
-      } else {
-        keep.push(p);
-        const usedSet = new Set(used);
-        bytesUnusedKept += p.blobs.filter((b) => !usedSet.has(b)).reduce((a, b) => a + b[3], 0);
-      }
-    }
-    // Packs with unreadable trailers and no index: nothing can reference their chunks.
-    for (const { pack } of repo.unreadablePacks) {
-      drop.push(pack);
-      bytesRemoved += repo.packs.get(pack) ?? 0;
-    }
-    // New index first, then drop the old ones, then the packs: a crash at any point leaves a
-    // consistent repository (at worst unreferenced packs, which the next prune removes).
-    const oldIndexFiles = [...repo.indexFiles];
-    const PER_INDEX = 512;
-    const newIndexFiles = new Set<string>();
-    for (let i = 0; i < keep.length; i += PER_INDEX) newIndexFiles.add(await repo.writeIndex(keep.slice(i, i + PER_INDEX)));
-    const obsolete = oldIndexFiles.filter((f) => !newIndexFiles.has(f));
-    await parallel(obsolete, 8, (f) => repo.target.remove(`index/${f}`));
-    await parallel(drop, 8, (p) => repo.target.remove(packPath(p)));
-    if (repo.target instanceof FileTarget) await repo.target.removeTemporaries();
-    await repo.loadIndex(true);
-    return { packsRemoved: drop.length, bytesRemoved, packsKept: keep.length, bytesUnusedKept, indexFilesRewritten: newIndexFiles.size, staleLocksRemoved };
-  } finally {
-    await release().catch(() => undefined);
-  }
 }

@@ -1,0 +1,137 @@
+// The backup engine against an in-memory target: backup, restore, verify and prune without a disk repository.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { init, open, runBackup, runRestore, runVerify, runPrune, takeLock, MemoryTarget, type Repository } from '../../src/backup/index.js';
+import { forEachLimit } from '../../src/util/parallel.js';
+import { FerryError } from '../../src/util/errors.js';
+
+const cheap = { N: 1024, r: 8, p: 1 };
+const code = (c: string) => (e: unknown) => e instanceof FerryError && e.code === c;
+
+/** sha256 of every file under dir, by relative path. */
+async function digest(dir: string, rel = ''): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const e of await readdir(join(dir, rel), { withFileTypes: true })) {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) Object.assign(out, await digest(dir, p));
+    else out[p] = createHash('sha256').update(await readFile(join(dir, p))).digest('hex');
+  }
+  return out;
+}
+
+describe('backup engine on a memory target', () => {
+  let tmp: string;
+  let src: string;
+  let target: MemoryTarget;
+  let repo: Repository;
+
+  before(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'ferry-memrepo-'));
+    src = join(tmp, 'src');
+    await mkdir(join(src, 'a/b'), { recursive: true });
+    await writeFile(join(src, 'big.bin'), randomBytes(5 * 1024 * 1024));
+    await writeFile(join(src, 'a/small.txt'), 'hello');
+    await writeFile(join(src, 'a/b/empty'), '');
+    for (let i = 0; i < 50; i++) await writeFile(join(src, 'a', `f${i}`), randomBytes(1000 + i));
+    target = new MemoryTarget();
+    repo = await init(target, { password: 'pw', kdf: cheap });
+  });
+  after(async () => {
+    repo.close();
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('restores what it backed up, byte for byte, and the second backup adds only what changed', async () => {
+    const first = await runBackup(repo, src, { volume: 'v' });
+    assert.equal(first.files, 53);
+    await writeFile(join(src, 'a/small.txt'), 'changed');
+    const second = await runBackup(repo, src, { volume: 'v' });
+    assert.equal(second.parent, first.id);
+    // the changed file and the manifest's changed chunks; not the 5 MiB file again
+    assert.ok(second.bytesNew < first.bytesNew / 100, `second backup stored ${second.bytesNew} new bytes (first ${first.bytesNew})`);
+    const out = join(tmp, 'out');
+    // a new handle on the same objects: nothing is cached in the first one
+    const again = await open(target, { password: 'pw' });
+    await runRestore(again, second.id, out);
+    assert.deepEqual(await digest(out), await digest(src));
+    assert.equal((await again.list({ volume: 'v' })).length, 2);
+    assert.ok((await runVerify(again, { readData: true })).ok);
+  });
+
+  it('verify names the backups a damaged pack hurts; prune after a remove keeps what the rest need', async () => {
+    const packs = [...target.objects.keys()].filter((n) => n.startsWith('data/'));
+    assert.ok(packs.length > 0);
+    const [victim] = packs;
+    const saved = target.objects.get(victim!)!;
+    const damaged = Buffer.from(saved);
+    damaged[20]! ^= 0xff;
+    target.objects.set(victim!, damaged);
+    const report = await runVerify(repo, { readData: true });
+    assert.equal(report.ok, false);
+    const problem = report.problems.find((p) => p.kind === 'corrupt-pack');
+    assert.ok(problem && problem.backups.length > 0, JSON.stringify(report.problems));
+    target.objects.set(victim!, saved);
+
+    const [oldest] = await repo.list({ volume: 'v' });
+    await repo.remove(oldest!.id);
+    const pruned = await runPrune(repo);
+    assert.equal(pruned.staleLocksRemoved, 0);
+    const [left] = await repo.list({ volume: 'v' });
+    const out = join(tmp, 'after-prune');
+    await runRestore(repo, left!.id, out);
+    assert.deepEqual(await digest(out), await digest(src));
+    assert.ok((await runVerify(repo, { readData: true })).ok);
+  });
+
+  it('a prune is refused while a backup holds its shared lock, and leaves no lock behind', async () => {
+    const held = await takeLock(repo, false, 'backup of v');
+    try {
+      await assert.rejects(runPrune(repo), code('in_use'));
+    } finally {
+      await held();
+    }
+    await runPrune(repo);
+    assert.deepEqual([...target.objects.keys()].filter((n) => n.startsWith('locks/')), []);
+  });
+});
+
+describe('forEachLimit', () => {
+  it('never settles while a call runs, and with stopOnError starts nothing after a failure', async () => {
+    const started: number[] = [];
+    let running = 0;
+    let maxRunning = 0;
+    const p = forEachLimit(
+      Array.from({ length: 20 }, (_, i) => i),
+      3,
+      async (i) => {
+        started.push(i);
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        await new Promise((r) => setTimeout(r, i === 1 ? 1 : 20));
+        running--;
+        if (i === 1) throw new Error('item 1 failed');
+      },
+      { stopOnError: true },
+    );
+    await assert.rejects(p, /item 1 failed/);
+    assert.equal(running, 0);
+    assert.equal(maxRunning, 3);
+    assert.ok(started.length < 20, `started ${started.length}`);
+  });
+
+  it('by default tries every item and rejects with the first failure', async () => {
+    const seen: number[] = [];
+    await assert.rejects(
+      forEachLimit([1, 2, 3, 4], 2, async (i) => {
+        seen.push(i);
+        if (i % 2 === 0) throw new Error(`item ${i}`);
+      }),
+      /item 2/,
+    );
+    assert.deepEqual(seen.sort(), [1, 2, 3, 4]);
+  });
+});
