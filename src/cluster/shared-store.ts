@@ -3,31 +3,9 @@ import { randomBytes } from 'node:crypto';
 import type { Quarantine } from '../util/quarantine.js';
 import { isErrno } from '../util/errors.js';
 import type { PoolCapacity, VolumeUsage } from '../wire/types.js';
-import type { VolumeRecord } from '../volumes/catalog.js';
+import type { VolumeRecord } from '../catalog/catalog.js';
 import { directShareFs } from '../pools/share-fs-direct.js';
-
-/**
- * The filesystem calls the shared store makes, all of them on the share. ferryd gives it a pool's
- * ShareIo (pools/share-io.ts: a child process, a deadline per call), so that a hung share fails these
- * calls with `unavailable` instead of stalling the daemon; errors of the calls themselves keep their
- * errno code (ENOENT, EEXIST...).
- */
-export interface ShareFs {
-  readText(path: string): Promise<string>;
-  /** Write a temporary file beside `path`, fsync, rename over it, fsync the directory. */
-  writeAtomic(path: string, text: string): Promise<void>;
-  /** Create `path` exclusively (O_EXCL), write and fsync it. */
-  writeNew(path: string, text: string): Promise<void>;
-  link(existing: string, path: string): Promise<void>;
-  /** The link count of `path` (stat). */
-  nlink(path: string): Promise<number>;
-  unlink(path: string): Promise<void>;
-  rename(from: string, to: string): Promise<void>;
-  readdir(dir: string): Promise<string[]>;
-  /** mkdir -p, mode 0700. */
-  mkdir(dir: string): Promise<void>;
-  fsyncDir(dir: string): Promise<void>;
-}
+import type { ShareFs } from '../pools/share-fs.js';
 
 /** A volume's record as every host sees it: what a catalog record holds minus this node's mounts. */
 export type SharedRecord = Omit<VolumeRecord, 'mounts'>;

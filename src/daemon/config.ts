@@ -5,8 +5,8 @@ import { parse as parseYaml, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { parseDuration } from '../util/duration.js';
-import { parseSchedule } from '../snapshots/schedule.js';
-import { parseKeepPolicy } from '../snapshots/retention.js';
+import { parseSchedule } from '../policy/schedule.js';
+import { parseKeepPolicy } from '../policy/retention.js';
 import { BUILTIN_DEFAULTS } from './defaults.js';
 import type { BackupTargetConfig } from '../backup/service.js';
 

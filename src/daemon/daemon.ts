@@ -6,7 +6,7 @@ import { mkdir, unlink } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { DaemonConfig } from './config.js';
-import { Catalog } from '../volumes/catalog.js';
+import { Catalog } from '../catalog/catalog.js';
 import { VolumeService } from '../volumes/service.js';
 import { SnapshotService } from '../snapshots/service.js';
 import { SnapshotScheduler } from '../snapshots/scheduler.js';
@@ -32,7 +32,7 @@ import { VERSION } from '../version.js';
 import { StateWarnings } from '../util/state-warnings.js';
 import { UsageTracker } from '../volumes/usage.js';
 import { CapacityHistory } from '../pools/capacity-history.js';
-import { lockDataDir } from './data-dir-lock.js';
+import { lockDataDir } from '../util/data-dir-lock.js';
 import { daemonChecks } from '../doctor/daemon-checks.js';
 import { Quarantine } from '../util/quarantine.js';
 

@@ -1,9 +1,13 @@
 // Learns, in the background, the labels and driver options Docker keeps for ferry's volumes (for undelete).
 import type { Logger } from 'pino';
 import { DockerApiError, type DockerClient } from './client.js';
-import type { VolumeService } from '../volumes/service.js';
 import { errorMessage } from '../util/errors.js';
 import { isOurDriver } from './driver-name.js';
+
+/** Where what Docker says of a volume is kept (the volume service); true when the volume is ferry's. */
+export interface DockerFactsKeeper {
+  rememberDocker(name: string, v: { Driver: string; Labels: Record<string, string> | null; Options: Record<string, string> | null }, authoritative: boolean): Promise<boolean>;
+}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
@@ -24,7 +28,7 @@ export class DockerMemory {
 
   constructor(
     private readonly docker: DockerClient,
-    private readonly service: VolumeService,
+    private readonly service: DockerFactsKeeper,
     private readonly driver: string,
     private readonly log: Logger,
     private readonly intervalMs = 10 * 60_000,

@@ -2,7 +2,7 @@
 import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import type { DataDirLock } from '../daemon/data-dir-lock.js';
+import type { DataDirLock } from '../util/data-dir-lock.js';
 import type { Pool } from '../pools/pool.js';
 import type { VolumeService } from '../volumes/service.js';
 import type { Cluster } from '../cluster/cluster.js';

@@ -2,7 +2,7 @@
 import { connect } from 'node:net';
 import { lstat, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { lockState } from '../daemon/data-dir-lock.js';
+import { lockState } from '../util/data-dir-lock.js';
 import { POOL_MARKER } from '../pools/dir.js';
 import { mountOf, withTimeout } from '../util/mounts.js';
 import { errorMessage, isErrno } from '../util/errors.js';

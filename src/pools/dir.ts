@@ -4,11 +4,11 @@ import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { fsyncDir } from '../util/atomic.js';
 import { execProgram } from '../util/exec.js';
 import { mountOf, withTimeout } from '../util/mounts.js';
-import type { VolumeOptions } from '../volumes/options.js';
+import type { VolumeOptions } from '../wire/types.js';
 import type { Pool, PoolStatus } from './pool.js';
 import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from '../snapshots/methods.js';
 import { ShareIo, shareFsOf } from './share-io.js';
-import type { ShareFs } from '../cluster/shared-store.js';
+import type { ShareFs } from './share-fs.js';
 
 /** How ferryd mounts a shared pool's filesystem itself (`mount -t TYPE -o OPTIONS DEVICE PATH`). */
 export interface PoolMountSpec {

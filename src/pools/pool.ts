@@ -1,6 +1,6 @@
-import type { VolumeOptions } from '../volumes/options.js';
+import type { VolumeOptions } from '../wire/types.js';
 import type { SnapshotMethod } from '../snapshots/methods.js';
-import type { ShareFs } from '../cluster/shared-store.js';
+import type { ShareFs } from './share-fs.js';
 
 // A pool's status crosses the API as it is: its shape is the wire contract's.
 export type { PoolStatus, PoolCapacity } from '../wire/types.js';

@@ -1,7 +1,7 @@
 // Shared-store filesystem calls made directly with fs.promises (for tests and tools; ferryd uses share-io.ts).
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { fsyncDir, writeFileAtomic } from '../util/atomic.js';
-import type { ShareFs } from '../cluster/shared-store.js';
+import type { ShareFs } from './share-fs.js';
 
 /** No deadline, no child process: a hung share hangs the caller. */
 export const directShareFs: ShareFs = {

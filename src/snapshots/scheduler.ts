@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { VolumeService, VolumeInfo } from '../volumes/service.js';
 import type { SnapshotService } from './service.js';
-import { parseSchedule, dueRun } from './schedule.js';
-import { applyRetention, parseKeepPolicy, formatKeepPolicy } from './retention.js';
+import { parseSchedule, dueRun } from '../policy/schedule.js';
+import { applyRetention, parseKeepPolicy, formatKeepPolicy } from '../policy/retention.js';
 import { errorMessage } from '../util/errors.js';
 
 /** A schedule for every volume carrying a label (from ferryd's config). */

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { VolumeService } from '../volumes/service.js';
-import type { VolumeRecord } from '../volumes/catalog.js';
+import type { VolumeRecord } from '../catalog/catalog.js';
 import type { DockerClient, ContainerRef } from '../docker/client.js';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
 import { forEachLimit } from '../util/parallel.js';

@@ -1,7 +1,7 @@
 import { FerryError } from '../util/errors.js';
 import { shown } from '../util/shown.js';
-import { parseSchedule } from '../snapshots/schedule.js';
-import { formatKeepPolicy, parseKeepPolicy } from '../snapshots/retention.js';
+import { parseSchedule } from '../policy/schedule.js';
+import { formatKeepPolicy, parseKeepPolicy } from '../policy/retention.js';
 import { parseBackupUrl } from '../backup/url.js';
 
 /** What `-o key=value` may say at create time. Parsed once, stored in the catalog. */

@@ -1,6 +1,6 @@
 /** Start-up: catalog records that could not be read are moved aside and rebuilt from what the pools still hold. */
 import type { Logger } from 'pino';
-import { TRASH_ID_PATTERN, type Catalog, type Unreadable, type VolumeRecord } from './catalog.js';
+import { TRASH_ID_PATTERN, type Catalog, type Unreadable, type VolumeRecord } from '../catalog/catalog.js';
 import type { Pool } from '../pools/pool.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { Quarantine } from '../util/quarantine.js';

@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { Catalog, TRASH_ID_PATTERN, type DockerKnown, type TrashRecord, type VolumeRecord } from './catalog.js';
+import { Catalog, TRASH_ID_PATTERN, type DockerKnown, type TrashRecord, type VolumeRecord } from '../catalog/catalog.js';
 import { checkVolumeName } from './names.js';
 import { parseVolumeOptions, type AccessMode, type VolumeOptions } from './options.js';
 import { dropReadOnlyView, ensureReadOnlyView, ensureView } from './ro-view.js';

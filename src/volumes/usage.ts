@@ -3,7 +3,7 @@ import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { VolumeInfo, VolumeService } from './service.js';
-import type { VolumeRecord } from './catalog.js';
+import type { VolumeRecord } from '../catalog/catalog.js';
 import type { TrashUsage, VolumeUsage } from './usage-types.js';
 import type { NodeUsage, PublishedUsage } from '../cluster/shared-store.js';
 import { snapshotSpace, type SnapshotSpace, type SpaceCache } from '../snapshots/space.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { pino } from 'pino';
-import { Catalog } from '../../src/volumes/catalog.js';
+import { Catalog } from '../../src/catalog/catalog.js';
 import { VolumeService } from '../../src/volumes/service.js';
 import { DirPool } from '../../src/pools/dir.js';
 import { SnapshotService } from '../../src/snapshots/service.js';

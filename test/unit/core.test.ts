@@ -8,7 +8,7 @@ import { parseVolumeOptions } from '../../src/volumes/options.js';
 import { parseDuration } from '../../src/util/duration.js';
 import { KeyedLock } from '../../src/util/keyed-lock.js';
 import { writeJsonAtomic } from '../../src/util/atomic.js';
-import { Catalog, type VolumeRecord } from '../../src/volumes/catalog.js';
+import { Catalog, type VolumeRecord } from '../../src/catalog/catalog.js';
 import { table, bytes, ago } from '../../src/cli/format.js';
 
 describe('volume names', () => {

@@ -8,7 +8,7 @@ import { ApiClient } from '../../src/cli/client.js';
 import { ok, problem, skipped } from '../../src/doctor/check.js';
 import { judgeClocks, linkProbe } from '../../src/doctor/share-probes.js';
 import { judgeClaim, watchClaim, watchMs } from '../../src/cluster/node-claim.js';
-import { lockDataDir, lockState, LOCK_FILE } from '../../src/daemon/data-dir-lock.js';
+import { lockDataDir, lockState, LOCK_FILE } from '../../src/util/data-dir-lock.js';
 import type { NodeBeat } from '../../src/cluster/shared-store.js';
 
 const temp = () => mkdtempSync(join(tmpdir(), 'ferry-doctor-unit-'));

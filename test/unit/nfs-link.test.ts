@@ -4,7 +4,8 @@ import { link } from 'node:fs/promises';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SharedStore, type ShareFs } from '../../src/cluster/shared-store.js';
+import { SharedStore } from '../../src/cluster/shared-store.js';
+import type { ShareFs } from '../../src/pools/share-fs.js';
 import { directShareFs } from '../../src/pools/share-fs-direct.js';
 
 /**

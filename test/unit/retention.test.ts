@@ -6,8 +6,8 @@ import {
   isoWeekKey,
   parseKeepPolicy,
   type KeepPolicy,
-} from '../../src/snapshots/retention.js';
-import { dueRun, parseSchedule } from '../../src/snapshots/schedule.js';
+} from '../../src/policy/retention.js';
+import { dueRun, parseSchedule } from '../../src/policy/schedule.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;

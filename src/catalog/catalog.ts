@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
 import { forEachLimit } from '../util/parallel.js';
 import { errorMessage, isErrno } from '../util/errors.js';
-import type { VolumeOptions } from './options.js';
+import type { VolumeOptions } from '../wire/types.js';
 import { MountJournal } from './mount-journal.js';
 import type { Quarantine } from '../util/quarantine.js';
 import { noSpaceError } from '../util/no-space.js';

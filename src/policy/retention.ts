@@ -1,5 +1,5 @@
 /**
- * Retention of scheduled snapshots (and later backups): which to keep, which to remove.
+ * Retention of scheduled snapshots and backups: which to keep, which to remove.
  *
  * The policy and its evaluation follow restic's `forget` (the --keep-* options of restic ≥ 0.17):
  *

@@ -1,5 +1,5 @@
 /**
- * Schedules for scheduled snapshots (and later backups): standard 5-field cron, evaluated in UTC.
+ * Schedules for scheduled snapshots and backups: standard 5-field cron, evaluated in UTC.
  *
  *   minute hour day-of-month month day-of-week     e.g. "0 * * * *", "*\/15 * * * *", "30 3 * * 1-5"
  *
