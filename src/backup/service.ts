@@ -11,7 +11,6 @@ import type { SnapshotService, SnapshotRecord } from '../snapshots/service.js';
 import type { JobInfo, JobRegistry } from '../jobs/jobs.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { checkVolumeName } from '../volumes/names.js';
-import { parseVolumeOptions } from '../volumes/options.js';
 import { init as initRepo, open as openRepo, parseBackupUrl, runBackup, runRestore, runPrune, runVerify, type Repository, type S3Options, type BackupInfo } from './index.js';
 import type { BackupHistory, BackupOutcome } from './history.js';
 import type { TargetProblem } from '../wire/types.js';
@@ -294,7 +293,7 @@ export class BackupService {
   async startRestore(url: string, volumeIn: string, options: Record<string, string> = {}): Promise<JobInfo> {
     const volume = checkVolumeName(volumeIn);
     this.fromUrl(url); // a bad URL fails at once
-    parseVolumeOptions({ ...options, backup: url }); // so do bad options
+    this.volumes.parseOptions({ ...options, backup: url }); // so do bad options
     const taken = await this.volumes.lookup(volume).then(() => true, (err: unknown) => {
       if (err instanceof FerryError && err.code === 'not_found') return false;
       throw err;

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
 import { ago, bytes, table, tableWidth } from './format.js';
 import { checkVolumeName } from '../volumes/names.js';
-import { ACCEPTED_OPTIONS } from '../volumes/options.js';
+import { ACCEPTED_OPTIONS } from '../daemon/volume-options.js';
 import { FerryError } from '../util/errors.js';
 import type { DockerTold, TrashInfo, VolumeInfo } from '../volumes/service.js';
 import type { Attachment as AttachmentStatus } from '../wire/types.js';

@@ -33,6 +33,7 @@ import { StateWarnings } from '../util/state-warnings.js';
 import { UsageTracker } from '../volumes/usage.js';
 import { CapacityHistory } from '../pools/capacity-history.js';
 import { lockDataDir } from '../util/data-dir-lock.js';
+import { parseVolumeOptions } from './volume-options.js';
 import { daemonChecks } from '../doctor/daemon-checks.js';
 import { Quarantine } from '../util/quarantine.js';
 
@@ -105,6 +106,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   let backups: BackupService | undefined;
   const service = new VolumeService({
     catalog: new Catalog(join(config.dataDir, 'catalog'), quarantine),
+    parseOptions: parseVolumeOptions,
     quarantine,
     pools,
     defaultPool: config.defaultPool,

@@ -2,7 +2,7 @@ import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { Catalog, TRASH_ID_PATTERN, type DockerKnown, type TrashRecord, type VolumeRecord } from '../catalog/catalog.js';
 import { checkVolumeName } from './names.js';
-import { parseVolumeOptions, type AccessMode, type VolumeOptions } from './options.js';
+import type { AccessMode, VolumeOptions, VolumeOptionsParser } from './options.js';
 import { dropReadOnlyView, ensureReadOnlyView, ensureView } from './ro-view.js';
 import type { Pool, PoolStatus } from '../pools/pool.js';
 import { isRunningState, mayHoldMounts, type ContainerRef, type DockerClient } from '../docker/client.js';
@@ -94,6 +94,8 @@ export interface RemoveOptions {
 
 export interface ServiceDeps {
   catalog: Catalog;
+  /** Checks `-o` options: the core's and those of the features above (daemon/volume-options.ts). */
+  parseOptions: VolumeOptionsParser;
   pools: Map<string, Pool>;
   defaultPool: string;
   node: string;
@@ -141,6 +143,11 @@ export class VolumeService {
     this.catalog = deps.catalog;
     this.log = deps.log;
     this.now = deps.now ?? Date.now;
+  }
+
+  /** Check volume options as create would (for callers that check before they start a job). */
+  parseOptions(opts: unknown): VolumeOptions {
+    return this.deps.parseOptions(opts);
   }
 
   get node(): string {
@@ -269,7 +276,7 @@ export class VolumeService {
     { ifMissing = false, progress, dockerOptions }: { ifMissing?: boolean; progress?: (p: RestoreReport) => void; /** Create's Opts as Docker sent them. */ dockerOptions?: unknown } = {},
   ): Promise<VolumeInfo> {
     const name = checkVolumeName(nameIn);
-    const opts = parseVolumeOptions(optsIn);
+    const opts = this.deps.parseOptions(optsIn);
     if (opts.backup && !this.deps.restoreBackup) throw new FerryError('invalid', 'restores from backups are not available on this node');
     const fill = opts.backup ? (dir: string) => this.deps.restoreBackup!(opts.backup!, dir, progress) : undefined;
     let source: CloneSource | undefined;

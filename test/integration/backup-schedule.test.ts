@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { pino } from 'pino';
 import { Catalog } from '../../src/catalog/catalog.js';
+import { parseVolumeOptions } from '../../src/daemon/volume-options.js';
 import { VolumeService } from '../../src/volumes/service.js';
 import { DirPool } from '../../src/pools/dir.js';
 import { SnapshotService } from '../../src/snapshots/service.js';
@@ -34,7 +35,7 @@ describe('scheduled backups with a fake clock', () => {
     dir = mkdtempSync(join(tmpdir(), 'ferry-bsched-'));
     mkdirSync(join(dir, 'repo'));
     writeFileSync(join(dir, 'key'), 'secret');
-    volumes = new VolumeService({ catalog: new Catalog(join(dir, 'catalog')), pools: new Map([['local', new DirPool('local', dir)]]), defaultPool: 'local', node: 'n1', trashRetentionMs: HOUR, log, now, resolveClone: (f) => snapshots.cloneSource(f) });
+    volumes = new VolumeService({ catalog: new Catalog(join(dir, 'catalog')), parseOptions: parseVolumeOptions, pools: new Map([['local', new DirPool('local', dir)]]), defaultPool: 'local', node: 'n1', trashRetentionMs: HOUR, log, now, resolveClone: (f) => snapshots.cloneSource(f) });
     snapshots = new SnapshotService(volumes, log, undefined, now);
     jobs = new JobRegistry(log);
     backups = new BackupService(volumes, snapshots, jobs, { targets: { nas: { url: `file://${join(dir, 'repo')}`, passwordFile: join(dir, 'key') } } }, 'n1', log);

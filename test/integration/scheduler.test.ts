@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { pino } from 'pino';
 import { Catalog } from '../../src/catalog/catalog.js';
+import { parseVolumeOptions } from '../../src/daemon/volume-options.js';
 import { VolumeService } from '../../src/volumes/service.js';
 import { DirPool } from '../../src/pools/dir.js';
 import { SnapshotService } from '../../src/snapshots/service.js';
@@ -28,7 +29,7 @@ describe('scheduled snapshots with a fake clock', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'ferry-sched-'));
     const now = () => clock;
-    volumes = new VolumeService({ catalog: new Catalog(join(dir, 'catalog')), pools: new Map([['local', new DirPool('local', dir)]]), defaultPool: 'local', node: 'n1', trashRetentionMs: HOUR, log, now, resolveClone: (f) => snapshots.cloneSource(f) });
+    volumes = new VolumeService({ catalog: new Catalog(join(dir, 'catalog')), parseOptions: parseVolumeOptions, pools: new Map([['local', new DirPool('local', dir)]]), defaultPool: 'local', node: 'n1', trashRetentionMs: HOUR, log, now, resolveClone: (f) => snapshots.cloneSource(f) });
     snapshots = new SnapshotService(volumes, log, undefined, now);
     await volumes.start();
     scheduler = new SnapshotScheduler(volumes, snapshots, [{ label: 'backup=hourly', schedule: '@hourly', keep: 'last=2' }], log, now);

@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { checkVolumeName } from '../../src/volumes/names.js';
-import { parseVolumeOptions } from '../../src/volumes/options.js';
+import { parseVolumeOptions } from '../../src/daemon/volume-options.js';
 import { parseDuration } from '../../src/util/duration.js';
 import { KeyedLock } from '../../src/util/keyed-lock.js';
 import { writeJsonAtomic } from '../../src/util/atomic.js';
