@@ -1,3 +1,4 @@
+/** The `ferry` and `ferryd` entry point: commands, flags, exit codes. */
 import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { registerCliCommands } from './cli/commands.js';

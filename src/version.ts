@@ -1,3 +1,4 @@
+/** Ferry's version, from package.json. */
 import { readFileSync } from 'node:fs';
 
 /** The version in package.json (dist/src/version.js sits two levels below the package root). */

@@ -1,3 +1,4 @@
+/** ferryd's Prometheus metrics: the series, their labels and the gauges read at each scrape. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { VolumeService } from '../volumes/service.js';
 import type { UsageTracker } from '../volumes/usage.js';

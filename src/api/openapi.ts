@@ -1,3 +1,4 @@
+/** The OpenAPI description of the control API, served at /v1/openapi.yaml and .json. */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';

@@ -1,3 +1,4 @@
+/** The control API (REST over the unix socket, and TCP with tokens): routes that call the services. */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { gzipSync } from 'node:zlib';
 import { newHttpServer } from '../util/http.js';

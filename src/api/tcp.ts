@@ -1,3 +1,4 @@
+/** The control API over TCP: the listen address and the TLS certificate. */
 import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';

@@ -1,3 +1,4 @@
+/** Bearer tokens for the API over TCP: made, listed, revoked, checked; stored hashed. */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';

@@ -1,3 +1,4 @@
+/** Serves the Volume Hub's built files (dist/ui): the page at / and its assets. */
 import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { existsSync } from 'node:fs';

@@ -1,3 +1,4 @@
+/** The newest backup outcome per volume and target, kept across restarts (read by /metrics and the volume list). */
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import type { Quarantine } from '../util/quarantine.js';
 import { errorMessage } from '../util/errors.js';

@@ -1,3 +1,4 @@
+/** The backup service: backups, restores, verify and prune as jobs, the targets of ferryd's config, scheduled backups. */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';

@@ -1,3 +1,4 @@
+/** The catalog: one JSON record per volume (and per trash entry), written atomically, all loaded at start. */
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';

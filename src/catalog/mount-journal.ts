@@ -1,3 +1,4 @@
+/** The mount journal: reference-count changes appended and fsynced before Docker is answered, folded into the records. */
 import { open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from '../util/atomic.js';

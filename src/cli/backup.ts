@@ -1,3 +1,4 @@
+/** The `ferry backup` commands (init, create, ls, inspect, restore, rm, verify, prune) and `ferry job` (ls, wait). */
 import type { Command } from 'commander';
 import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
 import { ago, bytes, table, tableWidth } from './format.js';

@@ -1,3 +1,4 @@
+/** The `ferry volume` commands (create, ls, inspect, rm, trash, purge, undelete) and `ferry status`. */
 import { Command } from 'commander';
 import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
 import { ago, bytes, table, tableWidth } from './format.js';

@@ -1,3 +1,4 @@
+/** What every command shares: the API client from the flags, JSON output, key=value options, errors. */
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

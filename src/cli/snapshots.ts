@@ -1,3 +1,4 @@
+/** The `ferry snapshot` and history commands (commit, log, branch, checkout, reset). */
 import type { Command } from 'commander';
 import { client, enc, print, printJson, wantsJson } from './common.js';
 import { ago, bytes, table, tableWidth } from './format.js';

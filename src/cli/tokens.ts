@@ -1,3 +1,4 @@
+/** The `ferry token` commands. */
 import { Command, Option } from 'commander';
 import { client, enc, print, printJson, wantsJson } from './common.js';
 import { ago, table } from './format.js';

@@ -1,3 +1,4 @@
+/** A node in shared pools: its heartbeat, other nodes' liveness, attachments, rwo locks and takeovers, fencing deadlines. */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';

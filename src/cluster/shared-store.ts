@@ -1,3 +1,4 @@
+/** The files every host of a shared pool reads and writes: shared records, heartbeats, attachments, locks, marks, usage. */
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Quarantine } from '../util/quarantine.js';

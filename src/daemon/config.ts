@@ -1,3 +1,4 @@
+/** ferryd's configuration: the YAML file and flags, validated with errors that name the key, its line and what was expected. */
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';

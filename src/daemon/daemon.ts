@@ -1,3 +1,4 @@
+/** Wires ferryd together and runs it: pools, catalog, services, the plugin socket, the API, the background passes. */
 import { Periodic } from '../util/periodic.js';
 import { errorMessage } from '../util/errors.js';
 import { basename, join } from 'node:path';

@@ -1,3 +1,4 @@
+/** ferryd's default paths. */
 import { hostname } from 'node:os';
 
 /**

@@ -1,3 +1,4 @@
+/** The few Docker Engine API calls ferryd makes: who uses a volume, restarts, volume listings, exec for snapshot hooks. */
 import { request } from 'node:http';
 import { isOurDriver } from './driver-name.js';
 

@@ -1,3 +1,4 @@
+/** Long operations as jobs: progress clients poll, results and errors, a recent history kept across restarts. */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FerryError, errorMessage } from '../util/errors.js';

@@ -1,3 +1,4 @@
+/** Docker's volume plugin protocol on its unix socket: the eight calls, mapped onto the volume service. */
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { newHttpServer } from '../util/http.js';
 import type { Logger } from 'pino';

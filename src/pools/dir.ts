@@ -1,3 +1,4 @@
+/** The directory pool: a directory per volume on a local or shared filesystem, with its snapshot method. */
 import { chmod, chown, lstat, mkdir, readdir, rename, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';

@@ -1,3 +1,4 @@
+/** The Pool interface: what the volume service asks of a place where volume data lives. */
 import type { VolumeOptions } from '../wire/types.js';
 import type { SnapshotMethod } from '../snapshots/methods.js';
 import type { ShareFs } from './share-fs.js';

@@ -1,3 +1,4 @@
+/** Scheduled snapshots: which volumes are due (by option or label), taking them and thinning by retention. */
 import type { Logger } from 'pino';
 import type { VolumeService, VolumeInfo } from '../volumes/service.js';
 import type { SnapshotService } from './service.js';

@@ -1,3 +1,4 @@
+/** Atomic, durable writes: temporary file, fsync, rename, fsync of the directory. */
 import { open, rename, unlink, readFile } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';

@@ -1,3 +1,4 @@
+/** Durations such as 24h or 1h30m: parsed and formatted. */
 import { FerryError } from './errors.js';
 
 const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };

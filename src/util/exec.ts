@@ -1,3 +1,4 @@
+/** Run a program without a shell. */
 import { execFile } from 'node:child_process';
 import { FerryError } from './errors.js';
 

@@ -1,3 +1,4 @@
+/** The HTTP servers' shared set-up (Fastify with ferryd's logger). */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { shown } from './shown.js';

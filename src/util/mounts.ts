@@ -1,3 +1,4 @@
+/** Mounts from /proc/self/mountinfo, and calls with a deadline. */
 import { readFile, realpath } from 'node:fs/promises';
 import { dirname } from 'node:path';
 

@@ -1,3 +1,4 @@
+/** Listening on unix sockets safely: stale sockets removed, a live one never stolen. */
 import { connect } from 'node:net';
 import { chmod, mkdir, unlink, lstat } from 'node:fs/promises';
 import { dirname } from 'node:path';

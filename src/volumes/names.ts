@@ -1,3 +1,4 @@
+/** Volume names: Docker's rule plus a length limit. */
 import { FerryError } from '../util/errors.js';
 
 /** Docker's rule for volume names, plus a length limit so that every derived file name stays valid. */

@@ -1,3 +1,4 @@
+/** Read-only views of rox volumes (a read-only bind mount of the data). */
 import { mkdir, rmdir } from 'node:fs/promises';
 import { execProgram } from '../util/exec.js';
 import { mountOf } from '../util/mounts.js';
