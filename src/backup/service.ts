@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import type { Quarantine } from '../util/quarantine.js';
-import { parseSchedule, dueRun } from '../policy/schedule.js';
+import { Scheduler } from '../policy/scheduler.js';
 import { applyRetention, parseKeepPolicy } from '../policy/retention.js';
 import type { Logger } from 'pino';
-import type { VolumeService } from '../volumes/service.js';
+import type { VolumeService, VolumeInfo } from '../volumes/service.js';
 import type { SnapshotService, SnapshotRecord } from '../snapshots/service.js';
 import type { JobInfo, JobRegistry } from '../jobs/jobs.js';
 import { FerryError, errorMessage } from '../util/errors.js';
@@ -15,6 +15,13 @@ import { checkVolumeName } from '../volumes/names.js';
 import { init as initRepo, open as openRepo, parseBackupUrl, runBackup, runRestore, runPrune, runVerify, type Repository, type S3Options, type BackupInfo } from './index.js';
 import type { BackupHistory, BackupOutcome } from './history.js';
 import type { TargetProblem } from '../wire/types.js';
+
+/** A volume's scheduled backups: `-o backup-schedule`, `-o backup-target` and `-o backup-keep`. */
+interface BackupPlan {
+  schedule: string;
+  target: string;
+  keep?: string;
+}
 
 /** A backup target from ferryd's config (`backupTargets.NAME`). */
 export interface BackupTargetConfig {
@@ -335,8 +342,7 @@ export class BackupService {
 
   // ---- schedules ----------------------------------------------------------------------------------
 
-  private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
+  private scheduler: Scheduler<VolumeInfo, BackupPlan> | undefined;
   private readonly runningScheduled = new Set<string>();
   private readonly afterJobs = new Set<Promise<void>>();
 
@@ -353,69 +359,82 @@ export class BackupService {
    * The slot is recorded when the backup ends, so one interrupted by a crash runs again at start-up.
    */
   startScheduler(stateDir: string, intervalMs = 15_000, now: () => number = Date.now): void {
-    const file = join(stateDir, 'backup-schedules.json');
-    const tick = () =>
-      (this.ticking ??= this.scheduledTick(file, now)
-        .catch((err) => this.log.error({ err: errorMessage(err) }, 'backup scheduler failed'))
-        .finally(() => (this.ticking = undefined)));
-    void tick();
-    this.timer = setInterval(() => void tick(), intervalMs);
-    this.timer.unref();
+    this.scheduler = this.backupScheduler(join(stateDir, 'backup-schedules.json'), now, intervalMs);
+    this.scheduler.start();
   }
 
   async stopScheduler(): Promise<void> {
-    clearInterval(this.timer);
-    await this.ticking;
+    await this.scheduler?.stop();
     await this.settled().catch(() => undefined);
   }
 
-  /** One pass (the timer calls it; tests call it with a fake clock). */
+  /** One pass (the timer makes them; tests call it with a fake clock). */
   async scheduledTick(file: string, now: () => number): Promise<void> {
-    const here = await this.volumes.scheduledHere();
-    await this.scheduleState(file); // an unreadable state is found at start-up, not at the first due backup
-    for (const v of this.volumes.list()) {
-      const sched = v.options['backup-schedule'];
-      const targetRef = v.options['backup-target'];
-      if (!sched || !targetRef || !here(v) || this.runningScheduled.has(v.name)) continue;
-      const state = await this.scheduleState(file);
-      const last = state[v.name]?.createdAt === v.createdAt ? state[v.name]!.slot : undefined;
-      const slot = dueRun(parseSchedule(sched), last ? new Date(last) : undefined, new Date(now()), new Date(v.createdAt));
-      if (!slot) continue;
-      let job: JobInfo;
+    await this.backupScheduler(file, now).passOnce();
+  }
+
+  private backupScheduler(file: string, now: () => number, intervalMs?: number): Scheduler<VolumeInfo, BackupPlan> {
+    return new Scheduler<VolumeInfo, BackupPlan>(
+      this.volumes,
+      {
+        // an unreadable state is found at start-up, not at the first due backup
+        beforePass: async () => void (await this.scheduleState(file)),
+        planFor: (v) => {
+          const schedule = v.options['backup-schedule'];
+          const target = v.options['backup-target'];
+          if (!schedule || !target || this.runningScheduled.has(v.name)) return undefined;
+          return { schedule, target, ...(v.options['backup-keep'] ? { keep: v.options['backup-keep'] } : {}) };
+        },
+        lastSlot: async (v) => {
+          const state = await this.scheduleState(file);
+          const last = state[v.name]?.createdAt === v.createdAt ? state[v.name]!.slot : undefined;
+          return last ? new Date(last) : undefined;
+        },
+        run: (v, plan, slot) => this.startScheduled(v, plan, slot, file, now),
+        failed: (v, plan, err) => this.log.error({ volume: v.name, target: plan.target, err: errorMessage(err) }, 'backup scheduler failed'),
+      },
+      now,
+      intervalMs,
+      (err) => this.log.error({ err: errorMessage(err) }, 'backup scheduler failed'),
+    );
+  }
+
+  /** Start a due scheduled backup as a job; its slot is recorded, and older scheduled backups thinned, when it ends. */
+  private async startScheduled(v: VolumeInfo, plan: BackupPlan, slot: Date, file: string, now: () => number): Promise<void> {
+    let job: JobInfo;
+    try {
+      job = await this.startBackup(v.name, { target: plan.target, tags: ['scheduled'] });
+    } catch (err) {
+      this.log.error({ volume: v.name, target: plan.target, err: errorMessage(err) }, 'scheduled backup could not start');
+      // a target gone or a wrong password fails every scheduled backup before its job: count it as failing
+      let target = plan.target;
       try {
-        job = await this.startBackup(v.name, { target: targetRef, tags: ['scheduled'] });
-      } catch (err) {
-        this.log.error({ volume: v.name, target: targetRef, err: errorMessage(err) }, 'scheduled backup could not start');
-        // a target gone or a wrong password fails every scheduled backup before its job: count it as failing
-        let target = targetRef;
-        try {
-          target = this.targetLabel(this.resolve(targetRef));
-        } catch {
-          // an unknown target name: keep the name the volume gives
-        }
-        this.ended({ volume: v.name, createdAt: v.createdAt, target, ok: false, at: now() / 1000 });
-        continue;
+        target = this.targetLabel(this.resolve(plan.target));
+      } catch {
+        // an unknown target name: keep the name the volume gives
       }
-      this.runningScheduled.add(v.name);
-      const after = this.jobs.wait(job.id).then(async (done) => {
-        try {
-          const st = await this.scheduleState(file);
-          st[v.name] = { slot: slot.toISOString(), createdAt: v.createdAt };
-          await writeJsonAtomic(file, st);
-          if (done.state === 'succeeded') {
-            this.log.info({ volume: v.name, slot: slot.toISOString(), url: (done.result as BackupInfo).url }, 'scheduled backup');
-            // the repository records real times: judge them by the real clock
-            if (v.options['backup-keep']) await this.forgetScheduled(v.name, targetRef, v.options['backup-keep'], new Date());
-          } else {
-            this.log.error({ volume: v.name, slot: slot.toISOString(), err: done.error?.message }, 'scheduled backup failed');
-          }
-        } finally {
-          this.runningScheduled.delete(v.name);
-        }
-      });
-      this.afterJobs.add(after);
-      void after.catch((err) => this.log.error({ volume: v.name, err: errorMessage(err) }, 'scheduled backup bookkeeping failed')).finally(() => this.afterJobs.delete(after));
+      this.ended({ volume: v.name, createdAt: v.createdAt, target, ok: false, at: now() / 1000 });
+      return;
     }
+    this.runningScheduled.add(v.name);
+    const after = this.jobs.wait(job.id).then(async (done) => {
+      try {
+        const st = await this.scheduleState(file);
+        st[v.name] = { slot: slot.toISOString(), createdAt: v.createdAt };
+        await writeJsonAtomic(file, st);
+        if (done.state === 'succeeded') {
+          this.log.info({ volume: v.name, slot: slot.toISOString(), url: (done.result as BackupInfo).url }, 'scheduled backup');
+          // the repository records real times: judge them by the real clock
+          if (plan.keep) await this.forgetScheduled(v.name, plan.target, plan.keep, new Date());
+        } else {
+          this.log.error({ volume: v.name, slot: slot.toISOString(), err: done.error?.message }, 'scheduled backup failed');
+        }
+      } finally {
+        this.runningScheduled.delete(v.name);
+      }
+    });
+    this.afterJobs.add(after);
+    void after.catch((err) => this.log.error({ volume: v.name, err: errorMessage(err) }, 'scheduled backup bookkeeping failed')).finally(() => this.afterJobs.delete(after));
   }
 
   private async forgetScheduled(volume: string, ref: string, keep: string, now: Date): Promise<void> {

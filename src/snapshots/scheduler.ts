@@ -1,8 +1,9 @@
 /** Scheduled snapshots: which volumes are due (by option or label), taking them and thinning by retention. */
 import type { Logger } from 'pino';
 import type { VolumeService, VolumeInfo } from '../volumes/service.js';
-import type { SnapshotService } from './service.js';
-import { parseSchedule, dueRun } from '../policy/schedule.js';
+import type { SnapshotService, SnapshotRecord } from './service.js';
+import { parseSchedule } from '../policy/schedule.js';
+import { Scheduler } from '../policy/scheduler.js';
 import { applyRetention, parseKeepPolicy, formatKeepPolicy } from '../policy/retention.js';
 import { errorMessage } from '../util/errors.js';
 
@@ -28,20 +29,29 @@ export interface Plan {
  * rules); manual snapshots and commits are never touched.
  */
 export class SnapshotScheduler {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly scheduler: Scheduler<VolumeInfo, Plan>;
 
   constructor(
-    private readonly volumes: VolumeService,
+    volumes: VolumeService,
     private readonly snapshots: SnapshotService,
     private readonly rules: LabelSchedule[],
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    intervalMs = 15_000,
   ) {
     for (const r of rules) {
       parseSchedule(r.schedule);
       if (r.keep) parseKeepPolicy(r.keep);
     }
+    this.scheduler = new Scheduler(volumes, {
+      planFor: (v) => this.planFor(v),
+      lastSlot: async (v) => {
+        const last = (await this.scheduled(v.name)).map((s) => s.slot ?? s.createdAt).sort().at(-1);
+        return last ? new Date(last) : undefined;
+      },
+      run: (v, plan, slot, last) => this.runOne(v, plan, slot, last),
+      failed: (v, plan, err) => this.log.error({ volume: v.name, schedule: plan.schedule, err: errorMessage(err) }, 'scheduled snapshot failed'),
+    }, now, intervalMs);
   }
 
   planFor(v: VolumeInfo): Plan | undefined {
@@ -54,46 +64,27 @@ export class SnapshotScheduler {
     return undefined;
   }
 
-  start(intervalMs = 15_000): void {
-    const tick = () => {
-      this.running ??= this.tick().then(
-        () => undefined,
-        () => undefined,
-      ).finally(() => (this.running = undefined));
-    };
-    tick();
-    this.timer = setInterval(tick, intervalMs);
-    this.timer.unref();
+  start(): void {
+    this.scheduler.start();
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.scheduler.stop();
   }
 
   /** One pass over every volume; returns the number of snapshots taken. */
-  async tick(): Promise<number> {
-    let taken = 0;
-    const here = await this.volumes.scheduledHere();
-    for (const v of this.volumes.list()) {
-      const plan = this.planFor(v);
-      if (!plan || !here(v)) continue;
-      try {
-        if (await this.runOne(v, plan)) taken++;
-      } catch (err) {
-        this.log.error({ volume: v.name, schedule: plan.schedule, err: errorMessage(err) }, 'scheduled snapshot failed');
-      }
-    }
-    return taken;
+  tick(): Promise<number> {
+    return this.scheduler.passOnce();
   }
 
-  private async runOne(v: VolumeInfo, plan: Plan): Promise<boolean> {
+  private async scheduled(volume: string): Promise<SnapshotRecord[]> {
+    return (await this.snapshots.list(volume)).filter((s) => s.origin === 'schedule');
+  }
+
+  private async runOne(v: VolumeInfo, plan: Plan, slot: Date, last: Date | undefined): Promise<void> {
     const schedule = parseSchedule(plan.schedule);
-    const scheduled = (await this.snapshots.list(v.name)).filter((s) => s.origin === 'schedule');
-    const last = scheduled.map((s) => s.slot ?? s.createdAt).sort().at(-1);
+    const scheduled = await this.scheduled(v.name);
     const now = new Date(this.now());
-    const slot = dueRun(schedule, last ? new Date(last) : undefined, now, new Date(v.createdAt));
-    if (!slot) return false;
     const snap = await this.snapshots.create(v.name, { origin: 'schedule', slot: slot.toISOString(), name: `scheduled-${slot.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}` });
     let removed: string[] = [];
     if (plan.keep) {
@@ -102,12 +93,11 @@ export class SnapshotScheduler {
       removed = remove.map((s) => s.id);
       if (removed.length) await this.snapshots.prune(v.name, removed);
     }
-    const missed = last ? Math.max(0, countSlots(schedule, new Date(last), slot) - 1) : 0;
+    const missed = last ? Math.max(0, countSlots(schedule, last, slot) - 1) : 0;
     this.log.info(
       { volume: v.name, snapshot: snap.id, slot: slot.toISOString(), schedule: schedule.text, keep: plan.keep ? formatKeepPolicy(parseKeepPolicy(plan.keep)) : undefined, pruned: removed.length, missedSlots: missed, source: plan.source, ms: snap.durationMs },
       missed > 0 ? 'scheduled snapshot (catch-up for slots missed while ferryd was down)' : 'scheduled snapshot',
     );
-    return true;
   }
 }
 

@@ -1,0 +1,78 @@
+/** One scheduler for scheduled work on volumes (snapshots, backups): a pass on a timer, each due slot run once. */
+import { Periodic } from '../util/periodic.js';
+import { dueRun, parseSchedule } from './schedule.js';
+
+/** What the scheduler needs to know of a volume. */
+export interface ScheduledVolume {
+  name: string;
+  /** ISO time; a schedule's first slot is the first one after it. */
+  createdAt: string;
+}
+
+/** Where the volumes come from: all of them, and which of them this node schedules (one node per shared volume). */
+export interface ScheduledVolumes<V extends ScheduledVolume> {
+  list(): V[];
+  scheduledHere(): Promise<(v: V) => boolean>;
+}
+
+/** One kind of scheduled work. */
+export interface ScheduleKind<V extends ScheduledVolume, P extends { schedule: string }> {
+  /** The volume's plan (its cron schedule and whatever else the kind needs), or undefined: nothing to schedule now. */
+  planFor(v: V): P | undefined;
+  /** The slot of the volume's last scheduled run, if any. */
+  lastSlot(v: V, plan: P): Promise<Date | undefined>;
+  /** Run the work of a due slot. `last` is the previous slot (for a catch-up's log line). */
+  run(v: V, plan: P, slot: Date, last: Date | undefined): Promise<void>;
+  /** A run (or the look at its last slot) failed; the pass goes on with the next volume. */
+  failed(v: V, plan: P, err: unknown): void;
+  /** Once at the start of each pass (e.g. read a state file, so that a bad one is reported at start-up). */
+  beforePass?(): Promise<void>;
+}
+
+/**
+ * Every `intervalMs`, each volume scheduled here whose plan has a slot that passed since its last run gets
+ * one run; slots missed while ferryd was down collapse into one catch-up run (policy/schedule.ts, dueRun).
+ * Never two passes at once; stop() waits for the pass under way.
+ */
+export class Scheduler<V extends ScheduledVolume, P extends { schedule: string }> {
+  private readonly ticker: Periodic;
+
+  constructor(
+    private readonly volumes: ScheduledVolumes<V>,
+    private readonly kind: ScheduleKind<V, P>,
+    private readonly now: () => number = Date.now,
+    intervalMs = 15_000,
+    onPassError: (err: unknown) => void = () => undefined,
+  ) {
+    this.ticker = new Periodic(intervalMs, async () => void (await this.passOnce()), onPassError);
+  }
+
+  start(): void {
+    this.ticker.start(true);
+  }
+
+  stop(): Promise<void> {
+    return this.ticker.stop();
+  }
+
+  /** One pass now; returns how many runs it made. */
+  async passOnce(): Promise<number> {
+    await this.kind.beforePass?.();
+    const here = await this.volumes.scheduledHere();
+    let runs = 0;
+    for (const v of this.volumes.list()) {
+      const plan = this.kind.planFor(v);
+      if (!plan || !here(v)) continue;
+      try {
+        const last = await this.kind.lastSlot(v, plan);
+        const slot = dueRun(parseSchedule(plan.schedule), last, new Date(this.now()), new Date(v.createdAt));
+        if (!slot) continue;
+        await this.kind.run(v, plan, slot, last);
+        runs++;
+      } catch (err) {
+        this.kind.failed(v, plan, err);
+      }
+    }
+    return runs;
+  }
+}
