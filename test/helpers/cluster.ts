@@ -23,8 +23,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync, fstatSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startDockerHost, runQuiet, pidsInCgroups, type CommandOptions, type CommandResult, type DockerHost, type ExecOptions } from './dockerhost.js';
+import { startDockerHost, runQuiet, type CommandOptions, type CommandResult, type DockerHost, type ExecOptions } from './dockerhost.js';
 import { FERRY_BIN, runFerry, type RunResult } from './ferryd.js';
+import { cgroupsWithPrefix, isAlive as alive, killQuiet, mountsUnder, pidsInCgroups as pidsOfCgroups } from './reap.js';
 
 export const HOST_NAMES = ['hostA', 'hostB', 'hostC', 'hostD', 'hostE'] as const;
 
@@ -167,17 +168,6 @@ async function runOk(cmd: string, args: string[]): Promise<string> {
   return r.stdout;
 }
 
-function killQuiet(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined || !Number.isInteger(pid) || pid <= 1) return;
-  try {
-    process.kill(pid, signal);
-  } catch {
-    /* gone */
-  }
-}
-
-const alive = (pid: number | undefined) => pid !== undefined && pid > 1 && existsSync(`/proc/${pid}`);
-
 async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs: number, stepMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -197,53 +187,9 @@ async function netnsWithPrefix(prefix: string): Promise<string[]> {
   }
 }
 
-/** cgroup directories (any hierarchy, top level) whose name starts with prefix, with descendants, deepest first. */
-async function cgroupsWithPrefix(prefix: string): Promise<string[]> {
-  const roots = ['/sys/fs/cgroup'];
-  try {
-    for (const e of await readdir('/sys/fs/cgroup', { withFileTypes: true })) if (e.isDirectory()) roots.push(join('/sys/fs/cgroup', e.name));
-  } catch {
-    return [];
-  }
-  const found: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    try {
-      for (const e of await readdir(d, { withFileTypes: true })) if (e.isDirectory()) await walk(join(d, e.name));
-    } catch {
-      return;
-    }
-    found.push(d);
-  };
-  for (const r of roots) {
-    let ents;
-    try {
-      ents = await readdir(r, { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    for (const e of ents) if (e.isDirectory() && e.name.startsWith(prefix) && existsSync(join(r, e.name, 'cgroup.procs'))) await walk(join(r, e.name));
-  }
-  return found;
-}
-
 async function pidsOfNetns(name: string): Promise<number[]> {
   const r = await run('ip', ['netns', 'pids', name], 10_000);
   return r.stdout.split('\n').map((s) => Number(s.trim())).filter((p) => Number.isInteger(p) && p > 1 && p !== process.pid);
-}
-
-const pidsOfCgroups = pidsInCgroups;
-
-/** Mount points (root namespace view) at or under dir, deepest first. */
-async function mountsUnder(dir: string): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const points: string[] = [];
-  for (const line of info.split('\n')) {
-    const mp = line.split(' ')[4];
-    if (!mp) continue;
-    const p = mp.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (p === dir || p.startsWith(dir + '/')) points.push(p);
-  }
-  return points.sort((a, b) => b.length - a.length);
 }
 
 /**

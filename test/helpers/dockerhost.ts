@@ -31,6 +31,7 @@ import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readFile, readdir, readlink, rm, rmdir, symlink, writeFile, copyFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { basename, delimiter, join } from 'node:path';
+import { cgroupDirs, killQuiet, mountsUnder, pidsInCgroups, pidsInNamespaces, procStat } from './reap.js';
 
 /** Result of a command run by DockerHost.docker()/compose(). `timedOut` is set when it was killed at timeoutMs. */
 export interface CommandResult {
@@ -337,15 +338,6 @@ function signalNumber(signal: NodeJS.Signals): number {
   return n ?? 0;
 }
 
-function killQuiet(pid: number, signal: NodeJS.Signals): void {
-  if (!Number.isInteger(pid) || pid <= 1) return; // never kill(-1)/kill(0)/init
-  try {
-    process.kill(pid, signal);
-  } catch {
-    /* already gone */
-  }
-}
-
 /** GET /_ping on the engine socket: true when it answers 200. */
 function ping(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -369,54 +361,6 @@ async function logTail(file: string, lines = 30): Promise<string> {
   }
 }
 
-/** Mount points (root namespace view) at or under dir, deepest first. */
-async function mountsUnder(dir: string): Promise<string[]> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  const points: string[] = [];
-  for (const line of info.split('\n')) {
-    const f = line.split(' ');
-    if (f.length < 5) continue;
-    const mp = f[4]!.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-    if (mp === dir || mp.startsWith(dir + '/')) points.push(mp);
-  }
-  return points.sort((a, b) => b.length - a.length);
-}
-
-/** pids whose mount or network namespace is one of `ns` (e.g. 'mnt:[4026532]'). */
-async function pidsInNamespaces(ns: Set<string>): Promise<number[]> {
-  if (ns.size === 0) return [];
-  const pids: number[] = [];
-  for (const ent of await readdir('/proc')) {
-    if (!/^\d+$/.test(ent)) continue;
-    const pid = Number(ent);
-    if (pid === process.pid) continue;
-    for (const kind of ['mnt', 'net']) {
-      try {
-        if (ns.has(await readlink(`/proc/${pid}/ns/${kind}`))) {
-          pids.push(pid);
-          break;
-        }
-      } catch {
-        break; // process gone or kernel thread
-      }
-    }
-  }
-  return pids;
-}
-
-/** State, comm and start time (clock ticks after boot) from /proc/PID/stat; undefined if gone. */
-async function procStat(pid: number): Promise<{ state: string; comm: string; start: number } | undefined> {
-  try {
-    const st = await readFile(`/proc/${pid}/stat`, 'utf8');
-    const close = st.lastIndexOf(')');
-    const comm = st.slice(st.indexOf('(') + 1, close);
-    const f = st.slice(close + 2).split(' '); // f[0] is field 3 (state)
-    return { state: f[0]!, comm, start: Number(f[19]) };
-  } catch {
-    return undefined;
-  }
-}
-
 /** Zombie dockerd/containerd* processes started at or after `since` (orphans that init has not reaped yet). */
 async function engineZombies(since: number): Promise<number[]> {
   const found: number[] = [];
@@ -426,46 +370,6 @@ async function engineZombies(since: number): Promise<number[]> {
     if (st && st.state === 'Z' && st.start >= since && /^(containerd|dockerd)/.test(st.comm)) found.push(Number(ent));
   }
   return found;
-}
-
-/** Every cgroup directory named `parent` in any hierarchy (v1 controllers and v2), with its descendants, deepest first. */
-async function cgroupDirs(parent: string): Promise<string[]> {
-  const roots = ['/sys/fs/cgroup'];
-  try {
-    for (const e of await readdir('/sys/fs/cgroup', { withFileTypes: true })) if (e.isDirectory()) roots.push(join('/sys/fs/cgroup', e.name));
-  } catch {
-    return [];
-  }
-  const found: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    let ents;
-    try {
-      ents = await readdir(d, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of ents) if (e.isDirectory()) await walk(join(d, e.name));
-    found.push(d);
-  };
-  for (const r of roots) {
-    const d = join(r, parent);
-    if (existsSync(join(d, 'cgroup.procs'))) await walk(d);
-  }
-  return found; // children are pushed before their parents
-}
-
-/** pids in these cgroup directories (not this process). */
-export async function pidsInCgroups(dirs: string[]): Promise<number[]> {
-  const pids = new Set<number>();
-  for (const d of dirs) {
-    try {
-      for (const l of (await readFile(join(d, 'cgroup.procs'), 'utf8')).split('\n')) if (l.trim()) pids.add(Number(l));
-    } catch {
-      /* removed meanwhile */
-    }
-  }
-  pids.delete(process.pid);
-  return [...pids];
 }
 
 /** Builds the bb image rootfs (busybox + links for every applet, /tmp, /etc/passwd) and tars it. */
