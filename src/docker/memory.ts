@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { DockerApiError, type DockerClient } from './client.js';
 import { errorMessage } from '../util/errors.js';
 import { isOurDriver } from './driver-name.js';
+import { Periodic } from '../util/periodic.js';
 
 /** Where what Docker says of a volume is kept (the volume service); true when the volume is ferry's. */
 export interface DockerFactsKeeper {
@@ -22,7 +23,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()
  *   Docker names the driver `ferry:latest` or `ferry:TAG`, which a `driver` filter must spell exactly).
  */
 export class DockerMemory {
-  private timer: NodeJS.Timeout | undefined;
+  private readonly ticker: Periodic;
   private readonly pending = new Set<Promise<void>>();
   private stopped = false;
 
@@ -31,18 +32,19 @@ export class DockerMemory {
     private readonly service: DockerFactsKeeper,
     private readonly driver: string,
     private readonly log: Logger,
-    private readonly intervalMs = 10 * 60_000,
-  ) {}
+    intervalMs = 10 * 60_000,
+  ) {
+    // a pass that outlasts the interval (thousands of volumes, a slow engine) is not started twice
+    this.ticker = new Periodic(intervalMs, () => this.refreshAll());
+  }
 
   start(): void {
-    this.track(this.refreshAll());
-    this.timer = setInterval(() => this.track(this.refreshAll()), this.intervalMs);
-    this.timer.unref();
+    this.ticker.start(true);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
+    await this.ticker.stop();
     await Promise.allSettled([...this.pending]);
   }
 
