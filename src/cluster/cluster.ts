@@ -1,16 +1,17 @@
-/** A node in shared pools: its heartbeat, other nodes' liveness, attachments, rwo locks and takeovers, fencing deadlines. */
+/** A node in shared pools: its heartbeat and other nodes' liveness, and what it publishes there; rwo locks, change marks and fencing are its parts. */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Pool } from '../pools/pool.js';
-import { FerryError, errorMessage } from '../util/errors.js';
+import { errorMessage } from '../util/errors.js';
 import { SharedStore, type Attachment, type NodeBeat, type NodeReferences, type SharedRecord, type ChangeMark, type NodeUsage } from './shared-store.js';
 import { claimConflict, isClaimConflict, judgeClaim, machineId, watchClaim } from './node-claim.js';
 import type { StateWarnings } from '../util/state-warnings.js';
 import type { Quarantine } from '../util/quarantine.js';
 import { LeaseKeeper } from '../fence/lease-keeper.js';
-import { runFenceCommand } from '../fence/hook.js';
-import { AGENT_GONE_MS, agentBeatPath, readAgentBeat } from '../fence/lease.js';
+import { RwoLocks } from './rwo-locks.js';
+import { ChangeMarks } from './change-marks.js';
+import { FenceWatch } from './fence-watch.js';
 
 export interface ClusterOptions {
   node: string;
@@ -56,8 +57,6 @@ export class Cluster {
   private readonly ready = new Set<string>();
   private readonly startedAt: string;
   private readonly now: () => number;
-  /** The token of each rwo lock this node holds, by `pool/volume`. */
-  private readonly held = new Map<string, string>();
   /** Random per process: tells two ferryd claiming one node name apart. */
   readonly instance = randomBytes(8).toString('hex');
   private readonly machine = machineId();
@@ -75,11 +74,39 @@ export class Cluster {
     this.now = opts.now ?? Date.now;
     this.startedAt = new Date(this.now()).toISOString();
     for (const p of pools) if (p.shared) this.stores.set(p.name, new SharedStore(p.root, opts.quarantine, p.shareFs));
-    if (opts.dataDir && opts.fenceMs && this.stores.size > 0) this.lease = new LeaseKeeper(opts.dataDir, { node: opts.node, fenceMs: opts.fenceMs, heartbeatMs: opts.heartbeatMs });
+    const lease = opts.dataDir && opts.fenceMs && this.stores.size > 0 ? new LeaseKeeper(opts.dataDir, { node: opts.node, fenceMs: opts.fenceMs, heartbeatMs: opts.heartbeatMs }) : undefined;
+    const self = {
+      node: opts.node,
+      instance: this.instance,
+      now: this.now,
+      log: opts.log,
+      nodeTimeoutMs: opts.nodeTimeoutMs,
+      ...(opts.fenceCommand ? { fenceCommand: opts.fenceCommand } : {}),
+      store: (pool: string) => this.store(pool),
+      isAlive: (b: NodeBeat | undefined) => this.isAlive(b),
+    };
+    this.rwo = new RwoLocks(self, () => this.renewLease());
+    this.changes = new ChangeMarks(self);
+    this.fence = new FenceWatch(
+      {
+        ...self,
+        ...(opts.dataDir ? { dataDir: opts.dataDir } : {}),
+        ...(opts.warnings ? { warnings: opts.warnings } : {}),
+        held: this.rwo.held,
+        readyStore: (pool) => (this.ready.has(pool) ? this.stores.get(pool) : undefined),
+        mountpoint: (pool, volume) => this.poolOf(pool).mountpoint(volume),
+      },
+      lease,
+    );
   }
 
-  /** The local lease the fencing agent watches (src/fence/); undefined without shared pools or a data dir. */
-  private readonly lease: LeaseKeeper | undefined;
+  private readonly rwo: RwoLocks;
+  private readonly changes: ChangeMarks;
+  private readonly fence: FenceWatch;
+
+  private renewLease(): Promise<void> {
+    return this.fence.writeLease().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not renew the local fence lease'));
+  }
 
   get node(): string {
     return this.opts.node;
@@ -183,12 +210,9 @@ export class Cluster {
             if (isClaimConflict(err)) this.opts.warnings?.add(`node-claim:${name}`, { code: 'node_claimed', message: `pool ${name} is not used: ${err.message}` });
           }
         }
-        for (const [key, token] of [...this.unendedChanges]) {
-          const i = key.indexOf('/');
-          await this.endChange(key.slice(0, i), key.slice(i + 1), token);
-        }
-        await this.reconcileFences().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not reconcile fenced volumes'));
-        await this.writeLease().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not renew the local fence lease'));
+        await this.changes.retryUnended();
+        await this.fence.reconcileFences().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not reconcile fenced volumes'));
+        await this.renewLease();
         await this.onTick?.().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not refresh attachments'));
       } finally {
         this.ticking = undefined;
@@ -230,7 +254,7 @@ export class Cluster {
       await s.beat(beat);
       this.beaten.add(pool);
       // the stamp, not the time the write ended: others count nodeTimeout from it
-      this.lease?.beatReached(pool, Date.parse(beat.lastSeen));
+      this.fence.lease?.beatReached(pool, Date.parse(beat.lastSeen));
     } catch (err) {
       this.ready.delete(pool);
       this.beaten.delete(pool);
@@ -301,176 +325,32 @@ export class Cluster {
       .filter((r) => r.containers.length > 0 || r.docker === 'unreachable');
   }
 
+  // ---- rwo locks (rwo-locks.ts) and change marks (change-marks.ts) ---------------------------------------
+
   /**
    * Hold an rwo volume for this node. Refused (`in_use`, naming the holder and its containers) while
    * another live node holds it; a dead holder's lock (heartbeat expired) is broken and taken over.
    */
-  async acquire(pool: string, rec: SharedRecord): Promise<void> {
-    const s = await this.store(pool);
-    const key = `${pool}/${rec.name}`;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const token = randomBytes(8).toString('hex');
-      if (await s.tryLock({ node: this.node, volume: rec.name, createdAt: rec.createdAt, since: new Date(this.now()).toISOString(), token })) {
-        this.held.set(key, token);
-        await this.writeLease().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not renew the local fence lease'));
-        return;
-      }
-      const cur = await s.readLock(rec.name);
-      if (!cur) continue; // released meanwhile
-      if (cur.node === this.node && cur.createdAt === rec.createdAt) {
-        this.held.set(key, cur.token); // ours, from before a restart of ferryd
-        await this.writeLease().catch((err) => this.opts.log.warn({ err: errorMessage(err) }, 'could not renew the local fence lease'));
-        return;
-      }
-      const holderBeat = (await s.nodes()).find((b) => b.node === cur.node);
-      if (cur.createdAt === rec.createdAt && cur.node !== this.node && this.isAlive(holderBeat)) {
-        const att = (await s.attachments(rec.name)).find((a) => a.node === cur.node);
-        const who = att?.containers.length ? `containers ${att.containers.join(', ')}` : `${att?.mountIds.length ?? 'some'} mount(s)`;
-        throw new FerryError(
-          'in_use',
-          `volume ${rec.name} is rwo (one host at a time) and node ${cur.node} holds it (${who}, since ${cur.since}); ` +
-            `stop those containers on ${cur.node} first; if ${cur.node} is dead, it is taken over ${Math.round(this.opts.nodeTimeoutMs / 1000)}s after its last heartbeat (${holderBeat?.lastSeen ?? 'never'})`,
-          { holder: cur.node, containers: att?.containers ?? [], since: cur.since },
-        );
-      }
-      // a dead holder, an older incarnation of the name, or a stale lock of this node's own past
-      this.opts.log.warn({ volume: rec.name, holder: cur.node, lastSeen: holderBeat?.lastSeen ?? null }, 'taking over an rwo volume from a node that is gone');
-      if (this.opts.fenceCommand && cur.node !== this.node) await runFenceCommand(this.opts.fenceCommand, { node: cur.node, pool, volume: rec.name, lastSeen: holderBeat?.lastSeen }, this.opts.log);
-      await s.breakLock(rec.name, cur.token);
-    }
-    throw new FerryError('unavailable', `could not take the rwo lock of ${rec.name}: other nodes keep racing for it; try again`);
-  }
-
-  /**
-   * Mark a change of a shared volume that needs it unmounted everywhere (remove, restore, reset) as in
-   * progress on this node, before the caller's last look at the attachments (the other half of the
-   * handshake is `changeElsewhere`, which a Mount reads after publishing its attachment). Refused (`in_use`)
-   * while another live ferryd has one in progress; a mark left by a ferryd that is gone is broken. Returns
-   * the function that ends the change (a mark it cannot remove now is retried on each heartbeat).
-   */
-  async beginChange(pool: string, rec: SharedRecord, what: string): Promise<() => Promise<void>> {
-    const s = await this.store(pool);
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const token = randomBytes(8).toString('hex');
-      const mark: ChangeMark = { node: this.node, instance: this.instance, volume: rec.name, createdAt: rec.createdAt, what, since: new Date(this.now()).toISOString(), token };
-      if (await s.tryChange(mark)) return () => this.endChange(pool, rec.name, token);
-      const cur = await s.readChange(rec.name);
-      if (!cur) continue; // ended meanwhile
-      if (await this.markCounts(s, cur)) {
-        throw new FerryError('in_use', `volume ${rec.name} is busy: node ${cur.node} is about to ${cur.what} (since ${cur.since}); try again when that is done`, { node: cur.node });
-      }
-      this.opts.log.warn({ volume: rec.name, mark: cur }, 'dropping the mark of a change that a ferryd which is gone left unfinished');
-      await s.endChange(rec.name, cur.token);
-    }
-    throw new FerryError('unavailable', `could not mark the change of ${rec.name}: other nodes keep racing for it; try again`);
-  }
-
-  /** A change of this incarnation of the volume that another live ferryd has in progress, if any. */
-  async changeElsewhere(pool: string, rec: SharedRecord): Promise<ChangeMark | undefined> {
-    const s = await this.store(pool);
-    const cur = await s.readChange(rec.name);
-    if (!cur || cur.createdAt !== rec.createdAt || (cur.node === this.node && cur.instance === this.instance)) return undefined;
-    return (await this.markCounts(s, cur)) ? cur : undefined;
-  }
-
-  /** A mark counts while the ferryd that wrote it beats (same node, same instance, heartbeat not expired). */
-  private async markCounts(s: SharedStore, mark: ChangeMark): Promise<boolean> {
-    if (mark.node === this.node && mark.instance === this.instance) return true;
-    const beat = await s.beatOf(mark.node);
-    return this.isAlive(beat) && beat!.instance === mark.instance && !beat!.stoppedAt;
-  }
-
-  /** Change marks this node could not remove yet (share away): `pool/volume` → token; retried each heartbeat. */
-  private readonly unendedChanges = new Map<string, string>();
-
-  private async endChange(pool: string, volume: string, token: string): Promise<void> {
-    const key = `${pool}/${volume}`;
-    try {
-      await (await this.store(pool)).endChange(volume, token);
-      this.unendedChanges.delete(key);
-    } catch (err) {
-      this.unendedChanges.set(key, token);
-      this.opts.log.warn({ pool, volume, err: errorMessage(err) }, 'could not remove the mark of a finished change; retrying on the next heartbeat');
-    }
+  acquire(pool: string, rec: SharedRecord): Promise<void> {
+    return this.rwo.acquire(pool, rec);
   }
 
   /** Does this node still hold the rwo lock? (It can have been taken over while this node was cut off.) */
-  async stillHeld(pool: string, volume: string): Promise<boolean> {
-    const token = this.held.get(`${pool}/${volume}`);
-    if (!token) return false;
-    const cur = await (await this.store(pool)).readLock(volume);
-    return cur?.token === token;
+  stillHeld(pool: string, volume: string): Promise<boolean> {
+    return this.rwo.stillHeld(pool, volume);
   }
 
-  /**
-   * While this node holds rwo volumes, a fencing agent must watch the lease (`ferry fence`, its own unit): without
-   * one, a ferryd that dies leaves their writers running when another node takes the volume over. Warn (status,
-   * doctor, log) while its beat is missing or old; clear the warning when it is back or nothing is held.
-   */
-  private async checkAgent(): Promise<void> {
-    const dataDir = this.opts.dataDir;
-    if (!dataDir || !this.opts.warnings) return;
-    if (this.held.size === 0) return this.opts.warnings.clear('fence-agent');
-    const beat = await readAgentBeat(dataDir);
-    const age = beat ? this.now() - beat.seenAt : undefined;
-    if (age !== undefined && age <= AGENT_GONE_MS) {
-      if (this.agentMissing) this.opts.log.info({ pid: beat!.pid }, 'a fencing agent watches the lease again');
-      this.agentMissing = false;
-      return this.opts.warnings.clear('fence-agent');
-    }
-    const message =
-      `no fencing agent watches this node's lease (${agentBeatPath(dataDir)} ${beat ? `last written ${Math.round(age! / 1000)} s ago` : 'missing'}) while it holds ${this.held.size} rwo volume(s): ` +
-      'if ferryd dies, their writers keep running when another node takes them over. Run `ferry fence --data-dir ' + dataDir + '` (contrib/ferry-fence.service)';
-    if (!this.agentMissing) this.opts.log.warn({ held: [...this.held.keys()] }, message);
-    this.agentMissing = true;
-    this.opts.warnings.add('fence-agent', { code: 'fence_agent', file: agentBeatPath(dataDir), message });
-  }
-  private agentMissing = false;
-
-  /** Renew the local lease: the rwo volumes held here, and when each pool's last heartbeat landed. */
-  private async writeLease(): Promise<void> {
-    if (!this.lease) return;
-    await this.checkAgent();
-    await this.lease.write(
-      [...this.held.keys()].map((key) => {
-        const i = key.indexOf('/');
-        const pool = key.slice(0, i);
-        const volume = key.slice(i + 1);
-        return { pool, volume, path: this.poolOf(pool).mountpoint(volume) };
-      }),
-    );
+  release(pool: string, volume: string): Promise<void> {
+    return this.rwo.release(pool, volume);
   }
 
-  /**
-   * What the fencing agent did while this node could not beat: acknowledge it; when another node took the
-   * volume over meanwhile, forget the lock here (nothing resumes writing: the containers are dead and a new
-   * Mount is refused while the new holder is alive) and say who holds it now.
-   */
-  private async reconcileFences(): Promise<void> {
-    if (!this.lease) return;
-    for (const r of this.lease.pending()) {
-      if (!this.stores.has(r.pool) || !this.ready.has(r.pool)) continue; // the share is still away: later
-      const s = this.stores.get(r.pool)!;
-      const key = `${r.pool}/${r.volume}`;
-      const token = this.held.get(key);
-      const cur = await s.readLock(r.volume);
-      if ((token && cur?.token === token) || cur?.node === this.node) {
-        this.opts.log.warn({ pool: r.pool, volume: r.volume, fence: r }, `rwo volume ${r.volume} was fenced here at ${r.at} (killed ${r.pids.length} process(es)); this node still holds it`);
-      } else {
-        this.held.delete(key);
-        const holder = cur?.node ?? 'nobody';
-        const message = `rwo volume ${r.volume} was fenced here at ${r.at} (killed ${r.pids.length} process(es)) and is now held by node ${holder}: its containers here stay stopped`;
-        this.opts.log.error({ pool: r.pool, volume: r.volume, holder, fence: r }, message);
-        this.opts.warnings?.add(`fenced:${key}`, { code: 'fenced', message });
-      }
-      this.lease.ack(r.id);
-    }
+  /** Mark a change that needs the volume unmounted everywhere as in progress here (see ChangeMarks). */
+  beginChange(pool: string, rec: SharedRecord, what: string): Promise<() => Promise<void>> {
+    return this.changes.beginChange(pool, rec, what);
   }
 
-  async release(pool: string, volume: string): Promise<void> {
-    const key = `${pool}/${volume}`;
-    const token = this.held.get(key);
-    this.held.delete(key);
-    if (token) await (await this.store(pool)).breakLock(volume, token);
+  /** A change of this incarnation of the volume that another live ferryd has in progress, if any. */
+  changeElsewhere(pool: string, rec: SharedRecord): Promise<ChangeMark | undefined> {
+    return this.changes.changeElsewhere(pool, rec);
   }
 }

@@ -1,0 +1,85 @@
+/** rwo volumes: the lock this node holds on each, taken at its first Mount, taken over from a node that is gone. */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { FerryError } from '../util/errors.js';
+import { runFenceCommand } from '../fence/hook.js';
+import type { NodeBeat, SharedRecord, SharedStore } from './shared-store.js';
+
+/** What the locks need of the cluster node. */
+export interface RwoContext {
+  readonly node: string;
+  readonly now: () => number;
+  readonly log: Logger;
+  readonly nodeTimeoutMs: number;
+  readonly fenceCommand?: string;
+  store(pool: string): Promise<SharedStore>;
+  isAlive(beat: NodeBeat | undefined): boolean;
+}
+
+export class RwoLocks {
+  /** The token of each rwo lock this node holds, by `pool/volume`. */
+  readonly held = new Map<string, string>();
+
+  /** `afterAcquire`: renew the local fence lease (it names the volumes held); it must not throw. */
+  constructor(
+    private readonly c: RwoContext,
+    private readonly afterAcquire: () => Promise<void>,
+  ) {}
+
+  /**
+   * Hold an rwo volume for this node. Refused (`in_use`, naming the holder and its containers) while
+   * another live node holds it; a dead holder's lock (heartbeat expired) is broken and taken over.
+   */
+  async acquire(pool: string, rec: SharedRecord): Promise<void> {
+    const s = await this.c.store(pool);
+    const key = `${pool}/${rec.name}`;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const token = randomBytes(8).toString('hex');
+      if (await s.tryLock({ node: this.c.node, volume: rec.name, createdAt: rec.createdAt, since: new Date(this.c.now()).toISOString(), token })) {
+        this.held.set(key, token);
+        await this.afterAcquire();
+        return;
+      }
+      const cur = await s.readLock(rec.name);
+      if (!cur) continue; // released meanwhile
+      if (cur.node === this.c.node && cur.createdAt === rec.createdAt) {
+        this.held.set(key, cur.token); // ours, from before a restart of ferryd
+        await this.afterAcquire();
+        return;
+      }
+      const holderBeat = (await s.nodes()).find((b) => b.node === cur.node);
+      if (cur.createdAt === rec.createdAt && cur.node !== this.c.node && this.c.isAlive(holderBeat)) {
+        const att = (await s.attachments(rec.name)).find((a) => a.node === cur.node);
+        const who = att?.containers.length ? `containers ${att.containers.join(', ')}` : `${att?.mountIds.length ?? 'some'} mount(s)`;
+        throw new FerryError(
+          'in_use',
+          `volume ${rec.name} is rwo (one host at a time) and node ${cur.node} holds it (${who}, since ${cur.since}); ` +
+            `stop those containers on ${cur.node} first; if ${cur.node} is dead, it is taken over ${Math.round(this.c.nodeTimeoutMs / 1000)}s after its last heartbeat (${holderBeat?.lastSeen ?? 'never'})`,
+          { holder: cur.node, containers: att?.containers ?? [], since: cur.since },
+        );
+      }
+      // a dead holder, an older incarnation of the name, or a stale lock of this node's own past
+      this.c.log.warn({ volume: rec.name, holder: cur.node, lastSeen: holderBeat?.lastSeen ?? null }, 'taking over an rwo volume from a node that is gone');
+      if (this.c.fenceCommand && cur.node !== this.c.node) await runFenceCommand(this.c.fenceCommand, { node: cur.node, pool, volume: rec.name, lastSeen: holderBeat?.lastSeen }, this.c.log);
+      await s.breakLock(rec.name, cur.token);
+    }
+    throw new FerryError('unavailable', `could not take the rwo lock of ${rec.name}: other nodes keep racing for it; try again`);
+  }
+
+
+  /** Does this node still hold the rwo lock? (It can have been taken over while this node was cut off.) */
+  async stillHeld(pool: string, volume: string): Promise<boolean> {
+    const token = this.held.get(`${pool}/${volume}`);
+    if (!token) return false;
+    const cur = await (await this.c.store(pool)).readLock(volume);
+    return cur?.token === token;
+  }
+
+
+  async release(pool: string, volume: string): Promise<void> {
+    const key = `${pool}/${volume}`;
+    const token = this.held.get(key);
+    this.held.delete(key);
+    if (token) await (await this.c.store(pool)).breakLock(volume, token);
+  }
+}
