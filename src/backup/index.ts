@@ -18,7 +18,8 @@
  * is described in docs/backup-format.md.
  */
 import { Repository, type InitOptions, type OpenOptions } from './repository.js';
-import { openTarget, type Target } from './target.js';
+import type { Target } from './target.js';
+import { openTarget } from './open-target.js';
 import { parseBackupUrl } from './url.js';
 
 export { Repository } from './repository.js';
@@ -29,7 +30,9 @@ export { runVerify, type VerifyOptions, type VerifyResult, type VerifyProblem } 
 export { runPrune, type PruneResult } from './prune.js';
 export { takeLock, type RepoLock } from './lock.js';
 export { MemoryTarget } from './memory-target.js';
-export { openTarget, FileTarget, S3Target } from './target.js';
+export { openTarget } from './open-target.js';
+export { FileTarget } from './file-target.js';
+export { S3Target } from './s3-target.js';
 export type { Target, TargetOptions, S3Options, ObjectInfo } from './target.js';
 export { parseBackupUrl, formatBackupUrl, type BackupUrl } from './url.js';
 export type { TreeNode } from './tree.js';

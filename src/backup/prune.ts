@@ -1,7 +1,7 @@
 /** prune: remove the packs no backup needs, under the exclusive lock, in an order a crash cannot hurt. */
 import { FerryError, errorMessage } from '../util/errors.js';
 import { forEachLimit } from '../util/parallel.js';
-import { FileTarget } from './target.js';
+import { FileTarget } from './file-target.js';
 import { packPath, type PackRecord } from './pack.js';
 import { takeLock, removeStaleLocks } from './lock.js';
 import { chunkUsers } from './usage.js';
