@@ -12,7 +12,7 @@
  * Then: `docker plugin create ferry DIR && docker plugin enable ferry`: under the name ferry (= ferry:latest)
  * at every version, so that volumes keep their driver across upgrades (docs/managed-plugin.md).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

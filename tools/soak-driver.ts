@@ -11,7 +11,7 @@ import { mkdir, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startCluster, type Cluster, type ClusterHost } from '../test/helpers/cluster.js';
 import { startGluster } from '../test/helpers/gluster.js';
-import { checkInvariants, compareFiles, readVolume, type Files, type Model, type ModelVolume, type Violation } from './soak-invariants.js';
+import { checkInvariants, compareFiles, readVolume, type Files, type Model, type Violation } from './soak-invariants.js';
 
 export interface SoakOptions {
   minutes: number;

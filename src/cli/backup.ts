@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
 import { ago, bytes, table, tableWidth } from './format.js';
 import { follow, percent, phaseName } from './progress.js';
-import type { ApiClient } from './client.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { FerryError } from '../util/errors.js';
 import type { JobInfo } from '../jobs/jobs.js';

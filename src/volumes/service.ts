@@ -285,7 +285,7 @@ export class VolumeService {
       if (opts.from.split('@')[0] === name) throw new FerryError('invalid', `volume ${name} cannot be cloned from itself`);
     }
     const poolName = opts.pool ?? this.deps.defaultPool;
-    const pool = this.pool(poolName);
+    this.pool(poolName); // an unknown pool is refused before the lock
     const docker = rawOptions(dockerOptions);
     return this.lock.run(name, async () => {
       const existing = await this.sync(name);

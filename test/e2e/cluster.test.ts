@@ -4,7 +4,7 @@
  * the data does NOT follow: the baseline that shared pools will fix), three hosts form a Swarm, and a
  * GlusterFS volume mounted on two hosts carries a file written by a container on one to the other.
  */
-import { describe, it, before, after } from 'node:test';
+import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
