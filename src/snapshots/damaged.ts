@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { FerryError, isErrno } from '../util/errors.js';
 import { CORRUPT_MARK, type Quarantine } from '../util/quarantine.js';
-import type { SnapshotRecord } from './service.js';
+import type { SnapshotRecord } from './record.js';
 
 const SNAPSHOT_ID = /^[0-9a-f]{12}$/;
 

@@ -1,3 +1,4 @@
+/** The snapshot service: the snapshots of each volume (create, list, remove, read views, clone sources), the restore swap and its recovery, and the git-like history. */
 import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -9,36 +10,14 @@ import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
 import { forEachLimit } from '../util/parallel.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { materialise, removeTree, runTreeJob, syncTree, type SnapshotStats, type StoredSnapshot } from './methods.js';
+import type { SnapshotKind, SnapshotRecord } from './record.js';
 import { parseManifest } from './manifest.js';
 import type { CloneSource } from '../volumes/service.js';
 import { isAside, type Quarantine } from '../util/quarantine.js';
 import { mapNoSpace, noSpaceError } from '../util/no-space.js';
 import { checkManifest, hasAside, rebuildRecord, replaceBadRecord, requireManifest, validRecord, type VolumeFacts } from './damaged.js';
 
-export type SnapshotKind = 'snapshot' | 'commit' | 'worktree';
-
-export interface SnapshotRecord {
-  id: string;
-  volume: string;
-  /** Which incarnation of the volume name (its creation time). */
-  volumeCreatedAt: string;
-  name: string;
-  kind: SnapshotKind;
-  createdAt: string;
-  node: string;
-  method: string;
-  /** Who made it: a user, a schedule, the history commands, or a backup (which reads from it). */
-  origin: 'manual' | 'schedule' | 'history' | 'backup';
-  consistency: 'crash' | 'paused' | 'exec';
-  durationMs: number;
-  stats: SnapshotStats;
-  /** Commits: message, parent commit, branch it was made on. Worktrees: the branch they belong to. */
-  message?: string;
-  parent?: string;
-  branch?: string;
-  /** Scheduled snapshots: the schedule slot they ran for. */
-  slot?: string;
-}
+export type { SnapshotKind, SnapshotRecord };
 
 export interface CreateSnapshotOptions {
   name?: string;
