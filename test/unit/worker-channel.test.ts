@@ -1,0 +1,78 @@
+// The worker channel: answers by id, coded errors across the thread boundary, progress per request, and a dead worker failing what waits on it.
+import { describe, it, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { Worker } from 'node:worker_threads';
+import { WorkerChannel } from '../../src/util/worker-channel.js';
+import { FerryError } from '../../src/util/errors.js';
+import type { TestRequest } from '../helpers/channel-worker.js';
+
+describe('worker channel', () => {
+  const open: Array<WorkerChannel<TestRequest, unknown, number>> = [];
+  const channel = () => {
+    const c = new WorkerChannel<TestRequest, unknown, number>(new Worker(new URL('../helpers/channel-worker.js', import.meta.url)), 'test');
+    open.push(c);
+    return c;
+  };
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((c) => c.close()));
+  });
+
+  it('answers a request with its result', async () => {
+    const c = channel();
+    assert.deepEqual(await c.request({ op: 'echo', v: { a: [1, 2], b: 'x' } }), { a: [1, 2], b: 'x' });
+    assert.equal(c.pending, 0);
+  });
+
+  it('rejects with the FerryError the worker threw, code and details kept', async () => {
+    const c = channel();
+    await assert.rejects(c.request({ op: 'fail', coded: true }), (e: unknown) => {
+      assert.ok(e instanceof FerryError);
+      assert.equal(e.code, 'corrupt');
+      assert.equal(e.message, 'pack p1 is damaged');
+      assert.deepEqual(e.details, { pack: 'p1' });
+      return true;
+    });
+    await assert.rejects(c.request({ op: 'fail', coded: false }), (e: unknown) => !(e instanceof FerryError) && (e as Error).message === 'plain failure');
+    // the worker is still there for the next request
+    assert.equal(await c.request({ op: 'echo', v: 7 }), 7);
+  });
+
+  it('gives progress to the request it belongs to', async () => {
+    const c = channel();
+    const a: number[] = [];
+    const b: number[] = [];
+    const [ra, rb] = await Promise.all([c.request({ op: 'count', n: 3 }, { onProgress: (p) => a.push(p) }), c.request({ op: 'count', n: 2 }, { onProgress: (p) => b.push(p) })]);
+    assert.deepEqual([ra, rb], [3, 2]);
+    assert.deepEqual(a, [1, 2, 3]);
+    assert.deepEqual(b, [1, 2]);
+  });
+
+  it('matches answers that come out of order to their requests', async () => {
+    const c = channel();
+    let firstSettled = false;
+    const first = c.request({ op: 'hold', key: 'k' });
+    void first.finally(() => (firstSettled = true));
+    assert.equal(await c.request({ op: 'echo', v: 'second' }), 'second');
+    assert.equal(firstSettled, false);
+    assert.equal(await c.request({ op: 'release', key: 'k', v: 'first' }), 'released');
+    assert.equal(await first, 'first');
+  });
+
+  it('rejects every waiting request, and later ones, when the worker exits', async () => {
+    const c = channel();
+    const held = c.request({ op: 'hold', key: 'never' });
+    const exiting = c.request({ op: 'exit', code: 3 });
+    await assert.rejects(held, /the test worker exited with code 3/);
+    await assert.rejects(exiting, /the test worker exited with code 3/);
+    assert.equal(c.pending, 0);
+    assert.match(c.dead?.message ?? '', /exited with code 3/);
+    await assert.rejects(c.request({ op: 'echo', v: 1 }), /the test worker exited with code 3/);
+  });
+
+  it('rejects waiting requests when the worker is terminated', async () => {
+    const c = channel();
+    const held = c.request({ op: 'hold', key: 'never' });
+    await c.worker.terminate();
+    await assert.rejects(held, /the test worker exited with code \d+/);
+  });
+});
