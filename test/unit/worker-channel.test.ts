@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { WorkerChannel } from '../../src/util/worker-channel.js';
 import { FerryError } from '../../src/util/errors.js';
+import { EncoderPool } from '../../src/backup/encoder-pool.js';
 import type { TestRequest } from '../helpers/channel-worker.js';
 
 describe('worker channel', () => {
@@ -74,5 +75,20 @@ describe('worker channel', () => {
     const held = c.request({ op: 'hold', key: 'never' });
     await c.worker.terminate();
     await assert.rejects(held, /the test worker exited with code \d+/);
+  });
+});
+
+describe('encoder pool', () => {
+  it('fails its callers, rather than leaving them waiting, when a worker dies', async () => {
+    const pool = new EncoderPool(null, 1);
+    try {
+      assert.ok((await pool.encode(Buffer.from('before'))).length > 0);
+      const waiting = pool.encode(Buffer.from('a chunk'));
+      await pool.channels[0]!.worker.terminate();
+      await assert.rejects(waiting, /the encoder worker exited with code \d+/);
+      await assert.rejects(pool.encode(Buffer.from('after')), /the encoder worker exited/);
+    } finally {
+      await pool.close();
+    }
   });
 });
