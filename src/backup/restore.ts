@@ -194,7 +194,7 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
  * messages are batched per turn of the event loop, and send() waits while more than 64 MiB of chunk
  * data is queued.
  */
-class Writer {
+export class Writer {
   private readonly lanes: Array<{ chan: WorkerChannel<WriterMsg[], WriterAck>; batch: WriterMsg[] }> = [];
   private queuedBytes = 0;
   private waiters: Array<() => void> = [];
@@ -206,6 +206,11 @@ class Writer {
       const w = new Worker(new URL('./restore-worker.js', import.meta.url), { workerData: key ? { enc: key.enc, mac: key.mac } : null });
       this.lanes.push({ chan: new WorkerChannel(w, 'restore writer'), batch: [] });
     }
+  }
+
+  /** The writer threads' channels (exposed so that tests can end a writer and see the restore fail). */
+  get channels(): Array<WorkerChannel<WriterMsg[], WriterAck>> {
+    return this.lanes.map((l) => l.chan);
   }
 
   private wake(): void {

@@ -6,6 +6,11 @@ import { WorkerChannel } from '../../src/util/worker-channel.js';
 import { FerryError } from '../../src/util/errors.js';
 import { EncoderPool } from '../../src/backup/encoder-pool.js';
 import type { TestRequest } from '../helpers/channel-worker.js';
+import type { WriterAck, WriterMsg } from '../../src/backup/restore-worker.js';
+import { Writer } from '../../src/backup/restore.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('worker channel', () => {
   const open: Array<WorkerChannel<TestRequest, unknown, number>> = [];
@@ -89,6 +94,50 @@ describe('encoder pool', () => {
       await assert.rejects(pool.encode(Buffer.from('after')), /the encoder worker exited/);
     } finally {
       await pool.close();
+    }
+  });
+});
+
+describe('restore writer worker', () => {
+  it('answers a batch with the bytes it released, and a corrupt chunk with a coded error that stays', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-writer-'));
+    const c = new WorkerChannel<WriterMsg[], WriterAck>(new Worker(new URL('../../src/backup/restore-worker.js', import.meta.url), { workerData: null }), 'restore writer');
+    try {
+      const empty = join(dir, 'empty');
+      const ack = await c.request([
+        { t: 'open', id: 1, path: empty },
+        { t: 'close', id: 1, size: 0, uid: process.getuid!(), gid: process.getgid!(), mode: 0o640, atime: 1, mtime: 2 },
+      ]);
+      assert.equal(ack.bytes, 0);
+      assert.equal((await readFile(empty)).length, 0);
+      const bad = [
+        { t: 'open', id: 2, path: join(dir, 'bad') },
+        { t: 'write', id: 2, pos: 0, stored: new Uint8Array([1, 2, 3]), blob: '00'.repeat(32), pack: 'p9', raw: 3 },
+      ] satisfies WriterMsg[];
+      const corrupt = (e: unknown) => e instanceof FerryError && e.code === 'corrupt' && e.details?.['pack'] === 'p9';
+      await assert.rejects(c.request(bad), corrupt);
+      // once a batch failed, the writer refuses the rest of the restore with the same error
+      await assert.rejects(c.request([{ t: 'open', id: 3, path: join(dir, 'later') }]), corrupt);
+    } finally {
+      await c.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('restore writer', () => {
+  it('fails the restore, rather than leaving it waiting, when a writer thread dies', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-writer-'));
+    const w = new Writer(2, null);
+    try {
+      await w.send({ t: 'open', id: 0, path: join(dir, 'a') });
+      await w.send({ t: 'open', id: 1, path: join(dir, 'b') });
+      await w.channels[0]!.worker.terminate();
+      await assert.rejects(w.drain(), /the restore writer worker exited with code \d+/);
+      await assert.rejects(w.send({ t: 'open', id: 2, path: join(dir, 'c') }), /the restore writer worker exited/);
+    } finally {
+      await w.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
