@@ -627,7 +627,7 @@ if (!isMainThread) {
       walkUnits(t, out);
       return out;
     });
-  } else {
+  } else if (role === 'serve' || role === 'job') {
     if (role === 'serve') {
       serving = true;
       // start the walk helpers now: the first large snapshot does not wait for them
