@@ -6,7 +6,8 @@
 import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import type { MasterKey } from './crypto.js';
-import type { EncodeJob } from './encode-worker.js';
+import type { EncodeBatch } from './encode-worker.js';
+import { WorkerChannel } from '../util/worker-channel.js';
 
 interface Pending {
   resolve: (b: Buffer) => void;
@@ -14,36 +15,20 @@ interface Pending {
 }
 
 export class EncoderPool {
-  private readonly workers: Array<{ w: Worker; busy: number }> = [];
-  private batch: EncodeJob['blobs'] = [];
+  /** One channel per worker (exposed so that tests can end a worker and see its callers fail). */
+  readonly channels: Array<WorkerChannel<EncodeBatch, Uint8Array[]>> = [];
+  private batch: EncodeBatch = [];
   private batchWaiters: Pending[] = [];
   private batchBytes = 0;
   private batchTransfer: ArrayBuffer[] = [];
   private scheduled = false;
-  private seq = 0;
-  private readonly inflight = new Map<number, Pending[]>();
   private failed: unknown;
 
   constructor(key: MasterKey | null, size = Math.max(1, Math.min(4, cpus().length))) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(new URL('./encode-worker.js', import.meta.url), { workerData: key ? { enc: key.enc, mac: key.mac } : null });
-      const slot = { w, busy: 0 };
-      w.on('message', (m: { seq: number; out?: Uint8Array[]; error?: string }) => {
-        slot.busy--;
-        const waiters = this.inflight.get(m.seq)!;
-        this.inflight.delete(m.seq);
-        if (m.error || !m.out) waiters.forEach((p) => p.reject(new Error(`encoder: ${m.error}`)));
-        else waiters.forEach((p, i) => p.resolve(Buffer.from(m.out![i]!.buffer, m.out![i]!.byteOffset, m.out![i]!.length)));
-      });
-      w.on('error', (err) => this.fail(err));
-      this.workers.push(slot);
+      this.channels.push(new WorkerChannel(w, 'encoder'));
     }
-  }
-
-  private fail(err: unknown): void {
-    this.failed ??= err;
-    for (const ws of this.inflight.values()) ws.forEach((p) => p.reject(err));
-    this.inflight.clear();
   }
 
   /**
@@ -68,21 +53,25 @@ export class EncoderPool {
   private flush(): void {
     this.scheduled = false;
     if (this.batch.length === 0) return;
-    const seq = this.seq++;
-    const job: EncodeJob = { seq, blobs: this.batch };
-    this.inflight.set(seq, this.batchWaiters);
+    const waiters = this.batchWaiters;
+    const chan = this.channels.reduce((a, b) => (b.pending < a.pending ? b : a));
+    // Chunks whose memory the caller handed over are moved to the worker instead of copied.
+    const done = chan.request(this.batch, { transfer: this.batchTransfer });
     this.batch = [];
     this.batchWaiters = [];
     this.batchBytes = 0;
-    const slot = this.workers.reduce((a, b) => (b.busy < a.busy ? b : a));
-    slot.busy++;
-    // Chunks whose memory the caller handed over are moved to the worker instead of copied.
-    const transfer = this.batchTransfer;
     this.batchTransfer = [];
-    slot.w.postMessage(job, transfer);
+    done.then(
+      (out) => waiters.forEach((p, i) => p.resolve(Buffer.from(out[i]!.buffer, out[i]!.byteOffset, out[i]!.length))),
+      (err: unknown) => {
+        // a worker that died fails the pool: what is queued after it would be lost too
+        if (chan.dead) this.failed ??= err;
+        waiters.forEach((p) => p.reject(chan.dead ? err : new Error(`encoder: ${err instanceof Error ? err.message : String(err)}`)));
+      },
+    );
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((s) => s.w.terminate()));
+    await Promise.all(this.channels.map((c) => c.close()));
   }
 }

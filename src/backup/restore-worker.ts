@@ -5,9 +5,9 @@
  * decompresses and checks the chunks it writes, so that this work is spread over the cores; the main
  * thread only reads the stored bytes from the target.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { isMainThread, workerData } from 'node:worker_threads';
 import { Codec } from './crypto.js';
-import { FerryError } from '../util/errors.js';
+import { serveRequests } from '../util/worker-channel.js';
 import { openSync, writeSync, ftruncateSync, fchownSync, fchmodSync, futimesSync, closeSync } from 'node:fs';
 
 export type WriterMsg =
@@ -15,13 +15,13 @@ export type WriterMsg =
   | { t: 'write'; id: number; pos: number; stored: Uint8Array; blob: string; pack: string; raw: number }
   | { t: 'close'; id: number; size: number; uid: number; gid: number; mode: number; atime: number; mtime: number };
 
+/**
+ * The answer to a batch of messages (a request). A batch that fails is answered by its error (a
+ * FerryError keeps its code, e.g. 'corrupt' with the pack), and so is every batch after it.
+ */
 export interface WriterAck {
   /** Bytes of written buffers released by this batch of messages. */
   bytes: number;
-  error?: string;
-  /** FerryError code and details of the error, if it was one (e.g. 'corrupt' with the pack). */
-  code?: string;
-  details?: Record<string, unknown>;
   ownerDenied?: boolean;
 }
 
@@ -47,21 +47,16 @@ function writeSparse(fd: number, buf: Buffer, pos: number): number {
   return end;
 }
 
-if (parentPort) {
-  const port = parentPort;
+if (!isMainThread) {
   const k = workerData as { enc: Uint8Array; mac: Uint8Array } | null;
   const codec = new Codec(k ? { enc: Buffer.from(k.enc), mac: Buffer.from(k.mac) } : null);
-  let code: string | undefined;
-  let details: Record<string, unknown> | undefined;
   const fds = new Map<number, { fd: number; end: number }>();
-  let failed: string | undefined;
-  port.on('message', (batch: WriterMsg[]) => {
-    let bytes = 0;
+  let failed: unknown;
+  serveRequests<WriterMsg[], WriterAck>((batch) => {
+    if (failed) throw failed;
     let ownerDenied = false;
-    for (const m of batch) {
-      if (m.t === 'write') bytes += m.stored.byteLength;
-      if (failed) continue;
-      try {
+    try {
+      for (const m of batch) {
         if (m.t === 'open') fds.set(m.id, { fd: openSync(m.path, 'wx', 0o600), end: 0 });
         else if (m.t === 'write') {
           const f = fds.get(m.id)!;
@@ -83,14 +78,13 @@ if (parentPort) {
             closeSync(fd);
           }
         }
-      } catch (err) {
-        failed = err instanceof Error ? err.message : String(err);
-        if (err instanceof FerryError) {
-          code = err.code;
-          details = err.details;
-        }
       }
+    } catch (err) {
+      failed = err;
+      throw err;
     }
-    port.postMessage({ bytes, error: failed, code, details, ownerDenied } satisfies WriterAck);
+    let bytes = 0;
+    for (const m of batch) if (m.t === 'write') bytes += m.stored.byteLength;
+    return { bytes, ownerDenied };
   });
 }

@@ -7,8 +7,9 @@ import { chmod, chown, lchown, link, lutimes, mkdir, readdir, symlink, utimes } 
 import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import type { WriterMsg, WriterAck } from './restore-worker.js';
+import { WorkerChannel } from '../util/worker-channel.js';
 import { join } from 'node:path';
-import { FerryError, isErrno, type ErrorCode } from '../util/errors.js';
+import { FerryError, isErrno } from '../util/errors.js';
 import type { MasterKey } from './crypto.js';
 import { execProgram } from '../util/exec.js';
 import { forEachLimit } from '../util/parallel.js';
@@ -193,8 +194,8 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
  * messages are batched per turn of the event loop, and send() waits while more than 64 MiB of chunk
  * data is queued.
  */
-class Writer {
-  private readonly lanes: Array<{ w: Worker; batch: WriterMsg[]; sent: number; acked: number }> = [];
+export class Writer {
+  private readonly lanes: Array<{ chan: WorkerChannel<WriterMsg[], WriterAck>; batch: WriterMsg[] }> = [];
   private queuedBytes = 0;
   private waiters: Array<() => void> = [];
   private error: Error | undefined;
@@ -203,20 +204,13 @@ class Writer {
   constructor(n: number, key: MasterKey | null) {
     for (let i = 0; i < n; i++) {
       const w = new Worker(new URL('./restore-worker.js', import.meta.url), { workerData: key ? { enc: key.enc, mac: key.mac } : null });
-      const lane = { w, batch: [] as WriterMsg[], sent: 0, acked: 0 };
-      lane.w.on('message', (a: WriterAck) => {
-        lane.acked++;
-        this.queuedBytes -= a.bytes;
-        if (a.ownerDenied) this.ownerDenied = true;
-        if (a.error && !this.error) this.error = a.code ? new FerryError(a.code as ErrorCode, a.error, a.details) : new Error(`restore: ${a.error}`);
-        this.wake();
-      });
-      lane.w.on('error', (err) => {
-        this.error ??= err;
-        this.wake();
-      });
-      this.lanes.push(lane);
+      this.lanes.push({ chan: new WorkerChannel(w, 'restore writer'), batch: [] });
     }
+  }
+
+  /** The writer threads' channels (exposed so that tests can end a writer and see the restore fail). */
+  get channels(): Array<WorkerChannel<WriterMsg[], WriterAck>> {
+    return this.lanes.map((l) => l.chan);
   }
 
   private wake(): void {
@@ -243,17 +237,27 @@ class Writer {
     if (lane.batch.length === 0) return;
     const batch = lane.batch;
     lane.batch = [];
-    lane.sent++;
-    lane.w.postMessage(batch);
+    lane.chan.request(batch).then(
+      (a) => {
+        this.queuedBytes -= a.bytes;
+        if (a.ownerDenied) this.ownerDenied = true;
+        this.wake();
+      },
+      (err: unknown) => {
+        // a coded error (e.g. 'corrupt' with the pack) as it is; a dead writer as it is
+        this.error ??= err instanceof FerryError || lane.chan.dead ? (err as Error) : new Error(`restore: ${(err as Error).message}`);
+        this.wake();
+      },
+    );
   }
 
   async drain(): Promise<void> {
     for (const l of this.lanes) this.flush(l);
-    while (this.lanes.some((l) => l.acked < l.sent) && !this.error) await this.wait();
+    while (this.lanes.some((l) => l.chan.pending > 0) && !this.error) await this.wait();
     if (this.error) throw this.error;
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.lanes.map((l) => l.w.terminate()));
+    await Promise.all(this.lanes.map((l) => l.chan.close()));
   }
 }

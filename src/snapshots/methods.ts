@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { execProgram } from '../util/exec.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 import type { Manifest } from './manifest.js';
-import type { BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob, TreeProgress } from './tree-worker.js';
+import { WorkerChannel } from '../util/worker-channel.js';
+import type { BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob, TreeProgress, TreeWorkerRole } from './tree-worker.js';
 
 export type { TreeProgress };
 
@@ -77,79 +78,43 @@ export async function syncTree(path: string): Promise<void> {
   await execProgram('sync', ['-f', path]);
 }
 
-/** What the tree worker sends: a build's progress (any number), then one answer. */
-type WorkerMessage = { id?: number; progress: TreeProgress } | { id?: number; ok: boolean; result?: unknown; error?: string; progress?: undefined };
+function treeWorker(role: TreeWorkerRole, opts?: { unrefWhenIdle?: boolean }): WorkerChannel<TreeJob, unknown, TreeProgress> {
+  return new WorkerChannel(new Worker(new URL('./tree-worker.js', import.meta.url), { workerData: role }), 'snapshot', opts);
+}
 
-/** Run one job of tree-worker.ts in a worker thread. */
+/** Run one job of tree-worker.ts in a worker thread of its own. */
 export function runTreeJob(job: Extract<TreeJob, { op: 'build' }>, onProgress?: (p: TreeProgress) => void): Promise<BuildResult>;
 export function runTreeJob(job: Extract<TreeJob, { op: 'relocate' }>): Promise<RelocateResult>;
 export function runTreeJob(job: Extract<TreeJob, { op: 'materialise' }>): Promise<void>;
-export function runTreeJob(job: TreeJob, onProgress?: (p: TreeProgress) => void): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL('./tree-worker.js', import.meta.url), { workerData: job });
-    const onMessage = (m: WorkerMessage) => {
-      if (m.progress) return onProgress?.(m.progress);
-      worker.off('message', onMessage);
-      if (m.ok) resolve(m.result);
-      else reject(new Error(m.error));
-    };
-    worker.on('message', onMessage);
-    worker.once('error', reject);
-  });
+export async function runTreeJob(job: TreeJob, onProgress?: (p: TreeProgress) => void): Promise<unknown> {
+  const chan = treeWorker('job');
+  try {
+    return await chan.request(job, { onProgress });
+  } finally {
+    await chan.close();
+  }
 }
 
 /**
  * Builds run in one long-lived worker thread (and its walk helpers), which keeps the last manifest of
  * each volume in memory: a snapshot of a large volume then costs the walk and the copies, not also the
  * start of threads and the parse of the previous manifest. A build that arrives while another runs gets a
- * worker of its own.
+ * worker of its own. The worker keeps ferryd alive only while it builds; one that died is replaced by the
+ * next build.
  */
 class BuildServer {
-  private worker?: Worker;
+  private chan?: WorkerChannel<TreeJob, unknown, TreeProgress>;
   private busy = false;
-  private seq = 0;
 
   async run(job: BuildJob, onProgress?: (p: TreeProgress) => void): Promise<BuildResult> {
     if (this.busy) return runTreeJob(job, onProgress);
     this.busy = true;
     try {
-      const w = (this.worker ??= this.start());
-      w.ref();
-      const id = ++this.seq;
-      return await new Promise<BuildResult>((resolve, reject) => {
-        const onError = (err: Error) => {
-          this.worker = undefined;
-          reject(err);
-        };
-        const onExit = (code: number) => onError(new Error(`the snapshot worker exited with code ${code}`));
-        w.once('error', onError);
-        w.once('exit', onExit);
-        const onMessage = (m: WorkerMessage) => {
-          if (m.id !== id) return;
-          if (m.progress) return onProgress?.(m.progress);
-          w.off('message', onMessage);
-          w.off('error', onError);
-          w.off('exit', onExit);
-          w.unref();
-          if (m.ok) resolve(m.result as BuildResult);
-          else reject(new Error(m.error));
-        };
-        w.on('message', onMessage);
-        w.postMessage({ id, job });
-      });
+      if (!this.chan || this.chan.dead) this.chan = treeWorker('serve', { unrefWhenIdle: true });
+      return (await this.chan.request(job, { onProgress })) as BuildResult;
     } finally {
       this.busy = false;
     }
-  }
-
-  private start(): Worker {
-    const w = new Worker(new URL('./tree-worker.js', import.meta.url), { workerData: { op: 'serve' } });
-    // a worker that dies between jobs is replaced by the next one; its error must never go unheard
-    const forget = () => this.worker === w && (this.worker = undefined);
-    w.on('error', forget);
-    w.on('exit', forget);
-    w.unref();
-    return w;
   }
 }
 const builds = new BuildServer();

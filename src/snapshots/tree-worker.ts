@@ -10,12 +10,13 @@
  * - `relocate`: before a delta snapshot is deleted, what later snapshots still reference in it is
  *   hard-linked into the oldest of them, and their manifests are rewritten to say so.
  */
-import { Worker, parentPort, workerData } from 'node:worker_threads';
+import { Worker, isMainThread, workerData } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { isUtf8 } from 'node:buffer';
 import { lstatSync, statSync, readdirSync, mkdirSync, linkSync, unlinkSync, chownSync, chmodSync, utimesSync, writeFileSync, readFileSync, existsSync, openSync, fsyncSync, closeSync, renameSync, type Dirent } from 'node:fs';
 import { execFile, execFileSync } from 'node:child_process';
 import { dirname } from 'node:path';
+import { WorkerChannel, serveRequests } from '../util/worker-channel.js';
 import { holderOf, parseManifest, type DirEntry, type FileEntry, type Manifest } from './manifest.js';
 
 export type Reflink = 'always' | 'auto';
@@ -266,18 +267,14 @@ function walkUnits(t: WalkTask, out: Array<Seen[] | undefined>): void {
 const PARALLEL_WALK_MIN = 4000;
 
 /** Walk helpers, kept between snapshots by a serving worker (starting a thread costs ~35 ms of CPU). */
-const helpers: Worker[] = [];
-function walkHelper(k: number): Worker {
-  while (helpers.length <= k) {
-    const w = new Worker(new URL(import.meta.url), { workerData: { op: 'walk-helper' } });
-    // a helper that dies is dropped (a walk waiting for it fails) and started again by the next walk
-    const drop = () => helpers.includes(w) && helpers.splice(helpers.indexOf(w), 1);
-    w.on('error', drop);
-    w.on('exit', drop);
-    w.unref();
-    helpers.push(w);
+const helpers: Array<WorkerChannel<WalkTask, Array<Seen[] | undefined>>> = [];
+function walkHelper(k: number): WorkerChannel<WalkTask, Array<Seen[] | undefined>> {
+  // a helper that died fails the walk waiting for it, and is started again by the next walk
+  if (!helpers[k] || helpers[k].dead) {
+    const w = new Worker(new URL(import.meta.url), { workerData: 'walk-helper' satisfies TreeWorkerRole });
+    helpers[k] = new WorkerChannel(w, 'walk helper', { unrefWhenIdle: true });
   }
-  return helpers[k]!;
+  return helpers[k];
 }
 
 /**
@@ -309,21 +306,7 @@ async function walkLive(live: string, parallel: boolean, racyFrom: bigint, meanw
   };
   expand('', 0);
   const task: WalkTask = { live, units, racyFrom, counter: new SharedArrayBuffer(4) };
-  const done = Array.from({ length: n }, (_, k) => {
-    const w = walkHelper(k);
-    w.ref();
-    return new Promise<Array<Seen[] | undefined>>((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      w.once('error', onError);
-      w.once('message', (m: { ok: boolean; result?: Array<Seen[] | undefined>; error?: string }) => {
-        w.off('error', onError);
-        w.unref();
-        if (m.ok) resolve(m.result!);
-        else reject(new Error(m.error));
-      });
-      w.postMessage(task);
-    });
-  });
+  const done = Array.from({ length: n }, (_, k) => walkHelper(k).request(task));
   const byUnit: Array<Seen[] | undefined> = new Array(units.length);
   try {
     meanwhile();
@@ -630,29 +613,27 @@ function relocate(job: RelocateJob): RelocateResult {
   return { moved: newHolder.size, rewritten };
 }
 
-if (parentPort) {
-  const port = parentPort;
-  const reply = (p: Promise<unknown>, id?: number) =>
-    p.then(
-      (result) => port.postMessage({ id, ok: true, result }),
-      (err: unknown) => port.postMessage({ id, ok: false, error: err instanceof Error ? err.message : String(err) }),
-    );
-  // a build's progress goes to the caller as { id, progress } messages before its answer
-  const run = async (job: TreeJob, id?: number) =>
-    job.op === 'build' ? build(job, (progress) => port.postMessage({ id, progress })) : job.op === 'materialise' ? materialise(job) : relocate(job);
-  const w = workerData as TreeJob | { op: 'serve' } | { op: 'walk-helper' };
-  if (w.op === 'walk-helper') {
-    port.on('message', (t: WalkTask) => {
+/**
+ * What a thread of this file does (its workerData): `serve` answers tree jobs one after another for
+ * ferryd's life (keeping manifests and walk helpers), `job` answers one, `walk-helper` walks for a build.
+ */
+export type TreeWorkerRole = 'serve' | 'job' | 'walk-helper';
+
+if (!isMainThread) {
+  const role = workerData as TreeWorkerRole;
+  if (role === 'walk-helper') {
+    serveRequests<WalkTask, Array<Seen[] | undefined>>((t) => {
       const out: Array<Seen[] | undefined> = [];
-      reply((async () => (walkUnits(t, out), out))());
+      walkUnits(t, out);
+      return out;
     });
-  } else if (w.op === 'serve') {
-    serving = true;
-    // start the walk helpers now: the first large snapshot does not wait for them
-    for (let k = 0; k < Math.min(3, availableParallelism() - 1); k++) walkHelper(k);
-    // one job at a time: the caller sends the next one only after the answer
-    port.on('message', (m: { id: number; job: TreeJob }) => void reply(run(m.job, m.id), m.id));
-  } else {
-    void reply(run(w));
+  } else if (role === 'serve' || role === 'job') {
+    if (role === 'serve') {
+      serving = true;
+      // start the walk helpers now: the first large snapshot does not wait for them
+      for (let k = 0; k < Math.min(3, availableParallelism() - 1); k++) walkHelper(k);
+    }
+    // a build's progress goes to the caller before its answer; a serving worker gets one job at a time
+    serveRequests<TreeJob, unknown, TreeProgress>((job, ctx) => (job.op === 'build' ? build(job, ctx.progress) : job.op === 'materialise' ? materialise(job) : relocate(job)));
   }
 }
