@@ -1,4 +1,4 @@
-/** What ferryd records of a snapshot (its JSON file beside the tree), as the snapshot service and the damage checks read it. */
+/** What ferryd records of a snapshot (its JSON file beside the tree), and what making one takes: the types the snapshot files share. */
 import type { SnapshotStats } from './methods.js';
 
 export type SnapshotKind = 'snapshot' | 'commit' | 'worktree';
@@ -24,4 +24,30 @@ export interface SnapshotRecord {
   branch?: string;
   /** Scheduled snapshots: the schedule slot they ran for. */
   slot?: string;
+}
+
+export interface CreateSnapshotOptions {
+  name?: string;
+  pause?: boolean;
+  exec?: string;
+  kind?: SnapshotKind;
+  origin?: SnapshotRecord['origin'];
+  message?: string;
+  parent?: string;
+  branch?: string;
+  slot?: string;
+  /** Told how far it got, as it goes (a snapshot job's progress). */
+  onProgress?: (p: SnapshotProgress) => void;
+}
+
+/**
+ * How far a snapshot got: `prepare` (--exec, --pause), `snapshot` (a filesystem snapshot: one step), or
+ * `scan` then `copy` (tree methods: entries seen, then copies of what changed of a known total), then `save`.
+ */
+export interface SnapshotProgress {
+  phase: 'prepare' | 'snapshot' | 'scan' | 'copy' | 'save';
+  filesDone?: number;
+  filesTotal?: number;
+  bytesDone?: number;
+  bytesTotal?: number;
 }

@@ -1,4 +1,4 @@
-/** The snapshot service: the snapshots of each volume (create, list, remove, read views, clone sources), the restore swap and its recovery, and the git-like history. */
+/** The snapshot service: the snapshots of each volume (create, list, remove, read views, clone sources), the restore swap and its recovery; the history is history.ts. */
 import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +10,8 @@ import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
 import { forEachLimit } from '../util/parallel.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { materialise, removeTree, runTreeJob, syncTree, type SnapshotStats, type StoredSnapshot } from './methods.js';
-import type { SnapshotKind, SnapshotRecord } from './record.js';
+import type { CreateSnapshotOptions, SnapshotKind, SnapshotProgress, SnapshotRecord } from './record.js';
+import { SnapshotHistory } from './history.js';
 import { parseManifest } from './manifest.js';
 import type { CloneSource } from '../volumes/service.js';
 import { isAside, type Quarantine } from '../util/quarantine.js';
@@ -19,41 +20,9 @@ import { checkManifest, hasAside, rebuildRecord, replaceBadRecord, requireManife
 
 export type { SnapshotKind, SnapshotRecord };
 
-export interface CreateSnapshotOptions {
-  name?: string;
-  pause?: boolean;
-  exec?: string;
-  kind?: SnapshotKind;
-  origin?: SnapshotRecord['origin'];
-  message?: string;
-  parent?: string;
-  branch?: string;
-  slot?: string;
-  /** Told how far it got, as it goes (a snapshot job's progress). */
-  onProgress?: (p: SnapshotProgress) => void;
-}
-
-/**
- * How far a snapshot got: `prepare` (--exec, --pause), `snapshot` (a filesystem snapshot: one step), or
- * `scan` then `copy` (tree methods: entries seen, then copies of what changed of a known total), then `save`.
- */
-export interface SnapshotProgress {
-  phase: 'prepare' | 'snapshot' | 'scan' | 'copy' | 'save';
-  filesDone?: number;
-  filesTotal?: number;
-  bytesDone?: number;
-  bytesTotal?: number;
-}
-
-interface Refs {
-  head: string;
-  branches: Record<string, string | null>;
-  /** Per branch, the snapshot of its working state when another branch was checked out. */
-  worktrees: Record<string, string>;
-}
+export type { CreateSnapshotOptions, SnapshotProgress };
 
 const SNAP_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,127}$/;
-const BRANCH_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
 /**
  * Snapshots, clones' sources, restores and the git-like history of volumes. Everything lives inside the
@@ -75,7 +44,23 @@ export class SnapshotService {
     private readonly logger: Logger,
     private readonly docker?: DockerClient,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    // the history works through these few parts of the store (they stay private to everyone else)
+    this.history = new SnapshotHistory(
+      {
+        dirs: (rec) => this.dirs(rec),
+        listOf: (rec, all) => this.listOf(rec, all),
+        find: (rec, ref) => this.find(rec, ref),
+        createLocked: (rec, opts) => this.createLocked(rec, opts),
+        removeLocked: (rec, snap) => this.removeLocked(rec, snap),
+        replaceData: (rec, snap) => this.replaceData(rec, snap),
+        switching: (volume, restart, what, fn) => this.switching(volume, restart, what, fn),
+      },
+      volumes,
+    );
+  }
+
+  private readonly history: SnapshotHistory;
 
   private dirs(rec: VolumeRecord) {
     const pool = this.volumes.poolOf(rec);
@@ -359,8 +344,7 @@ export class SnapshotService {
     return this.volumes.withLock(volume, async () => {
       const rec = this.volumes.recordOf(volume);
       const snap = await this.find(rec, ref, false);
-      const refs = await this.refs(rec);
-      const tipOf = Object.entries(refs.branches).filter(([, c]) => c === snap.id).map(([b]) => b);
+      const tipOf = await this.history.branchesAt(rec, snap.id);
       if (tipOf.length > 0) throw new FerryError('in_use', `snapshot ${snap.id} is the tip of branch ${tipOf.join(', ')} of ${volume}; reset or delete the branch first`);
       await this.removeLocked(rec, snap);
       return snap;
@@ -505,141 +489,34 @@ export class SnapshotService {
     });
   }
 
-  // ---- history ------------------------------------------------------------------------------------
+  // ---- history (history.ts) -----------------------------------------------------------------------
 
-  private async refs(rec: VolumeRecord): Promise<Refs> {
-    return (await readJson<Refs>(this.dirs(rec).refs)) ?? { head: 'master', branches: { master: null }, worktrees: {} };
-  }
-
-  private async saveRefs(rec: VolumeRecord, refs: Refs): Promise<void> {
-    await mkdir(this.dirs(rec).root, { recursive: true });
-    await writeJsonAtomic(this.dirs(rec).refs, refs);
-  }
-
-  async commit(volume: string, message: string): Promise<SnapshotRecord> {
-    if (!message.trim()) throw new FerryError('invalid', 'a commit needs a message: ferry commit VOL -m "what changed"');
-    return this.volumes.withLock(volume, async () => {
-      const rec = this.volumes.recordOf(volume);
-      const refs = await this.refs(rec);
-      const parent = refs.branches[refs.head] ?? undefined;
-      const snap = await this.createLocked(rec, { kind: 'commit', origin: 'history', message, branch: refs.head, ...(parent ? { parent } : {}), name: `commit-${Date.now().toString(36)}-${randomBytes(2).toString('hex')}` });
-      refs.branches[refs.head] = snap.id;
-      await this.saveRefs(rec, refs);
-      return snap;
-    });
+  /** Commit the volume's data on its current branch. */
+  commit(volume: string, message: string): Promise<SnapshotRecord> {
+    return this.history.commit(volume, message);
   }
 
   /** Commits reachable from the current branch's tip, newest first. */
-  async log(volume: string): Promise<{ branch: string; commits: SnapshotRecord[] }> {
-    const rec = this.volumes.recordOf(volume);
-    const refs = await this.refs(rec);
-    const byId = new Map((await this.listOf(rec)).map((s) => [s.id, s]));
-    const commits: SnapshotRecord[] = [];
-    for (let id = refs.branches[refs.head] ?? undefined; id; ) {
-      const c = byId.get(id);
-      if (!c) break;
-      commits.push(c);
-      id = c.parent;
-    }
-    return { branch: refs.head, commits };
+  log(volume: string): Promise<{ branch: string; commits: SnapshotRecord[] }> {
+    return this.history.log(volume);
   }
 
-  async branches(volume: string): Promise<{ current: string; branches: Array<{ name: string; tip: string | null }> }> {
-    const refs = await this.refs(this.volumes.recordOf(volume));
-    return { current: refs.head, branches: Object.entries(refs.branches).map(([name, tip]) => ({ name, tip })).sort((a, b) => a.name.localeCompare(b.name)) };
+  branches(volume: string): Promise<{ current: string; branches: Array<{ name: string; tip: string | null }> }> {
+    return this.history.branches(volume);
   }
 
-  async createBranch(volume: string, name: string): Promise<{ name: string; tip: string | null }> {
-    if (!BRANCH_NAME.test(name)) throw new FerryError('invalid', `branch name ${JSON.stringify(name)}: use up to 64 characters of [a-zA-Z0-9_.-], starting with a letter or digit`);
-    return this.volumes.withLock(volume, async () => {
-      const rec = this.volumes.recordOf(volume);
-      const refs = await this.refs(rec);
-      if (name in refs.branches) throw new FerryError('exists', `volume ${volume} already has a branch ${name}`);
-      refs.branches[name] = refs.branches[refs.head] ?? null;
-      await this.saveRefs(rec, refs);
-      return { name, tip: refs.branches[name] ?? null };
-    });
+  createBranch(volume: string, name: string): Promise<{ name: string; tip: string | null }> {
+    return this.history.createBranch(volume, name);
   }
 
-  /**
-   * Switch branches. With `create`, a new branch starts at the current commit and keeps the working data
-   * (like `git checkout -b`). Otherwise the working data of the branch we leave is kept as a hidden
-   * worktree snapshot (nothing uncommitted is lost), and the data becomes the other branch's saved
-   * worktree, or its tip commit.
-   */
-  async checkout(volume: string, branch: string, { create = false, restartContainers = false } = {}): Promise<{ branch: string; commit: string | null }> {
-    if (create) {
-      const b = await this.createBranch(volume, branch);
-      await this.volumes.withLock(volume, async () => {
-        const rec = this.volumes.recordOf(volume);
-        const refs = await this.refs(rec);
-        refs.head = branch;
-        await this.saveRefs(rec, refs);
-      });
-      return { branch, commit: b.tip };
-    }
-    return this.switching(volume, restartContainers, 'switch', async (rec) => {
-      const refs = await this.refs(rec);
-      if (!(branch in refs.branches)) throw new FerryError('not_found', `volume ${volume} has no branch ${branch}; \`ferry branch ${volume}\` lists them, \`ferry checkout -b ${volume} ${branch}\` creates it`);
-      if (branch === refs.head) return { branch, commit: refs.branches[branch] ?? null };
-      const target = refs.worktrees[branch] ?? refs.branches[branch] ?? undefined;
-      if (!target) throw new FerryError('invalid', `branch ${branch} has no commit yet`);
-      const saved = await this.createLocked(rec, { kind: 'worktree', origin: 'history', branch: refs.head });
-      const previous = refs.worktrees[refs.head];
-      refs.worktrees[refs.head] = saved.id;
-      await this.saveRefs(rec, refs);
-      await this.replaceData(rec, await this.find(rec, target));
-      const left = refs.worktrees[branch];
-      delete refs.worktrees[branch];
-      refs.head = branch;
-      await this.saveRefs(rec, refs);
-      for (const id of [previous, left]) {
-        if (!id) continue;
-        const s = (await this.listOf(rec, true)).find((x) => x.id === id);
-        if (s) await this.removeLocked(rec, s);
-      }
-      return { branch, commit: refs.branches[branch] ?? null };
-    });
+  /** Switch branches (see SnapshotHistory.checkout). */
+  checkout(volume: string, branch: string, opts: { create?: boolean; restartContainers?: boolean } = {}): Promise<{ branch: string; commit: string | null }> {
+    return this.history.checkout(volume, branch, opts);
   }
 
   /** `reset --hard REF`: the data becomes commit REF's and the current branch points at it. */
-  async reset(volume: string, ref: string, { restartContainers = false } = {}): Promise<SnapshotRecord> {
-    return this.switching(volume, restartContainers, 'reset', async (rec) => {
-      const refs = await this.refs(rec);
-      const commit = await this.resolveRef(rec, refs, ref);
-      await this.replaceData(rec, commit);
-      refs.branches[refs.head] = commit.id;
-      await this.saveRefs(rec, refs);
-      return commit;
-    });
-  }
-
-  /** A commit id or unique prefix, a branch name, HEAD, HEAD~N, HEAD^ (^ repeatable), BRANCH~N. */
-  private async resolveRef(rec: VolumeRecord, refs: Refs, ref: string): Promise<SnapshotRecord> {
-    const m = /^(.+?)((?:\^|~\d*)*)$/.exec(ref);
-    if (!m) throw new FerryError('invalid', `bad revision ${ref}`);
-    const [, base, suffix] = m as unknown as [string, string, string];
-    const commits = (await this.listOf(rec)).filter((s) => s.kind === 'commit');
-    const byId = new Map(commits.map((c) => [c.id, c]));
-    let id: string | undefined;
-    if (base === 'HEAD') id = refs.branches[refs.head] ?? undefined;
-    else if (base in refs.branches) id = refs.branches[base] ?? undefined;
-    else {
-      const hits = commits.filter((c) => c.id === base || (base.length >= 4 && c.id.startsWith(base)));
-      if (hits.length > 1) throw new FerryError('invalid', `commit prefix ${base} is ambiguous: ${hits.map((h) => h.id).join(', ')}`);
-      id = hits[0]?.id;
-    }
-    if (!id) throw new FerryError('not_found', `no commit ${JSON.stringify(base)} in the history of ${rec.name}; \`ferry log ${rec.name}\` lists them`);
-    for (const step of suffix.match(/\^|~\d*/g) ?? []) {
-      const n = step === '^' ? 1 : step === '~' ? 1 : Number(step.slice(1));
-      for (let i = 0; i < n; i++) {
-        id = byId.get(id!)?.parent;
-        if (!id) throw new FerryError('not_found', `${ref} goes back past the first commit of ${rec.name}`);
-      }
-    }
-    const c = byId.get(id!);
-    if (!c) throw new FerryError('not_found', `commit ${id} of ${rec.name} no longer exists`);
-    return c;
+  reset(volume: string, ref: string, opts: { restartContainers?: boolean } = {}): Promise<SnapshotRecord> {
+    return this.history.reset(volume, ref, opts);
   }
 
   /** Retention: delete scheduled snapshots (never manual ones, never commits). */

@@ -1,0 +1,179 @@
+/** The git-like history of a volume: commits, log, branches, checkout and reset, kept in its refs.json. */
+import { mkdir } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readJson, writeJsonAtomic } from '../util/atomic.js';
+import { FerryError } from '../util/errors.js';
+import type { VolumeService } from '../volumes/service.js';
+import type { VolumeRecord } from '../catalog/catalog.js';
+import type { CreateSnapshotOptions, SnapshotRecord } from './record.js';
+
+interface Refs {
+  head: string;
+  branches: Record<string, string | null>;
+  /** Per branch, the snapshot of its working state when another branch was checked out. */
+  worktrees: Record<string, string>;
+}
+
+const BRANCH_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+
+/** What the history needs of the snapshot store (SnapshotService). */
+export interface HistoryStore {
+  dirs(rec: VolumeRecord): { root: string; refs: string };
+  listOf(rec: VolumeRecord, all?: boolean): Promise<SnapshotRecord[]>;
+  find(rec: VolumeRecord, ref: string): Promise<SnapshotRecord>;
+  /** Make a snapshot; the caller holds the volume's lock. */
+  createLocked(rec: VolumeRecord, opts: CreateSnapshotOptions): Promise<SnapshotRecord>;
+  removeLocked(rec: VolumeRecord, snap: SnapshotRecord): Promise<void>;
+  /** Swap the live data for a copy of a snapshot (all or nothing under a crash). */
+  replaceData(rec: VolumeRecord, snap: SnapshotRecord): Promise<void>;
+  /** Run `fn` with the volume unmounted everywhere (its containers stopped, and started again after, if asked). */
+  switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>): Promise<T>;
+}
+
+export class SnapshotHistory {
+  constructor(
+    private readonly store: HistoryStore,
+    private readonly volumes: Pick<VolumeService, 'withLock' | 'recordOf'>,
+  ) {}
+
+  /** The branches whose tip is this snapshot (it cannot be removed while one is). */
+  async branchesAt(rec: VolumeRecord, id: string): Promise<string[]> {
+    const refs = await this.refs(rec);
+    return Object.entries(refs.branches).filter(([, c]) => c === id).map(([b]) => b);
+  }
+
+  private async refs(rec: VolumeRecord): Promise<Refs> {
+    return (await readJson<Refs>(this.store.dirs(rec).refs)) ?? { head: 'master', branches: { master: null }, worktrees: {} };
+  }
+
+  private async saveRefs(rec: VolumeRecord, refs: Refs): Promise<void> {
+    await mkdir(this.store.dirs(rec).root, { recursive: true });
+    await writeJsonAtomic(this.store.dirs(rec).refs, refs);
+  }
+
+  async commit(volume: string, message: string): Promise<SnapshotRecord> {
+    if (!message.trim()) throw new FerryError('invalid', 'a commit needs a message: ferry commit VOL -m "what changed"');
+    return this.volumes.withLock(volume, async () => {
+      const rec = this.volumes.recordOf(volume);
+      const refs = await this.refs(rec);
+      const parent = refs.branches[refs.head] ?? undefined;
+      const snap = await this.store.createLocked(rec, { kind: 'commit', origin: 'history', message, branch: refs.head, ...(parent ? { parent } : {}), name: `commit-${Date.now().toString(36)}-${randomBytes(2).toString('hex')}` });
+      refs.branches[refs.head] = snap.id;
+      await this.saveRefs(rec, refs);
+      return snap;
+    });
+  }
+
+  /** Commits reachable from the current branch's tip, newest first. */
+  async log(volume: string): Promise<{ branch: string; commits: SnapshotRecord[] }> {
+    const rec = this.volumes.recordOf(volume);
+    const refs = await this.refs(rec);
+    const byId = new Map((await this.store.listOf(rec)).map((s) => [s.id, s]));
+    const commits: SnapshotRecord[] = [];
+    for (let id = refs.branches[refs.head] ?? undefined; id; ) {
+      const c = byId.get(id);
+      if (!c) break;
+      commits.push(c);
+      id = c.parent;
+    }
+    return { branch: refs.head, commits };
+  }
+
+  async branches(volume: string): Promise<{ current: string; branches: Array<{ name: string; tip: string | null }> }> {
+    const refs = await this.refs(this.volumes.recordOf(volume));
+    return { current: refs.head, branches: Object.entries(refs.branches).map(([name, tip]) => ({ name, tip })).sort((a, b) => a.name.localeCompare(b.name)) };
+  }
+
+  async createBranch(volume: string, name: string): Promise<{ name: string; tip: string | null }> {
+    if (!BRANCH_NAME.test(name)) throw new FerryError('invalid', `branch name ${JSON.stringify(name)}: use up to 64 characters of [a-zA-Z0-9_.-], starting with a letter or digit`);
+    return this.volumes.withLock(volume, async () => {
+      const rec = this.volumes.recordOf(volume);
+      const refs = await this.refs(rec);
+      if (name in refs.branches) throw new FerryError('exists', `volume ${volume} already has a branch ${name}`);
+      refs.branches[name] = refs.branches[refs.head] ?? null;
+      await this.saveRefs(rec, refs);
+      return { name, tip: refs.branches[name] ?? null };
+    });
+  }
+
+  /**
+   * Switch branches. With `create`, a new branch starts at the current commit and keeps the working data
+   * (like `git checkout -b`). Otherwise the working data of the branch we leave is kept as a hidden
+   * worktree snapshot (nothing uncommitted is lost), and the data becomes the other branch's saved
+   * worktree, or its tip commit.
+   */
+  async checkout(volume: string, branch: string, { create = false, restartContainers = false } = {}): Promise<{ branch: string; commit: string | null }> {
+    if (create) {
+      const b = await this.createBranch(volume, branch);
+      await this.volumes.withLock(volume, async () => {
+        const rec = this.volumes.recordOf(volume);
+        const refs = await this.refs(rec);
+        refs.head = branch;
+        await this.saveRefs(rec, refs);
+      });
+      return { branch, commit: b.tip };
+    }
+    return this.store.switching(volume, restartContainers, 'switch', async (rec) => {
+      const refs = await this.refs(rec);
+      if (!(branch in refs.branches)) throw new FerryError('not_found', `volume ${volume} has no branch ${branch}; \`ferry branch ${volume}\` lists them, \`ferry checkout -b ${volume} ${branch}\` creates it`);
+      if (branch === refs.head) return { branch, commit: refs.branches[branch] ?? null };
+      const target = refs.worktrees[branch] ?? refs.branches[branch] ?? undefined;
+      if (!target) throw new FerryError('invalid', `branch ${branch} has no commit yet`);
+      const saved = await this.store.createLocked(rec, { kind: 'worktree', origin: 'history', branch: refs.head });
+      const previous = refs.worktrees[refs.head];
+      refs.worktrees[refs.head] = saved.id;
+      await this.saveRefs(rec, refs);
+      await this.store.replaceData(rec, await this.store.find(rec, target));
+      const left = refs.worktrees[branch];
+      delete refs.worktrees[branch];
+      refs.head = branch;
+      await this.saveRefs(rec, refs);
+      for (const id of [previous, left]) {
+        if (!id) continue;
+        const s = (await this.store.listOf(rec, true)).find((x) => x.id === id);
+        if (s) await this.store.removeLocked(rec, s);
+      }
+      return { branch, commit: refs.branches[branch] ?? null };
+    });
+  }
+
+  /** `reset --hard REF`: the data becomes commit REF's and the current branch points at it. */
+  async reset(volume: string, ref: string, { restartContainers = false } = {}): Promise<SnapshotRecord> {
+    return this.store.switching(volume, restartContainers, 'reset', async (rec) => {
+      const refs = await this.refs(rec);
+      const commit = await this.resolveRef(rec, refs, ref);
+      await this.store.replaceData(rec, commit);
+      refs.branches[refs.head] = commit.id;
+      await this.saveRefs(rec, refs);
+      return commit;
+    });
+  }
+
+  /** A commit id or unique prefix, a branch name, HEAD, HEAD~N, HEAD^ (^ repeatable), BRANCH~N. */
+  private async resolveRef(rec: VolumeRecord, refs: Refs, ref: string): Promise<SnapshotRecord> {
+    const m = /^(.+?)((?:\^|~\d*)*)$/.exec(ref);
+    if (!m) throw new FerryError('invalid', `bad revision ${ref}`);
+    const [, base, suffix] = m as unknown as [string, string, string];
+    const commits = (await this.store.listOf(rec)).filter((s) => s.kind === 'commit');
+    const byId = new Map(commits.map((c) => [c.id, c]));
+    let id: string | undefined;
+    if (base === 'HEAD') id = refs.branches[refs.head] ?? undefined;
+    else if (base in refs.branches) id = refs.branches[base] ?? undefined;
+    else {
+      const hits = commits.filter((c) => c.id === base || (base.length >= 4 && c.id.startsWith(base)));
+      if (hits.length > 1) throw new FerryError('invalid', `commit prefix ${base} is ambiguous: ${hits.map((h) => h.id).join(', ')}`);
+      id = hits[0]?.id;
+    }
+    if (!id) throw new FerryError('not_found', `no commit ${JSON.stringify(base)} in the history of ${rec.name}; \`ferry log ${rec.name}\` lists them`);
+    for (const step of suffix.match(/\^|~\d*/g) ?? []) {
+      const n = step === '^' ? 1 : step === '~' ? 1 : Number(step.slice(1));
+      for (let i = 0; i < n; i++) {
+        id = byId.get(id!)?.parent;
+        if (!id) throw new FerryError('not_found', `${ref} goes back past the first commit of ${rec.name}`);
+      }
+    }
+    const c = byId.get(id!);
+    if (!c) throw new FerryError('not_found', `commit ${id} of ${rec.name} no longer exists`);
+    return c;
+  }
+}
