@@ -7,7 +7,7 @@ import { execProgram } from '../util/exec.js';
 import { mountOf, withTimeout } from '../util/mounts.js';
 import type { VolumeOptions } from '../wire/types.js';
 import type { Pool, PoolStatus } from './pool.js';
-import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from '../snapshots/methods.js';
+import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from './trees/methods.js';
 import { ShareIo, shareFsOf } from './share-io.js';
 import type { ShareFs } from './share-fs.js';
 

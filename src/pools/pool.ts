@@ -1,6 +1,6 @@
 /** The Pool interface: what the volume service asks of a place where volume data lives. */
 import type { VolumeOptions } from '../wire/types.js';
-import type { SnapshotMethod } from '../snapshots/methods.js';
+import type { SnapshotMethod } from './trees/methods.js';
 import type { ShareFs } from './share-fs.js';
 
 // A pool's status crosses the API as it is: its shape is the wire contract's.

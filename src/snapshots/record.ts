@@ -1,5 +1,5 @@
 /** What ferryd records of a snapshot (its JSON file beside the tree), and what making one takes: the types the snapshot files share. */
-import type { SnapshotStats } from './methods.js';
+import type { SnapshotStats } from '../pools/trees/methods.js';
 
 export type SnapshotKind = 'snapshot' | 'commit' | 'worktree';
 

@@ -6,7 +6,7 @@ import type { VolumeInfo, VolumeService } from './service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import type { TrashUsage, VolumeUsage } from './usage-types.js';
 import type { NodeUsage, PublishedUsage } from '../cluster/shared-store.js';
-import { snapshotSpace, type SnapshotSpace, type SpaceCache } from '../snapshots/space.js';
+import { snapshotSpace, type SnapshotSpace, type SpaceCache } from '../pools/trees/space.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { Periodic } from '../util/periodic.js';
 import { errorMessage, isErrno } from '../util/errors.js';

@@ -1,10 +1,10 @@
 import { Worker } from 'node:worker_threads';
 import { lstat, mkdir, readdir, rm, statfs, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execProgram } from '../util/exec.js';
-import { errorMessage, isErrno } from '../util/errors.js';
+import { execProgram } from '../../util/exec.js';
+import { errorMessage, isErrno } from '../../util/errors.js';
 import type { Manifest } from './manifest.js';
-import { WorkerChannel } from '../util/worker-channel.js';
+import { WorkerChannel } from '../../util/worker-channel.js';
 import type { BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob, TreeProgress, TreeWorkerRole } from './tree-worker.js';
 
 export type { TreeProgress };

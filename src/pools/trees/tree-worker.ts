@@ -16,7 +16,7 @@ import { isUtf8 } from 'node:buffer';
 import { lstatSync, statSync, readdirSync, mkdirSync, linkSync, unlinkSync, chownSync, chmodSync, utimesSync, writeFileSync, readFileSync, existsSync, openSync, fsyncSync, closeSync, renameSync, type Dirent } from 'node:fs';
 import { execFile, execFileSync } from 'node:child_process';
 import { dirname } from 'node:path';
-import { WorkerChannel, serveRequests } from '../util/worker-channel.js';
+import { WorkerChannel, serveRequests } from '../../util/worker-channel.js';
 import { holderOf, parseManifest, type DirEntry, type FileEntry, type Manifest } from './manifest.js';
 
 export type Reflink = 'always' | 'auto';

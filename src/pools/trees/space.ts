@@ -2,7 +2,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseManifest, holderOf, type Manifest } from './manifest.js';
-import { isErrno } from '../util/errors.js';
+import { isErrno } from '../../util/errors.js';
 
 export interface SnapshotSpace {
   /** Bytes only the snapshots hold (freed if every snapshot went); null where the pool cannot say cheaply. */
