@@ -5,7 +5,7 @@ import { execProgram } from '../../util/exec.js';
 import { errorMessage, isErrno } from '../../util/errors.js';
 import type { Manifest } from './manifest.js';
 import { WorkerChannel } from '../../util/worker-channel.js';
-import type { BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob, TreeProgress, TreeWorkerRole } from './tree-worker.js';
+import type { BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob, TreeProgress, TreeWorkerRole } from './jobs.js';
 
 export type { TreeProgress };
 
