@@ -1,6 +1,6 @@
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { Catalog, TRASH_ID_PATTERN, type DockerKnown, type TrashRecord, type VolumeRecord } from '../catalog/catalog.js';
+import { Catalog, type DockerKnown, type TrashRecord, type VolumeRecord } from '../catalog/catalog.js';
 import { checkVolumeName } from './names.js';
 import type { AccessMode, VolumeOptions, VolumeOptionsParser } from './options.js';
 import { dropReadOnlyView, ensureReadOnlyView, ensureView } from './ro-view.js';
@@ -10,14 +10,17 @@ import type { AttachmentStatus, Cluster } from '../cluster/cluster.js';
 import type { SharedRecord } from '../cluster/shared-store.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { forEachLimit } from '../util/parallel.js';
-import { FerryError, errorMessage, isErrno } from '../util/errors.js';
+import { FerryError, errorMessage } from '../util/errors.js';
 import { shown } from '../util/shown.js';
 import type { Quarantine } from '../util/quarantine.js';
 import { salvage } from './salvage.js';
 import { stagingId, stagingOwner } from './staging.js';
 import { mapNoSpace, noSpaceError } from '../util/no-space.js';
-import { isOurDriver } from '../docker/driver-name.js';
 import { pauseAt } from '../util/test-pause.js';
+import { Trash, trashInfo, type TrashInfo } from './trash.js';
+import { DockerFacts, type DockerTold } from './docker-facts.js';
+
+export type { TrashInfo, DockerTold };
 
 /** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
 export interface CloneSource {
@@ -49,27 +52,6 @@ export interface RestoreReport {
   filesTotal: number;
   bytesDone: number;
   bytesTotal: number;
-}
-
-export interface TrashInfo {
-  id: string;
-  name: string;
-  pool: string;
-  removedAt: string;
-  expiresAt: string;
-  /** The node whose ferryd removed it (keeps its trash record). */
-  removedBy: string;
-  /** The labels Docker had for the volume (when ferryd learned them): Compose's project and volume are among them. */
-  dockerLabels?: Record<string, string>;
-}
-
-/** What an undelete told Docker: the volume registered again with its labels and driver options, or why not. */
-export interface DockerTold {
-  told: boolean;
-  reason?: string;
-  driver?: string;
-  labels?: Record<string, string>;
-  options?: Record<string, string>;
 }
 
 /** The result of a removal through the CLI or API. */
@@ -139,10 +121,34 @@ export class VolumeService {
   private readonly log: Logger;
   private readonly now: () => number;
 
+  private readonly trash: Trash;
+  private readonly dockerFacts: DockerFacts;
+
   constructor(private readonly deps: ServiceDeps) {
     this.catalog = deps.catalog;
     this.log = deps.log;
     this.now = deps.now ?? Date.now;
+    const self = {
+      catalog: deps.catalog,
+      log: deps.log,
+      now: this.now,
+      node: deps.node,
+      lock: this.lock,
+      pool: (name: string) => this.pool(name),
+      isShared: (pool: string) => this.isShared(pool),
+    };
+    this.trash = new Trash({
+      ...self,
+      exists: async (name) => (await this.sync(name)) !== undefined,
+      publish: async (rec) => (await (await this.deps.cluster!.store(rec.pool)).publish(sharedPart(rec))),
+    });
+    this.dockerFacts = new DockerFacts({
+      ...self,
+      ...(deps.docker ? { docker: deps.docker } : {}),
+      ...(deps.dockerHost ? { dockerHost: deps.dockerHost } : {}),
+      ...(deps.dockerDriver ? { dockerDriver: deps.dockerDriver } : {}),
+      managedPlugin: deps.managedPlugin ?? false,
+    });
   }
 
   /** Check volume options as create would (for callers that check before they start a job). */
@@ -917,7 +923,7 @@ export class VolumeService {
     await pool.moveToTrash(name, trash.id);
     await this.catalog.volumes.save(name, undefined);
     if (purge) {
-      await this.purgeOne(trash);
+      await this.trash.purgeOne(trash);
       this.log.info({ volume: name }, 'volume removed and purged');
       return { trash: undefined, overrode };
     }
@@ -969,26 +975,10 @@ export class VolumeService {
     throw new FerryError('unavailable', `${problems.join('; ')}; start Docker (or check dockerHost), or pass --force to remove it anyway`, { problems });
   }
 
-  // ---- trash --------------------------------------------------------------------------------------
+  // ---- the trash (trash.ts) and what Docker knew (docker-facts.ts) ----------------------------------
 
   trashList(): TrashInfo[] {
-    return this.catalog.trash
-      .values()
-      .map((t) => trashInfo(t, this.deps.node))
-      .sort((a, b) => b.removedAt.localeCompare(a.removedAt));
-  }
-
-  /** Find a trash entry by its id, or by volume name (the newest removal of that name). */
-  private trashEntry(ref: string): TrashRecord {
-    if (TRASH_ID_PATTERN.test(ref)) {
-      const t = this.catalog.trash.get(ref);
-      if (t) return t;
-      throw new FerryError('not_found', `no trash entry ${ref}; \`ferry trash ls\` lists them`);
-    }
-    checkVolumeName(ref);
-    const matches = this.catalog.trash.values().filter((t) => t.volume.name === ref);
-    if (matches.length === 0) throw new FerryError('not_found', `no removed volume named ${ref} in the trash; \`ferry trash ls\` lists it`);
-    return matches.sort((a, b) => b.removedAt.localeCompare(a.removedAt))[0]!;
+    return this.trash.list();
   }
 
   /**
@@ -996,126 +986,22 @@ export class VolumeService {
    * labels and driver options), outside the volume's lock: Docker calls this plugin's Get (and Create) then.
    */
   async undelete(ref: string, as?: string): Promise<VolumeInfo & { docker: DockerTold }> {
-    const v = await this.undeleteLocked(ref, as);
-    return { ...v, docker: await this.tellDocker(v.name) };
-  }
-
-  /** Register a volume with Docker again, with the driver, labels and options Docker had for it. */
-  private async tellDocker(name: string): Promise<DockerTold> {
-    const known = this.catalog.volumes.get(name)?.docker;
-    if (!this.deps.docker) return { told: false, reason: 'no Docker engine on this host (dockerHost: none)' };
-    if (!known?.driver && !known?.options) {
-      return { told: false, reason: 'ferryd never learned labels or driver options of this volume from Docker (made with `ferry volume create`, or by an older ferryd); Docker sees it through the plugin, without labels' };
-    }
-    // Docker knows a host daemon as `ferry` (its socket) and a managed plugin as `ferry:latest` (or `ferry:TAG`),
-    // and the name learned may be the other one (a move between the two): a host daemon always gives its socket's
-    // name; a managed plugin its full name as learned, or `ferry` (= `ferry:latest`) for one learned by a host daemon
-    const ours = this.deps.dockerDriver ?? 'ferry';
-    const learned = known.driver ?? ours;
-    const driver = !isOurDriver(learned, ours) ? learned : this.deps.managedPlugin && learned.includes(':') ? learned : ours;
-    const body = { Name: name, Driver: driver, DriverOpts: known.options ?? {}, Labels: known.labels ?? {} };
-    try {
-      let answer;
-      try {
-        answer = await this.deps.docker.createVolume(body);
-      } catch (err) {
-        // a managed plugin re-created under another tag: its old name is gone (Docker looks ~15 s for a legacy socket of that name first)
-        if (body.Driver === ours || !isOurDriver(body.Driver, ours) || !/not found/i.test(errorMessage(err))) throw err;
-        body.Driver = ours;
-        answer = await this.deps.docker.createVolume(body);
-      }
-      if (!sameMap(answer.Labels ?? {}, body.Labels) || !sameMap(answer.Options ?? {}, body.DriverOpts)) {
-        const reason = `Docker already knew volume ${name} and kept what it had (labels ${JSON.stringify(answer.Labels ?? {})}, options ${JSON.stringify(answer.Options ?? {})})`;
-        this.log.warn({ volume: name }, reason);
-        return { told: false, reason, driver: answer.Driver };
-      }
-      this.log.info({ volume: name, driver: body.Driver, labels: body.Labels, options: body.DriverOpts }, 'volume registered with Docker again');
-      return { told: true, driver: body.Driver, labels: body.Labels, options: body.DriverOpts };
-    } catch (err) {
-      const reason = `the Docker engine at ${this.deps.dockerHost ?? 'its dockerHost'} did not take it (${errorMessage(err)}); \`docker volume create -d ${body.Driver}\` with the same options and labels does it by hand`;
-      this.log.warn({ volume: name }, `undelete: ${reason}`);
-      return { told: false, reason };
-    }
-  }
-
-  /**
-   * Remember what Docker's store holds for a volume (learned from the Engine API). `authoritative`: just
-   * after Docker's Create, when empty labels mean "none"; a periodic pass never replaces known labels or
-   * options by empty ones. Written only when something changed.
-   */
-  async rememberDocker(name: string, v: { Driver: string; Labels: Record<string, string> | null; Options: Record<string, string> | null }, authoritative: boolean): Promise<boolean> {
-    return this.lock.run(name, async () => {
-      const rec = this.catalog.volumes.get(name);
-      if (!rec) return false;
-      const cur = rec.docker ?? {};
-      const labels = v.Labels && (authoritative || Object.keys(v.Labels).length > 0) ? v.Labels : (cur.labels ?? v.Labels ?? {});
-      const options = v.Options && (authoritative || Object.keys(v.Options).length > 0) ? v.Options : (cur.options ?? undefined);
-      if (cur.driver === v.Driver && sameMap(cur.labels, labels) && (options === undefined ? cur.options === undefined : sameMap(cur.options, options)) && cur.labels !== undefined) return false;
-      rec.docker = { ...(options ? { options } : {}), driver: v.Driver, labels, learnedAt: new Date(this.now()).toISOString() };
-      if (!this.isShared(rec.pool) || this.catalog.volumes.isOnDisk(name)) await this.catalog.volumes.save(name, rec);
-      this.log.debug({ volume: name, driver: v.Driver, labels }, 'learned what Docker knows of the volume');
-      return true;
-    });
-  }
-
-  private async undeleteLocked(ref: string, as?: string): Promise<VolumeInfo> {
-    const t = this.trashEntry(ref);
-    const name = checkVolumeName(as ?? t.volume.name);
-    return this.lock.run(name, async () => {
-      if (!this.catalog.trash.get(t.id)) throw new FerryError('not_found', `trash entry ${t.id} was purged meanwhile`);
-      if (await this.sync(name)) {
-        throw new FerryError('exists', `a volume named ${name} exists again; undelete under another name with --as NEW_NAME`);
-      }
-      const pool = this.pool(t.volume.pool);
-      const rec: VolumeRecord = { ...t.volume, name, mounts: {} };
-      await this.catalog.volumes.save(name, rec);
-      try {
-        await pool.restoreFromTrash(t.id, name);
-      } catch (err) {
-        await this.catalog.volumes.save(name, undefined);
-        if (isErrno(err, 'ENOTEMPTY') || isErrno(err, 'EEXIST')) throw new FerryError('exists', `pool ${rec.pool} holds a volume ${name} again; undelete under another name with --as NEW_NAME`);
-        throw err;
-      }
-      if (this.isShared(rec.pool) && !(await (await this.deps.cluster!.store(rec.pool)).publish(sharedPart(rec)))) {
-        await pool.moveToTrash(name, t.id);
-        await this.catalog.volumes.save(name, undefined);
-        throw new FerryError('exists', `another node created a volume named ${name} meanwhile; undelete under another name with --as NEW_NAME`);
-      }
-      await this.catalog.trash.save(t.id, undefined);
-      this.log.info({ volume: name, trash: t.id }, 'volume restored from the trash');
-      return this.info(rec);
-    });
-  }
-
-  private async purgeOne(t: TrashRecord): Promise<void> {
-    await this.pool(t.volume.pool).purgeTrash(t.id);
-    await this.catalog.trash.save(t.id, undefined);
+    const v = this.info(await this.trash.undelete(ref, as));
+    return { ...v, docker: await this.dockerFacts.tell(v.name) };
   }
 
   /** Delete trash entries for good: the given ones (ids or names), or all of them. */
-  async trashPurge(refs: string[] | 'all'): Promise<TrashInfo[]> {
-    const entries = refs === 'all' ? this.catalog.trash.values() : refs.map((r) => this.trashEntry(r));
-    const done: TrashInfo[] = [];
-    for (const t of entries) {
-      await this.purgeOne(t);
-      done.push(trashInfo(t, this.deps.node));
-      this.log.info({ trash: t.id }, 'trash entry purged');
-    }
-    return done;
+  trashPurge(refs: string[] | 'all'): Promise<TrashInfo[]> {
+    return this.trash.purge(refs);
   }
 
-  async purgeExpiredTrash(): Promise<number> {
-    const now = this.now();
-    const expired = this.catalog.trash.values().filter((t) => Date.parse(t.expiresAt) <= now);
-    for (const t of expired) {
-      try {
-        await this.purgeOne(t);
-        this.log.info({ trash: t.id }, 'trash entry expired and purged');
-      } catch (err) {
-        this.log.error({ trash: t.id, err: errorMessage(err) }, 'could not purge expired trash entry');
-      }
-    }
-    return expired.length;
+  purgeExpiredTrash(): Promise<number> {
+    return this.trash.purgeExpired();
+  }
+
+  /** Remember what Docker's store holds for a volume (see DockerFacts.remember). */
+  rememberDocker(name: string, v: { Driver: string; Labels: Record<string, string> | null; Options: Record<string, string> | null }, authoritative: boolean): Promise<boolean> {
+    return this.dockerFacts.remember(name, v, authoritative);
   }
 
   // ---- status -------------------------------------------------------------------------------------
@@ -1158,21 +1044,10 @@ function sharedPart(rec: VolumeRecord): SharedRecord {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function trashInfo(t: TrashRecord, node: string): TrashInfo {
-  const labels = t.volume.docker?.labels;
-  return { id: t.id, name: t.volume.name, pool: t.volume.pool, removedAt: t.removedAt, expiresAt: t.expiresAt, removedBy: node, ...(labels && Object.keys(labels).length ? { dockerLabels: labels } : {}) };
-}
-
 /** Create's Opts as Docker sent them, when they are what Docker sends (an object of strings). */
 function rawOptions(v: unknown): DockerKnown | undefined {
   if (v === undefined || v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
   const entries = Object.entries(v as Record<string, unknown>);
   if (!entries.every(([, x]) => typeof x === 'string')) return undefined;
   return { options: Object.fromEntries(entries) as Record<string, string> };
-}
-
-function sameMap(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
-  const ka = Object.keys(a ?? {}).sort();
-  const kb = Object.keys(b ?? {}).sort();
-  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a![k] === b![k]);
 }
