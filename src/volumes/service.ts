@@ -1,3 +1,4 @@
+/** The volume service: the lifecycle of volumes (create, mount, unmount, remove), their records and reference counts, the local cache of shared catalogs; the trash, attachments and Docker's facts are its parts. */
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { Catalog, type DockerKnown, type TrashRecord, type VolumeRecord } from '../catalog/catalog.js';
@@ -5,7 +6,7 @@ import { checkVolumeName } from './names.js';
 import type { AccessMode, VolumeOptions, VolumeOptionsParser } from './options.js';
 import { dropReadOnlyView, ensureReadOnlyView, ensureView } from './ro-view.js';
 import type { Pool, PoolStatus } from '../pools/pool.js';
-import { isRunningState, mayHoldMounts, type ContainerRef, type DockerClient } from '../docker/client.js';
+import { isRunningState, type ContainerRef, type DockerClient } from '../docker/client.js';
 import type { AttachmentStatus, Cluster } from '../cluster/cluster.js';
 import type { SharedRecord } from '../cluster/shared-store.js';
 import { KeyedLock } from '../util/keyed-lock.js';
@@ -18,6 +19,9 @@ import { stagingId, stagingOwner } from './staging.js';
 import { mapNoSpace, noSpaceError } from '../util/no-space.js';
 import { pauseAt } from '../util/test-pause.js';
 import { Trash, trashInfo, type TrashInfo } from './trash.js';
+import { Attachments } from './attachments.js';
+import { accessOf } from './access.js';
+import { DockerUsers } from './docker-users.js';
 import { DockerFacts, type DockerTold } from './docker-facts.js';
 
 export type { TrashInfo, DockerTold };
@@ -123,6 +127,8 @@ export class VolumeService {
 
   private readonly trash: Trash;
   private readonly dockerFacts: DockerFacts;
+  private readonly attachments: Attachments;
+  private readonly dockerUsers: DockerUsers;
 
   constructor(private readonly deps: ServiceDeps) {
     this.catalog = deps.catalog;
@@ -141,6 +147,14 @@ export class VolumeService {
       ...self,
       exists: async (name) => (await this.sync(name)) !== undefined,
       publish: async (rec) => (await (await this.deps.cluster!.store(rec.pool)).publish(sharedPart(rec))),
+    });
+    this.dockerUsers = new DockerUsers({ log: deps.log, now: this.now, ...(deps.docker ? { docker: deps.docker } : {}) });
+    this.attachments = new Attachments({
+      ...self,
+      ...(deps.cluster ? { cluster: deps.cluster } : {}),
+      ...(deps.docker ? { docker: deps.docker } : {}),
+      syncAll: () => this.syncAll(),
+      containersUsing: (name) => this.dockerUsers.using(name),
     });
     this.dockerFacts = new DockerFacts({
       ...self,
@@ -521,122 +535,30 @@ export class VolumeService {
     return undefined;
   }
 
+  // ---- attachments (attachments.ts) and Docker's users of a volume (docker-users.ts) ------------------
+
   /** Attachments of every volume of the shared pools (for listings), by volume name. */
-  async attachmentsByVolume(): Promise<Map<string, AttachmentStatus[]>> {
-    const out = new Map<string, AttachmentStatus[]>();
-    const cluster = this.deps.cluster;
-    if (!cluster?.active) return out;
-    for (const pool of cluster.sharedPools()) {
-      let all: AttachmentStatus[];
-      try {
-        all = await cluster.attachments(pool);
-      } catch {
-        continue;
-      }
-      for (const a of all) {
-        const rec = this.catalog.volumes.get(a.volume);
-        if (rec && rec.createdAt !== a.createdAt) continue; // of an older incarnation of the name
-        out.set(a.volume, [...(out.get(a.volume) ?? []), a]);
-      }
-    }
-    return out;
+  attachmentsByVolume(): Promise<Map<string, AttachmentStatus[]>> {
+    return this.attachments.byVolume();
   }
 
-  /**
-   * Which volumes this node runs schedules for. A shared volume is seen by every node, but only one
-   * should snapshot it: the first (by name) live node that has it attached, or when nobody does, the
-   * first live node of the cluster.
-   */
-  async scheduledHere(): Promise<(v: VolumeInfo) => boolean> {
-    const cluster = this.deps.cluster;
-    if (!cluster?.active) return () => true;
-    const atts = await this.attachmentsByVolume();
-    const alive = (await cluster.nodes()).filter((n) => n.alive).map((n) => n.node).sort();
-    return (v) => {
-      if (!v.shared) return true;
-      const attached = (atts.get(v.name) ?? []).filter((a) => a.alive).map((a) => a.node).sort();
-      return ((attached.length ? attached : alive)[0] ?? this.deps.node) === this.deps.node;
-    };
+  /** Which volumes this node runs schedules for (see Attachments.scheduledHere). */
+  scheduledHere(): Promise<(v: VolumeInfo) => boolean> {
+    return this.attachments.scheduledHere();
   }
 
-  private readonly containerNames = new Map<string, string[]>();
-
-  /** Publish this node's use of a shared volume (or withdraw it when unmounted). */
-  private async publishAttachment(rec: VolumeRecord): Promise<void> {
-    if (!this.isShared(rec.pool)) return;
-    const store = await this.deps.cluster!.store(rec.pool);
-    const mounts = Object.entries(rec.mounts);
-    if (mounts.length === 0) return store.detach(rec.name, this.deps.node);
-    await store.attach({
-      node: this.deps.node,
-      volume: rec.name,
-      createdAt: rec.createdAt,
-      access: accessOf(rec),
-      mountIds: mounts.map(([id]) => id),
-      containers: this.containerNames.get(rec.name) ?? [],
-      since: mounts.map(([, m]) => m.since).sort()[0]!,
-      updatedAt: new Date(this.now()).toISOString(),
-    });
+  /** Heartbeat work: learn the shared catalog, re-publish this node's attachments and references. */
+  refreshAttachments(): Promise<void> {
+    return this.attachments.refresh();
   }
 
-  /**
-   * Heartbeat work: learn the shared catalog, re-publish this node's attachments with the names of the
-   * containers (asked of Docker here, not on the Mount path), and hold the rwo volumes mounted here.
-   */
-  async refreshAttachments(): Promise<void> {
-    await this.syncAll();
-    const cluster = this.deps.cluster!;
-    for (const rec of this.catalog.volumes.values()) {
-      if (!this.isShared(rec.pool) || Object.keys(rec.mounts).length === 0) continue;
-      await this.lock.run(rec.name, async () => {
-        const users = (await this.containersUsing(rec.name))?.map((c) => c.name).sort();
-        if (users) this.containerNames.set(rec.name, users);
-        if (accessOf(rec) === 'rwo' && !(await cluster.stillHeld(rec.pool, rec.name))) {
-          try {
-            await cluster.acquire(rec.pool, rec);
-          } catch (err) {
-            this.log.error({ volume: rec.name, err: errorMessage(err) }, 'an rwo volume mounted here is held by another node');
-          }
-        }
-        await this.publishAttachment(rec);
-      }).catch((err) => this.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not publish attachment'));
-    }
-    await this.publishReferences();
+  /** The containers of this host that hold each volume; undefined when Docker does not answer. */
+  containersHolding(): Promise<Map<string, ContainerRef[]> | undefined> {
+    return this.dockerUsers.holding();
   }
 
-  /** The last list of references this node could learn from Docker, per shared pool (kept while Docker is down). */
-  private readonly lastReferences = new Map<string, Record<string, string[]>>();
-
-  /**
-   * Publish, per shared pool, which of its volumes containers on this host reference, mounted or not (one
-   * `GET /containers/json?all=1`): a removal on another node refuses while they do.
-   */
-  private async publishReferences(): Promise<void> {
-    const cluster = this.deps.cluster!;
-    let docker: 'ok' | 'none' | 'unreachable' = 'none';
-    let reason: string | undefined;
-    let list: Array<ContainerRef & { volumes: string[] }> = [];
-    if (this.deps.docker) {
-      try {
-        list = await this.deps.docker.containerVolumes();
-        docker = 'ok';
-      } catch (err) {
-        docker = 'unreachable';
-        reason = errorMessage(err);
-      }
-    }
-    for (const pool of cluster.sharedPools()) {
-      let volumes: Record<string, string[]> = {};
-      if (docker === 'unreachable') volumes = this.lastReferences.get(pool) ?? {};
-      else {
-        const names = new Set(this.catalog.volumes.values().filter((r) => r.pool === pool).map((r) => r.name));
-        for (const c of list) for (const v of c.volumes) if (names.has(v)) (volumes[v] ??= []).push(`${c.name} (${c.state})`);
-        this.lastReferences.set(pool, volumes);
-      }
-      await cluster
-        .publishReferences(pool, { updatedAt: new Date(this.now()).toISOString(), docker, ...(reason ? { reason } : {}), volumes })
-        .catch((err) => this.log.warn({ pool, err: errorMessage(err) }, 'could not publish container references'));
-    }
+  containersUsing(name: string): Promise<ContainerRef[] | undefined> {
+    return this.dockerUsers.using(name);
   }
 
   /** Delete a volume directory this call has just made (nothing else refers to it yet). */
@@ -747,7 +669,7 @@ export class VolumeService {
       const durable = rec.mounts[mountId] ? Promise.resolve() : this.catalog.changeMount(rec, mountId, '+', new Date(this.now()).toISOString());
       if (shared) {
         await pauseAt('mount-before-attach');
-        await this.publishAttachment(rec).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not publish attachment'));
+        await this.attachments.publish(rec).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not publish attachment'));
         // first mount here: a removal or restore on another node may have looked at the attachments before ours landed
         await pauseAt('mount-before-check');
         const changed = first ? await this.changedUnderMount(rec) : undefined;
@@ -790,7 +712,7 @@ export class VolumeService {
       }
       const durable = this.catalog.changeMount(rec, mountId, '-', new Date(this.now()).toISOString());
       if (Object.keys(rec.mounts).length === 0) await this.letGo(rec);
-      else await this.publishAttachment(rec).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not publish attachment'));
+      else await this.attachments.publish(rec).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not publish attachment'));
       return { durable };
     });
     await this.persisted(name, durable);
@@ -802,7 +724,7 @@ export class VolumeService {
     if (this.deps.mountRoot) steps.push(['drop the bind mount for Docker', () => dropReadOnlyView(this.mountpointOf(rec))]);
     else if (accessOf(rec) === 'rox' && this.deps.roDir) steps.push(['drop read-only view', () => dropReadOnlyView(this.mountpointOf(rec))]);
     if (this.isShared(rec.pool)) {
-      steps.push(['withdraw attachment', () => this.publishAttachment(rec)]);
+      steps.push(['withdraw attachment', () => this.attachments.publish(rec)]);
       if (accessOf(rec) === 'rwo') steps.push(['release rwo lock', () => this.deps.cluster!.release(rec.pool, rec.name)]);
     }
     for (const [what, step] of steps) await step().catch((err) => this.log.warn({ volume: rec.name, err: errorMessage(err) }, `could not ${what}`));
@@ -816,44 +738,6 @@ export class VolumeService {
       const full = await noSpaceError(err, `the data dir ${dirname(this.catalog.dir)}`, this.catalog.dir, `recording the mount of ${name}`);
       if (full !== err) throw full;
       throw new FerryError('unavailable', `could not record the mount of ${name} on disk: ${errorMessage(err)}; check the disk of the data dir`);
-    }
-  }
-
-  private holders: { at: number; map: Promise<Map<string, ContainerRef[]> | undefined> } | undefined;
-
-  /**
-   * The containers of this host that hold each volume (running, paused, restarting): one Docker call, shared
-   * by the callers of the next 5 s (the volumes list asks on every poll). Undefined when Docker does not answer.
-   */
-  containersHolding(): Promise<Map<string, ContainerRef[]> | undefined> {
-    const docker = this.deps.docker;
-    if (!docker) return Promise.resolve(undefined);
-    if (this.holders && this.now() - this.holders.at < 5_000) return this.holders.map;
-    const map = docker.containerVolumes().then(
-      (list) => {
-        const out = new Map<string, ContainerRef[]>();
-        for (const c of list) {
-          if (!mayHoldMounts(c.state)) continue;
-          for (const v of c.volumes) out.set(v, [...(out.get(v) ?? []), { id: c.id, name: c.name, state: c.state }]);
-        }
-        return out;
-      },
-      (err: unknown) => {
-        this.log.debug({ err: errorMessage(err) }, 'docker API not reachable');
-        return undefined;
-      },
-    );
-    this.holders = { at: this.now(), map };
-    return map;
-  }
-
-  async containersUsing(name: string): Promise<ContainerRef[] | undefined> {
-    if (!this.deps.docker) return undefined;
-    try {
-      return await this.deps.docker.containersUsing(name);
-    } catch (err) {
-      this.log.debug({ err: errorMessage(err) }, 'docker API not reachable');
-      return undefined;
     }
   }
 
@@ -1031,10 +915,6 @@ function checkMountId(id: unknown): string {
     throw new FerryError('invalid', `mount ID ${shown(id)} is malformed: use up to 256 characters of [a-zA-Z0-9_.:-]; Docker sends a hex ID`);
   }
   return id;
-}
-
-function accessOf(rec: VolumeRecord): AccessMode {
-  return rec.options.access ?? 'rwx';
 }
 
 function sharedPart(rec: VolumeRecord): SharedRecord {

@@ -1,3 +1,4 @@
+/** Snapshot methods of a pool (btrfs subvolumes, reflink or hard-link trees built by the tree worker), chosen by what the filesystem can do. */
 import { Worker } from 'node:worker_threads';
 import { lstat, mkdir, readdir, rm, statfs, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';

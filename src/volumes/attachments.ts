@@ -1,0 +1,145 @@
+/** What this node tells the other nodes of a shared pool: its attachments (with container names), the containers that reference each volume, and which node runs a shared volume's schedules. */
+import type { Logger } from 'pino';
+import type { Catalog, VolumeRecord } from '../catalog/catalog.js';
+import type { AttachmentStatus, Cluster } from '../cluster/cluster.js';
+import type { ContainerRef, DockerClient } from '../docker/client.js';
+import type { KeyedLock } from '../util/keyed-lock.js';
+import { errorMessage } from '../util/errors.js';
+import { accessOf } from './access.js';
+
+/** What the attachments need of the volume service. */
+export interface AttachmentsContext {
+  readonly catalog: Catalog;
+  readonly log: Logger;
+  readonly node: string;
+  readonly now: () => number;
+  readonly lock: KeyedLock;
+  readonly cluster?: Cluster;
+  readonly docker?: DockerClient;
+  isShared(pool: string): boolean;
+  /** Learn the shared catalog (every shared pool). */
+  syncAll(): Promise<void>;
+  containersUsing(name: string): Promise<ContainerRef[] | undefined>;
+}
+
+export class Attachments {
+  constructor(private readonly c: AttachmentsContext) {}
+
+  /** Attachments of every volume of the shared pools (for listings), by volume name. */
+  async byVolume(): Promise<Map<string, AttachmentStatus[]>> {
+    const out = new Map<string, AttachmentStatus[]>();
+    const cluster = this.c.cluster;
+    if (!cluster?.active) return out;
+    for (const pool of cluster.sharedPools()) {
+      let all: AttachmentStatus[];
+      try {
+        all = await cluster.attachments(pool);
+      } catch {
+        continue;
+      }
+      for (const a of all) {
+        const rec = this.c.catalog.volumes.get(a.volume);
+        if (rec && rec.createdAt !== a.createdAt) continue; // of an older incarnation of the name
+        out.set(a.volume, [...(out.get(a.volume) ?? []), a]);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Which volumes this node runs schedules for. A shared volume is seen by every node, but only one
+   * should snapshot it: the first (by name) live node that has it attached, or when nobody does, the
+   * first live node of the cluster.
+   */
+  async scheduledHere(): Promise<(v: { name: string; shared: boolean }) => boolean> {
+    const cluster = this.c.cluster;
+    if (!cluster?.active) return () => true;
+    const atts = await this.byVolume();
+    const alive = (await cluster.nodes()).filter((n) => n.alive).map((n) => n.node).sort();
+    return (v) => {
+      if (!v.shared) return true;
+      const attached = (atts.get(v.name) ?? []).filter((a) => a.alive).map((a) => a.node).sort();
+      return ((attached.length ? attached : alive)[0] ?? this.c.node) === this.c.node;
+    };
+  }
+
+  private readonly containerNames = new Map<string, string[]>();
+
+  /** Publish this node's use of a shared volume (or withdraw it when unmounted). */
+  async publish(rec: VolumeRecord): Promise<void> {
+    if (!this.c.isShared(rec.pool)) return;
+    const store = await this.c.cluster!.store(rec.pool);
+    const mounts = Object.entries(rec.mounts);
+    if (mounts.length === 0) return store.detach(rec.name, this.c.node);
+    await store.attach({
+      node: this.c.node,
+      volume: rec.name,
+      createdAt: rec.createdAt,
+      access: accessOf(rec),
+      mountIds: mounts.map(([id]) => id),
+      containers: this.containerNames.get(rec.name) ?? [],
+      since: mounts.map(([, m]) => m.since).sort()[0]!,
+      updatedAt: new Date(this.c.now()).toISOString(),
+    });
+  }
+
+  /**
+   * Heartbeat work: learn the shared catalog, re-publish this node's attachments with the names of the
+   * containers (asked of Docker here, not on the Mount path), and hold the rwo volumes mounted here.
+   */
+  async refresh(): Promise<void> {
+    await this.c.syncAll();
+    const cluster = this.c.cluster!;
+    for (const rec of this.c.catalog.volumes.values()) {
+      if (!this.c.isShared(rec.pool) || Object.keys(rec.mounts).length === 0) continue;
+      await this.c.lock.run(rec.name, async () => {
+        const users = (await this.c.containersUsing(rec.name))?.map((c) => c.name).sort();
+        if (users) this.containerNames.set(rec.name, users);
+        if (accessOf(rec) === 'rwo' && !(await cluster.stillHeld(rec.pool, rec.name))) {
+          try {
+            await cluster.acquire(rec.pool, rec);
+          } catch (err) {
+            this.c.log.error({ volume: rec.name, err: errorMessage(err) }, 'an rwo volume mounted here is held by another node');
+          }
+        }
+        await this.publish(rec);
+      }).catch((err) => this.c.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not publish attachment'));
+    }
+    await this.publishReferences();
+  }
+
+  /** The last list of references this node could learn from Docker, per shared pool (kept while Docker is down). */
+  private readonly lastReferences = new Map<string, Record<string, string[]>>();
+
+  /**
+   * Publish, per shared pool, which of its volumes containers on this host reference, mounted or not (one
+   * `GET /containers/json?all=1`): a removal on another node refuses while they do.
+   */
+  private async publishReferences(): Promise<void> {
+    const cluster = this.c.cluster!;
+    let docker: 'ok' | 'none' | 'unreachable' = 'none';
+    let reason: string | undefined;
+    let list: Array<ContainerRef & { volumes: string[] }> = [];
+    if (this.c.docker) {
+      try {
+        list = await this.c.docker.containerVolumes();
+        docker = 'ok';
+      } catch (err) {
+        docker = 'unreachable';
+        reason = errorMessage(err);
+      }
+    }
+    for (const pool of cluster.sharedPools()) {
+      let volumes: Record<string, string[]> = {};
+      if (docker === 'unreachable') volumes = this.lastReferences.get(pool) ?? {};
+      else {
+        const names = new Set(this.c.catalog.volumes.values().filter((r) => r.pool === pool).map((r) => r.name));
+        for (const c of list) for (const v of c.volumes) if (names.has(v)) (volumes[v] ??= []).push(`${c.name} (${c.state})`);
+        this.lastReferences.set(pool, volumes);
+      }
+      await cluster
+        .publishReferences(pool, { updatedAt: new Date(this.c.now()).toISOString(), docker, ...(reason ? { reason } : {}), volumes })
+        .catch((err) => this.c.log.warn({ pool, err: errorMessage(err) }, 'could not publish container references'));
+    }
+  }
+}
