@@ -5,18 +5,10 @@ import type { Pool } from '../pools/pool.js';
 import type { KeyedLock } from '../util/keyed-lock.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { checkVolumeName } from './names.js';
+import type { TrashEntry } from '../wire/types.js';
 
-export interface TrashInfo {
-  id: string;
-  name: string;
-  pool: string;
-  removedAt: string;
-  expiresAt: string;
-  /** The node whose ferryd removed it (keeps its trash record). */
-  removedBy: string;
-  /** The labels Docker had for the volume (when ferryd learned them): Compose's project and volume are among them. */
-  dockerLabels?: Record<string, string>;
-}
+/** A trash entry as the API shows it (the wire contract), before its size is measured. */
+export type TrashInfo = Omit<TrashEntry, 'bytes'>;
 
 export function trashInfo(t: TrashRecord, node: string): TrashInfo {
   const labels = t.volume.docker?.labels;

@@ -145,19 +145,23 @@ export interface TrashEntry {
 export interface Snapshot {
   id: string;
   volume: string;
+  /** Which incarnation of the volume name (its creation time). */
   volumeCreatedAt: string;
   name: string;
   kind: 'snapshot' | 'commit' | 'worktree';
   createdAt: string;
   node: string;
   method: string;
+  /** Who made it: a user, a schedule, the history commands, or a backup (which reads from it). */
   origin: 'manual' | 'schedule' | 'history' | 'backup';
   consistency: 'crash' | 'paused' | 'exec';
   durationMs: number;
   stats: { files?: number; linked?: number; copied?: number; copiedBytes?: number; timings?: Record<string, number> };
+  /** Commits: message, parent commit, branch it was made on. Worktrees: the branch they belong to. */
   message?: string;
   parent?: string;
   branch?: string;
+  /** Scheduled snapshots: the schedule slot they ran for. */
   slot?: string;
 }
 
