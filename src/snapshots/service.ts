@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { VolumeService } from '../volumes/service.js';
+import type { CloneSource, VolumeService } from '../volumes/service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import type { DockerClient, ContainerRef } from '../docker/client.js';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
@@ -13,7 +13,7 @@ import { materialise, removeTree, runTreeJob, syncTree, type SnapshotStats, type
 import type { CreateSnapshotOptions, SnapshotKind, SnapshotProgress, SnapshotRecord } from './record.js';
 import { SnapshotHistory } from './history.js';
 import { parseManifest } from '../pools/trees/manifest.js';
-import type { CloneSource } from '../volumes/service.js';
+import { volumeDirs, type VolumeDirs } from '../pools/layout.js';
 import { isAside, type Quarantine } from '../util/quarantine.js';
 import { mapNoSpace, noSpaceError } from '../util/no-space.js';
 import { checkManifest, hasAside, rebuildRecord, replaceBadRecord, requireManifest, validRecord, type VolumeFacts } from './damaged.js';
@@ -21,6 +21,9 @@ import { checkManifest, hasAside, rebuildRecord, replaceBadRecord, requireManife
 export type { SnapshotKind, SnapshotRecord };
 
 export type { CreateSnapshotOptions, SnapshotProgress };
+
+/** What the snapshot store needs of the volume service: a volume's record and pool, its lock, who uses it, the one exclusive change. */
+export type SnapshotVolumes = Pick<VolumeService, 'node' | 'list' | 'recordOf' | 'poolOf' | 'withLock' | 'containersUsing' | 'refuseIfUsedElsewhere' | 'changeExclusively'>;
 
 const SNAP_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,127}$/;
 
@@ -40,7 +43,7 @@ export class SnapshotService {
   private readonly rebuilding = new Map<string, Promise<SnapshotRecord | undefined>>();
 
   constructor(
-    private readonly volumes: VolumeService,
+    private readonly volumes: SnapshotVolumes,
     private readonly logger: Logger,
     private readonly docker?: DockerClient,
     private readonly now: () => number = Date.now,
@@ -62,10 +65,8 @@ export class SnapshotService {
 
   private readonly history: SnapshotHistory;
 
-  private dirs(rec: VolumeRecord) {
-    const pool = this.volumes.poolOf(rec);
-    const root = pool.volumeRoot(rec.name);
-    return { pool, root, snaps: join(root, 'snapshots'), data: pool.mountpoint(rec.name), refs: join(root, 'refs.json'), restoreMarker: join(root, 'restore.json') };
+  private dirs(rec: VolumeRecord): VolumeDirs {
+    return volumeDirs(this.volumes.poolOf(rec), rec.name);
   }
 
   // ---- reading ------------------------------------------------------------------------------------
