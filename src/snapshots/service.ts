@@ -1,9 +1,9 @@
-/** The snapshot service: the snapshots of each volume (create, list, remove, read views, clone sources), the restore swap and its recovery; the history is history.ts. */
+/** The snapshot service: the snapshots of each volume (create, list, remove, read views, clone sources, restore) and their start-up recovery; the data swap is swap.ts, the history history.ts. */
 import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { VolumeService } from '../volumes/service.js';
+import type { CloneSource, VolumeService } from '../volumes/service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import type { DockerClient, ContainerRef } from '../docker/client.js';
 import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
@@ -12,8 +12,9 @@ import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { materialise, removeTree, runTreeJob, syncTree, type SnapshotStats, type StoredSnapshot } from '../pools/trees/methods.js';
 import type { CreateSnapshotOptions, SnapshotKind, SnapshotProgress, SnapshotRecord } from './record.js';
 import { SnapshotHistory } from './history.js';
+import { DataSwap } from './swap.js';
 import { parseManifest } from '../pools/trees/manifest.js';
-import type { CloneSource } from '../volumes/service.js';
+import { volumeDirs, type VolumeDirs } from '../pools/layout.js';
 import { isAside, type Quarantine } from '../util/quarantine.js';
 import { mapNoSpace, noSpaceError } from '../util/no-space.js';
 import { checkManifest, hasAside, rebuildRecord, replaceBadRecord, requireManifest, validRecord, type VolumeFacts } from './damaged.js';
@@ -21,6 +22,9 @@ import { checkManifest, hasAside, rebuildRecord, replaceBadRecord, requireManife
 export type { SnapshotKind, SnapshotRecord };
 
 export type { CreateSnapshotOptions, SnapshotProgress };
+
+/** What the snapshot store needs of the volume service: a volume's record and pool, its lock, who uses it, the one exclusive change. */
+export type SnapshotVolumes = Pick<VolumeService, 'node' | 'list' | 'recordOf' | 'poolOf' | 'withLock' | 'containersUsing' | 'refuseIfUsedElsewhere' | 'changeExclusively'>;
 
 const SNAP_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,127}$/;
 
@@ -40,11 +44,12 @@ export class SnapshotService {
   private readonly rebuilding = new Map<string, Promise<SnapshotRecord | undefined>>();
 
   constructor(
-    private readonly volumes: VolumeService,
+    private readonly volumes: SnapshotVolumes,
     private readonly logger: Logger,
     private readonly docker?: DockerClient,
     private readonly now: () => number = Date.now,
   ) {
+    this.swap = new DataSwap(volumes, logger, docker);
     // the history works through these few parts of the store (they stay private to everyone else)
     this.history = new SnapshotHistory(
       {
@@ -54,18 +59,17 @@ export class SnapshotService {
         createLocked: (rec, opts) => this.createLocked(rec, opts),
         removeLocked: (rec, snap) => this.removeLocked(rec, snap),
         replaceData: (rec, snap) => this.replaceData(rec, snap),
-        switching: (volume, restart, what, fn) => this.switching(volume, restart, what, fn),
+        switching: (volume, restart, what, fn) => this.swap.switching(volume, restart, what, fn),
       },
       volumes,
     );
   }
 
   private readonly history: SnapshotHistory;
+  private readonly swap: DataSwap;
 
-  private dirs(rec: VolumeRecord) {
-    const pool = this.volumes.poolOf(rec);
-    const root = pool.volumeRoot(rec.name);
-    return { pool, root, snaps: join(root, 'snapshots'), data: pool.mountpoint(rec.name), refs: join(root, 'refs.json'), restoreMarker: join(root, 'restore.json') };
+  private dirs(rec: VolumeRecord): VolumeDirs {
+    return volumeDirs(this.volumes.poolOf(rec), rec.name);
   }
 
   // ---- reading ------------------------------------------------------------------------------------
@@ -379,80 +383,18 @@ export class SnapshotService {
 
   /** Make the live data the snapshot's. Refused while containers use the volume, unless restartContainers. */
   async restore(volume: string, ref: string, { restartContainers = false } = {}): Promise<SnapshotRecord> {
-    return this.switching(volume, restartContainers, 'restore', async (rec) => {
+    return this.swap.switching(volume, restartContainers, 'restore', async (rec) => {
       const snap = await this.find(rec, ref, false);
       await this.replaceData(rec, snap);
       return snap;
     });
   }
 
-  /**
-   * Run a change of the live data with the volume unmounted: refuse when containers use it, or with
-   * restartContainers stop them, run, and start them again (also when the change failed).
-   */
-  private async switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>): Promise<T> {
-    const rec0 = this.volumes.recordOf(volume);
-    await this.volumes.refuseIfUsedElsewhere(rec0, what);
-    let stopped: ContainerRef[] = [];
-    if (Object.keys(rec0.mounts).length > 0) {
-      const users = ((await this.volumes.containersUsing(volume)) ?? []).filter((c) => c.state === 'running' || c.state === 'paused');
-      if (!restartContainers) {
-        const who = users.length ? users.map((c) => c.name).join(', ') : `${Object.keys(rec0.mounts).length} Docker mount(s)`;
-        throw new FerryError('in_use', `volume ${volume} is in use by ${who}; stop them first, or pass --restart-containers to stop them, ${what} and start them again`, { containers: users });
-      }
-      for (const c of users) await this.docker!.stop(c.id);
-      stopped = users;
-      const deadline = Date.now() + 30_000;
-      while (Object.keys(this.volumes.recordOf(volume).mounts).length > 0) {
-        if (Date.now() > deadline) throw new FerryError('in_use', `volume ${volume} is still mounted after its containers stopped; nothing changed`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    try {
-      return await this.volumes.withLock(volume, async () => {
-        const rec = this.volumes.recordOf(volume);
-        if (Object.keys(rec.mounts).length > 0) throw new FerryError('in_use', `volume ${volume} was mounted again meanwhile; nothing changed`);
-        return this.volumes.changeExclusively(rec, what, () => fn(rec));
-      });
-    } finally {
-      for (const c of stopped) await this.docker!.start(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not start container again'));
-    }
-  }
-
-  /**
-   * Swap the live data for a writable copy of a snapshot: build `data.new`, mark the swap in
-   * `restore.json`, rename data → data.old and data.new → data, delete data.old, drop the mark.
-   * `recover` finishes a marked swap or discards an unmarked build, so a crash leaves before or after.
-   */
+  /** Swap the live data for a writable copy of a snapshot whose manifest can be read (swap.ts). */
   private async replaceData(rec: VolumeRecord, snap: SnapshotRecord): Promise<void> {
-    const { pool, root, snaps, data, restoreMarker } = this.dirs(rec);
-    const fresh = `${data}.new`;
-    const old = `${data}.old`;
-    await requireManifest(this.quarantine, snaps, snap.id, rec.name);
-    await removeTree(fresh);
-    try {
-      await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, fresh);
-      await syncTree(fresh); // before the marker: a copy made by btrfs for an old non-subvolume snapshot too
-      await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
-    } catch (err) {
-      // the live data was not touched yet: drop the copy
-      await removeTree(fresh).catch(() => undefined);
-      throw await noSpaceError(err, pool.name, pool.root, `restoring ${rec.name} from snapshot ${snap.name}`);
-    }
-    await this.finishSwap(root, data, fresh, old, restoreMarker);
-    this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'volume data replaced by snapshot');
-  }
-
-  private async finishSwap(root: string, data: string, fresh: string, old: string, marker: string): Promise<void> {
-    const has = async (p: string) => (await readdir(root)).includes(p.slice(root.length + 1));
-    if (await has(fresh)) {
-      if (await has(data)) await rename(data, old);
-      await rename(fresh, data);
-      await fsyncDir(root);
-    }
-    await removeTree(old);
-    await unlink(marker);
-    await fsyncDir(root);
+    const dirs = this.dirs(rec);
+    await requireManifest(this.quarantine, dirs.snaps, snap.id, rec.name);
+    await this.swap.replaceData(rec, dirs, snap);
   }
 
   /**
@@ -463,14 +405,10 @@ export class SnapshotService {
     // In a shared pool another node may be snapshotting right now: its work in progress is not ours to judge.
     await forEachLimit(this.volumes.list().filter((v) => !v.shared), 64, async (v) => {
       const rec = this.volumes.recordOf(v.name);
-      const { root, snaps, data, restoreMarker } = this.dirs(rec);
+      const dirs = this.dirs(rec);
+      const { root, snaps } = dirs;
       const top = await readdir(root).catch(() => [] as string[]);
-      if (top.includes(basename(restoreMarker)) && (await readJson(restoreMarker).catch(() => undefined))) {
-        this.logger.warn({ volume: v.name }, 'recovery: finishing an interrupted restore');
-        await this.finishSwap(root, data, `${data}.new`, `${data}.old`, restoreMarker);
-      } else if (top.includes(`${basename(data)}.new`)) {
-        await removeTree(`${data}.new`);
-      }
+      await this.swap.recover(v.name, dirs, top);
       if (!top.includes(basename(snaps))) return;
       const entries = await readdir(snaps).catch(() => [] as string[]);
       for (const e of entries) {

@@ -1,0 +1,101 @@
+/** The restore swap: a change of the live data with the volume unmounted, the data replaced by a copy of a snapshot by renames, and the swap finished or undone at start-up. */
+import { readdir, rename, unlink } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Logger } from 'pino';
+import type { VolumeService } from '../volumes/service.js';
+import type { VolumeRecord } from '../catalog/catalog.js';
+import type { DockerClient, ContainerRef } from '../docker/client.js';
+import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
+import { FerryError, errorMessage } from '../util/errors.js';
+import { removeTree, syncTree } from '../pools/trees/methods.js';
+import type { VolumeDirs } from '../pools/layout.js';
+import { noSpaceError } from '../util/no-space.js';
+import type { SnapshotRecord } from './record.js';
+
+/** What the swap needs of the volume service: the record, who uses the volume, its lock and the one exclusive change. */
+export type SwapVolumes = Pick<VolumeService, 'recordOf' | 'refuseIfUsedElsewhere' | 'containersUsing' | 'withLock' | 'changeExclusively'>;
+
+export class DataSwap {
+  constructor(
+    private readonly volumes: SwapVolumes,
+    private readonly logger: Logger,
+    private readonly docker?: DockerClient,
+  ) {}
+
+  /**
+   * Run a change of the live data with the volume unmounted: refuse when containers use it, or with
+   * restartContainers stop them, run, and start them again (also when the change failed).
+   */
+  async switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>): Promise<T> {
+    const rec0 = this.volumes.recordOf(volume);
+    await this.volumes.refuseIfUsedElsewhere(rec0, what);
+    let stopped: ContainerRef[] = [];
+    if (Object.keys(rec0.mounts).length > 0) {
+      const users = ((await this.volumes.containersUsing(volume)) ?? []).filter((c) => c.state === 'running' || c.state === 'paused');
+      if (!restartContainers) {
+        const who = users.length ? users.map((c) => c.name).join(', ') : `${Object.keys(rec0.mounts).length} Docker mount(s)`;
+        throw new FerryError('in_use', `volume ${volume} is in use by ${who}; stop them first, or pass --restart-containers to stop them, ${what} and start them again`, { containers: users });
+      }
+      for (const c of users) await this.docker!.stop(c.id);
+      stopped = users;
+      const deadline = Date.now() + 30_000;
+      while (Object.keys(this.volumes.recordOf(volume).mounts).length > 0) {
+        if (Date.now() > deadline) throw new FerryError('in_use', `volume ${volume} is still mounted after its containers stopped; nothing changed`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    try {
+      return await this.volumes.withLock(volume, async () => {
+        const rec = this.volumes.recordOf(volume);
+        if (Object.keys(rec.mounts).length > 0) throw new FerryError('in_use', `volume ${volume} was mounted again meanwhile; nothing changed`);
+        return this.volumes.changeExclusively(rec, what, () => fn(rec));
+      });
+    } finally {
+      for (const c of stopped) await this.docker!.start(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not start container again'));
+    }
+  }
+
+  /**
+   * Swap the live data for a writable copy of a snapshot: build `data.new`, mark the swap in
+   * `restore.json`, rename data → data.old and data.new → data, delete data.old, drop the mark.
+   * `recover` finishes a marked swap or discards an unmarked build, so a crash leaves before or after.
+   */
+  async replaceData(rec: VolumeRecord, { pool, root, snaps, data, restoreMarker }: VolumeDirs, snap: SnapshotRecord): Promise<void> {
+    const fresh = `${data}.new`;
+    const old = `${data}.old`;
+    await removeTree(fresh);
+    try {
+      await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, fresh);
+      await syncTree(fresh); // before the marker: a copy made by btrfs for an old non-subvolume snapshot too
+      await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
+    } catch (err) {
+      // the live data was not touched yet: drop the copy
+      await removeTree(fresh).catch(() => undefined);
+      throw await noSpaceError(err, pool.name, pool.root, `restoring ${rec.name} from snapshot ${snap.name}`);
+    }
+    await this.finishSwap(root, data, fresh, old, restoreMarker);
+    this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'volume data replaced by snapshot');
+  }
+
+  private async finishSwap(root: string, data: string, fresh: string, old: string, marker: string): Promise<void> {
+    const has = async (p: string) => (await readdir(root)).includes(p.slice(root.length + 1));
+    if (await has(fresh)) {
+      if (await has(data)) await rename(data, old);
+      await rename(fresh, data);
+      await fsyncDir(root);
+    }
+    await removeTree(old);
+    await unlink(marker);
+    await fsyncDir(root);
+  }
+
+  /** Start-up, for one volume whose directory holds `top`: finish a marked swap, or discard an unmarked build. */
+  async recover(volume: string, { root, data, restoreMarker }: VolumeDirs, top: string[]): Promise<void> {
+    if (top.includes(basename(restoreMarker)) && (await readJson(restoreMarker).catch(() => undefined))) {
+      this.logger.warn({ volume }, 'recovery: finishing an interrupted restore');
+      await this.finishSwap(root, data, `${data}.new`, `${data}.old`, restoreMarker);
+    } else if (top.includes(`${basename(data)}.new`)) {
+      await removeTree(`${data}.new`);
+    }
+  }
+}
