@@ -1,11 +1,11 @@
 // The space each volume takes (data, snapshots, trash), measured in the background and cached: no request walks a tree.
 import { lstat, readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { VolumeInfo, VolumeService } from './service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import type { TrashUsage, VolumeUsage } from './usage-types.js';
 import type { NodeUsage, PublishedUsage } from '../cluster/shared-store.js';
+import { volumeDirs } from '../pools/layout.js';
 import { snapshotSpace, type SnapshotSpace, type SpaceCache } from '../pools/trees/space.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { Periodic } from '../util/periodic.js';
@@ -317,7 +317,7 @@ export class UsageTracker {
       this.data.set(k, { bytes, at, ino, mounted });
       this.dirty = true;
     }
-    const dir = join(pool.volumeRoot(v.name), 'snapshots');
+    const dir = volumeDirs(pool, v.name).snaps;
     const sig = await signature(dir);
     const s = this.snaps.get(k);
     if (force || !s || s.sig !== sig) {

@@ -1,0 +1,162 @@
+/** Making a volume's directory and record: in a local pool, or in a shared pool where another host may make the same name at the same moment; a failed create leaves nothing behind. */
+import type { Logger } from 'pino';
+import type { Catalog, DockerKnown, VolumeRecord } from '../catalog/catalog.js';
+import type { Cluster } from '../cluster/cluster.js';
+import type { SharedRecord } from '../cluster/shared-store.js';
+import type { Pool } from '../pools/pool.js';
+import { FerryError, errorMessage } from '../util/errors.js';
+import { mapNoSpace } from '../util/no-space.js';
+import type { VolumeOptions } from './options.js';
+import { sharedPart } from './shared-cache.js';
+import { stagingId } from './staging.js';
+
+/** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
+export interface CloneSource {
+  pool: string;
+  copyTo: (dest: string) => Promise<void>;
+}
+
+/** What a create makes: the name, its checked options (with the pool), labels, and how the data starts. */
+export interface NewVolume {
+  name: string;
+  /** The pool it goes to (the options name it only when the user did). */
+  pool: string;
+  opts: VolumeOptions;
+  labels: Record<string, string>;
+  /** A clone: the snapshot copied into the new data directory. */
+  source?: CloneSource | undefined;
+  /** A restore: fills the new, empty data directory. */
+  fill?: ((dir: string) => Promise<void>) | undefined;
+  /** Create's Opts as Docker sent them. */
+  docker?: DockerKnown | undefined;
+}
+
+/** What creation needs of the volume service. */
+export interface CreationContext {
+  readonly catalog: Catalog;
+  readonly log: Logger;
+  readonly node: string;
+  readonly now: () => number;
+  readonly cluster?: Cluster;
+  pool(name: string): Pool;
+}
+
+export class Creation {
+  constructor(private readonly c: CreationContext) {}
+
+  private recordOf(v: NewVolume): VolumeRecord {
+    return { name: v.name, pool: v.pool, createdAt: new Date(this.c.now()).toISOString(), node: this.c.node, options: v.opts, labels: v.labels, mounts: {}, ...(v.docker ? { docker: v.docker } : {}) };
+  }
+
+  private static what(v: NewVolume): string {
+    return `${v.source ? 'cloning' : v.fill ? 'restoring' : 'creating'} volume ${v.name}`;
+  }
+
+  /** Create in a local pool (callers hold the name's lock): the directory, filled, then its record. */
+  async local(v: NewVolume): Promise<VolumeRecord> {
+    const { name } = v;
+    const poolName = v.pool;
+    const pool = this.c.pool(poolName);
+    const what = Creation.what(v);
+    await mapNoSpace(poolName, pool.root, what, () => pool.create(name, v.opts, v.source?.copyTo));
+    if (v.fill) await mapNoSpace(poolName, pool.root, what, () => this.fillOrUndo(poolName, name, v.fill!));
+    const rec = this.recordOf(v);
+    try {
+      await this.c.catalog.volumes.save(name, rec);
+    } catch (err) {
+      await this.discardNew(poolName, name); // no directory without a record, adopted at the next start
+      throw err;
+    }
+    this.c.log.info({ volume: name, pool: poolName, options: v.opts }, 'volume created');
+    return rec;
+  }
+
+  /**
+   * Create in a shared pool, where another host may create the same name at the same moment. The volume is
+   * made (and filled, for a clone or a restore) in a staging directory of this ferryd's own, out of sight;
+   * the rename into place decides who creates, and the record published with link(2) makes it visible. So
+   * a create killed mid-way leaves a staging directory (swept by SharedCache.sweepStaging), never a volume
+   * directory without a record that would block the name on every host. The loser waits for the winner's
+   * record: same options and `ifMissing` (Docker's Create) is a success, anything else an `exists` error.
+   */
+  async shared(v: NewVolume, ifMissing: boolean): Promise<VolumeRecord> {
+    const { name, fill } = v;
+    const poolName = v.pool;
+    const cluster = this.c.cluster!;
+    const store = await cluster.store(poolName);
+    const pool = this.c.pool(poolName);
+    try {
+      if (await pool.hasLive(name)) throw new FerryError('exists', `pool ${poolName} already holds a directory for volume ${name}`);
+      const stageId = stagingId(cluster.instance);
+      await mapNoSpace(poolName, pool.root, Creation.what(v), async () => {
+        const data = await pool.createStaged(stageId, v.opts, v.source?.copyTo);
+        try {
+          // a `exists` from the restore must not look like a name clash
+          if (fill) await fill(data).catch((err) => Promise.reject(err instanceof FerryError && err.code === 'exists' ? new FerryError('internal', err.message) : err));
+          await pool.commitStaged(stageId, name);
+        } catch (err) {
+          await pool.discardStaged(stageId).catch((e) => this.c.log.error({ volume: name, pool: poolName, stage: stageId, err: errorMessage(e) }, 'could not remove the staging directory of a failed create'));
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (!(err instanceof FerryError && err.code === 'exists')) throw err;
+      let theirs: SharedRecord | undefined;
+      for (const deadline = this.c.now() + 15_000; !(theirs = await store.read(name)) && this.c.now() < deadline; ) await sleep(100);
+      if (!theirs) {
+        throw new FerryError('exists', `pool ${poolName} holds a directory for ${name} without a record: a create on another node is in progress or crashed; retry, or look at ${pool.volumeRoot(name)}`);
+      }
+      const rec: VolumeRecord = { ...theirs, mounts: {} };
+      this.c.catalog.volumes.put(name, rec);
+      const same = sameOptions(theirs, v.opts, poolName);
+      if (ifMissing && same) return rec;
+      throw new FerryError('exists', `volume ${name} already exists (created on node ${theirs.node}${same ? '' : ' with other options'}); remove it first or pick another name`);
+    }
+    const rec = this.recordOf(v);
+    let published: boolean;
+    try {
+      published = await store.publish(sharedPart(rec));
+    } catch (err) {
+      await this.discardNew(poolName, name); // no directory without a record for other hosts to wait on
+      throw err;
+    }
+    if (!published) {
+      // a record whose directory had vanished: leave it for the operator, take back what was just made
+      await this.discardNew(poolName, name);
+      throw new FerryError('exists', `pool ${poolName} already has a record for ${name}; remove it first (\`ferry volume rm ${name}\`)`);
+    }
+    this.c.catalog.volumes.put(name, rec);
+    this.c.log.info({ volume: name, pool: poolName, options: v.opts }, 'volume created in a shared pool');
+    return rec;
+  }
+
+  /** Delete a volume directory this call has just made (nothing else refers to it yet). */
+  private async discardNew(poolName: string, name: string): Promise<void> {
+    const pool = this.c.pool(poolName);
+    const trashId = `${name}@${this.c.now()}`;
+    await pool
+      .moveToTrash(name, trashId)
+      .then(() => pool.purgeTrash(trashId))
+      .catch((e) => this.c.log.error({ volume: name, pool: poolName, err: errorMessage(e) }, 'could not remove a volume directory left by a failed create'));
+  }
+
+  /** Fill a just-made volume (a restore); if that fails, the volume goes away again: nothing half-done. */
+  private async fillOrUndo(poolName: string, name: string, fill: (dir: string) => Promise<void>): Promise<void> {
+    const pool = this.c.pool(poolName);
+    try {
+      await fill(pool.mountpoint(name));
+    } catch (err) {
+      await this.discardNew(poolName, name);
+      // a `exists` from the restore must not look like a name clash to a shared create
+      if (err instanceof FerryError && err.code === 'exists') throw new FerryError('internal', err.message);
+      throw err;
+    }
+  }
+}
+
+/** Does an existing record have these options (a repeated Docker Create of the same volume)? */
+export function sameOptions(rec: { options: VolumeOptions; pool: string }, opts: VolumeOptions, pool: string): boolean {
+  return JSON.stringify({ ...rec.options, pool: rec.pool }) === JSON.stringify({ ...opts, pool });
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

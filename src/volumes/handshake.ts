@@ -1,0 +1,68 @@
+/** The handshake between a change that needs a shared volume unmounted everywhere (remove, restore, reset) and a Mount starting on another node: marks on the share, a last look at the attachments. */
+import type { Logger } from 'pino';
+import type { VolumeRecord } from '../catalog/catalog.js';
+import type { Cluster } from '../cluster/cluster.js';
+import type { SharedRecord } from '../cluster/shared-store.js';
+import { FerryError, errorMessage } from '../util/errors.js';
+
+/** What the handshake needs of the volume service. */
+export interface HandshakeContext {
+  readonly log: Logger;
+  readonly cluster?: Cluster;
+  isShared(pool: string): boolean;
+}
+
+export class Handshake {
+  constructor(private readonly c: HandshakeContext) {}
+
+  /** Refuse when a live node other than this one has the volume mounted. */
+  async refuseIfUsedElsewhere(rec: VolumeRecord, what: string): Promise<void> {
+    if (!this.c.isShared(rec.pool)) return;
+    const elsewhere = await this.c.cluster!.usedElsewhere(rec.pool, rec);
+    if (elsewhere.length === 0) return;
+    const who = elsewhere.map((a) => `node ${a.node} (${a.containers.length ? a.containers.join(', ') : `${a.mountIds.length} mount(s)`})`).join(', ');
+    throw new FerryError('in_use', `volume ${rec.name} is in use on ${who}; stop those containers before you ${what}`, { attachments: elsewhere });
+  }
+
+  /**
+   * Run a change that needs the volume unmounted everywhere (remove, restore, reset; callers hold its lock):
+   * on a shared pool, mark the change in progress before the last look at the other nodes' attachments, so
+   * a Mount that starts meanwhile on another node sees the mark and backs out (changedUnderMount).
+   */
+  async changeExclusively<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.c.isShared(rec.pool)) return fn();
+    const end = await this.c.cluster!.beginChange(rec.pool, rec, what);
+    try {
+      await this.refuseIfUsedElsewhere(rec, what);
+      return await fn();
+    } finally {
+      await end();
+    }
+  }
+
+  /**
+   * The other half, for a Mount that has just published this node's attachment: the record must still be the
+   * one mounted, and no other live node may have marked a change of it in progress (it may have looked at the
+   * attachments before ours landed). Undefined when the Mount may go on; a share that cannot be read now is
+   * no evidence of a change.
+   */
+  async changedUnderMount(rec: VolumeRecord): Promise<FerryError | undefined> {
+    const cluster = this.c.cluster!;
+    let cur: SharedRecord | undefined;
+    let mark: Awaited<ReturnType<Cluster['changeElsewhere']>>;
+    try {
+      cur = await (await cluster.store(rec.pool)).read(rec.name);
+      mark = await cluster.changeElsewhere(rec.pool, rec);
+    } catch (err) {
+      this.c.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not look for a removal on another node after publishing the attachment');
+      return undefined;
+    }
+    if (!cur || cur.createdAt !== rec.createdAt) {
+      return new FerryError('not_found', `volume ${rec.name} was removed on another node while this Mount started; nothing was mounted here`);
+    }
+    if (mark) {
+      return new FerryError('in_use', `volume ${rec.name} is busy: node ${mark.node} is about to ${mark.what} (since ${mark.since}); nothing was mounted here: try again when that is done`, { node: mark.node });
+    }
+    return undefined;
+  }
+}

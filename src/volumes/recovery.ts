@@ -1,0 +1,60 @@
+/** Start-up recovery of the catalog: a removal or undelete cut short by a crash is finished or rolled back by where the data is; volume directories without a record are adopted. */
+import type { Logger } from 'pino';
+import type { Catalog } from '../catalog/catalog.js';
+import type { Pool } from '../pools/pool.js';
+
+/** What recovery needs of the volume service. */
+export interface RecoveryContext {
+  readonly catalog: Catalog;
+  readonly log: Logger;
+  readonly node: string;
+  readonly now: () => number;
+  readonly pools: ReadonlyMap<string, Pool>;
+  isShared(pool: string): boolean;
+}
+
+/**
+ * A removal writes the trash record, moves the data, then deletes the volume record; an undelete writes
+ * the volume record, moves the data back, then deletes the trash record. After a crash, where the data
+ * is decides which record stays. Directories without any record are adopted, never deleted.
+ */
+export async function recoverCatalog(c: RecoveryContext): Promise<void> {
+  const { catalog, log } = c;
+  for (const t of catalog.trash.values()) {
+    const pool = c.pools.get(t.volume.pool);
+    if (!pool) continue;
+    // The live record of the same volume, possibly under a new name after `undelete --as`.
+    const twin = catalog.volumes.values().find((v) => v.pool === t.volume.pool && v.createdAt === t.volume.createdAt);
+    if (await pool.hasTrash(t.id)) {
+      if (twin) {
+        log.warn({ volume: twin.name, trash: t.id }, 'recovery: the data is in the trash, dropping the live record');
+        await catalog.volumes.save(twin.name, undefined);
+      }
+    } else if (!twin) {
+      log.warn({ trash: t.id }, 'recovery: trash data is gone (purge was interrupted), dropping the trash record');
+      await catalog.trash.save(t.id, undefined);
+    } else if (await pool.hasLive(twin.name)) {
+      log.warn({ volume: twin.name, trash: t.id }, 'recovery: the data is live, dropping the trash record');
+      await catalog.trash.save(t.id, undefined);
+    } else {
+      log.error({ volume: twin.name, trash: t.id }, 'recovery: volume data found neither live nor in the trash');
+    }
+  }
+  for (const [poolName, pool] of c.pools) {
+    // In a shared pool a directory without a record may be a create in progress on another host.
+    if (c.isShared(poolName)) continue;
+    for (const name of await pool.listLive()) {
+      if (catalog.volumes.get(name)) continue;
+      log.warn({ volume: name, pool: poolName }, 'recovery: adopting a volume directory that had no catalog record');
+      await catalog.volumes.save(name, {
+        name,
+        pool: poolName,
+        createdAt: new Date(c.now()).toISOString(),
+        node: c.node,
+        options: {},
+        labels: { 'ferry.recovered': 'true' },
+        mounts: {},
+      });
+    }
+  }
+}

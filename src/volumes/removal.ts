@@ -1,0 +1,148 @@
+/** Removing a volume: the checks of who still uses or references it (this host's containers, other nodes), then the trash record, the data moved to the trash, the record dropped. */
+import type { Logger } from 'pino';
+import type { Catalog, TrashRecord, VolumeRecord } from '../catalog/catalog.js';
+import type { Cluster } from '../cluster/cluster.js';
+import { isRunningState, type ContainerRef, type DockerClient } from '../docker/client.js';
+import type { Pool } from '../pools/pool.js';
+import { FerryError, errorMessage } from '../util/errors.js';
+import { pauseAt } from '../util/test-pause.js';
+import { trashInfo, type TrashInfo } from './trash.js';
+
+/** The result of a removal through the CLI or API. */
+export interface RemoveResult {
+  trash: TrashInfo | undefined;
+  /** What `--force` overrode (each a sentence), empty without --force or when nothing was in the way. */
+  overrode: string[];
+}
+
+export interface RemoveOptions {
+  /** Delete the data at once instead of moving it to the trash. */
+  purge?: boolean;
+  /** Drop recorded mounts (stale after a Docker crash) and override the reference checks instead of refusing. */
+  force?: boolean;
+  /**
+   * The CLI/API removal: refuse while containers (any state) on this host reference the volume, or, in a
+   * shared pool, containers on another live node; refuse when Docker cannot be asked. Docker's own
+   * VolumeDriver.Remove does not set it: Docker has checked already, and waits for the answer.
+   */
+  checkReferences?: boolean;
+}
+
+/** What removal needs of the volume service. */
+export interface RemovalContext {
+  readonly catalog: Catalog;
+  readonly log: Logger;
+  readonly node: string;
+  readonly now: () => number;
+  readonly trashRetentionMs: number;
+  readonly cluster?: Cluster;
+  readonly docker?: DockerClient;
+  readonly dockerHost?: string;
+  pool(name: string): Pool;
+  isShared(pool: string): boolean;
+  /** Delete a trash entry's data and record for good. */
+  purge(t: TrashRecord): Promise<void>;
+}
+
+export class Removal {
+  constructor(private readonly c: RemovalContext) {}
+
+  /**
+   * Remove a volume nobody else uses (callers hold its lock and, on a shared pool, have looked at the other
+   * nodes' attachments under a change mark). `early`: the containers using it, asked before the lock.
+   */
+  async run(rec: VolumeRecord, { purge, force, checkReferences, early }: Required<RemoveOptions> & { early: ContainerRef[] | undefined }): Promise<RemoveResult> {
+    const { name } = rec;
+    await pauseAt('remove-before-move');
+    // the CLI/API path asks inside the lock, just before the removal: the narrowest window
+    const asked = checkReferences ? await this.askDocker(name) : undefined;
+    const users = checkReferences ? asked!.containers : early;
+    const mountIds = Object.keys(rec.mounts);
+    const running = (users ?? []).filter((c) => isRunningState(c.state));
+    if ((mountIds.length > 0 && !force) || running.length > 0) {
+      // every container that holds it; the others (a Swarm's `created` tasks that never ran) apart, at most 5
+      const named = (cs: ContainerRef[], most = Infinity) => cs.slice(0, most).map((c) => `${c.name} (${c.state})`).join(', ') + (cs.length > most ? `, and ${cs.length - most} more` : '');
+      const idle = (users ?? []).filter((c) => !running.includes(c));
+      const who =
+        running.length > 0
+          ? `containers ${named(running)}${idle.length > 0 ? `; also referenced by ${idle.length} not running: ${named(idle, 5)}` : ''}`
+          : users && users.length > 0
+            ? `containers ${named(users, 10)}`
+            : `${mountIds.length} Docker mount(s) ${mountIds.map((m) => m.slice(0, 12)).join(', ')}`;
+      throw new FerryError(
+        'in_use',
+        `volume ${name} is in use by ${who}; stop and remove those containers first` +
+          (running.length === 0 ? ' (if no container uses it any more, `ferry volume rm --force` drops the stale mounts)' : ''),
+        { containers: users ?? [], mountIds },
+      );
+    }
+    const overrode = checkReferences ? await this.referenceProblems(rec, asked!, force) : [];
+    if (overrode.length > 0) this.c.log.warn({ volume: name, overrode }, 'volume removed with --force although: ' + overrode.join('; '));
+    const { catalog } = this.c;
+    const pool = this.c.pool(rec.pool);
+    for (const id of mountIds) await catalog.changeMount(rec, id, '-', new Date(this.c.now()).toISOString());
+    const removedAt = this.c.now();
+    const trash: TrashRecord = {
+      id: `${name}@${removedAt}`,
+      removedAt: new Date(removedAt).toISOString(),
+      expiresAt: new Date(removedAt + this.c.trashRetentionMs).toISOString(),
+      volume: { ...rec, mounts: {} },
+    };
+    await catalog.trash.save(trash.id, trash);
+    // shared: withdraw the record first, so no host mounts the volume while its data moves away
+    if (this.c.isShared(rec.pool)) await (await this.c.cluster!.store(rec.pool)).unpublish(name, rec.createdAt);
+    await pool.moveToTrash(name, trash.id);
+    await catalog.volumes.save(name, undefined);
+    if (purge) {
+      await this.c.purge(trash);
+      this.c.log.info({ volume: name }, 'volume removed and purged');
+      return { trash: undefined, overrode };
+    }
+    this.c.log.info({ volume: name, trash: trash.id, expiresAt: trash.expiresAt }, 'volume moved to the trash');
+    return { trash: trashInfo(trash, this.c.node), overrode };
+  }
+
+  /** Which containers on this host reference a volume (any state), or why Docker could not be asked. */
+  private async askDocker(name: string): Promise<{ containers?: ContainerRef[]; problem?: string }> {
+    if (!this.c.docker) return { containers: [] }; // dockerHost: none, no engine on this host
+    try {
+      return { containers: await this.c.docker.containersUsing(name) };
+    } catch (err) {
+      return { problem: `the Docker engine at ${this.c.dockerHost ?? 'its dockerHost'} did not answer (${errorMessage(err)})` };
+    }
+  }
+
+  /**
+   * What stands in the way of removing a volume no container has mounted: containers on this host that
+   * reference it (stopped, created, dead: `docker start` would fail with "no such volume"), containers on
+   * other live nodes of a shared pool, an engine that cannot be asked. Throws unless `force`; with
+   * `force`, returns what was overridden.
+   */
+  private async referenceProblems(rec: VolumeRecord, asked: { containers?: ContainerRef[]; problem?: string }, force: boolean): Promise<string[]> {
+    const name = rec.name;
+    const refs: string[] = [];
+    const unknown: string[] = [];
+    if (asked.containers && asked.containers.length > 0) refs.push(`containers ${asked.containers.map((c) => `${c.name} (${c.state})`).join(', ')} on this host`);
+    if (asked.problem) unknown.push(`cannot tell whether containers on this host reference volume ${name}: ${asked.problem}`);
+    if (this.c.isShared(rec.pool)) {
+      try {
+        for (const r of await this.c.cluster!.referencesElsewhere(rec.pool, name)) {
+          if (r.containers.length > 0) refs.push(`containers ${r.containers.join(', ')} on node ${r.node}${r.docker === 'unreachable' ? ' (as last known)' : ''}`);
+          if (r.docker === 'unreachable') unknown.push(`node ${r.node} cannot ask its Docker engine (${r.reason ?? 'no answer'})`);
+        }
+      } catch (err) {
+        unknown.push(`cannot read what the other nodes of pool ${rec.pool} report (${errorMessage(err)})`);
+      }
+    }
+    const problems = [...(refs.length ? [`volume ${name} is referenced by ${refs.join('; ')}`] : []), ...unknown];
+    if (problems.length === 0 || force) return problems;
+    if (refs.length > 0) {
+      throw new FerryError(
+        'in_use',
+        `${problems.join('; ')}: Docker refuses \`docker volume rm\` for it, and those containers would fail to start ("no such volume"); remove them first (\`docker rm\`), or pass --force to remove it anyway`,
+        { containers: asked.containers ?? [], problems },
+      );
+    }
+    throw new FerryError('unavailable', `${problems.join('; ')}; start Docker (or check dockerHost), or pass --force to remove it anyway`, { problems });
+  }
+}
