@@ -1,3 +1,4 @@
+/** The Hub's building blocks shared by its pages: bars, the capacity chart, error and empty boxes, confirm dialogs, polling and action hooks. */
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { percent } from './format';

@@ -1,3 +1,4 @@
+/** The Volume Hub's entry: log-in with a token, the session, the header and the hash routes to its pages. */
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { client, clientWith, prefetchVolumes, token, setUnauthorizedHandler, ApiError, type Status } from './api';

@@ -1,3 +1,4 @@
+/** The Hub's cluster page: nodes, pools and their capacity, and the warnings an operator should act on. */
 import { client, volumes as listVolumes, type ListedVolume as Volume, type Status } from '../api';
 import { Bar, CapacityChart, ErrorBox, usePoll } from '../components';
 import { ago, agoSeconds, bytes, date } from '../format';

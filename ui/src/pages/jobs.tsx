@@ -1,3 +1,4 @@
+/** The Hub's jobs page: running and finished jobs (snapshots, backups, restores) with their progress. */
 import { client, type Job, type Snapshot } from '../api';
 import { Bar, Empty, ErrorBox, usePoll } from '../components';
 import { ago, bytes, date, duration } from '../format';

@@ -1,4 +1,4 @@
-// The Hub's trash page: removed volumes, who removed them, when they will be purged; undelete and purge.
+/** The Hub's trash page: removed volumes, who removed them, when they will be purged; undelete and purge. */
 import { useState } from 'preact/hooks';
 import { client, type TrashEntry } from '../api';
 import { ActionResult, Confirm, Empty, ErrorBox, useAction, usePoll } from '../components';
