@@ -1,0 +1,145 @@
+/**
+ * How ferryd's costs grow with the number of volumes on one host (issue 17, item 4): for each size (default
+ * 1,000 / 5,000 / 10,000 volumes) a fresh ferryd gets that many volumes through the plugin socket, then is
+ * restarted RESTARTS times: time from spawn to ready (and ferryd's own start-up time), resident memory when ready
+ * and after listing, the control API's volume list (GET /v1/volumes) and Docker's List at the plugin socket.
+ * Writes bench/results/scale-DATE.md (every sample, machine, load) and scale-DATE.svg (the curves);
+ * --no-write prints only.
+ *   npm run build && node dist/bench/scale.js [sizes=1000,5000,10000] [restarts=5] [--no-write]
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startFerryd, unixRequest, ROOT, type Ferryd } from '../test/helpers/ferryd.js';
+import { median, percentile, pluginClient, onInterrupt, reporter } from './lib.js';
+import { lineCharts } from './chart.js';
+
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const noWrite = process.argv.includes('--no-write');
+const SIZES = (args[0] ?? '1000,5000,10000').split(',').map(Number);
+const RESTARTS = Number(args[1] ?? 5);
+if (SIZES.some((n) => !Number.isInteger(n) || n < 1) || !Number.isInteger(RESTARTS) || RESTARTS < 1) {
+  console.error('usage: node dist/bench/scale.js [sizes=1000,5000,10000] [restarts=5] [--no-write]');
+  process.exit(2);
+}
+const LISTS = 10;
+const GOALS = { readyMs: 1000, listMs: 20, rssMB: 150 };
+
+const t0Run = performance.now();
+const progress = (msg: string) => process.stderr.write(`[bench/scale +${((performance.now() - t0Run) / 1000).toFixed(0)}s] ${msg}\n`);
+const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const sh = (cmd: string, a: string[]) => {
+  try {
+    return execFileSync(cmd, a, { encoding: 'utf8' }).trim();
+  } catch {
+    return '?';
+  }
+};
+const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+const timed = async (fn: () => Promise<unknown>) => {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+};
+
+interface Row {
+  volumes: number;
+  createSeconds: number;
+  ready: number[];
+  inside: number[];
+  rssReady: number[];
+  rssListed: number[];
+  apiList: number[];
+  pluginList: number[];
+  load: string;
+}
+
+let f: Ferryd | undefined;
+onInterrupt(async () => f?.destroy(), progress);
+const rows: Row[] = [];
+const loadStart = load();
+try {
+  for (const n of SIZES) {
+    progress(`${n} volumes: creating`);
+    f = await startFerryd({ logLevel: 'info' });
+    const c = pluginClient(f.pluginSocket);
+    const t = performance.now();
+    for (let k = 0; k < n; k += 64) {
+      await Promise.all(Array.from({ length: Math.min(64, n - k) }, async (_, j) => {
+        const r = await c.call('Create', { Name: `v${String(k + j).padStart(5, '0')}` });
+        if (r.Err) throw new Error(`Create: ${r.Err}`);
+      }));
+    }
+    const createSeconds = (performance.now() - t) / 1000;
+    c.close();
+    const row: Row = { volumes: n, createSeconds, ready: [], inside: [], rssReady: [], rssListed: [], apiList: [], pluginList: [], load: '' };
+    for (let r = 0; r < RESTARTS; r++) {
+      await f.stop();
+      row.ready.push(await timed(() => f!.start()));
+      row.rssReady.push(rssMB(f.pid));
+      const p = pluginClient(f.pluginSocket);
+      for (let i = 0; i < LISTS; i++) {
+        row.apiList.push(await timed(async () => {
+          const a = await unixRequest(f!.apiSocket, 'GET', '/v1/volumes');
+          if (a.status !== 200) throw new Error(`GET /v1/volumes: ${a.status}`);
+        }));
+        row.pluginList.push(await timed(async () => {
+          const l = await p.call('List', {});
+          if ((l.Volumes as unknown[]).length !== n) throw new Error(`List gave ${(l.Volumes as unknown[]).length} volumes, not ${n}`);
+        }));
+      }
+      p.close();
+      row.rssListed.push(rssMB(f.pid));
+    }
+    const logs = await f.logs();
+    row.inside = [...logs.matchAll(/"volumes":(\d+),"startupMs":(\d+)/g)].slice(-RESTARTS).map((m) => Number(m[2]));
+    row.load = load();
+    rows.push(row);
+    await f.destroy();
+    f = undefined;
+    progress(`${n} volumes: ready median ${median(row.ready).toFixed(0)} ms`);
+  }
+} finally {
+  await f?.destroy();
+}
+
+const { out, emit } = reporter();
+const date = new Date().toISOString().slice(0, 10);
+const fmt = (v: number[]) => v.map((x) => x.toFixed(1)).join(', ');
+const p = (v: number[], q: number) => percentile([...v].sort((a, b) => a - b), q);
+emit(`# ferryd with many volumes on one host — ${date}`);
+emit();
+emit('| | |\n|---|---|');
+emit(`| commit | ${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])} |`);
+emit(`| machine | ${sh('nproc', [])} cores, ${sh('uname', ['-r'])}, Node ${process.version}, data dir on ${sh('findmnt', ['-n', '-o', 'FSTYPE', '-T', '/tmp'])} |`);
+emit(`| load average | ${loadStart} at start, ${load()} at the end |`);
+emit(`| command | \`node dist/bench/scale.js ${SIZES.join(',')} ${RESTARTS}\` |`);
+emit();
+emit(`Each size: a fresh ferryd (no Docker engine, \`dockerHost: none\`) gets the volumes through Docker's Create at its plugin socket (64 at a time), then is restarted ${RESTARTS} times; after each start the API's volume list and the plugin's List are timed ${LISTS} times each.`);
+emit();
+emit(`| volumes | spawn → ready (median) | inside ferryd | RSS when ready | RSS after lists | GET /v1/volumes p50 / p90 | plugin List p50 / p90 | creating them |`);
+emit('|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const r of rows) {
+  emit(`| ${r.volumes.toLocaleString('en-US')} | ${median(r.ready).toFixed(0)} ms | ${median(r.inside).toFixed(0)} ms | ${median(r.rssReady).toFixed(0)} MB | ${median(r.rssListed).toFixed(0)} MB | ${p(r.apiList, 50).toFixed(1)} / ${p(r.apiList, 90).toFixed(1)} ms | ${p(r.pluginList, 50).toFixed(1)} / ${p(r.pluginList, 90).toFixed(1)} ms | ${r.createSeconds.toFixed(1)} s |`);
+}
+const big = rows[rows.length - 1]!;
+emit();
+emit(`Goals at ${big.volumes.toLocaleString('en-US')} volumes: ready ≤ ${GOALS.readyMs} ms from spawn: **${median(big.ready).toFixed(0)} ms, ${median(big.ready) <= GOALS.readyMs ? 'met' : 'NOT met'}**; API volume list ≤ ${GOALS.listMs} ms: **${p(big.apiList, 50).toFixed(1)} ms, ${p(big.apiList, 50) <= GOALS.listMs ? 'met' : 'NOT met'}**; RSS ≤ ${GOALS.rssMB} MB: **${median(big.rssListed).toFixed(0)} MB, ${median(big.rssListed) <= GOALS.rssMB ? 'met' : 'NOT met'}**.`);
+emit();
+emit('## Every sample');
+emit();
+for (const r of rows) {
+  emit(`- ${r.volumes} volumes (load at the end ${r.load}): spawn → ready ${fmt(r.ready)} ms; inside ${r.inside.join(', ')} ms; RSS ready ${fmt(r.rssReady)} MB, after lists ${fmt(r.rssListed)} MB; GET /v1/volumes ${fmt(r.apiList)} ms; plugin List ${fmt(r.pluginList)} ms`);
+}
+const svg = lineCharts(`ferryd with many volumes, ${date} (bench/scale.ts)`, 'volumes', [
+  { title: 'start-up (spawn → ready)', unit: 'ms', series: [{ label: 'spawn → ready', points: rows.map((r) => [r.volumes, median(r.ready)]) }, { label: 'inside ferryd', points: rows.map((r) => [r.volumes, median(r.inside)]) }], goal: { value: GOALS.readyMs, label: 'goal' } },
+  { title: 'resident memory', unit: 'MB', series: [{ label: 'after lists', points: rows.map((r) => [r.volumes, median(r.rssListed)]) }], goal: { value: GOALS.rssMB, label: 'goal' } },
+  { title: 'volume list (p50)', unit: 'ms', series: [{ label: 'GET /v1/volumes', points: rows.map((r) => [r.volumes, p(r.apiList, 50)]) }, { label: 'plugin List', points: rows.map((r) => [r.volumes, p(r.pluginList, 50)]) }], goal: { value: GOALS.listMs, label: 'goal (API)' } },
+]);
+if (!noWrite) {
+  const base = join(ROOT, 'bench', 'results', `scale-${date}`);
+  await writeFile(`${base}.md`, out.join('\n') + `\n\n![the curves](scale-${date}.svg)\n`);
+  await writeFile(`${base}.svg`, svg);
+  progress(`written: ${base}.md and .svg`);
+}
