@@ -1,4 +1,6 @@
-/** Line charts as SVG files (no dependency): one panel per measure, the x axis shared, for bench/results/. */
+/** Line charts as SVG files (no dependency): one panel per measure, the x axis shared, for bench/results/; a PNG of one where Chromium is installed. */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 
 export interface Series {
   label: string;
@@ -58,3 +60,15 @@ ${parts.join('\n')}
 </svg>
 `;
 }
+
+/** Render an SVG file as a PNG beside it with headless Chromium, when it is installed; returns the PNG's path. */
+export function svgToPng(svgFile: string, width: number, height: number): string | undefined {
+  const chromium = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((c) => existsSync(c));
+  if (!chromium) return undefined;
+  const png = svgFile.replace(/\.svg$/, '.png');
+  execFileSync(chromium, ['--headless', '--no-sandbox', '--disable-gpu', `--screenshot=${png}`, `--window-size=${width},${height}`, `file://${svgFile}`], { stdio: 'ignore', timeout: 60_000 });
+  return existsSync(png) ? png : undefined;
+}
+
+/** The size an SVG of `lineCharts` with this many panels has. */
+export const chartSize = (panels: number): [number, number] => [panels * 360, 284];

@@ -13,7 +13,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startFerryd, unixRequest, ROOT, type Ferryd } from '../test/helpers/ferryd.js';
 import { median, percentile, pluginClient, onInterrupt, reporter } from './lib.js';
-import { lineCharts } from './chart.js';
+import { chartSize, lineCharts, svgToPng } from './chart.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const noWrite = process.argv.includes('--no-write');
@@ -139,7 +139,8 @@ const svg = lineCharts(`ferryd with many volumes, ${date} (bench/scale.ts)`, 'vo
 ]);
 if (!noWrite) {
   const base = join(ROOT, 'bench', 'results', `scale-${date}`);
-  await writeFile(`${base}.md`, out.join('\n') + `\n\n![the curves](scale-${date}.svg)\n`);
+  await writeFile(`${base}.md`, out.join('\n') + `\n\n![the curves](scale-${date}.png) ([SVG](scale-${date}.svg))\n`);
   await writeFile(`${base}.svg`, svg);
-  progress(`written: ${base}.md and .svg`);
+  const png = svgToPng(`${base}.svg`, ...chartSize(3));
+  progress(`written: ${base}.md, .svg${png ? ' and .png' : ''}`);
 }
