@@ -2,10 +2,14 @@
 import { statfs } from 'node:fs/promises';
 import { FerryError, errorMessage, isErrno } from './errors.js';
 
+/** Linux's EDQUOT (a btrfs qgroup limit, `-o size=`): Node 20's libuv has no name for it ("Unknown system error -122"). */
+const EDQUOT_ERRNO = -122;
+
 /** ENOSPC or EDQUOT, also when it comes back as text (from a worker thread or cp's stderr). */
 export function isNoSpace(err: unknown): boolean {
   if (err instanceof FerryError) return err.code === 'no_space' || /No space left on device|Disk quota exceeded|ENOSPC|EDQUOT/.test(err.message);
-  return isErrno(err, 'ENOSPC') || isErrno(err, 'EDQUOT') || /No space left on device|Disk quota exceeded|ENOSPC|EDQUOT/.test(errorMessage(err));
+  const quota = typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).errno === EDQUOT_ERRNO;
+  return quota || isErrno(err, 'ENOSPC') || isErrno(err, 'EDQUOT') || /No space left on device|Disk quota exceeded|ENOSPC|EDQUOT|Unknown system error -122/.test(errorMessage(err));
 }
 
 /** Bytes an unprivileged writer could still use on the filesystem of `path` (undefined if it cannot be asked). */
