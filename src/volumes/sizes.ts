@@ -23,8 +23,8 @@ export interface SizesContext {
   isShared(pool: string): boolean;
 }
 
-/** How old a measurement Docker's `Get` may be answered with (Docker calls Get for every volume at its start). */
-const GET_MAX_AGE_MS = 5_000;
+/** How old a measurement Docker's `Get` may be answered with (one `docker run` calls Get several times). */
+const GET_MAX_AGE_MS = 1_000;
 
 export class VolumeSizes {
   private readonly cache = new Map<string, { at: number; size: VolumeSize }>();
@@ -61,7 +61,7 @@ export class VolumeSizes {
     return size;
   }
 
-  /** For Docker's Get: a measurement up to 5 s old (Docker asks for every volume at its start). */
+  /** For Docker's Get: a measurement up to 1 s old (one `docker run` asks several times). */
   forGet(name: string): Promise<VolumeSize | undefined> {
     return this.of(name, { maxAgeMs: GET_MAX_AGE_MS });
   }
