@@ -100,6 +100,16 @@ describe('volume sizes under a real Docker engine', { skip }, () => {
     const u = await f.cli('volume', 'undelete', sixteen.id, '--as', 'capped-16');
     assert.equal(u.code, 0, u.stderr);
     assert.equal(await maxReferenced(data('capped-16')), 16 * MiB);
+    // the one resized to 128M (Docker's store still has the size=64M it was created with): undeleted, Docker knows it again
+    await h.dockerOk(['volume', 'rm', 'capped']);
+    const resized = trash.filter((e) => e.name === 'capped').sort((a, b) => a.removedAt.localeCompare(b.removedAt))[0]!;
+    const u2 = await f.cli('volume', 'undelete', resized.id);
+    assert.equal(u2.code, 0, u2.stderr);
+    assert.match(u2.stdout, /Docker knows it again .*option size=64M/, u2.stdout);
+    assert.equal(await maxReferenced(data('capped')), 128 * MiB);
+    const v = JSON.parse(await h.dockerOk(['volume', 'inspect', 'capped']))[0];
+    assert.equal(v.Status.size.limit, '128 MiB');
+    assert.equal(v.Options.size, '64M', "Docker's own copy of the options: the size given at create");
   });
 
   it('a nonsense size is refused, and Docker says why', async () => {
