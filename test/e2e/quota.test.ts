@@ -112,6 +112,28 @@ describe('volume sizes under a real Docker engine', { skip }, () => {
     assert.equal(v.Options.size, '64M', "Docker's own copy of the options: the size given at create");
   });
 
+  it('resize while a container has the volume mounted and writes: the writer goes past the old limit', async () => {
+    await h.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'size=32M', 'online']);
+    // 24 MiB, then wait for the go-ahead (a file the test makes), then 40 MiB more: past the 32M it started with
+    const script = 'i=0; while [ $i -lt 64 ]; do [ $i -eq 24 ] && while [ ! -e /data/go ]; do sleep 0.05; done; dd if=/dev/zero of=/data/f$i bs=1M count=1 2>&1 | grep -i quota && exit 1; i=$((i+1)); done; sync; echo done';
+    await h.dockerOk(['run', '-d', '--name', 'online-writer', '--network', 'none', '-v', 'online:/data', 'bb', 'sh', '-c', script]);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if ((await run('test', ['-e', join(data('online'), 'f23')])).code === 0) break;
+      assert.ok(Date.now() < deadline, 'the writer wrote its first 24 MiB within a minute');
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    const r = await f.cli('volume', 'resize', 'online', '96M');
+    assert.equal(r.code, 0, r.stderr);
+    await writeFile(join(data('online'), 'go'), '');
+    const code = (await h.dockerOk(['wait', 'online-writer'])).trim();
+    const logs = await h.docker(['logs', 'online-writer']);
+    assert.equal(code, '0', `writer: ${logs.stdout}${logs.stderr}`);
+    assert.match(logs.stdout, /done/);
+    assert.equal(await maxReferenced(data('online')), 96 * MiB);
+    await h.dockerOk(['rm', 'online-writer']);
+  });
+
   it('a nonsense size is refused, and Docker says why', async () => {
     const r = await h.docker(['volume', 'create', '-d', 'ferry', '-o', 'size=lots', 'nonsense']);
     assert.notEqual(r.code, 0);
