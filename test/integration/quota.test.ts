@@ -80,9 +80,11 @@ describe('volume sizes: btrfs qgroups, and refusals where a limit cannot be enfo
     share = join(dir, 'share');
     await run('mkdir', [share]);
     await writeFile(join(share, '.ferry-pool'), 'a shared pool for this test\n');
+    await writeFile(join(dir, 'key'), 'quota test secret\n', { mode: 0o600 });
+    await run('mkdir', [join(dir, 'repo')]);
     await writeFile(
       join(dir, 'ferry.yaml'),
-      ['pools:', `  cow:`, `    path: ${btrfs.mountpoint}`, `  plain:`, `    path: ${ext4.mountpoint}/ferry`, `  xfs:`, `    path: ${xfs.mountpoint}/ferry`, `  nas:`, `    path: ${share}`, '    shared: true', 'defaultPool: cow'].join('\n'),
+      ['backupTargets:', '  nas:', `    url: file://${join(dir, 'repo')}`, `    passwordFile: ${join(dir, 'key')}`, 'pools:', `  cow:`, `    path: ${btrfs.mountpoint}`, `  plain:`, `    path: ${ext4.mountpoint}/ferry`, `  xfs:`, `    path: ${xfs.mountpoint}/ferry`, `  nas:`, `    path: ${share}`, '    shared: true', 'defaultPool: cow'].join('\n'),
     );
     f = await startFerryd({ dir: join(dir, 'ferryd'), extraArgs: ['--config', join(dir, 'ferry.yaml')] });
   });
@@ -257,6 +259,23 @@ describe('volume sizes: btrfs qgroups, and refusals where a limit cannot be enfo
     await ok('volume', 'undelete', 'snappy');
     assert.equal((await qgroup(data('snappy'))).max, 20 * MiB);
     await ok('volume', 'rm', '--purge', 'snappy', 'clone-free', 'clone-sized');
+  });
+
+  it('a sized volume is backed up and restored into a sized volume; into one too small the restore fails with no_space and leaves nothing', async () => {
+    await ok('backup', 'init', '--target', 'nas');
+    await ok('volume', 'create', 'bk', '-o', 'size=32M');
+    await put(join(data('bk'), 'a'), 12);
+    const url = (await ok('backup', 'create', 'bk', '--target', 'nas')).trim().split('\n').pop()!;
+    assert.match(url, /backup=[0-9a-f]+/);
+    await ok('backup', 'restore', url, 'bk-back', '-o', 'size=32M');
+    assert.equal((await qgroup(data('bk-back'))).max, 32 * MiB);
+    assert.equal((await stat(join(data('bk-back'), 'a'))).size, 12 * MiB);
+    const small = await cli('backup', 'restore', url, 'bk-small', '-o', 'size=8M');
+    assert.equal(small.code, 1);
+    assert.match(small.stderr, /a size limit was reached on cow \(Disk quota exceeded\): restoring volume bk-small failed and nothing was kept; give the volume a larger size/);
+    assert.equal((await cli('volume', 'inspect', 'bk-small')).code, 1, 'no volume is left by the failed restore');
+    assert.equal((await run('test', ['-e', join(btrfs.mountpoint, 'volumes', 'bk-small')])).code, 1, 'nor its directory');
+    await ok('volume', 'rm', '--purge', 'bk', 'bk-back');
   });
 
   it('a limit the filesystem lost (quotas turned off behind ferryd) is set again, by inspect and at start-up, and said', async () => {
