@@ -1,4 +1,4 @@
-/** The `ferry volume` commands (create, ls, inspect, rm, trash, purge, undelete) and `ferry status`. */
+/** The `ferry volume` commands (create, ls, inspect, resize, rm, trash, purge, undelete) and `ferry status`. */
 import { Command } from 'commander';
 import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
 import { ago, bytes, table, tableWidth } from './format.js';
@@ -7,7 +7,8 @@ import { ACCEPTED_OPTIONS } from '../daemon/volume-options.js';
 import { FerryError } from '../util/errors.js';
 import type { DockerTold, TrashInfo, VolumeInfo } from '../volumes/service.js';
 import type { Attachment as AttachmentStatus } from '../wire/types.js';
-import type { TrashUsage, VolumeUsage } from '../wire/types.js';
+import type { TrashUsage, VolumeSize, VolumeUsage } from '../wire/types.js';
+import { sizeText } from '../util/size.js';
 
 
 const maybeBytes = (n: number | null | undefined) => (n === null || n === undefined ? '-' : bytes(n));
@@ -24,6 +25,13 @@ function usageRows(u: VolumeUsage): Array<[string, string]> {
   ];
 }
 
+/** "10 GiB, 3.2 MiB used (0%)": a volume's size limit and what counts against it, and a problem with it. */
+function sizeRow(s: VolumeSize): string {
+  const used = s.usedBytes === null ? 'use not counted' : `${bytes(s.usedBytes)} used (${Math.floor((100 * s.usedBytes) / s.limitBytes)}%)`;
+  const enforced = s.enforcedBytes === s.limitBytes ? '' : `; ENFORCED: ${s.enforcedBytes === null ? 'none' : sizeText(s.enforcedBytes)}`;
+  return `${sizeText(s.limitBytes)}, ${used}${enforced}${s.problem ? `\n            ${s.problem}` : ''}`;
+}
+
 /** "hostA(2) hostB(1)": live attachments of a volume across the cluster; expired ones marked. */
 function attachedText(atts: AttachmentStatus[]): string {
   return atts.map((a) => `${a.node}(${a.mountIds.length})${a.alive ? '' : '[expired]'}`).join(' ') || '-';
@@ -38,7 +46,7 @@ export function registerCliCommands(program: Command): void {
     .argument('<name>', 'volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]+')
     .option('-o, --opt <key=value>', `volume option, repeatable; accepted: ${ACCEPTED_OPTIONS.join(', ')}`, keyValue('option'))
     .option('-l, --label <key=value>', 'label to keep with the volume, repeatable', keyValue('label'))
-    .addHelpText('after', '\nOptions for -o:\n  pool=NAME   pool to create the volume in (default: the default pool)\n  access=rwx  in a shared pool: rwx many hosts read and write (default), rwo one host at a time, rox read-only\n  uid=N       owner of the volume root\n  gid=N       group of the volume root\n  mode=0755   permissions of the volume root (octal)\n\nExample:\n  ferry volume create db-data -o uid=999 -o mode=0750 --label app=postgres')
+    .addHelpText('after', '\nOptions for -o:\n  pool=NAME   pool to create the volume in (default: the default pool)\n  access=rwx  in a shared pool: rwx many hosts read and write (default), rwo one host at a time, rox read-only\n  uid=N       owner of the volume root\n  gid=N       group of the volume root\n  mode=0755   permissions of the volume root (octal)\n  size=10G    the most it may hold (K, M, G, T: powers of 1024; btrfs pools only, docs/quotas.md)\n\nExample:\n  ferry volume create db-data -o uid=999 -o mode=0750 --label app=postgres')
     .action(async (name: string, opts: { opt?: Record<string, string>; label?: Record<string, string> }, cmd: Command) => {
       checkVolumeName(name);
       const v = await client(cmd).call<VolumeInfo>('POST', '/v1/volumes', { name, options: opts.opt ?? {}, labels: opts.label ?? {} });
@@ -78,7 +86,8 @@ export function registerCliCommands(program: Command): void {
         ['Pool', v.pool],
         ['Mountpoint', v.mountpoint],
         ['Created', `${v.createdAt} (${ago(v.createdAt)}) on ${v.node}`],
-        ['Options', Object.entries(v.options).map(([k, val]) => `${k}=${k === 'mode' ? '0' + Number(val).toString(8) : val}`).join(' ') || '-'],
+        ['Options', Object.entries(v.options).map(([k, val]) => `${k}=${k === 'mode' ? '0' + Number(val).toString(8) : k === 'size' ? sizeText(Number(val)).replace(' ', '') : val}`).join(' ') || '-'],
+        ...(v.size ? ([['Size', sizeRow(v.size)]] as Array<[string, string]>) : []),
         ['Labels', Object.entries(v.labels).map(([k, val]) => `${k}=${val}`).join(' ') || '-'],
         ...(v.docker
           ? ([['Docker', [`driver ${v.docker.driver ?? '?'}`, `labels ${Object.entries(v.docker.labels ?? {}).map(([k, x]) => `${k}=${x}`).join(' ') || '-'}`, `options ${Object.entries(v.docker.options ?? {}).map(([k, x]) => `${k}=${x}`).join(' ') || '-'}`].join('; ')]] as Array<[string, string]>)
@@ -91,6 +100,18 @@ export function registerCliCommands(program: Command): void {
       if (v.usage) rows.push(...usageRows(v.usage));
       else if (v.usageBytes !== undefined) rows.push(['Used', bytes(v.usageBytes)]);
       print(rows.map(([k, val]) => `${(k + ':').padEnd(12)}${val}`).join('\n'));
+    });
+
+  volume
+    .command('resize')
+    .description('give a volume a new size limit (btrfs pools); refused below what it uses now (its snapshots do not count)')
+    .argument('<name>', 'volume name')
+    .argument('<size>', 'the new limit: 10G, 512M, 1.5T or bytes (K, M, G, T: powers of 1024)')
+    .action(async (name: string, size: string, _opts: unknown, cmd: Command) => {
+      checkVolumeName(name);
+      const r = await client(cmd).resizeVolume(name, size);
+      if (wantsJson(cmd)) printJson(r);
+      else print(`${r.name}: ${sizeRow(r.size)}`);
     });
 
   volume

@@ -4,6 +4,7 @@ import { newHttpServer } from '../util/http.js';
 import type { Logger } from 'pino';
 import type { VolumeService } from '../volumes/service.js';
 import { FerryError, errorMessage } from '../util/errors.js';
+import { sizeText } from '../util/size.js';
 
 /** Docker's legacy plugin protocol: every call is a POST of JSON; answers carry this content type. */
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.1+json';
@@ -77,13 +78,22 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate, a
     '/VolumeDriver.Path': async (b) => ({ Mountpoint: (await service.lookup(str(b, 'Name'))).mountpoint, Err: '' }),
     '/VolumeDriver.Get': async (b) => {
       const v = await service.lookup(str(b, 'Name'));
+      const size = v.options.size !== undefined ? await service.sizes.forGet(v.name) : undefined;
       return {
         Volume: {
           Name: v.name,
           Mountpoint: v.mountpoint,
           CreatedAt: v.createdAt,
           // mode as the octal the user wrote (`docker volume inspect` would show 0700 as 448)
-          Status: { pool: v.pool, node: v.node, access: v.access, mounts: v.mounts, options: { ...v.options, ...(v.options.mode !== undefined ? { mode: `0${v.options.mode.toString(8)}` } : {}) } },
+          // size as people write it; the limit and what counts against it (btrfs qgroups) beside the options
+          Status: {
+            pool: v.pool,
+            node: v.node,
+            access: v.access,
+            mounts: v.mounts,
+            options: { ...v.options, ...(v.options.mode !== undefined ? { mode: `0${v.options.mode.toString(8)}` } : {}), ...(v.options.size !== undefined ? { size: sizeText(v.options.size) } : {}) },
+            ...(size ? { size: { limit: sizeText(size.limitBytes), limitBytes: size.limitBytes, usedBytes: size.usedBytes, enforcedBytes: size.enforcedBytes, ...(size.problem ? { problem: size.problem } : {}) } } : {}),
+          },
         },
         Err: '',
       };

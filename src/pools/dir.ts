@@ -9,6 +9,7 @@ import type { VolumeOptions } from '../wire/types.js';
 import type { Pool, PoolStatus } from './pool.js';
 import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from './trees/methods.js';
 import { ShareIo, shareFsOf } from './share-io.js';
+import { refusingLimits, sizeLimitsFor, type SizeLimits } from './size-limits.js';
 import type { ShareFs } from './share-fs.js';
 
 /** How ferryd mounts a shared pool's filesystem itself (`mount -t TYPE -o OPTIONS DEVICE PATH`). */
@@ -49,6 +50,7 @@ export class DirPool implements Pool {
   /** Volumes being made for a shared pool's create: ROOT/staging/ID, renamed into ROOT/volumes/NAME once whole. */
   private readonly staging: string;
   private method: SnapshotMethod | undefined;
+  private limits: SizeLimits | undefined;
   private problem: string | undefined;
   /** A shared pool's filesystem calls: in a child process, with a deadline (see share-io.ts). */
   private readonly io: ShareIo | undefined;
@@ -87,6 +89,7 @@ export class DirPool implements Pool {
       await mkdir(this.trash, { recursive: true, mode: 0o700 });
     }
     this.method = METHODS[await detectMethod(this.root)];
+    this.limits = await sizeLimitsFor({ name: this.name, root: this.root, shared: this.shared, method: this.method.name });
   }
 
   /**
@@ -184,6 +187,10 @@ export class DirPool implements Pool {
     return this.method;
   }
 
+  get sizeLimits(): SizeLimits {
+    return this.limits ?? refusingLimits(`option size: pool ${this.name} is not usable: ${this.problem ?? 'not initialised'}`);
+  }
+
   volumeRoot(volume: string): string {
     return join(this.live, volume);
   }
@@ -194,6 +201,7 @@ export class DirPool implements Pool {
 
   async create(volume: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void> {
     await this.checkAvailable();
+    if (opts.size !== undefined && this.sizeLimits.refusal) throw new FerryError('invalid', this.sizeLimits.refusal);
     const dir = join(this.live, volume);
     try {
       await mkdir(dir, { mode: 0o700 });
@@ -217,6 +225,8 @@ export class DirPool implements Pool {
       } else {
         await this.snapshotMethod.createLive(data);
       }
+      // (a clone's copy of a snapshot carries the limit its source had: set this volume's, or none)
+      if (opts.size !== undefined || from) await this.sizeLimits.apply(data, opts.size);
       if (opts.mode !== undefined || !from) await chmod(data, opts.mode ?? 0o755);
       if (opts.uid !== undefined || opts.gid !== undefined) await chown(data, opts.uid ?? 0, opts.gid ?? 0);
       await fsyncDir(dir);
@@ -228,6 +238,7 @@ export class DirPool implements Pool {
 
   async createStaged(stageId: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<string> {
     await this.checkAvailable();
+    if (opts.size !== undefined && this.sizeLimits.refusal) throw new FerryError('invalid', this.sizeLimits.refusal);
     await mkdir(this.staging, { recursive: true, mode: 0o700 });
     const dir = join(this.staging, stageId);
     await mkdir(dir, { mode: 0o700 });

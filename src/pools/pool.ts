@@ -2,6 +2,7 @@
 import type { VolumeOptions } from '../wire/types.js';
 import type { SnapshotMethod } from './trees/methods.js';
 import type { ShareFs } from './share-fs.js';
+import type { SizeLimits } from './size-limits.js';
 
 // A pool's status crosses the API as it is: its shape is the wire contract's.
 export type { PoolStatus, PoolCapacity } from '../wire/types.js';
@@ -26,6 +27,8 @@ export interface Pool {
   init(): Promise<void>;
   /** How this pool makes snapshots (known after init). */
   readonly snapshotMethod: SnapshotMethod;
+  /** How this pool limits a volume's size (`-o size=`), or why it cannot (known after init; size-limits.ts). */
+  readonly sizeLimits: SizeLimits;
   /** Make an empty volume, or with `from` one that function fills (a clone); fails with `exists` if its directory is already there. */
   create(volume: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void>;
   /**

@@ -10,6 +10,7 @@ import { FerryError, errorMessage } from '../util/errors.js';
 import { removeTree, syncTree } from '../pools/trees/methods.js';
 import type { VolumeDirs } from '../pools/layout.js';
 import { noSpaceError } from '../util/no-space.js';
+import { sizeText } from '../util/size.js';
 import type { SnapshotRecord } from './record.js';
 
 /** What the swap needs of the volume service: the record, who uses the volume, its lock and the one exclusive change. */
@@ -66,6 +67,8 @@ export class DataSwap {
     await removeTree(fresh);
     try {
       await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, fresh);
+      // the copy carries the limit the volume had when the snapshot was taken (or none): the new live data gets today's
+      await limitCopy(pool, rec, fresh, snap);
       await syncTree(fresh); // before the marker: a copy made by btrfs for an old non-subvolume snapshot too
       await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
     } catch (err) {
@@ -97,5 +100,19 @@ export class DataSwap {
     } else if (top.includes(`${basename(data)}.new`)) {
       await removeTree(`${data}.new`);
     }
+  }
+}
+
+/**
+ * A restore's new live data gets the volume's size limit before it replaces the old (never a moment without it,
+ * never the limit of the day the snapshot was taken); a snapshot that holds more than the limit is refused.
+ */
+async function limitCopy(pool: VolumeDirs['pool'], rec: VolumeRecord, fresh: string, snap: SnapshotRecord): Promise<void> {
+  const size = rec.options.size;
+  await pool.sizeLimits.apply(fresh, size);
+  if (size === undefined) return;
+  const { usedBytes } = await pool.sizeLimits.read(fresh);
+  if (usedBytes !== null && usedBytes > size) {
+    throw new FerryError('invalid', `snapshot ${snap.name} of volume ${rec.name} holds ${sizeText(usedBytes)}, more than the volume's size ${sizeText(size)}; nothing changed (\`ferry volume resize ${rec.name} SIZE\` first)`);
   }
 }

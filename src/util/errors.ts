@@ -37,7 +37,14 @@ export class FerryError extends Error {
   }
 }
 
+/** Linux's EDQUOT: Node 20 (its libuv) has no name for it and says "UNKNOWN: unknown error" or "Unknown system error -122". */
+const EDQUOT_ERRNO = -122;
+
 export function errorMessage(err: unknown): string {
+  if (err instanceof Error && (err as NodeJS.ErrnoException).errno === EDQUOT_ERRNO && !/Disk quota exceeded/.test(err.message)) {
+    // a size limit (-o size=, a btrfs qgroup) was met: say so, also where only the message crosses (worker threads)
+    return `Disk quota exceeded (EDQUOT): ${err.message}`;
+  }
   return err instanceof Error ? err.message : String(err);
 }
 

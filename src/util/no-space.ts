@@ -5,6 +5,7 @@ import { FerryError, errorMessage, isErrno } from './errors.js';
 /** ENOSPC or EDQUOT, also when it comes back as text (from a worker thread or cp's stderr). */
 export function isNoSpace(err: unknown): boolean {
   if (err instanceof FerryError) return err.code === 'no_space' || /No space left on device|Disk quota exceeded|ENOSPC|EDQUOT/.test(err.message);
+  // (errorMessage names EDQUOT, which Node 20 does not)
   return isErrno(err, 'ENOSPC') || isErrno(err, 'EDQUOT') || /No space left on device|Disk quota exceeded|ENOSPC|EDQUOT/.test(errorMessage(err));
 }
 
@@ -34,6 +35,10 @@ export async function mapNoSpace<T>(where: string, path: string, what: string, f
 export async function noSpaceError(err: unknown, where: string, path: string, what: string): Promise<unknown> {
   // (a no_space error says already where: e.g. a backup target)
   if (!isNoSpace(err) || (err instanceof FerryError && err.code === 'no_space')) return err;
+  if (/Disk quota exceeded|EDQUOT/.test(errorMessage(err))) {
+    // not a full filesystem: a volume's size limit (a btrfs qgroup, -o size=); the pool's free bytes would mislead
+    return new FerryError('no_space', `a size limit was reached on ${where} (Disk quota exceeded): ${what} failed and nothing was kept; give the volume a larger size (-o size=, \`ferry volume resize\`)`, { where, quota: true });
+  }
   const free = await freeBytes(path);
   return new FerryError('no_space', `no space left on ${where} (${free ?? 'unknown'} bytes free): ${what} failed and nothing was kept; free space on it and try again`, { where, freeBytes: free });
 }

@@ -25,6 +25,7 @@ import { Attachments } from './attachments.js';
 import { accessOf } from './access.js';
 import { DockerUsers } from './docker-users.js';
 import { DockerFacts, type DockerTold } from './docker-facts.js';
+import { VolumeSizes } from './sizes.js';
 
 export type { TrashInfo, DockerTold, CloneSource, RemoveOptions, RemoveResult };
 
@@ -109,6 +110,8 @@ export class VolumeService {
   private readonly handshake: Handshake;
   private readonly creation: Creation;
   private readonly removal: Removal;
+  /** Size limits (`-o size=`, resize, limit and use): sizes.ts. */
+  readonly sizes: VolumeSizes;
 
   constructor(private readonly deps: ServiceDeps) {
     this.catalog = deps.catalog;
@@ -132,6 +135,7 @@ export class VolumeService {
       exists: async (name) => (await this.shared.sync(name)) !== undefined,
       publish: async (rec) => (await (await this.deps.cluster!.store(rec.pool)).publish(sharedPart(rec))),
     });
+    this.sizes = new VolumeSizes(self);
     this.dockerUsers = new DockerUsers({ log: deps.log, now: this.now, ...(deps.docker ? { docker: deps.docker } : {}) });
     this.removal = new Removal({
       ...self,
@@ -222,6 +226,7 @@ export class VolumeService {
     const bad = await this.catalog.load();
     await salvage(bad, { ...this.deps, now: this.now, log: this.log });
     await recoverCatalog({ ...this.deps, now: this.now, isShared: (pool) => this.isShared(pool) });
+    await this.sizes.reconcile();
     await this.purgeExpiredTrash();
   }
 

@@ -74,6 +74,8 @@ export class FerryClient {
 
   volumes = () => this.call<W.VolumeList>('GET', '/v1/volumes');
   volume = (name: string, o: { usage?: boolean } = {}) => this.call<W.VolumeDetail>('GET', `/v1/volumes/${enc(name)}${query({ usage: o.usage })}`);
+  /** A new size limit (`10G`, `512M`, bytes): refused below what the volume uses. */
+  resizeVolume = (name: string, size: string) => this.call<W.ResizeResult>('POST', `/v1/volumes/${enc(name)}/resize`, { size });
   createVolume = (name: string, options: Record<string, string> = {}, labels: Record<string, string> = {}) => this.call<W.Volume>('POST', '/v1/volumes', { name, options, labels });
 
   snapshots = (volume: string, o: { all?: boolean } = {}) => this.call<W.SnapshotList>('GET', `/v1/volumes/${enc(volume)}/snapshots${query({ all: o.all })}`);

@@ -43,6 +43,26 @@ export interface VolumeOptions {
   'backup-keep'?: string;
   /** 'false': do not keep the snapshot a backup read as the base of the next one (docs/backups.md). */
   'backup-keep-base'?: 'true' | 'false';
+  /** The most the volume may hold, in bytes (`-o size=10G`; enforced by btrfs qgroups, docs/quotas.md). */
+  size?: number;
+}
+
+/** POST /v1/volumes/{name}/resize: the volume's new limit as the filesystem enforces it. */
+export interface ResizeResult {
+  name: string;
+  size: VolumeSize;
+}
+
+/** A volume's size limit as the filesystem enforces it (`-o size=`, `ferry volume resize`). */
+export interface VolumeSize {
+  /** The limit the volume was given (its `size` option), in bytes. */
+  limitBytes: number;
+  /** The limit the filesystem enforces now (a btrfs qgroup's max referenced); null when none is set. */
+  enforcedBytes: number | null;
+  /** What counts against the limit: the bytes the live data references (btrfs: the qgroup's referenced bytes, metadata included). */
+  usedBytes: number | null;
+  /** Why the limit is not enforced as given (then it was set again, or could not be). */
+  problem?: string;
 }
 
 
@@ -127,6 +147,8 @@ export interface VolumeDetail extends Volume {
   attachments: Attachment[];
   usage?: VolumeUsage;
   usageBytes?: number;
+  /** Volumes created with `-o size=`: the limit and what counts against it. */
+  size?: VolumeSize;
 }
 
 export interface TrashEntry {

@@ -1,4 +1,4 @@
-/** The API's volume routes: list, create, inspect, remove. */
+/** The API's volume routes: list, create, inspect, resize, remove. */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { flag, parse } from '../request.js';
@@ -15,6 +15,7 @@ const createBody = z.strictObject({
 });
 const removeQuery = z.strictObject({ purge: flag, force: flag });
 const inspectQuery = z.strictObject({ usage: flag });
+const resizeBody = z.strictObject({ size: z.union([z.string(), z.number()]) });
 
 export function volumeRoutes(app: FastifyInstance, service: VolumeService, hub: { usage?: UsageTracker | undefined; history?: BackupHistory | undefined }): void {
   app.get('/v1/volumes', async (): Promise<W.VolumeList> => {
@@ -58,7 +59,14 @@ export function volumeRoutes(app: FastifyInstance, service: VolumeService, hub: 
     // ?usage=true measures now; otherwise the cached figures (with the time of their walk)
     const usage = hub.usage ? (q.usage ? await hub.usage.refresh(v.name) : hub.usage.of(v)) : undefined;
     const usageBytes = q.usage ? (usage?.dataBytes ?? (await service.usage(v.name))) : undefined;
-    return { ...v, containers: containers ?? null, attachments, ...(usage ? { usage } : {}), ...(usageBytes !== undefined ? { usageBytes } : {}) };
+    const size = await service.sizes.of(v.name);
+    return { ...v, containers: containers ?? null, attachments, ...(usage ? { usage } : {}), ...(usageBytes !== undefined ? { usageBytes } : {}), ...(size ? { size } : {}) };
+  });
+
+  app.post<{ Params: { name: string } }>('/v1/volumes/:name/resize', async (req): Promise<W.ResizeResult> => {
+    const body = parse(resizeBody, req.body ?? {}, 'request body');
+    const size = await service.sizes.resize(req.params.name, String(body.size));
+    return { name: req.params.name, size };
   });
 
   app.delete<{ Params: { name: string } }>('/v1/volumes/:name', async (req) => {

@@ -65,7 +65,8 @@ const BTRFS_SUPER_MAGIC = 0x9123683e;
 /** The inode number of every btrfs subvolume root. */
 const BTRFS_SUBVOL_INO = 256;
 
-async function isSubvolume(path: string): Promise<boolean> {
+/** Is `path` the root of a btrfs subvolume (a volume's live data on a btrfs pool, or a snapshot)? */
+export async function isSubvolume(path: string): Promise<boolean> {
   try {
     const st = await lstat(path);
     return st.ino === BTRFS_SUBVOL_INO && st.isDirectory() && (await statfs(path)).type === BTRFS_SUPER_MAGIC;
