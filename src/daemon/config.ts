@@ -6,6 +6,7 @@ import { parse as parseYaml, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { parseDuration } from '../util/duration.js';
+import { parseSize } from '../util/size.js';
 import { parseSchedule } from '../policy/schedule.js';
 import { parseKeepPolicy } from '../policy/retention.js';
 import { BUILTIN_DEFAULTS } from './defaults.js';
@@ -55,10 +56,15 @@ export interface DaemonConfig {
 }
 
 export interface PoolConfig {
-  kind: 'dir';
+  /** dir: a directory per volume; image: a fixed-size filesystem image per volume (docs/image-pools.md). */
+  kind: 'dir' | 'image';
   path: string;
   shared: boolean;
   mount?: { type: string; device: string; options?: string };
+  /** Image pools: the filesystem of new images (default ext4). */
+  fs?: 'ext4' | 'xfs';
+  /** Image pools: the size of a volume created without `-o size=` (`10G`); without it, size= is required. */
+  defaultSize?: string;
 }
 
 const poolName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'a pool name is [a-zA-Z0-9][a-zA-Z0-9_.-]*');
@@ -84,7 +90,9 @@ const fileSchema = z.strictObject({
     .record(
       poolName,
       z.strictObject({
-        kind: z.literal('dir', { message: 'the only pool kind is dir' }).default('dir'),
+        kind: z.enum(['dir', 'image'], { message: 'a pool kind is dir (a directory per volume) or image (a fixed-size filesystem image per volume)' }).default('dir'),
+        fs: z.enum(['ext4', 'xfs'], { message: 'the filesystem of an image pool is ext4 or xfs' }).optional(),
+        defaultSize: z.string().optional(),
         path: absPath('path'),
         shared: z.boolean().default(false),
         mount: z
@@ -231,6 +239,19 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
   }
   for (const [name, p] of Object.entries(pools)) {
     if (p.mount && !p.shared) throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: mount: is for shared pools; add shared: true`);
+    if (p.kind === 'image' && p.shared) {
+      throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: image pools on a shared filesystem (moving between hosts) are not built yet; use an image pool on this host's disk (shared: false), or a shared pool of kind dir`);
+    }
+    if (p.kind !== 'image' && (p.fs !== undefined || p.defaultSize !== undefined)) {
+      throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: fs and defaultSize are for image pools (kind: image)`);
+    }
+    if (p.defaultSize !== undefined) {
+      try {
+        parseSize(p.defaultSize, 'defaultSize');
+      } catch (err) {
+        throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: ${errorMessage(err)}`);
+      }
+    }
   }
   const heartbeatIntervalMs = parseDuration(merged.heartbeatInterval, 'heartbeatInterval');
   const nodeTimeoutMs = parseDuration(merged.nodeTimeout, 'nodeTimeout');

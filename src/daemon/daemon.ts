@@ -12,6 +12,8 @@ import { VolumeService } from '../volumes/service.js';
 import { SnapshotService } from '../snapshots/service.js';
 import { SnapshotScheduler } from '../snapshots/scheduler.js';
 import { DirPool } from '../pools/dir.js';
+import { ImagePool } from '../pools/image.js';
+import { parseSize } from '../util/size.js';
 import type { Pool } from '../pools/pool.js';
 import { DockerClient } from '../docker/client.js';
 import { DockerMemory } from '../docker/memory.js';
@@ -70,7 +72,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const quarantine = new Quarantine(warnings, log);
   const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
   for (const [name, p] of Object.entries(config.pools)) {
-    pools.set(name, new DirPool(name, p.path, { shared: p.shared, ...(p.mount ? { mount: p.mount } : {}) }));
+    if (p.kind === 'image') pools.set(name, new ImagePool(name, p.path, { fs: p.fs ?? 'ext4', ...(p.defaultSize ? { defaultSize: parseSize(p.defaultSize, 'defaultSize') } : {}) }));
+    else pools.set(name, new DirPool(name, p.path, { shared: p.shared, ...(p.mount ? { mount: p.mount } : {}) }));
   }
   const capacity = new CapacityHistory(
     join(config.dataDir, 'capacity.json'),

@@ -29,6 +29,8 @@ export interface Pool {
   readonly snapshotMethod: SnapshotMethod;
   /** How this pool limits a volume's size (`-o size=`), or why it cannot (known after init; size-limits.ts). */
   readonly sizeLimits: SizeLimits;
+  /** The options a new volume gets where the user gave none (an image pool's default size); recorded as given. */
+  completeOptions?(opts: VolumeOptions): VolumeOptions;
   /** Make an empty volume, or with `from` one that function fills (a clone); fails with `exists` if its directory is already there. */
   create(volume: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void>;
   /**
@@ -47,6 +49,16 @@ export interface Pool {
   mountpoint(volume: string): string;
   /** Make sure the volume's data is there and usable before Docker mounts it. */
   checkMountable(volume: string): Promise<void>;
+  /**
+   * Pools whose volumes are block-like (image): make the volume's data reachable at mountpoint() for one more
+   * holder (a Docker Mount on this host, a snapshot, a fill); the first attaches and mounts it. Directory pools
+   * have no such step: their data is always there.
+   */
+  attach?(volume: string): Promise<void>;
+  /** One holder fewer; the last unmounts and detaches. */
+  detach?(volume: string): Promise<void>;
+  /** At start-up: the volumes Docker still has mounted here keep their attach; every other one is detached. */
+  settle?(inUse: ReadonlySet<string>): Promise<void>;
   moveToTrash(volume: string, trashId: string): Promise<void>;
   restoreFromTrash(trashId: string, volume: string): Promise<void>;
   purgeTrash(trashId: string): Promise<void>;

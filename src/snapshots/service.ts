@@ -272,13 +272,19 @@ export class SnapshotService {
       if (prev && !(await checkManifest(this.quarantine, snaps, prev.id, rec.name))) prev = undefined;
       // In a shared pool another host may remove a snapshot while this one is made: trees there are complete.
       progress({ phase: 'snapshot' });
-      stats = await pool.snapshotMethod.snapshot(data, tmp, {
-        id,
-        onProgress: progress,
-        layout: pool.shared ? 'full' : 'delta',
-        manifestOut: join(snaps, `.tmp-${id}.manifest.json`),
-        ...(prev ? { prev: { snaps, id: prev.id } } : {}),
-      });
+      // an image volume's tree is read through its mounted filesystem (attached for the copy if no container has it)
+      await pool.attach?.(rec.name);
+      try {
+        stats = await pool.snapshotMethod.snapshot(data, tmp, {
+          id,
+          onProgress: progress,
+          layout: pool.shared ? 'full' : 'delta',
+          manifestOut: join(snaps, `.tmp-${id}.manifest.json`),
+          ...(prev ? { prev: { snaps, id: prev.id } } : {}),
+        });
+      } finally {
+        await pool.detach?.(rec.name);
+      }
     } catch (err) {
       await removeTree(tmp).catch(() => undefined);
       await unlink(join(snaps, `.tmp-${id}.manifest.json`)).catch(() => undefined);

@@ -144,7 +144,13 @@ export class Creation {
   private async fillOrUndo(poolName: string, name: string, fill: (dir: string) => Promise<void>): Promise<void> {
     const pool = this.c.pool(poolName);
     try {
-      await fill(pool.mountpoint(name));
+      // an image volume is filled through its mounted filesystem
+      await pool.attach?.(name);
+      try {
+        await fill(pool.mountpoint(name));
+      } finally {
+        await pool.detach?.(name);
+      }
     } catch (err) {
       await this.discardNew(poolName, name);
       // a `exists` from the restore must not look like a name clash to a shared create

@@ -1,4 +1,4 @@
-/** Volume options (`-o key=value`): the core ones (access, pool, owner, mode) and how features add theirs. */
+/** Volume options (`-o key=value`): the core ones (access, pool, owner, mode, an image's filesystem) and how features add theirs. */
 import { FerryError } from '../util/errors.js';
 import { shown } from '../util/shown.js';
 // The volume options cross the API: defined in the wire contract, used here.
@@ -28,7 +28,7 @@ function intInRange(value: string, key: string): number {
   return Number(value);
 }
 
-export const coreOptions: OptionSet<'access' | 'pool' | 'uid' | 'gid' | 'mode'> = {
+export const coreOptions: OptionSet<'access' | 'pool' | 'uid' | 'gid' | 'mode' | 'fs'> = {
   parsers: {
     access: (v, k) => {
       if (!(ACCESS_MODES as readonly string[]).includes(v)) {
@@ -38,6 +38,10 @@ export const coreOptions: OptionSet<'access' | 'pool' | 'uid' | 'gid' | 'mode'> 
     },
     pool: (v, k) => {
       if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(v)) throw new FerryError('invalid', `option ${k}=${shown(v)}: not a pool name`);
+      return v;
+    },
+    fs: (v, k) => {
+      if (v !== 'ext4' && v !== 'xfs') throw new FerryError('invalid', `option ${k}=${shown(v)}: expected ext4 or xfs (the filesystem of an image volume)`);
       return v;
     },
     uid: intInRange,

@@ -80,6 +80,8 @@ export class Removal {
     if (overrode.length > 0) this.c.log.warn({ volume: name, overrode }, 'volume removed with --force although: ' + overrode.join('; '));
     const { catalog } = this.c;
     const pool = this.c.pool(rec.pool);
+    // --force over recorded mounts: an image is detached first (refused while a container still holds it)
+    if (mountIds.length > 0) await pool.detach?.(name);
     for (const id of mountIds) await catalog.changeMount(rec, id, '-', new Date(this.c.now()).toISOString());
     const removedAt = this.c.now();
     const trash: TrashRecord = {

@@ -226,8 +226,18 @@ export class VolumeService {
     const bad = await this.catalog.load();
     await salvage(bad, { ...this.deps, now: this.now, log: this.log });
     await recoverCatalog({ ...this.deps, now: this.now, isShared: (pool) => this.isShared(pool) });
+    await this.settleAttaches();
     await this.sizes.reconcile();
     await this.purgeExpiredTrash();
+  }
+
+  /** Image pools: what Docker still has mounted here stays attached (a restart of ferryd), the rest is detached. */
+  private async settleAttaches(): Promise<void> {
+    for (const [poolName, pool] of this.deps.pools) {
+      if (!pool.settle) continue;
+      const inUse = new Set(this.catalog.volumes.values().filter((r) => r.pool === poolName && Object.keys(r.mounts).length > 0).map((r) => r.name));
+      await pool.settle(inUse).catch((err) => this.log.error({ pool: poolName, err: errorMessage(err) }, 'could not attach the images of the volumes Docker has mounted'));
+    }
   }
 
   /** Flush and close the catalog's journal (after the servers stopped taking calls). */
@@ -244,15 +254,18 @@ export class VolumeService {
     { ifMissing = false, progress, dockerOptions }: { ifMissing?: boolean; progress?: (p: RestoreReport) => void; /** Create's Opts as Docker sent them. */ dockerOptions?: unknown } = {},
   ): Promise<VolumeInfo> {
     const name = checkVolumeName(nameIn);
-    const opts = this.deps.parseOptions(optsIn);
+    const parsed = this.deps.parseOptions(optsIn);
+    const poolName = parsed.pool ?? this.deps.defaultPool;
+    const pool = this.pool(poolName); // an unknown pool is refused before the lock
+    // what the pool gives a volume that does not say (an image pool's default size), recorded as if asked for
+    const opts = pool.completeOptions?.(parsed) ?? parsed;
     if (opts.backup && !this.deps.restoreBackup) throw new FerryError('invalid', 'restores from backups are not available on this node');
     const fill = opts.backup ? (dir: string) => this.deps.restoreBackup!(opts.backup!, dir, progress) : undefined;
     if (opts.from) {
       if (!this.deps.resolveClone) throw new FerryError('invalid', 'clones are not available on this node');
       if (opts.from.split('@')[0] === name) throw new FerryError('invalid', `volume ${name} cannot be cloned from itself`);
     }
-    const poolName = opts.pool ?? this.deps.defaultPool;
-    this.pool(poolName); // an unknown pool is refused before the lock
+    if (opts.fs !== undefined && pool.kind !== 'image') throw new FerryError('invalid', `option fs=${opts.fs}: pool ${poolName} is a ${pool.kind} pool; fs= picks the filesystem of an image volume (a pool of kind image)`);
     const docker = rawOptions(dockerOptions);
     return this.lock.run(name, async () => {
       const existing = await this.shared.sync(name);
@@ -372,6 +385,15 @@ export class VolumeService {
       const shared = this.isShared(rec.pool);
       const first = Object.keys(rec.mounts).length === 0;
       if (shared && accessOf(rec) === 'rwo' && !(await this.deps.cluster!.stillHeld(rec.pool, name))) await this.deps.cluster!.acquire(rec.pool, rec);
+      // an image volume: the first Mount on this host attaches and mounts its image
+      if (first && pool.attach) {
+        try {
+          await pool.attach(name);
+        } catch (err) {
+          await this.letGo(rec, { attached: false });
+          throw err;
+        }
+      }
       try {
         if (this.deps.mountRoot) await ensureView(pool.mountpoint(name), this.mountpointOf(rec), accessOf(rec) === 'rox');
         else if (accessOf(rec) === 'rox' && this.deps.roDir) await ensureReadOnlyView(pool.mountpoint(name), this.mountpointOf(rec));
@@ -433,11 +455,13 @@ export class VolumeService {
     await this.persisted(name, durable);
   }
 
-  /** The last mount on this node is gone: drop the read-only view, the attachment and the rwo lock. */
-  private async letGo(rec: VolumeRecord): Promise<void> {
+  /** The last mount on this node is gone: drop the read-only view, detach an image, withdraw the attachment, release the rwo lock. */
+  private async letGo(rec: VolumeRecord, { attached = true }: { attached?: boolean } = {}): Promise<void> {
     const steps: Array<[string, () => Promise<void>]> = [];
     if (this.deps.mountRoot) steps.push(['drop the bind mount for Docker', () => dropReadOnlyView(this.mountpointOf(rec))]);
     else if (accessOf(rec) === 'rox' && this.deps.roDir) steps.push(['drop read-only view', () => dropReadOnlyView(this.mountpointOf(rec))]);
+    const pool = this.pool(rec.pool);
+    if (attached && pool.detach) steps.push(['detach its image', () => pool.detach!(rec.name)]);
     if (this.isShared(rec.pool)) {
       steps.push(['withdraw attachment', () => this.attachments.publish(rec)]);
       if (accessOf(rec) === 'rwo') steps.push(['release rwo lock', () => this.deps.cluster!.release(rec.pool, rec.name)]);

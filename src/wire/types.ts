@@ -43,8 +43,10 @@ export interface VolumeOptions {
   'backup-keep'?: string;
   /** 'false': do not keep the snapshot a backup read as the base of the next one (docs/backups.md). */
   'backup-keep-base'?: 'true' | 'false';
-  /** The most the volume may hold, in bytes (`-o size=10G`; enforced by btrfs qgroups, docs/quotas.md). */
+  /** The most the volume may hold, in bytes (`-o size=10G`; enforced by btrfs qgroups, or the size of an image volume: docs/quotas.md, docs/image-pools.md). */
   size?: number;
+  /** The filesystem of an image volume (image pools only; the pool's own by default). */
+  fs?: 'ext4' | 'xfs';
 }
 
 /** POST /v1/volumes/{name}/resize: the volume's new limit as the filesystem enforces it. */

@@ -1,0 +1,132 @@
+/** One filesystem image on the host: made sparse (truncate + mkfs), loop-attached and mounted, unmounted and detached, grown online or offline, and asked whether (and where) it is attached. */
+import { execFile } from 'node:child_process';
+import { open, readFile, stat, statfs } from 'node:fs/promises';
+import { execProgram } from '../util/exec.js';
+import { FerryError, errorMessage } from '../util/errors.js';
+import { mountOf } from '../util/mounts.js';
+
+export type ImageFs = 'ext4' | 'xfs';
+export const IMAGE_FILESYSTEMS: readonly ImageFs[] = ['ext4', 'xfs'];
+
+/** The smallest image each filesystem makes (xfs refuses below 300 MiB). */
+export const MIN_IMAGE_BYTES: Record<ImageFs, number> = { ext4: 2 ** 20, xfs: 300 * 2 ** 20 };
+
+const MKFS_MS = 120_000;
+const MOUNT_MS = 60_000;
+
+/**
+ * Make a sparse image of `bytes` at `image` holding an empty `fs` filesystem. The file is new (fails if it exists);
+ * its blocks are allocated only as the filesystem writes them. ext4 keeps no blocks for root (`-m 0`): the user
+ * gets the size asked for.
+ */
+export async function makeImage(image: string, bytes: number, fs: ImageFs): Promise<void> {
+  const fh = await open(image, 'wx', 0o600);
+  try {
+    await fh.truncate(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  if (fs === 'ext4') await execProgram('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', image], { timeoutMs: MKFS_MS });
+  // reflink=1: copies inside the volume share blocks (cp --reflink); -K: do not discard the sparse file's blocks
+  else await execProgram('mkfs.xfs', ['-q', '-f', '-K', '-m', 'reflink=1', image], { timeoutMs: MKFS_MS });
+}
+
+/** Is `dir` the mount point of a filesystem (and which device)? */
+export async function mountedAt(dir: string): Promise<{ source: string; fsType: string } | undefined> {
+  const m = await mountOf(dir);
+  return m.mountPoint === dir ? { source: m.source, fsType: m.fsType } : undefined;
+}
+
+/** The loop devices `image` is attached to (`losetup -j`): more than one means it is attached twice. */
+export async function loopsOf(image: string): Promise<string[]> {
+  const out = await execProgram('losetup', ['-n', '-O', 'NAME', '-j', image], { timeoutMs: MOUNT_MS });
+  return out.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
+/**
+ * Attach `image` to a free loop device and mount it at `dir` (mount -o loop: the device is freed again when it
+ * is unmounted). Refuses when the image is attached already anywhere on this host: one image, one attach.
+ */
+export async function attachImage(image: string, dir: string, fs: ImageFs): Promise<void> {
+  const loops = await loopsOf(image);
+  if (loops.length > 0) {
+    throw new FerryError('in_use', `image ${image} is attached already (${loops.join(', ')}) but not mounted at ${dir}; ferryd attaches an image once: detach it (umount, losetup -d) if nothing uses it`);
+  }
+  await execProgram('mount', ['-t', fs, '-o', 'loop', image, dir], { timeoutMs: MOUNT_MS });
+}
+
+/**
+ * Unmount the image's filesystem at `dir` (which frees its loop device). Not lazily: a filesystem still in use
+ * (a container Docker did not unmount) stays attached and this fails `in_use`, rather than leaving a hidden
+ * mount that would be attached a second time later.
+ */
+export async function detachImage(image: string, dir: string): Promise<void> {
+  if (await mountedAt(dir)) {
+    try {
+      await execProgram('umount', [dir], { timeoutMs: MOUNT_MS });
+    } catch (err) {
+      throw new FerryError('in_use', `could not unmount the image of ${dir}: ${errorMessage(err)}; it stays attached until nothing uses it`);
+    }
+  }
+}
+
+/** The image's size (its filesystem's, as made or last grown) and the host blocks it takes. */
+export async function imageSize(image: string): Promise<{ bytes: number; allocatedBytes: number }> {
+  const st = await stat(image);
+  return { bytes: st.size, allocatedBytes: st.blocks * 512 };
+}
+
+/** What the mounted filesystem at `dir` holds: used and total bytes (statfs), as `df` counts them. */
+export async function filesystemUse(dir: string): Promise<{ usedBytes: number; totalBytes: number; freeBytes: number }> {
+  const s = await statfs(dir);
+  return { usedBytes: (s.blocks - s.bfree) * s.bsize, totalBytes: s.blocks * s.bsize, freeBytes: s.bavail * s.bsize };
+}
+
+/**
+ * Grow the image to `bytes` and its filesystem with it. Mounted at `dir`: online (the loop device learns the new
+ * size, then resize2fs or xfs_growfs). Not mounted: ext4 is checked and resized as a file; xfs only grows mounted,
+ * so the caller attaches it first.
+ */
+export async function growImage(image: string, bytes: number, fs: ImageFs, dir: string | undefined): Promise<void> {
+  if (dir && fs === 'ext4' && !(await hasCapability(CAP_SYS_RESOURCE))) {
+    throw new FerryError(
+      'unavailable',
+      `an ext4 image grows while mounted only with CAP_SYS_RESOURCE (the kernel's online resize), which ferryd does not have here; stop the containers that use the volume and resize it then (offline), or use fs=xfs, which grows online`,
+    );
+  }
+  const fh = await open(image, 'r+');
+  try {
+    if ((await fh.stat()).size > bytes) throw new FerryError('invalid', `image ${image} is larger than ${bytes} bytes already; images grow only`);
+    await fh.truncate(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  if (dir) {
+    const loops = await loopsOf(image);
+    if (loops.length !== 1) throw new FerryError('internal', `image ${image} is attached ${loops.length} times; cannot grow it online`);
+    await execProgram('losetup', ['-c', loops[0]!], { timeoutMs: MOUNT_MS });
+    if (fs === 'ext4') await execProgram('resize2fs', [loops[0]!], { timeoutMs: MKFS_MS });
+    else await execProgram('xfs_growfs', [dir], { timeoutMs: MKFS_MS });
+    return;
+  }
+  if (fs !== 'ext4') throw new FerryError('internal', 'an xfs image grows only while mounted');
+  // resize2fs insists on a fresh check; e2fsck -p fixes what is safe and exits 1 when it fixed something
+  await new Promise<void>((resolve, reject) =>
+    execFile('e2fsck', ['-f', '-p', image], { timeout: MKFS_MS }, (err, _out, stderr) => {
+      if (!err || err.code === 1) resolve();
+      else reject(new FerryError('internal', `e2fsck of ${image} found what it cannot fix safely (exit ${String(err.code)}): ${stderr.trim().split('\n').slice(-3).join(' / ')}; check it by hand (e2fsck -f ${image})`));
+    }),
+  );
+  await execProgram('resize2fs', [image], { timeoutMs: MKFS_MS });
+}
+
+const CAP_SYS_RESOURCE = 24;
+
+/** Does this process have the capability (its effective set, from /proc/self/status)? */
+async function hasCapability(bit: number): Promise<boolean> {
+  const status = await readFile('/proc/self/status', 'utf8');
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  return hex !== undefined && ((BigInt(`0x${hex}`) >> BigInt(bit)) & 1n) === 1n;
+}

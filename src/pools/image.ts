@@ -1,0 +1,310 @@
+/** The image pool: each volume a fixed-size filesystem image (ext4 or xfs) in its directory, loop-attached and mounted at its data directory while this host uses it. */
+import { chmod, chown, open, readdir, rename, rmdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fsyncDir } from '../util/atomic.js';
+import { FerryError, errorMessage, isErrno } from '../util/errors.js';
+import { KeyedLock } from '../util/keyed-lock.js';
+import { sizeText } from '../util/size.js';
+import type { VolumeOptions } from '../wire/types.js';
+import { DirPool } from './dir.js';
+import { IMAGE_FILESYSTEMS, MIN_IMAGE_BYTES, attachImage, detachImage, filesystemUse, growImage, imageSize, loopsOf, makeImage, mountedAt, type ImageFs } from './image-fs.js';
+import type { Pool, PoolStatus } from './pool.js';
+import type { LimitState, SizeLimits } from './size-limits.js';
+import { METHODS, removeTree, type SnapshotMethod } from './trees/methods.js';
+
+export interface ImagePoolSpec {
+  /** The filesystem of new images (`-o fs=` picks another). */
+  fs: ImageFs;
+  /** The size of a volume created without `-o size=`; without it, `size=` is required. */
+  defaultSize?: number;
+}
+
+/** The image file in a volume's directory. */
+const IMAGE = 'disk.img';
+
+/**
+ * ROOT/volumes/NAME/disk.img is the volume's filesystem; ROOT/volumes/NAME/data, where Docker bind-mounts it,
+ * is the image's mount point while the volume is attached on this host (by a Docker Mount, a snapshot, a fill)
+ * and an empty directory otherwise. The directories (create, trash, listing) are a directory pool's; what is
+ * the image's is here. Every attach has its holder: the first attaches, the last detaches; an image is never
+ * attached twice (`losetup -j` is asked before each attach).
+ */
+export class ImagePool implements Pool {
+  readonly kind = 'image';
+  readonly shared = false;
+  readonly shareFs = undefined;
+  private readonly dirs: DirPool;
+  private readonly holders = new Map<string, number>();
+  private readonly lock = new KeyedLock();
+  readonly sizeLimits: SizeLimits;
+
+  constructor(
+    readonly name: string,
+    readonly root: string,
+    private readonly spec: ImagePoolSpec,
+  ) {
+    this.dirs = new DirPool(name, root);
+    this.sizeLimits = {
+      refusal: undefined,
+      apply: (data, bytes) => this.grow(data, bytes),
+      read: (data) => this.readLimit(data),
+    };
+  }
+
+  /** The filesystem new volumes get and the size they get without `-o size=` (for status and messages). */
+  get settings(): ImagePoolSpec {
+    return this.spec;
+  }
+
+  init(): Promise<void> {
+    return this.dirs.init();
+  }
+
+  checkAvailable(): Promise<void> {
+    return this.dirs.checkAvailable();
+  }
+
+  /** Snapshots copy the mounted tree into the volume's directory on the host (a hard-link tree of what did not change). */
+  get snapshotMethod(): SnapshotMethod {
+    return METHODS.hardlink;
+  }
+
+  volumeRoot(volume: string): string {
+    return this.dirs.volumeRoot(volume);
+  }
+
+  mountpoint(volume: string): string {
+    return this.dirs.mountpoint(volume);
+  }
+
+  private image(volume: string): string {
+    return join(this.volumeRoot(volume), IMAGE);
+  }
+
+  completeOptions(opts: VolumeOptions): VolumeOptions {
+    return opts.size === undefined && this.spec.defaultSize !== undefined ? { ...opts, size: this.spec.defaultSize } : opts;
+  }
+
+  /** The volume's size and filesystem as create will make them, or a clear refusal. */
+  private plan(volume: string, opts: VolumeOptions): { bytes: number; fs: ImageFs } {
+    const fs = opts.fs ?? this.spec.fs;
+    const bytes = opts.size ?? this.spec.defaultSize;
+    if (bytes === undefined) {
+      throw new FerryError('invalid', `volume ${volume}: pool ${this.name} holds fixed-size images: give a size (-o size=10G), or set defaultSize for the pool in ferryd's config`);
+    }
+    if (bytes < MIN_IMAGE_BYTES[fs]) throw new FerryError('invalid', `volume ${volume}: an ${fs} image holds at least ${sizeText(MIN_IMAGE_BYTES[fs])}; ask for a larger size`);
+    return { bytes, fs };
+  }
+
+  async create(volume: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void> {
+    const { bytes, fs } = this.plan(volume, opts);
+    await this.dirs.create(volume, {}); // ROOT/volumes/NAME/data, the mount point (`exists` when taken)
+    const data = this.mountpoint(volume);
+    try {
+      await makeImage(this.image(volume), bytes, fs);
+      if (from || opts.uid !== undefined || opts.gid !== undefined || opts.mode !== undefined) {
+        await this.attach(volume);
+        try {
+          if (from) await fillFrom(data, from);
+          if (opts.mode !== undefined || !from) await chmod(data, opts.mode ?? 0o755);
+          if (opts.uid !== undefined || opts.gid !== undefined) await chown(data, opts.uid ?? 0, opts.gid ?? 0);
+        } finally {
+          await this.detach(volume);
+        }
+      }
+      await fsyncDir(this.volumeRoot(volume));
+    } catch (err) {
+      await detachImage(this.image(volume), data).catch(() => undefined);
+      await removeTree(this.volumeRoot(volume)).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  createStaged(): Promise<string> {
+    return Promise.reject(new FerryError('internal', `pool ${this.name} is an image pool on this host's disk: it has no staged creates`));
+  }
+
+  commitStaged(): Promise<void> {
+    return Promise.reject(new FerryError('internal', `pool ${this.name} is an image pool on this host's disk: it has no staged creates`));
+  }
+
+  async discardStaged(): Promise<void> {}
+
+  async listStaged(): Promise<string[]> {
+    return [];
+  }
+
+  async checkMountable(volume: string): Promise<void> {
+    await this.checkAvailable();
+    try {
+      await stat(this.image(volume));
+    } catch (err) {
+      throw new FerryError('unavailable', `the image of volume ${volume} is missing from pool ${this.name} (${this.image(volume)}: ${errorMessage(err)}); check the pool's disk`);
+    }
+  }
+
+  /** One more holder of the volume's filesystem: the first attaches the image and mounts it at mountpoint(). */
+  attach(volume: string): Promise<void> {
+    return this.lock.run(volume, async () => {
+      const n = this.holders.get(volume) ?? 0;
+      if (n === 0) {
+        const image = this.image(volume);
+        const data = this.mountpoint(volume);
+        // still mounted from before a restart of ferryd: take it over if it is this image
+        const there = await mountedAt(data);
+        if (there) {
+          const loops = await loopsOf(image);
+          if (!loops.includes(there.source)) throw new FerryError('internal', `${data} has ${there.source} mounted, not the image of volume ${volume}; unmount it`);
+        } else {
+          await attachImage(image, data, await imageFsOf(image));
+        }
+      }
+      this.holders.set(volume, n + 1);
+    });
+  }
+
+  /** One holder fewer: the last unmounts the filesystem and frees its loop device. */
+  detach(volume: string): Promise<void> {
+    return this.lock.run(volume, async () => {
+      const n = this.holders.get(volume) ?? 0;
+      if (n > 1) {
+        this.holders.set(volume, n - 1);
+        return;
+      }
+      this.holders.delete(volume);
+      await detachImage(this.image(volume), this.mountpoint(volume));
+    });
+  }
+
+  /**
+   * At start-up: the volumes Docker still has mounted on this host keep (or get back) their attach, one holder
+   * each; every other image still mounted from before a crash of ferryd is detached.
+   */
+  async settle(inUse: ReadonlySet<string>): Promise<void> {
+    for (const volume of await this.listLive()) {
+      if (inUse.has(volume)) {
+        await this.attach(volume);
+      } else if (await mountedAt(this.mountpoint(volume))) {
+        await detachImage(this.image(volume), this.mountpoint(volume));
+      }
+    }
+  }
+
+  /** Is the volume's filesystem mounted here now (by a holder of this ferryd)? */
+  attached(volume: string): boolean {
+    return (this.holders.get(volume) ?? 0) > 0;
+  }
+
+  async moveToTrash(volume: string, trashId: string): Promise<void> {
+    if (this.attached(volume) || (await mountedAt(this.mountpoint(volume)))) {
+      throw new FerryError('in_use', `the image of volume ${volume} is still mounted at ${this.mountpoint(volume)}; it cannot go to the trash until it is detached`);
+    }
+    await this.dirs.moveToTrash(volume, trashId);
+  }
+
+  restoreFromTrash(trashId: string, volume: string): Promise<void> {
+    return this.dirs.restoreFromTrash(trashId, volume);
+  }
+
+  purgeTrash(trashId: string): Promise<void> {
+    return this.dirs.purgeTrash(trashId);
+  }
+
+  hasLive(volume: string): Promise<boolean> {
+    return this.dirs.hasLive(volume);
+  }
+
+  hasTrash(trashId: string): Promise<boolean> {
+    return this.dirs.hasTrash(trashId);
+  }
+
+  listLive(): Promise<string[]> {
+    return this.dirs.listLive();
+  }
+
+  listTrash(): Promise<string[]> {
+    return this.dirs.listTrash();
+  }
+
+  /** The host's bytes the volume takes: its image's allocated blocks (the image is sparse) and its snapshots. */
+  async usage(volume: string): Promise<number> {
+    const { allocatedBytes } = await imageSize(this.image(volume)).catch(() => ({ allocatedBytes: 0 }));
+    return allocatedBytes;
+  }
+
+  trashUsage(trashId: string): Promise<number> {
+    return this.dirs.trashUsage(trashId);
+  }
+
+  async status(): Promise<PoolStatus> {
+    const s = await this.dirs.status();
+    return { ...s, kind: this.kind, snapshotMethod: this.snapshotMethod.name };
+  }
+
+  /** The size the image's filesystem has, and what it holds while it is mounted here. */
+  private async readLimit(data: string): Promise<LimitState> {
+    const { bytes } = await imageSize(join(dirname(data), IMAGE));
+    const mounted = await mountedAt(data);
+    return { enforcedBytes: bytes, usedBytes: mounted ? (await filesystemUse(data)).usedBytes : null };
+  }
+
+  /** `ferry volume resize`: grow the image and its filesystem (online while mounted); images never shrink. */
+  private async grow(data: string, bytes: number | undefined): Promise<void> {
+    const volume = dirname(data).split('/').pop()!;
+    if (bytes === undefined) throw new FerryError('invalid', `volume ${volume} is a fixed-size image: it always has a size`);
+    const image = join(dirname(data), IMAGE);
+    const fs = await imageFsOf(image);
+    const { bytes: now } = await imageSize(image);
+    if (bytes === now) return;
+    if (bytes < now) {
+      throw new FerryError('invalid', `volume ${volume} is an ${fs} image of ${sizeText(now)}: images grow only (${fs} cannot shrink ${fs === 'xfs' ? 'at all' : 'while mounted'}); to make it smaller, create a smaller volume and copy the data (a clone of a snapshot with -o size=)`);
+    }
+    await this.lock.run(volume, async () => {
+      const mounted = (this.holders.get(volume) ?? 0) > 0;
+      if (mounted || fs === 'ext4') return growImage(image, bytes, fs, mounted ? data : undefined);
+      // xfs grows only mounted: attach it for the time of the grow
+      await attachImage(image, data, fs);
+      try {
+        await growImage(image, bytes, fs, data);
+      } finally {
+        await detachImage(image, data);
+      }
+    });
+  }
+}
+
+/** Which filesystem an image holds, from its superblock's magic: xfs "XFSB" at 0, ext2/3/4 0xEF53 at 1080. */
+export async function imageFsOf(image: string): Promise<ImageFs> {
+  const fh = await open(image, 'r');
+  try {
+    const head = Buffer.alloc(1082);
+    await fh.read(head, 0, head.length, 0);
+    if (head.toString('latin1', 0, 4) === 'XFSB') return 'xfs';
+    if (head.readUInt16LE(1080) === 0xef53) return 'ext4';
+  } finally {
+    await fh.close();
+  }
+  throw new FerryError('corrupt', `${image} holds no ${IMAGE_FILESYSTEMS.join(' or ')} filesystem that ferryd can mount`);
+}
+
+/**
+ * Fill the mounted, empty filesystem at `data` with `from` (a clone's copy of a snapshot makes its target
+ * directory): copied into a directory inside the image, then its entries moved up, so nothing crosses filesystems.
+ */
+async function fillFrom(data: string, from: (dir: string) => Promise<void>): Promise<void> {
+  const fill = join(data, '.ferry-fill');
+  // mkfs.ext4 leaves lost+found: it is the filesystem's own, and a copy must not clash with it
+  await from(fill);
+  for (const entry of await readdir(fill)) {
+    try {
+      await rename(join(fill, entry), join(data, entry));
+    } catch (err) {
+      if (!(entry === 'lost+found' && (isErrno(err, 'ENOTEMPTY') || isErrno(err, 'EEXIST')))) throw err;
+      await removeTree(join(fill, entry));
+    }
+  }
+  const st = await stat(fill);
+  await chmod(data, st.mode & 0o7777);
+  await chown(data, st.uid, st.gid);
+  await rmdir(fill);
+}

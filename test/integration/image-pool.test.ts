@@ -1,0 +1,293 @@
+/**
+ * Image pools (issue 16, item 3) on a real ferryd, through Docker's plugin calls and the CLI: fixed-size ext4 and
+ * xfs images attached on the first Mount and detached on the last Unmount, never attached twice (20 Mounts at
+ * once), ENOSPC at the image's size, online and offline growth, kill -9 of ferryd while attached, snapshots and
+ * clones through the mounted filesystem, the trash and re-create of a name with another size.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, open, readdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
+import { loopFsPrerequisites } from '../helpers/loopfs.js';
+import { skipUnless } from '../helpers/prereq.js';
+import type { VolumeDetail } from '../../src/wire/types.js';
+
+const MiB = 2 ** 20;
+const skip = skipUnless([...new Set([...loopFsPrerequisites('ext4'), ...loopFsPrerequisites('xfs')])], 'image pools (loop devices, ext4 and xfs)');
+
+/** Write random 64 KiB chunks into `file` until the filesystem refuses; the bytes written and the error code. */
+async function fillUntilRefused(file: string, mostMiB = 2048): Promise<{ written: number; code: string | undefined }> {
+  const fh = await open(file, 'a');
+  let code: string | undefined;
+  const chunk = randomBytes(64 * 1024);
+  try {
+    for (let i = 0; i < mostMiB * 16; i++) {
+      await fh.write(chunk);
+      if (i % 64 === 63) await fh.sync();
+    }
+    await fh.sync();
+  } catch (err) {
+    code = (err as NodeJS.ErrnoException).code;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  return { written: (await stat(file)).size, code };
+}
+
+const sha = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
+
+/** The filesystem mounted exactly at `dir`, from /proc/self/mountinfo. */
+async function mountAt(dir: string): Promise<{ fsType: string; source: string } | undefined> {
+  for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (left?.split(' ')[4] === dir) {
+      const [fsType = '', source = ''] = (right ?? '').split(' ');
+      return { fsType, source };
+    }
+  }
+  return undefined;
+}
+
+async function loops(image: string): Promise<string[]> {
+  const r = await run('losetup', ['-n', '-O', 'NAME', '-j', image]);
+  return r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
+describe('image pools: a fixed-size filesystem per volume, attached while used', { skip }, () => {
+  let dir: string;
+  let pool: string;
+  let f: Ferryd;
+  const ok = async (...args: string[]) => {
+    const r = await f.cli(...args);
+    assert.equal(r.code, 0, `ferry ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const inspect = async (v: string) => JSON.parse(await ok('--json', 'volume', 'inspect', v)) as VolumeDetail;
+  const data = (v: string) => join(pool, 'volumes', v, 'data');
+  const image = (v: string) => join(pool, 'volumes', v, 'disk.img');
+  const mount = async (v: string, id: string) => {
+    const r = await f.plugin('Mount', { Name: v, ID: id });
+    assert.equal(r.json.Err, '', `Mount ${v} ${id}: ${String(r.json.Err)}`);
+    return r.json.Mountpoint as string;
+  };
+  const unmount = async (v: string, id: string) => assert.equal((await f.plugin('Unmount', { Name: v, ID: id })).json.Err, '');
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ferry-image-'));
+    pool = join(dir, 'images');
+    await writeFile(join(dir, 'ferry.yaml'), ['pools:', '  img:', '    kind: image', `    path: ${pool}`, '  xfsimg:', '    kind: image', '    fs: xfs', '    defaultSize: 320M', `    path: ${join(dir, 'xfs-images')}`].join('\n'));
+    f = await startFerryd({ dir: join(dir, 'ferryd'), extraArgs: ['--config', join(dir, 'ferry.yaml')] });
+  });
+  after(async () => {
+    await f?.destroy();
+    // whatever a failed test left mounted: unmount it, which frees its loop device
+    for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+      const mp = line.split(' ')[4];
+      if (mp?.startsWith(dir)) await run('umount', ['-l', mp]);
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('refuses what cannot be made, naming why', async () => {
+    const none = await f.cli('volume', 'create', 'nosize', '-o', 'pool=img');
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /pool img holds fixed-size images: give a size \(-o size=10G\), or set defaultSize/);
+    const fsOnDir = await f.cli('volume', 'create', 'dirfs', '-o', 'fs=xfs');
+    assert.equal(fsOnDir.code, 1);
+    assert.match(fsOnDir.stderr, /option fs=xfs: pool local is a dir pool; fs= picks the filesystem of an image volume/);
+    const badFs = await f.cli('volume', 'create', 'badfs', '-o', 'pool=img', '-o', 'size=64M', '-o', 'fs=ntfs');
+    assert.match(badFs.stderr, /option fs="ntfs": expected ext4 or xfs/);
+    const tinyXfs = await f.cli('volume', 'create', 'tiny', '-o', 'pool=img', '-o', 'size=64M', '-o', 'fs=xfs');
+    assert.match(tinyXfs.stderr, /an xfs image holds at least 300 MiB/);
+    for (const v of ['nosize', 'dirfs', 'badfs', 'tiny']) assert.equal((await f.cli('volume', 'inspect', v)).code, 1, `${v} was not made`);
+  });
+
+  it('attaches on the first Mount, detaches on the last Unmount, keeps every byte, and gives ENOSPC at its size', async () => {
+    await ok('volume', 'create', 'db', '-o', 'pool=img', '-o', 'size=64M', '-o', 'uid=999', '-o', 'mode=0700');
+    const st = await stat(image('db'));
+    assert.equal(st.size, 64 * MiB);
+    assert.ok(st.blocks * 512 < 16 * MiB, `the image is sparse (${st.blocks * 512} bytes allocated)`);
+    assert.equal(await mountAt(data('db')), undefined, 'not attached before a Mount');
+    assert.equal((await inspect('db')).size?.limitBytes, 64 * MiB);
+
+    const mp = await mount('db', 'c1');
+    assert.equal(mp, data('db'));
+    const m = await mountAt(mp);
+    assert.equal(m?.fsType, 'ext4');
+    assert.deepEqual(await loops(image('db')), [m!.source]);
+    const root = await stat(mp);
+    assert.equal(root.uid, 999);
+    assert.equal(root.mode & 0o7777, 0o700);
+    await writeFile(join(mp, 'keep.bin'), randomBytes(3 * MiB));
+    const sum = await sha(join(mp, 'keep.bin'));
+    // a second Mount (another container) shares the attach
+    await mount('db', 'c2');
+    assert.equal((await loops(image('db'))).length, 1);
+    await unmount('db', 'c1');
+    assert.ok(await mountAt(mp), 'still attached while c2 has it');
+    await unmount('db', 'c2');
+    assert.equal(await mountAt(mp), undefined, 'detached after the last Unmount');
+    assert.deepEqual(await loops(image('db')), [], 'its loop device is free again');
+
+    await mount('db', 'c3');
+    assert.equal(await sha(join(mp, 'keep.bin')), sum, 'every byte is back after detach and attach');
+    const fsBefore = await statfs(mp);
+    const avail = fsBefore.bavail * fsBefore.bsize;
+    const full = await fillUntilRefused(join(mp, 'fill'));
+    assert.equal(full.code, 'ENOSPC');
+    assert.ok(Math.abs(full.written - avail) <= 0.01 * avail, `refused after ${full.written} bytes; the filesystem had ${avail} free`);
+    assert.ok(full.written + 3 * MiB <= 64 * MiB);
+    const used = (await inspect('db')).size;
+    assert.equal(used?.enforcedBytes, 64 * MiB);
+    assert.ok(used?.usedBytes !== null && used!.usedBytes! >= full.written + 3 * MiB, `inspect shows ${used?.usedBytes} used`);
+    await rm(join(mp, 'fill'));
+    assert.equal(await sha(join(mp, 'keep.bin')), sum);
+    await unmount('db', 'c3');
+  });
+
+  it('20 Mounts at once attach the image once', async () => {
+    await ok('volume', 'create', 'race', '-o', 'pool=img', '-o', 'size=32M');
+    const ids = Array.from({ length: 20 }, (_, i) => `m${i}`);
+    const answers = await Promise.all(ids.map((id) => f.plugin('Mount', { Name: 'race', ID: id })));
+    for (const a of answers) assert.equal(a.json.Err, '');
+    assert.equal((await loops(image('race'))).length, 1, 'one loop device');
+    assert.equal((await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.split(' ')[4] === data('race')).length, 1, 'one mount');
+    assert.equal((await inspect('race')).mounts, 20);
+    await Promise.all(ids.map((id) => unmount('race', id)));
+    assert.equal(await mountAt(data('race')), undefined);
+    assert.deepEqual(await loops(image('race')), []);
+  });
+
+  it('kill -9 of ferryd while attached: after the restart still mounted and counted; one left attached by a crash without a Mount is detached', async () => {
+    await ok('volume', 'create', 'crashy', '-o', 'pool=img', '-o', 'size=32M');
+    const mp = await mount('crashy', 'k1');
+    await writeFile(join(mp, 'x'), 'before the crash');
+    await f.crash();
+    assert.ok(await mountAt(mp), 'the mount outlives ferryd');
+    // an attach without a Mount (as a snapshot's, cut short by a crash)
+    await f.start();
+    await ok('volume', 'create', 'orphan', '-o', 'pool=img', '-o', 'size=32M');
+    await f.stop();
+    assert.equal((await run('mount', ['-o', 'loop', image('orphan'), data('orphan')])).code, 0);
+    await f.start();
+    assert.equal(await mountAt(data('orphan')), undefined, 'detached at start-up: no Docker mount holds it');
+    assert.deepEqual(await loops(image('orphan')), []);
+    const m = await mountAt(mp);
+    assert.ok(m, 'still mounted after the restart');
+    assert.deepEqual(await loops(image('crashy')), [m.source], 'and attached once');
+    assert.equal((await inspect('crashy')).mounts, 1);
+    assert.equal(await readFile(join(mp, 'x'), 'utf8'), 'before the crash');
+    await unmount('crashy', 'k1');
+    assert.equal(await mountAt(mp), undefined);
+  });
+
+  it('grows online while a writer writes (xfs; ext4 where ferryd may resize online), grows offline, never shrinks', async () => {
+    await ok('volume', 'create', 'grow', '-o', 'pool=img', '-o', 'size=32M');
+    const mp = await mount('grow', 'g1');
+    await writeFile(join(mp, 'stream'), randomBytes(4 * MiB));
+    const sum = await sha(join(mp, 'stream'));
+    const online = await f.cli('volume', 'resize', 'grow', '96M');
+    const capResource = ((BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(await readFile('/proc/self/status', 'utf8'))![1]}`) >> 24n) & 1n) === 1n;
+    if (capResource) {
+      assert.equal(online.code, 0, online.stderr);
+      const s = await statfs(mp);
+      assert.ok(s.blocks * s.bsize > 80 * MiB, `the mounted filesystem grew to ${s.blocks * s.bsize}`);
+    } else {
+      // this machine's root lacks CAP_SYS_RESOURCE, which the kernel's online ext4 resize needs: refused, nothing changed
+      assert.equal(online.code, 1);
+      assert.match(online.stderr, /an ext4 image grows while mounted only with CAP_SYS_RESOURCE .* resize it then \(offline\), or use fs=xfs, which grows online/);
+      assert.equal((await stat(image('grow'))).size, 32 * MiB);
+      assert.equal((await inspect('grow')).size?.limitBytes, 32 * MiB);
+    }
+    await unmount('grow', 'g1');
+    await ok('volume', 'resize', 'grow', '128M'); // offline
+    assert.equal((await stat(image('grow'))).size, 128 * MiB);
+    await mount('grow', 'g2');
+    const s2 = await statfs(mp);
+    assert.ok(s2.blocks * s2.bsize > 110 * MiB, `grew offline to ${s2.blocks * s2.bsize}`);
+    assert.equal(await sha(join(mp, 'stream')), sum);
+    await unmount('grow', 'g2');
+    const shrink = await f.cli('volume', 'resize', 'grow', '64M');
+    assert.equal(shrink.code, 1);
+    assert.match(shrink.stderr, /images grow only/);
+    assert.equal((await inspect('grow')).size?.limitBytes, 128 * MiB);
+
+    await ok('volume', 'create', 'xv', '-o', 'pool=xfsimg'); // the pool's defaultSize
+    assert.equal((await inspect('xv')).size?.limitBytes, 320 * MiB);
+    const xm = await mount('xv', 'x1');
+    assert.equal((await mountAt(xm))?.fsType, 'xfs');
+    await writeFile(join(xm, 'f'), 'xfs data');
+    const small = await statfs(xm);
+    // a writer goes on while the filesystem grows under it
+    const fh = await open(join(xm, 'stream'), 'a');
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      const chunk = randomBytes(256 * 1024);
+      while (writing && written < 64 * MiB) {
+        await fh.write(chunk);
+        written += chunk.length;
+      }
+      await fh.sync();
+    })();
+    await ok('volume', 'resize', 'xv', '400M');
+    writing = false;
+    await writer;
+    await fh.close();
+    const grown = await statfs(xm);
+    assert.ok((grown.blocks - small.blocks) * grown.bsize >= 76 * MiB, `xfs grew online from ${small.blocks * small.bsize} to ${grown.blocks * grown.bsize}`);
+    assert.equal((await stat(join(xm, 'stream'))).size, written, 'the writer lost nothing');
+    assert.ok(written > 0);
+    await unmount('xv', 'x1');
+    await ok('volume', 'resize', 'xv', '480M'); // offline: attached for the grow
+    assert.equal(await mountAt(xm), undefined);
+    await mount('xv', 'x2');
+    const xs = await statfs(xm);
+    assert.ok((xs.blocks - grown.blocks) * xs.bsize >= 76 * MiB, `xfs grew offline to ${xs.blocks * xs.bsize}`);
+    assert.equal(await readFile(join(xm, 'f'), 'utf8'), 'xfs data');
+    await unmount('xv', 'x2');
+  });
+
+  it('snapshots (mounted or not), clones into new images, restore refused with the way out, the trash, re-create with another size', async () => {
+    await ok('volume', 'create', 'snap', '-o', 'pool=img', '-o', 'size=48M');
+    const mp = await mount('snap', 's1');
+    await writeFile(join(mp, 'a'), randomBytes(2 * MiB));
+    const a = await sha(join(mp, 'a'));
+    await ok('snapshot', 'create', 'snap', '--name', 'one'); // mounted by a container
+    await writeFile(join(mp, 'a'), 'changed');
+    await unmount('snap', 's1');
+    await ok('snapshot', 'create', 'snap', '--name', 'two'); // attached for the copy only
+    assert.equal(await mountAt(mp), undefined, 'detached again after the snapshot');
+    await ok('volume', 'create', 'copy', '-o', 'from=snap@one', '-o', 'size=40M');
+    const cm = await mount('copy', 'c1');
+    assert.equal(await sha(join(cm, 'a')), a, 'the clone holds the snapshot, byte for byte');
+    assert.equal((await stat(image('copy'))).size, 40 * MiB);
+    await unmount('copy', 'c1');
+    const restore = await f.cli('snapshot', 'restore', 'snap', 'one');
+    assert.equal(restore.code, 1);
+    assert.match(restore.stderr, /image volume: restore of its data from a snapshot is not built yet; clone the snapshot into a new volume instead/);
+
+    const busy = await mount('snap', 's2');
+    const rmBusy = await f.cli('volume', 'rm', 'snap');
+    assert.equal(rmBusy.code, 1);
+    assert.ok(await mountAt(busy), 'a refused removal leaves it attached');
+    await unmount('snap', 's2');
+    await ok('volume', 'rm', 'snap');
+    await ok('volume', 'undelete', 'snap');
+    const back = await mount('snap', 's3');
+    assert.equal(await readFile(join(back, 'a'), 'utf8'), 'changed');
+    await unmount('snap', 's3');
+    // Docker's way of changing a size: Remove, then Create with another (moby#43891: the old limit must not stick)
+    assert.equal((await f.plugin('Remove', { Name: 'snap' })).json.Err, '');
+    assert.equal((await f.plugin('Create', { Name: 'snap', Opts: { pool: 'img', size: '80M' } })).json.Err, '');
+    assert.equal((await stat(image('snap'))).size, 80 * MiB);
+    const fresh = await mount('snap', 's4');
+    assert.deepEqual((await readdir(fresh)).filter((e) => e !== 'lost+found'), [], 'a new, empty filesystem');
+    await unmount('snap', 's4');
+    await ok('volume', 'rm', '--purge', 'snap', 'copy');
+    await ok('trash', 'purge', '--all');
+  });
+});
