@@ -2,8 +2,9 @@
 import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { run } from './ferryd.js';
+import { libsOf, place } from './binary-image.js';
 import type { DockerHost } from './dockerhost.js';
 
 export const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -14,20 +15,6 @@ export const PG_UID = 70;
 /** What a test needs on this machine to build the image: Debian's postgresql-15 and busybox-static. */
 export function pgPrerequisites(): string[] {
   return [`${PG_BIN}/postgres`, `${PG_BIN}/initdb`, `${PG_BIN}/psql`, PG_SHARE, '/bin/busybox'].filter((p) => !existsSync(p)).map((p) => `${p} (apt-get install postgresql-15 busybox-static)`);
-}
-
-/** The shared libraries a binary loads (ldd), the loader included. */
-async function libsOf(bin: string): Promise<string[]> {
-  const r = await run('ldd', [bin]);
-  if (r.code !== 0) throw new Error(`ldd ${bin}: ${r.stderr}`);
-  return [...r.stdout.matchAll(/(\/[^\s]+) \(0x/g)].map((m) => m[1]!);
-}
-
-/** cp -a of a file or tree into the rootfs at the same path. */
-async function place(root: string, path: string): Promise<void> {
-  await mkdir(join(root, dirname(path)), { recursive: true });
-  const r = await run('cp', ['-aL', path, join(root, path)]);
-  if (r.code !== 0) throw new Error(`cp ${path}: ${r.stderr}`);
 }
 
 /**

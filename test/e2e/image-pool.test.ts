@@ -1,0 +1,70 @@
+/**
+ * Image volumes under a real Docker engine: a container that writes past the volume's size gets ENOSPC and
+ * nothing else breaks; SQLite with concurrent writers in two containers of one host passes its integrity check
+ * (a real local filesystem: POSIX locks and fsync); the image is detached when the last container is gone.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
+import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
+import { importBinaryImage } from '../helpers/binary-image.js';
+import { skipUnless } from '../helpers/prereq.js';
+
+const skip = skipUnless([...dockerHostPrerequisites().missing, ...(existsSync('/usr/bin/sqlite3') ? [] : ['/usr/bin/sqlite3 (apt-get install sqlite3)'])], 'image volumes under Docker');
+
+describe('image volumes under a real Docker engine', { skip }, () => {
+  let h: DockerHost;
+  let f: Ferryd;
+  let pool: string;
+
+  /** Is the volume's image mounted in the engine's mount namespace (where ferryd runs)? */
+  const attached = async (v: string) => (await h.exec('findmnt', ['-n', join(pool, 'volumes', v, 'data')])).code === 0;
+
+  before(async () => {
+    h = await startDockerHost({ name: 'img' });
+    await importBinaryImage(h, 'sqlite:latest', ['/usr/bin/sqlite3']);
+    pool = join(h.dir, 'images');
+    await writeFile(join(h.dir, 'ferry.yaml'), ['pools:', '  img:', '    kind: image', `    path: ${pool}`].join('\n'));
+    // ferryd mounts the images: it runs in the engine's mount namespace, as a plugin of that host would
+    f = await startFerryd({ pluginSocket: join(h.pluginDir, 'ferry.sock'), dockerHost: h.host, prefix: ['nsenter', '-t', String(h.pid), '-m', '--'], extraArgs: ['--config', join(h.dir, 'ferry.yaml')] });
+  });
+  after(async () => {
+    await h?.stop();
+    await f?.destroy();
+  });
+
+  it('a container writing past the size gets ENOSPC; what it wrote before stays; the next container works', async () => {
+    await h.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'pool=img', '-o', 'size=48M', 'full']);
+    const r = await h.docker(['run', '--rm', '--network', 'none', '-v', 'full:/data', 'bb', 'sh', '-c', 'echo kept > /data/first && dd if=/dev/zero of=/data/big bs=1M count=200; echo "dd exit $?"; df -k /data | tail -1']);
+    assert.match(r.stdout + r.stderr, /No space left on device/);
+    assert.match(r.stdout, /dd exit 1/);
+    assert.equal(await attached('full'), false, 'detached when the container is gone');
+    const after = await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'full:/data', 'bb', 'sh', '-c', 'cat /data/first; rm /data/big; echo more > /data/second; cat /data/second']);
+    assert.equal(after, 'kept\nmore\n');
+    const vi = JSON.parse(await h.dockerOk(['volume', 'inspect', 'full']))[0];
+    assert.equal(vi.Status.pool, 'img');
+  });
+
+  it('SQLite: two containers write one database at once; the integrity check passes and no row is lost', async () => {
+    await h.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'pool=img', '-o', 'size=64M', 'sq']);
+    await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'sq:/data', 'sqlite', 'sqlite3', '/data/db.sqlite', 'PRAGMA journal_mode=WAL; CREATE TABLE t (writer TEXT, n INTEGER, pad TEXT);']);
+    const writer = (name: string) =>
+      h.dockerOk([
+        'run', '--name', name, '--network', 'none', '-v', 'sq:/data', 'sqlite', 'sh', '-c',
+        `for i in $(seq 1 400); do sqlite3 -cmd '.timeout 20000' /data/db.sqlite "BEGIN IMMEDIATE; INSERT INTO t VALUES ('${name}', $i, hex(randomblob(512))); COMMIT;" || exit 1; done`,
+      ], { timeoutMs: 300_000 });
+    await Promise.all([writer('w1'), writer('w2')]);
+    // exited, not removed: Docker unmounted the volume when they stopped, and the image went with it
+    assert.equal(await attached('sq'), false);
+    const check = await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'sq:/data', 'sqlite', 'sqlite3', '/data/db.sqlite', 'PRAGMA integrity_check; SELECT writer, count(*), count(DISTINCT n) FROM t GROUP BY writer ORDER BY writer;']);
+    assert.equal(check, 'ok\nw1|400|400\nw2|400|400\n');
+    // they did write at the same time: the rows of the two writers interleave
+    const switches = Number(await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'sq:/data', 'sqlite', 'sqlite3', '/data/db.sqlite', 'SELECT count(*) FROM (SELECT writer, lag(writer) OVER (ORDER BY rowid) AS prev FROM t) WHERE writer != prev;']));
+    assert.ok(switches >= 10, `the writers took turns ${switches} times`);
+    await h.dockerOk(['rm', 'w1', 'w2']);
+    await h.dockerOk(['volume', 'rm', 'sq', 'full']);
+  });
+});
