@@ -223,8 +223,8 @@ export function registerCliCommands(program: Command): void {
           ...(s.warnings.length ? ['', `WARNINGS (${s.warnings.length}):`, ...s.warnings.map((w) => `  ${w.message}${w.file ? ` [${w.file}]` : ''}`)] : []),
           '',
           table(
-            ['POOL', 'KIND', 'STATE', 'SNAPSHOTS', 'USED', 'FREE', 'PATH'],
-            s.pools.map((p) => [p.name, `${p.kind}${p.shared ? ' shared' : ''}`, p.ok ? 'ok' : p.stalled ? `STALLED since ${p.stalled.since}: ${p.problem}` : `DOWN: ${p.problem}`, p.snapshotMethod ?? '-', bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
+            ['POOL', 'KIND', 'STATE', 'SNAPSHOTS', 'SIZES', 'USED', 'FREE', 'PATH'],
+            s.pools.map((p) => [p.name, `${p.kind}${p.shared ? ' shared' : ''}`, p.ok ? 'ok' : p.stalled ? `STALLED since ${p.stalled.since}: ${p.problem}` : `DOWN: ${p.problem}`, p.snapshotMethod ?? '-', p.sizes ?? '-', bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
           ),
           ...(s.cluster
             ? [

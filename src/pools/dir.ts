@@ -188,7 +188,7 @@ export class DirPool implements Pool {
   }
 
   get sizeLimits(): SizeLimits {
-    return this.limits ?? refusingLimits(`option size: pool ${this.name} is not usable: ${this.problem ?? 'not initialised'}`);
+    return this.limits ?? refusingLimits(`option size: pool ${this.name} is not usable: ${this.problem ?? 'not initialised'}`, 'unknown: the pool is not usable');
   }
 
   volumeRoot(volume: string): string {
@@ -352,7 +352,7 @@ export class DirPool implements Pool {
       const freeBytes = fs.bavail * fs.bsize;
       const capacity = { totalBytes, freeBytes, usedBytes: totalBytes - fs.bfree * fs.bsize };
       if (this.io) this.lastCapacity = capacity;
-      return { ...base, snapshotMethod: this.snapshotMethod.name, ok: true, capacity };
+      return { ...base, snapshotMethod: this.snapshotMethod.name, sizes: this.sizeLimits.summary, ok: true, capacity };
     } catch (err) {
       return down(errorMessage(err));
     }

@@ -46,6 +46,7 @@ export class ImagePool implements Pool {
     this.dirs = new DirPool(name, root);
     this.sizeLimits = {
       refusal: undefined,
+      summary: `image (${spec.fs}${spec.fs === 'ext4' ? '; xfs with -o fs=xfs' : '; ext4 with -o fs=ext4'})`,
       apply: (data, bytes) => this.grow(data, bytes),
       read: (data) => this.readLimit(data),
     };
@@ -238,7 +239,7 @@ export class ImagePool implements Pool {
 
   async status(): Promise<PoolStatus> {
     const s = await this.dirs.status();
-    return { ...s, kind: this.kind, snapshotMethod: this.snapshotMethod.name };
+    return { ...s, kind: this.kind, snapshotMethod: this.snapshotMethod.name, sizes: this.sizeLimits.summary };
   }
 
   /** The size the image's filesystem has, and what it holds while it is mounted here. */

@@ -21,6 +21,8 @@ export interface LimitState {
 export interface SizeLimits {
   /** Why `size=` cannot be enforced in this pool; undefined where it can. */
   readonly refusal: string | undefined;
+  /** What enforces sizes here, in a few words for `ferry status` and the Hub: `btrfs qgroups`, `image (ext4)`, `none: ...`. */
+  readonly summary: string;
   /**
    * Make the live data at `data` hold at most `bytes`. Undefined: no limit, and one the data inherited is
    * dropped (a btrfs snapshot copies its source's qgroup limit: a clone or a restore would carry it).
@@ -31,9 +33,10 @@ export interface SizeLimits {
 }
 
 /** A pool that cannot enforce sizes: `size=` is refused with `refusal`; volumes without one are untouched. */
-export function refusingLimits(refusal: string): SizeLimits {
+export function refusingLimits(refusal: string, summary = 'none'): SizeLimits {
   return {
     refusal,
+    summary,
     apply: async (_data, bytes) => {
       if (bytes !== undefined) throw new FerryError('invalid', refusal);
     },
@@ -41,18 +44,21 @@ export function refusingLimits(refusal: string): SizeLimits {
   };
 }
 
-const IMAGE_VOLUMES = 'image volumes (a fixed-size filesystem image per volume, a pool kind still to come: issue 16) will give sized volumes there';
+/** Where sized volumes are to be had instead. */
+const IMAGE_VOLUMES = 'or use image volumes: a pool of kind image gives each volume a fixed-size filesystem image on any disk of this host (docs/image-pools.md)';
+const SHARED_IMAGES = 'image volumes (a pool of kind image, docs/image-pools.md) give sized volumes on this host\'s disks; image pools on a shared filesystem are still to come';
 
 /** The size limits a directory pool can enforce, found from its snapshot method, whether it is shared, and its filesystem. */
 export async function sizeLimitsFor(pool: { name: string; root: string; shared: boolean; method: SnapshotMethodName }): Promise<SizeLimits> {
   if (pool.shared) {
     return refusingLimits(
-      `option size: pool ${pool.name} is shared (NFS, GlusterFS, CephFS...): a client of a shared filesystem cannot set quotas on it, so a size cannot be enforced; ${IMAGE_VOLUMES}. Volumes without size= work as before`,
+      `option size: pool ${pool.name} is shared (NFS, GlusterFS, CephFS...): a client of a shared filesystem cannot set quotas on it, so a size cannot be enforced; ${SHARED_IMAGES}. Volumes without size= work as before`,
+      'none: clients of a shared filesystem cannot set quotas',
     );
   }
   if (pool.method === 'btrfs') return new BtrfsQgroups(pool.root);
   const fsType = await mountOf(pool.root).then((m) => m.fsType, () => 'unknown');
-  return refusingLimits(`option size: pool ${pool.name} is on ${fsType}: ${await projectQuotaReason(fsType)}; use a pool on btrfs (qgroups: docs/quotas.md), or ${IMAGE_VOLUMES}`);
+  return refusingLimits(`option size: pool ${pool.name} is on ${fsType}: ${await projectQuotaReason(fsType)}; use a pool on btrfs (qgroups: docs/quotas.md), ${IMAGE_VOLUMES}`, `none: ${fsType} without project quotas`);
 }
 
 /** Why a directory on this filesystem cannot be limited: ext4 and xfs only with project quotas, which this kernel may lack. */
@@ -77,6 +83,7 @@ async function projectQuotaReason(fsType: string): Promise<string> {
  */
 class BtrfsQgroups implements SizeLimits {
   readonly refusal = undefined;
+  readonly summary = 'btrfs qgroups';
   private enabling: Promise<void> | undefined;
 
   constructor(private readonly root: string) {}

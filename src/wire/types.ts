@@ -253,6 +253,8 @@ export interface PoolStatus {
   mount?: string;
   ok: boolean;
   snapshotMethod?: string;
+  /** What enforces `-o size=` in this pool: `btrfs qgroups`, `image (ext4)`, or `none: ...` with the reason in a few words. */
+  sizes?: string;
   problem?: string;
   capacity?: PoolCapacity;
   /** A shared pool whose filesystem does not answer: since when, and which call hung (capacity is the last known). */

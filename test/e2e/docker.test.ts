@@ -49,7 +49,7 @@ describe('Ferry under a real Docker engine', { skip }, () => {
     assert.equal((await run('-v', 'e2e-owned:/data', 'bb', 'stat', '-c', '%u %a', '/data')).trim(), '1000 700');
     const bad = await h.docker(['volume', 'create', '-d', 'ferry', '--opt', 'colour=blue', 'e2e-bad']);
     assert.notEqual(bad.code, 0);
-    assert.match(bad.stderr, /unknown volume option "colour"; accepted options: access, backup, backup-keep, backup-keep-base, backup-schedule, backup-target, from, gid, mode, pool, size, snapshot-keep, snapshot-schedule, uid/);
+    assert.match(bad.stderr, /unknown volume option "colour"; accepted options: access, backup, backup-keep, backup-keep-base, backup-schedule, backup-target, from, fs, gid, mode, pool, size, snapshot-keep, snapshot-schedule, uid/);
     const badName = await h.docker(['volume', 'create', '-d', 'ferry', '.e2e']);
     assert.notEqual(badName.code, 0);
     await run('--volume-driver', 'ferry', '-v', 'e2e-implicit:/data', 'bb', 'sh', '-c', 'echo implicit > /data/f');

@@ -43,7 +43,7 @@ describe('ferry CLI against a real ferryd', () => {
     assert.equal(bad.stdout, '');
     const opt = await f.cli('volume', 'create', 'x1', '-o', 'color=blue');
     assert.equal(opt.code, 1);
-    assert.match(opt.stderr, /unknown volume option "color"; accepted options: access, backup, backup-keep, backup-keep-base, backup-schedule, backup-target, from, gid, mode, pool, size, snapshot-keep, snapshot-schedule, uid/);
+    assert.match(opt.stderr, /unknown volume option "color"; accepted options: access, backup, backup-keep, backup-keep-base, backup-schedule, backup-target, from, fs, gid, mode, pool, size, snapshot-keep, snapshot-schedule, uid/);
     const kv = await f.cli('volume', 'create', 'x1', '-o', 'mode');
     assert.notEqual(kv.code, 0);
     assert.match(kv.stderr, /must be written key=value/);

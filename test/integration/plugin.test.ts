@@ -61,7 +61,7 @@ describe('plugin protocol against a real ferryd', () => {
   it('refuses unknown or malformed options, listing the accepted ones', async () => {
     const r = await f.plugin('Create', { Name: 'opts', Opts: { quota: '10G' } });
     assert.equal(r.status, 400);
-    assert.match(r.json.Err, /unknown volume option "quota"; accepted options: access, backup, backup-keep, backup-keep-base, backup-schedule, backup-target, from, gid, mode, pool, size, snapshot-keep, snapshot-schedule, uid/);
+    assert.match(r.json.Err, /unknown volume option "quota"; accepted options: access, backup, backup-keep, backup-keep-base, backup-schedule, backup-target, from, fs, gid, mode, pool, size, snapshot-keep, snapshot-schedule, uid/);
     assert.match((await f.plugin('Create', { Name: 'opts', Opts: { mode: 'rwx' } })).json.Err, /octal/);
     assert.match((await f.plugin('Create', { Name: 'opts', Opts: { pool: 'nas' } })).json.Err, /no pool named "nas"/);
     assert.match((await f.plugin('Get', { Name: 'opts' })).json.Err, /no such volume/);

@@ -28,7 +28,7 @@ describe('volume options', () => {
     assert.deepEqual(parseVolumeOptions(undefined), {});
   });
   it('refuses unknown keys naming the accepted ones, and bad values', () => {
-    assert.throws(() => parseVolumeOptions({ quota: '1G' }), /unknown volume option "quota"; accepted options: access, backup, backup-keep, backup-keep-base, backup-schedule, backup-target, from, gid, mode, pool, size, snapshot-keep, snapshot-schedule, uid/);
+    assert.throws(() => parseVolumeOptions({ quota: '1G' }), /unknown volume option "quota"; accepted options: access, backup, backup-keep, backup-keep-base, backup-schedule, backup-target, from, fs, gid, mode, pool, size, snapshot-keep, snapshot-schedule, uid/);
     assert.throws(() => parseVolumeOptions({ uid: '-1' }), /uid="-1": expected a number/);
     assert.throws(() => parseVolumeOptions({ mode: '999' }), /octal/);
     assert.throws(() => parseVolumeOptions(['x']), /must be an object/);

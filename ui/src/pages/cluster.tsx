@@ -99,6 +99,7 @@ export function ClusterPage({ session }: { session: Session }) {
             <th>Pool</th>
             <th>Kind</th>
             <th>Snapshots</th>
+            <th>Sizes</th>
             <th>Volumes</th>
             <th class="wide">Capacity</th>
           </tr>
@@ -114,6 +115,7 @@ export function ClusterPage({ session }: { session: Session }) {
               </td>
               <td>{p.kind}</td>
               <td>{p.snapshotMethod ?? '-'}</td>
+              <td>{p.sizes ?? '-'}</td>
               <td>{byPool.get(p.name) ?? 0}</td>
               <td>
                 {p.capacity ? (

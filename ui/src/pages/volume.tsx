@@ -1,7 +1,7 @@
 /** The Hub's page of one volume: its facts, snapshots, history, backups and jobs, and the actions on them (snapshot, restore, clone, back up, check out, reset). */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, client, type Backup, type Job, type Snapshot } from '../api';
-import { ActionResult, Confirm, Empty, ErrorBox, useAction, usePoll } from '../components';
+import { ActionResult, Bar, Confirm, Empty, ErrorBox, useAction, usePoll } from '../components';
 import { HistoryGraph, commitsAfter } from './history-graph';
 import { ago, bytes, date, duration } from '../format';
 import type { Session } from '../main';
@@ -178,6 +178,15 @@ export function VolumePage({ name, session }: { name: string; session: Session }
           <dd data-testid="volume-size" title={vol.usage?.measuredAt ?? ''}>
             {vol.usage?.dataBytes != null ? `${bytes(vol.usage.dataBytes)} (measured ${ago(vol.usage.measuredAt)})` : 'not measured yet'}
           </dd>
+          {vol.size ? (
+            <>
+              <dt>Size</dt>
+              <dd data-testid="volume-limit" title={vol.size.problem ?? ''}>
+                {vol.size.usedBytes !== null ? <Bar value={vol.size.usedBytes} total={vol.size.limitBytes} label={`${bytes(vol.size.usedBytes)} of ${bytes(vol.size.limitBytes)} used`} /> : `${bytes(vol.size.limitBytes)} (use shown while it is mounted)`}
+                {vol.size.problem && <div class="muted small">{vol.size.problem}</div>}
+              </dd>
+            </>
+          ) : null}
           <dt>Snapshots</dt>
           <dd data-testid="volume-snapshot-size" title={vol.usage?.snapshotNote ?? 'held only by the snapshots: freed if they all went'}>
             {vol.usage?.snapshotBytes != null ? `${bytes(vol.usage.snapshotBytes)} in ${vol.usage.snapshots} snapshot(s)` : vol.usage?.snapshotNote ?? '-'}
