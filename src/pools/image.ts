@@ -1,5 +1,5 @@
 /** The image pool: each volume a fixed-size filesystem image (ext4 or xfs) in its directory, loop-attached and mounted at its data directory while this host uses it. */
-import { chmod, chown, open, readdir, rename, rmdir, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fsyncDir } from '../util/atomic.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
@@ -21,6 +21,8 @@ export interface ImagePoolSpec {
 
 /** The image file in a volume's directory. */
 const IMAGE = 'disk.img';
+/** Where a restore mounts the new image it fills. */
+const RESTORE_MNT = 'restore-mnt';
 
 /**
  * ROOT/volumes/NAME/disk.img is the volume's filesystem; ROOT/volumes/NAME/data, where Docker bind-mounts it,
@@ -183,12 +185,58 @@ export class ImagePool implements Pool {
    */
   async settle(inUse: ReadonlySet<string>): Promise<void> {
     for (const volume of await this.listLive()) {
+      await this.discardRestore(volume).catch(() => undefined);
       if (inUse.has(volume)) {
         await this.attach(volume);
       } else if (await mountedAt(this.mountpoint(volume))) {
         await detachImage(this.image(volume), this.mountpoint(volume));
       }
     }
+  }
+
+  /**
+   * A restore: a new image of the same size and filesystem beside the old one (`disk.img.new`, mounted at
+   * `restore-mnt` to be filled), then renamed over it. A crash before the rename leaves the old image whole and a
+   * new one that start-up deletes (settle); after it, the restored one.
+   */
+  async replaceData(volume: string, fill: (dir: string) => Promise<void>): Promise<void> {
+    await this.lock.run(volume, async () => {
+      if ((this.holders.get(volume) ?? 0) > 0 || (await mountedAt(this.mountpoint(volume)))) {
+        throw new FerryError('in_use', `the image of volume ${volume} is attached; its data can be replaced only while nothing uses it`);
+      }
+      const image = this.image(volume);
+      const fresh = `${image}.new`;
+      const mnt = join(this.volumeRoot(volume), RESTORE_MNT);
+      await this.discardRestore(volume);
+      const { bytes } = await imageSize(image);
+      const fs = await imageFsOf(image);
+      try {
+        await makeImage(fresh, bytes, fs);
+        await mkdir(mnt, { mode: 0o700 });
+        await attachImage(fresh, mnt, fs);
+        try {
+          await fillFrom(mnt, fill);
+        } finally {
+          await detachImage(fresh, mnt); // unmounting writes everything back to the image file
+        }
+        await syncFile(fresh);
+      } catch (err) {
+        await this.discardRestore(volume).catch(() => undefined);
+        throw err;
+      }
+      await rename(fresh, image);
+      await fsyncDir(this.volumeRoot(volume));
+      await rmdir(mnt).catch(() => undefined);
+    });
+  }
+
+  /** What a restore cut short left: its mount, its new image and the mount point (the old image is untouched). */
+  private async discardRestore(volume: string): Promise<void> {
+    const mnt = join(this.volumeRoot(volume), RESTORE_MNT);
+    const fresh = `${this.image(volume)}.new`;
+    if (await mountedAt(mnt)) await detachImage(fresh, mnt);
+    await rm(fresh, { force: true });
+    await rmdir(mnt).catch(() => undefined);
   }
 
   /** Is the volume's filesystem mounted here now (by a holder of this ferryd)? */
@@ -308,4 +356,14 @@ async function fillFrom(data: string, from: (dir: string) => Promise<void>): Pro
   await chmod(data, st.mode & 0o7777);
   await chown(data, st.uid, st.gid);
   await rmdir(fill);
+}
+
+/** fsync a file (the restored image, before it is renamed into place). */
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

@@ -59,6 +59,12 @@ export interface Pool {
   detach?(volume: string): Promise<void>;
   /** At start-up: the volumes Docker still has mounted here keep their attach; every other one is detached. */
   settle?(inUse: ReadonlySet<string>): Promise<void>;
+  /**
+   * Block-like pools: replace the volume's data (detached) by what `fill` writes into an empty directory (a
+   * snapshot's copy), all or nothing: a new image of the same size and filesystem is filled, then renamed over the
+   * old one. Directory pools swap their data directory instead (snapshots/swap.ts).
+   */
+  replaceData?(volume: string, fill: (dir: string) => Promise<void>): Promise<void>;
   moveToTrash(volume: string, trashId: string): Promise<void>;
   restoreFromTrash(trashId: string, volume: string): Promise<void>;
   purgeTrash(trashId: string): Promise<void>;

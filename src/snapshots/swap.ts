@@ -14,7 +14,7 @@ import { sizeText } from '../util/size.js';
 import type { SnapshotRecord } from './record.js';
 
 /** What the swap needs of the volume service: the record, who uses the volume, its lock and the one exclusive change. */
-export type SwapVolumes = Pick<VolumeService, 'recordOf' | 'poolOf' | 'refuseIfUsedElsewhere' | 'containersUsing' | 'withLock' | 'changeExclusively'>;
+export type SwapVolumes = Pick<VolumeService, 'recordOf' | 'refuseIfUsedElsewhere' | 'containersUsing' | 'withLock' | 'changeExclusively'>;
 
 export class DataSwap {
   constructor(
@@ -29,10 +29,6 @@ export class DataSwap {
    */
   async switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>): Promise<T> {
     const rec0 = this.volumes.recordOf(volume);
-    if (this.volumes.poolOf(rec0).attach) {
-      // the swap renames the data directory, which for an image volume is only its mount point
-      throw new FerryError('invalid', `volume ${volume} is an image volume: ${what} of its data from a snapshot is not built yet; clone the snapshot into a new volume instead (-o from=${volume}@SNAPSHOT)`);
-    }
     await this.volumes.refuseIfUsedElsewhere(rec0, what);
     let stopped: ContainerRef[] = [];
     if (Object.keys(rec0.mounts).length > 0) {
@@ -66,6 +62,14 @@ export class DataSwap {
    * `recover` finishes a marked swap or discards an unmarked build, so a crash leaves before or after.
    */
   async replaceData(rec: VolumeRecord, { pool, root, snaps, data, restoreMarker }: VolumeDirs, snap: SnapshotRecord): Promise<void> {
+    if (pool.replaceData) {
+      // an image volume: a new image filled with the snapshot replaces the old one (the pool's own swap)
+      await pool.replaceData(rec.name, (dir) => pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, dir)).catch(async (err: unknown) => {
+        throw await noSpaceError(err, pool.name, pool.root, `restoring ${rec.name} from snapshot ${snap.name}`);
+      });
+      this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'image volume replaced by snapshot');
+      return;
+    }
     const fresh = `${data}.new`;
     const old = `${data}.old`;
     await removeTree(fresh);
