@@ -5,8 +5,7 @@ import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { fsyncDir } from '../util/atomic.js';
 import { execProgram } from '../util/exec.js';
 import { mountOf, withTimeout } from '../util/mounts.js';
-import type { VolumeOptions } from '../wire/types.js';
-import type { Pool, PoolStatus } from './pool.js';
+import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from './trees/methods.js';
 import { ShareIo, shareFsOf } from './share-io.js';
 import { refusingLimits, sizeLimitsFor, type SizeLimits } from './size-limits.js';
@@ -199,7 +198,7 @@ export class DirPool implements Pool {
     return join(this.live, volume, 'data');
   }
 
-  async create(volume: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void> {
+  async create(volume: string, opts: VolumeSpec, from?: (data: string) => Promise<void>): Promise<void> {
     await this.checkAvailable();
     if (opts.size !== undefined && this.sizeLimits.refusal) throw new FerryError('invalid', this.sizeLimits.refusal);
     const dir = join(this.live, volume);
@@ -216,7 +215,7 @@ export class DirPool implements Pool {
   }
 
   /** The data directory of a fresh volume directory `dir`, made (or filled by `from`) and synced; `dir` goes on failure. */
-  private async fillNew(dir: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void> {
+  private async fillNew(dir: string, opts: VolumeSpec, from?: (data: string) => Promise<void>): Promise<void> {
     try {
       const data = join(dir, 'data');
       if (from) {
@@ -236,7 +235,7 @@ export class DirPool implements Pool {
     }
   }
 
-  async createStaged(stageId: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<string> {
+  async createStaged(stageId: string, opts: VolumeSpec, from?: (data: string) => Promise<void>): Promise<string> {
     await this.checkAvailable();
     if (opts.size !== undefined && this.sizeLimits.refusal) throw new FerryError('invalid', this.sizeLimits.refusal);
     await mkdir(this.staging, { recursive: true, mode: 0o700 });

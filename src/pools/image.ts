@@ -5,10 +5,9 @@ import { fsyncDir } from '../util/atomic.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { sizeText } from '../util/size.js';
-import type { VolumeOptions } from '../wire/types.js';
 import { DirPool } from './dir.js';
 import { IMAGE_FILESYSTEMS, MIN_IMAGE_BYTES, attachImage, detachImage, filesystemUse, growImage, imageSize, loopsOf, makeImage, mountedAt, type ImageFs } from './image-fs.js';
-import type { Pool, PoolStatus } from './pool.js';
+import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import type { LimitState, SizeLimits } from './size-limits.js';
 import { METHODS, removeTree, type SnapshotMethod } from './trees/methods.js';
 
@@ -84,12 +83,12 @@ export class ImagePool implements Pool {
     return join(this.volumeRoot(volume), IMAGE);
   }
 
-  completeOptions(opts: VolumeOptions): VolumeOptions {
+  completeOptions<O extends VolumeSpec>(opts: O): O {
     return opts.size === undefined && this.spec.defaultSize !== undefined ? { ...opts, size: this.spec.defaultSize } : opts;
   }
 
   /** The volume's size and filesystem as create will make them, or a clear refusal. */
-  private plan(volume: string, opts: VolumeOptions): { bytes: number; fs: ImageFs } {
+  private plan(volume: string, opts: VolumeSpec): { bytes: number; fs: ImageFs } {
     const fs = opts.fs ?? this.spec.fs;
     const bytes = opts.size ?? this.spec.defaultSize;
     if (bytes === undefined) {
@@ -99,7 +98,7 @@ export class ImagePool implements Pool {
     return { bytes, fs };
   }
 
-  async create(volume: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void> {
+  async create(volume: string, opts: VolumeSpec, from?: (data: string) => Promise<void>): Promise<void> {
     const { bytes, fs } = this.plan(volume, opts);
     await this.dirs.create(volume, {}); // ROOT/volumes/NAME/data, the mount point (`exists` when taken)
     const data = this.mountpoint(volume);

@@ -4,6 +4,12 @@ import type { SnapshotMethod } from './trees/methods.js';
 import type { ShareFs } from './share-fs.js';
 import type { SizeLimits } from './size-limits.js';
 
+/**
+ * What a pool is told of a new volume: its root's owner and mode, its size and an image's filesystem; nothing of
+ * the features above (schedules, backups, access modes are the volume service's and theirs).
+ */
+export type VolumeSpec = Pick<VolumeOptions, 'uid' | 'gid' | 'mode' | 'size' | 'fs'>;
+
 // A pool's status crosses the API as it is: its shape is the wire contract's.
 export type { PoolStatus, PoolCapacity } from '../wire/types.js';
 import type { PoolStatus } from '../wire/types.js';
@@ -30,14 +36,14 @@ export interface Pool {
   /** How this pool limits a volume's size (`-o size=`), or why it cannot (known after init; size-limits.ts). */
   readonly sizeLimits: SizeLimits;
   /** The options a new volume gets where the user gave none (an image pool's default size); recorded as given. */
-  completeOptions?(opts: VolumeOptions): VolumeOptions;
+  completeOptions?<O extends VolumeSpec>(opts: O): O;
   /** Make an empty volume, or with `from` one that function fills (a clone); fails with `exists` if its directory is already there. */
-  create(volume: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<void>;
+  create(volume: string, spec: VolumeSpec, from?: (data: string) => Promise<void>): Promise<void>;
   /**
    * Make a volume out of sight, in a staging directory of its own (a shared pool's create: other hosts never see a
    * volume directory that is still being filled); returns the path to fill, as mountpoint() will be once committed.
    */
-  createStaged(stageId: string, opts: VolumeOptions, from?: (data: string) => Promise<void>): Promise<string>;
+  createStaged(stageId: string, spec: VolumeSpec, from?: (data: string) => Promise<void>): Promise<string>;
   /** Rename a staged volume into place, atomically; `exists` (and the staged copy kept) when the name is taken. */
   commitStaged(stageId: string, volume: string): Promise<void>;
   discardStaged(stageId: string): Promise<void>;
