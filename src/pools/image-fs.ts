@@ -44,14 +44,31 @@ export async function loopsOf(image: string): Promise<string[]> {
   return out.split('\n').map((l) => l.trim()).filter(Boolean);
 }
 
+/** How long a loop device may take to clear itself after its filesystem was unmounted (seen: up to ~100 ms under load). */
+const AUTOCLEAR_WAIT_MS = 10_000;
+
+/** The image's loop devices, once none is left or `ms` passed (then those still there). */
+async function loopsCleared(image: string, ms: number): Promise<string[]> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const loops = await loopsOf(image);
+    if (loops.length === 0 || Date.now() >= deadline) return loops;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /**
  * Attach `image` to a free loop device and mount it at `dir` (mount -o loop: the device is freed again when it
  * is unmounted). Refuses when the image is attached already anywhere on this host: one image, one attach.
  */
 export async function attachImage(image: string, dir: string, fs: ImageFs): Promise<void> {
-  const loops = await loopsOf(image);
+  // a loop device set to clear itself is freed by the kernel shortly after the unmount returns, not at once
+  const loops = await loopsCleared(image, AUTOCLEAR_WAIT_MS);
   if (loops.length > 0) {
-    throw new FerryError('in_use', `image ${image} is attached already (${loops.join(', ')}) but not mounted at ${dir}; ferryd attaches an image once: detach it (umount, losetup -d) if nothing uses it`);
+    throw new FerryError(
+      'in_use',
+      `image ${image} is attached already (${loops.join(', ')}) but not mounted at ${dir}: another mount namespace may still hold its filesystem (a process that unshared its mounts while the volume was mounted); ferryd attaches an image once: find the holder (grep ${loops[0]} /proc/*/mountinfo) and let it end, or detach the image (umount, losetup -d) if nothing uses it`,
+    );
   }
   await execProgram('mount', ['-t', fs, '-o', 'loop', image, dir], { timeoutMs: MOUNT_MS });
 }
@@ -68,6 +85,8 @@ export async function detachImage(image: string, dir: string): Promise<void> {
     } catch (err) {
       throw new FerryError('in_use', `could not unmount the image of ${dir}: ${errorMessage(err)}; it stays attached until nothing uses it`);
     }
+    // the loop device clears itself after the unmount: wait for it, so that the next attach finds the image free
+    await loopsCleared(image, AUTOCLEAR_WAIT_MS);
   }
 }
 
@@ -94,6 +113,10 @@ export async function growImage(image: string, bytes: number, fs: ImageFs, dir: 
       'unavailable',
       `an ext4 image grows while mounted only with CAP_SYS_RESOURCE (the kernel's online resize), which ferryd does not have here; stop the containers that use the volume and resize it then (offline), or use fs=xfs, which grows online`,
     );
+  }
+  if (!dir) {
+    const held = await loopsCleared(image, AUTOCLEAR_WAIT_MS);
+    if (held.length > 0) throw new FerryError('in_use', `image ${image} is still attached (${held.join(', ')}): its filesystem may be mounted in another mount namespace; it cannot be grown offline now`);
   }
   const fh = await open(image, 'r+');
   try {
