@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../test/helpers/dockerhost.js';
 import { startFerryd, unixRequest, ROOT, type Ferryd } from '../test/helpers/ferryd.js';
-import { percentile, median, pluginClient, onInterrupt, reporter } from './lib.js';
+import { percentile, median, pluginClient, onInterrupt, reporter, workloadSeconds, writeWorkloads } from './lib.js';
 
 function intArg(i: number, dflt: number, what: string): number {
   const raw = process.argv[i];
@@ -221,26 +221,13 @@ try {
   const vol: Record<Driver, string> = { ferry: 'tp-ferry', local: 'tp-local' };
   await e1.dockerOk(['volume', 'create', '-d', 'ferry', vol.ferry]);
   await e1.dockerOk(['volume', 'create', vol.local]);
-  // busybox `date` has no %N: `ts %.s` prints gettimeofday() with microseconds.
-  const STAMP = '$(echo | ts %.s)';
-  const scripts = {
-    big: `set -e; a=${STAMP}; dd if=/dev/zero of=/data/big bs=1M count=1024 conv=fsync 2>/dev/null; b=${STAMP}; echo "T $a $b $(stat -c %s /data/big)"; rm -f /data/big; sync`,
-    // printf and the loop are shell built-ins: no fork per file, the file system is what is measured
-    small:
-      `set -e; mkdir /data/s; blk=$(head -c 4096 /dev/zero | tr '\\0' x); a=${STAMP}; i=0; ` +
-      `while [ $i -lt ${SMALL_FILES} ]; do printf %s "$blk" > /data/s/f$i; i=$((i+1)); done; sync; b=${STAMP}; ` +
-      `echo "T $a $b $(ls /data/s | wc -l) $(stat -c %s /data/s/f0)"; rm -rf /data/s; sync`,
-  };
-  const inContainer = async (d: Driver, which: keyof typeof scripts): Promise<number> => {
+  // busybox `date` has no %N: `ts %.s` prints gettimeofday() with microseconds (bench/lib.ts writeWorkloads).
+  const scripts = writeWorkloads(1024, SMALL_FILES);
+  const inContainer = async (d: Driver, which: 'big' | 'small'): Promise<number> => {
     const text = await e1.dockerOk(['run', '--rm', '--network', 'none', '-v', `${vol[d]}:/data`, 'bb', 'sh', '-c', scripts[which]], { timeoutMs: 300_000 });
-    const m = /^T (\d+)\.(\d{6})\s+(\d+)\.(\d{6})\s+(.*)$/m.exec(text);
-    if (!m) throw new Error(`${which} on ${d}: no timing line in ${JSON.stringify(text)}`);
-    const check = m[5]!.trim();
-    const expect = which === 'big' ? String(1024 * 1024 * 1024) : `${SMALL_FILES} 4096`;
-    if (check !== expect) throw new Error(`${which} on ${d}: wrote "${check}", expected "${expect}"`);
-    const us = (Number(m[3]) - Number(m[1])) * 1e6 + (Number(m[4]) - Number(m[2]));
+    const seconds = workloadSeconds(text, scripts.expect[which], `${which} on ${d}`);
     await sleep(SETTLE_MS[which]);
-    return us / 1e6; // seconds
+    return seconds;
   };
   for (const d of DRIVERS) await inContainer(d, 'small'); // warm-up, not timed (first container on the volume)
   const tp: Record<Driver, { big: number[]; small: number[] }> = { ferry: { big: [], small: [] }, local: { big: [], small: [] } };

@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../test/helpers/dockerhost.js';
 import { startFerryd, ROOT, type Ferryd } from '../test/helpers/ferryd.js';
-import { percentile, median, pluginClient, onInterrupt, reporter } from './lib.js';
+import { percentile, median, pluginClient, onInterrupt, reporter, workloadSeconds, writeWorkloads } from './lib.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const noWrite = process.argv.includes('--no-write');
@@ -86,22 +86,12 @@ try {
   await engine.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'pool=img', '-o', 'size=1G', vol.image]);
   await engine.dockerOk(['volume', 'create', '-d', 'ferry', vol.dir]);
   await engine.dockerOk(['volume', 'create', vol.local]);
-  const STAMP = '$(echo | ts %.s)';
-  const scripts = {
-    big: `set -e; a=${STAMP}; dd if=/dev/zero of=/data/big bs=1M count=${BIG_MIB} conv=fsync 2>/dev/null; b=${STAMP}; echo "T $a $b $(stat -c %s /data/big)"; rm -f /data/big; sync`,
-    small:
-      `set -e; mkdir /data/s; blk=$(head -c 4096 /dev/zero | tr '\\0' x); a=${STAMP}; i=0; ` +
-      `while [ $i -lt ${SMALL_FILES} ]; do printf %s "$blk" > /data/s/f$i; i=$((i+1)); done; sync; b=${STAMP}; ` +
-      `echo "T $a $b $(ls /data/s | wc -l) $(stat -c %s /data/s/f0)"; rm -rf /data/s; sync`,
-  };
-  const inContainer = async (k: Kind, which: keyof typeof scripts): Promise<number> => {
+  const scripts = writeWorkloads(BIG_MIB, SMALL_FILES);
+  const inContainer = async (k: Kind, which: 'big' | 'small'): Promise<number> => {
     const text = await engine.dockerOk(['run', '--rm', '--network', 'none', '-v', `${vol[k]}:/data`, 'bb', 'sh', '-c', scripts[which]], { timeoutMs: 300_000 });
-    const m = /^T (\d+)\.(\d{6})\s+(\d+)\.(\d{6})\s+(.*)$/m.exec(text);
-    if (!m) throw new Error(`${which} on ${k}: no timing line in ${JSON.stringify(text)}`);
-    const expect = which === 'big' ? String(BIG_MIB * 1024 * 1024) : `${SMALL_FILES} 4096`;
-    if (m[5]!.trim() !== expect) throw new Error(`${which} on ${k}: wrote "${m[5]}", expected "${expect}"`);
+    const seconds = workloadSeconds(text, scripts.expect[which], `${which} on ${k}`);
     await sleep(SETTLE_MS[which]);
-    return ((Number(m[3]) - Number(m[1])) * 1e6 + (Number(m[4]) - Number(m[2]))) / 1e6;
+    return seconds;
   };
   progress(`1. throughput: ${REPS} rounds of each workload, interleaved image/dir/local`);
   for (const k of KINDS) await inContainer(k, 'small'); // warm-up

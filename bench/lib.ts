@@ -75,3 +75,29 @@ export function reporter(): { out: string[]; emit: (line?: string) => void } {
     },
   };
 }
+
+/**
+ * The in-container write workloads (busybox sh, timed inside the container with `ts %.s`: µs, container start-up
+ * not counted): `big`, dd of `bigMiB` MiB with conv=fsync; `small`, `smallFiles` files of 4 KiB then sync (printf
+ * and the loop are shell built-ins: no fork per file, the file system is what is measured). Each prints
+ * `T START END CHECK`; the data is removed and synced after (not timed).
+ */
+export function writeWorkloads(bigMiB: number, smallFiles: number): { big: string; small: string; expect: { big: string; small: string } } {
+  const STAMP = '$(echo | ts %.s)';
+  return {
+    big: `set -e; a=${STAMP}; dd if=/dev/zero of=/data/big bs=1M count=${bigMiB} conv=fsync 2>/dev/null; b=${STAMP}; echo "T $a $b $(stat -c %s /data/big)"; rm -f /data/big; sync`,
+    small:
+      `set -e; mkdir /data/s; blk=$(head -c 4096 /dev/zero | tr '\\0' x); a=${STAMP}; i=0; ` +
+      `while [ $i -lt ${smallFiles} ]; do printf %s "$blk" > /data/s/f$i; i=$((i+1)); done; sync; b=${STAMP}; ` +
+      `echo "T $a $b $(ls /data/s | wc -l) $(stat -c %s /data/s/f0)"; rm -rf /data/s; sync`,
+    expect: { big: String(bigMiB * 1024 * 1024), small: `${smallFiles} 4096` },
+  };
+}
+
+/** The seconds a workload's `T START END CHECK` line says it took; throws when the line is missing or CHECK is not `expect`. */
+export function workloadSeconds(text: string, expect: string, what: string): number {
+  const m = /^T (\d+)\.(\d{6})\s+(\d+)\.(\d{6})\s+(.*)$/m.exec(text);
+  if (!m) throw new Error(`${what}: no timing line in ${JSON.stringify(text)}`);
+  if (m[5]!.trim() !== expect) throw new Error(`${what}: wrote "${m[5]!.trim()}", expected "${expect}"`);
+  return ((Number(m[3]) - Number(m[1])) * 1e6 + (Number(m[4]) - Number(m[2]))) / 1e6;
+}

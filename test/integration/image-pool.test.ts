@@ -13,29 +13,11 @@ import { join } from 'node:path';
 import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
 import { loopFsPrerequisites } from '../helpers/loopfs.js';
 import { skipUnless } from '../helpers/prereq.js';
+import { fillUntilRefused } from '../helpers/fill.js';
 import type { VolumeDetail } from '../../src/wire/types.js';
 
 const MiB = 2 ** 20;
 const skip = skipUnless([...new Set([...loopFsPrerequisites('ext4'), ...loopFsPrerequisites('xfs')])], 'image pools (loop devices, ext4 and xfs)');
-
-/** Write random 64 KiB chunks into `file` until the filesystem refuses; the bytes written and the error code. */
-async function fillUntilRefused(file: string, mostMiB = 2048): Promise<{ written: number; code: string | undefined }> {
-  const fh = await open(file, 'a');
-  let code: string | undefined;
-  const chunk = randomBytes(64 * 1024);
-  try {
-    for (let i = 0; i < mostMiB * 16; i++) {
-      await fh.write(chunk);
-      if (i % 64 === 63) await fh.sync();
-    }
-    await fh.sync();
-  } catch (err) {
-    code = (err as NodeJS.ErrnoException).code;
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
-  return { written: (await stat(file)).size, code };
-}
 
 const sha = async (file: string) => createHash('sha256').update(await readFile(file)).digest('hex');
 

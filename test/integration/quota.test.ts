@@ -7,38 +7,18 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, open, stat, unlink } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
 import { makeLoopFs, loopFsPrerequisites, type LoopFs } from '../helpers/loopfs.js';
 import { skipUnless } from '../helpers/prereq.js';
+import { fillUntilRefused } from '../helpers/fill.js';
 import type { VolumeDetail, VolumeSize } from '../../src/wire/types.js';
 
 const MiB = 2 ** 20;
 const skip = skipUnless([...new Set([...loopFsPrerequisites('btrfs'), ...loopFsPrerequisites('ext4'), ...loopFsPrerequisites('xfs')])], 'volume sizes (loop-mounted btrfs, ext4 and xfs)');
-
-/** Write random MiB chunks into `file` until the filesystem refuses; the bytes written and the error code. */
-async function fillUntilRefused(file: string, mostMiB = 1024): Promise<{ written: number; code: string | undefined }> {
-  const fh = await open(file, 'a');
-  let code: string | undefined;
-  const chunk = randomBytes(64 * 1024);
-  try {
-    for (let i = 0; i < mostMiB * 16; i++) {
-      await fh.write(chunk);
-      if (i % 64 === 63) await fh.sync();
-    }
-    await fh.sync();
-  } catch (err) {
-    // Node 20 has no name for EDQUOT (122): "Unknown system error -122"
-    const e = err as NodeJS.ErrnoException;
-    code = e.errno === -122 ? 'EDQUOT' : e.code;
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
-  return { written: (await stat(file)).size, code };
-}
 
 /** Write `mib` MiB of random bytes into `file`. */
 async function put(file: string, mib: number): Promise<void> {
