@@ -177,7 +177,8 @@ export class VolumeService {
   }
 
   private info(rec: VolumeRecord): VolumeInfo {
-    return {
+    const mountIds = Object.keys(rec.mounts);
+    const v: VolumeInfo = {
       name: rec.name,
       pool: rec.pool,
       mountpoint: this.mountpointOf(rec),
@@ -187,10 +188,11 @@ export class VolumeService {
       labels: rec.labels,
       access: accessOf(rec),
       shared: this.isShared(rec.pool),
-      mounts: Object.keys(rec.mounts).length,
-      mountIds: Object.keys(rec.mounts),
-      ...(rec.docker ? { docker: rec.docker } : {}),
+      mounts: mountIds.length,
+      mountIds,
     };
+    if (rec.docker) v.docker = rec.docker;
+    return v;
   }
 
   private isShared(pool: string): boolean {

@@ -106,11 +106,13 @@ export class UsageTracker {
 
   /** What is known now (no I/O): of a shared volume, the newest figures of any node. */
   of(v: VolumeInfo): VolumeUsage {
-    const all = [this.localOf(v), ...(v.shared ? (this.remote.get(key(v)) ?? []) : [])].filter((u): u is PublishedUsage => u !== undefined);
+    const local = this.localOf(v);
+    // (a local volume has only this node's figures: no list to make and search, it is asked for 10,000 volumes at a time)
+    const all = v.shared ? [local, ...(this.remote.get(key(v)) ?? [])].filter((u): u is PublishedUsage => u !== undefined) : local ? [local] : [];
     const trashBytes = this.trashBytesOf(v.name);
     if (all.length === 0) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
-    const data = newest(all, (u) => u.measuredAt ?? '');
-    const snaps = newest(all, (u) => u.checkedAt);
+    const data = all.length === 1 ? all[0]! : newest(all, (u) => u.measuredAt ?? '');
+    const snaps = all.length === 1 ? all[0]! : newest(all, (u) => u.checkedAt);
     return {
       dataBytes: data.dataBytes,
       measuredAt: data.measuredAt,

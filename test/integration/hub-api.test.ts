@@ -96,7 +96,9 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), 'ferry-hub-'));
-    f = await startFerryd({ extraArgs: ['--api-listen', '127.0.0.1:0'] });
+    // an image pool: sizes that can be changed (POST /v1/volumes/{name}/resize) on any filesystem
+    await writeFile(join(work, 'ferry.yaml'), ['pools:', '  img:', '    kind: image', `    path: ${join(work, 'images')}`].join('\n'));
+    f = await startFerryd({ extraArgs: ['--api-listen', '127.0.0.1:0', '--config', join(work, 'ferry.yaml')] });
     base = `http://${await boundAddress(f)}`;
     admin = (await cli('token', 'create', '--role', 'admin', '--name', 'ci-admin')).trim();
     reader = (await cli('token', 'create', '--role', 'read', '--name', 'grafana')).trim();
@@ -274,6 +276,13 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     assert.equal((await ok('DELETE', '/v1/trash/hub-copy')).purged.length, 1);
     await ok('DELETE', '/v1/volumes/hub-vol?force=true');
     assert.equal((await ok('DELETE', '/v1/trash')).purged.length, 1);
+
+    // sizes: an image volume grows (offline here: nothing mounts it)
+    await ok('POST', '/v1/volumes', { name: 'hub-img', options: { pool: 'img', size: '32M' } }, 201);
+    const grown = await ok('POST', '/v1/volumes/hub-img/resize', { size: '48M' });
+    assert.equal(grown.size.limitBytes, 48 * 2 ** 20);
+    assert.equal((await ok('GET', '/v1/volumes/hub-img')).size.enforcedBytes, 48 * 2 ** 20);
+    await ok('DELETE', '/v1/volumes/hub-img?purge=true');
 
     // the token routes were checked over the unix socket (and refused over TCP) above
     const missing = templates.map((t) => t.key).filter((k) => !covered.has(k) && !k.includes('/v1/tokens'));

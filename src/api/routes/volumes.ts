@@ -25,21 +25,24 @@ export function volumeRoutes(app: FastifyInstance, service: VolumeService, hub: 
     const list = service.list();
     // Docker is asked only when something is mounted here (one call, cached for 5 s)
     const holding = list.some((v) => v.mounts > 0) ? await service.containersHolding() : undefined;
+    // (10,000 volumes: every object made here is made 10,000 times; the list's own fresh objects are filled in place)
+    const none: W.Attachment[] = [];
     return {
       volumes: list.map((v) => {
-        const t = history?.lastSuccess(v);
-        const failing = history?.failing(v) ?? [];
+        const out = v as W.ListedVolume;
+        out.attachments = attachments.get(v.name) ?? none;
         const containers = v.mounts > 0 ? holding?.get(v.name) : undefined;
+        if (containers?.length) out.containers = containers;
         const snap = hub.usage?.lastSnapshotOf(v.name);
-        return {
-          ...v,
-          attachments: attachments.get(v.name) ?? [],
-          ...(containers?.length ? { containers } : {}),
-          ...(snap ? { lastSnapshotAt: snap } : {}),
-          ...(t !== undefined ? { lastBackupAt: new Date(t * 1000).toISOString() } : {}),
-          ...(failing.length ? { backupFailing: failing } : {}),
-          ...(hub.usage ? { usage: hub.usage.of(v) } : {}),
-        };
+        if (snap) out.lastSnapshotAt = snap;
+        if (history) {
+          const t = history.lastSuccess(v);
+          if (t !== undefined) out.lastBackupAt = new Date(t * 1000).toISOString();
+          const failing = history.failing(v);
+          if (failing.length) out.backupFailing = failing;
+        }
+        if (hub.usage) out.usage = hub.usage.of(v);
+        return out;
       }),
     };
   });
