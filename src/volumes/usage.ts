@@ -125,8 +125,9 @@ export class UsageTracker {
 
   /** What this node measured of a volume itself; undefined if nothing. */
   private localOf(v: VolumeInfo): PublishedUsage | undefined {
-    const d = this.data.get(key(v));
-    const s = this.snaps.get(key(v));
+    const k = key(v);
+    const d = this.data.get(k);
+    const s = this.snaps.get(k);
     if (!d && !s) return undefined;
     return {
       createdAt: v.createdAt,
