@@ -153,3 +153,25 @@ async function hasCapability(bit: number): Promise<boolean> {
   const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
   return hex !== undefined && ((BigInt(`0x${hex}`) >> BigInt(bit)) & 1n) === 1n;
 }
+
+/**
+ * A point-in-time copy of a mounted image: its filesystem at `dir` is frozen (fsfreeze: flushed, writers held)
+ * for the time of a reflink copy of the image file to `dest` (copy-on-write: milliseconds, whatever its size),
+ * then thawed. Needs a host filesystem with reflinks (xfs with reflink=1, btrfs).
+ */
+export async function frozenCopy(image: string, dir: string, dest: string): Promise<void> {
+  await execProgram('fsfreeze', ['--freeze', dir], { timeoutMs: MOUNT_MS });
+  try {
+    await execProgram('cp', ['--reflink=always', image, dest], { timeoutMs: MOUNT_MS });
+  } finally {
+    await execProgram('fsfreeze', ['--unfreeze', dir], { timeoutMs: MOUNT_MS });
+  }
+}
+
+/**
+ * Mount a copy of an image read-only at `dir` (its own loop device), for reading. The copy of a frozen filesystem
+ * is clean, but its journal is not replayed (ext4 noload) and an xfs copy has its source's UUID (nouuid).
+ */
+export async function mountCopyReadOnly(image: string, dir: string, fs: ImageFs): Promise<void> {
+  await execProgram('mount', ['-t', fs, '-o', fs === 'ext4' ? 'loop,ro,noload' : 'loop,ro,norecovery,nouuid', image, dir], { timeoutMs: MOUNT_MS });
+}

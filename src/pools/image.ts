@@ -6,7 +6,8 @@ import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { sizeText } from '../util/size.js';
 import { DirPool } from './dir.js';
-import { IMAGE_FILESYSTEMS, MIN_IMAGE_BYTES, attachImage, detachImage, filesystemUse, growImage, imageSize, loopsOf, makeImage, mountedAt, type ImageFs } from './image-fs.js';
+import { IMAGE_FILESYSTEMS, MIN_IMAGE_BYTES, attachImage, detachImage, filesystemUse, frozenCopy, growImage, imageSize, loopsOf, makeImage, mountCopyReadOnly, mountedAt, type ImageFs } from './image-fs.js';
+import { randomBytes } from 'node:crypto';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import type { LimitState, SizeLimits } from './size-limits.js';
 import { METHODS, removeTree, type SnapshotMethod } from './trees/methods.js';
@@ -22,6 +23,8 @@ export interface ImagePoolSpec {
 const IMAGE = 'disk.img';
 /** Where a restore mounts the new image it fills. */
 const RESTORE_MNT = 'restore-mnt';
+/** The frozen copy a snapshot reads (`.snap-view-ID.img`) and where it is mounted read-only (`.snap-view-ID`). */
+const SNAP_VIEW = '.snap-view-';
 
 /**
  * ROOT/volumes/NAME/disk.img is the volume's filesystem; ROOT/volumes/NAME/data, where Docker bind-mounts it,
@@ -58,8 +61,17 @@ export class ImagePool implements Pool {
     return this.spec;
   }
 
-  init(): Promise<void> {
-    return this.dirs.init();
+  async init(): Promise<void> {
+    await this.dirs.init();
+  }
+
+  /** Can the host filesystem reflink the images (xfs with reflink, btrfs)? Then snapshots are point-in-time copies. */
+  private get reflinks(): boolean {
+    try {
+      return this.dirs.snapshotMethod.name !== 'hardlink';
+    } catch {
+      return false;
+    }
   }
 
   checkAvailable(): Promise<void> {
@@ -165,6 +177,35 @@ export class ImagePool implements Pool {
     });
   }
 
+  /**
+   * Where a snapshot reads the volume. Attached (containers write to it) on a host filesystem with reflinks: the
+   * filesystem is frozen for a reflink copy of the image (milliseconds), and the copy is mounted read-only to be
+   * read at leisure: one instant of the volume, writers held only for the copy. Otherwise the volume's own
+   * filesystem, attached for the time of the read (nobody writes to a volume no container has mounted).
+   */
+  async snapshotView(volume: string): Promise<{ dir: string; pointInTime: boolean; release(): Promise<void> }> {
+    const image = this.image(volume);
+    const data = this.mountpoint(volume);
+    const copy = await this.lock.run(volume, async () => {
+      if ((this.holders.get(volume) ?? 0) === 0 || !this.reflinks) return undefined;
+      const id = randomBytes(4).toString('hex');
+      const snapImage = join(this.volumeRoot(volume), `${SNAP_VIEW}${id}.img`);
+      const mnt = join(this.volumeRoot(volume), `${SNAP_VIEW}${id}`);
+      try {
+        await frozenCopy(image, data, snapImage);
+        await mkdir(mnt, { mode: 0o700 });
+        await mountCopyReadOnly(snapImage, mnt, await imageFsOf(image));
+      } catch (err) {
+        await dropView(snapImage, mnt);
+        throw err;
+      }
+      return { snapImage, mnt };
+    });
+    if (copy) return { dir: copy.mnt, pointInTime: true, release: () => dropView(copy.snapImage, copy.mnt) };
+    await this.attach(volume);
+    return { dir: data, pointInTime: false, release: () => this.detach(volume) };
+  }
+
   /** One holder fewer: the last unmounts the filesystem and frees its loop device. */
   detach(volume: string): Promise<void> {
     return this.lock.run(volume, async () => {
@@ -185,6 +226,11 @@ export class ImagePool implements Pool {
   async settle(inUse: ReadonlySet<string>): Promise<void> {
     for (const volume of await this.listLive()) {
       await this.discardRestore(volume).catch(() => undefined);
+      // read-only copies of snapshots cut short by a crash
+      for (const e of await readdir(this.volumeRoot(volume)).catch(() => [] as string[])) {
+        if (e.startsWith(SNAP_VIEW) && !e.endsWith('.img')) await dropView(join(this.volumeRoot(volume), `${e}.img`), join(this.volumeRoot(volume), e)).catch(() => undefined);
+        else if (e.startsWith(SNAP_VIEW)) await rm(join(this.volumeRoot(volume), e), { force: true }).catch(() => undefined);
+      }
       if (inUse.has(volume)) {
         await this.attach(volume);
       } else if (await mountedAt(this.mountpoint(volume))) {
@@ -365,4 +411,11 @@ async function syncFile(path: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/** Unmount and delete a snapshot's read-only copy of an image. */
+async function dropView(snapImage: string, mnt: string): Promise<void> {
+  await detachImage(snapImage, mnt);
+  await rm(snapImage, { force: true });
+  await rmdir(mnt).catch(() => undefined);
 }

@@ -63,6 +63,12 @@ export interface Pool {
   attach?(volume: string): Promise<void>;
   /** One holder fewer; the last unmounts and detaches. */
   detach?(volume: string): Promise<void>;
+  /**
+   * Block-like pools: where a snapshot reads the volume's tree, until `release` (the snapshot's copy runs
+   * between). `pointInTime`: the tree is one instant of the filesystem (a frozen, reflinked copy of the image),
+   * not the live files read one after the other.
+   */
+  snapshotView?(volume: string): Promise<{ dir: string; pointInTime: boolean; release(): Promise<void> }>;
   /** At start-up: the volumes Docker still has mounted here keep their attach; every other one is detached. */
   settle?(inUse: ReadonlySet<string>): Promise<void>;
   /**

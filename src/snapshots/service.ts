@@ -256,6 +256,7 @@ export class SnapshotService {
       consistency = 'exec';
     }
     const paused: ContainerRef[] = [];
+    let pointInTime = false;
     const tmp = join(snaps, `.tmp-${id}`);
     const t0 = performance.now();
     let stats: SnapshotStats;
@@ -272,10 +273,12 @@ export class SnapshotService {
       if (prev && !(await checkManifest(this.quarantine, snaps, prev.id, rec.name))) prev = undefined;
       // In a shared pool another host may remove a snapshot while this one is made: trees there are complete.
       progress({ phase: 'snapshot' });
-      // an image volume's tree is read through its mounted filesystem (attached for the copy if no container has it)
-      await pool.attach?.(rec.name);
+      // an image volume's tree is read through a filesystem: a frozen copy of it, or its own (snapshotView)
+      // (a frozen copy is crash-consistent as the record says; a tree read file by file from a live filesystem is less)
+      const view = await pool.snapshotView?.(rec.name);
+      pointInTime = view?.pointInTime ?? false;
       try {
-        stats = await pool.snapshotMethod.snapshot(data, tmp, {
+        stats = await pool.snapshotMethod.snapshot(view?.dir ?? data, tmp, {
           id,
           onProgress: progress,
           layout: pool.shared ? 'full' : 'delta',
@@ -283,7 +286,7 @@ export class SnapshotService {
           ...(prev ? { prev: { snaps, id: prev.id } } : {}),
         });
       } finally {
-        await pool.detach?.(rec.name);
+        await view?.release();
       }
     } catch (err) {
       await removeTree(tmp).catch(() => undefined);
@@ -337,7 +340,7 @@ export class SnapshotService {
     } catch (err) {
       throw await undo(err);
     }
-    this.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin, ...(timings ? { timings } : {}) }, 'snapshot created');
+    this.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin, ...(pointInTime ? { pointInTime } : {}), ...(timings ? { timings } : {}) }, 'snapshot created');
     this.onSnapshot?.({ ok: true, seconds: durationMs / 1000, volume: rec.name, at: snap.createdAt });
     return snap;
   }

@@ -11,7 +11,7 @@ import { mkdtemp, open, readdir, readFile, rm, stat, statfs, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
-import { loopFsPrerequisites } from '../helpers/loopfs.js';
+import { loopFsPrerequisites, makeLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { skipUnless } from '../helpers/prereq.js';
 import { fillUntilRefused } from '../helpers/fill.js';
 import type { VolumeDetail } from '../../src/wire/types.js';
@@ -41,6 +41,7 @@ async function loops(image: string): Promise<string[]> {
 describe('image pools: a fixed-size filesystem per volume, attached while used', { skip }, () => {
   let dir: string;
   let pool: string;
+  let reflinkHost: LoopFs | undefined;
   let f: Ferryd;
   const ok = async (...args: string[]) => {
     const r = await f.cli(...args);
@@ -60,16 +61,22 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ferry-image-'));
     pool = join(dir, 'images');
-    await writeFile(join(dir, 'ferry.yaml'), ['pools:', '  img:', '    kind: image', `    path: ${pool}`, '  xfsimg:', '    kind: image', '    fs: xfs', '    defaultSize: 320M', `    path: ${join(dir, 'xfs-images')}`].join('\n'));
+    // a host filesystem with reflinks: snapshots there are frozen, point-in-time copies of the image
+    reflinkHost = await makeLoopFs('xfs', 1024);
+    await writeFile(
+      join(dir, 'ferry.yaml'),
+      ['pools:', '  img:', '    kind: image', `    path: ${pool}`, '  xfsimg:', '    kind: image', '    fs: xfs', '    defaultSize: 320M', `    path: ${join(dir, 'xfs-images')}`, '  cow:', '    kind: image', `    path: ${join(reflinkHost.mountpoint, 'images')}`].join('\n'),
+    );
     f = await startFerryd({ dir: join(dir, 'ferryd'), extraArgs: ['--config', join(dir, 'ferry.yaml')] });
   });
   after(async () => {
     await f?.destroy();
     // whatever a failed test left mounted: unmount it, which frees its loop device
-    for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n')) {
+    for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').reverse()) {
       const mp = line.split(' ')[4];
-      if (mp?.startsWith(dir)) await run('umount', ['-l', mp]);
+      if (mp?.startsWith(dir) || (reflinkHost && mp?.startsWith(`${reflinkHost.mountpoint}/`))) await run('umount', ['-l', mp]);
     }
+    await reflinkHost?.destroy();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -299,5 +306,61 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     await unmount('snap', 's4');
     await ok('volume', 'rm', '--purge', 'snap', 'copy');
     await ok('trash', 'purge', '--all');
+  });
+  it('on a host filesystem with reflinks, a snapshot of a volume in use is one instant: the filesystem frozen for a reflink copy of its image', async () => {
+    const cow = join(reflinkHost!.mountpoint, 'images', 'volumes');
+    await ok('volume', 'create', 'pit', '-o', 'pool=cow', '-o', 'size=64M');
+    const mp = await mount('pit', 'p1');
+    await writeFile(join(mp, 'before'), randomBytes(MiB));
+    const before = await sha(join(mp, 'before'));
+    // a writer appends a counter to two files, one after the other, while the snapshot is taken
+    let writing = true;
+    let n = 0;
+    const writer = (async () => {
+      const a = await open(join(mp, 'a'), 'a');
+      const b = await open(join(mp, 'b'), 'a');
+      while (writing) {
+        n++;
+        await a.write(`${n}\n`);
+        await b.write(`${n}\n`);
+        if (n % 50 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await a.close();
+      await b.close();
+    })();
+    await new Promise((r) => setTimeout(r, 200));
+    await ok('snapshot', 'create', 'pit', '--name', 'instant');
+    writing = false;
+    await writer;
+    assert.match(await f.logs(), /"volume":"pit".*"pointInTime":true.*"msg":"snapshot created"/);
+    // nothing of the copy is left: no extra loop device or mount, no file
+    assert.deepEqual((await readdir(join(cow, 'pit'))).filter((e) => e.startsWith('.snap-view')), []);
+    assert.equal((await loops(join(cow, 'pit', 'disk.img'))).length, 1);
+    assert.ok(await mountAt(mp), 'the volume stays mounted for its container');
+    await writeFile(join(mp, 'before'), 'changed after the snapshot');
+    await unmount('pit', 'p1');
+    // its clone holds the instant: the file as it was, and both counters written up to the same line or one apart
+    await ok('volume', 'create', 'pit-copy', '-o', 'from=pit@instant', '-o', 'pool=cow', '-o', 'size=64M');
+    const cm = await mount('pit-copy', 'c1');
+    assert.equal(await sha(join(cm, 'before')), before);
+    const lastOf = async (f: string) => Number((await readFile(join(cm, f), 'utf8')).trim().split('\n').pop() ?? 0);
+    const [la, lb] = [await lastOf('a'), await lastOf('b')];
+    assert.ok(la - lb === 0 || la - lb === 1, `counters ${la} and ${lb}: one instant`);
+    assert.ok(la > 0 && la < n, `a counter from the middle of the writing (${la} of ${n})`);
+    await unmount('pit-copy', 'c1');
+
+    // a snapshot's copy cut short by kill -9 (still mounted): start-up unmounts and removes it
+    const mp2 = await mount('pit', 'p2');
+    await f.crash();
+    const snapImg = join(cow, 'pit', '.snap-view-dead.img');
+    await run('cp', ['--reflink=always', join(cow, 'pit', 'disk.img'), snapImg]);
+    await run('mkdir', [join(cow, 'pit', '.snap-view-dead')]);
+    assert.equal((await run('mount', ['-o', 'loop,ro,noload', snapImg, join(cow, 'pit', '.snap-view-dead')])).code, 0);
+    await f.start();
+    assert.deepEqual((await readdir(join(cow, 'pit'))).filter((e) => e.startsWith('.snap-view')), []);
+    assert.deepEqual(await loops(snapImg), []);
+    assert.ok(await mountAt(mp2), 'the Docker mount is still there');
+    await unmount('pit', 'p2');
+    await ok('volume', 'rm', '--purge', 'pit', 'pit-copy');
   });
 });
