@@ -104,7 +104,7 @@ export function registerCliCommands(program: Command): void {
 
   volume
     .command('resize')
-    .description('give a volume a new size limit (btrfs pools); refused below what it uses now (its snapshots do not count)')
+    .description('give a volume a new size limit (btrfs pools; image pools grow only); refused below what it uses now (its snapshots do not count)')
     .argument('<name>', 'volume name')
     .argument('<size>', 'the new limit: 10G, 512M, 1.5T or bytes (K, M, G, T: powers of 1024)')
     .action(async (name: string, size: string, _opts: unknown, cmd: Command) => {
