@@ -239,9 +239,6 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
   }
   for (const [name, p] of Object.entries(pools)) {
     if (p.mount && !p.shared) throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: mount: is for shared pools; add shared: true`);
-    if (p.kind === 'image' && p.shared) {
-      throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: image pools on a shared filesystem (moving between hosts) are not built yet; use an image pool on this host's disk (shared: false), or a shared pool of kind dir`);
-    }
     if (p.kind !== 'image' && (p.fs !== undefined || p.defaultSize !== undefined)) {
       throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: fs and defaultSize are for image pools (kind: image)`);
     }

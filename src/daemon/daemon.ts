@@ -72,7 +72,13 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const quarantine = new Quarantine(warnings, log);
   const pools = new Map<string, Pool>([['local', new DirPool('local', config.dataDir)]]);
   for (const [name, p] of Object.entries(config.pools)) {
-    if (p.kind === 'image') pools.set(name, new ImagePool(name, p.path, { fs: p.fs ?? 'ext4', ...(p.defaultSize ? { defaultSize: parseSize(p.defaultSize, 'defaultSize') } : {}) }));
+    if (p.kind === 'image') {
+      // a shared image pool mounts each image on a directory of this host's, not on the share
+      const shared = p.shared ? { shared: { attachDir: join(config.dataDir, 'image-mounts', name), ...(p.mount ? { mount: p.mount } : {}) } } : {};
+      const pool = new ImagePool(name, p.path, { fs: p.fs ?? 'ext4', ...(p.defaultSize ? { defaultSize: parseSize(p.defaultSize, 'defaultSize') } : {}), ...shared });
+      pool.onFallback = (volume, why) => log.warn({ pool: name, volume, err: why }, 'could not freeze and copy the image for a point-in-time snapshot; the snapshot reads the live filesystem');
+      pools.set(name, pool);
+    }
     else pools.set(name, new DirPool(name, p.path, { shared: p.shared, ...(p.mount ? { mount: p.mount } : {}) }));
   }
   const capacity = new CapacityHistory(

@@ -237,13 +237,19 @@ export class DirPool implements Pool {
     }
   }
 
-  async createStaged(stageId: string, opts: VolumeSpec, from?: (data: string) => Promise<void>): Promise<string> {
+  async createStaged(stageId: string, opts: VolumeSpec, from?: (data: string) => Promise<void>, fill?: (dir: string) => Promise<void>): Promise<void> {
+    await this.stage(stageId, opts, from, fill);
+  }
+
+  /** A staged volume's data directory, made (a copy `from` makes, or empty and then filled by `fill`); its path (an image pool's image goes beside it). */
+  async stage(stageId: string, opts: VolumeSpec, from?: (data: string) => Promise<void>, fill?: (dir: string) => Promise<void>): Promise<string> {
     await this.checkAvailable();
     if (opts.size !== undefined && this.sizeLimits.refusal) throw new FerryError('invalid', this.sizeLimits.refusal);
     await mkdir(this.staging, { recursive: true, mode: 0o700 });
     const dir = join(this.staging, stageId);
     await mkdir(dir, { mode: 0o700 });
     await this.fillNew(dir, opts, from);
+    if (fill) await fill(join(dir, 'data'));
     return join(dir, 'data');
   }
 

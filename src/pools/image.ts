@@ -1,11 +1,12 @@
-/** The image pool: each volume a fixed-size filesystem image (ext4 or xfs) in its directory, loop-attached and mounted at its data directory while this host uses it. */
+/** The image pool: each volume a fixed-size filesystem image (ext4 or xfs) in its directory, on this host's disk or on a share, loop-attached and mounted while this host uses it. */
 import { chmod, chown, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fsyncDir } from '../util/atomic.js';
+import { execProgram } from '../util/exec.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { sizeText } from '../util/size.js';
-import { DirPool } from './dir.js';
+import { DirPool, type PoolMountSpec } from './dir.js';
 import { IMAGE_FILESYSTEMS, MIN_IMAGE_BYTES, attachImage, detachImage, filesystemUse, frozenCopy, growImage, imageSize, loopsOf, makeImage, mountCopyReadOnly, mountedAt, type ImageFs } from './image-fs.js';
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
@@ -17,12 +18,19 @@ export interface ImagePoolSpec {
   fs: ImageFs;
   /** The size of a volume created without `-o size=`; without it, `size=` is required. */
   defaultSize?: number;
+  /**
+   * The images live on a filesystem every host mounts (NFS, GlusterFS): each volume is used by one host at a
+   * time (rwo, the volume service's locks) and mounted on a directory of this host's, `attachDir`/NAME.
+   */
+  shared?: { attachDir: string; mount?: PoolMountSpec; deadlineMs?: number; onStall?: (pool: string, stall: { since: string; call: string } | undefined) => void };
 }
 
 /** The image file in a volume's directory. */
 const IMAGE = 'disk.img';
-/** Where a restore mounts the new image it fills. */
+/** Where a restore mounts the new image it fills (in the volume's directory; a shared pool's in attachDir). */
 const RESTORE_MNT = 'restore-mnt';
+/** Where a shared pool's create mounts a staged image it fills (in attachDir). */
+const STAGE_MNT = '.stage-';
 /** The frozen copy a snapshot reads (`.snap-view-ID.img`) and where it is mounted read-only (`.snap-view-ID`). */
 const SNAP_VIEW = '.snap-view-';
 
@@ -32,11 +40,15 @@ const SNAP_VIEW = '.snap-view-';
  * and an empty directory otherwise. The directories (create, trash, listing) are a directory pool's; what is
  * the image's is here. Every attach has its holder: the first attaches, the last detaches; an image is never
  * attached twice (`losetup -j` is asked before each attach).
+ *
+ * A shared image pool keeps ROOT on the share and mounts an image at ATTACHDIR/NAME on this host (a mount is
+ * the host's own, and a share may hang): the images move between hosts, one host at a time. That one host at
+ * a time is the volume service's (the rwo lock it takes before each attach, and for snapshots, resizes and
+ * restores: Handshake.holdExclusive); here, `losetup -j` sees this host's loop devices only.
  */
 export class ImagePool implements Pool {
   readonly kind = 'image';
-  readonly shared = false;
-  readonly shareFs = undefined;
+  readonly shared: boolean;
   private readonly dirs: DirPool;
   private readonly holders = new Map<string, number>();
   private readonly lock = new KeyedLock();
@@ -47,13 +59,29 @@ export class ImagePool implements Pool {
     readonly root: string,
     private readonly spec: ImagePoolSpec,
   ) {
-    this.dirs = new DirPool(name, root);
+    const sh = spec.shared;
+    this.dirs = new DirPool(name, root, sh ? { shared: true, ...(sh.mount ? { mount: sh.mount } : {}), ...(sh.deadlineMs ? { deadlineMs: sh.deadlineMs } : {}), ...(sh.onStall ? { onStall: sh.onStall } : {}) } : {});
+    this.shared = sh !== undefined;
     this.sizeLimits = {
       refusal: undefined,
       summary: `image (${spec.fs}${spec.fs === 'ext4' ? '; xfs with -o fs=xfs' : '; ext4 with -o fs=ext4'})`,
-      apply: (data, bytes) => this.grow(data, bytes),
-      read: (data) => this.readLimit(data),
+      apply: (data, bytes) => this.grow(this.volumeAt(data), bytes),
+      read: (data) => this.readLimit(this.volumeAt(data)),
     };
+  }
+
+  get shareFs(): Pool['shareFs'] {
+    return this.dirs.shareFs;
+  }
+
+  /** Set while the shared filesystem does not answer. */
+  get stalled(): { since: string; call: string } | undefined {
+    return this.dirs.stalled;
+  }
+
+  /** The volume whose mountpoint() `data` is. */
+  private volumeAt(data: string): string {
+    return this.spec.shared ? basename(data) : basename(dirname(data));
   }
 
   /** The filesystem new volumes get and the size they get without `-o size=` (for status and messages). */
@@ -65,8 +93,12 @@ export class ImagePool implements Pool {
     await this.dirs.init();
   }
 
-  /** Can the host filesystem reflink the images (xfs with reflink, btrfs)? Then snapshots are point-in-time copies. */
+  /**
+   * Can the host filesystem reflink the images (xfs with reflink, btrfs)? Then snapshots are point-in-time copies.
+   * Not on a shared pool: a share rarely reflinks, and a frozen copy there would be another file other hosts see.
+   */
   private get reflinks(): boolean {
+    if (this.shared) return false;
     try {
       return this.dirs.snapshotMethod.name !== 'hardlink';
     } catch {
@@ -88,7 +120,7 @@ export class ImagePool implements Pool {
   }
 
   mountpoint(volume: string): string {
-    return this.dirs.mountpoint(volume);
+    return this.spec.shared ? `${this.spec.shared.attachDir}/${volume}` : this.dirs.mountpoint(volume);
   }
 
   private image(volume: string): string {
@@ -100,18 +132,18 @@ export class ImagePool implements Pool {
   }
 
   /** The volume's size and filesystem as create will make them, or a clear refusal. */
-  private plan(volume: string, opts: VolumeSpec): { bytes: number; fs: ImageFs } {
+  private plan(what: string, opts: VolumeSpec): { bytes: number; fs: ImageFs } {
     const fs = opts.fs ?? this.spec.fs;
     const bytes = opts.size ?? this.spec.defaultSize;
     if (bytes === undefined) {
-      throw new FerryError('invalid', `volume ${volume}: pool ${this.name} holds fixed-size images: give a size (-o size=10G), or set defaultSize for the pool in ferryd's config`);
+      throw new FerryError('invalid', `${what}: pool ${this.name} holds fixed-size images: give a size (-o size=10G), or set defaultSize for the pool in ferryd's config`);
     }
-    if (bytes < MIN_IMAGE_BYTES[fs]) throw new FerryError('invalid', `volume ${volume}: an ${fs} image holds at least ${sizeText(MIN_IMAGE_BYTES[fs])}; ask for a larger size`);
+    if (bytes < MIN_IMAGE_BYTES[fs]) throw new FerryError('invalid', `${what}: an ${fs} image holds at least ${sizeText(MIN_IMAGE_BYTES[fs])}; ask for a larger size`);
     return { bytes, fs };
   }
 
   async create(volume: string, opts: VolumeSpec, from?: (data: string) => Promise<void>): Promise<void> {
-    const { bytes, fs } = this.plan(volume, opts);
+    const { bytes, fs } = this.plan(`volume ${volume}`, opts);
     await this.dirs.create(volume, {}); // ROOT/volumes/NAME/data, the mount point (`exists` when taken)
     const data = this.mountpoint(volume);
     try {
@@ -134,18 +166,49 @@ export class ImagePool implements Pool {
     }
   }
 
-  createStaged(): Promise<string> {
-    return Promise.reject(new FerryError('internal', `pool ${this.name} is an image pool on this host's disk: it has no staged creates`));
+  /**
+   * A shared pool's create: STAGING/ID holds the image (and the empty data directory a local pool's volumes have),
+   * filled through a mount of this host's before commitStaged renames it into place.
+   */
+  async createStaged(stageId: string, opts: VolumeSpec, from?: (data: string) => Promise<void>, fill?: (dir: string) => Promise<void>): Promise<void> {
+    if (!this.spec.shared) throw new FerryError('internal', `pool ${this.name} is an image pool on this host's disk: it has no staged creates`);
+    const { bytes, fs } = this.plan('the new volume', opts);
+    const data = await this.dirs.stage(stageId, {});
+    const image = join(dirname(data), IMAGE);
+    await makeImage(image, bytes, fs);
+    if (from || fill || opts.uid !== undefined || opts.gid !== undefined || opts.mode !== undefined) {
+      const mnt = join(this.spec.shared.attachDir, `${STAGE_MNT}${stageId}`);
+      await mkdir(mnt, { recursive: true, mode: 0o700 });
+      await attachImage(image, mnt, fs);
+      try {
+        if (from) await fillFrom(mnt, from);
+        if (fill) await fill(mnt);
+        if (opts.mode !== undefined || (!from && !fill)) await chmod(mnt, opts.mode ?? 0o755);
+        if (opts.uid !== undefined || opts.gid !== undefined) await chown(mnt, opts.uid ?? 0, opts.gid ?? 0);
+      } finally {
+        await detachImage(image, mnt);
+        await rmdir(mnt).catch(() => undefined);
+      }
+    }
+    await syncFile(image);
+    await fsyncDir(dirname(data));
   }
 
-  commitStaged(): Promise<void> {
-    return Promise.reject(new FerryError('internal', `pool ${this.name} is an image pool on this host's disk: it has no staged creates`));
+  commitStaged(stageId: string, volume: string): Promise<void> {
+    return this.dirs.commitStaged(stageId, volume);
   }
 
-  async discardStaged(): Promise<void> {}
+  async discardStaged(stageId: string): Promise<void> {
+    if (this.spec.shared) {
+      const mnt = join(this.spec.shared.attachDir, `${STAGE_MNT}${stageId}`);
+      if (await mountedAt(mnt)) await execUmount(mnt);
+      await rmdir(mnt).catch(() => undefined);
+    }
+    await this.dirs.discardStaged(stageId);
+  }
 
-  async listStaged(): Promise<string[]> {
-    return [];
+  listStaged(): Promise<string[]> {
+    return this.dirs.listStaged();
   }
 
   async checkMountable(volume: string): Promise<void> {
@@ -164,6 +227,7 @@ export class ImagePool implements Pool {
       if (n === 0) {
         const image = this.image(volume);
         const data = this.mountpoint(volume);
+        if (this.spec.shared) await mkdir(data, { recursive: true, mode: 0o755 });
         // still mounted from before a restart of ferryd: take it over if it is this image
         const there = await mountedAt(data);
         if (there) {
@@ -197,7 +261,9 @@ export class ImagePool implements Pool {
         await mountCopyReadOnly(snapImage, mnt, await imageFsOf(image));
       } catch (err) {
         await dropView(snapImage, mnt);
-        throw err;
+        // (fsfreeze refused, the copy or its mount failed): the snapshot reads the live filesystem instead
+        this.onFallback?.(volume, errorMessage(err));
+        return undefined;
       }
       return { snapImage, mnt };
     });
@@ -205,6 +271,9 @@ export class ImagePool implements Pool {
     await this.attach(volume);
     return { dir: data, pointInTime: false, release: () => this.detach(volume) };
   }
+
+  /** Told when a snapshot could not make a frozen copy and reads the live filesystem instead (for the log). */
+  onFallback: ((volume: string, why: string) => void) | undefined;
 
   /** One holder fewer: the last unmounts the filesystem and frees its loop device. */
   detach(volume: string): Promise<void> {
@@ -216,6 +285,7 @@ export class ImagePool implements Pool {
       }
       this.holders.delete(volume);
       await detachImage(this.image(volume), this.mountpoint(volume));
+      if (this.spec.shared) await rmdir(this.mountpoint(volume)).catch(() => undefined);
     });
   }
 
@@ -224,6 +294,7 @@ export class ImagePool implements Pool {
    * each; every other image still mounted from before a crash of ferryd is detached.
    */
   async settle(inUse: ReadonlySet<string>): Promise<void> {
+    if (this.spec.shared) return this.settleShared(inUse);
     for (const volume of await this.listLive()) {
       await this.discardRestore(volume).catch(() => undefined);
       // read-only copies of snapshots cut short by a crash
@@ -240,6 +311,30 @@ export class ImagePool implements Pool {
   }
 
   /**
+   * A shared pool at start-up: only this host's mounts are looked at (ATTACHDIR), never the share's thousands of
+   * volumes. One still mounted that Docker has mounted keeps its attach (a restart of ferryd); one Docker has
+   * not is unmounted; one Docker has mounted but that is not mounted here is attached again by its next Mount,
+   * after the rwo lock (another host may have taken it over meanwhile). Staged creates cut short are unmounted.
+   */
+  private async settleShared(inUse: ReadonlySet<string>): Promise<void> {
+    const dir = this.spec.shared!.attachDir;
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    for (const e of await readdir(dir)) {
+      const mnt = join(dir, e);
+      const mounted = await mountedAt(mnt);
+      if (e.startsWith(STAGE_MNT) || e.startsWith(RESTORE_MNT)) {
+        if (mounted) await execUmount(mnt);
+        await rmdir(mnt).catch(() => undefined);
+      } else if (mounted && inUse.has(e)) {
+        this.holders.set(e, 1);
+      } else if (mounted) {
+        await execUmount(mnt);
+        await rmdir(mnt).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
    * A restore: a new image of the same size and filesystem beside the old one (`disk.img.new`, mounted at
    * `restore-mnt` to be filled), then renamed over it. A crash before the rename leaves the old image whole and a
    * new one that start-up deletes (settle); after it, the restored one.
@@ -251,7 +346,7 @@ export class ImagePool implements Pool {
       }
       const image = this.image(volume);
       const fresh = `${image}.new`;
-      const mnt = join(this.volumeRoot(volume), RESTORE_MNT);
+      const mnt = this.restoreMount(volume);
       await this.discardRestore(volume);
       const { bytes } = await imageSize(image);
       const fs = await imageFsOf(image);
@@ -277,11 +372,16 @@ export class ImagePool implements Pool {
 
   /** What a restore cut short left: its mount, its new image and the mount point (the old image is untouched). */
   private async discardRestore(volume: string): Promise<void> {
-    const mnt = join(this.volumeRoot(volume), RESTORE_MNT);
+    const mnt = this.restoreMount(volume);
     const fresh = `${this.image(volume)}.new`;
     if (await mountedAt(mnt)) await detachImage(fresh, mnt);
     await rm(fresh, { force: true });
     await rmdir(mnt).catch(() => undefined);
+  }
+
+  /** Where a restore mounts the image it fills: beside the old one, or on this host for a shared pool. */
+  private restoreMount(volume: string): string {
+    return this.spec.shared ? join(this.spec.shared.attachDir, `${RESTORE_MNT}-${volume}`) : join(this.volumeRoot(volume), RESTORE_MNT);
   }
 
   /** Is the volume's filesystem mounted here now (by a holder of this ferryd)? */
@@ -336,17 +436,18 @@ export class ImagePool implements Pool {
   }
 
   /** The size the image's filesystem has, and what it holds while it is mounted here. */
-  private async readLimit(data: string): Promise<LimitState> {
-    const { bytes } = await imageSize(join(dirname(data), IMAGE));
+  private async readLimit(volume: string): Promise<LimitState> {
+    const { bytes } = await imageSize(this.image(volume));
+    const data = this.mountpoint(volume);
     const mounted = await mountedAt(data);
     return { enforcedBytes: bytes, usedBytes: mounted ? (await filesystemUse(data)).usedBytes : null };
   }
 
   /** `ferry volume resize`: grow the image and its filesystem (online while mounted); images never shrink. */
-  private async grow(data: string, bytes: number | undefined): Promise<void> {
-    const volume = dirname(data).split('/').pop()!;
+  private async grow(volume: string, bytes: number | undefined): Promise<void> {
     if (bytes === undefined) throw new FerryError('invalid', `volume ${volume} is a fixed-size image: it always has a size`);
-    const image = join(dirname(data), IMAGE);
+    const image = this.image(volume);
+    const data = this.mountpoint(volume);
     const fs = await imageFsOf(image);
     const { bytes: now } = await imageSize(image);
     if (bytes === now) return;
@@ -357,6 +458,7 @@ export class ImagePool implements Pool {
       const mounted = (this.holders.get(volume) ?? 0) > 0;
       if (mounted || fs === 'ext4') return growImage(image, bytes, fs, mounted ? data : undefined);
       // xfs grows only mounted: attach it for the time of the grow
+      if (this.spec.shared) await mkdir(data, { recursive: true, mode: 0o755 });
       await attachImage(image, data, fs);
       try {
         await growImage(image, bytes, fs, data);
@@ -401,6 +503,11 @@ async function fillFrom(data: string, from: (dir: string) => Promise<void>): Pro
   await chmod(data, st.mode & 0o7777);
   await chown(data, st.uid, st.gid);
   await rmdir(fill);
+}
+
+/** Unmount what a create or restore cut short left mounted on this host (its loop device frees itself). */
+async function execUmount(dir: string): Promise<void> {
+  await execProgram('umount', [dir], { timeoutMs: 60_000 });
 }
 
 /** fsync a file (the restored image, before it is renamed into place). */

@@ -41,9 +41,10 @@ export interface Pool {
   create(volume: string, spec: VolumeSpec, from?: (data: string) => Promise<void>): Promise<void>;
   /**
    * Make a volume out of sight, in a staging directory of its own (a shared pool's create: other hosts never see a
-   * volume directory that is still being filled); returns the path to fill, as mountpoint() will be once committed.
+   * volume directory that is still being filled): empty, a copy `from` makes (a clone), or filled by `fill` (a
+   * restore writes into the empty data).
    */
-  createStaged(stageId: string, spec: VolumeSpec, from?: (data: string) => Promise<void>): Promise<string>;
+  createStaged(stageId: string, spec: VolumeSpec, from?: (data: string) => Promise<void>, fill?: (dir: string) => Promise<void>): Promise<void>;
   /** Rename a staged volume into place, atomically; `exists` (and the staged copy kept) when the name is taken. */
   commitStaged(stageId: string, volume: string): Promise<void>;
   discardStaged(stageId: string): Promise<void>;
@@ -63,6 +64,8 @@ export interface Pool {
   attach?(volume: string): Promise<void>;
   /** One holder fewer; the last unmounts and detaches. */
   detach?(volume: string): Promise<void>;
+  /** Has the volume a holder on this host now (its filesystem mounted by this ferryd)? */
+  attached?(volume: string): boolean;
   /**
    * Block-like pools: where a snapshot reads the volume's tree, until `release` (the snapshot's copy runs
    * between). `pointInTime`: the tree is one instant of the filesystem (a frozen, reflinked copy of the image),

@@ -89,10 +89,10 @@ export class Creation {
       if (await pool.hasLive(name)) throw new FerryError('exists', `pool ${poolName} already holds a directory for volume ${name}`);
       const stageId = stagingId(cluster.instance);
       await mapNoSpace(poolName, pool.root, Creation.what(v), async () => {
-        const data = await pool.createStaged(stageId, v.opts, v.source?.copyTo);
+        // a `exists` from the restore must not look like a name clash
+        const filling = fill && ((dir: string) => fill(dir).catch((err: unknown) => Promise.reject(err instanceof FerryError && err.code === 'exists' ? new FerryError('internal', err.message) : err)));
         try {
-          // a `exists` from the restore must not look like a name clash
-          if (fill) await fill(data).catch((err) => Promise.reject(err instanceof FerryError && err.code === 'exists' ? new FerryError('internal', err.message) : err));
+          await pool.createStaged(stageId, v.opts, v.source?.copyTo, filling);
           await pool.commitStaged(stageId, name);
         } catch (err) {
           await pool.discardStaged(stageId).catch((e) => this.c.log.error({ volume: name, pool: poolName, stage: stageId, err: errorMessage(e) }, 'could not remove the staging directory of a failed create'));

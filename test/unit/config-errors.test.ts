@@ -29,9 +29,7 @@ describe('config file errors', () => {
     const m = await errorOf(['backupTargets:', '  nas:', '    url: [1, 2]', ''].join('\n'));
     assert.match(m, /backupTargets\.nas\.url: expected a text, not a list \(line 3\)/);
   });
-  it('image pools: what is not built, what belongs to them, a size that is not one, an unknown kind', async () => {
-    const shared = await errorOf(['pools:', '  img:', '    kind: image', '    path: /srv/img', '    shared: true', ''].join('\n'));
-    assert.match(shared, /pools\.img: image pools on a shared filesystem .* are not built yet; use an image pool on this host's disk \(shared: false\), or a shared pool of kind dir/);
+  it('image pools: what belongs to them, a size that is not one, an unknown kind', async () => {
     const onDir = await errorOf(['pools:', '  nas:', '    path: /srv/nas', '    fs: xfs', ''].join('\n'));
     assert.match(onDir, /pools\.nas: fs and defaultSize are for image pools \(kind: image\)/);
     const badSize = await errorOf(['pools:', '  img:', '    kind: image', '    path: /srv/img', '    defaultSize: lots', ''].join('\n'));
