@@ -25,7 +25,7 @@ export type { SnapshotKind, SnapshotRecord };
 export type { CreateSnapshotOptions, SnapshotProgress };
 
 /** What the snapshot store needs of the volume service: a volume's record and pool, its lock, who uses it, the one exclusive change. */
-export type SnapshotVolumes = Pick<VolumeService, 'node' | 'list' | 'recordOf' | 'poolOf' | 'withLock' | 'containersUsing' | 'refuseIfUsedElsewhere' | 'changeExclusively'>;
+export type SnapshotVolumes = Pick<VolumeService, 'node' | 'list' | 'recordOf' | 'poolOf' | 'withLock' | 'containersUsing' | 'refuseIfUsedElsewhere' | 'changeExclusively' | 'holdExclusive'>;
 
 const SNAP_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,127}$/;
 
@@ -275,25 +275,29 @@ export class SnapshotService {
       progress({ phase: 'snapshot' });
       // an image volume's tree is read through a filesystem: a frozen copy of it, or its own (snapshotView)
       // (a frozen copy is crash-consistent as the record says; a tree read file by file from a live filesystem is less)
-      const view = await pool.snapshotView?.(rec.name);
-      pointInTime = view?.pointInTime ?? false;
-      try {
-        stats = await pool.snapshotMethod.snapshot(view?.dir ?? data, tmp, {
-          id,
-          onProgress: progress,
-          layout: pool.shared ? 'full' : 'delta',
-          manifestOut: join(snaps, `.tmp-${id}.manifest.json`),
-          ...(prev ? { prev: { snaps, id: prev.id } } : {}),
-        });
-      } finally {
-        await view?.release();
-      }
+      // (a shared image is attached by one host at a time: the snapshot is taken where it is, or holds it here)
+      stats = await this.volumes.holdExclusive(rec, `take a snapshot of volume ${rec.name}`, async () => {
+        const view = await pool.snapshotView?.(rec.name);
+        pointInTime = view?.pointInTime ?? false;
+        try {
+          return await pool.snapshotMethod.snapshot(view?.dir ?? data, tmp, {
+            id,
+            onProgress: progress,
+            layout: pool.shared ? 'full' : 'delta',
+            manifestOut: join(snaps, `.tmp-${id}.manifest.json`),
+            ...(prev ? { prev: { snaps, id: prev.id } } : {}),
+          });
+        } finally {
+          await view?.release();
+        }
+      });
     } catch (err) {
       await removeTree(tmp).catch(() => undefined);
       await unlink(join(snaps, `.tmp-${id}.manifest.json`)).catch(() => undefined);
       this.onSnapshot?.({ ok: false });
       const full = await noSpaceError(err, pool.name, pool.root, `snapshot of ${rec.name}`);
       if (full !== err) throw full;
+      if (err instanceof FerryError && err.code === 'in_use') throw err;
       throw new FerryError('internal', `snapshot of ${rec.name} failed: ${errorMessage(err)}`);
     } finally {
       for (const c of paused) await this.docker!.unpause(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not unpause container'));

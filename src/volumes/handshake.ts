@@ -1,5 +1,6 @@
-/** The handshake between a change that needs a shared volume unmounted everywhere (remove, restore, reset) and a Mount starting on another node: marks on the share, a last look at the attachments. */
+/** The handshake between a change that needs a shared volume unmounted everywhere (remove, restore, reset) and a Mount starting on another node: marks on the share, a last look at the attachments; and the one host at a time of a shared image. */
 import type { Logger } from 'pino';
+import type { Pool } from '../pools/pool.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { SharedRecord } from '../cluster/shared-store.js';
@@ -10,6 +11,7 @@ export interface HandshakeContext {
   readonly log: Logger;
   readonly cluster?: Cluster;
   isShared(pool: string): boolean;
+  pool(name: string): Pool;
 }
 
 export class Handshake {
@@ -34,9 +36,41 @@ export class Handshake {
     const end = await this.c.cluster!.beginChange(rec.pool, rec, what);
     try {
       await this.refuseIfUsedElsewhere(rec, what);
-      return await fn();
+      return await this.holdExclusive(rec, what, fn);
     } finally {
       await end();
+    }
+  }
+
+  /**
+   * Run `fn` while this node holds the rwo lock of a shared image volume (callers hold the volume's lock): an
+   * image is attached by one host at a time, and a snapshot, a resize or a restore attaches it as a Mount does.
+   * Held here already (mounted here): `fn` runs. Held by another live node: refused, naming it. Otherwise the
+   * lock is taken for `fn` and given back after it. Volumes of other pools: `fn` runs.
+   */
+  async holdExclusive<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.c.isShared(rec.pool) || !this.c.pool(rec.pool).attach) return fn();
+    const cluster = this.c.cluster!;
+    const had = await cluster.stillHeld(rec.pool, rec.name);
+    if (!had) {
+      try {
+        await cluster.acquire(rec.pool, rec);
+      } catch (err) {
+        if (!(err instanceof FerryError && err.code === 'in_use')) throw err;
+        const holder = String(err.details?.holder ?? 'another node');
+        throw new FerryError(
+          'in_use',
+          `cannot ${what} here: the image of volume ${rec.name} is attached on node ${holder}, and one host at a time attaches it; do it on ${holder} (ferry there), or stop the containers that use it`,
+          err.details,
+        );
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      if (!had && Object.keys(rec.mounts).length === 0) {
+        await cluster.release(rec.pool, rec.name).catch((err: unknown) => this.c.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not give back the rwo lock taken for ' + what));
+      }
     }
   }
 

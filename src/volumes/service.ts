@@ -135,7 +135,7 @@ export class VolumeService {
       exists: async (name) => (await this.shared.sync(name)) !== undefined,
       publish: async (rec) => (await (await this.deps.cluster!.store(rec.pool)).publish(sharedPart(rec))),
     });
-    this.sizes = new VolumeSizes(self);
+    this.sizes = new VolumeSizes({ ...self, holdExclusive: (rec, what, fn) => this.handshake.holdExclusive(rec, what, fn) });
     this.dockerUsers = new DockerUsers({ log: deps.log, now: this.now, ...(deps.docker ? { docker: deps.docker } : {}) });
     this.removal = new Removal({
       ...self,
@@ -260,7 +260,14 @@ export class VolumeService {
     const poolName = parsed.pool ?? this.deps.defaultPool;
     const pool = this.pool(poolName); // an unknown pool is refused before the lock
     // what the pool gives a volume that does not say (an image pool's default size), recorded as if asked for
-    const opts = pool.completeOptions?.(parsed) ?? parsed;
+    let opts = pool.completeOptions?.(parsed) ?? parsed;
+    // an image on a share is one filesystem that one host mounts at a time: rwo, always
+    if (pool.shared && pool.attach) {
+      if (opts.access !== undefined && opts.access !== 'rwo') {
+        throw new FerryError('invalid', `option access=${opts.access}: pool ${poolName} holds filesystem images on a share, which one host at a time mounts (access=rwo); for a volume several hosts mount at once, use a shared pool of kind dir`);
+      }
+      opts = { ...opts, access: 'rwo' };
+    }
     if (opts.backup && !this.deps.restoreBackup) throw new FerryError('invalid', 'restores from backups are not available on this node');
     const fill = opts.backup ? (dir: string) => this.deps.restoreBackup!(opts.backup!, dir, progress) : undefined;
     if (opts.from) {
@@ -307,6 +314,11 @@ export class VolumeService {
   /** Refuse when a live node other than this one has the volume mounted. */
   refuseIfUsedElsewhere(rec: VolumeRecord, what: string): Promise<void> {
     return this.handshake.refuseIfUsedElsewhere(rec, what);
+  }
+
+  /** Run `fn` while this node may attach the volume (a shared image: one host at a time; callers hold its lock): see Handshake.holdExclusive. */
+  holdExclusive<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>): Promise<T> {
+    return this.handshake.holdExclusive(rec, what, fn);
   }
 
   /** Run a change that needs the volume unmounted everywhere (restore, reset; callers hold its lock): see Handshake.changeExclusively. */
@@ -387,12 +399,13 @@ export class VolumeService {
       const shared = this.isShared(rec.pool);
       const first = Object.keys(rec.mounts).length === 0;
       if (shared && accessOf(rec) === 'rwo' && !(await this.deps.cluster!.stillHeld(rec.pool, name))) await this.deps.cluster!.acquire(rec.pool, rec);
-      // an image volume: the first Mount on this host attaches and mounts its image
-      if (first && pool.attach) {
+      // an image volume: the first Mount on this host attaches and mounts its image (or the next one, when a
+      // shared image Docker had mounted was not mounted here any more at start-up: see ImagePool.settleShared)
+      if (pool.attach && (first || pool.attached?.(name) === false)) {
         try {
           await pool.attach(name);
         } catch (err) {
-          await this.letGo(rec, { attached: false });
+          if (first) await this.letGo(rec, { attached: false });
           throw err;
         }
       }

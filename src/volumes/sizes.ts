@@ -21,6 +21,8 @@ export interface SizesContext {
   readonly lock: KeyedLock;
   pool(name: string): Pool;
   isShared(pool: string): boolean;
+  /** Run `fn` while this node may attach the volume (a shared image's one host at a time: Handshake.holdExclusive). */
+  holdExclusive<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /** How old a measurement Docker's `Get` may be answered with (one `docker run` calls Get several times). */
@@ -109,7 +111,7 @@ export class VolumeSizes {
         );
       }
       const old = rec.options.size;
-      await pool.sizeLimits.apply(data, bytes);
+      await this.c.holdExclusive(rec, `resize volume ${rec.name}`, () => pool.sizeLimits.apply(data, bytes));
       try {
         await this.c.catalog.volumes.save(rec.name, { ...rec, options: { ...rec.options, size: bytes } });
       } catch (err) {
