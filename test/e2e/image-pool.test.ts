@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
 import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
@@ -66,5 +66,55 @@ describe('image volumes under a real Docker engine', { skip }, () => {
     assert.ok(switches >= 10, `the writers took turns ${switches} times`);
     await h.dockerOk(['rm', 'w1', 'w2']);
     await h.dockerOk(['volume', 'rm', 'sq', 'full']);
+  });
+});
+
+/**
+ * Two Docker hosts, one share: an image volume a container on host A wrote is read byte for byte by a container on
+ * host B; while a container on A holds it (running, then stopped but not removed), B is refused with A's name.
+ */
+describe('image volumes on a share, moving between two Docker hosts', { skip }, () => {
+  const hosts: Array<{ h: DockerHost; f: Ferryd }> = [];
+  let share: string;
+
+  before(async () => {
+    for (const name of ['A', 'B']) {
+      const h = await startDockerHost({ name: `imgsh${name}` });
+      hosts.push({ h, f: undefined as unknown as Ferryd });
+      await importBinaryImage(h, 'sqlite:latest', ['/usr/bin/sqlite3']);
+    }
+    // the share: a directory both hosts' mount namespaces see (what an NFS mount is on real hosts)
+    share = join(hosts[0]!.h.dir, 'nas');
+    await mkdir(share);
+    await writeFile(join(share, '.ferry-pool'), 'a directory the test hosts share\n');
+    for (const [i, x] of hosts.entries()) {
+      const node = `node${'AB'[i]}`;
+      await writeFile(join(x.h.dir, 'ferry.yaml'), [`node: ${node}`, 'heartbeatInterval: 200ms', 'nodeTimeout: 2s', 'pools:', '  nas:', '    kind: image', '    shared: true', `    path: ${share}`].join('\n'));
+      x.f = await startFerryd({ pluginSocket: join(x.h.pluginDir, 'ferry.sock'), dockerHost: x.h.host, prefix: ['nsenter', '-t', String(x.h.pid), '-m', '--'], extraArgs: ['--config', join(x.h.dir, 'ferry.yaml'), '--node', node] });
+    }
+  });
+  after(async () => {
+    for (const x of hosts) {
+      await x.h.stop().catch(() => undefined);
+      await x.f?.destroy().catch(() => undefined);
+    }
+  });
+
+  it('a database written on host A is read whole on host B; B is refused while a container on A holds it', async () => {
+    const [a, b] = [hosts[0]!.h, hosts[1]!.h];
+    await a.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'pool=nas', '-o', 'size=64M', 'shdb']);
+    await a.dockerOk(['run', '--rm', '--network', 'none', '-v', 'shdb:/data', 'sqlite', 'sqlite3', '/data/db.sqlite',
+      "CREATE TABLE t (n INTEGER, pad TEXT); WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000) INSERT INTO t SELECT i, hex(randomblob(256)) FROM c;"]);
+    const digest = await a.dockerOk(['run', '--rm', '--network', 'none', '-v', 'shdb:/data', 'sqlite', 'sh', '-c', 'sqlite3 /data/db.sqlite "SELECT count(*), sum(length(pad)) FROM t;" && md5sum /data/db.sqlite']);
+    // a container on A that is stopped but not removed no longer holds it (Docker unmounted it when it stopped)
+    await a.dockerOk(['run', '-d', '--name', 'holder', '--network', 'none', '-v', 'shdb:/data', 'sqlite', 'sleep', '600']);
+    const refused = await b.docker(['run', '--rm', '--network', 'none', '-v', 'shdb:/data', 'sqlite', 'true']);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /volume shdb is rwo \(one host at a time\) and node nodeA holds it/);
+    await a.dockerOk(['stop', '-t', '1', 'holder']);
+    const onB = await b.dockerOk(['run', '--rm', '--network', 'none', '-v', 'shdb:/data', 'sqlite', 'sh', '-c', 'sqlite3 /data/db.sqlite "PRAGMA integrity_check;" && sqlite3 /data/db.sqlite "SELECT count(*), sum(length(pad)) FROM t;" && md5sum /data/db.sqlite']);
+    assert.equal(onB, `ok\n${digest}`, 'host B reads the database A wrote, byte for byte');
+    await a.dockerOk(['rm', 'holder']);
+    await b.dockerOk(['volume', 'rm', 'shdb']);
   });
 });
