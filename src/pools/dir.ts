@@ -276,6 +276,13 @@ export class DirPool implements Pool {
     return readdir(this.staging, { withFileTypes: true }).then((es) => es.filter((d) => d.isDirectory()).map((d) => d.name), () => []);
   }
 
+  /** stat of a file in the pool: through the share's child process (with its deadline) in a shared pool. */
+  async statFile(path: string): Promise<{ size: number; isDirectory: boolean }> {
+    if (this.io) return this.io.call<{ size: number; isDirectory: boolean }>('stat', [path]);
+    const st = await stat(path);
+    return { size: st.size, isDirectory: st.isDirectory() };
+  }
+
   async checkMountable(volume: string): Promise<void> {
     await this.checkAvailable();
     try {

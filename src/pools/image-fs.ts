@@ -1,9 +1,11 @@
-/** One filesystem image on the host: made sparse (truncate + mkfs), loop-attached and mounted, unmounted and detached, grown online or offline, and asked whether (and where) it is attached. */
+/** One filesystem image on the host: made sparse (truncate + mkfs), loop-attached and mounted, filled, unmounted and detached, grown online or offline, and asked which filesystem it holds and whether (and where) it is attached. */
 import { execFile } from 'node:child_process';
-import { open, readFile, stat, statfs } from 'node:fs/promises';
+import { chmod, chown, open, readdir, readFile, rename, rmdir, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
 import { execProgram } from '../util/exec.js';
-import { FerryError, errorMessage } from '../util/errors.js';
+import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { mountOf } from '../util/mounts.js';
+import { removeTree } from './trees/methods.js';
 
 export type ImageFs = 'ext4' | 'xfs';
 export const IMAGE_FILESYSTEMS: readonly ImageFs[] = ['ext4', 'xfs'];
@@ -174,4 +176,55 @@ export async function frozenCopy(image: string, dir: string, dest: string): Prom
  */
 export async function mountCopyReadOnly(image: string, dir: string, fs: ImageFs): Promise<void> {
   await execProgram('mount', ['-t', fs, '-o', fs === 'ext4' ? 'loop,ro,noload' : 'loop,ro,norecovery,nouuid', image, dir], { timeoutMs: MOUNT_MS });
+}
+
+/** Which filesystem an image holds, from its superblock's magic: xfs "XFSB" at 0, ext2/3/4 0xEF53 at 1080. */
+export async function imageFsOf(image: string): Promise<ImageFs> {
+  const fh = await open(image, 'r');
+  try {
+    const head = Buffer.alloc(1082);
+    await fh.read(head, 0, head.length, 0);
+    if (head.toString('latin1', 0, 4) === 'XFSB') return 'xfs';
+    if (head.readUInt16LE(1080) === 0xef53) return 'ext4';
+  } finally {
+    await fh.close();
+  }
+  throw new FerryError('corrupt', `${image} holds no ${IMAGE_FILESYSTEMS.join(' or ')} filesystem that ferryd can mount`);
+}
+
+/**
+ * Fill the mounted, empty filesystem at `data` with `from` (a clone's copy of a snapshot makes its target
+ * directory): copied into a directory inside the image, then its entries moved up, so nothing crosses filesystems.
+ */
+export async function fillFrom(data: string, from: (dir: string) => Promise<void>): Promise<void> {
+  const fill = join(data, '.ferry-fill');
+  // mkfs.ext4 leaves lost+found: it is the filesystem's own, and a copy must not clash with it
+  await from(fill);
+  for (const entry of await readdir(fill)) {
+    try {
+      await rename(join(fill, entry), join(data, entry));
+    } catch (err) {
+      if (!(entry === 'lost+found' && (isErrno(err, 'ENOTEMPTY') || isErrno(err, 'EEXIST')))) throw err;
+      await removeTree(join(fill, entry));
+    }
+  }
+  const st = await stat(fill);
+  await chmod(data, st.mode & 0o7777);
+  await chown(data, st.uid, st.gid);
+  await rmdir(fill);
+}
+
+/** Unmount what a create or restore cut short left mounted on this host (its loop device frees itself). */
+export async function execUmount(dir: string): Promise<void> {
+  await execProgram('umount', [dir], { timeoutMs: 60_000 });
+}
+
+/** fsync a file (the restored image, before it is renamed into place). */
+export async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

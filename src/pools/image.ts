@@ -1,13 +1,12 @@
 /** The image pool: each volume a fixed-size filesystem image (ext4 or xfs) in its directory, on this host's disk or on a share, loop-attached and mounted while this host uses it. */
-import { chmod, chown, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fsyncDir } from '../util/atomic.js';
-import { execProgram } from '../util/exec.js';
-import { FerryError, errorMessage, isErrno } from '../util/errors.js';
+import { FerryError, errorMessage } from '../util/errors.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { sizeText } from '../util/size.js';
 import { DirPool, type PoolMountSpec } from './dir.js';
-import { IMAGE_FILESYSTEMS, MIN_IMAGE_BYTES, attachImage, detachImage, filesystemUse, frozenCopy, growImage, imageSize, loopsOf, makeImage, mountCopyReadOnly, mountedAt, type ImageFs } from './image-fs.js';
+import { MIN_IMAGE_BYTES, attachImage, detachImage, execUmount, fillFrom, filesystemUse, frozenCopy, growImage, imageFsOf, imageSize, loopsOf, makeImage, mountCopyReadOnly, mountedAt, syncFile, type ImageFs } from './image-fs.js';
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import type { LimitState, SizeLimits } from './size-limits.js';
@@ -214,8 +213,10 @@ export class ImagePool implements Pool {
   async checkMountable(volume: string): Promise<void> {
     await this.checkAvailable();
     try {
-      await stat(this.image(volume));
+      // (on a share, with the share's deadline: a hung share fails the Mount instead of hanging it)
+      await this.dirs.statFile(this.image(volume));
     } catch (err) {
+      if (err instanceof FerryError) throw err;
       throw new FerryError('unavailable', `the image of volume ${volume} is missing from pool ${this.name} (${this.image(volume)}: ${errorMessage(err)}); check the pool's disk`);
     }
   }
@@ -466,57 +467,6 @@ export class ImagePool implements Pool {
         await detachImage(image, data);
       }
     });
-  }
-}
-
-/** Which filesystem an image holds, from its superblock's magic: xfs "XFSB" at 0, ext2/3/4 0xEF53 at 1080. */
-export async function imageFsOf(image: string): Promise<ImageFs> {
-  const fh = await open(image, 'r');
-  try {
-    const head = Buffer.alloc(1082);
-    await fh.read(head, 0, head.length, 0);
-    if (head.toString('latin1', 0, 4) === 'XFSB') return 'xfs';
-    if (head.readUInt16LE(1080) === 0xef53) return 'ext4';
-  } finally {
-    await fh.close();
-  }
-  throw new FerryError('corrupt', `${image} holds no ${IMAGE_FILESYSTEMS.join(' or ')} filesystem that ferryd can mount`);
-}
-
-/**
- * Fill the mounted, empty filesystem at `data` with `from` (a clone's copy of a snapshot makes its target
- * directory): copied into a directory inside the image, then its entries moved up, so nothing crosses filesystems.
- */
-async function fillFrom(data: string, from: (dir: string) => Promise<void>): Promise<void> {
-  const fill = join(data, '.ferry-fill');
-  // mkfs.ext4 leaves lost+found: it is the filesystem's own, and a copy must not clash with it
-  await from(fill);
-  for (const entry of await readdir(fill)) {
-    try {
-      await rename(join(fill, entry), join(data, entry));
-    } catch (err) {
-      if (!(entry === 'lost+found' && (isErrno(err, 'ENOTEMPTY') || isErrno(err, 'EEXIST')))) throw err;
-      await removeTree(join(fill, entry));
-    }
-  }
-  const st = await stat(fill);
-  await chmod(data, st.mode & 0o7777);
-  await chown(data, st.uid, st.gid);
-  await rmdir(fill);
-}
-
-/** Unmount what a create or restore cut short left mounted on this host (its loop device frees itself). */
-async function execUmount(dir: string): Promise<void> {
-  await execProgram('umount', [dir], { timeoutMs: 60_000 });
-}
-
-/** fsync a file (the restored image, before it is renamed into place). */
-async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

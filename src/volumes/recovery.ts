@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/catalog.js';
 import type { Pool } from '../pools/pool.js';
+import { recoveredOptions } from './salvage.js';
 
 /** What recovery needs of the volume service. */
 export interface RecoveryContext {
@@ -51,7 +52,7 @@ export async function recoverCatalog(c: RecoveryContext): Promise<void> {
         pool: poolName,
         createdAt: new Date(c.now()).toISOString(),
         node: c.node,
-        options: {},
+        options: await recoveredOptions(pool, name),
         labels: { 'ferry.recovered': 'true' },
         mounts: {},
       });

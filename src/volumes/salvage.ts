@@ -5,6 +5,16 @@ import type { Pool } from '../pools/pool.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { Quarantine } from '../util/quarantine.js';
 import { errorMessage } from '../util/errors.js';
+import type { VolumeOptions } from './options.js';
+
+/**
+ * The options a volume adopted from its directory can still be known to have: its size, as the filesystem enforces
+ * it (an image's size, a btrfs qgroup's limit), so that a rebuilt record keeps the volume's size and its checks.
+ */
+export async function recoveredOptions(pool: Pool, name: string): Promise<VolumeOptions> {
+  const limit = await pool.sizeLimits.read(pool.mountpoint(name)).catch(() => undefined);
+  return limit?.enforcedBytes != null ? { size: limit.enforcedBytes } : {};
+}
 
 export interface SalvageDeps {
   catalog: Catalog;
@@ -32,7 +42,7 @@ export async function salvage(bad: Unreadable, d: SalvageDeps): Promise<void> {
     const found = await findVolume(name, d);
     const mounts = Object.keys(lost.mounts).length;
     const assumed = found
-      ? `Volume ${name} was adopted from its directory in pool ${found.pool} and is served as before, but with ${found.shared ? 'the options and labels of the shared pool’s record' : 'default options and no labels (the ones it was created with are lost; `docker volume inspect` still shows what Docker knew)'}` +
+      ? `Volume ${name} was adopted from its directory in pool ${found.pool} and is served as before, but with ${found.shared ? 'the options and labels of the shared pool’s record' : 'default options but its size and no labels (the ones it was created with are lost; `docker volume inspect` still shows what Docker knew)'}` +
         `; ${mounts} Docker mount(s) recovered from the mount journal.`
       : `No pool holds a directory for volume ${name}: it is not served.`;
     await d.quarantine.moveAside(lost.file, lost.why, assumed);
@@ -42,7 +52,7 @@ export async function salvage(bad: Unreadable, d: SalvageDeps): Promise<void> {
       pool: found.pool,
       createdAt: lost.createdAt ?? new Date(d.now()).toISOString(),
       node: d.node,
-      options: {},
+      options: await recoveredOptions(d.pools.get(found.pool)!, name),
       labels: { 'ferry.recovered': 'true' },
       mounts: {},
     };

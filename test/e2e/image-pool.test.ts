@@ -12,6 +12,7 @@ import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../he
 import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
 import { importBinaryImage } from '../helpers/binary-image.js';
 import { skipUnless } from '../helpers/prereq.js';
+import { until } from '../helpers/wait.js';
 
 const skip = skipUnless([...dockerHostPrerequisites().missing, ...(existsSync('/usr/bin/sqlite3') ? [] : ['/usr/bin/sqlite3 (apt-get install sqlite3)'])], 'image volumes under Docker');
 
@@ -66,6 +67,32 @@ describe('image volumes under a real Docker engine', { skip }, () => {
     assert.ok(switches >= 10, `the writers took turns ${switches} times`);
     await h.dockerOk(['rm', 'w1', 'w2']);
     await h.dockerOk(['volume', 'rm', 'sq', 'full']);
+  });
+
+  it('a reboot with Docker up before ferryd: a --restart always container on an image volume comes back with its data', async (t) => {
+    await h.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'pool=img', '-o', 'size=32M', 'bootdb']);
+    const boots = async () => (await h.docker(['exec', 'bootsvc', 'cat', '/data/boots'])).stdout.trim().split('\n').filter(Boolean).length;
+    await h.dockerOk(['run', '-d', '--name', 'bootsvc', '--restart', 'always', '--network', 'none', '-v', 'bootdb:/data', 'bb', 'sh', '-c',
+      'test -f /data/blob || { dd if=/dev/urandom of=/data/blob bs=64k count=8 2>/dev/null; sha256sum /data/blob > /data/blob.sum; }; date +%s >> /data/boots; exec sleep 3600']);
+    await until('the first boot is written', async () => (await boots()) === 1);
+    const sum = await h.dockerOk(['exec', 'bootsvc', 'cat', '/data/blob.sum']);
+    // the host reboots: the engine comes back in a new mount namespace (the image's mount is gone with the old one),
+    // ferryd not yet
+    await f.stop();
+    await h.restart({ readyTimeoutMs: 300_000 });
+    const down = JSON.parse(await h.dockerOk(['inspect', '--format', '{{json .State}}', 'bootsvc']));
+    assert.equal(down.Running, false, 'Docker could not start it without the plugin');
+    const t1 = Date.now();
+    f = await startFerryd({ dir: f.dir, pluginSocket: join(h.pluginDir, 'ferry.sock'), dockerHost: h.host, prefix: ['nsenter', '-t', String(h.pid), '-m', '--'], extraArgs: ['--config', join(h.dir, 'ferry.yaml')] });
+    await until('bootsvc running again', async () => JSON.parse(await h.dockerOk(['inspect', '--format', '{{json .State}}', 'bootsvc'])).Running, 60_000);
+    t.diagnostic(`ferryd start to the container running on its image volume: ${Date.now() - t1} ms`);
+    await until('the second boot is written', async () => (await boots()) === 2);
+    assert.match(await h.dockerOk(['exec', 'bootsvc', 'sha256sum', '-c', '/data/blob.sum']), /blob: OK/, 'the data of before the reboot, byte for byte');
+    assert.equal(await h.dockerOk(['exec', 'bootsvc', 'cat', '/data/blob.sum']), sum);
+    assert.equal(await attached('bootdb'), true);
+    await h.dockerOk(['rm', '-f', 'bootsvc']);
+    await until('detached once the container is gone', async () => !(await attached('bootdb')));
+    await h.dockerOk(['volume', 'rm', 'bootdb']);
   });
 });
 

@@ -178,6 +178,27 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     assert.equal(await mountAt(mp), undefined);
   });
 
+  it('a volume whose record was lost or cannot be read is adopted with its size, and its data mounts as before', async () => {
+    await ok('volume', 'create', 'lost', '-o', 'pool=img', '-o', 'size=48M');
+    await ok('volume', 'create', 'garbled', '-o', 'pool=img', '-o', 'size=40M');
+    for (const v of ['lost', 'garbled']) {
+      await writeFile(join(await mount(v, `r-${v}`), 'kept'), v);
+      await unmount(v, `r-${v}`);
+    }
+    await f.stop();
+    await rm(join(f.dataDir, 'catalog', 'volumes', 'lost.json'));
+    await writeFile(join(f.dataDir, 'catalog', 'volumes', 'garbled.json'), '{"name": "garbled", "pool": "im');
+    await f.start();
+    for (const [v, size] of [['lost', 48 * MiB], ['garbled', 40 * MiB]] as const) {
+      const d = await inspect(v);
+      assert.equal(d.labels['ferry.recovered'], 'true', `${v} was adopted`);
+      assert.equal(d.size?.limitBytes, size, `${v} keeps its size in the rebuilt record`);
+      assert.equal(await readFile(join(await mount(v, `r2-${v}`), 'kept'), 'utf8'), v);
+      await unmount(v, `r2-${v}`);
+    }
+    await ok('volume', 'rm', 'lost', 'garbled');
+  });
+
   it('grows online while a writer writes (xfs; ext4 where ferryd may resize online), grows offline, never shrinks', async () => {
     await ok('volume', 'create', 'grow', '-o', 'pool=img', '-o', 'size=32M');
     const mp = await mount('grow', 'g1');
