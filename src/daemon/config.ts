@@ -65,6 +65,8 @@ export interface PoolConfig {
   fs?: 'ext4' | 'xfs';
   /** Image pools: the size of a volume created without `-o size=` (`10G`); without it, size= is required. */
   defaultSize?: string;
+  /** Image pools: `full` (default) reserves each image's space on the pool's disk when it is made; `sparse` lets images overcommit it. */
+  allocate?: 'full' | 'sparse';
 }
 
 const poolName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'a pool name is [a-zA-Z0-9][a-zA-Z0-9_.-]*');
@@ -93,6 +95,7 @@ const fileSchema = z.strictObject({
         kind: z.enum(['dir', 'image'], { message: 'a pool kind is dir (a directory per volume) or image (a fixed-size filesystem image per volume)' }).default('dir'),
         fs: z.enum(['ext4', 'xfs'], { message: 'the filesystem of an image pool is ext4 or xfs' }).optional(),
         defaultSize: z.string().optional(),
+        allocate: z.enum(['full', 'sparse'], { message: 'allocate is full (reserve each image\'s space when it is made) or sparse (take space as it is written)' }).optional(),
         path: absPath('path'),
         shared: z.boolean().default(false),
         mount: z
@@ -239,8 +242,8 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
   }
   for (const [name, p] of Object.entries(pools)) {
     if (p.mount && !p.shared) throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: mount: is for shared pools; add shared: true`);
-    if (p.kind !== 'image' && (p.fs !== undefined || p.defaultSize !== undefined)) {
-      throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: fs and defaultSize are for image pools (kind: image)`);
+    if (p.kind !== 'image' && (p.fs !== undefined || p.defaultSize !== undefined || p.allocate !== undefined)) {
+      throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: fs, defaultSize and allocate are for image pools (kind: image)`);
     }
     if (p.defaultSize !== undefined) {
       try {

@@ -75,7 +75,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     if (p.kind === 'image') {
       // a shared image pool mounts each image on a directory of this host's, not on the share
       const shared = p.shared ? { shared: { attachDir: join(config.dataDir, 'image-mounts', name), ...(p.mount ? { mount: p.mount } : {}) } } : {};
-      const pool = new ImagePool(name, p.path, { fs: p.fs ?? 'ext4', ...(p.defaultSize ? { defaultSize: parseSize(p.defaultSize, 'defaultSize') } : {}), ...shared });
+      const pool = new ImagePool(name, p.path, { fs: p.fs ?? 'ext4', allocate: p.allocate ?? 'full', ...(p.defaultSize ? { defaultSize: parseSize(p.defaultSize, 'defaultSize') } : {}), ...shared });
       pool.onFallback = (volume, why) => log.warn({ pool: name, volume, err: why }, 'could not freeze and copy the image for a point-in-time snapshot; the snapshot reads the live filesystem');
       pools.set(name, pool);
     }

@@ -8,6 +8,8 @@ import { mountOf } from '../util/mounts.js';
 import { removeTree } from './trees/methods.js';
 
 export type ImageFs = 'ext4' | 'xfs';
+/** `full`: an image's blocks are reserved on the host's disk when it is made or grown (fallocate); `sparse`: as they are written. */
+export type ImageAllocation = 'full' | 'sparse';
 export const IMAGE_FILESYSTEMS: readonly ImageFs[] = ['ext4', 'xfs'];
 
 /** The smallest image each filesystem makes (xfs refuses below 300 MiB). */
@@ -17,11 +19,13 @@ const MKFS_MS = 120_000;
 const MOUNT_MS = 60_000;
 
 /**
- * Make a sparse image of `bytes` at `image` holding an empty `fs` filesystem. The file is new (fails if it exists);
- * its blocks are allocated only as the filesystem writes them. ext4 keeps no blocks for root (`-m 0`): the user
- * gets the size asked for.
+ * Make an image of `bytes` at `image` holding an empty `fs` filesystem. The file is new (fails if it exists). With
+ * `full` allocation its blocks are reserved on the host's disk first (fallocate: unwritten extents, no data written),
+ * so a full host disk refuses the create (ENOSPC) instead of failing the container's writes later; `sparse` images
+ * take blocks as the filesystem writes them. mkfs does not discard them (`nodiscard`, `-K`). ext4 keeps no blocks
+ * for root (`-m 0`): the user gets the size asked for.
  */
-export async function makeImage(image: string, bytes: number, fs: ImageFs): Promise<void> {
+export async function makeImage(image: string, bytes: number, fs: ImageFs, allocate: ImageAllocation = 'sparse'): Promise<void> {
   const fh = await open(image, 'wx', 0o600);
   try {
     await fh.truncate(bytes);
@@ -29,6 +33,7 @@ export async function makeImage(image: string, bytes: number, fs: ImageFs): Prom
   } finally {
     await fh.close();
   }
+  if (allocate === 'full') await reserve(image, bytes);
   if (fs === 'ext4') await execProgram('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'lazy_itable_init=1,lazy_journal_init=1,nodiscard', image], { timeoutMs: MKFS_MS });
   // reflink=1: copies inside the volume share blocks (cp --reflink); -K: do not discard the sparse file's blocks
   else await execProgram('mkfs.xfs', ['-q', '-f', '-K', '-m', 'reflink=1', image], { timeoutMs: MKFS_MS });
@@ -109,7 +114,7 @@ export async function filesystemUse(dir: string): Promise<{ usedBytes: number; t
  * size, then resize2fs or xfs_growfs). Not mounted: ext4 is checked and resized as a file; xfs only grows mounted,
  * so the caller attaches it first.
  */
-export async function growImage(image: string, bytes: number, fs: ImageFs, dir: string | undefined): Promise<void> {
+export async function growImage(image: string, bytes: number, fs: ImageFs, dir: string | undefined, allocate: ImageAllocation = 'sparse'): Promise<void> {
   if (dir && fs === 'ext4' && !(await hasCapability(CAP_SYS_RESOURCE))) {
     throw new FerryError(
       'unavailable',
@@ -123,6 +128,8 @@ export async function growImage(image: string, bytes: number, fs: ImageFs, dir: 
   const fh = await open(image, 'r+');
   try {
     if ((await fh.stat()).size > bytes) throw new FerryError('invalid', `image ${image} is larger than ${bytes} bytes already; images grow only`);
+    // the new blocks first: a host disk without room refuses the grow before anything changed
+    if (allocate === 'full') await reserve(image, bytes);
     await fh.truncate(bytes);
     await fh.sync();
   } finally {
@@ -145,6 +152,22 @@ export async function growImage(image: string, bytes: number, fs: ImageFs, dir: 
     }),
   );
   await execProgram('resize2fs', [image], { timeoutMs: MKFS_MS });
+}
+
+/**
+ * Reserve the first `bytes` of `image` on the host's disk (fallocate(1): unwritten extents, which read as zeros).
+ * A disk without room fails with "No space left on device" (a no_space error to the caller); a filesystem that cannot
+ * reserve (some NFS servers) is refused, naming the pool setting that does without.
+ */
+async function reserve(image: string, bytes: number): Promise<void> {
+  try {
+    await execProgram('fallocate', ['-l', String(bytes), image], { timeoutMs: MKFS_MS });
+  } catch (err) {
+    if (/not supported/i.test(errorMessage(err))) {
+      throw new FerryError('invalid', `the filesystem of ${image} cannot reserve an image's space (fallocate: ${errorMessage(err)}); set allocate: sparse for this pool in ferryd's config (images then take space as they are written, and a full disk fails the containers' writes)`);
+    }
+    throw err;
+  }
 }
 
 const CAP_SYS_RESOURCE = 24;

@@ -6,7 +6,7 @@ import { FerryError, errorMessage } from '../util/errors.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { sizeText } from '../util/size.js';
 import { DirPool, type PoolMountSpec } from './dir.js';
-import { MIN_IMAGE_BYTES, attachImage, detachImage, execUmount, fillFrom, filesystemUse, frozenCopy, growImage, imageFsOf, imageSize, loopsOf, makeImage, mountCopyReadOnly, mountedAt, syncFile, type ImageFs } from './image-fs.js';
+import { MIN_IMAGE_BYTES, attachImage, detachImage, execUmount, fillFrom, filesystemUse, frozenCopy, growImage, imageFsOf, imageSize, loopsOf, makeImage, mountCopyReadOnly, mountedAt, syncFile, type ImageAllocation, type ImageFs } from './image-fs.js';
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import type { LimitState, SizeLimits } from './size-limits.js';
@@ -17,6 +17,8 @@ export interface ImagePoolSpec {
   fs: ImageFs;
   /** The size of a volume created without `-o size=`; without it, `size=` is required. */
   defaultSize?: number;
+  /** Reserve each image's space on the pool's disk when it is made or grown (`full`, the default), or not (`sparse`). */
+  allocate?: ImageAllocation;
   /**
    * The images live on a filesystem every host mounts (NFS, GlusterFS): each volume is used by one host at a
    * time (rwo, the volume service's locks) and mounted on a directory of this host's, `attachDir`/NAME.
@@ -63,7 +65,7 @@ export class ImagePool implements Pool {
     this.shared = sh !== undefined;
     this.sizeLimits = {
       refusal: undefined,
-      summary: `image (${spec.fs}${spec.fs === 'ext4' ? '; xfs with -o fs=xfs' : '; ext4 with -o fs=ext4'})`,
+      summary: `image (${spec.fs}${spec.fs === 'ext4' ? '; xfs with -o fs=xfs' : '; ext4 with -o fs=ext4'}; ${(spec.allocate ?? 'full') === 'full' ? 'space reserved' : 'sparse'})`,
       apply: (data, bytes) => this.grow(this.volumeAt(data), bytes),
       read: (data) => this.readLimit(this.volumeAt(data)),
     };
@@ -81,6 +83,10 @@ export class ImagePool implements Pool {
   /** The volume whose mountpoint() `data` is. */
   private volumeAt(data: string): string {
     return this.spec.shared ? basename(data) : basename(dirname(data));
+  }
+
+  private get allocation(): ImageAllocation {
+    return this.spec.allocate ?? 'full';
   }
 
   /** The filesystem new volumes get and the size they get without `-o size=` (for status and messages). */
@@ -146,7 +152,7 @@ export class ImagePool implements Pool {
     await this.dirs.create(volume, {}); // ROOT/volumes/NAME/data, the mount point (`exists` when taken)
     const data = this.mountpoint(volume);
     try {
-      await makeImage(this.image(volume), bytes, fs);
+      await makeImage(this.image(volume), bytes, fs, this.allocation);
       if (from || opts.uid !== undefined || opts.gid !== undefined || opts.mode !== undefined) {
         await this.attach(volume);
         try {
@@ -174,7 +180,7 @@ export class ImagePool implements Pool {
     const { bytes, fs } = this.plan('the new volume', opts);
     const data = await this.dirs.stage(stageId, {});
     const image = join(dirname(data), IMAGE);
-    await makeImage(image, bytes, fs);
+    await makeImage(image, bytes, fs, this.allocation);
     if (from || fill || opts.uid !== undefined || opts.gid !== undefined || opts.mode !== undefined) {
       const mnt = join(this.spec.shared.attachDir, `${STAGE_MNT}${stageId}`);
       await mkdir(mnt, { recursive: true, mode: 0o700 });
@@ -352,7 +358,7 @@ export class ImagePool implements Pool {
       const { bytes } = await imageSize(image);
       const fs = await imageFsOf(image);
       try {
-        await makeImage(fresh, bytes, fs);
+        await makeImage(fresh, bytes, fs, this.allocation);
         await mkdir(mnt, { mode: 0o700 });
         await attachImage(fresh, mnt, fs);
         try {
@@ -457,12 +463,12 @@ export class ImagePool implements Pool {
     }
     await this.lock.run(volume, async () => {
       const mounted = (this.holders.get(volume) ?? 0) > 0;
-      if (mounted || fs === 'ext4') return growImage(image, bytes, fs, mounted ? data : undefined);
+      if (mounted || fs === 'ext4') return growImage(image, bytes, fs, mounted ? data : undefined, this.allocation);
       // xfs grows only mounted: attach it for the time of the grow
       if (this.spec.shared) await mkdir(data, { recursive: true, mode: 0o755 });
       await attachImage(image, data, fs);
       try {
-        await growImage(image, bytes, fs, data);
+        await growImage(image, bytes, fs, data, this.allocation);
       } finally {
         await detachImage(image, data);
       }

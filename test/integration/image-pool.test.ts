@@ -42,6 +42,7 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
   let dir: string;
   let pool: string;
   let reflinkHost: LoopFs | undefined;
+  let smallHost: LoopFs | undefined;
   let f: Ferryd;
   const ok = async (...args: string[]) => {
     const r = await f.cli(...args);
@@ -63,9 +64,12 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     pool = join(dir, 'images');
     // a host filesystem with reflinks: snapshots there are frozen, point-in-time copies of the image
     reflinkHost = await makeLoopFs('xfs', 1024);
+    // a small host disk, for what a full one does to reserved and to sparse images
+    smallHost = await makeLoopFs('ext4', 160);
     await writeFile(
       join(dir, 'ferry.yaml'),
-      ['pools:', '  img:', '    kind: image', `    path: ${pool}`, '  xfsimg:', '    kind: image', '    fs: xfs', '    defaultSize: 320M', `    path: ${join(dir, 'xfs-images')}`, '  cow:', '    kind: image', `    path: ${join(reflinkHost.mountpoint, 'images')}`].join('\n'),
+      ['pools:', '  img:', '    kind: image', `    path: ${pool}`, '  xfsimg:', '    kind: image', '    fs: xfs', '    defaultSize: 320M', '    allocate: sparse', `    path: ${join(dir, 'xfs-images')}`, '  cow:', '    kind: image', `    path: ${join(reflinkHost.mountpoint, 'images')}`,
+        '  thick:', '    kind: image', `    path: ${join(smallHost.mountpoint, 'thick')}`, '  thin:', '    kind: image', '    allocate: sparse', `    path: ${join(smallHost.mountpoint, 'thin')}`].join('\n'),
     );
     f = await startFerryd({ dir: join(dir, 'ferryd'), extraArgs: ['--config', join(dir, 'ferry.yaml')] });
   });
@@ -74,9 +78,10 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     // whatever a failed test left mounted: unmount it, which frees its loop device
     for (const line of (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').reverse()) {
       const mp = line.split(' ')[4];
-      if (mp?.startsWith(dir) || (reflinkHost && mp?.startsWith(`${reflinkHost.mountpoint}/`))) await run('umount', ['-l', mp]);
+      if (mp?.startsWith(dir) || (reflinkHost && mp?.startsWith(`${reflinkHost.mountpoint}/`)) || (smallHost && mp?.startsWith(`${smallHost.mountpoint}/`))) await run('umount', ['-l', mp]);
     }
     await reflinkHost?.destroy();
+    await smallHost?.destroy();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -94,8 +99,8 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     for (const v of ['nosize', 'dirfs', 'badfs', 'tiny']) assert.equal((await f.cli('volume', 'inspect', v)).code, 1, `${v} was not made`);
     // ferry status says what enforces sizes in each pool
     const status = await ok('status');
-    assert.match(status, /^img\s+image\s+ok\s+hardlink\s+image \(ext4; xfs with -o fs=xfs\)/m);
-    assert.match(status, /^xfsimg\s+image\s+ok\s+hardlink\s+image \(xfs; ext4 with -o fs=ext4\)/m);
+    assert.match(status, /^img\s+image\s+ok\s+hardlink\s+image \(ext4; xfs with -o fs=xfs; space reserved\)/m);
+    assert.match(status, /^xfsimg\s+image\s+ok\s+hardlink\s+image \(xfs; ext4 with -o fs=ext4; sparse\)/m);
     assert.match(status, /^local\s+dir\s+ok\s+\S+\s+(btrfs qgroups|none: \w+ without project quotas)/m);
   });
 
@@ -103,7 +108,7 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     await ok('volume', 'create', 'db', '-o', 'pool=img', '-o', 'size=64M', '-o', 'uid=999', '-o', 'mode=0700');
     const st = await stat(image('db'));
     assert.equal(st.size, 64 * MiB);
-    assert.ok(st.blocks * 512 < 16 * MiB, `the image is sparse (${st.blocks * 512} bytes allocated)`);
+    assert.ok(st.blocks * 512 >= 64 * MiB, `its space is reserved on the host's disk (${st.blocks * 512} bytes allocated)`);
     assert.equal(await mountAt(data('db')), undefined, 'not attached before a Mount');
     assert.equal((await inspect('db')).size?.limitBytes, 64 * MiB);
 
@@ -176,6 +181,34 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     assert.equal(await readFile(join(mp, 'x'), 'utf8'), 'before the crash');
     await unmount('crashy', 'k1');
     assert.equal(await mountAt(mp), undefined);
+  });
+
+  it('a full host disk: reserved images refuse the create that does not fit and fill to their own size; a sparse one fails its writer early', async () => {
+    const thick = join(smallHost!.mountpoint, 'thick', 'volumes');
+    await ok('volume', 'create', 't1', '-o', 'pool=thick', '-o', 'size=64M');
+    await ok('volume', 'create', 't2', '-o', 'pool=thick', '-o', 'size=64M');
+    const third = await f.cli('volume', 'create', 't3', '-o', 'pool=thick', '-o', 'size=64M');
+    assert.equal(third.code, 1, 'a third 64 MiB image does not fit on the 160 MiB disk');
+    assert.match(third.stderr, /no space left on thick \(\d+ bytes free\): creating volume t3 failed and nothing was kept/);
+    assert.equal((await f.cli('volume', 'inspect', 't3')).code, 1);
+    assert.deepEqual((await readdir(thick)).sort(), ['t1', 't2'], 'no half-made image left behind');
+    // a reserved volume on the full disk fills to its own size: ENOSPC of its filesystem, never an I/O error
+    const mp = await mount('t1', 'full1');
+    await writeFile(join(mp, 'keep'), 'kept');
+    const full = await fillUntilRefused(join(mp, 'fill'));
+    assert.equal(full.code, 'ENOSPC');
+    assert.ok(full.written > 50 * MiB, `wrote ${full.written} bytes into a 64 MiB image`);
+    await rm(join(mp, 'fill'));
+    assert.equal(await readFile(join(mp, 'keep'), 'utf8'), 'kept');
+    await unmount('t1', 'full1');
+    // a sparse image promises what the disk no longer has: its writer fails long before the image's size
+    await ok('volume', 'create', 's1', '-o', 'pool=thin', '-o', 'size=64M');
+    const mps = await mount('s1', 'thin1');
+    const over = await fillUntilRefused(join(mps, 'fill'));
+    assert.ok(over.code === 'EIO' || over.code === 'ENOSPC' || over.code === 'EROFS', `the sparse image's writer got ${over.code}`);
+    assert.ok(over.written < 40 * MiB, `it stopped at ${over.written} bytes, where the host's disk was full`);
+    await unmount('s1', 'thin1');
+    await ok('volume', 'rm', 's1', 't1', 't2');
   });
 
   it('a volume whose record was lost or cannot be read is adopted with its size, and its data mounts as before', async () => {

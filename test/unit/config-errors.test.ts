@@ -31,7 +31,7 @@ describe('config file errors', () => {
   });
   it('image pools: what belongs to them, a size that is not one, an unknown kind', async () => {
     const onDir = await errorOf(['pools:', '  nas:', '    path: /srv/nas', '    fs: xfs', ''].join('\n'));
-    assert.match(onDir, /pools\.nas: fs and defaultSize are for image pools \(kind: image\)/);
+    assert.match(onDir, /pools\.nas: fs, defaultSize and allocate are for image pools \(kind: image\)/);
     const badSize = await errorOf(['pools:', '  img:', '    kind: image', '    path: /srv/img', '    defaultSize: lots', ''].join('\n'));
     assert.match(badSize, /pools\.img: defaultSize="lots": expected a size such as 10G/);
     const kind = await errorOf(['pools:', '  img:', '    kind: block', '    path: /srv/img', ''].join('\n'));
