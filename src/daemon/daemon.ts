@@ -78,6 +78,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       const pool = new ImagePool(name, p.path, { fs: p.fs ?? 'ext4', allocate: p.allocate ?? 'full', ...(p.defaultSize ? { defaultSize: parseSize(p.defaultSize, 'defaultSize') } : {}), ...shared });
       pool.onFallback = (volume, why) => log.warn({ pool: name, volume, err: why }, 'could not freeze and copy the image for a point-in-time snapshot; the snapshot reads the live filesystem');
       pools.set(name, pool);
+      if (p.shared && !config.fenceCommand) {
+        // killing a cut-off host's containers does not stop its kernel writing the image it still has mounted
+        const message = `pool ${name} holds filesystem images on a share and no fenceCommand is set: a takeover from a host that is cut off but alive can corrupt an image (its kernel may still write it); set fenceCommand to power the old host off or cut it from the share (docs/image-pools.md)`;
+        log.warn({ pool: name }, message);
+        warnings.add(`image-fence:${name}`, { code: 'image_fence', message });
+      }
     }
     else pools.set(name, new DirPool(name, p.path, { shared: p.shared, ...(p.mount ? { mount: p.mount } : {}) }));
   }
