@@ -1,20 +1,16 @@
-/** The volume service: the lifecycle of volumes (create, mount, unmount, remove) and their reference counts, under a per-volume lock; creation, removal, recovery, the shared cache, the handshake, the trash, attachments and Docker's facts are its parts. */
-import { dirname, join } from 'node:path';
+/** The volume service: the lifecycle of volumes (create, mount, unmount, remove) under a per-volume lock, and the one way to a volume's record; creation, mounts, removal, recovery, sizes, the shared cache, the handshake, the trash, attachments and Docker's facts are its parts. */
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Catalog, DockerKnown, VolumeRecord } from '../catalog/catalog.js';
 import { checkVolumeName } from './names.js';
 import type { AccessMode, VolumeOptions, VolumeOptionsParser } from './options.js';
-import { dropReadOnlyView, ensureReadOnlyView, ensureView } from './ro-view.js';
 import type { Pool, PoolStatus } from '../pools/pool.js';
 import type { ContainerRef, DockerClient } from '../docker/client.js';
 import type { AttachmentStatus, Cluster } from '../cluster/cluster.js';
 import { KeyedLock } from '../util/keyed-lock.js';
-import { FerryError, errorMessage } from '../util/errors.js';
-import { shown } from '../util/shown.js';
+import { FerryError } from '../util/errors.js';
 import type { Quarantine } from '../util/quarantine.js';
 import { salvage } from './salvage.js';
-import { noSpaceError } from '../util/no-space.js';
-import { pauseAt } from '../util/test-pause.js';
 import { Trash, type TrashInfo } from './trash.js';
 import { SharedCache, sharedPart } from './shared-cache.js';
 import { Handshake } from './handshake.js';
@@ -25,6 +21,7 @@ import { Attachments } from './attachments.js';
 import { accessOf } from './access.js';
 import { DockerUsers } from './docker-users.js';
 import { DockerFacts, type DockerTold } from './docker-facts.js';
+import { Mounts } from './mounts.js';
 import { VolumeSizes } from './sizes.js';
 
 export type { TrashInfo, DockerTold, CloneSource, RemoveOptions, RemoveResult };
@@ -110,6 +107,7 @@ export class VolumeService {
   private readonly handshake: Handshake;
   private readonly creation: Creation;
   private readonly removal: Removal;
+  private readonly mounts: Mounts;
   /** Size limits (`-o size=`, resize, limit and use): sizes.ts. */
   readonly sizes: VolumeSizes;
 
@@ -149,6 +147,17 @@ export class VolumeService {
       ...(deps.docker ? { docker: deps.docker } : {}),
       syncAll: () => this.syncAll(),
       containersUsing: (name) => this.dockerUsers.using(name),
+    });
+    this.mounts = new Mounts({
+      ...self,
+      pools: deps.pools,
+      ...(deps.mountRoot ? { mountRoot: deps.mountRoot } : {}),
+      ...(deps.roDir ? { roDir: deps.roDir } : {}),
+      record: (name) => this.record(name),
+      mountpointOf: (rec) => this.mountpointOf(rec),
+      sync: (name) => this.shared.sync(name),
+      publish: (rec) => this.attachments.publish(rec),
+      changedUnderMount: (rec) => this.handshake.changedUnderMount(rec),
     });
     this.dockerFacts = new DockerFacts({
       ...self,
@@ -228,18 +237,9 @@ export class VolumeService {
     const bad = await this.catalog.load();
     await salvage(bad, { ...this.deps, now: this.now, log: this.log });
     await recoverCatalog({ ...this.deps, now: this.now, isShared: (pool) => this.isShared(pool) });
-    await this.settleAttaches();
+    await this.mounts.settle();
     await this.sizes.reconcile();
     await this.purgeExpiredTrash();
-  }
-
-  /** Image pools: what Docker still has mounted here stays attached (a restart of ferryd), the rest is detached. */
-  private async settleAttaches(): Promise<void> {
-    for (const [poolName, pool] of this.deps.pools) {
-      if (!pool.settle) continue;
-      const inUse = new Set(this.catalog.volumes.values().filter((r) => r.pool === poolName && Object.keys(r.mounts).length > 0).map((r) => r.name));
-      await pool.settle(inUse).catch((err) => this.log.error({ pool: poolName, err: errorMessage(err) }, 'could not attach the images of the volumes Docker has mounted'));
-    }
   }
 
   /** Flush and close the catalog's journal (after the servers stopped taking calls). */
@@ -339,7 +339,8 @@ export class VolumeService {
   }
 
   /** Heartbeat work: learn the shared catalog, re-publish this node's attachments and references. */
-  refreshAttachments(): Promise<void> {
+  async refreshAttachments(): Promise<void> {
+    await this.mounts.retryDetach();
     return this.attachments.refresh();
   }
 
@@ -388,111 +389,19 @@ export class VolumeService {
     return this.pool(rec.pool).usage(rec.name);
   }
 
-  /** Docker mounts a volume for a container; `id` is Docker's mount ID. Idempotent per ID. */
-  async mount(nameIn: string, id: unknown): Promise<string> {
-    const name = checkVolumeName(nameIn);
-    const mountId = checkMountId(id);
-    const { durable, mountpoint } = await this.lock.run(name, async () => {
-      const rec = (await this.shared.sync(name)) ?? this.record(name);
-      const pool = this.pool(rec.pool);
-      await pool.checkMountable(name);
-      const shared = this.isShared(rec.pool);
-      const first = Object.keys(rec.mounts).length === 0;
-      if (shared && accessOf(rec) === 'rwo' && !(await this.deps.cluster!.stillHeld(rec.pool, name))) await this.deps.cluster!.acquire(rec.pool, rec);
-      // an image volume: the first Mount on this host attaches and mounts its image (or the next one, when a
-      // shared image Docker had mounted was not mounted here any more at start-up: see ImagePool.settleShared)
-      if (pool.attach && (first || pool.attached?.(name) === false)) {
-        try {
-          await pool.attach(name);
-        } catch (err) {
-          if (first) await this.letGo(rec, { attached: false });
-          throw err;
-        }
-      }
-      try {
-        if (this.deps.mountRoot) await ensureView(pool.mountpoint(name), this.mountpointOf(rec), accessOf(rec) === 'rox');
-        else if (accessOf(rec) === 'rox' && this.deps.roDir) await ensureReadOnlyView(pool.mountpoint(name), this.mountpointOf(rec));
-        // the journal's entries of a volume count only if its record is on this node's disk too
-        if (shared && !this.catalog.volumes.isOnDisk(name)) await this.catalog.volumes.save(name, rec);
-      } catch (err) {
-        if (first) await this.letGo(rec);
-        throw err;
-      }
-      const durable = rec.mounts[mountId] ? Promise.resolve() : this.catalog.changeMount(rec, mountId, '+', new Date(this.now()).toISOString());
-      if (shared) {
-        await pauseAt('mount-before-attach');
-        await this.attachments.publish(rec).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not publish attachment'));
-        // first mount here: a removal or restore on another node may have looked at the attachments before ours landed
-        await pauseAt('mount-before-check');
-        const changed = first ? await this.handshake.changedUnderMount(rec) : undefined;
-        if (changed) {
-          const undone = this.catalog.changeMount(rec, mountId, '-', new Date(this.now()).toISOString());
-          await this.letGo(rec);
-          await Promise.all([durable, undone]).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not write the mount journal'));
-          this.log.warn({ volume: name, id: mountId, err: changed.message }, 'Mount backed out');
-          throw changed;
-        }
-      }
-      return { durable, mountpoint: this.mountpointOf(rec) };
-    });
-    // Wait outside the lock: concurrent Mounts of this volume share one journal flush.
-    await this.persisted(name, durable);
-    this.log.debug({ volume: name, id: mountId }, 'mounted');
-    return mountpoint;
+  /** Docker mounts a volume for a container; `id` is Docker's mount ID. Idempotent per ID (mounts.ts). */
+  mount(name: string, id: unknown): Promise<string> {
+    return this.mounts.mount(name, id);
   }
 
   /** The volumes with mounts on this node, each mount's Docker ID and when it was made (stale-mounts.ts). */
   mountsHeld(): Array<{ name: string; mounts: Array<{ id: string; since: string }> }> {
-    const out: Array<{ name: string; mounts: Array<{ id: string; since: string }> }> = [];
-    for (const rec of this.catalog.volumes.values()) {
-      const mounts = Object.entries(rec.mounts).map(([id, m]) => ({ id, since: m.since }));
-      if (mounts.length > 0) out.push({ name: rec.name, mounts });
-    }
-    return out;
+    return this.mounts.held();
   }
 
   /** Docker unmounts; an unknown ID (after a failed Mount, or a duplicate) is accepted. */
-  async unmount(nameIn: string, id: unknown): Promise<void> {
-    const name = checkVolumeName(nameIn);
-    const mountId = checkMountId(id);
-    // (a promise inside an object: returned bare, the lock would wait for the disk flush)
-    const { durable } = await this.lock.run(name, async () => {
-      const rec = this.catalog.volumes.get(name);
-      if (!rec || !rec.mounts[mountId]) {
-        this.log.debug({ volume: name, id: mountId }, 'unmount of an unknown mount ID accepted');
-        return { durable: Promise.resolve() };
-      }
-      const durable = this.catalog.changeMount(rec, mountId, '-', new Date(this.now()).toISOString());
-      if (Object.keys(rec.mounts).length === 0) await this.letGo(rec);
-      else await this.attachments.publish(rec).catch((err) => this.log.warn({ volume: name, err: errorMessage(err) }, 'could not publish attachment'));
-      return { durable };
-    });
-    await this.persisted(name, durable);
-  }
-
-  /** The last mount on this node is gone: drop the read-only view, detach an image, withdraw the attachment, release the rwo lock. */
-  private async letGo(rec: VolumeRecord, { attached = true }: { attached?: boolean } = {}): Promise<void> {
-    const steps: Array<[string, () => Promise<void>]> = [];
-    if (this.deps.mountRoot) steps.push(['drop the bind mount for Docker', () => dropReadOnlyView(this.mountpointOf(rec))]);
-    else if (accessOf(rec) === 'rox' && this.deps.roDir) steps.push(['drop read-only view', () => dropReadOnlyView(this.mountpointOf(rec))]);
-    const pool = this.pool(rec.pool);
-    if (attached && pool.detach) steps.push(['detach its image', () => pool.detach!(rec.name)]);
-    if (this.isShared(rec.pool)) {
-      steps.push(['withdraw attachment', () => this.attachments.publish(rec)]);
-      if (accessOf(rec) === 'rwo') steps.push(['release rwo lock', () => this.deps.cluster!.release(rec.pool, rec.name)]);
-    }
-    for (const [what, step] of steps) await step().catch((err) => this.log.warn({ volume: rec.name, err: errorMessage(err) }, `could not ${what}`));
-  }
-
-  private async persisted(name: string, durable: Promise<void>): Promise<void> {
-    try {
-      await durable;
-    } catch (err) {
-      this.log.error({ volume: name, err: errorMessage(err) }, 'could not write the mount journal');
-      const full = await noSpaceError(err, `the data dir ${dirname(this.catalog.dir)}`, this.catalog.dir, `recording the mount of ${name}`);
-      if (full !== err) throw full;
-      throw new FerryError('unavailable', `could not record the mount of ${name} on disk: ${errorMessage(err)}; check the disk of the data dir`);
-    }
+  unmount(name: string, id: unknown): Promise<void> {
+    return this.mounts.unmount(name, id);
   }
 
   /** Docker's VolumeDriver.Remove (and internal callers): Docker has checked for containers already. */
@@ -561,15 +470,6 @@ export class VolumeService {
       trash: this.catalog.trash.size,
     };
   }
-}
-
-function checkMountId(id: unknown): string {
-  if (id === undefined || id === null || id === '') throw new FerryError('invalid', 'request field ID (the mount ID) is missing; Docker sends a hex ID');
-  if (typeof id !== 'string') throw new FerryError('invalid', `request field ID (the mount ID) must be a string, not ${Array.isArray(id) ? 'an array' : typeof id}; Docker sends a hex ID`);
-  if (id.length > 256 || !/^[\w.:-]+$/.test(id)) {
-    throw new FerryError('invalid', `mount ID ${shown(id)} is malformed: use up to 256 characters of [a-zA-Z0-9_.:-]; Docker sends a hex ID`);
-  }
-  return id;
 }
 
 /** Create's Opts as Docker sent them, when they are what Docker sends (an object of strings). */

@@ -7,6 +7,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -160,6 +161,30 @@ describe('image pools on a share: one host at a time, moving between hosts', { s
     const w = winner === 'nodeA' ? a : b;
     for (const r of won) await unmount(w, 'race', r.id);
     assert.deepEqual(await loops(image('race')), [], 'detached after the last Unmount');
+  });
+
+  it('an image that cannot be unmounted at the last Unmount (a process still in it) stays held by its host until it is free', async () => {
+    const { nodeA: a, nodeB: b } = nodes as { nodeA: Ferryd; nodeB: Ferryd };
+    await cli(a, 'volume', 'create', 'busy');
+    const mp = await mount(a, 'busy', 'u1');
+    // a process outside Docker's view keeps the filesystem busy (its working directory is in it)
+    const squatter = spawn('sleep', ['600'], { cwd: mp, stdio: 'ignore' });
+    try {
+      await unmount(a, 'busy', 'u1');
+      assert.ok(await mounted(mp), 'still mounted: umount refused while the process is in it');
+      assert.match((await b.plugin('Mount', { Name: 'busy', ID: 'ub' })).json.Err, /node nodeA holds it/, 'so the other host may not mount it');
+    } finally {
+      squatter.kill('SIGKILL');
+    }
+    // a later heartbeat of A lets go of it: unmounted, detached, the lock given back
+    const deadline = Date.now() + 10_000;
+    while ((await mounted(mp)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await mounted(mp), false, 'unmounted once nothing used it');
+    assert.deepEqual(await loops(image('busy')), []);
+    let err = 'not tried';
+    while (Date.now() < deadline && (err = (await b.plugin('Mount', { Name: 'busy', ID: 'ub2' })).json.Err) !== '') await new Promise((r) => setTimeout(r, 100));
+    assert.equal(err, '', 'and the other host mounts it');
+    await unmount(b, 'busy', 'ub2');
   });
 
   it('kill -9 of ferryd while attached: after the restart still mounted and held; the other host is still refused', async () => {
