@@ -16,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, ROOT, run, type Ferryd } from '../test/helpers/ferryd.js';
+import { mountBindShare } from '../test/helpers/shared-node.js';
 import { percentile, median, pluginClient, onInterrupt, reporter } from './lib.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -57,12 +58,8 @@ const { out, emit } = reporter();
 try {
   const loadStart = load();
   base = await mkdtemp(join(tmpdir(), 'ferry-bench-move-'));
+  share = await mountBindShare(base);
   const exported = join(base, 'nas-export');
-  share = join(base, 'mnt-nas');
-  await mkdir(exported);
-  await mkdir(share);
-  const m = await run('mount', ['--bind', exported, share]);
-  if (m.code !== 0) throw new Error(`mount --bind: ${m.stderr}`);
   for (const p of ['img', 'dir']) {
     await mkdir(join(share, p));
     await writeFile(join(share, p, '.ferry-pool'), 'bench share\n');

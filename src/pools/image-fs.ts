@@ -241,13 +241,3 @@ export async function fillFrom(data: string, from: (dir: string) => Promise<void
 export async function execUmount(dir: string): Promise<void> {
   await execProgram('umount', [dir], { timeoutMs: 60_000 });
 }
-
-/** fsync a file (the restored image, before it is renamed into place). */
-export async function syncFile(path: string): Promise<void> {
-  const fh = await open(path, 'r+');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}

@@ -1,12 +1,12 @@
 /** The image pool: each volume a fixed-size filesystem image (ext4 or xfs) in its directory, on this host's disk or on a share, loop-attached and mounted while this host uses it. */
 import { chmod, chown, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { fsyncDir } from '../util/atomic.js';
+import { fsyncDir, fsyncPath } from '../util/atomic.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { sizeText } from '../util/size.js';
 import { DirPool, type PoolMountSpec } from './dir.js';
-import { MIN_IMAGE_BYTES, attachImage, detachImage, execUmount, fillFrom, filesystemUse, frozenCopy, growImage, imageFsOf, imageSize, loopsOf, makeImage, mountCopyReadOnly, mountedAt, syncFile, type ImageAllocation, type ImageFs } from './image-fs.js';
+import { MIN_IMAGE_BYTES, attachImage, detachImage, execUmount, fillFrom, filesystemUse, frozenCopy, growImage, imageFsOf, imageSize, loopsOf, makeImage, mountCopyReadOnly, mountedAt, type ImageAllocation, type ImageFs } from './image-fs.js';
 import { randomBytes } from 'node:crypto';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import type { LimitState, SizeLimits } from './size-limits.js';
@@ -195,7 +195,7 @@ export class ImagePool implements Pool {
         await rmdir(mnt).catch(() => undefined);
       }
     }
-    await syncFile(image);
+    await fsyncPath(image);
     await fsyncDir(dirname(data));
   }
 
@@ -366,7 +366,7 @@ export class ImagePool implements Pool {
         } finally {
           await detachImage(fresh, mnt); // unmounting writes everything back to the image file
         }
-        await syncFile(fresh);
+        await fsyncPath(fresh);
       } catch (err) {
         await this.discardRestore(volume).catch(() => undefined);
         throw err;

@@ -4,15 +4,18 @@ import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isErrno } from './errors.js';
 
-/** fsync a directory so that a rename or unlink inside it is durable. */
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+/** fsync a file or a directory (opened read-only: fsync needs no write access). */
+export async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r');
   try {
     await fh.sync();
   } finally {
     await fh.close();
   }
 }
+
+/** fsync a directory so that a rename or unlink inside it is durable. */
+export const fsyncDir = fsyncPath;
 
 /**
  * Write a file so that a reader (or a crash) sees either the old content or the new one, never a mix:

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
 import { loopFsPrerequisites } from '../helpers/loopfs.js';
 import { isRoot, skipUnless } from '../helpers/prereq.js';
+import { mountBindShare } from '../helpers/shared-node.js';
 import type { VolumeDetail } from '../../src/wire/types.js';
 
 const MiB = 2 ** 20;
@@ -59,13 +60,7 @@ describe('image pools on a share: one host at a time, moving between hosts', { s
 
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'ferry-imgshare-'));
-    const share = join(base, 'nas-export');
-    mnt = join(base, 'mnt-nas');
-    await mkdir(share);
-    await mkdir(mnt);
-    const r = await run('mount', ['--bind', share, mnt]);
-    assert.equal(r.code, 0, r.stderr);
-    await writeFile(join(mnt, '.ferry-pool'), 'test share\n');
+    mnt = await mountBindShare(base);
     await startNode('nodeA');
     await startNode('nodeB');
   });
