@@ -1,23 +1,23 @@
-/** The snapshot service: the snapshots of each volume (create, list, remove, read views, clone sources, restore) and their start-up recovery; the data swap is swap.ts, the history history.ts. */
-import { mkdir, readdir, readFile, rename, unlink } from 'node:fs/promises';
+/** The snapshot service: the snapshots of each volume (list, remove, read views, clone sources, restore) and their start-up recovery; making one is create.ts, the data swap swap.ts, the history history.ts. */
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { CloneSource, VolumeInfo, VolumeService } from '../volumes/service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
-import type { DockerClient, ContainerRef } from '../docker/client.js';
-import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
+import type { DockerClient } from '../docker/client.js';
+import { readJson, fsyncDir } from '../util/atomic.js';
 import { forEachLimit } from '../util/parallel.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
-import { materialise, removeTree, runTreeJob, syncTree, type SnapshotStats, type StoredSnapshot } from '../pools/trees/methods.js';
+import { materialise, removeTree, runTreeJob, type StoredSnapshot } from '../pools/trees/methods.js';
 import type { CreateSnapshotOptions, SnapshotKind, SnapshotProgress, SnapshotRecord } from './record.js';
 import { SnapshotHistory } from './history.js';
 import { DataSwap } from './swap.js';
+import { SnapshotCreation, checkSnapshotName } from './create.js';
 import { parseManifest } from '../pools/trees/manifest.js';
 import { volumeDirs, type VolumeDirs } from '../pools/layout.js';
 import { isAside, type Quarantine } from '../util/quarantine.js';
-import { mapNoSpace, noSpaceError } from '../util/no-space.js';
 import { checkManifest, hasAside, rebuildRecord, replaceBadRecord, requireManifest, validRecord, type VolumeFacts } from './damaged.js';
 
 export type { SnapshotKind, SnapshotRecord };
@@ -26,8 +26,6 @@ export type { CreateSnapshotOptions, SnapshotProgress };
 
 /** What the snapshot store needs of the volume service: a volume's record and pool, its lock, who uses it, the one exclusive change. */
 export type SnapshotVolumes = Pick<VolumeService, 'node' | 'list' | 'recordOf' | 'poolOf' | 'withLock' | 'containersUsing' | 'refuseIfUsedElsewhere' | 'changeExclusively' | 'holdExclusive'>;
-
-const SNAP_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,127}$/;
 
 /**
  * Snapshots, clones' sources, restores and the git-like history of volumes. Everything lives inside the
@@ -48,16 +46,26 @@ export class SnapshotService {
     private readonly volumes: SnapshotVolumes,
     private readonly logger: Logger,
     private readonly docker?: DockerClient,
-    private readonly now: () => number = Date.now,
+    now: () => number = Date.now,
   ) {
     this.swap = new DataSwap(volumes, logger, docker);
+    this.creation = new SnapshotCreation({
+      volumes,
+      logger,
+      ...(docker ? { docker } : {}),
+      now,
+      quarantine: () => this.quarantine,
+      dirs: (rec) => this.dirs(rec),
+      listOf: (rec, all) => this.listOf(rec, all),
+      reported: (o) => this.onSnapshot?.(o),
+    });
     // the history works through these few parts of the store (they stay private to everyone else)
     this.history = new SnapshotHistory(
       {
         dirs: (rec) => this.dirs(rec),
         listOf: (rec, all) => this.listOf(rec, all),
         find: (rec, ref) => this.find(rec, ref),
-        createLocked: (rec, opts) => this.createLocked(rec, opts),
+        createLocked: (rec, opts) => this.creation.createLocked(rec, opts),
         removeLocked: (rec, snap) => this.removeLocked(rec, snap),
         replaceData: (rec, snap) => this.replaceData(rec, snap),
         switching: (volume, restart, what, fn) => this.swap.switching(volume, restart, what, fn),
@@ -68,6 +76,7 @@ export class SnapshotService {
 
   private readonly history: SnapshotHistory;
   private readonly swap: DataSwap;
+  private readonly creation: SnapshotCreation;
 
   private dirs(rec: VolumeRecord): VolumeDirs {
     return volumeDirs(this.volumes.poolOf(rec), rec.name);
@@ -206,154 +215,20 @@ export class SnapshotService {
   // ---- creating -----------------------------------------------------------------------------------
 
   async create(volume: string, opts: CreateSnapshotOptions = {}): Promise<SnapshotRecord> {
-    this.checkName(opts.name);
+    checkSnapshotName(opts.name);
     // at once, so that a job answered now already says where it is (it may wait for the volume's lock)
     opts.onProgress?.({ phase: opts.pause || opts.exec ? 'prepare' : 'snapshot' });
-    return this.volumes.withLock(volume, async () => this.createLocked(this.volumes.recordOf(volume), opts));
+    return this.volumes.withLock(volume, async () => this.creation.createLocked(this.volumes.recordOf(volume), opts));
   }
 
   /** What `create` would refuse at once (bad or taken name, no such volume, --pause without Docker): checked before a snapshot job starts. */
   async checkCreate(volume: string, opts: CreateSnapshotOptions): Promise<void> {
-    this.checkName(opts.name);
+    checkSnapshotName(opts.name);
     const rec = this.volumes.recordOf(volume);
     if ((opts.pause || opts.exec) && !this.docker) throw new FerryError('unavailable', '--pause and --exec need the Docker API; set dockerHost');
     if (opts.name !== undefined && (await this.listOf(rec, true)).some((s) => s.name === opts.name || s.id === opts.name)) {
       throw new FerryError('exists', `volume ${rec.name} already has a snapshot named ${opts.name}`);
     }
-  }
-
-  private checkName(name: string | undefined): void {
-    if (name !== undefined && !SNAP_NAME.test(name)) {
-      throw new FerryError('invalid', `snapshot name ${JSON.stringify(name)}: use 1-128 characters of [a-zA-Z0-9_.:-], starting with a letter or digit`);
-    }
-  }
-
-  private async createLocked(rec: VolumeRecord, opts: CreateSnapshotOptions): Promise<SnapshotRecord> {
-    const { pool, snaps, data } = this.dirs(rec);
-    await mapNoSpace(pool.name, pool.root, `snapshot of ${rec.name}`, () => mkdir(snaps, { recursive: true, mode: 0o700 }));
-    const existing = await this.listOf(rec, true);
-    const id = randomBytes(6).toString('hex');
-    const taken = (n: string) => existing.some((s) => s.name === n || s.id === n);
-    let name = opts.name ?? (opts.kind === 'worktree' ? `worktree-${opts.branch}-${id}` : new Date(this.now()).toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-'));
-    if (taken(name)) {
-      if (opts.name !== undefined) throw new FerryError('exists', `volume ${rec.name} already has a snapshot named ${name}`);
-      name = `${name}-${id.slice(0, 4)}`; // two automatic names in one second
-    }
-
-    const progress = opts.onProgress ?? (() => undefined);
-    if (opts.pause || opts.exec) progress({ phase: 'prepare' });
-    const users = opts.pause || opts.exec ? await this.runningUsers(rec.name) : [];
-    let consistency: SnapshotRecord['consistency'] = 'crash';
-    if (opts.exec) {
-      for (const c of users) {
-        const r = await this.docker!.exec(c.id, opts.exec);
-        if (r.exitCode !== 0) {
-          const out = r.output.trim().slice(-500);
-          this.onSnapshot?.({ ok: false });
-          throw new FerryError('invalid', `--exec ${JSON.stringify(opts.exec)} failed in container ${c.name} with exit code ${r.exitCode}${out ? ` (${out})` : ''}; no snapshot taken`);
-        }
-      }
-      consistency = 'exec';
-    }
-    const paused: ContainerRef[] = [];
-    let pointInTime = false;
-    const tmp = join(snaps, `.tmp-${id}`);
-    const t0 = performance.now();
-    let stats: SnapshotStats;
-    try {
-      if (opts.pause) {
-        for (const c of users) {
-          await this.docker!.pause(c.id);
-          paused.push(c);
-        }
-        consistency = 'paused';
-      }
-      let prev = [...existing].reverse().find((s) => s.method === pool.snapshotMethod.name && s.method !== 'btrfs');
-      // (without a readable manifest the previous snapshot cannot tell what is unchanged: copy everything)
-      if (prev && !(await checkManifest(this.quarantine, snaps, prev.id, rec.name))) prev = undefined;
-      // In a shared pool another host may remove a snapshot while this one is made: trees there are complete.
-      progress({ phase: 'snapshot' });
-      // an image volume's tree is read through a filesystem: a frozen copy of it, or its own (snapshotView)
-      // (a frozen copy is crash-consistent as the record says; a tree read file by file from a live filesystem is less)
-      // (a shared image is attached by one host at a time: the snapshot is taken where it is, or holds it here)
-      stats = await this.volumes.holdExclusive(rec, `take a snapshot of volume ${rec.name}`, async () => {
-        const view = await pool.snapshotView?.(rec.name);
-        pointInTime = view?.pointInTime ?? false;
-        try {
-          return await pool.snapshotMethod.snapshot(view?.dir ?? data, tmp, {
-            id,
-            onProgress: progress,
-            layout: pool.shared ? 'full' : 'delta',
-            manifestOut: join(snaps, `.tmp-${id}.manifest.json`),
-            ...(prev ? { prev: { snaps, id: prev.id } } : {}),
-          });
-        } finally {
-          await view?.release();
-        }
-      });
-    } catch (err) {
-      await removeTree(tmp).catch(() => undefined);
-      await unlink(join(snaps, `.tmp-${id}.manifest.json`)).catch(() => undefined);
-      this.onSnapshot?.({ ok: false });
-      const full = await noSpaceError(err, pool.name, pool.root, `snapshot of ${rec.name}`);
-      if (full !== err) throw full;
-      if (err instanceof FerryError && err.code === 'in_use') throw err;
-      throw new FerryError('internal', `snapshot of ${rec.name} failed: ${errorMessage(err)}`);
-    } finally {
-      for (const c of paused) await this.docker!.unpause(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not unpause container'));
-    }
-    const durationMs = Math.round(performance.now() - t0);
-    const { timings, ...counts } = stats;
-    stats = counts;
-    // ferryd's own trees (and their manifests) must be on disk before the record; a btrfs snapshot is already
-    const undo = async (err: unknown) => {
-      // nothing half-made stays: a tree without its record would be listed by nobody
-      for (const t of [tmp, join(snaps, id)]) await removeTree(t).catch(() => undefined);
-      for (const m of [`.tmp-${id}.manifest.json`, `${id}.manifest.json`, `${id}.json`]) await unlink(join(snaps, m)).catch(() => undefined);
-      this.onSnapshot?.({ ok: false });
-      return noSpaceError(err, pool.name, pool.root, `snapshot of ${rec.name}`);
-    };
-    progress({ phase: 'save' });
-    try {
-      if (stats.files !== undefined) await syncTree(tmp);
-      await rename(tmp, join(snaps, id));
-      await rename(join(snaps, `.tmp-${id}.manifest.json`), join(snaps, `${id}.manifest.json`)).catch(() => undefined);
-    } catch (err) {
-      throw await undo(err);
-    }
-    const snap: SnapshotRecord = {
-      id,
-      volume: rec.name,
-      volumeCreatedAt: rec.createdAt,
-      name,
-      kind: opts.kind ?? 'snapshot',
-      createdAt: new Date(this.now()).toISOString(),
-      node: this.volumes.node,
-      method: pool.snapshotMethod.name,
-      origin: opts.origin ?? 'manual',
-      consistency,
-      durationMs,
-      stats,
-      ...(opts.message !== undefined ? { message: opts.message } : {}),
-      ...(opts.parent ? { parent: opts.parent } : {}),
-      ...(opts.branch ? { branch: opts.branch } : {}),
-      ...(opts.slot ? { slot: opts.slot } : {}),
-    };
-    try {
-      await writeJsonAtomic(join(snaps, `${id}.json`), snap);
-    } catch (err) {
-      throw await undo(err);
-    }
-    this.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin, ...(pointInTime ? { pointInTime } : {}), ...(timings ? { timings } : {}) }, 'snapshot created');
-    this.onSnapshot?.({ ok: true, seconds: durationMs / 1000, volume: rec.name, at: snap.createdAt });
-    return snap;
-  }
-
-  private async runningUsers(volume: string): Promise<ContainerRef[]> {
-    if (!this.docker) throw new FerryError('unavailable', '--pause and --exec need the Docker API; set dockerHost');
-    const all = await this.volumes.containersUsing(volume);
-    if (all === undefined) throw new FerryError('unavailable', `cannot reach Docker to find the containers using ${volume}; check dockerHost`);
-    return all.filter((c) => c.state === 'running');
   }
 
   // ---- removing -----------------------------------------------------------------------------------
