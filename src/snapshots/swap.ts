@@ -86,7 +86,9 @@ export class DataSwap {
         const applied = await finishInPlace(data, restoreMarker).catch((err: unknown) => {
           throw new FerryError('internal', `${what} was cut short after its journal was written (${errorMessage(err)}); the data is partly restored, and ferryd finishes the restore when it starts again (restart it before using the volume)`);
         });
-        this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name, ...staged.stats, ...applied, ms: Math.round(performance.now() - t0) }, 'volume data restored in place from snapshot');
+        const { timings, ...counts } = applied;
+        const stats = { ...staged.stats, timings: { stage: staged.stats.timings, finish: timings } };
+        this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name, ...stats, ...counts, ms: Math.round(performance.now() - t0) }, 'volume data restored in place from snapshot');
         return;
       }
       this.logger.debug({ volume: rec.name, snapshot: snap.id, reason: staged.fallback }, 'restoring by a full copy');

@@ -6,7 +6,7 @@ import { execProgram } from '../../util/exec.js';
 import { errorMessage, isErrno } from '../../util/errors.js';
 import type { Manifest } from './manifest.js';
 import { WorkerChannel } from '../../util/worker-channel.js';
-import type { AppliedCounts, BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, RestoreStageJob, RestoreStageResult, TreeJob, TreeProgress, TreeWorkerRole } from './jobs.js';
+import type { AppliedCounts, BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, RestoreApplyJob, RestoreStageJob, RestoreStageResult, TreeJob, TreeProgress, TreeWorkerRole } from './jobs.js';
 
 export type { TreeProgress };
 
@@ -112,8 +112,9 @@ class BuildServer {
 
   run(job: BuildJob, onProgress?: (p: TreeProgress) => void): Promise<BuildResult>;
   run(job: RestoreStageJob): Promise<RestoreStageResult>;
-  async run(job: BuildJob | RestoreStageJob, onProgress?: (p: TreeProgress) => void): Promise<unknown> {
-    if (this.busy) return job.op === 'build' ? runTreeJob(job, onProgress) : runTreeJob(job);
+  run(job: RestoreApplyJob): Promise<AppliedCounts>;
+  async run(job: BuildJob | RestoreStageJob | RestoreApplyJob, onProgress?: (p: TreeProgress) => void): Promise<unknown> {
+    if (this.busy) return job.op === 'build' ? runTreeJob(job, onProgress) : job.op === 'restore-stage' ? runTreeJob(job) : runTreeJob(job);
     this.busy = true;
     try {
       if (!this.chan || this.chan.dead) this.chan = treeWorker('serve', { unrefWhenIdle: true });
@@ -125,9 +126,11 @@ class BuildServer {
 }
 const builds = new BuildServer();
 
-/** Step 1 of a restore in place (restore-stage.ts), in the serving worker (its walk helpers are running). */
-export function stageRestoreJob(job: RestoreStageJob): Promise<RestoreStageResult> {
-  return builds.run(job);
+/** The steps of a restore in place (restore-stage.ts, restore-apply.ts), in the serving worker (its walk helpers are running; no thread to start). */
+export function runRestoreJob(job: RestoreStageJob): Promise<RestoreStageResult>;
+export function runRestoreJob(job: RestoreApplyJob): Promise<AppliedCounts>;
+export function runRestoreJob(job: RestoreStageJob | RestoreApplyJob): Promise<unknown> {
+  return job.op === 'restore-stage' ? builds.run(job) : builds.run(job);
 }
 
 /** A whole tree of a snapshot at `dest`: copies (writable) or hard links (a read-only view). */

@@ -1,8 +1,8 @@
 /** A restore in place, step 1: compare the live tree with a snapshot's manifest and stage copies of what differs, with the plan that puts them in place. */
-import { linkSync, mkdirSync } from 'node:fs';
+import { linkSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { holderOf, type DirEntry, type FileEntry } from './manifest.js';
-import { readManifestSync } from './manifest-file.js';
+import { holderOf, type DirEntry, type FileEntry, type Manifest } from './manifest.js';
+import { manifestPath, readManifestSync } from './manifest-file.js';
 import { cpBatches, cpParents } from './copy.js';
 import { walkLive, PARALLEL_WALK_MIN, type Seen } from './walk.js';
 import type { RestorePlan, RestoreStageJob, RestoreStageResult } from './jobs.js';
@@ -38,12 +38,15 @@ export async function stageRestore(job: RestoreStageJob): Promise<RestoreStageRe
   const t0 = performance.now();
   const timings: Record<string, number> = {};
   const lap = (what: string) => (timings[what] = Math.round(performance.now() - t0));
-  const m = readManifestSync(job.snaps, job.id);
+  const size = statSync(manifestPath(job.snaps, job.id), { throwIfNoEntry: false })?.size;
+  if (size === undefined) return { fallback: 'the snapshot has no manifest' };
+  // the manifest is read and parsed while the walk helpers walk (as a build reads the previous one); racy flags are not used here: 0n
+  let manifest: Manifest | undefined;
+  const seen = await walkLive(job.live, size / 50 >= PARALLEL_WALK_MIN, 0n, () => void (manifest = readManifestSync(job.snaps, job.id)));
+  lap('walk');
+  const m = manifest;
   if (!m) return { fallback: 'the snapshot has no manifest' };
   if (m.dirs[0]?.[0] !== '') return { fallback: 'the snapshot was taken before manifests recorded directories' };
-  // racy flags are not used here: 0n
-  const seen = await walkLive(job.live, m.files.length >= PARALLEL_WALK_MIN, 0n, () => undefined);
-  lap('walk');
 
   const live = new Map<string, Seen>();
   for (const e of seen) live.set(e[0], e);
@@ -96,20 +99,27 @@ export async function stageRestore(job: RestoreStageJob): Promise<RestoreStageRe
   let kept = 0;
   let copied = 0;
   let copiedBytes = 0;
+  const underFresh = fresh.size ? (n: string) => fresh.has(parentOf(n)) : () => false;
   for (const e of m.files) {
     const rel = e[0];
-    const names = groups.get(rel) ?? [rel];
-    if (names.every((n) => !fresh.has(parentOf(n)) && unchanged(live.get(n), e))) {
-      kept += names.length;
+    const group = groups.get(rel);
+    if (!group) {
+      if (!underFresh(rel) && unchanged(live.get(rel), e)) {
+        kept++;
+        continue;
+      }
+    } else if (group.every((n) => !underFresh(n) && unchanged(live.get(n), e))) {
+      kept += group.length;
       continue;
     }
+    const names = group ?? [rel];
     const h = holderOf(e, job.id);
     let list = byHolder.get(h);
     if (!list) byHolder.set(h, (list = []));
     list.push(rel);
     copied += names.length;
     copiedBytes += e[3];
-    for (const n of names) if (!fresh.has(parentOf(n))) plan.place.push(n);
+    for (const n of names) if (!underFresh(n)) plan.place.push(n);
     for (const n of names.slice(1)) links.push([rel, n]);
   }
   lap('compare');
