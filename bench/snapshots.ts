@@ -12,11 +12,13 @@
  *   3. snapshot 3 with nothing changed, through the API socket (no CLI process);
  *   4. hard-link pools: 3 more rounds of (1% change, API snapshot, cp -a), and the walk every snapshot
  *      makes (lstat, readdir; and for comparison mkdir and link() as hard-link trees did), each timed alone;
- *   5. `ferry snapshot restore bench <snapshot 1>`; `ferry volume create clone -o from=bench@<snapshot 1>`;
+ *   5. `ferry snapshot restore bench <snapshot 1>`; hard-link pools: 3 more rounds of (1% change, restore to
+ *      snapshot 1 through the API socket, cp -a), interleaved; `ferry volume create clone -o from=bench@<snapshot 1>`;
  *      `ferry snapshot rm bench <snapshot 1>` (later snapshots still use its files).
  * The page cache is warm for every step (the data set was just written; caches are never dropped).
  * Prints a markdown report and writes it to bench/results/snapshots-YYYY-MM-DD.md.
- *   npm run build && node dist/bench/snapshots.js [--xfs] [--no-write]
+ *   npm run build && node dist/bench/snapshots.js [--xfs] [--ext4-only] [--no-write] [--tag NAME]
+ * (--ext4-only: the ext4 pool alone; --tag NAME: the report is written as snapshots-YYYY-MM-DD-NAME.md)
  * Needs root, mkfs.ext4, mkfs.btrfs and btrfs (mkfs.xfs with --xfs), GNU tar, gzip and cp.
  */
 import { execFileSync } from 'node:child_process';
@@ -28,14 +30,17 @@ import { startFerryd, run, unixRequest, ROOT, FERRY_BIN, type Ferryd } from '../
 import { makeLoopFs, loopFsPrerequisites, type FsKind, type LoopFs } from '../test/helpers/loopfs.js';
 import { median, fmtMs, prng, listFiles, onInterrupt, reporter } from './lib.js';
 
-const argv = new Set(process.argv.slice(2));
+const args = process.argv.slice(2);
+const tagAt = args.indexOf('--tag');
+const TAG = tagAt >= 0 ? args.splice(tagAt, 2)[1] : undefined;
+const argv = new Set(args);
 for (const a of argv) {
-  if (a !== '--xfs' && a !== '--no-write') {
-    console.error(`usage: node dist/bench/snapshots.js [--xfs] [--no-write]\nunknown argument ${JSON.stringify(a)}`);
+  if ((a !== '--xfs' && a !== '--no-write' && a !== '--ext4-only') || (tagAt >= 0 && !/^[\w.-]+$/.test(TAG ?? ''))) {
+    console.error(`usage: node dist/bench/snapshots.js [--xfs] [--ext4-only] [--no-write] [--tag NAME]\nunknown argument ${JSON.stringify(a)}`);
     process.exit(2);
   }
 }
-const KINDS: FsKind[] = ['ext4', 'btrfs', ...(argv.has('--xfs') ? (['xfs'] as const) : [])];
+const KINDS: FsKind[] = argv.has('--ext4-only') ? ['ext4'] : ['ext4', 'btrfs', ...(argv.has('--xfs') ? (['xfs'] as const) : [])];
 const POOL_MIB = 4096;
 const MiB = 1024 * 1024;
 const TARGET_FILES = 60_000;
@@ -294,6 +299,8 @@ interface PoolResult {
   rmMs: number[];
   primitives?: Array<{ what: string; n: number; ms: number; floor: boolean }>;
   repeats?: Array<{ snapWorkMs: number; snapE2eMs: number; cpMs: number; cpE2eMs: number }>;
+  /** hard-link pools: rounds of (1% change, restore to snapshot 1 through the API, cp -a) */
+  restores?: Array<{ restoreMs: number; restoreE2eMs: number; cpMs: number; cpE2eMs: number }>;
 }
 
 /**
@@ -505,6 +512,24 @@ async function benchPool(kind: FsKind, share: Array<{ name: string; c: TreeCount
   const mr = await measure(kind, mnt, async () => void (await cli(f, 'snapshot', 'restore', VOL, first)));
   rows.push({ op: 'ferry snapshot restore (to snapshot 1)', state: 'first', ferry: true, ...mr, note: 'old live data deleted' });
   phase('restore', t);
+  let restores: PoolResult['restores'];
+  if (method === 'hardlink') {
+    restores = [];
+    t = performance.now();
+    for (let i = 1; i <= REPEATS; i++) {
+      progress(`${kind}: restore round ${i} of ${REPEATS}: 1% change, restore to snapshot 1 (API), cp -a`);
+      changeOnePercent(data);
+      const ms = await measure(kind, mnt, async () => {
+        const a = await unixRequest(f.apiSocket, 'POST', `/v1/volumes/${VOL}/snapshots/${first}/restore`, '{}', { 'content-type': 'application/json' });
+        if (a.status !== 200) throw new Error(`API restore: HTTP ${a.status}: ${a.text}`);
+      });
+      const copy = join(peers, 'copy-round');
+      const mc = await measure(kind, mnt, async () => void (await must('cp', ['-a', data, copy])));
+      await rm(copy, { recursive: true });
+      restores.push({ restoreMs: ms.cmdMs, restoreE2eMs: ms.cmdMs + ms.syncMs, cpMs: mc.cmdMs, cpE2eMs: mc.cmdMs + mc.syncMs });
+    }
+    phase('restore rounds', t);
+  }
   progress(`${kind}: clone of snapshot 1`);
   t = performance.now();
   const mk = await measure(kind, mnt, async () => void (await cli(f, 'volume', 'create', 'clone', '-o', `from=${VOL}@${first}`)));
@@ -517,7 +542,7 @@ async function benchPool(kind: FsKind, share: Array<{ name: string; c: TreeCount
   rows.push({ op: 'ferry snapshot rm (snapshot 1)', state: 'first', ferry: true, ...mx, note: method === 'btrfs' ? 'a subvolume delete' : `the ${held} later snapshots still use most of its files: they are hard-linked into the oldest of them first` });
   phase('remove snapshot 1', t);
   phases['total for this pool'] = performance.now() - tPool;
-  return { kind, method, dataset, change, rows, cliBaselineMs, snaps, tarBytes, phases, rmMs, ...(btrfsDu ? { btrfsDu } : {}), ...(primitives ? { primitives } : {}), ...(repeats ? { repeats } : {}) };
+  return { kind, method, dataset, change, rows, cliBaselineMs, snaps, tarBytes, phases, rmMs, ...(btrfsDu ? { btrfsDu } : {}), ...(primitives ? { primitives } : {}), ...(repeats ? { repeats } : {}), ...(restores ? { restores } : {}) };
 }
 
 // ---- main -----------------------------------------------------------------------------------------
@@ -666,6 +691,15 @@ for (const r of results) {
     r.repeats.forEach((x, i) => emit(`| ${i + 1} | ${fmtT(x.snapWorkMs)} | ${fmtT(x.snapE2eMs)} | ${fmtT(x.cpMs)} | ${fmtT(x.cpE2eMs)} | ${times(x.cpE2eMs, x.snapE2eMs)} |`));
     emit(`| **median** | ${fmtT(median(r.repeats.map((x) => x.snapWorkMs)))} | ${fmtT(median(r.repeats.map((x) => x.snapE2eMs)))} | ${fmtT(median(r.repeats.map((x) => x.cpMs)))} | ${fmtT(median(r.repeats.map((x) => x.cpE2eMs)))} | ${times(median(r.repeats.map((x) => x.cpE2eMs / x.snapE2eMs)), 1)} |`);
   }
+  if (r.restores) {
+    emit();
+    emit(`${r.restores.length} rounds after the restore above, each: rewrite the same ~1% again, \`POST /v1/volumes/${VOL}/snapshots/SNAPSHOT-1/restore\` through the API socket (no CLI process), then cp -a of the same data — each time ÷ sync as above:`);
+    emit();
+    emit('| round | restore: request | restore: request + sync | cp -a | cp -a + sync | cp -a + sync ÷ restore request + sync |');
+    emit('|---|---|---|---|---|---|');
+    r.restores.forEach((x, i) => emit(`| ${i + 1} | ${fmtT(x.restoreMs)} | ${fmtT(x.restoreE2eMs)} | ${fmtT(x.cpMs)} | ${fmtT(x.cpE2eMs)} | ${times(x.cpE2eMs, x.restoreE2eMs)} |`));
+    emit(`| **median** | ${fmtT(median(r.restores.map((x) => x.restoreMs)))} | ${fmtT(median(r.restores.map((x) => x.restoreE2eMs)))} | ${fmtT(median(r.restores.map((x) => x.cpMs)))} | ${fmtT(median(r.restores.map((x) => x.cpE2eMs)))} | ${times(median(r.restores.map((x) => x.cpE2eMs / x.restoreE2eMs)), 1)} |`);
+  }
   if (r.primitives) {
     emit();
     emit(`The walk every \`${r.method}\` snapshot makes whatever changed, each kind of system call timed alone on this data set (single-threaded, page cache warm), and what hard-link trees (ferry before manifests) added on top, into a scratch tree:`);
@@ -719,12 +753,20 @@ if (ext4) {
     const floor = ext4.primitives.filter((p) => p.floor).reduce((x, p) => x + p.ms, 0);
     emit(`  - floor: the walk of the live tree alone (lstat + readdir, timed apart) takes ${fmtT(floor)}; 10× cp -a + sync means the whole snapshot in ${fmtT(e2e(cp) / 10)}`);
   }
+  const r1 = ext4.rows.find((x) => x.op.startsWith('ferry snapshot restore'))!;
+  const cp1 = ext4.rows.find((x) => !x.ferry && x.state === 'first' && x.op.startsWith('cp -a ('))!;
+  emit(`- **ext4 restore after a 1% change at least 10× faster than cp -a** (issue 17, goal 2)`);
+  emit(`  - the first restore (CLI, end to end + sync) ${fmtT(e2e(r1))} vs cp -a + sync ${fmtT(e2e(cp1))}: ${v(e2e(r1), e2e(cp1))}`);
+  if (ext4.restores) {
+    const q = ext4.restores.map((x) => x.cpE2eMs / x.restoreE2eMs);
+    emit(`  - the ${q.length} restore rounds (API, no CLI start-up; each against the cp -a run right after it): cp -a + sync ÷ restore + sync = ${q.map((x) => times(x, 1)).join(', ')}; median ${times(median(q), 1)} — **${median(q) >= 10 ? 'met' : 'NOT met'}**`);
+  }
 }
 emit();
 emit(`Clean-up: ferryd stopped, loop filesystems unmounted and their images deleted. Leftovers of this run's ${made.length / 2} loop filesystem(s) after clean-up: ${leftLoops.length} loop device(s) in \`losetup -a\`, ${leftMounts.length} mount(s) in /proc/mounts, ${leftDirs.length} image/mountpoint path(s)${leftLoops.length + leftMounts.length + leftDirs.length ? ` — **NOT clean**: ${[...leftLoops, ...leftMounts, ...leftDirs].join('; ')}` : ' — clean'}.`);
 
 if (!argv.has('--no-write')) {
-  const file = join(ROOT, 'bench', 'results', `snapshots-${now.toISOString().slice(0, 10)}.md`);
+  const file = join(ROOT, 'bench', 'results', `snapshots-${now.toISOString().slice(0, 10)}${TAG ? `-${TAG}` : ''}.md`);
   await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
   await writeFile(file, out.join('\n') + '\n');
   progress(`wrote ${file}`);

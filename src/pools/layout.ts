@@ -13,7 +13,7 @@ export interface VolumeDirs {
   snaps: string;
   /** The history's branches and worktrees. */
   refs: string;
-  /** Written while a restore swaps the data, so that start-up finishes it. */
+  /** Written while a restore changes the data (the journal of a restore in place, or the mark of a swap), so that start-up finishes it. */
   restoreMarker: string;
 }
 

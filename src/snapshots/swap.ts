@@ -1,13 +1,14 @@
-/** The restore swap: a change of the live data with the volume unmounted, the data replaced by a copy of a snapshot by renames, and the swap finished or undone at start-up. */
+/** The restore swap: a change of the live data with the volume unmounted, the data made a snapshot's (in place, or by a full copy and renames), and the change finished or undone at start-up. */
 import { readdir, rename, unlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Logger } from 'pino';
 import type { VolumeService } from '../volumes/service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import type { DockerClient, ContainerRef } from '../docker/client.js';
-import { readJson, writeJsonAtomic, fsyncDir } from '../util/atomic.js';
+import { writeJsonAtomic, fsyncDir } from '../util/atomic.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { removeTree, syncTree } from '../pools/trees/methods.js';
+import { finishInPlace, readMarkerKind, stageInPlace, stagePath } from '../pools/trees/restore.js';
 import type { VolumeDirs } from '../pools/layout.js';
 import { noSpaceError } from '../util/no-space.js';
 import { sizeText } from '../util/size.js';
@@ -57,9 +58,13 @@ export class DataSwap {
   }
 
   /**
-   * Swap the live data for a writable copy of a snapshot: build `data.new`, mark the swap in
-   * `restore.json`, rename data → data.old and data.new → data, delete data.old, drop the mark.
-   * `recover` finishes a marked swap or discards an unmarked build, so a crash leaves before or after.
+   * Make the live data a snapshot's. On hard-link and reflink pools (local, without a size limit) in place, in
+   * time proportional to what changed (pools/trees/restore.ts): copies of what differs are staged beside the
+   * data, a journal of the plan is written to `restore.json`, then carried out. Elsewhere (btrfs, image pools,
+   * shared pools, volumes with a size limit, snapshots without a manifest) by a full copy: build `data.new`,
+   * mark the swap in `restore.json`, rename data → data.old and data.new → data, delete data.old, drop the mark.
+   * `recover` finishes a journaled or marked restore, or discards an unmarked stage or build: a crash leaves
+   * before or after.
    */
   async replaceData(rec: VolumeRecord, { pool, root, snaps, data, restoreMarker }: VolumeDirs, snap: SnapshotRecord): Promise<void> {
     if (pool.replaceData) {
@@ -69,6 +74,24 @@ export class DataSwap {
       });
       this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'image volume replaced by snapshot');
       return;
+    }
+    const what = `restoring ${rec.name} from snapshot ${snap.name}`;
+    if (!pool.shared && rec.options.size === undefined) {
+      // (shared pools: start-up recovery leaves their volumes to the node at work; size limits: see limitCopy)
+      const t0 = performance.now();
+      const staged = await stageInPlace(pool.snapshotMethod.name, { snaps, id: snap.id }, data, restoreMarker).catch(async (err: unknown) => {
+        throw await noSpaceError(err, pool.name, pool.root, what);
+      });
+      if ('stats' in staged) {
+        const applied = await finishInPlace(data, restoreMarker).catch((err: unknown) => {
+          throw new FerryError('internal', `${what} was cut short after its journal was written (${errorMessage(err)}); the data is partly restored, and ferryd finishes the restore when it starts again (restart it before using the volume)`);
+        });
+        const { timings, ...counts } = applied;
+        const stats = { ...staged.stats, timings: { stage: staged.stats.timings, finish: timings } };
+        this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name, ...stats, ...counts, ms: Math.round(performance.now() - t0) }, 'volume data restored in place from snapshot');
+        return;
+      }
+      this.logger.debug({ volume: rec.name, snapshot: snap.id, reason: staged.fallback }, 'restoring by a full copy');
     }
     const fresh = `${data}.new`;
     const old = `${data}.old`;
@@ -82,7 +105,7 @@ export class DataSwap {
     } catch (err) {
       // the live data was not touched yet: drop the copy
       await removeTree(fresh).catch(() => undefined);
-      throw await noSpaceError(err, pool.name, pool.root, `restoring ${rec.name} from snapshot ${snap.name}`);
+      throw await noSpaceError(err, pool.name, pool.root, what);
     }
     await this.finishSwap(root, data, fresh, old, restoreMarker);
     this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'volume data replaced by snapshot');
@@ -100,13 +123,32 @@ export class DataSwap {
     await fsyncDir(root);
   }
 
-  /** Start-up, for one volume whose directory holds `top`: finish a marked swap, or discard an unmarked build. */
+  /**
+   * Start-up, for one volume whose directory holds `top`: finish a journaled restore in place or a marked swap
+   * (roll forward), or discard an unjournaled stage or an unmarked build (roll back: the live data was not touched).
+   */
   async recover(volume: string, { root, data, restoreMarker }: VolumeDirs, top: string[]): Promise<void> {
-    if (top.includes(basename(restoreMarker)) && (await readJson(restoreMarker).catch(() => undefined))) {
+    const kind = top.includes(basename(restoreMarker)) ? await readMarkerKind(restoreMarker) : undefined;
+    if (kind === 'in-place') {
+      this.logger.warn({ volume }, 'recovery: finishing an interrupted restore (replaying its journal)');
+      const r = await finishInPlace(data, restoreMarker);
+      this.logger.info({ volume, ...r }, 'recovery: restore finished');
+      return;
+    }
+    if (kind === 'swap') {
       this.logger.warn({ volume }, 'recovery: finishing an interrupted restore');
       await this.finishSwap(root, data, `${data}.new`, `${data}.old`, restoreMarker);
-    } else if (top.includes(`${basename(data)}.new`)) {
-      await removeTree(`${data}.new`);
+      return;
+    }
+    if (top.includes(basename(restoreMarker))) {
+      // written atomically, so never torn by a crash: damaged some other way. Keep everything for the operator.
+      this.logger.error({ volume, marker: restoreMarker }, 'recovery: the restore marker cannot be read; a restore may be unfinished: the marker and any staged data are left as they are');
+      return;
+    }
+    if (top.includes(`${basename(data)}.new`)) await removeTree(`${data}.new`);
+    if (top.includes(basename(stagePath(data)))) {
+      this.logger.warn({ volume }, 'recovery: discarding the copies of a restore interrupted before its journal was written');
+      await removeTree(stagePath(data));
     }
   }
 }

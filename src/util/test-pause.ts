@@ -1,4 +1,5 @@
 /** Test hook: FERRY_TEST_PAUSE=POINT:MS[,POINT:MS...] makes ferryd wait at named points of a race (docs/testing.md). */
+import { appendFileSync } from 'node:fs';
 
 let pauses: Map<string, number> | undefined;
 
@@ -15,5 +16,8 @@ function parse(spec: string | undefined): Map<string, number> {
 export async function pauseAt(point: string): Promise<void> {
   pauses ??= parse(process.env.FERRY_TEST_PAUSE);
   const ms = pauses.get(point);
-  if (ms) await new Promise((r) => setTimeout(r, ms));
+  if (!ms) return;
+  // FERRY_TEST_PAUSE_FILE: say where we wait, so that a test can act (e.g. kill -9) while we do
+  if (process.env.FERRY_TEST_PAUSE_FILE) appendFileSync(process.env.FERRY_TEST_PAUSE_FILE, `${point}\n`);
+  await new Promise((r) => setTimeout(r, ms));
 }

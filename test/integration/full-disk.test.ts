@@ -103,6 +103,7 @@ describe('a full disk', { skip }, () => {
     assert.deepEqual(readdirSync(join(f.dataDir, 'volumes')).sort(), ['vol']);
     assert.ok(!readdirSync(join(f.dataDir, 'volumes', 'vol', 'snapshots')).some((e) => e.startsWith('.tmp-')), 'temp trees removed');
     assert.ok(!readdirSync(join(f.dataDir, 'volumes', 'vol')).includes('data.new'), 'the restore copy removed');
+    assert.ok(!readdirSync(join(f.dataDir, 'volumes', 'vol')).includes('data.stage'), 'the staged copies of a restore in place removed');
 
     // the catalog is intact: a restart (on the full disk) lists the same
     await f.stop();

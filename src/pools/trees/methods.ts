@@ -6,7 +6,7 @@ import { execProgram } from '../../util/exec.js';
 import { errorMessage, isErrno } from '../../util/errors.js';
 import type { Manifest } from './manifest.js';
 import { WorkerChannel } from '../../util/worker-channel.js';
-import type { BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, TreeJob, TreeProgress, TreeWorkerRole } from './jobs.js';
+import type { AppliedCounts, BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, RestoreApplyJob, RestoreStageJob, RestoreStageResult, TreeJob, TreeProgress, TreeWorkerRole } from './jobs.js';
 
 export type { TreeProgress };
 
@@ -88,6 +88,8 @@ function treeWorker(role: TreeWorkerRole, opts?: { unrefWhenIdle?: boolean }): W
 export function runTreeJob(job: Extract<TreeJob, { op: 'build' }>, onProgress?: (p: TreeProgress) => void): Promise<BuildResult>;
 export function runTreeJob(job: Extract<TreeJob, { op: 'relocate' }>): Promise<RelocateResult>;
 export function runTreeJob(job: Extract<TreeJob, { op: 'materialise' }>): Promise<void>;
+export function runTreeJob(job: Extract<TreeJob, { op: 'restore-stage' }>): Promise<RestoreStageResult>;
+export function runTreeJob(job: Extract<TreeJob, { op: 'restore-apply' }>): Promise<AppliedCounts>;
 export async function runTreeJob(job: TreeJob, onProgress?: (p: TreeProgress) => void): Promise<unknown> {
   const chan = treeWorker('job');
   try {
@@ -98,28 +100,38 @@ export async function runTreeJob(job: TreeJob, onProgress?: (p: TreeProgress) =>
 }
 
 /**
- * Builds run in one long-lived worker thread (and its walk helpers), which keeps the last manifest of
- * each volume in memory: a snapshot of a large volume then costs the walk and the copies, not also the
- * start of threads and the parse of the previous manifest. A build that arrives while another runs gets a
- * worker of its own. The worker keeps ferryd alive only while it builds; one that died is replaced by the
- * next build.
+ * Builds (and the walks of restores in place) run in one long-lived worker thread (and its walk helpers),
+ * which keeps the last manifest of each volume in memory: a snapshot of a large volume then costs the walk
+ * and the copies, not also the start of threads and the parse of the previous manifest. A job that arrives
+ * while another runs gets a worker of its own. The worker keeps ferryd alive only while it works; one that
+ * died is replaced by the next job.
  */
 class BuildServer {
   private chan?: WorkerChannel<TreeJob, unknown, TreeProgress>;
   private busy = false;
 
-  async run(job: BuildJob, onProgress?: (p: TreeProgress) => void): Promise<BuildResult> {
-    if (this.busy) return runTreeJob(job, onProgress);
+  run(job: BuildJob, onProgress?: (p: TreeProgress) => void): Promise<BuildResult>;
+  run(job: RestoreStageJob): Promise<RestoreStageResult>;
+  run(job: RestoreApplyJob): Promise<AppliedCounts>;
+  async run(job: BuildJob | RestoreStageJob | RestoreApplyJob, onProgress?: (p: TreeProgress) => void): Promise<unknown> {
+    if (this.busy) return job.op === 'build' ? runTreeJob(job, onProgress) : job.op === 'restore-stage' ? runTreeJob(job) : runTreeJob(job);
     this.busy = true;
     try {
       if (!this.chan || this.chan.dead) this.chan = treeWorker('serve', { unrefWhenIdle: true });
-      return (await this.chan.request(job, { onProgress })) as BuildResult;
+      return await this.chan.request(job, { onProgress });
     } finally {
       this.busy = false;
     }
   }
 }
 const builds = new BuildServer();
+
+/** The steps of a restore in place (restore-stage.ts, restore-apply.ts), in the serving worker (its walk helpers are running; no thread to start). */
+export function runRestoreJob(job: RestoreStageJob): Promise<RestoreStageResult>;
+export function runRestoreJob(job: RestoreApplyJob): Promise<AppliedCounts>;
+export function runRestoreJob(job: RestoreStageJob | RestoreApplyJob): Promise<unknown> {
+  return job.op === 'restore-stage' ? builds.run(job) : builds.run(job);
+}
 
 /** A whole tree of a snapshot at `dest`: copies (writable) or hard links (a read-only view). */
 export function materialise(src: StoredSnapshot, dest: string, mode: MaterialiseJob['mode'], reflink: Reflink = 'auto'): Promise<void> {

@@ -10,6 +10,8 @@
  *   inode with a snapshot) or hard links (a read-only view for backups).
  * - `relocate`: before a delta snapshot is deleted, what later snapshots still reference in it is
  *   hard-linked into the oldest of them, and their manifests are rewritten to say so.
+ * - `restore-stage` and `restore-apply`: a restore in place (restore-stage.ts, restore-apply.ts): copies of
+ *   what differs from the snapshot staged beside the live tree, then a journaled plan carried out on it.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
@@ -18,6 +20,8 @@ import { walkHelper, walkUnits, type Seen, type WalkTask } from './walk.js';
 import { build, keepManifests } from './build.js';
 import { materialise } from './materialise.js';
 import { relocate } from './relocate.js';
+import { stageRestore } from './restore-stage.js';
+import { applyRestore } from './restore-apply.js';
 import type { TreeJob, TreeProgress, TreeWorkerRole } from './jobs.js';
 
 if (!isMainThread) {
@@ -35,6 +39,19 @@ if (!isMainThread) {
       for (let k = 0; k < Math.min(3, availableParallelism() - 1); k++) walkHelper(k);
     }
     // a build's progress goes to the caller before its answer; a serving worker gets one job at a time
-    serveRequests<TreeJob, unknown, TreeProgress>((job, ctx) => (job.op === 'build' ? build(job, ctx.progress) : job.op === 'materialise' ? materialise(job) : relocate(job)));
+    serveRequests<TreeJob, unknown, TreeProgress>((job, ctx) => {
+      switch (job.op) {
+        case 'build':
+          return build(job, ctx.progress);
+        case 'materialise':
+          return materialise(job);
+        case 'relocate':
+          return relocate(job);
+        case 'restore-stage':
+          return stageRestore(job);
+        case 'restore-apply':
+          return applyRestore(job);
+      }
+    });
   }
 }
