@@ -6,6 +6,7 @@ import { fsyncDir } from '../util/atomic.js';
 import { execProgram } from '../util/exec.js';
 import { mountOf, withTimeout } from '../util/mounts.js';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
+import { RESTORE_MARKER } from './layout.js';
 import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from './trees/methods.js';
 import { ShareIo, shareFsOf } from './share-io.js';
 import { refusingLimits, sizeLimitsFor, type SizeLimits } from './size-limits.js';
@@ -285,6 +286,13 @@ export class DirPool implements Pool {
 
   async checkMountable(volume: string): Promise<void> {
     await this.checkAvailable();
+    // a restore whose journal could not be carried out to the end: the data may be half restored
+    if (!this.io && (await exists(join(this.live, volume, RESTORE_MARKER)))) {
+      throw new FerryError(
+        'unavailable',
+        `volume ${volume} has an unfinished restore (${join(this.live, volume, RESTORE_MARKER)}): its data may be half restored, so it is not mounted; restart ferryd (start-up finishes the restore) or run the restore again`,
+      );
+    }
     try {
       const st = this.io ? await this.io.call<{ isDirectory: boolean }>('stat', [this.mountpoint(volume)]) : { isDirectory: (await stat(this.mountpoint(volume))).isDirectory() };
       if (!st.isDirectory) throw new Error('not a directory');

@@ -17,7 +17,10 @@ export interface VolumeDirs {
   restoreMarker: string;
 }
 
+/** The restore journal or swap mark in a volume's directory (see VolumeDirs.restoreMarker). */
+export const RESTORE_MARKER = 'restore.json';
+
 export function volumeDirs(pool: Pool, volume: string): VolumeDirs {
   const root = pool.volumeRoot(volume);
-  return { pool, root, snaps: join(root, 'snapshots'), data: pool.mountpoint(volume), refs: join(root, 'refs.json'), restoreMarker: join(root, 'restore.json') };
+  return { pool, root, snaps: join(root, 'snapshots'), data: pool.mountpoint(volume), refs: join(root, 'refs.json'), restoreMarker: join(root, RESTORE_MARKER) };
 }

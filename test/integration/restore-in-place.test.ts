@@ -136,6 +136,17 @@ for (const kind of kinds) {
       await clean('rt');
     });
 
+    it('a volume whose restore journal is still there (an apply that failed) is not mounted until the restore is finished', async () => {
+      await ok('volume', 'create', 'halfway');
+      writeFileSync(join(volDir('halfway'), 'restore.json'), '{"kind":"in-place"}');
+      const r = await f.plugin('Mount', { Name: 'halfway', ID: 'h1' });
+      assert.match(r.json.Err, /volume halfway has an unfinished restore .*restore\.json\): its data may be half restored, so it is not mounted; restart ferryd/);
+      unlinkSync(join(volDir('halfway'), 'restore.json'));
+      assert.equal((await f.plugin('Mount', { Name: 'halfway', ID: 'h2' })).json.Err, '');
+      assert.equal((await f.plugin('Unmount', { Name: 'halfway', ID: 'h2' })).json.Err, '');
+      await ok('volume', 'rm', 'halfway');
+    });
+
     it('switches history branches and resets in place', async () => {
       await ok('volume', 'create', 'hist');
       populate(data('hist'), 60);
