@@ -70,6 +70,9 @@ export class UsageTracker {
   private readonly published = new Map<string, string>();
   private readonly ticker: Periodic;
   private dirty = false;
+  private changes = 0;
+  /** What the running background pass changed: counted as one change, at its end (see `version`). */
+  private passChanged = false;
   /** When the last exchange of figures began (ISO): what was measured since then on request is fresh. */
   private lastExchange = '';
 
@@ -90,9 +93,24 @@ export class UsageTracker {
       if (saved?.v !== 1) return;
       for (const [k, e] of Object.entries(saved.data ?? {})) if (typeof e?.bytes === 'number' && typeof e.ino === 'number') this.data.set(k, e);
       for (const [k, b] of Object.entries(saved.trash ?? {})) if (typeof b === 'number') this.trash.set(k, b);
+      this.changes++;
     } catch (err) {
       this.log.warn({ file: this.file, err: errorMessage(err) }, 'usage cache unreadable; measuring again');
     }
+  }
+
+  /**
+   * Changes whenever a figure that `of`, `lastSnapshotOf` or the trash's figures return may have changed; what
+   * a background pass changes, once at its end (a pass over 10,000 volumes after a restart changes each of
+   * them: a listing cached by this version is then made again once, not at every call while the pass runs).
+   */
+  get version(): number {
+    return this.changes;
+  }
+
+  private changed(byPass = false): void {
+    if (byPass) this.passChanged = true;
+    else this.changes++;
   }
 
   start(): void {
@@ -143,7 +161,7 @@ export class UsageTracker {
   /** A snapshot of a volume was just made (the snapshot service's observer). */
   snapshotted(name: string, at: string): void {
     const cur = this.lastSnapshot.get(name);
-    if (!cur || at > cur) this.lastSnapshot.set(name, at);
+    if (!cur || at > cur) (this.lastSnapshot.set(name, at), this.changed());
   }
 
   /** When the newest snapshot of a volume was made, as far as known (no I/O). */
@@ -173,15 +191,23 @@ export class UsageTracker {
   }
 
   private trashBytesOf(name: string): number | null {
-    let sum = 0;
-    for (const t of this.volumes.trashList()) {
-      if (t.name !== name) continue;
-      const b = this.trash.get(t.id);
-      if (b === undefined) return null;
-      sum += b;
+    // (asked for every volume of a list: the trash is summed by name once per version of it and of the figures)
+    const catalog = this.volumes.version;
+    let t = this.trashSums;
+    if (t?.catalog !== catalog || t.usage !== this.changes) {
+      const sums = new Map<string, number | null>();
+      for (const e of this.volumes.trashList()) {
+        const b = this.trash.get(e.id);
+        const cur = sums.get(e.name);
+        sums.set(e.name, b === undefined || cur === null ? null : (cur ?? 0) + b);
+      }
+      this.trashSums = t = { catalog, usage: this.changes, sums };
     }
-    return sum;
+    return t.sums.get(name) ?? 0;
   }
+
+  private trashSums: { catalog: number; usage: number; sums: Map<string, number | null> } | undefined;
+
 
   /** Measure one volume now, data and snapshots (`inspect --usage`, `?usage=true`). */
   async refresh(name: string): Promise<VolumeUsage> {
@@ -201,11 +227,12 @@ export class UsageTracker {
       try {
         this.trash.set(t.id, await this.volumes.poolOf({ pool: t.pool } as VolumeRecord).trashUsage(t.id));
         this.dirty = true;
+        this.changed();
       } catch (err) {
         this.log.debug({ trash: t.id, err: errorMessage(err) }, 'could not measure a trash entry');
       }
     }
-    for (const id of this.trash.keys()) if (!live.has(id)) (this.trash.delete(id), (this.dirty = true));
+    for (const id of this.trash.keys()) if (!live.has(id)) (this.trash.delete(id), (this.dirty = true), this.changed());
   }
 
   /**
@@ -219,7 +246,16 @@ export class UsageTracker {
   }
 
   private async passOnce(): Promise<void> {
+    try {
+      await this.passBody();
+    } finally {
+      if (this.passChanged) (this.passChanged = false, this.changed());
+    }
+  }
+
+  private async passBody(): Promise<void> {
     const vols = this.volumes.list();
+
     const ex = this.opts.exchange?.active ? this.opts.exchange : undefined;
     const here = ex ? await this.volumes.scheduledHere().catch(() => (v: VolumeInfo) => !v.shared) : () => true;
     const checks = new Map<string, Promise<boolean>>();
@@ -236,18 +272,18 @@ export class UsageTracker {
           if (!(await available(v.pool))) continue;
           mine.add(key(v));
         }
-        await this.measure(v, false, v.shared);
+        await this.measure(v, false, v.shared, true);
       } catch (err) {
         this.log.debug({ volume: v.name, err: errorMessage(err) }, 'could not measure a volume');
       }
     }
     if (ex) await this.exchange(ex, vols, mine, available);
     const keys = new Set(vols.map(key));
-    for (const k of this.data.keys()) if (!keys.has(k)) (this.data.delete(k), (this.dirty = true));
-    for (const k of this.snaps.keys()) if (!keys.has(k)) this.snaps.delete(k);
+    for (const k of this.data.keys()) if (!keys.has(k)) (this.data.delete(k), (this.dirty = true), this.changed(true));
+    for (const k of this.snaps.keys()) if (!keys.has(k)) (this.snaps.delete(k), this.changed(true));
     const names = new Set(vols.map((v) => v.name));
     for (const n of this.touched) if (!names.has(n)) this.touched.delete(n);
-    for (const n of this.lastSnapshot.keys()) if (!names.has(n)) this.lastSnapshot.delete(n);
+    for (const n of this.lastSnapshot.keys()) if (!names.has(n)) (this.lastSnapshot.delete(n), this.changed(true));
     await this.measureTrash();
     await this.save();
   }
@@ -293,10 +329,12 @@ export class UsageTracker {
       }
     }
     this.remote = remote;
+    this.changed(true);
     this.lastExchange = startedAt;
   }
 
-  private async measure(v: VolumeInfo, force: boolean, checked = false): Promise<void> {
+  /** `byPass`: by the background pass (its changes count once, at its end). */
+  private async measure(v: VolumeInfo, force: boolean, checked = false, byPass = false): Promise<void> {
     const k = key(v);
     const rec = this.volumes.recordOf(v.name);
     const pool = this.volumes.poolOf(rec);
@@ -319,6 +357,7 @@ export class UsageTracker {
       const bytes = await pool.usage(v.name);
       this.data.set(k, { bytes, at, ino, mounted });
       this.dirty = true;
+      this.changed(byPass);
     }
     const dir = volumeDirs(pool, v.name).snaps;
     const sig = await signature(dir);
@@ -330,7 +369,11 @@ export class UsageTracker {
       if (newest) this.lastSnapshot.set(v.name, newest);
       else this.lastSnapshot.delete(v.name);
       this.snaps.set(k, { sig, space: await snapshotSpace(dir, list, cache), cache, at: new Date().toISOString() });
-    } else s.at = new Date().toISOString();
+      this.changed(byPass);
+    } else {
+      s.at = new Date().toISOString();
+      if (v.shared) this.changed(byPass); // (when it was checked picks the newest figures of a shared volume)
+    }
   }
 
   private async save(): Promise<void> {
