@@ -101,6 +101,7 @@ export class BackupHistory {
 
   /** The newest successful backup of this volume to any target (Unix seconds), if any. */
   lastSuccess(v: { name: string; createdAt: string }): number | undefined {
+    if (!this.records.has(v.name)) return undefined; // (most volumes, each of 10,000 in a list: no arrays made)
     let newest: number | undefined;
     for (const [, r] of this.targets(v)) if (r.lastSuccessAt !== undefined && (newest === undefined || r.lastSuccessAt > newest)) newest = r.lastSuccessAt;
     return newest;
@@ -108,7 +109,9 @@ export class BackupHistory {
 
   /** The targets whose newest backup of this volume failed (a success to the target clears it). */
   failing(v: { name: string; createdAt: string }): string[] {
+    if (!this.records.has(v.name)) return [];
     return this.targets(v)
+
       .filter(([, r]) => r.failing)
       .map(([t]) => t)
       .sort();

@@ -124,7 +124,9 @@ class RecordStore<T> {
         const key = entry.slice(0, -'.json'.length);
         let text: string;
         try {
-          text = readFileSync(join(this.dir, entry), 'utf8');
+          // (a name readdir gave, below a directory made by join: join's result, without its normalising, 10,000 times)
+          text = readFileSync(`${this.dir}/${entry}`, 'utf8');
+
         } catch (err) {
           if (isErrno(err, 'ENOENT')) continue; // gone meanwhile
           throw err;

@@ -1,5 +1,6 @@
 // The space each volume takes (data, snapshots, trash), measured in the background and cached: no request walks a tree.
 import { lstat, readdir, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { VolumeInfo, VolumeService } from './service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
@@ -58,7 +59,8 @@ export interface UsageOptions {
  */
 export class UsageTracker {
   private readonly data = new Map<string, DataEntry>();
-  private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; cache: SpaceCache; at: string }>();
+  /** `at`: when last checked (ms; a number: every pass sets it, for each of 10,000 volumes). */
+  private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; cache: SpaceCache | undefined; at: number }>();
   private readonly trash = new Map<string, number>();
   /** Shared volumes as the other nodes measured them, by key (read each pass). */
   private remote = new Map<string, PublishedUsage[]>();
@@ -124,9 +126,10 @@ export class UsageTracker {
 
   /** What is known now (no I/O): of a shared volume, the newest figures of any node. */
   of(v: VolumeInfo): VolumeUsage {
+    if (!v.shared) return this.ownOf(v);
     const local = this.localOf(v);
-    // (a local volume has only this node's figures: no list to make and search, it is asked for 10,000 volumes at a time)
-    const all = v.shared ? [local, ...(this.remote.get(key(v)) ?? [])].filter((u): u is PublishedUsage => u !== undefined) : local ? [local] : [];
+    const all = [local, ...(this.remote.get(key(v)) ?? [])].filter((u): u is PublishedUsage => u !== undefined);
+
     const trashBytes = this.trashBytesOf(v.name);
     if (all.length === 0) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
     const data = all.length === 1 ? all[0]! : newest(all, (u) => u.measuredAt ?? '');
@@ -137,6 +140,24 @@ export class UsageTracker {
       snapshotBytes: snaps.snapshotBytes,
       snapshots: snaps.snapshots,
       ...(snaps.snapshotNote ? { snapshotNote: snaps.snapshotNote } : {}),
+      trashBytes,
+    };
+  }
+
+  /** `of` a local volume: this node's figures only (asked for 10,000 volumes at a time: one object each). */
+  private ownOf(v: VolumeInfo): VolumeUsage {
+    const k = key(v);
+    const d = this.data.get(k);
+    const s = this.snaps.get(k);
+    const trashBytes = this.trashBytesOf(v.name);
+    if (!d && !s) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
+    const note = s ? s.space.note : 'not measured yet';
+    return {
+      dataBytes: d?.bytes ?? null,
+      measuredAt: d?.at ?? null,
+      snapshotBytes: s ? s.space.bytes : null,
+      snapshots: s?.space.count ?? 0,
+      ...(note ? { snapshotNote: note } : {}),
       trashBytes,
     };
   }
@@ -154,7 +175,7 @@ export class UsageTracker {
       snapshotBytes: s ? s.space.bytes : null,
       snapshots: s?.space.count ?? 0,
       ...(s?.space.note ? { snapshotNote: s.space.note } : !s ? { snapshotNote: 'not measured yet' } : {}),
-      checkedAt: s?.at ?? '',
+      checkedAt: s ? new Date(s.at).toISOString() : '',
     };
   }
 
@@ -360,18 +381,18 @@ export class UsageTracker {
       this.changed(byPass);
     }
     const dir = volumeDirs(pool, v.name).snaps;
-    const sig = await signature(dir);
+    const sig = await signature(dir, !pool.shared);
     const s = this.snaps.get(k);
     if (force || !s || s.sig !== sig) {
-      const cache: SpaceCache = s?.cache ?? new Map();
       const list = sig ? await this.listSnapshots(v.name) : [];
+      const cache = s?.cache ?? (list.length ? new Map() : undefined); // (none for the many volumes without snapshots)
       const newest = list.filter((x) => x.kind !== 'worktree').reduce<string | undefined>((a, x) => (a === undefined || x.createdAt > a ? x.createdAt : a), undefined);
       if (newest) this.lastSnapshot.set(v.name, newest);
       else this.lastSnapshot.delete(v.name);
-      this.snaps.set(k, { sig, space: await snapshotSpace(dir, list, cache), cache, at: new Date().toISOString() });
+      this.snaps.set(k, { sig, space: await snapshotSpace(dir, list, cache ?? new Map()), cache, at: Date.now() });
       this.changed(byPass);
     } else {
-      s.at = new Date().toISOString();
+      s.at = Date.now();
       if (v.shared) this.changed(byPass); // (when it was checked picks the newest figures of a shared volume)
     }
   }
@@ -392,10 +413,17 @@ function newest<T>(xs: T[], by: (x: T) => string): T {
 /** One incarnation of a volume name. */
 const key = (v: { name: string; createdAt: string }) => `${v.name}\0${v.createdAt}`;
 
-/** Changes when a snapshot is made or removed, or a manifest rewritten (all of which rename or unlink in the directory). */
-async function signature(dir: string): Promise<string> {
+/**
+ * Changes when a snapshot is made or removed, or a manifest rewritten (all of which rename or unlink in the directory).
+ * `local`: in a local pool, asked with a synchronous stat that says "none" without an error object: most volumes have
+ * no snapshots directory, each pass asks for each of them (10,000 ENOENT errors, stacks and rejections per pass), and
+ * the lstat of the data beside it has just brought their directory's entries into the cache. A share is asked as before.
+ */
+async function signature(dir: string, local: boolean): Promise<string> {
   try {
-    const st = await stat(dir);
+    const st = local ? statSync(dir, { throwIfNoEntry: false }) : await stat(dir);
+    if (!st) return '';
+
     const names = (await readdir(dir)).filter((n) => n.endsWith('.json')).sort();
     return `${st.mtimeMs}:${names.join(',')}`;
   } catch (err) {
