@@ -106,7 +106,7 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate, a
       await service.syncAll();
       const version = service.version;
       if (listed?.version !== version) {
-        const body = jsonList('{"Volumes":[', service.list(), (v) => ({ Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt }), '],"Err":""}', listed?.body.length);
+        const body = jsonList('{"Volumes":[', service.listEach(), (v) => ({ Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt }), '],"Err":""}', listed?.body.length ?? service.count * 128);
         listed = { version, body };
       }
       return listed.body;

@@ -275,9 +275,10 @@ export class UsageTracker {
   }
 
   private async passBody(): Promise<void> {
-    const vols = this.volumes.list();
-
     const ex = this.opts.exchange?.active ? this.opts.exchange : undefined;
+    // The exchange with other nodes needs the list of the pass's start; without shared pools the volumes are made
+    // one at a time (10,000 volumes: not 10,000 objects held across every await of the pass, and so promoted).
+    const vols = ex ? this.volumes.list() : undefined;
     const here = ex ? await this.volumes.scheduledHere().catch(() => (v: VolumeInfo) => !v.shared) : () => true;
     const checks = new Map<string, Promise<boolean>>();
     const available = (pool: string) => {
@@ -286,7 +287,7 @@ export class UsageTracker {
       return c;
     };
     const mine = new Set<string>();
-    for (const v of vols) {
+    for (const v of vols ?? this.volumes.listEach()) {
       if (v.shared && !here(v) && !this.touched.has(v.name)) continue;
       try {
         if (v.shared) {
@@ -298,13 +299,15 @@ export class UsageTracker {
         this.log.debug({ volume: v.name, err: errorMessage(err) }, 'could not measure a volume');
       }
     }
-    if (ex) await this.exchange(ex, vols, mine, available);
-    const keys = new Set(vols.map(key));
-    for (const k of this.data.keys()) if (!keys.has(k)) (this.data.delete(k), (this.dirty = true), this.changed(true));
-    for (const k of this.snaps.keys()) if (!keys.has(k)) (this.snaps.delete(k), this.changed(true));
-    const names = new Set(vols.map((v) => v.name));
-    for (const n of this.touched) if (!names.has(n)) this.touched.delete(n);
-    for (const n of this.lastSnapshot.keys()) if (!names.has(n)) (this.lastSnapshot.delete(n), this.changed(true));
+    if (ex && vols) await this.exchange(ex, vols, mine, available);
+    // what is kept of volumes that are gone (or made again: another incarnation) is dropped
+    const current = this.volumes.incarnations();
+    const live = (k: string) => current.get(k.slice(0, k.indexOf('\0'))) === k.slice(k.indexOf('\0') + 1);
+    for (const k of this.data.keys()) if (!live(k)) (this.data.delete(k), (this.dirty = true), this.changed(true));
+    for (const k of this.snaps.keys()) if (!live(k)) (this.snaps.delete(k), this.changed(true));
+    for (const n of this.touched) if (!current.has(n)) this.touched.delete(n);
+    for (const n of this.lastSnapshot.keys()) if (!current.has(n)) (this.lastSnapshot.delete(n), this.changed(true));
+
     await this.measureTrash();
     await this.save();
   }
