@@ -180,7 +180,7 @@ const svg = lineCharts(`ferryd with many volumes, ${date} (bench/scale.ts)`, 'vo
   { title: 'volume list (p50)', unit: 'ms', series: [{ label: 'GET /v1/volumes', points: rows.map((r) => [r.volumes, p(r.apiList, 50)]) }, { label: 'GET, quiet', points: rows.map((r) => [r.volumes, p(r.apiQuiet, 50)]) }, { label: 'plugin List', points: rows.map((r) => [r.volumes, p(r.pluginList, 50)]) }, { label: 'List, quiet', points: rows.map((r) => [r.volumes, p(r.pluginQuiet, 50)]) }], goal: { value: GOALS.listMs, label: 'goal (API)' } },
 ]);
 if (!noWrite) {
-  const name = bin ? `scale-${date}-${commit}` : `scale-${date}`;
+  const name = `scale-${date}-${commit}`; // (the commit measured: runs of one day, before and after, side by side)
   const base = join(ROOT, 'bench', 'results', name);
   await writeFile(`${base}.md`, out.join('\n') + `\n\n![the curves](${name}.png) ([SVG](${name}.svg))\n`);
   await writeFile(`${base}.svg`, svg);
