@@ -4,9 +4,9 @@
  * restarted RESTARTS times: time from spawn to ready (and ferryd's own start-up time), resident memory when ready
  * and after listing, the control API's volume list (GET /v1/volumes) and Docker's List at the plugin socket, right
  * after the start (while ferryd's first usage pass walks every volume) and once that pass is done (a quiet ferryd),
- * with the memory then. Writes bench/results/scale-DATE.md (every sample, machine, load) and scale-DATE.svg (the
- * curves); --no-write prints only. --bin=PATH runs another build's bin/ferry (an older commit's checkout, built)
- * with this bench, for before/after figures of one session; its files are named scale-DATE-COMMIT.
+ * with the memory then. Writes bench/results/scale-DATE-COMMIT.md (every sample, machine, load) and .svg/.png (the
+ * curves), COMMIT the one measured; --no-write prints only. --bin=PATH runs another build's bin/ferry (an older
+ * commit's checkout, built) with this bench, for before/after figures of one session.
  *   npm run build && node dist/bench/scale.js [sizes=1000,5000,10000] [restarts=5] [--no-write] [--bin=PATH]
  */
 import { execFileSync } from 'node:child_process';
