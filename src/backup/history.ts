@@ -40,8 +40,14 @@ export const UNKNOWN_TARGET = 'unknown';
 export class BackupHistory {
   private readonly records = new Map<string, Map<string, TargetRecord>>();
   private saving: Promise<void> = Promise.resolve();
+  private changes = 0;
 
   constructor(private readonly opts: { file?: string; quarantine?: Quarantine; onError?: (what: string, err: string) => void } = {}) {}
+
+  /** Changes with every outcome recorded (listings made at one version are right while it holds). */
+  get version(): number {
+    return this.changes;
+  }
 
   async load(): Promise<void> {
     const file = this.opts.file;
@@ -61,6 +67,7 @@ export class BackupHistory {
           }
         }
       }
+      this.changes++;
     } catch (err) {
       const assumed = 'The last-backup metrics start empty: ferry_volume_last_backup_timestamp_seconds has no value for a volume until its next backup by this ferryd.';
       if (this.opts.quarantine) await this.opts.quarantine.moveAside(file, err, assumed).catch((e: unknown) => this.opts.onError?.(`cannot move ${file} aside`, errorMessage(e)));
@@ -80,6 +87,7 @@ export class BackupHistory {
     for (const [t, r] of byTarget) if (r.createdAt !== o.createdAt) byTarget.delete(t);
     const prev = byTarget.get(o.target);
     byTarget.set(o.target, o.ok ? { lastSuccessAt: o.at, failing: false, createdAt: o.createdAt } : { ...(prev?.lastSuccessAt !== undefined ? { lastSuccessAt: prev.lastSuccessAt } : {}), failing: true, createdAt: o.createdAt });
+    this.changes++;
     const file = this.opts.file;
     if (!file) return;
     const snapshot = Object.fromEntries([...this.records].map(([v, m]) => [v, Object.fromEntries(m)]));
@@ -93,6 +101,7 @@ export class BackupHistory {
 
   /** The newest successful backup of this volume to any target (Unix seconds), if any. */
   lastSuccess(v: { name: string; createdAt: string }): number | undefined {
+    if (!this.records.has(v.name)) return undefined; // (most volumes, each of 10,000 in a list: no arrays made)
     let newest: number | undefined;
     for (const [, r] of this.targets(v)) if (r.lastSuccessAt !== undefined && (newest === undefined || r.lastSuccessAt > newest)) newest = r.lastSuccessAt;
     return newest;
@@ -100,7 +109,9 @@ export class BackupHistory {
 
   /** The targets whose newest backup of this volume failed (a success to the target clears it). */
   failing(v: { name: string; createdAt: string }): string[] {
+    if (!this.records.has(v.name)) return [];
     return this.targets(v)
+
       .filter(([, r]) => r.failing)
       .map(([t]) => t)
       .sort();

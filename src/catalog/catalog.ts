@@ -104,6 +104,8 @@ class RecordStore<T> {
     readonly dir: string,
     /** Is a parsed file's content a record of key? (a file that parses to `null` or `42` is as bad as garbage) */
     private readonly valid: (key: string, value: unknown) => boolean = () => true,
+    /** Told of every change of the map (listings cached by the catalog's version are made again). */
+    private readonly changed: () => void = () => undefined,
   ) {}
 
   /** Load every file; returns those that could not be read as a record, with why. */
@@ -122,7 +124,9 @@ class RecordStore<T> {
         const key = entry.slice(0, -'.json'.length);
         let text: string;
         try {
-          text = readFileSync(join(this.dir, entry), 'utf8');
+          // (a name readdir gave, below a directory made by join: join's result, without its normalising, 10,000 times)
+          text = readFileSync(`${this.dir}/${entry}`, 'utf8');
+
         } catch (err) {
           if (isErrno(err, 'ENOENT')) continue; // gone meanwhile
           throw err;
@@ -131,6 +135,7 @@ class RecordStore<T> {
         if (!this.valid(key, value)) throw new Error('not a record');
         this.items.set(key, value);
         this.onDisk.add(key);
+        this.changed();
       } catch (err) {
         bad.push({ file: join(this.dir, entry), why: errorMessage(err) });
       }
@@ -164,12 +169,14 @@ class RecordStore<T> {
   /** Cache an entry in memory only (a record whose truth lives elsewhere, e.g. in a shared pool). */
   put(key: string, value: T): void {
     this.items.set(key, value);
+    this.changed();
   }
 
   /** Forget an entry; deletes its file if it has one. */
   async forget(key: string): Promise<void> {
     if (this.onDisk.has(key)) return this.save(key, undefined);
     this.items.delete(key);
+    this.changed();
   }
 
   /**
@@ -187,6 +194,7 @@ class RecordStore<T> {
         else this.items.set(key, before);
         if (wasOnDisk) this.onDisk.add(key);
         else this.onDisk.delete(key);
+        this.changed();
       }
       throw await noSpaceError(err, `the data dir ${dirname(dirname(this.dir))}`, this.dir, `writing the catalog record ${key}`);
     }
@@ -200,6 +208,7 @@ class RecordStore<T> {
       this.items.set(key, value);
       this.onDisk.add(key);
     }
+    this.changed();
     let file = this.files.get(key);
     if (!file) {
       file = new RecordFile(join(this.dir, `${key}.json`), () => this.items.get(key));
@@ -237,16 +246,27 @@ export class Catalog {
   private readonly journal: MountJournal;
   /** Volumes whose mounts changed since their record was last written. */
   private readonly dirty = new Set<string>();
+  private changes = 0;
 
   constructor(
     readonly dir: string,
     private readonly quarantine?: Quarantine,
   ) {
-    this.volumes = new RecordStore(join(dir, 'volumes'), validVolume);
-    this.trash = new RecordStore(join(dir, 'trash'), validTrash);
+    const changed = () => void this.changes++;
+    this.volumes = new RecordStore(join(dir, 'volumes'), validVolume, changed);
+    this.trash = new RecordStore(join(dir, 'trash'), validTrash, changed);
     this.journal = new MountJournal(dir, () => this.compact(), 20_000, quarantine
       ? (file, why) => this.quarantine!.moveAside(file, why, 'Mount counts are taken from the volume records and the readable lines of the journal: a Mount or Unmount in the unreadable lines is not counted (check `ferry volume inspect` against `docker ps`).').then(() => undefined)
       : undefined);
+  }
+
+  /**
+   * Changes with every change of a volume or trash record in memory (a save, put or forget, a Mount or
+   * Unmount, and their undoing): what was made of the catalog at one version is still right at the same.
+   * Records are changed only through these calls (a caller that changes a record in place saves it).
+   */
+  get version(): number {
+    return this.changes;
   }
 
   /**
@@ -273,6 +293,7 @@ export class Catalog {
       if (e.op === '+') rec.mounts[e.id] = { since: e.t ?? rec.createdAt };
       else delete rec.mounts[e.id];
       this.dirty.add(e.v);
+      this.changes++;
     });
     await fsyncDir(this.dir);
     return out;
@@ -287,9 +308,11 @@ export class Catalog {
     if (op === '+') rec.mounts[id] = { since: at };
     else delete rec.mounts[id];
     this.dirty.add(rec.name);
+    this.changes++;
     return this.journal.append({ v: rec.name, c: rec.createdAt, id, op, ...(op === '+' ? { t: at } : {}) }).catch((err: unknown) => {
       if (before) rec.mounts[id] = before;
       else delete rec.mounts[id];
+      this.changes++;
       throw err;
     });
   }

@@ -5,13 +5,15 @@ import type { Logger } from 'pino';
 import type { VolumeService } from '../volumes/service.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { sizeText } from '../util/size.js';
+import { jsonList } from '../util/json-list.js';
 
 /** Docker's legacy plugin protocol: every call is a POST of JSON; answers carry this content type. */
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.1+json';
 export const PLUGIN_BODY_LIMIT = 1024 * 1024;
 
 type Body = Record<string, unknown>;
-type Handler = (body: Body) => Promise<Body> | Body;
+/** An answer: an object to encode, or one encoded already (the List of 10,000 volumes, kept while the catalog holds). */
+type Handler = (body: Body) => Promise<Body | Buffer> | Body | Buffer;
 
 export interface PluginServerOptions {
   service: VolumeService;
@@ -38,8 +40,10 @@ function str(body: Body, key: string): string {
  * (docs/extend/plugins_volume.md). Nothing here but decoding, calling the service and encoding.
  */
 export function buildPluginServer({ service, log, scope, observe, afterCreate, afterMount }: PluginServerOptions): FastifyInstance {
-  const send = (reply: FastifyReply, status: number, body: Body) =>
-    reply.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(JSON.stringify(body));
+  const send = (reply: FastifyReply, status: number, body: Body | Buffer) =>
+    reply.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(Buffer.isBuffer(body) ? body : JSON.stringify(body));
+  // Docker's List, encoded, and the catalog version it was made at (`docker volume ls` asks it whole every time)
+  let listed: { version: number; body: Buffer } | undefined;
 
   const app = newHttpServer(log, 'plugin', PLUGIN_BODY_LIMIT, { badUrl: (reply, message) => send(reply, 400, { Err: message }) });
 
@@ -100,7 +104,12 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate, a
     },
     '/VolumeDriver.List': async () => {
       await service.syncAll();
-      return { Volumes: service.list().map((v) => ({ Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt })), Err: '' };
+      const version = service.version;
+      if (listed?.version !== version) {
+        const body = jsonList('{"Volumes":[', service.listEach(), (v) => ({ Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt }), '],"Err":""}', listed?.body.length ?? service.count * 128);
+        listed = { version, body };
+      }
+      return listed.body;
     },
   };
 

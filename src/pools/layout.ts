@@ -1,5 +1,4 @@
 /** What a volume's own directory in its pool holds: its data, its snapshots, its history's refs and the mark of a restore under way. */
-import { join } from 'node:path';
 import type { Pool } from './pool.js';
 
 /** The paths of one volume's directory (the pool says where the directory and its data are; the rest is below it). */
@@ -22,5 +21,8 @@ export const RESTORE_MARKER = 'restore.json';
 
 export function volumeDirs(pool: Pool, volume: string): VolumeDirs {
   const root = pool.volumeRoot(volume);
-  return { pool, root, snaps: join(root, 'snapshots'), data: pool.mountpoint(volume), refs: join(root, 'refs.json'), restoreMarker: join(root, RESTORE_MARKER) };
+  // (a volume root is normalised, see Pool.volumeRoot: concatenation is join's result without its normalising,
+  // which start-up's recovery and every usage pass did 3 times for each of 10,000 volumes: 25 MB of garbage)
+  return { pool, root, snaps: `${root}/snapshots`, data: pool.mountpoint(volume), refs: `${root}/refs.json`, restoreMarker: `${root}/${RESTORE_MARKER}` };
 }
+

@@ -50,8 +50,9 @@ export interface Pool {
   discardStaged(stageId: string): Promise<void>;
   /** Ids of the staging directories left (a create in progress, or one killed mid-way). */
   listStaged(): Promise<string[]>;
-  /** The volume's own directory: its data, snapshots and history live below it. */
+  /** The volume's own directory: its data, snapshots and history live below it. Absolute and normalised (no `.`, `..`, `//` or trailing slash). */
   volumeRoot(volume: string): string;
+
   /** The path Docker bind-mounts into containers. */
   mountpoint(volume: string): string;
   /** Make sure the volume's data is there and usable before Docker mounts it. */

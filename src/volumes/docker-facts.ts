@@ -86,6 +86,7 @@ export class DockerFacts {
       if (cur.driver === v.Driver && sameMap(cur.labels, labels) && (options === undefined ? cur.options === undefined : sameMap(cur.options, options)) && cur.labels !== undefined) return false;
       rec.docker = { ...(options ? { options } : {}), driver: v.Driver, labels, learnedAt: new Date(this.c.now()).toISOString() };
       if (!this.c.isShared(rec.pool) || this.c.catalog.volumes.isOnDisk(name)) await this.c.catalog.volumes.save(name, rec);
+      else this.c.catalog.volumes.put(name, rec); // (changed in memory only: the catalog's version says so)
       this.c.log.debug({ volume: name, driver: v.Driver, labels }, 'learned what Docker knows of the volume');
       return true;
     });

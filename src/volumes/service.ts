@@ -367,6 +367,21 @@ export class VolumeService {
     return this.pool(rec.pool);
   }
 
+  /** Changes with every change of the catalog (volumes, their mounts, the trash): a listing made at one version is right while it holds. */
+  get version(): number {
+    return this.catalog.version;
+  }
+
+  /** Serves shared pools: a volume's listing then also holds what other nodes do with it, which the catalog's version does not count. */
+  get clustered(): boolean {
+    return this.deps.cluster?.active ?? false;
+  }
+
+  /** Does any volume have a Docker mount on this node? */
+  anyMounted(): boolean {
+    return this.catalog.volumes.values().some((r) => hasKeys(r.mounts));
+  }
+
   get(name: string): VolumeInfo {
     return this.info(this.record(name));
   }
@@ -377,6 +392,33 @@ export class VolumeService {
       .map((r) => this.info(r))
       .sort((a, b) => a.name.localeCompare(b.name));
   }
+
+  /**
+   * The volumes as `list()` gives them, each made when it is reached: a caller that is done with one before it
+   * takes the next (the encoded lists of 10,000 volumes) never holds them all, so none lives long enough to be
+   * promoted out of the young generation.
+   */
+  *listEach(): Generator<VolumeInfo> {
+    for (const r of this.catalog.volumes.values().sort((a, b) => a.name.localeCompare(b.name))) yield this.info(r);
+  }
+
+  /** The names of the volumes, in no order. */
+  names(): string[] {
+    return this.catalog.volumes.values().map((r) => r.name);
+  }
+
+  /** Each volume's creation time (its incarnation), by name: the strings of the records, no copies. */
+  incarnations(): Map<string, string> {
+    return new Map(this.catalog.volumes.values().map((r) => [r.name, r.createdAt]));
+  }
+
+  /** How many volumes there are. */
+
+  get count(): number {
+    return this.catalog.volumes.size;
+  }
+
+
 
   path(name: string): string {
     const rec = this.record(name);
@@ -470,6 +512,12 @@ export class VolumeService {
       trash: this.catalog.trash.size,
     };
   }
+}
+
+/** (an object's keys, without making their array: asked of 10,000 records at a time) */
+function hasKeys(o: object): boolean {
+  for (const k in o) if (Object.hasOwn(o, k)) return true;
+  return false;
 }
 
 /** Create's Opts as Docker sent them, when they are what Docker sends (an object of strings). */

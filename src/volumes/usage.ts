@@ -1,5 +1,6 @@
 // The space each volume takes (data, snapshots, trash), measured in the background and cached: no request walks a tree.
 import { lstat, readdir, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { VolumeInfo, VolumeService } from './service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
@@ -58,7 +59,8 @@ export interface UsageOptions {
  */
 export class UsageTracker {
   private readonly data = new Map<string, DataEntry>();
-  private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; cache: SpaceCache; at: string }>();
+  /** `at`: when last checked (ms; a number: every pass sets it, for each of 10,000 volumes). */
+  private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; cache: SpaceCache | undefined; at: number }>();
   private readonly trash = new Map<string, number>();
   /** Shared volumes as the other nodes measured them, by key (read each pass). */
   private remote = new Map<string, PublishedUsage[]>();
@@ -70,6 +72,9 @@ export class UsageTracker {
   private readonly published = new Map<string, string>();
   private readonly ticker: Periodic;
   private dirty = false;
+  private changes = 0;
+  /** What the running background pass changed: counted as one change, at its end (see `version`). */
+  private passChanged = false;
   /** When the last exchange of figures began (ISO): what was measured since then on request is fresh. */
   private lastExchange = '';
 
@@ -90,9 +95,24 @@ export class UsageTracker {
       if (saved?.v !== 1) return;
       for (const [k, e] of Object.entries(saved.data ?? {})) if (typeof e?.bytes === 'number' && typeof e.ino === 'number') this.data.set(k, e);
       for (const [k, b] of Object.entries(saved.trash ?? {})) if (typeof b === 'number') this.trash.set(k, b);
+      this.changes++;
     } catch (err) {
       this.log.warn({ file: this.file, err: errorMessage(err) }, 'usage cache unreadable; measuring again');
     }
+  }
+
+  /**
+   * Changes whenever a figure that `of`, `lastSnapshotOf` or the trash's figures return may have changed; what
+   * a background pass changes, once at its end (a pass over 10,000 volumes after a restart changes each of
+   * them: a listing cached by this version is then made again once, not at every call while the pass runs).
+   */
+  get version(): number {
+    return this.changes;
+  }
+
+  private changed(byPass = false): void {
+    if (byPass) this.passChanged = true;
+    else this.changes++;
   }
 
   start(): void {
@@ -106,9 +126,10 @@ export class UsageTracker {
 
   /** What is known now (no I/O): of a shared volume, the newest figures of any node. */
   of(v: VolumeInfo): VolumeUsage {
+    if (!v.shared) return this.ownOf(v);
     const local = this.localOf(v);
-    // (a local volume has only this node's figures: no list to make and search, it is asked for 10,000 volumes at a time)
-    const all = v.shared ? [local, ...(this.remote.get(key(v)) ?? [])].filter((u): u is PublishedUsage => u !== undefined) : local ? [local] : [];
+    const all = [local, ...(this.remote.get(key(v)) ?? [])].filter((u): u is PublishedUsage => u !== undefined);
+
     const trashBytes = this.trashBytesOf(v.name);
     if (all.length === 0) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
     const data = all.length === 1 ? all[0]! : newest(all, (u) => u.measuredAt ?? '');
@@ -119,6 +140,24 @@ export class UsageTracker {
       snapshotBytes: snaps.snapshotBytes,
       snapshots: snaps.snapshots,
       ...(snaps.snapshotNote ? { snapshotNote: snaps.snapshotNote } : {}),
+      trashBytes,
+    };
+  }
+
+  /** `of` a local volume: this node's figures only (asked for 10,000 volumes at a time: one object each). */
+  private ownOf(v: VolumeInfo): VolumeUsage {
+    const k = key(v);
+    const d = this.data.get(k);
+    const s = this.snaps.get(k);
+    const trashBytes = this.trashBytesOf(v.name);
+    if (!d && !s) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
+    const note = s ? s.space.note : 'not measured yet';
+    return {
+      dataBytes: d?.bytes ?? null,
+      measuredAt: d?.at ?? null,
+      snapshotBytes: s ? s.space.bytes : null,
+      snapshots: s?.space.count ?? 0,
+      ...(note ? { snapshotNote: note } : {}),
       trashBytes,
     };
   }
@@ -136,14 +175,14 @@ export class UsageTracker {
       snapshotBytes: s ? s.space.bytes : null,
       snapshots: s?.space.count ?? 0,
       ...(s?.space.note ? { snapshotNote: s.space.note } : !s ? { snapshotNote: 'not measured yet' } : {}),
-      checkedAt: s?.at ?? '',
+      checkedAt: s ? new Date(s.at).toISOString() : '',
     };
   }
 
   /** A snapshot of a volume was just made (the snapshot service's observer). */
   snapshotted(name: string, at: string): void {
     const cur = this.lastSnapshot.get(name);
-    if (!cur || at > cur) this.lastSnapshot.set(name, at);
+    if (!cur || at > cur) (this.lastSnapshot.set(name, at), this.changed());
   }
 
   /** When the newest snapshot of a volume was made, as far as known (no I/O). */
@@ -173,15 +212,23 @@ export class UsageTracker {
   }
 
   private trashBytesOf(name: string): number | null {
-    let sum = 0;
-    for (const t of this.volumes.trashList()) {
-      if (t.name !== name) continue;
-      const b = this.trash.get(t.id);
-      if (b === undefined) return null;
-      sum += b;
+    // (asked for every volume of a list: the trash is summed by name once per version of it and of the figures)
+    const catalog = this.volumes.version;
+    let t = this.trashSums;
+    if (t?.catalog !== catalog || t.usage !== this.changes) {
+      const sums = new Map<string, number | null>();
+      for (const e of this.volumes.trashList()) {
+        const b = this.trash.get(e.id);
+        const cur = sums.get(e.name);
+        sums.set(e.name, b === undefined || cur === null ? null : (cur ?? 0) + b);
+      }
+      this.trashSums = t = { catalog, usage: this.changes, sums };
     }
-    return sum;
+    return t.sums.get(name) ?? 0;
   }
+
+  private trashSums: { catalog: number; usage: number; sums: Map<string, number | null> } | undefined;
+
 
   /** Measure one volume now, data and snapshots (`inspect --usage`, `?usage=true`). */
   async refresh(name: string): Promise<VolumeUsage> {
@@ -201,11 +248,12 @@ export class UsageTracker {
       try {
         this.trash.set(t.id, await this.volumes.poolOf({ pool: t.pool } as VolumeRecord).trashUsage(t.id));
         this.dirty = true;
+        this.changed();
       } catch (err) {
         this.log.debug({ trash: t.id, err: errorMessage(err) }, 'could not measure a trash entry');
       }
     }
-    for (const id of this.trash.keys()) if (!live.has(id)) (this.trash.delete(id), (this.dirty = true));
+    for (const id of this.trash.keys()) if (!live.has(id)) (this.trash.delete(id), (this.dirty = true), this.changed());
   }
 
   /**
@@ -219,8 +267,18 @@ export class UsageTracker {
   }
 
   private async passOnce(): Promise<void> {
-    const vols = this.volumes.list();
+    try {
+      await this.passBody();
+    } finally {
+      if (this.passChanged) (this.passChanged = false, this.changed());
+    }
+  }
+
+  private async passBody(): Promise<void> {
     const ex = this.opts.exchange?.active ? this.opts.exchange : undefined;
+    // The exchange with other nodes needs the list of the pass's start; without shared pools the volumes are made
+    // one at a time (10,000 volumes: not 10,000 objects held across every await of the pass, and so promoted).
+    const vols = ex ? this.volumes.list() : undefined;
     const here = ex ? await this.volumes.scheduledHere().catch(() => (v: VolumeInfo) => !v.shared) : () => true;
     const checks = new Map<string, Promise<boolean>>();
     const available = (pool: string) => {
@@ -229,25 +287,27 @@ export class UsageTracker {
       return c;
     };
     const mine = new Set<string>();
-    for (const v of vols) {
+    for (const v of vols ?? this.volumes.listEach()) {
       if (v.shared && !here(v) && !this.touched.has(v.name)) continue;
       try {
         if (v.shared) {
           if (!(await available(v.pool))) continue;
           mine.add(key(v));
         }
-        await this.measure(v, false, v.shared);
+        await this.measure(v, false, v.shared, true);
       } catch (err) {
         this.log.debug({ volume: v.name, err: errorMessage(err) }, 'could not measure a volume');
       }
     }
-    if (ex) await this.exchange(ex, vols, mine, available);
-    const keys = new Set(vols.map(key));
-    for (const k of this.data.keys()) if (!keys.has(k)) (this.data.delete(k), (this.dirty = true));
-    for (const k of this.snaps.keys()) if (!keys.has(k)) this.snaps.delete(k);
-    const names = new Set(vols.map((v) => v.name));
-    for (const n of this.touched) if (!names.has(n)) this.touched.delete(n);
-    for (const n of this.lastSnapshot.keys()) if (!names.has(n)) this.lastSnapshot.delete(n);
+    if (ex && vols) await this.exchange(ex, vols, mine, available);
+    // what is kept of volumes that are gone (or made again: another incarnation) is dropped
+    const current = this.volumes.incarnations();
+    const live = (k: string) => current.get(k.slice(0, k.indexOf('\0'))) === k.slice(k.indexOf('\0') + 1);
+    for (const k of this.data.keys()) if (!live(k)) (this.data.delete(k), (this.dirty = true), this.changed(true));
+    for (const k of this.snaps.keys()) if (!live(k)) (this.snaps.delete(k), this.changed(true));
+    for (const n of this.touched) if (!current.has(n)) this.touched.delete(n);
+    for (const n of this.lastSnapshot.keys()) if (!current.has(n)) (this.lastSnapshot.delete(n), this.changed(true));
+
     await this.measureTrash();
     await this.save();
   }
@@ -293,10 +353,12 @@ export class UsageTracker {
       }
     }
     this.remote = remote;
+    this.changed(true);
     this.lastExchange = startedAt;
   }
 
-  private async measure(v: VolumeInfo, force: boolean, checked = false): Promise<void> {
+  /** `byPass`: by the background pass (its changes count once, at its end). */
+  private async measure(v: VolumeInfo, force: boolean, checked = false, byPass = false): Promise<void> {
     const k = key(v);
     const rec = this.volumes.recordOf(v.name);
     const pool = this.volumes.poolOf(rec);
@@ -319,18 +381,23 @@ export class UsageTracker {
       const bytes = await pool.usage(v.name);
       this.data.set(k, { bytes, at, ino, mounted });
       this.dirty = true;
+      this.changed(byPass);
     }
     const dir = volumeDirs(pool, v.name).snaps;
-    const sig = await signature(dir);
+    const sig = await signature(dir, !pool.shared);
     const s = this.snaps.get(k);
     if (force || !s || s.sig !== sig) {
-      const cache: SpaceCache = s?.cache ?? new Map();
       const list = sig ? await this.listSnapshots(v.name) : [];
+      const cache = s?.cache ?? (list.length ? new Map() : undefined); // (none for the many volumes without snapshots)
       const newest = list.filter((x) => x.kind !== 'worktree').reduce<string | undefined>((a, x) => (a === undefined || x.createdAt > a ? x.createdAt : a), undefined);
       if (newest) this.lastSnapshot.set(v.name, newest);
       else this.lastSnapshot.delete(v.name);
-      this.snaps.set(k, { sig, space: await snapshotSpace(dir, list, cache), cache, at: new Date().toISOString() });
-    } else s.at = new Date().toISOString();
+      this.snaps.set(k, { sig, space: await snapshotSpace(dir, list, cache ?? new Map()), cache, at: Date.now() });
+      this.changed(byPass);
+    } else {
+      s.at = Date.now();
+      if (v.shared) this.changed(byPass); // (when it was checked picks the newest figures of a shared volume)
+    }
   }
 
   private async save(): Promise<void> {
@@ -349,10 +416,17 @@ function newest<T>(xs: T[], by: (x: T) => string): T {
 /** One incarnation of a volume name. */
 const key = (v: { name: string; createdAt: string }) => `${v.name}\0${v.createdAt}`;
 
-/** Changes when a snapshot is made or removed, or a manifest rewritten (all of which rename or unlink in the directory). */
-async function signature(dir: string): Promise<string> {
+/**
+ * Changes when a snapshot is made or removed, or a manifest rewritten (all of which rename or unlink in the directory).
+ * `local`: in a local pool, asked with a synchronous stat that says "none" without an error object: most volumes have
+ * no snapshots directory, each pass asks for each of them (10,000 ENOENT errors, stacks and rejections per pass), and
+ * the lstat of the data beside it has just brought their directory's entries into the cache. A share is asked as before.
+ */
+async function signature(dir: string, local: boolean): Promise<string> {
   try {
-    const st = await stat(dir);
+    const st = local ? statSync(dir, { throwIfNoEntry: false }) : await stat(dir);
+    if (!st) return '';
+
     const names = (await readdir(dir)).filter((n) => n.endsWith('.json')).sort();
     return `${st.mtimeMs}:${names.join(',')}`;
   } catch (err) {

@@ -101,6 +101,8 @@ export interface FerrydOptions {
   prefix?: string[];
   /** Variables added to the daemon's environment (test hooks such as FERRY_TEST_PAUSE). */
   env?: Record<string, string>;
+  /** Run another build's bin/ferry (a bench comparing two commits on one data dir); this checkout's by default. */
+  bin?: string;
 }
 
 /** Start a real ferryd (the built program, as a child process) on private sockets and a temporary data dir. */
@@ -115,7 +117,8 @@ export async function startFerryd(opts: FerrydOptions = {}): Promise<Ferryd> {
   let exited: Promise<number | null> = Promise.resolve(null);
 
   const args = [
-    FERRY_BIN,
+    opts.bin ?? FERRY_BIN,
+
     'daemon',
     '--data-dir', dataDir,
     '--plugin-socket', pluginSocket,
