@@ -9,7 +9,6 @@
  *   npm run build && node dist/bench/image-move.js [N=20] [--no-write]
  * Needs root, mount, losetup, mkfs.ext4 (as the integration tests).
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
@@ -17,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, ROOT, run, type Ferryd } from '../test/helpers/ferryd.js';
 import { mountBindShare } from '../test/helpers/shared-node.js';
-import { percentile, median, pluginClient, onInterrupt, reporter } from './lib.js';
+import { percentile, median, pluginClient, onInterrupt, reporter, progressLog, loadAverage, shOut } from './lib.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const noWrite = process.argv.includes('--no-write');
@@ -27,16 +26,9 @@ if (!Number.isInteger(N) || N < 2) {
   process.exit(2);
 }
 const DATA_MIB = 64;
-const t0Run = performance.now();
-const progress = (msg: string) => process.stderr.write(`[bench/image-move +${((performance.now() - t0Run) / 1000).toFixed(0)}s] ${msg}\n`);
-const sh = (cmd: string, a: string[]) => {
-  try {
-    return execFileSync(cmd, a, { encoding: 'utf8' }).trim();
-  } catch {
-    return '?';
-  }
-};
-const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const progress = progressLog('image-move');
+const sh = shOut;
+const load = loadAverage;
 
 let base: string | undefined;
 let share: string | undefined;

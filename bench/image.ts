@@ -9,13 +9,12 @@
  *   npm run build && node dist/bench/image.js [REPS=3] [N=30] [--no-write]
  * Needs root, dockerd, docker, unshare, busybox, losetup, mkfs.ext4 (as the end-to-end tests).
  */
-import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../test/helpers/dockerhost.js';
 import { startFerryd, ROOT, type Ferryd } from '../test/helpers/ferryd.js';
-import { percentile, median, pluginClient, onInterrupt, reporter, workloadSeconds, writeWorkloads } from './lib.js';
+import { percentile, median, pluginClient, onInterrupt, reporter, workloadSeconds, writeWorkloads, progressLog, loadAverage, shOut } from './lib.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const noWrite = process.argv.includes('--no-write');
@@ -43,17 +42,10 @@ if (!pre.ok) {
 
 type Kind = 'image' | 'dir' | 'local';
 const KINDS: Kind[] = ['image', 'dir', 'local'];
-const t0Run = performance.now();
-const progress = (msg: string) => process.stderr.write(`[bench/image +${((performance.now() - t0Run) / 1000).toFixed(0)}s] ${msg}\n`);
-const sh = (cmd: string, a: string[]) => {
-  try {
-    return execFileSync(cmd, a, { encoding: 'utf8' }).trim();
-  } catch {
-    return '?';
-  }
-};
+const progress = progressLog('image');
+const sh = shOut;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const load = loadAverage;
 
 let h: DockerHost | undefined;
 let f: Ferryd | undefined;

@@ -1,5 +1,6 @@
 import { request, Agent } from 'node:http';
-import { lstatSync, readdirSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
 export function percentile(sorted: number[], p: number): number {
@@ -30,6 +31,34 @@ export function pluginClient(socketPath: string) {
 }
 
 export const fmtMs = (ms: number) => `${ms.toFixed(2)} ms`;
+
+/** The 1, 5 and 15 minute load averages, as the reports record them. */
+export const loadAverage = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+
+/** A command's trimmed output for a report's machine table, or `?` when it fails. */
+export function shOut(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
+  } catch {
+    return '?';
+  }
+}
+
+/** Progress lines on stderr, `[bench/NAME +SECONDSs] message`, timed from the call. */
+export function progressLog(name: string): (msg: string) => void {
+  const t0 = performance.now();
+  return (msg) => process.stderr.write(`[bench/${name} +${((performance.now() - t0) / 1000).toFixed(0)}s] ${msg}\n`);
+}
+
+/** A process's resident memory (VmRSS), in MB. */
+export const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+
+/** The milliseconds `fn` takes. */
+export async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
 
 /** A small seeded PRNG (mulberry32): the same sizes and picks every run. */
 export function prng(seed: number) {

@@ -12,13 +12,11 @@
  *   npm run build && node dist/bench/scale-docker.js [sizes=1000,5000,10000] [rounds=10] [--before=PATH] [--no-write]
  * Needs root, dockerd, docker, unshare (as the end-to-end tests).
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../test/helpers/dockerhost.js';
 import { startFerryd, unixRequest, ROOT, FERRY_BIN, type Ferryd } from '../test/helpers/ferryd.js';
-import { median, percentile, pluginClient, onInterrupt, reporter } from './lib.js';
+import { median, percentile, pluginClient, onInterrupt, reporter, progressLog, loadAverage, shOut, rssMB, timed } from './lib.js';
 import { chartSize, lineCharts, svgToPng } from './chart.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -37,22 +35,9 @@ if (!pre.ok) {
   process.exit(1);
 }
 
-const t0Run = performance.now();
-const progress = (msg: string) => process.stderr.write(`[bench/scale-docker +${((performance.now() - t0Run) / 1000).toFixed(0)}s] ${msg}\n`);
-const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-const sh = (cmd: string, a: string[]) => {
-  try {
-    return execFileSync(cmd, a, { encoding: 'utf8' }).trim();
-  } catch {
-    return '?';
-  }
-};
-const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-const timed = async (fn: () => Promise<unknown>) => {
-  const t = performance.now();
-  await fn();
-  return performance.now() - t;
-};
+const progress = progressLog('scale-docker');
+const load = loadAverage;
+const sh = shOut;
 const p = (v: number[], q: number) => percentile([...v].sort((a, b) => a - b), q);
 const fmt = (v: number[]) => v.map((x) => x.toFixed(1)).join(', ');
 

@@ -9,12 +9,10 @@
  * commit's checkout, built) with this bench, for before/after figures of one session.
  *   npm run build && node dist/bench/scale.js [sizes=1000,5000,10000] [restarts=5] [--no-write] [--bin=PATH]
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { startFerryd, unixRequest, ROOT, type Ferryd } from '../test/helpers/ferryd.js';
-import { median, percentile, pluginClient, onInterrupt, reporter } from './lib.js';
+import { median, percentile, pluginClient, onInterrupt, reporter, progressLog, loadAverage, shOut, rssMB, timed } from './lib.js';
 import { chartSize, lineCharts, svgToPng } from './chart.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -33,22 +31,9 @@ const LISTS = 10;
 const PASS_WAIT_MS = 60_000;
 const GOALS = { readyMs: 1000, listMs: 20, rssMB: 150 };
 
-const t0Run = performance.now();
-const progress = (msg: string) => process.stderr.write(`[bench/scale +${((performance.now() - t0Run) / 1000).toFixed(0)}s] ${msg}\n`);
-const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-const sh = (cmd: string, a: string[]) => {
-  try {
-    return execFileSync(cmd, a, { encoding: 'utf8' }).trim();
-  } catch {
-    return '?';
-  }
-};
-const rssMB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-const timed = async (fn: () => Promise<unknown>) => {
-  const t = performance.now();
-  await fn();
-  return performance.now() - t;
-};
+const progress = progressLog('scale');
+const load = loadAverage;
+const sh = shOut;
 
 interface Row {
   volumes: number;
