@@ -413,12 +413,9 @@ export class VolumeService {
   }
 
   /** How many volumes there are. */
-
   get count(): number {
     return this.catalog.volumes.size;
   }
-
-
 
   path(name: string): string {
     const rec = this.record(name);
