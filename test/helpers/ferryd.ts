@@ -146,7 +146,12 @@ export async function startFerryd(opts: FerrydOptions = {}): Promise<Ferryd> {
       // Ready when this process has logged so (a socket that answers may belong to another daemon).
       const text = (await readFile(logFile).catch(() => Buffer.alloc(0))).subarray(offset).toString('utf8');
       if (text.includes('"msg":"ferryd ready"')) break;
-      if (Date.now() > deadline) throw new Error(`ferryd did not come up in 15 s:\n${await readFile(logFile, 'utf8')}`);
+      if (Date.now() > deadline) {
+        // never leave it running behind a failed start (it would hold its sockets and pools)
+        proc.kill('SIGKILL');
+        await exited;
+        throw new Error(`ferryd did not come up in 15 s:\n${await readFile(logFile, 'utf8')}`);
+      }
       await new Promise((r) => setTimeout(r, 20));
     }
   };
