@@ -6,7 +6,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
 import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
@@ -35,6 +35,8 @@ describe('image volumes under a real Docker engine', { skip }, () => {
   after(async () => {
     await h?.stop();
     await f?.destroy();
+    // (the reboot case starts ferryd again on the same directory, which destroy() then leaves)
+    if (f) await rm(f.dir, { recursive: true, force: true });
   });
 
   it('a container writing past the size gets ENOSPC; what it wrote before stays; the next container works', async () => {

@@ -11,6 +11,8 @@ import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
 import { clusterPrerequisites } from '../helpers/cluster.js';
 import { glusterPrerequisites } from '../helpers/gluster.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
+import { readdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { formatSummary, runSoak } from '../../tools/soak-driver.js';
 
 const skip = skipUnless(
@@ -30,5 +32,8 @@ describe('soak: random user operations on three hosts with faults', { skip, time
     assert.ok(total > 0, 'operations succeeded');
     assert.ok(Object.values(s.faults).reduce((a, n) => a + n, 0) > 0, 'faults were injected');
     assert.deepEqual(s.violations, [], `invariant violations (seed ${s.seed}; replay with FERRY_SOAK_SEED=${s.seed})`);
+    // a passing run leaves nothing behind; a failing one keeps its log and model for the replay
+    const dir = dirname(s.logFile);
+    for (const f of await readdir(dir)) if (f.startsWith(`ferry-soak-${s.seed}`)) await rm(join(dir, f), { force: true });
   });
 });
