@@ -141,6 +141,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   });
   snapshots = new SnapshotService(service, log, docker);
   snapshots.quarantine = quarantine;
+  snapshots.pendingRestores = join(config.dataDir, 'restores');
+  await mkdir(snapshots.pendingRestores, { recursive: true, mode: 0o700 });
   const jobs = new JobRegistry(log, 200, { file: join(config.dataDir, 'jobs.json'), quarantine });
   await jobs.load();
   backups = new BackupService(service, snapshots, jobs, { targets: config.backupTargets, ...(config.backupPasswordFile ? { passwordFile: config.backupPasswordFile } : {}) }, config.node, log);
@@ -151,6 +153,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   // shared pools: beat, learn the cluster's volumes and re-publish what is mounted here, before Docker can ask
   cluster.onTick = () => service.refreshAttachments();
   await cluster.start();
+  // restores this node began in a shared pool before a crash: their volumes are not mounted until finished
+  void snapshots.recoverShared().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'could not finish the interrupted restores in shared pools'));
   await service.sweepStaging().catch((err) => log.warn({ err: errorMessage(err) }, 'could not sweep the staging directories of shared pools'));
   for (const p of pools.values()) {
     const st = await p.status();

@@ -287,11 +287,28 @@ export class DirPool implements Pool {
   async checkMountable(volume: string): Promise<void> {
     await this.checkAvailable();
     // a restore whose journal could not be carried out to the end: the data may be half restored
-    if (!this.io && (await exists(join(this.live, volume, RESTORE_MARKER)))) {
+    const marker = join(this.live, volume, RESTORE_MARKER);
+    if (!this.io && (await exists(marker))) {
       throw new FerryError(
         'unavailable',
-        `volume ${volume} has an unfinished restore (${join(this.live, volume, RESTORE_MARKER)}): its data may be half restored, so it is not mounted; restart ferryd (start-up finishes the restore) or run the restore again`,
+        `volume ${volume} has an unfinished restore (${marker}): its data may be half restored, so it is not mounted; restart ferryd (start-up finishes the restore) or run the restore again`,
       );
+    }
+    if (this.io) {
+      // a shared pool: a restore in progress, or one that a crash of the node doing it cut short
+      const text = await this.io.call<string>('readText', [marker]).catch(() => undefined);
+      if (text !== undefined) {
+        let node = 'another node';
+        try {
+          node = `node ${String((JSON.parse(text) as { node?: unknown }).node ?? '(unnamed)')}`;
+        } catch {
+          // a mark being written: the restore is in progress
+        }
+        throw new FerryError(
+          'unavailable',
+          `volume ${volume} is being restored, or its restore was cut short, by ${node} (${marker}); it is not mounted until that restore is finished: ferryd on that node finishes it when it runs again, or run the restore again from any node`,
+        );
+      }
     }
     try {
       const st = this.io ? await this.io.call<{ isDirectory: boolean }>('stat', [this.mountpoint(volume)]) : { isDirectory: (await stat(this.mountpoint(volume))).isDirectory() };

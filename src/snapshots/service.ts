@@ -39,6 +39,8 @@ export class SnapshotService {
   onSnapshot?: (o: { ok: boolean; seconds?: number; volume?: string; at?: string }) => void;
   /** Where unreadable records and manifests are moved aside and reported (set by the daemon). */
   quarantine?: Quarantine;
+  /** Local directory of this node's notes of restores begun in shared pools, finished by recoverShared (set by the daemon). */
+  pendingRestores?: string;
   /** Records being moved aside and rebuilt, by path: one call does it, the others wait for it. */
   private readonly rebuilding = new Map<string, Promise<SnapshotRecord | undefined>>();
 
@@ -48,7 +50,7 @@ export class SnapshotService {
     private readonly docker?: DockerClient,
     now: () => number = Date.now,
   ) {
-    this.swap = new DataSwap(volumes, logger, docker);
+    this.swap = new DataSwap(volumes, logger, docker, () => this.pendingRestores);
     this.creation = new SnapshotCreation({
       volumes,
       logger,
@@ -327,6 +329,11 @@ export class SnapshotService {
         }
       }
     });
+  }
+
+  /** After the cluster started beating: finish the restores this node began in shared pools and a crash cut short (swap.ts). */
+  recoverShared(): Promise<void> {
+    return this.swap.recoverShared();
   }
 
   // ---- history (history.ts) -----------------------------------------------------------------------

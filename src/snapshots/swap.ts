@@ -1,6 +1,7 @@
 /** The restore swap: a change of the live data with the volume unmounted, the data made a snapshot's (in place, or by a full copy and renames), and the change finished or undone at start-up. */
-import { readdir, rename, unlink } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { VolumeService } from '../volumes/service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
@@ -9,19 +10,37 @@ import { writeJsonAtomic, fsyncDir } from '../util/atomic.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { removeTree, syncTree } from '../pools/trees/methods.js';
 import { finishInPlace, readMarkerKind, stageInPlace, stagePath } from '../pools/trees/restore.js';
-import type { VolumeDirs } from '../pools/layout.js';
+import { volumeDirs, type VolumeDirs } from '../pools/layout.js';
 import { noSpaceError } from '../util/no-space.js';
 import { sizeText } from '../util/size.js';
+import { pauseAt } from '../util/test-pause.js';
 import type { SnapshotRecord } from './record.js';
 
 /** What the swap needs of the volume service: the record, who uses the volume, its lock and the one exclusive change. */
-export type SwapVolumes = Pick<VolumeService, 'recordOf' | 'refuseIfUsedElsewhere' | 'containersUsing' | 'withLock' | 'changeExclusively'>;
+export type SwapVolumes = Pick<VolumeService, 'node' | 'list' | 'recordOf' | 'poolOf' | 'refuseIfUsedElsewhere' | 'containersUsing' | 'withLock' | 'changeExclusively'>;
+
+/** The swap mark in a volume's directory (`restore.json`, phase swap): which restore, started by which node. */
+interface SwapMark {
+  snapshot: string;
+  phase: 'swap';
+  node?: string;
+  id?: string;
+}
+
+/** This node's note of a swap it began in a shared pool (DATADIR/restores/POOL.VOLUME.json): what start-up finishes. */
+interface PendingSwap {
+  pool: string;
+  volume: string;
+  id: string;
+}
 
 export class DataSwap {
   constructor(
     private readonly volumes: SwapVolumes,
     private readonly logger: Logger,
     private readonly docker?: DockerClient,
+    /** Local directory of this node's notes of swaps begun in shared pools (set by the daemon). */
+    private readonly pendingDir?: () => string | undefined,
   ) {}
 
   /**
@@ -96,25 +115,85 @@ export class DataSwap {
     const fresh = `${data}.new`;
     const old = `${data}.old`;
     await removeTree(fresh);
+    // In a shared pool the mark names this node and this restore, and a local note says so: start-up on this
+    // node finishes the swap (other nodes refuse to mount the volume while the mark is there, see checkMountable).
+    const pending = pool.shared ? this.pendingFile(pool.name, rec.name) : undefined;
+    const id = randomBytes(6).toString('hex');
+    const mark: SwapMark = { snapshot: snap.id, phase: 'swap', ...(pool.shared ? { node: this.volumes.node, id } : {}) };
     try {
       await pool.snapshotMethod.writableCopy({ snaps, id: snap.id }, fresh);
       // the copy carries the limit the volume had when the snapshot was taken (or none): the new live data gets today's
       await limitCopy(pool, rec, fresh, snap);
       await syncTree(fresh); // before the marker: a copy made by btrfs for an old non-subvolume snapshot too
-      await writeJsonAtomic(restoreMarker, { snapshot: snap.id, phase: 'swap' });
+      if (pending) await writeJsonAtomic(pending, { pool: pool.name, volume: rec.name, id } satisfies PendingSwap);
+      await writeJsonAtomic(restoreMarker, mark);
     } catch (err) {
       // the live data was not touched yet: drop the copy
       await removeTree(fresh).catch(() => undefined);
+      if (pending) await unlink(pending).catch(() => undefined);
       throw await noSpaceError(err, pool.name, pool.root, what);
     }
+    await pauseAt('swap-marked');
     await this.finishSwap(root, data, fresh, old, restoreMarker);
+    if (pending) await unlink(pending).catch(() => undefined);
     this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'volume data replaced by snapshot');
+  }
+
+  private pendingFile(pool: string, volume: string): string | undefined {
+    const dir = this.pendingDir?.();
+    return dir ? join(dir, `${pool}.${volume}.json`) : undefined;
+  }
+
+  /**
+   * After start-up (the cluster beating): finish the swaps this node began in shared pools and a crash cut short,
+   * each under the volume's lock and the cluster's change mark, when the mark on the share is still this node's
+   * and this restore's (else another node restored the volume again meanwhile: the note is dropped).
+   */
+  async recoverShared(): Promise<void> {
+    const dir = this.pendingDir?.();
+    if (!dir) return;
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const name of names.filter((n) => n.endsWith('.json'))) {
+      const file = join(dir, name);
+      let note: PendingSwap;
+      try {
+        note = JSON.parse(await readFile(file, 'utf8')) as PendingSwap;
+      } catch (err) {
+        this.logger.error({ file, err: errorMessage(err) }, 'recovery: a note of an interrupted restore in a shared pool cannot be read; left for the operator');
+        continue;
+      }
+      try {
+        await this.finishPending(note);
+        await unlink(file);
+      } catch (err) {
+        this.logger.error({ volume: note.volume, pool: note.pool, err: errorMessage(err) }, 'recovery: could not finish an interrupted restore in a shared pool; the volume is not mounted until it is (restart ferryd, or run the restore again)');
+      }
+    }
+  }
+
+  private async finishPending(note: PendingSwap): Promise<void> {
+    const known = this.volumes.list().some((v) => v.name === note.volume);
+    if (!known) return; // removed meanwhile (a removal needs the restore finished or redone elsewhere)
+    await this.volumes.withLock(note.volume, async () => {
+      const rec = this.volumes.recordOf(note.volume);
+      const dirs = volumeDirsOf(this.volumes, rec);
+      const mark = await readSwapMark(dirs.restoreMarker);
+      if (!mark || mark.node !== this.volumes.node || mark.id !== note.id) {
+        this.logger.info({ volume: note.volume }, 'recovery: the interrupted restore in a shared pool was finished or redone elsewhere');
+        return;
+      }
+      await this.volumes.changeExclusively(rec, 'finish an interrupted restore', async () => {
+        this.logger.warn({ volume: note.volume, pool: note.pool }, 'recovery: finishing an interrupted restore in a shared pool');
+        await this.finishSwap(dirs.root, dirs.data, `${dirs.data}.new`, `${dirs.data}.old`, dirs.restoreMarker);
+      });
+    });
   }
 
   private async finishSwap(root: string, data: string, fresh: string, old: string, marker: string): Promise<void> {
     const has = async (p: string) => (await readdir(root)).includes(p.slice(root.length + 1));
     if (await has(fresh)) {
       if (await has(data)) await rename(data, old);
+      await pauseAt('swap-renamed');
       await rename(fresh, data);
       await fsyncDir(root);
     }
@@ -151,6 +230,20 @@ export class DataSwap {
       await removeTree(stagePath(data));
     }
   }
+}
+
+/** A swap mark as written by replaceData, or undefined when there is none (or it is not a swap mark). */
+export async function readSwapMark(path: string): Promise<SwapMark | undefined> {
+  try {
+    const v = JSON.parse(await readFile(path, 'utf8')) as SwapMark;
+    return v && typeof v === 'object' && v.phase === 'swap' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function volumeDirsOf(volumes: SwapVolumes, rec: VolumeRecord): VolumeDirs {
+  return volumeDirs(volumes.poolOf(rec), rec.name);
 }
 
 /**
