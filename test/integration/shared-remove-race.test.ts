@@ -26,9 +26,20 @@ describe('shared pool: rm on one node racing a Mount on another', { skip }, () =
     await mkdir(dir, { recursive: true });
     const yaml = [`node: ${node}`, 'heartbeatInterval: 200ms', 'nodeTimeout: 1500ms', 'defaultPool: nas', 'pools:', '  nas:', `    path: ${mnt}`, '    shared: true'].join('\n');
     await writeFile(join(dir, 'ferry.yaml'), yaml);
-    const f = await startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', node], ...(pause ? { env: { FERRY_TEST_PAUSE: pause } } : {}) });
+    await rm(pausedFile(node), { force: true });
+    const f = await startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', node], ...(pause ? { env: { FERRY_TEST_PAUSE: pause, FERRY_TEST_PAUSE_FILE: pausedFile(node) } } : {}) });
     nodes.push(f);
     return f;
+  };
+  /** Where a node's ferryd says which pause point it reached (FERRY_TEST_PAUSE_FILE). */
+  const pausedFile = (node: string) => join(base, `${node}.paused`);
+  /** Wait until the node's ferryd holds at `point` (a load-proof wait: no guess of how long it takes to get there). */
+  const reached = async (node: string, point: string) => {
+    const deadline = Date.now() + 20_000;
+    while (!(await readFile(pausedFile(node), 'utf8').catch(() => '')).includes(point)) {
+      assert.ok(Date.now() < deadline, `${node} did not reach ${point}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
   };
   /** Two nodes on the share; `pauseA`/`pauseB` hold their ferryd at the named points. */
   const pair = async (pauseA?: string, pauseB?: string) => {
@@ -71,11 +82,11 @@ describe('shared pool: rm on one node racing a Mount on another', { skip }, () =
   });
 
   it('B read the record, A removes before B publishes its attachment: B backs out, A\'s trash holds the data', async () => {
-    const { a, b } = await pair(undefined, 'mount-before-attach:2000');
+    const { a, b } = await pair(undefined, 'mount-before-attach:6000');
     const bytes = await volumeWithData(a, 'v1');
     await ok(b, 'Get', { Name: 'v1' });
     const mounting = b.plugin('Mount', { Name: 'v1', ID: 'b1' });
-    await new Promise((r) => setTimeout(r, 500)); // B is past its read of the record, before its attachment
+    await reached('nodeB', 'mount-before-attach'); // B is past its read of the record, before its attachment
     const removed = await a.cli('volume', 'rm', 'v1');
     assert.equal(removed.code, 0, removed.stderr);
     const m = await mounting;
@@ -87,10 +98,10 @@ describe('shared pool: rm on one node racing a Mount on another', { skip }, () =
   });
 
   it('A marked the removal and looked at the attachments, then B mounts: B backs out naming A, A removes', async () => {
-    const { a, b } = await pair('remove-before-move:2000');
+    const { a, b } = await pair('remove-before-move:6000');
     const bytes = await volumeWithData(a, 'v2');
     const removing = a.cli('volume', 'rm', 'v2');
-    await new Promise((r) => setTimeout(r, 700)); // A is past its last look at the attachments
+    await reached('nodeA', 'remove-before-move'); // A is past its last look at the attachments
     const m = await b.plugin('Mount', { Name: 'v2', ID: 'b1' });
     assert.match(m.json.Err, /volume v2 is busy: node nodeA is about to remove it \(since .*\); nothing was mounted here: try again when that is done/);
     await b.plugin('Unmount', { Name: 'v2', ID: 'b1' });
@@ -102,11 +113,11 @@ describe('shared pool: rm on one node racing a Mount on another', { skip }, () =
   });
 
   it('B published its attachment before A looked: A refuses naming B, B\'s Mount stands with the data', async () => {
-    const { a, b } = await pair(undefined, 'mount-before-check:2000');
+    const { a, b } = await pair(undefined, 'mount-before-check:6000');
     const bytes = await volumeWithData(a, 'v3');
     await ok(b, 'Get', { Name: 'v3' });
     const mounting = b.plugin('Mount', { Name: 'v3', ID: 'b1' });
-    await new Promise((r) => setTimeout(r, 700)); // B's attachment is on the share, its check not yet made
+    await reached('nodeB', 'mount-before-check'); // B's attachment is on the share, its check not yet made
     const removed = await a.cli('volume', 'rm', 'v3');
     assert.equal(removed.code, 1);
     assert.match(removed.stderr, /volume v3 is in use on node nodeB/);
@@ -121,7 +132,7 @@ describe('shared pool: rm on one node racing a Mount on another', { skip }, () =
     const { a, b } = await pair('remove-before-move:5000');
     await volumeWithData(a, 'v4');
     const removing = a.cli('volume', 'rm', 'v4');
-    await new Promise((r) => setTimeout(r, 700));
+    await reached('nodeA', 'remove-before-move');
     assert.deepEqual(await readdir(join(mnt, 'changes')), ['v4.json']);
     await a.crash();
     await removing;
