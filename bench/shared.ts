@@ -7,16 +7,18 @@
  *      plain bind mount of a directory of the same GlusterFS mount;
  *   3. `docker volume ls` on a host with 1,000 volumes in the shared pool, all created through the other
  *      host, vs the same engine listing 1,000 `local` volumes.
- *   node dist/bench/shared.js [moves=5] [throughputReps=3]
+ *   node dist/bench/shared.js [moves=5] [throughputReps=3] [--moves-only]
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startCluster, type Cluster, type ClusterHost } from '../test/helpers/cluster.js';
 import { startGluster } from '../test/helpers/gluster.js';
-import { median, pluginClient, reporter } from './lib.js';
+import { loadAverage, median, pluginClient, reporter, shOut } from './lib.js';
 
 const MOVES = Number(process.argv[2] ?? 5);
 const REPS = Number(process.argv[3] ?? 3);
+/** Section 1 only (the other two take most of the run's time). */
+const MOVES_ONLY = process.argv.includes('--moves-only');
 const MANY = 1000;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const t0Run = performance.now();
@@ -65,11 +67,15 @@ try {
   emit(`# bench/shared — ${new Date().toISOString().slice(0, 10)}`);
   emit();
   emit(`Machine: ${cpu[0]?.trim()}, ${cpu[1]} cores, kernel ${cpu[2]}; 2 private Docker 20.10 hosts on a bridge LAN, GlusterFS 10.3 (one brick on the root ext4) at ${g.device}, mounted by each host's ferryd.`);
+  emit(`Commit ${shOut('git', ['rev-parse', '--short', 'HEAD'])}; load average at the start ${loadAverage()}; \`node dist/bench/shared.js ${process.argv.slice(2).join(' ')}\`.`);
   emit();
 
   // ---- 1. service move ----
   progress(`1. ${MOVES} moves hostA -> hostB per driver, interleaved`);
-  const moves: Record<'ferry' | 'local', { ms: number[]; found: string[] }> = { ferry: { ms: [], found: [] }, local: { ms: [], found: [] } };
+  const moves: Record<'ferry' | 'local', { ms: number[]; found: string[]; checkMs: number[]; runningMs: number[] }> = {
+    ferry: { ms: [], found: [], checkMs: [], runningMs: [] },
+    local: { ms: [], found: [], checkMs: [], runningMs: [] },
+  };
   for (let i = 0; i < MOVES; i++) {
     for (const driver of ['ferry', 'local'] as const) {
       const svc = `mv-${driver}-${i}`;
@@ -78,7 +84,9 @@ try {
         '--mount', `type=volume,source=${svc}-data,target=/data,volume-driver=${driver}`,
         '--constraint', 'node.hostname==hostA',
         'bb', 'sh', '-c',
-        'if sha256sum -c /data/blob.sum >/dev/null 2>&1; then echo yes > /tmp/found; else echo no > /tmp/found; dd if=/dev/urandom of=/data/blob bs=1M count=64 2>/dev/null; sha256sum /data/blob > /data/blob.sum; sync; fi; exec sleep 3600',
+        // the check is timed inside the container (/proc/uptime, 10 ms steps): it is the application's work
+        // (64 MiB read through GlusterFS and hashed), which the local driver's empty volume skips
+        's=$(cut -d" " -f1 /proc/uptime); if sha256sum -c /data/blob.sum >/dev/null 2>&1; then f=yes; else f=no; fi; e=$(cut -d" " -f1 /proc/uptime); echo "$f $s $e" > /tmp/found; if [ $f = no ]; then dd if=/dev/urandom of=/data/blob bs=1M count=64 2>/dev/null; sha256sum /data/blob > /data/blob.sum; sync; fi; exec sleep 3600',
       ]);
       const onA = await runningOn(A, svc);
       while ((await A.docker(['exec', onA, 'cat', '/tmp/found'])).code !== 0) await sleep(100);
@@ -86,10 +94,13 @@ try {
       const t = performance.now();
       await c.manager.dockerOk(['service', 'update', '--detach', '--constraint-rm', 'node.hostname==hostA', '--constraint-add', 'node.hostname==hostB', svc]);
       const onB = await runningOn(B, svc);
-      let found = '';
-      while (!(found = (await B.docker(['exec', onB, 'cat', '/tmp/found'])).stdout.trim())) await sleep(20);
+      moves[driver].runningMs.push(performance.now() - t);
+      let line = '';
+      while (!(line = (await B.docker(['exec', onB, 'cat', '/tmp/found'])).stdout.trim())) await sleep(20);
       moves[driver].ms.push(performance.now() - t);
+      const [found = '', from = '0', to = '0'] = line.split(' ');
       moves[driver].found.push(found);
+      moves[driver].checkMs.push((Number(to) - Number(from)) * 1000);
       await c.manager.dockerOk(['service', 'rm', svc]);
       for (const h of [A, B]) {
         for (let k = 0; k < 100 && (await h.docker(['volume', 'rm', `${svc}-data`])).code !== 0; k++) await sleep(200);
@@ -106,7 +117,30 @@ try {
   }
   emit(`\nferry/local ratio of medians: ${(median(moves.ferry.ms) / median(moves.local.ms)).toFixed(3)}`);
   emit();
+  // The same moves without the application's check of its data: the move itself is what a driver adds.
+  const moveOnly = (d: 'ferry' | 'local') => moves[d].ms.map((ms, i) => ms - moves[d].checkMs[i]!);
+  emit('The same moves split: the check inside the container (sha256 of its 64 MiB, timed there) and the rest, the move itself (service update → task on hostB started and its check done, minus the check).');
+  emit();
+  emit('| driver | check inside the container, median | move without the check, median (min–max) | `docker ps` shows it running on hostB, median |\n|---|---|---|---|');
+  for (const d of ['ferry', 'local'] as const) {
+    const m = moveOnly(d);
+    emit(`| ${d} | ${s(median(moves[d].checkMs))} | ${s(median(m))} (${s(Math.min(...m))}–${s(Math.max(...m))}) | ${s(median(moves[d].runningMs))} |`);
+  }
+  emit(`\nferry/local ratio of the medians of the move without the check: ${(median(moveOnly('ferry')) / median(moveOnly('local'))).toFixed(3)}`);
+  emit();
+  emit('Every sample (ms, in run order; total / check / running seen):');
+  for (const d of ['ferry', 'local'] as const) emit(`- ${d}: ${moves[d].ms.map((ms, i) => `${ms.toFixed(0)} / ${moves[d].checkMs[i]!.toFixed(0)} / ${moves[d].runningMs[i]!.toFixed(0)}`).join(', ')}`);
+  emit();
 
+  if (!MOVES_ONLY) await throughputAndListing(A, B, nas);
+  emit(`Load average at the end: ${loadAverage()}.`);
+} finally {
+  progress('tearing down');
+  await c?.stop();
+}
+
+/** Sections 2 and 3. */
+async function throughputAndListing(A: ClusterHost, B: ClusterHost, nas: string): Promise<void> {
   // ---- 2. throughput ----
   progress(`2. throughput, ${REPS} reps each, interleaved`);
   await A.dockerOk(['volume', 'create', '-d', 'ferry', 'tp']);
@@ -165,7 +199,4 @@ try {
   emit(`| the same plus ${both.n} \`local\` volumes | | ${both.med.toFixed(0)} ms |`);
   emit(`\nThe ferry volumes cost ${(shared.med / (both.med - shared.med)).toFixed(2)}x what as many local volumes add to the listing (${shared.med.toFixed(0)} ms vs ${(both.med - shared.med).toFixed(0)} ms).`);
   emit();
-} finally {
-  progress('tearing down');
-  await c?.stop();
 }
