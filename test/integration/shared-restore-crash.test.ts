@@ -123,9 +123,15 @@ describe('shared pool: a restore cut short by kill -9', { skip }, () => {
     await put(b, v, later);
     await cliOk(b, 'snapshot', 'create', v, '--name', 'later');
     await killMidRestore(v, 'swap-renamed');
-    // A's instance is gone: B's restore breaks its change mark and finishes with the data it asks for
-    await new Promise((r) => setTimeout(r, 1700));
-    await cliOk(b, 'snapshot', 'restore', v, 'later');
+    // once A's beat has expired (nodeTimeout 1.5 s), B's restore breaks A's change mark and ends the swap with the data it asks for
+    const until = Date.now() + 20_000;
+    for (;;) {
+      const r = await b.cli('snapshot', 'restore', v, 'later');
+      if (r.code === 0) break;
+      assert.match(r.stderr, /busy: node nodeA/, 'refused only while A may still be alive');
+      assert.ok(Date.now() < until, r.stderr);
+      await new Promise((r) => setTimeout(r, 200));
+    }
     assert.equal(await get(b, v), later);
     const p = (await ok(b, 'Mount', { Name: v, ID: 'holding' })).Mountpoint;
     const a = await startNode('nodeA');
