@@ -9,6 +9,7 @@ import { mapNoSpace } from '../util/no-space.js';
 import type { VolumeOptions } from './options.js';
 import { sharedPart } from './shared-cache.js';
 import { stagingId } from './staging.js';
+import { pauseAt } from '../util/test-pause.js';
 
 /** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
 export interface CloneSource {
@@ -61,7 +62,10 @@ export class Creation {
     if (!v.fill) {
       // the record is written and fsynced while the directory is made and flushed; renamed into place after
       let made = false;
-      const dir = mapNoSpace(poolName, pool.root, what, () => pool.create(name, v.opts, v.source?.copyTo)).then(() => void (made = true));
+      const dir = mapNoSpace(poolName, pool.root, what, () => pool.create(name, v.opts, v.source?.copyTo)).then(async () => {
+        made = true;
+        await pauseAt('create-before-record'); // (a crash test: the directory on disk, the record staged or not)
+      });
       const rec = this.recordOf(v);
       try {
         await this.c.catalog.volumes.saveAfter(name, rec, dir);
