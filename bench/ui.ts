@@ -90,7 +90,7 @@ async function main(): Promise<void> {
       await page.waitForFunction((n) => document.querySelectorAll('[data-testid=volume-row]').length === n, VOLUMES, { timeout: 60_000, polling: 'raf' });
       // runs in the page (a browser's performance object; the Node types do not know 'navigation' entries)
       const t = (await page.evaluate(
-        `({ now: performance.now(), dcl: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd, list: performance.getEntriesByType('resource').find((e) => e.name.endsWith('/v1/volumes')).responseEnd })`,
+        `({ now: performance.now(), dcl: performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd, list: performance.getEntriesByType('resource').find((e) => /\/v1\/volumes(\?|$)/.test(e.name)).responseEnd })`,
       )) as { now: number; dcl: number; list: number };
       const got = await Promise.all(sizes);
       const staticBytes = got.filter((g) => !new URL(g.url).pathname.startsWith('/v1/')).reduce((a, g) => a + g.bytes, 0);

@@ -1,7 +1,7 @@
 /** The catalog: one JSON record per volume (and per trash entry), written atomically, all loaded at start. */
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { writeJsonAtomic, fsyncDir } from '../util/atomic.js';
+import { writeJsonAtomic, fsyncDir, stageFileAtomic, type StagedFile } from '../util/atomic.js';
 import { readFileSync } from 'node:fs';
 import { errorMessage, isErrno } from '../util/errors.js';
 import type { VolumeOptions } from '../wire/types.js';
@@ -75,6 +75,25 @@ class RecordFile<T> {
       return (this.inflight = this.write());
     });
     return this.next;
+  }
+
+  /** Is a write of this record in flight or queued? */
+  get busy(): boolean {
+    return this.inflight !== undefined || this.next !== undefined;
+  }
+
+  /**
+   * Put in place a file staged with the current value (see RecordStore.saveAfter); when another write
+   * has started meanwhile, the staged file is dropped and the value goes through the ordinary path.
+   */
+  commitStaged(staged: StagedFile): Promise<void> {
+    if (this.busy) {
+      void staged.discard();
+      return this.sync();
+    }
+    return (this.inflight = staged.commit().finally(() => {
+      this.inflight = undefined;
+    }));
   }
 
   private async write(): Promise<void> {
@@ -200,6 +219,52 @@ class RecordStore<T> {
     }
   }
 
+  /**
+   * Save a new entry once `ready` (work that must be durable before the record appears: the volume's
+   * directory) has resolved, writing and fsyncing the record's file meanwhile: the two disk flushes
+   * overlap, and the record is renamed into place only after both. The entry shows in memory from then
+   * on, as with `save`. If `ready` fails, nothing is saved and its error is thrown.
+   */
+  async saveAfter(key: string, value: T, ready: Promise<void>): Promise<void> {
+    if (this.items.has(key) || this.files.get(key)?.busy) {
+      await ready;
+      return this.save(key, value);
+    }
+    const [made, done] = await Promise.allSettled([stageFileAtomic(join(this.dir, `${key}.json`), JSON.stringify(value, null, 2) + '\n'), ready]);
+    if (done.status === 'rejected') {
+      if (made.status === 'fulfilled') await made.value.discard();
+      throw done.reason;
+    }
+    if (made.status === 'rejected') throw await noSpaceError(made.reason, `the data dir ${dirname(dirname(this.dir))}`, this.dir, `writing the catalog record ${key}`);
+    if (this.items.has(key) || this.files.get(key)?.busy) {
+      // (changed meanwhile by someone not holding the name's lock: the ordinary, coalescing path)
+      await made.value.discard();
+      return this.save(key, value);
+    }
+    this.items.set(key, value);
+    this.onDisk.add(key);
+    this.changed();
+    try {
+      await this.fileOf(key).commitStaged(made.value);
+    } catch (err) {
+      if (this.items.get(key) === value) {
+        this.items.delete(key);
+        this.onDisk.delete(key);
+        this.changed();
+      }
+      throw await noSpaceError(err, `the data dir ${dirname(dirname(this.dir))}`, this.dir, `writing the catalog record ${key}`);
+    }
+  }
+
+  private fileOf(key: string): RecordFile<T> {
+    let file = this.files.get(key);
+    if (!file) {
+      file = new RecordFile(join(this.dir, `${key}.json`), () => this.items.get(key));
+      this.files.set(key, file);
+    }
+    return file;
+  }
+
   private write(key: string, value: T | undefined): Promise<void> {
     if (value === undefined) {
       this.items.delete(key);
@@ -209,12 +274,7 @@ class RecordStore<T> {
       this.onDisk.add(key);
     }
     this.changed();
-    let file = this.files.get(key);
-    if (!file) {
-      file = new RecordFile(join(this.dir, `${key}.json`), () => this.items.get(key));
-      this.files.set(key, file);
-    }
-    return file.sync();
+    return this.fileOf(key).sync();
   }
 }
 

@@ -60,8 +60,9 @@ export function registerCliCommands(program: Command): void {
     .description('list volumes')
     .option('-q, --quiet', 'print names only')
     .action(async (opts: { quiet?: boolean }, cmd: Command) => {
-      const { volumes } = await client(cmd).volumes();
-      if (wantsJson(cmd)) return printJson(volumes);
+      // --json prints every field (the full list); the table needs only the list's fields
+      if (wantsJson(cmd)) return printJson((await client(cmd).volumes()).volumes);
+      const { volumes } = await client(cmd).volumeSummaries();
       if (opts.quiet) return volumes.forEach((v) => print(v.name));
       print(
         table(

@@ -213,12 +213,12 @@ export class DirPool implements Pool {
       }
       throw err;
     }
-    await this.fillNew(dir, opts, from);
-    await fsyncDir(this.live);
+    // the new directory's entries and its own entry in the pool: two flushes at once
+    await this.fillNew(dir, opts, from, this.live);
   }
 
-  /** The data directory of a fresh volume directory `dir`, made (or filled by `from`) and synced; `dir` goes on failure. */
-  private async fillNew(dir: string, opts: VolumeSpec, from?: (data: string) => Promise<void>): Promise<void> {
+  /** The data directory of a fresh volume directory `dir`, made (or filled by `from`) and synced (with `parent`, the directory holding `dir`); `dir` goes on failure. */
+  private async fillNew(dir: string, opts: VolumeSpec, from?: (data: string) => Promise<void>, parent?: string): Promise<void> {
     try {
       const data = join(dir, 'data');
       if (from) {
@@ -231,7 +231,7 @@ export class DirPool implements Pool {
       if (opts.size !== undefined || from) await this.sizeLimits.apply(data, opts.size);
       if (opts.mode !== undefined || !from) await chmod(data, opts.mode ?? 0o755);
       if (opts.uid !== undefined || opts.gid !== undefined) await chown(data, opts.uid ?? 0, opts.gid ?? 0);
-      await fsyncDir(dir);
+      await Promise.all([fsyncDir(dir), parent !== undefined && fsyncDir(parent)]);
     } catch (err) {
       await removeTree(dir);
       throw err;

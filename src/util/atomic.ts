@@ -22,6 +22,21 @@ export const fsyncDir = fsyncPath;
  * write a temporary file beside it, fsync it, rename it over the target, fsync the directory.
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  await (await stageFileAtomic(path, data, mode)).commit();
+}
+
+/** A file written and fsynced beside its target, not yet in place: `commit` renames it over the target and fsyncs the directory. */
+export interface StagedFile {
+  commit(): Promise<void>;
+  /** Remove the temporary file (the target is untouched). */
+  discard(): Promise<void>;
+}
+
+/**
+ * The first half of `writeFileAtomic`, for a caller that overlaps it with other work which must be durable
+ * before the file appears (a volume's record is renamed into place only once its directory is on disk).
+ */
+export async function stageFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<StagedFile> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const fh = await open(tmp, 'wx', mode);
@@ -34,13 +49,18 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     throw err;
   }
   await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  await fsyncDir(dir);
+  return {
+    commit: async () => {
+      try {
+        await rename(tmp, path);
+      } catch (err) {
+        await unlink(tmp).catch(() => undefined);
+        throw err;
+      }
+      await fsyncDir(dir);
+    },
+    discard: () => unlink(tmp).catch(() => undefined),
+  };
 }
 
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {

@@ -9,6 +9,7 @@ import { mapNoSpace } from '../util/no-space.js';
 import type { VolumeOptions } from './options.js';
 import { sharedPart } from './shared-cache.js';
 import { stagingId } from './staging.js';
+import { pauseAt } from '../util/test-pause.js';
 
 /** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
 export interface CloneSource {
@@ -58,6 +59,23 @@ export class Creation {
     const poolName = v.pool;
     const pool = this.c.pool(poolName);
     const what = Creation.what(v);
+    if (!v.fill) {
+      // the record is written and fsynced while the directory is made and flushed; renamed into place after
+      let made = false;
+      const dir = mapNoSpace(poolName, pool.root, what, () => pool.create(name, v.opts, v.source?.copyTo)).then(async () => {
+        made = true;
+        await pauseAt('create-before-record'); // (a crash test: the directory on disk, the record staged or not)
+      });
+      const rec = this.recordOf(v);
+      try {
+        await this.c.catalog.volumes.saveAfter(name, rec, dir);
+      } catch (err) {
+        if (made) await this.discardNew(poolName, name); // no directory without a record, adopted at the next start
+        throw err;
+      }
+      this.c.log.info({ volume: name, pool: poolName, options: v.opts }, 'volume created');
+      return rec;
+    }
     await mapNoSpace(poolName, pool.root, what, () => pool.create(name, v.opts, v.source?.copyTo));
     if (v.fill) await mapNoSpace(poolName, pool.root, what, () => this.fillOrUndo(poolName, name, v.fill!));
     const rec = this.recordOf(v);

@@ -1,6 +1,6 @@
-/** Start-up recovery of the catalog: a removal or undelete cut short by a crash is finished or rolled back by where the data is; volume directories without a record are adopted. */
+/** Start-up recovery of the catalog: a removal or undelete cut short by a crash is finished or rolled back by where the data is (and by which records exist); volume directories without a record are adopted. */
 import type { Logger } from 'pino';
-import type { Catalog } from '../catalog/catalog.js';
+import { TRASH_ID_PATTERN, type Catalog } from '../catalog/catalog.js';
 import type { Pool } from '../pools/pool.js';
 import { recoveredOptions } from './salvage.js';
 
@@ -15,7 +15,9 @@ export interface RecoveryContext {
 }
 
 /**
- * A removal writes the trash record, moves the data, then deletes the volume record; an undelete writes
+ * A removal writes the trash record, moves the data, then deletes the volume record (in a local pool the
+ * data moves while the trash record is written, which is put in place after: see the first loop below over
+ * the pools); an undelete writes
  * the volume record, moves the data back, then deletes the trash record. After a crash, where the data
  * is decides which record stays. Directories without any record are adopted, never deleted.
  */
@@ -39,6 +41,19 @@ export async function recoverCatalog(c: RecoveryContext): Promise<void> {
       await catalog.trash.save(t.id, undefined);
     } else {
       log.error({ volume: twin.name, trash: t.id }, 'recovery: volume data found neither live nor in the trash');
+    }
+  }
+  for (const [poolName, pool] of c.pools) {
+    // A removal in a local pool moves the data into the trash while it writes the trash record (removal.ts):
+    // data in the trash without a record, its volume's record still there and no live data, is a removal
+    // killed before it was acknowledged. It is undone.
+    if (c.isShared(poolName)) continue;
+    for (const id of await pool.listTrash()) {
+      const m = TRASH_ID_PATTERN.exec(id);
+      const rec = m && !catalog.trash.has(id) ? catalog.volumes.get(m[1]!) : undefined;
+      if (!rec || rec.pool !== poolName || (await pool.hasLive(rec.name))) continue;
+      log.warn({ volume: rec.name, trash: id }, 'recovery: a removal was cut short before its trash record was written, moving the data back');
+      await pool.restoreFromTrash(id, rec.name);
     }
   }
   for (const [poolName, pool] of c.pools) {

@@ -1,4 +1,4 @@
-/** Removing a volume: the checks of who still uses or references it (this host's containers, other nodes), then the trash record, the data moved to the trash, the record dropped. */
+/** Removing a volume: the checks of who still uses or references it (this host's containers, other nodes), then the trash record and the data moved to the trash (at once in a local pool: the record in place once the data is), the record dropped. */
 import type { Logger } from 'pino';
 import type { Catalog, TrashRecord, VolumeRecord } from '../catalog/catalog.js';
 import type { Cluster } from '../cluster/cluster.js';
@@ -90,10 +90,32 @@ export class Removal {
       expiresAt: new Date(removedAt + this.c.trashRetentionMs).toISOString(),
       volume: { ...rec, mounts: {} },
     };
-    await catalog.trash.save(trash.id, trash);
-    // shared: withdraw the record first, so no host mounts the volume while its data moves away
-    if (this.c.isShared(rec.pool)) await (await this.c.cluster!.store(rec.pool)).unpublish(name, rec.createdAt);
-    await pool.moveToTrash(name, trash.id);
+    if (this.c.isShared(rec.pool)) {
+      await catalog.trash.save(trash.id, trash);
+      // shared: withdraw the record first, so no host mounts the volume while its data moves away
+      await (await this.c.cluster!.store(rec.pool)).unpublish(name, rec.createdAt);
+      await pool.moveToTrash(name, trash.id);
+    } else {
+      // The data moves into the trash while the trash record is written and fsynced; the record is put in
+      // place once the move is on disk (two flushes deep instead of three). Killed before that, the data
+      // sits in the trash without a record while the volume's record stands: start-up moves it back
+      // (recovery.ts), as nothing was acknowledged.
+      let moved = false;
+      const move = pool.moveToTrash(name, trash.id).then(async () => {
+        moved = true;
+        await pauseAt('remove-before-trash-record');
+      });
+      try {
+        await catalog.trash.saveAfter(trash.id, trash, move);
+      } catch (err) {
+        if (moved) {
+          await pool.restoreFromTrash(trash.id, name).catch((e: unknown) =>
+            this.c.log.error({ volume: name, trash: trash.id, err: errorMessage(e) }, 'could not move the data back from the trash after its trash record could not be written; the next start of ferryd does'),
+          );
+        }
+        throw err;
+      }
+    }
     await catalog.volumes.save(name, undefined);
     if (purge) {
       await this.c.purge(trash);

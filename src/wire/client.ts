@@ -73,6 +73,8 @@ export class FerryClient {
   capacity = () => this.call<W.CapacityHistory>('GET', '/v1/capacity');
 
   volumes = () => this.call<W.VolumeList>('GET', '/v1/volumes');
+  /** The list with only the fields a list shows (W.VolumeSummary): what `ferry volume ls` and the UI ask. */
+  volumeSummaries = () => this.call<W.VolumeSummaryList>('GET', '/v1/volumes?view=list');
   volume = (name: string, o: { usage?: boolean } = {}) => this.call<W.VolumeDetail>('GET', `/v1/volumes/${enc(name)}${query({ usage: o.usage })}`);
   /** A new size limit (`10G`, `512M`, bytes): refused below what the volume uses. */
   resizeVolume = (name: string, size: string) => this.call<W.ResizeResult>('POST', `/v1/volumes/${enc(name)}/resize`, { size });

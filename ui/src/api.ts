@@ -3,7 +3,7 @@ import { ApiError, FerryClient, fetchTransport } from '../../src/wire/client';
 import type * as W from '../../src/wire/types';
 
 export { ApiError };
-export type { VolumeUsage, Attachment, Status, Snapshot, Job, Backup, NodeStatus, ListedVolume, VolumeDetail, ContainerRef, BranchList, CommitLog, TrashEntry } from '../../src/wire/types';
+export type { VolumeUsage, Attachment, Status, Snapshot, Job, Backup, NodeStatus, ListedVolume, VolumeSummary, VolumeDetail, ContainerRef, BranchList, CommitLog, TrashEntry } from '../../src/wire/types';
 export type Pool = W.PoolStatus;
 export type Capacity = NonNullable<W.PoolStatus['capacity']>;
 
@@ -47,17 +47,18 @@ export function api<T>(method: string, path: string, body?: unknown, withToken: 
   return (withToken === token.get() ? client : clientWith(() => withToken)).call<T>(method, path, body);
 }
 
-let prefetchedVolumes: Promise<W.VolumeList> | undefined;
+// (the list form: only the fields the pages show, a third fewer bytes to parse with 10,000 volumes)
+let prefetchedVolumes: Promise<W.VolumeSummaryList> | undefined;
 /** Ask for the volumes list now (at start-up, alongside /v1/status); the first volumes() takes its answer. */
 export function prefetchVolumes(): void {
-  const p = client.volumes();
+  const p = client.volumeSummaries();
   p.catch(() => undefined); // a failure is reported to the volumes() that takes it
   prefetchedVolumes = p;
 }
-export const volumes = (): Promise<W.VolumeList> => {
+export const volumes = (): Promise<W.VolumeSummaryList> => {
   const p = prefetchedVolumes;
   prefetchedVolumes = undefined;
-  return p ?? client.volumes();
+  return p ?? client.volumeSummaries();
 };
 export const post = <T>(path: string, body: unknown = {}) => api<T>('POST', path, body);
 export const enc = encodeURIComponent;

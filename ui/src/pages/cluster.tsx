@@ -1,5 +1,5 @@
 /** The Hub's cluster page: nodes, pools and their capacity, and the warnings an operator should act on. */
-import { client, volumes as listVolumes, type ListedVolume as Volume, type Status } from '../api';
+import { client, volumes as listVolumes, type VolumeSummary as Volume, type Status } from '../api';
 import { Bar, CapacityChart, ErrorBox, usePoll } from '../components';
 import { ago, agoSeconds, bytes, date } from '../format';
 import type { Session } from '../main';

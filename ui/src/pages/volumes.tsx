@@ -1,6 +1,6 @@
 /** The Hub's volume list: every volume of the cluster with its size, users and last backup, filtered and sorted. */
 import { useMemo, useState } from 'preact/hooks';
-import { volumes as listVolumes, type ListedVolume as Volume } from '../api';
+import { volumes as listVolumes, type VolumeSummary as Volume } from '../api';
 import { ErrorBox, usePoll } from '../components';
 import { ago, bytes } from '../format';
 

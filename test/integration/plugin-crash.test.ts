@@ -1,0 +1,111 @@
+// A kill -9 of ferryd around Docker's Create: what was acknowledged is there after the restart, whole; a create cut short leaves no half-written record.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startFerryd } from '../helpers/ferryd.js';
+
+/**
+ * Create writes and fsyncs the volume's record while its directory is made and flushed, and renames the
+ * record into place only once both are on disk (catalog.ts, RecordStore.saveAfter). These tests crash ferryd
+ * at that point and after a series of acknowledged creates and removes, and restart it on the same data dir.
+ */
+describe('kill -9 around Create and Remove', () => {
+  it('keeps every acknowledged create and remove; a create killed between its directory and its record is adopted, and no temporary record stays', async () => {
+    const said = `/tmp/ferry-create-crash-${process.pid}`;
+    const f = await startFerryd({ logLevel: 'info', env: { FERRY_TEST_PAUSE: 'create-before-record:30000', FERRY_TEST_PAUSE_FILE: said } });
+    let g: Awaited<ReturnType<typeof startFerryd>> | undefined;
+    try {
+      const plugin = async (call: string, body: unknown) => {
+        const a = await f.plugin(call, body);
+        return JSON.parse(a.text) as { Err?: string; Volume?: { Status: { options: Record<string, unknown>; [k: string]: unknown } } };
+      };
+      // acknowledged changes, made by a ferryd without the pause on the same data dir, then kill -9
+      await f.stop();
+      const h = await startFerryd({ dir: f.dir, logLevel: 'info' });
+      try {
+        for (let i = 0; i < 5; i++) assert.equal(JSON.parse((await h.plugin('Create', { Name: `kept-${i}`, Opts: { mode: '0750' } })).text).Err, '');
+        assert.equal(JSON.parse((await h.plugin('Create', { Name: 'gone' })).text).Err, '');
+        assert.equal(JSON.parse((await h.plugin('Remove', { Name: 'gone' })).text).Err, '');
+        await h.crash();
+      } finally {
+        await h.stop().catch(() => undefined);
+      }
+      await f.start(); // with the pause: Create waits between its directory and its record
+      const pending = plugin('Create', { Name: 'cut' }).catch(() => undefined);
+      const deadline = Date.now() + 20_000;
+      while (!(existsSync(said) && readFileSync(said, 'utf8').includes('create-before-record'))) {
+        assert.ok(Date.now() < deadline, 'ferryd did not reach create-before-record');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // the record's temporary file is written and fsynced meanwhile; the record itself is not in place
+      const records = () => readdirSync(join(f.dataDir, 'catalog', 'volumes'));
+      while (!records().some((e) => e.startsWith('.cut.json.tmp-'))) {
+        assert.ok(Date.now() < deadline, 'the record of cut was not staged');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(!records().includes('cut.json'), 'no record before the directory is durable and the pause is over');
+      await f.crash();
+      await pending;
+
+      g = await startFerryd({ dir: f.dir, logLevel: 'info' });
+      const get = async (name: string) => JSON.parse((await g!.plugin('Get', { Name: name })).text) as { Err?: string; Volume?: { Status: { options: Record<string, unknown> } } };
+      for (let i = 0; i < 5; i++) {
+        const v = await get(`kept-${i}`);
+        assert.equal(v.Err, '', `kept-${i} is there after the crash`);
+        assert.equal(v.Volume!.Status.options.mode, '0750', `kept-${i} has its options (its own record, not an adoption)`);
+      }
+      assert.notEqual((await get('gone')).Err, '', 'the acknowledged remove stays done');
+      const listed = JSON.parse((await g.cli('--json', 'trash', 'ls')).stdout) as Array<{ name: string }> | { trash: Array<{ name: string }> };
+      const trash = Array.isArray(listed) ? listed : listed.trash;
+      assert.ok(trash.some((t) => t.name === 'gone'), 'the removed volume is in the trash');
+      // the create cut short: its directory was on disk, so the volume is adopted (never a record without a directory)
+      assert.equal((await get('cut')).Err, '', 'the directory of the create cut short is adopted');
+      const leftovers = readdirSync(join(f.dataDir, 'catalog', 'volumes')).filter((e) => e.includes('.tmp-'));
+      assert.deepEqual(leftovers, [], 'no temporary record file is left in the catalog');
+    } finally {
+      await g?.destroy();
+      await f.destroy();
+      await import('node:fs/promises').then((fs) => fs.rm(said, { force: true }));
+    }
+  });
+
+  it('undoes a Remove killed between moving the data into the trash and putting its trash record in place', async () => {
+    const said = `/tmp/ferry-remove-crash-${process.pid}`;
+    const f = await startFerryd({ logLevel: 'info', env: { FERRY_TEST_PAUSE: 'remove-before-trash-record:30000', FERRY_TEST_PAUSE_FILE: said } });
+    let g: Awaited<ReturnType<typeof startFerryd>> | undefined;
+    try {
+      const err = async (call: string, body: unknown) => (JSON.parse((await f.plugin(call, body)).text) as { Err: string }).Err;
+      assert.equal(await err('Create', { Name: 'doomed', Opts: { mode: '0750' } }), '');
+      writeFileSync(join(f.dataDir, 'volumes', 'doomed', 'data', 'file'), 'still here');
+      const pending = f.plugin('Remove', { Name: 'doomed' }).catch(() => undefined);
+      const deadline = Date.now() + 20_000;
+      while (!(existsSync(said) && readFileSync(said, 'utf8').includes('remove-before-trash-record'))) {
+        assert.ok(Date.now() < deadline, 'ferryd did not reach remove-before-trash-record');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(readdirSync(join(f.dataDir, 'trash')).some((e) => e.startsWith('doomed@')), 'the data is in the trash');
+      assert.ok(!readdirSync(join(f.dataDir, 'catalog', 'trash')).some((e) => e.startsWith('doomed@') && e.endsWith('.json')), 'its trash record is not in place');
+      await f.crash();
+      await pending;
+
+      g = await startFerryd({ dir: f.dir, logLevel: 'info' });
+      const v = JSON.parse((await g.plugin('Get', { Name: 'doomed' })).text) as { Err: string; Volume?: { Mountpoint: string; Status: { options: Record<string, unknown> } } };
+      assert.equal(v.Err, '', 'the volume whose removal was not acknowledged is there');
+      assert.equal(v.Volume!.Status.options.mode, '0750', 'with its own record');
+      assert.equal(readFileSync(join(v.Volume!.Mountpoint, 'file'), 'utf8'), 'still here', 'and its data');
+      assert.deepEqual(readdirSync(join(f.dataDir, 'trash')).filter((e) => e.startsWith('doomed@')), [], 'nothing of it stays in the trash');
+      // the same removal, acknowledged this time, survives a kill -9
+      assert.equal((JSON.parse((await g.plugin('Remove', { Name: 'doomed' })).text) as { Err: string }).Err, '');
+      await g.crash();
+      await g.start();
+      assert.notEqual((JSON.parse((await g.plugin('Get', { Name: 'doomed' })).text) as { Err: string }).Err, '', 'the acknowledged remove stays done');
+      assert.equal(readdirSync(join(f.dataDir, 'trash')).filter((e) => e.startsWith('doomed@')).length, 1, 'its data is in the trash');
+      assert.equal(readdirSync(join(f.dataDir, 'catalog', 'trash')).filter((e) => e.startsWith('doomed@') && e.endsWith('.json')).length, 1, 'with its trash record');
+    } finally {
+      await g?.destroy();
+      await f.destroy();
+      await import('node:fs/promises').then((fs) => fs.rm(said, { force: true }));
+    }
+  });
+});
