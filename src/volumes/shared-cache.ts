@@ -86,16 +86,41 @@ export class SharedCache {
   private async syncPass(): Promise<void> {
     const cluster = this.c.cluster!;
     for (const pool of cluster.sharedPools()) {
-      let names: Set<string>;
+      let names: string[];
       try {
-        names = new Set(await (await cluster.store(pool)).names());
+        names = await (await cluster.store(pool)).names();
       } catch {
         continue;
       }
-      const added = [...names].filter((n) => !this.c.catalog.volumes.has(n));
-      const gone = this.c.catalog.volumes.values().filter((r) => r.pool === pool && !names.has(r.name)).map((r) => r.name);
-      await forEachLimit([...added, ...gone], 32, (n) => this.c.lock.run(n, async () => void (await this.sync(n))));
+      await this.syncPool(pool, names);
     }
+  }
+
+  /**
+   * The heartbeat's pass: like syncAll, but a pool's catalog directory is listed only when its attributes show a
+   * change (a record linked or renamed away) since the last listing of this kind (SharedStore.namesIfChanged). An
+   * idle pool then costs one look-up per heartbeat, not a listing of every record. List and Get still read the
+   * catalog themselves.
+   */
+  async syncChanged(): Promise<void> {
+    const cluster = this.c.cluster;
+    if (!cluster?.active) return;
+    for (const pool of cluster.sharedPools()) {
+      let names: string[] | undefined;
+      try {
+        names = await (await cluster.store(pool)).namesIfChanged();
+      } catch {
+        continue;
+      }
+      if (names) await this.syncPool(pool, names);
+    }
+  }
+
+  private async syncPool(pool: string, list: string[]): Promise<void> {
+    const names = new Set(list);
+    const added = [...names].filter((n) => !this.c.catalog.volumes.has(n));
+    const gone = this.c.catalog.volumes.values().filter((r) => r.pool === pool && !names.has(r.name)).map((r) => r.name);
+    await forEachLimit([...added, ...gone], 32, (n) => this.c.lock.run(n, async () => void (await this.sync(n))));
   }
 
   /**
