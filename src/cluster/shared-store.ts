@@ -6,7 +6,7 @@ import { isErrno } from '../util/errors.js';
 import type { PoolCapacity, VolumeUsage } from '../wire/types.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import { directShareFs } from '../pools/share-fs-direct.js';
-import { ListedCache } from './listed-cache.js';
+import { ListedCache, SETTLE_MS } from './listed-cache.js';
 import type { ShareFs } from '../pools/share-fs.js';
 
 /** A volume's record as every host sees it: what a catalog record holds minus this node's mounts. */
@@ -163,22 +163,22 @@ export class SharedStore {
   }
 
   /**
-   * The record names, or undefined when the catalog directory has the signature it had at the last call (no record
-   * linked or removed since), and had it already at the call before (a change in the same clock tick as a listing
-   * keeps the directory's mtime: each new signature is listed twice).
+   * The record names, or undefined when the catalog directory still has the signature it had at a listing made at
+   * least SETTLE_MS after that signature was first seen (no record linked or removed since; see listed-cache.ts),
+   * and the last listing is younger than `maxAgeMs` (a full listing now and then, whatever the attributes say).
    */
-  async namesIfChanged(): Promise<string[] | undefined> {
+  async namesIfChanged(maxAgeMs = 60_000): Promise<string[] | undefined> {
     const sig = await this.fs.sig(this.catalogDir);
-    const settled = sig === this.catalogSig;
-    if (settled && this.catalogSettled) return undefined;
+    const at = Date.now();
+    const c = this.catalogLook;
+    if (c?.sig === sig && c.settled && at - c.listedAt < maxAgeMs) return undefined;
     const names = await this.names();
-    this.catalogSig = sig;
-    this.catalogSettled = settled;
+    const since = c?.sig === sig ? c.since : at;
+    this.catalogLook = { sig, since, settled: at - since >= SETTLE_MS, listedAt: at };
     return names;
   }
 
-  private catalogSig = '';
-  private catalogSettled = false;
+  private catalogLook: { sig: string; since: number; settled: boolean; listedAt: number } | undefined;
 
   /** Publish a new record; false when the name is taken (by a record another host published first). */
   async publish(rec: SharedRecord): Promise<boolean> {

@@ -17,8 +17,8 @@ export interface AttachmentsContext {
   readonly cluster?: Cluster;
   readonly docker?: DockerClient;
   isShared(pool: string): boolean;
-  /** Learn what changed in the shared catalog (every shared pool) since the last heartbeat (SharedCache.syncChanged). */
-  syncChanged(): Promise<void>;
+  /** Learn the shared catalog (every shared pool; a pool whose catalog did not change is not listed again). */
+  syncAll(): Promise<void>;
   containersUsing(name: string): Promise<ContainerRef[] | undefined>;
 }
 
@@ -91,7 +91,7 @@ export class Attachments {
    * containers (asked of Docker here, not on the Mount path), and hold the rwo volumes mounted here.
    */
   async refresh(): Promise<void> {
-    await this.c.syncChanged();
+    await this.c.syncAll();
     const cluster = this.c.cluster!;
     for (const rec of this.c.catalog.volumes.values()) {
       if (!this.c.isShared(rec.pool) || Object.keys(rec.mounts).length === 0) continue;

@@ -145,7 +145,7 @@ export class VolumeService {
     this.attachments = new Attachments({
       ...self,
       ...(deps.docker ? { docker: deps.docker } : {}),
-      syncChanged: () => this.shared.syncChanged(),
+      syncAll: () => this.syncAll(),
       containersUsing: (name) => this.dockerUsers.using(name),
     });
     this.mounts = new Mounts({

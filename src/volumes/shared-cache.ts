@@ -83,28 +83,16 @@ export class SharedCache {
       }));
   }
 
+  /**
+   * A pool's catalog directory is listed only when its attributes show a change (a record linked or renamed away)
+   * since a settled listing, or the last listing is a minute old (SharedStore.namesIfChanged): an idle pool costs one
+   * look-up per heartbeat or List, not a listing of every record (10,000 records: a second or more on GlusterFS).
+   * A change made on another node shows once this node's attributes of the directory show it (GlusterFS: at once
+   * or within its 1 s attribute cache; NFS: `actimeo`, see docs/shared-pools.md). Get of an unknown name reads
+   * the record itself.
+   */
   private async syncPass(): Promise<void> {
     const cluster = this.c.cluster!;
-    for (const pool of cluster.sharedPools()) {
-      let names: string[];
-      try {
-        names = await (await cluster.store(pool)).names();
-      } catch {
-        continue;
-      }
-      await this.syncPool(pool, names);
-    }
-  }
-
-  /**
-   * The heartbeat's pass: like syncAll, but a pool's catalog directory is listed only when its attributes show a
-   * change (a record linked or renamed away) since the last listing of this kind (SharedStore.namesIfChanged). An
-   * idle pool then costs one look-up per heartbeat, not a listing of every record. List and Get still read the
-   * catalog themselves.
-   */
-  async syncChanged(): Promise<void> {
-    const cluster = this.c.cluster;
-    if (!cluster?.active) return;
     for (const pool of cluster.sharedPools()) {
       let names: string[] | undefined;
       try {

@@ -64,6 +64,19 @@ describe('shared pool: liveness from the heartbeat directory', { skip }, () => {
     assert.ok(names.includes('v1'), `B lists ${names.join(', ')}`);
   });
 
+  it('a volume removed on A is forgotten by B at its next heartbeats (the catalog directory changed), without a List', async () => {
+    await ok(a, 'Create', { Name: 'v2' });
+    await ok(b, 'Get', { Name: 'v2' }); // B knows it now, and answers Get from its cache
+    await ok(a, 'Remove', { Name: 'v2' });
+    await until('B to forget v2', async () => Boolean((await b.plugin('Get', { Name: 'v2' })).json?.Err));
+    // and a volume made on A meanwhile is learnt by B's heartbeat too: its cache holds it without any call naming it
+    await ok(a, 'Create', { Name: 'v3' });
+    await until('B to learn v3', async () => {
+      const r = await unixRequest(b.apiSocket, 'GET', '/v1/volumes/v3');
+      return r.status === 200;
+    });
+  });
+
   it('never calls a beating node dead, and calls it dead after it stops beating, alive again when it is back', async () => {
     await ok(b, 'Mount', { Name: 'v1', ID: 'c1' });
     await until('A to see the attachment of B', async () => (await attachedOnA()) === true);
