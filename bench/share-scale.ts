@@ -80,6 +80,7 @@ const dirty = execFileSync('git', ['-C', resolve(dirname(BIN), '..'), 'status', 
 const date = new Date().toISOString().slice(0, 10);
 const loadStart = loadAverage();
 const samples: Sample[] = [];
+let startRetries = 0;
 const resultBase = join(ROOT, 'bench', 'results', `share-scale-${date}${TAG ? `-${TAG}` : ''}`);
 
 function report(final: boolean): string {
@@ -98,6 +99,7 @@ function report(final: boolean): string {
   e(`| idle window | ${SECONDS} s per configuration, after every node listed all volumes, three heartbeats and 35 s (a usage pass) |`);
   e(`| node0 | ${DOCKER ? 'plugin of a private Docker engine (test/helpers/dockerhost.ts)' : 'ferryd without Docker'}; the other nodes \`--docker-host none\` |`);
   e(`| command | \`node dist/bench/share-scale.js ${args.join(' ')}\` |`);
+  e(`| ferryd starts tried again | ${startRetries} (a start that missed the test helper's 15 s) |`);
   e();
   e('## Idle: file operations at the brick');
   e();
@@ -177,7 +179,7 @@ async function create(sock: string, from: number, to: number): Promise<void> {
           }
         }),
       );
-      if ((i / 16) % 64 === 0) progress(`  created ${i} of ${to}`);
+      if (Math.floor((i + 16) / 1024) > Math.floor(i / 1024)) progress(`  created ${i + 16} of ${to}`);
     }
   } finally {
     c.close();
@@ -204,7 +206,17 @@ try {
     const yaml = [`node: node${i}`, `heartbeatInterval: ${HEARTBEAT}`, 'nodeTimeout: 60s', 'defaultPool: nas', 'pools:', '  nas:', `    path: ${join(mounts[i]!, 'pool')}`, '    shared: true'].join('\n');
     await writeFile(join(dir, 'ferry.yaml'), yaml);
     const docker = i === 0 && engine ? { pluginSocket: join(engine.pluginDir, 'ferry.sock'), dockerHost: engine.host } : {};
-    daemons[i] = await startFerryd({ dir, bin: BIN, logLevel: 'info', ...docker, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', `node${i}`] });
+    // (a ferryd joining 10,000 volumes on a busy machine can miss the helper's 15 s: tried again, and said so)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        daemons[i] = await startFerryd({ dir, bin: BIN, logLevel: 'info', ...docker, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', `node${i}`] });
+        return;
+      } catch (err) {
+        if (attempt >= 4) throw err;
+        progress(`node${i} did not come up in 15 s (attempt ${attempt}); again`);
+        startRetries++;
+      }
+    }
   };
   const stopNode = async (i: number) => {
     await daemons[i]?.stop();
