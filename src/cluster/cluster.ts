@@ -12,6 +12,7 @@ import { LeaseKeeper } from '../fence/lease-keeper.js';
 import { RwoLocks } from './rwo-locks.js';
 import { ChangeMarks } from './change-marks.js';
 import { FenceWatch } from './fence-watch.js';
+import { BeatWatch } from './beat-watch.js';
 
 export interface ClusterOptions {
   node: string;
@@ -54,6 +55,8 @@ export interface AttachmentStatus extends Attachment {
  */
 export class Cluster {
   private readonly stores = new Map<string, SharedStore>();
+  /** Per shared pool: liveness from listings of its heartbeat directory (beat-watch.ts), looked at every heartbeat. */
+  private readonly watches = new Map<string, BeatWatch>();
   private readonly ready = new Set<string>();
   private readonly startedAt: string;
   private readonly now: () => number;
@@ -73,7 +76,12 @@ export class Cluster {
   ) {
     this.now = opts.now ?? Date.now;
     this.startedAt = new Date(this.now()).toISOString();
-    for (const p of pools) if (p.shared) this.stores.set(p.name, new SharedStore(p.root, opts.quarantine, p.shareFs));
+    for (const p of pools) {
+      if (!p.shared) continue;
+      const s = new SharedStore(p.root, opts.quarantine, p.shareFs);
+      this.stores.set(p.name, s);
+      this.watches.set(p.name, new BeatWatch(s, opts.nodeTimeoutMs, this.now));
+    }
     const lease = opts.dataDir && opts.fenceMs && this.stores.size > 0 ? new LeaseKeeper(opts.dataDir, { node: opts.node, fenceMs: opts.fenceMs, heartbeatMs: opts.heartbeatMs }) : undefined;
     const self = {
       node: opts.node,
@@ -203,6 +211,8 @@ export class Cluster {
         for (const name of this.stores.keys()) {
           try {
             await this.beatIn(name, await this.store(name));
+            // (a look every interval: the watch's evidence of a live node is never older than one interval)
+            await this.watches.get(name)!.alive().catch((err) => this.opts.log.debug({ pool: name, err: errorMessage(err) }, 'could not list the heartbeats'));
           } catch (err) {
             this.ready.delete(name);
             this.beaten.delete(name);
@@ -285,11 +295,36 @@ export class Cluster {
     return [...byNode.values()].sort((a, b) => a.node.localeCompare(b.node));
   }
 
-  /** Attachments of one volume (or of all) in a pool, each marked alive or expired. */
-  async attachments(pool: string, volume?: string): Promise<AttachmentStatus[]> {
+  /**
+   * Attachments of one volume (or of all) in a pool, each marked alive or expired. `watched`: liveness from the
+   * heartbeat watch's last look (at most one interval old; for listings and schedules), not from reading every
+   * heartbeat (what removals and Mounts decide on).
+   */
+  async attachments(pool: string, volume?: string, watched = false): Promise<AttachmentStatus[]> {
     const s = await this.store(pool);
+    if (watched) {
+      const live = await this.watches.get(pool)!.alive(this.opts.heartbeatMs);
+      return (await (volume ? s.attachments(volume) : s.attachmentsListed())).map((a) => ({ ...a, pool, alive: a.node === this.node || live.has(a.node) }));
+    }
     const beats = new Map((await s.nodes()).map((b) => [b.node, b]));
     return (await s.attachments(volume)).map((a) => ({ ...a, pool, alive: a.node === this.node || this.isAlive(beats.get(a.node)) }));
+  }
+
+  /**
+   * The names of the nodes alive in any shared pool (this one included while it beats), from the heartbeat watch:
+   * no heartbeat is read while its node beats (see beat-watch.ts). A pool that cannot be read adds nobody.
+   */
+  async liveNodes(): Promise<string[]> {
+    const out = new Set<string>();
+    for (const [pool, w] of this.watches) {
+      try {
+        await this.store(pool);
+        for (const n of await w.alive(this.opts.heartbeatMs)) out.add(n);
+      } catch {
+        continue;
+      }
+    }
+    return [...out].sort();
   }
 
   /** Attachments on other nodes that are alive: what makes a volume "in use elsewhere". */

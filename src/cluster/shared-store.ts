@@ -6,6 +6,7 @@ import { isErrno } from '../util/errors.js';
 import type { PoolCapacity, VolumeUsage } from '../wire/types.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import { directShareFs } from '../pools/share-fs-direct.js';
+import { ListedCache, SETTLE_MS } from './listed-cache.js';
 import type { ShareFs } from '../pools/share-fs.js';
 
 /** A volume's record as every host sees it: what a catalog record holds minus this node's mounts. */
@@ -161,6 +162,24 @@ export class SharedStore {
     return (await this.fs.readdir(this.catalogDir)).filter((e) => e.endsWith('.json') && !e.startsWith('.')).map((e) => e.slice(0, -5));
   }
 
+  /**
+   * The record names, or undefined when the catalog directory still has the signature it had at a listing made at
+   * least SETTLE_MS after that signature was first seen (no record linked or removed since; see listed-cache.ts),
+   * and the last listing is younger than `maxAgeMs` (a full listing now and then, whatever the attributes say).
+   */
+  async namesIfChanged(maxAgeMs = 60_000): Promise<string[] | undefined> {
+    const sig = await this.fs.sig(this.catalogDir);
+    const at = Date.now();
+    const c = this.catalogLook;
+    if (c?.sig === sig && c.settled && at - c.listedAt < maxAgeMs) return undefined;
+    const names = await this.names();
+    const since = c?.sig === sig ? c.since : at;
+    this.catalogLook = { sig, since, settled: at - since >= SETTLE_MS, listedAt: at };
+    return names;
+  }
+
+  private catalogLook: { sig: string; since: number; settled: boolean; listedAt: number } | undefined;
+
   /** Publish a new record; false when the name is taken (by a record another host published first). */
   async publish(rec: SharedRecord): Promise<boolean> {
     return this.createExclusive(this.catalogDir, `${rec.name}.json`, rec);
@@ -189,6 +208,11 @@ export class SharedStore {
     return this.readJson<NodeBeat>(this.beatPath(node)).catch(() => undefined);
   }
 
+  /** `[NODE.json, signature]` of the heartbeat files, from one listing of their directory (beat-watch.ts). */
+  beatSigs(): Promise<Array<[string, string]>> {
+    return this.fs.readdirSigs(this.nodesDir);
+  }
+
   async nodes(): Promise<NodeBeat[]> {
     const out: NodeBeat[] = [];
     for (const e of await this.fs.readdir(this.nodesDir)) {
@@ -214,6 +238,18 @@ export class SharedStore {
       if (!isErrno(err, 'ENOENT')) throw err;
     }
   }
+
+  /**
+   * The attachments of every volume, for listings and schedules: a volume's directory is read again only when the
+   * listing of the attachments directory shows it changed (a file written, renamed or removed in it), so the
+   * directories of volumes mounted nowhere cost nothing per look. Removals and Mounts read `attachments(volume)`.
+   */
+  async attachmentsListed(): Promise<Attachment[]> {
+    const listing = (await this.fs.readdirSigs(this.attachDir).catch(() => [] as Array<[string, string]>)).filter(([v]) => !v.startsWith('.'));
+    return [...(await this.attachCache.refresh(listing, (v) => this.attachments(v))).values()].flat();
+  }
+
+  private readonly attachCache = new ListedCache<Attachment[]>();
 
   async attachments(volume?: string): Promise<Attachment[]> {
     const vols = volume ? [volume] : await this.fs.readdir(this.attachDir).catch(() => [] as string[]);
@@ -258,16 +294,21 @@ export class SharedStore {
     return this.writeJson(join(this.usageDir, `${u.node}.json`), u);
   }
 
-  /** Every node's usage file (an unreadable one is skipped: its node rewrites it when a figure changes). */
+  /**
+   * Every node's usage file (an unreadable one is skipped: its node rewrites it when a figure changes). A file is
+   * read again only when the listing shows it rewritten (another signature): each node rewrites its own only when
+   * a figure changed, so idle nodes read none.
+   */
   async usages(): Promise<NodeUsage[]> {
-    const out: NodeUsage[] = [];
-    for (const e of await this.fs.readdir(this.usageDir).catch(() => [] as string[])) {
-      if (!e.endsWith('.json') || e.startsWith('.')) continue;
+    const listing = (await this.fs.readdirSigs(this.usageDir).catch(() => [] as Array<[string, string]>)).filter(([e]) => e.endsWith('.json') && !e.startsWith('.'));
+    const read = await this.usageCache.refresh(listing, async (e) => {
       const u = await this.readJson<NodeUsage>(join(this.usageDir, e)).catch(() => undefined);
-      if (u && typeof u.node === 'string' && typeof u.volumes === 'object' && u.volumes !== null) out.push(u);
-    }
-    return out;
+      return u && typeof u.node === 'string' && typeof u.volumes === 'object' && u.volumes !== null ? u : undefined;
+    });
+    return [...read.values()];
   }
+
+  private readonly usageCache = new ListedCache<NodeUsage>();
 
   // ---- rwo locks -----------------------------------------------------------------------------------
 

@@ -58,11 +58,15 @@ export class Scheduler<V extends ScheduledVolume, P extends { schedule: string }
   /** One pass now; returns how many runs it made. */
   async passOnce(): Promise<number> {
     await this.kind.beforePass?.();
-    const here = await this.volumes.scheduledHere();
+    // asked only when a volume has a plan: on a shared pool the answer lists the attachments (a look at the share
+    // every pass of every node, for nothing, when no volume is scheduled)
+    let here: ((v: V) => boolean) | undefined;
     let runs = 0;
     for (const v of this.volumes.list()) {
       const plan = this.kind.planFor(v);
-      if (!plan || !here(v)) continue;
+      if (!plan) continue;
+      here ??= await this.volumes.scheduledHere();
+      if (!here(v)) continue;
       try {
         const last = await this.kind.lastSlot(v, plan);
         const slot = dueRun(parseSchedule(plan.schedule), last, new Date(this.now()), new Date(v.createdAt));

@@ -1,6 +1,7 @@
 // Shared-store filesystem calls made directly with fs.promises (for tests and tools; ferryd uses share-io.ts).
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { fsyncDir, writeFileAtomic } from '../util/atomic.js';
+import { readdirSigs, sigOf } from './share-sigs.js';
 import type { ShareFs } from './share-fs.js';
 
 /** No deadline, no child process: a hung share hangs the caller. */
@@ -21,6 +22,8 @@ export const directShareFs: ShareFs = {
   unlink: (p) => unlink(p),
   rename: (a, b) => rename(a, b),
   readdir: (p) => readdir(p),
+  readdirSigs,
+  sig: sigOf,
   mkdir: async (p) => void (await mkdir(p, { recursive: true, mode: 0o700 })),
   fsyncDir,
 };

@@ -17,6 +17,14 @@ export interface ShareFs {
   unlink(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   readdir(dir: string): Promise<string[]>;
+  /**
+   * The entries of `dir` with what tells a rewritten file apart (inode, mtime, ctime, size), in one listing:
+   * on a FUSE or NFS share the kernel's READDIRPLUS brings the attributes with the names, so the stats cost
+   * the server nothing more (see cluster/beat-watch.ts).
+   */
+  readdirSigs(dir: string): Promise<Array<[name: string, sig: string]>>;
+  /** The signature of one path, as readdirSigs gives it (a directory's changes with its entries). */
+  sig(path: string): Promise<string>;
   /** mkdir -p, mode 0700. */
   mkdir(dir: string): Promise<void>;
   fsyncDir(dir: string): Promise<void>;

@@ -1,4 +1,5 @@
 // The child process that makes a shared pool's filesystem calls, so that a hung share stalls it and never ferryd.
+import { readdirSigs, sigOf } from './share-sigs.js';
 import { link, lstat, mkdir, open, readdir, readFile, rename, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -86,6 +87,8 @@ const ops: Record<string, (...a: any[]) => Promise<unknown>> = {
   unlink: (p: string) => unlink(p),
   rename: (a: string, b: string) => rename(a, b),
   readdir: (p: string) => readdir(p),
+  readdirSigs: (p: string) => readdirSigs(p),
+  sig: (p: string) => sigOf(p),
   async readdirDirs(p: string) {
     return (await readdir(p, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
   },

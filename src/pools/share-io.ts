@@ -175,6 +175,8 @@ export function shareFsOf(io: ShareIo) {
     unlink: (p: string) => io.call<void>('unlink', [p]),
     rename: (a: string, b: string) => io.call<void>('rename', [a, b]),
     readdir: (p: string) => io.call<string[]>('readdir', [p]),
+    readdirSigs: (p: string) => io.call<Array<[string, string]>>('readdirSigs', [p]),
+    sig: (p: string) => io.call<string>('sig', [p]),
     mkdir: (p: string) => io.call<void>('mkdir', [p, true]),
     fsyncDir: (p: string) => io.call<void>('fsyncDir', [p]),
   };

@@ -17,15 +17,18 @@ export interface AttachmentsContext {
   readonly cluster?: Cluster;
   readonly docker?: DockerClient;
   isShared(pool: string): boolean;
-  /** Learn the shared catalog (every shared pool). */
+  /** Learn the shared catalog (every shared pool; a pool whose catalog did not change is not listed again). */
   syncAll(): Promise<void>;
   containersUsing(name: string): Promise<ContainerRef[] | undefined>;
 }
 
+/** An unchanged references file is written again after this long (it is read only for its content: a removal elsewhere). */
+const REFERENCES_REWRITE_MS = 60_000;
+
 export class Attachments {
   constructor(private readonly c: AttachmentsContext) {}
 
-  /** Attachments of every volume of the shared pools (for listings), by volume name. */
+  /** Attachments of every volume of the shared pools (for listings and schedules), by volume name; liveness from the heartbeat watch. */
   async byVolume(): Promise<Map<string, AttachmentStatus[]>> {
     const out = new Map<string, AttachmentStatus[]>();
     const cluster = this.c.cluster;
@@ -33,7 +36,7 @@ export class Attachments {
     for (const pool of cluster.sharedPools()) {
       let all: AttachmentStatus[];
       try {
-        all = await cluster.attachments(pool);
+        all = await cluster.attachments(pool, undefined, true);
       } catch {
         continue;
       }
@@ -55,7 +58,7 @@ export class Attachments {
     const cluster = this.c.cluster;
     if (!cluster?.active) return () => true;
     const atts = await this.byVolume();
-    const alive = (await cluster.nodes()).filter((n) => n.alive).map((n) => n.node).sort();
+    const alive = await cluster.liveNodes();
     return (v) => {
       if (!v.shared) return true;
       const attached = (atts.get(v.name) ?? []).filter((a) => a.alive).map((a) => a.node).sort();
@@ -108,6 +111,9 @@ export class Attachments {
     await this.publishReferences();
   }
 
+  /** What was last written per shared pool, and when (this node's clock, ms). */
+  private readonly lastPublished = new Map<string, { text: string; at: number }>();
+
   /** The last list of references this node could learn from Docker, per shared pool (kept while Docker is down). */
   private readonly lastReferences = new Map<string, Record<string, string[]>>();
 
@@ -137,8 +143,13 @@ export class Attachments {
         for (const c of list) for (const v of c.volumes) if (names.has(v)) (volumes[v] ??= []).push(`${c.name} (${c.state})`);
         this.lastReferences.set(pool, volumes);
       }
+      // written again only when it changed, or a minute after the last write (an idle node rewrote it every beat)
+      const text = JSON.stringify([docker, reason, volumes]);
+      const last = this.lastPublished.get(pool);
+      if (last?.text === text && this.c.now() - last.at < REFERENCES_REWRITE_MS) continue;
       await cluster
         .publishReferences(pool, { updatedAt: new Date(this.c.now()).toISOString(), docker, ...(reason ? { reason } : {}), volumes })
+        .then(() => this.lastPublished.set(pool, { text, at: this.c.now() }))
         .catch((err) => this.c.log.warn({ pool, err: errorMessage(err) }, 'could not publish container references'));
     }
   }

@@ -83,19 +83,32 @@ export class SharedCache {
       }));
   }
 
+  /**
+   * A pool's catalog directory is listed only when its attributes show a change (a record linked or renamed away)
+   * since a settled listing, or the last listing is a minute old (SharedStore.namesIfChanged): an idle pool costs one
+   * look-up per heartbeat or List, not a listing of every record (10,000 records: a second or more on GlusterFS).
+   * A change made on another node shows once this node's attributes of the directory show it (GlusterFS: at once
+   * or within its 1 s attribute cache; NFS: `actimeo`, see docs/shared-pools.md). Get of an unknown name reads
+   * the record itself.
+   */
   private async syncPass(): Promise<void> {
     const cluster = this.c.cluster!;
     for (const pool of cluster.sharedPools()) {
-      let names: Set<string>;
+      let names: string[] | undefined;
       try {
-        names = new Set(await (await cluster.store(pool)).names());
+        names = await (await cluster.store(pool)).namesIfChanged();
       } catch {
         continue;
       }
-      const added = [...names].filter((n) => !this.c.catalog.volumes.has(n));
-      const gone = this.c.catalog.volumes.values().filter((r) => r.pool === pool && !names.has(r.name)).map((r) => r.name);
-      await forEachLimit([...added, ...gone], 32, (n) => this.c.lock.run(n, async () => void (await this.sync(n))));
+      if (names) await this.syncPool(pool, names);
     }
+  }
+
+  private async syncPool(pool: string, list: string[]): Promise<void> {
+    const names = new Set(list);
+    const added = [...names].filter((n) => !this.c.catalog.volumes.has(n));
+    const gone = this.c.catalog.volumes.values().filter((r) => r.pool === pool && !names.has(r.name)).map((r) => r.name);
+    await forEachLimit([...added, ...gone], 32, (n) => this.c.lock.run(n, async () => void (await this.sync(n))));
   }
 
   /**

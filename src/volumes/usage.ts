@@ -10,6 +10,7 @@ import { volumeDirs } from '../pools/layout.js';
 import { snapshotSpace, type SnapshotSpace, type SpaceCache } from '../pools/trees/space.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { Periodic } from '../util/periodic.js';
+import { isTurnOf, SHARED_SPREAD } from './usage-turns.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 
 export type { VolumeUsage, TrashUsage } from './usage-types.js';
@@ -48,6 +49,8 @@ export interface UsageOptions {
   tickMs?: number;
   /** A mounted volume's data is walked again when its walk is older than this. */
   refreshMs?: number;
+  /** Idle shared volumes (measured, not mounted or snapshotted here since) are looked at in one pass in this many (usage-turns.ts; 1: all). */
+  sharedSpread?: number;
 }
 
 /**
@@ -68,6 +71,10 @@ export class UsageTracker {
   private readonly lastSnapshot = new Map<string, string>();
   /** Volumes mounted here since their last walk. */
   private readonly touched = new Set<string>();
+  /** Volumes snapshotted here since their last look: looked at in the next pass, whatever their turn (sharedSpread). */
+  private readonly recheck = new Set<string>();
+  /** Background passes begun (whose turn it is, see sharedSpread). */
+  private passNo = 0;
   /** What was last published per shared pool (written again only when it changes). */
   private readonly published = new Map<string, string>();
   private readonly ticker: Periodic;
@@ -181,6 +188,7 @@ export class UsageTracker {
 
   /** A snapshot of a volume was just made (the snapshot service's observer). */
   snapshotted(name: string, at: string): void {
+    this.recheck.add(name);
     const cur = this.lastSnapshot.get(name);
     if (!cur || at > cur) (this.lastSnapshot.set(name, at), this.changed());
   }
@@ -287,13 +295,16 @@ export class UsageTracker {
       return c;
     };
     const mine = new Set<string>();
+    const turn = this.passNo++;
     for (const v of vols ?? this.volumes.listEach()) {
       if (v.shared && !here(v) && !this.touched.has(v.name)) continue;
       try {
         if (v.shared) {
           if (!(await available(v.pool))) continue;
           mine.add(key(v));
+          if (this.restsThisPass(v, turn)) continue;
         }
+        this.recheck.delete(v.name);
         await this.measure(v, false, v.shared, true);
       } catch (err) {
         this.log.debug({ volume: v.name, err: errorMessage(err) }, 'could not measure a volume');
@@ -306,10 +317,21 @@ export class UsageTracker {
     for (const k of this.data.keys()) if (!live(k)) (this.data.delete(k), (this.dirty = true), this.changed(true));
     for (const k of this.snaps.keys()) if (!live(k)) (this.snaps.delete(k), this.changed(true));
     for (const n of this.touched) if (!current.has(n)) this.touched.delete(n);
+    for (const n of this.recheck) if (!current.has(n)) this.recheck.delete(n);
     for (const n of this.lastSnapshot.keys()) if (!current.has(n)) (this.lastSnapshot.delete(n), this.changed(true));
 
     await this.measureTrash();
     await this.save();
+  }
+
+  /**
+   * A shared volume this pass need not look at: measured, not mounted or snapshotted here since, and not its turn.
+   * A change made on another node (a restore, a snapshot) then shows within sharedSpread passes, and an idle
+   * cluster's NAS sees 1/sharedSpread of the look-ups (bench/share-idle.ts).
+   */
+  private restsThisPass(v: VolumeInfo, turn: number): boolean {
+    if (v.mounts > 0 || this.touched.has(v.name) || this.recheck.has(v.name) || !this.data.has(key(v)) || !this.snaps.has(key(v))) return false;
+    return !isTurnOf(v.name, turn, this.opts.sharedSpread ?? SHARED_SPREAD);
   }
 
   /**
