@@ -1,4 +1,4 @@
-/** Test hook: FERRY_TEST_PAUSE=POINT:MS[,POINT:MS...] makes ferryd wait at named points of a race (docs/testing.md). */
+/** Test hooks: FERRY_TEST_PAUSE=POINT:MS[,POINT:MS...] makes ferryd wait at named points of a race, FERRY_TEST_FAULT=POINT[,...] fail there (docs/testing.md). */
 import { appendFileSync } from 'node:fs';
 
 let pauses: Map<string, number> | undefined;
@@ -20,4 +20,12 @@ export async function pauseAt(point: string): Promise<void> {
   // FERRY_TEST_PAUSE_FILE: say where we wait, so that a test can act (e.g. kill -9) while we do
   if (process.env.FERRY_TEST_PAUSE_FILE) appendFileSync(process.env.FERRY_TEST_PAUSE_FILE, `${point}\n`);
   await new Promise((r) => setTimeout(r, ms));
+}
+
+let faults: Set<string> | undefined;
+
+/** Test hook: FERRY_TEST_FAULT=POINT[,POINT...] makes ferryd fail at named points as a late or failing share would (docs/testing.md). */
+export function faultAt(point: string): void {
+  faults ??= new Set((process.env.FERRY_TEST_FAULT ?? '').split(',').map((p) => p.trim()).filter(Boolean));
+  if (faults.has(point)) throw new Error(`simulated fault at ${point} (FERRY_TEST_FAULT)`);
 }

@@ -2,14 +2,14 @@
 import type { Logger } from 'pino';
 import type { Catalog, DockerKnown, VolumeRecord } from '../catalog/catalog.js';
 import type { Cluster } from '../cluster/cluster.js';
-import type { SharedRecord } from '../cluster/shared-store.js';
+import type { SharedRecord, SharedStore } from '../cluster/shared-store.js';
 import type { Pool } from '../pools/pool.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { mapNoSpace } from '../util/no-space.js';
 import type { VolumeOptions } from './options.js';
 import { sharedPart } from './shared-cache.js';
 import { stagingId } from './staging.js';
-import { pauseAt } from '../util/test-pause.js';
+import { faultAt, pauseAt } from '../util/test-pause.js';
 
 /** Where a clone starts: the source snapshot's pool, and how to copy the snapshot into the new data directory. */
 export interface CloneSource {
@@ -134,9 +134,9 @@ export class Creation {
     let published: boolean;
     try {
       published = await store.publish(sharedPart(rec));
+      faultAt('create-after-publish'); // a share that linked the record but answered too late
     } catch (err) {
-      await this.discardNew(poolName, name); // no directory without a record for other hosts to wait on
-      throw err;
+      published = await this.publishedAfterAll(store, rec, poolName, err);
     }
     if (!published) {
       // a record whose directory had vanished: leave it for the operator, take back what was just made
@@ -146,6 +146,31 @@ export class Creation {
     this.c.catalog.volumes.put(name, rec);
     this.c.log.info({ volume: name, pool: poolName, options: v.opts }, 'volume created in a shared pool');
     return rec;
+  }
+
+  /**
+   * A publish that failed may have linked the record before its error (a share's deadline passed under load):
+   * read back what is there. Ours: the create stands. None or another's: the directory goes (no directory
+   * without a record for other hosts to wait on), and the error stands. Unreadable: nobody can tell, so the
+   * directory is kept (a record may point at it; `ferry doctor` reports a directory without a record).
+   */
+  private async publishedAfterAll(store: SharedStore, rec: VolumeRecord, poolName: string, err: unknown): Promise<true> {
+    let there: SharedRecord | undefined;
+    try {
+      there = await store.read(rec.name);
+    } catch (e) {
+      this.c.log.error({ volume: rec.name, pool: poolName, err: errorMessage(err), readBack: errorMessage(e) }, 'a create could not publish its record nor read it back: its directory is kept');
+      throw new FerryError(
+        'unavailable',
+        `creating volume ${rec.name} in pool ${poolName}: publishing its record failed (${errorMessage(err)}) and the share could not tell whether it landed (${errorMessage(e)}); its directory is kept: when the share answers, \`ferry volume inspect ${rec.name}\` shows whether it exists (\`ferry doctor\` reports a directory without a record)`,
+      );
+    }
+    if (there && there.createdAt === rec.createdAt && there.node === rec.node) {
+      this.c.log.warn({ volume: rec.name, pool: poolName, err: errorMessage(err) }, 'publishing a record reported an error, but the record is there: the create stands');
+      return true;
+    }
+    await this.discardNew(poolName, rec.name);
+    throw err;
   }
 
   /** Delete a volume directory this call has just made (nothing else refers to it yet). */
