@@ -294,31 +294,30 @@ export class DirPool implements Pool {
         `volume ${volume} has an unfinished restore (${marker}): its data may be half restored, so it is not mounted; restart ferryd (start-up finishes the restore) or run the restore again`,
       );
     }
-    if (this.io) {
-      // a shared pool: a restore in progress, or one that a crash of the node doing it cut short
-      const text = await this.io.call<string>('readText', [marker]).catch(() => undefined);
-      if (text !== undefined) {
-        let node = 'another node';
-        try {
-          node = `node ${String((JSON.parse(text) as { node?: unknown }).node ?? '(unnamed)')}`;
-        } catch {
-          // a mark being written: the restore is in progress
-        }
-        throw new FerryError(
-          'unavailable',
-          `volume ${volume} is being restored, or its restore was cut short, by ${node} (${marker}); it is not mounted until that restore is finished: ferryd on that node finishes it when it runs again, or run the restore again from any node`,
-        );
+    // a shared pool: the restore mark (a restore in progress, or one that a crash of the node doing it cut
+    // short) is read while the data is looked at, one round trip to the share for both
+    const [mark, st] = await Promise.all([
+      this.io?.call<string>('readText', [marker]).catch(() => undefined),
+      (this.io ? this.io.call<{ isDirectory: boolean }>('stat', [this.mountpoint(volume)]) : stat(this.mountpoint(volume)).then((s) => ({ isDirectory: s.isDirectory() }))).then(
+        (s) => (s.isDirectory ? undefined : new Error('not a directory')),
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      ),
+    ]);
+    if (mark !== undefined) {
+      let node = 'another node';
+      try {
+        node = `node ${String((JSON.parse(mark) as { node?: unknown }).node ?? '(unnamed)')}`;
+      } catch {
+        // a mark being written: the restore is in progress
       }
-    }
-    try {
-      const st = this.io ? await this.io.call<{ isDirectory: boolean }>('stat', [this.mountpoint(volume)]) : { isDirectory: (await stat(this.mountpoint(volume))).isDirectory() };
-      if (!st.isDirectory) throw new Error('not a directory');
-    } catch (err) {
-      if (err instanceof FerryError) throw err;
       throw new FerryError(
         'unavailable',
-        `the data of volume ${volume} is missing from pool ${this.name} (${this.mountpoint(volume)}: ${errorMessage(err)}); check the pool's filesystem`,
+        `volume ${volume} is being restored, or its restore was cut short, by ${node} (${marker}); it is not mounted until that restore is finished: ferryd on that node finishes it when it runs again, or run the restore again from any node`,
       );
+    }
+    if (st instanceof FerryError) throw st;
+    if (st) {
+      throw new FerryError('unavailable', `the data of volume ${volume} is missing from pool ${this.name} (${this.mountpoint(volume)}: ${errorMessage(st)}); check the pool's filesystem`);
     }
   }
 
