@@ -239,7 +239,7 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
     };
     let scanned;
     try {
-      scanned = await scan(dir, onNode);
+      scanned = await scan(dir, onNode, { sync: !opts.mayHang });
     } catch (err) {
       await files.drain().catch(() => undefined);
       if (isErrno(err, 'ENOENT') && !progress.filesTotal) throw new FerryError('not_found', `backup: ${dir} does not exist`);
