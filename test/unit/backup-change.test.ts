@@ -122,3 +122,28 @@ describe('unchanged files are skipped, changed ones never', () => {
     assert.ok((await readFile(join(out, 'd', 'f3'))).equals(await readFile(join(src, 'd', 'f3'))));
   });
 });
+
+describe('a share that may hang (mayHang): files read through the child process, cut on the calling thread', () => {
+  it('stores the same chunks as the worker path: a backup of the same tree adds nothing, and restores byte for byte', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'ferry-mayhang-'));
+    const repo = await init(new MemoryTarget(), { password: 'pw', kdf: cheap });
+    try {
+      const src = join(tmp, 'src');
+      await mkdir(join(src, 'd'), { recursive: true });
+      await writeFile(join(src, 'd', 'small'), 'hello');
+      await writeFile(join(src, 'zeros'), Buffer.alloc(3 * 1024 * 1024));
+      await writeFile(join(src, 'big'), pseudoRandom(20 * 1024 * 1024, 'm'));
+      const viaWorkers = await runBackup(repo, src, { volume: 'w' });
+      const viaChild = await runBackup(repo, src, { volume: 'c', mayHang: true });
+      assert.equal(viaChild.bytesNew, 0, 'the child-process path cuts and names chunks as the workers do');
+      const out = join(tmp, 'out');
+      await runRestore(repo, viaChild.id, out);
+      for (const f of ['d/small', 'zeros', 'big']) assert.ok((await readFile(join(out, f))).equals(await readFile(join(src, f))), f);
+      assert.ok(viaWorkers.bytesNew > 20 * 1024 * 1024 - 1);
+    } finally {
+      repo.close();
+      await rm(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
