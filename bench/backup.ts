@@ -6,10 +6,12 @@
  *   3. full restore of the second backup into an empty directory: time;
  * and, for scale, the machine's disk read speed (dd iflag=direct of a 1 GiB file) and SHA-256 speed
  * (node:crypto, one thread). Ferry runs in this process (the library, no CLI), restic as a process.
- * Two rounds with their own repositories, ferry first in the first, restic first in the second (ABBA);
- * the page cache is warm (the data set was just written).
- *   npm run build && node dist/bench/backup.js [--no-write]
- * Prints a markdown report and writes it to bench/results/backup-YYYY-MM-DD.md. Needs restic
+ * ROUNDS rounds (default 3) with their own repositories, ferry first in even rounds, restic first in odd
+ * ones (interleaved, so both see the same load); medians of the rounds, every sample, the load average
+ * before each step. The page cache is warm (the data set was just written). `--gib X` scales the data set
+ * (X GiB, 60,000 files per GiB; default 1); `--suffix S` names the report backup-DATE-S.md.
+ *   npm run build && node dist/bench/backup.js [--rounds 3] [--gib 1] [--suffix S] [--no-write]
+ * Prints a markdown report and writes it to bench/results/backup-YYYY-MM-DD[-S].md. Needs restic
  * (apt-get install -y restic), cp, du, dd. Everything lives in one temporary directory, removed at the end.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -18,13 +20,20 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, 
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { init, open, runBackup, runRestore, runVerify, type BackupInfo } from '../src/backup/index.js';
-import { prng, listFiles } from './lib.js';
+import { prng, listFiles, median } from './lib.js';
 
 const MiB = 1024 * 1024;
-const TARGET_FILES = 60_000;
-const TARGET_BYTES = 1024 * MiB;
-const RANDOM_BYTES = 200 * MiB;
-const CHANGE_BYTES = 10 * MiB;
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
+};
+const GIB = Number(arg('--gib', '1'));
+const ROUNDS = Math.max(1, Number(arg('--rounds', '3')));
+const SUFFIX = arg('--suffix', '');
+const TARGET_FILES = Math.round(60_000 * GIB);
+const TARGET_BYTES = Math.round(1024 * MiB * GIB);
+const RANDOM_BYTES = Math.round(200 * MiB * GIB);
+const CHANGE_BYTES = Math.round(10 * MiB * GIB);
 const SHARE = '/usr/share';
 const PASSWORD = 'bench password';
 const noWrite = process.argv.includes('--no-write');
@@ -180,22 +189,23 @@ try {
   for (let i = 0; i < 128; i++) createHash('sha256').update(buf).digest();
   const shaMiBs = 1024 / ((performance.now() - th) / 1000);
 
-  // Two rounds, each with its own pair of repositories; ferry first in round 1, restic first in round 2
-  // (ABBA), so that drift in the machine's speed (other load, ext4 discards settling) hits both alike.
+  // ROUNDS rounds, each with its own pair of repositories; ferry first in even rounds, restic first in odd
+  // ones, so that drift in the machine's speed (other load, ext4 discards settling) hits both alike.
   const pause = () => {
     sync();
     execFileSync('sleep', ['4']); // let the file system settle after large deletes (discard)
   };
-  const rounds = [0, 1];
+  const rounds = Array.from({ length: ROUNDS }, (_, i) => i);
   const repos = await Promise.all(rounds.map((r) => init(`file://${ferryRepo}-${r}`, { password: PASSWORD })));
   const renvOf = (r: number) => ({ ...renv, RESTIC_REPOSITORY: `${resticRepo}-${r}` });
   for (const r of rounds) sh('restic', ['init', '-q'], renvOf(r));
-  type Sample = { ms: number; bytes?: number };
+  type Sample = { ms: number; bytes?: number; load: string };
+  const load1 = () => sh('cat', ['/proc/loadavg']).split(' ')[0]!;
   const res = { f1: [] as Sample[], r1: [] as Sample[], f2: [] as Sample[], r2: [] as Sample[], fr: [] as Sample[], rr: [] as Sample[] };
   const f1Info: BackupInfo[] = [];
   const f2Info: typeof f1Info = [];
   const both = async (r: number, ferry: () => Promise<void>, restic: () => Promise<void>) => {
-    if (r === 0) {
+    if (r % 2 === 0) {
       await ferry();
       await restic();
     } else {
@@ -209,15 +219,17 @@ try {
     await both(
       r,
       async () => {
+        const l = load1();
         const t = await timed(() => runBackup(repos[r]!, data, { volume: 'bench', node: 'bench' }));
         f1Info[r] = t.value;
-        res.f1.push({ ms: t.ms, bytes: duBytes(`${ferryRepo}-${r}`) });
+        res.f1.push({ ms: t.ms, bytes: duBytes(`${ferryRepo}-${r}`), load: l });
         log(`ferry first backup ${fmtS(t.ms)}, ${fmtB(res.f1.at(-1)!.bytes!)}`);
         pause();
       },
       async () => {
+        const l = load1();
         const t = await timed(() => sh('restic', ['backup', '-q', '--host', 'bench', data], renvOf(r)));
-        res.r1.push({ ms: t.ms, bytes: duBytes(`${resticRepo}-${r}`) });
+        res.r1.push({ ms: t.ms, bytes: duBytes(`${resticRepo}-${r}`), load: l });
         log(`restic first backup ${fmtS(t.ms)}, ${fmtB(res.r1.at(-1)!.bytes!)}`);
         pause();
       },
@@ -232,15 +244,17 @@ try {
     await both(
       r,
       async () => {
+        const l = load1();
         const t = await timed(() => runBackup(repos[r]!, data, { volume: 'bench', node: 'bench' }));
         f2Info[r] = t.value;
-        res.f2.push({ ms: t.ms, bytes: duBytes(`${ferryRepo}-${r}`) - res.f1[r]!.bytes! });
+        res.f2.push({ ms: t.ms, bytes: duBytes(`${ferryRepo}-${r}`) - res.f1[r]!.bytes!, load: l });
         log(`ferry second backup ${fmtS(t.ms)}, +${fmtB(res.f2.at(-1)!.bytes!)}`);
       },
       async () => {
         const before = duBytes(`${resticRepo}-${r}`);
+        const l = load1();
         const t = await timed(() => sh('restic', ['backup', '-q', '--host', 'bench', data], renvOf(r)));
-        res.r2.push({ ms: t.ms, bytes: duBytes(`${resticRepo}-${r}`) - before });
+        res.r2.push({ ms: t.ms, bytes: duBytes(`${resticRepo}-${r}`) - before, load: l });
         log(`restic second backup ${fmtS(t.ms)}, +${fmtB(res.r2.at(-1)!.bytes!)}`);
       },
     );
@@ -254,16 +268,18 @@ try {
       async () => {
         // Restored trees stay until the end: deleting 60,000 files slowed whatever ran next on this disk.
         const out = join(tmp, `ferry-out-${r}`);
+        const l = load1();
         const t = await timed(() => runRestore(repos[r]!, f2Info[r]!.id, out));
-        res.fr.push({ ms: t.ms });
+        res.fr.push({ ms: t.ms, load: l });
         log(`ferry restore ${fmtS(t.ms)}`);
         fOutCount = countTree(out);
         pause();
       },
       async () => {
         const out = join(tmp, `restic-out-${r}`);
+        const l = load1();
         const t = await timed(() => sh('restic', ['restore', '-q', 'latest', '--target', out], renvOf(r)));
-        res.rr.push({ ms: t.ms });
+        res.rr.push({ ms: t.ms, load: l });
         log(`restic restore ${fmtS(t.ms)}`);
         pause();
       },
@@ -274,8 +290,8 @@ try {
   const reopen = await open(`file://${ferryRepo}-0`, { password: PASSWORD });
   const listed = await reopen.list();
   reopen.close();
-  const mean = (xs: Sample[], k: 'ms' | 'bytes' = 'ms') => xs.reduce((a, x) => a + (x[k] ?? 0), 0) / xs.length;
-  const samples = (xs: Sample[]) => xs.map((x) => (x.ms / 1000).toFixed(2)).join(' / ');
+  const mean = (xs: Sample[], k: 'ms' | 'bytes' = 'ms') => median(xs.map((x) => x[k] ?? 0));
+  const samples = (xs: Sample[]) => xs.map((x) => `${(x.ms / 1000).toFixed(2)}@${x.load}`).join(' / ');
   const f1 = { ms: mean(res.f1), value: f1Info[0]! };
   const r1 = { ms: mean(res.r1) };
   const f2 = { ms: mean(res.f2), value: f2Info[0]! };
@@ -312,7 +328,7 @@ try {
     '',
     `Disk read (dd iflag=direct, 1 GiB): ${ddMiBs.toFixed(0)} MiB/s. SHA-256 (node:crypto, one thread): ${shaMiBs.toFixed(0)} MiB/s.`,
     '',
-    'Times are the mean of two rounds (samples in brackets, in run order: round 1 ferry first, round 2 restic first).',
+    `Times are the median of ${ROUNDS} rounds (samples in brackets, in run order, each as seconds@load average (1 min) just before it; ferry ran first in rounds 1, 3, …, restic first in rounds 2, 4, …). MiB/s are data-set bytes per second.`,
     '',
     '| step | ferry | restic | ferry/restic |',
     '|---|---|---|---|',
@@ -325,13 +341,17 @@ try {
     `Ferry's own figures: first backup read ${fmtB(f1.value.bytes)} in ${f1.value.files} files, stored ${fmtB(f1.value.bytesNew)} of new chunks (before compression) as ${fmtB(f1.value.bytesAdded)}; ` +
       `second backup stored ${fmtB(f2.value.bytesNew)} of new chunks as ${fmtB(f2.value.bytesAdded)}. Restore wrote ${fOutCount.files} files. ` +
       `verify --read-data afterwards: ${verify.value.ok ? 'ok' : 'PROBLEMS'} in ${fmtS(verify.ms)} (${verify.value.packs} packs, ${verify.value.chunks} chunks). Backups listed: ${listed.length}.`,
-    `Goals: time ratios ≤ 1.0, repository size ≤ 1.05 × restic's.`,
+    `Goals (issue 17): time ratios ≤ 0.7, repository size and bytes added ≤ 1.0 × restic's.`,
+    '',
+    `Per round (ferry/restic): first ${res.f1.map((x, i) => ratio(x.ms, res.r1[i]!.ms)).join(', ')}; second ${res.f2.map((x, i) => ratio(x.ms, res.r2[i]!.ms)).join(', ')}; restore ${res.fr.map((x, i) => ratio(x.ms, res.rr[i]!.ms)).join(', ')}. Sizes (MiB) ferry ${res.f1.map((x) => (x.bytes! / MiB).toFixed(0)).join(', ')}, restic ${res.r1.map((x) => (x.bytes! / MiB).toFixed(0)).join(', ')}; added ferry ${res.f2.map((x) => (x.bytes! / MiB).toFixed(1)).join(', ')}, restic ${res.r2.map((x) => (x.bytes! / MiB).toFixed(1)).join(', ')}.`,
+    '',
+    `JSON: ${JSON.stringify({ gib: GIB, files: ds.files, bytes: ds.bytes, f1: res.f1, r1: res.r1, f2: res.f2, r2: res.r2, fr: res.fr, rr: res.rr })}`,
   ];
   const report = lines.join('\n') + '\n';
   process.stdout.write(report);
   if (!noWrite) {
     const dir = join(import.meta.dirname ?? '.', '../../bench/results');
-    if (existsSync(dir)) writeFileSync(join(dir, `backup-${date}.md`), report);
+    if (existsSync(dir)) writeFileSync(join(dir, `backup-${date}${SUFFIX ? `-${SUFFIX}` : ''}.md`), report);
   }
 } finally {
   cleanup();

@@ -2,7 +2,6 @@
  * One backup: scan the tree, read changed files through the chunker, store the chunks the repository
  * lacks in packs, store the manifest, and write the snapshot file last.
  */
-import { openSync, readSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -85,16 +84,22 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
     const previous = new Map<string, TreeNode>();
     if (parentSnap) for (const n of await repo.loadTree(parentSnap)) if (n.type === 'file') previous.set(n.path, n);
 
-    uploader = new PackUploader(repo, (bytes) => {
-      progress.bytesUploaded += bytes;
-      report();
-    });
+    // Files of a local directory are read, cut and hashed in the uploader's worker threads (so all of
+    // the work is spread over the cores); a share that may hang is read through `reader` (a child process).
+    uploader = new PackUploader(
+      repo,
+      (bytes) => {
+        progress.bytesUploaded += bytes;
+        report();
+      },
+      opts.mayHang ? undefined : repo.chunker,
+    );
     const up = uploader;
     // Packs an interrupted run left behind are reused; name them in this run's index.
     up.adopt(repo.index.recoveredPacks);
 
-    // Files are read several at a time (small ones whole, in one read; large ones through one of two
-    // 16 MiB chunker windows), so that file-system latency overlaps with hashing and compression.
+    // On a share that may hang, files are read several at a time through one of two 16 MiB chunker
+    // windows, so that the share's latency overlaps with hashing and compression.
     const chunkers = [new StreamChunker(repo.chunker), new StreamChunker(repo.chunker)];
     const waiting: Array<(c: StreamChunker) => void> = [];
     const takeChunker = () => new Promise<StreamChunker>((resolve) => (chunkers.length ? resolve(chunkers.pop()!) : waiting.push(resolve)));
@@ -102,70 +107,78 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
     const vanished = new Set<ScannedNode>();
     const single = repo.chunker.params.min;
 
-    const addChunk = async (content: Array<string | number>, chunk: Buffer, copy: boolean) => {
+    const zeroRun = (content: Array<string | number>, len: number) => {
+      const last = content[content.length - 1];
+      if (typeof last === 'number') content[content.length - 1] = last + len;
+      else content.push(len);
+    };
+    /** A chunk cut on this thread (a share that may hang); `chunk` is a view into a chunker's window. */
+    const addChunk = async (content: Array<string | number>, chunk: Buffer) => {
       progress.bytesRead += chunk.length;
       progress.bytesDone += chunk.length;
-      if (chunk.equals(ZERO.subarray(0, chunk.length))) {
-        const last = content[content.length - 1];
-        if (typeof last === 'number') content[content.length - 1] = last + chunk.length;
-        else content.push(chunk.length);
-        return;
-      }
+      if (chunk.equals(ZERO.subarray(0, chunk.length))) return zeroRun(content, chunk.length);
       const id = repo.codec.id(chunk).toString('hex');
       content.push(id);
       if (!up.has(id)) {
-        let data = chunk;
-        if (copy) {
-          data = Buffer.allocUnsafeSlow(chunk.length); // an ArrayBuffer of its own: moved, not copied, to an encoder
-          chunk.copy(data);
-        }
-        await up.store(id, 'd', data, true); // a copy, or a small file's own buffer
+        const data = Buffer.allocUnsafeSlow(chunk.length); // an ArrayBuffer of its own: moved, not copied, to an encoder
+        chunk.copy(data);
+        await up.store(id, 'd', data, true);
       }
     };
 
-    /**
-     * Small files (one chunk) are read with synchronous calls: from the page cache that is ~10× cheaper
-     * than the promise API, whose per-call overhead dominated backups of many small files. Each call
-     * blocks the thread for one read of at most `min` bytes; hosts that cannot afford that run the
-     * engine in a worker thread. Never on a share that may hang (`mayHang`): one hung read would stop ferryd.
-     */
-    const readSmall = (n: ScannedNode): Buffer | 'vanished' | undefined => {
-      let fd: number;
-      try {
-        fd = openSync(join(dir, n.path), 'r');
-      } catch (err) {
-        if (isErrno(err, 'ENOENT')) return 'vanished';
-        throw err;
-      }
-      try {
-        // One read of size + 1 bytes tells whether the file is still that small (it fits one chunk).
-        const buf = Buffer.allocUnsafeSlow(n.size! + 1);
-        let got = 0;
-        for (;;) {
-          const r = readSync(fd, buf, got, buf.length - got, got);
-          if (r === 0) break;
-          got += r;
-          if (got === buf.length) return undefined; // it grew: read it as a large file
+    /** Large files being read in the workers: at most 4 (each read holds up to 16 MiB of chunks there). */
+    const large = new Tasks(4);
+    const readInWorkers = async (n: ScannedNode): Promise<void> => {
+      const content: Array<string | number> = [];
+      let size = 0;
+      const path = join(dir, n.path);
+      for (let offset = 0; offset >= 0; ) {
+        const { answer: a, lane } = await up.pool.read(path, offset);
+        if (a.vanished) {
+          vanished.add(n); // deleted since the scan (or while it was read)
+          progress.filesDone++;
+          return;
         }
-        return buf.subarray(0, got);
-      } finally {
-        closeSync(fd);
+        for (const c of a.chunks) {
+          if (typeof c === 'number') {
+            zeroRun(content, c);
+            size += c;
+          } else {
+            content.push(c.id);
+            size += c.size;
+            if (up.has(c.id)) up.pool.dropHeld({ lane, token: c.token });
+            else await up.store(c.id, 'd', { lane, token: c.token, size: c.size });
+          }
+        }
+        const got = a.chunks.reduce<number>((t, c) => t + (typeof c === 'number' ? c : c.size), 0);
+        progress.bytesRead += got;
+        progress.bytesDone += got;
+        offset = a.next;
+        if (offset >= 0) report();
       }
+      // A file that grew or shrank while being read is recorded as read.
+      progress.bytesDone += (n.size ?? 0) - size;
+      n.size = size;
+      n.content = content;
+      progress.filesDone++;
+      report();
     };
 
     const readFile = async (n: ScannedNode): Promise<void> => {
-      const content: Array<string | number> = [];
-      let size = 0;
-      const whole = n.size! < single && !opts.mayHang ? readSmall(n) : undefined;
-      if (whole === 'vanished') {
-        vanished.add(n); // deleted since the scan
-        progress.filesDone++;
+      if (!opts.mayHang) {
+        if (n.size! < single) return readInWorkers(n);
+        let done!: () => void;
+        const finished = new Promise<void>((r) => (done = r));
+        let failure: unknown;
+        await large.spawn(() => readInWorkers(n).catch((err: unknown) => void (failure = err)).finally(done));
+        await finished;
+        if (failure) throw failure;
         return;
       }
-      if (whole) {
-        size = whole.length;
-        if (size > 0) await addChunk(content, whole, false);
-      } else {
+      // A share that may hang: through the reader's child process, cut and hashed here.
+      const content: Array<string | number> = [];
+      let size = 0;
+      {
         let fh: ReadHandle;
         try {
           fh = await reader.open(join(dir, n.path));
@@ -187,7 +200,7 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
           });
           for (let chunk = await sc.next(); chunk; chunk = await sc.next()) {
             size += chunk.length;
-            await addChunk(content, chunk, true);
+            await addChunk(content, chunk);
             if (chunk.length >= 1024 * 1024) report();
           }
         } finally {
@@ -203,8 +216,9 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
       report();
     };
 
-    // Files are read while the walk goes on (it waits whenever 8 files are being read).
-    const files = new Tasks(8);
+    // Files are read while the walk goes on (it waits whenever 64 files are being read: small ones are
+    // read and hashed in batches in the workers; at most 4 large ones, see above).
+    const files = new Tasks(opts.mayHang ? 8 : 64);
     const onNode = async (n: ScannedNode) => {
       if (n.type === 'dir') return;
       progress.filesTotal++;
@@ -225,7 +239,7 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
     };
     let scanned;
     try {
-      scanned = await scan(dir, onNode);
+      scanned = await scan(dir, onNode, { sync: !opts.mayHang });
     } catch (err) {
       await files.drain().catch(() => undefined);
       if (isErrno(err, 'ENOENT') && !progress.filesTotal) throw new FerryError('not_found', `backup: ${dir} does not exist`);

@@ -81,6 +81,27 @@ function brotliParams(size: number) {
   return { params: { [zc.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY, [zc.BROTLI_PARAM_LGWIN]: lgwin, [zc.BROTLI_PARAM_SIZE_HINT]: size } };
 }
 
+/** Chunks at least this large are probed before they are compressed. */
+const PROBE_ABOVE = 64 * 1024;
+const PROBE_SLICE = 4096;
+
+/**
+ * Whether compressing `plain` is worth trying: large chunks are probed by compressing four 4 KiB slices
+ * spread over them (1.6 % of a 1 MiB chunk). Incompressible data (random, already compressed: media,
+ * archives, encrypted files) costs brotli nearly as much time as text does and is then stored raw
+ * anyway (frame() keeps the compressed form only when it saves 3 %); the probe skips that work. A chunk
+ * whose slices save less than 5 % is stored raw, so a chunk that is compressible only outside the
+ * slices loses a little compression, never correctness.
+ */
+export function compressible(plain: Uint8Array): boolean {
+  if (plain.length < PROBE_ABOVE) return true;
+  const step = Math.floor((plain.length - PROBE_SLICE) / 3);
+  const sample = Buffer.allocUnsafe(4 * PROBE_SLICE);
+  for (let i = 0; i < 4; i++) sample.set(plain.subarray(i * step, i * step + PROBE_SLICE), i * PROBE_SLICE);
+  const z = brotliCompressSync(sample, { params: { [zc.BROTLI_PARAM_QUALITY]: 1, [zc.BROTLI_PARAM_LGWIN]: 16, [zc.BROTLI_PARAM_SIZE_HINT]: sample.length } });
+  return z.length < sample.length * 0.95;
+}
+
 /**
  * How objects are turned into bytes at rest and back. With a master key: compress, then seal;
  * with encryption 'none': compress only (a one-byte header says how).
@@ -103,14 +124,14 @@ export class Codec {
   }
 
   async encode(plain: Uint8Array, aad?: Uint8Array): Promise<Buffer> {
-    if (plain.length < SYNC_BELOW) return this.encodeSync(plain, aad);
+    if (plain.length < SYNC_BELOW || !compressible(plain)) return this.encodeSync(plain, aad);
     const z = await brotli(plain, brotliParams(plain.length));
     return this.frame(plain, z, aad);
   }
 
   /** encode() on the calling thread (the encoder workers use this). */
   encodeSync(plain: Uint8Array, aad?: Uint8Array): Buffer {
-    return this.frame(plain, plain.length >= 64 ? brotliCompressSync(plain, brotliParams(plain.length)) : undefined, aad);
+    return this.frame(plain, plain.length >= 64 && compressible(plain) ? brotliCompressSync(plain, brotliParams(plain.length)) : undefined, aad);
   }
 
   private frame(plain: Uint8Array, z: Buffer | undefined, aad?: Uint8Array): Buffer {

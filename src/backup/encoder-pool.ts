@@ -1,34 +1,58 @@
 /**
- * A pool of encoder worker threads. encode() queues a chunk into a batch (so that thousands of small
- * files do not cost a message each); a batch goes to the least busy worker when it holds 1 MiB or 64
- * chunks, or at the next turn of the event loop.
+ * A pool of backup worker threads (encode-worker.ts). Jobs are queued into a batch per worker (so that
+ * thousands of small files do not cost a message each); a batch goes when it holds 1 MiB or 64 jobs, or
+ * at the next turn of the event loop. A read goes to the least busy worker, and the chunks it holds are
+ * encoded or dropped by that same worker.
  */
 import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import type { MasterKey } from './crypto.js';
-import type { EncodeBatch } from './encode-worker.js';
+import type { EncodeBatch, EncodeResult, EncoderSetup, ReadAnswer } from './encode-worker.js';
+import type { Chunker } from './chunker.js';
 import { WorkerChannel } from '../util/worker-channel.js';
 
 interface Pending {
-  resolve: (b: Buffer) => void;
+  resolve: (b: never) => void;
   reject: (e: unknown) => void;
 }
 
+interface Lane {
+  chan: WorkerChannel<EncodeBatch, EncodeResult>;
+  batch: EncodeBatch;
+  waiters: Pending[];
+  bytes: number;
+  transfer: ArrayBuffer[];
+  scheduled: boolean;
+}
+
+/** A chunk a worker holds after a read: encoded or dropped through the pool. */
+export interface HeldRef {
+  lane: number;
+  token: number;
+}
+
 export class EncoderPool {
-  /** One channel per worker (exposed so that tests can end a worker and see its callers fail). */
-  readonly channels: Array<WorkerChannel<EncodeBatch, Uint8Array[]>> = [];
-  private batch: EncodeBatch = [];
-  private batchWaiters: Pending[] = [];
-  private batchBytes = 0;
-  private batchTransfer: ArrayBuffer[] = [];
-  private scheduled = false;
+  private readonly lanes: Lane[] = [];
   private failed: unknown;
 
-  constructor(key: MasterKey | null, size = Math.max(1, Math.min(4, cpus().length))) {
+  /** `chunker`: the repository's data chunker and its gear seed, for read(). */
+  constructor(key: MasterKey | null, size = Math.max(1, Math.min(4, cpus().length)), chunker?: { chunker: Chunker; seed: Uint8Array }) {
+    const setup: EncoderSetup = { key: key ? { enc: key.enc, mac: key.mac } : null, chunker: chunker && { params: chunker.chunker.params, seed: chunker.seed } };
     for (let i = 0; i < size; i++) {
-      const w = new Worker(new URL('./encode-worker.js', import.meta.url), { workerData: key ? { enc: key.enc, mac: key.mac } : null });
-      this.channels.push(new WorkerChannel(w, 'encoder'));
+      const w = new Worker(new URL('./encode-worker.js', import.meta.url), { workerData: setup });
+      this.lanes.push({ chan: new WorkerChannel(w, 'encoder'), batch: [], waiters: [], bytes: 0, transfer: [], scheduled: false });
     }
+  }
+
+  /** One channel per worker (exposed so that tests can end a worker and see its callers fail). */
+  get channels(): Array<WorkerChannel<EncodeBatch, EncodeResult>> {
+    return this.lanes.map((l) => l.chan);
+  }
+
+  private least(): number {
+    let best = 0;
+    for (let i = 1; i < this.lanes.length; i++) if (this.lanes[i]!.chan.pending + this.lanes[i]!.batch.length / 64 < this.lanes[best]!.chan.pending + this.lanes[best]!.batch.length / 64) best = i;
+    return best;
   }
 
   /**
@@ -36,33 +60,63 @@ export class EncoderPool {
    * worker (the caller's view becomes empty); otherwise the chunk is copied.
    */
   encode(data: Uint8Array, aad?: Uint8Array, owned = false): Promise<Buffer> {
+    const lane = this.least();
+    return this.queue<Buffer>(lane, { data, aad }, data.length, owned && data.buffer instanceof ArrayBuffer ? data.buffer : undefined);
+  }
+
+  /**
+   * Read a file from `offset` (0 or a previous answer's `next`) and cut it into chunks, in a worker
+   * (needs the pool made with a chunker); each chunk must then go to encodeHeld() or dropHeld(). Rejects
+   * with the errno error of a failed open or read, except ENOENT, which answers `vanished`.
+   */
+  async read(path: string, offset: number): Promise<{ answer: ReadAnswer; lane: number }> {
+    const lane = this.least();
+    return { answer: await this.queue<ReadAnswer>(lane, { read: path, offset }, 64 * 1024), lane };
+  }
+
+  /** Encode a chunk a read left in a worker. */
+  encodeHeld(ref: HeldRef, size: number, aad?: Uint8Array): Promise<Buffer> {
+    return this.queue<Buffer>(ref.lane, { token: ref.token, aad }, size);
+  }
+
+  /** Forget a chunk a read left in a worker (the repository has it). */
+  dropHeld(ref: HeldRef): void {
+    this.queue<Buffer>(ref.lane, { token: ref.token, drop: true }, 0).catch(() => undefined);
+  }
+
+  private queue<T>(i: number, job: EncodeBatch[number], bytes: number, transfer?: ArrayBuffer): Promise<T> {
     if (this.failed) return Promise.reject(this.failed);
-    return new Promise<Buffer>((resolve, reject) => {
-      if (owned && data.buffer instanceof ArrayBuffer) this.batchTransfer.push(data.buffer);
-      this.batch.push({ data, aad });
-      this.batchWaiters.push({ resolve, reject });
-      this.batchBytes += data.length;
-      if (this.batchBytes >= 1024 * 1024 || this.batch.length >= 64) this.flush();
-      else if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
+    const lane = this.lanes[i]!;
+    return new Promise<T>((resolve, reject) => {
+      lane.batch.push(job);
+      lane.waiters.push({ resolve: resolve as (b: never) => void, reject });
+      if (transfer) lane.transfer.push(transfer);
+      lane.bytes += bytes;
+      if (lane.bytes >= 1024 * 1024 || lane.batch.length >= 64) this.flush(lane);
+      else if (!lane.scheduled) {
+        lane.scheduled = true;
+        setImmediate(() => this.flush(lane));
       }
     });
   }
 
-  private flush(): void {
-    this.scheduled = false;
-    if (this.batch.length === 0) return;
-    const waiters = this.batchWaiters;
-    const chan = this.channels.reduce((a, b) => (b.pending < a.pending ? b : a));
+  private flush(lane: Lane): void {
+    lane.scheduled = false;
+    if (lane.batch.length === 0) return;
+    const waiters = lane.waiters;
+    const chan = lane.chan;
     // Chunks whose memory the caller handed over are moved to the worker instead of copied.
-    const done = chan.request(this.batch, { transfer: this.batchTransfer });
-    this.batch = [];
-    this.batchWaiters = [];
-    this.batchBytes = 0;
-    this.batchTransfer = [];
+    const done = chan.request(lane.batch, { transfer: lane.transfer });
+    lane.batch = [];
+    lane.waiters = [];
+    lane.bytes = 0;
+    lane.transfer = [];
     done.then(
-      (out) => waiters.forEach((p, i) => p.resolve(Buffer.from(out[i]!.buffer, out[i]!.byteOffset, out[i]!.length))),
+      (out) =>
+        waiters.forEach((p, i) => {
+          const o = out[i]!;
+          p.resolve((o instanceof Uint8Array ? Buffer.from(o.buffer, o.byteOffset, o.length) : o) as never);
+        }),
       (err: unknown) => {
         // a worker that died fails the pool: what is queued after it would be lost too
         if (chan.dead) this.failed ??= err;
@@ -72,6 +126,6 @@ export class EncoderPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.channels.map((c) => c.close()));
+    await Promise.all(this.lanes.map((l) => l.chan.close()));
   }
 }

@@ -3,7 +3,8 @@ import { Tasks } from '../util/parallel.js';
 import type { Codec } from './crypto.js';
 import type { Target } from './target.js';
 import type { BlobIndex } from './blob-index.js';
-import { EncoderPool } from './encoder-pool.js';
+import { EncoderPool, type HeldRef } from './encoder-pool.js';
+import type { Chunker } from './chunker.js';
 import { PACK_HEADER, PACK_TARGET_SIZE, packPath, sealPack, type BlobRecord, type BlobType, type PackRecord } from './pack.js';
 
 const INDEX_EVERY_PACKS = 8;
@@ -28,7 +29,8 @@ export class PackUploader {
   private size = PACK_HEADER.length;
   private blobs: BlobRecord[] = [];
   private readonly encodes = new Tasks(64);
-  private readonly pool: EncoderPool;
+  /** The worker threads: they encode, and (made with a chunker) read and cut files. */
+  readonly pool: EncoderPool;
   private readonly uploads = new Tasks(2);
   private unindexed: PackRecord[] = [];
   private encodingBytes = 0;
@@ -40,8 +42,9 @@ export class PackUploader {
   constructor(
     private readonly sink: PackSink,
     private readonly onUploaded: (bytes: number) => void = () => undefined,
+    chunker?: Chunker,
   ) {
-    this.pool = new EncoderPool(sink.codec.key);
+    this.pool = new EncoderPool(sink.codec.key, undefined, chunker && { chunker, seed: sink.codec.chunkerSeed() });
   }
 
   has(id: string): boolean {
@@ -50,10 +53,11 @@ export class PackUploader {
 
   /**
    * Queue a chunk; `data` must not change afterwards. With `owned`, its whole ArrayBuffer is handed
-   * over (moved to an encoder thread; the caller's view becomes empty).
+   * over (moved to an encoder thread; the caller's view becomes empty). `data` may also be a chunk a
+   * read left in a worker (pool.read()), with its size.
    */
-  async store(id: string, type: BlobType, data: Buffer, owned = false): Promise<void> {
-    const raw = data.length;
+  async store(id: string, type: BlobType, data: Buffer | (HeldRef & { size: number }), owned = false): Promise<void> {
+    const raw = Buffer.isBuffer(data) ? data.length : data.size;
     this.pending.add(id);
     this.bytesNew += raw;
     // Bound the memory of chunks waiting for an encoder (64 jobs, and 64 MiB).
@@ -65,7 +69,8 @@ export class PackUploader {
     await this.encodes.spawn(async () => {
       let enc: Buffer;
       try {
-        enc = await this.pool.encode(data, this.sink.codec.encrypted ? Buffer.from(id, 'hex') : undefined, owned);
+        const aad = this.sink.codec.encrypted ? Buffer.from(id, 'hex') : undefined;
+        enc = await (Buffer.isBuffer(data) ? this.pool.encode(data, aad, owned) : this.pool.encodeHeld(data, raw, aad));
       } finally {
         this.encodingBytes -= raw;
       }

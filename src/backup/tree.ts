@@ -4,7 +4,7 @@
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { isErrno } from '../util/errors.js';
 
 export type NodeType = 'dir' | 'file' | 'symlink' | 'hardlink' | 'fifo' | 'char' | 'block';
@@ -65,8 +65,12 @@ function kind(st: BigIntStats): NodeType | undefined {
  * Walk a directory tree with lstat (never following symlinks). The volume may be in use: entries
  * that vanish between readdir and lstat are skipped. `onNode` sees every node as soon as it is found
  * (in the final order); the walk waits for it, so a consumer can pace the scan.
+ * With `sync`, each directory is listed and its entries lstat'ed with synchronous calls: from the page
+ * cache ~5× cheaper than the promise API's thread-pool round trip per entry, at the price of blocking the
+ * thread for one directory's worth of calls at a time. Never for a share that may hang.
  */
-export async function scan(root: string, onNode?: (n: ScannedNode) => Promise<void> | void): Promise<ScanResult> {
+export async function scan(root: string, onNode?: (n: ScannedNode) => Promise<void> | void, opts: { sync?: boolean } = {}): Promise<ScanResult> {
+  const sync = opts.sync === true;
   const out: ScanResult = { nodes: [], files: 0, dirs: 0, bytes: 0, skipped: [] };
   const rootSt = await lstat(root, { bigint: true });
   if (!rootSt.isDirectory()) throw new Error(`${root} is not a directory`);
@@ -85,7 +89,7 @@ export async function scan(root: string, onNode?: (n: ScannedNode) => Promise<vo
       n.ctime = st.ctimeNs.toString();
       if (st.nlink > 1n) n.linkKey = `${st.dev}:${st.ino}`;
     } else if (type === 'symlink') {
-      n.target = await readlink(abs);
+      n.target = sync ? readlinkSync(abs) : await readlink(abs);
     } else if (type === 'char' || type === 'block') {
       n.rdev = Number(st.rdev);
     }
@@ -114,22 +118,31 @@ export async function scan(root: string, onNode?: (n: ScannedNode) => Promise<vo
     if (node.type !== 'dir') return;
     let names: string[];
     try {
-      names = await readdir(abs);
+      names = sync ? readdirSync(abs) : await readdir(abs);
     } catch (err) {
       if (rel !== '.' && isErrno(err, 'ENOENT')) return;
       throw err;
     }
     names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const stats = await Promise.all(
-      names.map(async (name) => {
-        try {
-          return await lstat(join(abs, name), { bigint: true });
-        } catch (err) {
-          if (isErrno(err, 'ENOENT')) return undefined;
-          throw err;
-        }
-      }),
-    );
+    const stats = sync
+      ? names.map((name) => {
+          try {
+            return lstatSync(join(abs, name), { bigint: true });
+          } catch (err) {
+            if (isErrno(err, 'ENOENT')) return undefined;
+            throw err;
+          }
+        })
+      : await Promise.all(
+          names.map(async (name) => {
+            try {
+              return await lstat(join(abs, name), { bigint: true });
+            } catch (err) {
+              if (isErrno(err, 'ENOENT')) return undefined;
+              throw err;
+            }
+          }),
+        );
     for (let i = 0; i < names.length; i++) {
       const childRel = rel === '.' ? names[i]! : `${rel}/${names[i]}`;
       const cst = stats[i];
