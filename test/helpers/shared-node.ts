@@ -78,3 +78,26 @@ export async function stopSharedNodes(nodes: Array<SharedNode | undefined>): Pro
     await n?.f.destroy().catch(() => undefined);
   }
 }
+
+/**
+ * A ferryd without Docker on a share every test node sees (mountBindShare): node NAME with its directory in
+ * BASE/NAME, pool `nas` the share, fast heartbeats (200 ms; dead after 1.5 s unless told otherwise).
+ */
+export async function startShareFerryd(
+  base: string,
+  share: string,
+  node: string,
+  o: { env?: Record<string, string>; logLevel?: 'info' | 'debug'; heartbeatMs?: number; nodeTimeoutMs?: number } = {},
+): Promise<Ferryd> {
+  const dir = join(base, node);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'ferry.yaml'), sharedConfig(node, share, { heartbeatMs: o.heartbeatMs ?? 200, nodeTimeoutMs: o.nodeTimeoutMs ?? 1500 }));
+  return startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', node], ...(o.env ? { env: o.env } : {}), ...(o.logLevel ? { logLevel: o.logLevel } : {}) });
+}
+
+/** Send a plugin call and insist that it succeeds (Err empty); returns the answer's JSON. */
+export async function pluginOk(f: Ferryd, method: string, body: Record<string, unknown>): Promise<Record<string, string> & { Mountpoint: string }> {
+  const r = await f.plugin(method, body);
+  if (r.json?.Err !== '') throw new Error(`${method} ${JSON.stringify(body)} on ${f.dir}: ${r.text}`);
+  return r.json as Record<string, string> & { Mountpoint: string };
+}

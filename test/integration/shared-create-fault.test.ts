@@ -1,12 +1,12 @@
 // A create in a shared pool whose publish reports an error after the record landed: the create stands, its data directory with it.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
+import { run, type Ferryd } from '../helpers/ferryd.js';
 import { isRoot, skipUnless } from '../helpers/prereq.js';
-import { mountBindShare } from '../helpers/shared-node.js';
+import { mountBindShare, pluginOk, startShareFerryd } from '../helpers/shared-node.js';
 
 /**
  * Under load the share's deadline can pass after link(2) has put the record in place. The create used to
@@ -20,19 +20,11 @@ describe('shared pool: a create whose publish answered late', { skip }, () => {
   let mnt: string;
   const nodes: Ferryd[] = [];
   const startNode = async (node: string, env?: Record<string, string>) => {
-    const dir = join(base, node);
-    await mkdir(dir, { recursive: true });
-    const yaml = [`node: ${node}`, 'heartbeatInterval: 200ms', 'nodeTimeout: 1500ms', 'defaultPool: nas', 'pools:', '  nas:', `    path: ${mnt}`, '    shared: true'].join('\n');
-    await writeFile(join(dir, 'ferry.yaml'), yaml);
-    const f = await startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', node], ...(env ? { env } : {}) });
+    const f = await startShareFerryd(base, mnt, node, { ...(env ? { env } : {}) });
     nodes.push(f);
     return f;
   };
-  const ok = async (f: Ferryd, method: string, body: Record<string, unknown>) => {
-    const r = await f.plugin(method, body);
-    assert.equal(r.json?.Err, '', `${method} ${JSON.stringify(body)}: ${r.text}`);
-    return r.json;
-  };
+  const ok = pluginOk;
 
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'ferry-createfault-'));

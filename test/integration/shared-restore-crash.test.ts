@@ -2,12 +2,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
+import { run, type Ferryd } from '../helpers/ferryd.js';
 import { isRoot, skipUnless } from '../helpers/prereq.js';
-import { mountBindShare } from '../helpers/shared-node.js';
+import { mountBindShare, pluginOk, startShareFerryd } from '../helpers/shared-node.js';
 
 /**
  * A restore in a shared pool swaps the data by renames (data → data.old, data.new → data) behind a mark on the
@@ -23,19 +23,11 @@ describe('shared pool: a restore cut short by kill -9', { skip }, () => {
   let mnt: string;
   const nodes: Ferryd[] = [];
   const startNode = async (node: string, env?: Record<string, string>) => {
-    const dir = join(base, node);
-    await mkdir(dir, { recursive: true });
-    const yaml = [`node: ${node}`, 'heartbeatInterval: 200ms', 'nodeTimeout: 1500ms', 'defaultPool: nas', 'pools:', '  nas:', `    path: ${mnt}`, '    shared: true'].join('\n');
-    await writeFile(join(dir, 'ferry.yaml'), yaml);
-    const f = await startFerryd({ dir, logLevel: 'info', extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', node], ...(env ? { env } : {}) });
+    const f = await startShareFerryd(base, mnt, node, { ...(env ? { env } : {}), logLevel: 'info' });
     nodes.push(f);
     return f;
   };
-  const ok = async (f: Ferryd, method: string, body: Record<string, unknown>) => {
-    const r = await f.plugin(method, body);
-    assert.equal(r.json?.Err, '', `${method} ${JSON.stringify(body)}: ${r.text}`);
-    return r.json;
-  };
+  const ok = pluginOk;
   const cliOk = async (f: Ferryd, ...args: string[]) => {
     const r = await f.cli(...args);
     assert.equal(r.code, 0, `ferry ${args.join(' ')}: ${r.stderr}`);
