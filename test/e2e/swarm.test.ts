@@ -61,7 +61,9 @@ describe('a Swarm of three hosts on a GlusterFS shared pool', { skip, timeout: 9
     await A.dockerOk(['volume', 'create', '-d', 'ferry', 'results']);
     await run(A, '-v', 'results:/r', 'bb', 'sh', '-c', 'dd if=/dev/urandom of=/r/data bs=1M count=8 2>/dev/null && sha256sum /r/data > /r/data.sum && sync');
     for (const h of [B, C]) {
-      assert.match(await h.dockerOk(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}']), /^ferry results$/m);
+      // the list shows it once this host's attributes of the shared catalog directory do (GlusterFS caches
+      // them for 1 s; ferryd lists the catalog again only when they change: docs/shared-pools.md)
+      await waitFor(`${h.name} lists the volume`, async () => /^ferry results$/m.test(await h.dockerOk(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}'])), 10_000);
       assert.match(await run(h, '-v', 'results:/r', 'bb', 'sha256sum', '-c', '/r/data.sum'), /data: OK/);
     }
   });
