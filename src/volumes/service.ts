@@ -1,15 +1,13 @@
 /** The volume service: the lifecycle of volumes (create, mount, unmount, remove) under a per-volume lock, and the one way to a volume's record; creation, mounts, removal, recovery, sizes, the shared cache, the handshake, the trash, attachments and Docker's facts are its parts. */
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Catalog, DockerKnown, VolumeRecord } from '../catalog/catalog.js';
 import { checkVolumeName } from './names.js';
-import type { AccessMode, VolumeOptions, VolumeOptionsParser } from './options.js';
+import type { VolumeOptions } from './options.js';
 import type { Pool, PoolStatus } from '../pools/pool.js';
-import type { ContainerRef, DockerClient } from '../docker/client.js';
-import type { AttachmentStatus, Cluster } from '../cluster/cluster.js';
+import type { ContainerRef } from '../docker/client.js';
+import type { AttachmentStatus } from '../cluster/cluster.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { FerryError } from '../util/errors.js';
-import type { Quarantine } from '../util/quarantine.js';
 import { salvage } from './salvage.js';
 import { Trash, type TrashInfo } from './trash.js';
 import { SharedCache, sharedPart } from './shared-cache.js';
@@ -18,76 +16,14 @@ import { Creation, sameOptions, type CloneSource } from './creation.js';
 import { Removal, type RemoveOptions, type RemoveResult } from './removal.js';
 import { recoverCatalog } from './recovery.js';
 import { Attachments } from './attachments.js';
-import { accessOf } from './access.js';
 import { DockerUsers } from './docker-users.js';
 import { DockerFacts, type DockerTold } from './docker-facts.js';
 import { Mounts } from './mounts.js';
 import { VolumeSizes } from './sizes.js';
+import { Listing, type VolumeInfo } from './listing.js';
+import type { RestoreReport, ServiceDeps } from './service-deps.js';
 
-export type { TrashInfo, DockerTold, CloneSource, RemoveOptions, RemoveResult };
-
-export interface VolumeInfo {
-  name: string;
-  pool: string;
-  mountpoint: string;
-  createdAt: string;
-  node: string;
-  options: VolumeOptions;
-  labels: Record<string, string>;
-  /** rwx, rwo or rox (see docs/shared-pools.md). */
-  access: AccessMode;
-  /** In a shared pool: every host of the cluster sees it. */
-  shared: boolean;
-  /** Number of Docker mounts on this node (reference count). */
-  mounts: number;
-  mountIds: string[];
-  /** What Docker's store knew of the volume, as ferryd remembers it (driver, labels, Create's raw options). */
-  docker?: DockerKnown;
-}
-
-export interface RestoreReport {
-  filesDone: number;
-  filesTotal: number;
-  bytesDone: number;
-  bytesTotal: number;
-}
-
-export interface ServiceDeps {
-  catalog: Catalog;
-  /** Checks `-o` options: the core's and those of the features above (daemon/volume-options.ts). */
-  parseOptions: VolumeOptionsParser;
-  pools: Map<string, Pool>;
-  defaultPool: string;
-  node: string;
-  trashRetentionMs: number;
-  /** The Engine API; absent with `dockerHost: none` (no Docker engine on this host). */
-  docker?: DockerClient;
-  /** The Engine API's address (for messages), or `none`. */
-  dockerHost?: string;
-  /** The driver name Docker knows this plugin by (its socket's name: ferry.sock → ferry). */
-  dockerDriver?: string;
-  /** ferryd runs as a managed Docker plugin (Docker names its driver `ferry:latest`, `ferry:TAG`). */
-  managedPlugin?: boolean;
-  log: Logger;
-  now?: () => number;
-  /** Find the snapshot a clone (`-o from=VOL@SNAP`) starts from. */
-  resolveClone?: (from: string) => Promise<CloneSource>;
-  /** Fill a new volume's empty data directory from a backup (`-o backup=URL`). */
-  restoreBackup?: (url: string, dir: string, report?: (p: RestoreReport) => void) => Promise<void>;
-  /** Shared pools: the catalog, attachments and rwo locks that every host sees. */
-  cluster?: Cluster;
-  /** Where read-only views of rox volumes are mounted (DATA_DIR/ro). */
-  roDir?: string;
-  /**
-   * A managed plugin's propagatedMount: every mounted volume is given to Docker as a bind mount
-   * MOUNT_ROOT/NAME of its data (read-only for rox), made at the first Mount and dropped at the last Unmount.
-   * Docker maps a Mountpoint only under the plugin's propagatedMount to the host; any other path would be
-   * the plugin's rootfs.
-   */
-  mountRoot?: string;
-  /** Unreadable catalog files are moved aside and reported here. */
-  quarantine?: Quarantine;
-}
+export type { TrashInfo, DockerTold, CloneSource, RemoveOptions, RemoveResult, VolumeInfo, RestoreReport, ServiceDeps };
 
 /**
  * The volume service: names, catalog records, reference counts and the trash. The Docker protocol and
@@ -108,6 +44,7 @@ export class VolumeService {
   private readonly creation: Creation;
   private readonly removal: Removal;
   private readonly mounts: Mounts;
+  private readonly listing: Listing;
   /** Size limits (`-o size=`, resize, limit and use): sizes.ts. */
   readonly sizes: VolumeSizes;
 
@@ -125,6 +62,7 @@ export class VolumeService {
       isShared: (pool: string) => this.isShared(pool),
       ...(deps.cluster ? { cluster: deps.cluster } : {}),
     };
+    this.listing = new Listing({ ...self, mountRoot: deps.mountRoot, roDir: deps.roDir });
     this.shared = new SharedCache(self);
     this.handshake = new Handshake(self);
     this.creation = new Creation(self);
@@ -186,33 +124,15 @@ export class VolumeService {
   }
 
   private info(rec: VolumeRecord): VolumeInfo {
-    const mountIds = Object.keys(rec.mounts);
-    const v: VolumeInfo = {
-      name: rec.name,
-      pool: rec.pool,
-      mountpoint: this.mountpointOf(rec),
-      createdAt: rec.createdAt,
-      node: rec.node,
-      options: rec.options,
-      labels: rec.labels,
-      access: accessOf(rec),
-      shared: this.isShared(rec.pool),
-      mounts: mountIds.length,
-      mountIds,
-    };
-    if (rec.docker) v.docker = rec.docker;
-    return v;
+    return this.listing.info(rec);
   }
 
   private isShared(pool: string): boolean {
     return this.deps.cluster?.isShared(pool) ?? false;
   }
 
-  /** Where Docker finds the data: the pool's directory, or for rox volumes the node's read-only view of it. */
   private mountpointOf(rec: VolumeRecord): string {
-    if (this.deps.mountRoot) return join(this.deps.mountRoot, rec.name);
-    if (accessOf(rec) === 'rox' && this.deps.roDir) return join(this.deps.roDir, rec.name);
-    return this.pool(rec.pool).mountpoint(rec.name);
+    return this.listing.mountpointOf(rec);
   }
 
   private record(name: string): VolumeRecord {
@@ -379,37 +299,28 @@ export class VolumeService {
 
   /** Does any volume have a Docker mount on this node? */
   anyMounted(): boolean {
-    return this.catalog.volumes.values().some((r) => hasKeys(r.mounts));
+    return this.listing.anyMounted();
   }
 
   get(name: string): VolumeInfo {
     return this.info(this.record(name));
   }
 
+  /** Every volume, sorted by name; listEach makes them one at a time (see Listing). */
   list(): VolumeInfo[] {
-    return this.catalog.volumes
-      .values()
-      .map((r) => this.info(r))
-      .sort((a, b) => a.name.localeCompare(b.name));
+    return this.listing.list();
   }
 
-  /**
-   * The volumes as `list()` gives them, each made when it is reached: a caller that is done with one before it
-   * takes the next (the encoded lists of 10,000 volumes) never holds them all, so none lives long enough to be
-   * promoted out of the young generation.
-   */
-  *listEach(): Generator<VolumeInfo> {
-    for (const r of this.catalog.volumes.values().sort((a, b) => a.name.localeCompare(b.name))) yield this.info(r);
+  listEach(): Generator<VolumeInfo> {
+    return this.listing.listEach();
   }
 
-  /** The names of the volumes, in no order. */
   names(): string[] {
-    return this.catalog.volumes.values().map((r) => r.name);
+    return this.listing.names();
   }
 
-  /** Each volume's creation time (its incarnation), by name: the strings of the records, no copies. */
   incarnations(): Map<string, string> {
-    return new Map(this.catalog.volumes.values().map((r) => [r.name, r.createdAt]));
+    return this.listing.incarnations();
   }
 
   /** How many volumes there are. */
@@ -500,21 +411,8 @@ export class VolumeService {
   }
 
   counts(): { volumes: number; mounted: number; mounts: number; trash: number } {
-    const vols = this.catalog.volumes.values();
-    const mounts = vols.map((v) => Object.keys(v.mounts).length);
-    return {
-      volumes: vols.length,
-      mounted: mounts.filter((n) => n > 0).length,
-      mounts: mounts.reduce((a, b) => a + b, 0),
-      trash: this.catalog.trash.size,
-    };
+    return this.listing.counts();
   }
-}
-
-/** (an object's keys, without making their array: asked of 10,000 records at a time) */
-function hasKeys(o: object): boolean {
-  for (const k in o) if (Object.hasOwn(o, k)) return true;
-  return false;
 }
 
 /** Create's Opts as Docker sent them, when they are what Docker sends (an object of strings). */

@@ -1,0 +1,114 @@
+/** The read side of the catalog: a record as callers see it (VolumeInfo), and the lists of every volume that the listings, the usage tracker and the metrics read. */
+import { join } from 'node:path';
+import type { Catalog, DockerKnown, VolumeRecord } from '../catalog/catalog.js';
+import type { Pool } from '../pools/pool.js';
+import { accessOf } from './access.js';
+import type { AccessMode, VolumeOptions } from './options.js';
+
+export interface VolumeInfo {
+  name: string;
+  pool: string;
+  mountpoint: string;
+  createdAt: string;
+  node: string;
+  options: VolumeOptions;
+  labels: Record<string, string>;
+  /** rwx, rwo or rox (see docs/shared-pools.md). */
+  access: AccessMode;
+  /** In a shared pool: every host of the cluster sees it. */
+  shared: boolean;
+  /** Number of Docker mounts on this node (reference count). */
+  mounts: number;
+  mountIds: string[];
+  /** What Docker's store knew of the volume, as ferryd remembers it (driver, labels, Create's raw options). */
+  docker?: DockerKnown;
+}
+
+/** What the listing needs of the volume service. */
+export interface ListingContext {
+  readonly catalog: Catalog;
+  pool(name: string): Pool;
+  isShared(pool: string): boolean;
+  /** A managed plugin's propagatedMount (see ServiceDeps.mountRoot). */
+  readonly mountRoot?: string | undefined;
+  /** Where read-only views of rox volumes are mounted (see ServiceDeps.roDir). */
+  readonly roDir?: string | undefined;
+}
+
+export class Listing {
+  constructor(private readonly c: ListingContext) {}
+
+  info(rec: VolumeRecord): VolumeInfo {
+    const mountIds = Object.keys(rec.mounts);
+    const v: VolumeInfo = {
+      name: rec.name,
+      pool: rec.pool,
+      mountpoint: this.mountpointOf(rec),
+      createdAt: rec.createdAt,
+      node: rec.node,
+      options: rec.options,
+      labels: rec.labels,
+      access: accessOf(rec),
+      shared: this.c.isShared(rec.pool),
+      mounts: mountIds.length,
+      mountIds,
+    };
+    if (rec.docker) v.docker = rec.docker;
+    return v;
+  }
+
+  /** Where Docker finds the data: the pool's directory, or for rox volumes the node's read-only view of it. */
+  mountpointOf(rec: VolumeRecord): string {
+    if (this.c.mountRoot) return join(this.c.mountRoot, rec.name);
+    if (accessOf(rec) === 'rox' && this.c.roDir) return join(this.c.roDir, rec.name);
+    return this.c.pool(rec.pool).mountpoint(rec.name);
+  }
+
+  list(): VolumeInfo[] {
+    return this.c.catalog.volumes
+      .values()
+      .map((r) => this.info(r))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /**
+   * The volumes as `list()` gives them, each made when it is reached: a caller that is done with one before it
+   * takes the next (the encoded lists of 10,000 volumes) never holds them all, so none lives long enough to be
+   * promoted out of the young generation.
+   */
+  *listEach(): Generator<VolumeInfo> {
+    for (const r of this.c.catalog.volumes.values().sort((a, b) => a.name.localeCompare(b.name))) yield this.info(r);
+  }
+
+  /** The names of the volumes, in no order. */
+  names(): string[] {
+    return this.c.catalog.volumes.values().map((r) => r.name);
+  }
+
+  /** Each volume's creation time (its incarnation), by name: the strings of the records, no copies. */
+  incarnations(): Map<string, string> {
+    return new Map(this.c.catalog.volumes.values().map((r) => [r.name, r.createdAt]));
+  }
+
+  /** Does any volume have a Docker mount on this node? */
+  anyMounted(): boolean {
+    return this.c.catalog.volumes.values().some((r) => hasKeys(r.mounts));
+  }
+
+  counts(): { volumes: number; mounted: number; mounts: number; trash: number } {
+    const vols = this.c.catalog.volumes.values();
+    const mounts = vols.map((v) => Object.keys(v.mounts).length);
+    return {
+      volumes: vols.length,
+      mounted: mounts.filter((n) => n > 0).length,
+      mounts: mounts.reduce((a, b) => a + b, 0),
+      trash: this.c.catalog.trash.size,
+    };
+  }
+}
+
+/** (an object's keys, without making their array: asked of 10,000 records at a time) */
+function hasKeys(o: object): boolean {
+  for (const k in o) if (Object.hasOwn(o, k)) return true;
+  return false;
+}
