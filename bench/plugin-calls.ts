@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { startFerryd } from '../test/helpers/ferryd.js';
+import { startFerryd, unixRequest } from '../test/helpers/ferryd.js';
 import { loadAverage, median, pluginClient, shOut } from './lib.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -22,9 +22,22 @@ const CALLS: Array<[string, 'ok' | 'missing']> = [
   ['Get', 'ok'], ['Get', 'ok'], ['Remove', 'ok'],
 ];
 
-interface Side { label: string; bin: string | undefined; totals: number[][]; perCall: Map<string, number[]> }
-const sides: Side[] = [{ label: 'after', bin: undefined, totals: [], perCall: new Map() }];
-if (beforeArg) sides.unshift({ label: 'before', bin: resolve(beforeArg), totals: [], perCall: new Map() });
+/** One side: the client's round trips (totals per lifecycle, per call) and ferryd's own handler time per round. */
+interface Side { label: string; bin: string | undefined; totals: number[][]; perCall: Map<string, number[]>; own: number[]; ownPerCall: Map<string, number[]> }
+const newSide = (label: string, bin: string | undefined): Side => ({ label, bin, totals: [], perCall: new Map(), own: [], ownPerCall: new Map() });
+const sides: Side[] = [newSide('after', undefined)];
+if (beforeArg) sides.unshift(newSide('before', resolve(beforeArg)));
+
+/**
+ * ferryd's own time per plugin endpoint so far (seconds, from its /metrics histogram): the handler's time,
+ * from the decoded body to the answer, without HTTP and JSON, which the client's round trip includes.
+ */
+async function ownSeconds(apiSocket: string): Promise<Map<string, number>> {
+  const text = (await unixRequest(apiSocket, 'GET', '/metrics')).text;
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(/^ferry_plugin_call_duration_seconds_sum\{endpoint="([^"]+)"\} (\S+)$/gm)) out.set(m[1]!.replace(/^.*\./, ''), Number(m[2]));
+  return out;
+}
 
 const loads: string[] = [`start ${loadAverage()}`];
 const ferryds = await Promise.all(sides.map((s) => startFerryd({ logLevel: 'info', ...(s.bin ? { bin: s.bin } : {}) })));
@@ -35,6 +48,7 @@ try {
     for (const i of order) {
       const side = sides[i]!;
       const c = pluginClient(ferryds[i]!.pluginSocket);
+      const ownBefore = await ownSeconds(ferryds[i]!.apiSocket);
       const totals: number[] = [];
       for (let k = 0; k < perRound; k++) {
         const name = `life-${r + 1}-${k}`;
@@ -55,7 +69,17 @@ try {
         totals.push(total);
       }
       c.close();
-      if (r >= 0) side.totals.push(totals);
+      if (r >= 0) {
+        side.totals.push(totals);
+        const ownAfter = await ownSeconds(ferryds[i]!.apiSocket);
+        let sum = 0;
+        for (const [call, s] of ownAfter) {
+          const perLifecycle = ((s - (ownBefore.get(call) ?? 0)) * 1000) / perRound;
+          sum += perLifecycle;
+          side.ownPerCall.set(call, [...(side.ownPerCall.get(call) ?? []), perLifecycle]);
+        }
+        side.own.push(sum);
+      }
     }
     if (r >= 0) loads.push(`round ${r + 1}: ${loadAverage()}`);
   }
@@ -81,6 +105,11 @@ if (sides.length === 2) {
   const [b, a] = sides.map((s) => median(s.totals.map((t) => median(t))));
   out.push(`\nafter/before: ${(a! / b!).toFixed(3)}`);
 }
+const called = [...new Set(CALLS.map((c) => c[0]))];
+out.push(`\n## ferryd's own time per lifecycle (its /metrics histogram: handler time, without HTTP and JSON; mean per lifecycle in each round)\n`);
+out.push(`| side | median of rounds | per round | ${called.map((c) => `${c} (all calls)`).join(' | ')} |`);
+out.push(`|---|---|---|${called.map(() => '---').join('|')}|`);
+for (const s of sides) out.push(`| ${s.label} | **${ms(median(s.own))}** | ${s.own.map((v) => v.toFixed(2)).join(', ')} | ${called.map((c) => ms(median(s.ownPerCall.get(c) ?? []))).join(' | ')} |`);
 out.push(`\n## Every sample (lifecycle totals, ms, per round)\n`);
 for (const s of sides) s.totals.forEach((t, i) => out.push(`- ${s.label} round ${i + 1}: ${t.map((v) => v.toFixed(2)).join(' ')}`));
 const report = out.join('\n') + '\n';
