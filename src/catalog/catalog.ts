@@ -1,7 +1,7 @@
 /** The catalog: one JSON record per volume (and per trash entry), written atomically, all loaded at start. */
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { writeJsonAtomic, fsyncDir, stageFileAtomic, type StagedFile } from '../util/atomic.js';
+import { writeJsonAtomic, fsyncDir, keepDirOpen, stageFileAtomic, type StagedFile } from '../util/atomic.js';
 import { readFileSync } from 'node:fs';
 import { errorMessage, isErrno } from '../util/errors.js';
 import type { VolumeOptions } from '../wire/types.js';
@@ -130,6 +130,7 @@ class RecordStore<T> {
   /** Load every file; returns those that could not be read as a record, with why. */
   async load(): Promise<Array<{ file: string; why: string }>> {
     await mkdir(this.dir, { recursive: true });
+    keepDirOpen(this.dir); // (flushed at every create and remove)
     const bad: Array<{ file: string; why: string }> = [];
     const entries = await readdir(this.dir);
     // Temporary files of writes that a crash interrupted: the record they were replacing is intact.

@@ -2,7 +2,7 @@
 import { chmod, chown, lstat, mkdir, readdir, rename, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
-import { fsyncDir } from '../util/atomic.js';
+import { fsyncDir, keepDirOpen } from '../util/atomic.js';
 import { execProgram } from '../util/exec.js';
 import { mountOf, withTimeout } from '../util/mounts.js';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
@@ -87,6 +87,9 @@ export class DirPool implements Pool {
     } else {
       await mkdir(this.live, { recursive: true, mode: 0o700 });
       await mkdir(this.trash, { recursive: true, mode: 0o700 });
+      // (flushed at every create and remove: see keepDirOpen)
+      keepDirOpen(this.live);
+      keepDirOpen(this.trash);
     }
     this.method = METHODS[await detectMethod(this.root)];
     this.limits = await sizeLimitsFor({ name: this.name, root: this.root, shared: this.shared, method: this.method.name });
@@ -286,23 +289,24 @@ export class DirPool implements Pool {
 
   async checkMountable(volume: string): Promise<void> {
     await this.checkAvailable();
-    // a restore whose journal could not be carried out to the end: the data may be half restored
+    // Looked at together, one wait (in a shared pool, one round trip to the share): the data; in a local pool,
+    // the journal of a restore that could not be carried out to the end (the data may be half restored); in a
+    // shared pool, the restore mark (a restore in progress, or one that a crash of the node doing it cut short)
     const marker = join(this.live, volume, RESTORE_MARKER);
-    if (!this.io && (await exists(marker))) {
-      throw new FerryError(
-        'unavailable',
-        `volume ${volume} has an unfinished restore (${marker}): its data may be half restored, so it is not mounted; restart ferryd (start-up finishes the restore) or run the restore again`,
-      );
-    }
-    // a shared pool: the restore mark (a restore in progress, or one that a crash of the node doing it cut
-    // short) is read while the data is looked at, one round trip to the share for both
-    const [mark, st] = await Promise.all([
+    const [unfinished, mark, st] = await Promise.all([
+      this.io ? false : exists(marker),
       this.io?.call<string>('readText', [marker]).catch(() => undefined),
       (this.io ? this.io.call<{ isDirectory: boolean }>('stat', [this.mountpoint(volume)]) : stat(this.mountpoint(volume)).then((s) => ({ isDirectory: s.isDirectory() }))).then(
         (s) => (s.isDirectory ? undefined : new Error('not a directory')),
         (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
       ),
     ]);
+    if (unfinished) {
+      throw new FerryError(
+        'unavailable',
+        `volume ${volume} has an unfinished restore (${marker}): its data may be half restored, so it is not mounted; restart ferryd (start-up finishes the restore) or run the restore again`,
+      );
+    }
     if (mark !== undefined) {
       let node = 'another node';
       try {

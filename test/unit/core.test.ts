@@ -1,13 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { checkVolumeName } from '../../src/volumes/names.js';
 import { parseVolumeOptions } from '../../src/daemon/volume-options.js';
 import { parseDuration } from '../../src/util/duration.js';
 import { KeyedLock } from '../../src/util/keyed-lock.js';
-import { writeJsonAtomic } from '../../src/util/atomic.js';
+import { fsyncDir, keepDirOpen, writeJsonAtomic } from '../../src/util/atomic.js';
 import { Catalog, type VolumeRecord } from '../../src/catalog/catalog.js';
 import { table, bytes, ago } from '../../src/cli/format.js';
 
@@ -102,3 +102,28 @@ describe('CLI formatting', () => {
     assert.equal(ago('2026-01-02T23:00:00Z', now), 'in 23 hours');
   });
 });
+
+describe('directory flushes through kept handles', () => {
+  it('flush kept directories while older handles are closed to make room, and fail as before for a directory that is not there', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'ferry-unit-'));
+    try {
+      const dirs = Array.from({ length: 100 }, (_, i) => join(root, `d${i}`));
+      for (const d of dirs) mkdirSync(d);
+      // more kept directories than handles are kept, each flushed while the next ones push the oldest out
+      const flushes: Array<Promise<void>> = [];
+      for (const d of dirs) {
+        keepDirOpen(d);
+        flushes.push(fsyncDir(d), fsyncDir(dirs[0]!));
+      }
+      await Promise.all(flushes);
+      await Promise.all(dirs.map((d) => fsyncDir(d)));
+      const missing = join(root, 'never-made');
+      keepDirOpen(missing);
+      await assert.rejects(fsyncDir(missing), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+      await assert.rejects(fsyncDir(join(root, 'not-kept')), (err: NodeJS.ErrnoException) => err.code === 'ENOENT');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
