@@ -116,7 +116,15 @@ export class Removal {
         throw err;
       }
     }
-    await catalog.volumes.save(name, undefined);
+    const dropped = catalog.volumes.save(name, undefined);
+    if (purge || this.c.isShared(rec.pool)) await dropped;
+    else {
+      // In a local pool the trash record and the data in the trash, both on disk now, are the removal: a start
+      // after a crash drops a volume record whose data sits in the trash under a trash record of the same
+      // incarnation (recovery.ts). So Docker is answered without waiting for the record's unlink. (A purge
+      // waits: with the trash gone, the record would be a volume without data.)
+      void dropped.catch((err: unknown) => this.c.log.error({ volume: name, trash: trash.id, err: errorMessage(err) }, 'could not delete the record of a volume moved to the trash; the next start of ferryd does'));
+    }
     if (purge) {
       await this.c.purge(trash);
       this.c.log.info({ volume: name }, 'volume removed and purged');

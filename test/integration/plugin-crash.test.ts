@@ -108,4 +108,34 @@ describe('kill -9 around Create and Remove', () => {
       await import('node:fs/promises').then((fs) => fs.rm(said, { force: true }));
     }
   });
+
+  it('keeps a Remove acknowledged before its volume record was deleted: the record left beside the trash record is dropped at start', async () => {
+    // A local Remove answers Docker once the data is in the trash and the trash record is on disk; the volume's
+    // record is deleted after. Killed in between, the disk holds both records: put that state together by hand.
+    const f = await startFerryd({ logLevel: 'info' });
+    try {
+      const err = async (call: string, body: unknown) => (JSON.parse((await f.plugin(call, body)).text) as { Err: string }).Err;
+      assert.equal(await err('Create', { Name: 'left', Opts: { mode: '0750' } }), '');
+      writeFileSync(join(f.dataDir, 'volumes', 'left', 'data', 'file'), 'in the trash');
+      const recordFile = join(f.dataDir, 'catalog', 'volumes', 'left.json');
+      const record = readFileSync(recordFile, 'utf8');
+      assert.equal(await err('Remove', { Name: 'left' }), '');
+      assert.notEqual(await err('Get', { Name: 'left' }), '', 'gone at once, before the record file is');
+      await f.crash();
+      writeFileSync(recordFile, record);
+      await f.start();
+      assert.notEqual(await err('Get', { Name: 'left' }), '', 'the acknowledged remove stays done');
+      assert.ok(!existsSync(recordFile), 'the record left behind is deleted');
+      const [id] = readdirSync(join(f.dataDir, 'trash')).filter((e) => e.startsWith('left@'));
+      assert.ok(id, 'the data is in the trash');
+      assert.equal(readFileSync(join(f.dataDir, 'trash', id, 'data', 'file'), 'utf8'), 'in the trash');
+      // and it comes back whole from there
+      const undone = await f.cli('volume', 'undelete', 'left');
+      assert.equal(undone.code, 0, undone.stderr);
+      assert.equal(await err('Get', { Name: 'left' }), '');
+      assert.equal(readFileSync(join(f.dataDir, 'volumes', 'left', 'data', 'file'), 'utf8'), 'in the trash');
+    } finally {
+      await f.destroy();
+    }
+  });
 });
