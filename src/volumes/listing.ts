@@ -1,28 +1,12 @@
 /** The read side of the catalog: a record as callers see it (VolumeInfo), and the lists of every volume that the listings, the usage tracker and the metrics read. */
 import { join } from 'node:path';
-import type { Catalog, DockerKnown, VolumeRecord } from '../catalog/catalog.js';
+import type { Catalog, VolumeRecord } from '../catalog/catalog.js';
+import type { Volume } from '../wire/types.js';
 import type { Pool } from '../pools/pool.js';
 import { accessOf } from './access.js';
-import type { AccessMode, VolumeOptions } from './options.js';
 
-export interface VolumeInfo {
-  name: string;
-  pool: string;
-  mountpoint: string;
-  createdAt: string;
-  node: string;
-  options: VolumeOptions;
-  labels: Record<string, string>;
-  /** rwx, rwo or rox (see docs/shared-pools.md). */
-  access: AccessMode;
-  /** In a shared pool: every host of the cluster sees it. */
-  shared: boolean;
-  /** Number of Docker mounts on this node (reference count). */
-  mounts: number;
-  mountIds: string[];
-  /** What Docker's store knew of the volume, as ferryd remembers it (driver, labels, Create's raw options). */
-  docker?: DockerKnown;
-}
+/** A volume as the service gives it: the API's Volume (one type for the daemon, the CLI and the UI). */
+export type VolumeInfo = Volume;
 
 /** What the listing needs of the volume service. */
 export interface ListingContext {
