@@ -123,7 +123,7 @@ export class Removal {
       // after a crash drops a volume record whose data sits in the trash under a trash record of the same
       // incarnation (recovery.ts). So Docker is answered without waiting for the record's unlink. (A purge
       // waits: with the trash gone, the record would be a volume without data.)
-      void dropped.catch((err: unknown) => this.c.log.error({ volume: name, trash: trash.id, err: errorMessage(err) }, 'could not delete the record of a volume moved to the trash; the next start of ferryd does'));
+      void dropped.catch((err: unknown) => this.c.log.error({ volume: name, trash: trash.id, err: errorMessage(err) }, 'could not delete the record of a volume moved to the trash: it is listed again until the next start of ferryd, which finishes the removal (the data and the trash record are on disk)'));
     }
     if (purge) {
       await this.c.purge(trash);
