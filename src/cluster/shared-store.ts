@@ -226,9 +226,8 @@ export class SharedStore {
   // ---- attachments ---------------------------------------------------------------------------------
 
   async attach(a: Attachment): Promise<void> {
-    const dir = join(this.attachDir, a.volume);
-    await this.fs.mkdir(dir);
-    await this.writeJson(join(dir, `${a.node}.json`), a);
+    // (the volume's directory made in the same call: one round trip to the share on the Mount path, not two)
+    await this.writeJson(join(this.attachDir, a.volume, `${a.node}.json`), a, true);
   }
 
   async detach(volume: string, node: string): Promise<void> {
@@ -354,8 +353,8 @@ export class SharedStore {
     }
   }
 
-  private writeJson(path: string, value: unknown): Promise<void> {
-    return this.fs.writeAtomic(path, JSON.stringify(value, null, 2) + '\n');
+  private writeJson(path: string, value: unknown, makeDir = false): Promise<void> {
+    return this.fs.writeAtomic(path, JSON.stringify(value, null, 2) + '\n', makeDir);
   }
 
   /** A file another node writes: unreadable means absent (with a warning), never a failure of this node. */

@@ -159,25 +159,30 @@ export class DirPool implements Pool {
   /** Throws `unavailable` when the pool cannot be used now (shared filesystem missing). */
   async checkAvailable(): Promise<void> {
     if (this.shared) {
-      // a share that does not answer fails at once (the check goes on in the background, and is what
-      // notices that the share answers again); nobody queues behind a hung call
-      const busy = this.checking !== undefined;
-      if (this.io!.stalled || (busy && this.io!.slow())) {
-        void this.checkShare();
-        const s = this.io!.stalled;
-        const slow = this.io!.slow();
-        throw new FerryError(
-          'unavailable',
-          s ? `pool ${this.name} is not answering since ${s.since} (${s.call} hung for more than ${this.io!.deadlineMs / 1000} s); nothing was done` : `pool ${this.name} is not answering (${slow?.label} has waited ${((slow?.waitedMs ?? 0) / 1000).toFixed(1)} s); nothing was done`,
-          s ? { stalled: s } : undefined,
-        );
-      }
+      this.refuseIfHung();
       const wasDown = this.problem !== undefined || !this.method;
       if (!(await this.checkShare())) {
         throw new FerryError('unavailable', `pool ${this.name} is not usable: ${this.problem}${/nothing was done$/.test(this.problem ?? '') ? '' : '; nothing was written'}`);
       }
       if (wasDown) await this.init();
     }
+  }
+
+  /**
+   * A share that does not answer fails at once (the check goes on in the background, and is what notices that
+   * the share answers again): nobody queues behind a hung call, and no call is sent to it beside the probe.
+   */
+  private refuseIfHung(): void {
+    const busy = this.checking !== undefined;
+    if (!this.io!.stalled && !(busy && this.io!.slow())) return;
+    void this.checkShare();
+    const s = this.io!.stalled;
+    const slow = this.io!.slow();
+    throw new FerryError(
+      'unavailable',
+      s ? `pool ${this.name} is not answering since ${s.since} (${s.call} hung for more than ${this.io!.deadlineMs / 1000} s); nothing was done` : `pool ${this.name} is not answering (${slow?.label} has waited ${((slow?.waitedMs ?? 0) / 1000).toFixed(1)} s); nothing was done`,
+      s ? { stalled: s } : undefined,
+    );
   }
 
   /** Why the pool is down, or undefined. */
@@ -288,12 +293,14 @@ export class DirPool implements Pool {
   }
 
   async checkMountable(volume: string): Promise<void> {
-    await this.checkAvailable();
-    // Looked at together, one wait (in a shared pool, one round trip to the share): the data; in a local pool,
-    // the journal of a restore that could not be carried out to the end (the data may be half restored); in a
-    // shared pool, the restore mark (a restore in progress, or one that a crash of the node doing it cut short)
+    // Looked at together, one wait (in a shared pool, one round trip to the share, beside the probe that the share
+    // is there, which is what counts first): the data; in a local pool, the journal of a restore that could not be
+    // carried out to the end (the data may be half restored); in a shared pool, the restore mark (a restore in
+    // progress, or one that a crash of the node doing it cut short)
+    if (this.shared) this.refuseIfHung(); // (a share that hangs gets no more calls)
+    const available = this.checkAvailable();
     const marker = join(this.live, volume, RESTORE_MARKER);
-    const [unfinished, mark, st] = await Promise.all([
+    const looks = Promise.all([
       this.io ? false : exists(marker),
       this.io?.call<string>('readText', [marker]).catch(() => undefined),
       (this.io ? this.io.call<{ isDirectory: boolean }>('stat', [this.mountpoint(volume)]) : stat(this.mountpoint(volume)).then((s) => ({ isDirectory: s.isDirectory() }))).then(
@@ -301,6 +308,11 @@ export class DirPool implements Pool {
         (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
       ),
     ]);
+    await available.catch((err: unknown) => {
+      looks.catch(() => undefined);
+      throw err;
+    });
+    const [unfinished, mark, st] = await looks;
     if (unfinished) {
       throw new FerryError(
         'unavailable',

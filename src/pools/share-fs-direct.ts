@@ -1,5 +1,6 @@
 // Shared-store filesystem calls made directly with fs.promises (for tests and tools; ferryd uses share-io.ts).
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../util/atomic.js';
 import { readdirSigs, sigOf } from './share-sigs.js';
 import type { ShareFs } from './share-fs.js';
@@ -7,7 +8,10 @@ import type { ShareFs } from './share-fs.js';
 /** No deadline, no child process: a hung share hangs the caller. */
 export const directShareFs: ShareFs = {
   readText: (p) => readFile(p, 'utf8'),
-  writeAtomic: (p, text) => writeFileAtomic(p, text),
+  async writeAtomic(p, text, makeDir) {
+    if (makeDir) await mkdir(dirname(p), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(p, text);
+  },
   async writeNew(p, text) {
     const fh = await open(p, 'wx', 0o644);
     try {

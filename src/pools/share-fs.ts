@@ -7,8 +7,11 @@
  */
 export interface ShareFs {
   readText(path: string): Promise<string>;
-  /** Write a temporary file beside `path`, fsync, rename over it, fsync the directory. */
-  writeAtomic(path: string, text: string): Promise<void>;
+  /**
+   * Write a temporary file beside `path`, fsync, rename over it, fsync the directory. `makeDir`: make the directory
+   * first (mkdir -p, mode 0700) in the same call, one round trip to the share instead of two.
+   */
+  writeAtomic(path: string, text: string, makeDir?: boolean): Promise<void>;
   /** Create `path` exclusively (O_EXCL), write and fsync it. */
   writeNew(path: string, text: string): Promise<void>;
   link(existing: string, path: string): Promise<void>;

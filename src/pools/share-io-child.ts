@@ -70,7 +70,8 @@ const ops: Record<string, (...a: any[]) => Promise<unknown>> = {
     return { blocks: s.blocks, bsize: s.bsize, bavail: s.bavail, bfree: s.bfree };
   },
   readText: (p: string) => readFile(p, 'utf8'),
-  async writeAtomic(p: string, text: string) {
+  async writeAtomic(p: string, text: string, makeDir = false) {
+    if (makeDir) await mkdir(dirname(p), { recursive: true, mode: 0o700 });
     const tmp = join(dirname(p), `.${basename(p)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
       await writeNew(tmp, text);

@@ -168,7 +168,7 @@ function secs(ms: number): string {
 export function shareFsOf(io: ShareIo) {
   return {
     readText: (p: string) => io.call<string>('readText', [p]),
-    writeAtomic: (p: string, text: string) => io.call<void>('writeAtomic', [p, text]),
+    writeAtomic: (p: string, text: string, makeDir = false) => io.call<void>('writeAtomic', [p, text, makeDir]),
     writeNew: (p: string, text: string) => io.call<void>('writeNew', [p, text]),
     link: (a: string, b: string) => io.call<void>('link', [a, b]),
     nlink: async (p: string) => (await io.call<{ nlink: number }>('stat', [p])).nlink,

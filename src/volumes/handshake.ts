@@ -85,8 +85,9 @@ export class Handshake {
     let cur: SharedRecord | undefined;
     let mark: Awaited<ReturnType<Cluster['changeElsewhere']>>;
     try {
-      cur = await (await cluster.store(rec.pool)).read(rec.name);
-      mark = await cluster.changeElsewhere(rec.pool, rec);
+      // (both looked at together: one round trip to the share; each is read after the attachment was published)
+      const store = await cluster.store(rec.pool);
+      [cur, mark] = await Promise.all([store.read(rec.name), cluster.changeElsewhere(rec.pool, rec)]);
     } catch (err) {
       this.c.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not look for a removal on another node after publishing the attachment');
       return undefined;

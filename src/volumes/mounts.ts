@@ -62,9 +62,17 @@ export class Mounts {
     const name = checkVolumeName(nameIn);
     const mountId = checkMountId(id);
     const { durable, mountpoint } = await this.c.lock.run(name, async () => {
-      const rec = (await this.c.sync(name)) ?? this.c.record(name);
+      // a volume this node knows: its pool's checks go out beside the look at its shared record (one round trip
+      // to a share, not two); what the look finds (removed, re-created) counts first
+      const known = this.c.catalog.volumes.get(name);
+      const early = known ? this.mountable(known.pool, name) : undefined;
+      const rec = await (async () => (await this.c.sync(name)) ?? this.c.record(name))().catch(async (err: unknown) => {
+        await early;
+        throw err;
+      });
       const pool = this.c.pool(rec.pool);
-      await pool.checkMountable(name);
+      const refused = early && known!.pool === rec.pool ? await early : await this.mountable(rec.pool, name);
+      if (refused) throw refused.err;
       const shared = this.c.isShared(rec.pool);
       const first = Object.keys(rec.mounts).length === 0;
       if (shared && accessOf(rec) === 'rwo' && !(await this.c.cluster!.stillHeld(rec.pool, name))) await this.c.cluster!.acquire(rec.pool, rec);
@@ -108,6 +116,16 @@ export class Mounts {
     await this.persisted(name, durable);
     this.c.log.debug({ volume: name, id: mountId }, 'mounted');
     return mountpoint;
+  }
+
+  /** Why the volume cannot be mounted now (pool.checkMountable), as a value: it may be looked at before it is awaited. */
+  private async mountable(pool: string, name: string): Promise<{ err: unknown } | undefined> {
+    try {
+      await this.c.pool(pool).checkMountable(name);
+      return undefined;
+    } catch (err) {
+      return { err };
+    }
   }
 
   /** The volumes with mounts on this node, each mount's Docker ID and when it was made (stale-mounts.ts). */
