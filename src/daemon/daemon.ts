@@ -165,7 +165,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   // Volume Hub: API tokens, metrics fed by observer hooks, the API over TCP when asked for.
   const tokens = TokenStore.inDataDir(config.dataDir, log, quarantine);
   await tokens.load();
-  const usage = new UsageTracker(service, (v) => snapshots!.list(v, { all: true }), join(config.dataDir, 'usage.json'), log, { exchange: cluster, ...usageTick() });
+  const usage = new UsageTracker(service, (v) => snapshots!.list(v, { all: true }), join(config.dataDir, 'usage.json'), log, { exchange: cluster, ...usageHooks() });
   await usage.load();
   const history = new BackupHistory({ file: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what), quarantine });
   await history.load();
@@ -277,10 +277,15 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   };
 }
 
-/** FERRY_USAGE_INTERVAL_MS: how often the background usage pass runs (a test hook; default 30 s, docs/testing.md). */
-function usageTick(): { tickMs?: number } {
-  const v = process.env.FERRY_USAGE_INTERVAL_MS;
-  return v && /^[1-9]\d*$/.test(v) ? { tickMs: Number(v) } : {};
+/**
+ * FERRY_USAGE_INTERVAL_MS: how often the background usage pass runs (default 30 s); FERRY_USAGE_SHARED_SPREAD: in
+ * how many passes each idle shared volume with snapshots is looked at once (default 10). Test hooks, docs/testing.md.
+ */
+function usageHooks(): { tickMs?: number; sharedSpread?: number } {
+  const num = (v: string | undefined) => (v && /^[1-9]\d*$/.test(v) ? Number(v) : undefined);
+  const tickMs = num(process.env.FERRY_USAGE_INTERVAL_MS);
+  const sharedSpread = num(process.env.FERRY_USAGE_SHARED_SPREAD);
+  return { ...(tickMs ? { tickMs } : {}), ...(sharedSpread ? { sharedSpread } : {}) };
 }
 
 /** FERRY_CAPACITY_INTERVAL_MS: how often the pools' space is sampled for the history (a test hook; default 5 min). */

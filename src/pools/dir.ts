@@ -11,6 +11,7 @@ import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from
 import { ShareIo, shareFsOf } from './share-io.js';
 import { refusingLimits, sizeLimitsFor, type SizeLimits } from './size-limits.js';
 import type { ShareFs } from './share-fs.js';
+import { readdirSigs } from './share-sigs.js';
 
 /** How ferryd mounts a shared pool's filesystem itself (`mount -t TYPE -o OPTIONS DEVICE PATH`). */
 export interface PoolMountSpec {
@@ -207,6 +208,12 @@ export class DirPool implements Pool {
 
   mountpoint(volume: string): string {
     return `${this.live}/${volume}/data`;
+  }
+
+  async rootSigs(): Promise<Map<string, string>> {
+    // (a listing of 10,000 volumes is a long call: it must not make the pool look slow to the calls beside it)
+    const list = this.io ? await this.io.call<Array<[string, string]>>('readdirSigs', [this.live], { long: true }) : await readdirSigs(this.live);
+    return new Map(list);
   }
 
   async create(volume: string, opts: VolumeSpec, from?: (data: string) => Promise<void>): Promise<void> {

@@ -53,6 +53,13 @@ export interface Pool {
   /** The volume's own directory: its data, snapshots and history live below it. Absolute and normalised (no `.`, `..`, `//` or trailing slash). */
   volumeRoot(volume: string): string;
 
+  /**
+   * `volume → signature` (inode, mtime, ctime) of every volume's own directory, from one listing of the pool (on a
+   * share one READDIRPLUS, not a LOOKUP per volume): a restore (it renames the data beside it), a first snapshot (it
+   * makes the snapshots directory) or a history change gives it another. Pools whose volume roots are directories.
+   */
+  rootSigs?(): Promise<Map<string, string>>;
+
   /** The path Docker bind-mounts into containers. */
   mountpoint(volume: string): string;
   /** Make sure the volume's data is there and usable before Docker mounts it. */

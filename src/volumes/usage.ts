@@ -5,15 +5,17 @@ import type { Logger } from 'pino';
 import type { VolumeInfo, VolumeService } from './service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import type { TrashUsage, VolumeUsage } from './usage-types.js';
-import type { NodeUsage, PublishedUsage } from '../cluster/shared-store.js';
+import type { PublishedUsage } from '../cluster/shared-store.js';
 import { volumeDirs } from '../pools/layout.js';
 import { snapshotSpace, type SnapshotSpace, type SpaceCache } from '../pools/trees/space.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { Periodic } from '../util/periodic.js';
-import { isTurnOf, SHARED_SPREAD } from './usage-turns.js';
+import { SharedLooks, SHARED_SPREAD } from './usage-turns.js';
+import { UsageExchanger, usageKey as key, type UsageExchange } from './usage-exchange.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 
 export type { VolumeUsage, TrashUsage } from './usage-types.js';
+export type { UsageExchange } from './usage-exchange.js';
 
 interface DataEntry {
   bytes: number;
@@ -28,18 +30,6 @@ interface Saved {
   v: 1;
   data: Record<string, DataEntry>;
   trash: Record<string, number>;
-}
-
-/**
- * How the nodes of a cluster share the work (implemented by cluster/cluster.ts): a shared volume is walked by
- * one node, the one that runs its schedules, which publishes its figures in the pool; the others read them.
- * Without this, every node would stat every shared volume on every pass (N nodes × V volumes at the NAS).
- */
-export interface UsageExchange {
-  readonly active: boolean;
-  sharedPools(): string[];
-  publishUsage(pool: string, volumes: Record<string, PublishedUsage>): Promise<void>;
-  usageElsewhere(pool: string): Promise<NodeUsage[]>;
 }
 
 export interface UsageOptions {
@@ -65,8 +55,8 @@ export class UsageTracker {
   /** `at`: when last checked (ms; a number: every pass sets it, for each of 10,000 volumes). */
   private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; cache: SpaceCache | undefined; at: number }>();
   private readonly trash = new Map<string, number>();
-  /** Shared volumes as the other nodes measured them, by key (read each pass). */
-  private remote = new Map<string, PublishedUsage[]>();
+  /** Shared volumes as the other nodes measured them, and what this node published (usage-exchange.ts). */
+  private readonly exchanged = new UsageExchanger();
   /** The newest snapshot of each volume (by name; worktrees of the history not counted), from the passes and from each new snapshot. */
   private readonly lastSnapshot = new Map<string, string>();
   /** Volumes mounted here since their last walk. */
@@ -75,15 +65,13 @@ export class UsageTracker {
   private readonly recheck = new Set<string>();
   /** Background passes begun (whose turn it is, see sharedSpread). */
   private passNo = 0;
-  /** What was last published per shared pool (written again only when it changes). */
-  private readonly published = new Map<string, string>();
   private readonly ticker: Periodic;
+  /** Which idle shared volumes a pass leaves alone (usage-turns.ts). */
+  private readonly looks: SharedLooks;
   private dirty = false;
   private changes = 0;
   /** What the running background pass changed: counted as one change, at its end (see `version`). */
   private passChanged = false;
-  /** When the last exchange of figures began (ISO): what was measured since then on request is fresh. */
-  private lastExchange = '';
 
   constructor(
     private readonly volumes: VolumeService,
@@ -92,6 +80,7 @@ export class UsageTracker {
     private readonly log: Logger,
     private readonly opts: UsageOptions = {},
   ) {
+    this.looks = new SharedLooks(opts.sharedSpread ?? SHARED_SPREAD);
     this.ticker = new Periodic(opts.tickMs ?? 30_000, () => this.passOnce(), (err) => this.log.warn({ err: errorMessage(err) }, 'usage pass failed'));
   }
 
@@ -135,7 +124,7 @@ export class UsageTracker {
   of(v: VolumeInfo): VolumeUsage {
     if (!v.shared) return this.ownOf(v);
     const local = this.localOf(v);
-    const all = [local, ...(this.remote.get(key(v)) ?? [])].filter((u): u is PublishedUsage => u !== undefined);
+    const all = [local, ...this.exchanged.remoteOf(key(v))].filter((u): u is PublishedUsage => u !== undefined);
 
     const trashBytes = this.trashBytesOf(v.name);
     if (all.length === 0) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
@@ -294,28 +283,45 @@ export class UsageTracker {
       if (!c) checks.set(pool, (c = this.volumes.poolOf({ pool } as VolumeRecord).checkAvailable().then(() => true, () => false)));
       return c;
     };
+    // one listing of each shared pool's volume directories per pass, made when first needed (before any look of it)
+    const listings = new Map<string, Promise<Map<string, string> | undefined>>();
+    const rootSigOf = async (v: VolumeInfo) => {
+      let l = listings.get(v.pool);
+      if (!l) {
+        const pool = this.volumes.poolOf({ pool: v.pool } as VolumeRecord);
+        listings.set(v.pool, (l = pool.rootSigs ? pool.rootSigs().catch(() => undefined) : Promise.resolve(undefined)));
+      }
+      return (await l)?.get(v.name);
+    };
     const mine = new Set<string>();
     const turn = this.passNo++;
     for (const v of vols ?? this.volumes.listEach()) {
       if (v.shared && !here(v) && !this.touched.has(v.name)) continue;
       try {
+        let rootSig: string | undefined;
         if (v.shared) {
           if (!(await available(v.pool))) continue;
           mine.add(key(v));
-          if (this.restsThisPass(v, turn)) continue;
+          rootSig = await rootSigOf(v);
+          if (this.restsThisPass(v, turn, rootSig)) continue;
         }
         this.recheck.delete(v.name);
         await this.measure(v, false, v.shared, true);
+        if (v.shared) this.looks.looked(key(v), rootSig);
       } catch (err) {
         this.log.debug({ volume: v.name, err: errorMessage(err) }, 'could not measure a volume');
       }
     }
-    if (ex && vols) await this.exchange(ex, vols, mine, available);
+    if (ex && vols) {
+      await this.exchanged.exchange(ex, vols, mine, available, (v) => this.localOf(v), (pool, err) => this.log.debug({ pool, err: errorMessage(err) }, 'could not exchange usage figures'));
+      this.changed(true);
+    }
     // what is kept of volumes that are gone (or made again: another incarnation) is dropped
     const current = this.volumes.incarnations();
     const live = (k: string) => current.get(k.slice(0, k.indexOf('\0'))) === k.slice(k.indexOf('\0') + 1);
     for (const k of this.data.keys()) if (!live(k)) (this.data.delete(k), (this.dirty = true), this.changed(true));
     for (const k of this.snaps.keys()) if (!live(k)) (this.snaps.delete(k), this.changed(true));
+    this.looks.prune(live);
     for (const n of this.touched) if (!current.has(n)) this.touched.delete(n);
     for (const n of this.recheck) if (!current.has(n)) this.recheck.delete(n);
     for (const n of this.lastSnapshot.keys()) if (!current.has(n)) (this.lastSnapshot.delete(n), this.changed(true));
@@ -325,58 +331,17 @@ export class UsageTracker {
   }
 
   /**
-   * A shared volume this pass need not look at: measured, not mounted or snapshotted here since, and not its turn.
-   * A change made on another node (a restore, a snapshot) then shows within sharedSpread passes, and an idle
-   * cluster's NAS sees 1/sharedSpread of the look-ups (bench/share-idle.ts).
+   * A shared volume this pass need not look at (usage-turns.ts): measured, not mounted or snapshotted here since,
+   * and unchanged by the pool's listing or not its turn. A change made on another node (a restore, a snapshot) then
+   * shows in the next pass or within sharedSpread passes, and an idle cluster's NAS sees one listing a pass, and of
+   * the volumes with snapshots 1/sharedSpread of the look-ups (bench/share-scale.ts).
    */
-  private restsThisPass(v: VolumeInfo, turn: number): boolean {
-    if (v.mounts > 0 || this.touched.has(v.name) || this.recheck.has(v.name) || !this.data.has(key(v)) || !this.snaps.has(key(v))) return false;
-    return !isTurnOf(v.name, turn, this.opts.sharedSpread ?? SHARED_SPREAD);
-  }
-
-  /**
-   * Read the other nodes' figures of each shared pool, then publish this node's: what it measured in this
-   * pass, and any older walk of its own that is still the newest anywhere (a walk after an Unmount here).
-   */
-  private async exchange(ex: UsageExchange, vols: VolumeInfo[], mine: Set<string>, available: (pool: string) => Promise<boolean>): Promise<void> {
-    const startedAt = new Date().toISOString();
-    const remote = new Map<string, PublishedUsage[]>();
-    for (const pool of ex.sharedPools()) {
-      const inPool = vols.filter((v) => v.pool === pool);
-      if (!(await available(pool))) {
-        for (const v of inPool) if (this.remote.has(key(v))) remote.set(key(v), this.remote.get(key(v))!); // the last known
-        continue;
-      }
-      try {
-        const byName = new Map(inPool.map((v) => [v.name, v]));
-        for (const n of await ex.usageElsewhere(pool)) {
-          for (const [name, u] of Object.entries(n.volumes)) {
-            const v = byName.get(name);
-            if (v && v.createdAt === u.createdAt) remote.set(key(v), [...(remote.get(key(v)) ?? []), u]);
-          }
-        }
-        const out: Record<string, PublishedUsage> = {};
-        for (const v of inPool) {
-          const u = this.localOf(v);
-          if (!u) continue;
-          const others = remote.get(key(v)) ?? [];
-          // besides its own: a figure measured here on request since the last exchange, when it is the newest
-          // (an older walk of a volume another node has since taken over is not published again and again)
-          const fresh = !!u.measuredAt && u.measuredAt >= this.lastExchange;
-          if (mine.has(key(v)) || (fresh && others.every((o) => (o.measuredAt ?? '') < u.measuredAt!))) out[v.name] = u;
-        }
-        const text = JSON.stringify(out);
-        if (this.published.get(pool) !== text) {
-          await ex.publishUsage(pool, out);
-          this.published.set(pool, text);
-        }
-      } catch (err) {
-        this.log.debug({ pool, err: errorMessage(err) }, 'could not exchange usage figures');
-      }
-    }
-    this.remote = remote;
-    this.changed(true);
-    this.lastExchange = startedAt;
+  private restsThisPass(v: VolumeInfo, turn: number, rootSig: string | undefined): boolean {
+    const k = key(v);
+    const d = this.data.get(k);
+    const s = this.snaps.get(k);
+    const idle = v.mounts === 0 && !this.touched.has(v.name) && !this.recheck.has(v.name) && !!d && !d.mounted && !!s;
+    return this.looks.rests(k, v.name, idle, !!s?.sig, rootSig, turn);
   }
 
   /** `byPass`: by the background pass (its changes count once, at its end). */
@@ -435,8 +400,6 @@ function newest<T>(xs: T[], by: (x: T) => string): T {
   return xs.reduce((a, b) => (by(b) > by(a) ? b : a));
 }
 
-/** One incarnation of a volume name. */
-const key = (v: { name: string; createdAt: string }) => `${v.name}\0${v.createdAt}`;
 
 /**
  * Changes when a snapshot is made or removed, or a manifest rewritten (all of which rename or unlink in the directory).

@@ -29,7 +29,7 @@ describe('shared pool: volume usage measured once, shown everywhere', { skip }, 
     await mkdir(dir, { recursive: true });
     const yaml = [`node: ${node}`, 'heartbeatInterval: 200ms', 'nodeTimeout: 1500ms', 'defaultPool: nas', 'pools:', '  nas:', `    path: ${mnt}`, '    shared: true'].join('\n');
     await writeFile(join(dir, 'ferry.yaml'), yaml);
-    return startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', node], env: { FERRY_USAGE_INTERVAL_MS: '300' } });
+    return startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', node], env: { FERRY_USAGE_INTERVAL_MS: '300', FERRY_USAGE_SHARED_SPREAD: '1' } });
   };
   const ok = async (f: Ferryd, method: string, body: Record<string, unknown>) => {
     const r = await f.plugin(method, body);
@@ -41,10 +41,9 @@ describe('shared pool: volume usage measured once, shown everywhere', { skip }, 
     assert.equal(r.code, 0, r.stderr);
     return new Map((JSON.parse(r.stdout) as Array<{ name: string; usage: VolumeUsage }>).map((v) => [v.name, v.usage]));
   };
-  const published = async (node: string): Promise<string[]> => {
-    const u = JSON.parse(await readFile(join(mnt, 'usage', `${node}.json`), 'utf8').catch(() => '{"volumes":{}}')) as NodeUsage;
-    return Object.keys(u.volumes).sort();
-  };
+  const publishedBy = async (node: string): Promise<NodeUsage['volumes']> =>
+    (JSON.parse(await readFile(join(mnt, 'usage', `${node}.json`), 'utf8').catch(() => '{"volumes":{}}')) as NodeUsage).volumes;
+  const published = async (node: string): Promise<string[]> => Object.keys(await publishedBy(node)).sort();
   /** The volume names a node's own usage cache has walked. */
   const walked = async (f: Ferryd): Promise<string[]> => {
     const saved = JSON.parse(await readFile(join(f.dataDir, 'usage.json'), 'utf8').catch(() => '{"data":{}}')) as { data: Record<string, unknown> };
@@ -117,5 +116,28 @@ describe('shared pool: volume usage measured once, shown everywhere', { skip }, 
     assert.deepEqual(await walked(b), ['held'], 'B still walks only its own');
 
     await ok(b, 'Unmount', { Name: 'held', ID: 'c1' });
+  });
+
+  it('looks at an idle volume without snapshots again only when its directory changed, and then sees the change', async () => {
+    // Every pass may look at every volume here (FERRY_USAGE_SHARED_SPREAD=1); what keeps A from looking at `quiet`
+    // again (a LOOKUP or two at the NAS per volume and pass) is the listing of the pool, where its directory is unchanged.
+    for (const name of ['quiet', 'snapped']) await ok(a, 'Create', { Name: name });
+    const on = async (vol: string) => (await publishedBy('nodeA'))[vol];
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await until('A publishes both volumes', async () => ((await on('snapped')) ? await on('quiet') : undefined));
+    await sleep(1000); // (what the creates left settles)
+    const first = (await on('quiet'))!;
+    await sleep(2000); // ~6 passes
+    assert.equal((await on('quiet'))?.checkedAt, first.checkedAt, 'an idle volume whose directory did not change is not looked at again');
+
+    // the first snapshot, made on B, changes the volume's directory (its snapshots directory appears): A looks again
+    const snap = await b.cli('snapshot', 'create', 'snapped', '--name', 's1');
+    assert.equal(snap.code, 0, snap.stderr);
+    await until("A's own figures of the snapshot made on B", async () => {
+      const u = await on('snapped');
+      if (u?.snapshots === 1 && (u.snapshotBytes ?? -1) >= 0) return true;
+      throw new Error(`A published ${JSON.stringify(u)}`);
+    });
+    assert.equal((await on('quiet'))?.checkedAt, first.checkedAt, 'the other volume is still not looked at');
   });
 });
