@@ -344,7 +344,7 @@ export class Cluster {
 
   /** What the other nodes (alive or not: their last figures are still the best known) measured in a pool. */
   async usageElsewhere(pool: string): Promise<NodeUsage[]> {
-    return (await (await this.store(pool)).usages()).filter((u) => u.node !== this.node);
+    return (await (await this.store(pool)).usages(this.node)).filter((u) => u.node !== this.node);
   }
 
   /**

@@ -41,6 +41,7 @@ export class UsageExchanger {
     mine: Set<string>,
     available: (pool: string) => Promise<boolean>,
     localOf: (v: VolumeInfo) => PublishedUsage | undefined,
+    breathe: () => Promise<void> | undefined,
     failed: (pool: string, err: unknown) => void,
   ): Promise<void> {
     const startedAt = new Date().toISOString();
@@ -60,16 +61,23 @@ export class UsageExchanger {
           }
         }
         const out: Record<string, PublishedUsage> = {};
+        // (compared with what was published as text made piece by piece: 10,000 entries in one JSON.stringify, and
+        // the loop around it, held the event loop for tens of milliseconds)
+        const pieces: string[] = [];
         for (const v of inPool) {
+          await breathe();
           const u = localOf(v);
           if (!u) continue;
           const others = remote.get(usageKey(v)) ?? [];
           // besides its own: a figure measured here on request since the last exchange, when it is the newest
           // (an older walk of a volume another node has since taken over is not published again and again)
           const fresh = !!u.measuredAt && u.measuredAt >= this.lastExchange;
-          if (mine.has(usageKey(v)) || (fresh && others.every((o) => (o.measuredAt ?? '') < u.measuredAt!))) out[v.name] = u;
+          if (mine.has(usageKey(v)) || (fresh && others.every((o) => (o.measuredAt ?? '') < u.measuredAt!))) {
+            out[v.name] = u;
+            pieces.push(`${JSON.stringify(v.name)}:${JSON.stringify(u)}`);
+          }
         }
-        const text = JSON.stringify(out);
+        const text = pieces.join(',');
         if (this.published.get(pool) !== text) {
           await ex.publishUsage(pool, out);
           this.published.set(pool, text);

@@ -45,8 +45,11 @@ export class SharedLooks {
     else this.seen.set(k, rootSig);
   }
 
-  /** Forget the volumes that are gone. */
-  prune(live: (k: string) => boolean): void {
-    for (const k of this.seen.keys()) if (!live(k)) this.seen.delete(k);
+  /** Forget the volumes that are gone (`breathe`: util/breather.ts). */
+  async prune(live: (k: string) => boolean, breathe: () => Promise<void> | undefined): Promise<void> {
+    for (const k of [...this.seen.keys()]) {
+      await breathe();
+      if (!live(k)) this.seen.delete(k);
+    }
   }
 }

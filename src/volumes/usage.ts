@@ -10,6 +10,7 @@ import { volumeDirs } from '../pools/layout.js';
 import { snapshotSpace, type SnapshotSpace, type SpaceCache } from '../pools/trees/space.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { Periodic } from '../util/periodic.js';
+import { breather } from '../util/breather.js';
 import { SharedLooks, SHARED_SPREAD } from './usage-turns.js';
 import { UsageExchanger, usageKey as key, type UsageExchange } from './usage-exchange.js';
 import { errorMessage, isErrno } from '../util/errors.js';
@@ -295,7 +296,9 @@ export class UsageTracker {
     };
     const mine = new Set<string>();
     const turn = this.passNo++;
+    const breathe = breather();
     for (const v of vols ?? this.volumes.listEach()) {
+      await breathe();
       if (v.shared && !here(v) && !this.touched.has(v.name)) continue;
       try {
         let rootSig: string | undefined;
@@ -313,15 +316,15 @@ export class UsageTracker {
       }
     }
     if (ex && vols) {
-      await this.exchanged.exchange(ex, vols, mine, available, (v) => this.localOf(v), (pool, err) => this.log.debug({ pool, err: errorMessage(err) }, 'could not exchange usage figures'));
+      await this.exchanged.exchange(ex, vols, mine, available, (v) => this.localOf(v), breathe, (pool, err) => this.log.debug({ pool, err: errorMessage(err) }, 'could not exchange usage figures'));
       this.changed(true);
     }
     // what is kept of volumes that are gone (or made again: another incarnation) is dropped
     const current = this.volumes.incarnations();
     const live = (k: string) => current.get(k.slice(0, k.indexOf('\0'))) === k.slice(k.indexOf('\0') + 1);
-    for (const k of this.data.keys()) if (!live(k)) (this.data.delete(k), (this.dirty = true), this.changed(true));
-    for (const k of this.snaps.keys()) if (!live(k)) (this.snaps.delete(k), this.changed(true));
-    this.looks.prune(live);
+    for (const k of [...this.data.keys()]) if ((await breathe(), !live(k))) (this.data.delete(k), (this.dirty = true), this.changed(true));
+    for (const k of [...this.snaps.keys()]) if ((await breathe(), !live(k))) (this.snaps.delete(k), this.changed(true));
+    await this.looks.prune(live, breathe);
     for (const n of this.touched) if (!current.has(n)) this.touched.delete(n);
     for (const n of this.recheck) if (!current.has(n)) this.recheck.delete(n);
     for (const n of this.lastSnapshot.keys()) if (!current.has(n)) (this.lastSnapshot.delete(n), this.changed(true));
