@@ -20,14 +20,16 @@ export function jsonList<T>(head: string, xs: Iterable<T>, item: (x: T) => unkno
     }
     len += buf.write(s, len);
   };
-  put(head);
+  // items are gathered into pieces of ~16 KB before they are encoded: one write per item costs as much as its stringify
+  let piece = head;
   let first = true;
   for (const x of xs) {
     const json = JSON.stringify(item(x)) ?? 'null'; // (as in an array)
-    put(first ? json : `,${json}`);
+    piece = first ? piece + json : `${piece},${json}`;
     first = false;
+    if (piece.length >= 16_384) (put(piece), (piece = ''));
   }
-  put(tail);
+  put(piece + tail);
   if (buf.length - len <= buf.length >> 3) return buf.subarray(0, len);
   // more than an eighth unused: keep an exact copy (the list is kept until it changes)
   const exact = Buffer.allocUnsafeSlow(len);

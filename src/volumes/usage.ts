@@ -12,7 +12,7 @@ import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { Periodic } from '../util/periodic.js';
 import { breather } from '../util/breather.js';
 import { SharedLooks, SHARED_SPREAD } from './usage-turns.js';
-import { UsageExchanger, usageKey as key, type UsageExchange } from './usage-exchange.js';
+import { UsageExchanger, UsageKeys, type UsageExchange } from './usage-exchange.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 
 export type { VolumeUsage, TrashUsage } from './usage-types.js';
@@ -53,6 +53,7 @@ export interface UsageOptions {
  */
 export class UsageTracker {
   private readonly data = new Map<string, DataEntry>();
+  private readonly keys = new UsageKeys();
   /** `at`: when last checked (ms; a number: every pass sets it, for each of 10,000 volumes). */
   private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; cache: SpaceCache | undefined; at: number }>();
   private readonly trash = new Map<string, number>();
@@ -90,7 +91,7 @@ export class UsageTracker {
     try {
       const saved = await readJson<Saved>(this.file);
       if (saved?.v !== 1) return;
-      for (const [k, e] of Object.entries(saved.data ?? {})) if (typeof e?.bytes === 'number' && typeof e.ino === 'number') this.data.set(k, e);
+      for (const [k, e] of Object.entries(saved.data ?? {})) if (typeof e?.bytes === 'number' && typeof e.ino === 'number') this.data.set(this.keys.seed(k), e);
       for (const [k, b] of Object.entries(saved.trash ?? {})) if (typeof b === 'number') this.trash.set(k, b);
       this.changes++;
     } catch (err) {
@@ -125,43 +126,28 @@ export class UsageTracker {
   of(v: VolumeInfo): VolumeUsage {
     if (!v.shared) return this.ownOf(v);
     const local = this.localOf(v);
-    const all = [local, ...this.exchanged.remoteOf(key(v))].filter((u): u is PublishedUsage => u !== undefined);
+    const all = [local, ...this.exchanged.remoteOf(this.keys.of(v))].filter((u): u is PublishedUsage => u !== undefined);
 
     const trashBytes = this.trashBytesOf(v.name);
     if (all.length === 0) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
     const data = all.length === 1 ? all[0]! : newest(all, (u) => u.measuredAt ?? '');
     const snaps = all.length === 1 ? all[0]! : newest(all, (u) => u.checkedAt);
-    return {
-      dataBytes: data.dataBytes,
-      measuredAt: data.measuredAt,
-      snapshotBytes: snaps.snapshotBytes,
-      snapshots: snaps.snapshots,
-      ...(snaps.snapshotNote ? { snapshotNote: snaps.snapshotNote } : {}),
-      trashBytes,
-    };
+    return figures(data.dataBytes, data.measuredAt, snaps.snapshotBytes, snaps.snapshots, snaps.snapshotNote, trashBytes);
   }
 
   /** `of` a local volume: this node's figures only (asked for 10,000 volumes at a time: one object each). */
   private ownOf(v: VolumeInfo): VolumeUsage {
-    const k = key(v);
+    const k = this.keys.of(v);
     const d = this.data.get(k);
     const s = this.snaps.get(k);
     const trashBytes = this.trashBytesOf(v.name);
     if (!d && !s) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
-    const note = s ? s.space.note : 'not measured yet';
-    return {
-      dataBytes: d?.bytes ?? null,
-      measuredAt: d?.at ?? null,
-      snapshotBytes: s ? s.space.bytes : null,
-      snapshots: s?.space.count ?? 0,
-      ...(note ? { snapshotNote: note } : {}),
-      trashBytes,
-    };
+    return figures(d?.bytes ?? null, d?.at ?? null, s ? s.space.bytes : null, s?.space.count ?? 0, s ? s.space.note : 'not measured yet', trashBytes);
   }
 
   /** What this node measured of a volume itself; undefined if nothing. */
   private localOf(v: VolumeInfo): PublishedUsage | undefined {
-    const k = key(v);
+    const k = this.keys.of(v);
     const d = this.data.get(k);
     const s = this.snaps.get(k);
     if (!d && !s) return undefined;
@@ -304,13 +290,13 @@ export class UsageTracker {
         let rootSig: string | undefined;
         if (v.shared) {
           if (!(await available(v.pool))) continue;
-          mine.add(key(v));
+          mine.add(this.keys.of(v));
           rootSig = await rootSigOf(v);
           if (this.restsThisPass(v, turn, rootSig)) continue;
         }
         this.recheck.delete(v.name);
         await this.measure(v, false, v.shared, true);
-        if (v.shared) this.looks.looked(key(v), rootSig);
+        if (v.shared) this.looks.looked(this.keys.of(v), rootSig);
       } catch (err) {
         this.log.debug({ volume: v.name, err: errorMessage(err) }, 'could not measure a volume');
       }
@@ -340,7 +326,7 @@ export class UsageTracker {
    * the volumes with snapshots 1/sharedSpread of the look-ups (bench/share-scale.ts).
    */
   private restsThisPass(v: VolumeInfo, turn: number, rootSig: string | undefined): boolean {
-    const k = key(v);
+    const k = this.keys.of(v);
     const d = this.data.get(k);
     const s = this.snaps.get(k);
     const idle = v.mounts === 0 && !this.touched.has(v.name) && !this.recheck.has(v.name) && !!d && !d.mounted && !!s;
@@ -349,7 +335,8 @@ export class UsageTracker {
 
   /** `byPass`: by the background pass (its changes count once, at its end). */
   private async measure(v: VolumeInfo, force: boolean, checked = false, byPass = false): Promise<void> {
-    const k = key(v);
+    // (the key the lists look up: the same string, so the map compares no characters)
+    const k = this.keys.of(v);
     const rec = this.volumes.recordOf(v.name);
     const pool = this.volumes.poolOf(rec);
     // a shared pool is asked first, through its deadline (pools/share-io.ts): a hung share is skipped, not walked
@@ -421,4 +408,13 @@ async function signature(dir: string, local: boolean): Promise<string> {
     if (isErrno(err, 'ENOENT')) return '';
     throw err;
   }
+}
+
+/**
+ * A VolumeUsage, in one of two fixed shapes (with or without the note), the fields in the order JSON gives them:
+ * made 10,000 times per list, and an object made by a spread (`...(note ? {…} : {})`) takes V8's slow paths
+ * both to make and to stringify.
+ */
+function figures(dataBytes: number | null, measuredAt: string | null, snapshotBytes: number | null, snapshots: number, note: string | undefined, trashBytes: number | null): VolumeUsage {
+  return note ? { dataBytes, measuredAt, snapshotBytes, snapshots, snapshotNote: note, trashBytes } : { dataBytes, measuredAt, snapshotBytes, snapshots, trashBytes };
 }
