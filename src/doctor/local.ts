@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { lstat, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { lockState } from '../util/data-dir-lock.js';
-import { POOL_MARKER } from '../pools/dir.js';
+import { POOL_MARKER } from '../pools/share-check.js';
 import { mountOf, withTimeout } from '../util/mounts.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 import { ok, problem, type DoctorCheck } from './check.js';

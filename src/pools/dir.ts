@@ -3,8 +3,7 @@ import { chmod, chown, lstat, mkdir, readdir, rename, stat, statfs } from 'node:
 import { join } from 'node:path';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { fsyncDir, keepDirOpen } from '../util/atomic.js';
-import { execProgram } from '../util/exec.js';
-import { mountOf, withTimeout } from '../util/mounts.js';
+import { withTimeout } from '../util/mounts.js';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import { RESTORE_MARKER } from './layout.js';
 import { METHODS, detectMethod, removeTree, syncTree, type SnapshotMethod } from './trees/methods.js';
@@ -12,13 +11,7 @@ import { ShareIo, shareFsOf } from './share-io.js';
 import { refusingLimits, sizeLimitsFor, type SizeLimits } from './size-limits.js';
 import type { ShareFs } from './share-fs.js';
 import { readdirSigs } from './share-sigs.js';
-
-/** How ferryd mounts a shared pool's filesystem itself (`mount -t TYPE -o OPTIONS DEVICE PATH`). */
-export interface PoolMountSpec {
-  type: string;
-  device: string;
-  options?: string;
-}
+import { ShareCheck, type PoolMountSpec } from './share-check.js';
 
 export interface DirPoolSpec {
   /** Every host mounts the same filesystem at `root` (NFS, GlusterFS, CephFS...). */
@@ -32,9 +25,6 @@ export interface DirPoolSpec {
 
 /** How long `status()` waits for a shared pool's check before it answers with what it knows. */
 const STATUS_WAIT_MS = 1000;
-
-/** The file that proves a shared pool's filesystem is mounted: it lives on the share, not in the bare mountpoint. */
-export const POOL_MARKER = '.ferry-pool';
 
 /**
  * A pool of plain directories: ROOT/volumes/NAME/data is what Docker bind-mounts, ROOT/trash/ID holds
@@ -52,12 +42,12 @@ export class DirPool implements Pool {
   private readonly staging: string;
   private method: SnapshotMethod | undefined;
   private limits: SizeLimits | undefined;
-  private problem: string | undefined;
   /** A shared pool's filesystem calls: in a child process, with a deadline (see share-io.ts). */
   private readonly io: ShareIo | undefined;
   readonly shareFs: ShareFs | undefined;
   private lastCapacity: PoolStatus['capacity'];
-  private checking: Promise<boolean> | undefined;
+  /** A shared pool's check that its filesystem is there (share-check.ts). */
+  private readonly share: ShareCheck | undefined;
 
   constructor(
     readonly name: string,
@@ -71,6 +61,7 @@ export class DirPool implements Pool {
     if (this.shared) {
       this.io = new ShareIo({ pool: name, ...(spec.deadlineMs ? { deadlineMs: spec.deadlineMs } : {}), onChange: (s) => spec.onStall?.(name, s) });
       this.shareFs = shareFsOf(this.io);
+      this.share = new ShareCheck(name, root, this.io, spec.mount);
     }
   }
 
@@ -96,94 +87,26 @@ export class DirPool implements Pool {
     this.limits = await sizeLimitsFor({ name: this.name, root: this.root, shared: this.shared, method: this.method.name });
   }
 
-  /**
-   * Is the shared filesystem there? Mounts it when the pool says how, and marks a share on first use.
-   * Returns false (and remembers why) when it is not; never writes into a bare mountpoint.
-   */
+  /** Is the shared filesystem there? (share-check.ts; false, with `down` saying why, when it is not) */
   checkShare(): Promise<boolean> {
-    // one check at a time: while the share hangs, callers wait for the same probe instead of adding calls
-    return (this.checking ??= this.checkShareOnce().finally(() => (this.checking = undefined)));
+    return this.share!.check();
   }
 
-  private async checkShareOnce(): Promise<boolean> {
-    const marker = join(this.root, POOL_MARKER);
-    // while stalled, this is the probe that tells when the share answers again
-    const present = () => this.io!.call<boolean>('exists', [marker], { probe: true });
-    try {
-      // a dead FUSE mount (its connection aborted, or its server gone) answers ENOTCONN: mount it again if we can
-      let dead = false;
-      const here = await present().catch((err) => {
-        if (this.spec.mount === undefined || !(isErrno(err, 'ENOTCONN') || /ENOTCONN/.test(errorMessage(err)))) throw err;
-        dead = true;
-        return false;
-      });
-      if (here) return this.healthy();
-      if (this.spec.mount) {
-        const m = this.spec.mount;
-        // (the path of a dead mount cannot even be resolved: mountOf would not find it)
-        if (dead) await execProgram('umount', ['-l', this.root], { timeoutMs: 30_000 }).catch(() => undefined);
-        await mkdir(this.root, { recursive: true });
-        // a dead FUSE mount ("transport endpoint is not connected") must go before mounting again
-        if ((await mountOf(this.root)).mountPoint === this.root) await execProgram('umount', ['-l', this.root], { timeoutMs: 30_000 }).catch(() => undefined);
-        await execProgram('mount', ['-t', m.type, ...(m.options ? ['-o', m.options] : []), m.device, this.root], { timeoutMs: 60_000 });
-        if (await present()) return this.healthy();
-        if ((await mountOf(this.root)).mountPoint !== this.root) throw new Error(`mount -t ${m.type} ${m.device} ${this.root} left nothing mounted there`);
-        await this.mark(marker, `mounted ${m.type} ${m.device} here`);
-        return this.healthy();
-      }
-      const m = await mountOf(this.root);
-      if (m.mountPoint === '/') {
-        throw new Error(
-          `${this.root} is on the root filesystem, not on a mounted share, and has no ${POOL_MARKER} marker: ` +
-            `mount the share there (or give the pool a mount: setting so ferryd mounts it); if this directory really is shared by every host, create the marker: touch ${marker}`,
-        );
-      }
-      await this.mark(marker, `first use on ${m.fsType} mounted at ${m.mountPoint}`);
-      return this.healthy();
-    } catch (err) {
-      this.problem = this.io?.stalled || (err instanceof FerryError && err.code === 'unavailable') ? errorMessage(err) : `shared filesystem not mounted: ${errorMessage(err)}`;
-      return false;
-    }
-  }
-
-  private healthy(): true {
-    this.problem = undefined;
-    return true;
-  }
-
-  private async mark(marker: string, why: string): Promise<void> {
-    await this.io!.call('writeExclusive', [marker, JSON.stringify({ pool: this.name, createdAt: new Date().toISOString(), why }) + '\n']).catch((err) => {
-      if (!isErrno(err, 'EEXIST')) throw err; // another host marked it at the same moment
-    });
+  /** Why a shared pool is down, or undefined. */
+  private get problem(): string | undefined {
+    return this.share?.problem;
   }
 
   /** Throws `unavailable` when the pool cannot be used now (shared filesystem missing). */
   async checkAvailable(): Promise<void> {
     if (this.shared) {
-      this.refuseIfHung();
+      this.share!.refuseIfHung();
       const wasDown = this.problem !== undefined || !this.method;
       if (!(await this.checkShare())) {
         throw new FerryError('unavailable', `pool ${this.name} is not usable: ${this.problem}${/nothing was done$/.test(this.problem ?? '') ? '' : '; nothing was written'}`);
       }
       if (wasDown) await this.init();
     }
-  }
-
-  /**
-   * A share that does not answer fails at once (the check goes on in the background, and is what notices that
-   * the share answers again): nobody queues behind a hung call, and no call is sent to it beside the probe.
-   */
-  private refuseIfHung(): void {
-    const busy = this.checking !== undefined;
-    if (!this.io!.stalled && !(busy && this.io!.slow())) return;
-    void this.checkShare();
-    const s = this.io!.stalled;
-    const slow = this.io!.slow();
-    throw new FerryError(
-      'unavailable',
-      s ? `pool ${this.name} is not answering since ${s.since} (${s.call} hung for more than ${this.io!.deadlineMs / 1000} s); nothing was done` : `pool ${this.name} is not answering (${slow?.label} has waited ${((slow?.waitedMs ?? 0) / 1000).toFixed(1)} s); nothing was done`,
-      s ? { stalled: s } : undefined,
-    );
   }
 
   /** Why the pool is down, or undefined. */
@@ -304,7 +227,7 @@ export class DirPool implements Pool {
     // is there, which is what counts first): the data; in a local pool, the journal of a restore that could not be
     // carried out to the end (the data may be half restored); in a shared pool, the restore mark (a restore in
     // progress, or one that a crash of the node doing it cut short)
-    if (this.shared) this.refuseIfHung(); // (a share that hangs gets no more calls)
+    if (this.shared) this.share!.refuseIfHung(); // (a share that hangs gets no more calls)
     const available = this.checkAvailable();
     const marker = join(this.live, volume, RESTORE_MARKER);
     const looks = Promise.all([
