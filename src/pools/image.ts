@@ -1,5 +1,5 @@
 /** The image pool: each volume a fixed-size filesystem image (ext4 or xfs) in its directory, on this host's disk or on a share, loop-attached and mounted while this host uses it. */
-import { chmod, chown, mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { chmod, chown, mkdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fsyncDir, fsyncPath } from '../util/atomic.js';
 import { FerryError, errorMessage } from '../util/errors.js';
@@ -7,8 +7,9 @@ import { KeyedLock } from '../util/keyed-lock.js';
 import { sizeText } from '../util/size.js';
 import { DirPool } from './dir.js';
 import type { PoolMountSpec } from './share-check.js';
-import { MIN_IMAGE_BYTES, attachImage, detachImage, execUmount, fillFrom, filesystemUse, frozenCopy, growImage, imageFsOf, imageSize, loopsOf, makeImage, mountCopyReadOnly, mountedAt, type ImageAllocation, type ImageFs } from './image-fs.js';
-import { randomBytes } from 'node:crypto';
+import { openView, dropLeftoverViews } from './image-views.js';
+import { RESTORE_MNT, STAGE_MNT, settleAttachDir } from './image-settle.js';
+import { MIN_IMAGE_BYTES, attachImage, detachImage, execUmount, fillFrom, filesystemUse, growImage, imageFsOf, imageSize, loopsOf, makeImage, mountedAt, type ImageAllocation, type ImageFs } from './image-fs.js';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import type { LimitState, SizeLimits } from './size-limits.js';
 import { METHODS, removeTree, type SnapshotMethod } from './trees/methods.js';
@@ -29,12 +30,6 @@ export interface ImagePoolSpec {
 
 /** The image file in a volume's directory. */
 const IMAGE = 'disk.img';
-/** Where a restore mounts the new image it fills (in the volume's directory; a shared pool's in attachDir). */
-const RESTORE_MNT = 'restore-mnt';
-/** Where a shared pool's create mounts a staged image it fills (in attachDir). */
-const STAGE_MNT = '.stage-';
-/** The frozen copy a snapshot reads (`.snap-view-ID.img`) and where it is mounted read-only (`.snap-view-ID`). */
-const SNAP_VIEW = '.snap-view-';
 
 /**
  * ROOT/volumes/NAME/disk.img is the volume's filesystem; ROOT/volumes/NAME/data, where Docker bind-mounts it,
@@ -258,24 +253,15 @@ export class ImagePool implements Pool {
   async snapshotView(volume: string): Promise<{ dir: string; pointInTime: boolean; release(): Promise<void> }> {
     const image = this.image(volume);
     const data = this.mountpoint(volume);
-    const copy = await this.lock.run(volume, async () => {
+    const view = await this.lock.run(volume, async () => {
       if ((this.holders.get(volume) ?? 0) === 0 || !this.reflinks) return undefined;
-      const id = randomBytes(4).toString('hex');
-      const snapImage = join(this.volumeRoot(volume), `${SNAP_VIEW}${id}.img`);
-      const mnt = join(this.volumeRoot(volume), `${SNAP_VIEW}${id}`);
-      try {
-        await frozenCopy(image, data, snapImage);
-        await mkdir(mnt, { mode: 0o700 });
-        await mountCopyReadOnly(snapImage, mnt, await imageFsOf(image));
-      } catch (err) {
-        await dropView(snapImage, mnt);
+      return openView(this.volumeRoot(volume), image, data).catch((err) => {
         // (fsfreeze refused, the copy or its mount failed): the snapshot reads the live filesystem instead
         this.onFallback?.(volume, errorMessage(err));
         return undefined;
-      }
-      return { snapImage, mnt };
+      });
     });
-    if (copy) return { dir: copy.mnt, pointInTime: true, release: () => dropView(copy.snapImage, copy.mnt) };
+    if (view) return { ...view, pointInTime: true };
     await this.attach(volume);
     return { dir: data, pointInTime: false, release: () => this.detach(volume) };
   }
@@ -302,42 +288,17 @@ export class ImagePool implements Pool {
    * each; every other image still mounted from before a crash of ferryd is detached.
    */
   async settle(inUse: ReadonlySet<string>): Promise<void> {
-    if (this.spec.shared) return this.settleShared(inUse);
+    if (this.spec.shared) {
+      for (const volume of await settleAttachDir(this.spec.shared.attachDir, inUse)) this.holders.set(volume, 1);
+      return;
+    }
     for (const volume of await this.listLive()) {
       await this.discardRestore(volume).catch(() => undefined);
-      // read-only copies of snapshots cut short by a crash
-      for (const e of await readdir(this.volumeRoot(volume)).catch(() => [] as string[])) {
-        if (e.startsWith(SNAP_VIEW) && !e.endsWith('.img')) await dropView(join(this.volumeRoot(volume), `${e}.img`), join(this.volumeRoot(volume), e)).catch(() => undefined);
-        else if (e.startsWith(SNAP_VIEW)) await rm(join(this.volumeRoot(volume), e), { force: true }).catch(() => undefined);
-      }
+      await dropLeftoverViews(this.volumeRoot(volume)); // read-only copies of snapshots cut short by a crash
       if (inUse.has(volume)) {
         await this.attach(volume);
       } else if (await mountedAt(this.mountpoint(volume))) {
         await detachImage(this.image(volume), this.mountpoint(volume));
-      }
-    }
-  }
-
-  /**
-   * A shared pool at start-up: only this host's mounts are looked at (ATTACHDIR), never the share's thousands of
-   * volumes. One still mounted that Docker has mounted keeps its attach (a restart of ferryd); one Docker has
-   * not is unmounted; one Docker has mounted but that is not mounted here is attached again by its next Mount,
-   * after the rwo lock (another host may have taken it over meanwhile). Staged creates cut short are unmounted.
-   */
-  private async settleShared(inUse: ReadonlySet<string>): Promise<void> {
-    const dir = this.spec.shared!.attachDir;
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    for (const e of await readdir(dir)) {
-      const mnt = join(dir, e);
-      const mounted = await mountedAt(mnt);
-      if (e.startsWith(STAGE_MNT) || e.startsWith(RESTORE_MNT)) {
-        if (mounted) await execUmount(mnt);
-        await rmdir(mnt).catch(() => undefined);
-      } else if (mounted && inUse.has(e)) {
-        this.holders.set(e, 1);
-      } else if (mounted) {
-        await execUmount(mnt);
-        await rmdir(mnt).catch(() => undefined);
       }
     }
   }
@@ -475,11 +436,4 @@ export class ImagePool implements Pool {
       }
     });
   }
-}
-
-/** Unmount and delete a snapshot's read-only copy of an image. */
-async function dropView(snapImage: string, mnt: string): Promise<void> {
-  await detachImage(snapImage, mnt);
-  await rm(snapImage, { force: true });
-  await rmdir(mnt).catch(() => undefined);
 }
