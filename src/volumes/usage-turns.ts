@@ -1,4 +1,4 @@
-/** Which background usage pass looks at which idle shared volume: the look-ups at the NAS spread over passes, or saved by one listing. */
+/** Which background usage pass looks at which idle shared volume: the look-ups at the NAS spread over passes, or saved by a listing of the pool made one pass in several. */
 
 /** The default: each idle shared volume is looked at in one pass out of this many (5 minutes with 30 s passes). */
 export const SHARED_SPREAD = 10;
@@ -31,18 +31,40 @@ export class SharedLooks {
 
   /**
    * Whether this pass need not look at the volume: `idle` (measured, not mounted or snapshotted here since) and
-   * either unchanged by the listing (`rootSig`, undefined: no listing) or, with snapshots, not its turn.
+   * either, without snapshots, unchanged since its last look by this pass's listing (`rootSig`, undefined: none;
+   * changed, or not looked at in a pass that listed yet: looked at in this one) or, in a pass without a listing
+   * (listsIn), by the last one; or, with snapshots, or without a listing to go by, not its turn.
    */
   rests(k: string, name: string, idle: boolean, hasSnapshots: boolean, rootSig: string | undefined, turn: number): boolean {
     if (!idle) return false;
-    if (!hasSnapshots && rootSig !== undefined && this.seen.get(k) === rootSig) return true;
+    if (!hasSnapshots) {
+      if (!this.listsIn(turn)) {
+        if (this.seen.has(k)) return true;
+      } else if (rootSig !== undefined) {
+        // changed since its last look, or never looked at in a pass that lists: looked at now, not at its turn
+        return this.seen.get(k) === rootSig;
+      }
+    }
     return !isTurnOf(name, turn, this.spread);
   }
 
-  /** The volume was looked at in this pass; its directory's signature was `rootSig` before the look. */
-  looked(k: string, rootSig: string | undefined): void {
-    if (rootSig === undefined) this.seen.delete(k);
-    else this.seen.set(k, rootSig);
+  /**
+   * Does pass `turn` list the pool? One pass in `spread`: a listing of 10,000 volume directories is few operations
+   * but heavy ones (on GlusterFS ~170 ms of the brick's CPU, ~200 ms of the lister's, bench/README.md), and every
+   * node makes its own. Between listings an idle volume without snapshots rests on the last one; a change made on
+   * another node (a restore, a first snapshot) shows within `spread` passes, as for volumes with snapshots.
+   */
+  listsIn(turn: number): boolean {
+    return turn % this.spread === 0 || this.spread <= 1;
+  }
+
+  /**
+   * The volume was looked at in pass `turn`; its directory's signature was `rootSig` before the look (undefined:
+   * no listing, and then, in a pass that lists, none of the volume: it rests on no listing until it is seen in one).
+   */
+  looked(k: string, rootSig: string | undefined, turn: number): void {
+    if (rootSig !== undefined) this.seen.set(k, rootSig);
+    else if (this.listsIn(turn)) this.seen.delete(k);
   }
 
   /** Forget the volumes that are gone (`breathe`: util/breather.ts). */

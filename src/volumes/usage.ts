@@ -270,9 +270,12 @@ export class UsageTracker {
       if (!c) checks.set(pool, (c = this.volumes.poolOf({ pool } as VolumeRecord).checkAvailable().then(() => true, () => false)));
       return c;
     };
-    // one listing of each shared pool's volume directories per pass, made when first needed (before any look of it)
+    const turn = this.passNo++;
+    // one listing of each shared pool's volume directories in one pass out of several (usage-turns.ts), made when
+    // first needed (before any look of it)
     const listings = new Map<string, Promise<Map<string, string> | undefined>>();
     const rootSigOf = async (v: VolumeInfo) => {
+      if (!this.looks.listsIn(turn)) return undefined;
       let l = listings.get(v.pool);
       if (!l) {
         const pool = this.volumes.poolOf({ pool: v.pool } as VolumeRecord);
@@ -281,7 +284,6 @@ export class UsageTracker {
       return (await l)?.get(v.name);
     };
     const mine = new Set<string>();
-    const turn = this.passNo++;
     const breathe = breather();
     for (const v of vols ?? this.volumes.listEach()) {
       await breathe();
@@ -296,7 +298,7 @@ export class UsageTracker {
         }
         this.recheck.delete(v.name);
         await this.measure(v, false, v.shared, true);
-        if (v.shared) this.looks.looked(this.keys.of(v), rootSig);
+        if (v.shared) this.looks.looked(this.keys.of(v), rootSig, turn);
       } catch (err) {
         this.log.debug({ volume: v.name, err: errorMessage(err) }, 'could not measure a volume');
       }

@@ -29,7 +29,7 @@ describe('shared pool: volume usage measured once, shown everywhere', { skip }, 
     await mkdir(dir, { recursive: true });
     const yaml = [`node: ${node}`, 'heartbeatInterval: 200ms', 'nodeTimeout: 1500ms', 'defaultPool: nas', 'pools:', '  nas:', `    path: ${mnt}`, '    shared: true'].join('\n');
     await writeFile(join(dir, 'ferry.yaml'), yaml);
-    return startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', node], env: { FERRY_USAGE_INTERVAL_MS: '300', FERRY_USAGE_SHARED_SPREAD: '1' } });
+    return startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', node], env: { FERRY_USAGE_INTERVAL_MS: '300', FERRY_USAGE_SHARED_SPREAD: '3' } });
   };
   const ok = async (f: Ferryd, method: string, body: Record<string, unknown>) => {
     const r = await f.plugin(method, body);
@@ -119,22 +119,23 @@ describe('shared pool: volume usage measured once, shown everywhere', { skip }, 
   });
 
   it('looks at an idle volume without snapshots again only when its directory changed, and then sees the change', async () => {
-    // Every pass may look at every volume here (FERRY_USAGE_SHARED_SPREAD=1); what keeps A from looking at `quiet`
-    // again (a LOOKUP or two at the NAS per volume and pass) is the listing of the pool, where its directory is unchanged.
-    for (const name of ['quiet', 'snapped']) await ok(a, 'Create', { Name: name });
+    // One pass in three lists the pool (FERRY_USAGE_SHARED_SPREAD=3); what keeps A from looking at `quiet` again (a
+    // LOOKUP or two at the NAS per volume and pass) is that listing, where its directory is unchanged, and between
+    // listings the last one (the rule itself: test/unit/usage-turns.test.ts).
+    for (const name of ['quiet', 'snapshotted']) await ok(a, 'Create', { Name: name });
     const on = async (vol: string) => (await publishedBy('nodeA'))[vol];
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    await until('A publishes both volumes', async () => ((await on('snapped')) ? await on('quiet') : undefined));
+    await until('A publishes both volumes', async () => ((await on('snapshotted')) ? await on('quiet') : undefined));
     await sleep(1000); // (what the creates left settles)
     const first = (await on('quiet'))!;
     await sleep(2000); // ~6 passes
     assert.equal((await on('quiet'))?.checkedAt, first.checkedAt, 'an idle volume whose directory did not change is not looked at again');
 
     // the first snapshot, made on B, changes the volume's directory (its snapshots directory appears): A looks again
-    const snap = await b.cli('snapshot', 'create', 'snapped', '--name', 's1');
+    const snap = await b.cli('snapshot', 'create', 'snapshotted', '--name', 's1');
     assert.equal(snap.code, 0, snap.stderr);
     await until("A's own figures of the snapshot made on B", async () => {
-      const u = await on('snapped');
+      const u = await on('snapshotted');
       if (u?.snapshots === 1 && (u.snapshotBytes ?? -1) >= 0) return true;
       throw new Error(`A published ${JSON.stringify(u)}`);
     });
