@@ -279,7 +279,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
 
 /**
  * FERRY_USAGE_INTERVAL_MS: how often the background usage pass runs (default 30 s); FERRY_USAGE_SHARED_SPREAD: in
- * how many passes each idle shared volume with snapshots is looked at once (default 10). Test hooks, docs/testing.md.
+ * how many passes each idle shared volume with snapshots is looked at once, and a shared pool listed once (default
+ * 10). Test hooks, docs/testing.md.
  */
 function usageHooks(): { tickMs?: number; sharedSpread?: number } {
   const num = (v: string | undefined) => (v && /^[1-9]\d*$/.test(v) ? Number(v) : undefined);
