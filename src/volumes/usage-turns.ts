@@ -30,29 +30,27 @@ export class SharedLooks {
   constructor(private readonly spread: number) {}
 
   /**
-   * Whether this pass need not look at the volume: `idle` (measured, not mounted or snapshotted here since) and
-   * either, without snapshots, unchanged since its last look by this pass's listing (`rootSig`, undefined: none;
-   * changed, or not looked at in a pass that listed yet: looked at in this one) or, in a pass without a listing
-   * (listsIn), by the last one; or, with snapshots, or without a listing to go by, not its turn.
+   * Whether pass `turn` need not look at the volume: `idle` (measured, not mounted or snapshotted here since) and
+   * either, without snapshots in a pool that can be listed (`listable`), unchanged since its last look by this
+   * pass's listing (`rootSig`; changed, or not looked at in a pass that listed yet: looked at in this one), or in
+   * a pass without a listing (listsIn) resting until the next one; or, with snapshots, or without a listing to go
+   * by, not its turn.
    */
-  rests(k: string, name: string, idle: boolean, hasSnapshots: boolean, rootSig: string | undefined, turn: number): boolean {
+  rests(k: string, name: string, idle: boolean, hasSnapshots: boolean, listable: boolean, rootSig: string | undefined, turn: number): boolean {
     if (!idle) return false;
-    if (!hasSnapshots) {
-      if (!this.listsIn(turn)) {
-        if (this.seen.has(k)) return true;
-      } else if (rootSig !== undefined) {
-        // changed since its last look, or never looked at in a pass that lists: looked at now, not at its turn
-        return this.seen.get(k) === rootSig;
-      }
+    if (!hasSnapshots && listable) {
+      if (!this.listsIn(turn)) return true;
+      if (rootSig !== undefined) return this.seen.get(k) === rootSig;
     }
     return !isTurnOf(name, turn, this.spread);
   }
 
   /**
    * Does pass `turn` list the pool? One pass in `spread`: a listing of 10,000 volume directories is few operations
-   * but heavy ones (on GlusterFS ~170 ms of the brick's CPU, ~200 ms of the lister's, bench/README.md), and every
-   * node makes its own. Between listings an idle volume without snapshots rests on the last one; a change made on
-   * another node (a restore, a first snapshot) shows within `spread` passes, as for volumes with snapshots.
+   * but heavy ones (on GlusterFS ~170 ms of the brick's CPU, ~200 ms of the lister's, docs/shared-pools.md), and
+   * every node makes its own. Between listings an idle volume without snapshots rests (it has its figures); a
+   * change made on another node (a restore, a first snapshot) shows within `spread` passes, as for volumes with
+   * snapshots.
    */
   listsIn(turn: number): boolean {
     return turn % this.spread === 0 || this.spread <= 1;

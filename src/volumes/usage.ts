@@ -323,16 +323,16 @@ export class UsageTracker {
 
   /**
    * A shared volume this pass need not look at (usage-turns.ts): measured, not mounted or snapshotted here since,
-   * and unchanged by the pool's listing or not its turn. A change made on another node (a restore, a snapshot) then
-   * shows in the next pass or within sharedSpread passes, and an idle cluster's NAS sees one listing a pass, and of
-   * the volumes with snapshots 1/sharedSpread of the look-ups (bench/share-scale.ts).
+   * and unchanged by the pool's last listing or not its turn. A change made on another node (a restore, a snapshot)
+   * then shows within sharedSpread passes, and an idle cluster's NAS sees one listing in sharedSpread passes per
+   * node, and of the volumes with snapshots 1/sharedSpread of the look-ups (bench/share-scale.ts).
    */
   private restsThisPass(v: VolumeInfo, turn: number, rootSig: string | undefined): boolean {
     const k = this.keys.of(v);
     const d = this.data.get(k);
     const s = this.snaps.get(k);
     const idle = v.mounts === 0 && !this.touched.has(v.name) && !this.recheck.has(v.name) && !!d && !d.mounted && !!s;
-    return this.looks.rests(k, v.name, idle, !!s?.sig, rootSig, turn);
+    return this.looks.rests(k, v.name, idle, !!s?.sig, !!this.volumes.poolOf({ pool: v.pool } as VolumeRecord).rootSigs, rootSig, turn);
   }
 
   /** `byPass`: by the background pass (its changes count once, at its end). */
