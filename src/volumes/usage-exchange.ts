@@ -15,7 +15,7 @@ export interface UsageExchange {
 }
 
 /** One incarnation of a volume name. */
-export const usageKey = (v: { name: string; createdAt: string }) => `${v.name}\0${v.createdAt}`;
+const usageKey = (v: { name: string; createdAt: string }) => `${v.name}\0${v.createdAt}`;
 
 /**
  * usageKey, kept by name: a list asks it of 10,000 volumes, and a key made afresh is hashed again at each
@@ -43,6 +43,9 @@ export class UsageKeys {
 }
 
 export class UsageExchanger {
+  /** `keys`: the tracker's, so that the look-ups here use the strings its maps were filled with. */
+  constructor(private readonly keys: UsageKeys = new UsageKeys()) {}
+
   /** Shared volumes as the other nodes measured them, by key (read each pass). */
   private remote = new Map<string, PublishedUsage[]>();
   /** What was last published per shared pool (written again only when it changes). */
@@ -74,7 +77,11 @@ export class UsageExchanger {
     for (const pool of ex.sharedPools()) {
       const inPool = vols.filter((v) => v.pool === pool);
       if (!(await available(pool))) {
-        for (const v of inPool) if (this.remote.has(usageKey(v))) remote.set(usageKey(v), this.remote.get(usageKey(v))!); // the last known
+        for (const v of inPool) {
+          const k = this.keys.of(v);
+          const known = this.remote.get(k);
+          if (known) remote.set(k, known); // the last known
+        }
         continue;
       }
       try {
@@ -82,7 +89,9 @@ export class UsageExchanger {
         for (const n of await ex.usageElsewhere(pool)) {
           for (const [name, u] of Object.entries(n.volumes)) {
             const v = byName.get(name);
-            if (v && v.createdAt === u.createdAt) remote.set(usageKey(v), [...(remote.get(usageKey(v)) ?? []), u]);
+            if (!v || v.createdAt !== u.createdAt) continue;
+            const k = this.keys.of(v);
+            remote.set(k, [...(remote.get(k) ?? []), u]);
           }
         }
         const out: Record<string, PublishedUsage> = {};
@@ -93,11 +102,12 @@ export class UsageExchanger {
           await breathe();
           const u = localOf(v);
           if (!u) continue;
-          const others = remote.get(usageKey(v)) ?? [];
+          const k = this.keys.of(v);
+          const others = remote.get(k) ?? [];
           // besides its own: a figure measured here on request since the last exchange, when it is the newest
           // (an older walk of a volume another node has since taken over is not published again and again)
           const fresh = !!u.measuredAt && u.measuredAt >= this.lastExchange;
-          if (mine.has(usageKey(v)) || (fresh && others.every((o) => (o.measuredAt ?? '') < u.measuredAt!))) {
+          if (mine.has(k) || (fresh && others.every((o) => (o.measuredAt ?? '') < u.measuredAt!))) {
             out[v.name] = u;
             pieces.push(`${JSON.stringify(v.name)}:${JSON.stringify(u)}`);
           }

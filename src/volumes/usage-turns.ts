@@ -19,9 +19,9 @@ export function isTurnOf(name: string, turn: number, spread: number): boolean {
  * directory) costs the NAS a LOOKUP or two per volume: 10,000 volumes, ~3,000 a pass even spread over ten
  * passes (bench/share-scale.ts). What that look watches for changes the volume's own directory too: a restore
  * renames the data in it, a first snapshot makes the snapshots directory in it. So a volume without snapshots
- * whose directory kept the signature it had at its last look, in one listing of the pool per pass, is left
- * alone in every pass; the others (with snapshots, whose new ones change only their snapshots directory, or in
- * a pool without the listing) are looked at by turns.
+ * is left alone while the listings of the pool (one pass in `spread`: listsIn) show its directory with the
+ * signature it had at its last look, and between two listings; the others (with snapshots, whose new ones
+ * change only their snapshots directory, or in a pool without the listing) are looked at by turns.
  */
 export class SharedLooks {
   /** Volume key → its directory's signature, as the listing before its last look showed it. */

@@ -53,12 +53,13 @@ export interface UsageOptions {
  */
 export class UsageTracker {
   private readonly data = new Map<string, DataEntry>();
+  /** Each volume's key (name + incarnation), kept: the maps here and the exchange's are looked up with the same strings. */
   private readonly keys = new UsageKeys();
   /** `at`: when last checked (ms; a number: every pass sets it, for each of 10,000 volumes). */
   private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; cache: SpaceCache | undefined; at: number }>();
   private readonly trash = new Map<string, number>();
   /** Shared volumes as the other nodes measured them, and what this node published (usage-exchange.ts). */
-  private readonly exchanged = new UsageExchanger();
+  private readonly exchanged = new UsageExchanger(this.keys);
   /** The newest snapshot of each volume (by name; worktrees of the history not counted), from the passes and from each new snapshot. */
   private readonly lastSnapshot = new Map<string, string>();
   /** Volumes mounted here since their last walk. */
