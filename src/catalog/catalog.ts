@@ -123,9 +123,26 @@ class RecordStore<T> {
     readonly dir: string,
     /** Is a parsed file's content a record of key? (a file that parses to `null` or `42` is as bad as garbage) */
     private readonly valid: (key: string, value: unknown) => boolean = () => true,
-    /** Told of every change of the map (listings cached by the catalog's version are made again). */
-    private readonly changed: () => void = () => undefined,
+    /** Told of every change of the map, with its key (listings cached by the catalog's version are made again). */
+    private readonly changed: (key: string) => void = () => undefined,
   ) {}
+
+  /** Changes whenever a key is added or removed (not when an entry changes): what was made of the keys alone still holds while it does not. */
+  get keysVersion(): number {
+    return this.keyChanges;
+  }
+
+  private keyChanges = 0;
+
+  /** (every change of `items` goes through these two, so that keysVersion counts the set of keys) */
+  private setItem(key: string, value: T): void {
+    if (!this.items.has(key)) this.keyChanges++;
+    this.items.set(key, value);
+  }
+
+  private deleteItem(key: string): void {
+    if (this.items.delete(key)) this.keyChanges++;
+  }
 
   /** Load every file; returns those that could not be read as a record, with why. */
   async load(): Promise<Array<{ file: string; why: string }>> {
@@ -153,9 +170,9 @@ class RecordStore<T> {
         }
         const value = JSON.parse(text) as T;
         if (!this.valid(key, value)) throw new Error('not a record');
-        this.items.set(key, value);
+        this.setItem(key, value);
         this.onDisk.add(key);
-        this.changed();
+        this.changed(key);
       } catch (err) {
         bad.push({ file: join(this.dir, entry), why: errorMessage(err) });
       }
@@ -175,6 +192,10 @@ class RecordStore<T> {
     return [...this.items.values()];
   }
 
+  keys(): string[] {
+    return [...this.items.keys()];
+  }
+
   get size(): number {
     return this.items.size;
   }
@@ -188,15 +209,15 @@ class RecordStore<T> {
 
   /** Cache an entry in memory only (a record whose truth lives elsewhere, e.g. in a shared pool). */
   put(key: string, value: T): void {
-    this.items.set(key, value);
-    this.changed();
+    this.setItem(key, value);
+    this.changed(key);
   }
 
   /** Forget an entry; deletes its file if it has one. */
   async forget(key: string): Promise<void> {
     if (this.onDisk.has(key)) return this.save(key, undefined);
-    this.items.delete(key);
-    this.changed();
+    this.deleteItem(key);
+    this.changed(key);
   }
 
   /**
@@ -210,11 +231,11 @@ class RecordStore<T> {
       await this.write(key, value);
     } catch (err) {
       if (this.items.get(key) === value) {
-        if (before === undefined) this.items.delete(key);
-        else this.items.set(key, before);
+        if (before === undefined) this.deleteItem(key);
+        else this.setItem(key, before);
         if (wasOnDisk) this.onDisk.add(key);
         else this.onDisk.delete(key);
-        this.changed();
+        this.changed(key);
       }
       throw await noSpaceError(err, `the data dir ${dirname(dirname(this.dir))}`, this.dir, `writing the catalog record ${key}`);
     }
@@ -242,16 +263,16 @@ class RecordStore<T> {
       await made.value.discard();
       return this.save(key, value);
     }
-    this.items.set(key, value);
+    this.setItem(key, value);
     this.onDisk.add(key);
-    this.changed();
+    this.changed(key);
     try {
       await this.fileOf(key).commitStaged(made.value);
     } catch (err) {
       if (this.items.get(key) === value) {
-        this.items.delete(key);
+        this.deleteItem(key);
         this.onDisk.delete(key);
-        this.changed();
+        this.changed(key);
       }
       throw await noSpaceError(err, `the data dir ${dirname(dirname(this.dir))}`, this.dir, `writing the catalog record ${key}`);
     }
@@ -268,13 +289,13 @@ class RecordStore<T> {
 
   private write(key: string, value: T | undefined): Promise<void> {
     if (value === undefined) {
-      this.items.delete(key);
+      this.deleteItem(key);
       this.onDisk.delete(key);
     } else {
-      this.items.set(key, value);
+      this.setItem(key, value);
       this.onDisk.add(key);
     }
-    this.changed();
+    this.changed(key);
     return this.fileOf(key).sync();
   }
 }
@@ -308,14 +329,15 @@ export class Catalog {
   /** Volumes whose mounts changed since their record was last written. */
   private readonly dirty = new Set<string>();
   private changes = 0;
+  /** The version at which each volume's record last changed (loading one is a change). */
+  private readonly stamps = new Map<string, number>();
 
   constructor(
     readonly dir: string,
     private readonly quarantine?: Quarantine,
   ) {
-    const changed = () => void this.changes++;
-    this.volumes = new RecordStore(join(dir, 'volumes'), validVolume, changed);
-    this.trash = new RecordStore(join(dir, 'trash'), validTrash, changed);
+    this.volumes = new RecordStore(join(dir, 'volumes'), validVolume, (name) => this.volumeChanged(name));
+    this.trash = new RecordStore(join(dir, 'trash'), validTrash, () => void this.changes++);
     this.journal = new MountJournal(dir, () => this.compact(), 20_000, quarantine
       ? (file, why) => this.quarantine!.moveAside(file, why, 'Mount counts are taken from the volume records and the readable lines of the journal: a Mount or Unmount in the unreadable lines is not counted (check `ferry volume inspect` against `docker ps`).').then(() => undefined)
       : undefined);
@@ -328,6 +350,21 @@ export class Catalog {
    */
   get version(): number {
     return this.changes;
+  }
+
+  /**
+   * The version at which this volume's record last changed (0: no such volume): what was made of
+   * one record at a stamp is still right while its stamp holds, whatever else changed.
+   */
+  stampOf(name: string): number {
+    return this.stamps.get(name) ?? 0;
+  }
+
+  private volumeChanged(name: string): void {
+    this.changes++;
+    // (a removed name's stamp goes with it: made again, its record's first change stamps it anew)
+    if (this.volumes.has(name)) this.stamps.set(name, this.changes);
+    else this.stamps.delete(name);
   }
 
   /**
@@ -354,7 +391,7 @@ export class Catalog {
       if (e.op === '+') rec.mounts[e.id] = { since: e.t ?? rec.createdAt };
       else delete rec.mounts[e.id];
       this.dirty.add(e.v);
-      this.changes++;
+      this.volumeChanged(e.v);
     });
     await fsyncDir(this.dir);
     return out;
@@ -369,11 +406,11 @@ export class Catalog {
     if (op === '+') rec.mounts[id] = { since: at };
     else delete rec.mounts[id];
     this.dirty.add(rec.name);
-    this.changes++;
+    this.volumeChanged(rec.name);
     return this.journal.append({ v: rec.name, c: rec.createdAt, id, op, ...(op === '+' ? { t: at } : {}) }).catch((err: unknown) => {
       if (before) rec.mounts[id] = before;
       else delete rec.mounts[id];
-      this.changes++;
+      this.volumeChanged(rec.name);
       throw err;
     });
   }

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { VolumeService } from '../volumes/service.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { sizeText } from '../util/size.js';
-import { jsonList } from '../util/json-list.js';
+import { joinJson, JsonItems } from '../util/json-list.js';
 
 /** Docker's legacy plugin protocol: every call is a POST of JSON; answers carry this content type. */
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.1+json';
@@ -45,6 +45,8 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate, a
     reply.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(Buffer.isBuffer(body) ? body : JSON.stringify(body));
   // Docker's List, encoded, and the catalog version it was made at (`docker volume ls` asks it whole every time)
   let listed: { version: number; body: Buffer } | undefined;
+  // (each volume's entry, made again only when its record changed: after a Mount, one of 10,000)
+  const listItems = new JsonItems();
 
   // (filled in below, once the endpoints exist)
   const fast: { take: (req: IncomingMessage, res: ServerResponse) => boolean } = { take: () => false };
@@ -110,7 +112,12 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate, a
       await service.syncAll();
       const version = service.version;
       if (listed?.version !== version) {
-        const body = jsonList('{"Volumes":[', service.listEach(), (v) => ({ Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt }), '],"Err":""}', listed?.body.length ?? service.count * 128);
+        listItems.begin([]);
+        const body = joinJson('{"Volumes":[', service.listStamps(), ([name, stamp]) => listItems.json(name, [stamp], () => {
+          const v = service.get(name);
+          return { Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt };
+        }), '],"Err":""}', listed?.body.length ?? service.count * 128);
+        listItems.end();
         listed = { version, body };
       }
       return listed.body;

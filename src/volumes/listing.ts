@@ -20,7 +20,7 @@ export interface ListingContext {
 }
 
 export class Listing {
-  private sorted: { at: number; records: VolumeRecord[] } | undefined;
+  private sorted: { at: number; names: string[] } | undefined;
 
   constructor(private readonly c: ListingContext) {}
 
@@ -51,7 +51,7 @@ export class Listing {
   }
 
   list(): VolumeInfo[] {
-    return this.sortedRecords().map((r) => this.info(r));
+    return [...this.listEach()];
   }
 
   /**
@@ -60,14 +60,30 @@ export class Listing {
    * promoted out of the young generation.
    */
   *listEach(): Generator<VolumeInfo> {
-    for (const r of this.sortedRecords()) yield this.info(r);
+    const volumes = this.c.catalog.volumes;
+    for (const name of this.sortedNames()) {
+      const rec = volumes.get(name);
+      if (rec) yield this.info(rec); // (a caller that waits between volumes may see one removed meanwhile)
+    }
   }
 
-  /** The records by name, sorted again only when the catalog changed (a usage pass changes no record: 10,000 names sort in ~2 ms). */
-  private sortedRecords(): readonly VolumeRecord[] {
-    const at = this.c.catalog.version;
-    if (this.sorted?.at !== at) this.sorted = { at, records: this.c.catalog.volumes.values().sort((a, b) => a.name.localeCompare(b.name)) };
-    return this.sorted.records;
+  /**
+   * The volumes' names in `list()`'s order, each with its record's stamp (Catalog.stampOf): a caller that kept
+   * what it made of a volume at a stamp makes it again (of `info`) only when the stamp moved.
+   */
+  *listStamps(): Generator<[name: string, stamp: number]> {
+    const catalog = this.c.catalog;
+    for (const name of this.sortedNames()) {
+      const stamp = catalog.stampOf(name);
+      if (stamp > 0) yield [name, stamp]; // (0: removed meanwhile)
+    }
+  }
+
+  /** The names, sorted again only when a volume came or went (not at a Mount: 10,000 names sort in ~5 ms). */
+  private sortedNames(): readonly string[] {
+    const at = this.c.catalog.volumes.keysVersion;
+    if (this.sorted?.at !== at) this.sorted = { at, names: this.c.catalog.volumes.keys().sort((a, b) => a.localeCompare(b)) };
+    return this.sorted.names;
   }
 
   /** The names of the volumes, in no order. */

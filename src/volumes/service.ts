@@ -315,6 +315,11 @@ export class VolumeService {
     return this.listing.listEach();
   }
 
+  /** The names in list order with their records' stamps (see Listing.listStamps): for lists that keep what they made of each volume. */
+  listStamps(): Generator<[name: string, stamp: number]> {
+    return this.listing.listStamps();
+  }
+
   names(): string[] {
     return this.listing.names();
   }

@@ -59,9 +59,12 @@ describe('the volume lists, kept between calls, follow every change', () => {
     for (let attempt = 1; ; attempt++) {
       const listed = (await apiList()).get(name);
       assert.ok(listed, `${name} is listed`);
+      const short = ((await unixRequest(f.apiSocket, 'GET', '/v1/volumes?view=list')).json as W.VolumeSummaryList).volumes.find((v) => v.name === name);
+      assert.ok(short, `${name} is in the list view`);
       const d = JSON.parse(await cli('--json', 'volume', 'inspect', name)) as W.VolumeDetail;
       try {
         for (const k of ['name', 'pool', 'mountpoint', 'createdAt', 'mounts', 'mountIds', 'options', 'labels', 'usage'] as const) assert.deepEqual(listed[k], d[k], `${name}: ${k}`);
+        for (const k of ['name', 'pool', 'createdAt', 'mounts', 'labels', 'usage'] as const) assert.deepEqual(short[k], d[k], `${name}: ${k} in the list view`);
         return;
       } catch (err) {
         if (attempt >= 20) throw err;
@@ -161,6 +164,18 @@ describe('the volume lists, kept between calls, follow every change', () => {
       if (unzipped !== plain.text) assert.deepEqual(JSON.parse(unzipped), plain.json); // (a pass may end between the two)
       assert.equal((JSON.parse(unzipped) as W.VolumeList).volumes.length, 62);
     }
+
+    // removed and made again between two lists: both lists give the new incarnation's creation time
+    await plugin('Create', { Name: 'gamma' });
+    const first = (await pluginList()).find((v) => v.Name === 'gamma')!;
+    assert.equal((await apiList()).get('gamma')!.createdAt, first.CreatedAt);
+    await cli('volume', 'rm', '--purge', 'gamma');
+    await plugin('Create', { Name: 'gamma' });
+    const made = (JSON.parse(await cli('--json', 'volume', 'inspect', 'gamma')) as W.VolumeDetail).createdAt;
+    assert.notEqual(made, first.CreatedAt);
+    assert.equal((await pluginList()).find((v) => v.Name === 'gamma')!.CreatedAt, made);
+    assert.equal((await apiList()).get('gamma')!.createdAt, made);
+    await cli('volume', 'rm', '--purge', 'gamma');
 
     // a restart: the same volumes, mounts and options; the newest snapshot is known again after the first pass
     const before = await apiList();

@@ -89,6 +89,50 @@ describe('atomic catalog writes', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('stamps each volume with the version of its last change, and counts the set of names apart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-unit-'));
+    try {
+      const cat = new Catalog(dir);
+      await cat.load();
+      const rec = (name: string): VolumeRecord => ({ name, pool: 'local', createdAt: 't', node: 'n', options: {}, labels: {}, mounts: {} });
+      const keys0 = cat.volumes.keysVersion;
+      await cat.volumes.save('a', rec('a'));
+      await cat.volumes.save('b', rec('b'));
+      const a1 = cat.stampOf('a');
+      const b1 = cat.stampOf('b');
+      assert.ok(a1 > 0 && b1 > a1 && cat.version >= b1, `${a1} ${b1} ${cat.version}`);
+      assert.equal(cat.volumes.keysVersion, keys0 + 2, 'two names came');
+      // a Mount (in place, through the journal) moves that volume's stamp only, and not the names' version
+      const keys1 = cat.volumes.keysVersion;
+      await cat.changeMount(cat.volumes.get('a')!, 'm1', '+', 't2');
+      assert.ok(cat.stampOf('a') > b1, 'a changed');
+      assert.equal(cat.stampOf('b'), b1, 'b did not');
+      assert.equal(cat.volumes.keysVersion, keys1);
+      // a save of a changed record (same name) likewise; a trash record moves neither
+      const a2 = cat.stampOf('a');
+      await cat.volumes.save('a', { ...rec('a'), labels: { x: 'y' } });
+      assert.ok(cat.stampOf('a') > a2);
+      assert.equal(cat.volumes.keysVersion, keys1);
+      const a3 = cat.stampOf('a');
+      await cat.trash.save('a@1700000000000', { id: 'a@1700000000000', removedAt: 't', expiresAt: 't', volume: rec('a') });
+      assert.equal(cat.stampOf('a'), a3);
+      assert.equal(cat.stampOf('b'), b1);
+      // a removal: the name goes (stamp 0), and comes back with a stamp above everything before
+      const before = cat.version;
+      await cat.volumes.save('b', undefined);
+      assert.equal(cat.stampOf('b'), 0);
+      assert.equal(cat.volumes.keysVersion, keys1 + 1);
+      await cat.volumes.save('b', rec('b'));
+      assert.ok(cat.stampOf('b') > before);
+      // loading is a change of every record: nothing made before a restart is taken for current
+      const again = new Catalog(dir);
+      await again.load();
+      assert.ok(again.stampOf('a') > 0 && again.stampOf('b') > 0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('CLI formatting', () => {
