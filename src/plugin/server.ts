@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { VolumeService } from '../volumes/service.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { sizeText } from '../util/size.js';
-import { joinJson, JsonItems } from '../util/json-list.js';
+import { JsonItems } from '../util/json-list.js';
 
 /** Docker's legacy plugin protocol: every call is a POST of JSON; answers carry this content type. */
 export const PLUGIN_CONTENT_TYPE = 'application/vnd.docker.plugins.v1.1+json';
@@ -112,12 +112,13 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate, a
       await service.syncAll();
       const version = service.version;
       if (listed?.version !== version) {
-        listItems.begin([]);
-        const body = joinJson('{"Volumes":[', service.listStamps(), ([name, stamp]) => listItems.json(name, [stamp], () => {
+        const keyed = function* () {
+          for (const [name, stamp] of service.listStamps()) yield { key: name, from: [stamp], x: name };
+        };
+        const body = listItems.list([], '{"Volumes":[', keyed(), (name) => {
           const v = service.get(name);
           return { Name: v.name, Mountpoint: v.mountpoint, CreatedAt: v.createdAt };
-        }), '],"Err":""}', listed?.body.length ?? service.count * 128);
-        listItems.end();
+        }, '],"Err":""}', listed?.body.length ?? service.count * 128);
         listed = { version, body };
       }
       return listed.body;

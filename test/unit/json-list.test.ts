@@ -1,7 +1,7 @@
 // The item-by-item JSON list: byte for byte what JSON.stringify of the whole list writes, for short and long lists, across its pieces and its buffer's growth, with text of several bytes per character; and the items' JSON kept between lists, made again exactly when what they were made of changed.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { joinJson, jsonList, JsonItems } from '../../src/util/json-list.js';
+import { jsonList, JsonItems } from '../../src/util/json-list.js';
 
 const whole = <T>(xs: T[], item: (x: T) => unknown) => JSON.stringify({ volumes: xs.map(item) });
 
@@ -30,56 +30,81 @@ describe('jsonList', () => {
   });
 });
 
-describe('joinJson', () => {
-  it('joins items given as text and as UTF-8 bytes, in any mix, growing its buffer', () => {
-    const xs = Array.from({ length: 3000 }, (_, i) => ({ i, s: 'ü→'.repeat(i % 40) }));
-    const mixed = (x: (typeof xs)[number]) => (x.i % 3 === 0 ? Buffer.from(JSON.stringify(x)) : JSON.stringify(x));
-    for (const hint of [0, 10]) assert.equal(joinJson('{"volumes":[', xs, mixed, ']}', hint).toString('utf8'), whole(xs, (x) => x));
-    assert.equal(joinJson('[', [1], (x) => Buffer.from(String(x)), ']').toString('utf8'), '[1]');
-  });
-});
-
 describe('JsonItems', () => {
+  interface Item { key: string; stamp: number; n: number; text: string }
+  const make = (x: Item) => ({ key: x.key, n: x.n, text: x.text });
+  const run = (items: JsonItems, xs: Item[], scope: unknown[] = [], made: string[] = []) =>
+    items.list(scope, '{"volumes":[', xs.map((x) => ({ key: x.key, from: [x.stamp], x })), (x) => (made.push(x.key), make(x)), ']}').toString('utf8');
+
   it('makes an item again only when a value it was made of, or the scope, changed; drops items no list reached', () => {
     const items = new JsonItems();
     const made: string[] = [];
-    const state = new Map<string, { n: number; stamp: number }>([['a', { n: 1, stamp: 1 }], ['b', { n: 2, stamp: 1 }], ['c', { n: 3, stamp: 1 }]]);
-    const list = (scope: unknown[], extra: (k: string) => unknown = () => undefined) => {
-      items.begin(scope);
-      const body = joinJson('[', [...state.keys()].sort(), (k) => items.json(k, [state.get(k)!.stamp, extra(k)], () => (made.push(k), { k, n: state.get(k)!.n, x: extra(k) ?? null })), ']');
-      items.end();
-      return body.toString('utf8');
-    };
-    const want = (extra: (k: string) => unknown = () => undefined) => JSON.stringify([...state.keys()].sort().map((k) => ({ k, n: state.get(k)!.n, x: extra(k) ?? null })));
-
-    assert.equal(list([1]), want());
+    const xs: Item[] = ['a', 'b', 'c'].map((key, i) => ({ key, stamp: 1, n: i, text: 'é' }));
+    const want = () => JSON.stringify({ volumes: xs.map(make) });
+    assert.equal(run(items, xs, [1], made), want());
     assert.deepEqual(made.splice(0), ['a', 'b', 'c']);
-    assert.equal(list([1]), want(), 'nothing changed');
+    assert.equal(run(items, xs, [1], made), want(), 'nothing changed');
     assert.deepEqual(made.splice(0), []);
-
-    state.set('b', { n: 20, stamp: 2 });
-    assert.equal(list([1]), want());
+    xs[1] = { ...xs[1]!, stamp: 2, n: 20 };
+    assert.equal(run(items, xs, [1], made), want());
     assert.deepEqual(made.splice(0), ['b'], 'only the item whose stamp moved');
-
     // a value compared by identity: an equal but new array is a change
     const held = ['c1'];
-    assert.equal(list([1], (k) => (k === 'c' ? held : undefined)), want((k) => (k === 'c' ? held : undefined)));
-    assert.deepEqual(made.splice(0), ['c']);
-    assert.equal(list([1], (k) => (k === 'c' ? held : undefined)), want((k) => (k === 'c' ? held : undefined)));
+    const withHeld = (arr: string[]) => items.list([1], '[', xs.map((x) => ({ key: x.key, from: [x.stamp, x.key === 'c' ? arr : undefined], x })), (x) => (made.push(x.key), make(x)), ']').toString('utf8');
+    withHeld(held);
+    made.splice(0);
+    withHeld(held);
     assert.deepEqual(made.splice(0), []);
-    assert.equal(list([1], (k) => (k === 'c' ? ['c1'] : undefined)), want((k) => (k === 'c' ? ['c1'] : undefined)));
+    withHeld(['c1']);
     assert.deepEqual(made.splice(0), ['c']);
-
     // the scope changed: every item again
-    assert.equal(list([2]), want());
+    assert.equal(run(items, xs, [2], made), want());
     assert.deepEqual(made.splice(0), ['a', 'b', 'c']);
-
     // a removed item is dropped; a new one under its name is made, even at the same stamp
-    state.delete('a');
-    assert.equal(list([2]), want());
+    const a = xs.shift()!;
+    assert.equal(run(items, xs, [2], made), want());
     assert.equal(items.size, 2);
-    state.set('a', { n: 100, stamp: 1 });
-    assert.equal(list([2]), want());
+    xs.unshift({ ...a, n: 100 });
+    assert.equal(run(items, xs, [2], made), want());
     assert.deepEqual(made.splice(0), ['a']);
+  });
+
+  it('gives what JSON.stringify of the whole list gives, list after list, whatever comes, goes and changes', () => {
+    // seeded: the same sequence every run
+    let seed = 42;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const texts = ['', 'plain', 'é→日本語', '\u0000"quoted"', 'x'.repeat(300), '🚢'.repeat(20)];
+    const items = new JsonItems();
+    let xs: Item[] = Array.from({ length: 400 }, (_, i) => ({ key: `k${String(i).padStart(4, '0')}`, stamp: 1, n: i, text: texts[i % texts.length]! }));
+    let next = 400;
+    let scope = 1;
+    for (let round = 0; round < 200; round++) {
+      const op = rnd(10);
+      if (op < 4) {
+        // change a few items
+        for (let j = rnd(5); j >= 0; j--) {
+          const i = rnd(xs.length);
+          xs[i] = { ...xs[i]!, stamp: xs[i]!.stamp + 1, n: rnd(1000), text: texts[rnd(texts.length)]! };
+        }
+      } else if (op < 6) {
+        // add some, anywhere (the list is sorted by key)
+        for (let j = rnd(4); j >= 0; j--) xs.push({ key: `k${String(rnd(2000)).padStart(4, '0')}x${next++}`, stamp: 1, n: next, text: texts[rnd(texts.length)]! });
+        xs.sort((p, q) => p.key.localeCompare(q.key));
+      } else if (op < 8) {
+        // remove some
+        for (let j = rnd(4); j >= 0 && xs.length > 0; j--) xs.splice(rnd(xs.length), 1);
+      } else if (op === 8) {
+        scope++;
+      }
+      // (op 9: nothing changed)
+      const made: string[] = [];
+      assert.equal(run(items, xs, [scope], made), JSON.stringify({ volumes: xs.map(make) }), `round ${round}, op ${op}`);
+      assert.equal(items.size, xs.length);
+      if (op === 9) assert.deepEqual(made, [], 'nothing made when nothing changed');
+    }
+    // an empty list, and one again after it
+    assert.equal(run(items, [], [scope]), '{"volumes":[]}');
+    xs = xs.slice(0, 3);
+    assert.equal(run(items, xs, [scope]), JSON.stringify({ volumes: xs.map(make) }));
   });
 });

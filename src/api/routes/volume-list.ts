@@ -7,7 +7,7 @@ import type { VolumeInfo } from '../../volumes/listing.js';
 import type { UsageTracker } from '../../volumes/usage.js';
 import type { BackupHistory } from '../../backup/history.js';
 import type * as W from '../../wire/types.js';
-import { joinJson, JsonItems } from '../../util/json-list.js';
+import { joinJson, JsonItems, type KeyedItem } from '../../util/json-list.js';
 
 /** `view=list`: only the fields a list shows (W.VolumeSummary); `full` (the default): every field (W.ListedVolume). */
 const listQuery = z.strictObject({ view: z.enum(['full', 'list']).optional() });
@@ -86,13 +86,14 @@ export function volumeListRoute(app: FastifyInstance, service: VolumeService, hu
     if (service.clustered) {
       body = joinJson('{"volumes":[', service.listEach(), (v) => JSON.stringify(entry(v, attachments.get(v.name), holding?.get(v.name))), ']}', hint);
     } else {
-      k.items.begin([usage?.version, history?.version]);
-      body = joinJson('{"volumes":[', service.listStamps(), ([name, stamp]) => {
-        const att = attachments.get(name);
-        const containers = holding?.get(name);
-        return k.items.json(name, [stamp, att, containers], () => entry(service.get(name), att, containers));
-      }, ']}', hint);
-      k.items.end();
+      const keyed = function* (): Generator<KeyedItem<string>> {
+        for (const [name, stamp] of service.listStamps()) {
+          const att = attachments.get(name);
+          const containers = holding?.get(name);
+          yield { key: name, from: [stamp, att, containers], x: name };
+        }
+      };
+      body = k.items.list([usage?.version, history?.version], '{"volumes":[', keyed(), (name) => entry(service.get(name), attachments.get(name), holding?.get(name)), ']}', hint);
     }
     // (kept only when what `mounted` was decided on held across the wait for Docker)
     if (!service.clustered && before.catalog === catalog) k.sent = { ...before, mounted, holding, body };
