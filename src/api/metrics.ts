@@ -3,9 +3,11 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { VolumeService } from '../volumes/service.js';
 import type { UsageTracker } from '../volumes/usage.js';
 import type { JobInfo } from '../jobs/jobs.js';
-import type { BackupHistory, BackupOutcome, TargetRecord } from '../backup/history.js';
+import type { BackupHistory, BackupOutcome } from '../backup/history.js';
 import type { Cluster, NodeStatus } from '../cluster/cluster.js';
-import type { Volume } from '../wire/types.js';
+import type { VolumeUsage } from '../wire/types.js';
+import type { VolumeInfo } from '../volumes/listing.js';
+import { volumeSeriesText, type VolumeFamily } from './volume-series.js';
 
 /** The one vocabulary of the `result` label, on every series that has one. */
 const result = (ok: boolean): 'ok' | 'error' => (ok ? 'ok' : 'error');
@@ -49,9 +51,11 @@ export class Metrics {
   private readonly backupReadBytes: Counter<'target'>;
   private readonly backupAddedBytes: Counter<'target'>;
   private readonly jobsTotal: Counter<'kind' | 'result'>;
+  private readonly volumeFamilies: VolumeFamily[];
+  private readonly usageOf: ((v: VolumeInfo) => VolumeUsage) | undefined;
 
   constructor(
-    service: VolumeService,
+    private readonly service: VolumeService,
     opts: {
       processMetrics?: boolean;
       usage?: UsageTracker;
@@ -96,31 +100,63 @@ export class Metrics {
       gauge(name, help, ['pool'], async (set) => {
         for (const p of await pools()) set({ pool: p.name }, pick(p));
       });
-    /** Volumes that `counts` by pool, with a 0 for every pool that has none. */
-    const volumesByPool = (name: string, help: string, counts: (v: Volume) => boolean) => poolGauge(name, help, (p) => service.list().filter((v) => v.pool === p.name && counts(v)).length);
-    volumesByPool('ferry_volumes', 'Volumes known to this ferryd, by pool', () => true);
-    gauge('ferry_volume_mounts', 'Docker mounts of volumes held on this node (one per container using a volume)', [], (set) => set({}, service.counts().mounts));
-    gauge('ferry_volumes_mounted', 'Volumes with at least one mount on this node', [], (set) => set({}, service.counts().mounted));
-    gauge('ferry_trash_volumes', 'Removed volumes kept in the trash', [], (set) => set({}, service.counts().trash));
+    // one pass over the volumes per scrape for the counts by pool (10,000 volumes: a list per gauge and pool was ~10 ms each)
+    const byPool = this.perScrape(() => {
+      const counts = new Map<string, { all: number; neverBackedUp: number }>();
+      for (const v of service.listEach()) {
+        let c = counts.get(v.pool);
+        if (!c) counts.set(v.pool, (c = { all: 0, neverBackedUp: 0 }));
+        c.all++;
+        if (opts.backups?.lastSuccess(v) === undefined) c.neverBackedUp++;
+      }
+      return counts;
+    });
+    /** Volumes by pool, with a 0 for every pool that has none. */
+    const volumesByPool = (name: string, help: string, count: (c: { all: number; neverBackedUp: number }) => number) => poolGauge(name, help, (p) => count(byPool().get(p.name) ?? { all: 0, neverBackedUp: 0 }));
+    volumesByPool('ferry_volumes', 'Volumes known to this ferryd, by pool', (c) => c.all);
+    const counts = this.perScrape(() => service.counts());
+    gauge('ferry_volume_mounts', 'Docker mounts of volumes held on this node (one per container using a volume)', [], (set) => set({}, counts().mounts));
+    gauge('ferry_volumes_mounted', 'Volumes with at least one mount on this node', [], (set) => set({}, counts().mounted));
+    gauge('ferry_trash_volumes', 'Removed volumes kept in the trash', [], (set) => set({}, counts().trash));
     poolGauge('ferry_pool_up', 'Whether the pool is usable (1) or not (0)', (p) => (p.ok ? 1 : 0));
     poolGauge('ferry_pool_used_bytes', 'Bytes used on the filesystem of the pool', (p) => p.capacity?.usedBytes);
     poolGauge('ferry_pool_free_bytes', 'Bytes free (available to ferryd) on the filesystem of the pool', (p) => p.capacity?.freeBytes);
 
-    /** One series per volume this ferryd holds, labelled volume and pool. */
-    const volumeGauge = (name: string, help: string, pick: (v: Volume) => number | null | undefined) =>
-      gauge(name, help, ['volume', 'pool'], (set) => {
-        for (const v of service.list()) set({ volume: v.name, pool: v.pool }, pick(v));
-      });
-    volumeGauge('ferry_volume_created_timestamp_seconds', 'When a volume was created, in Unix seconds: one series per volume, to join with the per-volume backup series', (v) => Date.parse(v.createdAt) / 1000);
-    // Space per volume, from the usage tracker's cache (no walk at scrape time); a figure not measured is no series.
+    // One series per volume this ferryd holds, labelled volume and pool (or target): written as text in one pass
+    // at each scrape (volume-series.ts), after the registry's families.
     const usage = opts.usage;
+    const history = opts.backups;
+    // ISO times in Unix seconds, kept between scrapes (10,000 creation times parsed at each scrape: ~3 ms)
+    const parsed = new Map<string, number>();
+    const seconds = (iso: string | null | undefined): number | null => {
+      if (!iso) return null;
+      let s = parsed.get(iso);
+      if (s === undefined) {
+        if (parsed.size >= 100_000) parsed.clear(); // (the walk times of a long run)
+        parsed.set(iso, (s = Date.parse(iso) / 1000));
+      }
+      return s;
+    };
+    this.volumeFamilies = [
+      { name: 'ferry_volume_created_timestamp_seconds', help: 'When a volume was created, in Unix seconds: one series per volume, to join with the per-volume backup series', label: 'pool', series: (v, _u, put) => put(v.pool, seconds(v.createdAt)) },
+      // Space per volume, from the usage tracker's cache (no walk at scrape time); a figure not measured is no series.
+      ...(usage
+        ? ([
+            { name: 'ferry_volume_data_bytes', help: 'Bytes of a volume\'s live data (allocated, like du), from a cached walk', label: 'pool', series: (v, u, put) => put(v.pool, u?.dataBytes) },
+            { name: 'ferry_volume_snapshot_bytes', help: 'Bytes only the snapshots of a volume hold (freed if they all went); absent where not measured (btrfs, reflink)', label: 'pool', series: (v, u, put) => put(v.pool, u?.snapshotBytes) },
+            { name: 'ferry_volume_usage_measured_timestamp_seconds', help: 'When the data of a volume was last walked, in Unix seconds; age = time() - this', label: 'pool', series: (v, u, put) => put(v.pool, seconds(u?.measuredAt)) },
+          ] satisfies VolumeFamily[])
+        : []),
+      // per volume and target, for the volumes this ferryd holds (this incarnation); a volume never backed up has no series here
+      ...(history
+        ? ([
+            { name: 'ferry_volume_last_backup_timestamp_seconds', help: 'When the newest successful backup of a volume to a target by this ferryd finished, in Unix seconds; age = time() - this', label: 'target', series: (v, _u, put) => { for (const [target, r] of history.targets(v)) put(target, r.lastSuccessAt); } },
+            { name: 'ferry_volume_backup_failing', help: 'Whether the newest backup of a volume to a target by this ferryd failed (1) or not (0)', label: 'target', series: (v, _u, put) => { for (const [target, r] of history.targets(v)) put(target, r.failing ? 1 : 0); } },
+          ] satisfies VolumeFamily[])
+        : []),
+    ];
+    this.usageOf = usage ? (v) => usage.of(v) : undefined;
     if (usage) {
-      volumeGauge('ferry_volume_data_bytes', 'Bytes of a volume\'s live data (allocated, like du), from a cached walk', (v) => usage.of(v).dataBytes);
-      volumeGauge('ferry_volume_snapshot_bytes', 'Bytes only the snapshots of a volume hold (freed if they all went); absent where not measured (btrfs, reflink)', (v) => usage.of(v).snapshotBytes);
-      volumeGauge('ferry_volume_usage_measured_timestamp_seconds', 'When the data of a volume was last walked, in Unix seconds; age = time() - this', (v) => {
-        const at = usage.of(v).measuredAt;
-        return at ? Date.parse(at) / 1000 : null;
-      });
       gauge('ferry_volume_trash_bytes', 'Bytes held in the trash by removed volumes of this name (data and snapshots), until purged', ['volume', 'pool'], (set) => {
         for (const t of usage.trashByName()) set({ volume: t.volume, pool: t.pool }, t.bytes);
       });
@@ -136,17 +172,7 @@ export class Metrics {
     this.backupAddedBytes = new Counter({ name: 'ferry_backup_added_bytes_total', help: 'Bytes added to backup repositories (after deduplication and compression), by target', labelNames: ['target'], registers });
     this.jobsTotal = new Counter({ name: 'ferry_jobs_total', help: 'Jobs (backup, restore, verify, prune) finished, by kind and result (ok or error)', labelNames: ['kind', 'result'], registers });
 
-    const history = opts.backups;
-    if (history) {
-      // per volume and target, for the volumes this ferryd holds (this incarnation); a volume never backed up has no series here
-      const perTarget = (name: string, help: string, pick: (r: TargetRecord) => number | undefined) =>
-        gauge(name, help, ['volume', 'target'], (set) => {
-          for (const v of service.list()) for (const [target, r] of history.targets(v)) set({ volume: v.name, target }, pick(r));
-        });
-      perTarget('ferry_volume_last_backup_timestamp_seconds', 'When the newest successful backup of a volume to a target by this ferryd finished, in Unix seconds; age = time() - this', (r) => r.lastSuccessAt);
-      perTarget('ferry_volume_backup_failing', 'Whether the newest backup of a volume to a target by this ferryd failed (1) or not (0)', (r) => (r.failing ? 1 : 0));
-      volumesByPool('ferry_volumes_never_backed_up', 'Volumes with no successful backup by this ferryd to any target, by pool', (v) => history.lastSuccess(v) === undefined);
-    }
+    if (history) volumesByPool('ferry_volumes_never_backed_up', 'Volumes with no successful backup by this ferryd to any target, by pool', (c) => c.neverBackedUp);
 
     const cluster = opts.cluster;
     if (cluster) {
@@ -165,8 +191,22 @@ export class Metrics {
     return this.registry.contentType;
   }
 
-  text(): Promise<string> {
-    return this.registry.metrics();
+  /** Scrapes so far: what perScrape read is read again at the next one. */
+  private scrapes = 0;
+
+  /** One read shared by the gauges of one scrape, and made again at the next (however soon it comes). */
+  private perScrape<T>(read: () => T): () => T {
+    let last: { scrape: number; value: T } | undefined;
+    return () => {
+      if (last?.scrape !== this.scrapes) last = { scrape: this.scrapes, value: read() };
+      return last.value;
+    };
+  }
+
+  async text(): Promise<string> {
+    this.scrapes++;
+    // (the registry's text ends with a newline; the families are separated by a blank line, as it separates its own)
+    return `${await this.registry.metrics()}\n${volumeSeriesText(this.volumeFamilies, this.service.listEach(), this.usageOf)}\n`;
   }
 
   /** The plugin server's observer hook. */
