@@ -49,6 +49,8 @@ interface Row {
   apiQuiet: number[];
   pluginQuiet: number[];
   rssQuiet: number[];
+  /** GET /metrics on a quiet ferryd (the Prometheus scrape: a series per volume and family), the client's whole call. */
+  scrape: number[];
   /** This process's JSON.parse of the API's list, part of each GET timed (the client reads the answer whole). */
   parseMs: number[];
   load: string;
@@ -75,7 +77,7 @@ try {
     }
     const createSeconds = (performance.now() - t) / 1000;
     c.close();
-    const row: Row = { volumes: n, createSeconds, ready: [], inside: [], rssReady: [], rssListed: [], apiList: [], pluginList: [], passMs: [], apiQuiet: [], pluginQuiet: [], rssQuiet: [], parseMs: [], load: '' };
+    const row: Row = { volumes: n, createSeconds, ready: [], inside: [], rssReady: [], rssListed: [], apiList: [], pluginList: [], passMs: [], apiQuiet: [], pluginQuiet: [], rssQuiet: [], scrape: [], parseMs: [], load: '' };
     for (let r = 0; r < RESTARTS; r++) {
       await f.stop();
       const started = performance.now();
@@ -115,6 +117,12 @@ try {
         }));
       }
       row.rssQuiet.push(rssMB(f.pid));
+      for (let i = 0; i < LISTS; i++) {
+        row.scrape.push(await timed(async () => {
+          const a = await unixRequest(f!.apiSocket, 'GET', '/metrics');
+          if (a.status !== 200 || !a.text.includes('ferry_volume_created_timestamp_seconds{')) throw new Error(`GET /metrics: ${a.status}`);
+        }));
+      }
       p.close();
     }
     const logs = await f.logs();
@@ -142,12 +150,12 @@ emit(`| machine | ${sh('nproc', [])} cores, ${sh('uname', ['-r'])}, Node ${proce
 emit(`| load average | ${loadStart} at start, ${load()} at the end |`);
 emit(`| command | \`node dist/bench/scale.js ${process.argv.slice(2).join(' ')}\` |`);
 emit();
-emit(`Each size: a fresh ferryd (no Docker engine, \`dockerHost: none\`) gets the volumes through Docker's Create at its plugin socket (64 at a time), then is restarted ${RESTARTS} times. After each start the API's volume list and the plugin's List are timed ${LISTS} times each (right after the start, while ferryd's first usage pass walks every volume), then again ${LISTS} times each once that pass is done (a quiet ferryd: no volume's snapshots \"not measured yet\"), and the resident memory is read after each series. A GET's time is the client's whole call: request, answer read whole, and this process's \`JSON.parse\` of it (the parse alone is shown apart).`);
+emit(`Each size: a fresh ferryd (no Docker engine, \`dockerHost: none\`) gets the volumes through Docker's Create at its plugin socket (64 at a time), then is restarted ${RESTARTS} times. After each start the API's volume list and the plugin's List are timed ${LISTS} times each (right after the start, while ferryd's first usage pass walks every volume), then again ${LISTS} times each once that pass is done (a quiet ferryd: no volume's snapshots \"not measured yet\"), and the resident memory is read after each series; then \`GET /metrics\` (a Prometheus scrape) ${LISTS} times. A GET's time is the client's whole call: request, answer read whole, and this process's \`JSON.parse\` of it (the parse alone is shown apart).`);
 emit();
-emit(`| volumes | spawn → ready (median) | inside ferryd | RSS when ready | RSS after lists | RSS quiet | GET /v1/volumes p50 / p90 | GET quiet p50 / p90 | client's JSON.parse | plugin List p50 / p90 | List quiet p50 / p90 | first usage pass done | creating them |`);
-emit('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+emit(`| volumes | spawn → ready (median) | inside ferryd | RSS when ready | RSS after lists | RSS quiet | GET /v1/volumes p50 / p90 | GET quiet p50 / p90 | client's JSON.parse | plugin List p50 / p90 | List quiet p50 / p90 | GET /metrics p50 / p90 | first usage pass done | creating them |`);
+emit('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) {
-  emit(`| ${r.volumes.toLocaleString('en-US')} | ${median(r.ready).toFixed(0)} ms | ${median(r.inside).toFixed(0)} ms | ${median(r.rssReady).toFixed(0)} MB | ${median(r.rssListed).toFixed(0)} MB | ${median(r.rssQuiet).toFixed(0)} MB | ${p(r.apiList, 50).toFixed(1)} / ${p(r.apiList, 90).toFixed(1)} ms | ${p(r.apiQuiet, 50).toFixed(1)} / ${p(r.apiQuiet, 90).toFixed(1)} ms | ${median(r.parseMs).toFixed(1)} ms | ${p(r.pluginList, 50).toFixed(1)} / ${p(r.pluginList, 90).toFixed(1)} ms | ${p(r.pluginQuiet, 50).toFixed(1)} / ${p(r.pluginQuiet, 90).toFixed(1)} ms | ${(median(r.passMs) / 1000).toFixed(1)} s | ${r.createSeconds.toFixed(1)} s |`);
+  emit(`| ${r.volumes.toLocaleString('en-US')} | ${median(r.ready).toFixed(0)} ms | ${median(r.inside).toFixed(0)} ms | ${median(r.rssReady).toFixed(0)} MB | ${median(r.rssListed).toFixed(0)} MB | ${median(r.rssQuiet).toFixed(0)} MB | ${p(r.apiList, 50).toFixed(1)} / ${p(r.apiList, 90).toFixed(1)} ms | ${p(r.apiQuiet, 50).toFixed(1)} / ${p(r.apiQuiet, 90).toFixed(1)} ms | ${median(r.parseMs).toFixed(1)} ms | ${p(r.pluginList, 50).toFixed(1)} / ${p(r.pluginList, 90).toFixed(1)} ms | ${p(r.pluginQuiet, 50).toFixed(1)} / ${p(r.pluginQuiet, 90).toFixed(1)} ms | ${p(r.scrape, 50).toFixed(1)} / ${p(r.scrape, 90).toFixed(1)} ms | ${(median(r.passMs) / 1000).toFixed(1)} s | ${r.createSeconds.toFixed(1)} s |`);
 }
 const big = rows[rows.length - 1]!;
 const rssWorst = Math.max(median(big.rssListed), median(big.rssQuiet));
@@ -157,7 +165,7 @@ emit();
 emit('## Every sample');
 emit();
 for (const r of rows) {
-  emit(`- ${r.volumes} volumes (load at the end ${r.load}): spawn → ready ${fmt(r.ready)} ms; inside ${r.inside.join(', ')} ms; RSS ready ${fmt(r.rssReady)} MB, after lists ${fmt(r.rssListed)} MB, quiet ${fmt(r.rssQuiet)} MB; GET /v1/volumes ${fmt(r.apiList)} ms; quiet ${fmt(r.apiQuiet)} ms; client's JSON.parse ${fmt(r.parseMs)} ms; plugin List ${fmt(r.pluginList)} ms; quiet ${fmt(r.pluginQuiet)} ms; first usage pass done ${fmt(r.passMs)} ms after spawn`);
+  emit(`- ${r.volumes} volumes (load at the end ${r.load}): spawn → ready ${fmt(r.ready)} ms; inside ${r.inside.join(', ')} ms; RSS ready ${fmt(r.rssReady)} MB, after lists ${fmt(r.rssListed)} MB, quiet ${fmt(r.rssQuiet)} MB; GET /v1/volumes ${fmt(r.apiList)} ms; quiet ${fmt(r.apiQuiet)} ms; client's JSON.parse ${fmt(r.parseMs)} ms; plugin List ${fmt(r.pluginList)} ms; quiet ${fmt(r.pluginQuiet)} ms; GET /metrics ${fmt(r.scrape)} ms; first usage pass done ${fmt(r.passMs)} ms after spawn`);
 }
 const svg = lineCharts(`ferryd with many volumes, ${date} (bench/scale.ts)`, 'volumes', [
   { title: 'start-up (spawn → ready)', unit: 'ms', series: [{ label: 'spawn → ready', points: rows.map((r) => [r.volumes, median(r.ready)]) }, { label: 'inside ferryd', points: rows.map((r) => [r.volumes, median(r.inside)]) }], goal: { value: GOALS.readyMs, label: 'goal' } },
