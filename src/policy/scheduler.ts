@@ -1,6 +1,7 @@
 /** One scheduler for scheduled work on volumes (snapshots, backups): a pass on a timer, each due slot run once. */
 import { Periodic } from '../util/periodic.js';
 import { dueRun, parseSchedule } from './schedule.js';
+import { breather } from '../util/breather.js';
 
 /** What the scheduler needs to know of a volume. */
 export interface ScheduledVolume {
@@ -9,9 +10,9 @@ export interface ScheduledVolume {
   createdAt: string;
 }
 
-/** Where the volumes come from: all of them, and which of them this node schedules (one node per shared volume). */
+/** Where the volumes come from: all of them (made one at a time), and which of them this node schedules (one node per shared volume). */
 export interface ScheduledVolumes<V extends ScheduledVolume> {
-  list(): V[];
+  listEach(): Iterable<V>;
   scheduledHere(): Promise<(v: V) => boolean>;
 }
 
@@ -62,7 +63,10 @@ export class Scheduler<V extends ScheduledVolume, P extends { schedule: string }
     // every pass of every node, for nothing, when no volume is scheduled)
     let here: ((v: V) => boolean) | undefined;
     let runs = 0;
-    for (const v of this.volumes.list()) {
+    // (10,000 volumes: a breath every 256, so that a pass with nothing due never holds up a plugin call long)
+    const breathe = breather();
+    for (const v of this.volumes.listEach()) {
+      await breathe();
       const plan = this.kind.planFor(v);
       if (!plan) continue;
       here ??= await this.volumes.scheduledHere();
