@@ -75,7 +75,10 @@ export class Listing {
     const catalog = this.c.catalog;
     for (const name of this.sortedNames()) {
       const stamp = catalog.stampOf(name);
-      if (stamp > 0) yield [name, stamp]; // (0: removed meanwhile)
+      if (stamp > 0) yield [name, stamp];
+      // 0: removed meanwhile. (Every record is stamped when it changes and when it is loaded; one that were not
+      // would still be listed, as NaN, which equals no stamp kept: made every time.)
+      else if (catalog.volumes.has(name)) yield [name, NaN];
     }
   }
 
