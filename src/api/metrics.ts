@@ -12,15 +12,6 @@ import { volumeSeriesText, type VolumeFamily } from './volume-series.js';
 /** The one vocabulary of the `result` label, on every series that has one. */
 const result = (ok: boolean): 'ok' | 'error' => (ok ? 'ok' : 'error');
 
-/** One read shared by the gauges of a scrape (they are collected within the same second). */
-function oncePerScrape<T>(read: () => T): () => T {
-  let last: { at: number; value: T } | undefined;
-  return () => {
-    if (!last || Date.now() - last.at > 1000) last = { at: Date.now(), value: read() };
-    return last.value;
-  };
-}
-
 /** Plugin calls are fast (ms) but a Mount of a shared pool or a Remove to the trash may take seconds. */
 const CALL_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Snapshots and backups: from milliseconds (reflink of a small volume) to hours (first backup of a big one). */
@@ -53,6 +44,18 @@ export class Metrics {
   private readonly jobsTotal: Counter<'kind' | 'result'>;
   private readonly volumeFamilies: VolumeFamily[];
   private readonly usageOf: ((v: VolumeInfo) => VolumeUsage) | undefined;
+
+  /** Scrapes so far: what perScrape read is read again at the next one. */
+  private scrapes = 0;
+
+  /** One read shared by the gauges of one scrape, and made again at the next (however soon it comes). */
+  private perScrape<T>(read: () => T): () => T {
+    let last: { scrape: number; value: T } | undefined;
+    return () => {
+      if (last?.scrape !== this.scrapes) last = { scrape: this.scrapes, value: read() };
+      return last.value;
+    };
+  }
 
   constructor(
     private readonly service: VolumeService,
@@ -95,7 +98,7 @@ export class Metrics {
     );
 
     // One statfs per pool per scrape, shared by the pool gauges and the volume counts.
-    const pools = oncePerScrape(() => service.poolStatus());
+    const pools = this.perScrape(() => service.poolStatus());
     const poolGauge = (name: string, help: string, pick: (p: Awaited<ReturnType<VolumeService['poolStatus']>>[number]) => number | undefined) =>
       gauge(name, help, ['pool'], async (set) => {
         for (const p of await pools()) set({ pool: p.name }, pick(p));
@@ -177,7 +180,7 @@ export class Metrics {
     const cluster = opts.cluster;
     if (cluster) {
       // the heartbeats of every node seen in a shared pool, as this ferryd reads them; none without shared pools
-      const nodes = oncePerScrape(async () => (cluster.active ? cluster.nodes() : []));
+      const nodes = this.perScrape(async () => (cluster.active ? cluster.nodes() : []));
       const nodeGauge = (name: string, help: string, pick: (n: NodeStatus) => number) =>
         gauge(name, help, ['node'], async (set) => {
           for (const n of await nodes()) set({ node: n.node }, pick(n));
@@ -189,18 +192,6 @@ export class Metrics {
 
   get contentType(): string {
     return this.registry.contentType;
-  }
-
-  /** Scrapes so far: what perScrape read is read again at the next one. */
-  private scrapes = 0;
-
-  /** One read shared by the gauges of one scrape, and made again at the next (however soon it comes). */
-  private perScrape<T>(read: () => T): () => T {
-    let last: { scrape: number; value: T } | undefined;
-    return () => {
-      if (last?.scrape !== this.scrapes) last = { scrape: this.scrapes, value: read() };
-      return last.value;
-    };
   }
 
   async text(): Promise<string> {
