@@ -118,6 +118,7 @@ class RecordFile<T> {
 class RecordStore<T> {
   private readonly items = new Map<string, T>();
   private readonly files = new Map<string, RecordFile<T>>();
+  private keyChanges = 0;
 
   constructor(
     readonly dir: string,
@@ -131,8 +132,6 @@ class RecordStore<T> {
   get keysVersion(): number {
     return this.keyChanges;
   }
-
-  private keyChanges = 0;
 
   /** (every change of `items` goes through these two, so that keysVersion counts the set of keys) */
   private setItem(key: string, value: T): void {

@@ -86,14 +86,15 @@ export function volumeListRoute(app: FastifyInstance, service: VolumeService, hu
     if (service.clustered) {
       body = joinJson('{"volumes":[', service.listEach(), (v) => JSON.stringify(entry(v, attachments.get(v.name), holding?.get(v.name))), ']}', hint);
     } else {
-      const keyed = function* (): Generator<KeyedItem<string>> {
+      type Parts = [name: string, att: W.Attachment[] | undefined, containers: W.ContainerRef[] | undefined];
+      const keyed = function* (): Generator<KeyedItem<Parts>> {
         for (const [name, stamp] of service.listStamps()) {
           const att = attachments.get(name);
           const containers = holding?.get(name);
-          yield { key: name, from: [stamp, att, containers], x: name };
+          yield { key: name, from: [stamp, att, containers], x: [name, att, containers] };
         }
       };
-      body = k.items.list([usage?.version, history?.version], '{"volumes":[', keyed(), (name) => entry(service.get(name), attachments.get(name), holding?.get(name)), ']}', hint);
+      body = k.items.list([usage?.version, history?.version], '{"volumes":[', keyed(), ([name, att, containers]) => entry(service.get(name), att, containers), ']}', hint);
     }
     // (kept only when what `mounted` was decided on held across the wait for Docker)
     if (!service.clustered && before.catalog === catalog) k.sent = { ...before, mounted, holding, body };
