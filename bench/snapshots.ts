@@ -24,7 +24,7 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { mkdir, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startFerryd, run, unixRequest, ROOT, FERRY_BIN, type Ferryd } from '../test/helpers/ferryd.js';
 import { makeLoopFs, loopFsPrerequisites, type FsKind, type LoopFs } from '../test/helpers/loopfs.js';
@@ -300,7 +300,17 @@ interface PoolResult {
   primitives?: Array<{ what: string; n: number; ms: number; floor: boolean }>;
   repeats?: Array<{ snapWorkMs: number; snapE2eMs: number; cpMs: number; cpE2eMs: number }>;
   /** hard-link pools: rounds of (1% change, restore to snapshot 1 through the API, cp -a) */
-  restores?: Array<{ restoreMs: number; restoreE2eMs: number; cpMs: number; cpE2eMs: number }>;
+  restores?: Array<{ restoreMs: number; restoreE2eMs: number; cpMs: number; cpE2eMs: number; phases: string }>;
+}
+
+/** The phases of the last restore in place, as ferryd logged them (ms since each step's start): "walk 210, compare 250, …". */
+async function restorePhases(f: Ferryd): Promise<string> {
+  const lines = (await readFile(join(f.dir, 'ferryd.log'), 'utf8')).split('\n').filter((l) => l.includes('restored in place'));
+  const last = lines.at(-1);
+  if (!last) return '—';
+  const t = (JSON.parse(last) as { timings?: { stage?: Record<string, number>; finish?: Record<string, number> } }).timings ?? {};
+  const part = (o: Record<string, number> | undefined) => Object.entries(o ?? {}).map(([k, v]) => `${k} ${v}`).join(', ');
+  return `stage: ${part(t.stage)}; finish: ${part(t.finish)}`;
 }
 
 /**
@@ -526,7 +536,7 @@ async function benchPool(kind: FsKind, share: Array<{ name: string; c: TreeCount
       const copy = join(peers, 'copy-round');
       const mc = await measure(kind, mnt, async () => void (await must('cp', ['-a', data, copy])));
       await rm(copy, { recursive: true });
-      restores.push({ restoreMs: ms.cmdMs, restoreE2eMs: ms.cmdMs + ms.syncMs, cpMs: mc.cmdMs, cpE2eMs: mc.cmdMs + mc.syncMs });
+      restores.push({ restoreMs: ms.cmdMs, restoreE2eMs: ms.cmdMs + ms.syncMs, cpMs: mc.cmdMs, cpE2eMs: mc.cmdMs + mc.syncMs, phases: await restorePhases(f) });
     }
     phase('restore rounds', t);
   }
@@ -699,6 +709,10 @@ for (const r of results) {
     emit('|---|---|---|---|---|---|');
     r.restores.forEach((x, i) => emit(`| ${i + 1} | ${fmtT(x.restoreMs)} | ${fmtT(x.restoreE2eMs)} | ${fmtT(x.cpMs)} | ${fmtT(x.cpE2eMs)} | ${times(x.cpE2eMs, x.restoreE2eMs)} |`));
     emit(`| **median** | ${fmtT(median(r.restores.map((x) => x.restoreMs)))} | ${fmtT(median(r.restores.map((x) => x.restoreE2eMs)))} | ${fmtT(median(r.restores.map((x) => x.cpMs)))} | ${fmtT(median(r.restores.map((x) => x.cpE2eMs)))} | ${times(median(r.restores.map((x) => x.cpE2eMs / x.restoreE2eMs)), 1)} |`);
+    emit();
+    emit('Where each restore\'s time went, as ferryd logged it (cumulative ms from the start of each step; *stage*: walk, compare, copy in the tree worker, then sync of the stage and the journal; *finish*: apply, sync of the live tree, journal removed):');
+    emit();
+    r.restores.forEach((x, i) => emit(`- round ${i + 1}: ${x.phases}`));
   }
   if (r.primitives) {
     emit();

@@ -3,7 +3,7 @@ import { linkSync, lstatSync, mkdirSync, statSync, writeFileSync } from 'node:fs
 import { dirname } from 'node:path';
 import { holderOf, type DirEntry, type FileEntry, type Manifest } from './manifest.js';
 import { manifestPath, readManifestSync } from './manifest-file.js';
-import { cpBatches, cpBatchesAsync, cpParents, setDirMeta, type OnBatch } from './copy.js';
+import { COPY_WIDTH, cpBatches, cpParallel, cpParents, setDirMeta, type OnBatch } from './copy.js';
 import { filesystemNow, walkLive, PARALLEL_WALK_MIN, RACY_MARGIN_NS } from './walk.js';
 import type { BuildJob, BuildResult, TreeProgress } from './jobs.js';
 
@@ -187,7 +187,7 @@ export async function build(job: BuildJob, report: (p: TreeProgress) => void = (
   };
   if (delta) {
     // cp runs in its own process: the manifest is written meanwhile, and written again if something vanished
-    const copied = cpBatchesAsync(rels, job.live, job.dest, job.reflink, sizes, onBatch);
+    const copied = cpParallel(rels, job.live, job.dest, job.reflink, COPY_WIDTH, sizes, onBatch);
     writeManifest({ v: 2, layout: job.layout, dirs, files, links });
     lap('manifest');
     // Something in a batch changed under us: copy one by one, skipping what was deleted meanwhile.

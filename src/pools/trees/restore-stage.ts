@@ -3,7 +3,7 @@ import { linkSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { holderOf, type DirEntry, type FileEntry, type Manifest } from './manifest.js';
 import { manifestPath, readManifestSync } from './manifest-file.js';
-import { cpBatches, cpParents } from './copy.js';
+import { COPY_WIDTH, cpParallel, cpParents } from './copy.js';
 import { walkLive, PARALLEL_WALK_MIN, type Seen } from './walk.js';
 import type { RestorePlan, RestoreStageJob, RestoreStageResult } from './jobs.js';
 
@@ -28,6 +28,41 @@ function dirDiffers(l: Seen | undefined, d: DirEntry): boolean {
 }
 
 /**
+ * The live entries by path, for the comparison with a manifest. A tree walked again lists its entries in the
+ * order its snapshot recorded them (the same readdir order, parents first), so a look-up first tries the next
+ * entry of its kind after the last one found, and builds an index of all paths only when that misses.
+ */
+class LiveEntries {
+  /** Entries the snapshot has at their path, with the same kind (directory or not). */
+  readonly matched: Uint8Array;
+  private readonly next: [files: number, dirs: number] = [0, 0];
+  private byPath?: Map<string, number>;
+
+  constructor(private readonly seen: Seen[]) {
+    this.matched = new Uint8Array(seen.length);
+  }
+
+  /** The live entry at `rel` if it is of kind `dir` (1: a directory, 0: anything else), marked as matched. */
+  match(rel: string, dir: 0 | 1): Seen | undefined {
+    const seen = this.seen;
+    let i = this.next[dir];
+    while (i < seen.length && seen[i]![1] !== dir) i++;
+    this.next[dir] = i; // the entries of the other kind skipped are never looked at again
+    if (i >= seen.length || seen[i]![0] !== rel) {
+      if (!this.byPath) {
+        this.byPath = new Map();
+        for (const [k, e] of seen.entries()) this.byPath.set(e[0], k);
+      }
+      i = this.byPath.get(rel) ?? -1;
+      if (i < 0 || seen[i]![1] !== dir) return undefined;
+    }
+    this.next[dir] = i + 1;
+    this.matched[i] = 1;
+    return seen[i];
+  }
+}
+
+/**
  * Walk the live tree, compare it with the manifest of snapshot `job.id`, and stage in `job.stage` (mirroring the
  * relative paths) fresh copies of every non-directory that differs (copied from the snapshot tree holding it:
  * never a link to it) and every directory the live tree lacks. Nothing in the live tree is touched. Hard links
@@ -48,46 +83,26 @@ export async function stageRestore(job: RestoreStageJob): Promise<RestoreStageRe
   if (!m) return { fallback: 'the snapshot has no manifest' };
   if (m.dirs[0]?.[0] !== '') return { fallback: 'the snapshot was taken before manifests recorded directories' };
 
-  const live = new Map<string, Seen>();
-  for (const e of seen) live.set(e[0], e);
-  const snapDirs = new Set(m.dirs.map((d) => d[0]));
-  const snapFiles = new Set(m.files.map((e) => e[0]));
+  const live = new LiveEntries(seen);
   /** first name -> all names of a hard-link group */
   const groups = new Map<string, string[]>();
-  const linked = new Set<string>();
   for (const [first, other] of m.links) {
     let g = groups.get(first);
     if (!g) groups.set(first, (g = [first]));
     g.push(other);
-    linked.add(other);
   }
 
   const plan: RestorePlan = { remove: [], place: [], dirs: [] };
-  // Live entries the snapshot lacks, or has with another type (directory vs not): the top-most of each subtree.
-  const gone = new Set<string>();
-  for (const e of seen) {
-    const rel = e[0];
-    if (!rel) continue;
-    if (gone.has(parentOf(rel))) {
-      if (e[1] === 1) gone.add(rel);
-      continue;
-    }
-    if (e[1] === 1) {
-      if (snapDirs.has(rel)) continue;
-      plan.remove.push([rel, 'dir']);
-      gone.add(rel);
-    } else if (!snapFiles.has(rel) && !linked.has(rel)) {
-      plan.remove.push([rel, 'other']);
-    }
-  }
-
   // Directories the live tree lacks (or has as something else) are made in the stage; the top-most of each is placed.
   const fresh = new Set<string>();
-  for (const [rel] of m.dirs) {
+  /** each of the snapshot's directories: the live one at its path, if any */
+  const liveDirs: Array<Seen | undefined> = new Array(m.dirs.length);
+  for (const [k, [rel]] of m.dirs.entries()) {
+    const l = live.match(rel, 1);
+    liveDirs[k] = l;
     if (!rel) continue;
-    const l = live.get(rel);
-    const parentFresh = fresh.has(parentOf(rel));
-    if (!parentFresh && l && l[1] === 1) continue;
+    const parentFresh = fresh.size > 0 && fresh.has(parentOf(rel));
+    if (!parentFresh && l) continue;
     fresh.add(rel);
     mkdirSync(`${job.stage}/${rel}`, { recursive: true });
     if (!parentFresh) plan.place.push(rel);
@@ -104,11 +119,11 @@ export async function stageRestore(job: RestoreStageJob): Promise<RestoreStageRe
     const rel = e[0];
     const group = groups.get(rel);
     if (!group) {
-      if (!underFresh(rel) && unchanged(live.get(rel), e)) {
+      if (!underFresh(rel) && unchanged(live.match(rel, 0), e)) {
         kept++;
         continue;
       }
-    } else if (group.every((n) => !underFresh(n) && unchanged(live.get(n), e))) {
+    } else if (group.map((n) => live.match(n, 0)).every((l, i) => !underFresh(group[i]!) && unchanged(l, e))) {
       kept += group.length;
       continue;
     }
@@ -122,10 +137,22 @@ export async function stageRestore(job: RestoreStageJob): Promise<RestoreStageRe
     for (const n of names) if (!underFresh(n)) plan.place.push(n);
     for (const n of names.slice(1)) links.push([rel, n]);
   }
+  // Live entries the snapshot lacks, or has with another type (directory vs not): the top-most of each subtree.
+  const gone = new Set<string>();
+  for (const [i, e] of seen.entries()) {
+    const rel = e[0];
+    if (!rel || live.matched[i]) continue;
+    if (gone.size > 0 && gone.has(parentOf(rel))) {
+      if (e[1] === 1) gone.add(rel);
+      continue;
+    }
+    plan.remove.push([rel, e[1] === 1 ? 'dir' : 'other']);
+    if (e[1] === 1) gone.add(rel);
+  }
   lap('compare');
 
   for (const [h, rels] of byHolder) {
-    cpBatches(rels, `${job.snaps}/${h}`, job.stage, job.reflink, (batch) => {
+    for (const batch of await cpParallel(rels, `${job.snaps}/${h}`, job.stage, job.reflink, COPY_WIDTH)) {
       // report the first path that cannot be copied, with cp's own words
       for (const rel of batch) {
         try {
@@ -135,7 +162,7 @@ export async function stageRestore(job: RestoreStageJob): Promise<RestoreStageRe
           throw new Error(`cannot copy ${rel} of snapshot ${job.id} (held by snapshot ${h}): ${why}`);
         }
       }
-    });
+    }
   }
   for (const [first, other] of links) {
     mkdirSync(dirname(`${job.stage}/${other}`), { recursive: true });
@@ -148,6 +175,6 @@ export async function stageRestore(job: RestoreStageJob): Promise<RestoreStageRe
   const touched = new Set<string>();
   for (const [rel] of plan.remove) touched.add(parentOf(rel));
   for (const rel of plan.place) touched.add(parentOf(rel));
-  plan.dirs = m.dirs.filter((d) => fresh.has(d[0]) || touched.has(d[0]) || dirDiffers(live.get(d[0]), d));
+  plan.dirs = m.dirs.filter((d, k) => fresh.has(d[0]) || touched.has(d[0]) || dirDiffers(liveDirs[k], d));
   return { plan, stats: { kept, copied, copiedBytes, removed: plan.remove.length, timings } };
 }
