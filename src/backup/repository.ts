@@ -17,8 +17,11 @@ import { FileTarget } from './file-target.js';
 import { parseTree, type TreeNode } from './tree.js';
 import { formatBackupUrl } from './url.js';
 import { BlobIndex } from './blob-index.js';
-import { packPath, type BlobLocation } from './pack.js';
+import { PACK_TARGET_SIZE, packPath, type BlobLocation } from './pack.js';
 import { takeLock } from './lock.js';
+
+/** Blobs of one pack at most this far apart are read as one range (readBlobs): a request costs more than this many bytes. */
+const READ_GAP = 256 * 1024;
 
 /** A backup as the API shows it: its snapshot file's facts and its URL. */
 export type BackupInfo = Backup;
@@ -262,9 +265,47 @@ export class Repository {
   }
 
   async loadTree(s: SnapshotFile): Promise<TreeNode[]> {
-    const parts: Buffer[] = [];
-    for (const id of s.tree) parts.push(await this.readBlob(id));
-    return parseTree(Buffer.concat(parts));
+    return parseTree(Buffer.concat(await this.readBlobs(s.tree)));
+  }
+
+  /**
+   * Read several blobs (a tree's chunks), in the order given, in few requests: blobs of one pack less than
+   * READ_GAP apart are fetched as one range (a tree is thousands of small chunks, mostly side by side in a
+   * few packs; one request each would be thousands of round trips to an S3 bucket).
+   */
+  async readBlobs(ids: readonly string[]): Promise<Buffer[]> {
+    const locs = ids.map((id) => {
+      const loc = this.index.get(id);
+      if (!loc) throw new FerryError('corrupt', `chunk ${id} is in no index of ${this.url} (run verify)`);
+      return loc;
+    });
+    const stored = new Map<string, Buffer>();
+    const byPack = new Map<string, Array<[string, BlobLocation]>>();
+    for (const [i, id] of ids.entries()) {
+      const list = byPack.get(locs[i]!.pack) ?? [];
+      byPack.set(locs[i]!.pack, list);
+      list.push([id, locs[i]!]);
+    }
+    for (const [pack, blobs] of byPack) {
+      blobs.sort((a, b) => a[1].offset - b[1].offset);
+      for (let i = 0; i < blobs.length; ) {
+        let j = i + 1;
+        let end = blobs[i]![1].offset + blobs[i]![1].length;
+        while (j < blobs.length && blobs[j]![1].offset - end <= READ_GAP && blobs[j]![1].offset + blobs[j]![1].length - blobs[i]![1].offset <= PACK_TARGET_SIZE) {
+          end = Math.max(end, blobs[j]![1].offset + blobs[j]![1].length);
+          j++;
+        }
+        const start = blobs[i]![1].offset;
+        const span = await this.target.getRange(packPath(pack), start, end - start);
+        for (const [id, loc] of blobs.slice(i, j)) {
+          const bytes = span.subarray(loc.offset - start, loc.offset - start + loc.length);
+          if (bytes.length !== loc.length) throw new FerryError('corrupt', `chunk ${id.slice(0, 16)}… in pack ${pack} is truncated`, { pack, blob: id });
+          stored.set(id, bytes);
+        }
+        i = j;
+      }
+    }
+    return Promise.all(ids.map((id, i) => this.decodeBlob(id, locs[i]!, stored.get(id)!)));
   }
 
   // ---- chunks ------------------------------------------------------------------------------------

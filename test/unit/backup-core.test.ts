@@ -70,7 +70,7 @@ describe('backup chunker', () => {
   it('chunks manifests finer', () => {
     const t = new Chunker(TREE_CHUNKS, seed).split(data.subarray(0, 4 * 1024 * 1024));
     const mean = (4 * 1024 * 1024) / t.length;
-    assert.ok(mean > 30 * 1024 && mean < 140 * 1024, `mean ${mean}`);
+    assert.ok(mean > 3 * 1024 && mean < 8 * 1024, `mean ${mean}`);
   });
 });
 
