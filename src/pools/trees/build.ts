@@ -78,17 +78,35 @@ function remember(snaps: string, manifestFile: string, prev: Previous): void {
   }
 }
 
-/** A reporter that passes on at most one report every 250 ms, and every change of phase. */
-function throttled(report: (p: TreeProgress) => void): (p: TreeProgress) => void {
+/**
+ * A reporter that passes on at most one report every 100 ms, and every change of phase. A report held back
+ * is passed on when its 100 ms are up (unless another came or `stop` was called), so the last state of a
+ * phase is seen even when the reports come in a burst (two `cp` finishing their batches together), and a
+ * copy that takes a few tenths of a second still shows it moving.
+ */
+function throttled(report: (p: TreeProgress) => void): ((p: TreeProgress) => void) & { stop(): void } {
   let last = -Infinity;
   let phase: string | undefined;
-  return (p) => {
-    const now = performance.now();
-    if (p.phase === phase && now - last < 250) return;
-    last = now;
+  let held: ReturnType<typeof setTimeout> | undefined;
+  const stop = () => {
+    clearTimeout(held);
+    held = undefined;
+  };
+  const pass = (p: TreeProgress) => {
+    stop();
+    last = performance.now();
     phase = p.phase;
     report(p);
   };
+  return Object.assign(
+    (p: TreeProgress) => {
+      const wait = 100 - (performance.now() - last);
+      if (p.phase !== phase || wait <= 0) return pass(p);
+      stop();
+      held = setTimeout(() => pass(p), wait);
+    },
+    { stop },
+  );
 }
 
 export async function build(job: BuildJob, report: (p: TreeProgress) => void = () => undefined): Promise<BuildResult> {
@@ -190,8 +208,12 @@ export async function build(job: BuildJob, report: (p: TreeProgress) => void = (
     const copied = cpParallel(rels, job.live, job.dest, job.reflink, COPY_WIDTH, sizes, onBatch);
     writeManifest({ v: 2, layout: job.layout, dirs, files, links });
     lap('manifest');
-    // Something in a batch changed under us: copy one by one, skipping what was deleted meanwhile.
-    for (const batch of await copied) batch.forEach(copyOne);
+    try {
+      // Something in a batch changed under us: copy one by one, skipping what was deleted meanwhile.
+      for (const batch of await copied) batch.forEach(copyOne);
+    } finally {
+      progress.stop(); // a copy report held back must not come after the next phase's
+    }
   } else {
     cpBatches(rels, job.live, job.dest, job.reflink, (batch) => batch.forEach(copyOne), sizes, onBatch);
   }

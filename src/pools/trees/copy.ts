@@ -8,12 +8,12 @@ import type { Reflink } from './jobs.js';
 /** A batch of at most this many bytes of data (unless one file is larger): progress moves at least this often. */
 export const BATCH_BYTES = 64 * 1024 * 1024;
 
-/** Paths in batches that fit on a command line (and hold at most BATCH_BYTES of `sizes`), with their bytes. */
-function* batches(rels: string[], sizes?: number[]): Generator<{ batch: string[]; bytes: number }> {
+/** Paths in batches that fit on a command line (and hold at most `most` bytes of `sizes`), with their bytes. */
+function* batches(rels: string[], sizes?: number[], most = BATCH_BYTES): Generator<{ batch: string[]; bytes: number }> {
   for (let i = 0; i < rels.length; ) {
     const batch: string[] = [];
     let bytes = 0;
-    for (let len = 0; i < rels.length && len < 100_000 && (bytes < BATCH_BYTES || batch.length === 0); i++) {
+    for (let len = 0; i < rels.length && len < 100_000 && (bytes < most || batch.length === 0); i++) {
       batch.push(rels[i]!);
       len += rels[i]!.length + 1;
       bytes += sizes?.[i] ?? 0;
@@ -44,10 +44,13 @@ export function cpBatches(rels: string[], cwd: string, dest: string, reflink: Re
   }
 }
 
-/** The same without blocking this thread (so that it can write the manifest meanwhile); resolves to the batches that failed. */
-export async function cpBatchesAsync(rels: string[], cwd: string, dest: string, reflink: Reflink, sizes?: number[], onBatch?: OnBatch): Promise<string[][]> {
+/**
+ * The same without blocking this thread (so that it can write the manifest meanwhile), in batches of at most
+ * `most` bytes; resolves to the batches that failed.
+ */
+export async function cpBatchesAsync(rels: string[], cwd: string, dest: string, reflink: Reflink, sizes?: number[], onBatch?: OnBatch, most = BATCH_BYTES): Promise<string[][]> {
   const failed: string[][] = [];
-  for (const { batch, bytes } of batches(rels, sizes)) {
+  for (const { batch, bytes } of batches(rels, sizes, most)) {
     await new Promise<void>((resolve) =>
       execFile('cp', cpArgs(batch, dest, reflink), { cwd, maxBuffer: 16 * 1024 * 1024 }, (err) => {
         if (err) failed.push(batch);
@@ -71,6 +74,7 @@ export const PARALLEL_COPY_MIN = 64;
  * directory's entries together): a directory with entries in two runs is then above the first entry of the
  * later run, so those directories are made first (0700: a restore's stage and a delta snapshot's tree take
  * directories' modes from the manifest, not from their copies) and two `cp` never race to make one.
+ * Each run's batches hold BATCH_BYTES / width, so that progress still moves every BATCH_BYTES copied.
  * Resolves to the batches that failed.
  */
 export async function cpParallel(rels: string[], cwd: string, dest: string, reflink: Reflink, width: number, sizes?: number[], onBatch?: OnBatch): Promise<string[][]> {
@@ -80,9 +84,28 @@ export async function cpParallel(rels: string[], cwd: string, dest: string, refl
   for (let k = 0; k < rels.length; k += per) {
     const slash = rels[k]!.lastIndexOf('/');
     if (k > 0 && slash > 0) mkdirSync(`${dest}/${rels[k]!.slice(0, slash)}`, { recursive: true, mode: 0o700 });
-    runs.push(cpBatchesAsync(rels.slice(k, k + per), cwd, dest, reflink, sizes?.slice(k, k + per), onBatch));
+    runs.push(cpBatchesAsync(rels.slice(k, k + per), cwd, dest, reflink, sizes?.slice(k, k + per), onBatch, BATCH_BYTES / width));
   }
   return (await Promise.all(runs)).flat();
+}
+
+/**
+ * Copies of `rels` from the tree of snapshot `holder` (which holds them for snapshot `id`) into `dest`, by
+ * cpParallel. A batch that fails is copied again path by path, and the first path that cannot be copied is
+ * reported with cp's own words.
+ */
+export async function copyFromSnapshot(snaps: string, id: string, holder: string, rels: string[], dest: string, reflink: Reflink): Promise<void> {
+  const from = `${snaps}/${holder}`;
+  for (const batch of await cpParallel(rels, from, dest, reflink, COPY_WIDTH)) {
+    for (const rel of batch) {
+      try {
+        cpParents([rel], from, dest, reflink);
+      } catch (err) {
+        const why = (err as { stderr?: Buffer }).stderr?.toString().trim() || String(err);
+        throw new Error(`cannot copy ${rel} of snapshot ${id} (held by snapshot ${holder}): ${why}`);
+      }
+    }
+  }
 }
 
 export function setDirMeta(dest: string, dirs: DirEntry[]): void {

@@ -3,10 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { linkSync, mkdirSync } from 'node:fs';
 import { holderOf } from './manifest.js';
 import { readManifestSync } from './manifest-file.js';
-import { cpBatches, cpParents, setDirMeta } from './copy.js';
+import { copyFromSnapshot, setDirMeta } from './copy.js';
 import type { MaterialiseJob } from './jobs.js';
 
-export function materialise(job: MaterialiseJob): void {
+export async function materialise(job: MaterialiseJob): Promise<void> {
   const m = readManifestSync(job.snaps, job.id);
   const tree = `${job.snaps}/${job.id}`;
   if (!m || m.layout === 'full') {
@@ -27,19 +27,8 @@ export function materialise(job: MaterialiseJob): void {
       if (!list) byHolder.set(h, (list = []));
       list.push(e[0]);
     }
-    for (const [h, rels] of byHolder) {
-      cpBatches(rels, `${job.snaps}/${h}`, job.dest, job.reflink, (batch) => {
-        // report the first path that cannot be copied, with cp's own words
-        for (const rel of batch) {
-          try {
-            cpParents([rel], `${job.snaps}/${h}`, job.dest, job.reflink);
-          } catch (err) {
-            const why = (err as { stderr?: Buffer }).stderr?.toString().trim() || String(err);
-            throw new Error(`cannot copy ${rel} of snapshot ${job.id} (held by snapshot ${h}): ${why}`);
-          }
-        }
-      });
-    }
+    // every directory is made above, so the two `cp` of each holder's files never make one
+    for (const [h, rels] of byHolder) await copyFromSnapshot(job.snaps, job.id, h, rels, job.dest, job.reflink);
   }
   for (const [first, other] of m.links) linkSync(`${job.dest}/${first}`, `${job.dest}/${other}`);
   setDirMeta(job.dest, m.dirs);

@@ -3,7 +3,7 @@ import { linkSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { holderOf, type DirEntry, type FileEntry, type Manifest } from './manifest.js';
 import { manifestPath, readManifestSync } from './manifest-file.js';
-import { COPY_WIDTH, cpParallel, cpParents } from './copy.js';
+import { copyFromSnapshot } from './copy.js';
 import { walkLive, PARALLEL_WALK_MIN, type Seen } from './walk.js';
 import type { RestorePlan, RestoreStageJob, RestoreStageResult } from './jobs.js';
 
@@ -151,19 +151,7 @@ export async function stageRestore(job: RestoreStageJob): Promise<RestoreStageRe
   }
   lap('compare');
 
-  for (const [h, rels] of byHolder) {
-    for (const batch of await cpParallel(rels, `${job.snaps}/${h}`, job.stage, job.reflink, COPY_WIDTH)) {
-      // report the first path that cannot be copied, with cp's own words
-      for (const rel of batch) {
-        try {
-          cpParents([rel], `${job.snaps}/${h}`, job.stage, job.reflink);
-        } catch (err) {
-          const why = (err as { stderr?: Buffer }).stderr?.toString().trim() || String(err);
-          throw new Error(`cannot copy ${rel} of snapshot ${job.id} (held by snapshot ${h}): ${why}`);
-        }
-      }
-    }
-  }
+  for (const [h, rels] of byHolder) await copyFromSnapshot(job.snaps, job.id, h, rels, job.stage, job.reflink);
   for (const [first, other] of links) {
     mkdirSync(dirname(`${job.stage}/${other}`), { recursive: true });
     linkSync(`${job.stage}/${first}`, `${job.stage}/${other}`);
