@@ -80,16 +80,16 @@ function remember(snaps: string, manifestFile: string, prev: Previous): void {
 
 /**
  * A reporter that passes on at most one report every 100 ms, and every change of phase. A report held back
- * is passed on when its 100 ms are up (unless another came or `stop` was called), so the last state of a
- * phase is seen even when the reports come in a burst (two `cp` finishing their batches together), and a
- * copy that takes a few tenths of a second still shows it moving.
+ * is passed on when its 100 ms are up, or just before the next phase's first (so each phase's last state is
+ * seen even when the reports come in a burst: two `cp` finishing their batches together, a walk done soon
+ * after its start), unless a newer one replaced it or `stop` was called.
  */
 function throttled(report: (p: TreeProgress) => void): ((p: TreeProgress) => void) & { stop(): void } {
   let last = -Infinity;
   let phase: string | undefined;
-  let held: ReturnType<typeof setTimeout> | undefined;
+  let held: { p: TreeProgress; timer: ReturnType<typeof setTimeout> } | undefined;
   const stop = () => {
-    clearTimeout(held);
+    clearTimeout(held?.timer);
     held = undefined;
   };
   const pass = (p: TreeProgress) => {
@@ -100,10 +100,14 @@ function throttled(report: (p: TreeProgress) => void): ((p: TreeProgress) => voi
   };
   return Object.assign(
     (p: TreeProgress) => {
+      if (p.phase !== phase) {
+        if (held) pass(held.p);
+        return pass(p);
+      }
       const wait = 100 - (performance.now() - last);
-      if (p.phase !== phase || wait <= 0) return pass(p);
+      if (wait <= 0) return pass(p);
       stop();
-      held = setTimeout(() => pass(p), wait);
+      held = { p, timer: setTimeout(() => pass(p), wait) };
     },
     { stop },
   );
@@ -203,19 +207,19 @@ export async function build(job: BuildJob, report: (p: TreeProgress) => void = (
     copying.bytesDone += b;
     progress({ ...copying });
   };
-  if (delta) {
-    // cp runs in its own process: the manifest is written meanwhile, and written again if something vanished
-    const copied = cpParallel(rels, job.live, job.dest, job.reflink, COPY_WIDTH, sizes, onBatch);
-    writeManifest({ v: 2, layout: job.layout, dirs, files, links });
-    lap('manifest');
-    try {
+  try {
+    if (delta) {
+      // cp runs in its own process: the manifest is written meanwhile, and written again if something vanished
+      const copied = cpParallel(rels, job.live, job.dest, job.reflink, COPY_WIDTH, sizes, onBatch);
+      writeManifest({ v: 2, layout: job.layout, dirs, files, links });
+      lap('manifest');
       // Something in a batch changed under us: copy one by one, skipping what was deleted meanwhile.
       for (const batch of await copied) batch.forEach(copyOne);
-    } finally {
-      progress.stop(); // a copy report held back must not come after the next phase's
+    } else {
+      cpBatches(rels, job.live, job.dest, job.reflink, (batch) => batch.forEach(copyOne), sizes, onBatch);
     }
-  } else {
-    cpBatches(rels, job.live, job.dest, job.reflink, (batch) => batch.forEach(copyOne), sizes, onBatch);
+  } finally {
+    progress.stop(); // a copy report held back must not come after the next phase's
   }
   lap('copy');
 
