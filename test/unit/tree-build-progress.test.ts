@@ -49,6 +49,7 @@ describe('tree snapshot progress', () => {
       assert.equal(copies[0]!.filesDone, 0, 'the copy phase starts at 0');
       for (const p of copies) assert.equal(p.filesTotal, FILES);
       for (let i = 1; i < copies.length; i++) assert.ok(copies[i]!.filesDone >= copies[i - 1]!.filesDone, 'files done never goes back');
+      assert.equal(copies.at(-1)!.filesDone, FILES, "the copy's last report counts every file");
     });
   }
 });

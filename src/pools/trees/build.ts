@@ -80,36 +80,31 @@ function remember(snaps: string, manifestFile: string, prev: Previous): void {
 
 /**
  * A reporter that passes on at most one report every 100 ms, and every change of phase. A report held back
- * is passed on when its 100 ms are up, or just before the next phase's first (so each phase's last state is
- * seen even when the reports come in a burst: two `cp` finishing their batches together, a walk done soon
- * after its start), unless a newer one replaced it or `stop` was called.
+ * (a newer one replaces it) is passed on when its 100 ms are up, just before the next phase's first, or at
+ * `flush`: each phase's last state is seen even when the reports come in a burst (two `cp` finishing their
+ * batches together, a walk done soon after its start), and none comes after the build's end.
  */
-function throttled(report: (p: TreeProgress) => void): ((p: TreeProgress) => void) & { stop(): void } {
+function throttled(report: (p: TreeProgress) => void): ((p: TreeProgress) => void) & { flush(): void } {
   let last = -Infinity;
   let phase: string | undefined;
   let held: { p: TreeProgress; timer: ReturnType<typeof setTimeout> } | undefined;
-  const stop = () => {
+  const pass = (p: TreeProgress) => {
     clearTimeout(held?.timer);
     held = undefined;
-  };
-  const pass = (p: TreeProgress) => {
-    stop();
     last = performance.now();
     phase = p.phase;
     report(p);
   };
+  const flush = () => held && pass(held.p);
   return Object.assign(
     (p: TreeProgress) => {
-      if (p.phase !== phase) {
-        if (held) pass(held.p);
-        return pass(p);
-      }
+      if (p.phase !== phase) flush();
       const wait = 100 - (performance.now() - last);
-      if (wait <= 0) return pass(p);
-      stop();
+      if (p.phase !== phase || wait <= 0) return pass(p);
+      clearTimeout(held?.timer);
       held = { p, timer: setTimeout(() => pass(p), wait) };
     },
-    { stop },
+    { flush },
   );
 }
 
@@ -219,7 +214,7 @@ export async function build(job: BuildJob, report: (p: TreeProgress) => void = (
       cpBatches(rels, job.live, job.dest, job.reflink, (batch) => batch.forEach(copyOne), sizes, onBatch);
     }
   } finally {
-    progress.stop(); // a copy report held back must not come after the next phase's
+    progress.flush(); // the copy's last count, before the next phase's report (never after it)
   }
   lap('copy');
 

@@ -32,7 +32,8 @@ function dirDiffers(l: Seen | undefined, d: DirEntry): boolean {
  * order its snapshot recorded them (the same readdir order, parents first), so a look-up first tries the next
  * entry of its kind after the last one found, and builds an index of the paths of that kind only when that
  * misses. (Files come in the manifest's order; directories, which the parallel walk and the manifest list in
- * different orders, miss about one time in five: their index is a twentieth of the whole.)
+ * different orders, miss often: 802 of 3,692 on the snapshots bench's volume, whose directories are a
+ * twentieth of its entries.)
  */
 class LiveEntries {
   /** Entries the snapshot has at their path, with the same kind (directory or not). */
