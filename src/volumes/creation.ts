@@ -128,7 +128,7 @@ export class Creation {
       this.c.catalog.volumes.put(name, rec);
       const same = sameOptions(theirs, v.opts, poolName);
       if (ifMissing && same) return rec;
-      throw new FerryError('exists', `volume ${name} already exists (created on node ${theirs.node}${same ? '' : ' with other options'}); remove it first or pick another name`);
+      throw existsError(name, theirs.node, !same);
     }
     const rec = this.recordOf(v);
     let published: boolean;
@@ -201,6 +201,15 @@ export class Creation {
       throw err;
     }
   }
+}
+
+/**
+ * The refusal of a create whose name is taken. On a shared pool it names the node that made the volume, whichever
+ * way the race was lost (its record seen before the create, or its directory found during it).
+ */
+export function existsError(name: string, node: string | undefined, otherOptions: boolean): FerryError {
+  const detail = node === undefined ? (otherOptions ? ' with other options' : '') : ` (created on node ${node}${otherOptions ? ' with other options' : ''})`;
+  return new FerryError('exists', `volume ${name} already exists${detail}; remove it first or pick another name`);
 }
 
 /** Does an existing record have these options (a repeated Docker Create of the same volume)? */

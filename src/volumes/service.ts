@@ -12,7 +12,7 @@ import { salvage } from './salvage.js';
 import { Trash, type TrashInfo } from './trash.js';
 import { SharedCache, sharedPart } from './shared-cache.js';
 import { Handshake } from './handshake.js';
-import { Creation, sameOptions, type CloneSource } from './creation.js';
+import { Creation, existsError, sameOptions, type CloneSource } from './creation.js';
 import { Removal, type RemoveOptions, type RemoveResult } from './removal.js';
 import { recoverCatalog } from './recovery.js';
 import { Attachments } from './attachments.js';
@@ -201,7 +201,7 @@ export class VolumeService {
       if (existing) {
         const same = sameOptions(existing, opts, poolName);
         if (ifMissing && same) return this.info(existing);
-        throw new FerryError('exists', `volume ${name} already exists${ifMissing ? ' with other options' : ''}; remove it first or pick another name`);
+        throw existsError(name, this.isShared(existing.pool) ? existing.node : undefined, ifMissing);
       }
       let v = { name, pool: poolName, opts, labels, fill, docker };
       if (opts.from) {

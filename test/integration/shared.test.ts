@@ -140,6 +140,9 @@ describe('shared pools across two ferryd nodes', { skip }, () => {
       assert.equal(errs.length, 1, `exactly one of two creates of race-${i}-x fails: ${diff[2 * i]!.text} / ${diff[2 * i + 1]!.text}`);
       assert.match(errs[0]!.json.Err, /already exists \(created on node node[AB] with other options\)/);
     }
+    // a create that comes after the race (the record is already there) is told the same: who made it
+    const creator = JSON.parse(await readFile(join(share, 'catalog', 'race-0-x.json'), 'utf8')).node;
+    for (const n of [a, b]) assert.match((await n.plugin('Create', { Name: 'race-0-x', Opts: { mode: '0711' } })).json.Err, new RegExp(`already exists \\(created on node ${creator} with other options\\)`));
     for (const e of await readdir(join(share, 'catalog'))) assert.ok(!e.startsWith('.'), `no temporary file left: ${e}`);
   });
 
