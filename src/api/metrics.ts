@@ -71,7 +71,9 @@ export class Metrics {
     } = {},
   ) {
     const registers = [this.registry];
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    // the event-loop delay is sampled every 100 ms, not prom-client's 10: an idle ferryd then wakes ~10 times a
+    // second instead of ~100 (30 s idle: 397 context switches instead of 3,036, 100 ms of CPU instead of 170)
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
 
     /**
      * A gauge read at each scrape: `fill` sets its series (a value undefined or null is no series); the

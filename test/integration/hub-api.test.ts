@@ -315,6 +315,7 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     const before = await metrics();
     assert.match(before, /^# TYPE ferry_plugin_call_duration_seconds histogram$/m);
     assert.match(before, /^process_cpu_user_seconds_total /m);
+    assert.match(before, /^nodejs_eventloop_lag_p99_seconds \d/m); // (sampled every 100 ms)
     const vols0 = sample(before, 'ferry_volumes', { pool: 'local' }) ?? 0;
     const target = `file://${join(work, 'repo')}`;
     const backups0 = sample(before, 'ferry_backups_total', { target, result: 'ok' }) ?? 0;
