@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startFerryd, unixRequest, type Ferryd } from '../helpers/ferryd.js';
@@ -138,6 +138,26 @@ describe('plugin protocol against a real ferryd', () => {
     assert.equal(await mountsOf(f, 'refs'), 1);
     await f.plugin('Unmount', { Name: 'refs', ID: 'd2' });
     assert.equal(await mountsOf(f, 'refs'), 0);
+  });
+
+  it('refuses to Mount a volume whose data directory is gone or is not a directory, and mounts it once it is back', async () => {
+    assert.equal((await f.plugin('Create', { Name: 'lost' })).json.Err, '');
+    const data = join(f.dataDir, 'volumes', 'lost', 'data');
+    writeFileSync(join(data, 'kept.txt'), 'kept');
+    renameSync(data, `${data}.away`);
+    const gone = await f.plugin('Mount', { Name: 'lost', ID: 'l1' });
+    assert.match(gone.json.Err, new RegExp(`^the data of volume lost is missing from pool local \\(${data}: ENOENT: no such file or directory, stat '${data}'\\); check the pool's filesystem$`));
+    writeFileSync(data, 'a file where the directory was');
+    const file = await f.plugin('Mount', { Name: 'lost', ID: 'l2' });
+    assert.match(file.json.Err, /^the data of volume lost is missing from pool local \(.*: not a directory\)/);
+    assert.equal(await mountsOf(f, 'lost'), 0, 'a refused Mount is not counted');
+    unlinkSync(data);
+    renameSync(`${data}.away`, data);
+    const back = await f.plugin('Mount', { Name: 'lost', ID: 'l3' });
+    assert.deepEqual(back.json, { Mountpoint: data, Err: '' });
+    assert.equal(readFileSync(join(back.json.Mountpoint, 'kept.txt'), 'utf8'), 'kept');
+    assert.equal((await f.plugin('Unmount', { Name: 'lost', ID: 'l3' })).json.Err, '');
+    assert.equal((await f.plugin('Remove', { Name: 'lost' })).json.Err, '');
   });
 
   it('keeps exact counts under a storm of concurrent Mount/Unmount on one volume and many', async () => {
