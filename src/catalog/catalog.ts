@@ -119,6 +119,8 @@ class RecordStore<T> {
   private readonly items = new Map<string, T>();
   private readonly files = new Map<string, RecordFile<T>>();
   private keyChanges = 0;
+  /** How many entries have each value of `indexBy` (kept with the map, so that asking costs no scan). */
+  private readonly counts = new Map<string, number>();
 
   constructor(
     readonly dir: string,
@@ -126,6 +128,8 @@ class RecordStore<T> {
     private readonly valid: (key: string, value: unknown) => boolean = () => true,
     /** Told of every change of the map, with its key (listings cached by the catalog's version are made again). */
     private readonly changed: (key: string) => void = () => undefined,
+    /** What entries are counted by (countOf), if anything: the trash counts its entries by volume name. */
+    private readonly indexBy?: (value: T) => string,
   ) {}
 
   /** Changes whenever a key is added or removed (not when an entry changes): what was made of the keys alone still holds while it does not. */
@@ -135,12 +139,32 @@ class RecordStore<T> {
 
   /** (every change of `items` goes through these two, so that keysVersion counts the set of keys) */
   private setItem(key: string, value: T): void {
-    if (!this.items.has(key)) this.keyChanges++;
+    const old = this.items.get(key);
+    if (old === undefined) this.keyChanges++;
+    else this.count(old, -1);
     this.items.set(key, value);
+    this.count(value, 1);
   }
 
   private deleteItem(key: string): void {
-    if (this.items.delete(key)) this.keyChanges++;
+    const old = this.items.get(key);
+    if (old === undefined) return;
+    this.items.delete(key);
+    this.keyChanges++;
+    this.count(old, -1);
+  }
+
+  private count(value: T, by: 1 | -1): void {
+    if (!this.indexBy) return;
+    const k = this.indexBy(value);
+    const n = (this.counts.get(k) ?? 0) + by;
+    if (n > 0) this.counts.set(k, n);
+    else this.counts.delete(k);
+  }
+
+  /** How many entries have this value of `indexBy`. */
+  countOf(indexKey: string): number {
+    return this.counts.get(indexKey) ?? 0;
   }
 
   /** Load every file; returns those that could not be read as a record, with why. */
@@ -336,7 +360,7 @@ export class Catalog {
     private readonly quarantine?: Quarantine,
   ) {
     this.volumes = new RecordStore(join(dir, 'volumes'), validVolume, (name) => this.volumeChanged(name));
-    this.trash = new RecordStore(join(dir, 'trash'), validTrash, () => void this.changes++);
+    this.trash = new RecordStore(join(dir, 'trash'), validTrash, () => void this.changes++, (t) => t.volume.name);
     this.journal = new MountJournal(dir, () => this.compact(), 20_000, quarantine
       ? (file, why) => this.quarantine!.moveAside(file, why, 'Mount counts are taken from the volume records and the readable lines of the journal: a Mount or Unmount in the unreadable lines is not counted (check `ferry volume inspect` against `docker ps`).').then(() => undefined)
       : undefined);

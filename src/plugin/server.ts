@@ -148,7 +148,9 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate, a
     } catch (err) {
       observe?.(path, false, Number(process.hrtime.bigint() - started) / 1e9);
       const status = err instanceof FerryError && err.code === 'invalid' ? 400 : 500;
-      const level = err instanceof FerryError && err.code !== 'internal' ? 'info' : 'error';
+      // (Docker asks Get before every create: "no such volume" there is the expected answer, not news)
+      const expected = err instanceof FerryError && err.code === 'not_found' && path === '/VolumeDriver.Get';
+      const level = expected ? 'debug' : err instanceof FerryError && err.code !== 'internal' ? 'info' : 'error';
       log[level]({ call: path, name: body.Name, err: errorMessage(err) }, 'plugin call failed');
       return [status, { Err: errorMessage(err) }];
     }

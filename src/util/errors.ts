@@ -28,7 +28,15 @@ export class FerryError extends Error {
     message: string,
     readonly details?: Record<string, unknown>,
   ) {
-    super(message);
+    // A refusal is answered, not debugged: no stack is captured for it (16 µs each, and Docker's Get of a
+    // volume not made yet, before every create, is one). An internal error keeps its stack.
+    const limit = Error.stackTraceLimit;
+    if (code !== 'internal') Error.stackTraceLimit = 0;
+    try {
+      super(message);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
     this.name = 'FerryError';
   }
 

@@ -138,7 +138,7 @@ export class VolumeService {
   private record(name: string): VolumeRecord {
     const rec = this.catalog.volumes.get(checkVolumeName(name));
     if (!rec) {
-      const inTrash = this.catalog.trash.values().some((t) => t.volume.name === name);
+      const inTrash = this.catalog.trash.countOf(name) > 0;
       throw new FerryError(
         'not_found',
         inTrash

@@ -96,6 +96,10 @@ describe('ferry CLI against a real ferryd', () => {
     const pu = await f.cli('trash', 'purge', 'keep');
     assert.match(pu.stdout, /^purged keep@\d+$/m);
     assert.equal((await f.cli('volume', 'undelete', 'keep')).code, 1);
+    // the trash is empty of keep: no hint of it any more
+    const gone = (await f.cli('volume', 'inspect', 'keep')).stderr;
+    assert.match(gone, /no such volume: keep/);
+    assert.doesNotMatch(gone, /trash/);
     await f.cli('volume', 'create', 'z1');
     await f.cli('volume', 'rm', 'z1');
     assert.equal((await f.cli('trash', 'purge', '--all')).code, 0);
