@@ -24,7 +24,7 @@ export function newHttpServer(log: Logger, component: string, bodyLimit: number,
     loggerInstance: log.child({ component }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     ...(opts.https ? { https: opts.https } : {}),
     ...(opts.before
       ? {
