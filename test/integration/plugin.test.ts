@@ -27,6 +27,8 @@ describe('plugin protocol against a real ferryd', () => {
     assert.match(String(a.headers['content-type']), /^application\/vnd\.docker\.plugins\.v1\.1\+json/);
     const c = await f.plugin('Capabilities');
     assert.deepEqual(c.json, { Capabilities: { Scope: 'local' } });
+    // nothing on stderr but ferryd's own log lines: no warning of a library's (Node or Fastify) for the user to puzzle over
+    assert.deepEqual((await f.logs()).split('\n').filter((l) => l !== '' && !l.startsWith('{"level":')), []);
   });
 
   it('creates, gets, lists, mounts, paths, unmounts and removes a volume', async () => {
