@@ -733,7 +733,11 @@ export async function startCluster(opts: ClusterOptions): Promise<Cluster> {
   try {
     await c.record();
     await c.makeLan();
-    await Promise.all(Array.from({ length: opts.hosts }, (_, i) => c.addHost(i, opts.dockerdArgs ?? [])));
+    // every host's start is waited for, failed or not, before the clean-up: a host still starting (or still
+    // sweeping after its own failure) would otherwise go on after startCluster rejected, into the next test
+    const started = await Promise.allSettled(Array.from({ length: opts.hosts }, (_, i) => c.addHost(i, opts.dockerdArgs ?? [])));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   } catch (e) {
     await c.stop().catch(() => undefined);
     throw e;
