@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { AGENT_BEAT_MS, fenceDir, fenceLogPath, readLease, writeAgentBeat, type FenceLease, type HeldVolume } from './lease.js';
 import { findWriters, killWriters } from './writers.js';
 import { abortFuseConnection, stillRunning } from './fuse-abort.js';
+import { closeTcpConnections, fuseServers, holdNetns, tcpConnectionsOf } from './share-connections.js';
 
 export interface FenceRecord {
   id: string;
@@ -27,6 +28,8 @@ export interface FenceRecord {
   stuck?: number[];
   /** What was done about them on a FUSE share (the connection aborted), or why it could not be. */
   fuseAbort?: string;
+  /** What was done about the FUSE server's TCP connections (closed, their queued writes discarded), or why not. */
+  connectionsClosed?: string;
 }
 
 /** How long killed writers get to exit before they are taken as stuck on the share. */
@@ -129,13 +132,10 @@ export class FenceAgent {
         if (onFuse) await new Promise((res) => setTimeout(res, STUCK_MS));
         const stuck = onFuse ? stillRunning(r.pids) : [];
         let fuseAbort: string | undefined;
+        let connectionsClosed: string | undefined;
         if (stuck.length > 0 && !this.aborted.has(h.dev)) {
-          try {
-            fuseAbort = abortFuseConnection(h.dev);
-            this.aborted.add(h.dev);
-          } catch (err) {
-            fuseAbort = `could not abort the FUSE connection ${h.dev}: ${err instanceof Error ? err.message : String(err)}`;
-          }
+          ({ fuseAbort, connectionsClosed } = abortShare(h.dev));
+          if (/^aborted/.test(fuseAbort)) this.aborted.add(h.dev);
         }
         const id = this.fenced.get(key) ?? randomBytes(6).toString('hex');
         this.fenced.set(key, id);
@@ -152,10 +152,48 @@ export class FenceAgent {
           cgroups: r.cgroups,
           ...(stuck.length > 0 ? { stuck } : {}),
           ...(fuseAbort ? { fuseAbort } : {}),
+          ...(connectionsClosed ? { connectionsClosed } : {}),
         };
         appendFileSync(fenceLogPath(this.dataDir), JSON.stringify(rec) + '\n');
-        this.opts.log?.(`fenced rwo volume ${h.volume} of pool ${pool}: the lease renewed at ${rec.renewedAt} ran out; killed ${r.pids.length} process(es)${stuck.length ? `, ${stuck.length} stuck on the share${fuseAbort ? ` (${fuseAbort})` : ''}` : ''}`, rec);
+        this.opts.log?.(`fenced rwo volume ${h.volume} of pool ${pool}: the lease renewed at ${rec.renewedAt} ran out; killed ${r.pids.length} process(es)${stuck.length ? `, ${stuck.length} stuck on the share${fuseAbort ? ` (${fuseAbort}; ${connectionsClosed})` : ''}` : ''}`, rec);
       }
     }
   }
+}
+
+const reason = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * Cut this node off a FUSE share for good: abort the connection (every request in flight fails), then close the
+ * server process's TCP connections, whose send queues still hold what it had sent (fuse-abort.ts,
+ * share-connections.ts). Their addresses are read before the abort: the server exits after it.
+ */
+function abortShare(dev: string): { fuseAbort: string; connectionsClosed: string } {
+  const servers = fuseServers(dev).flatMap((pid) => {
+    try {
+      return [{ pid, ns: holdNetns(pid), conns: tcpConnectionsOf(pid) }];
+    } catch {
+      return []; // exited meanwhile
+    }
+  });
+  let fuseAbort: string;
+  try {
+    fuseAbort = abortFuseConnection(dev);
+  } catch (err) {
+    fuseAbort = `could not abort the FUSE connection ${dev}: ${reason(err)}`;
+  }
+  if (servers.length === 0) return { fuseAbort, connectionsClosed: `found no server process of FUSE connection ${dev}: its TCP connections, if any, are left open` };
+  const done: string[] = [];
+  for (const s of servers) {
+    try {
+      const n = closeTcpConnections(s.ns, s.conns);
+      const queued = s.conns.reduce((a, c) => a + c.sendQueue, 0);
+      done.push(`closed ${n} TCP connection(s) of its server (pid ${s.pid}${s.conns.length ? `, to ${[...new Set(s.conns.map((c) => c.remote))].join(' ')}` : ''}), discarding ${queued} queued byte(s)`);
+    } catch (err) {
+      done.push(`could not close the TCP connections of its server (pid ${s.pid}): ${reason(err)}`);
+    } finally {
+      s.ns.close();
+    }
+  }
+  return { fuseAbort, connectionsClosed: done.join('; ') };
 }

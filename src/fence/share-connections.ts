@@ -1,0 +1,158 @@
+/**
+ * The TCP connections of a FUSE share's server process, and closing them at once. Aborting the FUSE connection
+ * (fuse-abort.ts) fails the requests a writer waits for, but what the server process (glusterfs) had already
+ * sent sits in its sockets' send queues: with the link down the kernel keeps it, and it is delivered when the
+ * link comes back, even after the process exited (an orphaned socket still sends). Measured with GlusterFS:
+ * the write a killed writer's close flushed landed after the other node had taken the volume over. Closing
+ * those connections locally (`ss -K`, sock_diag destroy) discards their queues; nothing is sent.
+ */
+import { execFileSync } from 'node:child_process';
+import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { parseMountinfo } from './mountinfo.js';
+
+export interface TcpConnection {
+  local: string;
+  remote: string;
+  /** Bytes queued to send (tx_queue of /proc/net/tcp). */
+  sendQueue: number;
+}
+
+/** "0100007F:0050" (IPv4) or 32 hex digits + port (IPv6), as in /proc/net/tcp{,6}, to "127.0.0.1:80" / "[::1]:80". */
+export function decodeAddress(hex: string): string {
+  const [addr, port] = hex.split(':') as [string, string];
+  const p = parseInt(port, 16);
+  if (addr.length === 8) return `${[3, 2, 1, 0].map((i) => parseInt(addr.slice(i * 2, i * 2 + 2), 16)).join('.')}:${p}`;
+  // IPv6: four 32-bit words, each in the host's (little-endian) byte order
+  const bytes: number[] = [];
+  for (let w = 0; w < 4; w++) for (const i of [3, 2, 1, 0]) bytes.push(parseInt(addr.slice(w * 8 + i * 2, w * 8 + i * 2 + 2), 16));
+  const groups = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  const v4 = groups.slice(0, 6).join(':') === '0:0:0:0:0:ffff';
+  const text = v4 ? `::ffff:${bytes.slice(12).join('.')}` : compressV6(groups);
+  return `[${text}]:${p}`;
+}
+
+function compressV6(groups: string[]): string {
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j === i ? i + 1 : j;
+  }
+  if (best < 0) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+const LISTEN = '0A';
+
+/** The TCP connections (not listening sockets) in a /proc/net/tcp{,6} text whose socket inode is in `inodes`. */
+export function parseTcpTable(text: string, inodes: Set<string>): TcpConnection[] {
+  const out: TcpConnection[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10 || !inodes.has(f[9]!) || f[3] === LISTEN) continue;
+    out.push({ local: decodeAddress(f[1]!), remote: decodeAddress(f[2]!), sendQueue: parseInt(f[4]!.split(':')[0]!, 16) });
+  }
+  return out;
+}
+
+function socketInodes(pid: number): Set<string> {
+  const out = new Set<string>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) out.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
+/** The TCP connections process `pid` holds, read from its own network namespace's tables. */
+export function tcpConnectionsOf(pid: number): TcpConnection[] {
+  const inodes = socketInodes(pid);
+  if (inodes.size === 0) return [];
+  return ['tcp', 'tcp6'].flatMap((t) => {
+    try {
+      return parseTcpTable(readFileSync(`/proc/${pid}/net/${t}`, 'utf8'), inodes);
+    } catch {
+      return [];
+    }
+  });
+}
+
+/**
+ * The processes serving FUSE connection `dev` ("0:NN"): those holding /dev/fuse open whose own mount namespace
+ * has `dev` mounted at a path named in their command line (glusterfs, sshfs and other libfuse servers are given
+ * their mount point). The kernel does not say which /dev/fuse descriptor serves which connection.
+ */
+export function fuseServers(dev: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      const fds = readdirSync(`/proc/${name}/fd`);
+      if (!fds.some((fd) => safeReadlink(`/proc/${name}/fd/${fd}`) === '/dev/fuse')) continue;
+      const args = new Set(readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter(Boolean));
+      const mounts = parseMountinfo(readFileSync(`/proc/${name}/mountinfo`, 'utf8'));
+      if (mounts.some((m) => m.dev === dev && args.has(m.mountPoint))) out.push(Number(name));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
+}
+
+function safeReadlink(p: string): string | undefined {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A hold on a process's network namespace: it stays usable after the process exits. */
+export interface NetnsHold {
+  fd: number;
+  /** True when it is this process's own namespace (no nsenter needed). */
+  own: boolean;
+  close(): void;
+}
+
+export function holdNetns(pid: number): NetnsHold {
+  const fd = openSync(`/proc/${pid}/ns/net`, 'r');
+  const own = fstatSync(fd).ino === statSync('/proc/self/ns/net').ino;
+  return { fd, own, close: () => closeSync(fd) };
+}
+
+const ssFilter = (c: TcpConnection) => ['src', c.local, 'and', 'dst', c.remote];
+
+function ss(ns: NetnsHold, args: string[]): string {
+  const cmd = ns.own ? ['ss', ...args] : ['nsenter', '--net=/proc/self/fd/3', 'ss', ...args];
+  return execFileSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'pipe', ns.fd] });
+}
+
+/**
+ * Close `conns` in the network namespace held by `ns`, whatever their state (an orphaned socket of an exited
+ * process included), discarding what they had queued. Returns how many are gone; throws if one is still
+ * there (a kernel without CONFIG_INET_DIAG_DESTROY, or ss missing).
+ */
+export function closeTcpConnections(ns: NetnsHold, conns: TcpConnection[]): number {
+  let closed = 0;
+  for (const c of conns) {
+    ss(ns, ['-K', '-H', '-t', '-n', 'state', 'all', ...ssFilter(c)]);
+    const left = ss(ns, ['-H', '-t', '-n', 'state', 'all', 'exclude', 'time-wait', ...ssFilter(c)]).trim();
+    if (left) throw new Error(`the connection ${c.local} -> ${c.remote} is still open after ss -K (a kernel without CONFIG_INET_DIAG_DESTROY?)`);
+    closed++;
+  }
+  return closed;
+}
