@@ -28,8 +28,11 @@ const NODE_TIMEOUT_MS = 4000;
  * fencing agent (which needs neither the share nor the LAN) kills the writer before A's fence deadline; B takes
  * the volume over after nodeTimeout. Then A's link comes back: nothing of A's lands after B began (not even the
  * write that was in flight when the link went: the killed writer cannot exit until GlusterFS answers, so the
- * agent aborts A's FUSE connection, and ferryd mounts the share again), A does not take the volume back, and it
- * says who holds it.
+ * agent aborts A's FUSE connection and closes the GlusterFS client's TCP connections, whose send queues hold
+ * the write its close flushed; ferryd mounts the share again), A does not take the volume back, and it says
+ * who holds it. The writer writes without pause, so that the cut finds a write in flight; before the stamps
+ * are read, the test waits until no socket of A still holds bytes to send (the kernel sends them at its next
+ * retransmission, seconds after the link is back), so a write that would land has landed.
  */
 describe('a holder cut off from the LAN while its container writes (GlusterFS)', { skip, timeout: 600_000 }, () => {
   let c: Cluster;
@@ -58,7 +61,7 @@ describe('a holder cut off from the LAN while its container writes (GlusterFS)',
     // one kernel plays both hosts here: A's agent must not see B's containers (on real hosts it sees only its own)
     agent = spawn(FERRY_BIN, ['fence', '--data-dir', A.ferryd!.dataDir, '--cgroup-prefix', A.engine.cgroupParent], { stdio: ['ignore', 'ignore', 'inherit'] });
     await A.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'access=rwo', 'db']);
-    const stampLoop = (who: string) => `i=0; while :; do i=$((i+1)); echo "${who} $i $(cut -d' ' -f1 /proc/uptime)" >> /data/stamps; sleep 0.02; done`;
+    const stampLoop = (who: string) => `i=0; while :; do i=$((i+1)); echo "${who} $i $(cut -d' ' -f1 /proc/uptime)" >> /data/stamps; done`;
     await A.dockerOk(['run', '-d', '--name', 'w-a', '--network', 'none', '-v', 'db:/data', 'bb', 'sh', '-c', stampLoop('A')]);
     const stamps = join(c.dir, 'nas', 'volumes', 'db', 'data', 'stamps');
     const read = async (h: ClusterHost) => (await h.exec('cat', [stamps])).stdout;
@@ -71,6 +74,7 @@ describe('a holder cut off from the LAN while its container writes (GlusterFS)',
     // the writer was blocked in a write to the unreachable share: killed, it could not exit until the abort
     assert.ok((fence.stuck ?? []).length > 0, `a killed writer stuck on the share: ${JSON.stringify(fence)}`);
     assert.match(fence.fuseAbort ?? '', /^aborted FUSE connection/);
+    assert.match(fence.connectionsClosed ?? '', /^closed [1-9][0-9]* TCP connection\(s\) of its server/);
     const lastBeat = Date.parse(fence.renewedAt);
     const deadline = lastBeat + FENCE_MS;
     const up = Number((await run('cut', ['-d', ' ', '-f1', '/proc/uptime'])).stdout);
@@ -94,6 +98,14 @@ describe('a holder cut off from the LAN while its container writes (GlusterFS)',
     const refused = await A.docker(['run', '--rm', '--network', 'none', '-v', 'db:/data', 'bb', 'true']);
     assert.notEqual(refused.code, 0, 'A must not mount db while B holds it');
     assert.match(refused.stderr, /volume db is rwo .* node hostB holds it/);
+    // a write A's kernel still queues would land at its next retransmission: wait until none is queued
+    const queued = async () =>
+      (await run('ip', ['netns', 'exec', basename(A.netns), 'ss', '-H', '-t', '-n', 'state', 'all']).then((r) => r.stdout))
+        .split('\n')
+        .filter((l) => Number(l.trim().split(/\s+/)[2] ?? 0) > 0);
+    await until('no socket of A holds bytes to send', async () => (await queued()).length === 0, 90_000).catch(async (err) => {
+      throw new Error(`${String(err)}: ${(await queued()).join(' | ')}`);
+    });
     await B.dockerOk(['rm', '-f', 'w-b']);
 
     const lines = (await read(B)).split('\n').filter((l) => /^[AB] [0-9]+ [0-9]+\.[0-9]+$/.test(l));
@@ -109,7 +121,7 @@ describe('a holder cut off from the LAN while its container writes (GlusterFS)',
     assert.deepEqual(fromB.map((s) => s.seq), fromB.map((_s, i) => i + 1), 'B\'s stamps are all there, in order');
     assert.deepEqual(fromA.map((s) => s.seq), fromA.map((_s, i) => i + 1), 'A\'s stamps up to the cut are all there, in order');
     t.diagnostic(
-      `cut-off (GlusterFS ping-timeout 42 s; ${fence.fuseAbort}): A wrote ${fromA.length} stamps, the last ${((deadlineUp - Math.max(...fromA.map((s) => s.at))) * 1000).toFixed(0)} ms before its fence deadline; the agent killed ${fence.pids.length} process(es) ` +
+      `cut-off (GlusterFS ping-timeout 42 s; ${fence.fuseAbort}; ${fence.connectionsClosed}): A wrote ${fromA.length} stamps, the last ${((deadlineUp - Math.max(...fromA.map((s) => s.at))) * 1000).toFixed(0)} ms before its fence deadline; the agent killed ${fence.pids.length} process(es) ` +
         `${fence.at ? `${Date.parse(fence.at) - cut} ms after the cut` : ''}; B wrote ${fromB.length}, docker run on B took ${runB} ms; A warned of B ${Date.now() - back} ms or less after the link came back`,
     );
   });
