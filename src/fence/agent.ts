@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { AGENT_BEAT_MS, fenceDir, fenceLogPath, readLease, writeAgentBeat, type FenceLease, type HeldVolume } from './lease.js';
 import { findWriters, killWriters } from './writers.js';
 import { abortFuseConnection, stillRunning } from './fuse-abort.js';
-import { closeTcpConnections, fuseServers, holdNetns, tcpConnectionsOf } from './share-connections.js';
+import { closeTcpConnections, fuseServers, holdNetns, tcpConnectionsOf, unansweredBytes } from './share-connections.js';
 
 export interface FenceRecord {
   id: string;
@@ -28,12 +28,18 @@ export interface FenceRecord {
   stuck?: number[];
   /** What was done about them on a FUSE share (the connection aborted), or why it could not be. */
   fuseAbort?: string;
+  /** No killed writer stuck, but the FUSE server had sent bytes the share did not acknowledge (a write accepted
+   * by the client's write-behind): the same abort is done for them. */
+  unanswered?: string;
   /** What was done about the FUSE server's TCP connections (closed, their queued writes discarded), or why not. */
   connectionsClosed?: string;
 }
 
 /** How long killed writers get to exit before they are taken as stuck on the share. */
 export const STUCK_MS = 200;
+
+/** How often a fenced FUSE share is looked at again for writes it has not acknowledged. */
+const LOOK_AGAIN_MS = 1000;
 
 /** The share of the fence deadline after which the agent acts: the rest is its margin to kill before the deadline. */
 export const FIRE_AT = 0.75;
@@ -67,6 +73,8 @@ export class FenceAgent {
   private readonly killed = new Map<string, Set<number>>();
   /** FUSE connections aborted (by device): a dead connection is not aborted twice. */
   private readonly aborted = new Set<string>();
+  /** When each fenced FUSE share (by device) was last looked at for unacknowledged writes. */
+  private readonly lastLook = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date().toISOString();
@@ -110,6 +118,12 @@ export class FenceAgent {
       this.fenced.delete(key);
       this.killed.delete(key);
     }
+    // every fence acknowledged: ferryd has mounted its shares again, and a new FUSE connection can have the number
+    // of one aborted before; it must be aborted again at the next fence
+    if (this.fenced.size === 0) {
+      this.aborted.clear();
+      this.lastLook.clear();
+    }
     const byPool = new Map<string, HeldVolume[]>();
     for (const h of lease.held) byPool.set(h.pool, [...(byPool.get(h.pool) ?? []), h]);
     for (const [pool, held] of byPool) {
@@ -121,7 +135,10 @@ export class FenceAgent {
         if (!h.dev || !h.fsRoot) continue;
         const known = this.killed.get(key) ?? new Set<number>();
         const writers = findWriters([{ dev: h.dev, fsRoot: h.fsRoot }], this.opts.cgroupPrefix).filter((w) => !known.has(w.pid));
-        if (writers.length === 0 && this.fenced.has(key)) continue;
+        if (writers.length === 0 && this.fenced.has(key)) {
+          this.lookAgain(lease, pool, h, now);
+          continue;
+        }
         const r = killWriters(writers);
         if (this.fenced.has(key) && r.pids.length === 0) continue;
         for (const p of r.pids) known.add(p);
@@ -131,33 +148,57 @@ export class FenceAgent {
         const onFuse = writers.some((w) => w.fstype?.startsWith('fuse'));
         if (onFuse) await new Promise((res) => setTimeout(res, STUCK_MS));
         const stuck = onFuse ? stillRunning(r.pids) : [];
-        let fuseAbort: string | undefined;
-        let connectionsClosed: string | undefined;
-        if (stuck.length > 0 && !this.aborted.has(h.dev)) {
-          ({ fuseAbort, connectionsClosed } = abortShare(h.dev));
-          if (/^aborted/.test(fuseAbort)) this.aborted.add(h.dev);
-        }
-        const id = this.fenced.get(key) ?? randomBytes(6).toString('hex');
-        this.fenced.set(key, id);
-        const p = lease.pools[pool];
-        const rec: FenceRecord = {
-          id,
-          at: new Date(now).toISOString(),
-          node: lease.node,
-          pool,
-          volume: h.volume,
-          renewedAt: new Date(p?.renewedAt ?? 0).toISOString(),
-          deadline: new Date(p?.deadline ?? 0).toISOString(),
-          pids: r.pids,
-          cgroups: r.cgroups,
-          ...(stuck.length > 0 ? { stuck } : {}),
-          ...(fuseAbort ? { fuseAbort } : {}),
-          ...(connectionsClosed ? { connectionsClosed } : {}),
-        };
-        appendFileSync(fenceLogPath(this.dataDir), JSON.stringify(rec) + '\n');
-        this.opts.log?.(`fenced rwo volume ${h.volume} of pool ${pool}: the lease renewed at ${rec.renewedAt} ran out; killed ${r.pids.length} process(es)${stuck.length ? `, ${stuck.length} stuck on the share${fuseAbort ? ` (${fuseAbort}; ${connectionsClosed})` : ''}` : ''}`, rec);
+        // none stuck: a write the client accepted may still wait, sent and unanswered, in its connections
+        const unanswered = onFuse && stuck.length === 0 ? this.unanswered(h.dev) : undefined;
+        const done = stuck.length > 0 || unanswered ? this.abort(h.dev) : {};
+        this.record(lease, pool, h, now, { pids: r.pids, cgroups: r.cgroups, ...(stuck.length > 0 ? { stuck } : {}), ...(unanswered ? { unanswered } : {}), ...done });
       }
     }
+  }
+
+  /** Looks at a fenced FUSE share: a write sent just before the kill shows as unanswered only after a retransmission. */
+  private lookAgain(lease: FenceLease, pool: string, h: HeldVolume, now: number): void {
+    if (!h.dev || this.aborted.has(h.dev) || now - (this.lastLook.get(h.dev) ?? 0) < LOOK_AGAIN_MS) return;
+    this.lastLook.set(h.dev, now);
+    const unanswered = this.unanswered(h.dev);
+    if (unanswered) this.record(lease, pool, h, now, { pids: [], cgroups: [], unanswered, ...this.abort(h.dev) });
+  }
+
+  private unanswered(dev: string): string | undefined {
+    if (this.aborted.has(dev)) return undefined;
+    const w = unansweredBytes(dev);
+    return w && `${w.bytes} byte(s) sent to ${w.peers.join(' ')} and not acknowledged`;
+  }
+
+  private abort(dev: string): Pick<FenceRecord, 'fuseAbort' | 'connectionsClosed'> {
+    if (this.aborted.has(dev)) return {};
+    const done = abortShare(dev);
+    if (/^aborted/.test(done.fuseAbort)) this.aborted.add(dev);
+    return done;
+  }
+
+  private record(lease: FenceLease, pool: string, h: HeldVolume, now: number, what: Pick<FenceRecord, 'pids' | 'cgroups' | 'stuck' | 'unanswered' | 'fuseAbort' | 'connectionsClosed'>): void {
+    const key = `${pool}/${h.volume}`;
+    const id = this.fenced.get(key) ?? randomBytes(6).toString('hex');
+    this.fenced.set(key, id);
+    const p = lease.pools[pool];
+    const rec: FenceRecord = {
+      id,
+      at: new Date(now).toISOString(),
+      node: lease.node,
+      pool,
+      volume: h.volume,
+      renewedAt: new Date(p?.renewedAt ?? 0).toISOString(),
+      deadline: new Date(p?.deadline ?? 0).toISOString(),
+      ...what,
+    };
+    appendFileSync(fenceLogPath(this.dataDir), JSON.stringify(rec) + '\n');
+    const { stuck = [], unanswered, fuseAbort, connectionsClosed } = what;
+    this.opts.log?.(
+      `fenced rwo volume ${h.volume} of pool ${pool}: the lease renewed at ${rec.renewedAt} ran out; killed ${what.pids.length} process(es)` +
+        `${stuck.length ? `, ${stuck.length} stuck on the share` : ''}${unanswered ? `, ${unanswered} by the share` : ''}${fuseAbort ? ` (${fuseAbort}; ${connectionsClosed})` : ''}`,
+      rec,
+    );
   }
 }
 

@@ -13,8 +13,10 @@ import { parseMountinfo } from './mountinfo.js';
 export interface TcpConnection {
   local: string;
   remote: string;
-  /** Bytes queued to send (tx_queue of /proc/net/tcp). */
+  /** Bytes sent and not acknowledged, or not sent yet (tx_queue of /proc/net/tcp). */
   sendQueue: number;
+  /** Retransmission timeouts and window probes since the peer last answered: > 0 when it has stopped answering. */
+  retries: number;
 }
 
 /** "0100007F:0050" (IPv4) or 32 hex digits + port (IPv6), as in /proc/net/tcp{,6}, to "127.0.0.1:80" / "[::1]:80". */
@@ -53,7 +55,9 @@ export function parseTcpTable(text: string, inodes: Set<string>): TcpConnection[
   for (const line of text.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
     if (f.length < 10 || !inodes.has(f[9]!) || f[3] === LISTEN) continue;
-    out.push({ local: decodeAddress(f[1]!), remote: decodeAddress(f[2]!), sendQueue: parseInt(f[4]!.split(':')[0]!, 16) });
+    // columns: sl local rem st tx_queue:rx_queue tr:tm->when retrnsmt uid probes_out inode ...
+    const retries = parseInt(f[6]!, 16) + Number(f[8]);
+    out.push({ local: decodeAddress(f[1]!), remote: decodeAddress(f[2]!), sendQueue: parseInt(f[4]!.split(':')[0]!, 16), retries });
   }
   return out;
 }
@@ -110,6 +114,18 @@ export function fuseServers(dev: string): number[] {
     }
   }
   return out;
+}
+
+/**
+ * What the server processes of FUSE connection `dev` have sent that the share does not acknowledge: bytes
+ * queued on connections whose peer has let a retransmission or window probe go unanswered. A writer that was
+ * not stuck at its kill (its write accepted by the client's write-behind, its close answered by flush-behind)
+ * can still have a write there, which lands when the share answers again. Undefined when there is none.
+ */
+export function unansweredBytes(dev: string): { bytes: number; peers: string[] } | undefined {
+  const waiting = fuseServers(dev).flatMap((pid) => tcpConnectionsOf(pid)).filter((c) => c.sendQueue > 0 && c.retries > 0);
+  if (waiting.length === 0) return undefined;
+  return { bytes: waiting.reduce((a, c) => a + c.sendQueue, 0), peers: [...new Set(waiting.map((c) => c.remote))] };
 }
 
 function safeReadlink(p: string): string | undefined {

@@ -34,95 +34,109 @@ const NODE_TIMEOUT_MS = 4000;
  * are read, the test waits until no socket of A still holds bytes to send (the kernel sends them at its next
  * retransmission, seconds after the link is back), so a write that would land has landed.
  */
-describe('a holder cut off from the LAN while its container writes (GlusterFS)', { skip, timeout: 600_000 }, () => {
-  let c: Cluster;
-  let g: Gluster;
-  let A: ClusterHost;
-  let B: ClusterHost;
-  let agent: ChildProcess | undefined;
-  const link = (h: ClusterHost, state: 'up' | 'down') => run('ip', ['-n', basename(h.netns), 'link', 'set', 'eth0', state]);
+/**
+ * `busy`: the writer writes without pause, so the cut finds a write in flight and the killed writer is stuck on
+ * it. `idle`: the writer has stopped writing before the cut and is killed at once; what the GlusterFS client
+ * still sends (ferryd's heartbeats, here) waits unacknowledged in its connections, and the agent aborts for that.
+ */
+for (const kind of ['busy', 'idle'] as const) {
+  describe(`a holder cut off from the LAN while its container ${kind === 'busy' ? 'writes' : 'idles'} (GlusterFS)`, { skip, timeout: 600_000 }, () => {
+    let c: Cluster;
+    let g: Gluster;
+    let A: ClusterHost;
+    let B: ClusterHost;
+    let agent: ChildProcess | undefined;
+    const link = (h: ClusterHost, state: 'up' | 'down') => run('ip', ['-n', basename(h.netns), 'link', 'set', 'eth0', state]);
 
-  before(async () => {
-    c = await startCluster({ hosts: 2, name: 'cutoff' });
-    g = await startGluster(c);
-    // GlusterFS's default network.ping-timeout (42 s) is kept: a cut-off client holds its calls in flight that long
-    [A, B] = c.hosts as [ClusterHost, ClusterHost];
-    const timing = [`heartbeatInterval: ${HEARTBEAT_MS}ms`, `nodeTimeout: ${NODE_TIMEOUT_MS}ms`, `fenceDeadline: ${FENCE_MS}ms`];
-    const config = (h: ClusterHost) => glusterPoolConfig(h.name, join(c.dir, 'nas'), g, timing);
-    await Promise.all(c.hosts.map((h) => h.startFerryd({ configYaml: config(h) })));
-  });
-  after(async () => {
-    agent?.kill('SIGKILL');
-    if (A) await link(A, 'up');
-    await c?.stop();
-  });
-
-  it('A\'s writer dies before A\'s fence deadline; B takes over; when the link is back nothing of A lands and A says B holds it', async (t) => {
-    // one kernel plays both hosts here: A's agent must not see B's containers (on real hosts it sees only its own)
-    agent = spawn(FERRY_BIN, ['fence', '--data-dir', A.ferryd!.dataDir, '--cgroup-prefix', A.engine.cgroupParent], { stdio: ['ignore', 'ignore', 'inherit'] });
-    await A.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'access=rwo', 'db']);
-    const stampLoop = (who: string) => `i=0; while :; do i=$((i+1)); echo "${who} $i $(cut -d' ' -f1 /proc/uptime)" >> /data/stamps; done`;
-    await A.dockerOk(['run', '-d', '--name', 'w-a', '--network', 'none', '-v', 'db:/data', 'bb', 'sh', '-c', stampLoop('A')]);
-    const stamps = join(c.dir, 'nas', 'volumes', 'db', 'data', 'stamps');
-    const read = async (h: ClusterHost) => (await h.exec('cat', [stamps])).stdout;
-    await until('A stamps', async () => (await read(B)).includes('A 20 '), 20_000);
-
-    const cut = Date.now();
-    assert.equal((await link(A, 'down')).code, 0);
-    await until('A\'s writer is fenced', async () => readFenceLog(A.ferryd!.dataDir).length > 0, 15_000);
-    const fence = readFenceLog(A.ferryd!.dataDir)[0]!;
-    // the writer was blocked in a write to the unreachable share: killed, it could not exit until the abort
-    assert.ok((fence.stuck ?? []).length > 0, `a killed writer stuck on the share: ${JSON.stringify(fence)}`);
-    assert.match(fence.fuseAbort ?? '', /^aborted FUSE connection/);
-    assert.match(fence.connectionsClosed ?? '', /^closed [1-9][0-9]* TCP connection\(s\) of its server/);
-    const lastBeat = Date.parse(fence.renewedAt);
-    const deadline = lastBeat + FENCE_MS;
-    const up = Number((await run('cut', ['-d', ' ', '-f1', '/proc/uptime'])).stdout);
-    const deadlineUp = up - (Date.now() - deadline) / 1000;
-
-    await sleep(Math.max(0, lastBeat + NODE_TIMEOUT_MS + 300 - Date.now()));
-    const t1 = Date.now();
-    await B.dockerOk(['run', '-d', '--name', 'w-b', '--network', 'none', '-v', 'db:/data', 'bb', 'sh', '-c', stampLoop('B')]);
-    const runB = Date.now() - t1;
-    await until('B stamps', async () => (await read(B)).includes('B 20 '), 20_000);
-    assert.equal((await link(A, 'up')).code, 0);
-    const back = Date.now();
-    // A beats again; it learns that B holds db now
-    const fenced = async () => (JSON.parse((await A.ferryd!.cli('--json', 'status')).stdout) as Status).warnings.find((w) => w.code === 'fenced');
-    await until('A warns that it was fenced and B holds db', async () => /held by node hostB/.test((await fenced())?.message ?? ''), 30_000).catch(async (err) => {
-      throw new Error(`${String(err)}; A's ferryd log ends:\n${(await A.ferryd!.logs()).split('\n').slice(-40).join('\n')}`);
+    before(async () => {
+      c = await startCluster({ hosts: 2, name: `cutoff${kind}` });
+      g = await startGluster(c);
+      // GlusterFS's default network.ping-timeout (42 s) is kept: a cut-off client holds its calls in flight that long
+      [A, B] = c.hosts as [ClusterHost, ClusterHost];
+      const timing = [`heartbeatInterval: ${HEARTBEAT_MS}ms`, `nodeTimeout: ${NODE_TIMEOUT_MS}ms`, `fenceDeadline: ${FENCE_MS}ms`];
+      const config = (h: ClusterHost) => glusterPoolConfig(h.name, join(c.dir, 'nas'), g, timing);
+      await Promise.all(c.hosts.map((h) => h.startFerryd({ configYaml: config(h) })));
     });
-    await until('B goes on stamping after the link came back', async () => (await read(B)).includes('B 100 '), 30_000);
-    // A's container stays dead, and A is refused the volume while B holds it
-    assert.doesNotMatch(await A.dockerOk(['inspect', '-f', '{{.State.Status}}', 'w-a']), /running/);
-    const refused = await A.docker(['run', '--rm', '--network', 'none', '-v', 'db:/data', 'bb', 'true']);
-    assert.notEqual(refused.code, 0, 'A must not mount db while B holds it');
-    assert.match(refused.stderr, /volume db is rwo .* node hostB holds it/);
-    // a write A's kernel still queues would land at its next retransmission: wait until none is queued
-    const queued = async () =>
-      (await run('ip', ['netns', 'exec', basename(A.netns), 'ss', '-H', '-t', '-n', 'state', 'all']).then((r) => r.stdout))
-        .split('\n')
-        .filter((l) => Number(l.trim().split(/\s+/)[2] ?? 0) > 0);
-    await until('no socket of A holds bytes to send', async () => (await queued()).length === 0, 90_000).catch(async (err) => {
-      throw new Error(`${String(err)}: ${(await queued()).join(' | ')}`);
+    after(async () => {
+      agent?.kill('SIGKILL');
+      if (A) await link(A, 'up');
+      await c?.stop();
     });
-    await B.dockerOk(['rm', '-f', 'w-b']);
 
-    const lines = (await read(B)).split('\n').filter((l) => /^[AB] [0-9]+ [0-9]+\.[0-9]+$/.test(l));
-    const parsed = lines.map((l) => {
-      const [who, seq, at] = l.split(' ');
-      return { who: who!, seq: Number(seq), at: Number(at) };
+    it('A\'s writer dies before A\'s fence deadline; B takes over; when the link is back nothing of A lands and A says B holds it', async (t) => {
+      // one kernel plays both hosts here: A's agent must not see B's containers (on real hosts it sees only its own)
+      agent = spawn(FERRY_BIN, ['fence', '--data-dir', A.ferryd!.dataDir, '--cgroup-prefix', A.engine.cgroupParent], { stdio: ['ignore', 'ignore', 'inherit'] });
+      await A.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'access=rwo', 'db']);
+      const stampLoop = (who: string) => `i=0; while :; do i=$((i+1)); echo "${who} $i $(cut -d' ' -f1 /proc/uptime)" >> /data/stamps; done`;
+      const stamp30 = `i=0; while [ $i -lt 30 ]; do i=$((i+1)); echo "A $i $(cut -d' ' -f1 /proc/uptime)" >> /data/stamps; done; exec sleep 100000`;
+      await A.dockerOk(['run', '-d', '--name', 'w-a', '--network', 'none', '-v', 'db:/data', 'bb', 'sh', '-c', kind === 'busy' ? stampLoop('A') : stamp30]);
+      const stamps = join(c.dir, 'nas', 'volumes', 'db', 'data', 'stamps');
+      const read = async (h: ClusterHost) => (await h.exec('cat', [stamps])).stdout;
+      await until('A stamps', async () => (await read(B)).includes(kind === 'busy' ? 'A 20 ' : 'A 30 '), 20_000);
+
+      const cut = Date.now();
+      assert.equal((await link(A, 'down')).code, 0);
+      await until('A\'s writer is fenced', async () => readFenceLog(A.ferryd!.dataDir).length > 0, 15_000);
+      const fence = readFenceLog(A.ferryd!.dataDir)[0]!;
+      if (kind === 'busy') {
+        // the writer was blocked in a write to the unreachable share: killed, it could not exit until the abort
+        assert.ok((fence.stuck ?? []).length > 0, `a killed writer stuck on the share: ${JSON.stringify(fence)}`);
+      } else {
+        // the idle writer exited at once; the client's connections held bytes the share did not acknowledge
+        assert.equal(fence.stuck, undefined, `no killed writer stuck: ${JSON.stringify(fence)}`);
+        assert.match(fence.unanswered ?? '', /^[1-9][0-9]* byte\(s\) sent to \S+ and not acknowledged$/);
+      }
+      assert.match(fence.fuseAbort ?? '', /^aborted FUSE connection/);
+      assert.match(fence.connectionsClosed ?? '', /^closed [1-9][0-9]* TCP connection\(s\) of its server/);
+      const lastBeat = Date.parse(fence.renewedAt);
+      const deadline = lastBeat + FENCE_MS;
+      const up = Number((await run('cut', ['-d', ' ', '-f1', '/proc/uptime'])).stdout);
+      const deadlineUp = up - (Date.now() - deadline) / 1000;
+
+      await sleep(Math.max(0, lastBeat + NODE_TIMEOUT_MS + 300 - Date.now()));
+      const t1 = Date.now();
+      await B.dockerOk(['run', '-d', '--name', 'w-b', '--network', 'none', '-v', 'db:/data', 'bb', 'sh', '-c', stampLoop('B')]);
+      const runB = Date.now() - t1;
+      await until('B stamps', async () => (await read(B)).includes('B 20 '), 20_000);
+      assert.equal((await link(A, 'up')).code, 0);
+      const back = Date.now();
+      // A beats again; it learns that B holds db now
+      const fenced = async () => (JSON.parse((await A.ferryd!.cli('--json', 'status')).stdout) as Status).warnings.find((w) => w.code === 'fenced');
+      await until('A warns that it was fenced and B holds db', async () => /held by node hostB/.test((await fenced())?.message ?? ''), 30_000).catch(async (err) => {
+        throw new Error(`${String(err)}; A's ferryd log ends:\n${(await A.ferryd!.logs()).split('\n').slice(-40).join('\n')}`);
+      });
+      await until('B goes on stamping after the link came back', async () => (await read(B)).includes('B 100 '), 30_000);
+      // A's container stays dead, and A is refused the volume while B holds it
+      assert.doesNotMatch(await A.dockerOk(['inspect', '-f', '{{.State.Status}}', 'w-a']), /running/);
+      const refused = await A.docker(['run', '--rm', '--network', 'none', '-v', 'db:/data', 'bb', 'true']);
+      assert.notEqual(refused.code, 0, 'A must not mount db while B holds it');
+      assert.match(refused.stderr, /volume db is rwo .* node hostB holds it/);
+      // a write A's kernel still queues would land at its next retransmission: wait until none is queued
+      const queued = async () =>
+        (await run('ip', ['netns', 'exec', basename(A.netns), 'ss', '-H', '-t', '-n', 'state', 'all']).then((r) => r.stdout))
+          .split('\n')
+          .filter((l) => Number(l.trim().split(/\s+/)[2] ?? 0) > 0);
+      await until('no socket of A holds bytes to send', async () => (await queued()).length === 0, 90_000).catch(async (err) => {
+        throw new Error(`${String(err)}: ${(await queued()).join(' | ')}`);
+      });
+      await B.dockerOk(['rm', '-f', 'w-b']);
+
+      const lines = (await read(B)).split('\n').filter((l) => /^[AB] [0-9]+ [0-9]+\.[0-9]+$/.test(l));
+      const parsed = lines.map((l) => {
+        const [who, seq, at] = l.split(' ');
+        return { who: who!, seq: Number(seq), at: Number(at) };
+      });
+      const firstB = parsed.findIndex((s) => s.who === 'B');
+      const fromA = parsed.filter((s) => s.who === 'A');
+      const fromB = parsed.filter((s) => s.who === 'B');
+      assert.deepEqual(parsed.slice(firstB).filter((s) => s.who === 'A').map((s) => s.seq), [], 'stamps of A written after B began');
+      assert.deepEqual(fromA.filter((s) => s.at > deadlineUp).map((s) => s.seq), [], 'stamps of A dated after its fence deadline');
+      assert.deepEqual(fromB.map((s) => s.seq), fromB.map((_s, i) => i + 1), 'B\'s stamps are all there, in order');
+      assert.deepEqual(fromA.map((s) => s.seq), fromA.map((_s, i) => i + 1), 'A\'s stamps up to the cut are all there, in order');
+      t.diagnostic(
+        `cut-off, ${kind} writer (GlusterFS ping-timeout 42 s; ${fence.unanswered ? `${fence.unanswered}; ` : ''}${fence.fuseAbort}; ${fence.connectionsClosed}): A wrote ${fromA.length} stamps, the last ${((deadlineUp - Math.max(...fromA.map((s) => s.at))) * 1000).toFixed(0)} ms before its fence deadline; the agent killed ${fence.pids.length} process(es) ` +
+          `${fence.at ? `${Date.parse(fence.at) - cut} ms after the cut` : ''}; B wrote ${fromB.length}, docker run on B took ${runB} ms; A warned of B ${Date.now() - back} ms or less after the link came back`,
+      );
     });
-    const firstB = parsed.findIndex((s) => s.who === 'B');
-    const fromA = parsed.filter((s) => s.who === 'A');
-    const fromB = parsed.filter((s) => s.who === 'B');
-    assert.deepEqual(parsed.slice(firstB).filter((s) => s.who === 'A').map((s) => s.seq), [], 'stamps of A written after B began');
-    assert.deepEqual(fromA.filter((s) => s.at > deadlineUp).map((s) => s.seq), [], 'stamps of A dated after its fence deadline');
-    assert.deepEqual(fromB.map((s) => s.seq), fromB.map((_s, i) => i + 1), 'B\'s stamps are all there, in order');
-    assert.deepEqual(fromA.map((s) => s.seq), fromA.map((_s, i) => i + 1), 'A\'s stamps up to the cut are all there, in order');
-    t.diagnostic(
-      `cut-off (GlusterFS ping-timeout 42 s; ${fence.fuseAbort}; ${fence.connectionsClosed}): A wrote ${fromA.length} stamps, the last ${((deadlineUp - Math.max(...fromA.map((s) => s.at))) * 1000).toFixed(0)} ms before its fence deadline; the agent killed ${fence.pids.length} process(es) ` +
-        `${fence.at ? `${Date.parse(fence.at) - cut} ms after the cut` : ''}; B wrote ${fromB.length}, docker run on B took ${runB} ms; A warned of B ${Date.now() - back} ms or less after the link came back`,
-    );
   });
-});
+}

@@ -53,11 +53,16 @@ describe('closing a FUSE server\'s TCP connections (the fencing agent)', { skip 
     const table = [
       '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
       '   0: 0100007F:9C40 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0 100 0 0 10 0',
-      '   1: 0100007F:C350 0100007F:9C40 01 0000010D:00000000 01:00000014 00000000     0        0 222 1 0 20 4 30 10 -1',
+      '   1: 0100007F:C350 0100007F:9C40 01 0000010D:00000000 01:00000014 00000003     0        0 222 1 0 20 4 30 10 -1',
+      '   3: 0100007F:C352 0100007F:9C40 04 000000EC:00000000 04:00000032 00000000     0        2 444 1 0 20 4 30 10 -1',
       '   2: 0100007F:C351 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 333 1 0 20 4 30 10 -1',
     ].join('\n');
     // the listening socket (st 0A) is not a connection; another process's socket (333) is not asked for
-    assert.deepEqual(parseTcpTable(table, new Set(['111', '222'])), [{ local: '127.0.0.1:50000', remote: '127.0.0.1:40000', sendQueue: 269 }]);
+    // retries: retransmission timeouts (3 for 222) plus window probes (2 for 444, in FIN-WAIT-1)
+    assert.deepEqual(parseTcpTable(table, new Set(['111', '222', '444'])), [
+      { local: '127.0.0.1:50000', remote: '127.0.0.1:40000', sendQueue: 269, retries: 3 },
+      { local: '127.0.0.1:50002', remote: '127.0.0.1:40000', sendQueue: 236, retries: 2 },
+    ]);
   });
 
   it('closes the connections of a process in another network namespace and discards what they queued', async () => {
