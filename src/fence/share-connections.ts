@@ -81,9 +81,30 @@ function socketInodes(pid: number): Set<string> {
   return out;
 }
 
-/** The TCP connections process `pid` holds, read from its own network namespace's tables. */
+/** `pid` and its descendants (an sshfs mount's connection is held by its ssh child, not by sshfs). */
+export function processTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const t of tasks) {
+      try {
+        for (const c of readFileSync(`/proc/${out[i]}/task/${t}/children`, 'utf8').split(' ').filter(Boolean)) out.push(Number(c));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+/** The TCP connections process `pid` and its descendants hold, read from `pid`'s network namespace's tables. */
 export function tcpConnectionsOf(pid: number): TcpConnection[] {
-  const inodes = socketInodes(pid);
+  const inodes = new Set(processTree(pid).flatMap((p) => [...socketInodes(p)]));
   if (inodes.size === 0) return [];
   return ['tcp', 'tcp6'].flatMap((t) => {
     try {

@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { isRoot, skipUnless } from '../helpers/prereq.js';
-import { closeTcpConnections, decodeAddress, holdNetns, parseTcpTable, tcpConnectionsOf } from '../../src/fence/share-connections.js';
+import { closeTcpConnections, decodeAddress, holdNetns, parseTcpTable, processTree, tcpConnectionsOf } from '../../src/fence/share-connections.js';
 
 /**
  * What the fencing agent does to a cut-off FUSE server's connections (src/fence/share-connections.ts): a
- * process in a network namespace of its own (as a host's glusterfs client is, seen from a test's agent) has
+ * process (the child of the one asked about) in a network namespace of its own (as a host's glusterfs client is, seen from a test's agent) has
  * a TCP connection whose peer does not read, so what it wrote waits in its send queue, as a write waits when
  * the link is down. Closed from outside (nsenter + ss -K), the queue is discarded: the peer, reading again,
  * never receives it.
@@ -42,7 +42,15 @@ rl.on('line', (l) => {
 
 describe('closing a FUSE server\'s TCP connections (the fencing agent)', { skip }, () => {
   let peer: ChildProcess | undefined;
-  after(() => peer?.kill('SIGKILL'));
+  after(() => {
+    for (const p of peer?.pid ? processTree(peer.pid).reverse() : []) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
 
   it('reads /proc/net/tcp addresses, IPv4 and IPv6', () => {
     assert.equal(decodeAddress('0100007F:0050'), '127.0.0.1:80');
@@ -66,7 +74,8 @@ describe('closing a FUSE server\'s TCP connections (the fencing agent)', { skip 
   });
 
   it('closes the connections of a process in another network namespace and discards what they queued', async () => {
-    peer = spawn('unshare', ['--net', 'sh', '-c', `ip link set lo up && exec ${process.execPath} -e "$PEER"`], { env: { ...process.env, PEER }, stdio: ['pipe', 'pipe', 'inherit'] });
+    // node runs as a child of the shell: the connection is a descendant's, as an sshfs mount's is its ssh child's
+    peer = spawn('unshare', ['--net', 'sh', '-c', `ip link set lo up && ${process.execPath} -e "$PEER"; exit 0`], { env: { ...process.env, PEER }, stdio: ['pipe', 'pipe', 'inherit'] });
     const lines = createInterface({ input: peer.stdout! })[Symbol.asyncIterator]();
     const next = async () => String((await lines.next()).value ?? '');
     const ready = await next();
