@@ -8,6 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseMountinfo } from './mountinfo.js';
 
 export interface TcpConnection {
@@ -17,6 +18,8 @@ export interface TcpConnection {
   sendQueue: number;
   /** Retransmission timeouts and window probes since the peer last answered: > 0 when it has stopped answering. */
   retries: number;
+  /** An orphaned socket (closed by its process, inode 0) to one of the process's peers. */
+  orphan?: boolean;
 }
 
 /** "0100007F:0050" (IPv4) or 32 hex digits + port (IPv6), as in /proc/net/tcp{,6}, to "127.0.0.1:80" / "[::1]:80". */
@@ -48,16 +51,30 @@ function compressV6(groups: string[]): string {
 }
 
 const LISTEN = '0A';
+/** States in which a connection can hold data to send (not SYN_SENT/SYN_RECV, whose queue is the SYN). */
+const DATA_STATES = new Set(['01', '04', '08', '09', '0B']); // ESTABLISHED FIN_WAIT1 CLOSE_WAIT LAST_ACK CLOSING
+/** The inode of an orphaned socket: its process closed it, the kernel still sends what it queued. */
+const ORPHAN = '0';
+/** States of an orphan that still has something to send: FIN_WAIT1 CLOSING LAST_ACK (inode 0 in another state
+ * is a kernel socket, e.g. an NFS client's, and not ours). */
+const ORPHAN_STATES = new Set(['04', '0B', '09']);
 
-/** The TCP connections (not listening sockets) in a /proc/net/tcp{,6} text whose socket inode is in `inodes`. */
-export function parseTcpTable(text: string, inodes: Set<string>): TcpConnection[] {
+/**
+ * The TCP connections in a /proc/net/tcp{,6} text whose socket inode is in `inodes` (not listening sockets),
+ * and the orphaned ones (inode 0, closing with data unsent) whose remote `orphansTo` accepts.
+ */
+export function parseTcpTable(text: string, inodes: Set<string>, orphansTo?: (remote: string) => boolean): TcpConnection[] {
   const out: TcpConnection[] = [];
   for (const line of text.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 10 || !inodes.has(f[9]!) || f[3] === LISTEN) continue;
+    if (f.length < 10 || f[3] === LISTEN) continue;
+    const remote = decodeAddress(f[2]!);
+    const orphan = f[9] === ORPHAN && ORPHAN_STATES.has(f[3]!) && orphansTo?.(remote) === true;
+    if (!inodes.has(f[9]!) && !orphan) continue;
     // columns: sl local rem st tx_queue:rx_queue tr:tm->when retrnsmt uid probes_out inode ...
     const retries = parseInt(f[6]!, 16) + Number(f[8]);
-    out.push({ local: decodeAddress(f[1]!), remote: decodeAddress(f[2]!), sendQueue: parseInt(f[4]!.split(':')[0]!, 16), retries });
+    const sendQueue = DATA_STATES.has(f[3]!) ? parseInt(f[4]!.split(':')[0]!, 16) : 0;
+    out.push({ local: decodeAddress(f[1]!), remote, sendQueue, retries, ...(orphan ? { orphan } : {}) });
   }
   return out;
 }
@@ -102,18 +119,27 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** The TCP connections process `pid` and its descendants hold, read from `pid`'s network namespace's tables. */
+/**
+ * The TCP connections process `pid` and its descendants hold, read from `pid`'s network namespace's tables, and
+ * the orphaned sockets there to the same hosts: a connection the client closed (GlusterFS does at its ping
+ * timeout, and reconnects) still sends its queue from the kernel.
+ */
 export function tcpConnectionsOf(pid: number): TcpConnection[] {
   const inodes = new Set(processTree(pid).flatMap((p) => [...socketInodes(p)]));
   if (inodes.size === 0) return [];
-  return ['tcp', 'tcp6'].flatMap((t) => {
+  const tables = ['tcp', 'tcp6'].map((t) => {
     try {
-      return parseTcpTable(readFileSync(`/proc/${pid}/net/${t}`, 'utf8'), inodes);
+      return readFileSync(`/proc/${pid}/net/${t}`, 'utf8');
     } catch {
-      return [];
+      return '';
     }
   });
+  const own = tables.flatMap((t) => parseTcpTable(t, inodes));
+  const hosts = new Set(own.map((c) => hostOf(c.remote)));
+  return [...own, ...tables.flatMap((t) => parseTcpTable(t, new Set(), (remote) => hosts.has(hostOf(remote))))];
 }
+
+const hostOf = (address: string) => address.slice(0, address.lastIndexOf(':'));
 
 /**
  * The processes serving FUSE connection `dev` ("0:NN"): those holding /dev/fuse open whose own mount namespace
@@ -121,20 +147,25 @@ export function tcpConnectionsOf(pid: number): TcpConnection[] {
  * their mount point). The kernel does not say which /dev/fuse descriptor serves which connection.
  */
 export function fuseServers(dev: string): number[] {
-  const out: number[] = [];
+  const named: number[] = [];
+  const seeing: number[] = []; // holders of /dev/fuse whose mount namespace has dev, named or not
   for (const name of readdirSync('/proc')) {
     if (!/^[0-9]+$/.test(name) || Number(name) === process.pid) continue;
     try {
       const fds = readdirSync(`/proc/${name}/fd`);
       if (!fds.some((fd) => safeReadlink(`/proc/${name}/fd/${fd}`) === '/dev/fuse')) continue;
-      const args = new Set(readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter(Boolean));
-      const mounts = parseMountinfo(readFileSync(`/proc/${name}/mountinfo`, 'utf8'));
-      if (mounts.some((m) => m.dev === dev && args.has(m.mountPoint))) out.push(Number(name));
+      const mounts = parseMountinfo(readFileSync(`/proc/${name}/mountinfo`, 'utf8')).filter((m) => m.dev === dev);
+      if (mounts.length === 0) continue;
+      seeing.push(Number(name));
+      // (an argument written with a trailing slash or dots names the same directory)
+      const args = new Set(readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter((a) => a.startsWith('/')).map((a) => resolve(a)));
+      if (mounts.some((m) => args.has(m.mountPoint))) named.push(Number(name));
     } catch {
       // gone meanwhile, or not ours to read
     }
   }
-  return out;
+  // none names its mount point: the only process that can be its server, if there is only one
+  return named.length > 0 ? named : seeing.length === 1 ? seeing : [];
 }
 
 /**

@@ -64,12 +64,20 @@ describe('closing a FUSE server\'s TCP connections (the fencing agent)', { skip 
       '   1: 0100007F:C350 0100007F:9C40 01 0000010D:00000000 01:00000014 00000003     0        0 222 1 0 20 4 30 10 -1',
       '   3: 0100007F:C352 0100007F:9C40 04 000000EC:00000000 04:00000032 00000000     0        2 444 1 0 20 4 30 10 -1',
       '   2: 0100007F:C351 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 333 1 0 20 4 30 10 -1',
+      '   4: 0100007F:C353 0100007F:9C40 02 00000001:00000000 01:00000032 00000002     0        0 555 1 0 20 4 30 10 -1',
+      '   5: 0100007F:C354 0100007F:9C41 04 00000020:00000000 01:00000032 00000001     0        0 0 1 0 20 4 30 10 -1',
+      '   6: 0100007F:C355 0100007F:0801 01 00000040:00000000 01:00000032 00000001     0        0 0 1 0 20 4 30 10 -1',
+      '   7: 0100007F:C356 0200007F:9C40 04 00000020:00000000 01:00000032 00000001     0        0 0 1 0 20 4 30 10 -1',
     ].join('\n');
     // the listening socket (st 0A) is not a connection; another process's socket (333) is not asked for
-    // retries: retransmission timeouts (3 for 222) plus window probes (2 for 444, in FIN-WAIT-1)
-    assert.deepEqual(parseTcpTable(table, new Set(['111', '222', '444'])), [
+    // retries: retransmission timeouts (3 for 222) plus window probes (2 for 444, in FIN-WAIT-1); a SYN_SENT
+    // socket's queue is its SYN, no data (555); an orphan (inode 0) closing to an accepted host is included (5),
+    // a kernel socket (inode 0, established: an NFS client's) is not (6), nor an orphan to another host (7)
+    assert.deepEqual(parseTcpTable(table, new Set(['111', '222', '444', '555']), (remote) => remote.startsWith('127.0.0.1:')), [
       { local: '127.0.0.1:50000', remote: '127.0.0.1:40000', sendQueue: 269, retries: 3 },
       { local: '127.0.0.1:50002', remote: '127.0.0.1:40000', sendQueue: 236, retries: 2 },
+      { local: '127.0.0.1:50003', remote: '127.0.0.1:40000', sendQueue: 0, retries: 2 },
+      { local: '127.0.0.1:50004', remote: '127.0.0.1:40001', sendQueue: 32, retries: 1, orphan: true },
     ]);
   });
 
