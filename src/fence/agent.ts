@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { AGENT_BEAT_MS, fenceDir, fenceLogPath, readLease, writeAgentBeat, type FenceLease, type HeldVolume } from './lease.js';
 import { findWriters, killWriters } from './writers.js';
 import { abortFuseConnection, stillRunning } from './fuse-abort.js';
-import { closeTcpConnections, fuseServers, holdNetns, tcpConnectionsOf, unansweredBytes } from './share-connections.js';
+import { closeTcpConnections, fuseServers, holdNetns, processTree, tcpConnectionsOf, unansweredBytes } from './share-connections.js';
 
 export interface FenceRecord {
   id: string;
@@ -73,7 +73,7 @@ export class FenceAgent {
   private readonly killed = new Map<string, Set<number>>();
   /** FUSE connections aborted (by device): a dead connection is not aborted twice. */
   private readonly aborted = new Set<string>();
-  /** When each fenced FUSE share (by device) was last looked at for unacknowledged writes. */
+  /** When each fenced FUSE share (by device: only those its killed writers had mounted) was last looked at. */
   private readonly lastLook = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private beatTimer: NodeJS.Timeout | undefined;
@@ -146,6 +146,7 @@ export class FenceAgent {
         // a killed process that does not exit has a request in flight to a share that does not answer: on FUSE,
         // abort the connection, or the request lands when the share answers again, after another node took over
         const onFuse = writers.some((w) => w.fstype?.startsWith('fuse'));
+        if (onFuse && !this.lastLook.has(h.dev)) this.lastLook.set(h.dev, now);
         if (onFuse) await new Promise((res) => setTimeout(res, STUCK_MS));
         const stuck = onFuse ? stillRunning(r.pids) : [];
         // none stuck: a write the client accepted may still wait, sent and unanswered, in its connections
@@ -158,7 +159,8 @@ export class FenceAgent {
 
   /** Looks at a fenced FUSE share: a write sent just before the kill shows as unanswered only after a retransmission. */
   private lookAgain(lease: FenceLease, pool: string, h: HeldVolume, now: number): void {
-    if (!h.dev || this.aborted.has(h.dev) || now - (this.lastLook.get(h.dev) ?? 0) < LOOK_AGAIN_MS) return;
+    const last = h.dev ? this.lastLook.get(h.dev) : undefined;
+    if (!h.dev || last === undefined || this.aborted.has(h.dev) || now - last < LOOK_AGAIN_MS) return;
     this.lastLook.set(h.dev, now);
     const unanswered = this.unanswered(h.dev);
     if (unanswered) this.record(lease, pool, h, now, { pids: [], cgroups: [], unanswered, ...this.abort(h.dev) });
@@ -202,6 +204,14 @@ export class FenceAgent {
   }
 }
 
+function killQuiet(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // exited meanwhile
+  }
+}
+
 const reason = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
@@ -212,7 +222,7 @@ const reason = (err: unknown) => (err instanceof Error ? err.message : String(er
 function abortShare(dev: string): { fuseAbort: string; connectionsClosed: string } {
   const servers = fuseServers(dev).flatMap((pid) => {
     try {
-      return [{ pid, ns: holdNetns(pid), conns: tcpConnectionsOf(pid) }];
+      return [{ pid, tree: processTree(pid), ns: holdNetns(pid), conns: tcpConnectionsOf(pid) }];
     } catch {
       return []; // exited meanwhile
     }
@@ -224,12 +234,14 @@ function abortShare(dev: string): { fuseAbort: string; connectionsClosed: string
     fuseAbort = `could not abort the FUSE connection ${dev}: ${reason(err)}`;
   }
   if (servers.length === 0) return { fuseAbort, connectionsClosed: `found no server process of FUSE connection ${dev}: its TCP connections, if any, are left open` };
+  // the server of an aborted connection exits by itself; killed, it cannot reconnect and send more meanwhile
+  for (const s of servers) for (const p of s.tree) killQuiet(p);
   const done: string[] = [];
   for (const s of servers) {
     try {
       const n = closeTcpConnections(s.ns, s.conns);
       const queued = s.conns.reduce((a, c) => a + c.sendQueue, 0);
-      done.push(`closed ${n} TCP connection(s) of its server (pid ${s.pid}${s.conns.length ? `, to ${[...new Set(s.conns.map((c) => c.remote))].join(' ')}` : ''}), discarding ${queued} queued byte(s)`);
+      done.push(`killed its server and closed ${n} TCP connection(s) of it (pid ${s.pid}${s.conns.length ? `, to ${[...new Set(s.conns.map((c) => c.remote))].join(' ')}` : ''}), discarding ${queued} queued byte(s)`);
     } catch (err) {
       done.push(`could not close the TCP connections of its server (pid ${s.pid}): ${reason(err)}`);
     } finally {
