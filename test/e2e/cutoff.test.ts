@@ -143,3 +143,54 @@ for (const kind of ['busy', 'idle'] as const) {
     });
   });
 }
+
+/**
+ * The other side of the abort: a holder whose ferryd dies while the share stays reachable. The agent kills the
+ * rwo writer, but nothing waits unacknowledged on the share's connections, so it must not abort the mount:
+ * the node's other containers, on rwx volumes of the same pool, go on writing to the share.
+ */
+describe('a holder whose ferryd dies while GlusterFS stays reachable', { skip, timeout: 600_000 }, () => {
+  let c: Cluster;
+  let g: Gluster;
+  let A: ClusterHost;
+  let B: ClusterHost;
+  let agent: ChildProcess | undefined;
+
+  before(async () => {
+    c = await startCluster({ hosts: 2, name: 'cutoffok' });
+    g = await startGluster(c);
+    [A, B] = c.hosts as [ClusterHost, ClusterHost];
+    const timing = [`heartbeatInterval: ${HEARTBEAT_MS}ms`, `nodeTimeout: ${NODE_TIMEOUT_MS}ms`, `fenceDeadline: ${FENCE_MS}ms`];
+    await Promise.all(c.hosts.map((h) => h.startFerryd({ configYaml: glusterPoolConfig(h.name, join(c.dir, 'nas'), g, timing) })));
+  });
+  after(async () => {
+    agent?.kill('SIGKILL');
+    await c?.stop();
+  });
+
+  it('the rwo writer is killed, the share is not aborted, and a container on an rwx volume goes on writing', async (t) => {
+    agent = spawn(FERRY_BIN, ['fence', '--data-dir', A.ferryd!.dataDir, '--cgroup-prefix', A.engine.cgroupParent], { stdio: ['ignore', 'ignore', 'inherit'] });
+    await A.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'access=rwo', 'db']);
+    await A.dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'access=rwx', 'logs']);
+    await A.dockerOk(['run', '-d', '--name', 'w-a', '--network', 'none', '-v', 'db:/data', 'bb', 'sh', '-c', 'echo A > /data/stamps; exec sleep 100000']);
+    await A.dockerOk(['run', '-d', '--name', 'w-x', '--network', 'none', '-v', 'logs:/data', 'bb', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo "x $i" >> /data/log; sleep 0.05; done']);
+    const log = join(c.dir, 'nas', 'volumes', 'logs', 'data', 'log');
+    const lines = async () => (await B.exec('cat', [log])).stdout.split('\n').filter((l) => /^x [0-9]+$/.test(l)).length;
+    await until('w-x writes', async () => (await lines()) > 10, 20_000);
+
+    A.ferryd!.kill('SIGKILL');
+    await until('A\'s rwo writer is fenced', async () => readFenceLog(A.ferryd!.dataDir).length > 0, 15_000);
+    // the agent looks again once a second: give it several looks
+    await sleep(3500);
+    const records = readFenceLog(A.ferryd!.dataDir);
+    assert.deepEqual(records.filter((r) => r.fuseAbort || r.connectionsClosed || r.unanswered), [], `no abort of a share that answers: ${JSON.stringify(records)}`);
+    assert.doesNotMatch(await A.dockerOk(['inspect', '-f', '{{.State.Status}}', 'w-a']), /running/);
+    assert.match(await A.dockerOk(['inspect', '-f', '{{.State.Status}}', 'w-x']), /running/);
+    const before = await lines();
+    await sleep(1000);
+    const after = await lines();
+    assert.ok(after > before, `the rwx container goes on writing to the share: ${before} lines, then ${after} a second later`);
+    t.diagnostic(`ferryd killed on A: the agent killed ${records[0]!.pids.length} process(es), no abort after ${records.length} record(s) and 3.5 s of looks; w-x wrote ${after - before} lines in the next second`);
+  });
+});
+
