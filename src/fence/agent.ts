@@ -10,8 +10,8 @@ import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { AGENT_BEAT_MS, fenceDir, fenceLogPath, readLease, writeAgentBeat, type FenceLease, type HeldVolume } from './lease.js';
 import { findWriters, killWriters } from './writers.js';
-import { abortFuseConnection, stillRunning } from './fuse-abort.js';
-import { closeTcpConnections, fuseServers, holdNetns, processTree, tcpConnectionsOf, unansweredBytes } from './share-connections.js';
+import { abortShare, stillRunning } from './fuse-abort.js';
+import { unansweredBytes } from './share-connections.js';
 
 export interface FenceRecord {
   id: string;
@@ -202,51 +202,4 @@ export class FenceAgent {
       rec,
     );
   }
-}
-
-function killQuiet(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // exited meanwhile
-  }
-}
-
-const reason = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
-/**
- * Cut this node off a FUSE share for good: abort the connection (every request in flight fails), then close the
- * server process's TCP connections, whose send queues still hold what it had sent (fuse-abort.ts,
- * share-connections.ts). Their addresses are read before the abort: the server exits after it.
- */
-function abortShare(dev: string): { fuseAbort: string; connectionsClosed: string } {
-  const servers = fuseServers(dev).flatMap((pid) => {
-    try {
-      return [{ pid, tree: processTree(pid), ns: holdNetns(pid), conns: tcpConnectionsOf(pid) }];
-    } catch {
-      return []; // exited meanwhile
-    }
-  });
-  let fuseAbort: string;
-  try {
-    fuseAbort = abortFuseConnection(dev);
-  } catch (err) {
-    fuseAbort = `could not abort the FUSE connection ${dev}: ${reason(err)}`;
-  }
-  if (servers.length === 0) return { fuseAbort, connectionsClosed: `found no server process of FUSE connection ${dev}: its TCP connections, if any, are left open` };
-  // the server of an aborted connection exits by itself; killed, it cannot reconnect and send more meanwhile
-  for (const s of servers) for (const p of s.tree) killQuiet(p);
-  const done: string[] = [];
-  for (const s of servers) {
-    try {
-      const n = closeTcpConnections(s.ns, s.conns);
-      const queued = s.conns.reduce((a, c) => a + c.sendQueue, 0);
-      done.push(`killed its server and closed ${n} TCP connection(s) of it (pid ${s.pid}${s.conns.length ? `, to ${[...new Set(s.conns.map((c) => c.remote))].join(' ')}` : ''}), discarding ${queued} queued byte(s)`);
-    } catch (err) {
-      done.push(`could not close the TCP connections of its server (pid ${s.pid}): ${reason(err)}`);
-    } finally {
-      s.ns.close();
-    }
-  }
-  return { fuseAbort, connectionsClosed: done.join('; ') };
 }

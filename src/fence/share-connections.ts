@@ -27,27 +27,13 @@ export function decodeAddress(hex: string): string {
   const [addr, port] = hex.split(':') as [string, string];
   const p = parseInt(port, 16);
   if (addr.length === 8) return `${[3, 2, 1, 0].map((i) => parseInt(addr.slice(i * 2, i * 2 + 2), 16)).join('.')}:${p}`;
-  // IPv6: four 32-bit words, each in the host's (little-endian) byte order
-  const bytes: number[] = [];
-  for (let w = 0; w < 4; w++) for (const i of [3, 2, 1, 0]) bytes.push(parseInt(addr.slice(w * 8 + i * 2, w * 8 + i * 2 + 2), 16));
-  const groups = [];
-  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
-  const v4 = groups.slice(0, 6).join(':') === '0:0:0:0:0:ffff';
-  const text = v4 ? `::ffff:${bytes.slice(12).join('.')}` : compressV6(groups);
-  return `[${text}]:${p}`;
-}
-
-function compressV6(groups: string[]): string {
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j === i ? i + 1 : j;
+  // IPv6: four 32-bit words, each in the host's (little-endian) byte order; URL writes the canonical short form
+  const groups: string[] = [];
+  for (let w = 0; w < 4; w++) {
+    const word = [3, 2, 1, 0].map((i) => addr.slice(w * 8 + i * 2, w * 8 + i * 2 + 2)).join('');
+    groups.push(word.slice(0, 4), word.slice(4));
   }
-  if (best < 0) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+  return `${new URL(`http://[${groups.join(':')}]/`).hostname}:${p}`;
 }
 
 const LISTEN = '0A';

@@ -35,6 +35,24 @@ const NODE_TIMEOUT_MS = 4000;
  * retransmission, seconds after the link is back), so a write that would land has landed.
  */
 /**
+ * Two Docker hosts on a LAN with a GlusterFS server, a ferryd on each mounting the share itself. GlusterFS's
+ * default network.ping-timeout (42 s) is kept: a cut-off client holds its calls in flight that long.
+ */
+async function twoHostsOnGluster(name: string): Promise<{ c: Cluster; A: ClusterHost; B: ClusterHost }> {
+  const c = await startCluster({ hosts: 2, name });
+  try {
+    const g: Gluster = await startGluster(c);
+    const timing = [`heartbeatInterval: ${HEARTBEAT_MS}ms`, `nodeTimeout: ${NODE_TIMEOUT_MS}ms`, `fenceDeadline: ${FENCE_MS}ms`];
+    await Promise.all(c.hosts.map((h) => h.startFerryd({ configYaml: glusterPoolConfig(h.name, join(c.dir, 'nas'), g, timing) })));
+  } catch (err) {
+    await c.stop();
+    throw err;
+  }
+  const [A, B] = c.hosts as [ClusterHost, ClusterHost];
+  return { c, A, B };
+}
+
+/**
  * `busy`: the writer writes without pause, so the cut finds a write in flight and the killed writer is stuck on
  * it. `idle`: the writer has stopped writing before the cut and is killed at once; what the GlusterFS client
  * still sends (ferryd's heartbeats, here) waits unacknowledged in its connections, and the agent aborts for that.
@@ -42,20 +60,13 @@ const NODE_TIMEOUT_MS = 4000;
 for (const kind of ['busy', 'idle'] as const) {
   describe(`a holder cut off from the LAN while its container ${kind === 'busy' ? 'writes' : 'idles'} (GlusterFS)`, { skip, timeout: 600_000 }, () => {
     let c: Cluster;
-    let g: Gluster;
     let A: ClusterHost;
     let B: ClusterHost;
     let agent: ChildProcess | undefined;
     const link = (h: ClusterHost, state: 'up' | 'down') => run('ip', ['-n', basename(h.netns), 'link', 'set', 'eth0', state]);
 
     before(async () => {
-      c = await startCluster({ hosts: 2, name: `cutoff${kind}` });
-      g = await startGluster(c);
-      // GlusterFS's default network.ping-timeout (42 s) is kept: a cut-off client holds its calls in flight that long
-      [A, B] = c.hosts as [ClusterHost, ClusterHost];
-      const timing = [`heartbeatInterval: ${HEARTBEAT_MS}ms`, `nodeTimeout: ${NODE_TIMEOUT_MS}ms`, `fenceDeadline: ${FENCE_MS}ms`];
-      const config = (h: ClusterHost) => glusterPoolConfig(h.name, join(c.dir, 'nas'), g, timing);
-      await Promise.all(c.hosts.map((h) => h.startFerryd({ configYaml: config(h) })));
+      ({ c, A, B } = await twoHostsOnGluster(`cutoff${kind}`));
     });
     after(async () => {
       agent?.kill('SIGKILL');
@@ -151,17 +162,12 @@ for (const kind of ['busy', 'idle'] as const) {
  */
 describe('a holder whose ferryd dies while GlusterFS stays reachable', { skip, timeout: 600_000 }, () => {
   let c: Cluster;
-  let g: Gluster;
   let A: ClusterHost;
   let B: ClusterHost;
   let agent: ChildProcess | undefined;
 
   before(async () => {
-    c = await startCluster({ hosts: 2, name: 'cutoffok' });
-    g = await startGluster(c);
-    [A, B] = c.hosts as [ClusterHost, ClusterHost];
-    const timing = [`heartbeatInterval: ${HEARTBEAT_MS}ms`, `nodeTimeout: ${NODE_TIMEOUT_MS}ms`, `fenceDeadline: ${FENCE_MS}ms`];
-    await Promise.all(c.hosts.map((h) => h.startFerryd({ configYaml: glusterPoolConfig(h.name, join(c.dir, 'nas'), g, timing) })));
+    ({ c, A, B } = await twoHostsOnGluster('cutoffok'));
   });
   after(async () => {
     agent?.kill('SIGKILL');

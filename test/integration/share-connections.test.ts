@@ -56,7 +56,7 @@ describe('closing a FUSE server\'s TCP connections (the fencing agent)', { skip 
     assert.equal(decodeAddress('0100007F:0050'), '127.0.0.1:80');
     assert.equal(decodeAddress('FE01A8C0:E0C5'), '192.168.1.254:57541');
     assert.equal(decodeAddress('00000000000000000000000001000000:1F90'), '[::1]:8080');
-    assert.equal(decodeAddress('0000000000000000FFFF00000100007F:0016'), '[::ffff:127.0.0.1]:22');
+    assert.equal(decodeAddress('0000000000000000FFFF00000100007F:0016'), '[::ffff:7f00:1]:22');
     assert.equal(decodeAddress('000080FE00000000FF005002030405FE:01BB'), '[fe80::250:ff:fe05:403]:443');
     const table = [
       '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
