@@ -140,16 +140,20 @@ export class Codec {
     return this.key ? seal(this.key.enc, framed, aad) : framed;
   }
 
-  /** Decode; throws FerryError('corrupt') when authentication or decompression fails. */
-  /** decode() on the calling thread (restore's writer threads use this). */
-  decodeSync(stored: Uint8Array, aad: Uint8Array | undefined, what: string): Buffer {
+  /**
+   * decode() on the calling thread (restore's writer threads use this); throws FerryError('corrupt') when
+   * authentication or decompression fails. `size`, when known, is what the object decompresses to: zlib
+   * then writes it into one buffer (one byte larger, so that it does not look for more output in a new
+   * buffer), not into 16 KiB pieces it joins afterwards.
+   */
+  decodeSync(stored: Uint8Array, aad: Uint8Array | undefined, what: string, size?: number): Buffer {
     const framed = this.key ? unseal(this.key.enc, stored, aad) : Buffer.from(stored.buffer, stored.byteOffset, stored.length);
     if (!framed || framed.length < 1) throw new FerryError('corrupt', `${what}: authentication failed (data changed or damaged)`);
     const body = framed.subarray(1);
     if (framed[0] === RAW) return body;
     if (framed[0] === BROTLI) {
       try {
-        return brotliDecompressSync(body);
+        return brotliDecompressSync(body, size ? { chunkSize: Math.max(64, size + 1) } : undefined);
       } catch {
         throw new FerryError('corrupt', `${what}: cannot decompress`);
       }
@@ -166,7 +170,7 @@ export class Codec {
     const what = `chunk ${id.slice(0, 16)}… in pack ${pack}`;
     let plain: Buffer;
     try {
-      plain = this.decodeSync(stored, this.key ? idBuf : undefined, what);
+      plain = this.decodeSync(stored, this.key ? idBuf : undefined, what, raw);
     } catch (err) {
       if (err instanceof FerryError) throw new FerryError('corrupt', err.message, { pack, blob: id });
       throw err;

@@ -1,19 +1,24 @@
 /**
- * Writes restored files on a thread of its own, with synchronous calls, in the order the main thread
- * sends them: creating tens of thousands of files costs mostly kernel time, and threads issuing the
- * calls back to back beat the promise API's thread-pool round trips. Each writer also authenticates,
- * decompresses and checks the chunks it writes, so that this work is spread over the cores; the main
- * thread only reads the stored bytes from the target.
+ * Writes restored files, symlinks, hard links and directories' metadata on a thread of its own, with
+ * synchronous calls, in the order the main thread sends them: creating tens of thousands of entries costs
+ * mostly kernel time, and threads issuing the calls back to back beat the promise API's thread-pool round
+ * trips. Each writer also authenticates, decompresses and checks the chunks it writes, so that this work
+ * is spread over the cores; the main thread only reads the stored bytes from the target.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
 import { Codec } from './crypto.js';
 import { serveRequests } from '../util/worker-channel.js';
-import { openSync, writeSync, ftruncateSync, fchownSync, fchmodSync, futimesSync, closeSync } from 'node:fs';
+import { openSync, writeSync, ftruncateSync, fchownSync, fchmodSync, futimesSync, closeSync, symlinkSync, lchownSync, lutimesSync, linkSync, chownSync, chmodSync, utimesSync } from 'node:fs';
 
 export type WriterMsg =
   | { t: 'open'; id: number; path: string }
   | { t: 'write'; id: number; pos: number; stored: Uint8Array; blob: string; pack: string; raw: number }
-  | { t: 'close'; id: number; size: number; uid: number; gid: number; mode: number; atime: number; mtime: number };
+  | { t: 'close'; id: number; size: number; uid: number; gid: number; mode: number; atime: number; mtime: number }
+  /** (`id` of the next three only picks the writer) */
+  | { t: 'symlink'; id: number; path: string; target: string; uid: number; gid: number; atime: number; mtime: number }
+  | { t: 'link'; id: number; existing: string; path: string }
+  /** owner, mode and times of an entry that exists (a directory, once everything inside it is made) */
+  | { t: 'meta'; id: number; path: string; uid: number; gid: number; mode: number; atime: number; mtime: number };
 
 /**
  * The answer to a batch of messages (a request). A batch that fails is answered by its error (a
@@ -47,6 +52,17 @@ function writeSparse(fd: number, buf: Buffer, pos: number): number {
   return end;
 }
 
+/** chown, or remember that owners cannot be restored (not root): the restore says so once. */
+function owned(chown: () => void): boolean {
+  try {
+    chown();
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    return false;
+  }
+}
+
 if (!isMainThread) {
   const k = workerData as { enc: Uint8Array; mac: Uint8Array } | null;
   const codec = new Codec(k ? { enc: Buffer.from(k.enc), mac: Buffer.from(k.mac) } : null);
@@ -61,17 +77,21 @@ if (!isMainThread) {
         else if (m.t === 'write') {
           const f = fds.get(m.id)!;
           f.end = Math.max(f.end, writeSparse(f.fd, codec.openChunkSync(m.blob, m.pack, m.raw, m.stored), m.pos));
+        } else if (m.t === 'symlink') {
+          symlinkSync(m.target, m.path);
+          if (!owned(() => lchownSync(m.path, m.uid, m.gid))) ownerDenied = true;
+          lutimesSync(m.path, m.atime, m.mtime);
+        } else if (m.t === 'link') linkSync(m.existing, m.path);
+        else if (m.t === 'meta') {
+          if (!owned(() => chownSync(m.path, m.uid, m.gid))) ownerDenied = true;
+          chmodSync(m.path, m.mode);
+          utimesSync(m.path, m.atime, m.mtime);
         } else {
           const { fd, end } = fds.get(m.id)!;
           fds.delete(m.id);
           try {
             if (end < m.size) ftruncateSync(fd, m.size); // trailing holes
-            try {
-              fchownSync(fd, m.uid, m.gid);
-            } catch (err) {
-              if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
-              ownerDenied = true;
-            }
+            if (!owned(() => fchownSync(fd, m.uid, m.gid))) ownerDenied = true;
             fchmodSync(fd, m.mode);
             futimesSync(fd, m.atime, m.mtime);
           } finally {

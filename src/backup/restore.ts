@@ -3,7 +3,8 @@
  * hard links, FIFOs and device nodes, then owners, modes and times; directories' metadata last,
  * deepest first, so that creating their entries does not change their times again.
  */
-import { chmod, chown, lchown, link, lutimes, mkdir, readdir, symlink, utimes } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { chmod, chown, mkdir, readdir, utimes } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import type { WriterMsg, WriterAck } from './restore-worker.js';
@@ -85,16 +86,39 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
         ownerWarned = true;
       }
     };
+    /** A FIFO or device node, with its owner, mode and times. */
+    const special = async (n: TreeNode, p: string) => {
+      const mode = (n.mode & 0o7777).toString(8);
+      if (n.type === 'fifo') await execProgram('mkfifo', ['-m', mode, '--', p]);
+      else {
+        const r = n.rdev ?? 0;
+        const major = ((r >>> 8) & 0xfff) | (Math.floor(r / 2 ** 32) & ~0xfff);
+        const minor = (r & 0xff) | ((r >>> 12) & ~0xff & 0xfffff);
+        await execProgram('mknod', ['-m', mode, '--', p, n.type === 'char' ? 'c' : 'b', String(major), String(minor)]);
+      }
+      await own(() => chown(p, n.uid, n.gid));
+      await chmod(p, n.mode);
+      await utimes(p, nsToSeconds(n.atime ?? n.mtime), nsToSeconds(n.mtime));
+    };
     const files = nodes.filter((n) => n.type === 'file');
     const progress: RestoreProgress = { filesDone: 0, filesTotal: nodes.filter((n) => n.type !== 'dir').length, bytesDone: 0, bytesTotal: files.reduce((a, n) => a + (n.size ?? 0), 0) };
     const report = () => opts.onProgress?.({ ...progress });
     report();
     const abs = (n: TreeNode) => (n.path === '.' ? targetDir : join(targetDir, n.path));
 
-    for (const n of nodes) if (n.type === 'dir' && n.path !== '.') await mkdir(abs(n), { mode: 0o700 });
+    // (synchronous: nothing else runs yet, and 4,000 awaited mkdirs cost a thread-pool round trip each)
+    for (const n of nodes) if (n.type === 'dir' && n.path !== '.') mkdirSync(abs(n), { mode: 0o700 });
 
     const writer = new Writer(WRITERS, repo.codec.key);
+    let dirCount = 0;
     try {
+      // Symlinks need only their directory: they go to the writers first, while the first chunks are fetched.
+      let lane = 0;
+      for (const n of nodes) {
+        if (n.type !== 'symlink') continue;
+        await writer.send({ t: 'symlink', id: lane++, path: abs(n), target: n.target!, uid: n.uid, gid: n.gid, atime: nsToSeconds(n.atime ?? n.mtime), mtime: nsToSeconds(n.mtime) });
+        progress.filesDone++;
+      }
       let nextId = 0;
       await forEachLimit(files, FILES_IN_PARALLEL, async (n) => {
         const id = nextId++;
@@ -134,6 +158,27 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
         report();
       }, { stopOnError: true });
       await writer.drain();
+
+      // Hard links, once every file they name is written; FIFOs and device nodes.
+      for (const n of nodes) {
+        if (n.type === 'hardlink') await writer.send({ t: 'link', id: lane++, existing: join(targetDir, n.target!), path: abs(n) });
+        else if (n.type === 'fifo' || n.type === 'char' || n.type === 'block') await special(n, abs(n));
+        else continue;
+        progress.filesDone++;
+      }
+      await writer.drain();
+      report();
+
+      // Directories' owners, modes and times last, when nothing is made inside them any more: deepest first
+      // (a directory whose mode takes its owner's search permission away would refuse the changes below it
+      // when the restore does not run as root), each depth spread over the writers.
+      const byDepth: TreeNode[][] = [];
+      for (const n of nodes) if (n.type === 'dir') (byDepth[n.path === '.' ? 0 : n.path.split('/').length] ??= []).push(n);
+      for (const level of byDepth.reverse()) {
+        for (const n of level ?? []) await writer.send({ t: 'meta', id: lane++, path: abs(n), uid: n.uid, gid: n.gid, mode: n.mode, atime: nsToSeconds(n.atime ?? n.mtime), mtime: nsToSeconds(n.mtime) });
+        await writer.drain();
+        dirCount += level?.length ?? 0;
+      }
     } finally {
       await writer.close();
     }
@@ -141,49 +186,7 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
       warnings.push('owners not restored: not permitted (run as root)');
       ownerWarned = true;
     }
-
-    for (const n of nodes) {
-      const p = abs(n);
-      switch (n.type) {
-        case 'symlink':
-          await symlink(n.target!, p);
-          await own(() => lchown(p, n.uid, n.gid));
-          await lutimes(p, nsToSeconds(n.atime ?? n.mtime), nsToSeconds(n.mtime));
-          break;
-        case 'hardlink':
-          await link(join(targetDir, n.target!), p);
-          break;
-        case 'fifo':
-        case 'char':
-        case 'block': {
-          const mode = (n.mode & 0o7777).toString(8);
-          if (n.type === 'fifo') await execProgram('mkfifo', ['-m', mode, '--', p]);
-          else {
-            const r = n.rdev ?? 0;
-            const major = ((r >>> 8) & 0xfff) | (Math.floor(r / 2 ** 32) & ~0xfff);
-            const minor = (r & 0xff) | ((r >>> 12) & ~0xff & 0xfffff);
-            await execProgram('mknod', ['-m', mode, '--', p, n.type === 'char' ? 'c' : 'b', String(major), String(minor)]);
-          }
-          await own(() => chown(p, n.uid, n.gid));
-          await chmod(p, n.mode);
-          await utimes(p, nsToSeconds(n.atime ?? n.mtime), nsToSeconds(n.mtime));
-          break;
-        }
-        default:
-          continue;
-      }
-      progress.filesDone++;
-    }
-    report();
-
-    const dirs = nodes.filter((n) => n.type === 'dir').reverse();
-    for (const n of dirs) {
-      const p = abs(n);
-      await own(() => chown(p, n.uid, n.gid));
-      await chmod(p, n.mode);
-      await utimes(p, nsToSeconds(n.atime ?? n.mtime), nsToSeconds(n.mtime));
-    }
-    return { id: snap.id, files: progress.filesTotal, dirs: dirs.length, bytes: progress.bytesDone, durationMs: Date.now() - started, warnings };
+    return { id: snap.id, files: progress.filesTotal, dirs: dirCount, bytes: progress.bytesDone, durationMs: Date.now() - started, warnings };
   } finally {
     await release().catch(() => undefined);
   }

@@ -1,14 +1,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, openSync, writeSync, closeSync, readdirSync, statSync, readFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, openSync, writeSync, closeSync, readdirSync, statSync, readFileSync, chmodSync, utimesSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { init, open, type Repository, type BackupProgress, runBackup, runPrune, runRestore, runVerify, takeLock } from '../../src/backup/index.js';
 import { FerryError } from '../../src/util/errors.js';
-import { populate } from '../helpers/tree.js';
+import { populate, fingerprint } from '../helpers/tree.js';
 import { assertSameTree } from '../helpers/backup.js';
 import { makeLoopFs, loopFsPrerequisites } from '../helpers/loopfs.js';
 
@@ -74,6 +74,49 @@ describe('backups to a file target', () => {
     assert.deepEqual((await reopened.list({ volume: 'meta' })).map((b) => b.id), [info.id]);
     assert.deepEqual(await reopened.list({ volume: 'other' }), []);
     reopened.close();
+  });
+
+  it('a restore run by a user who is not root brings back modes and times through directories it may not write or search, and says that owners were not restored', async () => {
+    const src = join(tmp, 'not-root');
+    mkdirSync(src);
+    populate(src, 30);
+    // directories that keep their owner out once their mode is set: no write, and no search
+    mkdirSync(join(src, 'read-only/deeper'), { recursive: true });
+    writeFileSync(join(src, 'read-only/deeper/file'), 'below a directory its owner may not write');
+    chmodSync(join(src, 'read-only'), 0o500);
+    mkdirSync(join(src, 'no-search'));
+    writeFileSync(join(src, 'no-search/file'), 'below a directory its owner may not search');
+    mkdirSync(join(src, 'no-search/inner'), { mode: 0o750 });
+    utimesSync(join(src, 'no-search/inner'), 1_500_000_200, 1_500_000_200);
+    chmodSync(join(src, 'no-search'), 0o600);
+    const info = await runBackup(repo, src, { volume: 'not-root' });
+
+    // the repository and an empty target, as the user's (uid/gid 65534, nobody)
+    const out = join(tmp, 'not-root-restored');
+    mkdirSync(out);
+    const repoDir = fileURLToPath(url);
+    execFileSync('chown', ['-R', '65534:65534', repoDir, out]);
+    chmodSync(tmp, 0o755); // (made 0700 by mkdtemp)
+    try {
+      const child = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(here, '../helpers/restore-child.js'), url, 'correct horse', info.id, out], { encoding: 'utf8' });
+      const res = JSON.parse(child) as { warnings: string[] };
+      assert.deepEqual(res.warnings, ['owners not restored: not permitted (run as root)']);
+      // everything but the owners: the restored entries belong to the user who restored them
+      const norm = (fp: ReturnType<typeof fingerprint>) => {
+        for (const e of Object.values(fp)) {
+          e.uid = e.gid = 0;
+          if (e.type !== 'dir') e.mtime = e.mtime.slice(0, -3);
+        }
+        return fp;
+      };
+      assert.deepEqual(norm(fingerprint(out)), norm(fingerprint(src)));
+      assert.equal(statSync(join(out, 'no-search')).uid, 65534);
+    } finally {
+      execFileSync('chown', ['-R', '0:0', repoDir]);
+      chmodSync(join(src, 'read-only'), 0o700);
+      chmodSync(join(src, 'no-search'), 0o700);
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 
   it('an incremental backup after a 1% change adds about 1% to the target', async (t) => {
