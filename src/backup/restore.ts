@@ -240,7 +240,14 @@ export class Writer {
     if (lane.batch.length === 0) return;
     const batch = lane.batch;
     lane.batch = [];
-    lane.chan.request(batch).then(
+    // a chunk read into a buffer of its own moves to the writer instead of being copied (nothing here reads it again)
+    const transfer: ArrayBuffer[] = [];
+    for (const m of batch) {
+      if (m.t !== 'write') continue;
+      const b = m.stored;
+      if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) transfer.push(b.buffer);
+    }
+    lane.chan.request(batch, { transfer }).then(
       (a) => {
         this.queuedBytes -= a.bytes;
         if (a.ownerDenied) this.ownerDenied = true;
