@@ -26,8 +26,8 @@ export interface LoopFs {
   destroy(): Promise<void>;
 }
 
-/** A filesystem of `kind` in a sparse image file, loop-mounted on a temporary directory. */
-export async function makeLoopFs(kind: FsKind, sizeMiB = 1024): Promise<LoopFs> {
+/** A filesystem of `kind` in a sparse image file, loop-mounted on a temporary directory; `mkfsFlags` go to its mkfs. */
+export async function makeLoopFs(kind: FsKind, sizeMiB = 1024, mkfsFlags: string[] = []): Promise<LoopFs> {
   const dir = await mkdtemp(join(tmpdir(), `ferry-${kind}-`));
   const image = join(dir, 'image');
   const mountpoint = join(dir, 'mnt');
@@ -37,7 +37,7 @@ export async function makeLoopFs(kind: FsKind, sizeMiB = 1024): Promise<LoopFs> 
   };
   await must('truncate', ['-s', `${sizeMiB}M`, image]);
   const [tool, ...flags] = mkfs[kind];
-  await must(tool!, [...flags, image]);
+  await must(tool!, [...flags, ...mkfsFlags, image]);
   await must('mkdir', [mountpoint]);
   // mount -o loop sets the loop device to detach itself when unmounted
   await must('mount', ['-o', 'loop', image, mountpoint]);
