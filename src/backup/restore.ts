@@ -238,6 +238,12 @@ export class Writer {
 
   private flush(lane: Writer['lanes'][number]): void {
     if (lane.batch.length === 0) return;
+    // a writer that died while idle: fail now, not after drain() has found nothing pending and returned
+    if (lane.chan.dead) {
+      this.error ??= lane.chan.dead;
+      this.wake();
+      return;
+    }
     const batch = lane.batch;
     lane.batch = [];
     // a chunk read into a buffer of its own moves to the writer instead of being copied (nothing here reads it again)

@@ -140,4 +140,17 @@ describe('restore writer', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('fails the last drain when a writer died while it had nothing to do (directory metadata would go unset)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-writer-'));
+    const w = new Writer(2, null);
+    try {
+      await w.channels[0]!.worker.terminate();
+      await w.send({ t: 'meta', id: 0, path: dir, uid: 0, gid: 0, mode: 0o751, atime: 1, mtime: 1 });
+      await assert.rejects(w.drain(), /the restore writer worker exited/);
+    } finally {
+      await w.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
