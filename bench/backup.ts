@@ -47,7 +47,7 @@ const IN_TMPDIR = process.argv.includes('--in-tmpdir');
 
 for (const tool of ['restic', 'cp', 'du', 'dd', ...(IN_TMPDIR ? [] : ['mkfs.ext4'])]) {
   if (spawnSync('which', [tool]).status !== 0) {
-    console.error(`bench/backup: ${tool} is missing (apt-get install -y restic)`);
+    console.error(`bench/backup: ${tool} is missing (apt-get install -y ${tool === 'restic' ? 'restic' : tool === 'mkfs.ext4' ? 'e2fsprogs' : 'coreutils'})`);
     process.exit(1);
   }
 }
@@ -163,7 +163,12 @@ async function timed<T>(fn: () => Promise<T> | T): Promise<{ ms: number; value: 
 
 // data set, dd file, per round two repositories (~0.5 GiB each per GiB) and two restored copies
 const IMAGE_MIB = Math.ceil((3 + 3.5 * ROUNDS) * GIB * 1024 + 1024);
-const loop = IN_TMPDIR ? undefined : await makeLoopFs('ext4', IMAGE_MIB, ['-E', 'lazy_itable_init=0,lazy_journal_init=0']);
+const loop = IN_TMPDIR
+  ? undefined
+  : await makeLoopFs('ext4', IMAGE_MIB, ['-E', 'lazy_itable_init=0,lazy_journal_init=0']).catch((err: unknown) => {
+      console.error(`bench/backup: could not make the ${IMAGE_MIB} MiB ext4 loop filesystem in ${tmpdir()} (root, a free loop device and the space are needed; --in-tmpdir runs without it): ${(err as Error).message}`);
+      process.exit(1);
+    });
 const tmp = mkdtempSync(join(loop?.mountpoint ?? tmpdir(), 'ferry-bench-backup-'));
 /** dd reads the machine's disk itself, not the loop image */
 const ddFile = join(tmpdir(), `ferry-bench-backup-dd-${process.pid}`);

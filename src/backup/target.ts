@@ -16,7 +16,10 @@ export interface Target {
   readonly bytesWritten: number;
   /** Whole object; FerryError('not_found') when missing. */
   get(name: string): Promise<Buffer>;
-  /** `length` bytes at `offset`; FerryError('not_found') when missing. */
+  /**
+   * `length` bytes at `offset`; FerryError('not_found') when missing. The buffer is the caller's: a restore
+   * moves it to a writer thread (detaching it), so a target must never hand out one it keeps (a cache).
+   */
   getRange(name: string, offset: number, length: number): Promise<Buffer>;
   /** Store atomically (readers see the whole object or none); replaces an existing one. */
   put(name: string, data: Uint8Array): Promise<void>;

@@ -35,12 +35,17 @@ export async function makeLoopFs(kind: FsKind, sizeMiB = 1024, mkfsFlags: string
     const r = await run(cmd, args);
     if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);
   };
-  await must('truncate', ['-s', `${sizeMiB}M`, image]);
-  const [tool, ...flags] = mkfs[kind];
-  await must(tool!, [...flags, ...mkfsFlags, image]);
-  await must('mkdir', [mountpoint]);
-  // mount -o loop sets the loop device to detach itself when unmounted
-  await must('mount', ['-o', 'loop', image, mountpoint]);
+  try {
+    await must('truncate', ['-s', `${sizeMiB}M`, image]);
+    const [tool, ...flags] = mkfs[kind];
+    await must(tool!, [...flags, ...mkfsFlags, image]);
+    await must('mkdir', [mountpoint]);
+    // mount -o loop sets the loop device to detach itself when unmounted
+    await must('mount', ['-o', 'loop', image, mountpoint]);
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true }); // nothing is mounted: the mount is the last step
+    throw err;
+  }
   return {
     kind,
     mountpoint,
