@@ -1,11 +1,12 @@
 /**
- * Keys, content ids, and the encoding every stored object goes through: compress (brotli, or stored
- * when that does not help), then seal with AES-256-GCM. See docs/backup-format.md.
+ * Keys, content ids, and the encoding every stored object goes through: compress (zstd or brotli, or
+ * stored when that does not help), then seal with AES-256-GCM. See docs/backup-format.md.
  */
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, scrypt as scryptCb } from 'node:crypto';
 import { brotliCompress, brotliCompressSync, brotliDecompress, brotliDecompressSync, constants as zc } from 'node:zlib';
 import { promisify } from 'node:util';
 import { FerryError } from '../util/errors.js';
+import { zstdCompress, zstdDecompress } from './zstd.js';
 
 const brotli = promisify(brotliCompress);
 const unbrotli = promisify(brotliDecompress);
@@ -64,14 +65,18 @@ export function unseal(key: Buffer, sealed: Uint8Array, aad?: Uint8Array): Buffe
 
 export const SEAL_OVERHEAD = NONCE + TAG;
 
+/** The format byte before an object's body (docs/backup-format.md, "Encoding of stored objects"). */
 const RAW = 0;
 const BROTLI = 1;
-/** Brotli quality 2 measured best on this kind of data: see docs/backup-format.md, "Compression". */
+const ZSTD = 2;
+/** Brotli quality 2 measured best of zlib's codecs: see docs/backup-format.md, "Compression". */
 const BROTLI_QUALITY = 2;
 /**
- * Below this size, (de)compress synchronously: zlib's asynchronous API costs a stream object and a
- * thread-pool round trip per call, 5× the work itself for a 10 KiB file. Above it, the thread pool
- * lets compression use the other cores.
+ * encode() on the calling thread (ferryd's event loop: index files, large trees) compresses objects
+ * from this size with brotli in libuv's thread pool, so that the loop never spends milliseconds on one;
+ * smaller ones, and everything the encoder workers compress, use zstd synchronously. zlib's
+ * asynchronous API costs a stream object and a thread-pool round trip per call, 5× the work itself for a
+ * 10 KiB object.
  */
 const SYNC_BELOW = 128 * 1024;
 
@@ -126,18 +131,29 @@ export class Codec {
   async encode(plain: Uint8Array, aad?: Uint8Array): Promise<Buffer> {
     if (plain.length < SYNC_BELOW || !compressible(plain)) return this.encodeSync(plain, aad);
     const z = await brotli(plain, brotliParams(plain.length));
-    return this.frame(plain, z, aad);
+    return this.frame(plain, z.length < plain.length * 0.97 ? Buffer.concat([Buffer.from([BROTLI]), z]) : undefined, aad);
   }
 
-  /** encode() on the calling thread (the encoder workers use this). */
+  /** encode() on the calling thread, with zstd (the encoder workers use this). */
   encodeSync(plain: Uint8Array, aad?: Uint8Array): Buffer {
-    return this.frame(plain, plain.length >= 64 && compressible(plain) ? brotliCompressSync(plain, brotliParams(plain.length)) : undefined, aad);
+    let framed: Buffer | undefined;
+    if (plain.length >= 64 && compressible(plain)) {
+      framed = zstdCompress(plain, 1);
+      framed[0] = ZSTD;
+    }
+    return this.frame(plain, framed !== undefined && framed.length - 1 < plain.length * 0.97 ? framed : undefined, aad);
   }
 
-  private frame(plain: Uint8Array, z: Buffer | undefined, aad?: Uint8Array): Buffer {
-    const useZ = z !== undefined && z.length < plain.length * 0.97;
-    const framed = Buffer.concat([Buffer.from([useZ ? BROTLI : RAW]), useZ ? z : plain]);
-    return this.key ? seal(this.key.enc, framed, aad) : framed;
+  /** Seal `framed` (format byte and compressed body), or `plain` stored raw when compression did not pay. */
+  private frame(plain: Uint8Array, framed: Buffer | undefined, aad?: Uint8Array): Buffer {
+    framed ??= Buffer.concat([Buffer.from([RAW]), plain]);
+    if (this.key) return seal(this.key.enc, framed, aad);
+    // zstd's output is a view of a compressBound()-sized buffer: a buffer of its own instead, or the whole
+    // larger one would be held in a pack and copied to the main thread
+    if (framed[0] !== ZSTD) return framed;
+    const own = Buffer.allocUnsafeSlow(framed.length);
+    framed.copy(own);
+    return own;
   }
 
   /**
@@ -151,14 +167,14 @@ export class Codec {
     if (!framed || framed.length < 1) throw new FerryError('corrupt', `${what}: authentication failed (data changed or damaged)`);
     const body = framed.subarray(1);
     if (framed[0] === RAW) return body;
-    if (framed[0] === BROTLI) {
-      try {
-        return brotliDecompressSync(body, size ? { chunkSize: Math.max(64, size + 1) } : undefined);
-      } catch {
-        throw new FerryError('corrupt', `${what}: cannot decompress`);
-      }
+    if (framed[0] !== BROTLI && framed[0] !== ZSTD) throw unknownCompression(what, framed[0]);
+    try {
+      if (framed[0] === ZSTD) return zstdDecompress(body, size);
+      return brotliDecompressSync(body, size ? { chunkSize: Math.max(64, size + 1) } : undefined);
+    } catch (err) {
+      if (err instanceof FerryError) throw err;
+      throw new FerryError('corrupt', `${what}: cannot decompress`);
     }
-    throw new FerryError('corrupt', `${what}: unknown compression ${framed[0]}`);
   }
 
   /**
@@ -186,14 +202,15 @@ export class Codec {
     if (!framed || framed.length < 1) throw new FerryError('corrupt', `${what}: authentication failed (data changed or damaged)`);
     const body = framed.subarray(1);
     if (framed[0] === RAW) return body;
-    if (framed[0] === BROTLI) {
-      try {
-        return body.length < SYNC_BELOW / 2 ? brotliDecompressSync(body) : await unbrotli(body);
-      } catch {
-        throw new FerryError('corrupt', `${what}: cannot decompress`);
-      }
+    if (framed[0] !== BROTLI && framed[0] !== ZSTD) throw unknownCompression(what, framed[0]);
+    try {
+      // zstd decompresses at ~2 GB/s: even a large object costs the calling thread less than a thread-pool trip
+      if (framed[0] === ZSTD) return zstdDecompress(body);
+      return body.length < SYNC_BELOW / 2 ? brotliDecompressSync(body) : await unbrotli(body);
+    } catch (err) {
+      if (err instanceof FerryError) throw err;
+      throw new FerryError('corrupt', `${what}: cannot decompress`);
     }
-    throw new FerryError('corrupt', `${what}: unknown compression ${framed[0]}`);
   }
 
   async encodeJson(value: unknown, aad?: Uint8Array): Promise<Buffer> {
@@ -208,6 +225,11 @@ export class Codec {
       throw new FerryError('corrupt', `${what}: not valid JSON`);
     }
   }
+}
+
+/** A format byte this version does not know: damage, or an object written by a newer Ferry. */
+function unknownCompression(what: string, byte: number | undefined): FerryError {
+  return new FerryError('corrupt', `${what}: unknown compression ${byte} (damaged, or written by a newer version of Ferry: upgrade to read it)`);
 }
 
 export function newMasterKey(): MasterKey {

@@ -2,7 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { Chunker, StreamChunker, DATA_CHUNKS, TREE_CHUNKS } from '../../src/backup/chunker.js';
-import { Codec, newMasterKey } from '../../src/backup/crypto.js';
+import { brotliCompressSync } from 'node:zlib';
+import { Codec, newMasterKey, seal } from '../../src/backup/crypto.js';
 import { parseBackupUrl, formatBackupUrl, openTarget, FileTarget, S3Target } from '../../src/backup/index.js';
 
 const seed = Buffer.from('test seed');
@@ -91,6 +92,51 @@ describe('backup codec', () => {
     // keyed ids: another key names the same content differently
     assert.notDeepEqual(new Codec(newMasterKey()).id(text), id);
     assert.deepEqual(new Codec(null).id(text), createHash('sha256').update(text).digest());
+  });
+
+  it('writes chunks with zstd and still reads what earlier versions wrote with brotli', async () => {
+    const text = Buffer.from('a line of a log file, 0123456789\n'.repeat(30_000)); // ~1 MiB, like a chunk
+    for (const key of [newMasterKey(), null]) {
+      const codec = new Codec(key);
+      const id = codec.id(text);
+      const aad = key ? id : undefined;
+      const enc = codec.encodeSync(text, aad);
+      assert.ok(enc.length < text.length / 20, 'compressed');
+      if (!key) {
+        assert.equal(enc[0], 2, 'format byte 2: zstd');
+        assert.equal(enc.byteLength, enc.buffer.byteLength, 'unsealed output is a buffer of its own, not a view of a larger one');
+      }
+      assert.ok(codec.decodeSync(enc, aad, 'x', text.length).equals(text));
+      assert.ok(codec.decodeSync(enc, aad, 'x').equals(text), 'size from the frame');
+      assert.ok((await codec.decode(enc, aad, 'x')).equals(text));
+      assert.ok(codec.openChunkSync(id.toString('hex'), 'p', text.length, enc).equals(text));
+      // a chunk whose frame holds more than the index says is damage, reported as such
+      assert.throws(() => codec.openChunkSync(id.toString('hex'), 'p', text.length - 1, enc), (e: Error & { code?: string }) => e.code === 'corrupt' && /cannot decompress/.test(e.message));
+      // what a Ferry before zstd wrote: format byte 1 and brotli
+      const old = Buffer.concat([Buffer.from([1]), brotliCompressSync(text)]);
+      const stored = key ? seal(key.enc, old, aad) : old;
+      assert.ok(codec.decodeSync(stored, aad, 'x', text.length).equals(text));
+      assert.ok((await codec.decode(stored, aad, 'x')).equals(text));
+      // a format byte from a newer version: a clear error, not a crash
+      const future = Buffer.concat([Buffer.from([7]), text.subarray(0, 100)]);
+      assert.throws(() => codec.decodeSync(key ? seal(key.enc, future, aad) : future, aad, 'chunk c'), (e: Error & { code?: string }) => e.code === 'corrupt' && /unknown compression 7 .*newer version of Ferry/.test(e.message));
+      if (!key) {
+        // damaged zstd frames: a cut one cannot be decompressed; a changed one fails at least the id check
+        assert.throws(() => codec.decodeSync(enc.subarray(0, enc.length - 10), undefined, 'chunk d', text.length), (e: Error & { code?: string }) => e.code === 'corrupt' && /chunk d: cannot decompress/.test(e.message));
+        const bad = Buffer.from(enc);
+        bad[bad.length >> 1]! ^= 0xff;
+        assert.throws(() => codec.openChunkSync(id.toString('hex'), 'p', text.length, bad), (e: Error & { code?: string }) => e.code === 'corrupt');
+      }
+    }
+  });
+
+  it('keeps the calling thread free: large objects it encodes go to brotli in the thread pool, small ones to zstd', async () => {
+    const codec = new Codec(null);
+    const big = Buffer.from('{"tree":"entries"},'.repeat(20_000)); // 380 KiB, like an index file
+    const small = big.subarray(0, 100_000);
+    assert.equal((await codec.encode(big))[0], 1);
+    assert.equal((await codec.encode(small))[0], 2);
+    assert.ok((await codec.decode(await codec.encode(big), undefined, 'x')).equals(big));
   });
 });
 
