@@ -117,7 +117,8 @@ if (existsSync(join(repo, 'dist/ui'))) cpSync(join(repo, 'dist/ui'), join(app, '
 // copied from node_modules at its place in the tree (optional ones for other platforms are not there)
 const lock = JSON.parse(readFileSync(join(repo, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; devOptional?: boolean; optional?: boolean }> };
 const nm = realpathSync(join(repo, 'node_modules'));
-const junk = /\.(md|markdown|map|d\.ts|d\.mts|d\.cts|tsbuildinfo)$|\/(test|tests|__tests__|\.github|example|examples)$/i;
+// (and what compiling a native module leaves beside its .node file: sources, objects, archives)
+const junk = /\.(md|markdown|map|d\.ts|d\.mts|d\.cts|tsbuildinfo|c|cc|cpp|h|S|o|a)$|\/(test|tests|__tests__|\.github|example|examples|obj\.target)$/i;
 let packages = 0;
 for (const [path, meta] of Object.entries(lock.packages)) {
   if (!path.startsWith('node_modules/') || meta.dev || meta.devOptional) continue;
