@@ -1,7 +1,7 @@
 /**
  * A backup's worker thread (one of a small pool, see EncoderPool): reads files and cuts them into named
  * chunks, and compresses and encrypts the chunks the main thread wants stored. So reading, chunking,
- * hashing, brotli and AES-GCM all run on every core, and the main thread only walks the tree, decides
+ * hashing, zstd and AES-GCM all run on every core, and the main thread only walks the tree, decides
  * which chunks are new and assembles packs.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
