@@ -6,7 +6,7 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, 
 import { brotliCompress, brotliCompressSync, brotliDecompress, brotliDecompressSync, constants as zc } from 'node:zlib';
 import { promisify } from 'node:util';
 import { FerryError } from '../util/errors.js';
-import { zstdCompress, zstdDecompress } from './zstd.js';
+import { zstdAvailable, zstdCompress, zstdDecompress } from './zstd.js';
 
 const brotli = promisify(brotliCompress);
 const unbrotli = promisify(brotliDecompress);
@@ -72,11 +72,9 @@ const ZSTD = 2;
 /** Brotli quality 2 measured best of zlib's codecs: see docs/backup-format.md, "Compression". */
 const BROTLI_QUALITY = 2;
 /**
- * encode() on the calling thread (ferryd's event loop: index files, large trees) compresses objects
- * from this size with brotli in libuv's thread pool, so that the loop never spends milliseconds on one;
- * smaller ones, and everything the encoder workers compress, use zstd synchronously. zlib's
- * asynchronous API costs a stream object and a thread-pool round trip per call, 5× the work itself for a
- * 10 KiB object.
+ * Below this size, encode() compresses synchronously: zlib's asynchronous API costs a stream object and
+ * a thread-pool round trip per call, 5× the work itself for a 10 KiB object. Above it, the thread pool
+ * keeps the calling thread (ferryd's event loop) free.
  */
 const SYNC_BELOW = 128 * 1024;
 
@@ -128,18 +126,27 @@ export class Codec {
     return this.key ? createHmac('sha256', this.key.mac).update('ferry chunker seed').digest() : Buffer.from('ferry chunker seed, unencrypted repository');
   }
 
+  /**
+   * Everything but chunks (index files, snapshots, pack trailers, locks): brotli, as before zstd, so that
+   * a host without zstd, or an older Ferry, still opens the repository, lists it and takes its lock.
+   */
   async encode(plain: Uint8Array, aad?: Uint8Array): Promise<Buffer> {
-    if (plain.length < SYNC_BELOW || !compressible(plain)) return this.encodeSync(plain, aad);
-    const z = await brotli(plain, brotliParams(plain.length));
+    if (plain.length < 64 || !compressible(plain)) return this.frame(plain, undefined, aad);
+    const z = plain.length < SYNC_BELOW ? brotliCompressSync(plain, brotliParams(plain.length)) : await brotli(plain, brotliParams(plain.length));
     return this.frame(plain, z.length < plain.length * 0.97 ? Buffer.concat([Buffer.from([BROTLI]), z]) : undefined, aad);
   }
 
-  /** encode() on the calling thread, with zstd (the encoder workers use this). */
+  /**
+   * A chunk (file data or a tree), on the calling thread: zstd, or brotli where zstd is not installed.
+   * The encoder workers use this.
+   */
   encodeSync(plain: Uint8Array, aad?: Uint8Array): Buffer {
     let framed: Buffer | undefined;
     if (plain.length >= 64 && compressible(plain)) {
-      framed = zstdCompress(plain, 1);
-      framed[0] = ZSTD;
+      if (zstdAvailable()) {
+        framed = zstdCompress(plain, 1);
+        framed[0] = ZSTD;
+      } else framed = Buffer.concat([Buffer.from([BROTLI]), brotliCompressSync(plain, brotliParams(plain.length))]);
     }
     return this.frame(plain, framed !== undefined && framed.length - 1 < plain.length * 0.97 ? framed : undefined, aad);
   }
@@ -188,14 +195,15 @@ export class Codec {
     try {
       plain = this.decodeSync(stored, this.key ? idBuf : undefined, what, raw);
     } catch (err) {
-      if (err instanceof FerryError) throw new FerryError('corrupt', err.message, { pack, blob: id });
+      if (err instanceof FerryError && err.code === 'corrupt') throw new FerryError('corrupt', err.message, { ...err.details, pack, blob: id });
       throw err;
     }
     if (plain.length !== raw || !this.id(plain).equals(idBuf)) throw new FerryError('corrupt', `${what} does not match its id`, { pack, blob: id });
     return plain;
   }
 
-  async decode(stored: Uint8Array, aad: Uint8Array | undefined, what: string): Promise<Buffer> {
+  /** An object from its stored bytes; `size`, when known (a chunk's length), bounds what zstd may produce. */
+  async decode(stored: Uint8Array, aad: Uint8Array | undefined, what: string, size?: number): Promise<Buffer> {
     let framed: Buffer | null;
     if (this.key) framed = unseal(this.key.enc, stored, aad);
     else framed = Buffer.from(stored.buffer, stored.byteOffset, stored.length);
@@ -205,7 +213,7 @@ export class Codec {
     if (framed[0] !== BROTLI && framed[0] !== ZSTD) throw unknownCompression(what, framed[0]);
     try {
       // zstd decompresses at ~2 GB/s: even a large object costs the calling thread less than a thread-pool trip
-      if (framed[0] === ZSTD) return zstdDecompress(body);
+      if (framed[0] === ZSTD) return zstdDecompress(body, size);
       return body.length < SYNC_BELOW / 2 ? brotliDecompressSync(body) : await unbrotli(body);
     } catch (err) {
       if (err instanceof FerryError) throw err;
@@ -229,7 +237,7 @@ export class Codec {
 
 /** A format byte this version does not know: damage, or an object written by a newer Ferry. */
 function unknownCompression(what: string, byte: number | undefined): FerryError {
-  return new FerryError('corrupt', `${what}: unknown compression ${byte} (damaged, or written by a newer version of Ferry: upgrade to read it)`);
+  return new FerryError('corrupt', `${what}: unknown compression ${byte} (damaged, or written by a newer version of Ferry: upgrade to read it)`, { format: byte });
 }
 
 export function newMasterKey(): MasterKey {

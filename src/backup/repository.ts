@@ -331,9 +331,9 @@ export class Repository {
     if (stored.length !== loc.length) throw new FerryError('corrupt', `${what} is truncated`, { pack: loc.pack });
     let plain: Buffer;
     try {
-      plain = await this.codec.decode(stored, this.codec.encrypted ? idBuf : undefined, what);
+      plain = await this.codec.decode(stored, this.codec.encrypted ? idBuf : undefined, what, loc.raw);
     } catch (err) {
-      if (err instanceof FerryError) throw new FerryError('corrupt', err.message, { pack: loc.pack, blob: id });
+      if (err instanceof FerryError && err.code === 'corrupt') throw new FerryError('corrupt', err.message, { ...err.details, pack: loc.pack, blob: id });
       throw err;
     }
     if (plain.length !== loc.raw || !this.codec.id(plain).equals(idBuf)) throw new FerryError('corrupt', `${what} does not match its id`, { pack: loc.pack, blob: id });

@@ -12,22 +12,40 @@ export const ZSTD_LEVEL = 3;
 const MAX_UNKNOWN_SIZE = 1 << 30;
 
 let binding: typeof ZstdBinding | undefined;
+let loadError: string | undefined;
 let cctx: ZstdBinding.CCtx | undefined;
 let dctx: ZstdBinding.DCtx | undefined;
 
-/** The native module, loaded on first use so that a ferryd that never backs up never loads it. */
+/**
+ * The native module, loaded on first use so that a ferryd that never backs up never loads it. zstd-napi
+ * is an optional dependency: where npm could neither download nor compile it, Ferry still installs and
+ * writes brotli (zstdAvailable() is false), and only reading a zstd object fails, saying why.
+ */
 function zstd(): typeof ZstdBinding {
   if (binding) return binding;
-  try {
-    binding = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof ZstdBinding;
-  } catch (err) {
-    throw new FerryError(
-      'internal',
-      `cannot load zstd (the native module of the zstd-napi package): ${(err as Error).message}. ` +
-        'Run npm ci again; without a prebuilt binary it is compiled, which needs g++, make and python3.',
-    );
+  if (loadError === undefined) {
+    try {
+      binding = createRequire(import.meta.url)('zstd-napi/binding.js') as typeof ZstdBinding;
+      return binding;
+    } catch (err) {
+      loadError = (err as Error).message.split('\n')[0]!;
+    }
   }
-  return binding;
+  throw new FerryError(
+    'unavailable',
+    `zstd is not available on this host (the optional package zstd-napi did not install or load: ${loadError}). ` +
+      'Backups made here use brotli instead; to read backups compressed with zstd, install g++, make and python3 and run npm ci again.',
+  );
+}
+
+/** Whether this host can compress with zstd (see zstd()). */
+export function zstdAvailable(): boolean {
+  try {
+    zstd();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -98,7 +98,7 @@ describe('backups to a file target', () => {
     execFileSync('chown', ['-R', '65534:65534', repoDir, out]);
     chmodSync(tmp, 0o755); // (made 0700 by mkdtemp)
     try {
-      const child = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(here, '../helpers/restore-child.js'), url, 'correct horse', info.id, out], { encoding: 'utf8' });
+      const child = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(here, '../helpers/backup-child.js'), 'restore', url, 'correct horse', info.id, out], { encoding: 'utf8' });
       const res = JSON.parse(child) as { warnings: string[] };
       assert.deepEqual(res.warnings, ['owners not restored: not permitted (run as root)']);
       // everything but the owners: the restored entries belong to the user who restored them
@@ -152,7 +152,7 @@ describe('backups to a file target', () => {
     const src = join(tmp, 'kill');
     mkdirSync(src);
     for (let i = 0; i < 12; i++) writeFileSync(join(src, `f-${i}.bin`), randomBytes(16 * MiB));
-    const child = spawn(process.execPath, [join(here, '../helpers/backup-child.js'), url, 'correct horse', src, 'kill'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(here, '../helpers/backup-child.js'), 'backup', url, 'correct horse', src, 'kill'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const killedAt = await new Promise<number>((resolve, reject) => {
@@ -164,7 +164,7 @@ describe('backups to a file target', () => {
           child.kill('SIGKILL');
           resolve(Number(m[1]));
         }
-        if (buf.includes('done')) reject(new Error('the backup finished before it could be killed'));
+        if (buf.includes('"id"')) reject(new Error('the backup finished before it could be killed'));
       });
       child.on('exit', (c, sig) => {
         if (sig !== 'SIGKILL') reject(new Error(`child exited ${c}: ${stderr}`));
