@@ -89,11 +89,22 @@ export async function takeLock(place: LockPlace, exclusive: boolean, op: string,
   return Object.assign(release, { check });
 }
 
-/** A lock file, or undefined when it is gone or unreadable (a half-written lock does not block anyone). */
+/**
+ * A lock file, or undefined when it is gone or unreadable (a half-written lock does not block anyone).
+ * A lock in a format this version does not know is not damage but a newer Ferry at work: it fails
+ * closed (in_use), since ignoring it could let a prune here delete what a backup there is writing.
+ */
 export async function readLock(place: LockPlace, id: string): Promise<LockFile | undefined> {
   try {
     return await place.codec.decodeJson<LockFile>(await place.target.get(`locks/${id}`), LOCK_AAD, `lock ${id}`);
   } catch (err) {
+    if (err instanceof FerryError && err.details?.format !== undefined) {
+      throw new FerryError(
+        'in_use',
+        `${place.target.url} is locked by a newer version of Ferry (lock ${id} uses format ${String(err.details.format)}, which this version cannot read): upgrade Ferry on this host, or remove locks/${id} if no newer Ferry is using this repository`,
+        { lock: id },
+      );
+    }
     if (err instanceof FerryError && (err.code === 'not_found' || err.code === 'corrupt')) return undefined;
     throw err;
   }
@@ -103,7 +114,11 @@ export async function readLock(place: LockPlace, id: string): Promise<LockFile |
 export async function removeStaleLocks(place: LockPlace): Promise<number> {
   let n = 0;
   for (const o of await place.target.list('locks')) {
-    const l = await readLock(place, nameOf(o.name));
+    // (a newer Ferry's lock cannot be judged stale here: it stays)
+    const l = await readLock(place, nameOf(o.name)).catch((err: unknown) => {
+      if (err instanceof FerryError && err.code === 'in_use') return undefined;
+      throw err;
+    });
     if (l && isStale(l)) {
       await place.target.remove(o.name);
       n++;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { init, open, runBackup, runRestore, runVerify, runPrune, takeLock, MemoryTarget, type Repository } from '../../src/backup/index.js';
 import { forEachLimit } from '../../src/util/parallel.js';
 import { FerryError } from '../../src/util/errors.js';
+import { seal } from '../../src/backup/crypto.js';
 
 const cheap = { N: 1024, r: 8, p: 1 };
 const code = (c: string) => (e: unknown) => e instanceof FerryError && e.code === c;
@@ -96,6 +97,22 @@ describe('backup engine on a memory target', () => {
     }
     await runPrune(repo);
     assert.deepEqual([...target.objects.keys()].filter((n) => n.startsWith('locks/')), []);
+  });
+
+  it('a lock in a format this version cannot read (a newer Ferry) blocks, and is neither ignored nor removed', async () => {
+    // what a newer Ferry might write: a format byte this version does not know
+    const framed = Buffer.concat([Buffer.from([9]), Buffer.from('{"host":"next","exclusive":false}')]);
+    const name = `locks/${'e'.repeat(32)}`;
+    target.objects.set(name, repo.codec.key ? seal(repo.codec.key.enc, framed, Buffer.from('ferry lock')) : framed);
+    try {
+      const newer = (e: unknown) => code('in_use')(e) && /locked by a newer version of Ferry \(lock e{32} uses format 9.*remove locks\/e{32} if no newer Ferry/.test((e as Error).message);
+      await assert.rejects(takeLock(repo, true, 'prune'), newer);
+      await assert.rejects(takeLock(repo, false, 'backup of v'), newer);
+      await assert.rejects(runPrune(repo), newer);
+      assert.deepEqual([...target.objects.keys()].filter((n) => n.startsWith('locks/')), [name], 'its lock stays; ours were taken back');
+    } finally {
+      target.objects.delete(name);
+    }
   });
 });
 
