@@ -34,7 +34,8 @@ function zstd(): typeof ZstdBinding {
   throw new FerryError(
     'unavailable',
     `zstd is not available on this host (the optional package zstd-napi did not install or load: ${loadError}). ` +
-      'Backups made here use brotli instead; to read backups compressed with zstd, install g++, make and python3 and run npm ci again.',
+      'Backups made here use brotli instead. To read backups compressed with zstd, install g++, make and python3 ' +
+      "(offline, also point npm at Node's headers: npm config set nodedir /usr) and run npm ci again.",
   );
 }
 

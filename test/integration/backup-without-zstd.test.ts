@@ -90,7 +90,7 @@ describe('a host without the optional zstd package', () => {
     const r2 = withoutZstd('restore', url, password, zinfo.id, join(tmp, 'out-zstd-there'));
     assert.equal(r2.status, 1);
     assert.equal(r2.out.error, 'unavailable', JSON.stringify(r2.out));
-    assert.match(r2.out.message as string, /zstd is not available on this host .*zstd-napi.*install g\+\+, make and python3 and run npm ci/);
+    assert.match(r2.out.message as string, /zstd is not available on this host .*zstd-napi.*install g\+\+, make and python3 .*nodedir.* and run npm ci again/);
     const v = withoutZstd('verify', url, password);
     assert.equal(v.status, 1, 'verify stops rather than calling zstd chunks damaged');
     assert.equal(v.out.error, 'unavailable');
