@@ -26,17 +26,23 @@ export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (i
 /**
  * Jobs started one by one as they come (unlike forEachLimit's known list), at most `limit` at a time.
  * The first failure is re-thrown by the next spawn() and by drain(); drain() returns only when none runs.
+ * Waiting is a list of callbacks woken when a job ends, not Promise.race over the running jobs: each race
+ * adds a reaction to every running job, and each later end resolves every earlier race again. With 64
+ * jobs in flight a backup of 50,000 chunks made millions of those, each reported to Node's promise hook
+ * (16 % of the main thread of a first backup).
  */
 export class Tasks {
-  private readonly running = new Set<Promise<void>>();
+  private running = 0;
+  private waiters: Array<() => void> = [];
   private error: unknown;
   private failed = false;
   constructor(private readonly limit: number) {}
 
   async spawn(fn: () => Promise<void>): Promise<void> {
-    while (this.running.size >= this.limit) await Promise.race(this.running);
+    while (this.running >= this.limit) await this.anEnd();
     if (this.failed) throw this.error;
-    const p: Promise<void> = fn()
+    this.running++;
+    void fn()
       .catch((err) => {
         if (!this.failed) {
           this.failed = true;
@@ -44,18 +50,25 @@ export class Tasks {
         }
       })
       .then(() => {
-        this.running.delete(p);
+        this.running--;
+        const ws = this.waiters;
+        this.waiters = [];
+        for (const w of ws) w();
       });
-    this.running.add(p);
+  }
+
+  /** Resolves when the next running job ends. */
+  private anEnd(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
   }
 
   /** Wait until one running job ends (or none is running). */
   async waitOne(): Promise<void> {
-    if (this.running.size) await Promise.race(this.running);
+    if (this.running) await this.anEnd();
   }
 
   async drain(): Promise<void> {
-    while (this.running.size) await Promise.race(this.running);
+    while (this.running) await this.anEnd();
     if (this.failed) throw this.error;
   }
 }
