@@ -41,8 +41,9 @@ export class Tasks {
   async spawn(fn: () => Promise<void>): Promise<void> {
     while (this.running >= this.limit) await this.anEnd();
     if (this.failed) throw this.error;
+    const job = fn(); // (a synchronous throw goes to the caller, and nothing was started)
     this.running++;
-    void fn()
+    void job
       .catch((err) => {
         if (!this.failed) {
           this.failed = true;

@@ -42,6 +42,18 @@ describe('Tasks', () => {
     assert.ok(lateEnded, 'drain() waited for the job still running');
   });
 
+  it('a job that throws before it returns a promise fails its spawn() and is not counted as running', { timeout: 5000 }, async () => {
+    const tasks = new Tasks(1);
+    await assert.rejects(
+      tasks.spawn(() => {
+        throw new Error('at once');
+      }),
+      /at once/,
+    );
+    await tasks.spawn(() => sleep(1)); // the one slot is free
+    await tasks.drain();
+  });
+
   it('waitOne() returns when one job ends, or at once when none runs', async () => {
     const tasks = new Tasks(4);
     await tasks.waitOne();
