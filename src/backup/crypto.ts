@@ -186,20 +186,45 @@ export class Codec {
 
   /**
    * A chunk from its stored bytes: authenticated (bound to its id), decompressed, and checked against
-   * its id and length; FerryError('corrupt') naming the pack otherwise.
+   * its id and length; FerryError('corrupt') naming the pack otherwise. (Restore's writer threads.)
    */
   openChunkSync(id: string, pack: string, raw: number, stored: Uint8Array): Buffer {
-    const idBuf = Buffer.from(id, 'hex');
-    const what = `chunk ${id.slice(0, 16)}… in pack ${pack}`;
+    const c = this.chunkCheck(id, pack, raw);
     let plain: Buffer;
     try {
-      plain = this.decodeSync(stored, this.key ? idBuf : undefined, what, raw);
+      plain = this.decodeSync(stored, c.aad, c.what, raw);
     } catch (err) {
-      if (err instanceof FerryError && err.code === 'corrupt') throw new FerryError('corrupt', err.message, { ...err.details, pack, blob: id });
-      throw err;
+      throw c.named(err);
     }
-    if (plain.length !== raw || !this.id(plain).equals(idBuf)) throw new FerryError('corrupt', `${what} does not match its id`, { pack, blob: id });
-    return plain;
+    return c.checked(plain);
+  }
+
+  /** openChunkSync() with decode(): brotli chunks of earlier versions decompress in the thread pool. */
+  async openChunk(id: string, pack: string, raw: number, stored: Uint8Array): Promise<Buffer> {
+    const c = this.chunkCheck(id, pack, raw);
+    let plain: Buffer;
+    try {
+      plain = await this.decode(stored, c.aad, c.what, raw);
+    } catch (err) {
+      throw c.named(err);
+    }
+    return c.checked(plain);
+  }
+
+  /** What openChunk() and openChunkSync() share: the chunk's name, its additional data, and the checks. */
+  private chunkCheck(id: string, pack: string, raw: number) {
+    const idBuf = Buffer.from(id, 'hex');
+    const what = `chunk ${id.slice(0, 16)}… in pack ${pack}`;
+    return {
+      what,
+      aad: this.key ? idBuf : undefined,
+      /** Damage named with its pack and chunk; anything else (zstd not installed) as it is. */
+      named: (err: unknown) => (err instanceof FerryError && err.code === 'corrupt' ? new FerryError('corrupt', err.message, { ...err.details, pack, blob: id }) : err),
+      checked: (plain: Buffer) => {
+        if (plain.length !== raw || !this.id(plain).equals(idBuf)) throw new FerryError('corrupt', `${what} does not match its id`, { pack, blob: id });
+        return plain;
+      },
+    };
   }
 
   /** An object from its stored bytes; `size`, when known (a chunk's length), bounds what zstd may produce. */
