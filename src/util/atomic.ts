@@ -3,6 +3,12 @@ import { open, rename, unlink, readFile, type FileHandle } from 'node:fs/promise
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { isErrno } from './errors.js';
+import { execProgram } from './exec.js';
+
+/** Make a tree durable: syncfs of the filesystem it is on (`sync -f`: Node has no syncfs). */
+export async function syncTree(path: string): Promise<void> {
+  await execProgram('sync', ['-f', path]);
+}
 
 /** fsync a file or a directory (opened read-only: fsync needs no write access). */
 export async function fsyncPath(path: string): Promise<void> {

@@ -75,11 +75,6 @@ export async function isSubvolume(path: string): Promise<boolean> {
   }
 }
 
-/** Make a tree durable: syncfs of the filesystem it is on. */
-export async function syncTree(path: string): Promise<void> {
-  await execProgram('sync', ['-f', path]);
-}
-
 function treeWorker(role: TreeWorkerRole, opts?: { unrefWhenIdle?: boolean }): WorkerChannel<TreeJob, unknown, TreeProgress> {
   return new WorkerChannel(new Worker(new URL('./tree-worker.js', import.meta.url), { workerData: role }), 'snapshot', opts);
 }

@@ -3,7 +3,8 @@ import { mkdir, readFile, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../../util/atomic.js';
 import { pauseAt } from '../../util/test-pause.js';
-import { removeTree, runRestoreJob, syncTree, type SnapshotMethodName, type StoredSnapshot } from './methods.js';
+import { removeTree, runRestoreJob, type SnapshotMethodName, type StoredSnapshot } from './methods.js';
+import { syncTree } from '../../util/atomic.js';
 import { parseJournal, type RestoreJournal } from './restore-apply.js';
 import type { AppliedCounts, RestoreStats } from './jobs.js';
 
