@@ -27,6 +27,8 @@ export type WriterMsg =
 export interface WriterAck {
   /** Bytes of written buffers released by this batch of messages. */
   bytes: number;
+  /** Bytes of file data these messages wrote (the chunks' plain lengths). */
+  raw: number;
   ownerDenied?: boolean;
 }
 
@@ -104,7 +106,12 @@ if (!isMainThread) {
       throw err;
     }
     let bytes = 0;
-    for (const m of batch) if (m.t === 'write') bytes += m.stored.byteLength;
-    return { bytes, ownerDenied };
+    let raw = 0;
+    for (const m of batch) {
+      if (m.t !== 'write') continue;
+      bytes += m.stored.byteLength;
+      raw += m.raw;
+    }
+    return { bytes, raw, ownerDenied };
   });
 }

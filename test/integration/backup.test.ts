@@ -368,6 +368,37 @@ describe('backups to a file target', () => {
     await assert.rejects(runRestore(repo, (await repo.list())[0]!.id, src), code('exists'));
   });
 
+  it('a restore syncs its filesystem as it goes: the data is on the disk when it returns, not only in the page cache', { skip: loopFsPrerequisites('ext4').length ? 'needs root and mkfs.ext4' : false }, async () => {
+    const src = join(tmp, 'writeback');
+    mkdirSync(src);
+    populate(src, 40);
+    for (let i = 0; i < 6; i++) writeFileSync(join(src, `big-${i}`), randomBytes(4 * MiB));
+    const info = await runBackup(repo, src, { volume: 'writeback' });
+    // the restores go to a filesystem of their own, whose device's written sectors tell what reached the disk
+    const fs = await makeLoopFs('ext4', 128, ['-E', 'lazy_itable_init=0,lazy_journal_init=0']);
+    try {
+      const dev = execFileSync('findmnt', ['-no', 'SOURCE', fs.mountpoint], { encoding: 'utf8' }).trim().replace('/dev/', '');
+      const written = () => Number(readFileSync(`/sys/block/${dev}/stat`, 'utf8').trim().split(/\s+/)[6]) * 512;
+      execFileSync('sync', ['-f', fs.mountpoint]);
+      // without writeback, next to nothing reaches the disk before the caller syncs (which shows the figure below is the restore's doing)
+      let before = written();
+      const quiet = await runRestore(repo, info.id, join(fs.mountpoint, 'quiet'), { writebackStep: 0 });
+      const quietBytes = written() - before;
+      assert.ok(quietBytes < 4 * MiB, `without writeback ${quietBytes} bytes reached the disk during a restore of ${quiet.bytes}`);
+      assertSameTree(src, join(fs.mountpoint, 'quiet'));
+      execFileSync('sync', ['-f', fs.mountpoint]);
+
+      before = written();
+      const res = await runRestore(repo, info.id, join(fs.mountpoint, 'synced'), { writebackStep: 2 * MiB });
+      const syncedBytes = written() - before;
+      assert.ok(syncedBytes >= 12 * MiB, `with writeback every 2 MiB (24 MiB of random data) only ${syncedBytes} bytes of ${res.bytes} reached the disk before the restore returned`);
+      assertSameTree(src, join(fs.mountpoint, 'synced'));
+      assert.equal(spawnSync('pgrep', ['-f', `sync -f ${fs.mountpoint}`]).status, 1, 'no sync of the restore is left running');
+    } finally {
+      await fs.destroy();
+    }
+  });
+
   it('a full target fails with no_space', { skip: loopFsPrerequisites('ext4').length ? 'needs root and mkfs.ext4' : false }, async () => {
     const fs = await makeLoopFs('ext4', 32);
     try {
