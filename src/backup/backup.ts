@@ -128,12 +128,17 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
 
     /** Large files being read in the workers: at most 4 (each read holds up to 16 MiB of chunks there). */
     const large = new Tasks(4);
+    // Reads ask the workers to encode every chunk at once (ReadJob.encode) while nearly all chunks read
+    // are new: `fresh` is the share of new ones, decaying over the last ~50 chunks; a backup into an empty
+    // repository starts out assuming they all are.
+    let fresh = repo.index.size === 0 ? 1 : 0;
+    const seen = (isNew: boolean) => (fresh = fresh * 0.98 + (isNew ? 0.02 : 0));
     const readInWorkers = async (n: ScannedNode): Promise<void> => {
       const content: Array<string | number> = [];
       let size = 0;
       const path = join(dir, n.path);
       for (let offset = 0; offset >= 0; ) {
-        const { answer: a, lane } = await up.pool.read(path, offset);
+        const { answer: a, lane } = await up.pool.read(path, offset, fresh >= 0.9);
         if (a.vanished) {
           vanished.add(n); // deleted since the scan (or while it was read)
           progress.filesDone++;
@@ -146,7 +151,11 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
           } else {
             content.push(c.id);
             size += c.size;
-            if (up.has(c.id)) up.pool.dropHeld({ lane, token: c.token });
+            const known = up.has(c.id);
+            seen(!known);
+            if (c.stored) {
+              if (!known) await up.storeEncoded(c.id, 'd', Buffer.from(c.stored.buffer, c.stored.byteOffset, c.stored.byteLength), c.size);
+            } else if (known) up.pool.dropHeld({ lane, token: c.token });
             else await up.store(c.id, 'd', { lane, token: c.token, size: c.size });
           }
         }

@@ -25,6 +25,12 @@ export interface EncodeJob {
 export interface ReadJob {
   read: string;
   offset: number;
+  /**
+   * Encode every chunk at once and answer with its stored form instead of holding it: one message less
+   * per file when nearly every chunk is new (a first backup); a chunk the repository turns out to have
+   * is then encoded for nothing.
+   */
+  encode?: true;
 }
 
 /** Encode (or, with `drop`, forget) a chunk this worker holds from a read: answered by its stored form (empty when dropped). */
@@ -48,7 +54,10 @@ export interface ReadAnswer {
 export interface HeldChunk {
   id: string;
   size: number;
+  /** Where the chunk is held (0 when it came encoded) */
   token: number;
+  /** The stored form, when the read asked for it (`encode`). */
+  stored?: Uint8Array;
 }
 
 /** A request: a batch of jobs, answered by their results in the same order. */
@@ -69,7 +78,16 @@ const EMPTY = new Uint8Array(0);
  * chunks; every chunk but the last of the file ends at least `max` bytes before the window's end, so a
  * cut is never made for want of data (the same cuts as one pass over the whole file).
  */
-export function readChunks(codec: Codec, chunker: Chunker, window: Buffer, path: string, offset: number, hold: (data: Buffer) => number, zero: Buffer = Buffer.alloc(chunker.params.max)): ReadAnswer {
+export function readChunks(
+  codec: Codec,
+  chunker: Chunker,
+  window: Buffer,
+  path: string,
+  offset: number,
+  /** Keeps a chunk and answers the token it is held under, or answers its stored form (ReadJob.encode). */
+  hold: (data: Buffer, id: Buffer) => number | Uint8Array,
+  zero: Buffer = Buffer.alloc(chunker.params.max),
+): ReadAnswer {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -104,7 +122,9 @@ export function readChunks(codec: Codec, chunker: Chunker, window: Buffer, path:
     }
     const data = Buffer.allocUnsafeSlow(n);
     view.copy(data);
-    chunks.push({ id: codec.id(data).toString('hex'), size: n, token: hold(data) });
+    const id = codec.id(data);
+    const kept = hold(data, id);
+    chunks.push(typeof kept === 'number' ? { id: id.toString('hex'), size: n, token: kept } : { id: id.toString('hex'), size: n, token: 0, stored: kept });
   }
   return { chunks, next: eof && pos >= filled ? -1 : offset + pos };
 }
@@ -134,7 +154,12 @@ if (!isMainThread) {
         if (!chunker) throw new Error('encoder: read job without a chunker');
         window ??= Buffer.allocUnsafeSlow(2 * chunker.params.max);
         zero ??= Buffer.alloc(chunker.params.max);
-        out.push(readChunks(codec, chunker, window, j.read, j.offset, hold, zero));
+        const encodeNow = (data: Buffer, id: Buffer) => {
+          const e = codec.encodeSync(data, codec.encrypted ? id : undefined);
+          move(e);
+          return e;
+        };
+        out.push(readChunks(codec, chunker, window, j.read, j.offset, j.encode ? encodeNow : hold, zero));
       } else if ('token' in j) {
         const data = held.get(j.token);
         if (!data) throw new Error(`encoder: no chunk held under token ${j.token}`);

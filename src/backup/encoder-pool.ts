@@ -66,12 +66,13 @@ export class EncoderPool {
 
   /**
    * Read a file from `offset` (0 or a previous answer's `next`) and cut it into chunks, in a worker
-   * (needs the pool made with a chunker); each chunk must then go to encodeHeld() or dropHeld(). Rejects
+   * (needs the pool made with a chunker); each chunk must then go to encodeHeld() or dropHeld(), except
+   * with `encode`, when the answer carries each chunk's stored form and the worker keeps nothing. Rejects
    * with the errno error of a failed open or read, except ENOENT, which answers `vanished`.
    */
-  async read(path: string, offset: number): Promise<{ answer: ReadAnswer; lane: number }> {
+  async read(path: string, offset: number, encode = false): Promise<{ answer: ReadAnswer; lane: number }> {
     const lane = this.least();
-    return { answer: await this.queue<ReadAnswer>(lane, { read: path, offset }, 64 * 1024), lane };
+    return { answer: await this.queue<ReadAnswer>(lane, encode ? { read: path, offset, encode } : { read: path, offset }, 64 * 1024), lane };
   }
 
   /** Encode a chunk a read left in a worker. */

@@ -74,11 +74,23 @@ export class PackUploader {
       } finally {
         this.encodingBytes -= raw;
       }
-      this.blobs.push([id, type, this.size, enc.length, raw]);
-      this.parts.push(enc);
-      this.size += enc.length;
-      if (this.size >= PACK_TARGET_SIZE) await this.closePack();
+      await this.append(id, type, enc, raw);
     });
+  }
+
+  /** Queue a chunk a read already encoded (its stored form, `raw` bytes before encoding). */
+  async storeEncoded(id: string, type: BlobType, enc: Buffer, raw: number): Promise<void> {
+    this.pending.add(id);
+    this.bytesNew += raw;
+    while (this.queuedPacks >= MAX_QUEUED_PACKS) await new Promise<void>((r) => this.packGone.push(r));
+    await this.append(id, type, enc, raw);
+  }
+
+  private async append(id: string, type: BlobType, enc: Buffer, raw: number): Promise<void> {
+    this.blobs.push([id, type, this.size, enc.length, raw]);
+    this.parts.push(enc);
+    this.size += enc.length;
+    if (this.size >= PACK_TARGET_SIZE) await this.closePack();
   }
 
   /** Also name these (recovered) packs in this run's index files. */

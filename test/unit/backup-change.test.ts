@@ -9,6 +9,8 @@ import { init, runBackup, runRestore, MemoryTarget, type Repository, type Backup
 import { Chunker, DATA_CHUNKS } from '../../src/backup/chunker.js';
 import { Codec, compressible, newMasterKey } from '../../src/backup/crypto.js';
 import { readChunks, type ReadAnswer } from '../../src/backup/encode-worker.js';
+import { EncoderPool } from '../../src/backup/encoder-pool.js';
+import { runVerify } from '../../src/backup/verify.js';
 
 const cheap = { N: 1024, r: 8, p: 1 };
 
@@ -53,6 +55,64 @@ describe('reading and cutting files in a worker (readChunks)', () => {
       assert.deepEqual(readChunks(codec, chunker, window, join(dir, 'gone'), 0, () => 0), { chunks: [], next: -1, vanished: true });
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('reads that encode at once (a first backup: nearly every chunk is new)', () => {
+  it('a worker answers each chunk stored, named by its id and sealed with it, and keeps nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-readencode-'));
+    const codec = new Codec(newMasterKey());
+    const chunker = new Chunker(DATA_CHUNKS, codec.chunkerSeed());
+    const pool = new EncoderPool(codec.key, 1, { chunker, seed: codec.chunkerSeed() });
+    try {
+      const data = Buffer.concat([pseudoRandom(9 * 1024 * 1024, 'e'), Buffer.from('compressible text, '.repeat(200_000))]);
+      await writeFile(join(dir, 'f'), data);
+      const parts: Buffer[] = [];
+      for (let offset = 0; offset >= 0; ) {
+        const { answer } = await pool.read(join(dir, 'f'), offset, true);
+        for (const c of answer.chunks) {
+          assert.ok(typeof c !== 'number' && c.stored, 'every chunk comes stored');
+          assert.equal(c.token, 0, 'nothing is held');
+          const plain = codec.decodeSync(c.stored, Buffer.from(c.id, 'hex'), c.id, c.size);
+          assert.equal(codec.id(plain).toString('hex'), c.id);
+          parts.push(plain);
+        }
+        offset = answer.next;
+      }
+      assert.ok(Buffer.concat(parts).equals(data), 'the stored chunks decode to the file, byte for byte');
+    } finally {
+      await pool.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a first backup with the same files many times stores each chunk once and restores byte for byte', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'ferry-firstdup-'));
+    const repo = await init(new MemoryTarget(), { password: 'pw', kdf: cheap });
+    try {
+      const src = join(tmp, 'src');
+      const big = pseudoRandom(5 * 1024 * 1024, 'dup');
+      for (let d = 0; d < 4; d++) {
+        await mkdir(join(src, `copy${d}`), { recursive: true });
+        await writeFile(join(src, `copy${d}`, 'big'), big);
+        for (let i = 0; i < 50; i++) await writeFile(join(src, `copy${d}`, `small${i}`), `file ${i}\n`.repeat(100 + i));
+      }
+      const info = await runBackup(repo, src, { volume: 'dup' });
+      const once = big.length + Array.from({ length: 50 }, (_, i) => `file ${i}\n`.repeat(100 + i).length).reduce((a, b) => a + b, 0);
+      // (bytesNew also counts the manifest's chunks: ~200 entries)
+      assert.ok(info.bytesNew >= once && info.bytesNew < once + 128 * 1024, `four copies of ${once} bytes stored once: ${info.bytesNew} new`);
+      const out = join(tmp, 'out');
+      await runRestore(repo, info.id, out);
+      for (let d = 0; d < 4; d++) {
+        assert.ok((await readFile(join(out, `copy${d}`, 'big'))).equals(big));
+        assert.equal(await readFile(join(out, `copy${d}`, 'small49'), 'utf8'), 'file 49\n'.repeat(149));
+      }
+      const v = await runVerify(repo, { readData: true });
+      assert.deepEqual(v.problems, []);
+    } finally {
+      repo.close();
+      await rm(tmp, { recursive: true, force: true });
     }
   });
 });
