@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url';
 import { readSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
-import type { ObjectInfo, Target } from './target.js';
+import { byteLength, type ObjectInfo, type Target } from './target.js';
 
 const SYNC_READ_MAX = 256 * 1024;
 
@@ -99,7 +99,7 @@ export class FileTarget implements Target {
     }
   }
 
-  async put(name: string, data: Uint8Array): Promise<void> {
+  async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const p = join(this.root, name);
     const dir = dirname(p);
     try {
@@ -108,7 +108,7 @@ export class FileTarget implements Target {
         this.madeDirs.add(dir);
       }
       await writeFileAtomic(p, data, 0o600);
-      this.bytesWritten += data.length;
+      this.bytesWritten += byteLength(data);
     } catch (err) {
       this.fail(err, 'writing', name);
     }

@@ -1,6 +1,6 @@
 /** A Target in memory: for fast tests of the engine, and for anyone who wants a repository that a restart forgets. */
 import { FerryError } from '../util/errors.js';
-import type { ObjectInfo, Target } from './target.js';
+import { byteLength, joined, type ObjectInfo, type Target } from './target.js';
 
 let seq = 0;
 
@@ -24,9 +24,9 @@ export class MemoryTarget implements Target {
     return Buffer.from(this.object(name).subarray(offset, offset + length));
   }
 
-  async put(name: string, data: Uint8Array): Promise<void> {
-    this.objects.set(name, Buffer.from(data));
-    this.bytesWritten += data.length;
+  async put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    this.objects.set(name, Buffer.from(joined(data)));
+    this.bytesWritten += byteLength(data);
   }
 
   async list(folder: string): Promise<ObjectInfo[]> {

@@ -111,11 +111,11 @@ export class PackUploader {
       const pack = await sealPack(this.sink.codec, parts, blobs);
       await this.uploads.spawn(async () => {
         try {
-          await this.sink.target.put(packPath(pack.id), pack.bytes);
-          const rec: PackRecord = { id: pack.id, size: pack.bytes.length, blobs };
+          await this.sink.target.put(packPath(pack.id), pack.parts);
+          const rec: PackRecord = { id: pack.id, size: pack.size, blobs };
           this.sink.index.addPack(rec);
           for (const b of blobs) this.pending.delete(b[0]);
-          this.onUploaded(pack.bytes.length);
+          this.onUploaded(pack.size);
           this.unindexed.push(rec);
           if (this.unindexed.length >= INDEX_EVERY_PACKS) await this.flushIndex();
         } finally {

@@ -37,14 +37,21 @@ const TRAILER_AAD = Buffer.from('ferry pack trailer');
 
 /**
  * A whole pack from its encoded chunks (`parts` starts with PACK_HEADER; `blobs` gives their offsets):
- * the parts, the encoded trailer, its length and the footer. Its id is the SHA-256 of the whole.
+ * the parts, the encoded trailer, its length and the footer, left in parts (a target writes them one
+ * after the other). Its id is the SHA-256 of the whole.
  */
-export async function sealPack(codec: Codec, parts: Buffer[], blobs: BlobRecord[]): Promise<{ id: string; bytes: Buffer }> {
+export async function sealPack(codec: Codec, parts: Buffer[], blobs: BlobRecord[]): Promise<{ id: string; parts: Buffer[]; size: number }> {
   const trailer = await codec.encodeJson(blobs, TRAILER_AAD);
   const len = Buffer.alloc(4);
   len.writeUInt32LE(trailer.length);
-  const bytes = Buffer.concat([...parts, trailer, len, PACK_FOOTER]);
-  return { id: createHash('sha256').update(bytes).digest('hex'), bytes };
+  const all = [...parts, trailer, len, PACK_FOOTER];
+  const hash = createHash('sha256');
+  let size = 0;
+  for (const p of all) {
+    hash.update(p);
+    size += p.length;
+  }
+  return { id: hash.digest('hex'), parts: all, size };
 }
 
 /** A stored pack's chunk list, read from its trailer (how packs that no index names are recovered). */

@@ -9,7 +9,7 @@ import {
   HeadBucketCommand,
 } from '@aws-sdk/client-s3';
 import { FerryError, errorMessage } from '../util/errors.js';
-import type { ObjectInfo, S3Options, Target } from './target.js';
+import { joined, type ObjectInfo, type S3Options, type Target } from './target.js';
 
 export class S3Target implements Target {
   readonly url: string;
@@ -79,7 +79,8 @@ export class S3Target implements Target {
     }
   }
 
-  async put(name: string, data: Uint8Array): Promise<void> {
+  async put(name: string, parts: Uint8Array | readonly Uint8Array[]): Promise<void> {
+    const data = joined(parts);
     try {
       await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(name), Body: data, ContentLength: data.length }));
       this.bytesWritten += data.length;

@@ -9,6 +9,10 @@ export interface ObjectInfo {
 /** The last part of an object's name ("data/ab/abcd…" → "abcd…"). */
 export const nameOf = (objectName: string) => objectName.slice(objectName.lastIndexOf('/') + 1);
 
+/** put()'s data as one buffer (for targets that need it whole), and its length. */
+export const joined = (data: Uint8Array | readonly Uint8Array[]): Uint8Array => (data instanceof Uint8Array ? data : Buffer.concat(data));
+export const byteLength = (data: Uint8Array | readonly Uint8Array[]): number => (data instanceof Uint8Array ? data.length : data.reduce((n, b) => n + b.length, 0));
+
 export interface Target {
   /** file:///path or s3://bucket/prefix, without credentials or options. */
   readonly url: string;
@@ -21,8 +25,11 @@ export interface Target {
    * moves it to a writer thread (detaching it), so a target must never hand out one it keeps (a cache).
    */
   getRange(name: string, offset: number, length: number): Promise<Buffer>;
-  /** Store atomically (readers see the whole object or none); replaces an existing one. */
-  put(name: string, data: Uint8Array): Promise<void>;
+  /**
+   * Store atomically (readers see the whole object or none); replaces an existing one. `data` may come
+   * in parts, stored one after the other (a pack's chunks: joining them first cost a copy of every pack).
+   */
+  put(name: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>;
   /** Objects under a folder ("data", "index", …), recursively. */
   list(folder: string): Promise<ObjectInfo[]>;
   /** Size, or undefined when missing. */

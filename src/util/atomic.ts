@@ -61,7 +61,7 @@ export async function fsyncDir(path: string): Promise<void> {
  * Write a file so that a reader (or a crash) sees either the old content or the new one, never a mix:
  * write a temporary file beside it, fsync it, rename it over the target, fsync the directory.
  */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array | readonly Uint8Array[], mode = 0o644): Promise<void> {
   await (await stageFileAtomic(path, data, mode)).commit();
 }
 
@@ -76,12 +76,14 @@ export interface StagedFile {
  * The first half of `writeFileAtomic`, for a caller that overlaps it with other work which must be durable
  * before the file appears (a volume's record is renamed into place only once its directory is on disk).
  */
-export async function stageFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<StagedFile> {
+export async function stageFileAtomic(path: string, data: string | Uint8Array | readonly Uint8Array[], mode = 0o644): Promise<StagedFile> {
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const fh = await open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(data);
+    // (parts: one writev, which libuv repeats until all is written)
+    if (Array.isArray(data)) await fh.writev(data as Uint8Array[]);
+    else await fh.writeFile(data as string | Uint8Array);
     await fh.sync();
   } catch (err) {
     await fh.close().catch(() => undefined);
