@@ -84,8 +84,11 @@ export function readChunks(
   window: Buffer,
   path: string,
   offset: number,
-  /** Keeps a chunk and answers the token it is held under, or answers its stored form (ReadJob.encode). */
-  hold: (data: Buffer, id: Buffer) => number | Uint8Array,
+  /**
+   * Keeps a chunk and answers the token it is held under, or answers its stored form (ReadJob.encode).
+   * `view` is a view into `window`, valid only during the call: a chunk kept must be copied.
+   */
+  hold: (view: Buffer, id: Buffer) => number | Uint8Array,
   zero: Buffer = Buffer.alloc(chunker.params.max),
 ): ReadAnswer {
   let fd: number;
@@ -120,10 +123,8 @@ export function readChunks(
       chunks.push(n);
       continue;
     }
-    const data = Buffer.allocUnsafeSlow(n);
-    view.copy(data);
-    const id = codec.id(data);
-    const kept = hold(data, id);
+    const id = codec.id(view);
+    const kept = hold(view, id);
     chunks.push(typeof kept === 'number' ? { id: id.toString('hex'), size: n, token: kept } : { id: id.toString('hex'), size: n, token: 0, stored: kept });
   }
   return { chunks, next: eof && pos >= filled ? -1 : offset + pos };
@@ -138,7 +139,9 @@ if (!isMainThread) {
   let zero: Buffer | undefined;
   const held = new Map<number, Buffer>();
   let nextToken = 1;
-  const hold = (data: Buffer) => {
+  const hold = (view: Buffer) => {
+    const data = Buffer.allocUnsafeSlow(view.length);
+    view.copy(data);
     held.set(nextToken, data);
     return nextToken++;
   };
@@ -154,8 +157,9 @@ if (!isMainThread) {
         if (!chunker) throw new Error('encoder: read job without a chunker');
         window ??= Buffer.allocUnsafeSlow(2 * chunker.params.max);
         zero ??= Buffer.alloc(chunker.params.max);
-        const encodeNow = (data: Buffer, id: Buffer) => {
-          const e = codec.encodeSync(data, codec.encrypted ? id : undefined);
+        // (the stored form is a buffer of its own, never a view of the window: sealed, or zstd's output copied, or raw framed)
+        const encodeNow = (view: Buffer, id: Buffer) => {
+          const e = codec.encodeSync(view, codec.encrypted ? id : undefined);
           move(e);
           return e;
         };

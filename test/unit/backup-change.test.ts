@@ -37,7 +37,7 @@ describe('reading and cutting files in a worker (readChunks)', () => {
       const got: Array<number | string> = [];
       let reads = 0;
       for (let offset = 0; offset >= 0; reads++) {
-        const a: ReadAnswer = readChunks(codec, chunker, window, file, offset, (b) => (held.set(++token, b), token));
+        const a: ReadAnswer = readChunks(codec, chunker, window, file, offset, (b) => (held.set(++token, Buffer.from(b)), token));
         for (const c of a.chunks) {
           if (typeof c === 'number') got.push(c);
           else {
