@@ -94,6 +94,14 @@ describe('backup codec', () => {
     assert.deepEqual(new Codec(null).id(text), createHash('sha256').update(text).digest());
   });
 
+  it('seals every object under a nonce of its own, also across the refills of the nonce pool', () => {
+    const key = newMasterKey().enc;
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) seen.add(seal(key, Buffer.from('same plain text')).subarray(0, 12).toString('hex'));
+    assert.equal(seen.size, 2000, 'no nonce repeats (the pool holds 341 of them)');
+    assert.ok(![...seen].some((n) => /^0+$/.test(n)), 'no zero nonce');
+  });
+
   it('writes chunks with zstd and still reads what earlier versions wrote with brotli', async () => {
     const text = Buffer.from('a line of a log file, 0123456789\n'.repeat(30_000)); // ~1 MiB, like a chunk
     for (const key of [newMasterKey(), null]) {
