@@ -81,9 +81,15 @@ export async function stageFileAtomic(path: string, data: string | Uint8Array | 
   const tmp = join(dir, `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
   const fh = await open(tmp, 'wx', mode);
   try {
-    // (parts: one writev, which libuv repeats until all is written)
-    if (Array.isArray(data)) await fh.writev(data as Uint8Array[]);
-    else await fh.writeFile(data as string | Uint8Array);
+    if (Array.isArray(data)) {
+      // One writev (libuv repeats it past IOV_MAX and after short writes). But when a write fails after
+      // some bytes went, libuv reports the bytes and drops the error (a disk that filled up mid-way): the
+      // rest is written again, which raises that error or completes.
+      const parts = data as Uint8Array[];
+      const total = parts.reduce((n, b) => n + b.length, 0);
+      const { bytesWritten } = await fh.writev(parts);
+      if (bytesWritten < total) await fh.writeFile(Buffer.concat(parts).subarray(bytesWritten));
+    } else await fh.writeFile(data as string | Uint8Array);
     await fh.sync();
   } catch (err) {
     await fh.close().catch(() => undefined);
