@@ -1,5 +1,5 @@
 /**
- * Writeback while a restore runs: after every WRITEBACK_STEP bytes handed to the writers, the filesystem
+ * Writeback while a restore runs: after every WRITEBACK_STEP bytes the writers wrote, the filesystem
  * being restored into is synced (syncfs, one at a time) while the writers go on. A restore is CPU work
  * (decrypting, decompressing, creating files) and the sync that makes its result durable is disk work;
  * without this the kernel would write nothing back until the end (a few GiB of dirty pages are below its
@@ -15,8 +15,6 @@ export class Writeback {
   private pending = 0;
   private running: Promise<void> | undefined;
   private stopped = false;
-  /** Syncs started, for tests and figures. */
-  syncs = 0;
 
   constructor(
     private readonly dir: string,
@@ -33,7 +31,6 @@ export class Writeback {
   private next(): void {
     if (this.step <= 0 || this.pending < this.step || this.running || this.stopped) return;
     this.pending = 0;
-    this.syncs++;
     const done = () => {
       this.running = undefined;
       this.next();
