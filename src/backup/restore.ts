@@ -187,6 +187,7 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
     } finally {
       await Promise.all([writer.close(), writeback.stop()]);
     }
+    writeback.check();
     if (writer.ownerDenied && !ownerWarned) {
       warnings.push('owners not restored: not permitted (run as root)');
       ownerWarned = true;
