@@ -98,9 +98,21 @@ describe('reads that encode at once (a first backup: nearly every chunk is new)'
         await writeFile(join(src, `copy${d}`, 'big'), big);
         for (let i = 0; i < 50; i++) await writeFile(join(src, `copy${d}`, `small${i}`), `file ${i}\n`.repeat(100 + i));
       }
-      const info = await runBackup(repo, src, { volume: 'dup' });
-      const once = big.length + Array.from({ length: 50 }, (_, i) => `file ${i}\n`.repeat(100 + i).length).reduce((a, b) => a + b, 0);
-      // (bytesNew also counts the manifest's chunks: ~200 entries)
+      // walked first (names are sorted) and read all at once while every chunk still looks new: 59 of them
+      // turn out known when their encoded answer comes back, and are dropped
+      await mkdir(join(src, 'a-same'));
+      for (let i = 0; i < 60; i++) await writeFile(join(src, 'a-same', `f${i}`), 'the same content\n'.repeat(500));
+      // the reads of a first backup come back encoded (counted: otherwise this would test the held path)
+      let encodedReads = 0;
+      const read = EncoderPool.prototype.read;
+      EncoderPool.prototype.read = function (path: string, offset: number, encode = false) {
+        if (encode) encodedReads++;
+        return read.call(this, path, offset, encode);
+      };
+      const info = await runBackup(repo, src, { volume: 'dup' }).finally(() => (EncoderPool.prototype.read = read));
+      assert.ok(encodedReads >= 60, `reads that encode at once: ${encodedReads}`);
+      const once = big.length + Array.from({ length: 50 }, (_, i) => `file ${i}\n`.repeat(100 + i).length).reduce((a, b) => a + b, 0) + 'the same content\n'.length * 500;
+      // (bytesNew also counts the manifest's chunks: ~270 entries)
       assert.ok(info.bytesNew >= once && info.bytesNew < once + 128 * 1024, `four copies of ${once} bytes stored once: ${info.bytesNew} new`);
       const out = join(tmp, 'out');
       await runRestore(repo, info.id, out);
@@ -108,6 +120,7 @@ describe('reads that encode at once (a first backup: nearly every chunk is new)'
         assert.ok((await readFile(join(out, `copy${d}`, 'big'))).equals(big));
         assert.equal(await readFile(join(out, `copy${d}`, 'small49'), 'utf8'), 'file 49\n'.repeat(149));
       }
+      for (let i = 0; i < 60; i += 59) assert.equal(await readFile(join(out, 'a-same', `f${i}`), 'utf8'), 'the same content\n'.repeat(500));
       const v = await runVerify(repo, { readData: true });
       assert.deepEqual(v.problems, []);
     } finally {
