@@ -58,13 +58,10 @@ export class PackUploader {
    */
   async store(id: string, type: BlobType, data: Buffer | (HeldRef & { size: number }), owned = false): Promise<void> {
     const raw = Buffer.isBuffer(data) ? data.length : data.size;
-    this.pending.add(id);
-    this.bytesNew += raw;
-    // Bound the memory of chunks waiting for an encoder (64 jobs, and 64 MiB).
+    this.claim(id, raw);
+    // Bound the memory of chunks waiting for an encoder (64 jobs, and 64 MiB), and of closed packs.
     while (this.encodingBytes > 64 * 1024 * 1024) await this.encodes.waitOne();
-    // ... and of packs waiting for the target: without this bound the read ran up to a GiB ahead of the
-    // upload (all of it in memory), and the progress sat at 100 % read while the upload went on
-    while (this.queuedPacks >= MAX_QUEUED_PACKS) await new Promise<void>((r) => this.packGone.push(r));
+    await this.packRoom();
     this.encodingBytes += raw;
     await this.encodes.spawn(async () => {
       let enc: Buffer;
@@ -80,10 +77,23 @@ export class PackUploader {
 
   /** Queue a chunk a read already encoded (its stored form, `raw` bytes before encoding). */
   async storeEncoded(id: string, type: BlobType, enc: Buffer, raw: number): Promise<void> {
+    this.claim(id, raw);
+    await this.packRoom();
+    await this.append(id, type, enc, raw);
+  }
+
+  /** Count a chunk as stored by this run, before any wait: a has() of the same id from now on says yes. */
+  private claim(id: string, raw: number): void {
     this.pending.add(id);
     this.bytesNew += raw;
+  }
+
+  /**
+   * Wait while MAX_QUEUED_PACKS closed packs wait for the target: without this bound the read ran up to a
+   * GiB ahead of the upload (all of it in memory), and the progress sat at 100 % read while the upload went on.
+   */
+  private async packRoom(): Promise<void> {
     while (this.queuedPacks >= MAX_QUEUED_PACKS) await new Promise<void>((r) => this.packGone.push(r));
-    await this.append(id, type, enc, raw);
   }
 
   private async append(id: string, type: BlobType, enc: Buffer, raw: number): Promise<void> {
