@@ -7,6 +7,7 @@ import { fsyncDir, keepDirOpen, syncTree } from '../util/atomic.js';
 import { withTimeout } from '../util/mounts.js';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import { RESTORE_MARKER } from './layout.js';
+import { ensureFreshData } from './data-id.js';
 import { METHODS, detectMethod, removeTree, type SnapshotMethod } from './trees/methods.js';
 import { ShareIo, shareFsOf } from './share-io.js';
 import { refusingLimits, sizeLimitsFor, type SizeLimits } from './size-limits.js';
@@ -268,6 +269,21 @@ export class DirPool implements Pool {
     if (st) {
       throw new FerryError('unavailable', `the data of volume ${volume} is missing from pool ${this.name} (${this.mountpoint(volume)}: ${errorMessage(st)}); check the pool's filesystem`);
     }
+  }
+
+  async freshData(volume: string): Promise<void> {
+    const io = this.io;
+    if (!io) return;
+    await ensureFreshData(
+      {
+        readText: (p) => io.call<string>('readText', [p]).catch((err: unknown) => (isErrno(err, 'ENOENT') ? undefined : Promise.reject(err))),
+        ino: (p) => io.call<string>('ino', [p]),
+        readdir: (p) => io.call<string[]>('readdir', [p]),
+      },
+      volume,
+      join(this.live, volume),
+      this.mountpoint(volume),
+    );
   }
 
   /**

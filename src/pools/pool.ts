@@ -65,6 +65,12 @@ export interface Pool {
   /** Make sure the volume's data is there and usable before Docker mounts it. */
   checkMountable(volume: string): Promise<void>;
   /**
+   * Shared directory pools: make sure this node's path to the volume's data leads to the directory its last
+   * restore made, not to the one it replaced (see data-id.ts); before anything reads the data here (the first Mount
+   * here, a snapshot).
+   */
+  freshData?(volume: string): Promise<void>;
+  /**
    * Pools whose volumes are block-like (image): make the volume's data reachable at mountpoint() for one more
    * holder (a Docker Mount on this host, a snapshot, a fill); the first attaches and mounts it. Directory pools
    * have no such step: their data is always there.

@@ -56,6 +56,10 @@ const ops: Record<string, (...a: any[]) => Promise<unknown>> = {
     const s = await stat(p);
     return { nlink: s.nlink, ino: s.ino, isDirectory: s.isDirectory(), size: s.size };
   },
+  /** The inode number in decimal, exactly, unsigned (data-id.ts inoOf). */
+  async ino(p: string) {
+    return String(BigInt.asUintN(64, (await stat(p, { bigint: true })).ino));
+  },
   async exists(p: string) {
     try {
       await lstat(p);

@@ -14,6 +14,7 @@ import { volumeDirs, type VolumeDirs } from '../pools/layout.js';
 import { noSpaceError } from '../util/no-space.js';
 import { sizeText } from '../util/size.js';
 import { pauseAt } from '../util/test-pause.js';
+import { writeDataId } from '../pools/data-id.js';
 import type { SnapshotRecord } from './record.js';
 
 /** What the swap needs of the volume service: the record, who uses the volume, its lock and the one exclusive change. */
@@ -134,7 +135,7 @@ export class DataSwap {
       throw await noSpaceError(err, pool.name, pool.root, what);
     }
     await pauseAt('swap-marked');
-    await this.finishSwap(root, data, fresh, old, restoreMarker);
+    await this.finishSwap(root, data, fresh, old, restoreMarker, pool.shared === true);
     if (pending) await unlink(pending).catch(() => undefined);
     this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'volume data replaced by snapshot');
   }
@@ -184,12 +185,17 @@ export class DataSwap {
       }
       await this.volumes.changeExclusively(rec, 'finish an interrupted restore', async () => {
         this.logger.warn({ volume: note.volume, pool: note.pool }, 'recovery: finishing an interrupted restore in a shared pool');
-        await this.finishSwap(dirs.root, dirs.data, `${dirs.data}.new`, `${dirs.data}.old`, dirs.restoreMarker);
+        await this.finishSwap(dirs.root, dirs.data, `${dirs.data}.new`, `${dirs.data}.old`, dirs.restoreMarker, true);
       });
     });
   }
 
-  private async finishSwap(root: string, data: string, fresh: string, old: string, marker: string): Promise<void> {
+  /**
+   * The renames of a marked swap, then the old data deleted and the mark dropped. In a shared pool the new data's
+   * inode number is noted first (data-id.ts): another node whose cache still leads to the old directory finds out
+   * before it mounts or reads it; the note is there before the mark goes, so a node that sees no mark sees it.
+   */
+  private async finishSwap(root: string, data: string, fresh: string, old: string, marker: string, shared: boolean): Promise<void> {
     const has = async (p: string) => (await readdir(root)).includes(p.slice(root.length + 1));
     if (await has(fresh)) {
       if (await has(data)) await rename(data, old);
@@ -197,6 +203,7 @@ export class DataSwap {
       await rename(fresh, data);
       await fsyncDir(root);
     }
+    if (shared) await writeDataId(root, data, this.volumes.node);
     await removeTree(old);
     await unlink(marker);
     await fsyncDir(root);
@@ -216,7 +223,7 @@ export class DataSwap {
     }
     if (kind === 'swap') {
       this.logger.warn({ volume }, 'recovery: finishing an interrupted restore');
-      await this.finishSwap(root, data, `${data}.new`, `${data}.old`, restoreMarker);
+      await this.finishSwap(root, data, `${data}.new`, `${data}.old`, restoreMarker, false);
       return;
     }
     if (top.includes(basename(restoreMarker))) {
