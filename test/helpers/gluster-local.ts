@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Cluster, ClusterHost } from './cluster.js';
-import { startGluster, type Gluster } from './gluster.js';
+import { startGluster, type Gluster, type GlusterOptions } from './gluster.js';
 import { runQuiet as run } from './dockerhost.js';
 
 async function runOk(cmd: string, args: string[]): Promise<void> {
@@ -29,7 +29,7 @@ export interface LocalGluster {
   stop(): Promise<void>;
 }
 
-export async function startLocalGluster(): Promise<LocalGluster> {
+export async function startLocalGluster(opts: Pick<GlusterOptions, 'cache'> = {}): Promise<LocalGluster> {
   const id = randomBytes(3).toString('hex');
   const dir = await mkdtemp(join(tmpdir(), 'ferry-gl-'));
   const netnsName = `ferry-${id}-gluster`;
@@ -59,7 +59,7 @@ export async function startLocalGluster(): Promise<LocalGluster> {
   } as unknown as ClusterHost;
   let gluster: Gluster;
   try {
-    gluster = await startGluster(stand);
+    gluster = await startGluster(stand, opts);
   } catch (err) {
     for (const fn of cleanups.reverse()) await fn().catch(() => undefined);
     await run('ip', ['netns', 'del', netnsName]);

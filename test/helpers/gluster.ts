@@ -45,7 +45,22 @@ export interface GlusterOptions {
   /** Last octet of the server's LAN address (default 254). */
   octet?: number;
   volume?: string;
+  /**
+   * 'coherent' (default): the settings docs/shared-pools.md asks for when several nodes share a volume (the volume
+   * options GLUSTER_COHERENT_OPTIONS, clients mounted with GLUSTER_COHERENT_MOUNT); 'defaults': GlusterFS's own,
+   * whose client caches answer for up to a second after another client changed a name.
+   */
+  cache?: 'coherent' | 'defaults';
 }
+
+/** The volume options of docs/shared-pools.md (GlusterFS): no client cache answers for another client's change. */
+export const GLUSTER_COHERENT_OPTIONS: ReadonlyArray<readonly [string, string]> = [
+  ['performance.stat-prefetch', 'off'],
+  ['performance.quick-read', 'off'],
+  ['performance.open-behind', 'off'],
+];
+/** The client mount option of docs/shared-pools.md: the kernel asks the client for every name, never its own cache. */
+export const GLUSTER_COHERENT_MOUNT = 'entry-timeout=0';
 
 const GLUSTERD = ['/usr/sbin/glusterd', '/sbin/glusterd'];
 const GLUSTER = ['/usr/sbin/gluster', '/sbin/gluster'];
@@ -94,6 +109,7 @@ export async function startGluster(cluster: Cluster, opts: GlusterOptions = {}):
   if (missing.length) throw new Error(`cannot start GlusterFS, missing: ${missing.join(', ')}`);
   const octet = opts.octet ?? 254;
   const volume = opts.volume ?? 'gv0';
+  const coherent = (opts.cache ?? 'coherent') === 'coherent';
   const ip = cluster.address(octet);
   const dir = join(cluster.dir, 'gluster');
   const brick = join(dir, 'brick');
@@ -131,7 +147,8 @@ export async function startGluster(cluster: Cluster, opts: GlusterOptions = {}):
       const mp = mountpoint ?? join(host.dir, 'mnt', volume);
       await mkdir(mp, { recursive: true });
       const log = join(dir, 'log', `client-${host.name}-${mounts.length}.log`);
-      await host.execOk('mount', ['-n', '-t', 'glusterfs', '-o', `log-file=${log}`, self.device, mp], { timeoutMs: 60_000 });
+      const options = [`log-file=${log}`, ...(coherent ? [GLUSTER_COHERENT_MOUNT] : [])].join(',');
+      await host.execOk('mount', ['-n', '-t', 'glusterfs', '-o', options, self.device, mp], { timeoutMs: 60_000 });
       mounts.push({ host, mp });
       return mp;
     },
@@ -201,11 +218,12 @@ export async function startGluster(cluster: Cluster, opts: GlusterOptions = {}):
     await sleep(200);
   }
   await cliOk(['volume', 'create', volume, `${ip}:${brick}`, 'force']);
+  if (coherent) for (const [k, v] of GLUSTER_COHERENT_OPTIONS) await cliOk(['volume', 'set', volume, k, v]);
   await cliOk(['volume', 'start', volume]);
   return self;
 }
 
 /** The ferry.yaml of a cluster host whose default pool `nas` is this GlusterFS volume, mounted by its ferryd at POOL. */
 export function glusterPoolConfig(node: string, pool: string, g: Pick<Gluster, 'device'>, timing: string[] = ['heartbeatInterval: 500ms', 'nodeTimeout: 3s']): string {
-  return [`node: ${node}`, ...timing, 'defaultPool: nas', 'pools:', '  nas:', `    path: ${pool}`, '    shared: true', '    mount:', '      type: glusterfs', `      device: "${g.device}"`].join('\n');
+  return [`node: ${node}`, ...timing, 'defaultPool: nas', 'pools:', '  nas:', `    path: ${pool}`, '    shared: true', '    mount:', '      type: glusterfs', `      device: "${g.device}"`, `      options: "${GLUSTER_COHERENT_MOUNT}"`].join('\n');
 }
