@@ -15,6 +15,7 @@ import { DirPool } from '../pools/dir.js';
 import { ImagePool } from '../pools/image.js';
 import { parseSize } from '../util/size.js';
 import type { Pool } from '../pools/pool.js';
+import { cacheAdvice } from '../pools/gluster-cache.js';
 import { DockerClient } from '../docker/client.js';
 import { DockerMemory } from '../docker/memory.js';
 import { Revival } from '../docker/revival.js';
@@ -246,6 +247,18 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     { version: VERSION, runsAs: config.runsAs, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, apiSocket: config.apiSocket, ...(facts.apiListen ? { apiListen: facts.apiListen, apiTls: Boolean(tls) } : {}), volumes: service.counts().volumes, startupMs: Math.round(performance.now() - t0) },
     'ferryd ready',
   );
+  // a GlusterFS share whose client answers for other nodes' changes from its caches (docs/shared-pools.md): say so
+  for (const pool of pools.values()) {
+    if (!pool.shared) continue;
+    pool.clientCaches?.().then(
+      (c) => {
+        if (c.kind !== 'gluster' || c.on.length === 0) return;
+        const { message, fix } = cacheAdvice(pool.name, c);
+        log.warn({ pool: pool.name, caches: c.on, fix }, message);
+      },
+      () => undefined, // (a share that does not answer: its pool says so)
+    );
+  }
 
   let stopping: Promise<void> | undefined;
   return {

@@ -13,6 +13,7 @@ import { ok, problem, skipped, type DoctorCheck } from './check.js';
 import { poolCheck } from './local.js';
 import { clockReadings, judgeClocks, linkProbe } from './share-probes.js';
 import { orphanChecks } from './orphans.js';
+import { cacheAdvice, type GlusterCaches } from '../pools/gluster-cache.js';
 
 export interface DaemonDoctorDeps {
   pid: number;
@@ -107,7 +108,24 @@ async function sharedChecks(d: DaemonDoctorDeps, pool: Pool): Promise<DoctorChec
   } catch (err) {
     out.push(problem(`clocks:${pool.name}`, `shared pool ${pool.name}: could not compare clocks: ${errorMessage(err)}`, 'check the share'));
   }
+  if (pool.clientCaches) out.push(await cacheCheck(pool.name, pool.clientCaches()));
   return out;
+}
+
+/** Does the share's client answer for other nodes' changes from its own caches (GlusterFS; docs/shared-pools.md)? */
+async function cacheCheck(pool: string, looked: Promise<GlusterCaches>): Promise<DoctorCheck> {
+  const id = `cache:${pool}`;
+  let c: GlusterCaches;
+  try {
+    c = await looked;
+  } catch (err) {
+    return skipped(id, `shared pool ${pool}: could not look at its client's caches (${errorMessage(err)})`);
+  }
+  if (c.kind === 'not-gluster') return skipped(id, `shared pool ${pool}: not GlusterFS (NFS: see docs/shared-pools.md for its attribute cache)`);
+  if (c.kind === 'unknown') return skipped(id, `shared pool ${pool}: GlusterFS at ${c.mountPoint}, but ${c.why}`);
+  if (c.on.length === 0) return ok(id, `shared pool ${pool}: its GlusterFS client (${c.mountPoint}) keeps no cache that answers for other nodes' changes`);
+  const { message, fix } = cacheAdvice(pool, c);
+  return problem(id, message, fix);
 }
 
 /** Every check, in the order an operator reads them. */

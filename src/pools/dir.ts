@@ -8,6 +8,7 @@ import { withTimeout } from '../util/mounts.js';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import { RESTORE_MARKER } from './layout.js';
 import { ensureFreshData } from './data-id.js';
+import { glusterCaches, type GlusterCaches } from './gluster-cache.js';
 import { METHODS, detectMethod, removeTree, type SnapshotMethod } from './trees/methods.js';
 import { ShareIo, shareFsOf } from './share-io.js';
 import { refusingLimits, sizeLimitsFor, type SizeLimits } from './size-limits.js';
@@ -269,6 +270,10 @@ export class DirPool implements Pool {
     if (st) {
       throw new FerryError('unavailable', `the data of volume ${volume} is missing from pool ${this.name} (${this.mountpoint(volume)}: ${errorMessage(st)}); check the pool's filesystem`);
     }
+  }
+
+  async clientCaches(): Promise<GlusterCaches> {
+    return this.io ? this.io.call<GlusterCaches>('glusterCaches', [this.root]) : glusterCaches(this.root);
   }
 
   async freshData(volume: string): Promise<void> {

@@ -1,6 +1,7 @@
 /** The Pool interface: what the volume service asks of a place where volume data lives. */
 import type { VolumeOptions } from '../wire/types.js';
 import type { SnapshotMethod } from './trees/methods.js';
+import type { GlusterCaches } from './gluster-cache.js';
 import type { ShareFs } from './share-fs.js';
 import type { SizeLimits } from './size-limits.js';
 
@@ -70,6 +71,8 @@ export interface Pool {
    * here, a snapshot).
    */
   freshData?(volume: string): Promise<void>;
+  /** Shared directory pools: which caches of the share's client answer for other nodes' changes (gluster-cache.ts). */
+  clientCaches?(): Promise<GlusterCaches>;
   /**
    * Pools whose volumes are block-like (image): make the volume's data reachable at mountpoint() for one more
    * holder (a Docker Mount on this host, a snapshot, a fill); the first attaches and mounts it. Directory pools

@@ -1,5 +1,6 @@
 // The child process that makes a shared pool's filesystem calls, so that a hung share stalls it and never ferryd.
 import { readdirSigs, sigOf } from './share-sigs.js';
+import { glusterCaches } from './gluster-cache.js';
 import { link, lstat, mkdir, open, readdir, readFile, rename, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -60,6 +61,7 @@ const ops: Record<string, (...a: any[]) => Promise<unknown>> = {
   async ino(p: string) {
     return String(BigInt.asUintN(64, (await stat(p, { bigint: true })).ino));
   },
+  glusterCaches: (root: string) => glusterCaches(root),
   async exists(p: string) {
     try {
       await lstat(p);
