@@ -23,6 +23,11 @@ export interface VolumeRecord {
   mounts: Record<string, MountRecord>;
   /** What Docker's own store knew of the volume (absent in records of older versions and of CLI-made volumes). */
   docker?: DockerKnown;
+  /**
+   * A shared directory pool's volume: the inode number (decimal) of its directory, noted at its creation. Another
+   * node's cached name may lead to an earlier volume of that name, in the trash (see pools/data-id.ts).
+   */
+  dirIno?: string;
 }
 
 /**

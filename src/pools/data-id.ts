@@ -5,10 +5,10 @@ import { FerryError } from '../util/errors.js';
 
 /**
  * `data-id.json` in a shared volume's directory. A restore swaps the live data by renames (data → data.old,
- * data.new → data); another node's filesystem client may keep its cached name `data` for a while (GlusterFS's
- * FUSE client: every time, up to its 1 s entry timeout; NFS: up to the attribute cache time) and so reach the
- * old directory, which the restoring node is deleting: a container started there would read the old data,
- * half deleted, and its writes would vanish with it. The restoring node notes the inode number of the new
+ * data.new → data); another node's filesystem client may keep its cached name `data` for a while (GlusterFS with
+ * its default settings: about a second; NFS: up to its attribute cache time) and so reach the old directory,
+ * which the restoring node deletes: Docker's bind mount would hold it, and the container would find its volume
+ * empty (`ESTALE`), or half deleted, and its writes would vanish with it. The restoring node notes the inode number of the new
  * directory here (inode numbers of the share are the same on every client); a node about to use the data checks
  * the number it sees against it.
  */
@@ -57,25 +57,43 @@ export interface DataIdFs {
 export const FRESH_WAIT_MS = 10_000;
 const FRESH_STEP_MS = 200;
 
+/** The volume to check: its name, the pool's directory of volumes, and its directory's inode number from its record (if noted). */
+export interface FreshTarget {
+  volume: string;
+  live: string;
+  dirIno?: string | undefined;
+}
+
 /**
- * Make sure `data` (the live data of the volume `volume`, in directory `root`) leads this node to the directory a
- * restore made, not to the one it replaced: list `root` first (on FUSE that renews this node's cached names in it,
- * the note's included: GlusterFS's client answers a read of a file whose cached name is stale from its own cache,
- * old note and all), then compare the inode numbers; while they differ, list and look again, for up to `waitMs`;
- * then refuse. No note (a volume never restored since this check exists): nothing to compare, nothing done.
+ * Make sure this node's path to a shared volume's data leads where it should: its directory `live/volume` to the
+ * volume's own (`dirIno`, noted in its record at creation: a volume removed and created again on another node a
+ * moment ago leaves the old directory in the trash, where a stale cached name leads), and `data` in it to the
+ * directory the last restore made (the note). First list the volume's directory (on FUSE that renews this node's
+ * cached names in it, the note's included), then compare the inode numbers; while one differs, list (the pool's
+ * directory of volumes too while the volume's directory is the one that differs) and look again, for up to
+ * `waitMs`; then refuse. Nothing noted (a volume made or restored before these checks existed): nothing compared.
  */
-export async function ensureFreshData(fs: DataIdFs, volume: string, root: string, data: string, waitMs = FRESH_WAIT_MS): Promise<void> {
+export async function ensureFreshData(fs: DataIdFs, { volume, live, dirIno }: FreshTarget, waitMs = FRESH_WAIT_MS): Promise<void> {
+  const root = `${live}/${volume}`;
+  const data = `${root}/data`;
   const deadline = Date.now() + waitMs;
+  let dirStale = false;
   for (let round = 0; ; round++) {
     if (round > 0) await new Promise((r) => setTimeout(r, FRESH_STEP_MS));
+    if (dirStale) await fs.readdir(live);
     await fs.readdir(root);
-    const [want, have] = await Promise.all([fs.readText(`${root}/${DATA_ID}`).then(parseDataId), fs.ino(data)]);
-    if (!want || want.ino === have) return;
-    if (Date.now() >= deadline) {
-      throw new FerryError(
-        'unavailable',
-        `volume ${volume}: this node still sees the data it had before a restore on ${want.node}${want.at ? ` at ${want.at}` : ''} (${data} is inode ${have} here, the restore made inode ${want.ino}); the share's cache on this node has not caught up after ${Math.round(waitMs / 1000)} s, so the volume is not used here: try again, and mount the share with a short attribute cache (NFS: actimeo=3 or less)`,
-      );
+    const [want, have, dir] = await Promise.all([fs.readText(`${root}/${DATA_ID}`).then(parseDataId), fs.ino(data), dirIno === undefined ? undefined : fs.ino(root)]);
+    dirStale = dir !== dirIno;
+    const dataStale = want !== undefined && want.ino !== have;
+    if (!dirStale && !dataStale) return;
+    if (Date.now() < deadline) continue;
+    const wait = `the share's cache on this node has not caught up after ${Math.round(waitMs / 1000)} s, so the volume is not used here: try again, and give the share the cache settings of docs/shared-pools.md (GlusterFS: three volume options; NFS: actimeo=3 or less)`;
+    if (dirStale) {
+      throw new FerryError('unavailable', `volume ${volume}: this node's path ${root} still leads to an earlier volume of that name (inode ${dir} here, this volume's directory is inode ${dirIno}: removed and created again on another node a moment ago?); ${wait}`);
     }
+    throw new FerryError(
+      'unavailable',
+      `volume ${volume}: this node still sees the data it had before a restore on ${want!.node}${want!.at ? ` at ${want!.at}` : ''} (${data} is inode ${have} here, the restore made inode ${want!.ino}); ${wait}`,
+    );
   }
 }

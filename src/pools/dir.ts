@@ -7,7 +7,7 @@ import { fsyncDir, keepDirOpen, syncTree } from '../util/atomic.js';
 import { withTimeout } from '../util/mounts.js';
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import { RESTORE_MARKER } from './layout.js';
-import { ensureFreshData } from './data-id.js';
+import { ensureFreshData, inoOf } from './data-id.js';
 import { glusterCaches, type GlusterCaches } from './gluster-cache.js';
 import { METHODS, detectMethod, removeTree, type SnapshotMethod } from './trees/methods.js';
 import { ShareIo, shareFsOf } from './share-io.js';
@@ -276,7 +276,7 @@ export class DirPool implements Pool {
     return this.io ? this.io.call<GlusterCaches>('glusterCaches', [this.root]) : glusterCaches(this.root);
   }
 
-  async freshData(volume: string): Promise<void> {
+  async freshData(volume: string, dirIno?: string): Promise<void> {
     const io = this.io;
     if (!io) return;
     await ensureFreshData(
@@ -285,10 +285,12 @@ export class DirPool implements Pool {
         ino: (p) => io.call<string>('ino', [p]),
         readdir: (p) => io.call<string[]>('readdir', [p]),
       },
-      volume,
-      join(this.live, volume),
-      this.mountpoint(volume),
+      { volume, live: this.live, dirIno },
     );
+  }
+
+  async dirIno(volume: string): Promise<string> {
+    return this.io ? this.io.call<string>('ino', [join(this.live, volume)]) : inoOf(join(this.live, volume));
   }
 
   /**

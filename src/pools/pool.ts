@@ -67,10 +67,13 @@ export interface Pool {
   checkMountable(volume: string): Promise<void>;
   /**
    * Shared directory pools: make sure this node's path to the volume's data leads to the directory its last
-   * restore made, not to the one it replaced (see data-id.ts); before anything reads the data here (the first Mount
-   * here, a snapshot).
+   * restore made, not to the one it replaced, and its directory to this volume's, not to an earlier one of that
+   * name (`dirIno`, from its record) (see data-id.ts); before anything reads the data here (the first Mount here,
+   * a snapshot).
    */
-  freshData?(volume: string): Promise<void>;
+  freshData?(volume: string, dirIno?: string): Promise<void>;
+  /** Shared directory pools: the inode number of the volume's directory (decimal), for its record (VolumeRecord.dirIno). */
+  dirIno?(volume: string): Promise<string>;
   /** Shared directory pools: which caches of the share's client answer for other nodes' changes (gluster-cache.ts). */
   clientCaches?(): Promise<GlusterCaches>;
   /**

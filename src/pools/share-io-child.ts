@@ -1,6 +1,7 @@
 // The child process that makes a shared pool's filesystem calls, so that a hung share stalls it and never ferryd.
 import { readdirSigs, sigOf } from './share-sigs.js';
 import { glusterCaches } from './gluster-cache.js';
+import { inoOf } from './data-id.js';
 import { link, lstat, mkdir, open, readdir, readFile, rename, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -57,10 +58,7 @@ const ops: Record<string, (...a: any[]) => Promise<unknown>> = {
     const s = await stat(p);
     return { nlink: s.nlink, ino: s.ino, isDirectory: s.isDirectory(), size: s.size };
   },
-  /** The inode number in decimal, exactly, unsigned (data-id.ts inoOf). */
-  async ino(p: string) {
-    return String(BigInt.asUintN(64, (await stat(p, { bigint: true })).ino));
-  },
+  ino: (p: string) => inoOf(p),
   glusterCaches: (root: string) => glusterCaches(root),
   async exists(p: string) {
     try {

@@ -96,7 +96,7 @@ export class SnapshotCreation {
       // (a shared image is attached by one host at a time: the snapshot is taken where it is, or holds it here)
       stats = await this.c.volumes.holdExclusive(rec, `take a snapshot of volume ${rec.name}`, async () => {
         // (a shared volume restored on another node a moment ago: this node's path to its data must lead to the new data)
-        await pool.freshData?.(rec.name);
+        await pool.freshData?.(rec.name, rec.dirIno);
         const view = await pool.snapshotView?.(rec.name);
         pointInTime = view?.pointInTime ?? false;
         try {

@@ -130,7 +130,9 @@ export class Creation {
       if (ifMissing && same) return rec;
       throw existsError(name, theirs.node, !same);
     }
-    const rec = this.recordOf(v);
+    // (another node's cached name of the directory may still lead to an earlier volume of this name: see data-id.ts)
+    const dirIno = await pool.dirIno?.(name).catch(() => undefined);
+    const rec: VolumeRecord = { ...this.recordOf(v), ...(dirIno ? { dirIno } : {}) };
     let published: boolean;
     try {
       published = await store.publish(sharedPart(rec));

@@ -75,10 +75,11 @@ export class Mounts {
       if (refused) throw refused.err;
       const shared = this.c.isShared(rec.pool);
       const first = Object.keys(rec.mounts).length === 0;
-      // the first Mount here of a shared volume: this node's path to its data must lead to what the last restore made
-      // (data-id.ts), looked at after the restore mark was found gone (a finished restore wrote its note before it
-      // dropped the mark); later Mounts here need not look: no restore runs while this node has the volume mounted
-      if (shared && first) await pool.freshData?.(name);
+      // the first Mount here of a shared volume: this node's path to its data must lead to this volume's directory and
+      // to the data its last restore made (data-id.ts), looked at after the restore mark was found gone (a finished
+      // restore wrote its note before it dropped the mark); later Mounts here need not look: no restore or removal
+      // runs while this node has the volume mounted
+      if (shared && first) await pool.freshData?.(name, rec.dirIno);
       if (shared && accessOf(rec) === 'rwo' && !(await this.c.cluster!.stillHeld(rec.pool, name))) await this.c.cluster!.acquire(rec.pool, rec);
       // an image volume: the first Mount on this host attaches and mounts its image (or the next one, when a
       // shared image Docker had mounted was not mounted here any more at start-up: see ImagePool.settleShared)
