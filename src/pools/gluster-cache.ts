@@ -12,14 +12,14 @@ const CACHING = [
 
 export type GlusterCaches =
   | { kind: 'not-gluster' }
-  /** `on`: what still caches (`entry-timeout` for the kernel's, else a volume option); empty: none. */
+  /** `on`: the volume options still on that keep a cache in the client; empty: none. */
   | { kind: 'gluster'; mountPoint: string; volume: string; on: string[] }
   | { kind: 'unknown'; mountPoint: string; why: string };
 
 /**
- * Look at the GlusterFS client that holds `root`: its command line (`.meta/cmdline`: was it started with
- * `--entry-timeout=0`?) and its active graph (`.meta/graphs/active/VOLUME-md-cache` and the like are there only
- * while the volume option turning them off is not set). Both are answered by the client itself, not its server.
+ * Look at the GlusterFS client that holds `root`: its active graph (`.meta/graphs/active/VOLUME-md-cache` and the
+ * like are there only while the volume option turning them off is not set), and its command line
+ * (`.meta/cmdline`) for the volume's name. Both are answered by the client itself, not its server.
  */
 export async function glusterCaches(root: string): Promise<GlusterCaches> {
   const m = await mountOf(root);
@@ -34,19 +34,12 @@ export async function glusterCaches(root: string): Promise<GlusterCaches> {
     return { kind: 'unknown', mountPoint: m.mountPoint, why: `its ${meta} cannot be read (${errorMessage(err)})` };
   }
   const volume = /--volfile-id=\/?(\S+)/.exec(cmdline)?.[1] ?? m.source.replace(/^.*:\/?/, '');
-  const on: string[] = [];
-  if (!/(^|\s)--entry-timeout=0(\.0*)?(\s|$)/.test(cmdline)) on.push('entry-timeout');
-  for (const [xlator, option] of CACHING) if (active.some((x) => x.endsWith(`-${xlator}`))) on.push(option);
+  const on = CACHING.filter(([xlator]) => active.some((x) => x.endsWith(`-${xlator}`))).map(([, option]) => option);
   return { kind: 'gluster', mountPoint: m.mountPoint, volume, on };
 }
 
-/** What to tell the operator of pool `pool` about caches found `on` (docs/shared-pools.md). */
+/** What to tell the operator of pool `pool` about the caching volume options found `on` (docs/shared-pools.md). */
 export function cacheAdvice(pool: string, c: { mountPoint: string; volume: string; on: string[] }): { message: string; fix: string } {
-  const options = c.on.filter((o) => o !== 'entry-timeout');
-  const message = `shared pool ${pool}: its GlusterFS client (${c.mountPoint}) answers from its own caches for about a second after another node's change (${c.on.map((o) => (o === 'entry-timeout' ? 'mounted without entry-timeout=0' : `${o} on`)).join(', ')}): a node may then read an old catalog record or reach a removed volume's directory`;
-  const fix = [
-    ...options.map((o) => `gluster volume set ${c.volume} ${o} off`),
-    ...(c.on.includes('entry-timeout') ? [`mount the volume with -o entry-timeout=0 (fstab, or the pool's mount: options)`] : []),
-  ].join('; ');
-  return { message, fix: `${fix} (docs/shared-pools.md, "GlusterFS: settings for several nodes")` };
+  const message = `shared pool ${pool}: its GlusterFS client (${c.mountPoint}) answers from its own caches for about a second after another node's change (${c.on.map((o) => `${o} on`).join(', ')}): a node may then read an old catalog record, or mount a volume removed on another node`;
+  return { message, fix: `${c.on.map((o) => `gluster volume set ${c.volume} ${o} off`).join('; ')} (docs/shared-pools.md, "GlusterFS: settings for several nodes")` };
 }
