@@ -10,7 +10,7 @@
 import { mkdir, writeFile, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startCluster, type Cluster, type ClusterHost } from '../test/helpers/cluster.js';
-import { GLUSTER_COHERENT_MOUNT, startGluster } from '../test/helpers/gluster.js';
+import { startGluster } from '../test/helpers/gluster.js';
 import { checkInvariants, compareFiles, readVolume, type Files, type Model, type Violation } from './soak-invariants.js';
 
 export interface SoakOptions {
@@ -97,7 +97,6 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
         '    mount:',
         '      type: glusterfs',
         `      device: "${g.device}"`,
-        `      options: "${GLUSTER_COHERENT_MOUNT}"`, // docs/shared-pools.md, GlusterFS: settings for several nodes
         'backupTargets:',
         '  soak:',
         `    url: file://${backups}`,

@@ -13,7 +13,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dockerHostPrerequisites } from '../helpers/dockerhost.js';
 import { startCluster, clusterPrerequisites, blobServiceArgs, type Cluster, type ClusterHost } from '../helpers/cluster.js';
-import { GLUSTER_COHERENT_MOUNT, startGluster, glusterPrerequisites, type Gluster } from '../helpers/gluster.js';
+import { startGluster, glusterPrerequisites, type Gluster } from '../helpers/gluster.js';
 import { ROOT, runFerry, run as runCmd } from '../helpers/ferryd.js';
 import { until } from '../helpers/wait.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
@@ -57,7 +57,7 @@ describe('the managed plugin on two Swarm hosts with a GlusterFS shared pool', {
           '  nas:',
           '    path: /mnt/gv0', // inside the plugin: its own mount namespace holds the FUSE mount
           '    shared: true',
-          `    mount: { type: glusterfs, device: "${g.device}", options: "${GLUSTER_COHERENT_MOUNT}" }`,
+          `    mount: { type: glusterfs, device: "${g.device}" }`,
           // the other way: the host mounts the share under its /mnt, the plugin sees it through host-mnt
           '  hostnas:',
           '    path: /host/mnt/gv0/hostnas',

@@ -46,9 +46,9 @@ export interface GlusterOptions {
   octet?: number;
   volume?: string;
   /**
-   * 'coherent' (default): the settings docs/shared-pools.md asks for when several nodes share a volume (the volume
-   * options GLUSTER_COHERENT_OPTIONS, clients mounted with GLUSTER_COHERENT_MOUNT); 'defaults': GlusterFS's own,
-   * whose client caches answer for up to a second after another client changed a name.
+   * 'coherent' (default): the volume options docs/shared-pools.md asks for when several nodes share a volume
+   * (GLUSTER_COHERENT_OPTIONS); 'defaults': GlusterFS's own, whose client caches answer a lookup, or a small file's
+   * content, for up to a second after another client changed it.
    */
   cache?: 'coherent' | 'defaults';
 }
@@ -59,8 +59,6 @@ export const GLUSTER_COHERENT_OPTIONS: ReadonlyArray<readonly [string, string]> 
   ['performance.quick-read', 'off'],
   ['performance.open-behind', 'off'],
 ];
-/** The client mount option of docs/shared-pools.md: the kernel asks the client for every name, never its own cache. */
-export const GLUSTER_COHERENT_MOUNT = 'entry-timeout=0';
 
 const GLUSTERD = ['/usr/sbin/glusterd', '/sbin/glusterd'];
 const GLUSTER = ['/usr/sbin/gluster', '/sbin/gluster'];
@@ -147,8 +145,7 @@ export async function startGluster(cluster: Cluster, opts: GlusterOptions = {}):
       const mp = mountpoint ?? join(host.dir, 'mnt', volume);
       await mkdir(mp, { recursive: true });
       const log = join(dir, 'log', `client-${host.name}-${mounts.length}.log`);
-      const options = [`log-file=${log}`, ...(coherent ? [GLUSTER_COHERENT_MOUNT] : [])].join(',');
-      await host.execOk('mount', ['-n', '-t', 'glusterfs', '-o', options, self.device, mp], { timeoutMs: 60_000 });
+      await host.execOk('mount', ['-n', '-t', 'glusterfs', '-o', `log-file=${log}`, self.device, mp], { timeoutMs: 60_000 });
       mounts.push({ host, mp });
       return mp;
     },
@@ -225,5 +222,5 @@ export async function startGluster(cluster: Cluster, opts: GlusterOptions = {}):
 
 /** The ferry.yaml of a cluster host whose default pool `nas` is this GlusterFS volume, mounted by its ferryd at POOL. */
 export function glusterPoolConfig(node: string, pool: string, g: Pick<Gluster, 'device'>, timing: string[] = ['heartbeatInterval: 500ms', 'nodeTimeout: 3s']): string {
-  return [`node: ${node}`, ...timing, 'defaultPool: nas', 'pools:', '  nas:', `    path: ${pool}`, '    shared: true', '    mount:', '      type: glusterfs', `      device: "${g.device}"`, `      options: "${GLUSTER_COHERENT_MOUNT}"`].join('\n');
+  return [`node: ${node}`, ...timing, 'defaultPool: nas', 'pools:', '  nas:', `    path: ${pool}`, '    shared: true', '    mount:', '      type: glusterfs', `      device: "${g.device}"`].join('\n');
 }
