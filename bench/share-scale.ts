@@ -5,6 +5,7 @@
  *
  *   npm run build && node dist/bench/share-scale.js [--volumes 1000,5000,10000] [--nodes 2,5,10] [--seconds 30]
  *       [--heartbeat 5s] [--pairs 200] [--rounds 10] [--docker] [--bin=PATH] [--tag NAME] [--no-write]
+ *       [--gluster-cache coherent|defaults]
  *
  * One GlusterFS server in its own network namespace (test/helpers/gluster-local.ts) and one pool on it, which
  * grows from one volume count to the next (the volumes are made once, through node0's plugin socket). Each node is
@@ -39,6 +40,9 @@ const PAIRS = Number(arg('--pairs', '200'));
 const ROUNDS = Number(arg('--rounds', '10'));
 const TAG = arg('--tag', '');
 const DOCKER = args.includes('--docker');
+/** The GlusterFS settings (test/helpers/gluster.ts): 'coherent', what docs/shared-pools.md asks for, or GlusterFS's 'defaults'. */
+const GLUSTER_CACHE = arg('--gluster-cache', 'coherent');
+if (GLUSTER_CACHE !== 'coherent' && GLUSTER_CACHE !== 'defaults') throw new Error(`--gluster-cache ${GLUSTER_CACHE}: give coherent or defaults`);
 const NO_WRITE = args.includes('--no-write');
 const binArg = args.find((a) => a.startsWith('--bin='))?.slice('--bin='.length);
 const BIN = binArg ? resolve(binArg) : FERRY_BIN;
@@ -95,6 +99,7 @@ function report(final: boolean): string {
   e(`| date | ${new Date().toISOString()} |`);
   e(`| machine | ${cpus().length} × ${cpus()[0]?.model ?? '?'}, GlusterFS brick on ${tmpdir()} |`);
   e(`| load average | ${loadStart} at start, ${loadAverage()} ${final ? 'at the end' : 'now (run in progress)'} |`);
+  e(`| GlusterFS cache settings | ${GLUSTER_CACHE === 'coherent' ? 'coherent: performance.stat-prefetch, quick-read, open-behind off (docs/shared-pools.md)' : "GlusterFS's defaults"} |`);
   e(`| heartbeatInterval | ${HEARTBEAT} (nodeTimeout 60s) |`);
   e(`| idle window | ${SECONDS} s per configuration, after every node listed all volumes, three heartbeats and 35 s (a usage pass) |`);
   e(`| node0 | ${DOCKER ? 'plugin of a private Docker engine (test/helpers/dockerhost.ts)' : 'ferryd without Docker'}; the other nodes \`--docker-host none\` |`);
@@ -187,7 +192,7 @@ async function create(sock: string, from: number, to: number): Promise<void> {
 }
 
 try {
-  g = await startLocalGluster();
+  g = await startLocalGluster({ cache: GLUSTER_CACHE });
   const s = await g.gluster.cli(['volume', 'profile', g.gluster.volume, 'start']);
   if (s.code !== 0) throw new Error(`gluster volume profile start: ${s.stderr || s.stdout}`);
   if (DOCKER) engine = await startDockerHost({ name: 'share-scale' });
