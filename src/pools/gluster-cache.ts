@@ -40,6 +40,6 @@ export async function glusterCaches(root: string): Promise<GlusterCaches> {
 
 /** What to tell the operator of pool `pool` about the caching volume options found `on` (docs/shared-pools.md). */
 export function cacheAdvice(pool: string, c: { mountPoint: string; volume: string; on: string[] }): { message: string; fix: string } {
-  const message = `shared pool ${pool}: its GlusterFS client (${c.mountPoint}) answers from its own caches for about a second after another node's change (${c.on.map((o) => `${o} on`).join(', ')}): a node may then read an old catalog record, or mount a volume removed on another node`;
+  const message = `shared pool ${pool}: its GlusterFS client (${c.mountPoint}) answers from its own caches for about a second after another node's change (${c.on.map((o) => `${o} on`).join(', ')}): a node may then read an old catalog record, or mount a volume removed and created again on another node a moment before (docs/shared-pools.md, GlusterFS)`;
   return { message, fix: `${c.on.map((o) => `gluster volume set ${c.volume} ${o} off`).join('; ')} (docs/shared-pools.md, "GlusterFS: settings for several nodes")` };
 }

@@ -46,14 +46,14 @@ export interface GlusterOptions {
   octet?: number;
   volume?: string;
   /**
-   * 'coherent' (default): the volume options docs/shared-pools.md asks for when several nodes share a volume
-   * (GLUSTER_COHERENT_OPTIONS); 'defaults': GlusterFS's own, whose client caches answer a lookup, or a small file's
-   * content, for up to a second after another client changed it.
+   * 'defaults' (default): GlusterFS's own, whose client caches answer a lookup, or a small file's content, for up to
+   * a second after another client changed it; 'coherent': those caches off (GLUSTER_COHERENT_OPTIONS, see
+   * docs/shared-pools.md: the soak on them read old file content across hosts, not yet understood).
    */
   cache?: 'coherent' | 'defaults';
 }
 
-/** The volume options of docs/shared-pools.md (GlusterFS): no client cache answers for another client's change. */
+/** GlusterFS volume options that take the client's own caches out (docs/shared-pools.md, GlusterFS). */
 export const GLUSTER_COHERENT_OPTIONS: ReadonlyArray<readonly [string, string]> = [
   ['performance.stat-prefetch', 'off'],
   ['performance.quick-read', 'off'],
@@ -107,7 +107,7 @@ export async function startGluster(cluster: Cluster, opts: GlusterOptions = {}):
   if (missing.length) throw new Error(`cannot start GlusterFS, missing: ${missing.join(', ')}`);
   const octet = opts.octet ?? 254;
   const volume = opts.volume ?? 'gv0';
-  const coherent = (opts.cache ?? 'coherent') === 'coherent';
+  const coherent = opts.cache === 'coherent';
   const ip = cluster.address(octet);
   const dir = join(cluster.dir, 'gluster');
   const brick = join(dir, 'brick');

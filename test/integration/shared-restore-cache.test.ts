@@ -96,18 +96,15 @@ function twoNodes(cache: GlusterOptions['cache']) {
 describe("shared pool on GlusterFS's default cache settings: a restore on one node, used at once on another", { skip }, () => {
   const { t, cli, read, write, warmOnB } = twoNodes('defaults');
 
-  it('ferry doctor and the log of ferryd name the client caches that answer for other nodes, and how to turn them off', async () => {
+  it('ferry doctor and the log of ferryd name the client caches that answer for other nodes (a note, not a problem)', async () => {
     const r = await t.b.cli('--json', 'doctor');
     const check = (JSON.parse(r.stdout) as { checks: Array<{ check: string; state: string; message: string; fix?: string }> }).checks.find((c) => c.check === 'cache:nas');
-    assert.equal(check?.state, 'problem', JSON.stringify(check));
+    assert.equal(check?.state, 'ok', JSON.stringify(check));
     assert.match(check!.message, /^shared pool nas: its GlusterFS client \(\S+mnt-b\) answers from its own caches for about a second after another node's change \(performance\.stat-prefetch on, performance\.quick-read on, performance\.open-behind on\)/);
-    assert.equal(
-      check!.fix,
-      'gluster volume set gv0 performance.stat-prefetch off; gluster volume set gv0 performance.quick-read off; gluster volume set gv0 performance.open-behind off (docs/shared-pools.md, "GlusterFS: settings for several nodes")',
-    );
-    assert.notEqual(r.code, 0, 'a problem makes ferry doctor exit non-zero');
+    assert.equal(r.code, 0, 'not a problem: ferry doctor exits 0');
     assert.match(await t.b.logs(), /"caches":\["performance\.stat-prefetch","performance\.quick-read","performance\.open-behind"\].*answers from its own caches/);
   });
+
   it(`B mounts and snapshots the restored data, not the old, right after A's restore (${ROUNDS} rounds)`, async () => {
     const golden: Record<string, string> = {};
     for (let i = 0; i < 20; i++) golden[`f${i}`] = `the snapshot, file ${i}\n`.repeat(50);
