@@ -253,8 +253,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     pool.clientCaches?.().then(
       (c) => {
         if (c.kind !== 'gluster' || c.on.length === 0) return;
-        const { message, fix } = cacheAdvice(pool.name, c);
-        log.info({ pool: pool.name, caches: c.on, fix }, message);
+        log.info({ pool: pool.name, caches: c.on }, cacheAdvice(pool.name, c).message);
       },
       () => undefined, // (a share that does not answer: its pool says so)
     );
