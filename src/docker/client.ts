@@ -24,6 +24,8 @@ export interface DockerVolume {
   Driver: string;
   Labels: Record<string, string> | null;
   Options: Record<string, string> | null;
+  /** Where the volume's files are (`local`: DOCKER-ROOT/volumes/NAME/_data). */
+  Mountpoint?: string;
 }
 
 /** The part of `GET /containers/ID/json` that ferryd reads. */

@@ -4,10 +4,13 @@ import { DockerApiError, type DockerClient } from './client.js';
 import { errorMessage } from '../util/errors.js';
 import { isOurDriver } from './driver-name.js';
 import { Periodic } from '../util/periodic.js';
+import { findShadows, shadowText } from './shadows.js';
 
 /** Where what Docker says of a volume is kept (the volume service); true when the volume is ferry's. */
 export interface DockerFactsKeeper {
   rememberDocker(name: string, v: { Driver: string; Labels: Record<string, string> | null; Options: Record<string, string> | null }, authoritative: boolean): Promise<boolean>;
+  /** Is there a ferry volume of that name? */
+  has(name: string): boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
@@ -20,7 +23,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()
  *   never inside the plugin call): one `GET /volumes/NAME`, retried a few times while Docker has not
  *   stored the volume yet;
  * - `refreshAll()` at start-up and every `intervalMs`: one `GET /volumes`, kept: ferry's (as a managed plugin
- *   Docker names the driver `ferry:latest` or `ferry:TAG`, which a `driver` filter must spell exactly).
+ *   Docker names the driver `ferry:latest` or `ferry:TAG`, which a `driver` filter must spell exactly);
+ *   the same pass warns of volumes of another driver under a ferry volume's name (shadows.ts).
  */
 export class DockerMemory {
   private readonly ticker: Periodic;
@@ -78,13 +82,18 @@ export class DockerMemory {
 
   /** One pass over every volume Docker lists for this driver. */
   async refreshAll(): Promise<void> {
-    let vols;
+    let all;
     try {
-      vols = (await this.docker.volumes()).filter((v) => isOurDriver(v.Driver, this.driver));
+      all = await this.docker.volumes();
     } catch (err) {
       this.log.debug({ err: errorMessage(err) }, 'could not list volumes from Docker; labels are learned on the next pass');
       return;
     }
+    for (const s of findShadows(all, this.driver, (name) => this.service.has(name))) {
+      const t = shadowText(s, this.driver);
+      this.log.warn({ volume: s.name, driver: s.driver, fix: t.fix }, t.message);
+    }
+    const vols = all.filter((v) => isOurDriver(v.Driver, this.driver));
     let learned = 0;
     for (const v of vols) {
       if (this.stopped) return;

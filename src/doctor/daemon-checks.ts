@@ -14,6 +14,7 @@ import { poolCheck } from './local.js';
 import { clockReadings, judgeClocks, linkProbe } from './share-probes.js';
 import { orphanChecks } from './orphans.js';
 import { cacheAdvice, type GlusterCaches } from '../pools/gluster-cache.js';
+import { findShadows, shadowText } from '../docker/shadows.js';
 
 export interface DaemonDoctorDeps {
   pid: number;
@@ -128,6 +129,24 @@ async function cacheCheck(pool: string, looked: Promise<GlusterCaches>): Promise
   return ok(id, cacheAdvice(pool, c).message);
 }
 
+/** Docker volumes of another driver under a ferry volume's name (docker/shadows.ts). */
+async function shadowChecks(d: DaemonDoctorDeps): Promise<DoctorCheck[]> {
+  if (!d.docker) return [];
+  const driver = basename(d.pluginSocket, '.sock');
+  let listed;
+  try {
+    listed = await d.docker.volumes();
+  } catch (err) {
+    return [skipped('docker-names', `could not list Docker's volumes (${errorMessage(err)}) to look for same-named volumes of other drivers`)];
+  }
+  const shadows = findShadows(listed, driver, (name) => d.service.has(name));
+  if (shadows.length === 0) return [ok('docker-names', `no Docker volume of another driver carries the name of a ferry volume`)];
+  return shadows.map((s) => {
+    const t = shadowText(s, driver);
+    return problem(`docker-name:${s.name}`, t.message, t.fix);
+  });
+}
+
 /** Every check, in the order an operator reads them. */
 export async function daemonChecks(d: DaemonDoctorDeps): Promise<DoctorCheck[]> {
   const out: DoctorCheck[] = [];
@@ -143,6 +162,7 @@ export async function daemonChecks(d: DaemonDoctorDeps): Promise<DoctorCheck[]> 
     if (pool.shared) out.push(...(await sharedChecks(d, pool)));
   }
   await d.service.syncAll().catch(() => undefined);
+  out.push(...(await shadowChecks(d)));
   out.push(
     ...(await orphanChecks({
       pools: up,

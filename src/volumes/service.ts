@@ -306,6 +306,11 @@ export class VolumeService {
     return this.info(this.record(name));
   }
 
+  /** Does this node know a live volume of that name (shared ones as of the last sync)? */
+  has(name: string): boolean {
+    return this.catalog.volumes.has(name);
+  }
+
   /** Every volume, sorted by name; listEach makes them one at a time (see Listing). */
   list(): VolumeInfo[] {
     return this.listing.list();
