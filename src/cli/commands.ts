@@ -161,6 +161,7 @@ export function registerCliCommands(program: Command): void {
         if (v.docker?.told) {
           const what = [...Object.entries(v.docker.labels ?? {}).map(([k, x]) => `label ${k}=${x}`), ...Object.entries(v.docker.options ?? {}).map(([k, x]) => `option ${k}=${x}`)];
           print(`Docker knows it again (driver ${v.docker.driver}${what.length ? ', ' + what.join(', ') : ''})`);
+          if (v.docker.reason) print(`(${v.docker.reason})`);
         } else if (v.docker) print(`Docker was not told: ${v.docker.reason}`);
       }
     });

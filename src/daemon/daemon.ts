@@ -18,6 +18,7 @@ import type { Pool } from '../pools/pool.js';
 import { cacheAdvice } from '../pools/gluster-cache.js';
 import { DockerClient } from '../docker/client.js';
 import { DockerMemory } from '../docker/memory.js';
+import { Registration } from '../docker/registration.js';
 import { Revival } from '../docker/revival.js';
 import { StaleMounts } from '../docker/stale-mounts.js';
 import { Cluster } from '../cluster/cluster.js';
@@ -181,7 +182,23 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   const tls = config.apiTls ? await readTls(config.apiTls) : undefined;
 
   const memory = docker ? new DockerMemory(docker, service, dockerDriver, log) : undefined;
-  const plugin = buildPluginServer({ service, log, scope: () => (cluster.active ? 'global' : 'local'), observe: metrics.pluginCall, afterMount: (name: string) => usage.mounted(name), ...(memory ? { afterCreate: (name: string) => memory.learnSoon(name) } : {}) });
+  const registration = docker ? new Registration(docker, service, dockerDriver, log) : undefined;
+  const plugin = buildPluginServer({
+    service,
+    log,
+    scope: () => (cluster.active ? 'global' : 'local'),
+    observe: metrics.pluginCall,
+    afterMount: (name: string) => usage.mounted(name),
+    ...(memory && registration
+      ? {
+          afterCreate: (name: string) => {
+            registration.stored(name);
+            memory.learnSoon(name);
+          },
+          refuseCreate: (name: string) => (registration.claims(name) ? `volume ${name} is gone (removed on another node while ferryd registered it with Docker)` : undefined),
+        }
+      : {}),
+  });
   const facts: DaemonFacts = {
     version: VERSION,
     node: config.node,
@@ -223,6 +240,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
 
   scheduler.start();
   memory?.start(); // after the plugin socket listens: Docker's volume list asks this plugin's List
+  registration?.start();
   // after the plugin socket listens too: the containers it starts mount ferry volumes
   const revival = docker && config.restartContainers ? new Revival(docker, { driver: dockerDriver, log }) : undefined;
   revival?.start();
@@ -269,6 +287,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
         await revival?.stop();
         await staleMounts?.stop();
         await memory?.stop();
+        await registration?.stop();
         await scheduler.stop();
         await backups!.stopScheduler();
         await usage.stop();

@@ -27,6 +27,8 @@ export interface PluginServerOptions {
   afterCreate?: (name: string) => void;
   /** Called after a successful Mount (the usage tracker walks the volume again after its Unmount). */
   afterMount?: (name: string) => void;
+  /** Why a Create of a volume that does not exist must be refused now (ferryd itself is registering the name with Docker: docker/registration.ts). */
+  refuseCreate?: (name: string) => string | undefined;
 }
 
 function str(body: Body, key: string): string {
@@ -40,7 +42,7 @@ function str(body: Body, key: string): string {
  * The Docker volume plugin endpoints, exactly as moby's plugin client calls them
  * (docs/extend/plugins_volume.md). Nothing here but decoding, calling the service and encoding.
  */
-export function buildPluginServer({ service, log, scope, observe, afterCreate, afterMount }: PluginServerOptions): FastifyInstance {
+export function buildPluginServer({ service, log, scope, observe, afterCreate, afterMount, refuseCreate }: PluginServerOptions): FastifyInstance {
   const send = (reply: FastifyReply, status: number, body: Body | Buffer) =>
     reply.code(status).header('content-type', PLUGIN_CONTENT_TYPE).send(Buffer.isBuffer(body) ? body : JSON.stringify(body));
   // Docker's List, encoded, and the catalog version it was made at (`docker volume ls` asks it whole every time)
@@ -67,7 +69,10 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate, a
     '/VolumeDriver.Capabilities': () => ({ Capabilities: { Scope: scope() } }),
     '/VolumeDriver.Create': async (b) => {
       const opts = b.Opts ?? b.Options;
-      const v = await service.create(str(b, 'Name'), opts ?? {}, {}, { ifMissing: true, dockerOptions: opts });
+      const name = str(b, 'Name');
+      const refused = refuseCreate?.(name);
+      if (refused !== undefined && !(await service.lookup(name).then(() => true, () => false))) throw new FerryError('not_found', refused);
+      const v = await service.create(name, opts ?? {}, {}, { ifMissing: true, dockerOptions: opts });
       afterCreate?.(v.name);
       return { Err: '' };
     },

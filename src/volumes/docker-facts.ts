@@ -9,6 +9,7 @@ import { errorMessage } from '../util/errors.js';
 /** What an undelete told Docker: the volume registered again with its labels and driver options, or why not. */
 export interface DockerTold {
   told: boolean;
+  /** Why not; or, when told, what was left out. */
   reason?: string;
   driver?: string;
   labels?: Record<string, string>;
@@ -37,16 +38,16 @@ export class DockerFacts {
   async tell(name: string): Promise<DockerTold> {
     const known = this.c.catalog.volumes.get(name)?.docker;
     if (!this.c.docker) return { told: false, reason: 'no Docker engine on this host (dockerHost: none)' };
-    if (!known?.driver && !known?.options) {
-      return { told: false, reason: 'ferryd never learned labels or driver options of this volume from Docker (made with `ferry volume create`, or by an older ferryd); Docker sees it through the plugin, without labels' };
-    }
+    // (never learned: made with `ferry volume create`, or by an older ferryd; registered all the same, without
+    // labels, so that Docker's store holds the name for ferry: see docker/registration.ts)
+    const unknown = !known?.driver && !known?.options;
     // Docker knows a host daemon as `ferry` (its socket) and a managed plugin as `ferry:latest` (or `ferry:TAG`),
     // and the name learned may be the other one (a move between the two): a host daemon always gives its socket's
     // name; a managed plugin its full name as learned, or `ferry` (= `ferry:latest`) for one learned by a host daemon
     const ours = this.c.dockerDriver ?? 'ferry';
-    const learned = known.driver ?? ours;
+    const learned = known?.driver ?? ours;
     const driver = !isOurDriver(learned, ours) ? learned : this.c.managedPlugin && learned.includes(':') ? learned : ours;
-    const body = { Name: name, Driver: driver, DriverOpts: known.options ?? {}, Labels: known.labels ?? {} };
+    const body = { Name: name, Driver: driver, DriverOpts: known?.options ?? {}, Labels: known?.labels ?? {} };
     try {
       let answer;
       try {
@@ -63,7 +64,7 @@ export class DockerFacts {
         return { told: false, reason, driver: answer.Driver };
       }
       this.c.log.info({ volume: name, driver: body.Driver, labels: body.Labels, options: body.DriverOpts }, 'volume registered with Docker again');
-      return { told: true, driver: body.Driver, labels: body.Labels, options: body.DriverOpts };
+      return { told: true, driver: body.Driver, labels: body.Labels, options: body.DriverOpts, ...(unknown ? { reason: 'ferryd never learned labels or driver options of this volume from Docker (made with `ferry volume create`, or by an older ferryd): registered without them' } : {}) };
     } catch (err) {
       const reason = `the Docker engine at ${this.c.dockerHost ?? 'its dockerHost'} did not take it (${errorMessage(err)}); \`docker volume create -d ${body.Driver}\` with the same options and labels does it by hand`;
       this.c.log.warn({ volume: name }, `undelete: ${reason}`);

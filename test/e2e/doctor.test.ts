@@ -1,9 +1,18 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { writeFile } from 'node:fs/promises';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
 import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
+import { until } from '../helpers/wait.js';
+
+interface Check {
+  check: string;
+  state: string;
+  message: string;
+  fix?: string;
+}
 
 const skip = skipUnless([...(isRoot() ? [] : ['root']), ...dockerHostPrerequisites().missing], 'ferry doctor with a real Docker engine');
 
@@ -27,5 +36,50 @@ describe('ferry doctor asks a real Docker engine', { skip }, () => {
     assert.equal(checks.find((c) => c.check === 'docker')?.state, 'ok');
     // Docker itself agrees
     assert.match(await h.dockerOk(['info', '--format', '{{json .Plugins.Volume}}']), /"ferry"/);
+  });
+
+  it("puts a volume made by `ferry volume create` into Docker's store: with ferryd down, `docker run -v` fails instead of making a local twin", async () => {
+    assert.equal((await f.cli('volume', 'create', 'solo')).code, 0);
+    await until('ferryd registered solo with Docker', async () => /"registered":\d+.*registered ferry volumes in Docker's store/.test(await f.logs()), 20_000);
+    await f.stop();
+    try {
+      const r = await h.docker(['run', '--rm', '--network', 'none', '-v', 'solo:/d', 'bb', 'sh', '-c', 'echo lost > /d/f']);
+      assert.notEqual(r.code, 0, 'Docker cannot mount it without ferryd');
+      assert.match(r.stderr, /ferry/);
+      // (Docker lists it from its own store while the plugin is down: the name is ferry's there)
+      assert.equal((await h.dockerOk(['volume', 'ls', '--filter', 'name=^solo$', '--format', '{{.Driver}}'])).trim(), 'ferry', 'no local volume solo');
+    } finally {
+      await f.start();
+    }
+    assert.equal((await h.dockerOk(['volume', 'ls', '--filter', 'name=^solo$', '--format', '{{.Driver}}'])).trim(), 'ferry');
+  });
+
+  it("names a local volume under a ferry volume's name, with where its files are and how to be rid of it", async () => {
+    // Docker's local `dup` (what a `docker run -v dup` makes while ferry cannot be reached), and ferry's
+    await h.dockerOk(['volume', 'create', '-d', 'local', 'dup']);
+    await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'dup:/d', 'bb', 'sh', '-c', 'echo stray > /d/s']);
+    assert.equal((await f.cli('volume', 'create', 'dup')).code, 0);
+    // (Docker will not mount ferry's by that name now: the file is put there the way ferryd's pool keeps it)
+    const mp = (JSON.parse((await f.cli('--json', 'volume', 'inspect', 'dup')).stdout) as { mountpoint: string }).mountpoint;
+    await writeFile(join(mp, 'm'), 'mine\n');
+
+    const r = await f.cli('--json', 'doctor');
+    assert.notEqual(r.code, 0, 'a problem');
+    const checks = JSON.parse(r.stdout).checks as Check[];
+    const c = checks.find((x) => x.check === 'docker-name:dup');
+    assert.equal(c?.state, 'problem', JSON.stringify(checks));
+    assert.match(c!.message, /`local` volume named dup beside ferry's \(its files: \S+\/volumes\/dup\/_data\)/);
+    assert.match(c!.fix ?? '', /docker volume rm dup/);
+    assert.equal(checks.find((x) => x.check === 'docker-names'), undefined);
+    const text = (await f.cli('doctor')).stdout;
+    assert.match(text.replace(/\n {9}/g, ' '), /docker-name:dup|local` volume named dup/);
+    await until("ferryd's warning", async () => /another volume under the name of this ferry volume/.test(await f.logs()), 20_000);
+
+    // the fix: the local one goes (Docker's store names it), ferry's stays with its data
+    await h.dockerOk(['volume', 'rm', 'dup']);
+    assert.equal((await h.dockerOk(['volume', 'ls', '--filter', 'name=^dup$', '--format', '{{.Driver}}'])).trim(), 'ferry');
+    assert.equal((await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'dup:/d', 'bb', 'cat', '/d/m'])).trim(), 'mine');
+    const after = JSON.parse((await f.cli('--json', 'doctor')).stdout).checks as Check[];
+    assert.equal(after.find((x) => x.check === 'docker-names')?.state, 'ok');
   });
 });

@@ -1,0 +1,85 @@
+// Registration of ferry volumes in Docker's store (src/docker/registration.ts), against an in-memory Docker.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { Registration } from '../../src/docker/registration.js';
+import { DockerApiError, type DockerVolume } from '../../src/docker/client.js';
+
+/** Docker's store as far as registration sees it: names and drivers; `failNext` makes calls fail as a restarting engine does. */
+class MemoryDocker {
+  readonly store = new Map<string, string>();
+  readonly calls: string[] = [];
+  failNext = 0;
+  during?: (name: string) => void;
+  async createVolume(v: { Name: string; Driver: string }): Promise<DockerVolume> {
+    this.calls.push(v.Name);
+    this.during?.(v.Name);
+    await new Promise((r) => setTimeout(r, 1));
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error('connect ECONNREFUSED docker.sock');
+    }
+    const had = this.store.get(v.Name);
+    if (had && had !== v.Driver) throw new DockerApiError(`volume name ${v.Name} already in use with driver ${had}`, 409);
+    this.store.set(v.Name, v.Driver);
+    return { Name: v.Name, Driver: v.Driver, Labels: {}, Options: {} };
+  }
+}
+
+function setup(names: string[]) {
+  const docker = new MemoryDocker();
+  const vols = new Set(names);
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (l: string) => void warnings.push(l) });
+  const r = new Registration(docker, { names: () => [...vols].sort(), has: (n) => vols.has(n) }, 'ferry', log, 60_000);
+  return { docker, vols, r, warnings };
+}
+
+describe('registration of ferry volumes with Docker', () => {
+  it('registers every volume once, and the ones learned later on the next pass', async () => {
+    const { docker, vols, r } = setup(['a', 'b', 'c']);
+    await r.pass();
+    assert.deepEqual([...docker.store].sort(), [['a', 'ferry'], ['b', 'ferry'], ['c', 'ferry']]);
+    await r.pass();
+    assert.equal(docker.calls.length, 3, 'nothing twice');
+    vols.add('d'); // a shared volume made on another node, learned by a sync
+    await r.pass();
+    assert.deepEqual(docker.calls.slice(3), ['d']);
+  });
+
+  it('skips what Docker stored itself, tries again after a failure, and registers a name again once it was gone', async () => {
+    const { docker, vols, r } = setup(['a', 'b']);
+    r.stored('a'); // Docker's own Create
+    docker.failNext = 1; // dockerd restarting
+    await r.pass();
+    assert.deepEqual(docker.calls, ['b']);
+    assert.equal(docker.store.has('b'), false);
+    await r.pass();
+    assert.deepEqual(docker.calls, ['b', 'b']);
+    assert.equal(docker.store.get('b'), 'ferry');
+    vols.delete('b');
+    await r.pass();
+    vols.add('b'); // removed, then a new volume of the same name
+    await r.pass();
+    assert.deepEqual(docker.calls, ['b', 'b', 'b']);
+  });
+
+  it("claims a name only while registering it (the plugin then refuses Docker's Create of a volume removed meanwhile)", async () => {
+    const { docker, r } = setup(['a']);
+    const seen: boolean[] = [];
+    docker.during = (n) => seen.push(r.claims(n));
+    await r.pass();
+    assert.deepEqual(seen, [true]);
+    assert.equal(r.claims('a'), false);
+  });
+
+  it('warns once of a same-named volume of another driver, and does not ask again', async () => {
+    const { docker, r, warnings } = setup(['dup']);
+    docker.store.set('dup', 'local');
+    await r.pass();
+    await r.pass();
+    assert.equal(docker.calls.length, 1);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /another volume under the name of this ferry volume.*ferry doctor/);
+  });
+});
