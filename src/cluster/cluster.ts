@@ -306,8 +306,9 @@ export class Cluster {
       const live = await this.watches.get(pool)!.alive(this.opts.heartbeatMs);
       return (await (volume ? s.attachments(volume) : s.attachmentsListed())).map((a) => ({ ...a, pool, alive: a.node === this.node || live.has(a.node) }));
     }
-    const beats = new Map((await s.nodes()).map((b) => [b.node, b]));
-    return (await s.attachments(volume)).map((a) => ({ ...a, pool, alive: a.node === this.node || this.isAlive(beats.get(a.node)) }));
+    const atts = await s.attachments(volume);
+    const beats = await s.beatsFor(atts.filter((a) => a.node !== this.node).map((a) => a.node));
+    return atts.map((a) => ({ ...a, pool, alive: a.node === this.node || this.isAlive(beats.get(a.node)) }));
   }
 
   /**
@@ -353,8 +354,9 @@ export class Cluster {
    */
   async referencesElsewhere(pool: string, volume: string): Promise<Array<{ node: string; containers: string[]; docker: NodeReferences['docker']; reason?: string; updatedAt: string }>> {
     const s = await this.store(pool);
-    const beats = new Map((await s.nodes()).map((b) => [b.node, b]));
-    return (await s.references())
+    const refs = await s.references();
+    const beats = await s.beatsFor(refs.filter((r) => r.node !== this.node).map((r) => r.node));
+    return refs
       .filter((r) => r.node !== this.node && this.isAlive(beats.get(r.node)))
       .map((r) => ({ node: r.node, containers: r.volumes[volume] ?? [], docker: r.docker, ...(r.reason ? { reason: r.reason } : {}), updatedAt: r.updatedAt }))
       .filter((r) => r.containers.length > 0 || r.docker === 'unreachable');

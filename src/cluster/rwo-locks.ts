@@ -47,7 +47,7 @@ export class RwoLocks {
         await this.afterAcquire();
         return;
       }
-      const holderBeat = (await s.nodes()).find((b) => b.node === cur.node);
+      const holderBeat = (await s.beatsFor([cur.node])).get(cur.node);
       if (cur.createdAt === rec.createdAt && cur.node !== this.c.node && this.c.isAlive(holderBeat)) {
         const att = (await s.attachments(rec.name)).find((a) => a.node === cur.node);
         const who = att?.containers.length ? `containers ${att.containers.join(', ')}` : `${att?.mountIds.length ?? 'some'} mount(s)`;

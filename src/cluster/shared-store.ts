@@ -208,6 +208,24 @@ export class SharedStore {
     return this.readJson<NodeBeat>(this.beatPath(node)).catch(() => undefined);
   }
 
+  /**
+   * The heartbeats of `nodes` for a decision that takes a node without one for dead (an rwo take-over, a change
+   * while a volume is mounted elsewhere): those missing from one listing (`listed`) are read directly, twice
+   * more 100 ms apart while absent. A heartbeat replaced (rename over) on another client was seen missing from a
+   * listing of a GlusterFS client for a moment (the swarm e2e test's status, 2026-12-06): one look is no proof.
+   */
+  async beatsFor(nodes: Iterable<string>, listed?: NodeBeat[]): Promise<Map<string, NodeBeat>> {
+    const out = new Map((listed ?? (await this.nodes())).map((b) => [b.node, b]));
+    for (const node of new Set(nodes)) {
+      for (let i = 0; i < 3 && !out.has(node); i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 100));
+        const b = await this.beatOf(node);
+        if (b && typeof b.lastSeen === 'string') out.set(node, b);
+      }
+    }
+    return out;
+  }
+
   /** `[NODE.json, signature]` of the heartbeat files, from one listing of their directory (beat-watch.ts). */
   beatSigs(): Promise<Array<[string, string]>> {
     return this.fs.readdirSigs(this.nodesDir);
