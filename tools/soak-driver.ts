@@ -272,7 +272,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
             }
             if (d.length) {
               const recent = (lastWrites.get(v.name) ?? []).map((x) => `${x.host} ${((Date.now() - x.at) / 1000).toFixed(1)} s ago`).join(', ');
-              const detail = `${v.name} read on ${h.name}: ${d.join('; ')}${recent ? ` (writes of the last ${SHARE_CACHE_MS / 1000} s: ${recent})` : ''}`;
+              // (which drivers Docker on that host has a volume of that name for: another than ferry's is a shadow)
+              const drivers = (await docker(h, ['volume', 'ls', '--filter', `name=^${v.name}$`, '--format', '{{.Driver}}'])).stdout.trim().split('\n').join(',');
+              const detail = `${v.name} read on ${h.name}: ${d.join('; ')}${recent ? ` (writes of the last ${SHARE_CACHE_MS / 1000} s: ${recent})` : ''}; Docker there has it with driver ${drivers || 'none'}`;
               summary.violations.push({ invariant: 'data (during the run)', detail });
               log(`VIOLATION data: ${detail}`);
               // what is there now is the user's new starting point (do not report the same loss again)

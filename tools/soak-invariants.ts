@@ -137,14 +137,17 @@ export async function checkInvariants(c: Ctx): Promise<Violation[]> {
     }
   }
 
-  // 2. docker volume ls on every host
+  // 2. docker volume ls on every host; no volume of another driver under a ferry volume's name (a `docker run -v`
+  // would mount either: src/docker/shadows.ts)
   for (const h of hosts) {
-    const r = await c.docker(h, ['volume', 'ls', '--filter', 'driver=ferry', '--format', '{{.Name}}'], 120_000);
+    const r = await c.docker(h, ['volume', 'ls', '--format', '{{.Driver}} {{.Name}}'], 120_000);
     if (r.code !== 0) {
       v('docker-volume-ls', `${h.name}: ${r.stderr.trim()}`);
       continue;
     }
-    const seen = new Set(r.stdout.split('\n').map((s) => s.trim()).filter(Boolean));
+    const listed = r.stdout.split('\n').map((l) => l.trim().split(' ')).filter((x) => x.length === 2) as Array<[string, string]>;
+    for (const [driver, n] of listed) if (driver !== 'ferry' && model.volumes.has(n)) v('docker-name', `${h.name}: Docker has a ${driver} volume ${n} beside ferry's`);
+    const seen = new Set(listed.filter(([driver]) => driver === 'ferry').map(([, n]) => n));
     const want = new Set(live.filter((x) => x.shared || x.home === h.name).map((x) => x.name));
     for (const n of want) if (!seen.has(n)) v('docker-volume-ls', `${h.name}: ${n} is live but docker volume ls does not list it`);
     for (const n of seen) if (!want.has(n) && model.volumes.has(n)) v('docker-volume-ls', `${h.name}: lists ${n} (${model.volumes.get(n)!.state}${model.volumes.get(n)!.home !== h.name ? `, of ${model.volumes.get(n)!.home}` : ''})`);
