@@ -22,9 +22,10 @@ export interface RegistrationVolumes {
  * Docker resolves `docker run -v NAME` without a driver from its store; a name it does not hold it asks
  * every driver it has loaded, and when none answers (ferryd down, or a `docker run` that meets dockerd's own
  * shutdown) it makes a `local` volume of that name, which from then on may be mounted instead of ferry's
- * (docker/shadows.ts). Measured on Docker 20.10 (scratch run of 40 `docker run -v` each, met by dockerd's
- * shutdown 20-80 ms after they began): 13 of 40 on volumes made by `ferry volume create` left such a volume;
- * 0 of 40 on volumes Docker had stored in its current life, 0 of 40 on ones stored before its restart.
+ * (docker/shadows.ts). Measured on Docker 20.10 (bench/docker-shadow.ts: `docker run -v` met by dockerd's
+ * shutdown 20-80 ms after it began, two runs of 40 per kind): 13 and 5 of 40 on volumes made by
+ * `ferry volume create` left such a volume; 0 of 80 on volumes Docker had stored in its current life, 0 of 80
+ * on ones stored before its restart.
  *
  * Volumes made through Docker are in its store; those made by `ferry volume create`, clones, undeletes, and
  * shared volumes made on other nodes are not. This pass registers them (`POST /volumes/create` with driver

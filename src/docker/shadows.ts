@@ -7,7 +7,7 @@ import { isOurDriver } from './driver-name.js';
  * driver it takes the one its store recorded, else whichever driver answers first, so a container may get
  * an empty `local` volume instead of ferry's data, and its writes go there. Docker makes one when it cannot
  * reach the plugin while it resolves the name: ferryd down, or a `docker run` that meets dockerd's own
- * shutdown ("create NAME: database not open" leaves DOCKER-ROOT/volumes/NAME behind; measured, docs/operations.md).
+ * shutdown ("create NAME: database not open" leaves DOCKER-ROOT/volumes/NAME behind; bench/docker-shadow.ts).
  */
 export interface Shadow {
   name: string;
