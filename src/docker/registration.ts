@@ -30,7 +30,7 @@ export interface RegistrationVolumes {
  * Volumes made through Docker are in its store; those made by `ferry volume create`, clones, undeletes, and
  * shared volumes made on other nodes are not. This pass registers them (`POST /volumes/create` with driver
  * ferry: Docker asks the plugin's Get, finds the volume and stores the name), each once per ferryd start,
- * then the ones it learns every `intervalMs`.
+ * within two intervals (`intervalMs`) of ferryd's start or of learning the volume.
  *
  * While a name is being registered, the plugin must refuse Docker's Create of it (`claims`): a volume removed
  * on another node between this node's sync and Docker's Get would otherwise be made again, empty.
@@ -39,6 +39,8 @@ export class Registration {
   private readonly ticker: Periodic;
   private readonly done = new Set<string>();
   private readonly inFlight = new Set<string>();
+  /** The names of the last pass: a name is registered from its second sighting on (below). */
+  private lastSeen = new Set<string>();
   private stopped = false;
 
   constructor(
@@ -70,12 +72,17 @@ export class Registration {
     return this.inFlight.has(name);
   }
 
-  /** Register what is not yet registered; forget names that are gone (a later volume of the name is new). */
+  /**
+   * Register what is not yet registered; forget names that are gone (a later volume of the name is new). A name
+   * waits for the pass after the one that first sees it: an undelete tells Docker the volume's labels itself
+   * just after it is back, and a registration without them in between would make Docker keep none.
+   */
   async pass(): Promise<void> {
     const names = this.volumes.names();
     const live = new Set(names);
     for (const n of this.done) if (!live.has(n)) this.done.delete(n);
-    const todo = names.filter((n) => !this.done.has(n));
+    const todo = names.filter((n) => !this.done.has(n) && this.lastSeen.has(n));
+    this.lastSeen = live;
     if (todo.length === 0) return;
     let registered = 0;
     await forEachLimit(todo, 4, async (name) => {
