@@ -65,6 +65,8 @@ export class Cluster {
   private readonly machine = machineId();
   /** Pools where this process has written its heartbeat since the pool became ready. */
   private readonly beaten = new Set<string>();
+  /** The nodes of each pool's last listing of heartbeats (nodes()). */
+  private readonly listedNodes = new Map<string, Set<string>>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   /** Called after each heartbeat (the volume service refreshes its attachments). */
@@ -276,13 +278,20 @@ export class Cluster {
     return b !== undefined && this.now() - Date.parse(b.lastSeen) <= this.opts.nodeTimeoutMs;
   }
 
-  /** Every node seen in any shared pool, with its newest heartbeat. */
+  /**
+   * Every node seen in any shared pool, with its newest heartbeat. A node the last listing of a pool had and
+   * this one lacks is looked up directly (SharedStore.beatsFor): a status must not lose a live node for a moment.
+   */
   async nodes(): Promise<NodeStatus[]> {
     const byNode = new Map<string, NodeStatus>();
     for (const pool of this.stores.keys()) {
       let beats: NodeBeat[];
       try {
-        beats = await (await this.store(pool)).nodes();
+        const s = await this.store(pool);
+        beats = await s.nodes();
+        const before = this.listedNodes.get(pool);
+        if (before && [...before].some((n) => !beats.some((b) => b.node === n))) beats = [...(await s.beatsFor(before, beats)).values()];
+        this.listedNodes.set(pool, new Set(beats.map((b) => b.node)));
       } catch {
         continue;
       }
