@@ -53,7 +53,7 @@ export function buildPluginServer({ service, log, scope, observe, afterCreate, a
   // (filled in below, once the endpoints exist)
   const fast: { take: (req: IncomingMessage, res: ServerResponse) => boolean } = { take: () => false };
   let closing = false;
-  const app = newHttpServer(log, 'plugin', PLUGIN_BODY_LIMIT, { badUrl: (reply, message) => send(reply, 400, { Err: message }), before: (req, res) => fast.take(req, res) });
+  const app = newHttpServer(log, 'plugin', PLUGIN_BODY_LIMIT, { badUrl: (reply, message) => send(reply, 400, { Err: message }), errorBody: (message) => ({ Err: message }), before: (req, res) => fast.take(req, res) });
 
   // Docker sends JSON with varying (or no) content types: take every body as text and parse it here,
   // so that malformed JSON gets a protocol answer instead of a framework one.

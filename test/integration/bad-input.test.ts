@@ -83,6 +83,16 @@ describe('bad input found by the fuzz tests', () => {
     assert.deepEqual(plugin.json, { Err: 'the URL "/VolumeDriver.%c0%af" is not valid: a "%" must start an escape of UTF-8 such as %2F' });
   });
 
+  it('a URL longer than Node\'s header limit gets the server\'s own error format (was Fastify\'s {"error":"Request Header Fields Too Large"}: fuzz seed 354748963)', async () => {
+    const api = await unixRequest(f.apiSocket, 'GET', `/v1/volumes/${'x'.repeat(20_000)}`);
+    assert.equal(api.status, 431);
+    assert.deepEqual(api.json, { error: { code: 'invalid', message: "the request's URL and headers are longer than 16384 bytes in all: a path parameter, query string or header is too long" } });
+    const plugin = await unixRequest(f.pluginSocket, 'POST', `/VolumeDriver.${'x'.repeat(20_000)}`, '{}');
+    assert.equal(plugin.status, 431);
+    assert.match(plugin.json.Err, /^the request's URL and headers are longer than 16384 bytes/);
+    assert.equal((await unixRequest(f.apiSocket, 'GET', '/v1/volumes')).status, 200, 'ferryd still answers');
+  });
+
   it('API: a missing body field is named as missing (was zod\'s "Invalid input: expected string, received undefined"), unknown fields are cut and listed with the accepted ones', async () => {
     assert.equal((await f.cli('volume', 'create', 'brancher')).code, 0);
     const a = await unixRequest(f.apiSocket, 'POST', '/v1/volumes/brancher/branches', '{}', { 'content-type': 'application/json' });
