@@ -41,6 +41,8 @@ export interface HubOptions {
   usage?: UsageTracker;
   /** GET /v1/capacity: the pools' space over the last day (the Hub's charts). */
   capacity?: () => W.CapacityHistory;
+  /** Put a volume just made on a user's request into Docker's store (docker/registration.ts); no Docker engine: absent. */
+  registerWithDocker?: (name: string) => Promise<W.DockerRegistration>;
   /** GET /v1/doctor: ferryd's checks of itself (`ferry doctor`). */
   doctor?: () => Promise<DoctorCheck[]>;
   /**

@@ -51,6 +51,8 @@ export class BackupService {
   history?: BackupHistory;
   /** Told of every backup that ended, and of a scheduled one that could not start (for /metrics). Must not throw. */
   onBackup?: (o: BackupOutcome) => void;
+  /** A volume this service made (a restore into a new volume): ferryd puts it into Docker's store (docker/registration.ts). */
+  onVolumeMade?: (name: string) => Promise<unknown>;
 
   private ended(o: BackupOutcome): void {
     this.history?.record(o);
@@ -208,6 +210,7 @@ export class BackupService {
     const job = this.jobs.start('restore', volume, async (report) => {
       report({ phase: 'restore' });
       const v = await this.volumes.create(volume, { ...options, backup: url }, {}, { progress: (p) => report(p) });
+      await this.onVolumeMade?.(v.name);
       return { volume: v.name, url };
     }, { target: this.targets.label(this.fromUrl(url).t) });
     await this.jobs.saved();

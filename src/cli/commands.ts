@@ -6,6 +6,7 @@ import { checkVolumeName } from '../volumes/names.js';
 import { ACCEPTED_OPTIONS } from '../daemon/volume-options.js';
 import { FerryError } from '../util/errors.js';
 import type { DockerTold, TrashInfo, VolumeInfo } from '../volumes/service.js';
+import type * as W from '../wire/types.js';
 import type { Attachment as AttachmentStatus } from '../wire/types.js';
 import type { TrashUsage, VolumeSize, VolumeUsage } from '../wire/types.js';
 import { sizeText } from '../util/size.js';
@@ -49,9 +50,12 @@ export function registerCliCommands(program: Command): void {
     .addHelpText('after', '\nOptions for -o:\n  pool=NAME   pool to create the volume in (default: the default pool)\n  access=rwx  in a shared pool: rwx many hosts read and write (default), rwo one host at a time, rox read-only\n  uid=N       owner of the volume root\n  gid=N       group of the volume root\n  mode=0755   permissions of the volume root (octal)\n  size=10G    the most it may hold (K, M, G, T: powers of 1024; btrfs pools only, docs/quotas.md)\n\nExample:\n  ferry volume create db-data -o uid=999 -o mode=0750 --label app=postgres')
     .action(async (name: string, opts: { opt?: Record<string, string>; label?: Record<string, string> }, cmd: Command) => {
       checkVolumeName(name);
-      const v = await client(cmd).call<VolumeInfo>('POST', '/v1/volumes', { name, options: opts.opt ?? {}, labels: opts.label ?? {} });
+      const v = await client(cmd).call<W.VolumeCreated>('POST', '/v1/volumes', { name, options: opts.opt ?? {}, labels: opts.label ?? {} });
       if (wantsJson(cmd)) printJson(v);
       else print(v.name);
+      // (made all the same; the warning goes to stderr, so that a script reading the name still gets only it;
+      // an engine that did not answer is not warned of: ferryd registers the volume once it does)
+      if (v.registration && !v.registration.registered && !v.registration.retrying) process.stderr.write(`ferry: warning: ${v.registration.reason ?? "Docker's store does not hold the volume"}\n`);
     });
 
   volume

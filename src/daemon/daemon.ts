@@ -217,7 +217,9 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   };
   const doctor = () =>
     daemonChecks({ pid: process.pid, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, dockerHost: config.dockerHost, roDir: join(config.dataDir, 'ro'), lock: dirLock, pools: [...pools.values()], service, cluster, docker, warnings });
-  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, capacity: () => capacity.history() });
+  const registerWithDocker = registration ? (name: string) => registration.now(name) : undefined;
+  if (registerWithDocker) backups.onVolumeMade = registerWithDocker;
+  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, registerWithDocker, capacity: () => capacity.history() });
   // [server, socket path to remove at stop (ours, not systemd's), inherited from systemd]
   const servers: Array<[FastifyInstance, string | undefined, boolean]> = [];
   try {
@@ -225,7 +227,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     else await listenUnix(api, config.apiSocket, 0o600);
     servers.push([api, inherited.api === undefined ? config.apiSocket : undefined, inherited.api !== undefined]);
     if (config.apiListen) {
-      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, capacity: () => capacity.history(), remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
+      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, registerWithDocker, capacity: () => capacity.history(), remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
       servers.push([remote, undefined, false]);
       facts.apiListen = await listenTcp(remote, config.apiListen, { tls: Boolean(tls), log });
     }

@@ -5,6 +5,7 @@ import { errorMessage } from '../util/errors.js';
 import { isOurDriver } from './driver-name.js';
 import { Periodic } from '../util/periodic.js';
 import { forEachLimit } from '../util/parallel.js';
+import type * as W from '../wire/types.js';
 
 /** What registration needs of the Docker Engine API (DockerClient has it). */
 export interface RegistrationDocker {
@@ -73,6 +74,16 @@ export class Registration {
   }
 
   /**
+   * Register `name` now, without waiting for the passes: a volume this node just made on a user's request
+   * (`ferry volume create`, a clone, a restore into a new volume), which Docker did not make and has no
+   * labels of. The answer says whether Docker's store now holds the name for ferry, or why not.
+   */
+  async now(name: string): Promise<W.DockerRegistration> {
+    if (this.stopped) return { registered: false, retrying: true, reason: 'ferryd is stopping; its next start registers the volume' };
+    return this.register(name);
+  }
+
+  /**
    * Register what is not yet registered; forget names that are gone (a later volume of the name is new). A name
    * waits for the pass after the one that first sees it: an undelete tells Docker the volume's labels itself
    * just after it is back, and a registration without them in between would make Docker keep none.
@@ -87,21 +98,32 @@ export class Registration {
     let registered = 0;
     await forEachLimit(todo, 4, async (name) => {
       if (this.stopped || !this.volumes.has(name)) return;
-      this.inFlight.add(name);
-      try {
-        const v = await this.docker.createVolume({ Name: name, Driver: this.driver, DriverOpts: {}, Labels: {} });
-        this.done.add(name);
-        if (isOurDriver(v.Driver, this.driver)) registered++;
-      } catch (err) {
-        // another driver's volume of that name (a shadow: the doctor and DockerMemory report it), Docker
-        // restarting, or the volume removed meanwhile: the next pass looks again while the name is ferry's
-        const conflict = err instanceof DockerApiError && err.status === 409;
-        this.log[conflict ? 'warn' : 'debug']({ volume: name, err: errorMessage(err) }, conflict ? 'Docker holds another volume under the name of this ferry volume; see `ferry doctor`' : 'could not register the volume with Docker; the next pass tries again');
-        if (conflict) this.done.add(name);
-      } finally {
-        this.inFlight.delete(name);
-      }
+      if ((await this.register(name)).registered) registered++;
     });
     if (registered) this.log.debug({ registered }, "registered ferry volumes in Docker's store");
+  }
+
+  private async register(name: string): Promise<W.DockerRegistration> {
+    this.inFlight.add(name);
+    try {
+      const v = await this.docker.createVolume({ Name: name, Driver: this.driver, DriverOpts: {}, Labels: {} });
+      this.done.add(name);
+      return isOurDriver(v.Driver, this.driver) ? { registered: true } : { registered: false, driver: v.Driver, reason: `Docker holds volume ${name} with driver ${v.Driver}` };
+    } catch (err) {
+      // another driver's volume of that name (a shadow: the doctor and DockerMemory report it), Docker
+      // restarting, or the volume removed meanwhile: the next pass looks again while the name is ferry's
+      const conflict = err instanceof DockerApiError && err.status === 409;
+      this.log[conflict ? 'warn' : 'debug']({ volume: name, err: errorMessage(err) }, conflict ? 'Docker holds another volume under the name of this ferry volume; see `ferry doctor`' : 'could not register the volume with Docker; the next pass tries again');
+      if (conflict) this.done.add(name);
+      return {
+        registered: false,
+        ...(conflict ? {} : { retrying: true }),
+        reason: conflict
+          ? `Docker already holds another volume named ${name} (${errorMessage(err)}): \`docker run -v ${name}\` may mount that one instead of ferry's; \`ferry doctor\` says where its files are and how to remove it`
+          : `Docker's engine did not take it (${errorMessage(err)}); ferryd tries again every few seconds`,
+      };
+    } finally {
+      this.inFlight.delete(name);
+    }
   }
 }

@@ -105,6 +105,25 @@ export interface Volume {
   docker?: { driver?: string; labels?: Record<string, string>; options?: Record<string, string>; learnedAt?: string };
 }
 
+/**
+ * Whether Docker's own store now holds a volume's name for ferry (docker/registration.ts): a name Docker does not
+ * hold, it may give to a `local` volume of its own when ferryd cannot be reached.
+ */
+export interface DockerRegistration {
+  registered: boolean;
+  /** The driver Docker holds the name with, when not ferry. */
+  driver?: string;
+  /** Why not registered, and what happens next. */
+  reason?: string;
+  /** Not registered for now (Docker's engine did not answer): ferryd tries again every few seconds. */
+  retrying?: boolean;
+}
+
+/** The answer to a create (POST /v1/volumes): the volume, and whether Docker's store holds it (no Docker engine: absent). */
+export interface VolumeCreated extends Volume {
+  registration?: DockerRegistration;
+}
+
 /** One node's use of a volume of a shared pool (cluster attachments). */
 export interface Attachment {
   node: string;

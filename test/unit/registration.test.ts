@@ -90,4 +90,33 @@ describe('registration of ferry volumes with Docker', () => {
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]!, /another volume under the name of this ferry volume.*ferry doctor/);
   });
+
+  it("registers a volume made on a user's request at once, says why not when it cannot, and the passes do not ask again", async () => {
+    const { docker, vols, r, warnings } = setup(['made']);
+    const seen: boolean[] = [];
+    docker.during = (n) => seen.push(r.claims(n));
+    assert.deepEqual(await r.now('made'), { registered: true });
+    assert.equal(docker.store.get('made'), 'ferry');
+    assert.deepEqual(seen, [true], "Docker's Create of it during the call is ferryd's own");
+    await r.pass();
+    await r.pass();
+    assert.deepEqual(docker.calls, ['made'], 'registered once');
+
+    vols.add('dup');
+    docker.store.set('dup', 'local');
+    const dup = await r.now('dup');
+    assert.equal(dup.registered, false);
+    assert.equal(dup.retrying, undefined, 'nothing to try again: another driver holds the name');
+    assert.match(dup.reason ?? '', /^Docker already holds another volume named dup \(.*local.*\): `docker run -v dup` may mount that one instead of ferry's; `ferry doctor`/);
+    assert.equal(warnings.length, 1);
+
+    vols.add('later');
+    docker.failNext = 1; // an engine restarting
+    const later = await r.now('later');
+    assert.deepEqual([later.registered, later.retrying], [false, true]);
+    assert.match(later.reason ?? '', /ECONNREFUSED.*tries again/);
+    await r.pass();
+    await r.pass(); // its second sighting
+    assert.equal(docker.store.get('later'), 'ferry', 'the passes register it once the engine answers');
+  });
 });

@@ -17,14 +17,22 @@ const createBody = z.strictObject({
 const removeQuery = z.strictObject({ purge: flag, force: flag });
 const inspectQuery = z.strictObject({ usage: flag });
 const resizeBody = z.strictObject({ size: z.union([z.string(), z.number()]) });
-export function volumeRoutes(app: FastifyInstance, service: VolumeService, hub: { usage?: UsageTracker | undefined; history?: BackupHistory | undefined }): void {
+export function volumeRoutes(
+  app: FastifyInstance,
+  service: VolumeService,
+  hub: { usage?: UsageTracker | undefined; history?: BackupHistory | undefined; register?: ((name: string) => Promise<W.DockerRegistration>) | undefined },
+): void {
   volumeListRoute(app, service, hub);
 
   app.post('/v1/volumes', async (req, reply) => {
     const body = parse(createBody, req.body ?? {}, 'request body');
     const v: W.Volume = await service.create(body.name, body.options ?? {}, body.labels ?? {});
     void hub.usage?.pass().catch(() => undefined); // a new volume's size, soon
-    return reply.code(201).send(v);
+    // into Docker's store before the answer: a `docker run -v NAME` right after must not meet a Docker that
+    // does not hold the name while ferryd cannot be reached (it would make a `local` volume of it)
+    const registration = await hub.register?.(v.name);
+    const created: W.VolumeCreated = { ...v, ...(registration ? { registration } : {}) };
+    return reply.code(201).send(created);
   });
 
   app.get<{ Params: { name: string } }>('/v1/volumes/:name', async (req): Promise<W.VolumeDetail> => {
