@@ -3,7 +3,7 @@
  * ferry's (src/docker/shadows.ts), by whether Docker's store held NAME: made by `ferry volume create` (not
  * stored), by `docker volume create -d ferry` in the engine's current life, or before its last restart.
  *
- *   npm run build && node dist/bench/docker-shadow.js [N=40]
+ *   npm run build && node dist/bench/docker-shadow.js [N=40] [--only-ferry-create]
  *
  * One private engine and one ferryd (test/helpers). N rounds of each kind, interleaved: start the run, SIGTERM
  * dockerd 20–80 ms later (uniform), start it again, look for a `local` volume of the name. Every sample is kept
@@ -18,9 +18,10 @@ import { startFerryd, ROOT } from '../test/helpers/ferryd.js';
 import { loadAverage, onInterrupt, progressLog, reporter, shOut } from './lib.js';
 
 type Kind = 'ferry volume create' | 'docker, this life' | 'docker, before restart';
-const KINDS: Kind[] = ['ferry volume create', 'docker, this life', 'docker, before restart'];
+const onlyFerryCreate = process.argv.includes('--only-ferry-create');
+const KINDS: Kind[] = onlyFerryCreate ? ['ferry volume create'] : ['ferry volume create', 'docker, this life', 'docker, before restart'];
 
-const N = Number(process.argv[2] ?? 40);
+const N = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 40);
 const progress = progressLog('docker-shadow');
 const { out, emit } = reporter();
 const load0 = loadAverage();
@@ -34,6 +35,8 @@ const cleanup = async () => {
 };
 onInterrupt(cleanup, progress);
 
+/** Wall-clock of each `ferry volume create` (a CLI process: node start-up, the API call and, since 2026-12-06, Docker's store). */
+const createMs: number[] = [];
 const samples: Array<{ kind: Kind; delayMs: number; runExit: number; error: string; shadow: boolean }> = [];
 try {
   let stored: string[] = [];
@@ -42,8 +45,11 @@ try {
     const kind = KINDS[i % KINDS.length]!;
     let name = `v${++seq}`;
     if (kind === 'ferry volume create') {
-      // made, then used before ferryd's registration pass (every 5 s) could store it
+      // made, then used at once (since 2026-12-06 the create registers the name before it answers; before, only
+      // ferryd's registration pass, every 5 s, stored it)
+      const t0 = performance.now();
       const r = await f.cli('volume', 'create', name);
+      createMs.push(performance.now() - t0);
       if (r.code !== 0) throw new Error(`ferry volume create: ${r.stderr}`);
     } else if (kind === 'docker, this life') {
       await h.dockerOk(['volume', 'create', '-d', 'ferry', name]);
@@ -74,7 +80,7 @@ try {
 const commit = shOut('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']);
 emit(`# A \`docker run -v NAME\` met by dockerd's shutdown: does it leave a \`local\` NAME?`);
 emit();
-emit(`\`node dist/bench/docker-shadow.js ${N}\`, ferry ${commit}, ${new Date().toISOString()}`);
+emit(`\`node dist/bench/docker-shadow.js ${process.argv.slice(2).join(' ')}\`, ferry ${commit}, ${new Date().toISOString()}`);
 emit();
 emit(`| machine | |\n|---|---|\n| cpu | ${cpus().length} × ${cpus()[0]?.model ?? '?'} |\n| engine | ${shOut('dockerd', ['--version'])} |\n| load at start / end | ${load0} / ${loadAverage()} |`);
 emit();
@@ -85,6 +91,11 @@ for (const k of KINDS) {
   emit(`| ${k} | ${s.length} | ${s.filter((x) => x.shadow).length} | ${s.filter((x) => /database not open/.test(x.error)).length} |`);
 }
 emit();
+if (createMs.length) {
+  const sorted = [...createMs].sort((a, b) => a - b);
+  emit(`\`ferry volume create\` wall-clock (CLI process included): median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms; every sample: ${createMs.map((m) => m.toFixed(0)).join(', ')} ms`);
+  emit();
+}
 emit('Every round (delay: ms from the start of `docker run` to SIGTERM of dockerd):');
 emit();
 emit('| # | kind | delay ms | run exit | twin | error |');
