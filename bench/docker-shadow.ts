@@ -3,7 +3,7 @@
  * ferry's (src/docker/shadows.ts), by whether Docker's store held NAME: made by `ferry volume create` (not
  * stored), by `docker volume create -d ferry` in the engine's current life, or before its last restart.
  *
- *   npm run build && node dist/bench/docker-shadow.js [N=40] [--only-ferry-create]
+ *   npm run build && node dist/bench/docker-shadow.js [N=40] [--only-ferry-create] [--delay MIN-MAX (ms, default 20-80)]
  *
  * One private engine and one ferryd (test/helpers). N rounds of each kind, interleaved: start the run, SIGTERM
  * dockerd 20–80 ms later (uniform), start it again, look for a `local` volume of the name. Every sample is kept
@@ -21,7 +21,9 @@ type Kind = 'ferry volume create' | 'docker, this life' | 'docker, before restar
 const onlyFerryCreate = process.argv.includes('--only-ferry-create');
 const KINDS: Kind[] = onlyFerryCreate ? ['ferry volume create'] : ['ferry volume create', 'docker, this life', 'docker, before restart'];
 
-const N = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? 40);
+const delayArg = process.argv.indexOf('--delay');
+const [DELAY_MIN, DELAY_MAX] = delayArg > 0 ? process.argv[delayArg + 1]!.split('-').map(Number) as [number, number] : [20, 80];
+const N = Number(process.argv.slice(2).find((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--delay') ?? 40);
 const progress = progressLog('docker-shadow');
 const { out, emit } = reporter();
 const load0 = loadAverage();
@@ -64,7 +66,7 @@ try {
       }
       name = stored.shift()!;
     }
-    const delayMs = Math.round(20 + Math.random() * 60);
+    const delayMs = Math.round(DELAY_MIN + Math.random() * (DELAY_MAX - DELAY_MIN));
     const run = h.docker(['run', '--rm', '--network', 'none', '-v', `${name}:/d`, 'bb', 'true']);
     await new Promise((r) => setTimeout(r, delayMs));
     await h.restart({ readyTimeoutMs: 120_000 });
