@@ -168,6 +168,14 @@ describe('Ferry as a managed Docker plugin', { skip, timeout: 400_000 }, () => {
     await h.dockerOk(['volume', 'rm', 'mp-gone']);
   });
 
+  it("ferry volume create through the plugin's API puts the volume into Docker's store before it answers (Docker calls back into the plugin meanwhile)", async () => {
+    const made = JSON.parse(await cliOk('--json', 'volume', 'create', 'mp-made', '-o', 'uid=7'));
+    assert.deepEqual(made.registration, { registered: true });
+    assert.equal((await h.dockerOk(['volume', 'inspect', '--format', '{{.Driver}}', 'mp-made'])).trim(), 'ferry:latest');
+    assert.equal(await run('-v', 'mp-made:/data', 'bb', 'sh', '-c', 'echo made > /data/f && stat -c %u /data'), '7\n');
+    await h.dockerOk(['volume', 'rm', 'mp-made']);
+  });
+
   it('snapshots a volume and clones it with -o from=VOL@SNAP', async () => {
     await cliOk('snapshot', 'create', 'mp-data', '--name', 's1');
     await run('-v', 'mp-data:/data', 'bb', 'sh', '-c', 'echo changed > /data/greeting');
