@@ -1,6 +1,5 @@
 // The CLI's transport to ferryd (unix socket, or TCP/https with a token) under the shared typed client (src/wire/client.ts).
 import { request } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { ApiError, FerryClient, type Transport } from '../wire/client.js';
 
 export { ApiError };
@@ -19,14 +18,15 @@ export interface RemoteApi {
  * as its transport; what is sent and how answers are read is the shared client's.
  */
 function nodeTransport(socketPath: string, remote?: RemoteApi): Transport {
-  return ({ method, path, headers: h, body }) => {
+  return async ({ method, path, headers: h, body }) => {
     const url = remote ? new URL(path, remote.url) : undefined;
     const headers: Record<string, string | number> = {
       ...h,
       ...(body !== undefined ? { 'content-length': Buffer.byteLength(body) } : {}),
       ...(remote ? { authorization: `Bearer ${remote.token}` } : {}),
     };
-    const send = url?.protocol === 'https:' ? httpsRequest : request;
+    // node:https (TLS) loads only for an https --api-url: every other command starts without it
+    const send = url?.protocol === 'https:' ? (await import('node:https')).request : request;
     return new Promise((resolve, reject) => {
       const req = send(
         url

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
 import { ago, bytes, table, tableWidth } from './format.js';
 import { checkVolumeName } from '../volumes/names.js';
-import { ACCEPTED_OPTIONS } from '../daemon/volume-options.js';
+import { VOLUME_OPTION_NAMES } from '../wire/volume-options.js';
 import { FerryError } from '../util/errors.js';
 import type { DockerTold, TrashInfo, VolumeInfo } from '../volumes/service.js';
 import type * as W from '../wire/types.js';
@@ -45,7 +45,7 @@ export function registerCliCommands(program: Command): void {
     .command('create')
     .description('create a volume (as `docker volume create -d ferry` does)')
     .argument('<name>', 'volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]+')
-    .option('-o, --opt <key=value>', `volume option, repeatable; accepted: ${ACCEPTED_OPTIONS.join(', ')}`, keyValue('option'))
+    .option('-o, --opt <key=value>', `volume option, repeatable; accepted: ${VOLUME_OPTION_NAMES.join(', ')}`, keyValue('option'))
     .option('-l, --label <key=value>', 'label to keep with the volume, repeatable', keyValue('label'))
     .addHelpText('after', '\nOptions for -o:\n  pool=NAME   pool to create the volume in (default: the default pool)\n  access=rwx  in a shared pool: rwx many hosts read and write (default), rwo one host at a time, rox read-only\n  uid=N       owner of the volume root\n  gid=N       group of the volume root\n  mode=0755   permissions of the volume root (octal)\n  size=10G    the most it may hold (K, M, G, T: powers of 1024; btrfs pools only, docs/quotas.md)\n\nExample:\n  ferry volume create db-data -o uid=999 -o mode=0750 --label app=postgres')
     .action(async (name: string, opts: { opt?: Record<string, string>; label?: Record<string, string> }, cmd: Command) => {

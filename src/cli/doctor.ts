@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { ApiError, type ApiClient } from './client.js';
 import { client, print, wantsJson } from './common.js';
 import { problems, problem, ok, type DoctorCheck } from '../doctor/check.js';
-import { deadSocketCheck, lockCheck, poolCheck } from '../doctor/local.js';
 import { errorMessage } from '../util/errors.js';
 
 /** What the local checks need when ferryd does not answer (from the config file and flags). */
@@ -75,6 +74,8 @@ async function localChecks(input: DoctorInput): Promise<DoctorCheck[]> {
   } catch (err) {
     return [problem('config', `cannot read ferryd's settings: ${errorMessage(err)}`, 'fix the config file (ferryd refuses to start with it too)')];
   }
+  // loaded here, when ferryd does not answer: the other commands start without its modules
+  const { deadSocketCheck, lockCheck, poolCheck } = await import('../doctor/local.js');
   const out = [lockCheck(s.dataDir)];
   out.push(await deadSocketCheck('plugin-socket', s.pluginSocket, 'plugin socket', 'Docker stalls about 15 s on every call to it, then fails'));
   out.push(await deadSocketCheck('api-socket', input.api.socketPath, 'API socket', 'the CLI cannot reach ferryd there'));

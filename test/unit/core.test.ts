@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { checkVolumeName } from '../../src/volumes/names.js';
-import { parseVolumeOptions } from '../../src/daemon/volume-options.js';
+import { ACCEPTED_OPTIONS, parseVolumeOptions } from '../../src/daemon/volume-options.js';
+import { VOLUME_OPTION_NAMES } from '../../src/wire/volume-options.js';
 import { parseDuration } from '../../src/util/duration.js';
 import { KeyedLock } from '../../src/util/keyed-lock.js';
 import { fsyncDir, keepDirOpen, writeJsonAtomic } from '../../src/util/atomic.js';
@@ -33,6 +34,9 @@ describe('volume options', () => {
     assert.throws(() => parseVolumeOptions({ mode: '999' }), /octal/);
     assert.throws(() => parseVolumeOptions(['x']), /must be an object/);
     assert.throws(() => parseVolumeOptions({ pool: '../x' }), /not a pool name/);
+  });
+  it('the names the CLI shows without loading the parsers are the ones the parsers take', () => {
+    assert.deepEqual([...VOLUME_OPTION_NAMES], [...ACCEPTED_OPTIONS]);
   });
 });
 
