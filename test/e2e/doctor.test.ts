@@ -1,7 +1,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { startDockerHost, dockerHostPrerequisites, type DockerHost } from '../helpers/dockerhost.js';
 import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
 import { skipUnless, isRoot } from '../helpers/prereq.js';
@@ -21,7 +22,8 @@ describe('ferry doctor asks a real Docker engine', { skip }, () => {
   let f: Ferryd;
   before(async () => {
     h = await startDockerHost({ name: 'doctor' });
-    f = await startFerryd({ pluginSocket: join(h.pluginDir, 'ferry.sock'), dockerHost: h.host });
+    // (the password of backup targets given by URL: the restore below)
+    f = await startFerryd({ pluginSocket: join(h.pluginDir, 'ferry.sock'), dockerHost: h.host, env: { FERRY_BACKUP_PASSWORD: 'doctor test' } });
   });
   after(async () => {
     await h?.stop();
@@ -53,6 +55,28 @@ describe('ferry doctor asks a real Docker engine', { skip }, () => {
       await f.start();
     }
     assert.equal((await h.dockerOk(['volume', 'ls', '--filter', 'name=^solo$', '--format', '{{.Driver}}'])).trim(), 'ferry');
+  });
+
+  it("puts a volume made by `ferry backup restore` into Docker's store before the job ends: Docker refuses a local twin at once", async () => {
+    const repo = await mkdtemp(join(tmpdir(), 'ferry-doctor-repo-'));
+    try {
+      assert.equal((await f.cli('volume', 'create', 'orig')).code, 0);
+      const mp = (JSON.parse((await f.cli('--json', 'volume', 'inspect', 'orig')).stdout) as { mountpoint: string }).mountpoint;
+      await writeFile(join(mp, 'f'), 'kept\n');
+      assert.equal((await f.cli('backup', 'init', '--target', `file://${repo}`)).code, 0);
+      const backup = await f.cli('backup', 'create', 'orig', '--target', `file://${repo}`);
+      assert.equal(backup.code, 0, backup.stderr);
+      const restore = await f.cli('backup', 'restore', backup.stdout.trim(), 'restored');
+      assert.equal(restore.code, 0, restore.stderr);
+      // at once (ferryd's periodic pass registers a volume from its second sighting, seconds later): Docker
+      // refuses a local volume of the name only when its own store holds the name for ferry
+      const twin = await h.docker(['volume', 'create', '-d', 'local', 'restored']);
+      assert.notEqual(twin.code, 0, "Docker's store holds restored for ferry: no local twin");
+      assert.match(twin.stderr, /driver 'ferry' already has volume 'restored'/);
+      assert.equal(await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'restored:/d', 'bb', 'cat', '/d/f']), 'kept\n');
+    } finally {
+      await rm(repo, { recursive: true, force: true });
+    }
   });
 
   it("names a local volume under a ferry volume's name, with where its files are and how to be rid of it", async () => {
