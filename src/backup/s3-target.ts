@@ -1,20 +1,20 @@
 /** A backup target in an S3-compatible bucket (`s3://bucket/prefix`). */
-import {
-  S3Client,
-  GetObjectCommand,
-  PutObjectCommand,
-  DeleteObjectCommand,
-  ListObjectsV2Command,
-  HeadObjectCommand,
-  HeadBucketCommand,
-} from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { joined, type ObjectInfo, type S3Options, type Target } from './target.js';
+
+type Sdk = typeof import('@aws-sdk/client-s3');
+/**
+ * The AWS SDK loads on the first request to an S3 target, not with ferryd: loading it took ~270 ms, a
+ * quarter of ferryd's start (bench/scale.ts), on every host, with or without an S3 target.
+ */
+let sdkLoading: Promise<Sdk> | undefined;
 
 export class S3Target implements Target {
   readonly url: string;
   bytesWritten = 0;
-  private readonly client: S3Client;
+  private readonly config: S3ClientConfig;
+  private connected: Promise<{ sdk: Sdk; client: S3Client }> | undefined;
   private readonly endpoint: string;
 
   constructor(
@@ -27,7 +27,7 @@ export class S3Target implements Target {
     const endpoint = opts.endpoint ?? env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
     const region = opts.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
     this.endpoint = endpoint ?? `https://s3.${region}.amazonaws.com`;
-    this.client = new S3Client({
+    this.config = {
       region,
       endpoint,
       forcePathStyle: opts.pathStyle ?? false,
@@ -35,7 +35,12 @@ export class S3Target implements Target {
       // Fail fast when the endpoint is down instead of retrying for minutes.
       maxAttempts: 3,
       requestHandler: { connectionTimeout: opts.connectTimeoutMs ?? 5000, requestTimeout: 120_000 },
-    });
+    };
+  }
+
+  /** The SDK and this target's client, made on the first request. */
+  private s3(): Promise<{ sdk: Sdk; client: S3Client }> {
+    return (this.connected ??= (sdkLoading ??= import('@aws-sdk/client-s3')).then((sdk) => ({ sdk, client: new sdk.S3Client(this.config) })));
   }
 
   private key(name: string): string {
@@ -62,7 +67,8 @@ export class S3Target implements Target {
 
   async get(name: string): Promise<Buffer> {
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
+      const { sdk, client } = await this.s3();
+      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
       return Buffer.from(await res.Body!.transformToByteArray());
     } catch (err) {
       this.fail(err, 'reading', name);
@@ -72,7 +78,8 @@ export class S3Target implements Target {
   async getRange(name: string, offset: number, length: number): Promise<Buffer> {
     if (length === 0) return Buffer.alloc(0);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name), Range: `bytes=${offset}-${offset + length - 1}` }));
+      const { sdk, client } = await this.s3();
+      const res = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(name), Range: `bytes=${offset}-${offset + length - 1}` }));
       return Buffer.from(await res.Body!.transformToByteArray());
     } catch (err) {
       this.fail(err, 'reading', name);
@@ -82,7 +89,8 @@ export class S3Target implements Target {
   async put(name: string, parts: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const data = joined(parts);
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(name), Body: data, ContentLength: data.length }));
+      const { sdk, client } = await this.s3();
+      await client.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.key(name), Body: data, ContentLength: data.length }));
       this.bytesWritten += data.length;
     } catch (err) {
       this.fail(err, 'writing', name);
@@ -95,7 +103,8 @@ export class S3Target implements Target {
     let token: string | undefined;
     try {
       do {
-        const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${base}${folder}/`, ContinuationToken: token }));
+        const { sdk, client } = await this.s3();
+        const res = await client.send(new sdk.ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${base}${folder}/`, ContinuationToken: token }));
         for (const o of res.Contents ?? []) if (o.Key) out.push({ name: o.Key.slice(base.length), size: o.Size ?? 0 });
         token = res.IsTruncated ? res.NextContinuationToken : undefined;
       } while (token);
@@ -107,7 +116,8 @@ export class S3Target implements Target {
 
   async stat(name: string): Promise<number | undefined> {
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
+      const { sdk, client } = await this.s3();
+      const res = await client.send(new sdk.HeadObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
       return res.ContentLength ?? 0;
     } catch (err) {
       const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -118,7 +128,8 @@ export class S3Target implements Target {
 
   async remove(name: string): Promise<void> {
     try {
-      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
+      const { sdk, client } = await this.s3();
+      await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
     } catch (err) {
       const e = err as { name?: string };
       if (e.name === 'NoSuchKey') return;
@@ -128,7 +139,8 @@ export class S3Target implements Target {
 
   async probe(): Promise<void> {
     try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      const { sdk, client } = await this.s3();
+      await client.send(new sdk.HeadBucketCommand({ Bucket: this.bucket }));
     } catch (err) {
       const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
       if (e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404) throw new FerryError('not_found', `bucket "${this.bucket}" does not exist at ${this.endpoint}; create it first`, { target: this.url });
@@ -137,6 +149,8 @@ export class S3Target implements Target {
   }
 
   close(): void {
-    this.client.destroy();
+    const c = this.connected;
+    this.connected = undefined;
+    void c?.then(({ client }) => client.destroy(), () => undefined);
   }
 }
