@@ -1,7 +1,6 @@
 /** The OpenAPI description of the control API, served at /v1/openapi.yaml and .json. */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
 import { FerryError, errorMessage } from '../util/errors.js';
 
 /** docs/openapi.yaml, the API's description, beside the program (this file is dist/src/api/openapi.js once built). */
@@ -10,8 +9,9 @@ export const OPENAPI_FILE = fileURLToPath(new URL('../../../docs/openapi.yaml', 
 let cached: Promise<{ yaml: string; json: unknown }> | undefined;
 
 function load(): Promise<{ yaml: string; json: unknown }> {
-  cached ??= readFile(OPENAPI_FILE, 'utf8').then(
-    (yaml) => ({ yaml, json: parseYaml(yaml) as unknown }),
+  // (the YAML parser loads with the first request for the document, not with ferryd)
+  cached ??= Promise.all([readFile(OPENAPI_FILE, 'utf8'), import('yaml')]).then(
+    ([yaml, { parse }]) => ({ yaml, json: parse(yaml) as unknown }),
     (err: unknown) => {
       cached = undefined;
       throw new FerryError('unavailable', `the OpenAPI document is not installed beside ferryd (${errorMessage(err)})`);
