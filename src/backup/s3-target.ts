@@ -5,8 +5,8 @@ import { joined, type ObjectInfo, type S3Options, type Target } from './target.j
 
 type Sdk = typeof import('@aws-sdk/client-s3');
 /**
- * The AWS SDK loads on the first request to an S3 target, not with ferryd: loading it took ~270 ms, a
- * quarter of ferryd's start (bench/scale.ts), on every host, with or without an S3 target.
+ * The AWS SDK loads on the first request to an S3 target, not with ferryd: importing it alone takes
+ * 260-280 ms on 2 cores, which every ferryd start paid, with or without an S3 target.
  */
 let sdkLoading: Promise<Sdk> | undefined;
 
