@@ -50,6 +50,8 @@ export class Registration {
     private readonly driver: string,
     private readonly log: Logger,
     intervalMs = 5_000,
+    /** How long a user's create waits for Docker (now()): an engine that hangs must not hang the create. */
+    private readonly nowWaitMs = 5_000,
   ) {
     this.ticker = new Periodic(intervalMs, () => this.pass());
   }
@@ -80,7 +82,17 @@ export class Registration {
    */
   async now(name: string): Promise<W.DockerRegistration> {
     if (this.stopped) return { registered: false, retrying: true, reason: 'ferryd is stopping; its next start registers the volume' };
-    return this.register(name);
+    // a Docker engine that hangs (stopped, or stuck on another plugin) gets `nowWaitMs`: the call goes on, and
+    // the volume is registered when the engine answers (or by a later pass)
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<W.DockerRegistration>((resolve) => {
+      timer = setTimeout(() => resolve({ registered: false, retrying: true, reason: `Docker's engine did not answer in ${this.nowWaitMs / 1000} s; ferryd registers the volume when it does` }), this.nowWaitMs);
+    });
+    try {
+      return await Promise.race([this.register(name), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
@@ -97,7 +109,8 @@ export class Registration {
     if (todo.length === 0) return;
     let registered = 0;
     await forEachLimit(todo, 4, async (name) => {
-      if (this.stopped || !this.volumes.has(name)) return;
+      // (a name still in flight: a create's registration that waits for a slow engine)
+      if (this.stopped || !this.volumes.has(name) || this.inFlight.has(name)) return;
       if ((await this.register(name)).registered) registered++;
     });
     if (registered) this.log.debug({ registered }, "registered ferry volumes in Docker's store");

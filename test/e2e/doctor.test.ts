@@ -79,6 +79,22 @@ describe('ferry doctor asks a real Docker engine', { skip }, () => {
     }
   });
 
+  it("answers `ferry volume create` while Docker's engine hangs (SIGSTOP), and the volume works once it is back", async () => {
+    process.kill(h.pid, 'SIGSTOP');
+    let made;
+    try {
+      made = await f.cli('--json', 'volume', 'create', 'frozen');
+    } finally {
+      process.kill(h.pid, 'SIGCONT');
+    }
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal(made.stderr, '', 'no warning: ferryd registers it when the engine answers');
+    const registration = (JSON.parse(made.stdout) as { registration: { registered: boolean; retrying?: boolean; reason?: string } }).registration;
+    assert.deepEqual([registration.registered, registration.retrying], [false, true]);
+    assert.match(registration.reason ?? '', /did not answer in 5 s; ferryd registers the volume when it does/);
+    assert.equal(await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'frozen:/d', 'bb', 'sh', '-c', 'echo thawed > /d/f && cat /d/f']), 'thawed\n');
+  });
+
   it("names a local volume under a ferry volume's name, with where its files are and how to be rid of it", async () => {
     // Docker's local `dup` (what a `docker run -v dup` makes while ferry cannot be reached), and ferry's
     await h.dockerOk(['volume', 'create', '-d', 'local', 'dup']);

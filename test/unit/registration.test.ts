@@ -11,10 +11,13 @@ class MemoryDocker {
   readonly calls: string[] = [];
   failNext = 0;
   during?: (name: string) => void;
+  /** While set, calls wait for it (an engine that hangs: SIGSTOPped, or stuck on another plugin). */
+  hung?: Promise<void>;
   async createVolume(v: { Name: string; Driver: string }): Promise<DockerVolume> {
     this.calls.push(v.Name);
     this.during?.(v.Name);
     await new Promise((r) => setTimeout(r, 1));
+    await this.hung;
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error('connect ECONNREFUSED docker.sock');
@@ -26,12 +29,12 @@ class MemoryDocker {
   }
 }
 
-function setup(names: string[]) {
+function setup(names: string[], nowWaitMs?: number) {
   const docker = new MemoryDocker();
   const vols = new Set(names);
   const warnings: string[] = [];
   const log = pino({ level: 'warn' }, { write: (l: string) => void warnings.push(l) });
-  const r = new Registration(docker, { names: () => [...vols].sort(), has: (n) => vols.has(n) }, 'ferry', log, 60_000);
+  const r = new Registration(docker, { names: () => [...vols].sort(), has: (n) => vols.has(n) }, 'ferry', log, 60_000, nowWaitMs);
   return { docker, vols, r, warnings };
 }
 
@@ -118,5 +121,24 @@ describe('registration of ferry volumes with Docker', () => {
     await r.pass();
     await r.pass(); // its second sighting
     assert.equal(docker.store.get('later'), 'ferry', 'the passes register it once the engine answers');
+  });
+
+  it("answers a user's create in time when Docker's engine hangs, and registers the volume once the engine answers", { timeout: 10_000 }, async () => {
+    const { docker, r } = setup(['frozen'], 50);
+    let wake!: () => void;
+    docker.hung = new Promise((res) => (wake = res));
+    const answer = await r.now('frozen'); // (the engine still hangs: wake() comes below)
+    assert.deepEqual([answer.registered, answer.retrying], [false, true]);
+    assert.match(answer.reason ?? '', /did not answer in 0\.05 s; ferryd registers the volume when it does/);
+    assert.equal(r.claims('frozen'), true, 'still in flight');
+    await r.pass();
+    await r.pass(); // its second sighting: the call in flight is not made again
+    assert.deepEqual(docker.calls, ['frozen']);
+    wake();
+    await new Promise((res) => setTimeout(res, 20));
+    assert.equal(docker.store.get('frozen'), 'ferry');
+    assert.equal(r.claims('frozen'), false);
+    await r.pass();
+    assert.deepEqual(docker.calls, ['frozen'], 'registered: not asked again');
   });
 });
