@@ -54,14 +54,18 @@ function freshNonce(): Buffer {
   return nonces.subarray(nonceAt - NONCE, nonceAt);
 }
 
-/** AES-256-GCM: nonce ‖ ciphertext ‖ tag. `aad` binds the ciphertext to its name (e.g. a chunk id). */
-export function seal(key: Buffer, plain: Uint8Array, aad?: Uint8Array): Buffer {
+/**
+ * AES-256-GCM: nonce ‖ ciphertext ‖ tag. `aad` binds the ciphertext to its name (e.g. a chunk id). With
+ * `head`, that byte is sealed before `plain` (a raw chunk's format byte), which spares joining them first.
+ */
+export function seal(key: Buffer, plain: Uint8Array, aad?: Uint8Array, head?: number): Buffer {
   const nonce = freshNonce();
   const c = createCipheriv('aes-256-gcm', key, nonce);
   if (aad) c.setAAD(aad);
+  const first = head === undefined ? undefined : c.update(Buffer.of(head));
   const body = c.update(plain);
   const fin = c.final();
-  return Buffer.concat([nonce, body, fin, c.getAuthTag()]);
+  return Buffer.concat(first ? [nonce, first, body, fin, c.getAuthTag()] : [nonce, body, fin, c.getAuthTag()]);
 }
 
 /** Undo seal(); null when the key is wrong or the data was changed. */
@@ -72,7 +76,10 @@ export function unseal(key: Buffer, sealed: Uint8Array, aad?: Uint8Array): Buffe
     const d = createDecipheriv('aes-256-gcm', key, buf.subarray(0, NONCE));
     d.setAuthTag(buf.subarray(buf.length - TAG));
     if (aad) d.setAAD(aad);
-    return Buffer.concat([d.update(buf.subarray(NONCE, buf.length - TAG)), d.final()]);
+    const plain = d.update(buf.subarray(NONCE, buf.length - TAG));
+    // GCM gives nothing more at the end: no concat, which copied every object once more
+    const fin = d.final();
+    return fin.length === 0 ? plain : Buffer.concat([plain, fin]);
   } catch {
     return null;
   }
@@ -170,8 +177,8 @@ export class Codec {
 
   /** Seal `framed` (format byte and compressed body), or `plain` stored raw when compression did not pay. */
   private frame(plain: Uint8Array, framed: Buffer | undefined, aad?: Uint8Array): Buffer {
+    if (this.key) return framed ? seal(this.key.enc, framed, aad) : seal(this.key.enc, plain, aad, RAW);
     framed ??= Buffer.concat([Buffer.from([RAW]), plain]);
-    if (this.key) return seal(this.key.enc, framed, aad);
     // zstd's output is a view of a compressBound()-sized buffer: a buffer of its own instead, or the whole
     // larger one would be held in a pack and copied to the main thread
     if (framed[0] !== ZSTD) return framed;
@@ -186,14 +193,14 @@ export class Codec {
    * then writes it into one buffer (one byte larger, so that it does not look for more output in a new
    * buffer), not into 16 KiB pieces it joins afterwards.
    */
-  decodeSync(stored: Uint8Array, aad: Uint8Array | undefined, what: string, size?: number): Buffer {
+  decodeSync(stored: Uint8Array, aad: Uint8Array | undefined, what: string, size?: number, reuse = false): Buffer {
     const framed = this.key ? unseal(this.key.enc, stored, aad) : Buffer.from(stored.buffer, stored.byteOffset, stored.length);
     if (!framed || framed.length < 1) throw new FerryError('corrupt', `${what}: authentication failed (data changed or damaged)`);
     const body = framed.subarray(1);
     if (framed[0] === RAW) return body;
     if (framed[0] !== BROTLI && framed[0] !== ZSTD) throw unknownCompression(what, framed[0]);
     try {
-      if (framed[0] === ZSTD) return zstdDecompress(body, size);
+      if (framed[0] === ZSTD) return zstdDecompress(body, size, reuse);
       return brotliDecompressSync(body, size ? { chunkSize: Math.max(64, size + 1) } : undefined);
     } catch (err) {
       if (err instanceof FerryError) throw err;
@@ -203,13 +210,15 @@ export class Codec {
 
   /**
    * A chunk from its stored bytes: authenticated (bound to its id), decompressed, and checked against
-   * its id and length; FerryError('corrupt') naming the pack otherwise. (Restore's writer threads.)
+   * its id and length; FerryError('corrupt') naming the pack otherwise. (Restore's writer threads.) A zstd
+   * chunk comes back as a view of this thread's buffer, valid until the next call on this thread: the
+   * writer writes it at once (see zstdDecompress).
    */
   openChunkSync(id: string, pack: string, raw: number, stored: Uint8Array): Buffer {
     const c = this.chunkCheck(id, pack, raw);
     let plain: Buffer;
     try {
-      plain = this.decodeSync(stored, c.aad, c.what, raw);
+      plain = this.decodeSync(stored, c.aad, c.what, raw, true);
     } catch (err) {
       throw c.named(err);
     }

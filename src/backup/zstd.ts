@@ -15,6 +15,17 @@ let binding: typeof ZstdBinding | undefined;
 let loadError: string | undefined;
 let cctx: ZstdBinding.CCtx | undefined;
 let dctx: ZstdBinding.DCtx | undefined;
+/**
+ * This thread's output buffers, grown to the largest object seen and reused: a new buffer per chunk was
+ * fresh memory the kernel had to fault in page by page (a restore of 1 GiB took ~300,000 minor faults,
+ * 3× restic's system time; see bench/README.md, backup.ts).
+ */
+let compressed: Buffer = Buffer.alloc(0);
+let decompressed: Buffer = Buffer.alloc(0);
+
+function scratch(buf: Buffer, size: number): Buffer {
+  return buf.length >= size ? buf : Buffer.allocUnsafeSlow(Math.max(size, Math.min(2 * buf.length, 16 << 20)));
+}
 
 /**
  * The native module, loaded on first use so that a ferryd that never backs up never loads it. zstd-napi
@@ -50,28 +61,35 @@ export function zstdAvailable(): boolean {
 }
 
 /**
- * `plain` compressed into a new buffer, after `headroom` bytes left for the caller (the format byte):
- * the result is returned whole, headroom included, so it need not be copied into a frame.
+ * `plain` compressed, after `headroom` bytes left for the caller (the format byte): the result is returned
+ * whole, headroom included, so it need not be copied into a frame. It is a view of this thread's output
+ * buffer, valid until the next call on this thread: the caller copies what it keeps (seals it).
  */
 export function zstdCompress(plain: Uint8Array, headroom = 0): Buffer {
   const z = zstd();
   cctx ??= new z.CCtx();
-  const out = Buffer.allocUnsafe(headroom + z.compressBound(plain.length));
-  const n = cctx.compress(out.subarray(headroom), plain, ZSTD_LEVEL);
-  return out.subarray(0, headroom + n);
+  compressed = scratch(compressed, headroom + z.compressBound(plain.length));
+  const n = cctx.compress(compressed.subarray(headroom), plain, ZSTD_LEVEL);
+  return compressed.subarray(0, headroom + n);
 }
 
 /**
- * A zstd frame decompressed. With `size` (a chunk's known length) the output buffer has exactly that
- * size and a frame that holds more fails; without it, the size the frame declares is used, up to 1 GiB.
- * Throws on damage; the caller names the object.
+ * A zstd frame decompressed. With `size` (a chunk's known length) the output holds exactly that many
+ * bytes and a frame that holds more fails; without it, the size the frame declares is used, up to 1 GiB.
+ * With `reuse` the result is a view of this thread's output buffer, valid until the next such call on
+ * this thread (a restore's writer, which writes each chunk before it opens the next); otherwise a buffer
+ * of its own. Throws on damage; the caller names the object.
  */
-export function zstdDecompress(body: Uint8Array, size?: number): Buffer {
+export function zstdDecompress(body: Uint8Array, size?: number, reuse = false): Buffer {
   const z = zstd();
   const n = size ?? z.getFrameContentSize(body);
   if (n === null || n > MAX_UNKNOWN_SIZE) throw new Error(n === null ? 'zstd frame without a content size' : `zstd frame claims ${n} bytes`);
   dctx ??= new z.DCtx();
-  const out = Buffer.allocUnsafe(n);
+  let out: Buffer;
+  if (reuse) {
+    decompressed = scratch(decompressed, n);
+    out = decompressed.subarray(0, n);
+  } else out = Buffer.allocUnsafe(n);
   const got = dctx.decompress(out, body);
   return got === n ? out : out.subarray(0, got);
 }

@@ -137,6 +137,29 @@ describe('backup codec', () => {
     }
   });
 
+
+  it('hands out stored chunks of their own though zstd reuses its buffers, and raw chunks sealed with their format byte', () => {
+    // zstd writes into one buffer per thread: a stored chunk that were a view of it would be overwritten
+    // by the next chunk while it waits in a pack
+    const a = Buffer.from('the first chunk, 0123456789\n'.repeat(40_000));
+    const b = Buffer.from('a second and different chunk\n'.repeat(40_000));
+    const random = randomBytes(256 * 1024); // incompressible: stored raw, format byte 0
+    for (const key of [newMasterKey(), null]) {
+      const codec = new Codec(key);
+      const [ia, ib, ir] = [codec.id(a), codec.id(b), codec.id(random)];
+      const ea = codec.encodeSync(a, key ? ia : undefined);
+      const copyOfEa = Buffer.from(ea);
+      const eb = codec.encodeSync(b, key ? ib : undefined);
+      const er = codec.encodeSync(random, key ? ir : undefined);
+      assert.ok(ea.equals(copyOfEa), 'a later encode leaves an earlier stored chunk as it was');
+      if (!key) assert.equal(er[0], 0, 'format byte 0: raw');
+      // a restore's writer opens one chunk after the other: each result is right when it is used
+      assert.ok(codec.openChunkSync(ia.toString('hex'), 'p', a.length, ea).equals(a));
+      assert.ok(codec.openChunkSync(ib.toString('hex'), 'p', b.length, eb).equals(b));
+      assert.ok(codec.openChunkSync(ir.toString('hex'), 'p', random.length, er).equals(random));
+      assert.ok(codec.decodeSync(ea, key ? ia : undefined, 'x', a.length).equals(a), 'without reuse a buffer of its own');
+    }
+  });
   it('keeps brotli for everything but chunks, so that a host without zstd still opens the repository', async () => {
     const codec = new Codec(null);
     const big = Buffer.from('{"tree":"entries"},'.repeat(20_000)); // 380 KiB, like an index file: thread pool
