@@ -162,18 +162,47 @@ export async function scan(root: string, onNode?: (n: ScannedNode) => Promise<vo
   return out;
 }
 
-/** NDJSON, one node per line, without scan-only fields. */
+/**
+ * NDJSON, one node per line, without scan-only fields. Each line is written straight into one growing
+ * buffer: joining 60,000 strings and encoding the result took 3× as long (340 against 100 ms here).
+ */
 export function serializeTree(nodes: TreeNode[]): Buffer {
-  const lines: string[] = [];
+  let buf = Buffer.allocUnsafe(256 * nodes.length + 1024);
+  let at = 0;
   for (const n of nodes) {
-    const { linkKey: _k, ...rest } = n as ScannedNode;
-    lines.push(JSON.stringify(rest));
+    let line: string;
+    if ((n as ScannedNode).linkKey === undefined) line = JSON.stringify(n);
+    else {
+      const { linkKey: _k, ...rest } = n as ScannedNode;
+      line = JSON.stringify(rest);
+    }
+    // a UTF-16 code unit is at most 3 bytes of UTF-8: room for the line and its newline, or a larger buffer
+    const need = at + 3 * line.length + 1;
+    if (need > buf.length) {
+      const larger = Buffer.allocUnsafe(Math.max(need, 2 * buf.length));
+      buf.copy(larger, 0, 0, at);
+      buf = larger;
+    }
+    at += buf.write(line, at);
+    buf[at++] = 0x0a;
   }
-  return Buffer.from(lines.join('\n') + '\n');
+  return buf.subarray(0, at);
 }
 
+/**
+ * The nodes of a serialised tree, decoded ~64 KiB at a time (cut at line ends): one non-ASCII name made
+ * the whole tree one two-byte string, and decoding and parsing it took twice as long (220 against 120 ms
+ * for 58,000 nodes here).
+ */
 export function parseTree(buf: Buffer): TreeNode[] {
   const out: TreeNode[] = [];
-  for (const line of buf.toString('utf8').split('\n')) if (line) out.push(JSON.parse(line) as TreeNode);
+  for (let start = 0; start < buf.length; ) {
+    let end = buf.indexOf(0x0a, Math.min(buf.length, start + TREE_DECODE_BLOCK));
+    if (end < 0) end = buf.length;
+    for (const line of buf.toString('utf8', start, end).split('\n')) if (line) out.push(JSON.parse(line) as TreeNode);
+    start = end + 1;
+  }
   return out;
 }
+
+const TREE_DECODE_BLOCK = 64 * 1024;

@@ -5,6 +5,7 @@ import { Chunker, StreamChunker, DATA_CHUNKS, TREE_CHUNKS } from '../../src/back
 import { brotliCompressSync } from 'node:zlib';
 import { Codec, newMasterKey, seal } from '../../src/backup/crypto.js';
 import { parseBackupUrl, formatBackupUrl, openTarget, FileTarget, S3Target } from '../../src/backup/index.js';
+import { parseTree, serializeTree, type ScannedNode } from '../../src/backup/tree.js';
 
 const seed = Buffer.from('test seed');
 const hashes = (parts: Uint8Array[]) => parts.map((p) => createHash('sha256').update(p).digest('hex'));
@@ -169,6 +170,32 @@ describe('backup codec', () => {
       assert.equal(enc[0], 1);
       assert.ok((await codec.decode(enc, undefined, 'x')).equals(obj));
     }
+  });
+});
+
+describe('backup manifest', () => {
+  it('serialises the same bytes as one JSON line per node joined, and reads them back across its decode blocks', () => {
+    // the bytes name the tree's chunks: the same manifest must give the same bytes as earlier versions did,
+    // or every backup after an upgrade would store its whole manifest again
+    const names = ['plain.txt', 'Főtanúsítvány.crt', 'emoji-😀', 'quote"and\\backslash', 'tab\there', '日本語'];
+    const nodes: ScannedNode[] = [{ path: '.', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: '1700000000000000000' }];
+    for (let i = 0; i < 3000; i++) {
+      const n: ScannedNode = { path: `d${i % 40}/${names[i % names.length]}-${i}`, type: 'file', mode: 0o644, uid: 1000, gid: 1000, mtime: `${1700000000000000000n + BigInt(i)}`, size: i, ino: i + 2, ctime: '1700000000000000001', content: [randomBytes(32).toString('hex'), 4096] };
+      if (i % 500 === 7) n.linkKey = `2049:${i}`; // scan-only: never written
+      nodes.push(n);
+    }
+    // large files with long names of three-byte characters: more than the buffer first taken, so it grows
+    for (let i = 0; i < 40; i++) nodes.push({ path: `big/${'日'.repeat(2000 + i)}`, type: 'file', mode: 0o600, uid: 0, gid: 0, mtime: '1', size: 1, content: Array.from({ length: 300 }, () => randomBytes(32).toString('hex')) });
+    const bytes = serializeTree(nodes);
+    const expected = Buffer.from(nodes.map(({ linkKey: _k, ...rest }) => JSON.stringify(rest)).join('\n') + '\n');
+    assert.ok(bytes.length > 4 * 64 * 1024, 'larger than several decode blocks');
+    assert.ok(bytes.equals(expected));
+    assert.deepEqual(parseTree(bytes), nodes.map(({ linkKey: _k, ...rest }) => rest));
+    assert.deepEqual(parseTree(bytes.subarray(0, bytes.length - 1)).length, nodes.length, 'a last line without its newline is read too');
+    assert.deepEqual(parseTree(Buffer.alloc(0)), []);
+    // one line longer in UTF-8 than the buffer first taken, though not in UTF-16 code units
+    const one: ScannedNode[] = [{ path: '日'.repeat(1000), type: 'dir', mode: 0o700, uid: 0, gid: 0, mtime: '1' }];
+    assert.ok(serializeTree(one).equals(Buffer.from(JSON.stringify(one[0]) + '\n')));
   });
 });
 
