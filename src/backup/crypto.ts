@@ -179,8 +179,8 @@ export class Codec {
   private frame(plain: Uint8Array, framed: Buffer | undefined, aad?: Uint8Array): Buffer {
     if (this.key) return framed ? seal(this.key.enc, framed, aad) : seal(this.key.enc, plain, aad, RAW);
     framed ??= Buffer.concat([Buffer.from([RAW]), plain]);
-    // zstd's output is a view of a compressBound()-sized buffer: a buffer of its own instead, or the whole
-    // larger one would be held in a pack and copied to the main thread
+    // zstd's output is a view of this thread's output buffer, which the next chunk overwrites: a buffer of
+    // its own instead (sealing above makes one too)
     if (framed[0] !== ZSTD) return framed;
     const own = Buffer.allocUnsafeSlow(framed.length);
     framed.copy(own);

@@ -17,8 +17,8 @@ let cctx: ZstdBinding.CCtx | undefined;
 let dctx: ZstdBinding.DCtx | undefined;
 /**
  * This thread's output buffers, grown to the largest object seen and reused: a new buffer per chunk was
- * fresh memory the kernel had to fault in page by page (a restore of 1 GiB took ~300,000 minor faults,
- * 3× restic's system time; see bench/README.md, backup.ts).
+ * fresh memory the kernel had to fault in page by page (a restore of 1 GiB took ~320,000 minor faults
+ * and twice restic's system time on a VM; see bench/README.md, backup.ts).
  */
 let compressed: Buffer = Buffer.alloc(0);
 let decompressed: Buffer = Buffer.alloc(0);
