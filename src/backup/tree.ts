@@ -189,6 +189,8 @@ export function serializeTree(nodes: TreeNode[]): Buffer {
   return buf.subarray(0, at);
 }
 
+const TREE_DECODE_BLOCK = 64 * 1024;
+
 /**
  * The nodes of a serialised tree, decoded ~64 KiB at a time (cut at line ends): one non-ASCII name made
  * the whole tree one two-byte string, and decoding and parsing it took twice as long (220 against 120 ms
@@ -204,5 +206,3 @@ export function parseTree(buf: Buffer): TreeNode[] {
   }
   return out;
 }
-
-const TREE_DECODE_BLOCK = 64 * 1024;

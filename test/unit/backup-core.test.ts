@@ -138,7 +138,6 @@ describe('backup codec', () => {
     }
   });
 
-
   it('hands out stored chunks of their own though zstd reuses its buffers, and raw chunks sealed with their format byte', () => {
     // zstd writes into one buffer per thread: a stored chunk that were a view of it would be overwritten
     // by the next chunk while it waits in a pack
@@ -161,6 +160,7 @@ describe('backup codec', () => {
       assert.ok(codec.decodeSync(ea, key ? ia : undefined, 'x', a.length).equals(a), 'without reuse a buffer of its own');
     }
   });
+
   it('keeps brotli for everything but chunks, so that a host without zstd still opens the repository', async () => {
     const codec = new Codec(null);
     const big = Buffer.from('{"tree":"entries"},'.repeat(20_000)); // 380 KiB, like an index file: thread pool
