@@ -1,10 +1,10 @@
 /** The OpenAPI description of the control API, served at /v1/openapi.yaml and .json. */
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
+import { builtPath } from '../util/built-files.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 
-/** docs/openapi.yaml, the API's description, beside the program (this file is dist/src/api/openapi.js once built). */
-export const OPENAPI_FILE = fileURLToPath(new URL('../../../docs/openapi.yaml', import.meta.url));
+/** docs/openapi.yaml, the API's description, beside the program. */
+export const OPENAPI_FILE = builtPath('../../docs/openapi.yaml');
 
 let cached: Promise<{ yaml: string; json: unknown }> | undefined;
 

@@ -3,11 +3,11 @@ import { readFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { builtPath } from '../util/built-files.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
-/** Where `npm run build` puts the web UI (dist/ui; this file is dist/src/api/ui.js once built). */
-export const UI_DIR = fileURLToPath(new URL('../../ui', import.meta.url));
+/** Where `npm run build` puts the web UI (dist/ui). */
+export const UI_DIR = builtPath('../ui');
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

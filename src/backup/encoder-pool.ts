@@ -10,6 +10,7 @@ import type { MasterKey } from './crypto.js';
 import type { EncodeBatch, EncodeResult, EncoderSetup, ReadAnswer } from './encode-worker.js';
 import type { Chunker } from './chunker.js';
 import { WorkerChannel } from '../util/worker-channel.js';
+import { builtUrl } from '../util/built-files.js';
 
 interface Pending {
   resolve: (b: never) => void;
@@ -39,7 +40,7 @@ export class EncoderPool {
   constructor(key: MasterKey | null, size = Math.max(1, Math.min(4, cpus().length)), chunker?: { chunker: Chunker; seed: Uint8Array }) {
     const setup: EncoderSetup = { key: key ? { enc: key.enc, mac: key.mac } : null, chunker: chunker && { params: chunker.chunker.params, seed: chunker.seed } };
     for (let i = 0; i < size; i++) {
-      const w = new Worker(new URL('./encode-worker.js', import.meta.url), { workerData: setup });
+      const w = new Worker(builtUrl('backup/encode-worker.js'), { workerData: setup });
       this.lanes.push({ chan: new WorkerChannel(w, 'encoder'), batch: [], waiters: [], bytes: 0, transfer: [], scheduled: false });
     }
   }

@@ -2,7 +2,7 @@
 import { open } from 'node:fs/promises';
 import type { ChildProcess } from 'node:child_process';
 import { forkCallee } from '../util/call-child.js';
-import { fileURLToPath } from 'node:url';
+import { builtPath } from '../util/built-files.js';
 import { FerryError } from '../util/errors.js';
 
 /** One open file. */
@@ -31,7 +31,7 @@ export const localReader: FileReader = {
   close: async () => undefined,
 };
 
-const CHILD = fileURLToPath(new URL('./file-reader-child.js', import.meta.url));
+const CHILD = builtPath('backup/file-reader-child.js');
 
 interface Pending {
   resolve: (v: unknown) => void;

@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import type { WriterMsg, WriterAck } from './restore-worker.js';
 import { WorkerChannel } from '../util/worker-channel.js';
+import { builtUrl } from '../util/built-files.js';
 import { join } from 'node:path';
 import { FerryError, isErrno } from '../util/errors.js';
 import type { MasterKey } from './crypto.js';
@@ -217,7 +218,7 @@ export class Writer {
     private readonly onWritten?: (raw: number) => void,
   ) {
     for (let i = 0; i < n; i++) {
-      const w = new Worker(new URL('./restore-worker.js', import.meta.url), { workerData: key ? { enc: key.enc, mac: key.mac } : null });
+      const w = new Worker(builtUrl('backup/restore-worker.js'), { workerData: key ? { enc: key.enc, mac: key.mac } : null });
       this.lanes.push({ chan: new WorkerChannel(w, 'restore writer'), batch: [] });
     }
   }

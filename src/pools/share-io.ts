@@ -1,7 +1,7 @@
 // Runs a shared pool's filesystem calls in a child process, with a deadline per call, and tells when the share stalls.
 import type { ChildProcess } from 'node:child_process';
 import { forkCallee } from '../util/call-child.js';
-import { fileURLToPath } from 'node:url';
+import { builtPath } from '../util/built-files.js';
 import { FerryError } from '../util/errors.js';
 
 /**
@@ -49,7 +49,7 @@ interface Pending {
 }
 
 export const SHARE_DEADLINE_MS = 5000;
-const CHILD = fileURLToPath(new URL('./share-io-child.js', import.meta.url));
+const CHILD = builtPath('pools/share-io-child.js');
 
 export class ShareIo {
   private child: ChildProcess | undefined;

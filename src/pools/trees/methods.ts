@@ -6,6 +6,7 @@ import { execProgram } from '../../util/exec.js';
 import { errorMessage, isErrno } from '../../util/errors.js';
 import type { Manifest } from './manifest.js';
 import { WorkerChannel } from '../../util/worker-channel.js';
+import { builtUrl } from '../../util/built-files.js';
 import type { AppliedCounts, BuildJob, BuildResult, MaterialiseJob, RelocateResult, Reflink, RestoreApplyJob, RestoreStageJob, RestoreStageResult, TreeJob, TreeProgress, TreeWorkerRole } from './jobs.js';
 
 export type { TreeProgress };
@@ -76,7 +77,7 @@ export async function isSubvolume(path: string): Promise<boolean> {
 }
 
 function treeWorker(role: TreeWorkerRole, opts?: { unrefWhenIdle?: boolean }): WorkerChannel<TreeJob, unknown, TreeProgress> {
-  return new WorkerChannel(new Worker(new URL('./tree-worker.js', import.meta.url), { workerData: role }), 'snapshot', opts);
+  return new WorkerChannel(new Worker(builtUrl('pools/trees/tree-worker.js'), { workerData: role }), 'snapshot', opts);
 }
 
 /** Run one job of tree-worker.ts in a worker thread of its own. */

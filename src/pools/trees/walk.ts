@@ -4,6 +4,7 @@ import { availableParallelism } from 'node:os';
 import { isUtf8 } from 'node:buffer';
 import { lstatSync, readdirSync, unlinkSync, writeFileSync, type Dirent } from 'node:fs';
 import { WorkerChannel } from '../../util/worker-channel.js';
+import { builtUrl } from '../../util/built-files.js';
 import type { TreeWorkerRole } from './jobs.js';
 
 /** What the walk saw of one entry: a directory's metadata, or what tells whether a file changed. */
@@ -99,7 +100,7 @@ const helpers: Array<WorkerChannel<WalkTask, Array<Seen[] | undefined>>> = [];
 export function walkHelper(k: number): WorkerChannel<WalkTask, Array<Seen[] | undefined>> {
   // a helper that died fails the walk waiting for it, and is started again by the next walk
   if (!helpers[k] || helpers[k].dead) {
-    const w = new Worker(new URL('./tree-worker.js', import.meta.url), { workerData: 'walk-helper' satisfies TreeWorkerRole });
+    const w = new Worker(builtUrl('pools/trees/tree-worker.js'), { workerData: 'walk-helper' satisfies TreeWorkerRole });
     helpers[k] = new WorkerChannel(w, 'walk helper', { unrefWhenIdle: true });
   }
   return helpers[k];
