@@ -3,7 +3,7 @@
  * directory, DIR/config.json + DIR/rootfs/, from this machine only (no registry, no network):
  *
  * - Node (the running `node` binary, stripped) and the shared libraries `ldd` lists for it;
- * - the built program (dist/src, the web UI, bin/ferry, package.json) and the production dependencies,
+ * - the built program (dist/src, its bundle dist/bundle, the web UI, bin/ferry, package.json) and the production dependencies,
  *   copied from node_modules as `npm ls --omit=dev` lists them;
  * - the programs ferryd runs (mount, umount, cp for reflinks, btrfs, flock, sync, mkfifo, mknod, sh) and
  *   their libraries; with GlusterFS installed (and no --no-gluster) the FUSE client: mount.glusterfs,
@@ -112,6 +112,8 @@ const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { ve
 writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'ferry', version: pkg.version, type: 'module', private: true, dependencies: pkg.dependencies }, null, 2) + '\n');
 cpSync(join(repo, 'bin'), join(app, 'bin'), { recursive: true });
 cpSync(join(repo, 'dist/src'), join(app, 'dist/src'), { recursive: true, filter: (s) => !s.endsWith('.map') });
+// (after dist/src: bin/ferry runs the bundle only when it is not older than dist/src/main.js)
+cpSync(join(repo, 'dist/bundle'), join(app, 'dist/bundle'), { recursive: true });
 if (existsSync(join(repo, 'dist/ui'))) cpSync(join(repo, 'dist/ui'), join(app, 'dist/ui'), { recursive: true, filter: (s) => !s.endsWith('.map') });
 // what `npm ci --omit=dev` installs: every package of package-lock.json not marked dev (or devOptional),
 // copied from node_modules at its place in the tree (optional ones for other platforms are not there)
