@@ -183,7 +183,7 @@ export class ImagePool implements Pool {
       await attachImage(image, mnt, fs);
       try {
         if (from) await fillFrom(mnt, from);
-        if (fill) await fill(mnt);
+        if (fill) await fillFrom(mnt, fill); // (beside mkfs's lost+found, as `from`)
         if (opts.mode !== undefined || (!from && !fill)) await chmod(mnt, opts.mode ?? 0o755);
         if (opts.uid !== undefined || opts.gid !== undefined) await chown(mnt, opts.uid ?? 0, opts.gid ?? 0);
       } finally {

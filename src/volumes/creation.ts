@@ -4,6 +4,7 @@ import type { Catalog, DockerKnown, VolumeRecord } from '../catalog/catalog.js';
 import type { Cluster } from '../cluster/cluster.js';
 import type { SharedRecord, SharedStore } from '../cluster/shared-store.js';
 import type { Pool } from '../pools/pool.js';
+import { fillFrom } from '../pools/image-fs.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { mapNoSpace } from '../util/no-space.js';
 import type { VolumeOptions } from './options.js';
@@ -189,10 +190,11 @@ export class Creation {
   private async fillOrUndo(poolName: string, name: string, fill: (dir: string) => Promise<void>): Promise<void> {
     const pool = this.c.pool(poolName);
     try {
-      // an image volume is filled through its mounted filesystem
+      // an image volume is filled through its mounted filesystem, beside the lost+found that mkfs left at its top
+      // (a restore wants an empty directory, and a backup of an image volume holds a lost+found of its own)
       await pool.attach?.(name);
       try {
-        await fill(pool.mountpoint(name));
+        await (pool.attach ? fillFrom(pool.mountpoint(name), fill) : fill(pool.mountpoint(name)));
       } finally {
         await pool.detach?.(name);
       }

@@ -14,6 +14,7 @@ import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
 import { loopFsPrerequisites, makeLoopFs, type LoopFs } from '../helpers/loopfs.js';
 import { skipUnless } from '../helpers/prereq.js';
 import { fillUntilRefused } from '../helpers/fill.js';
+import { fingerprint, populate } from '../helpers/tree.js';
 import type { VolumeDetail } from '../../src/wire/types.js';
 
 const MiB = 2 ** 20;
@@ -66,10 +67,12 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     reflinkHost = await makeLoopFs('xfs', 1024);
     // a small host disk, for what a full one does to reserved and to sparse images
     smallHost = await makeLoopFs('ext4', 160);
+    await writeFile(join(dir, 'backup.key'), 'correct horse battery staple\n', { mode: 0o600 });
     await writeFile(
       join(dir, 'ferry.yaml'),
       ['pools:', '  img:', '    kind: image', `    path: ${pool}`, '  xfsimg:', '    kind: image', '    fs: xfs', '    defaultSize: 320M', '    allocate: sparse', `    path: ${join(dir, 'xfs-images')}`, '  cow:', '    kind: image', `    path: ${join(reflinkHost.mountpoint, 'images')}`,
-        '  thick:', '    kind: image', `    path: ${join(smallHost.mountpoint, 'thick')}`, '  thin:', '    kind: image', '    allocate: sparse', `    path: ${join(smallHost.mountpoint, 'thin')}`].join('\n'),
+        '  thick:', '    kind: image', `    path: ${join(smallHost.mountpoint, 'thick')}`, '  thin:', '    kind: image', '    allocate: sparse', `    path: ${join(smallHost.mountpoint, 'thin')}`,
+        'backupTargets:', '  nas:', `    url: file://${join(dir, 'backups')}`, `    passwordFile: ${join(dir, 'backup.key')}`].join('\n'),
     );
     f = await startFerryd({ dir: join(dir, 'ferryd'), extraArgs: ['--config', join(dir, 'ferry.yaml')] });
   });
@@ -297,6 +300,46 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     assert.ok((xs.blocks - grown.blocks) * xs.bsize >= 76 * MiB, `xfs grew offline to ${xs.blocks * xs.bsize}`);
     assert.equal(await readFile(join(xm, 'f'), 'utf8'), 'xfs data');
     await unmount('xv', 'x2');
+  });
+
+  it('restores a backup into a new image, beside the lost+found of its filesystem, from an image volume or a directory volume', async () => {
+    await ok('backup', 'init', '--target', 'nas');
+    await ok('volume', 'create', 'bk', '-o', 'pool=img', '-o', 'size=48M', '-o', 'mode=0750');
+    const mp = await mount('bk', 'b1');
+    populate(mp, 120);
+    const want = fingerprint(mp);
+    assert.ok(want['lost+found'], 'the image volume has the lost+found of its ext4');
+    await unmount('bk', 'b1');
+    const url = (await ok('backup', 'create', 'bk', '--target', 'nas')).trim();
+    // times come back to the microsecond (docs/backup-format.md); the top directory and lost+found are the new
+    // filesystem's own, with their times (a clone's are too)
+    const us = (fp: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries(fp).map(([k, v]) => [k, { ...(v as object), mtime: k === '.' || k === 'lost+found' ? '' : String((v as { mtime?: string }).mtime ?? '').slice(0, -3) }]));
+    const check = async (v: string) => {
+      const back = await mount(v, `${v}-check`);
+      assert.deepEqual(us(fingerprint(back)), us(want), `${v}: the backup, byte for byte, with modes and owners`);
+      assert.equal((await stat(back)).mode & 0o7777, 0o750, `${v}: the volume's own mode`);
+      await unmount(v, `${v}-check`);
+    };
+    // as Docker does with `docker volume create -d ferry -o pool=img -o backup=URL`
+    const created = await f.plugin('Create', { Name: 'bk-copy', Opts: { pool: 'img', size: '48M', backup: url } });
+    assert.equal(created.json.Err, '', created.text);
+    await check('bk-copy');
+    // and as a job of the CLI
+    await ok('backup', 'restore', url, 'bk-job', '-o', 'pool=img', '-o', 'size=48M');
+    await check('bk-job');
+    // a directory volume's backup (no lost+found of its own) into an image
+    await ok('volume', 'create', 'plain');
+    populate(join(f.dataDir, 'volumes', 'plain', 'data'), 40);
+    const plainWant = fingerprint(join(f.dataDir, 'volumes', 'plain', 'data'));
+    const plainUrl = (await ok('backup', 'create', 'plain', '--target', 'nas')).trim();
+    await ok('backup', 'restore', plainUrl, 'plain-img', '-o', 'pool=img', '-o', 'size=32M');
+    const pm = await mount('plain-img', 'p1');
+    const got = fingerprint(pm);
+    assert.ok(got['lost+found'], 'the new image keeps its own lost+found');
+    delete got['lost+found'];
+    assert.deepEqual(us(got), us(plainWant));
+    await unmount('plain-img', 'p1');
   });
 
   it('snapshots (mounted or not), clones into new images, restores (all or nothing under kill -9), the trash, re-create with another size', async () => {
