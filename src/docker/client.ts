@@ -33,7 +33,7 @@ export interface ContainerInspect {
   Id: string;
   Name: string;
   State: { Status: string; Running: boolean; Error?: string; ExitCode?: number; FinishedAt?: string };
-  HostConfig: { RestartPolicy?: { Name?: string } };
+  HostConfig: { RestartPolicy?: { Name?: string }; AutoRemove?: boolean };
   Config?: { Labels?: Record<string, string> | null };
   Mounts?: Array<{ Type?: string; Name?: string; Driver?: string }>;
 }

@@ -51,30 +51,58 @@ export class DataSwap {
   async switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>): Promise<T> {
     const rec0 = this.volumes.recordOf(volume);
     await this.volumes.refuseIfUsedElsewhere(rec0, what);
-    let stopped: ContainerRef[] = [];
+    let stopped: ContainerRef[] | undefined;
     if (Object.keys(rec0.mounts).length > 0) {
       const users = ((await this.volumes.containersUsing(volume)) ?? []).filter((c) => c.state === 'running' || c.state === 'paused');
       if (!restartContainers) {
         const who = users.length ? users.map((c) => c.name).join(', ') : `${Object.keys(rec0.mounts).length} Docker mount(s)`;
         throw new FerryError('in_use', `volume ${volume} is in use by ${who}; stop them first, or pass --restart-containers to stop them, ${what} and start them again`, { containers: users });
       }
+      // A container started with --rm is removed by Docker when it stops: it could not be started again
+      const removedOnStop: string[] = [];
+      for (const c of users) if ((await this.docker!.container(c.id)).HostConfig.AutoRemove) removedOnStop.push(c.name);
+      if (removedOnStop.length) {
+        throw new FerryError('in_use', `volume ${volume} is in use by ${removedOnStop.join(', ')}, started with --rm: Docker removes such a container when it stops, so --restart-containers could not start it again; nothing changed. Stop it yourself, then ${what} and run it again`, { containers: users });
+      }
       for (const c of users) await this.docker!.stop(c.id);
       stopped = users;
+    }
+    let result: T;
+    try {
       const deadline = Date.now() + 30_000;
-      while (Object.keys(this.volumes.recordOf(volume).mounts).length > 0) {
+      while (stopped && Object.keys(this.volumes.recordOf(volume).mounts).length > 0) {
         if (Date.now() > deadline) throw new FerryError('in_use', `volume ${volume} is still mounted after its containers stopped; nothing changed`);
         await new Promise((r) => setTimeout(r, 50));
       }
-    }
-    try {
-      return await this.volumes.withLock(volume, async () => {
+      result = await this.volumes.withLock(volume, async () => {
         const rec = this.volumes.recordOf(volume);
         if (Object.keys(rec.mounts).length > 0) throw new FerryError('in_use', `volume ${volume} was mounted again meanwhile; nothing changed`);
         return this.volumes.changeExclusively(rec, what, () => fn(rec));
       });
-    } finally {
-      for (const c of stopped) await this.docker!.start(c.id).catch((e) => this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not start container again'));
+    } catch (err) {
+      await this.startAgain(stopped ?? []); // (started again also when the change failed; its error is the one told)
+      throw err;
     }
+    const notStarted = await this.startAgain(stopped ?? []);
+    // done, but a workload the caller asked back is down: said, not only logged
+    if (notStarted.length) {
+      throw new FerryError('internal', `volume ${volume}: ${what} done, but ${notStarted.map((n) => `${n.name} (${n.err})`).join(', ')} could not be started again; start ${notStarted.length > 1 ? 'them' : 'it'} with docker start`, { containers: notStarted.map((n) => n.name) });
+    }
+    return result;
+  }
+
+  /** Start the containers stopped for a change again; the ones that would not start, with why. */
+  private async startAgain(stopped: ContainerRef[]): Promise<Array<{ name: string; err: string }>> {
+    const failed: Array<{ name: string; err: string }> = [];
+    for (const c of stopped) {
+      try {
+        await this.docker!.start(c.id);
+      } catch (e) {
+        this.logger.error({ container: c.name, err: errorMessage(e) }, 'could not start container again');
+        failed.push({ name: c.name, err: errorMessage(e) });
+      }
+    }
+    return failed;
   }
 
   /**

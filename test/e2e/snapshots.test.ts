@@ -115,6 +115,13 @@ describe('snapshots and history under a real Docker engine', { skip }, () => {
     assert.equal(state.Status, 'running', 'started again');
     assert.equal(await h.dockerOk(['exec', 'db-server', 'cat', '/data/schema']), 'v1\n', 'and it sees the switched data');
     await h.dockerOk(['rm', '-f', 'db-server']);
+    // a container run with --rm would be removed by its stop, never to start again: refused before anything stops
+    await h.dockerOk(['run', '-d', '--rm', '--name', 'db-once', '--network', 'none', '--stop-timeout', '1', '-v', 'app-db:/data', 'bb', 'sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.1; done']);
+    const once = await f.cli('checkout', 'app-db', 'master', '--restart-containers');
+    assert.equal(once.code, 1);
+    assert.match(once.stderr, /in use by db-once, started with --rm: .*nothing changed/);
+    assert.equal(JSON.parse(await h.dockerOk(['inspect', 'db-once']))[0].State.Status, 'running', 'still running');
+    await h.dockerOk(['rm', '-f', 'db-once']);
   });
 
   it('clones a snapshot with `docker volume create --opt from=VOL@SNAP`', async () => {
