@@ -7,8 +7,8 @@ import { registerBackupCommands } from './cli/backup.js';
 import { registerTokenCommands } from './cli/tokens.js';
 import { registerDoctorCommand } from './cli/doctor.js';
 import { BUILTIN_DEFAULTS as DEFAULTS } from './daemon/defaults.js';
-import { FerryError, errorMessage } from './util/errors.js';
-import { ApiError } from './wire/client.js';
+import { errorMessage } from './util/errors.js';
+import { errorCode, errorLine } from './cli/common.js';
 import { VERSION } from './version.js';
 
 const program = new Command('ferry')
@@ -111,8 +111,7 @@ const quiet = (c: Command): void => {
   c.commands.forEach(quiet);
 };
 if (jsonErrors) quiet(program);
-const fail = (code: string, message: string) =>
-  process.stderr.write(jsonErrors ? JSON.stringify({ error: { code, message } }) + '\n' : `ferry: ${message}\n`);
+const fail = (code: string, message: string) => process.stderr.write(errorLine(code, message, jsonErrors));
 
 try {
   await program.parseAsync(process.argv);
@@ -123,7 +122,6 @@ try {
     process.exit(err.exitCode === 0 ? 0 : 2);
   }
   // Operational failures (refused, not found, daemon unreachable) exit 1 with the reason on stderr.
-  const code = typeof (err as { code?: unknown }).code === 'string' && (err instanceof FerryError || err instanceof ApiError) ? String((err as { code: string }).code) : 'internal';
-  fail(code, errorMessage(err));
+  fail(errorCode(err), errorMessage(err));
   process.exit(1);
 }

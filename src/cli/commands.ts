@@ -1,6 +1,6 @@
 /** The `ferry volume` commands (create, ls, inspect, resize, rm, trash, purge, undelete) and `ferry status`. */
 import { Command } from 'commander';
-import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
+import { client, enc, keyValue, print, printItemError, printJson, wantsJson } from './common.js';
 import { ago, bytes, table, tableWidth } from './format.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { VOLUME_OPTION_NAMES } from '../wire/volume-options.js';
@@ -144,7 +144,7 @@ export function registerCliCommands(program: Command): void {
           }
         } catch (err) {
           failed++;
-          process.stderr.write(`ferry: ${(err as Error).message}\n`);
+          printItemError(cmd, err);
         }
       }
       if (wantsJson(cmd)) printJson(results);

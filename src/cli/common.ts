@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient, DEFAULT_API_SOCKET, type RemoteApi } from './client.js';
 import { FerryError, errorMessage } from '../util/errors.js';
+import { ApiError } from '../wire/client.js';
 
 interface GlobalOpts {
   apiSocket?: string;
@@ -68,8 +69,35 @@ export function wantsJson(cmd: Command): boolean {
   return Boolean(cmd.optsWithGlobals<GlobalOpts>().json);
 }
 
+let pipeWatched = false;
+
 export function print(text: string): void {
+  if (!pipeWatched) {
+    // A reader that stops early (`ferry volume ls -q | head -1`) closes the pipe: the command ends quietly, as
+    // other command-line tools do, instead of an EPIPE stack trace
+    pipeWatched = true;
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+  }
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+/** The stable code of a failure (a FerryError's, or the API's answer), `internal` for anything else. */
+export function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (err instanceof FerryError || err instanceof ApiError) ? code : 'internal';
+}
+
+/** A failure as told on stderr: `ferry: MESSAGE`, or with --json `{"error": {"code", "message"}}`. */
+export function errorLine(code: string, message: string, json: boolean): string {
+  return json ? JSON.stringify({ error: { code, message } }) + '\n' : `ferry: ${message}\n`;
+}
+
+/** Tell one item's failure of a command that goes on with the others (`volume rm A B`). */
+export function printItemError(cmd: Command, err: unknown): void {
+  process.stderr.write(errorLine(errorCode(err), errorMessage(err), wantsJson(cmd)));
 }
 
 export function printJson(value: unknown): void {

@@ -1,6 +1,6 @@
 /** The `ferry token` commands. */
 import { Command, Option } from 'commander';
-import { client, enc, print, printJson, wantsJson } from './common.js';
+import { client, enc, print, printItemError, printJson, wantsJson } from './common.js';
 import { ago, table } from './format.js';
 import type { TokenInfo } from '../api/tokens.js';
 
@@ -48,7 +48,7 @@ export function registerTokenCommands(program: Command): void {
           if (!wantsJson(cmd)) print(name);
         } catch (err) {
           failed++;
-          process.stderr.write(`ferry: ${(err as Error).message}\n`);
+          printItemError(cmd, err);
         }
       }
       if (wantsJson(cmd)) printJson(removed);

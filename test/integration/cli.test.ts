@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync, readFileSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { runFerry, startFerryd, type Ferryd } from '../helpers/ferryd.js';
+import { FERRY_BIN, run, runFerry, startFerryd, type Ferryd } from '../helpers/ferryd.js';
 
 describe('ferry CLI against a real ferryd', () => {
   let f: Ferryd;
@@ -36,6 +36,15 @@ describe('ferry CLI against a real ferryd', () => {
     assert.equal(ij.mounts, 0);
   });
 
+  it('ends quietly when its reader closes the pipe (`ferry volume ls -q | head -1`)', async () => {
+    assert.equal((await f.cli('volume', 'create', 'pipe-vol')).code, 0);
+    // `true` exits at once: every write of ferry's finds the pipe closed, which Node reports as EPIPE
+    const r = await run('bash', ['-o', 'pipefail', '-c', `FERRY_API_SOCKET="${f.apiSocket}" "${process.execPath}" "${FERRY_BIN}" volume ls -q | true`]);
+    assert.equal(r.stderr, '', 'no stack trace');
+    assert.equal(r.code, 0);
+    assert.equal((await f.cli('volume', 'rm', '--purge', 'pipe-vol')).code, 0);
+  });
+
   it('fails with exit code 1 and a clear message on stderr', async () => {
     const bad = await f.cli('volume', 'create', '../../etc');
     assert.equal(bad.code, 1);
@@ -61,6 +70,15 @@ describe('ferry CLI against a real ferryd', () => {
     assert.match(down.stderr, /cannot reach ferryd at .*nothing\.sock \(no socket there\); is it running\?/);
     const flag = await runFerry(['--api-socket', f.apiSocket, 'volume', 'ls', '-q']);
     assert.equal(flag.code, 0);
+    // with --json a command that goes on past one name's failure tells it in JSON too
+    assert.equal((await f.cli('volume', 'create', 'json-rm')).code, 0);
+    const some = await f.cli('--json', 'volume', 'rm', 'json-rm', 'nosuchvol');
+    assert.equal(some.code, 1);
+    assert.equal(JSON.parse(some.stdout)[0].removed, 'json-rm');
+    assert.deepEqual(JSON.parse(some.stderr), { error: { code: 'not_found', message: 'no such volume: nosuchvol' } });
+    const tok = await f.cli('--json', 'token', 'rm', 'nosuchtoken');
+    assert.equal(tok.code, 1);
+    assert.equal(JSON.parse(tok.stderr).error.code, 'not_found');
   });
 
   it('removes to the trash, undeletes with the data, purges for good', async () => {
