@@ -169,6 +169,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   await tokens.load();
   const usage = new UsageTracker(service, (v) => snapshots!.list(v, { all: true }), join(config.dataDir, 'usage.json'), log, { exchange: cluster, ...usageHooks() });
   await usage.load();
+  service.onDataChanged = (name) => usage.dataChanged(name);
   const history = new BackupHistory({ file: join(config.dataDir, 'last-backups.json'), onError: (what, err) => log.warn({ err }, what), quarantine });
   await history.load();
   backups.history = history;

@@ -242,9 +242,14 @@ export class VolumeService {
   }
 
   /** Run a change that needs the volume unmounted everywhere (restore, reset; callers hold its lock): see Handshake.changeExclusively. */
-  changeExclusively<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>): Promise<T> {
-    return this.handshake.changeExclusively(rec, what, fn);
+  async changeExclusively<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>): Promise<T> {
+    const result = await this.handshake.changeExclusively(rec, what, fn);
+    this.onDataChanged?.(rec.name);
+    return result;
   }
+
+  /** Told of each volume whose live data such a change replaced (set by the daemon: the usage figures walk it again). */
+  onDataChanged?: (name: string) => void;
 
   // ---- attachments (attachments.ts) and Docker's users of a volume (docker-users.ts) ------------------
 

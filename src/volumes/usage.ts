@@ -31,6 +31,8 @@ interface Saved {
   v: 1;
   data: Record<string, DataEntry>;
   trash: Record<string, number>;
+  /** Volumes to walk again once unmounted (see `touched`): kept across a restart of ferryd. */
+  touched?: string[];
 }
 
 export interface UsageOptions {
@@ -94,6 +96,7 @@ export class UsageTracker {
       if (saved?.v !== 1) return;
       for (const [k, e] of Object.entries(saved.data ?? {})) if (typeof e?.bytes === 'number' && typeof e.ino === 'number') this.data.set(this.keys.seed(k), e);
       for (const [k, b] of Object.entries(saved.trash ?? {})) if (typeof b === 'number') this.trash.set(k, b);
+      for (const n of Array.isArray(saved.touched) ? saved.touched : []) if (typeof n === 'string') this.touched.add(n);
       this.changes++;
     } catch (err) {
       this.log.warn({ file: this.file, err: errorMessage(err) }, 'usage cache unreadable; measuring again');
@@ -177,7 +180,19 @@ export class UsageTracker {
 
   /** A volume was mounted here (plugin Mount): walk its data again once it is unmounted, even if nobody saw it mounted. */
   mounted(name: string): void {
+    this.touch(name);
+  }
+
+  /** A volume's live data was changed in place (a restore, a checkout, a reset): walk it again. */
+  dataChanged(name: string): void {
+    this.touch(name);
+  }
+
+  /** (no I/O here, on the plugin path: the set is written with the next save, at the end of a pass or at stop) */
+  private touch(name: string): void {
+    if (this.touched.has(name)) return;
     this.touched.add(name);
+    this.dirty = true;
   }
 
   trashOf(id: string): TrashUsage {
@@ -356,6 +371,8 @@ export class UsageTracker {
     }
     const d = this.data.get(k);
     const mounted = v.mounts > 0;
+    // (a volume found mounted, as after a restart of ferryd, is walked again once unmounted)
+    if (mounted) this.touch(v.name);
     const touched = this.touched.has(v.name);
     const stale = !d || d.ino !== ino || ((d.mounted || touched) && !mounted) || (mounted && Date.now() - Date.parse(d.at) >= (this.opts.refreshMs ?? 5 * 60_000));
     if (force || stale) {
@@ -386,7 +403,7 @@ export class UsageTracker {
   private async save(): Promise<void> {
     if (!this.dirty) return;
     this.dirty = false;
-    const saved: Saved = { v: 1, data: Object.fromEntries(this.data), trash: Object.fromEntries(this.trash) };
+    const saved: Saved = { v: 1, data: Object.fromEntries(this.data), trash: Object.fromEntries(this.trash), touched: [...this.touched] };
     await writeJsonAtomic(this.file, saved).catch((err) => this.log.warn({ file: this.file, err: errorMessage(err) }, 'could not write the usage cache'));
   }
 }
