@@ -4,7 +4,6 @@ import { client, enc, keyValue, print, printItemError, printJson, wantsJson } fr
 import { ago, bytes, table, tableWidth } from './format.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { VOLUME_OPTION_NAMES } from '../wire/volume-options.js';
-import { FerryError } from '../util/errors.js';
 import type { DockerTold, TrashInfo, VolumeInfo } from '../volumes/service.js';
 import type * as W from '../wire/types.js';
 import type { Attachment as AttachmentStatus } from '../wire/types.js';
@@ -200,8 +199,9 @@ export function registerCliCommands(program: Command): void {
     .argument('[names-or-ids...]', 'entries to purge (volume name or trash ID)')
     .option('--all', 'purge every entry in the trash')
     .action(async (refs: string[], opts: { all?: boolean }, cmd: Command) => {
-      if (!opts.all && refs.length === 0) throw new FerryError('invalid', 'name the entries to purge, or pass --all to empty the trash');
-      if (opts.all && refs.length > 0) throw new FerryError('invalid', 'give entries or --all, not both');
+      // (wrong usage: exit code 2, as commander's own errors)
+      if (!opts.all && refs.length === 0) cmd.error('error: name the entries to purge, or pass --all to empty the trash', { exitCode: 2, code: 'ferry.usage' });
+      if (opts.all && refs.length > 0) cmd.error('error: give entries or --all, not both', { exitCode: 2, code: 'ferry.usage' });
       const api = client(cmd);
       const purged: TrashInfo[] = [];
       if (opts.all) purged.push(...(await api.call<{ purged: TrashInfo[] }>('DELETE', '/v1/trash')).purged);

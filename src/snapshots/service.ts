@@ -240,7 +240,7 @@ export class SnapshotService {
       const rec = this.volumes.recordOf(volume);
       const snap = await this.find(rec, ref, false);
       const tipOf = await this.history.branchesAt(rec, snap.id);
-      if (tipOf.length > 0) throw new FerryError('in_use', `snapshot ${snap.id} is the tip of branch ${tipOf.join(', ')} of ${volume}; reset or delete the branch first`);
+      if (tipOf.length > 0) throw new FerryError('in_use', `snapshot ${snap.id} is the tip of branch ${tipOf.join(', ')} of ${volume}; no command deletes a branch: move it off this snapshot first (\`ferry checkout ${volume} BRANCH\`, then \`ferry reset ${volume} --hard REF\`), or keep the snapshot`);
       await this.removeLocked(rec, snap);
       return snap;
     });

@@ -110,7 +110,12 @@ describe('ferry CLI against a real ferryd', () => {
     assert.ok(!JSON.parse((await f.cli('trash', 'ls', '--json')).stdout).some((t: { name: string }) => t.name === 'keep-old'));
     // trash purge
     await f.cli('volume', 'rm', 'keep');
-    assert.match((await f.cli('trash', 'purge')).stderr, /pass --all/);
+    const nothing = await f.cli('trash', 'purge');
+    assert.match(nothing.stderr, /^error: name the entries to purge, or pass --all/);
+    assert.equal(nothing.code, 2, 'wrong usage');
+    const both = await f.cli('--json', 'trash', 'purge', '--all', 'keep');
+    assert.equal(both.code, 2);
+    assert.deepEqual(JSON.parse(both.stderr), { error: { code: 'usage', message: 'give entries or --all, not both' } });
     const pu = await f.cli('trash', 'purge', 'keep');
     assert.match(pu.stdout, /^purged keep@\d+$/m);
     assert.equal((await f.cli('volume', 'undelete', 'keep')).code, 1);

@@ -318,7 +318,7 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
       assert.match((await f.cli('reset', 'hist')).stderr, /only hard resets exist/);
       assert.match((await f.cli('checkout', 'hist', 'nobranch')).stderr, /has no branch nobranch/);
       const tip = (await json('branch', 'hist')).branches.find((b: { name: string }) => b.name === 'experiment').tip;
-      assert.match((await f.cli('snapshot', 'rm', 'hist', tip)).stderr, /is the tip of branch experiment/);
+      assert.match((await f.cli('snapshot', 'rm', 'hist', tip)).stderr, /is the tip of branch experiment of hist; no command deletes a branch: move it off this snapshot first \(`ferry checkout hist BRANCH`, then `ferry reset hist --hard REF`\)/);
     });
 
     it('never lists a half snapshot and never mixes data after kill -9 mid-snapshot or mid-restore', async () => {
