@@ -66,7 +66,13 @@ export class DockerFacts {
       this.c.log.info({ volume: name, driver: body.Driver, labels: body.Labels, options: body.DriverOpts }, 'volume registered with Docker again');
       return { told: true, driver: body.Driver, labels: body.Labels, options: body.DriverOpts, ...(unknown ? { reason: 'ferryd never learned labels or driver options of this volume from Docker (made with `ferry volume create`, or by an older ferryd): registered without them' } : {}) };
     } catch (err) {
-      const reason = `the Docker engine at ${this.c.dockerHost ?? 'its dockerHost'} did not take it (${errorMessage(err)}); \`docker volume create -d ${body.Driver}\` with the same options and labels does it by hand`;
+      const msg = errorMessage(err);
+      // (Docker made a volume of another driver under this name meanwhile, e.g. `docker run -v NAME` while ours was removed)
+      const other = /driver '([^']+)' already has volume/.exec(msg)?.[1];
+      const fix = other
+        ? `Docker has a ${other} volume ${name} now (made by a \`docker run -v ${name}\` while this one was removed?): copy out what it holds, \`docker volume rm ${name}\`, then \`docker volume create -d ${body.Driver}\` with the same options and labels (\`ferry doctor\` lists such names)`
+        : `\`docker volume create -d ${body.Driver}\` with the same options and labels does it by hand`;
+      const reason = `the Docker engine at ${this.c.dockerHost ?? 'its dockerHost'} did not take it (${msg}); ${fix}`;
       this.c.log.warn({ volume: name }, `undelete: ${reason}`);
       return { told: false, reason };
     }

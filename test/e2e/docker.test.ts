@@ -64,6 +64,17 @@ describe('Ferry under a real Docker engine', { skip }, () => {
     assert.equal((await f.cli('volume', 'undelete', 'e2e-oops')).code, 0);
     assert.match(await h.dockerOk(['volume', 'ls', '-q']), /^e2e-oops$/m);
     assert.equal(await run('-v', 'e2e-oops:/data', 'bb', 'cat', '/data/thesis.txt'), 'irreplaceable\n');
+    // removed again, and meanwhile a `docker run -v` without the driver made a `local` volume of that name: the
+    // undelete brings the data back and says what stands in Docker's way, and how to clear it
+    await h.dockerOk(['volume', 'rm', 'e2e-oops']);
+    await run('-v', 'e2e-oops:/data', 'bb', 'true');
+    const twin = await f.cli('volume', 'undelete', 'e2e-oops');
+    assert.equal(twin.code, 0, twin.stderr);
+    assert.match(twin.stdout + twin.stderr, /Docker has a local volume e2e-oops now .*`docker volume rm e2e-oops`, then `docker volume create -d ferry`/);
+    // and following it gives Docker ferry's volume again, with its data
+    await h.dockerOk(['volume', 'rm', 'e2e-oops']); // (the local one)
+    await h.dockerOk(['volume', 'create', '-d', 'ferry', 'e2e-oops']);
+    assert.equal(await run('-v', 'e2e-oops:/data', 'bb', 'cat', '/data/thesis.txt'), 'irreplaceable\n');
   });
 
   it('serves ten containers on one volume at once, and refuses removal naming them', async () => {
