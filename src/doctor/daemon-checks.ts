@@ -87,7 +87,14 @@ async function pluginChecks(d: DaemonDoctorDeps): Promise<DoctorCheck[]> {
     drivers = await d.docker.volumeDrivers();
   } catch (err) {
     if (isErrno(err, 'ENOENT')) {
-      out.push(skipped('docker', `no Docker engine at ${d.dockerHost}: could not ask whether Docker lists driver ${driver}${where ? '' : ` (and ${elsewhere})`}`));
+      // not only unasked: without the engine ferryd cannot tell which containers use a volume, so removals are refused
+      out.push(
+        problem(
+          'docker',
+          `no Docker engine at ${d.dockerHost}: ferryd cannot ask which containers use a volume (\`ferry volume rm\` refuses without --force) or whether Docker lists driver ${driver}${where ? '' : ` (and ${elsewhere})`}`,
+          'start dockerd (or wait for it), or on a host without Docker set dockerHost: none',
+        ),
+      );
     } else {
       out.push(problem('docker', `the Docker engine at ${d.dockerHost} does not answer: ${errorMessage(err)}`, `start dockerd, or set dockerHost to its socket`));
     }

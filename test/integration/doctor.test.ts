@@ -102,6 +102,17 @@ describe('ferry doctor against a real ferryd', () => {
     assert.match(unwrapped(after.text), /^PROBLEM +plugin socket \S+ is left from a ferryd that is gone: Docker stalls about 15 s/m);
     await f.start();
   });
+
+  it('a dockerHost with no engine behind it is a problem: removals are refused while it lasts', async () => {
+    const g = await startFerryd({ dir: join(dir, 'no-engine'), dockerHost: `unix://${join(dir, 'no-docker.sock')}` });
+    try {
+      const r = await g.cli('doctor', '--data-dir', g.dataDir, '--plugin-socket', g.pluginSocket);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(unwrapped(r), /^PROBLEM +no Docker engine at unix:\/\/\S+no-docker\.sock: ferryd cannot ask which containers use a volume \(`ferry volume rm` refuses without --force\).* Fix: start dockerd \(or wait for it\), or on a host without Docker set dockerHost: none/m);
+    } finally {
+      await g.destroy();
+    }
+  });
 });
 
 const skipShared = skipUnless(isRoot() ? [] : ['root (uid 0) for mount --bind'], 'ferry doctor on shared pools');
