@@ -6,6 +6,7 @@ import type { VolumeService } from '../volumes/service.js';
 import type { SnapshotService, SnapshotRecord } from '../snapshots/service.js';
 import type { JobInfo, JobRegistry } from '../jobs/jobs.js';
 import { FerryError, errorMessage } from '../util/errors.js';
+import { shown } from '../util/shown.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { parseBackupUrl, runBackup, runRestore, runPrune, runVerify, type BackupInfo, type Repository } from './index.js';
 import { Targets, type BackupSettings, type ResolvedTarget } from './targets.js';
@@ -191,8 +192,15 @@ export class BackupService {
 
   /** Restore a backup into an empty directory (a new volume's data): used by `-o backup=URL`. */
   async restoreInto(url: string, dir: string, report?: (p: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number }) => void): Promise<void> {
-    const { t, id } = this.fromUrl(url);
-    const res = await this.withRepo(t, (r) => runRestore(r, id, dir, report ? { onProgress: report } : {}));
+    const { t, id, volume } = this.fromUrl(url);
+    const res = await this.withRepo(t, async (r) => {
+      // the URL's volume= says which volume the caller means: a mix-up of two URLs is refused, not restored
+      const snap = volume === undefined ? undefined : await r.loadSnapshot(id);
+      if (snap && volume !== undefined && snap.volume !== volume) {
+        throw new FerryError('invalid', `backup ${snap.id} of ${shown(url)} is a backup of volume ${shown(snap.volume)}, not of ${shown(volume)}: check the URL (\`ferry backup ls --target T\` lists each backup's URL)`);
+      }
+      return runRestore(r, id, dir, report ? { onProgress: report } : {});
+    });
     for (const w of res.warnings) this.log.warn({ url, warning: w }, 'restore warning');
     this.log.info({ url, files: res.files, bytes: res.bytes, ms: res.durationMs }, 'backup restored');
   }

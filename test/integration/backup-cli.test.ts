@@ -82,6 +82,10 @@ describe('backups through ferryd and the CLI', () => {
       const before = fingerprint(data(a, vol));
       const url = (await ok(a, 'backup', 'create', vol, '--target', t)).trim();
       assert.match(url, new RegExp(`^(file|s3)://.*\\?backup=[0-9a-f]+&volume=${vol}$`));
+      // a URL whose volume= names another volume than its backup's is a mix-up: refused, nothing made
+      const mixed = await b.plugin('Create', { Name: `${vol}-mixed`, Opts: { backup: url.replace(/volume=.*$/, 'volume=other') } });
+      assert.match(mixed.json.Err, new RegExp(`is a backup of volume .${vol}., not of .other.: check the URL`));
+      assert.equal((await b.plugin('Get', { Name: `${vol}-mixed` })).json.Err, `no such volume: ${vol}-mixed`);
       // the other node restores it, as Docker would with `docker volume create -d ferry --opt backup=URL`
       const created = await b.plugin('Create', { Name: `${vol}-copy`, Opts: { backup: url } });
       assert.equal(created.json.Err, '', created.text);
