@@ -1,6 +1,6 @@
 /** Wires ferryd together and runs it: pools, catalog, services, the plugin socket, the API, the background passes. */
 import { Periodic } from '../util/periodic.js';
-import { errorMessage } from '../util/errors.js';
+import { FerryError, errorMessage } from '../util/errors.js';
 import { basename, join } from 'node:path';
 import { hostname } from 'node:os';
 import { mkdir, unlink } from 'node:fs/promises';
@@ -140,6 +140,16 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     log,
     resolveClone: (from) => snapshots!.cloneSource(from),
     restoreBackup: (url, dir, report) => backups!.restoreInto(url, dir, report),
+    // a mistyped target would only show when the first scheduled backup cannot start
+    checkNewOptions: (o) => {
+      const target = o['backup-target'];
+      if (target === undefined) return;
+      try {
+        backups!.resolve(target);
+      } catch (err) {
+        throw new FerryError('invalid', `option backup-target=${target}: ${errorMessage(err)}`);
+      }
+    },
   });
   snapshots = new SnapshotService(service, log, docker);
   snapshots.quarantine = quarantine;

@@ -1,7 +1,7 @@
 /** What the volume service is built from: the catalog, the pools, the node, Docker, the cluster, and the hooks of the features above it. */
 import type { Logger } from 'pino';
 import type { Catalog } from '../catalog/catalog.js';
-import type { VolumeOptionsParser } from './options.js';
+import type { VolumeOptions, VolumeOptionsParser } from './options.js';
 import type { Pool } from '../pools/pool.js';
 import type { DockerClient } from '../docker/client.js';
 import type { Cluster } from '../cluster/cluster.js';
@@ -35,6 +35,12 @@ export interface ServiceDeps {
   now?: () => number;
   /** Find the snapshot a clone (`-o from=VOL@SNAP`) starts from. */
   resolveClone?: (from: string) => Promise<CloneSource>;
+  /**
+   * What only ferryd's configuration can tell of a new volume's options (a backup target that is not configured):
+   * refused before anything is made. Never asked of a volume that exists: Docker's Create of a known volume must
+   * not fail because the configuration changed since.
+   */
+  checkNewOptions?: (opts: VolumeOptions) => void;
   /** Fill a new volume's empty data directory from a backup (`-o backup=URL`). */
   restoreBackup?: (url: string, dir: string, report?: (p: RestoreReport) => void) => Promise<void>;
   /** Shared pools: the catalog, attachments and rwo locks that every host sees. */

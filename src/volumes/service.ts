@@ -203,6 +203,7 @@ export class VolumeService {
         if (ifMissing && same) return this.info(existing);
         throw existsError(name, this.isShared(existing.pool) ? existing.node : undefined, ifMissing);
       }
+      this.deps.checkNewOptions?.(opts);
       let v = { name, pool: poolName, opts, labels, fill, docker };
       if (opts.from) {
         const source = await this.deps.resolveClone!(opts.from);
