@@ -21,6 +21,8 @@ const program = new Command('ferry')
   .option('--api-ca <file>', 'CA certificate (PEM) to trust for an https --api-url, e.g. a self-signed one (env FERRY_API_CA)')
   .option('--json', 'print JSON for scripts instead of tables')
   .showHelpAfterError('(run with --help for usage)')
+  // wrap descriptions beside long command names too (commander leaves them unwrapped below 40 columns of room)
+  .configureHelp({ minWidthToWrap: 24 })
   .exitOverride();
 
 program
@@ -37,7 +39,10 @@ program
   .option('--api-tls-cert <file>', 'TLS certificate (PEM) for --api-listen; with --api-tls-key')
   .option('--api-tls-key <file>', 'TLS private key (PEM) for --api-listen')
   .addOption(new Option('--log-level <level>', 'log level (default info)').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
-  .addHelpText('after', '\nThe control API socket is set with the global --api-socket (default /run/ferry/api.sock).\nEvery flag can also be set by environment (FERRY_DATA_DIR, FERRY_CONFIG, FERRY_API_LISTEN, ...; empty = unset) and in the config file, e.g.:\n  dataDir: /var/lib/ferry\n  trashRetention: 7d')
+  .addHelpText(
+    'after',
+    '\nThe control API socket is set with the global --api-socket\n(default /run/ferry/api.sock). Every flag can also be set by environment\n(FERRY_DATA_DIR, FERRY_CONFIG, FERRY_API_LISTEN, ...; empty = unset) and in the\nconfig file, e.g.:\n  dataDir: /var/lib/ferry\n  trashRetention: 7d',
+  )
   .action(async (_opts: unknown, cmd: Command) => {
     const o = cmd.optsWithGlobals<Record<string, string | undefined>>();
     // The daemon's modules (HTTP server, logger, schema validator) load only here: CLI commands start faster.

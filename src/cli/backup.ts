@@ -41,7 +41,7 @@ export function registerBackupCommands(program: Command): void {
     .requiredOption('-t, --target <name-or-url>', 'configured target name, or file:///path, s3://bucket/prefix')
     .option('-s, --snapshot <snapshot>', 'back up this snapshot (default: a new one, made for the backup)')
     .option('--no-wait', 'print the job id and return at once')
-    .addHelpText('after', '\nExample:\n  ferry backup create db --target nas\n  ferry volume create db-copy -o backup="file:///mnt/backups/ferry?backup=ID&volume=db"')
+    .addHelpText('after', '\nExample:\n  ferry backup create db --target nas\n  ferry volume create db-copy \\\n    -o backup="file:///mnt/backups/ferry?backup=ID&volume=db"')
     .action(async (volume: string, opts: { target: string; snapshot?: string; wait: boolean }, cmd: Command) => {
       checkVolumeName(volume);
       const api = client(cmd);

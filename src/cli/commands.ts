@@ -46,7 +46,25 @@ export function registerCliCommands(program: Command): void {
     .argument('<name>', 'volume name: [a-zA-Z0-9][a-zA-Z0-9_.-]+')
     .option('-o, --opt <key=value>', `volume option, repeatable; accepted: ${VOLUME_OPTION_NAMES.join(', ')}`, keyValue('option'))
     .option('-l, --label <key=value>', 'label to keep with the volume, repeatable', keyValue('label'))
-    .addHelpText('after', '\nOptions for -o:\n  pool=NAME   pool to create the volume in (default: the default pool)\n  access=rwx  in a shared pool: rwx many hosts read and write (default), rwo one host at a time, rox read-only\n  uid=N       owner of the volume root\n  gid=N       group of the volume root\n  mode=0755   permissions of the volume root (octal)\n  size=10G    the most it may hold (K, M, G, T: powers of 1024; btrfs pools only, docs/quotas.md)\n\nExample:\n  ferry volume create db-data -o uid=999 -o mode=0750 --label app=postgres')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Options for -o (the core ones; the others: README, "Volume options"):',
+        '  pool=NAME   pool to create the volume in (default: the default pool)',
+        '  access=rwx  in a shared pool: rwx many hosts read and write (default),',
+        '              rwo one host at a time, rox read-only',
+        '  uid=N       owner of the volume root',
+        '  gid=N       group of the volume root',
+        '  mode=0755   permissions of the volume root (octal)',
+        '  size=10G    the most it may hold (K, M, G, T: powers of 1024; btrfs and',
+        '              image pools, docs/quotas.md)',
+        '  from=VOL@SNAPSHOT, backup=URL: start from a snapshot or a backup',
+        '',
+        'Example:',
+        '  ferry volume create db-data -o uid=999 -o mode=0750 --label app=postgres',
+      ].join('\n'),
+    )
     .action(async (name: string, opts: { opt?: Record<string, string>; label?: Record<string, string> }, cmd: Command) => {
       checkVolumeName(name);
       const v = await client(cmd).call<W.VolumeCreated>('POST', '/v1/volumes', { name, options: opts.opt ?? {}, labels: opts.label ?? {} });
@@ -231,6 +249,8 @@ export function registerCliCommands(program: Command): void {
           table(
             ['POOL', 'KIND', 'STATE', 'SNAPSHOTS', 'SIZES', 'USED', 'FREE', 'PATH'],
             s.pools.map((p) => [p.name, `${p.kind}${p.shared ? ' shared' : ''}`, p.ok ? 'ok' : p.stalled ? `STALLED since ${p.stalled.since}: ${p.problem}` : `DOWN: ${p.problem}`, p.snapshotMethod ?? '-', p.sizes ?? '-', bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
+            // (the path cut first: `--json` and the config have it whole; a pool's state never is)
+            { width: tableWidth(), shrink: ['PATH'] },
           ),
           ...(s.cluster
             ? [

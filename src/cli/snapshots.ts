@@ -157,7 +157,7 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<branch>', 'branch name')
     .option('-b', 'create the branch and switch to it, keeping the current data')
     .option('--restart-containers', 'stop the containers using the volume, switch, start them again')
-    .addHelpText('after', '\nThe working data of the branch you leave is kept, so switching back returns it, committed or not.')
+    .addHelpText('after', '\nThe working data of the branch you leave is kept, so switching back returns it,\ncommitted or not.')
     .action(async (volume: string, branch: string, o: { b?: boolean; restartContainers?: boolean }, cmd: Command) => {
       checkVolumeName(volume);
       const r = await client(cmd).checkout(volume, branch, { create: Boolean(o.b), restartContainers: Boolean(o.restartContainers) });

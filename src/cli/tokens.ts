@@ -9,7 +9,7 @@ export function registerTokenCommands(program: Command): void {
   const token = program
     .command('token')
     .description('API tokens for the control API over TCP (ferryd --api-listen): create, list, remove')
-    .addHelpText('after', '\nTokens are managed on the ferryd host only (this goes through the root-only unix socket).\nA client sends its token as "Authorization: Bearer TOKEN". read tokens can only read (GET, /metrics);\nadmin tokens can do everything the CLI does, except managing tokens.');
+    .addHelpText('after', '\nTokens are managed on the ferryd host only (this goes through the root-only unix\nsocket). A client sends its token as "Authorization: Bearer TOKEN". read tokens\ncan only read (GET, /metrics); admin tokens can do everything the CLI does,\nexcept managing tokens.');
 
   token
     .command('create')

@@ -145,6 +145,9 @@ describe('ferry CLI against a real ferryd', () => {
     assert.match(s.stdout, /^ferryd \d+\.\d+\.\d+ on node test-node/);
     assert.match(s.stdout, /^volumes:\s+\d+ \(0 mounted, 0 mounts\); \d+ in the trash \(kept 24h\)$/m);
     assert.match(s.stdout, /^local\s+dir\s+ok\s+/m);
+    // piped, the pools' table fits README's 100 columns (the path cut first)
+    const pools = s.stdout.slice(s.stdout.indexOf('\nPOOL ') + 1).split('\n\n')[0]!.split('\n');
+    for (const line of pools) assert.ok(line.length <= 100, `${line.length} columns: ${line}`);
     const j = JSON.parse((await f.cli('status', '--json')).stdout);
     assert.equal(j.node, 'test-node');
     assert.equal(j.pools[0].name, 'local');
@@ -158,6 +161,26 @@ describe('ferry CLI against a real ferryd', () => {
       assert.match(h.stdout, /^Usage: ferry/);
     }
     assert.match((await runFerry(['daemon', '--help'])).stdout, /--data-dir <dir>[\s\S]*--plugin-socket[\s\S]*--node[\s\S]*--trash-retention/);
+  });
+
+  it('fits every help text in 80 columns when piped (no terminal width to go by)', async () => {
+    // every command and subcommand, found through the help texts themselves
+    const queue: string[][] = [[]];
+    const seen: string[] = [];
+    while (queue.length) {
+      const batch = queue.splice(0, 4);
+      await Promise.all(
+        batch.map(async (cmd) => {
+          const h = await runFerry([...cmd, '--help']);
+          assert.equal(h.code, 0, `${cmd.join(' ')} --help`);
+          seen.push(cmd.join(' '));
+          for (const line of h.stdout.split('\n')) assert.ok(line.length <= 80, `ferry ${cmd.join(' ')} --help: ${line.length} columns: ${line}`);
+          const commands = h.stdout.split('\nCommands:\n')[1]?.split('\n\n')[0] ?? '';
+          for (const m of commands.matchAll(/^ {2}([a-z][a-z-]*)/gm)) if (m[1] !== 'help') queue.push([...cmd, m[1]!]);
+        }),
+      );
+    }
+    assert.ok(seen.includes('snapshot restore') && seen.includes('backup create') && seen.length > 30, `walked: ${seen.join(', ')}`);
   });
 });
 
