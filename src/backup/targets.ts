@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { FerryError, errorMessage } from '../util/errors.js';
+import { shown } from '../util/shown.js';
 import type { TargetProblem } from '../wire/types.js';
 import { init as initRepo, open as openRepo, parseBackupUrl, type Repository, type S3Options } from './index.js';
 
@@ -56,7 +57,7 @@ export class Targets {
       conf = Object.values(this.settings.targets).find((t) => parseBackupUrl(t.url).target === url);
     } else {
       const names = Object.keys(this.settings.targets);
-      throw new FerryError('invalid', `no backup target named ${JSON.stringify(ref)}; configured: ${names.length ? names.join(', ') : 'none'} (or give a URL: file:///path, s3://bucket/prefix)`);
+      throw new FerryError('invalid', `no backup target named ${shown(ref)}; configured: ${names.length ? names.join(', ') : 'none'} (or give a URL: file:///path, s3://bucket/prefix)`);
     }
     const name = named ? ref : Object.entries(this.settings.targets).find(([, t]) => t === conf)?.[0];
     return {

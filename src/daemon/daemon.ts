@@ -147,7 +147,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       try {
         backups!.resolve(target);
       } catch (err) {
-        throw new FerryError('invalid', `option backup-target=${target}: ${errorMessage(err)}`);
+        throw new FerryError('invalid', `option backup-target: ${errorMessage(err)}`);
       }
     },
   });

@@ -178,7 +178,7 @@ describe('backups through ferryd and the CLI', () => {
     // a scheduled backup to a mistyped target is refused when the volume is made, not at its first run
     const typo = await a.cli('volume', 'create', 'typo', '-o', 'backup-schedule=@daily', '-o', 'backup-target=nsa');
     assert.equal(typo.code, 1);
-    assert.match(typo.stderr, /option backup-target=nsa: no backup target named "nsa"; configured: nas, objects/);
+    assert.match(typo.stderr, /option backup-target: no backup target named "nsa"; configured: nas, objects/);
     assert.match((await a.cli('volume', 'inspect', 'typo')).stderr, /no such volume: typo/);
     const unknown = await a.cli('backup', 'ls', '--target', 'tape');
     assert.equal(unknown.code, 1);
