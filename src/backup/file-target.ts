@@ -18,6 +18,16 @@ interface OpenPack {
 
 const unavailableCodes = new Set(['EIO', 'ESTALE', 'ENOTCONN', 'EHOSTDOWN', 'EHOSTUNREACH', 'ETIMEDOUT']);
 
+/** What went wrong with an object of the file target at `url`, as a coded error (FileTarget's own, and a restore's writers reading its packs). */
+export function fileTargetError(url: string, err: unknown, doing: string, name: string): FerryError {
+  if (err instanceof FerryError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ENOENT') return new FerryError('not_found', `${url}: ${name} does not exist`, { target: url, name });
+  if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return new FerryError('no_space', `${url} is full (${e.code}) while ${doing} ${name}; free space or prune, then retry`, { target: url, name });
+  if (e.code && unavailableCodes.has(e.code)) return new FerryError('unavailable', `${url} is unreachable (${e.code}) while ${doing} ${name}`, { target: url, name });
+  return new FerryError('internal', `${url}: ${doing} ${name} failed: ${errorMessage(err)}`, { target: url, name });
+}
+
 export class FileTarget implements Target {
   readonly url: string;
   bytesWritten = 0;
@@ -27,13 +37,12 @@ export class FileTarget implements Target {
     this.url = pathToFileURL(root).href;
   }
 
+  get localDir(): string {
+    return this.root;
+  }
+
   private fail(err: unknown, doing: string, name: string): never {
-    if (err instanceof FerryError) throw err;
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'ENOENT') throw new FerryError('not_found', `${this.url}: ${name} does not exist`, { target: this.url, name });
-    if (e.code === 'ENOSPC' || e.code === 'EDQUOT') throw new FerryError('no_space', `${this.url} is full (${e.code}) while ${doing} ${name}; free space or prune, then retry`, { target: this.url, name });
-    if (e.code && unavailableCodes.has(e.code)) throw new FerryError('unavailable', `${this.url} is unreachable (${e.code}) while ${doing} ${name}`, { target: this.url, name });
-    throw new FerryError('internal', `${this.url}: ${doing} ${name} failed: ${errorMessage(err)}`, { target: this.url, name });
+    throw fileTargetError(this.url, err, doing, name);
   }
 
   async get(name: string): Promise<Buffer> {

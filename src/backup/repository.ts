@@ -17,7 +17,7 @@ import { FileTarget } from './file-target.js';
 import { parseTree, type TreeNode } from './tree.js';
 import { formatBackupUrl } from './url.js';
 import { BlobIndex } from './blob-index.js';
-import { PACK_TARGET_SIZE, packPath, type BlobLocation } from './pack.js';
+import { PACK_TARGET_SIZE, packPath, truncatedChunk, type BlobLocation } from './pack.js';
 import { takeLock } from './lock.js';
 
 /** Blobs of one pack at most this far apart are read as one range (readBlobs): a request costs more than this many bytes. */
@@ -299,7 +299,7 @@ export class Repository {
         const span = await this.target.getRange(packPath(pack), start, end - start);
         for (const [id, loc] of blobs.slice(i, j)) {
           const bytes = span.subarray(loc.offset - start, loc.offset - start + loc.length);
-          if (bytes.length !== loc.length) throw new FerryError('corrupt', `chunk ${id.slice(0, 16)}… in pack ${pack} is truncated`, { pack, blob: id });
+          if (bytes.length !== loc.length) throw truncatedChunk(id, pack);
           stored.set(id, bytes);
         }
         i = j;
@@ -321,12 +321,12 @@ export class Repository {
     const loc = this.index.get(id);
     if (!loc) throw new FerryError('corrupt', `chunk ${id} is in no index of ${this.url} (run verify)`);
     const stored = await this.target.getRange(packPath(loc.pack), loc.offset, loc.length);
-    if (stored.length !== loc.length) throw new FerryError('corrupt', `chunk ${id.slice(0, 16)}… in pack ${loc.pack} is truncated`, { pack: loc.pack, blob: id });
+    if (stored.length !== loc.length) throw truncatedChunk(id, loc.pack);
     return { loc, stored };
   }
 
   async decodeBlob(id: string, loc: BlobLocation, stored: Uint8Array): Promise<Buffer> {
-    if (stored.length !== loc.length) throw new FerryError('corrupt', `chunk ${id.slice(0, 16)}… in pack ${loc.pack} is truncated`, { pack: loc.pack });
+    if (stored.length !== loc.length) throw truncatedChunk(id, loc.pack);
     return this.codec.openChunk(id, loc.pack, loc.raw, stored);
   }
 }

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { chmod, chown, mkdir, readdir, utimes } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
-import type { WriterMsg, WriterAck } from './restore-worker.js';
+import type { WriterMsg, WriterAck, WriterSetup } from './restore-worker.js';
 import { WorkerChannel } from '../util/worker-channel.js';
 import { builtUrl } from '../util/built-files.js';
 import { join } from 'node:path';
@@ -115,7 +115,9 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
     for (const n of nodes) if (n.type === 'dir' && n.path !== '.') mkdirSync(abs(n), { mode: 0o700 });
 
     const writeback = new Writeback(targetDir, opts.writebackStep ?? WRITEBACK_STEP);
-    const writer = new Writer(WRITERS, repo.codec.key, (raw) => writeback.wrote(raw));
+    // from a directory on this host the writers read the packs themselves; from elsewhere (S3) this thread fetches the chunks for them
+    const localDir = repo.target.localDir;
+    const writer = new Writer(WRITERS, { key: repo.codec.key, local: localDir === undefined ? undefined : { dir: localDir, url: repo.target.url } }, (raw) => writeback.wrote(raw));
     let dirCount = 0;
     try {
       // Symlinks need only their directory: they go to the writers first, while the first chunks are fetched.
@@ -132,7 +134,7 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
         const fetches: Array<Promise<{ loc: BlobLocation; stored: Buffer }> | undefined> = content.map(() => undefined);
         const fetch = (i: number) => {
           const c = content[i];
-          if (i < content.length && typeof c === 'string' && !fetches[i]) {
+          if (localDir === undefined && i < content.length && typeof c === 'string' && !fetches[i]) {
             const p = repo.fetchBlob(c);
             p.catch(() => undefined); // awaited below; avoid an unhandled rejection if we stop early
             fetches[i] = p;
@@ -149,13 +151,21 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
             progress.bytesDone += c;
             continue;
           }
-          const { loc, stored } = await fetches[i]!;
-          fetches[i] = undefined;
           if (!opened) await writer.send({ t: 'open', id, path: abs(n) });
           opened = true;
-          await writer.send({ t: 'write', id, pos, stored, blob: c, pack: loc.pack, raw: loc.raw });
-          pos += loc.raw;
-          progress.bytesDone += loc.raw;
+          let raw: number;
+          if (localDir !== undefined) {
+            const loc = repo.index.get(c)!; // (every chunk is in the index: checked above)
+            await writer.send({ t: 'read', id, pos, blob: c, pack: loc.pack, offset: loc.offset, length: loc.length, raw: loc.raw });
+            raw = loc.raw;
+          } else {
+            const { loc, stored } = await fetches[i]!;
+            fetches[i] = undefined;
+            await writer.send({ t: 'write', id, pos, stored, blob: c, pack: loc.pack, raw: loc.raw });
+            raw = loc.raw;
+          }
+          pos += raw;
+          progress.bytesDone += raw;
           report();
         }
         if (!opened) await writer.send({ t: 'open', id, path: abs(n) });
@@ -202,7 +212,7 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
 /**
  * The main thread's end of restore-worker.ts: WRITERS threads, a file always goes to the same one;
  * messages are batched per turn of the event loop, and send() waits while more than 64 MiB of chunk
- * data is queued.
+ * data is queued (moved to the writers, or for them to read).
  */
 export class Writer {
   private readonly lanes: Array<{ chan: WorkerChannel<WriterMsg[], WriterAck>; batch: WriterMsg[] }> = [];
@@ -214,11 +224,12 @@ export class Writer {
   /** `onWritten` is told the bytes of file data each answered batch wrote. */
   constructor(
     n: number,
-    key: MasterKey | null,
+    setup: { key: MasterKey | null; local?: WriterSetup['local'] },
     private readonly onWritten?: (raw: number) => void,
   ) {
+    const workerData: WriterSetup = { key: setup.key ? { enc: setup.key.enc, mac: setup.key.mac } : null, local: setup.local };
     for (let i = 0; i < n; i++) {
-      const w = new Worker(builtUrl('backup/restore-worker.js'), { workerData: key ? { enc: key.enc, mac: key.mac } : null });
+      const w = new Worker(builtUrl('backup/restore-worker.js'), { workerData });
       this.lanes.push({ chan: new WorkerChannel(w, 'restore writer'), batch: [] });
     }
   }
@@ -244,6 +255,7 @@ export class Writer {
     if (lane.batch.length === 0) setImmediate(() => this.flush(lane));
     lane.batch.push(m);
     if (m.t === 'write') this.queuedBytes += m.stored.byteLength;
+    else if (m.t === 'read') this.queuedBytes += m.length;
     while (this.queuedBytes > 64 * 1024 * 1024 && !this.error) await this.wait();
     if (this.error) throw this.error;
   }

@@ -18,6 +18,11 @@ export interface Target {
   readonly url: string;
   /** Bytes successfully written through put() since this target was created. */
   readonly bytesWritten: number;
+  /**
+   * The directory holding the objects, when the target is one on this host's filesystem: a restore's
+   * writer threads then read the packs there themselves, and chunks never cross threads.
+   */
+  readonly localDir?: string;
   /** Whole object; FerryError('not_found') when missing. */
   get(name: string): Promise<Buffer>;
   /**

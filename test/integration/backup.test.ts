@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync, openSync, writeSync, closeSync, readdirSync, statSync, readFileSync, chmodSync, utimesSync } from 'node:fs';
+import { readlinkSync, mkdtempSync, rmSync, writeFileSync, mkdirSync, openSync, writeSync, closeSync, readdirSync, statSync, readFileSync, chmodSync, utimesSync } from 'node:fs';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -230,7 +230,26 @@ describe('backups to a file target', () => {
       await assert.rejects(runRestore(r, victimUser, join(tmp, 'damage-out')), code('corrupt'));
       rmSync(join(tmp, 'damage-out'), { recursive: true, force: true });
 
-      rmSync(victim);
+      // the restore's writer threads read the packs of a file target themselves: a pack cut short, then
+      // one deleted, once the restore has checked the index (as a disk or a share failing under it would),
+      // fail the restore with the same coded errors naming the pack, and leave no pack open
+      const packDir = join(tmp, 'repo-damage', 'data');
+      // (the main thread keeps a few packs open for its own reads, e.g. of trees, whether or not they are deleted since)
+      const openPacks = () => readdirSync('/proc/self/fd').map((f) => { try { return readlinkSync(`/proc/self/fd/${f}`).replace(/ \(deleted\)$/, ''); } catch { return ''; } }).filter((l) => l.startsWith(packDir)).sort().join('\n');
+      const packsOpen = openPacks();
+      buf[Math.floor(buf.length / 3)]! ^= 0x40;
+      const whenStarted = (damage: () => void) => {
+        let done = false;
+        return { onProgress: () => void (done ? undefined : ((done = true), damage())) };
+      };
+      const cut = whenStarted(() => writeFileSync(victim, buf.subarray(0, Math.floor(buf.length / 2))));
+      await assert.rejects(runRestore(r, victimUser, join(tmp, 'damage-out'), cut), (e: unknown) => code('corrupt')(e) && new RegExp(`in pack ${name} is truncated`).test((e as Error).message));
+      rmSync(join(tmp, 'damage-out'), { recursive: true, force: true });
+      writeFileSync(victim, buf);
+      await assert.rejects(runRestore(r, victimUser, join(tmp, 'damage-out'), whenStarted(() => rmSync(victim))), (e: unknown) => code('not_found')(e) && new RegExp(`${name} does not exist`).test((e as Error).message));
+      rmSync(join(tmp, 'damage-out'), { recursive: true, force: true });
+      assert.equal(openPacks(), packsOpen, 'no pack is left open by a failed restore');
+
       const s = await runVerify(r);
       const m = s.problems.find((x) => x.pack === name);
       assert.ok(m, JSON.stringify(s.problems));

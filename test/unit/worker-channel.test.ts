@@ -6,9 +6,12 @@ import { WorkerChannel } from '../../src/util/worker-channel.js';
 import { FerryError } from '../../src/util/errors.js';
 import { EncoderPool } from '../../src/backup/encoder-pool.js';
 import type { TestRequest } from '../helpers/channel-worker.js';
-import type { WriterAck, WriterMsg } from '../../src/backup/restore-worker.js';
+import type { WriterAck, WriterMsg, WriterSetup } from '../../src/backup/restore-worker.js';
+import { packPath } from '../../src/backup/pack.js';
+import { createHash } from 'node:crypto';
 import { Writer } from '../../src/backup/restore.js';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -101,7 +104,7 @@ describe('encoder pool', () => {
 describe('restore writer worker', () => {
   it('answers a batch with the bytes it released, and a corrupt chunk with a coded error that stays', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ferry-writer-'));
-    const c = new WorkerChannel<WriterMsg[], WriterAck>(new Worker(new URL('../../src/backup/restore-worker.js', import.meta.url), { workerData: null }), 'restore writer');
+    const c = new WorkerChannel<WriterMsg[], WriterAck>(new Worker(new URL('../../src/backup/restore-worker.js', import.meta.url), { workerData: { key: null } satisfies WriterSetup }), 'restore writer');
     try {
       const empty = join(dir, 'empty');
       const ack = await c.request([
@@ -123,12 +126,43 @@ describe('restore writer worker', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+  it("reads chunks from the packs of a target on this host itself, and names a pack cut short", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-writer-'));
+    const repo = join(dir, 'repo');
+    const setup: WriterSetup = { key: null, local: { dir: repo, url: 'file://' + repo } };
+    const c = new WorkerChannel<WriterMsg[], WriterAck>(new Worker(new URL('../../src/backup/restore-worker.js', import.meta.url), { workerData: setup }), 'restore writer');
+    try {
+      // an unencrypted pack: a header, then one chunk stored as it is (the format byte 0, then its bytes)
+      const plain = Buffer.from('the bytes of a restored file');
+      const blob = createHash('sha256').update(plain).digest('hex');
+      const stored = Buffer.concat([Buffer.from([0]), plain]);
+      const pack = 'ab'.repeat(32);
+      await mkdir(dirname(join(repo, packPath(pack))), { recursive: true });
+      await writeFile(join(repo, packPath(pack)), Buffer.concat([Buffer.from('FERRYPK1'), stored]));
+      const out = join(dir, 'out');
+      const ack = await c.request([
+        { t: 'open', id: 1, path: out },
+        { t: 'read', id: 1, pos: 0, blob, pack, offset: 8, length: stored.length, raw: plain.length },
+        { t: 'close', id: 1, size: plain.length, uid: process.getuid!(), gid: process.getgid!(), mode: 0o640, atime: 1, mtime: 2 },
+      ]);
+      assert.deepEqual(await readFile(out), plain);
+      assert.deepEqual(ack, { bytes: stored.length, raw: plain.length, ownerDenied: false });
+      const cut = c.request([
+        { t: 'open', id: 2, path: join(dir, 'cut') },
+        { t: 'read', id: 2, pos: 0, blob, pack, offset: 9, length: stored.length, raw: plain.length },
+      ]);
+      await assert.rejects(cut, (e: unknown) => e instanceof FerryError && e.code === 'corrupt' && e.details?.['pack'] === pack && /is truncated/.test(e.message));
+    } finally {
+      await c.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('restore writer', () => {
   it('fails the restore, rather than leaving it waiting, when a writer thread dies', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ferry-writer-'));
-    const w = new Writer(2, null);
+    const w = new Writer(2, { key: null });
     try {
       await w.send({ t: 'open', id: 0, path: join(dir, 'a') });
       await w.send({ t: 'open', id: 1, path: join(dir, 'b') });
@@ -143,7 +177,7 @@ describe('restore writer', () => {
 
   it('fails the last drain when a writer died while it had nothing to do (directory metadata would go unset)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ferry-writer-'));
-    const w = new Writer(2, null);
+    const w = new Writer(2, { key: null });
     try {
       await w.channels[0]!.worker.terminate();
       await w.send({ t: 'meta', id: 0, path: dir, uid: 0, gid: 0, mode: 0o751, atime: 1, mtime: 1 });
