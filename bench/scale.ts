@@ -12,7 +12,7 @@
 import { writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { startFerryd, unixRequest, ROOT, type Ferryd } from '../test/helpers/ferryd.js';
-import { median, percentile, pluginClient, onInterrupt, reporter, progressLog, loadAverage, shOut, rssMB, timed } from './lib.js';
+import { createVolumes, median, percentile, pluginClient, onInterrupt, reporter, progressLog, loadAverage, shOut, rssMB, timed } from './lib.js';
 import { chartSize, lineCharts, svgToPng } from './chart.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
@@ -67,16 +67,9 @@ try {
   for (const n of SIZES) {
     progress(`${n} volumes: creating`);
     f = await startFerryd({ logLevel: 'info', ...(bin ? { bin } : {}) });
-    const c = pluginClient(f.pluginSocket);
     const t = performance.now();
-    for (let k = 0; k < n; k += 64) {
-      await Promise.all(Array.from({ length: Math.min(64, n - k) }, async (_, j) => {
-        const r = await c.call('Create', { Name: `v${String(k + j).padStart(5, '0')}` });
-        if (r.Err) throw new Error(`Create: ${r.Err}`);
-      }));
-    }
+    await createVolumes(f.pluginSocket, n);
     const createSeconds = (performance.now() - t) / 1000;
-    c.close();
     const row: Row = { volumes: n, createSeconds, ready: [], inside: [], rssReady: [], rssListed: [], apiList: [], pluginList: [], passMs: [], apiQuiet: [], pluginQuiet: [], rssQuiet: [], scrape: [], parseMs: [], load: '' };
     for (let r = 0; r < RESTARTS; r++) {
       await f.stop();

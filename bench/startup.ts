@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve, dirname } from 'node:path';
 import { startFerryd, FERRY_BIN, ROOT, type Ferryd } from '../test/helpers/ferryd.js';
-import { loadAverage, median, onInterrupt, pluginClient, progressLog, shOut } from './lib.js';
+import { createVolumes, loadAverage, median, onInterrupt, progressLog, shOut } from './lib.js';
 
 const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const noWrite = process.argv.includes('--no-write');
@@ -70,14 +70,7 @@ try {
   for (const n of SIZES) {
     progress(`${n} volumes: creating`);
     f = await startFerryd({ logLevel: 'info' });
-    const c = pluginClient(f.pluginSocket);
-    for (let k = 0; k < n; k += 64) {
-      await Promise.all(Array.from({ length: Math.min(64, n - k) }, async (_, j) => {
-        const r = await c.call('Create', { Name: `v${String(k + j).padStart(5, '0')}` });
-        if (r.Err) throw new Error(`Create: ${r.Err}`);
-      }));
-    }
-    c.close();
+    await createVolumes(f.pluginSocket, n);
     await f.stop();
     const row: Row = { volumes: n, samples: { before: [], after: [] }, loads: [] };
     await startOnce(f, builds.before);
