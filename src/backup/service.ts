@@ -195,9 +195,10 @@ export class BackupService {
     const { t, id, volume } = this.fromUrl(url);
     const res = await this.withRepo(t, async (r) => {
       // the URL's volume= says which volume the caller means: a mix-up of two URLs is refused, not restored
-      const snap = volume === undefined ? undefined : await r.loadSnapshot(id);
-      if (snap && volume !== undefined && snap.volume !== volume) {
-        throw new FerryError('invalid', `backup ${snap.id} of ${shown(url)} is a backup of volume ${shown(snap.volume)}, not of ${shown(volume)}: check the URL (\`ferry backup ls --target T\` lists each backup's URL)`);
+      // (the snapshot is small: runRestore reads it again rather than take it from here)
+      if (volume !== undefined) {
+        const snap = await r.loadSnapshot(id);
+        if (snap.volume !== volume) throw new FerryError('invalid', `backup ${snap.id} of ${shown(url)} is a backup of volume ${shown(snap.volume)}, not of ${shown(volume)}: check the URL (\`ferry backup ls --target T\` lists each backup's URL)`);
       }
       return runRestore(r, id, dir, report ? { onProgress: report } : {});
     });
