@@ -28,12 +28,12 @@ export interface PackRecord {
   blobs: BlobRecord[];
 }
 
-/** Where a pack is stored in the target. */
 /** A chunk's stored bytes ended before their length: the pack was cut short. */
 export function truncatedChunk(blob: string, pack: string): FerryError {
   return new FerryError('corrupt', `chunk ${blob.slice(0, 16)}… in pack ${pack} is truncated`, { pack, blob });
 }
 
+/** Where a pack is stored in the target. */
 export function packPath(id: string): string {
   return `data/${id.slice(0, 2)}/${id}`;
 }
