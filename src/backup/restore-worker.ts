@@ -132,6 +132,7 @@ if (!isMainThread) {
         if (m.t === 'open') fds.set(m.id, { fd: openSync(m.path, 'wx', 0o600), end: 0 });
         else if (m.t === 'write' || m.t === 'read') {
           const f = fds.get(m.id)!;
+          if (m.t === 'read' && !packs) throw new Error('restore writer: a chunk to read, but no target directory to read it from');
           const stored = m.t === 'write' ? m.stored : packs!.read(m);
           f.end = Math.max(f.end, writeSparse(f.fd, codec.openChunkSync(m.blob, m.pack, m.raw, stored), m.pos));
         } else if (m.t === 'symlink') {

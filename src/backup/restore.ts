@@ -155,19 +155,18 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
           }
           if (!opened) await writer.send({ t: 'open', id, path: abs(n) });
           opened = true;
-          let raw: number;
+          let loc: BlobLocation;
           if (localDir !== undefined) {
-            const loc = repo.index.get(c)!; // (every chunk is in the index: checked above)
+            loc = repo.index.get(c)!; // (every chunk is in the index: checked above)
             await writer.send({ t: 'read', id, pos, blob: c, pack: loc.pack, offset: loc.offset, length: loc.length, raw: loc.raw });
-            raw = loc.raw;
           } else {
-            const { loc, stored } = await fetches[i]!;
+            const fetched = await fetches[i]!;
             fetches[i] = undefined;
-            await writer.send({ t: 'write', id, pos, stored, blob: c, pack: loc.pack, raw: loc.raw });
-            raw = loc.raw;
+            loc = fetched.loc;
+            await writer.send({ t: 'write', id, pos, stored: fetched.stored, blob: c, pack: loc.pack, raw: loc.raw });
           }
-          pos += raw;
-          progress.bytesDone += raw;
+          pos += loc.raw;
+          progress.bytesDone += loc.raw;
           report();
         }
         if (!opened) await writer.send({ t: 'open', id, path: abs(n) });
