@@ -298,10 +298,18 @@ export async function runSoak(o: SoakOptions): Promise<SoakSummary> {
           if (!vs.length) return;
           const v = pick(vs);
           const name = `c${++seq}`;
-          const r = await docker(h, ['run', '-d', '--name', name, '--network', 'none', '-v', `${v.name}:/d`, 'bb', 'sleep', '100000']);
-          note('attach', h, r);
-          // even a failed run may have left a container (created, not started): detach removes it
-          containers.set(name, { host: h.name, vol: v.name });
+          // busy until the container counts as using it: an rm of the volume on another host meanwhile (ferryd here
+          // down for a few seconds, Docker retrying) would make Docker's plain `-v NAME` create a local volume NAME,
+          // as it does for any name no driver has, which is Docker's rule, not a fault of ferry's
+          busy.add(v.name);
+          try {
+            const r = await docker(h, ['run', '-d', '--name', name, '--network', 'none', '-v', `${v.name}:/d`, 'bb', 'sleep', '100000']);
+            note('attach', h, r);
+            // even a failed run may have left a container (created, not started): detach removes it
+            containers.set(name, { host: h.name, vol: v.name });
+          } finally {
+            busy.delete(v.name);
+          }
         },
       },
       detach: {
