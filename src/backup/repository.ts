@@ -265,7 +265,7 @@ export class Repository {
   }
 
   async loadTree(s: SnapshotFile): Promise<TreeNode[]> {
-    return parseTree(Buffer.concat(await this.readBlobs(s.tree)));
+    return parseTree(await this.readBlobs(s.tree));
   }
 
   /**

@@ -192,17 +192,39 @@ export function serializeTree(nodes: TreeNode[]): Buffer {
 const TREE_DECODE_BLOCK = 64 * 1024;
 
 /**
- * The nodes of a serialised tree, decoded ~64 KiB at a time (cut at line ends): one non-ASCII name made
- * the whole tree one two-byte string, and decoding and parsing it took twice as long (220 against 120 ms
- * for 58,000 nodes here).
+ * The nodes of a serialised tree, given whole or as its chunks in order (a line may span several), decoded
+ * ~64 KiB at a time (cut at line ends): one non-ASCII name made the whole tree one two-byte string, and
+ * decoding and parsing it took twice as long (220 against 120 ms for 58,000 nodes here). Chunks are read
+ * where they are: joining a 14 MB manifest first cost ~45 ms and 3,400 fresh pages.
  */
-export function parseTree(buf: Buffer): TreeNode[] {
+export function parseTree(input: Buffer | readonly Buffer[]): TreeNode[] {
   const out: TreeNode[] = [];
-  for (let start = 0; start < buf.length; ) {
-    let end = buf.indexOf(0x0a, Math.min(buf.length, start + TREE_DECODE_BLOCK));
-    if (end < 0) end = buf.length;
-    for (const line of buf.toString('utf8', start, end).split('\n')) if (line) out.push(JSON.parse(line) as TreeNode);
-    start = end + 1;
+  const lines = (text: string) => {
+    for (const line of text.split('\n')) if (line) out.push(JSON.parse(line) as TreeNode);
+  };
+  // the start of a line that goes on in the next chunk (UTF-8 bytes: decoded once the line is whole)
+  let carry: Buffer[] = [];
+  for (const part of Buffer.isBuffer(input) ? [input] : input) {
+    let start = 0;
+    if (carry.length) {
+      const nl = part.indexOf(0x0a);
+      if (nl < 0) {
+        carry.push(part);
+        continue;
+      }
+      carry.push(part.subarray(0, nl));
+      lines(Buffer.concat(carry).toString('utf8'));
+      carry = [];
+      start = nl + 1;
+    }
+    const last = part.lastIndexOf(0x0a);
+    while (start <= last) {
+      const end = part.indexOf(0x0a, Math.min(last, start + TREE_DECODE_BLOCK));
+      lines(part.toString('utf8', start, end));
+      start = end + 1;
+    }
+    if (start < part.length) carry.push(part.subarray(start));
   }
+  if (carry.length) lines(Buffer.concat(carry).toString('utf8')); // a last line without its newline
   return out;
 }

@@ -193,6 +193,20 @@ describe('backup manifest', () => {
     assert.deepEqual(parseTree(bytes), nodes.map(({ linkKey: _k, ...rest }) => rest));
     assert.deepEqual(parseTree(bytes.subarray(0, bytes.length - 1)).length, nodes.length, 'a last line without its newline is read too');
     assert.deepEqual(parseTree(Buffer.alloc(0)), []);
+    // as the chunks a manifest is stored in: cut anywhere, inside a line, a UTF-8 character or a newline's
+    // neighbours, with chunks holding no newline at all (the big lines above are ~36 KiB)
+    const want = nodes.map(({ linkKey: _k, ...rest }) => rest);
+    for (const sizes of [[1], [7, 1, 13], [5000], [70_000, 3], [Math.floor(bytes.length / 2)]]) {
+      const parts: Buffer[] = [];
+      for (let at = 0, k = 0; at < bytes.length; k++) {
+        const n = sizes[k % sizes.length]!;
+        parts.push(bytes.subarray(at, at + n));
+        at += n;
+      }
+      assert.deepEqual(parseTree(parts), want, `chunks of ${sizes.join(', ')} bytes`);
+    }
+    assert.deepEqual(parseTree([bytes.subarray(0, 10), Buffer.alloc(0), bytes.subarray(10, bytes.length - 1)]), want, 'an empty chunk; no newline at the end');
+    assert.deepEqual(parseTree([]), []);
     // one line longer in UTF-8 than the buffer first taken, though not in UTF-16 code units
     const one: ScannedNode[] = [{ path: '日'.repeat(1000), type: 'dir', mode: 0o700, uid: 0, gid: 0, mtime: '1' }];
     assert.ok(serializeTree(one).equals(Buffer.from(JSON.stringify(one[0]) + '\n')));
