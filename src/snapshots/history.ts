@@ -27,7 +27,7 @@ export interface HistoryStore {
   /** Swap the live data for a copy of a snapshot (all or nothing under a crash). */
   replaceData(rec: VolumeRecord, snap: SnapshotRecord): Promise<void>;
   /** Run `fn` with the volume unmounted everywhere (its containers stopped, and started again after, if asked). */
-  switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>): Promise<T>;
+  switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>, check?: (rec: VolumeRecord) => Promise<unknown>): Promise<T>;
 }
 
 export class SnapshotHistory {
@@ -113,12 +113,21 @@ export class SnapshotHistory {
       });
       return { branch, commit: b.tip };
     }
-    return this.store.switching(volume, restartContainers, 'switch', async (rec) => {
-      const refs = await this.refs(rec);
+    /** What the data becomes: the branch's saved worktree or its tip; undefined when it is the branch we are on. */
+    const targetOf = (refs: Refs): string | undefined => {
       if (!(branch in refs.branches)) throw new FerryError('not_found', `volume ${volume} has no branch ${branch}; \`ferry branch ${volume}\` lists them, \`ferry checkout -b ${volume} ${branch}\` creates it`);
-      if (branch === refs.head) return { branch, commit: refs.branches[branch] ?? null };
+      if (branch === refs.head) return undefined;
       const target = refs.worktrees[branch] ?? refs.branches[branch] ?? undefined;
       if (!target) throw new FerryError('invalid', `branch ${branch} has no commit yet`);
+      return target;
+    };
+    // checked before any container is stopped (a typo must not restart a database), and again under the lock
+    const now = await this.refs(this.volumes.recordOf(volume));
+    if (targetOf(now) === undefined) return { branch, commit: now.branches[branch] ?? null };
+    return this.store.switching(volume, restartContainers, 'switch', async (rec) => {
+      const refs = await this.refs(rec);
+      const target = targetOf(refs);
+      if (target === undefined) return { branch, commit: refs.branches[branch] ?? null };
       const saved = await this.store.createLocked(rec, { kind: 'worktree', origin: 'history', branch: refs.head });
       const previous = refs.worktrees[refs.head];
       refs.worktrees[refs.head] = saved.id;
@@ -139,14 +148,20 @@ export class SnapshotHistory {
 
   /** `reset --hard REF`: the data becomes commit REF's and the current branch points at it. */
   async reset(volume: string, ref: string, { restartContainers = false } = {}): Promise<SnapshotRecord> {
-    return this.store.switching(volume, restartContainers, 'reset', async (rec) => {
-      const refs = await this.refs(rec);
-      const commit = await this.resolveRef(rec, refs, ref);
-      await this.store.replaceData(rec, commit);
-      refs.branches[refs.head] = commit.id;
-      await this.saveRefs(rec, refs);
-      return commit;
-    });
+    return this.store.switching(
+      volume,
+      restartContainers,
+      'reset',
+      async (rec) => {
+        const refs = await this.refs(rec);
+        const commit = await this.resolveRef(rec, refs, ref);
+        await this.store.replaceData(rec, commit);
+        refs.branches[refs.head] = commit.id;
+        await this.saveRefs(rec, refs);
+        return commit;
+      },
+      async (rec) => this.resolveRef(rec, await this.refs(rec), ref),
+    );
   }
 
   /** A commit id or unique prefix, a branch name, HEAD, HEAD~N, HEAD^ (^ repeatable), BRANCH~N. */

@@ -70,7 +70,7 @@ export class SnapshotService {
         createLocked: (rec, opts) => this.creation.createLocked(rec, opts),
         removeLocked: (rec, snap) => this.removeLocked(rec, snap),
         replaceData: (rec, snap) => this.replaceData(rec, snap),
-        switching: (volume, restart, what, fn) => this.swap.switching(volume, restart, what, fn),
+        switching: (volume, restart, what, fn, check) => this.swap.switching(volume, restart, what, fn, check),
       },
       volumes,
     );
@@ -274,11 +274,17 @@ export class SnapshotService {
 
   /** Make the live data the snapshot's. Refused while containers use the volume, unless restartContainers. */
   async restore(volume: string, ref: string, { restartContainers = false } = {}): Promise<SnapshotRecord> {
-    return this.swap.switching(volume, restartContainers, 'restore', async (rec) => {
-      const snap = await this.find(rec, ref, false);
-      await this.replaceData(rec, snap);
-      return snap;
-    });
+    return this.swap.switching(
+      volume,
+      restartContainers,
+      'restore',
+      async (rec) => {
+        const snap = await this.find(rec, ref, false);
+        await this.replaceData(rec, snap);
+        return snap;
+      },
+      (rec) => this.find(rec, ref, false),
+    );
   }
 
   /** Swap the live data for a writable copy of a snapshot whose manifest can be read (swap.ts). */

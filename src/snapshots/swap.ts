@@ -46,10 +46,13 @@ export class DataSwap {
 
   /**
    * Run a change of the live data with the volume unmounted: refuse when containers use it, or with
-   * restartContainers stop them, run, and start them again (also when the change failed).
+   * restartContainers stop them, run, and start them again (also when the change failed). `check` refuses
+   * a change that cannot be made (a snapshot, commit or branch that does not exist) before any container is
+   * touched: a typo must not restart a database; `fn` checks again under the volume's lock.
    */
-  async switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>): Promise<T> {
+  async switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>, check?: (rec: VolumeRecord) => Promise<unknown>): Promise<T> {
     const rec0 = this.volumes.recordOf(volume);
+    await check?.(rec0);
     await this.volumes.refuseIfUsedElsewhere(rec0, what);
     let stopped: ContainerRef[] | undefined;
     if (Object.keys(rec0.mounts).length > 0) {

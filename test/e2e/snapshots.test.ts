@@ -114,13 +114,29 @@ describe('snapshots and history under a real Docker engine', { skip }, () => {
     const state = JSON.parse(await h.dockerOk(['inspect', 'db-server']))[0].State;
     assert.equal(state.Status, 'running', 'started again');
     assert.equal(await h.dockerOk(['exec', 'db-server', 'cat', '/data/schema']), 'v1\n', 'and it sees the switched data');
+    // a name that does not exist, or the branch it is on: refused or done before any container is stopped
+    const started = () => h.dockerOk(['inspect', '-f', '{{.State.StartedAt}} {{.State.Pid}}', 'db-server']);
+    const was = await started();
+    for (const [args, want] of [
+      [['snapshot', 'restore', 'app-db', 'no-such-snap'], /volume app-db has no snapshot "no-such-snap"/],
+      [['reset', 'app-db', '--hard', 'deadbeef'], /no commit "deadbeef" in the history of app-db/],
+      [['checkout', 'app-db', 'no-such-branch'], /volume app-db has no branch no-such-branch/],
+    ] as const) {
+      const bad = await f.cli(...args, '--restart-containers');
+      assert.equal(bad.code, 1, args.join(' '));
+      assert.match(bad.stderr, want);
+    }
+    await ok('checkout', 'app-db', 'master', '--restart-containers');
+    assert.equal(await started(), was, 'the container ran on, never stopped');
+    assert.equal(await h.dockerOk(['exec', 'db-server', 'cat', '/data/schema']), 'v1\n');
     await h.dockerOk(['rm', '-f', 'db-server']);
     // a container run with --rm would be removed by its stop, never to start again: refused before anything stops
     await h.dockerOk(['run', '-d', '--rm', '--name', 'db-once', '--network', 'none', '--stop-timeout', '1', '-v', 'app-db:/data', 'bb', 'sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.1; done']);
-    const once = await f.cli('checkout', 'app-db', 'master', '--restart-containers');
+    const once = await f.cli('checkout', 'app-db', 'feature', '--restart-containers');
     assert.equal(once.code, 1);
     assert.match(once.stderr, /in use by db-once, started with --rm: .*nothing changed/);
     assert.equal(JSON.parse(await h.dockerOk(['inspect', 'db-once']))[0].State.Status, 'running', 'still running');
+    assert.equal(await h.dockerOk(['exec', 'db-once', 'cat', '/data/schema']), 'v1\n', 'on master still');
     await h.dockerOk(['rm', '-f', 'db-once']);
   });
 
