@@ -52,6 +52,8 @@ export function registerSnapshotCommands(program: Command): void {
       const s = (await follow(api, job, { quiet: wantsJson(cmd) })).result as SnapshotRecord;
       if (wantsJson(cmd)) return printJson(s);
       print(`${s.id} ${s.name} (${s.method}, ${s.durationMs} ms)`);
+      // asked to flush or pause a workload that does not run: say so, rather than let a user believe it happened
+      if ((o.exec || o.pause) && s.consistency === 'crash') process.stderr.write(`(no running container uses ${volume}: ${[o.exec && '--exec ran nowhere', o.pause && '--pause paused nothing'].filter(Boolean).join(', ')}; the snapshot is of the data as it was)\n`);
     });
 
   snap

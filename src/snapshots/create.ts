@@ -71,7 +71,8 @@ export class SnapshotCreation {
           throw new FerryError('invalid', `--exec ${JSON.stringify(opts.exec)} failed in container ${c.name} with exit code ${r.exitCode}${out ? ` (${out})` : ''}; no snapshot taken`);
         }
       }
-      consistency = 'exec';
+      // (no container runs on the volume: nothing ran it, nothing writes; the record claims no more than it is)
+      if (users.length) consistency = 'exec';
     }
     const paused: ContainerRef[] = [];
     let pointInTime = false;
@@ -84,7 +85,7 @@ export class SnapshotCreation {
           await this.c.docker!.pause(c.id);
           paused.push(c);
         }
-        consistency = 'paused';
+        if (users.length) consistency = 'paused';
       }
       let prev = [...existing].reverse().find((s) => s.method === pool.snapshotMethod.name && s.method !== 'btrfs');
       // (without a readable manifest the previous snapshot cannot tell what is unchanged: copy everything)

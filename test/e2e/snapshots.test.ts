@@ -79,6 +79,11 @@ describe('snapshots and history under a real Docker engine', { skip }, () => {
     assert.match(bad.stderr, /--exec "exit 3" failed in container pair-writer with exit code 3; no snapshot taken/);
     assert.equal(JSON.parse(await ok('--json', 'snapshot', 'ls', 'busy')).length, n);
     await h.dockerOk(['rm', '-f', 'pair-writer']);
+    // no container runs on the volume any more: nothing to run the command in, and the user is told so
+    const idle = await f.cli('snapshot', 'create', 'busy', '--exec', 'echo flushed > /data/flush-marker-2', '--name', 'idle');
+    assert.equal(idle.code, 0, idle.stderr);
+    assert.match(idle.stderr, /no running container uses busy: --exec ran nowhere; the snapshot is of the data as it was/);
+    assert.equal(JSON.parse(await ok('--json', 'snapshot', 'inspect', 'busy', 'idle')).consistency, 'crash', 'the record claims no flush');
   });
 
   it('plays a dvol-style session through containers: commit, branch, checkout, reset HEAD^', async () => {
