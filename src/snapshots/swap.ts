@@ -56,10 +56,17 @@ export class DataSwap {
     await this.volumes.refuseIfUsedElsewhere(rec0, what);
     let stopped: ContainerRef[] | undefined;
     if (Object.keys(rec0.mounts).length > 0) {
-      const users = ((await this.volumes.containersUsing(volume)) ?? []).filter((c) => c.state === 'running' || c.state === 'paused');
+      const known = await this.volumes.containersUsing(volume); // (undefined: no Docker to ask)
+      const users = (known ?? []).filter((c) => c.state === 'running' || c.state === 'paused');
+      const mounts = Object.keys(rec0.mounts).length;
+      // mounted, and Docker runs no container to stop: one starting, or a mount whose Unmount never came (stale-mounts.ts)
+      if (known && users.length === 0) {
+        throw new FerryError('in_use', `volume ${volume} is mounted (${mounts} mount${mounts > 1 ? 's' : ''}) but no container using it runs: one is starting, or one stopped while ferryd could not hear its Unmount, a mount ferryd drops by itself within a minute or two (\`ferry volume inspect ${volume}\` shows the mounts); nothing changed, try again then`, { containers: [] });
+      }
       if (!restartContainers) {
-        const who = users.length ? users.map((c) => c.name).join(', ') : `${Object.keys(rec0.mounts).length} Docker mount(s)`;
-        throw new FerryError('in_use', `volume ${volume} is in use by ${who}; stop them first, or pass --restart-containers to stop them, ${what} and start them again`, { containers: users });
+        const who = users.length ? users.map((c) => c.name).join(', ') : `${mounts} Docker mount${mounts > 1 ? 's' : ''}`;
+        const them = users.length === 1 || (users.length === 0 && mounts === 1) ? 'it' : 'them';
+        throw new FerryError('in_use', `volume ${volume} is in use by ${who}; stop ${them} first, or pass --restart-containers to stop ${them}, ${what} and start ${them} again`, { containers: users });
       }
       // A container started with --rm is removed by Docker when it stops: it could not be started again
       const removedOnStop: string[] = [];
@@ -74,7 +81,10 @@ export class DataSwap {
     try {
       const deadline = Date.now() + 30_000;
       while (stopped && Object.keys(this.volumes.recordOf(volume).mounts).length > 0) {
-        if (Date.now() > deadline) throw new FerryError('in_use', `volume ${volume} is still mounted after its containers stopped; nothing changed`);
+        if (Date.now() > deadline) {
+          const left = Object.keys(this.volumes.recordOf(volume).mounts).length;
+          throw new FerryError('in_use', `volume ${volume} is still mounted (${left} mount${left > 1 ? 's' : ''}) after its containers stopped: the mount of a container that stopped while ferryd could not hear its Unmount, which ferryd drops by itself a minute or two after no container uses the volume; nothing changed (the containers are started again): stop them, wait for that, then ${what}`);
+        }
         await new Promise((r) => setTimeout(r, 50));
       }
       result = await this.volumes.withLock(volume, async () => {

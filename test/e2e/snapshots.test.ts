@@ -113,7 +113,7 @@ describe('snapshots and history under a real Docker engine', { skip }, () => {
     await h.dockerOk(['run', '-d', '--name', 'db-server', '--network', 'none', '--stop-timeout', '1', '-v', 'app-db:/data', 'bb', 'sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.1; done']);
     const r = await f.cli('checkout', 'app-db', 'master');
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /volume app-db is in use by db-server; stop them first, or pass --restart-containers/);
+    assert.match(r.stderr, /volume app-db is in use by db-server; stop it first, or pass --restart-containers/);
     assert.equal(await cat('app-db', 'schema'), 'v3-feature\n', 'nothing changed');
     await ok('checkout', 'app-db', 'master', '--restart-containers');
     const state = JSON.parse(await h.dockerOk(['inspect', 'db-server']))[0].State;
@@ -135,6 +135,12 @@ describe('snapshots and history under a real Docker engine', { skip }, () => {
     assert.equal(await started(), was, 'the container ran on, never stopped');
     assert.equal(await h.dockerOk(['exec', 'db-server', 'cat', '/data/schema']), 'v1\n');
     await h.dockerOk(['rm', '-f', 'db-server']);
+    // a mount no running container holds (as when a container stopped while ferryd was down): said as it is
+    await f.plugin('Mount', { Name: 'app-db', ID: 'unheard-unmount' });
+    const stale = await f.cli('checkout', 'app-db', 'feature', '--restart-containers');
+    assert.equal(stale.code, 1);
+    assert.match(stale.stderr, /volume app-db is mounted \(1 mount\) but no container using it runs: .*ferryd drops by itself within a minute or two/);
+    await f.plugin('Unmount', { Name: 'app-db', ID: 'unheard-unmount' });
     // a container run with --rm would be removed by its stop, never to start again: refused before anything stops
     await h.dockerOk(['run', '-d', '--rm', '--name', 'db-once', '--network', 'none', '--stop-timeout', '1', '-v', 'app-db:/data', 'bb', 'sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.1; done']);
     const once = await f.cli('checkout', 'app-db', 'feature', '--restart-containers');

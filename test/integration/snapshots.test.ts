@@ -279,7 +279,7 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
       await f.plugin('Mount', { Name: 'snap-rt', ID: 'holder-1' });
       const r = await f.cli('snapshot', 'restore', 'snap-rt', 'golden');
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /volume snap-rt is in use by 1 Docker mount\(s\); stop them first, or pass --restart-containers/);
+      assert.match(r.stderr, /volume snap-rt is in use by 1 Docker mount; stop it first, or pass --restart-containers/);
       await f.plugin('Unmount', { Name: 'snap-rt', ID: 'holder-1' });
     });
 
