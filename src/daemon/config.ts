@@ -136,8 +136,8 @@ const fileSchema = z.strictObject({
   fenceCommand: z.string().min(1).optional(),
   apiListen: z
     .string()
-    .regex(/^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9_.-]+):[0-9]{1,5}$/, 'apiListen must be HOST:PORT, e.g. 127.0.0.1:7677 or [::1]:7677')
-    .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, { message: 'apiListen: the port must be 0-65535' })
+    .regex(/^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9_.-]+):[0-9]{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:7677 or [::1]:7677')
+    .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, { message: 'the port must be 0-65535' })
     .optional(),
   apiTls: z.strictObject({ cert: absPath('apiTls.cert'), key: absPath('apiTls.key') }).optional(),
   restartContainers: z.boolean().optional(),

@@ -49,7 +49,7 @@ export class Trash {
     }
     checkVolumeName(ref);
     const matches = this.c.catalog.trash.values().filter((t) => t.volume.name === ref);
-    if (matches.length === 0) throw new FerryError('not_found', `no removed volume named ${ref} in the trash; \`ferry trash ls\` lists it`);
+    if (matches.length === 0) throw new FerryError('not_found', `no removed volume named ${ref} in the trash; \`ferry trash ls\` lists what is there`);
     return matches.sort((a, b) => b.removedAt.localeCompare(a.removedAt))[0]!;
   }
 

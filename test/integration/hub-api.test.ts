@@ -480,6 +480,9 @@ describe('Volume Hub API over TLS', () => {
     assert.match(r.stderr, /apiTls is for the TCP listener: set apiListen/);
     const bad = await run(process.execPath, [join(new URL('../../../bin/ferry', import.meta.url).pathname), 'daemon', '--data-dir', join(dir, 'd'), '--api-socket', join(dir, 'a.sock'), '--api-listen', '7677']);
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /apiListen must be HOST:PORT/);
+    assert.match(bad.stderr, /command line: apiListen: must be HOST:PORT/);
+    const port = await run(process.execPath, [join(new URL('../../../bin/ferry', import.meta.url).pathname), 'daemon', '--data-dir', join(dir, 'd'), '--api-socket', join(dir, 'a.sock'), '--api-listen', '127.0.0.1:99999']);
+    assert.equal(port.code, 1);
+    assert.match(port.stderr, /ferry: command line: apiListen: the port must be 0-65535\n/, 'the setting named once');
   });
 });
