@@ -135,12 +135,17 @@ describe('snapshots and history under a real Docker engine', { skip }, () => {
     assert.equal(await started(), was, 'the container ran on, never stopped');
     assert.equal(await h.dockerOk(['exec', 'db-server', 'cat', '/data/schema']), 'v1\n');
     await h.dockerOk(['rm', '-f', 'db-server']);
-    // a mount no running container holds (as when a container stopped while ferryd was down): said as it is
+    // a mount no running container holds, beside a container that is stopped but not removed (as when it stopped
+    // while ferryd was down and its Unmount was lost): said as it is, and nothing is stopped, started or changed
+    await h.dockerOk(['run', '--name', 'db-stopped', '--network', 'none', '-v', 'app-db:/data', 'bb', 'true']);
     await f.plugin('Mount', { Name: 'app-db', ID: 'unheard-unmount' });
     const stale = await f.cli('checkout', 'app-db', 'feature', '--restart-containers');
     assert.equal(stale.code, 1);
     assert.match(stale.stderr, /volume app-db is mounted \(1 mount\) but no container using it runs: .*ferryd drops by itself within a minute or two/);
+    assert.equal(JSON.parse(await h.dockerOk(['inspect', 'db-stopped']))[0].State.Status, 'exited', 'left as it was');
+    assert.equal(await cat('app-db', 'schema'), 'v1\n', 'still on master');
     await f.plugin('Unmount', { Name: 'app-db', ID: 'unheard-unmount' });
+    await h.dockerOk(['rm', 'db-stopped']);
     // a container run with --rm would be removed by its stop, never to start again: refused before anything stops
     await h.dockerOk(['run', '-d', '--rm', '--name', 'db-once', '--network', 'none', '--stop-timeout', '1', '-v', 'app-db:/data', 'bb', 'sh', '-c', 'trap "exit 0" TERM; while :; do sleep 0.1; done']);
     const once = await f.cli('checkout', 'app-db', 'feature', '--restart-containers');
