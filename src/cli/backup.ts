@@ -65,7 +65,7 @@ export function registerBackupCommands(program: Command): void {
       const r = await client(cmd).call<BackupList>('GET', `/v1/backups?${q}`);
       if (wantsJson(cmd)) return printJson(r.backups);
       if (opts.quiet) return r.backups.forEach((b) => print(b.url));
-      print(table(['ID', 'VOLUME', 'NODE', 'TIME', 'FILES', 'SIZE', 'ADDED', 'URL'], r.backups.map((b) => [b.id.slice(0, 12), b.volume, b.node, ago(b.time), String(b.files), bytes(b.bytes), bytes(b.bytesAdded), b.url]), { width: tableWidth(), shrink: ['URL', 'VOLUME', 'NODE'] }));
+      print(table(['ID', 'VOLUME', 'NODE', 'TIME', 'FILES', 'SIZE', 'ADDED', 'URL'], r.backups.map((b) => [b.id.slice(0, 12), b.volume, b.node, ago(b.time), String(b.files), bytes(b.bytes), bytes(b.bytesAdded), b.url]), { width: tableWidth(), shrink: ['URL'] }));
     });
 
   backup
@@ -156,7 +156,7 @@ export function registerBackupCommands(program: Command): void {
         table(
           ['ID', 'KIND', 'VOLUME', 'TARGET', 'STATE', 'PROGRESS', 'STARTED'],
           jobs.map((j) => [j.id, j.kind, j.volume ?? '-', j.target ?? '-', j.state === 'failed' ? `failed: ${j.error?.message.split('\n')[0]}` : j.state, jobProgress(j), ago(j.startedAt)]),
-          { width: tableWidth(), shrink: ['STATE', 'TARGET', 'VOLUME'] },
+          { width: tableWidth(), shrink: ['STATE', 'TARGET'] },
         ),
       );
     });

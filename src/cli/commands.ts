@@ -89,7 +89,7 @@ export function registerCliCommands(program: Command): void {
         table(
           ['NAME', 'POOL', 'ACCESS', 'MOUNTS', 'ATTACHED', 'DATA', 'SNAPSHOTS', 'CREATED'],
           volumes.map((v) => [v.name, v.pool, v.access, String(v.mounts), v.shared ? attachedText(v.attachments) : '-', maybeBytes(v.usage?.dataBytes), maybeBytes(v.usage?.snapshotBytes), ago(v.createdAt)]),
-          { width: tableWidth(), shrink: ['ATTACHED', 'NAME', 'POOL'] },
+          { width: tableWidth(), shrink: ['ATTACHED', 'POOL'] },
         ),
       );
     });
@@ -207,7 +207,7 @@ export function registerCliCommands(program: Command): void {
         table(
           ['ID', 'NAME', 'POOL', ...(withCompose ? ['COMPOSE'] : []), 'REMOVED', 'PURGED', 'SIZE'],
           items.map((t) => [t.id, t.name, t.pool, ...(withCompose ? [compose(t)] : []), ago(t.removedAt), ago(t.expiresAt), maybeBytes(t.bytes)]),
-          { width: tableWidth(), shrink: ['COMPOSE', 'NAME', 'POOL', 'ID'] },
+          { width: tableWidth(), shrink: ['COMPOSE', 'POOL'] },
         ),
       );
     });

@@ -7,7 +7,12 @@ export function tableWidth(out: { isTTY?: boolean; columns?: number } = process.
 export interface TableOptions {
   /** The columns to fit (default TABLE_WIDTH). */
   width?: number;
-  /** Headers of the columns that may be shortened (with an ellipsis) to fit, in the order they are cut. */
+  /**
+   * Headers of the columns that may be shortened (with an ellipsis) to fit, in the order they are cut.
+   * Never a name or an id: a user copies those into the next command, and two long names cut to the same
+   * prefix would look like one (as `docker volume ls`, which never cuts a name). A row with a long name is
+   * wider than the table instead.
+   */
   shrink?: string[];
 }
 

@@ -67,7 +67,7 @@ export function registerSnapshotCommands(program: Command): void {
       const { snapshots } = await client(cmd).snapshots(volume, { all: Boolean(o.all) });
       if (wantsJson(cmd)) return printJson(snapshots);
       const shown = o.all ? snapshots : snapshots.filter((s) => !generated(s));
-      print(table(['ID', 'NAME', 'KIND', 'CREATED', 'METHOD', 'TOOK'], shown.map((s) => [s.id, s.name, kindText(s), shortTime(s.createdAt), s.method, `${s.durationMs} ms`]), { width: tableWidth(), shrink: ['NAME'] }));
+      print(table(['ID', 'NAME', 'KIND', 'CREATED', 'METHOD', 'TOOK'], shown.map((s) => [s.id, s.name, kindText(s), shortTime(s.createdAt), s.method, `${s.durationMs} ms`]), { width: tableWidth() }));
       const hidden = snapshots.length - shown.length;
       if (hidden) process.stderr.write(`(${hidden} made by ferry for backups and history not shown; --all lists them)\n`);
     });

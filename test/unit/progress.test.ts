@@ -233,5 +233,8 @@ describe('units and tables', () => {
     assert.equal(table(['A', 'B'], [['x', 'y']]), 'A   B\nx   y', 'a narrow table is unchanged');
     const names = table(['NAME', 'POOL'], [['n'.repeat(150), 'local']], { width: 100, shrink: ['NAME'] });
     assert.equal(names.split('\n')[1], `${'n'.repeat(91)}…   local`);
+    // a column not named in `shrink` is never cut, even when the row is then wider than the table
+    const wide = table(['NAME', 'POOL'], [[`${'n'.repeat(120)}-a`, 'a-pool-with-a-long-name'], [`${'n'.repeat(120)}-b`, 'local']], { width: 100, shrink: ['POOL'] }).split('\n');
+    assert.deepEqual(wide.slice(1), [`${'n'.repeat(120)}-a   a-pool-wi…`, `${'n'.repeat(120)}-b   local`], 'the pool is cut as far as it may be; two long names that differ at their end stay two');
   });
 });
