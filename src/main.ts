@@ -7,7 +7,7 @@ import { registerBackupCommands } from './cli/backup.js';
 import { registerTokenCommands } from './cli/tokens.js';
 import { registerDoctorCommand } from './cli/doctor.js';
 import { BUILTIN_DEFAULTS as DEFAULTS } from './daemon/defaults.js';
-import { errorMessage } from './util/errors.js';
+import { FerryError, errorMessage, isUsageError } from './util/errors.js';
 import { errorCode, errorLine } from './cli/common.js';
 import { VERSION } from './version.js';
 
@@ -51,24 +51,41 @@ program
     // FERRY_* environment variables stand in for flags (a managed plugin is set up by env: docs/managed-plugin.md);
     // an empty value means "not set", so a plugin's settable env can default to nothing
     const env = (name: string): string | undefined => process.env[name] || undefined;
+    // a bad value is named as the user gave it: the flag, or the variable (givenAs)
+    const givenAs: Record<string, string> = {};
+    const pick = (key: string, flag: string | undefined, variable: string): string | undefined => {
+      if (flag !== undefined) return flag;
+      const v = env(variable);
+      if (v !== undefined) givenAs[key] = variable;
+      return v;
+    };
+    // a path typed on the command line is taken from the working directory, as the TLS files are
+    const pickPath = (key: string, flag: string | undefined, variable: string): string | undefined => {
+      const v = pick(key, flag, variable);
+      return v === undefined ? undefined : resolve(v);
+    };
+    if ((o.apiTlsCert === undefined) !== (o.apiTlsKey === undefined)) {
+      throw new FerryError('invalid', `${o.apiTlsCert === undefined ? '--api-tls-key' : '--api-tls-cert'} needs ${o.apiTlsCert === undefined ? '--api-tls-cert' : '--api-tls-key'} too: the certificate and its private key`, { usage: true });
+    }
     const managed = Boolean(env('FERRY_MANAGED_PLUGIN'));
-    const dataDir = o.dataDir ?? env('FERRY_DATA_DIR');
+    const dataDir = pickPath('dataDir', o.dataDir, 'FERRY_DATA_DIR');
     const config = await loadConfig(
       {
         config: o.config ?? env('FERRY_CONFIG'),
         dataDir,
-        pluginSocket: o.pluginSocket ?? env('FERRY_PLUGIN_SOCKET'),
-        apiSocket: o.apiSocket ?? env('FERRY_API_SOCKET'),
-        node: o.node ?? env('FERRY_NODE'),
-        dockerHost: o.dockerHost ?? env('FERRY_DOCKER_HOST'),
-        trashRetention: o.trashRetention ?? env('FERRY_TRASH_RETENTION'),
-        logLevel: (o.logLevel ?? env('FERRY_LOG_LEVEL')) as never,
-        apiListen: o.apiListen ?? env('FERRY_API_LISTEN'),
-        mountRoot: o.mountRoot ?? env('FERRY_MOUNT_ROOT'),
+        pluginSocket: pickPath('pluginSocket', o.pluginSocket, 'FERRY_PLUGIN_SOCKET'),
+        apiSocket: pickPath('apiSocket', o.apiSocket, 'FERRY_API_SOCKET'),
+        node: pick('node', o.node, 'FERRY_NODE'),
+        dockerHost: pick('dockerHost', o.dockerHost, 'FERRY_DOCKER_HOST'),
+        trashRetention: pick('trashRetention', o.trashRetention, 'FERRY_TRASH_RETENTION'),
+        logLevel: pick('logLevel', o.logLevel, 'FERRY_LOG_LEVEL') as never,
+        apiListen: pick('apiListen', o.apiListen, 'FERRY_API_LISTEN'),
+        mountRoot: pickPath('mountRoot', o.mountRoot, 'FERRY_MOUNT_ROOT'),
         apiTls: o.apiTlsCert !== undefined || o.apiTlsKey !== undefined ? ({ cert: o.apiTlsCert && resolve(o.apiTlsCert), key: o.apiTlsKey && resolve(o.apiTlsKey) } as never) : undefined,
       },
       // inside the managed plugin the config file lives in the state mount (DATA_DIR/ferry.yaml)
       managed ? join(dataDir ?? DEFAULTS.dataDir, 'ferry.yaml') : undefined,
+      { 'apiTls.cert': '--api-tls-cert', 'apiTls.key': '--api-tls-key', ...givenAs },
     );
     if (managed) config.runsAs = 'managed-plugin';
     const daemon = await startDaemon(config);
@@ -125,6 +142,12 @@ try {
     // --help and --version end here too, with exit code 0; usage errors were already printed (as text without --json).
     if (err.exitCode !== 0 && jsonErrors) fail('usage', err.message.replace(/^error: /, ''));
     process.exit(err.exitCode === 0 ? 0 : 2);
+  }
+  // A bad flag value (ferry daemon --api-listen 7677) is a usage error, as an unknown flag is: exit 2.
+  if (isUsageError(err)) {
+    fail('usage', errorMessage(err));
+    if (!jsonErrors) process.stderr.write('(run with --help for usage)\n');
+    process.exit(2);
   }
   // Operational failures (refused, not found, daemon unreachable) exit 1 with the reason on stderr.
   fail(errorCode(err), errorMessage(err));

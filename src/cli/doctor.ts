@@ -1,4 +1,5 @@
 /** `ferry doctor`: what is wrong with this host's Ferry, one line per check, and what to do about it. */
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ApiError, type ApiClient } from './client.js';
 import { client, print, wantsJson } from './common.js';
@@ -119,7 +120,8 @@ export function registerDoctorCommand(program: Command): void {
     .action(async (opts: { config?: string; dataDir?: string; pluginSocket?: string }, cmd: Command) => {
       const settings = async (): Promise<LocalSettings> => {
         const { loadConfig } = await import('../daemon/config.js');
-        const c = await loadConfig({ config: opts.config, dataDir: opts.dataDir, pluginSocket: opts.pluginSocket });
+        // relative paths from the working directory, as `ferry daemon` takes them
+        const c = await loadConfig({ config: opts.config, dataDir: opts.dataDir && resolve(opts.dataDir), pluginSocket: opts.pluginSocket && resolve(opts.pluginSocket) });
         return { dataDir: c.dataDir, pluginSocket: c.pluginSocket, pools: [{ name: 'local', path: c.dataDir, shared: false }, ...Object.entries(c.pools).map(([name, p]) => ({ name, path: p.path, shared: p.shared }))] };
       };
       const r = await doctor({ api: client(cmd), settings, json: wantsJson(cmd) });

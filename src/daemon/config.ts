@@ -71,13 +71,13 @@ export interface PoolConfig {
 
 const poolName = z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'a pool name is [a-zA-Z0-9][a-zA-Z0-9_.-]*');
 
-const absPath = (what: string) => z.string().refine((p) => isAbsolute(p), { message: `${what} must be an absolute path` });
+const absPath = () => z.string().refine((p) => isAbsolute(p), { message: 'must be an absolute path (one that starts with /)' });
 
 /** The YAML file's schema: every key optional, unknown keys refused (a typo must not be ignored). */
 const fileSchema = z.strictObject({
-  dataDir: absPath('dataDir').optional(),
-  pluginSocket: absPath('pluginSocket').optional(),
-  apiSocket: absPath('apiSocket').optional(),
+  dataDir: absPath().optional(),
+  pluginSocket: absPath().optional(),
+  apiSocket: absPath().optional(),
   node: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'node must be a host name ([a-zA-Z0-9_.-])').optional(),
   dockerHost: z
     .string()
@@ -96,7 +96,7 @@ const fileSchema = z.strictObject({
         fs: z.enum(['ext4', 'xfs'], { message: 'the filesystem of an image pool is ext4 or xfs' }).optional(),
         defaultSize: z.string().optional(),
         allocate: z.enum(['full', 'sparse'], { message: 'allocate is full (reserve each image\'s space when it is made) or sparse (take space as it is written)' }).optional(),
-        path: absPath('path'),
+        path: absPath(),
         shared: z.boolean().default(false),
         mount: z
           .strictObject({
@@ -115,7 +115,7 @@ const fileSchema = z.strictObject({
       z.strictObject({
         url: z.string().regex(/^(file:\/\/\/|s3:\/\/)/, 'a file:///path or s3://bucket/prefix URL'),
         password: z.string().min(1).optional(),
-        passwordFile: absPath('passwordFile').optional(),
+        passwordFile: absPath().optional(),
         keepBase: z.boolean().optional(),
         s3: z
           .strictObject({
@@ -129,19 +129,21 @@ const fileSchema = z.strictObject({
       }),
     )
     .optional(),
-  backupPasswordFile: absPath('backupPasswordFile').optional(),
+  backupPasswordFile: absPath().optional(),
   heartbeatInterval: z.string().optional(),
   nodeTimeout: z.string().optional(),
   fenceDeadline: z.string().optional(),
   fenceCommand: z.string().min(1).optional(),
   apiListen: z
     .string()
-    .regex(/^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9_.-]+):[0-9]{1,5}$/, 'must be HOST:PORT, e.g. 127.0.0.1:7677 or [::1]:7677')
-    .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, { message: 'the port must be 0-65535' })
+    // one check, one message: a malformed address is not also told its port is out of range
+    .refine((v) => /^(\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9_.-]+):[0-9]{1,5}$/.test(v) && Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, {
+      message: 'must be HOST:PORT with a port 0-65535, e.g. 127.0.0.1:7677 or [::1]:7677',
+    })
     .optional(),
-  apiTls: z.strictObject({ cert: absPath('apiTls.cert'), key: absPath('apiTls.key') }).optional(),
+  apiTls: z.strictObject({ cert: absPath(), key: absPath() }).optional(),
   restartContainers: z.boolean().optional(),
-  mountRoot: absPath('mountRoot').optional(),
+  mountRoot: absPath().optional(),
 });
 
 export type ConfigInput = z.infer<typeof fileSchema>;
@@ -163,8 +165,27 @@ function schemaAt(path: PropertyKey[]): z.ZodType | undefined {
   return cur;
 }
 
-/** Validate settings; each problem names the full path of the key, what was expected in words, and its YAML line (from a file). */
-function check(input: unknown, source: string, file?: { text: string; parseDocument: typeof ParseDocument }): ConfigInput {
+/**
+ * How each setting given on the command line was given: a flag (`--api-listen`) or an environment variable
+ * (`FERRY_API_LISTEN`), by its key ('apiListen', 'apiTls.cert'). Errors name what the user typed.
+ */
+export type GivenAs = Record<string, string>;
+
+/** A setting's name in an error: the flag or variable it came from, else its key in the config file. */
+function named(path: PropertyKey[], givenAs?: GivenAs, input?: unknown): string {
+  const key = path.join('.');
+  const name = givenAs?.[key] ?? (givenAs?.[String(path[0])] ? [givenAs[String(path[0])], ...path.slice(1)].join('.') : key || '(the file)');
+  if (!givenAs) return name;
+  // on the command line, also what was typed
+  const value = path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined), input);
+  return typeof value === 'string' ? `${name} ${JSON.stringify(value)}` : name;
+}
+
+/**
+ * Validate settings; each problem names the full path of the key (or the flag it came from), what was
+ * expected in words, and its YAML line (from a file).
+ */
+function check(input: unknown, source: string, file?: { text: string; parseDocument: typeof ParseDocument }, givenAs?: GivenAs): ConfigInput {
   const r = fileSchema.safeParse(input ?? {});
   if (r.success) return r.data;
   const text = file?.text;
@@ -184,7 +205,7 @@ function check(input: unknown, source: string, file?: { text: string; parseDocum
         const names = known instanceof z.ZodObject ? Object.keys(known.shape).join(', ') : '';
         return i.keys.map((k) => `${[...i.path, k].join('.')}: unknown setting${names ? `; known: ${names}` : ''}${lineOf([...i.path, k])}`);
       }
-      const at = i.path.join('.') || '(the file)';
+      const at = named(i.path, givenAs, input);
       if (i.code === 'invalid_type') {
         const received = / received (\w+)$/.exec(i.message)?.[1];
         const want = WORDS[i.expected] ?? `a ${i.expected}`;
@@ -193,14 +214,19 @@ function check(input: unknown, source: string, file?: { text: string; parseDocum
       return [`${at}: ${i.message}${lineOf(i.path)}`];
     })
     .join('; ');
-  throw new FerryError('invalid', `${source}: ${issues}`);
+  throw givenAs ? usageError(issues) : new FerryError('invalid', `${source}: ${issues}`);
+}
+
+/** A bad value on the command line (or in a FERRY_* variable): the CLI exits 2 for it, as for an unknown flag (isUsageError). */
+function usageError(message: string): FerryError {
+  return new FerryError('invalid', message, { usage: true });
 }
 
 /**
  * Settings: built-in defaults, then the YAML file (--config FILE, or /etc/ferry/ferry.yaml when it exists),
  * then command-line flags. Everything is validated; errors name the file and the setting.
  */
-export async function loadConfig(flags: ConfigInput & { config?: string }, defaultFile: string = DEFAULT_CONFIG_FILE): Promise<DaemonConfig> {
+export async function loadConfig(flags: ConfigInput & { config?: string }, defaultFile: string = DEFAULT_CONFIG_FILE, givenAs: GivenAs = {}): Promise<DaemonConfig> {
   const { config: explicitFile, ...flagValues } = flags;
   const file = explicitFile ?? (existsSync(defaultFile) ? defaultFile : undefined);
   let fromFile: ConfigInput = {};
@@ -225,7 +251,9 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
     fromFile = check(doc, `config file ${file}`, { text, parseDocument: yaml.parseDocument });
   }
   const defined = Object.fromEntries(Object.entries(flagValues).filter(([, v]) => v !== undefined));
-  const fromFlags = check(defined, 'command line');
+  // errors name the flag (or the variable, by givenAs) a value came from
+  const names = { ...Object.fromEntries(Object.keys(defined).map((k) => [k, `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())}`])), ...givenAs };
+  const fromFlags = check(defined, 'command line', undefined, names);
   const merged = { ...DEFAULTS, ...fromFile, ...fromFlags };
   for (const [i, r] of merged.snapshotSchedules.entries()) {
     try {
@@ -240,6 +268,7 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
   if (defaultPool !== 'local' && !pools[defaultPool]) {
     throw new FerryError('invalid', `${file ?? 'config'}: defaultPool ${defaultPool} is not a configured pool (pools: local${Object.keys(pools).map((p) => ', ' + p).join('')})`);
   }
+  if (fromFlags.apiTls && !merged.apiListen) throw usageError(`${names['apiTls.cert'] ?? '--api-tls-cert'} and ${names['apiTls.key'] ?? '--api-tls-key'} are for the TCP listener: give --api-listen HOST:PORT too`);
   if (merged.apiTls && !merged.apiListen) {
     throw new FerryError('invalid', `${file ?? 'config'}: apiTls is for the TCP listener: set apiListen (--api-listen HOST:PORT) too`);
   }
@@ -255,6 +284,12 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
         throw new FerryError('invalid', `${file ?? 'config'}: pools.${name}: ${errorMessage(err)}`);
       }
     }
+  }
+  let trashRetentionMs: number;
+  try {
+    trashRetentionMs = parseDuration(merged.trashRetention, fromFlags.trashRetention === undefined ? 'trashRetention' : names.trashRetention!);
+  } catch (err) {
+    throw fromFlags.trashRetention === undefined ? err : usageError(errorMessage(err));
   }
   const heartbeatIntervalMs = parseDuration(merged.heartbeatInterval, 'heartbeatInterval');
   const nodeTimeoutMs = parseDuration(merged.nodeTimeout, 'nodeTimeout');
@@ -280,7 +315,7 @@ export async function loadConfig(flags: ConfigInput & { config?: string }, defau
     backupTargets: (merged.backupTargets ?? {}) as Record<string, BackupTargetConfig>,
     heartbeatIntervalMs,
     nodeTimeoutMs,
-    trashRetentionMs: parseDuration(merged.trashRetention, 'trashRetention'),
+    trashRetentionMs,
     runsAs: 'host-daemon',
     ...(file ? { configFile: file } : {}),
   };

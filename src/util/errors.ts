@@ -59,3 +59,8 @@ export function errorMessage(err: unknown): string {
 export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
 }
+
+/** Whether `err` is a bad value given on the command line (FerryError details `usage`): the CLI exits 2, as for an unknown flag. */
+export function isUsageError(err: unknown): boolean {
+  return err instanceof FerryError && err.details?.usage === true;
+}

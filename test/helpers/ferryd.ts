@@ -103,6 +103,8 @@ export interface FerrydOptions {
   env?: Record<string, string>;
   /** Run another build's bin/ferry (a bench comparing two commits on one data dir); this checkout's by default. */
   bin?: string;
+  /** The daemon's working directory (relative paths among extraArgs are taken from it). */
+  cwd?: string;
 }
 
 /** Start a real ferryd (the built program, as a child process) on private sockets and a temporary data dir. */
@@ -134,7 +136,7 @@ export async function startFerryd(opts: FerrydOptions = {}): Promise<Ferryd> {
     const fd = openSync(logFile, 'a');
     const offset = fstatSync(fd).size;
     const [cmd, ...rest] = [...(opts.prefix ?? []), process.execPath, ...args];
-    child = spawn(cmd!, rest, { stdio: ['ignore', fd, fd], env: { ...process.env, ...opts.env } });
+    child = spawn(cmd!, rest, { stdio: ['ignore', fd, fd], env: { ...process.env, ...opts.env }, ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     closeSync(fd);
     const proc = child;
     exited = new Promise((res) => proc.once('exit', (code) => res(code)));

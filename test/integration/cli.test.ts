@@ -194,7 +194,7 @@ describe('ferryd configuration and trash retention', () => {
       assert.equal(bad.code, 1);
       assert.match(bad.stderr, /config file .*ferry\.yaml: .*trashRetenton: unknown setting; known: .*trashRetention.*\(line \d+\)/);
       writeFileSync(cfg, 'dataDir: relative/path\n');
-      assert.match((await runFerry(['daemon', '--config', cfg])).stderr, /dataDir must be an absolute path/);
+      assert.match((await runFerry(['daemon', '--config', cfg])).stderr, /dataDir: must be an absolute path/);
       writeFileSync(cfg, 'trashRetention: soon\n');
       assert.match((await runFerry(['daemon', '--config', cfg])).stderr, /trashRetention "soon" is not a duration/);
       assert.match((await runFerry(['daemon', '--config', join(dir, 'missing.yaml')])).stderr, /cannot read config file/);
@@ -208,6 +208,26 @@ describe('ferryd configuration and trash retention', () => {
       } finally {
         await f.destroy();
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes a relative --data-dir from the working directory, and calls a bad flag value a usage error (exit 2)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-cwd-'));
+    try {
+      // the last --data-dir wins over the helper's own
+      const f = await startFerryd({ dir, cwd: dir, extraArgs: ['--data-dir', 'rel-data'] });
+      try {
+        assert.equal(JSON.parse((await f.cli('status', '--json')).stdout).dataDir, join(dir, 'rel-data'));
+        assert.ok(existsSync(join(dir, 'rel-data', 'catalog')), 'the data dir made there');
+      } finally {
+        await f.destroy();
+      }
+      const bad = await runFerry(['daemon', '--data-dir', join(dir, 'other'), '--trash-retention', '5x']);
+      assert.equal(bad.code, 2);
+      assert.equal(bad.stderr, 'ferry: --trash-retention "5x" is not a duration; write it like 30s, 90m, 24h, 7d or 1h30m\n(run with --help for usage)\n');
+      assert.equal(existsSync(join(dir, 'other')), false, 'nothing made for a command that was refused');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

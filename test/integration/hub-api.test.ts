@@ -474,15 +474,27 @@ describe('Volume Hub API over TLS', () => {
     await assert.rejects(startFerryd({ dir: join(dir, 'second'), extraArgs: ['--config', join(dir, 'ferry.yaml')] }), /apiTls\.cert: cannot read .*missing\.pem/);
   });
 
-  it('refuses apiTls without apiListen, and a malformed address', async () => {
-    const r = await run(process.execPath, [join(new URL('../../../bin/ferry', import.meta.url).pathname), 'daemon', '--data-dir', join(dir, 'd'), '--api-socket', join(dir, 'a.sock'), '--api-tls-cert', '/x.pem', '--api-tls-key', '/y.pem']);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /apiTls is for the TCP listener: set apiListen/);
-    const bad = await run(process.execPath, [join(new URL('../../../bin/ferry', import.meta.url).pathname), 'daemon', '--data-dir', join(dir, 'd'), '--api-socket', join(dir, 'a.sock'), '--api-listen', '7677']);
-    assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /command line: apiListen: must be HOST:PORT/);
-    const port = await run(process.execPath, [join(new URL('../../../bin/ferry', import.meta.url).pathname), 'daemon', '--data-dir', join(dir, 'd'), '--api-socket', join(dir, 'a.sock'), '--api-listen', '127.0.0.1:99999']);
-    assert.equal(port.code, 1);
-    assert.match(port.stderr, /ferry: command line: apiListen: the port must be 0-65535\n/, 'the setting named once');
+  it('refuses TLS flags without --api-listen, and a malformed address, as usage errors (exit 2) naming the flag and its value once', async () => {
+    const daemon = (...args: string[]) => run(process.execPath, [join(new URL('../../../bin/ferry', import.meta.url).pathname), 'daemon', '--data-dir', join(dir, 'd'), '--api-socket', join(dir, 'a.sock'), ...args]);
+    const r = await daemon('--api-tls-cert', '/x.pem', '--api-tls-key', '/y.pem');
+    assert.equal(r.code, 2);
+    assert.equal(r.stderr, 'ferry: --api-tls-cert and --api-tls-key are for the TCP listener: give --api-listen HOST:PORT too\n(run with --help for usage)\n');
+    const half = await daemon('--api-listen', '127.0.0.1:0', '--api-tls-cert', '/x.pem');
+    assert.equal(half.code, 2);
+    assert.match(half.stderr, /^ferry: --api-tls-cert needs --api-tls-key too/);
+    const bad = await daemon('--api-listen', '7677');
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stderr, 'ferry: --api-listen "7677": must be HOST:PORT with a port 0-65535, e.g. 127.0.0.1:7677 or [::1]:7677\n(run with --help for usage)\n');
+    const port = await daemon('--api-listen', '127.0.0.1:99999');
+    assert.equal(port.code, 2);
+    assert.equal(port.stderr, 'ferry: --api-listen "127.0.0.1:99999": must be HOST:PORT with a port 0-65535, e.g. 127.0.0.1:7677 or [::1]:7677\n(run with --help for usage)\n', 'one message');
+    const env = await runFerry(['daemon', '--data-dir', join(dir, 'd'), '--api-socket', join(dir, 'a.sock')], { FERRY_API_LISTEN: 'localhost' });
+    assert.equal(env.code, 2);
+    assert.match(env.stderr, /^ferry: FERRY_API_LISTEN "localhost": must be HOST:PORT/, 'a variable is named as the variable');
+    // the same mistake in a config file is not a usage error: exit 1, the file and the key named
+    await writeFile(join(dir, 'listen.yaml'), 'apiListen: localhost\n');
+    const file = await daemon('--config', join(dir, 'listen.yaml'));
+    assert.equal(file.code, 1);
+    assert.match(file.stderr, /^ferry: config file \S+listen\.yaml: apiListen: must be HOST:PORT with a port 0-65535, e\.g\. 127\.0\.0\.1:7677 or \[::1\]:7677 \(line 1\)\n$/);
   });
 });
