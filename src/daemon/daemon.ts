@@ -3,6 +3,7 @@ import { Periodic } from '../util/periodic.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { basename, join } from 'node:path';
 import { hostname } from 'node:os';
+import { existsSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -31,7 +32,7 @@ import { Metrics } from '../api/metrics.js';
 import { BackupHistory } from '../backup/history.js';
 import { listenTcp, readTls } from '../api/tcp.js';
 import { UI_DIR } from '../api/ui.js';
-import { closeInherited, listenFd, listenUnix } from '../util/unix-listen.js';
+import { checkSocketPath, closeInherited, listenFd, listenUnix } from '../util/unix-listen.js';
 import { inheritedSockets } from './socket-activation.js';
 import { VERSION } from '../version.js';
 import { StateWarnings } from '../util/state-warnings.js';
@@ -57,6 +58,12 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   // systemd socket activation: the sockets it holds while ferryd starts or restarts (contrib/ferryd.socket)
   const inherited = inheritedSockets();
   const startedAt = new Date().toISOString();
+  // A socket another ferryd serves refuses this one before it makes a new data dir (the data dir's lock,
+  // below, names the ferryd that holds an existing one: the better message for a second copy).
+  if (!existsSync(config.dataDir)) {
+    if (inherited.api === undefined) await checkSocketPath(config.apiSocket);
+    if (inherited.plugin === undefined) await checkSocketPath(config.pluginSocket);
+  }
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   // FIRST, before anything reads or writes the data dir (the catalog's start rotates the mount journal):
   // a second ferryd on this data dir is refused here, naming the first.

@@ -21,18 +21,27 @@ function socketAlive(path: string): Promise<boolean> {
  * Listen on a unix socket: create its directory, remove a stale socket left by a crash, refuse to steal
  * the socket of a daemon that is still running, and set the socket's mode.
  */
-export async function listenUnix(app: FastifyInstance, path: string, mode: number): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+/**
+ * Refuse a path another process serves, or that is not a socket; true when a stale socket is there to
+ * be replaced. ferryd asks this of its sockets before it makes anything (its data dir), and again here.
+ */
+export async function checkSocketPath(path: string): Promise<boolean> {
   try {
     const st = await lstat(path);
     if (!st.isSocket()) throw new FerryError('invalid', `${path} exists and is not a socket; move it away or pick another path`);
     if (await socketAlive(path)) {
       throw new FerryError('exists', `another process is already serving ${path}; stop it first (is ferryd already running?)`);
     }
-    await unlink(path);
+    return true;
   } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err;
+    if (isErrno(err, 'ENOENT')) return false;
+    throw err;
   }
+}
+
+export async function listenUnix(app: FastifyInstance, path: string, mode: number): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  if (await checkSocketPath(path)) await unlink(path).catch((err: unknown) => (isErrno(err, 'ENOENT') ? undefined : Promise.reject(err)));
   // A deep accept queue: Docker opens many connections at once (at its start-up it Gets every volume in
   // parallel), and a full queue on a unix socket fails the connect with EAGAIN instead of waiting.
   await app.listen({ path, backlog: 4096 });

@@ -1,6 +1,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startFerryd, unixRequest, type Ferryd } from '../helpers/ferryd.js';
@@ -238,8 +240,9 @@ describe('ferryd crash and restart', () => {
     await f.start();
   });
 
-  it('refuses to start a second daemon on a socket in use', async () => {
-    const second = await startFerryd({ pluginSocket: f.pluginSocket }).then(
+  it('refuses to start a second daemon on a socket in use, before it makes its data dir', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ferry-second-'));
+    const second = await startFerryd({ dir, pluginSocket: f.pluginSocket }).then(
       async (d) => {
         await d.destroy();
         return 'started';
@@ -247,6 +250,8 @@ describe('ferryd crash and restart', () => {
       (err: Error) => err.message,
     );
     assert.match(second, /already serving .*ferry\.sock.*is ferryd already running/s);
+    assert.equal(existsSync(join(dir, 'data')), false, 'no data dir left behind');
+    await rm(dir, { recursive: true, force: true });
     assert.equal((await f.plugin('Capabilities')).status, 200);
   });
 });
