@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient, DEFAULT_API_SOCKET, type RemoteApi } from './client.js';
 import { FerryError, errorMessage } from '../util/errors.js';
+import { checkVolumeName } from '../volumes/names.js';
 import { ApiError } from '../wire/client.js';
 
 interface GlobalOpts {
@@ -104,11 +105,25 @@ export function printJson(value: unknown): void {
   print(JSON.stringify(value, null, 2));
 }
 
+/** A mistake in what was typed (exit 2, with the usage hint; `usage` in --json). */
+export function usageError(message: string): FerryError {
+  return new FerryError('invalid', message, { usage: true });
+}
+
+/** A volume name typed as an argument: checked before any request, a bad one is a usage error. */
+export function volumeArg(name: string): string {
+  try {
+    return checkVolumeName(name);
+  } catch (err) {
+    throw err instanceof FerryError ? usageError(err.message) : err;
+  }
+}
+
 /** Collect repeated `-o key=value` flags into an object; a malformed pair is a usage error. */
 export function keyValue(what: string) {
   return (pair: string, acc: Record<string, string> = {}): Record<string, string> => {
     const i = pair.indexOf('=');
-    if (i <= 0) throw new FerryError('invalid', `${what} ${JSON.stringify(pair)} must be written key=value`);
+    if (i <= 0) throw usageError(`${what} ${JSON.stringify(pair)} must be written key=value`);
     return { ...acc, [pair.slice(0, i)]: pair.slice(i + 1) };
   };
 }
