@@ -2,7 +2,7 @@
  * One backup: scan the tree, read changed files through the chunker, store the chunks the repository
  * lacks in packs, store the manifest, and write the snapshot file last.
  */
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { FerryError, isErrno } from '../util/errors.js';
@@ -68,6 +68,9 @@ const ZERO = Buffer.alloc(8 * 1024 * 1024);
 export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptions): Promise<BackupInfo> {
   if (!opts.volume) throw new FerryError('invalid', 'backup: volume is required');
   const started = Date.now();
+  // a scanned path is relative and normal: joined without path.join's normalising (~0.5 µs a file)
+  const base = resolve(dir);
+  const pathOf = (n: ScannedNode) => (base === '/' ? `/${n.path}` : `${base}/${n.path}`);
   const time = new Date(started).toISOString();
   const node = opts.node ?? hostname();
   const release = await takeLock(repo, false, `backup of ${opts.volume}`);
@@ -136,7 +139,7 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
     const readInWorkers = async (n: ScannedNode): Promise<void> => {
       const content: Array<string | number> = [];
       let size = 0;
-      const path = join(dir, n.path);
+      const path = pathOf(n);
       for (let offset = 0; offset >= 0; ) {
         const { answer: a, lane } = await up.pool.read(path, offset, fresh >= 0.9);
         if (a.vanished) {
@@ -190,7 +193,7 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
       {
         let fh: ReadHandle;
         try {
-          fh = await reader.open(join(dir, n.path));
+          fh = await reader.open(pathOf(n));
         } catch (err) {
           if (isErrno(err, 'ENOENT')) {
             vanished.add(n);

@@ -3,7 +3,7 @@
  * sorted, serialised as newline-delimited JSON and stored as chunks ("tree" blobs) of its own.
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { isErrno } from '../util/errors.js';
 
@@ -71,8 +71,11 @@ function kind(st: BigIntStats): NodeType | undefined {
  */
 export async function scan(root: string, onNode?: (n: ScannedNode) => Promise<void> | void, opts: { sync?: boolean } = {}): Promise<ScanResult> {
   const sync = opts.sync === true;
+  // readdir's names hold no "/": a plain join (path.join normalises, ~0.5 µs a call, twice per entry)
+  const top = resolve(root);
+  const under = (abs: string, name: string) => (abs === '/' ? `/${name}` : `${abs}/${name}`);
   const out: ScanResult = { nodes: [], files: 0, dirs: 0, bytes: 0, skipped: [] };
-  const rootSt = await lstat(root, { bigint: true });
+  const rootSt = await lstat(top, { bigint: true });
   if (!rootSt.isDirectory()) throw new Error(`${root} is not a directory`);
   const seen = new Map<string, string>(); // dev:ino -> first path
 
@@ -127,7 +130,7 @@ export async function scan(root: string, onNode?: (n: ScannedNode) => Promise<vo
     const stats = sync
       ? names.map((name) => {
           try {
-            return lstatSync(join(abs, name), { bigint: true });
+            return lstatSync(under(abs, name), { bigint: true });
           } catch (err) {
             if (isErrno(err, 'ENOENT')) return undefined;
             throw err;
@@ -136,7 +139,7 @@ export async function scan(root: string, onNode?: (n: ScannedNode) => Promise<vo
       : await Promise.all(
           names.map(async (name) => {
             try {
-              return await lstat(join(abs, name), { bigint: true });
+              return await lstat(under(abs, name), { bigint: true });
             } catch (err) {
               if (isErrno(err, 'ENOENT')) return undefined;
               throw err;
@@ -151,14 +154,14 @@ export async function scan(root: string, onNode?: (n: ScannedNode) => Promise<vo
         continue;
       }
       try {
-        await walk(childRel, join(abs, names[i]!), cst);
+        await walk(childRel, under(abs, names[i]!), cst);
       } catch (err) {
         if (!isErrno(err, 'ENOENT')) throw err;
         out.skipped.push(childRel);
       }
     }
   };
-  await walk('.', root, rootSt);
+  await walk('.', top, rootSt);
   return out;
 }
 
