@@ -7,7 +7,7 @@ import { registerBackupCommands } from './cli/backup.js';
 import { registerTokenCommands } from './cli/tokens.js';
 import { registerDoctorCommand } from './cli/doctor.js';
 import { BUILTIN_DEFAULTS as DEFAULTS } from './daemon/defaults.js';
-import { FerryError, errorMessage, isUsageError } from './util/errors.js';
+import { errorMessage, isUsageError, usageError } from './util/errors.js';
 import { errorCode, errorLine } from './cli/common.js';
 import { VERSION } from './version.js';
 
@@ -65,7 +65,7 @@ program
       return v === undefined ? undefined : resolve(v);
     };
     if ((o.apiTlsCert === undefined) !== (o.apiTlsKey === undefined)) {
-      throw new FerryError('invalid', `${o.apiTlsCert === undefined ? '--api-tls-key' : '--api-tls-cert'} needs ${o.apiTlsCert === undefined ? '--api-tls-cert' : '--api-tls-key'} too: the certificate and its private key`, { usage: true });
+      throw usageError(`${o.apiTlsCert === undefined ? '--api-tls-key' : '--api-tls-cert'} needs ${o.apiTlsCert === undefined ? '--api-tls-cert' : '--api-tls-key'} too: the certificate and its private key`);
     }
     const managed = Boolean(env('FERRY_MANAGED_PLUGIN'));
     const dataDir = pickPath('dataDir', o.dataDir, 'FERRY_DATA_DIR');

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient, DEFAULT_API_SOCKET, type RemoteApi } from './client.js';
-import { FerryError, errorMessage } from '../util/errors.js';
+import { FerryError, errorMessage, usageError } from '../util/errors.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { ApiError } from '../wire/client.js';
 
@@ -103,11 +103,6 @@ export function printItemError(cmd: Command, err: unknown): void {
 
 export function printJson(value: unknown): void {
   print(JSON.stringify(value, null, 2));
-}
-
-/** A mistake in what was typed (exit 2, with the usage hint; `usage` in --json). */
-export function usageError(message: string): FerryError {
-  return new FerryError('invalid', message, { usage: true });
 }
 
 /** A volume name typed as an argument: checked before any request, a bad one is a usage error. */

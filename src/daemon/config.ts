@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { parseDocument as ParseDocument } from 'yaml';
 import { z } from 'zod';
-import { FerryError, errorMessage } from '../util/errors.js';
+import { FerryError, errorMessage, usageError } from '../util/errors.js';
 import { parseDuration } from '../util/duration.js';
 import { parseSize } from '../util/size.js';
 import { parseSchedule } from '../policy/schedule.js';
@@ -78,10 +78,10 @@ const fileSchema = z.strictObject({
   dataDir: absPath().optional(),
   pluginSocket: absPath().optional(),
   apiSocket: absPath().optional(),
-  node: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'node must be a host name ([a-zA-Z0-9_.-])').optional(),
+  node: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must be a host name ([a-zA-Z0-9_.-])').optional(),
   dockerHost: z
     .string()
-    .refine((v) => v === 'none' || v.startsWith('unix://'), { message: 'dockerHost must be a unix:// URL, or none (no Docker engine on this host)' })
+    .refine((v) => v === 'none' || v.startsWith('unix://'), { message: 'must be a unix:// URL, or none (no Docker engine on this host)' })
     .optional(),
   trashRetention: z.string().optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).optional(),
@@ -215,11 +215,6 @@ function check(input: unknown, source: string, file?: { text: string; parseDocum
     })
     .join('; ');
   throw givenAs ? usageError(issues) : new FerryError('invalid', `${source}: ${issues}`);
-}
-
-/** A bad value on the command line (or in a FERRY_* variable): the CLI exits 2 for it, as for an unknown flag (isUsageError). */
-function usageError(message: string): FerryError {
-  return new FerryError('invalid', message, { usage: true });
 }
 
 /**

@@ -60,7 +60,12 @@ export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
 }
 
-/** Whether `err` is a bad value given on the command line (FerryError details `usage`): the CLI exits 2, as for an unknown flag. */
+/** A mistake in what was typed on the command line (a flag's value, a name): the CLI exits 2 for it, as for an unknown flag. */
+export function usageError(message: string): FerryError {
+  return new FerryError('invalid', message, { usage: true });
+}
+
+/** Whether `err` is a usageError(). */
 export function isUsageError(err: unknown): boolean {
   return err instanceof FerryError && err.details?.usage === true;
 }
