@@ -86,6 +86,10 @@ export class SnapshotHistory {
 
   async createBranch(volume: string, name: string): Promise<{ name: string; tip: string | null }> {
     if (!BRANCH_NAME.test(name)) throw new FerryError('invalid', `branch name ${JSON.stringify(name)}: use up to 64 characters of [a-zA-Z0-9_.-], starting with a letter or digit`);
+    // a ref names a branch before a commit: a branch called HEAD, or like a commit id, would hide them
+    if (name === 'HEAD' || /^[0-9a-f]{4,}$/.test(name)) {
+      throw new FerryError('invalid', `branch name ${JSON.stringify(name)} would read as ${name === 'HEAD' ? 'the current commit' : 'a commit id'} in reset and checkout; pick another (e.g. ${JSON.stringify(`b-${name}`)})`);
+    }
     return this.volumes.withLock(volume, async () => {
       const rec = this.volumes.recordOf(volume);
       const refs = await this.refs(rec);
@@ -183,7 +187,9 @@ export class SnapshotHistory {
     for (const step of suffix.match(/\^|~\d*/g) ?? []) {
       const n = step === '^' ? 1 : step === '~' ? 1 : Number(step.slice(1));
       for (let i = 0; i < n; i++) {
-        id = byId.get(id!)?.parent;
+        const c = byId.get(id!);
+        if (!c) throw new FerryError('not_found', `${ref}: commit ${id} of ${rec.name} was removed (before Ferry kept a history whole when one of its commits is removed); \`ferry snapshot ls ${rec.name} --all\` lists the commits left, to name one by its id`);
+        id = c.parent;
         if (!id) throw new FerryError('not_found', `${ref} goes back past the first commit of ${rec.name}`);
       }
     }

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { CloneSource, VolumeInfo, VolumeService } from '../volumes/service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import type { DockerClient } from '../docker/client.js';
-import { readJson, fsyncDir } from '../util/atomic.js';
+import { readJson, fsyncDir, writeJsonAtomic } from '../util/atomic.js';
 import { forEachLimit } from '../util/parallel.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { materialise, removeTree, runTreeJob, type StoredSnapshot } from '../pools/trees/methods.js';
@@ -241,9 +241,23 @@ export class SnapshotService {
       const snap = await this.find(rec, ref, false);
       const tipOf = await this.history.branchesAt(rec, snap.id);
       if (tipOf.length > 0) throw new FerryError('in_use', `snapshot ${snap.id} is the tip of branch ${tipOf.join(', ')} of ${volume}; no command deletes a branch: move it off this snapshot first (\`ferry checkout ${volume} BRANCH\`, then \`ferry reset ${volume} --hard REF\`), or keep the snapshot`);
+      if (snap.kind === 'commit') await this.bypass(rec, snap);
       await this.removeLocked(rec, snap);
       return snap;
     });
+  }
+
+  /**
+   * Before a commit in the middle of a history is removed, its children take its parent as theirs, so the
+   * log and HEAD~N still reach the commits before it (removing commit 2 of 1-2-3 leaves 1-3). Each child's
+   * record is rewritten atomically: a crash leaves every chain whole, through the commit or around it.
+   */
+  private async bypass(rec: VolumeRecord, snap: SnapshotRecord): Promise<void> {
+    const { snaps } = this.dirs(rec);
+    for (const child of (await this.listOf(rec, true)).filter((c) => c.parent === snap.id)) {
+      const { parent: _removed, ...rest } = child;
+      await writeJsonAtomic(join(snaps, `${child.id}.json`), snap.parent ? { ...rest, parent: snap.parent } : rest);
+    }
   }
 
   private async removeLocked(rec: VolumeRecord, snap: SnapshotRecord): Promise<void> {

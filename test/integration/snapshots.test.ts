@@ -321,6 +321,34 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
       assert.match((await f.cli('snapshot', 'rm', 'hist', tip)).stderr, /is the tip of branch experiment of hist; no command deletes a branch: move it off this snapshot first \(`ferry checkout hist BRANCH`, then `ferry reset hist --hard REF`\)/);
     });
 
+    it('keeps a history whole when a commit in its middle is removed, and refuses branch names that read as commits', async () => {
+      await ok('volume', 'create', 'mid');
+      const file = () => readFileSync(join(data('mid'), 'state'), 'utf8');
+      const commits = [];
+      for (const v of ['v1', 'v2', 'v3']) {
+        writeFileSync(join(data('mid'), 'state'), v);
+        commits.push(await json('commit', 'mid', '-m', `commit ${v}`));
+      }
+      const [m1, m2, m3] = commits;
+      await ok('snapshot', 'rm', 'mid', m2.id);
+      const log = (await json('log', 'mid')).commits as Array<{ id: string; parent?: string }>;
+      assert.deepEqual(log.map((c) => c.id), [m3.id, m1.id], 'the log goes on past the removed commit');
+      assert.equal(log[0]!.parent, m1.id);
+      await ok('reset', 'mid', '--hard', 'HEAD^');
+      assert.equal(file(), 'v1', 'HEAD^ is the commit before the removed one');
+      await ok('reset', 'mid', '--hard', m3.id);
+      await ok('snapshot', 'rm', 'mid', m1.id);
+      assert.equal((await json('log', 'mid')).commits[0].parent, undefined, 'the first commit removed: the next one is the first');
+      assert.match((await f.cli('reset', 'mid', '--hard', 'HEAD^')).stderr, /goes back past the first commit/);
+      for (const name of ['HEAD', m3.id.slice(0, 8), 'cafe']) {
+        const r = await f.cli('branch', 'mid', name);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, new RegExp(`branch name "${name}" would read as (the current commit|a commit id) in reset and checkout`));
+      }
+      await ok('branch', 'mid', 'cafe-2');
+      await ok('volume', 'rm', '--purge', 'mid');
+    });
+
     it('never lists a half snapshot and never mixes data after kill -9 mid-snapshot or mid-restore', async () => {
       await ok('volume', 'create', 'crashy');
       mkdirSync(join(data('crashy'), 'many'));
