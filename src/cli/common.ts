@@ -79,7 +79,9 @@ export function print(text: string): void {
     pipeWatched = true;
     process.stdout.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'EPIPE') process.exit(0);
-      throw err;
+      // a full disk or a failed device (`> /dev/full`): what the command did is done, its output is not
+      process.stderr.write(`ferry: could not write the output (${err.code ?? 'error'}: ${errorMessage(err)}); the command itself completed\n`);
+      process.exit(1);
     });
   }
   process.stdout.write(text.endsWith('\n') ? text : text + '\n');

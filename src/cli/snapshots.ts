@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { client, enc, print, printJson, wantsJson, volumeArg } from './common.js';
 import { ago, bytes, table, tableWidth } from './format.js';
 import type { Snapshot } from '../wire/types.js';
-import { FerryError } from '../util/errors.js';
+import { usageError } from '../util/errors.js';
 import type { SnapshotRecord } from '../snapshots/service.js';
 import { follow } from './progress.js';
 
@@ -63,7 +63,8 @@ export function registerSnapshotCommands(program: Command): void {
     .option('-a, --all', 'also the snapshots ferry made itself: backup bases, commits, saved working data of branches')
     .action(async (volume: string, o: { all?: boolean }, cmd: Command) => {
       volumeArg(volume);
-      const { snapshots } = await client(cmd).snapshots(volume, { all: Boolean(o.all) });
+      // every snapshot, worktrees too: --json lists them all, the table counts the ones it leaves out
+      const { snapshots } = await client(cmd).snapshots(volume, { all: true });
       if (wantsJson(cmd)) return printJson(snapshots);
       const shown = o.all ? snapshots : snapshots.filter((s) => !generated(s));
       print(table(['ID', 'NAME', 'KIND', 'CREATED', 'METHOD', 'TOOK'], shown.map((s) => [s.id, s.name, kindText(s), shortTime(s.createdAt), s.method, `${s.durationMs} ms`]), { width: tableWidth() }));
@@ -116,6 +117,7 @@ export function registerSnapshotCommands(program: Command): void {
     .requiredOption('-m, --message <message>', 'what changed')
     .action(async (volume: string, o: { message: string }, cmd: Command) => {
       volumeArg(volume);
+      if (!o.message.trim()) throw usageError('a commit needs a message: ferry commit VOL -m "what changed"');
       const c = await client(cmd).call<SnapshotRecord>('POST', `/v1/volumes/${enc(volume)}/commits`, { message: o.message });
       if (wantsJson(cmd)) return printJson(c);
       print(`[${c.branch} ${c.id}] ${c.message}`);
@@ -130,7 +132,15 @@ export function registerSnapshotCommands(program: Command): void {
       const l = await client(cmd).call<{ branch: string; commits: SnapshotRecord[] }>('GET', `/v1/volumes/${enc(volume)}/log`);
       if (wantsJson(cmd)) return printJson(l);
       if (l.commits.length === 0) return print(`branch ${l.branch} has no commits yet; \`ferry commit ${volume} -m MESSAGE\` makes one`);
-      print(table(['COMMIT', 'TIME', 'NODE', 'SIZE', 'MESSAGE'], l.commits.map((c) => [c.id, shortTime(c.createdAt), c.node, c.stats.copiedBytes !== undefined ? `+${bytes(c.stats.copiedBytes)}` : '-', c.message ?? ''])));
+      // a message's first line, as `git log --oneline` (a newline or a tab would break the table's rows)
+      const subject = (m = '') => m.trim().split('\n')[0]!.replace(/[\t\r\x00-\x1f\x7f]/g, ' ');
+      print(
+        table(
+          ['COMMIT', 'TIME', 'NODE', 'SIZE', 'MESSAGE'],
+          l.commits.map((c) => [c.id, shortTime(c.createdAt), c.node, c.stats.copiedBytes !== undefined ? `+${bytes(c.stats.copiedBytes)}` : '-', subject(c.message)]),
+          { width: tableWidth(), shrink: ['MESSAGE'] },
+        ),
+      );
     });
 
   program
@@ -174,7 +184,7 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--restart-containers', 'stop the containers using the volume, reset, start them again')
     .action(async (volume: string, o: { hard?: string; restartContainers?: boolean }, cmd: Command) => {
       volumeArg(volume);
-      if (!o.hard) throw new FerryError('invalid', 'only hard resets exist: ferry reset VOL --hard REF');
+      if (!o.hard) throw usageError('only hard resets exist: ferry reset VOL --hard REF');
       const r = await client(cmd).reset(volume, o.hard, { restartContainers: Boolean(o.restartContainers) });
       if (wantsJson(cmd)) return printJson(r.commit);
       print(`HEAD is now at ${r.commit.id} ${r.commit.message ?? ''}`.trimEnd());

@@ -183,7 +183,10 @@ export class SnapshotHistory {
       if (hits.length > 1) throw new FerryError('invalid', `commit prefix ${base} is ambiguous: ${hits.map((h) => h.id).join(', ')}`);
       id = hits[0]?.id;
     }
-    if (!id) throw new FerryError('not_found', `no commit ${JSON.stringify(base)} in the history of ${rec.name}; \`ferry log ${rec.name}\` lists them`);
+    if (!id) {
+      const short = /^[0-9a-f]{1,3}$/.test(base) ? ' (a commit id prefix needs at least 4 characters)' : '';
+      throw new FerryError('not_found', `no commit ${JSON.stringify(base)} in the history of ${rec.name}${short}; \`ferry log ${rec.name}\` lists them`);
+    }
     for (const step of suffix.match(/\^|~\d*/g) ?? []) {
       const n = step === '^' ? 1 : step === '~' ? 1 : Number(step.slice(1));
       for (let i = 0; i < n; i++) {

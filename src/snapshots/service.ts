@@ -238,7 +238,12 @@ export class SnapshotService {
   async remove(volume: string, ref: string): Promise<SnapshotRecord> {
     return this.volumes.withLock(volume, async () => {
       const rec = this.volumes.recordOf(volume);
-      const snap = await this.find(rec, ref, false);
+      const snap = await this.find(rec, ref, false).catch(async (err: unknown) => {
+        // a branch's saved working data is listed with --all, and holds what was not committed: say so
+        const saved = await this.find(rec, ref).catch(() => undefined);
+        if (saved?.kind !== 'worktree') throw err;
+        throw new FerryError('in_use', `snapshot ${saved.id} of ${volume} holds the uncommitted working data of branch ${saved.branch ?? '?'}, kept while another branch is checked out; it goes when \`ferry checkout ${volume} ${saved.branch ?? 'BRANCH'}\` puts that data back`);
+      });
       const tipOf = await this.history.branchesAt(rec, snap.id);
       if (tipOf.length > 0) throw new FerryError('in_use', `snapshot ${snap.id} is the tip of branch ${tipOf.join(', ')} of ${volume}; no command deletes a branch: move it off this snapshot first (\`ferry checkout ${volume} BRANCH\`, then \`ferry reset ${volume} --hard REF\`), or keep the snapshot`);
       if (snap.kind === 'commit') await this.bypass(rec, snap);

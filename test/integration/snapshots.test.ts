@@ -1,8 +1,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, writeFileSync, rmSync, appendFileSync, chmodSync, readdirSync, readFileSync, existsSync, mkdirSync, linkSync } from 'node:fs';
+import { lstatSync, writeFileSync, rmSync, appendFileSync, chmodSync, readdirSync, readFileSync, existsSync, mkdirSync, linkSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { startFerryd, unixRequest, type Ferryd } from '../helpers/ferryd.js';
+import { FERRY_BIN, startFerryd, unixRequest, type Ferryd } from '../helpers/ferryd.js';
+import { spawnSync } from 'node:child_process';
 import { makeLoopFs, loopFsPrerequisites, type FsKind, type LoopFs } from '../helpers/loopfs.js';
 import { populate, fingerprint, fileInodes } from '../helpers/tree.js';
 import { skipUnless } from '../helpers/prereq.js';
@@ -346,6 +347,28 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
         assert.match(r.stderr, new RegExp(`branch name "${name}" would read as (the current commit|a commit id) in reset and checkout`));
       }
       await ok('branch', 'mid', 'cafe-2');
+
+      // a branch's saved working data: listed by --json, and its removal refused saying what it holds
+      await ok('checkout', '-b', 'mid', 'side');
+      writeFileSync(join(data('mid'), 'state'), 'side, not committed');
+      await ok('checkout', 'mid', 'master');
+      const saved = ((await json('snapshot', 'ls', 'mid')) as Array<{ id: string; kind: string }>).find((x) => x.kind === 'worktree');
+      assert.ok(saved, '--json lists the saved working data too');
+      const rmSaved = await f.cli('snapshot', 'rm', 'mid', saved.id);
+      assert.equal(rmSaved.code, 1);
+      assert.match(rmSaved.stderr, /holds the uncommitted working data of branch side, kept while another branch is checked out/);
+      assert.match((await f.cli('reset', 'mid', '--hard', m3.id.slice(0, 3))).stderr, /a commit id prefix needs at least 4 characters/);
+      assert.equal((await f.cli('commit', 'mid', '-m', ' ')).code, 2, 'an empty message is wrong usage');
+      assert.equal((await f.cli('reset', 'mid', '--hard')).code, 2);
+
+      // the log shows a message's first line; a commit whose output cannot be written is still made
+      const full = spawnSync(process.execPath, [FERRY_BIN, 'commit', 'mid', '-m', 'line one\nline\ttwo'], { stdio: ['ignore', openSync('/dev/full', 'w'), 'pipe'], env: { ...process.env, ...f.env } });
+      assert.equal(full.status, 1);
+      assert.match(full.stderr.toString(), /^ferry: could not write the output \(ENOSPC: .*\); the command itself completed\n$/);
+      const log2 = await ok('log', 'mid');
+      assert.match(log2, /^[0-9a-f]{12} .* line one$/m);
+      assert.doesNotMatch(log2, /two/);
+      assert.equal((await json('log', 'mid')).commits[0].message, 'line one\nline\ttwo');
       await ok('volume', 'rm', '--purge', 'mid');
     });
 
