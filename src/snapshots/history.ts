@@ -42,6 +42,11 @@ export class SnapshotHistory {
     return Object.entries(refs.branches).filter(([, c]) => c === id).map(([b]) => b);
   }
 
+  /** The commit a branch points at (undefined: no such branch, or none yet). */
+  async tipOf(rec: VolumeRecord, branch: string): Promise<string | undefined> {
+    return (await this.refs(rec)).branches[branch] ?? undefined;
+  }
+
   private async refs(rec: VolumeRecord): Promise<Refs> {
     return (await readJson<Refs>(this.store.dirs(rec).refs)) ?? { head: 'master', branches: { master: null }, worktrees: {} };
   }

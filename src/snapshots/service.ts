@@ -156,7 +156,13 @@ export class SnapshotService {
     const at = from.indexOf('@');
     const volume = from.slice(0, at);
     const rec = this.volumes.recordOf(volume);
-    const snap = await this.find(rec, from.slice(at + 1));
+    const ref = from.slice(at + 1);
+    // VOL@SNAPSHOT, or VOL@BRANCH: the branch's tip commit
+    const snap = await this.find(rec, ref).catch(async (err: unknown) => {
+      const tip = await this.history.tipOf(rec, ref);
+      if (!tip) throw err;
+      return this.find(rec, tip);
+    });
     const { pool, snaps } = this.dirs(rec);
     return {
       pool: rec.pool,

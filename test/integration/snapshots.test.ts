@@ -369,6 +369,10 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
       assert.match(log2, /^[0-9a-f]{12} .* line one$/m);
       assert.doesNotMatch(log2, /two/);
       assert.equal((await json('log', 'mid')).commits[0].message, 'line one\nline\ttwo');
+      // a clone of a branch is a clone of its tip commit (not of its saved working data)
+      await ok('volume', 'create', 'mid-side', '-o', 'from=mid@side');
+      assert.equal(readFileSync(join(data('mid-side'), 'state'), 'utf8'), 'v3');
+      await ok('volume', 'rm', '--purge', 'mid-side');
       await ok('volume', 'rm', '--purge', 'mid');
     });
 
