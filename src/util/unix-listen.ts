@@ -18,10 +18,6 @@ function socketAlive(path: string): Promise<boolean> {
 }
 
 /**
- * Listen on a unix socket: create its directory, remove a stale socket left by a crash, refuse to steal
- * the socket of a daemon that is still running, and set the socket's mode.
- */
-/**
  * Refuse a path another process serves, or that is not a socket; true when a stale socket is there to
  * be replaced. ferryd asks this of its sockets before it makes anything (its data dir), and again here.
  */
@@ -39,6 +35,10 @@ export async function checkSocketPath(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * Listen on a unix socket: create its directory, remove a stale socket left by a crash, refuse to steal
+ * the socket of a daemon that is still running, and set the socket's mode.
+ */
 export async function listenUnix(app: FastifyInstance, path: string, mode: number): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   if (await checkSocketPath(path)) await unlink(path).catch((err: unknown) => (isErrno(err, 'ENOENT') ? undefined : Promise.reject(err)));
