@@ -1,6 +1,7 @@
 /** The `ferry backup` commands (init, create, ls, inspect, restore, rm, verify, prune) and `ferry job` (ls, wait). */
 import type { Command } from 'commander';
-import { client, enc, keyValue, print, printJson, wantsJson, volumeArg } from './common.js';
+import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
+import { checkVolumeName } from '../volumes/names.js';
 import { ago, bytes, table, tableWidth } from './format.js';
 import { follow, percent, phaseName } from './progress.js';
 import { FerryError } from '../util/errors.js';
@@ -42,7 +43,7 @@ export function registerBackupCommands(program: Command): void {
     .option('--no-wait', 'print the job id and return at once')
     .addHelpText('after', '\nExample:\n  ferry backup create db --target nas\n  ferry volume create db-copy \\\n    -o backup="file:///mnt/backups/ferry?backup=ID&volume=db"')
     .action(async (volume: string, opts: { target: string; snapshot?: string; wait: boolean }, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       const api = client(cmd);
       const job = await api.call<JobInfo>('POST', `/v1/volumes/${enc(volume)}/backups`, { target: target(opts), ...(opts.snapshot ? { snapshot: opts.snapshot } : {}) });
       if (!opts.wait) return wantsJson(cmd) ? printJson(job) : print(job.id);
@@ -96,7 +97,7 @@ export function registerBackupCommands(program: Command): void {
     .argument('<new-volume>', 'name of the volume to create')
     .option('-o, --opt <key=value>', 'volume option for the new volume (pool=, access=, ...), repeatable', keyValue('option'))
     .action(async (url: string, volume: string, opts: { opt?: Record<string, string> }, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       const api = client(cmd);
       const job = await api.restoreBackup(url, volume, opts.opt ?? {});
       const done = await follow(api, job, { quiet: wantsJson(cmd) });

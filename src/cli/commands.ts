@@ -1,6 +1,7 @@
 /** The `ferry volume` commands (create, ls, inspect, resize, rm, trash, purge, undelete) and `ferry status`. */
 import { Command } from 'commander';
-import { client, enc, keyValue, print, printItemError, printJson, wantsJson, volumeArg } from './common.js';
+import { client, enc, keyValue, print, printItemError, printJson, wantsJson } from './common.js';
+import { checkVolumeName } from '../volumes/names.js';
 import { ago, bytes, table, tableWidth } from './format.js';
 import { VOLUME_OPTION_NAMES } from '../wire/volume-options.js';
 import type { DockerTold, TrashInfo, VolumeInfo } from '../volumes/service.js';
@@ -65,7 +66,7 @@ export function registerCliCommands(program: Command): void {
       ].join('\n'),
     )
     .action(async (name: string, opts: { opt?: Record<string, string>; label?: Record<string, string> }, cmd: Command) => {
-      volumeArg(name);
+      checkVolumeName(name);
       const v = await client(cmd).call<W.VolumeCreated>('POST', '/v1/volumes', { name, options: opts.opt ?? {}, labels: opts.label ?? {} });
       if (wantsJson(cmd)) printJson(v);
       else print(v.name);
@@ -99,7 +100,7 @@ export function registerCliCommands(program: Command): void {
     .argument('<name>', 'volume name')
     .option('--usage', 'measure its space now (walks the data) instead of showing the figures of the last background walk')
     .action(async (name: string, opts: { usage?: boolean }, cmd: Command) => {
-      volumeArg(name);
+      checkVolumeName(name);
       const v = await client(cmd).volume(name, { usage: Boolean(opts.usage) });
       if (wantsJson(cmd)) return printJson(v);
       const rows: Array<[string, string]> = [
@@ -129,7 +130,7 @@ export function registerCliCommands(program: Command): void {
     .argument('<name>', 'volume name')
     .argument('<size>', 'the new limit: 10G, 512M, 1.5T or bytes (K, M, G, T: powers of 1024)')
     .action(async (name: string, size: string, _opts: unknown, cmd: Command) => {
-      volumeArg(name);
+      checkVolumeName(name);
       const r = await client(cmd).resizeVolume(name, size);
       if (wantsJson(cmd)) printJson(r);
       else print(`${r.name}: ${sizeRow(r.size)}`);
@@ -143,7 +144,7 @@ export function registerCliCommands(program: Command): void {
     .option('--purge', 'delete the data at once instead of keeping it in the trash')
     .option('-f, --force', 'remove although stopped or created containers reference the volume, or Docker cannot be asked; drop recorded Docker mounts that no container holds any more (after a Docker crash). Never while a container runs')
     .action(async (names: string[], opts: { purge?: boolean; force?: boolean }, cmd: Command) => {
-      names.forEach((n) => volumeArg(n));
+      names.forEach((n) => checkVolumeName(n));
       const api = client(cmd);
       const results = [];
       let failed = 0;
@@ -173,7 +174,7 @@ export function registerCliCommands(program: Command): void {
     .argument('<name-or-id>', 'volume name (its newest removal) or trash ID from `ferry trash ls`')
     .option('--as <new-name>', 'restore under another name (when the old name is taken again)')
     .action(async (ref: string, opts: { as?: string }, cmd: Command) => {
-      if (opts.as) volumeArg(opts.as);
+      if (opts.as) checkVolumeName(opts.as);
       const v = await client(cmd).call<VolumeInfo & { docker?: DockerTold }>('POST', `/v1/trash/${enc(ref)}/restore`, opts.as ? { as: opts.as } : {});
       if (wantsJson(cmd)) printJson(v);
       else {

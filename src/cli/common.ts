@@ -4,7 +4,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApiClient, DEFAULT_API_SOCKET, type RemoteApi } from './client.js';
 import { FerryError, errorMessage, usageError } from '../util/errors.js';
-import { checkVolumeName } from '../volumes/names.js';
 import { ApiError } from '../wire/client.js';
 
 interface GlobalOpts {
@@ -105,15 +104,6 @@ export function printItemError(cmd: Command, err: unknown): void {
 
 export function printJson(value: unknown): void {
   print(JSON.stringify(value, null, 2));
-}
-
-/** A volume name typed as an argument: checked before any request, a bad one is a usage error. */
-export function volumeArg(name: string): string {
-  try {
-    return checkVolumeName(name);
-  } catch (err) {
-    throw err instanceof FerryError ? usageError(err.message) : err;
-  }
 }
 
 /** Collect repeated `-o key=value` flags into an object; a malformed pair is a usage error. */

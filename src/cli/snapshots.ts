@@ -1,6 +1,7 @@
 /** The `ferry snapshot` and history commands (commit, log, branch, checkout, reset). */
 import type { Command } from 'commander';
-import { client, enc, print, printJson, wantsJson, volumeArg } from './common.js';
+import { client, enc, print, printJson, wantsJson } from './common.js';
+import { checkVolumeName } from '../volumes/names.js';
 import { ago, bytes, table, tableWidth } from './format.js';
 import type { Snapshot } from '../wire/types.js';
 import { usageError } from '../util/errors.js';
@@ -43,7 +44,7 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--no-wait', 'print the job id and return at once (follow it with `ferry job wait ID`)')
     .addHelpText('after', '\nExamples:\n  ferry snapshot create db --name before-upgrade\n  ferry snapshot create db --pause\n  ferry snapshot create db --exec "redis-cli save"')
     .action(async (volume: string, o: { name?: string; pause?: boolean; exec?: string; wait: boolean }, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       const api = client(cmd);
       // a job, so that its progress shows here (on stderr) and in the Hub while it runs
       const job = await api.startSnapshot(volume, { ...(o.name ? { name: o.name } : {}), ...(o.pause ? { pause: true } : {}), ...(o.exec ? { exec: o.exec } : {}) });
@@ -62,7 +63,7 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<volume>', 'volume name')
     .option('-a, --all', 'also the snapshots ferry made itself: backup bases, commits, saved working data of branches')
     .action(async (volume: string, o: { all?: boolean }, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       // every snapshot, worktrees too: --json lists them all, the table counts the ones it leaves out
       const { snapshots } = await client(cmd).snapshots(volume, { all: true });
       if (wantsJson(cmd)) return printJson(snapshots);
@@ -78,7 +79,7 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<volume>', 'volume name')
     .argument('<snapshot>', 'snapshot name, id or unique id prefix')
     .action(async (volume: string, ref: string, _o: unknown, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       const s = await client(cmd).call<SnapshotRecord>('GET', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}`);
       if (wantsJson(cmd)) return printJson(s);
       print(snapshotLines(s));
@@ -91,7 +92,7 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<volume>', 'volume name')
     .argument('<snapshot>', 'snapshot name, id or unique id prefix')
     .action(async (volume: string, ref: string, _o: unknown, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       const r = await client(cmd).deleteSnapshot(volume, ref);
       if (wantsJson(cmd)) return printJson(r.removed);
       print(`removed ${r.removed.id} ${r.removed.name}`);
@@ -104,7 +105,7 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<snapshot>', 'snapshot name, id or unique id prefix')
     .option('--restart-containers', 'stop the containers using the volume, restore, start them again')
     .action(async (volume: string, ref: string, o: { restartContainers?: boolean }, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       const r = await client(cmd).restoreSnapshot(volume, ref, { restartContainers: Boolean(o.restartContainers) });
       if (wantsJson(cmd)) return printJson(r.restored);
       print(`${volume} restored to ${r.restored.id} ${r.restored.name}`);
@@ -116,7 +117,7 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<volume>', 'volume name')
     .requiredOption('-m, --message <message>', 'what changed')
     .action(async (volume: string, o: { message: string }, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       if (!o.message.trim()) throw usageError('a commit needs a message: ferry commit VOL -m "what changed"');
       const c = await client(cmd).call<SnapshotRecord>('POST', `/v1/volumes/${enc(volume)}/commits`, { message: o.message });
       if (wantsJson(cmd)) return printJson(c);
@@ -128,7 +129,7 @@ export function registerSnapshotCommands(program: Command): void {
     .description('the commits of the volume\'s current branch, newest first')
     .argument('<volume>', 'volume name')
     .action(async (volume: string, _o: unknown, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       const l = await client(cmd).call<{ branch: string; commits: SnapshotRecord[] }>('GET', `/v1/volumes/${enc(volume)}/log`);
       if (wantsJson(cmd)) return printJson(l);
       if (l.commits.length === 0) return print(`branch ${l.branch} has no commits yet; \`ferry commit ${volume} -m MESSAGE\` makes one`);
@@ -149,7 +150,7 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<volume>', 'volume name')
     .argument('[name]', 'new branch name')
     .action(async (volume: string, name: string | undefined, _o: unknown, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       const api = client(cmd);
       if (name) {
         const b = await api.call<{ name: string; tip: string | null }>('POST', `/v1/volumes/${enc(volume)}/branches`, { name });
@@ -170,7 +171,7 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--restart-containers', 'stop the containers using the volume, switch, start them again')
     .addHelpText('after', '\nThe working data of the branch you leave is kept, so switching back returns it,\ncommitted or not.')
     .action(async (volume: string, branch: string, o: { b?: boolean; restartContainers?: boolean }, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       const r = await client(cmd).checkout(volume, branch, { create: Boolean(o.b), restartContainers: Boolean(o.restartContainers) });
       if (wantsJson(cmd)) return printJson(r);
       print(`${volume} is on branch ${r.branch} (${r.commit ?? 'no commit'})`);
@@ -183,7 +184,7 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--hard <ref>', 'commit id or unique prefix, branch, HEAD, HEAD~N, HEAD^')
     .option('--restart-containers', 'stop the containers using the volume, reset, start them again')
     .action(async (volume: string, o: { hard?: string; restartContainers?: boolean }, cmd: Command) => {
-      volumeArg(volume);
+      checkVolumeName(volume);
       if (!o.hard) throw usageError('only hard resets exist: ferry reset VOL --hard REF');
       const r = await client(cmd).reset(volume, o.hard, { restartContainers: Boolean(o.restartContainers) });
       if (wantsJson(cmd)) return printJson(r.commit);
