@@ -1,11 +1,12 @@
 /** A backup target in a directory (`file:///path`, often an NFS mount several hosts share): atomic puts, ranged reads of open packs. */
-import { mkdir, open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { readSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { byteLength, type ObjectInfo, type Target } from './target.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 const SYNC_READ_MAX = 256 * 1024;
 
@@ -113,7 +114,7 @@ export class FileTarget implements Target {
     const dir = dirname(p);
     try {
       if (!this.madeDirs.has(dir)) {
-        await mkdir(dir, { recursive: true });
+        await makeDirs(dir);
         this.madeDirs.add(dir);
       }
       await writeFileAtomic(p, data, 0o600);

@@ -5,7 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { forEachLimit } from '../util/parallel.js';
 import type { Backup } from '../wire/types.js';
@@ -19,6 +19,7 @@ import { formatBackupUrl } from './url.js';
 import { BlobIndex } from './blob-index.js';
 import { PACK_TARGET_SIZE, packPath, truncatedChunk, type BlobLocation } from './pack.js';
 import { takeLock } from './lock.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 /** Blobs of one pack at most this far apart are read as one range (readBlobs): a request costs more than this many bytes. */
 const READ_GAP = 256 * 1024;
@@ -117,7 +118,7 @@ export class Repository {
     const secret = await secretOf(opts, t.url);
     if (encryption === 'aes-256-gcm' && !secret) throw new FerryError('invalid', `${t.url}: an encrypted repository needs a password or a key file (or ask for encryption: 'none')`);
     if (encryption === 'none' && secret) throw new FerryError('invalid', `${t.url}: encryption 'none' takes no password or key file`);
-    if (t instanceof FileTarget) await mkdir(t.root, { recursive: true }).catch(() => undefined);
+    if (t instanceof FileTarget) await makeDirs(t.root).catch(() => undefined);
     await t.probe();
     if ((await t.stat('config')) !== undefined) throw new FerryError('exists', `${t.url} is already a Ferry backup repository`);
     let key: MasterKey | null = null;

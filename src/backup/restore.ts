@@ -5,7 +5,7 @@
  * synced as the restore goes (restore-writeback.ts).
  */
 import { mkdirSync } from 'node:fs';
-import { chmod, chown, mkdir, readdir, utimes } from 'node:fs/promises';
+import { chmod, chown, readdir, utimes } from 'node:fs/promises';
 import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 import type { WriterMsg, WriterAck, WriterSetup } from './restore-worker.js';
@@ -21,6 +21,7 @@ import type { Repository } from './repository.js';
 import type { BlobLocation } from './pack.js';
 import type { TreeNode } from './tree.js';
 import { WRITEBACK_STEP, Writeback } from './restore-writeback.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export interface RestoreProgress {
   filesDone: number;
@@ -78,7 +79,7 @@ export async function runRestore(repo: RestoreRepo, id: string, targetDir: strin
     for (const n of nodes) for (const c of n.content ?? []) if (typeof c === 'string' && !repo.index.has(c)) missing.add(c);
     if (missing.size) throw new FerryError('corrupt', `backup ${snap.id} needs ${missing.size} chunks that are missing from ${repo.url}; run verify`, { backup: snap.id });
 
-    await mkdir(targetDir, { recursive: true });
+    await makeDirs(targetDir);
     const existing = await readdir(targetDir);
     if (existing.length) throw new FerryError('exists', `restore: ${targetDir} is not empty`);
 

@@ -1,10 +1,11 @@
 /** A map kept in memory and mirrored to one JSON file per entry, written atomically with coalesced writes (the catalog's volumes and trash). */
-import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { readdir, unlink } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeJsonAtomic, keepDirOpen, stageFileAtomic, type StagedFile } from '../util/atomic.js';
 import { errorMessage, isErrno } from '../util/errors.js';
 import { noSpaceError } from '../util/no-space.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 /**
  * Writes of one record are coalesced: while one write of NAME is in flight, every change made meanwhile
@@ -123,7 +124,7 @@ export class RecordStore<T> {
 
   /** Load every file; returns those that could not be read as a record, with why. */
   async load(): Promise<Array<{ file: string; why: string }>> {
-    await mkdir(this.dir, { recursive: true });
+    await makeDirs(this.dir);
     keepDirOpen(this.dir); // (flushed at every create and remove)
     const bad: Array<{ file: string; why: string }> = [];
     const entries = await readdir(this.dir);

@@ -4,7 +4,7 @@ import { FerryError, errorMessage } from '../util/errors.js';
 import { basename, join } from 'node:path';
 import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
-import { mkdir, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { DaemonConfig } from './config.js';
@@ -42,6 +42,7 @@ import { lockDataDir } from '../util/data-dir-lock.js';
 import { parseVolumeOptions } from './volume-options.js';
 import { daemonChecks } from '../doctor/daemon-checks.js';
 import { Quarantine } from '../util/quarantine.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 /** Sweep the trash often enough that an entry outlives its retention by at most a quarter of it (10 min at most). */
 const trashSweepMs = (retentionMs: number) => Math.min(10 * 60_000, Math.max(1000, Math.floor(retentionMs / 4)));
@@ -64,7 +65,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     if (inherited.api === undefined) await checkSocketPath(config.apiSocket);
     if (inherited.plugin === undefined) await checkSocketPath(config.pluginSocket);
   }
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  await makeDirs(config.dataDir, 0o700);
   // FIRST, before anything reads or writes the data dir (the catalog's start rotates the mount journal):
   // a second ferryd on this data dir is refused here, naming the first.
   const dirLock = await lockDataDir(config.dataDir, {
@@ -161,7 +162,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   snapshots = new SnapshotService(service, log, docker);
   snapshots.quarantine = quarantine;
   snapshots.pendingRestores = join(config.dataDir, 'restores');
-  await mkdir(snapshots.pendingRestores, { recursive: true, mode: 0o700 });
+  await makeDirs(snapshots.pendingRestores, 0o700);
   const jobs = new JobRegistry(log, 200, { file: join(config.dataDir, 'jobs.json'), quarantine });
   await jobs.load();
   backups = new BackupService(service, snapshots, jobs, { targets: config.backupTargets, ...(config.backupPasswordFile ? { passwordFile: config.backupPasswordFile } : {}) }, config.node, log);

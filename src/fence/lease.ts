@@ -5,9 +5,10 @@
  * node's writers of that pool's rwo volumes must be dead if no newer heartbeat reaches the share. Other
  * nodes take over only nodeTimeout after that heartbeat, and nodeTimeout > fenceDeadline (config.ts).
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../util/atomic.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export interface HeldVolume {
   pool: string;
@@ -54,7 +55,7 @@ export const AGENT_BEAT_MS = 1000;
 export const AGENT_GONE_MS = 5000;
 
 export async function writeAgentBeat(dataDir: string, beat: AgentBeat): Promise<void> {
-  await mkdir(fenceDir(dataDir), { recursive: true });
+  await makeDirs(fenceDir(dataDir));
   await writeJsonAtomic(agentBeatPath(dataDir), beat);
 }
 
@@ -67,7 +68,7 @@ export async function readAgentBeat(dataDir: string): Promise<AgentBeat | undefi
 }
 
 export async function writeLease(dataDir: string, lease: FenceLease): Promise<void> {
-  await mkdir(fenceDir(dataDir), { recursive: true });
+  await makeDirs(fenceDir(dataDir));
   await writeJsonAtomic(leasePath(dataDir), lease);
 }
 

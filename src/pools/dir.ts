@@ -15,6 +15,7 @@ import { refusingLimits, sizeLimitsFor, type SizeLimits } from './size-limits.js
 import type { ShareFs } from './share-fs.js';
 import { readdirSigs } from './share-sigs.js';
 import { ShareCheck, type PoolMountSpec } from './share-check.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export interface DirPoolSpec {
   /** Every host mounts the same filesystem at `root` (NFS, GlusterFS, CephFS...). */
@@ -80,8 +81,8 @@ export class DirPool implements Pool {
       await this.io.call('mkdir', [this.trash, true]);
       await this.io.call('mkdir', [this.staging, true]);
     } else {
-      await mkdir(this.live, { recursive: true, mode: 0o700 });
-      await mkdir(this.trash, { recursive: true, mode: 0o700 });
+      await makeDirs(this.live, 0o700);
+      await makeDirs(this.trash, 0o700);
       // (flushed at every create and remove: see keepDirOpen)
       keepDirOpen(this.live);
       keepDirOpen(this.trash);
@@ -187,7 +188,7 @@ export class DirPool implements Pool {
   async stage(stageId: string, opts: VolumeSpec, from?: (data: string) => Promise<void>, fill?: (dir: string) => Promise<void>): Promise<string> {
     await this.checkAvailable();
     if (opts.size !== undefined && this.sizeLimits.refusal) throw new FerryError('invalid', this.sizeLimits.refusal);
-    await mkdir(this.staging, { recursive: true, mode: 0o700 });
+    await makeDirs(this.staging, 0o700);
     const dir = join(this.staging, stageId);
     await mkdir(dir, { mode: 0o700 });
     await this.fillNew(dir, opts, from);

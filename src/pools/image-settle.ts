@@ -1,7 +1,8 @@
 /** A shared image pool at start-up: what is still mounted in this host's attach directory from before, kept for Docker's mounts or unmounted. */
-import { mkdir, readdir, rmdir } from 'node:fs/promises';
+import { readdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execUmount, mountedAt } from './image-fs.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 /** Where a restore mounts the new image it fills (in the volume's directory; a shared pool's in attachDir). */
 export const RESTORE_MNT = 'restore-mnt';
@@ -16,7 +17,7 @@ export const STAGE_MNT = '.stage-';
  * and restores cut short are unmounted.
  */
 export async function settleAttachDir(dir: string, inUse: ReadonlySet<string>): Promise<string[]> {
-  await mkdir(dir, { recursive: true, mode: 0o755 });
+  await makeDirs(dir, 0o755);
   const kept: string[] = [];
   for (const e of await readdir(dir)) {
     const mnt = join(dir, e);

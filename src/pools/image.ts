@@ -13,6 +13,7 @@ import { MIN_IMAGE_BYTES, attachImage, detachImage, execUmount, fillFrom, filesy
 import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import type { LimitState, SizeLimits } from './size-limits.js';
 import { METHODS, removeTree, type SnapshotMethod } from './trees/methods.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 export interface ImagePoolSpec {
   /** The filesystem of new images (`-o fs=` picks another). */
@@ -179,7 +180,7 @@ export class ImagePool implements Pool {
     await makeImage(image, bytes, fs, this.allocation);
     if (from || fill || opts.uid !== undefined || opts.gid !== undefined || opts.mode !== undefined) {
       const mnt = join(this.spec.shared.attachDir, `${STAGE_MNT}${stageId}`);
-      await mkdir(mnt, { recursive: true, mode: 0o700 });
+      await makeDirs(mnt, 0o700);
       await attachImage(image, mnt, fs);
       try {
         if (from) await fillFrom(mnt, from);
@@ -230,7 +231,7 @@ export class ImagePool implements Pool {
       if (n === 0) {
         const image = this.image(volume);
         const data = this.mountpoint(volume);
-        if (this.spec.shared) await mkdir(data, { recursive: true, mode: 0o755 });
+        if (this.spec.shared) await makeDirs(data, 0o755);
         // still mounted from before a restart of ferryd: take it over if it is this image
         const there = await mountedAt(data);
         if (there) {
@@ -427,7 +428,7 @@ export class ImagePool implements Pool {
       const mounted = (this.holders.get(volume) ?? 0) > 0;
       if (mounted || fs === 'ext4') return growImage(image, bytes, fs, mounted ? data : undefined, this.allocation);
       // xfs grows only mounted: attach it for the time of the grow
-      if (this.spec.shared) await mkdir(data, { recursive: true, mode: 0o755 });
+      if (this.spec.shared) await makeDirs(data, 0o755);
       await attachImage(image, data, fs);
       try {
         await growImage(image, bytes, fs, data, this.allocation);

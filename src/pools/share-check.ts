@@ -1,10 +1,10 @@
 /** Is a shared pool's filesystem there: the marker probe, mounting the share again, marking it on first use, and refusing at once while it hangs. */
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { execProgram } from '../util/exec.js';
 import { mountOf } from '../util/mounts.js';
 import type { ShareIo } from './share-io.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 /** How ferryd mounts a shared pool's filesystem itself (`mount -t TYPE -o OPTIONS DEVICE PATH`). */
 export interface PoolMountSpec {
@@ -55,7 +55,7 @@ export class ShareCheck {
         const m = this.mount;
         // (the path of a dead mount cannot even be resolved: mountOf would not find it)
         if (dead) await execProgram('umount', ['-l', this.root], { timeoutMs: 30_000 }).catch(() => undefined);
-        await mkdir(this.root, { recursive: true });
+        await makeDirs(this.root);
         // a dead FUSE mount ("transport endpoint is not connected") must go before mounting again
         if ((await mountOf(this.root)).mountPoint === this.root) await execProgram('umount', ['-l', this.root], { timeoutMs: 30_000 }).catch(() => undefined);
         await execProgram('mount', ['-t', m.type, ...(m.options ? ['-o', m.options] : []), m.device, this.root], { timeoutMs: 60_000 });

@@ -5,6 +5,7 @@ import { inoOf } from './data-id.js';
 import { link, lstat, mkdir, open, readdir, readFile, rename, stat, statfs, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { makeDirs } from '../util/make-dirs.js';
 
 /**
  * Started by share-io.ts with an IPC channel. Each message is one call `{ id, op, args }`; the answer is
@@ -75,7 +76,7 @@ const ops: Record<string, (...a: any[]) => Promise<unknown>> = {
   },
   readText: (p: string) => readFile(p, 'utf8'),
   async writeAtomic(p: string, text: string, makeDir = false) {
-    if (makeDir) await mkdir(dirname(p), { recursive: true, mode: 0o700 });
+    if (makeDir) await makeDirs(dirname(p), 0o700);
     const tmp = join(dirname(p), `.${basename(p)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
       await writeNew(tmp, text);
@@ -98,7 +99,7 @@ const ops: Record<string, (...a: any[]) => Promise<unknown>> = {
     return (await readdir(p, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
   },
   async mkdir(p: string, recursive: boolean) {
-    await mkdir(p, { recursive, mode: 0o700 });
+    await (recursive ? makeDirs(p, 0o700) : mkdir(p, { mode: 0o700 }));
   },
   fsyncDir,
   du,

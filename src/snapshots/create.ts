@@ -1,5 +1,5 @@
 /** Making a snapshot: its name, the quiesce (`--exec`, `--pause`), the copy of the tree (through an image's view), and its record written once the tree is whole. */
-import { mkdir, rename, unlink } from 'node:fs/promises';
+import { rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -14,6 +14,7 @@ import type { Quarantine } from '../util/quarantine.js';
 import { mapNoSpace, noSpaceError } from '../util/no-space.js';
 import type { CreateSnapshotOptions, SnapshotRecord } from './record.js';
 import { checkManifest } from './damaged.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 const SNAP_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,127}$/;
 
@@ -48,7 +49,7 @@ export class SnapshotCreation {
    */
   async createLocked(rec: VolumeRecord, opts: CreateSnapshotOptions): Promise<SnapshotRecord> {
     const { pool, snaps, data } = this.c.dirs(rec);
-    await mapNoSpace(pool.name, pool.root, `snapshot of ${rec.name}`, () => mkdir(snaps, { recursive: true, mode: 0o700 }));
+    await mapNoSpace(pool.name, pool.root, `snapshot of ${rec.name}`, () => makeDirs(snaps, 0o700));
     const existing = await this.c.listOf(rec, true);
     const id = randomBytes(6).toString('hex');
     const taken = (n: string) => existing.some((s) => s.name === n || s.id === n);

@@ -1,11 +1,11 @@
 /** The git-like history of a volume: commits, log, branches, checkout and reset, kept in its refs.json. */
-import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { FerryError } from '../util/errors.js';
 import type { VolumeService } from '../volumes/service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import type { CreateSnapshotOptions, SnapshotRecord } from './record.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 interface Refs {
   head: string;
@@ -52,7 +52,7 @@ export class SnapshotHistory {
   }
 
   private async saveRefs(rec: VolumeRecord, refs: Refs): Promise<void> {
-    await mkdir(this.store.dirs(rec).root, { recursive: true });
+    await makeDirs(this.store.dirs(rec).root);
     await writeJsonAtomic(this.store.dirs(rec).refs, refs);
   }
 

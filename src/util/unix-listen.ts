@@ -1,9 +1,10 @@
 /** Listening on unix sockets safely: stale sockets removed, a live one never stolen. */
 import { connect } from 'node:net';
-import { chmod, mkdir, unlink, lstat } from 'node:fs/promises';
+import { chmod, unlink, lstat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { FerryError, isErrno } from './errors.js';
+import { makeDirs } from './make-dirs.js';
 
 /** True when something answers on the unix socket at `path`. */
 function socketAlive(path: string): Promise<boolean> {
@@ -40,7 +41,7 @@ export async function checkSocketPath(path: string): Promise<boolean> {
  * the socket of a daemon that is still running, and set the socket's mode.
  */
 export async function listenUnix(app: FastifyInstance, path: string, mode: number): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await makeDirs(dirname(path));
   if (await checkSocketPath(path)) await unlink(path).catch((err: unknown) => (isErrno(err, 'ENOENT') ? undefined : Promise.reject(err)));
   // A deep accept queue: Docker opens many connections at once (at its start-up it Gets every volume in
   // parallel), and a full queue on a unix socket fails the connect with EAGAIN instead of waiting.

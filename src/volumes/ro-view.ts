@@ -1,7 +1,8 @@
 /** Read-only views of rox volumes (a read-only bind mount of the data). */
-import { mkdir, rmdir } from 'node:fs/promises';
+import { rmdir } from 'node:fs/promises';
 import { execProgram } from '../util/exec.js';
 import { mountOf } from '../util/mounts.js';
+import { makeDirs } from '../util/make-dirs.js';
 
 /**
  * Read-only views for `access=rox` volumes. The plugin protocol cannot ask Docker for a read-only bind,
@@ -17,7 +18,7 @@ export async function ensureReadOnlyView(source: string, view: string): Promise<
  * of a managed plugin (its propagatedMount/NAME: Docker finds only what lies there).
  */
 export async function ensureView(source: string, view: string, readOnly: boolean): Promise<void> {
-  await mkdir(view, { recursive: true, mode: 0o700 });
+  await makeDirs(view, 0o700);
   if ((await mountOf(view)).mountPoint === view) return; // still there from before a restart of ferryd
   await execProgram('mount', ['--bind', source, view]);
   if (!readOnly) return;

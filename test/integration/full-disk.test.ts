@@ -9,6 +9,9 @@ import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
 import { makeLoopFs, loopFsPrerequisites, type LoopFs } from '../helpers/loopfs.js';
 import { skipUnless } from '../helpers/prereq.js';
 import { writeFileAtomic } from '../../src/util/atomic.js';
+import { makeDirs } from '../../src/util/make-dirs.js';
+import { FileTarget } from '../../src/backup/file-target.js';
+import { FerryError } from '../../src/util/errors.js';
 
 /**
  * A data dir (and so the local pool and the mount journal) on an 8 MiB ext4 filled to the last block:
@@ -146,6 +149,25 @@ describe('an atomic write in parts (a backup pack) on a disk that fills up mid-w
       execFileSync('sync', ['-f', fs.mountpoint]);
       await assert.rejects(writeFileAtomic(join(fs.mountpoint, 'pack'), parts), (e: NodeJS.ErrnoException) => e.code === 'ENOSPC');
       assert.deepEqual(readdirSync(fs.mountpoint).filter((n) => n !== 'lost+found' && n !== 'filler'), [], 'no pack, no temporary file');
+    } finally {
+      await fs.destroy();
+    }
+  });
+});
+
+describe('a directory made on a full disk', { skip }, () => {
+  it('fails as a full disk (ENOSPC, no_space), not as "does not exist": a backup pack in a new folder of a full target', async () => {
+    const fs = await makeLoopFs('ext4', 8);
+    try {
+      mkdirSync(join(fs.mountpoint, 'repo', 'data'), { recursive: true });
+      fill(join(fs.mountpoint, 'filler'));
+      // (Node 20's own recursive mkdir rejects here with ENOENT: it stats the directory it could not make)
+      await assert.rejects(makeDirs(join(fs.mountpoint, 'a', 'b', 'c')), (e: NodeJS.ErrnoException) => e.code === 'ENOSPC');
+      const target = new FileTarget(join(fs.mountpoint, 'repo'));
+      await assert.rejects(target.put('data/ec/ec9596ce', Buffer.alloc(100, 1)), (e: unknown) => e instanceof FerryError && e.code === 'no_space' && /is full \(ENOSPC\) while writing data\/ec\/ec9596ce/.test(e.message));
+      assert.deepEqual(readdirSync(join(fs.mountpoint, 'repo', 'data')), [], 'no folder, no pack');
+      // an existing directory is no error, full disk or not
+      await makeDirs(join(fs.mountpoint, 'repo', 'data'));
     } finally {
       await fs.destroy();
     }
