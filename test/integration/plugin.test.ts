@@ -242,16 +242,19 @@ describe('ferryd crash and restart', () => {
 
   it('refuses to start a second daemon on a socket in use, before it makes its data dir', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ferry-second-'));
-    const second = await startFerryd({ dir, pluginSocket: f.pluginSocket }).then(
-      async (d) => {
-        await d.destroy();
-        return 'started';
-      },
-      (err: Error) => err.message,
-    );
-    assert.match(second, /already serving .*ferry\.sock.*is ferryd already running/s);
-    assert.equal(existsSync(join(dir, 'data')), false, 'no data dir left behind');
-    await rm(dir, { recursive: true, force: true });
+    try {
+      const second = await startFerryd({ dir, pluginSocket: f.pluginSocket }).then(
+        async (d) => {
+          await d.destroy();
+          return 'started';
+        },
+        (err: Error) => err.message,
+      );
+      assert.match(second, /already serving .*ferry\.sock.*is ferryd already running/s);
+      assert.equal(existsSync(join(dir, 'data')), false, 'no data dir left behind');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
     assert.equal((await f.plugin('Capabilities')).status, 200);
   });
 });
