@@ -6,6 +6,7 @@ import { ago, bytes, table, tableWidth } from './format.js';
 import type { Snapshot } from '../wire/types.js';
 import { usageError } from '../util/errors.js';
 import type { SnapshotRecord } from '../snapshots/service.js';
+import { COMMIT_NEEDS_MESSAGE } from '../snapshots/history.js';
 import { follow } from './progress.js';
 
 /** Snapshots ferry names itself: a backup's base (origin backup), commits and saved working data (origin history). */
@@ -118,7 +119,7 @@ export function registerSnapshotCommands(program: Command): void {
     .requiredOption('-m, --message <message>', 'what changed')
     .action(async (volume: string, o: { message: string }, cmd: Command) => {
       checkVolumeName(volume);
-      if (!o.message.trim()) throw usageError('a commit needs a message: ferry commit VOL -m "what changed"');
+      if (!o.message.trim()) throw usageError(COMMIT_NEEDS_MESSAGE);
       const c = await client(cmd).call<SnapshotRecord>('POST', `/v1/volumes/${enc(volume)}/commits`, { message: o.message });
       if (wantsJson(cmd)) return printJson(c);
       print(`[${c.branch} ${c.id}] ${c.message}`);

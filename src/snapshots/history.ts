@@ -16,6 +16,9 @@ interface Refs {
 
 const BRANCH_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
+/** Why a commit with an empty message is refused (by the API, and by the CLI before it asks). */
+export const COMMIT_NEEDS_MESSAGE = 'a commit needs a message: ferry commit VOL -m "what changed"';
+
 /** What the history needs of the snapshot store (SnapshotService). */
 export interface HistoryStore {
   dirs(rec: VolumeRecord): { root: string; refs: string };
@@ -57,7 +60,7 @@ export class SnapshotHistory {
   }
 
   async commit(volume: string, message: string): Promise<SnapshotRecord> {
-    if (!message.trim()) throw new FerryError('invalid', 'a commit needs a message: ferry commit VOL -m "what changed"');
+    if (!message.trim()) throw new FerryError('invalid', COMMIT_NEEDS_MESSAGE);
     return this.volumes.withLock(volume, async () => {
       const rec = this.volumes.recordOf(volume);
       const refs = await this.refs(rec);
