@@ -127,11 +127,12 @@ export function registerSnapshotCommands(program: Command): void {
 
   program
     .command('log')
-    .description('the commits of the volume\'s current branch, newest first')
+    .description('the commits of the volume\'s current branch, or of BRANCH, newest first')
     .argument('<volume>', 'volume name')
-    .action(async (volume: string, _o: unknown, cmd: Command) => {
+    .argument('[branch]', 'another branch than the current one')
+    .action(async (volume: string, branch: string | undefined, _o: unknown, cmd: Command) => {
       checkVolumeName(volume);
-      const l = await client(cmd).call<{ branch: string; commits: SnapshotRecord[] }>('GET', `/v1/volumes/${enc(volume)}/log`);
+      const l = await client(cmd).log(volume, branch);
       if (wantsJson(cmd)) return printJson(l);
       if (l.commits.length === 0) return print(`branch ${l.branch} has no commits yet; \`ferry commit ${volume} -m MESSAGE\` makes one`);
       // a message's first line, as `git log --oneline` (a newline or a tab would break the table's rows)
@@ -147,12 +148,28 @@ export function registerSnapshotCommands(program: Command): void {
 
   program
     .command('branch')
-    .description('list the volume\'s branches, or create NAME at the current commit')
+    .description('list the volume\'s branches, create NAME at the current commit, or delete NAME (-d)')
+    .usage('[-d|-D] <volume> [name]')
     .argument('<volume>', 'volume name')
-    .argument('[name]', 'new branch name')
-    .action(async (volume: string, name: string | undefined, _o: unknown, cmd: Command) => {
+    .argument('[name]', 'branch name')
+    .option('-d, --delete', 'delete the branch; refused while it holds commits on no other branch, or uncommitted data')
+    .option('-D', 'delete the branch anyway: its uncommitted data goes, its commits stay as snapshots on no branch')
+    .addHelpText('after', '\nA deleted branch\'s commits are not removed: `ferry snapshot ls VOL --all` lists them,\n`ferry snapshot rm VOL ID` removes one.')
+    .action(async (volume: string, name: string | undefined, o: { delete?: boolean; D?: boolean }, cmd: Command) => {
       checkVolumeName(volume);
       const api = client(cmd);
+      if (o.delete || o.D) {
+        if (!name) throw usageError(`which branch? ferry branch ${o.D ? '-D' : '-d'} ${volume} NAME`);
+        const d = await api.deleteBranch(volume, name, { force: Boolean(o.D) });
+        if (wantsJson(cmd)) return printJson(d);
+        const lines = [`deleted branch ${d.name} of ${volume} (was ${d.tip ?? 'no commit'})`];
+        if (d.droppedWorktree) lines.push(`its uncommitted data (snapshot ${d.droppedWorktree}) was removed`);
+        if (d.orphaned.length) {
+          const ids = d.orphaned.length > 4 ? `${d.orphaned.slice(0, 3).join(' ')} and ${d.orphaned.length - 3} more` : d.orphaned.join(' ');
+          lines.push(`${d.orphaned.length} commit${d.orphaned.length > 1 ? 's are' : ' is'} on no branch now, kept as snapshots (${ids}):`, `\`ferry snapshot ls ${volume} --all\` lists them, \`ferry snapshot rm ${volume} ID\` removes one`);
+        }
+        return print(lines.join('\n'));
+      }
       if (name) {
         const b = await api.call<{ name: string; tip: string | null }>('POST', `/v1/volumes/${enc(volume)}/branches`, { name });
         return wantsJson(cmd) ? printJson(b) : print(`branch ${b.name} at ${b.tip ?? '(no commit)'}`);

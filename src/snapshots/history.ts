@@ -45,6 +45,11 @@ export class SnapshotHistory {
     return Object.entries(refs.branches).filter(([, c]) => c === id).map(([b]) => b);
   }
 
+  /** Whether this snapshot is a branch's saved working data still (not one a crash left on no branch). */
+  async keepsWorktree(rec: VolumeRecord, id: string): Promise<boolean> {
+    return Object.values((await this.refs(rec)).worktrees).includes(id);
+  }
+
   /** The commit a branch points at (undefined: no such branch, or none yet). */
   async tipOf(rec: VolumeRecord, branch: string): Promise<string | undefined> {
     return (await this.refs(rec)).branches[branch] ?? undefined;
@@ -72,19 +77,21 @@ export class SnapshotHistory {
     });
   }
 
-  /** Commits reachable from the current branch's tip, newest first. */
-  async log(volume: string): Promise<{ branch: string; commits: SnapshotRecord[] }> {
+  /** Commits reachable from the tip of `branch` (the current one when not given), newest first. */
+  async log(volume: string, branch?: string): Promise<{ branch: string; commits: SnapshotRecord[] }> {
     const rec = this.volumes.recordOf(volume);
     const refs = await this.refs(rec);
+    const name = branch ?? refs.head;
+    if (!(name in refs.branches)) throw new FerryError('not_found', `volume ${volume} has no branch ${name}; \`ferry branch ${volume}\` lists them`);
     const byId = new Map((await this.store.listOf(rec)).map((s) => [s.id, s]));
     const commits: SnapshotRecord[] = [];
-    for (let id = refs.branches[refs.head] ?? undefined; id; ) {
+    for (let id = refs.branches[name] ?? undefined; id; ) {
       const c = byId.get(id);
       if (!c) break;
       commits.push(c);
       id = c.parent;
     }
-    return { branch: refs.head, commits };
+    return { branch: name, commits };
   }
 
   async branches(volume: string): Promise<{ current: string; branches: Array<{ name: string; tip: string | null }> }> {
@@ -105,6 +112,44 @@ export class SnapshotHistory {
       refs.branches[name] = refs.branches[refs.head] ?? null;
       await this.saveRefs(rec, refs);
       return { name, tip: refs.branches[name] ?? null };
+    });
+  }
+
+  /**
+   * Delete a branch (never the current one). Like `git branch -d`, refused when it holds commits no other
+   * branch reaches, or saved uncommitted working data, unless `force`: then the saved working data is
+   * removed, and the commits stay as snapshots on no branch (`ferry snapshot ls --all` lists them, `ferry
+   * snapshot rm` removes them), so a forced delete loses only what was never committed.
+   */
+  async deleteBranch(volume: string, name: string, { force = false } = {}): Promise<{ name: string; tip: string | null; orphaned: string[]; droppedWorktree?: string }> {
+    return this.volumes.withLock(volume, async () => {
+      const rec = this.volumes.recordOf(volume);
+      const refs = await this.refs(rec);
+      if (!(name in refs.branches)) throw new FerryError('not_found', `volume ${volume} has no branch ${name}; \`ferry branch ${volume}\` lists them`);
+      if (name === refs.head) throw new FerryError('in_use', `${volume} is on branch ${name}; \`ferry checkout ${volume} OTHER\` to another branch first`);
+      const parentOf = new Map((await this.store.listOf(rec)).map((s) => [s.id, s.parent]));
+      const reach = (tip: string | null | undefined, into: Set<string>): Set<string> => {
+        for (let id = tip ?? undefined; id && parentOf.has(id) && !into.has(id); id = parentOf.get(id)) into.add(id);
+        return into;
+      };
+      const others = new Set<string>();
+      for (const [b, tip] of Object.entries(refs.branches)) if (b !== name) reach(tip, others);
+      const orphaned = [...reach(refs.branches[name], new Set())].filter((id) => !others.has(id));
+      const saved = refs.worktrees[name];
+      if (!force && (orphaned.length > 0 || saved)) {
+        const what = [orphaned.length ? `${orphaned.length} commit${orphaned.length > 1 ? 's' : ''} on no other branch` : '', saved ? `uncommitted working data (snapshot ${saved})` : ''].filter(Boolean).join(' and ');
+        throw new FerryError('in_use', `branch ${name} of ${volume} holds ${what}; \`ferry branch -D ${volume} ${name}\` deletes it anyway${orphaned.length ? ' (its commits stay as snapshots, on no branch)' : ''}${saved ? ', and the uncommitted data goes' : ''}`);
+      }
+      const tip = refs.branches[name] ?? null;
+      delete refs.branches[name];
+      delete refs.worktrees[name];
+      // the refs first: a crash before the worktree snapshot goes leaves it on no branch, never a branch without it
+      await this.saveRefs(rec, refs);
+      if (saved) {
+        const s = (await this.store.listOf(rec, true)).find((x) => x.id === saved);
+        if (s) await this.store.removeLocked(rec, s);
+      }
+      return { name, tip, orphaned, ...(saved ? { droppedWorktree: saved } : {}) };
     });
   }
 

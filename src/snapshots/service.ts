@@ -248,10 +248,12 @@ export class SnapshotService {
         // a branch's saved working data is listed with --all, and holds what was not committed: say so
         const saved = await this.find(rec, ref).catch(() => undefined);
         if (saved?.kind !== 'worktree') throw err;
-        throw new FerryError('in_use', `snapshot ${saved.id} of ${volume} holds the uncommitted working data of branch ${saved.branch ?? '?'}, kept while another branch is checked out; it goes when \`ferry checkout ${volume} ${saved.branch ?? 'BRANCH'}\` puts that data back`);
+        // (one no branch keeps any more, left by a crash during a branch's deletion, goes)
+        if (!(await this.history.keepsWorktree(rec, saved.id))) return saved;
+        throw new FerryError('in_use', `snapshot ${saved.id} of ${volume} holds the uncommitted working data of branch ${saved.branch ?? '?'}, kept while another branch is checked out; it goes when \`ferry checkout ${volume} ${saved.branch ?? 'BRANCH'}\` puts that data back, or with \`ferry branch -D ${volume} ${saved.branch ?? 'BRANCH'}\``);
       });
       const tipOf = await this.history.branchesAt(rec, snap.id);
-      if (tipOf.length > 0) throw new FerryError('in_use', `snapshot ${snap.id} is the tip of branch ${tipOf.join(', ')} of ${volume}; no command deletes a branch: move it off this snapshot first (\`ferry checkout ${volume} BRANCH\`, then \`ferry reset ${volume} --hard REF\`), or keep the snapshot`);
+      if (tipOf.length > 0) throw new FerryError('in_use', `snapshot ${snap.id} is the tip of branch ${tipOf.join(', ')} of ${volume}: move the branch off it first (\`ferry checkout ${volume} BRANCH\`, then \`ferry reset ${volume} --hard REF\`), or delete the branch (\`ferry branch -d ${volume} BRANCH\`), or keep the snapshot`);
       if (snap.kind === 'commit') await this.bypass(rec, snap);
       await this.removeLocked(rec, snap);
       return snap;
@@ -374,9 +376,9 @@ export class SnapshotService {
     return this.history.commit(volume, message);
   }
 
-  /** Commits reachable from the current branch's tip, newest first. */
-  log(volume: string): Promise<{ branch: string; commits: SnapshotRecord[] }> {
-    return this.history.log(volume);
+  /** Commits reachable from a branch's tip (the current branch's by default), newest first. */
+  log(volume: string, branch?: string): Promise<{ branch: string; commits: SnapshotRecord[] }> {
+    return this.history.log(volume, branch);
   }
 
   branches(volume: string): Promise<{ current: string; branches: Array<{ name: string; tip: string | null }> }> {
@@ -385,6 +387,11 @@ export class SnapshotService {
 
   createBranch(volume: string, name: string): Promise<{ name: string; tip: string | null }> {
     return this.history.createBranch(volume, name);
+  }
+
+  /** Delete a branch (see SnapshotHistory.deleteBranch). */
+  deleteBranch(volume: string, name: string, opts: { force?: boolean } = {}): Promise<{ name: string; tip: string | null; orphaned: string[]; droppedWorktree?: string }> {
+    return this.history.deleteBranch(volume, name, opts);
   }
 
   /** Switch branches (see SnapshotHistory.checkout). */

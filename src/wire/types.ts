@@ -242,6 +242,14 @@ export interface Branch {
   tip: string | null;
 }
 
+/** A deleted branch (DELETE /v1/volumes/{name}/branches/{branch}). */
+export interface BranchDeleted extends Branch {
+  /** Commits that were on this branch only: kept as snapshots, on no branch now (listed with `snapshot ls --all`). */
+  orphaned: string[];
+  /** The snapshot of the branch's uncommitted working data, removed with it (a forced delete only). */
+  droppedWorktree?: string;
+}
+
 export interface Backup {
   id: string;
   url: string;

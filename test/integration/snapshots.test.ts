@@ -319,7 +319,59 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
       assert.match((await f.cli('reset', 'hist')).stderr, /only hard resets exist/);
       assert.match((await f.cli('checkout', 'hist', 'nobranch')).stderr, /has no branch nobranch/);
       const tip = (await json('branch', 'hist')).branches.find((b: { name: string }) => b.name === 'experiment').tip;
-      assert.match((await f.cli('snapshot', 'rm', 'hist', tip)).stderr, /is the tip of branch experiment of hist; no command deletes a branch: move it off this snapshot first \(`ferry checkout hist BRANCH`, then `ferry reset hist --hard REF`\)/);
+      assert.match((await f.cli('snapshot', 'rm', 'hist', tip)).stderr, /is the tip of branch experiment of hist: move the branch off it first \(`ferry checkout hist BRANCH`, then `ferry reset hist --hard REF`\), or delete the branch \(`ferry branch -d hist BRANCH`\)/);
+    });
+
+    it('deletes a branch as git does: never the current one, one with commits of its own or uncommitted data only with -D; its commits stay as snapshots', async () => {
+      await ok('volume', 'create', 'del');
+      const file = () => readFileSync(join(data('del'), 'state'), 'utf8');
+      writeFileSync(join(data('del'), 'state'), 'base');
+      const base = await json('commit', 'del', '-m', 'base');
+      await ok('branch', 'del', 'merged');
+      await ok('checkout', '-b', 'del', 'side');
+      writeFileSync(join(data('del'), 'state'), 'side 1');
+      const s1 = await json('commit', 'del', '-m', 'side 1');
+      writeFileSync(join(data('del'), 'state'), 'side, not committed');
+      await ok('checkout', 'del', 'master');
+      assert.equal(file(), 'base');
+      // the log of another branch than the current one
+      assert.deepEqual((await json('log', 'del', 'side')).commits.map((c: { id: string }) => c.id), [s1.id, base.id]);
+      assert.match(await ok('log', 'del', 'side'), new RegExp(`^${s1.id}\\s.*side 1$`, 'm'));
+      assert.match((await f.cli('log', 'del', 'nobranch')).stderr, /volume del has no branch nobranch; `ferry branch del` lists them/);
+
+      const current = await f.cli('branch', '-d', 'del', 'master');
+      assert.equal(current.code, 1);
+      assert.match(current.stderr, /del is on branch master; `ferry checkout del OTHER` to another branch first/);
+      assert.match((await f.cli('branch', '-d', 'del', 'nope')).stderr, /volume del has no branch nope/);
+      const noName = await f.cli('branch', '-d', 'del');
+      assert.equal(noName.code, 2, noName.stderr);
+      // a branch with nothing of its own goes with -d
+      assert.equal(await ok('branch', '-d', 'del', 'merged'), `deleted branch merged of del (was ${base.id})\n`);
+      // one with a commit of its own and saved working data is refused, and kept whole
+      const refused = await f.cli('branch', '-d', 'del', 'side');
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /branch side of del holds 1 commit on no other branch and uncommitted working data \(snapshot [0-9a-f]+\); `ferry branch -D del side` deletes it anyway \(its commits stay as snapshots, on no branch\), and the uncommitted data goes/);
+      assert.deepEqual((await json('branch', 'del')).branches.map((b: { name: string }) => b.name), ['master', 'side']);
+      await ok('checkout', 'del', 'side');
+      assert.equal(file(), 'side, not committed', 'a refused delete keeps the uncommitted data');
+      await ok('checkout', 'del', 'master');
+
+      const d = await json('branch', '-D', 'del', 'side');
+      assert.equal(d.name, 'side');
+      assert.equal(d.tip, s1.id);
+      assert.deepEqual(d.orphaned, [s1.id]);
+      assert.match(d.droppedWorktree, /^[0-9a-f]+$/);
+      assert.deepEqual((await json('branch', 'del')).branches.map((b: { name: string }) => b.name), ['master']);
+      const left = (await json('snapshot', 'ls', 'del', '--all')).map((x: { id: string }) => x.id);
+      assert.ok(left.includes(s1.id), 'the commit of the deleted branch is kept');
+      assert.ok(!left.includes(d.droppedWorktree), 'its saved working data is gone');
+      assert.equal(file(), 'base', 'the current data is untouched');
+      // the kept commit is named by its id: read back, then removed
+      await ok('volume', 'create', 'del-side', '-o', `from=del@${s1.id}`);
+      assert.equal(readFileSync(join(data('del-side'), 'state'), 'utf8'), 'side 1');
+      await ok('volume', 'rm', '--purge', 'del-side');
+      await ok('snapshot', 'rm', 'del', s1.id);
+      assert.deepEqual((await json('log', 'del')).commits.map((c: { id: string }) => c.id), [base.id]);
     });
 
     it('keeps a history whole when a commit in its middle is removed, and refuses branch names that read as commits', async () => {

@@ -13,6 +13,8 @@ const branchBody = z.strictObject({ name: z.string() });
 const checkoutBody = z.strictObject({ branch: z.string(), create: z.boolean().optional(), restartContainers: z.boolean().optional() });
 const resetBody = z.strictObject({ ref: z.string(), hard: z.literal(true, { message: 'only hard resets exist: pass "hard": true' }), restartContainers: z.boolean().optional() });
 const listSnapshotsQuery = z.strictObject({ all: flag });
+const logQuery = z.strictObject({ branch: z.string().optional() });
+const deleteBranchQuery = z.strictObject({ force: flag });
 
 export function snapshotRoutes(app: FastifyInstance, snapshots: SnapshotService, jobs: JobRegistry | undefined): void {
   type Vol = { Params: { name: string } };
@@ -36,9 +38,10 @@ export function snapshotRoutes(app: FastifyInstance, snapshots: SnapshotService,
     return { restored: await snapshots.restore(req.params.name, req.params.ref, b) };
   });
   app.post<Vol>('/v1/volumes/:name/commits', async (req, reply) => reply.code(201).send(await snapshots.commit(req.params.name, parse(commitBody, req.body ?? {}, 'request body').message)));
-  app.get<Vol>('/v1/volumes/:name/log', async (req): Promise<W.CommitLog> => snapshots.log(req.params.name));
+  app.get<Vol>('/v1/volumes/:name/log', async (req): Promise<W.CommitLog> => snapshots.log(req.params.name, parse(logQuery, req.query, 'query').branch));
   app.get<Vol>('/v1/volumes/:name/branches', async (req): Promise<W.BranchList> => snapshots.branches(req.params.name));
   app.post<Vol>('/v1/volumes/:name/branches', async (req, reply) => reply.code(201).send(await snapshots.createBranch(req.params.name, parse(branchBody, req.body ?? {}, 'request body').name)));
+  app.delete<{ Params: { name: string; branch: string } }>('/v1/volumes/:name/branches/:branch', async (req): Promise<W.BranchDeleted> => snapshots.deleteBranch(req.params.name, req.params.branch, parse(deleteBranchQuery, req.query, 'query')));
   app.post<Vol>('/v1/volumes/:name/checkout', async (req) => {
     const b = parse(checkoutBody, req.body ?? {}, 'request body');
     return snapshots.checkout(req.params.name, b.branch, b);
