@@ -14,6 +14,12 @@ const generated = (s: Snapshot) => s.origin === 'backup' || s.origin === 'histor
 const kindText = (s: Snapshot) => (s.origin === 'schedule' ? 'scheduled' : s.origin === 'backup' ? 'backup base' : s.kind);
 
 const shortTime = (iso: string) => iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+const consistencyText: Record<Snapshot['consistency'], string> = {
+  crash: 'crash-consistent',
+  'file-by-file': 'file by file, while in use (--pause for one instant)',
+  paused: 'containers paused',
+  exec: 'after --exec',
+};
 
 function snapshotLines(s: SnapshotRecord): string {
   const rows: Array<[string, string]> = [
@@ -23,7 +29,7 @@ function snapshotLines(s: SnapshotRecord): string {
     ['Kind', s.kind + (s.origin === 'schedule' ? ' (scheduled)' : '')],
     ['Created', `${s.createdAt} (${ago(s.createdAt)}) on ${s.node}`],
     ['Method', `${s.method}, ${s.durationMs} ms`],
-    ['Consistency', s.consistency === 'crash' ? 'crash-consistent' : s.consistency === 'paused' ? 'containers paused' : 'after --exec'],
+    ['Consistency', consistencyText[s.consistency] ?? s.consistency],
   ];
   if (s.stats.files !== undefined) rows.push(['Files', `${s.stats.files} (${s.stats.linked ?? 0} shared with the previous snapshot, ${s.stats.copied ?? 0} copied, ${bytes(s.stats.copiedBytes)})`]);
   if (s.message !== undefined) rows.push(['Message', s.message]);
@@ -54,7 +60,7 @@ export function registerSnapshotCommands(program: Command): void {
       if (wantsJson(cmd)) return printJson(s);
       print(`${s.id} ${s.name} (${s.method}, ${s.durationMs} ms)`);
       // asked to flush or pause a workload that does not run: say so, rather than let a user believe it happened
-      if ((o.exec || o.pause) && s.consistency === 'crash') process.stderr.write(`(no running container uses ${volume}: ${[o.exec && '--exec ran nowhere', o.pause && '--pause paused nothing'].filter(Boolean).join(', ')}; the snapshot is of the data as it was)\n`);
+      if ((o.exec || o.pause) && (s.consistency === 'crash' || s.consistency === 'file-by-file')) process.stderr.write(`(no running container uses ${volume}: ${[o.exec && '--exec ran nowhere', o.pause && '--pause paused nothing'].filter(Boolean).join(', ')}; the snapshot is of the data as it was)\n`);
     });
 
   snap

@@ -27,7 +27,7 @@ export function checkSnapshotName(name: string | undefined): void {
 
 /** What making a snapshot needs of the snapshot service and the volume service. */
 export interface SnapshotCreationContext {
-  readonly volumes: Pick<VolumeService, 'node' | 'containersUsing' | 'holdExclusive'>;
+  readonly volumes: Pick<VolumeService, 'node' | 'containersUsing' | 'holdExclusive' | 'get' | 'attachmentsByVolume'>;
   readonly logger: Logger;
   readonly docker?: DockerClient;
   readonly now: () => number;
@@ -77,6 +77,7 @@ export class SnapshotCreation {
     }
     const paused: ContainerRef[] = [];
     let pointInTime = false;
+    const wasInUse = consistency === 'crash' && (await this.inUse(rec));
     const tmp = join(snaps, `.tmp-${id}`);
     const t0 = performance.now();
     let stats: SnapshotStats;
@@ -124,6 +125,8 @@ export class SnapshotCreation {
     } finally {
       for (const c of paused) await this.c.docker!.unpause(c.id).catch((e) => this.c.logger.error({ container: c.name, err: errorMessage(e) }, 'could not unpause container'));
     }
+    // a tree copied file by file from data a container could write meanwhile is not one instant: say so
+    if (consistency === 'crash' && !pointInTime && pool.snapshotMethod.name !== 'btrfs' && (wasInUse || (await this.inUse(rec)))) consistency = 'file-by-file';
     const durationMs = Math.round(performance.now() - t0);
     const { timings, ...counts } = stats;
     stats = counts;
@@ -169,6 +172,16 @@ export class SnapshotCreation {
     this.c.logger.info({ volume: rec.name, snapshot: id, name, kind: snap.kind, method: snap.method, ms: durationMs, origin: snap.origin, ...(pointInTime ? { pointInTime } : {}), ...(timings ? { timings } : {}) }, 'snapshot created');
     this.c.reported({ ok: true, seconds: durationMs / 1000, volume: rec.name, at: snap.createdAt });
     return snap;
+  }
+
+  /** Is the volume mounted, here or (a shared pool) on a live node, so that a container may write to it? */
+  private async inUse(rec: VolumeRecord): Promise<boolean> {
+    const v = this.c.volumes.get(rec.name);
+    if (v.mounts > 0) return true;
+    if (!v.shared) return false;
+    // (when the other nodes' attachments cannot be read, nobody can say it is not written: the cautious label)
+    const atts = await this.c.volumes.attachmentsByVolume().catch(() => undefined);
+    return atts === undefined || (atts.get(rec.name) ?? []).some((a) => a.alive && a.mountIds.length > 0);
   }
 
   private async runningUsers(volume: string): Promise<ContainerRef[]> {

@@ -25,7 +25,7 @@ export type { SnapshotKind, SnapshotRecord };
 export type { CreateSnapshotOptions, SnapshotProgress };
 
 /** What the snapshot store needs of the volume service: a volume's record and pool, its lock, who uses it, the one exclusive change. */
-export type SnapshotVolumes = Pick<VolumeService, 'node' | 'list' | 'recordOf' | 'poolOf' | 'withLock' | 'containersUsing' | 'refuseIfUsedElsewhere' | 'changeExclusively' | 'holdExclusive'>;
+export type SnapshotVolumes = Pick<VolumeService, 'node' | 'list' | 'recordOf' | 'poolOf' | 'withLock' | 'containersUsing' | 'refuseIfUsedElsewhere' | 'changeExclusively' | 'holdExclusive' | 'get' | 'attachmentsByVolume'>;
 
 /**
  * Snapshots, clones' sources, restores and the git-like history of volumes. Everything lives inside the

@@ -220,7 +220,13 @@ export interface Snapshot {
   method: string;
   /** Who made it: a user, a schedule, the history commands, or a backup (which reads from it). */
   origin: 'manual' | 'schedule' | 'history' | 'backup';
-  consistency: 'crash' | 'paused' | 'exec';
+  /**
+   * crash: one instant of the data (a btrfs snapshot, a frozen copy of an image volume), or data nothing had
+   * mounted; file-by-file: copied file by file while the volume was mounted (each file whole, two files maybe
+   * of slightly different instants: --pause gives one instant); paused: its containers were paused; exec:
+   * --exec ran in its containers first.
+   */
+  consistency: 'crash' | 'file-by-file' | 'paused' | 'exec';
   durationMs: number;
   stats: { files?: number; linked?: number; copied?: number; copiedBytes?: number; timings?: Record<string, number> };
   /** Commits: message, parent commit, branch it was made on. Worktrees: the branch they belong to. */
