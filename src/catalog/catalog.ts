@@ -5,6 +5,7 @@ import type { VolumeOptions } from '../wire/types.js';
 import { MountJournal } from './mount-journal.js';
 import type { Quarantine } from '../util/quarantine.js';
 import { RecordStore } from './record-store.js';
+import { FillMarkers } from './fill-markers.js';
 
 export interface MountRecord {
   /** When Docker mounted it (ISO 8601). */
@@ -79,6 +80,8 @@ export interface Unreadable {
 export class Catalog {
   readonly volumes: RecordStore<VolumeRecord>;
   readonly trash: RecordStore<TrashRecord>;
+  /** Creates that fill their volume (restores, clones) under way: what a crash cut short is discarded at start. */
+  readonly filling: FillMarkers;
   private readonly journal: MountJournal;
   /** Volumes whose mounts changed since their record was last written. */
   private readonly dirty = new Set<string>();
@@ -92,6 +95,7 @@ export class Catalog {
   ) {
     this.volumes = new RecordStore(join(dir, 'volumes'), validVolume, (name) => this.volumeChanged(name));
     this.trash = new RecordStore(join(dir, 'trash'), validTrash, () => void this.changes++, (t) => t.volume.name);
+    this.filling = new FillMarkers(join(dir, 'filling'));
     this.journal = new MountJournal(dir, () => this.compact(), 20_000, quarantine
       ? (file, why) => this.quarantine!.moveAside(file, why, 'Mount counts are taken from the volume records and the readable lines of the journal: a Mount or Unmount in the unreadable lines is not counted (check `ferry volume inspect` against `docker ps`).').then(() => undefined)
       : undefined);

@@ -54,8 +54,22 @@ export class Creation {
     return `${v.source ? 'cloning' : v.fill ? 'restoring' : 'creating'} volume ${v.name}`;
   }
 
-  /** Create in a local pool (callers hold the name's lock): the directory, filled, then its record. */
+  /**
+   * Create in a local pool (callers hold the name's lock): the directory, filled, then its record. A create that
+   * fills its volume (a restore, a clone) is marked first: a crash before its record leaves part of the data,
+   * which start-up then discards rather than adopts (recovery.ts).
+   */
   async local(v: NewVolume): Promise<VolumeRecord> {
+    if (!v.fill && !v.source) return this.localUnmarked(v);
+    await this.c.catalog.filling.mark(v.name);
+    try {
+      return await this.localUnmarked(v);
+    } finally {
+      await this.c.catalog.filling.clear(v.name).catch((err) => this.c.log.warn({ volume: v.name, err: errorMessage(err) }, 'could not remove the marker of a create that filled its volume'));
+    }
+  }
+
+  private async localUnmarked(v: NewVolume): Promise<VolumeRecord> {
     const { name } = v;
     const poolName = v.pool;
     const pool = this.c.pool(poolName);
@@ -79,6 +93,7 @@ export class Creation {
     }
     await mapNoSpace(poolName, pool.root, what, () => pool.create(name, v.opts, v.source?.copyTo));
     if (v.fill) await mapNoSpace(poolName, pool.root, what, () => this.fillOrUndo(poolName, name, v.fill!));
+    await pauseAt('create-filled'); // (a crash test: the data filled, no record yet)
     const rec = this.recordOf(v);
     try {
       await this.c.catalog.volumes.save(name, rec);

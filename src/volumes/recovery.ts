@@ -1,4 +1,4 @@
-/** Start-up recovery of the catalog: a removal or undelete cut short by a crash is finished or rolled back by where the data is (and by which records exist); volume directories without a record are adopted. */
+/** Start-up recovery of the catalog: a removal or undelete cut short by a crash is finished or rolled back by where the data is (and by which records exist); volume directories without a record are adopted, unless a restore or clone was filling them. */
 import type { Logger } from 'pino';
 import { TRASH_ID_PATTERN, type Catalog } from '../catalog/catalog.js';
 import type { Pool } from '../pools/pool.js';
@@ -19,7 +19,8 @@ export interface RecoveryContext {
  * data moves while the trash record is written, which is put in place after: see the first loop below over
  * the pools); an undelete writes
  * the volume record, moves the data back, then deletes the trash record. After a crash, where the data
- * is decides which record stays. Directories without any record are adopted, never deleted.
+ * is decides which record stays. Directories without any record are adopted, never deleted, except the
+ * partial data of a restore or clone a crash cut short (catalog/fill-markers.ts).
  */
 export async function recoverCatalog(c: RecoveryContext): Promise<void> {
   const { catalog, log } = c;
@@ -56,11 +57,20 @@ export async function recoverCatalog(c: RecoveryContext): Promise<void> {
       await pool.restoreFromTrash(id, rec.name);
     }
   }
+  // restores and clones a crash cut short before their record: part of the data, never to be adopted as whole
+  const cutShort = new Set(await catalog.filling.list());
   for (const [poolName, pool] of c.pools) {
     // In a shared pool a directory without a record may be a create in progress on another host.
     if (c.isShared(poolName)) continue;
     for (const name of await pool.listLive()) {
       if (catalog.volumes.get(name)) continue;
+      if (cutShort.has(name)) {
+        log.warn({ volume: name, pool: poolName }, 'recovery: removing the partial data of a restore or clone that a crash cut short (it was never answered; its source is unchanged: run it again)');
+        const trashId = `${name}@${c.now()}`;
+        await pool.moveToTrash(name, trashId);
+        await pool.purgeTrash(trashId);
+        continue;
+      }
       log.warn({ volume: name, pool: poolName }, 'recovery: adopting a volume directory that had no catalog record');
       await catalog.volumes.save(name, {
         name,
@@ -73,4 +83,5 @@ export async function recoverCatalog(c: RecoveryContext): Promise<void> {
       });
     }
   }
+  for (const name of cutShort) await catalog.filling.clear(name);
 }

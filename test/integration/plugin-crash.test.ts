@@ -1,7 +1,9 @@
 // A kill -9 of ferryd around Docker's Create: what was acknowledged is there after the restart, whole; a create cut short leaves no half-written record.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd } from '../helpers/ferryd.js';
 
@@ -106,6 +108,65 @@ describe('kill -9 around Create and Remove', () => {
       await g?.destroy();
       await f.destroy();
       await import('node:fs/promises').then((fs) => fs.rm(said, { force: true }));
+    }
+  });
+
+  it('leaves no volume, and not part of one, of a restore or a clone killed before its record; both run again whole', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'ferry-fill-crash-'));
+    const said = join(base, 'said');
+    writeFileSync(join(base, 'key'), 'secret\n', { mode: 0o600 });
+    mkdirSync(join(base, 'repo'));
+    writeFileSync(join(base, 'ferry.yaml'), ['backupTargets:', '  nas:', `    url: file://${join(base, 'repo')}`, `    passwordFile: ${join(base, 'key')}`].join('\n'));
+    const extraArgs = ['--config', join(base, 'ferry.yaml')];
+    const f = await startFerryd({ dir: join(base, 'host'), logLevel: 'info', extraArgs });
+    let g: Awaited<ReturnType<typeof startFerryd>> | undefined;
+    try {
+      const ok = async (d: typeof f, ...args: string[]) => {
+        const r = await d.cli(...args);
+        assert.equal(r.code, 0, `ferry ${args.join(' ')}: ${r.stderr}`);
+        return r.stdout;
+      };
+      await ok(f, 'backup', 'init', '--target', 'nas');
+      await ok(f, 'volume', 'create', 'src');
+      const files = Array.from({ length: 20 }, (_, i) => [`file-${i}`, randomBytes(64 * 1024 + i)] as const);
+      for (const [n, b] of files) writeFileSync(join(f.dataDir, 'volumes', 'src', 'data', n), b);
+      const url = (await ok(f, 'backup', 'create', 'src', '--target', 'nas')).trim();
+      await ok(f, 'snapshot', 'create', 'src', '--name', 's1');
+      await f.stop();
+
+      // a restore paused once its data is filled, a clone once its directory is made: neither has its record
+      g = await startFerryd({ dir: f.dir, logLevel: 'info', extraArgs, env: { FERRY_TEST_PAUSE: 'create-filled:30000,create-before-record:30000', FERRY_TEST_PAUSE_FILE: said } });
+      const restoring = g.cli('backup', 'restore', url, 'restored');
+      const cloning = g.cli('volume', 'create', 'cl', '-o', 'from=src@s1');
+      const deadline = Date.now() + 30_000;
+      const reached = () => (existsSync(said) ? readFileSync(said, 'utf8') : '');
+      while (!(reached().includes('create-filled') && reached().includes('create-before-record'))) {
+        assert.ok(Date.now() < deadline, `ferryd did not reach both pauses (${reached()})`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(existsSync(join(f.dataDir, 'volumes', 'restored', 'data', 'file-0')), 'the restore filled its directory');
+      assert.ok(existsSync(join(f.dataDir, 'volumes', 'cl', 'data', 'file-0')), 'the clone filled its directory');
+      await g.crash();
+      await Promise.all([restoring, cloning]);
+      await g.destroy().catch(() => undefined);
+      g = undefined;
+
+      await f.start();
+      const names = (JSON.parse(await ok(f, '--json', 'volume', 'ls')) as Array<{ name: string }>).map((v) => v.name);
+      assert.deepEqual(names, ['src'], 'neither the restore nor the clone cut short is a volume');
+      assert.deepEqual(readdirSync(join(f.dataDir, 'volumes')).sort(), ['src'], 'nor a directory in the pool');
+      assert.deepEqual(readdirSync(join(f.dataDir, 'trash')).filter((e) => !e.startsWith('.')), [], 'nor in its trash');
+      assert.deepEqual(readdirSync(join(f.dataDir, 'catalog', 'filling')), [], 'no marker is left');
+      assert.match(await f.logs(), /removing the partial data of a restore or clone that a crash cut short/);
+      // run again, each gives the data whole
+      await ok(f, 'backup', 'restore', url, 'restored');
+      await ok(f, 'volume', 'create', 'cl', '-o', 'from=src@s1');
+      for (const v of ['restored', 'cl']) for (const [n, b] of files) assert.ok(readFileSync(join(f.dataDir, 'volumes', v, 'data', n)).equals(b), `${v}/${n} is byte-identical`);
+      assert.deepEqual(readdirSync(join(f.dataDir, 'catalog', 'filling')), [], 'nor after a create that completed');
+    } finally {
+      await g?.destroy().catch(() => undefined);
+      await f.destroy();
+      rmSync(base, { recursive: true, force: true });
     }
   });
 
