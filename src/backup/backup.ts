@@ -47,11 +47,13 @@ export interface BackupOptions {
    */
   parent?: string | false;
   /**
-   * How a file is recognised as unchanged since the parent: `strict` (size, mtime, ctime and inode, as
-   * restic) or `mtime-size` (size and mtime in ns only: for trees that are copies, such as snapshots,
-   * whose inodes and ctimes change with every copy while the content does not).
+   * A file is unchanged since the parent when its size, mtime, ctime and inode are (as restic): mtime and
+   * size alone miss a write that kept both (mtime can be set back by anyone; ctime cannot). For a tree that
+   * is a copy (a snapshot of a hard-link or reflink pool), whose inodes and ctimes are the copy's, `identity`
+   * gives each file's inode and ctime in the live volume (its snapshot's manifest): those are recorded and
+   * compared instead. A file it does not know is read again.
    */
-  compare?: 'strict' | 'mtime-size';
+  identity?: (path: string) => { ino: number; ctime: string } | undefined;
   /**
    * The directory is on a share that may stop answering (a shared pool): every file is opened and read
    * in a child process (file-reader.ts says why), never in ferryd's.
@@ -239,8 +241,16 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
         return;
       }
       progress.bytesTotal += n.size!;
+      if (opts.identity) {
+        const live = opts.identity(n.path);
+        // (the copy's own inode and ctime, when the live ones are unknown, never match a recorded pair: read again)
+        if (live?.ctime) {
+          n.ino = live.ino;
+          n.ctime = live.ctime;
+        }
+      }
       const prev = previous.get(n.path);
-      if (prev && prev.size === n.size && prev.mtime === n.mtime && (opts.compare === 'mtime-size' || (prev.ctime === n.ctime && prev.ino === n.ino)) && prev.content && prev.content.every((c) => typeof c === 'number' || up.has(c))) {
+      if (prev && prev.size === n.size && prev.mtime === n.mtime && prev.ctime === n.ctime && prev.ino === n.ino && prev.content && prev.content.every((c) => typeof c === 'number' || up.has(c))) {
         n.content = prev.content;
         progress.filesDone++;
         progress.bytesDone += n.size!;

@@ -117,13 +117,14 @@ export class BackupService {
           own = true;
         }
         const made = snap;
-        const info = await this.snapshots.withReadView(volume, made.id, (tree) =>
+        const info = await this.snapshots.withReadView(volume, made.id, (tree, identity) =>
           runBackup(repo, tree, {
             volume,
             node: this.node,
             snapshot: made.id,
             tags: [...(opts.tags ?? []), ...(own ? [] : [`snapshot:${made.name}`])],
-            compare: 'mtime-size',
+            // (a btrfs snapshot keeps the live inodes and ctimes itself; other snapshots are copies: their manifest has them)
+            ...(identity ? { identity } : {}),
             mayHang: shared,
             // while the walk goes on its totals are only what it found so far: no total is better than one that grows
             onProgress: (p) => report({ phase: p.phase === 'files' ? 'upload' : p.phase, filesDone: p.filesDone, filesTotal: p.phase === 'scan' ? undefined : p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.phase === 'scan' ? undefined : p.bytesTotal, bytesUploaded: p.bytesUploaded }),

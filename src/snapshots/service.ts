@@ -15,7 +15,7 @@ import type { CreateSnapshotOptions, SnapshotKind, SnapshotProgress, SnapshotRec
 import { SnapshotHistory } from './history.js';
 import { DataSwap } from './swap.js';
 import { SnapshotCreation, checkSnapshotName } from './create.js';
-import { parseManifest } from '../pools/trees/manifest.js';
+import { liveIdentity, parseManifest, type LiveIdentity, type Manifest } from '../pools/trees/manifest.js';
 import { volumeDirs, type VolumeDirs } from '../pools/layout.js';
 import { isAside, type Quarantine } from '../util/quarantine.js';
 import { checkManifest, hasAside, rebuildRecord, replaceBadRecord, requireManifest, validRecord, type VolumeFacts } from './damaged.js';
@@ -180,13 +180,15 @@ export class SnapshotService {
    * complete, else a tree of hard links to the copies it refers to, made under the volume's lock and
    * deleted afterwards; its links keep the files even if the snapshot is removed meanwhile.
    */
-  async withReadView<T>(volume: string, ref: string, fn: (tree: string) => Promise<T>): Promise<T> {
+  async withReadView<T>(volume: string, ref: string, fn: (tree: string, identity?: LiveIdentity) => Promise<T>): Promise<T> {
     const view = await this.volumes.withLock(volume, async () => {
       const rec = this.volumes.recordOf(volume);
       const snap = await this.find(rec, ref);
       const { snaps } = this.dirs(rec);
       await requireManifest(this.quarantine, snaps, snap.id, volume);
-      if (!(await this.isDelta({ snaps, id: snap.id }))) return { tree: join(snaps, snap.id), own: false };
+      const manifest = await this.manifestOf({ snaps, id: snap.id });
+      const identity = manifest && liveIdentity(manifest);
+      if (manifest?.layout !== 'delta') return { tree: join(snaps, snap.id), own: false, identity };
       const tree = join(snaps, `.view-${snap.id}-${randomBytes(4).toString('hex')}`);
       try {
         await materialise({ snaps, id: snap.id }, tree, 'link');
@@ -194,27 +196,27 @@ export class SnapshotService {
         await removeTree(tree).catch(() => undefined);
         throw err;
       }
-      return { tree, own: true };
+      return { tree, own: true, identity };
     });
     try {
-      return await fn(view.tree);
+      return await fn(view.tree, view.identity);
     } finally {
       if (view.own) await removeTree(view.tree).catch((err) => this.logger.warn({ volume, tree: view.tree, err: errorMessage(err) }, 'could not remove a snapshot view'));
     }
   }
 
-  /** Does the snapshot's tree hold only what changed (manifest.ts)? */
-  private async isDelta(s: StoredSnapshot): Promise<boolean> {
+  /** The snapshot's manifest (manifest.ts); undefined for a snapshot without one (btrfs). */
+  private async manifestOf(s: StoredSnapshot): Promise<Manifest | undefined> {
     const file = join(s.snaps, `${s.id}.manifest.json`);
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) return false;
+      if (isErrno(err, 'ENOENT')) return undefined;
       throw err;
     }
     try {
-      return parseManifest(text).layout === 'delta';
+      return parseManifest(text);
     } catch (err) {
       throw new FerryError('corrupt', `manifest ${file} of snapshot ${s.id} cannot be read (${errorMessage(err)}); this snapshot cannot be read: use another one`);
     }

@@ -6,7 +6,8 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, writeFile, readdir, stat, open as openFile, appendFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, writeFile, readdir, readFile, stat, open as openFile, appendFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
@@ -122,6 +123,26 @@ describe('backups through ferryd and the CLI', () => {
     // only the newest backup snapshot is kept, so the next snapshot is incremental
     const snaps = JSON.parse(await ok(a, '--json', 'snapshot', 'ls', 'big'));
     assert.equal(snaps.length, 1);
+  });
+
+  it('backs up a write that kept the file\'s size and mtime (its mtime set back), as restic does: ctime tells', async () => {
+    const d = data(a, 'big');
+    const file = join(d, 'f3');
+    const ref = join(tmpdir(), `ferry-f3-times-${process.pid}`);
+    execFileSync('touch', ['-r', file, ref]);
+    const before = await stat(file, { bigint: true });
+    const fh = await openFile(file, 'r+');
+    await fh.write(Buffer.alloc(4096, 0xab), 0, 4096, 40960);
+    await fh.close();
+    execFileSync('touch', ['-r', ref, file]);
+    await rm(ref);
+    const after = await stat(file, { bigint: true });
+    assert.equal(after.mtimeNs, before.mtimeNs, 'the mtime is the one before the write, to the nanosecond');
+    assert.equal(after.size, before.size);
+    const third = JSON.parse(await ok(a, '--json', 'backup', 'create', 'big', '--target', 'nas'));
+    await ok(a, 'backup', 'restore', third.url, 'big-back');
+    assert.ok((await readFile(join(data(a, 'big-back'), 'f3'))).equals(await readFile(file)), 'the restored file has the write');
+    await ok(a, 'volume', 'rm', '--purge', 'big-back');
   });
 
   it('verify --read-data names a damaged pack and the backups that depend on it', async () => {

@@ -42,6 +42,24 @@ export function parseManifest(text: string): Manifest {
   return { v: 2, layout: 'full', dirs: [], files, links: [] };
 }
 
+/** A file's inode and ctime in the live volume when the snapshot was taken ('' ctime: it changed meanwhile). */
+export type LiveIdentity = (rel: string) => { ino: number; ctime: string } | undefined;
+
+/** Each path's live inode and ctime, from the manifest (a backup of the snapshot compares these, not its copy's). */
+export function liveIdentity(m: Manifest): LiveIdentity {
+  const byRel = new Map<string, FileEntry>();
+  for (const e of m.files) byRel.set(e[0], e);
+  // (a hard link inside the volume is the same live file as its first name)
+  for (const [first, other] of m.links) {
+    const e = byRel.get(first);
+    if (e && !byRel.has(other)) byRel.set(other, e);
+  }
+  return (rel) => {
+    const e = byRel.get(rel);
+    return e && { ino: e[1], ctime: e[2] };
+  };
+}
+
 /** Where each path's content lives, from the snapshot `id`'s point of view: '' becomes `id`. */
 export function holderOf(entry: FileEntry, id: string): string {
   return entry[4] || id;
