@@ -179,28 +179,41 @@ export class BackupService {
     return { t: this.resolve(u.target), id: u.backup, ...(u.volume ? { volume: u.volume } : {}) };
   }
 
-  async inspect(url: string): Promise<BackupInfo & { tree: { entries: number; chunks: number } }> {
-    const { t, id } = this.fromUrl(url);
-    return this.withRepo(t, (r) => r.inspect(id));
+  /**
+   * The backup a URL names: its id (or a unique prefix of it) and, when the URL says, its volume. The URL's
+   * volume= says which volume the caller means: a mix-up of two URLs is refused, never acted on.
+   */
+  private async backupOf(r: Repository, url: string, id: string, volume: string | undefined): Promise<BackupInfo> {
+    const info = r.info(await r.loadSnapshot(id));
+    if (volume !== undefined && info.volume !== volume) {
+      throw new FerryError('invalid', `backup ${info.id} of ${shown(url)} is a backup of volume ${shown(info.volume)}, not of ${shown(volume)}: check the URL (\`ferry backup ls --target T\` lists each backup's URL)`);
+    }
+    return info;
   }
 
+  async inspect(url: string): Promise<BackupInfo & { tree: { entries: number; chunks: number } }> {
+    const { t, id, volume } = this.fromUrl(url);
+    return this.withRepo(t, async (r) => r.inspect((await this.backupOf(r, url, id, volume)).id));
+  }
+
+  /** Forget a backup (its data goes at the next prune); answers the full URL of the backup removed. */
   async remove(url: string): Promise<{ removed: string }> {
-    const { t, id } = this.fromUrl(url);
-    await this.withRepo(t, (r) => r.remove(id));
-    this.log.info({ url }, 'backup removed (its data goes at the next prune)');
-    return { removed: url };
+    const { t, id, volume } = this.fromUrl(url);
+    const removed = await this.withRepo(t, async (r) => {
+      const b = await this.backupOf(r, url, id, volume);
+      await r.remove(b.id);
+      return b.url;
+    });
+    this.log.info({ url: removed }, 'backup removed (its data goes at the next prune)');
+    return { removed };
   }
 
   /** Restore a backup into an empty directory (a new volume's data): used by `-o backup=URL`. */
   async restoreInto(url: string, dir: string, report?: (p: { filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number }) => void): Promise<void> {
     const { t, id, volume } = this.fromUrl(url);
     const res = await this.withRepo(t, async (r) => {
-      // the URL's volume= says which volume the caller means: a mix-up of two URLs is refused, not restored
       // (the snapshot is small: runRestore reads it again rather than take it from here)
-      if (volume !== undefined) {
-        const snap = await r.loadSnapshot(id);
-        if (snap.volume !== volume) throw new FerryError('invalid', `backup ${snap.id} of ${shown(url)} is a backup of volume ${shown(snap.volume)}, not of ${shown(volume)}: check the URL (\`ferry backup ls --target T\` lists each backup's URL)`);
-      }
+      if (volume !== undefined) await this.backupOf(r, url, id, volume);
       return runRestore(r, id, dir, report ? { onProgress: report } : {});
     });
     for (const w of res.warnings) this.log.warn({ url, warning: w }, 'restore warning');

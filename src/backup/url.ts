@@ -27,7 +27,10 @@ export function parseBackupUrl(url: string): BackupUrl {
   }
   const backup = u.searchParams.get('backup') ?? undefined;
   const volume = u.searchParams.get('volume') ?? undefined;
-  if (backup !== undefined && !/^[0-9a-f]{4,64}$/.test(backup)) throw new FerryError('invalid', `${shown(url)}: backup id ${shown(backup)} is not hexadecimal`);
+  if (backup !== undefined && !/^[0-9a-f]{4,64}$/.test(backup)) {
+    const why = /^[0-9a-f]{1,3}$/.test(backup) ? 'is too short: give at least 4 characters of it' : 'is not hexadecimal';
+    throw new FerryError('invalid', `${shown(url)}: backup id ${shown(backup)} ${why} (\`ferry backup ls --target T\` lists each backup's URL)`);
+  }
   u.search = '';
   u.hash = '';
   const target = u.href.replace(/\/+$/, '');

@@ -112,11 +112,14 @@ export function registerBackupCommands(program: Command): void {
     .argument('<urls...>', 'backup URLs')
     .action(async (urls: string[], _opts: unknown, cmd: Command) => {
       const api = client(cmd);
+      const removed: string[] = [];
       for (const url of urls) {
-        await api.deleteBackup(url);
-        if (!wantsJson(cmd)) print(`removed ${url}`);
+        // (the answer is the backup's full URL: what was removed, whatever prefix of its id was typed)
+        const r = await api.deleteBackup(url);
+        removed.push(r.removed);
+        if (!wantsJson(cmd)) print(`removed ${r.removed}`);
       }
-      if (wantsJson(cmd)) printJson({ removed: urls });
+      if (wantsJson(cmd)) printJson({ removed });
     });
 
   backup

@@ -145,6 +145,22 @@ describe('backups through ferryd and the CLI', () => {
     await ok(a, 'volume', 'rm', '--purge', 'big-back');
   });
 
+  it('backup rm removes only the backup its URL names, by a prefix of its id too, and says which by its full URL', async () => {
+    const list = async () => JSON.parse(await ok(a, '--json', 'backup', 'ls', '--target', 'nas', '--volume', 'big')) as Array<{ id: string; url: string; volume: string }>;
+    const before = await list();
+    const victim = before.at(-1)!;
+    const short = (volume: string) => victim.url.replace(/\?.*$/, `?backup=${victim.id.slice(0, 6)}&volume=${volume}`);
+    // a URL whose volume is not the backup's: refused, nothing removed
+    const wrong = await a.cli('backup', 'rm', short('other'));
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, new RegExp(`backup ${victim.id} of .* is a backup of volume "?big"?, not of "?other"?: check the URL`));
+    assert.deepEqual((await list()).map((b) => b.id), before.map((b) => b.id));
+    const tooShort = await a.cli('backup', 'rm', victim.url.replace(/\?.*$/, `?backup=${victim.id.slice(0, 2)}&volume=big`));
+    assert.match(tooShort.stderr, /backup id "?[0-9a-f]{2}"? is too short: give at least 4 characters of it/);
+    assert.equal(await ok(a, 'backup', 'rm', short('big')), `removed ${victim.url}\n`);
+    assert.deepEqual((await list()).map((b) => b.id), before.slice(0, -1).map((b) => b.id));
+  });
+
   it('verify --read-data names a damaged pack and the backups that depend on it', async () => {
     assert.match(await ok(a, 'backup', 'verify', '--target', 'nas', '--read-data'), /^no problems: \d+ backups/);
     // flip a byte in the middle of the largest pack
