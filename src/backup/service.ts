@@ -12,7 +12,7 @@ import { parseBackupUrl, runBackup, runRestore, runPrune, runVerify, type Backup
 import { Targets, type BackupSettings, type ResolvedTarget } from './targets.js';
 import { ScheduledBackups } from './schedules.js';
 import type { BackupHistory, BackupOutcome } from './history.js';
-import type { TargetProblem } from '../wire/types.js';
+import type { DockerRegistration, RestoreResult, TargetProblem } from '../wire/types.js';
 
 export type { BackupSettings, BackupTargetConfig } from './targets.js';
 
@@ -53,7 +53,7 @@ export class BackupService {
   /** Told of every backup that ended, and of a scheduled one that could not start (for /metrics). Must not throw. */
   onBackup?: (o: BackupOutcome) => void;
   /** A volume this service made (a restore into a new volume): ferryd puts it into Docker's store (docker/registration.ts). */
-  onVolumeMade?: (name: string) => Promise<unknown>;
+  onVolumeMade?: (name: string) => Promise<DockerRegistration>;
 
   private ended(o: BackupOutcome): void {
     this.history?.record(o);
@@ -233,8 +233,10 @@ export class BackupService {
     const job = this.jobs.start('restore', volume, async (report) => {
       report({ phase: 'restore' });
       const v = await this.volumes.create(volume, { ...options, backup: url }, {}, { progress: (p) => report(p) });
-      await this.onVolumeMade?.(v.name);
-      return { volume: v.name, url };
+      // (a name Docker holds for another driver, its `local` one: containers would get that volume, not this one)
+      const registration = await this.onVolumeMade?.(v.name);
+      const result: RestoreResult = { volume: v.name, url, ...(registration ? { registration } : {}) };
+      return result;
     }, { target: this.targets.label(this.fromUrl(url).t) });
     await this.jobs.saved();
     return job;

@@ -1,12 +1,12 @@
 /** The `ferry backup` commands (init, create, ls, inspect, restore, rm, verify, prune) and `ferry job` (ls, wait). */
 import type { Command } from 'commander';
-import { client, enc, keyValue, print, printJson, wantsJson } from './common.js';
+import { client, enc, keyValue, print, printJson, wantsJson, warnUnregistered } from './common.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { ago, bytes, table, tableWidth } from './format.js';
 import { follow, percent, phaseName } from './progress.js';
 import { FerryError } from '../util/errors.js';
 import type { JobInfo } from '../jobs/jobs.js';
-import type { Backup, BackupList } from '../wire/types.js';
+import type { Backup, BackupList, RestoreResult } from '../wire/types.js';
 
 /** The PROGRESS column of `job ls`: "42% of 284 MiB", the phase while no total is known, "100%" once done. */
 function jobProgress(j: JobInfo): string {
@@ -101,8 +101,9 @@ export function registerBackupCommands(program: Command): void {
       const api = client(cmd);
       const job = await api.restoreBackup(url, volume, opts.opt ?? {});
       const done = await follow(api, job, { quiet: wantsJson(cmd) });
-      if (wantsJson(cmd)) return printJson(done.result);
-      print(volume);
+      if (wantsJson(cmd)) printJson(done.result);
+      else print(volume);
+      warnUnregistered((done.result as RestoreResult | undefined)?.registration);
     });
 
   backup

@@ -1,6 +1,6 @@
 /** The `ferry volume` commands (create, ls, inspect, resize, rm, trash, purge, undelete) and `ferry status`. */
 import { Command } from 'commander';
-import { client, enc, keyValue, print, printItemError, printJson, wantsJson } from './common.js';
+import { client, enc, keyValue, print, printItemError, printJson, wantsJson, warnUnregistered } from './common.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { ago, bytes, table, tableWidth } from './format.js';
 import { VOLUME_OPTION_NAMES } from '../wire/volume-options.js';
@@ -70,9 +70,7 @@ export function registerCliCommands(program: Command): void {
       const v = await client(cmd).call<W.VolumeCreated>('POST', '/v1/volumes', { name, options: opts.opt ?? {}, labels: opts.label ?? {} });
       if (wantsJson(cmd)) printJson(v);
       else print(v.name);
-      // (made all the same; the warning goes to stderr, so that a script reading the name still gets only it;
-      // an engine that did not answer is not warned of: ferryd registers the volume once it does)
-      if (v.registration && !v.registration.registered && !v.registration.retrying) process.stderr.write(`ferry: warning: ${v.registration.reason ?? "Docker's store does not hold the volume"}\n`);
+      warnUnregistered(v.registration);
     });
 
   volume

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { ApiClient, DEFAULT_API_SOCKET, type RemoteApi } from './client.js';
 import { FerryError, errorMessage, usageError } from '../util/errors.js';
 import { ApiError } from '../wire/client.js';
+import type { DockerRegistration } from '../wire/types.js';
 
 interface GlobalOpts {
   apiSocket?: string;
@@ -100,6 +101,15 @@ export function errorLine(code: string, message: string, json: boolean): string 
 /** Tell one item's failure of a command that goes on with the others (`volume rm A B`). */
 export function printItemError(cmd: Command, err: unknown): void {
   process.stderr.write(errorLine(errorCode(err), errorMessage(err), wantsJson(cmd)));
+}
+
+/**
+ * Warn on stderr when Docker's store does not hold a volume just made (its name held for another driver):
+ * the volume is made all the same, and a script reading the name on stdout still gets only it. An engine
+ * that did not answer is not warned of: ferryd registers the volume once it does.
+ */
+export function warnUnregistered(r: DockerRegistration | undefined): void {
+  if (r && !r.registered && !r.retrying) process.stderr.write(`ferry: warning: ${r.reason ?? "Docker's store does not hold the volume"}\n`);
 }
 
 export function printJson(value: unknown): void {

@@ -119,6 +119,13 @@ export interface DockerRegistration {
   retrying?: boolean;
 }
 
+/** What a restore job returns (its `result`): the new volume, the backup, and whether Docker's store holds the volume. */
+export interface RestoreResult {
+  volume: string;
+  url: string;
+  registration?: DockerRegistration;
+}
+
 /** The answer to a create (POST /v1/volumes): the volume, and whether Docker's store holds it (no Docker engine: absent). */
 export interface VolumeCreated extends Volume {
   registration?: DockerRegistration;

@@ -74,6 +74,16 @@ describe('ferry doctor asks a real Docker engine', { skip }, () => {
       assert.notEqual(twin.code, 0, "Docker's store holds restored for ferry: no local twin");
       assert.match(twin.stderr, /driver 'ferry' already has volume 'restored'/);
       assert.equal(await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'restored:/d', 'bb', 'cat', '/d/f']), 'kept\n');
+      // a restore into a name Docker holds as its own `local` volume: made, and the user is told containers get the other one
+      await h.dockerOk(['volume', 'create', '-d', 'local', 'taken-local']);
+      const clash = await f.cli('backup', 'restore', backup.stdout.trim(), 'taken-local');
+      assert.equal(clash.code, 0, clash.stderr);
+      assert.equal(clash.stdout, 'taken-local\n');
+      assert.match(clash.stderr, /^ferry: warning: Docker already holds another volume named taken-local \(.*\): `docker run -v taken-local` may mount that one instead of ferry's/m);
+      const json = await f.cli('--json', 'backup', 'restore', backup.stdout.trim(), 'taken-local-2');
+      assert.deepEqual(JSON.parse(json.stdout).registration, { registered: true }, json.stderr);
+      await h.dockerOk(['volume', 'rm', 'taken-local']);
+      for (const v of ['taken-local', 'taken-local-2']) assert.equal((await f.cli('volume', 'rm', '--purge', v)).code, 0);
     } finally {
       await rm(repo, { recursive: true, force: true });
     }
