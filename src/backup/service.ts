@@ -4,9 +4,10 @@ import type { Quarantine } from '../util/quarantine.js';
 import type { Logger } from 'pino';
 import type { VolumeService } from '../volumes/service.js';
 import type { SnapshotService, SnapshotRecord } from '../snapshots/service.js';
-import type { JobInfo, JobRegistry } from '../jobs/jobs.js';
+import type { JobInfo, JobRegistry, ProgressReporter } from '../jobs/jobs.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 import { shown } from '../util/shown.js';
+import { KeyedLock } from '../util/keyed-lock.js';
 import { checkVolumeName } from '../volumes/names.js';
 import { parseBackupUrl, runBackup, runRestore, runPrune, runVerify, type BackupInfo, type Repository } from './index.js';
 import { Targets, type BackupSettings, type ResolvedTarget } from './targets.js';
@@ -25,6 +26,8 @@ export type { BackupSettings, BackupTargetConfig } from './targets.js';
 export class BackupService {
   private readonly targets: Targets;
   private readonly schedules: ScheduledBackups;
+  /** Backups of one volume, one at a time (startBackup says why). */
+  private readonly oneAtATime = new KeyedLock();
 
   constructor(
     private readonly volumes: VolumeService,
@@ -100,12 +103,13 @@ export class BackupService {
     const repo = await this.targets.open(t); // target there, a repository, the password fits
     const keepBase = this.keepsBase(volume, t);
     const target = this.targets.label(t);
-    const started = Date.now();
+    let started = Date.now();
     const ended = (ok: boolean, info?: BackupInfo) => {
       const now = Date.now();
       this.ended({ volume, createdAt, target, ok, at: now / 1000, seconds: Math.max(0, (now - started) / 1000), ...(info ? { bytes: info.bytes, bytesAdded: info.bytesAdded } : {}) });
     };
-    const job = this.jobs.start('backup', volume, async (report) => {
+    const backup = async (report: ProgressReporter): Promise<BackupInfo> => {
+      started = Date.now(); // (after any wait for another backup of the volume)
       let snap: SnapshotRecord | undefined;
       let own = false;
       try {
@@ -152,6 +156,12 @@ export class BackupService {
       } finally {
         repo.close();
       }
+    };
+    // A second backup of the volume (a manual one beside a scheduled one) waits for the first: run together,
+    // each would remove the other's snapshot when it ends, and no base would stay for the next one.
+    const job = this.jobs.start('backup', volume, async (report) => {
+      if (this.oneAtATime.busy(volume)) report({ phase: 'wait' });
+      return this.oneAtATime.run(volume, () => backup(report));
     }, { target });
     await this.jobs.saved(); // a job acknowledged is listed after a crash (as interrupted)
     return job;

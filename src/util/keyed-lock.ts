@@ -20,6 +20,11 @@ export class KeyedLock {
     }
   }
 
+  /** Is work on `key` queued or running? */
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
+
   /** Keys with work queued or running (for tests and status). */
   get size(): number {
     return this.tails.size;

@@ -8,6 +8,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, rm, writeFile, readdir, readFile, stat, open as openFile, appendFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, type Ferryd } from '../helpers/ferryd.js';
@@ -159,6 +160,20 @@ describe('backups through ferryd and the CLI', () => {
     assert.match(tooShort.stderr, /backup id "?[0-9a-f]{2}"? is too short: give at least 4 characters of it/);
     assert.equal(await ok(a, 'backup', 'rm', short('big')), `removed ${victim.url}\n`);
     assert.deepEqual((await list()).map((b) => b.id), before.slice(0, -1).map((b) => b.id));
+  });
+
+  it('runs two backups of one volume started together one after the other: the second is incremental, and one base stays', async () => {
+    // enough new data (24 MiB) that the first is still reading it when the second's snapshot is made
+    for (let i = 10; i < 34; i++) await writeFile(join(data(a, 'big'), `f${i}`), randomBytes(1 << 20));
+    const ids = await Promise.all([1, 2].map(async () => (await ok(a, 'backup', 'create', 'big', '--target', 'nas', '--no-wait')).trim()));
+    type Done = { state: string; finishedAt: string; result: { id: string; parent?: string; snapshot: string; bytesNew: number } };
+    const jobs = await Promise.all(ids.map(async (id) => JSON.parse(await ok(a, '--json', 'job', 'wait', id)) as Done));
+    assert.deepEqual(jobs.map((j) => j.state), ['succeeded', 'succeeded']);
+    const [first, second] = jobs.sort((x, y) => Date.parse(x.finishedAt) - Date.parse(y.finishedAt)) as [Done, Done];
+    assert.equal(second.result.parent, first.result.id, 'the second starts from the first');
+    assert.ok(second.result.bytesNew < 64 * 1024, `the second read nothing new (${second.result.bytesNew} bytes new)`);
+    const bases = (JSON.parse(await ok(a, '--json', 'snapshot', 'ls', 'big', '--all')) as Array<{ id: string; origin: string }>).filter((x) => x.origin === 'backup');
+    assert.deepEqual(bases.map((b) => b.id), [second.result.snapshot], 'the base of the next backup stays, alone');
   });
 
   it('verify --read-data names a damaged pack and the backups that depend on it', async () => {
