@@ -160,7 +160,7 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('[name]', 'branch name')
     .option('-d, --delete', 'delete the branch; refused while it holds commits on no other branch, or uncommitted data')
     .option('-D', 'delete the branch anyway: its uncommitted data goes, its commits stay as snapshots on no branch')
-    .addHelpText('after', '\nA deleted branch\'s commits are not removed: `ferry snapshot ls VOL --all` lists them,\n`ferry snapshot rm VOL ID` removes one.')
+    .addHelpText('after', '\nA deleted branch\'s commits are not removed: `ferry snapshot ls VOL --all`\nlists them, `ferry snapshot rm VOL ID` removes one.')
     .action(async (volume: string, name: string | undefined, o: { delete?: boolean; D?: boolean }, cmd: Command) => {
       checkVolumeName(volume);
       const api = client(cmd);

@@ -246,6 +246,9 @@ describe('Volume Hub API over TCP against a real ferryd', () => {
     await writeFile(join(f.dataDir, 'volumes', 'hub-vol', 'data', 'a.txt'), 'changed');
     assert.equal((await ok('POST', '/v1/volumes/hub-vol/reset', { ref: c1.id, hard: true })).commit.id, c1.id);
     assert.equal(await readFile(join(f.dataDir, 'volumes', 'hub-vol', 'data', 'a.txt'), 'utf8'), 'one');
+    assert.equal((await ok('POST', '/v1/volumes/hub-vol/branches', { name: 'spare' }, 201)).name, 'spare');
+    assert.deepEqual(await ok('DELETE', '/v1/volumes/hub-vol/branches/spare'), { name: 'spare', tip: c1.id, orphaned: [] });
+    assert.equal((await ok('GET', '/v1/volumes/hub-vol/log?branch=exp')).branch, 'exp');
 
     // backups and jobs
     const target = `file://${join(work, 'repo')}`;
