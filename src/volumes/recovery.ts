@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { TRASH_ID_PATTERN, type Catalog } from '../catalog/catalog.js';
 import type { Pool } from '../pools/pool.js';
 import { recoveredOptions } from './salvage.js';
+import { errorMessage } from '../util/errors.js';
 
 /** What recovery needs of the volume service. */
 export interface RecoveryContext {
@@ -59,6 +60,7 @@ export async function recoverCatalog(c: RecoveryContext): Promise<void> {
   }
   // restores and clones a crash cut short before their record: part of the data, never to be adopted as whole
   const cutShort = new Set(await catalog.filling.list());
+  const keep = new Set<string>();
   for (const [poolName, pool] of c.pools) {
     // In a shared pool a directory without a record may be a create in progress on another host.
     if (c.isShared(poolName)) continue;
@@ -67,8 +69,14 @@ export async function recoverCatalog(c: RecoveryContext): Promise<void> {
       if (cutShort.has(name)) {
         log.warn({ volume: name, pool: poolName }, 'recovery: removing the partial data of a restore or clone that a crash cut short (it was never answered; its source is unchanged: run it again)');
         const trashId = `${name}@${c.now()}`;
-        await pool.moveToTrash(name, trashId);
-        await pool.purgeTrash(trashId);
+        try {
+          await pool.moveToTrash(name, trashId);
+          await pool.purgeTrash(trashId);
+        } catch (err) {
+          // (neither adopted nor deleted: its marker stays, and the next start tries again)
+          log.error({ volume: name, pool: poolName, err: errorMessage(err) }, 'recovery: could not remove the partial data of a restore or clone a crash cut short');
+          keep.add(name);
+        }
         continue;
       }
       log.warn({ volume: name, pool: poolName }, 'recovery: adopting a volume directory that had no catalog record');
@@ -83,5 +91,5 @@ export async function recoverCatalog(c: RecoveryContext): Promise<void> {
       });
     }
   }
-  for (const name of cutShort) await catalog.filling.clear(name);
+  for (const name of cutShort) if (!keep.has(name)) await catalog.filling.clear(name);
 }
