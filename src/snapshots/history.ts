@@ -56,7 +56,9 @@ export class SnapshotHistory {
   }
 
   private async refs(rec: VolumeRecord): Promise<Refs> {
-    return (await readJson<Refs>(this.store.dirs(rec).refs)) ?? { head: 'master', branches: { master: null }, worktrees: {} };
+    const r = (await readJson<Refs>(this.store.dirs(rec).refs)) ?? { head: 'master', branches: { master: null }, worktrees: {} };
+    // (looked up by names users type: no name may find a member of Object.prototype, such as "constructor")
+    return { head: r.head, branches: Object.assign(Object.create(null) as Refs['branches'], r.branches), worktrees: Object.assign(Object.create(null) as Refs['worktrees'], r.worktrees) };
   }
 
   private async saveRefs(rec: VolumeRecord, refs: Refs): Promise<void> {

@@ -350,6 +350,12 @@ for (const kind of ['ext4', 'btrfs', 'xfs'] as const) {
       assert.equal(current.code, 1);
       assert.match(current.stderr, /del is on branch master; `ferry checkout del OTHER` to another branch first/);
       assert.match((await f.cli('branch', '-d', 'del', 'nope')).stderr, /volume del has no branch nope/);
+      // names of Object.prototype's members are names like any other
+      assert.match((await f.cli('branch', '-d', 'del', 'constructor')).stderr, /volume del has no branch constructor/);
+      assert.match((await f.cli('log', 'del', 'toString')).stderr, /volume del has no branch toString/);
+      assert.match((await f.cli('reset', 'del', '--hard', 'constructor')).stderr, /no commit "constructor" in the history of del/);
+      assert.equal(await ok('branch', 'del', 'constructor'), `branch constructor at ${base.id}\n`);
+      assert.equal(await ok('branch', '-d', 'del', 'constructor'), `deleted branch constructor of del (was ${base.id})\n`);
       const noName = await f.cli('branch', '-d', 'del');
       assert.equal(noName.code, 2, noName.stderr);
       // a branch with nothing of its own goes with -d
