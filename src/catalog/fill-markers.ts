@@ -1,9 +1,10 @@
 /** Markers of creates that fill a new volume (a restore, a clone): a directory a crash left mid-fill is discarded at start-up, never adopted. */
 import { open, readdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fsyncDir } from '../util/atomic.js';
 import { isErrno } from '../util/errors.js';
 import { makeDirs } from '../util/make-dirs.js';
+import { noSpaceError } from '../util/no-space.js';
 
 /**
  * A volume directory without a record is adopted at start-up (a plain create cut short between its directory
@@ -14,16 +15,21 @@ import { makeDirs } from '../util/make-dirs.js';
 export class FillMarkers {
   constructor(private readonly dir: string) {}
 
-  /** Mark a create of `name` that fills its data (durable before it returns). */
+  /** Mark a create of `name` that fills its data (durable before it returns; a full data dir is a `no_space` error naming it). */
   async mark(name: string): Promise<void> {
-    await makeDirs(this.dir, 0o700);
-    const fh = await open(join(this.dir, name), 'w', 0o600);
     try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await makeDirs(this.dir, 0o700);
+      const fh = await open(join(this.dir, name), 'w', 0o600);
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fsyncDir(this.dir);
+    } catch (err) {
+      await this.clear(name).catch(() => undefined);
+      throw await noSpaceError(err, `the data dir ${dirname(dirname(this.dir))}`, dirname(this.dir), `marking the restore or clone of ${name}`);
     }
-    await fsyncDir(this.dir);
   }
 
   /** The create of `name` ended: its record is written, or its directory gone. */
