@@ -61,7 +61,7 @@ export class Creation {
    */
   async local(v: NewVolume): Promise<VolumeRecord> {
     if (!v.fill && !v.source) return this.localUnmarked(v);
-    await this.c.catalog.filling.mark(v.name);
+    await this.c.catalog.filling.mark(v.name, v.pool);
     try {
       return await this.localUnmarked(v);
     } finally {

@@ -59,14 +59,14 @@ export async function recoverCatalog(c: RecoveryContext): Promise<void> {
     }
   }
   // restores and clones a crash cut short before their record: part of the data, never to be adopted as whole
-  const cutShort = new Set(await catalog.filling.list());
+  const cutShort = await catalog.filling.list();
   const keep = new Set<string>();
   for (const [poolName, pool] of c.pools) {
     // In a shared pool a directory without a record may be a create in progress on another host.
     if (c.isShared(poolName)) continue;
     for (const name of await pool.listLive()) {
       if (catalog.volumes.get(name)) continue;
-      if (cutShort.has(name)) {
+      if (cutShort.has(name) && (cutShort.get(name) ?? poolName) === poolName) {
         log.warn({ volume: name, pool: poolName }, 'recovery: removing the partial data of a restore or clone that a crash cut short (it was never answered; its source is unchanged: run it again)');
         const trashId = `${name}@${c.now()}`;
         try {
@@ -91,5 +91,5 @@ export async function recoverCatalog(c: RecoveryContext): Promise<void> {
       });
     }
   }
-  for (const name of cutShort) if (!keep.has(name)) await catalog.filling.clear(name);
+  for (const name of cutShort.keys()) if (!keep.has(name)) await catalog.filling.clear(name);
 }

@@ -163,6 +163,17 @@ describe('kill -9 around Create and Remove', () => {
       await ok(f, 'volume', 'create', 'cl', '-o', 'from=src@s1');
       for (const v of ['restored', 'cl']) for (const [n, b] of files) assert.ok(readFileSync(join(f.dataDir, 'volumes', v, 'data', n)).equals(b), `${v}/${n} is byte-identical`);
       assert.deepEqual(readdirSync(join(f.dataDir, 'catalog', 'filling')), [], 'nor after a create that completed');
+
+      // a marker names its pool: a recordless directory of that name in another pool is adopted, data and all
+      await f.stop();
+      mkdirSync(join(f.dataDir, 'volumes', 'orphan', 'data'), { recursive: true });
+      writeFileSync(join(f.dataDir, 'volumes', 'orphan', 'data', 'kept'), files[0]![1]);
+      writeFileSync(join(f.dataDir, 'catalog', 'filling', 'orphan'), 'some-other-pool');
+      await f.start();
+      const after = JSON.parse(await ok(f, '--json', 'volume', 'ls')) as Array<{ name: string }>;
+      assert.deepEqual(after.map((v) => v.name).sort(), ['cl', 'orphan', 'restored', 'src'], 'the directory is adopted');
+      assert.ok(readFileSync(join(f.dataDir, 'volumes', 'orphan', 'data', 'kept')).equals(files[0]![1]), 'with its data');
+      assert.deepEqual(readdirSync(join(f.dataDir, 'catalog', 'filling')), [], 'and the marker is gone');
     } finally {
       await g?.destroy().catch(() => undefined);
       await f.destroy();
