@@ -16,6 +16,12 @@ interface Refs {
 
 const BRANCH_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 
+/** A branch the volume does not have; `orCreate` adds how to make it. */
+function noBranch(volume: string, branch: string, orCreate = false): FerryError {
+  const create = orCreate ? `, \`ferry checkout -b ${volume} ${branch}\` creates it` : '';
+  return new FerryError('not_found', `volume ${volume} has no branch ${branch}; \`ferry branch ${volume}\` lists them${create}`);
+}
+
 /** Why a commit with an empty message is refused (by the API, and by the CLI before it asks). */
 export const COMMIT_NEEDS_MESSAGE = 'a commit needs a message: ferry commit VOL -m "what changed"';
 
@@ -84,7 +90,7 @@ export class SnapshotHistory {
     const rec = this.volumes.recordOf(volume);
     const refs = await this.refs(rec);
     const name = branch ?? refs.head;
-    if (!(name in refs.branches)) throw new FerryError('not_found', `volume ${volume} has no branch ${name}; \`ferry branch ${volume}\` lists them`);
+    if (!(name in refs.branches)) throw noBranch(volume, name);
     const byId = new Map((await this.store.listOf(rec)).map((s) => [s.id, s]));
     const commits: SnapshotRecord[] = [];
     for (let id = refs.branches[name] ?? undefined; id; ) {
@@ -127,7 +133,7 @@ export class SnapshotHistory {
     return this.volumes.withLock(volume, async () => {
       const rec = this.volumes.recordOf(volume);
       const refs = await this.refs(rec);
-      if (!(name in refs.branches)) throw new FerryError('not_found', `volume ${volume} has no branch ${name}; \`ferry branch ${volume}\` lists them`);
+      if (!(name in refs.branches)) throw noBranch(volume, name);
       if (name === refs.head) throw new FerryError('in_use', `${volume} is on branch ${name}; \`ferry checkout ${volume} OTHER\` to another branch first`);
       const parentOf = new Map((await this.store.listOf(rec)).map((s) => [s.id, s.parent]));
       const reach = (tip: string | null | undefined, into: Set<string>): Set<string> => {
@@ -174,7 +180,7 @@ export class SnapshotHistory {
     }
     /** What the data becomes: the branch's saved worktree or its tip; undefined when it is the branch we are on. */
     const targetOf = (refs: Refs): string | undefined => {
-      if (!(branch in refs.branches)) throw new FerryError('not_found', `volume ${volume} has no branch ${branch}; \`ferry branch ${volume}\` lists them, \`ferry checkout -b ${volume} ${branch}\` creates it`);
+      if (!(branch in refs.branches)) throw noBranch(volume, branch, true);
       if (branch === refs.head) return undefined;
       const target = refs.worktrees[branch] ?? refs.branches[branch] ?? undefined;
       if (!target) throw new FerryError('invalid', `branch ${branch} has no commit yet`);
