@@ -1,6 +1,6 @@
 // The CLI's one progress display of a job (backup, restore, prune, verify, snapshot): a pure renderer (state + width -> line) and the follower that draws it.
 import type { Job, JobProgress, Snapshot } from '../wire/types.js';
-import type { FerryClient } from '../wire/client.js';
+import { ApiError, type FerryClient } from '../wire/client.js';
 import { FerryError } from '../util/errors.js';
 import { bytes, duration, ellipsis, scaled } from './format.js';
 
@@ -238,6 +238,12 @@ export class ProgressPrinter {
     this.lastPlainAt = t;
   }
 
+  /** End the live line where it stands (the job's end is not known). */
+  abandon(): void {
+    if (this.tty && this.live) this.out.write('\n');
+    this.live = '';
+  }
+
   /** Replace the live line by the final one. */
   finish(job: Job): void {
     this.out.write(`${this.tty && this.live ? '\r\x1b[K' : ''}${renderFinal(job)}\n`);
@@ -261,6 +267,14 @@ export async function follow(api: FerryClient, job: Job, { quiet = false } = {})
     }
     printer?.update(j);
     await sleep(process.stderr.isTTY ? 200 : 500);
-    j = await api.job(j.id);
+    try {
+      j = await api.job(j.id);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 'unreachable')) throw err;
+      // ferryd went away mid-job: whether the job ended is unknown here, and where to learn it is the news
+      printer?.abandon();
+      const what = `${j.kind}${j.volume ? ` of ${j.volume}` : ''}`;
+      throw new ApiError(0, 'unreachable', `lost ferryd while following job ${j.id} (${what}), so how it ended is not known: ${err.message}. Once ferryd is back, \`ferry job wait ${j.id}\` says (a job that ferryd stopped during is failed, "interrupted": run it again)`);
+    }
   }
 }

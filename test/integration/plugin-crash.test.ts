@@ -147,11 +147,18 @@ describe('kill -9 around Create and Remove', () => {
       assert.ok(existsSync(join(f.dataDir, 'volumes', 'restored', 'data', 'file-0')), 'the restore filled its directory');
       assert.ok(existsSync(join(f.dataDir, 'volumes', 'cl', 'data', 'file-0')), 'the clone filled its directory');
       await g.crash();
-      await Promise.all([restoring, cloning]);
+      const [restoreCli] = await Promise.all([restoring, cloning]);
+      // the CLI that followed the restore says it lost ferryd, that the end is unknown, and where to learn it
+      assert.equal(restoreCli.code, 1, restoreCli.stderr);
+      assert.match(restoreCli.stderr, /lost ferryd while following job (\S+) \(restore of restored\), so how it ended is not known: cannot reach ferryd/);
+      const jobId = /following job (\S+) /.exec(restoreCli.stderr)![1]!;
+      assert.match(restoreCli.stderr, new RegExp(`\`ferry job wait ${jobId}\` says`));
       await g.destroy().catch(() => undefined);
       g = undefined;
 
       await f.start();
+      const waited = await f.cli('job', 'wait', jobId);
+      assert.deepEqual([waited.code, /interrupted|ferryd stopped while this job ran/.test(waited.stderr)], [1, true], `job wait tells how the restore ended: ${waited.stderr}`);
       const names = (JSON.parse(await ok(f, '--json', 'volume', 'ls')) as Array<{ name: string }>).map((v) => v.name);
       assert.deepEqual(names, ['src'], 'neither the restore nor the clone cut short is a volume');
       assert.deepEqual(readdirSync(join(f.dataDir, 'volumes')).sort(), ['src'], 'nor a directory in the pool');
