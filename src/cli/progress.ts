@@ -87,7 +87,8 @@ function fields(s: ProgressState): { head: string; phase: string; rest: Field[];
   if (total) add(percent(p)!, 2, 3);
   if (moving && (done > 0 || total)) add(bytesOf(done, total), 3, total ? `1023 of ${bytes(total)}`.length : 0);
   if (moving && (p.filesDone > 0 || filesTotal)) add(filesOf(s.kind, num(p.filesDone) ?? 0, filesTotal), 6, filesTotal !== undefined ? filesOf(s.kind, filesTotal, filesTotal).length : 0);
-  if (phase === 'finish' && num(p.bytesUploaded) !== undefined) add(`${bytes(p.bytesUploaded)} sent`, 4, '1023 MiB sent'.length);
+  // (nothing sent yet is left blank: a log line "0 B sent" read as if the backup wrote nothing)
+  if (phase === 'finish' && num(p.bytesUploaded) !== undefined) add(p.bytesUploaded ? `${bytes(p.bytesUploaded)} sent` : '', 4, '1023 MiB sent'.length);
   const r = num(s.rate);
   if (moving) add(r ? `${bytes(r)}/s` : '', 5, RATE_ROOM);
   const eta = etaSeconds(p, s.rate);

@@ -110,6 +110,12 @@ describe('the progress line at 80 and 120 columns', () => {
     assert.match(renderProgress(states.finish!, 80), /^finish {2}99% {2}284 of 284 MiB {2}3000\/3000 files {2}130 MiB sent$/);
   });
 
+  it('leaves "sent" out while nothing is sent yet, rather than log "0 B sent" for a backup that then writes 20 MiB', () => {
+    const justFinishing = { ...states.finish!, progress: { ...states.finish!.progress, bytesUploaded: 0 } };
+    assert.equal(renderPlain(justFinishing), 'backup db: finish, 99%, 284 of 284 MiB, 3000/3000 files');
+    assert.doesNotMatch(renderProgress(justFinishing, 120), /sent/);
+  });
+
   it('no ETA without a rate that is a number', () => {
     for (const s of [states.uploadNoRate!, states.badRate!, states.infiniteRate!, states.verify!]) assert.doesNotMatch(renderProgress(s, 120), /ETA/);
     assert.equal(etaSeconds({ bytesDone: 1, bytesTotal: 2, filesDone: 0 }, 0), undefined);
