@@ -65,7 +65,9 @@ export function registerBackupCommands(program: Command): void {
       const r = await client(cmd).call<BackupList>('GET', `/v1/backups?${q}`);
       if (wantsJson(cmd)) return printJson(r.backups);
       if (opts.quiet) return r.backups.forEach((b) => print(b.url));
-      print(table(['ID', 'VOLUME', 'NODE', 'TIME', 'FILES', 'SIZE', 'ADDED', 'URL'], r.backups.map((b) => [b.id.slice(0, 12), b.volume, b.node, ago(b.time), String(b.files), bytes(b.bytes), bytes(b.bytesAdded), b.url]), { width: tableWidth(), shrink: ['URL'] }));
+      // BY: a schedule's backups are the ones its `keep` thins; a user's are never removed but by `backup rm`
+      const by = (b: Backup) => (b.tags.includes('scheduled') ? 'schedule' : 'user');
+      print(table(['ID', 'VOLUME', 'NODE', 'TIME', 'BY', 'FILES', 'SIZE', 'ADDED', 'URL'], r.backups.map((b) => [b.id.slice(0, 12), b.volume, b.node, ago(b.time), by(b), String(b.files), bytes(b.bytes), bytes(b.bytesAdded), b.url]), { width: tableWidth(), shrink: ['URL'] }));
     });
 
   backup
