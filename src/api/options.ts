@@ -3,6 +3,7 @@ import type { TokenStore } from './tokens.js';
 import type { Metrics } from './metrics.js';
 import type { StateWarnings } from '../util/state-warnings.js';
 import type { UsageTracker } from '../volumes/usage.js';
+import type { VolumeInfo } from '../volumes/service.js';
 import type { DoctorCheck } from '../doctor/check.js';
 import type * as W from '../wire/types.js';
 
@@ -43,6 +44,8 @@ export interface HubOptions {
   capacity?: () => W.CapacityHistory;
   /** Put a volume just made on a user's request into Docker's store (docker/registration.ts); no Docker engine: absent. */
   registerWithDocker?: (name: string) => Promise<W.DockerRegistration>;
+  /** A volume's schedules (snapshots, backups) and their next runs, shown by volume inspect. */
+  schedules?: (v: VolumeInfo) => Promise<W.VolumeSchedule[]>;
   /** GET /v1/doctor: ferryd's checks of itself (`ferry doctor`). */
   doctor?: () => Promise<DoctorCheck[]>;
   /**

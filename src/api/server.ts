@@ -145,7 +145,7 @@ export function buildApiServer(
   );
 
   hubRoutes(app, { service, facts, hub, cluster, backups: extra?.backups });
-  volumeRoutes(app, service, { usage: hub.usage, history: extra?.backups.history, register: hub.registerWithDocker });
+  volumeRoutes(app, service, { usage: hub.usage, history: extra?.backups.history, register: hub.registerWithDocker, schedules: hub.schedules });
   snapshotRoutes(app, snapshots, extra?.jobs);
   if (extra) backupRoutes(app, extra.backups, extra.jobs);
   trashRoutes(app, service, { usage: hub.usage });

@@ -3,11 +3,12 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { JobInfo, JobRegistry } from '../jobs/jobs.js';
 import { applyRetention, parseKeepPolicy } from '../policy/retention.js';
-import { Scheduler, type ScheduledVolumes } from '../policy/scheduler.js';
+import { Scheduler, upcoming, type ScheduledVolumes } from '../policy/scheduler.js';
 import { readJson, writeJsonAtomic } from '../util/atomic.js';
 import { errorMessage } from '../util/errors.js';
 import type { Quarantine } from '../util/quarantine.js';
 import type { VolumeInfo } from '../volumes/service.js';
+import type { VolumeSchedule } from '../wire/types.js';
 import type { BackupOutcome } from './history.js';
 import type { BackupInfo } from './index.js';
 import type { Targets } from './targets.js';
@@ -17,6 +18,14 @@ interface BackupPlan {
   schedule: string;
   target: string;
   keep?: string;
+}
+
+/** The volume's scheduled backups, from its options; undefined: it has none. */
+function planOf(v: VolumeInfo): BackupPlan | undefined {
+  const schedule = v.options['backup-schedule'];
+  const target = v.options['backup-target'];
+  if (!schedule || !target) return undefined;
+  return { schedule, target, ...(v.options['backup-keep'] ? { keep: v.options['backup-keep'] } : {}) };
 }
 
 /** What scheduled backups need of the backup service. */
@@ -35,6 +44,8 @@ export interface ScheduledBackupsContext {
 
 export class ScheduledBackups {
   private scheduler: Scheduler<VolumeInfo, BackupPlan> | undefined;
+  /** The state file of the running scheduler (its last slot per volume). */
+  private stateFile: string | undefined;
   private readonly running = new Set<string>();
   private readonly afterJobs = new Set<Promise<void>>();
 
@@ -52,7 +63,8 @@ export class ScheduledBackups {
    * The slot is recorded when the backup ends, so one interrupted by a crash runs again at start-up.
    */
   start(stateDir: string, intervalMs = 15_000, now: () => number = Date.now): void {
-    this.scheduler = this.make(join(stateDir, 'backup-schedules.json'), now, intervalMs);
+    this.stateFile = join(stateDir, 'backup-schedules.json');
+    this.scheduler = this.make(this.stateFile, now, intervalMs);
     this.scheduler.start();
   }
 
@@ -63,7 +75,23 @@ export class ScheduledBackups {
 
   /** One pass (the timer makes them; tests call it with a fake clock). */
   async tick(file: string, now: () => number): Promise<void> {
+    this.stateFile = file;
     await this.make(file, now).passOnce();
+  }
+
+  private async lastSlot(file: string, v: VolumeInfo): Promise<Date | undefined> {
+    const state = await this.state(file);
+    const last = state[v.name]?.createdAt === v.createdAt ? state[v.name]!.slot : undefined;
+    return last ? new Date(last) : undefined;
+  }
+
+  /** The volume's backup schedule and its next run, if it has one (a run under way: its slot is the next, `due`). */
+  async describe(v: VolumeInfo, now = new Date()): Promise<VolumeSchedule | undefined> {
+    const plan = planOf(v);
+    if (!plan) return undefined;
+    const last = this.stateFile ? await this.lastSlot(this.stateFile, v) : undefined;
+    const { next, due } = upcoming(plan.schedule, last, new Date(v.createdAt), now);
+    return { kind: 'backup', schedule: plan.schedule, ...(plan.keep ? { keep: plan.keep } : {}), target: plan.target, source: 'volume option', ...(last ? { lastRun: last.toISOString() } : {}), nextRun: next.toISOString(), due };
   }
 
   /** The schedule state (last slot run per volume); an unreadable file is moved aside and counts as empty. */
@@ -87,17 +115,8 @@ export class ScheduledBackups {
       {
         // an unreadable state is found at start-up, not at the first due backup
         beforePass: async () => void (await this.state(file)),
-        planFor: (v) => {
-          const schedule = v.options['backup-schedule'];
-          const target = v.options['backup-target'];
-          if (!schedule || !target || this.running.has(v.name)) return undefined;
-          return { schedule, target, ...(v.options['backup-keep'] ? { keep: v.options['backup-keep'] } : {}) };
-        },
-        lastSlot: async (v) => {
-          const state = await this.state(file);
-          const last = state[v.name]?.createdAt === v.createdAt ? state[v.name]!.slot : undefined;
-          return last ? new Date(last) : undefined;
-        },
+        planFor: (v) => (this.running.has(v.name) ? undefined : planOf(v)),
+        lastSlot: (v) => this.lastSlot(file, v),
         run: (v, plan, slot) => this.startOne(v, plan, slot, file, now),
         failed: (v, plan, err) => this.c.log.error({ volume: v.name, target: plan.target, err: errorMessage(err) }, 'backup scheduler failed'),
       },

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Quarantine } from '../util/quarantine.js';
 import type { Logger } from 'pino';
-import type { VolumeService } from '../volumes/service.js';
+import type { VolumeInfo, VolumeService } from '../volumes/service.js';
 import type { SnapshotService, SnapshotRecord } from '../snapshots/service.js';
 import type { JobInfo, JobRegistry, ProgressReporter } from '../jobs/jobs.js';
 import { FerryError, errorMessage } from '../util/errors.js';
@@ -13,7 +13,7 @@ import { parseBackupUrl, runBackup, runRestore, runPrune, runVerify, type Backup
 import { Targets, type BackupSettings, type ResolvedTarget } from './targets.js';
 import { ScheduledBackups } from './schedules.js';
 import type { BackupHistory, BackupOutcome } from './history.js';
-import type { DockerRegistration, RestoreResult, TargetProblem } from '../wire/types.js';
+import type { DockerRegistration, RestoreResult, TargetProblem, VolumeSchedule } from '../wire/types.js';
 
 export type { BackupSettings, BackupTargetConfig } from './targets.js';
 
@@ -286,6 +286,11 @@ export class BackupService {
   /** Scheduled backups (`-o backup-schedule=CRON -o backup-target=T [-o backup-keep=POLICY]`): see ScheduledBackups.start. */
   startScheduler(stateDir: string, intervalMs = 15_000, now: () => number = Date.now): void {
     this.schedules.start(stateDir, intervalMs, now);
+  }
+
+  /** The volume's backup schedule and its next run, if it has one. */
+  schedule(volume: VolumeInfo, now = new Date()): Promise<VolumeSchedule | undefined> {
+    return this.schedules.describe(volume, now);
   }
 
   stopScheduler(): Promise<void> {

@@ -37,6 +37,14 @@ function attachedText(atts: AttachmentStatus[]): string {
   return atts.map((a) => `${a.node}(${a.mountIds.length})${a.alive ? '' : '[expired]'}`).join(' ') || '-';
 }
 
+/** "backups @daily to nas, keep daily=7; next 2026-12-08 00:00 UTC (in 4 hours), last 2026-12-07 00:00 UTC". */
+function scheduleText(s: W.VolumeSchedule): string {
+  const at = (iso: string) => iso.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC');
+  const what = `${s.kind === 'backup' ? `backups ${s.schedule} to ${s.target}` : `snapshots ${s.schedule}`}${s.keep ? `, keep ${s.keep}` : ''}${s.source === 'volume option' ? '' : ` (${s.source})`}`;
+  const next = s.due ? 'a missed run is due now' : `next ${at(s.nextRun)} (${ago(s.nextRun)})`;
+  return `${what}; ${next}${s.lastRun ? `, last ${at(s.lastRun)}` : ''}`;
+}
+
 export function registerCliCommands(program: Command): void {
   const volume = program.command('volume').description('create, list, inspect, remove and undelete volumes');
 
@@ -116,6 +124,7 @@ export function registerCliCommands(program: Command): void {
         ['Mounts', `${v.mounts} on this node`],
         ...(v.shared ? ([['Attached', attachedText(v.attachments) + v.attachments.map((a) => (a.containers.length ? `\n            ${a.node}: ${a.containers.join(', ')}` : '')).join('')]] as Array<[string, string]>) : []),
         ['Containers', v.containers === null ? '(docker not reachable)' : v.containers.map((c) => `${c.name} (${c.state})`).join(', ') || '-'],
+        ...(v.schedules.length ? ([['Schedules', v.schedules.map(scheduleText).join('\n            ')]] as Array<[string, string]>) : []),
       ];
       if (v.usage) rows.push(...usageRows(v.usage));
       else if (v.usageBytes !== undefined) rows.push(['Used', bytes(v.usageBytes)]);

@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { DaemonConfig } from './config.js';
 import { Catalog } from '../catalog/catalog.js';
-import { VolumeService } from '../volumes/service.js';
+import { VolumeService, type VolumeInfo } from '../volumes/service.js';
 import { SnapshotService } from '../snapshots/service.js';
 import { SnapshotScheduler } from '../snapshots/scheduler.js';
 import { DirPool } from '../pools/dir.js';
@@ -238,7 +238,8 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     daemonChecks({ pid: process.pid, node: config.node, dataDir: config.dataDir, pluginSocket: config.pluginSocket, dockerHost: config.dockerHost, roDir: join(config.dataDir, 'ro'), lock: dirLock, pools: [...pools.values()], service, cluster, docker, warnings });
   const registerWithDocker = registration ? (name: string) => registration.now(name) : undefined;
   if (registerWithDocker) backups.onVolumeMade = registerWithDocker;
-  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, registerWithDocker, capacity: () => capacity.history() });
+  const schedules = async (v: VolumeInfo) => [await scheduler.describe(v), await backups.schedule(v)].filter((s) => s !== undefined);
+  const api = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, registerWithDocker, schedules, capacity: () => capacity.history() });
   // [server, socket path to remove at stop (ours, not systemd's), inherited from systemd]
   const servers: Array<[FastifyInstance, string | undefined, boolean]> = [];
   try {
@@ -246,7 +247,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     else await listenUnix(api, config.apiSocket, 0o600);
     servers.push([api, inherited.api === undefined ? config.apiSocket : undefined, inherited.api !== undefined]);
     if (config.apiListen) {
-      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, registerWithDocker, capacity: () => capacity.history(), remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
+      const remote = buildApiServer(service, snapshots, facts, log, cluster, { jobs, backups }, { tokens, metrics, usage, doctor, registerWithDocker, schedules, capacity: () => capacity.history(), remote: { tokens, ui: UI_DIR, ...(tls ? { https: tls } : {}) } });
       servers.push([remote, undefined, false]);
       facts.apiListen = await listenTcp(remote, config.apiListen, { tls: Boolean(tls), log });
     }

@@ -31,6 +31,16 @@ export interface ScheduleKind<V extends ScheduledVolume, P extends { schedule: s
 }
 
 /**
+ * When a volume's schedule runs next, as the scheduler's passes will run it: a slot that passed since the
+ * last run (or since the volume was made) is `due` and runs at the next pass; otherwise the next slot.
+ */
+export function upcoming(schedule: string, last: Date | undefined, createdAt: Date, now: Date): { next: Date; due: boolean } {
+  const s = parseSchedule(schedule);
+  const due = dueRun(s, last, now, createdAt) !== undefined;
+  return { next: due ? now : s.next(now), due };
+}
+
+/**
  * Every `intervalMs`, each volume scheduled here whose plan has a slot that passed since its last run gets
  * one run; slots missed while ferryd was down collapse into one catch-up run (policy/schedule.ts, dueRun).
  * Never two passes at once; stop() waits for the pass under way.

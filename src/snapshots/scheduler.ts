@@ -3,9 +3,10 @@ import type { Logger } from 'pino';
 import type { VolumeService, VolumeInfo } from '../volumes/service.js';
 import type { SnapshotService, SnapshotRecord } from './service.js';
 import { parseSchedule } from '../policy/schedule.js';
-import { Scheduler } from '../policy/scheduler.js';
+import { Scheduler, upcoming } from '../policy/scheduler.js';
 import { applyRetention, parseKeepPolicy, formatKeepPolicy } from '../policy/retention.js';
 import { errorMessage } from '../util/errors.js';
+import type { VolumeSchedule } from '../wire/types.js';
 
 /** A schedule for every volume carrying a label (from ferryd's config). */
 export interface LabelSchedule {
@@ -45,10 +46,7 @@ export class SnapshotScheduler {
     }
     this.scheduler = new Scheduler(volumes, {
       planFor: (v) => this.planFor(v),
-      lastSlot: async (v) => {
-        const last = (await this.scheduled(v.name)).map((s) => s.slot ?? s.createdAt).sort().at(-1);
-        return last ? new Date(last) : undefined;
-      },
+      lastSlot: (v) => this.lastSlot(v),
       run: (v, plan, slot, last) => this.runOne(v, plan, slot, last),
       failed: (v, plan, err) => this.log.error({ volume: v.name, schedule: plan.schedule, err: errorMessage(err) }, 'scheduled snapshot failed'),
     }, now, intervalMs);
@@ -62,6 +60,20 @@ export class SnapshotScheduler {
       if (k in v.labels && (val === undefined || v.labels[k] === val)) return { schedule: r.schedule, ...(r.keep ? { keep: r.keep } : {}), source: `label ${r.label}` };
     }
     return undefined;
+  }
+
+  private async lastSlot(v: VolumeInfo): Promise<Date | undefined> {
+    const last = (await this.scheduled(v.name)).map((s) => s.slot ?? s.createdAt).sort().at(-1);
+    return last ? new Date(last) : undefined;
+  }
+
+  /** The volume's snapshot schedule and its next run, if it has one. */
+  async describe(v: VolumeInfo): Promise<VolumeSchedule | undefined> {
+    const plan = this.planFor(v);
+    if (!plan) return undefined;
+    const last = await this.lastSlot(v);
+    const { next, due } = upcoming(plan.schedule, last, new Date(v.createdAt), new Date(this.now()));
+    return { kind: 'snapshot', schedule: plan.schedule, ...(plan.keep ? { keep: plan.keep } : {}), source: plan.source, ...(last ? { lastRun: last.toISOString() } : {}), nextRun: next.toISOString(), due };
   }
 
   start(): void {

@@ -192,9 +192,30 @@ export interface VolumeSummary {
 }
 
 /** GET /v1/volumes/{name}. */
+/** A volume's scheduled snapshots or backups, and when they run next. */
+export interface VolumeSchedule {
+  /** What it makes: scheduled snapshots, or scheduled backups to `target`. */
+  kind: 'snapshot' | 'backup';
+  /** The cron schedule (UTC) as given, e.g. "@daily" or "0 3 * * *". */
+  schedule: string;
+  /** The keep policy that thins what it made, e.g. "daily=7,weekly=4"; absent: all is kept. */
+  keep?: string;
+  /** Backups: the target, as the volume names it. */
+  target?: string;
+  /** Where it comes from: "volume option", or "label KEY[=VALUE]" (a rule of ferryd's config). */
+  source: string;
+  /** The slot of the last scheduled run (ISO time); absent: none yet. */
+  lastRun?: string;
+  /** The next run (ISO time). When `due`, a slot passed without its run: it runs at the scheduler's next pass (within 15 s). */
+  nextRun: string;
+  due: boolean;
+}
+
 export interface VolumeDetail extends Volume {
   /** Containers using it; null when Docker cannot be asked. */
   containers: ContainerRef[] | null;
+  /** Its schedules (scheduled snapshots, scheduled backups): empty when it has none. */
+  schedules: VolumeSchedule[];
   attachments: Attachment[];
   usage?: VolumeUsage;
   usageBytes?: number;

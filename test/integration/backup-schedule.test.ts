@@ -73,6 +73,11 @@ describe('scheduled backups with a fake clock', () => {
     list = (await backups.list('nas', 'db')).backups;
     assert.equal(list.filter((b) => !b.tags.includes('scheduled')).length, 1);
     assert.equal(list.filter((b) => b.tags.includes('scheduled')).length, 2);
+    // what volume inspect shows: the schedule, its last run, its next
+    const last = new Date(Math.floor(clock / HOUR) * HOUR);
+    assert.deepEqual(await backups.schedule(volumes.get('db'), new Date(clock)), { kind: 'backup', schedule: '@hourly', keep: 'last=2', target: 'nas', source: 'volume option', lastRun: last.toISOString(), nextRun: new Date(last.getTime() + HOUR).toISOString(), due: false });
+    const due = await backups.schedule(volumes.get('db'), new Date(last.getTime() + HOUR + 5000));
+    assert.deepEqual([due?.due, due?.nextRun], [true, new Date(last.getTime() + HOUR + 5000).toISOString()], 'a slot passed without its run is due');
   });
 
   it('a scheduled backup refused before its job (target not there) is recorded as failing, until one succeeds', async () => {

@@ -69,6 +69,19 @@ describe('scheduled snapshots with a fake clock', () => {
     assert.equal(s.at(-1)!.slot, '2026-01-03T10:00:00.000Z');
     assert.equal(s.length, 6, 'still thinned to the policy');
   });
+
+  it('tells each volume its schedule, its last run and its next (what volume inspect shows)', async () => {
+    assert.deepEqual(await scheduler.describe(volumes.get('sched')), { kind: 'snapshot', schedule: '@hourly', keep: 'last=3,hourly=6,daily=2', source: 'volume option', lastRun: '2026-01-03T10:00:00.000Z', nextRun: '2026-01-03T11:00:00.000Z', due: false });
+    assert.deepEqual(await scheduler.describe(volumes.get('by-label')), { kind: 'snapshot', schedule: '@hourly', keep: 'last=2', source: 'label backup=hourly', lastRun: '2026-01-03T10:00:00.000Z', nextRun: '2026-01-03T11:00:00.000Z', due: false });
+    assert.equal(await scheduler.describe(volumes.get('unscheduled')), undefined);
+    // a slot passed and not run yet (ferryd was down, or the pass has not come): due now
+    clock = Date.parse('2026-01-03T12:00:05Z');
+    const due = await scheduler.describe(volumes.get('sched'));
+    assert.deepEqual([due?.due, due?.nextRun], [true, '2026-01-03T12:00:05.000Z']);
+    await scheduler.tick();
+    const after = await scheduler.describe(volumes.get('sched'));
+    assert.deepEqual([after?.due, after?.lastRun, after?.nextRun], [false, '2026-01-03T12:00:00.000Z', '2026-01-03T13:00:00.000Z']);
+  });
 });
 
 describe('schedule options through ferryd', () => {
@@ -93,5 +106,16 @@ describe('schedule options through ferryd', () => {
     const v = JSON.parse((await f.cli('volume', 'inspect', 's1', '--json')).stdout);
     assert.equal(v.options['snapshot-schedule'], '0 3 * * *');
     assert.equal(v.options['snapshot-keep'], 'daily=7,weekly=4');
+    // inspect says when it runs next: 03:00 UTC, today's or tomorrow's
+    const next = new Date();
+    next.setUTCHours(3, 0, 0, 0);
+    if (next.getTime() <= Date.now()) next.setUTCDate(next.getUTCDate() + 1);
+    assert.deepEqual(v.schedules, [{ kind: 'snapshot', schedule: '0 3 * * *', keep: 'daily=7,weekly=4', source: 'volume option', nextRun: next.toISOString(), due: false }]);
+    const text = (await f.cli('volume', 'inspect', 's1')).stdout;
+    assert.match(text, new RegExp(`^Schedules: {2}snapshots 0 3 \\* \\* \\*, keep daily=7,weekly=4; next ${next.toISOString().slice(0, 10)} 03:00 UTC \\(in \\d+ (hours?|minutes?)\\)$`, 'm'));
+    // a volume without a schedule has none, and no such line
+    assert.equal((await f.cli('volume', 'create', 'plain')).code, 0);
+    assert.deepEqual(JSON.parse((await f.cli('volume', 'inspect', 'plain', '--json')).stdout).schedules, []);
+    assert.doesNotMatch((await f.cli('volume', 'inspect', 'plain')).stdout, /Schedules/);
   });
 });

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { flag, parse } from '../request.js';
-import type { VolumeService } from '../../volumes/service.js';
+import type { VolumeInfo, VolumeService } from '../../volumes/service.js';
 import type { UsageTracker } from '../../volumes/usage.js';
 import type { BackupHistory } from '../../backup/history.js';
 import type * as W from '../../wire/types.js';
@@ -20,7 +20,12 @@ const resizeBody = z.strictObject({ size: z.union([z.string(), z.number()]) });
 export function volumeRoutes(
   app: FastifyInstance,
   service: VolumeService,
-  hub: { usage?: UsageTracker | undefined; history?: BackupHistory | undefined; register?: ((name: string) => Promise<W.DockerRegistration>) | undefined },
+  hub: {
+    usage?: UsageTracker | undefined;
+    history?: BackupHistory | undefined;
+    register?: ((name: string) => Promise<W.DockerRegistration>) | undefined;
+    schedules?: ((v: VolumeInfo) => Promise<W.VolumeSchedule[]>) | undefined;
+  },
 ): void {
   volumeListRoute(app, service, hub);
 
@@ -44,7 +49,8 @@ export function volumeRoutes(
     const usage = hub.usage ? (q.usage ? await hub.usage.refresh(v.name) : hub.usage.of(v)) : undefined;
     const usageBytes = q.usage ? (usage?.dataBytes ?? (await service.usage(v.name))) : undefined;
     const size = await service.sizes.of(v.name);
-    return { ...v, containers: containers ?? null, attachments, ...(usage ? { usage } : {}), ...(usageBytes !== undefined ? { usageBytes } : {}), ...(size ? { size } : {}) };
+    const schedules = (await hub.schedules?.(v)) ?? [];
+    return { ...v, containers: containers ?? null, schedules, attachments, ...(usage ? { usage } : {}), ...(usageBytes !== undefined ? { usageBytes } : {}), ...(size ? { size } : {}) };
   });
 
   app.post<{ Params: { name: string } }>('/v1/volumes/:name/resize', async (req): Promise<W.ResizeResult> => {
