@@ -196,6 +196,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
     metrics.snapshot(o);
     if (o.ok && o.volume && o.at) usage.snapshotted(o.volume, o.at);
   };
+  snapshots.onRemoved = (volume) => usage.snapshotsChanged(volume);
   jobs.onFinished = metrics.jobFinished;
   backups.onBackup = metrics.backup;
   const tls = config.apiTls ? await readTls(config.apiTls) : undefined;

@@ -37,6 +37,8 @@ export type SnapshotVolumes = Pick<VolumeService, 'node' | 'list' | 'recordOf' |
 export class SnapshotService {
   /** Told of every snapshot attempt that got to copying (for /metrics): success and seconds, or failure. Must not throw. */
   onSnapshot?: (o: { ok: boolean; seconds?: number; volume?: string; at?: string }) => void;
+  /** Told of every snapshot removed (by name of its volume), so figures of its space follow. Must not throw. */
+  onRemoved?: (volume: string) => void;
   /** Where unreadable records and manifests are moved aside and reported (set by the daemon). */
   quarantine?: Quarantine;
   /** Local directory of this node's notes of restores begun in shared pools, finished by recoverShared (set by the daemon). */
@@ -297,6 +299,7 @@ export class SnapshotService {
     await unlink(join(snaps, `${snap.id}.manifest.json`)).catch(() => undefined);
     await removeTree(join(snaps, snap.id));
     this.logger.info({ volume: rec.name, snapshot: snap.id, name: snap.name }, 'snapshot removed');
+    this.onRemoved?.(rec.name);
   }
 
   // ---- restoring ----------------------------------------------------------------------------------

@@ -68,6 +68,9 @@ export class UsageTracker {
   private readonly touched = new Set<string>();
   /** Volumes snapshotted here since their last look: looked at in the next pass, whatever their turn (sharedSpread). */
   private readonly recheck = new Set<string>();
+  /** Volumes whose snapshots changed here, to look at now (snapshotsChanged), and the look under way. */
+  private readonly soon = new Set<string>();
+  private soonRun: Promise<void> | undefined;
   /** Background passes begun (whose turn it is, see sharedSpread). */
   private passNo = 0;
   private readonly ticker: Periodic;
@@ -123,6 +126,8 @@ export class UsageTracker {
 
   async stop(): Promise<void> {
     await this.ticker.stop();
+    this.soon.clear();
+    await this.soonRun;
     await this.save();
   }
 
@@ -168,9 +173,30 @@ export class UsageTracker {
 
   /** A snapshot of a volume was just made (the snapshot service's observer). */
   snapshotted(name: string, at: string): void {
-    this.recheck.add(name);
     const cur = this.lastSnapshot.get(name);
     if (!cur || at > cur) (this.lastSnapshot.set(name, at), this.changed());
+    this.snapshotsChanged(name);
+  }
+
+  /**
+   * A volume's snapshots changed here (one made or removed): their space and count are looked at again now,
+   * not at the next pass (up to its interval later, while inspect and the Hub showed the old count). The data
+   * is walked again only if it is due anyway.
+   */
+  snapshotsChanged(name: string): void {
+    this.recheck.add(name);
+    this.soon.add(name);
+    this.soonRun ??= (async () => {
+      await new Promise((r) => setImmediate(r)); // (after the answer to the call that made the change)
+      for (const n of this.soon) {
+        this.soon.delete(n);
+        try {
+          await this.measure(this.volumes.get(n), false);
+        } catch (err) {
+          this.log.debug({ volume: n, err: errorMessage(err) }, 'could not measure a volume whose snapshots changed');
+        }
+      }
+    })().finally(() => (this.soonRun = undefined));
   }
 
   /** When the newest snapshot of a volume was made, as far as known (no I/O). */

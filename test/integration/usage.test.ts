@@ -97,6 +97,26 @@ describe('volume usage: data, snapshots and trash, on an ext4 pool', async () =>
     assert.equal(m.match(/^ferry_volume_data_bytes\{volume="sized"/gm)?.length, 1, 'one series per volume');
   });
 
+  it('a snapshot made or removed shows in inspect at once, not at the next pass of the usage walk (30 s)', async () => {
+    const count = async () => (JSON.parse(await ok('--json', 'volume', 'inspect', 'sized')) as { usage: VolumeUsage }).usage;
+    const until = async (what: string, want: (u: VolumeUsage) => boolean) => {
+      const deadline = Date.now() + 10_000;
+      for (let u = await count(); ; u = await count()) {
+        if (want(u)) return u;
+        assert.ok(Date.now() < deadline, `${what}: still ${JSON.stringify(u)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const before = (await count()).snapshots;
+    await writeFile(join(data('sized'), 'f0'), randomBytes(MiB));
+    await ok('snapshot', 'create', 'sized', '--name', 'extra');
+    await until('the new snapshot is counted', (u) => u.snapshots === before + 1);
+    await ok('snapshot', 'rm', 'sized', 'extra');
+    const u = await until('the removed snapshot is no longer counted', (x) => x.snapshots === before);
+    about(u.snapshotBytes, N, 'what the snapshots hold, once extra is gone', 1.1);
+    assert.match(await ok('volume', 'inspect', 'sized'), new RegExp(`held only by its ${before} snapshot\\(s\\)`));
+  });
+
   it('after volume rm, the trash shows what it holds (data and snapshots)', async () => {
     await ok('volume', 'rm', 'sized');
     const trash = JSON.parse(await ok('--json', 'trash', 'ls', '--usage')) as Array<{ name: string; bytes: number | null }>;
