@@ -9,13 +9,14 @@ import type * as W from '../wire/types.js';
 import type { Attachment as AttachmentStatus } from '../wire/types.js';
 import type { TrashUsage, VolumeSize, VolumeUsage } from '../wire/types.js';
 import { sizeText } from '../util/size.js';
+import { snapshotHolders } from '../wire/usage-text.js';
 
 
 const maybeBytes = (n: number | null | undefined) => (n === null || n === undefined ? '-' : bytes(n));
 
 /** The inspect lines of a volume's space: data (with the age of its walk), snapshots, trash. */
 function usageRows(u: VolumeUsage): Array<[string, string]> {
-  const snaps = u.snapshotBytes !== null ? `${bytes(u.snapshotBytes)} held only by its ${u.snapshots} snapshot(s)` : `${u.snapshots} snapshot(s), space ${u.snapshotNote ?? 'not measured'}`;
+  const snaps = u.snapshotBytes !== null ? `${bytes(u.snapshotBytes)} held only by its ${snapshotHolders(u)}` : `${snapshotHolders(u)}, space ${u.snapshotNote ?? 'not measured'}`;
   const total = u.dataBytes !== null && u.snapshotBytes !== null && u.trashBytes !== null ? [['Total', bytes(u.dataBytes + u.snapshotBytes + u.trashBytes)] as [string, string]] : [];
   return [
     ['Data', u.dataBytes === null ? 'not measured yet (`ferry volume inspect NAME --usage` measures now)' : `${bytes(u.dataBytes)} (measured ${ago(u.measuredAt!)})`],

@@ -58,7 +58,7 @@ export class UsageTracker {
   /** Each volume's key (name + incarnation), kept: the maps here and the exchange's are looked up with the same strings. */
   private readonly keys = new UsageKeys();
   /** `at`: when last checked (ms; a number: every pass sets it, for each of 10,000 volumes). */
-  private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; cache: SpaceCache | undefined; at: number }>();
+  private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; kinds: Kinds; cache: SpaceCache | undefined; at: number }>();
   private readonly trash = new Map<string, number>();
   /** Shared volumes as the other nodes measured them, and what this node published (usage-exchange.ts). */
   private readonly exchanged = new UsageExchanger(this.keys);
@@ -141,7 +141,7 @@ export class UsageTracker {
     if (all.length === 0) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
     const data = all.length === 1 ? all[0]! : newest(all, (u) => u.measuredAt ?? '');
     const snaps = all.length === 1 ? all[0]! : newest(all, (u) => u.checkedAt);
-    return figures(data.dataBytes, data.measuredAt, snaps.snapshotBytes, snaps.snapshots, snaps.snapshotNote, trashBytes);
+    return figures(data.dataBytes, data.measuredAt, snaps.snapshotBytes, snaps.snapshots, snaps, snaps.snapshotNote, trashBytes);
   }
 
   /** `of` a local volume: this node's figures only (asked for 10,000 volumes at a time: one object each). */
@@ -151,7 +151,7 @@ export class UsageTracker {
     const s = this.snaps.get(k);
     const trashBytes = this.trashBytesOf(v.name);
     if (!d && !s) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
-    return figures(d?.bytes ?? null, d?.at ?? null, s ? s.space.bytes : null, s?.space.count ?? 0, s ? s.space.note : 'not measured yet', trashBytes);
+    return figures(d?.bytes ?? null, d?.at ?? null, s ? s.space.bytes : null, s?.space.count ?? 0, s?.kinds ?? {}, s ? s.space.note : 'not measured yet', trashBytes);
   }
 
   /** What this node measured of a volume itself; undefined if nothing. */
@@ -166,6 +166,7 @@ export class UsageTracker {
       measuredAt: d?.at ?? null,
       snapshotBytes: s ? s.space.bytes : null,
       snapshots: s?.space.count ?? 0,
+      ...s?.kinds,
       ...(s?.space.note ? { snapshotNote: s.space.note } : !s ? { snapshotNote: 'not measured yet' } : {}),
       checkedAt: s ? new Date(s.at).toISOString() : '',
     };
@@ -418,7 +419,9 @@ export class UsageTracker {
       const newest = list.filter((x) => x.kind !== 'worktree').reduce<string | undefined>((a, x) => (a === undefined || x.createdAt > a ? x.createdAt : a), undefined);
       if (newest) this.lastSnapshot.set(v.name, newest);
       else this.lastSnapshot.delete(v.name);
-      this.snaps.set(k, { sig, space: await snapshotSpace(dir, list, cache ?? new Map()), cache, at: Date.now() });
+      const kinds: Kinds = {};
+      for (const x of list) if (x.kind === 'commit' || x.kind === 'worktree') kinds[`${x.kind}s`] = (kinds[`${x.kind}s`] ?? 0) + 1;
+      this.snaps.set(k, { sig, space: await snapshotSpace(dir, list, cache ?? new Map()), kinds, cache, at: Date.now() });
       this.changed(byPass);
     } else {
       s.at = Date.now();
@@ -464,6 +467,10 @@ async function signature(dir: string, local: boolean): Promise<string> {
  * made 10,000 times per list, and an object made by a spread (`...(note ? {…} : {})`) takes V8's slow paths
  * both to make and to stringify.
  */
-function figures(dataBytes: number | null, measuredAt: string | null, snapshotBytes: number | null, snapshots: number, note: string | undefined, trashBytes: number | null): VolumeUsage {
-  return note ? { dataBytes, measuredAt, snapshotBytes, snapshots, snapshotNote: note, trashBytes } : { dataBytes, measuredAt, snapshotBytes, snapshots, trashBytes };
+/** Of a volume's snapshots, the commits and saved working data of its history (absent when none). */
+type Kinds = Pick<VolumeUsage, 'commits' | 'worktrees'>;
+
+function figures(dataBytes: number | null, measuredAt: string | null, snapshotBytes: number | null, snapshots: number, kinds: Kinds, note: string | undefined, trashBytes: number | null): VolumeUsage {
+  const { commits, worktrees } = kinds;
+  return { dataBytes, measuredAt, snapshotBytes, snapshots, ...(commits ? { commits } : {}), ...(worktrees ? { worktrees } : {}), ...(note ? { snapshotNote: note } : {}), trashBytes };
 }

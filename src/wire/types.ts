@@ -75,7 +75,12 @@ export interface VolumeUsage {
   measuredAt: string | null;
   /** What the snapshots hold and the data does not; null where not measured. */
   snapshotBytes: number | null;
+  /** What holds them: its snapshots, commits of its history and saved working data of branches included. */
   snapshots: number;
+  /** Of `snapshots`, how many are commits of its history (absent: none, or figures of an older ferryd). */
+  commits?: number;
+  /** Of `snapshots`, how many hold the saved working data of a branch not checked out (absent: none). */
+  worktrees?: number;
   /** Why snapshotBytes is null (btrfs, reflink pools). */
   snapshotNote?: string;
   /** Removed volumes of the same name in the trash; null while one is not measured yet. */

@@ -75,7 +75,8 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     admin = (await cli('token', 'create', '--role', 'admin', '--name', 'ui-admin')).trim();
     reader = (await cli('token', 'create', '--role', 'read', '--name', 'ui-reader')).trim();
     await cli('backup', 'init', '--target', 'nas');
-    for (const v of volumes) await cli('volume', 'create', v, '--label', `app=${v.split('-')[0]}`, ...(v.startsWith('db') ? ['--label', 'tier=critical'] : []));
+    // (web-data's schedule runs on January 1st only: no scheduled snapshot during the test)
+    for (const v of volumes) await cli('volume', 'create', v, '--label', `app=${v.split('-')[0]}`, ...(v.startsWith('db') ? ['--label', 'tier=critical'] : []), ...(v === 'web-data' ? ['-o', 'snapshot-schedule=@yearly', '-o', 'snapshot-keep=yearly=3'] : []));
     const mount = async (v: string) => (await apiGet<{ mountpoint: string }>(`/v1/volumes/${v}`)).mountpoint;
     // web-data: a few files, two snapshots, two commits on master and one on a branch (the history graph)
     const web = await mount('web-data');
@@ -234,7 +235,11 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     assert.equal(before, 2, 'before-upgrade and nightly');
     // its space: data with the age of the walk, and what the snapshots hold apart
     assert.match((await page.getByTestId('volume-size').textContent()) ?? '', /^\d+(\.\d)? KiB \(measured (just now|\d+ min ago)\)$/);
-    assert.match((await page.getByTestId('volume-snapshot-size').textContent()) ?? '', /^\d+(\.\d)? (B|KiB) in [1-9]\d* snapshot\(s\)$/);
+    // (the commits of its history hold space too, and are counted apart from the snapshots listed)
+    assert.match((await page.getByTestId('volume-snapshot-size').textContent()) ?? '', /^\d+(\.\d)? (B|KiB) in 2 snapshot\(s\), 3 commit\(s\) and 1 branch's saved data$/);
+    // its schedule, and when it runs next
+    const nextYear = new Date().getUTCFullYear() + 1;
+    assert.match((await page.getByTestId('volume-schedules').textContent()) ?? '', new RegExp(`^Snapshots @yearly, keep yearly=3 — next .*${nextYear}`));
     assert.match((await page.getByTestId('history-graph').textContent()) ?? '', /new colours/);
     assert.match((await page.getByTestId('history-graph').textContent()) ?? '', /redesign/);
     await page.getByRole('button', { name: 'Snapshot now' }).click();

@@ -3,7 +3,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, client, type Backup, type Job, type Snapshot } from '../api';
 import { ActionResult, Bar, Confirm, Empty, ErrorBox, useAction, usePoll } from '../components';
 import { HistoryGraph, commitsAfter } from './history-graph';
-import { ago, bytes, date, duration } from '../format';
+import { ago, bytes, date, duration, inTime } from '../format';
+import { snapshotHolders } from '../../../src/wire/usage-text';
 import type { Session } from '../main';
 import { JobRow } from './jobs';
 
@@ -189,7 +190,7 @@ export function VolumePage({ name, session }: { name: string; session: Session }
           ) : null}
           <dt>Snapshots</dt>
           <dd data-testid="volume-snapshot-size" title={vol.usage?.snapshotNote ?? 'held only by the snapshots: freed if they all went'}>
-            {vol.usage?.snapshotBytes != null ? `${bytes(vol.usage.snapshotBytes)} in ${vol.usage.snapshots} snapshot(s)` : vol.usage?.snapshotNote ?? '-'}
+            {vol.usage?.snapshotBytes != null ? `${bytes(vol.usage.snapshotBytes)} in ${snapshotHolders(vol.usage)}` : vol.usage?.snapshotNote ?? '-'}
           </dd>
           {vol.usage?.trashBytes ? (
             <>
@@ -197,6 +198,20 @@ export function VolumePage({ name, session }: { name: string; session: Session }
               <dd data-testid="volume-trash-size">{bytes(vol.usage.trashBytes)} (removed volumes of this name)</dd>
             </>
           ) : null}
+          {vol.schedules.length > 0 && (
+            <>
+              <dt>Schedules</dt>
+              <dd data-testid="volume-schedules">
+                {vol.schedules.map((s) => (
+                  <div key={s.kind} title={`${s.schedule} (UTC)${s.source === 'volume option' ? '' : `, from ${s.source}`}`}>
+                    {s.kind === 'backup' ? `Backups to ${s.target ?? '?'}` : 'Snapshots'} <code>{s.schedule}</code>
+                    {s.keep ? `, keep ${s.keep}` : ''} — {s.due ? 'a missed run is due now' : `next ${date(s.nextRun)}${inTime(s.nextRun).startsWith('in ') ? ` (${inTime(s.nextRun)})` : ''}`}
+                    {s.lastRun ? <span class="muted">, last {ago(s.lastRun)}</span> : null}
+                  </div>
+                ))}
+              </dd>
+            </>
+          )}
           <dt>Created</dt>
           <dd title={vol.createdAt}>{date(vol.createdAt)}</dd>
           <dt>Labels</dt>
