@@ -87,6 +87,7 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
       const shared = p.shared ? { shared: { attachDir: join(config.dataDir, 'image-mounts', name), ...(p.mount ? { mount: p.mount } : {}) } } : {};
       const pool = new ImagePool(name, p.path, { fs: p.fs ?? 'ext4', allocate: p.allocate ?? 'full', ...(p.defaultSize ? { defaultSize: parseSize(p.defaultSize, 'defaultSize') } : {}), ...shared });
       pool.onFallback = (volume, why) => log.warn({ pool: name, volume, err: why }, 'could not freeze and copy the image for a point-in-time snapshot; the snapshot reads the live filesystem');
+      pool.onUnreserved = (image, why) => log.warn({ pool: name, image, err: why }, 'could not reserve again the blocks of an image that became holes (allocate: full); it is mounted, and writes into those blocks may fail while the host disk stays full');
       pools.set(name, pool);
       if (p.shared && !config.fenceCommand) {
         // killing a cut-off host's containers does not stop its kernel writing the image it still has mounted

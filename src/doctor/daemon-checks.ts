@@ -176,6 +176,7 @@ export async function daemonChecks(d: DaemonDoctorDeps): Promise<DoctorCheck[]> 
       volumes: d.service.list().map((v) => ({ name: v.name, pool: v.pool, access: v.access, mounts: v.mounts })),
       trash: d.service.trashList(),
       sharedNames: async (pool) => (await d.cluster.store(pool)).names(),
+      filling: await d.service.fillsMarked().catch(() => undefined),
       roDir: d.roDir,
     })),
   );

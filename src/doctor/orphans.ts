@@ -12,6 +12,8 @@ export interface OrphanInputs {
   trash: Array<{ id: string; pool: string }>;
   /** The names in a shared pool's catalog (every node's volumes). */
   sharedNames: (pool: string) => Promise<string[]>;
+  /** Restores and clones that fill a volume before its record (name → pool; undefined: any pool): filling now, or cut short by a crash. */
+  filling?: Map<string, string | undefined>;
   /** Where ferryd mounts read-only views of rox volumes (DATA_DIR/ro). */
   roDir: string;
   /** The text of /proc/self/mountinfo (read when not given). */
@@ -31,8 +33,11 @@ async function poolOrphans(pool: Pool, i: OrphanInputs): Promise<DoctorCheck[]> 
   const dirs = await pool.listLive();
   for (const name of dirs) {
     if (known.has(name)) continue;
+    const fill = i.filling?.has(name) && (i.filling.get(name) ?? pool.name) === pool.name;
     found.push(
-      pool.shared
+      fill
+        ? problem(`orphan-dir:${pool.name}/${name}`, `${pool.volumeRoot(name)} has no catalog record: a restore or clone is filling it now, or one that a crash cut short and start-up could not remove (ferryd's log says why)`, `nothing, if a restore or clone of ${name} runs; else restart ferryd: it removes the partial data (never adopts it), and the restore or clone can run again`)
+        : pool.shared
         ? problem(`orphan-dir:${pool.name}/${name}`, `${pool.volumeRoot(name)} has no record in shared pool ${pool.name}`, `a create killed between its rename into place and its record left it (creates are staged, so this window is tiny), or an older ferryd is creating it right now: if no node is, move it out of the pool (ferryd adopts directories only in local pools)`)
         : problem(`orphan-dir:${pool.name}/${name}`, `${pool.volumeRoot(name)} has no catalog record`, `restart ferryd to adopt it as a volume (labelled ferry.recovered=true), or move it out of the pool`),
     );

@@ -6,6 +6,10 @@ import { execProgram } from '../util/exec.js';
 import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { mountOf } from '../util/mounts.js';
 import { removeTree } from './trees/methods.js';
+import { isNoSpace } from '../util/no-space.js';
+import { sizeText } from '../util/size.js';
+
+const MiB = 2 ** 20;
 
 export type ImageFs = 'ext4' | 'xfs';
 /** `full`: an image's blocks are reserved on the host's disk when it is made or grown (fallocate); `sparse`: as they are written. */
@@ -67,8 +71,15 @@ async function loopsCleared(image: string, ms: number): Promise<string[]> {
 /**
  * Attach `image` to a free loop device and mount it at `dir` (mount -o loop: the device is freed again when it
  * is unmounted). Refuses when the image is attached already anywhere on this host: one image, one attach.
+ *
+ * A `full` image keeps every block reserved: zeroing through the loop device punches holes in the image file,
+ * which ext4's background initialisation of inode tables does at the first mounts after mkfs or a grow (seen:
+ * 8 MiB of a 128 MiB image within 25 s) and so does an fstrim of the host. So its ext4 is mounted with
+ * `noinit_itable` (the tables stay marked uninitialised, as mkfs left them), and holes found at attach are
+ * reserved again first. A host disk without room for them does not stop the mount (the volume's data is all
+ * there): `unreserved` is told, and writes into those blocks may fail while the disk stays full.
  */
-export async function attachImage(image: string, dir: string, fs: ImageFs): Promise<void> {
+export async function attachImage(image: string, dir: string, fs: ImageFs, allocate: ImageAllocation = 'sparse', unreserved?: (err: unknown) => void): Promise<void> {
   // a loop device set to clear itself is freed by the kernel shortly after the unmount returns, not at once
   const loops = await loopsCleared(image, AUTOCLEAR_WAIT_MS);
   if (loops.length > 0) {
@@ -77,7 +88,16 @@ export async function attachImage(image: string, dir: string, fs: ImageFs): Prom
       `image ${image} is attached already (${loops.join(', ')}) but not mounted at ${dir}: another mount namespace may still hold its filesystem (a process that unshared its mounts while the volume was mounted); ferryd attaches an image once: find the holder (grep ${loops[0]} /proc/*/mountinfo) and let it end, or detach the image (umount, losetup -d) if nothing uses it`,
     );
   }
-  await execProgram('mount', ['-t', fs, '-o', 'loop', image, dir], { timeoutMs: MOUNT_MS });
+  if (allocate === 'full') await reserveHoles(image).catch((err: unknown) => unreserved?.(err));
+  await execProgram('mount', ['-t', fs, '-o', allocate === 'full' && fs === 'ext4' ? 'loop,noinit_itable' : 'loop', image, dir], { timeoutMs: MOUNT_MS });
+}
+
+/** Reserve again the blocks of a `full` image that became holes; returns the bytes it had fewer than its size. */
+export async function reserveHoles(image: string): Promise<number> {
+  const { bytes, allocatedBytes } = await imageSize(image);
+  if (allocatedBytes >= bytes) return 0;
+  await reserve(image, bytes);
+  return bytes - allocatedBytes;
 }
 
 /**
@@ -222,7 +242,15 @@ export async function imageFsOf(image: string): Promise<ImageFs> {
 export async function fillFrom(data: string, from: (dir: string) => Promise<void>): Promise<void> {
   const fill = join(data, '.ferry-fill');
   // mkfs.ext4 leaves lost+found: it is the filesystem's own, and a copy must not clash with it
-  await from(fill);
+  try {
+    await from(fill);
+  } catch (err) {
+    // a full image, not a full pool (whose free bytes the caller would name): the data is larger than the image
+    if (!isNoSpace(err)) throw err;
+    const use = await filesystemUse(data).catch(() => undefined);
+    if (!use || use.freeBytes > Math.max(MiB, use.totalBytes / 50)) throw err;
+    throw new FerryError('no_space', `the new image's filesystem (${sizeText(use.totalBytes)} for files) filled up while the data was copied in: the data is larger than the size the volume was given; nothing was kept: ask for a larger size (-o size=)`, { where: 'image', freeBytes: use.freeBytes });
+  }
   for (const entry of await readdir(fill)) {
     try {
       await rename(join(fill, entry), join(data, entry));

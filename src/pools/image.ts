@@ -14,6 +14,8 @@ import type { Pool, PoolStatus, VolumeSpec } from './pool.js';
 import type { LimitState, SizeLimits } from './size-limits.js';
 import { METHODS, removeTree, type SnapshotMethod } from './trees/methods.js';
 import { makeDirs } from '../util/make-dirs.js';
+import { isNoSpace, withNeed } from '../util/no-space.js';
+import { pauseAt } from '../util/test-pause.js';
 
 export interface ImagePoolSpec {
   /** The filesystem of new images (`-o fs=` picks another). */
@@ -149,11 +151,12 @@ export class ImagePool implements Pool {
     await this.dirs.create(volume, {}); // ROOT/volumes/NAME/data, the mount point (`exists` when taken)
     const data = this.mountpoint(volume);
     try {
-      await makeImage(this.image(volume), bytes, fs, this.allocation);
+      await this.newImage(this.image(volume), bytes, fs);
       if (from || opts.uid !== undefined || opts.gid !== undefined || opts.mode !== undefined) {
         await this.attach(volume);
         try {
           if (from) await fillFrom(data, from);
+          await pauseAt('image-filled-attached'); // (a crash test: the image filled and still mounted, no record)
           if (opts.mode !== undefined || !from) await chmod(data, opts.mode ?? 0o755);
           if (opts.uid !== undefined || opts.gid !== undefined) await chown(data, opts.uid ?? 0, opts.gid ?? 0);
         } finally {
@@ -177,11 +180,11 @@ export class ImagePool implements Pool {
     const { bytes, fs } = this.plan('the new volume', opts);
     const data = await this.dirs.stage(stageId, {});
     const image = join(dirname(data), IMAGE);
-    await makeImage(image, bytes, fs, this.allocation);
+    await this.newImage(image, bytes, fs);
     if (from || fill || opts.uid !== undefined || opts.gid !== undefined || opts.mode !== undefined) {
       const mnt = join(this.spec.shared.attachDir, `${STAGE_MNT}${stageId}`);
       await makeDirs(mnt, 0o700);
-      await attachImage(image, mnt, fs);
+      await this.attachAs(image, mnt, fs);
       try {
         if (from) await fillFrom(mnt, from);
         if (fill) await fillFrom(mnt, fill); // (beside mkfs's lost+found, as `from`)
@@ -238,7 +241,7 @@ export class ImagePool implements Pool {
           const loops = await loopsOf(image);
           if (!loops.includes(there.source)) throw new FerryError('internal', `${data} has ${there.source} mounted, not the image of volume ${volume}; unmount it`);
         } else {
-          await attachImage(image, data, await imageFsOf(image));
+          await this.attachAs(image, data, await imageFsOf(image));
         }
       }
       this.holders.set(volume, n + 1);
@@ -269,6 +272,31 @@ export class ImagePool implements Pool {
 
   /** Told when a snapshot could not make a frozen copy and reads the live filesystem instead (for the log). */
   onFallback: ((volume: string, why: string) => void) | undefined;
+  /** Told when the blocks of a `full` image that became holes could not be reserved again at its attach (for the log). */
+  onUnreserved: ((image: string, why: string) => void) | undefined;
+
+  /**
+   * Make an image as this pool's allocation says (image-fs.ts, makeImage). A host disk without room fails with
+   * what the new image needs (a restore or a reset makes a whole new one), which the no_space error names.
+   */
+  private async newImage(image: string, bytes: number, fs: ImageFs): Promise<void> {
+    try {
+      await makeImage(image, bytes, fs, this.allocation);
+    } catch (err) {
+      if (isNoSpace(err) && err instanceof Error) withNeed(err, `a new image of ${sizeText(bytes)}${this.allocation === 'full' ? ', reserved whole,' : ''} is needed`);
+      throw err;
+    }
+  }
+
+  /** Attach an image as this pool's allocation says (image-fs.ts, attachImage). */
+  private attachAs(image: string, dir: string, fs: ImageFs): Promise<void> {
+    return attachImage(image, dir, fs, this.allocation, (err) => this.onUnreserved?.(image, errorMessage(err)));
+  }
+
+  async detachLeftover(volume: string): Promise<void> {
+    if ((this.holders.get(volume) ?? 0) > 0) return;
+    await detachImage(this.image(volume), this.mountpoint(volume));
+  }
 
   /** One holder fewer: the last unmounts the filesystem and frees its loop device. */
   detach(volume: string): Promise<void> {
@@ -321,9 +349,9 @@ export class ImagePool implements Pool {
       const { bytes } = await imageSize(image);
       const fs = await imageFsOf(image);
       try {
-        await makeImage(fresh, bytes, fs, this.allocation);
+        await this.newImage(fresh, bytes, fs);
         await mkdir(mnt, { mode: 0o700 });
-        await attachImage(fresh, mnt, fs);
+        await this.attachAs(fresh, mnt, fs);
         try {
           await fillFrom(mnt, fill);
         } finally {
@@ -429,7 +457,7 @@ export class ImagePool implements Pool {
       if (mounted || fs === 'ext4') return growImage(image, bytes, fs, mounted ? data : undefined, this.allocation);
       // xfs grows only mounted: attach it for the time of the grow
       if (this.spec.shared) await makeDirs(data, 0o755);
-      await attachImage(image, data, fs);
+      await this.attachAs(image, data, fs);
       try {
         await growImage(image, bytes, fs, data, this.allocation);
       } finally {

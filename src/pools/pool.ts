@@ -94,6 +94,8 @@ export interface Pool {
   snapshotView?(volume: string): Promise<{ dir: string; pointInTime: boolean; release(): Promise<void> }>;
   /** At start-up: the volumes Docker still has mounted here keep their attach; every other one is detached. */
   settle?(inUse: ReadonlySet<string>): Promise<void>;
+  /** Block-like pools, at start-up: detach what a create cut short by a crash left attached while it filled the volume. */
+  detachLeftover?(volume: string): Promise<void>;
   /**
    * Block-like pools: replace the volume's data (detached) by what `fill` writes into an empty directory (a
    * snapshot's copy), all or nothing: a new image of the same size and filesystem is filled, then renamed over the

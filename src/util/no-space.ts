@@ -40,5 +40,14 @@ export async function noSpaceError(err: unknown, where: string, path: string, wh
     return new FerryError('no_space', `a size limit was reached on ${where} (Disk quota exceeded): ${what} failed and nothing was kept; give the volume a larger size (-o size=, \`ferry volume resize\`)`, { where, quota: true });
   }
   const free = await freeBytes(path);
-  return new FerryError('no_space', `no space left on ${where} (${free ?? 'unknown'} bytes free): ${what} failed and nothing was kept; free space on it and try again`, { where, freeBytes: free });
+  const need = NEEDS.get(err as object);
+  return new FerryError('no_space', `no space left on ${where} (${free ?? 'unknown'} bytes free${need ? `; ${need}` : ''}): ${what} failed and nothing was kept; free space on it and try again`, { where, freeBytes: free });
+}
+
+const NEEDS = new WeakMap<object, string>();
+
+/** Say what the write that met a full disk needed ("a new image of 64 MiB is needed"): the no_space error names it. */
+export function withNeed<E extends object>(err: E, need: string): E {
+  NEEDS.set(err, need);
+  return err;
 }

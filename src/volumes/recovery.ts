@@ -70,6 +70,7 @@ export async function recoverCatalog(c: RecoveryContext): Promise<void> {
         log.warn({ volume: name, pool: poolName }, 'recovery: removing the partial data of a restore or clone that a crash cut short (it was never answered; its source is unchanged: run it again)');
         const trashId = `${name}@${c.now()}`;
         try {
+          await pool.detachLeftover?.(name); // (an image mounted for its fill)
           await pool.moveToTrash(name, trashId);
           await pool.purgeTrash(trashId);
         } catch (err) {

@@ -151,6 +151,11 @@ export class VolumeService {
 
   // ---- start-up -----------------------------------------------------------------------------------
 
+  /** Restores and clones filling their volume now, or cut short by a crash and not removed at start-up: name → pool (fill-markers.ts). */
+  fillsMarked(): Promise<Map<string, string | undefined>> {
+    return this.catalog.filling.list();
+  }
+
   /** Load the catalog and finish or roll back whatever a crash interrupted. */
   async start(): Promise<void> {
     for (const pool of this.deps.pools.values()) await pool.init();

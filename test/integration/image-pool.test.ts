@@ -150,6 +150,35 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     await unmount('db', 'c3');
   });
 
+  it('a reserved image keeps its blocks: holes punched in it (an fstrim, ext4 zeroing its inode tables) are reserved again at its next attach', async () => {
+    const img = image('db');
+    const size = (await stat(img)).size;
+    const sum = await sha(join(await mount('db', 'c-sum'), 'keep.bin'));
+    await unmount('db', 'c-sum');
+    // punch out 4 MiB of the image that read as zeros (free blocks), as a discard through its loop device does
+    const fh = await open(img, 'r');
+    const chunk = Buffer.alloc(MiB);
+    const zeroMiBs: number[] = [];
+    try {
+      for (let at = 0; at < size && zeroMiBs.length < 4; at += MiB) {
+        await fh.read(chunk, 0, MiB, at);
+        if (chunk.every((b) => b === 0)) zeroMiBs.push(at);
+      }
+    } finally {
+      await fh.close();
+    }
+    assert.equal(zeroMiBs.length, 4, 'the 64 MiB image has 4 MiB of free blocks that read as zeros');
+    const allocated = async () => (await stat(img)).blocks * 512;
+    const before = await allocated();
+    for (const at of zeroMiBs) await run('fallocate', ['--punch-hole', '--offset', String(at), '--length', String(MiB), img]);
+    assert.equal(before - (await allocated()), 4 * MiB, 'the holes are there');
+    const mp = await mount('db', 'c-holes');
+    const st = await stat(img);
+    assert.ok(st.blocks * 512 >= size, `reserved again at the attach (${st.blocks * 512} of ${size} bytes allocated)`);
+    assert.equal(await sha(join(mp, 'keep.bin')), sum, 'every byte of the data is there');
+    await unmount('db', 'c-holes');
+  });
+
   it('20 Mounts at once attach the image once', async () => {
     await ok('volume', 'create', 'race', '-o', 'pool=img', '-o', 'size=32M');
     const ids = Array.from({ length: 20 }, (_, i) => `m${i}`);
@@ -192,7 +221,7 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     await ok('volume', 'create', 't2', '-o', 'pool=thick', '-o', 'size=64M');
     const third = await f.cli('volume', 'create', 't3', '-o', 'pool=thick', '-o', 'size=64M');
     assert.equal(third.code, 1, 'a third 64 MiB image does not fit on the 160 MiB disk');
-    assert.match(third.stderr, /no space left on thick \(\d+ bytes free\): creating volume t3 failed and nothing was kept/);
+    assert.match(third.stderr, /no space left on thick \(\d+ bytes free; a new image of 64 MiB, reserved whole, is needed\): creating volume t3 failed and nothing was kept/);
     assert.equal((await f.cli('volume', 'inspect', 't3')).code, 1);
     assert.deepEqual((await readdir(thick)).sort(), ['t1', 't2'], 'no half-made image left behind');
     // a reserved volume on the full disk fills to its own size: ENOSPC of its filesystem, never an I/O error
@@ -357,6 +386,13 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     assert.equal(await sha(join(cm, 'a')), a, 'the clone holds the snapshot, byte for byte');
     assert.equal((await stat(image('copy'))).size, 40 * MiB);
     await unmount('copy', 'c1');
+    // a clone into an image smaller than the snapshot's data: the image is what is full, not the pool
+    const tiny = await f.cli('volume', 'create', 'tiny', '-o', 'from=snap@one', '-o', 'size=1M');
+    assert.equal(tiny.code, 1);
+    assert.match(tiny.stderr, /the new image's filesystem \(\S+ \S+ for files\) filled up while the data was copied in: the data is larger than the size the volume was given; nothing was kept: ask for a larger size \(-o size=\)/);
+    assert.doesNotMatch(tiny.stderr, /free space on/);
+    assert.equal((await f.cli('volume', 'inspect', 'tiny')).code, 1);
+    assert.ok(!(await readdir(join(pool, 'volumes'))).includes('tiny'), 'nothing of it is left');
     // restore: a new image of the same size filled with the snapshot, renamed over the old one
     await ok('snapshot', 'restore', 'snap', 'one');
     assert.equal((await stat(image('snap'))).size, 48 * MiB);
@@ -404,6 +440,44 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     await ok('volume', 'rm', '--purge', 'snap', 'copy');
     await ok('trash', 'purge', '--all');
   });
+  it('a clone killed while its image is mounted to be filled: doctor says so (not "adopt"), start-up detaches the image and removes the clone', async () => {
+    await ok('volume', 'create', 'src9', '-o', 'pool=img', '-o', 'size=16M');
+    const sm = await mount('src9', 'k9');
+    await writeFile(join(sm, 'f'), randomBytes(MiB));
+    const sum = await sha(join(sm, 'f'));
+    await unmount('src9', 'k9');
+    await ok('snapshot', 'create', 'src9', '--name', 's');
+    await f.stop();
+    const said = join(dir, 'paused-at');
+    const g = await startFerryd({ dir: join(dir, 'ferryd'), extraArgs: ['--config', join(dir, 'ferry.yaml')], env: { FERRY_TEST_PAUSE: 'image-filled-attached:30000', FERRY_TEST_PAUSE_FILE: said } });
+    try {
+      const cloning = g.cli('volume', 'create', 'cut9', '-o', 'from=src9@s', '-o', 'size=16M');
+      const deadline = Date.now() + 30_000;
+      while (!(await readFile(said, 'utf8').catch(() => '')).includes('image-filled-attached')) {
+        assert.ok(Date.now() < deadline, 'ferryd did not reach the pause');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(await mountAt(data('cut9')), "the clone's image is mounted while it fills");
+      const doctor = (await g.cli('--json', 'doctor')).stdout;
+      assert.match(doctor, /volumes\/cut9 has no catalog record: a restore or clone is filling it now/);
+      assert.doesNotMatch(doctor, /adopt it as a volume/);
+      await g.crash();
+      await cloning;
+      assert.ok(await mountAt(data('cut9')), 'the crash left it mounted');
+    } finally {
+      await g.destroy().catch(() => undefined);
+    }
+    await f.start();
+    assert.equal(await mountAt(data('cut9')), undefined, 'start-up detached it');
+    assert.deepEqual(await loops(image('cut9')), []);
+    assert.ok(!(await readdir(join(pool, 'volumes'))).includes('cut9'), 'and removed the partial clone at once, not at the next start');
+    assert.equal((await f.cli('volume', 'inspect', 'cut9')).code, 1);
+    await ok('volume', 'create', 'cut9', '-o', 'from=src9@s', '-o', 'size=16M');
+    assert.equal(await sha(join(await mount('cut9', 'k10'), 'f')), sum, 'run again, the clone is whole');
+    await unmount('cut9', 'k10');
+    await ok('volume', 'rm', '--purge', 'cut9', 'src9');
+  });
+
   it('on a host filesystem with reflinks, a snapshot of a volume in use is one instant: the filesystem frozen for a reflink copy of its image', async () => {
     const cow = join(reflinkHost!.mountpoint, 'images', 'volumes');
     await ok('volume', 'create', 'pit', '-o', 'pool=cow', '-o', 'size=64M');
