@@ -16,6 +16,16 @@ export interface RwoContext {
   isAlive(beat: NodeBeat | undefined): boolean;
 }
 
+/**
+ * How long a takeover waits before it looks again whether the lock it took is still its own. Several nodes
+ * may take over a dead node's volume at once, and a share's client may answer from its caches for about a
+ * second (GlusterFS's defaults: the kernel's FUSE names and attributes, quick-read's file contents): a node
+ * that still saw the dead node's lock there broke the lock another node had just taken, and took it too; both
+ * mounted and wrote (seen with three hosts on GlusterFS, 3 runs in 6). After longer than those caches keep
+ * anything, the lock's file names one node, and only that node goes on.
+ */
+export const TAKEOVER_SETTLE_MS = 2500;
+
 export class RwoLocks {
   /** The token of each rwo lock this node holds, by `pool/volume`. */
   readonly held = new Map<string, string>();
@@ -24,6 +34,7 @@ export class RwoLocks {
   constructor(
     private readonly c: RwoContext,
     private readonly afterAcquire: () => Promise<void>,
+    private readonly settleMs = TAKEOVER_SETTLE_MS,
   ) {}
 
   /**
@@ -33,9 +44,19 @@ export class RwoLocks {
   async acquire(pool: string, rec: SharedRecord): Promise<void> {
     const s = await this.c.store(pool);
     const key = `${pool}/${rec.name}`;
+    let tookOver = false;
     for (let attempt = 0; attempt < 5; attempt++) {
       const token = randomBytes(8).toString('hex');
       if (await s.tryLock({ node: this.c.node, volume: rec.name, createdAt: rec.createdAt, since: new Date(this.c.now()).toISOString(), token })) {
+        if (tookOver) {
+          await new Promise((r) => setTimeout(r, this.settleMs));
+          const now = await s.readLock(rec.name);
+          if (now?.token !== token) {
+            // another node raced for it and holds it now: the next attempt names it (or takes it over if it is gone too)
+            this.c.log.warn({ volume: rec.name, holder: now?.node ?? null }, 'an rwo takeover raced with another node, which holds the volume now; not mounted here');
+            continue;
+          }
+        }
         this.held.set(key, token);
         await this.afterAcquire();
         return;
@@ -62,6 +83,7 @@ export class RwoLocks {
       this.c.log.warn({ volume: rec.name, holder: cur.node, lastSeen: holderBeat?.lastSeen ?? null }, 'taking over an rwo volume from a node that is gone');
       if (this.c.fenceCommand && cur.node !== this.c.node) await runFenceCommand(this.c.fenceCommand, { node: cur.node, pool, volume: rec.name, lastSeen: holderBeat?.lastSeen }, this.c.log);
       await s.breakLock(rec.name, cur.token);
+      tookOver = true;
     }
     throw new FerryError('unavailable', `could not take the rwo lock of ${rec.name}: other nodes keep racing for it; try again`);
   }

@@ -341,7 +341,7 @@ export class SharedStore {
 
   /** Drop a lock, only if it is the one with `token` (never somebody else's). Returns whether it was. */
   breakLock(volume: string, token: string): Promise<boolean> {
-    return this.removeIfSame(this.locksDir, `${volume}.json`, (l: RwoLock) => l.token === token);
+    return this.removeIfSame(this.locksDir, `${volume}.json`, (l: RwoLock) => l.token === token, 'keep');
   }
 
   // ---- changes in progress -------------------------------------------------------------------------
@@ -357,7 +357,7 @@ export class SharedStore {
 
   /** Drop a change mark, only if it is the one with `token`. Returns whether it was. */
   endChange(volume: string, token: string): Promise<boolean> {
-    return this.removeIfSame(this.changesDir, `${volume}.json`, (c: ChangeMark) => c.token === token);
+    return this.removeIfSame(this.changesDir, `${volume}.json`, (c: ChangeMark) => c.token === token, 'keep');
   }
 
   // ---- primitives ----------------------------------------------------------------------------------
@@ -413,9 +413,11 @@ export class SharedStore {
 
   /**
    * Remove `name` only if `same(content)`: rename it to a private name first (only one host can), check
-   * what was taken, and put it back with link(2) if it was not the expected one.
+   * what was taken, and put it back with link(2) if it was not the expected one. `unreadable`: what to do
+   * with what cannot be read right after the rename (a client whose cached name led to a file gone since:
+   * ESTALE): `keep` puts it back (a lock or a mark: never remove one that may be another node's).
    */
-  private async removeIfSame<T>(dir: string, name: string, same: (v: T) => boolean): Promise<boolean> {
+  private async removeIfSame<T>(dir: string, name: string, same: (v: T) => boolean, unreadable: 'keep' | 'remove' = 'remove'): Promise<boolean> {
     const path = join(dir, name);
     const taken = join(dir, `.${name}.gone-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
@@ -425,7 +427,7 @@ export class SharedStore {
       throw err;
     }
     const v = await this.readJson<T>(taken).catch(() => undefined);
-    if (v !== undefined && !same(v)) {
+    if (v === undefined ? unreadable === 'keep' : !same(v)) {
       await this.fs.link(taken, path).catch(() => undefined); // a new one may have been made meanwhile: it wins
       await this.fs.unlink(taken).catch(() => undefined);
       return false;
