@@ -36,6 +36,9 @@ export interface ClusterOptions {
   localCapacity?: () => NonNullable<NodeBeat['capacity']>;
 }
 
+/** How long a node that stopped beating still counts as using what it had mounted, for removals and restores (Cluster.usedElsewhere). */
+export const DEAD_NODE_HOLD_MS = 10 * 60_000;
+
 export interface NodeStatus extends NodeBeat {
   alive: boolean;
   /** Shared pools in which the node beats. */
@@ -337,9 +340,22 @@ export class Cluster {
     return [...out].sort();
   }
 
-  /** Attachments on other nodes that are alive: what makes a volume "in use elsewhere". */
-  async usedElsewhere(pool: string, rec: SharedRecord): Promise<AttachmentStatus[]> {
-    return (await this.attachments(pool, rec.name)).filter((a) => a.node !== this.node && a.alive && a.createdAt === rec.createdAt);
+  /**
+   * Attachments on other nodes: what makes a volume "in use elsewhere" for a removal or a restore. Those of live
+   * nodes, and those of nodes that stopped beating less than DEAD_NODE_HOLD_MS ago (`alive: false`, with the
+   * node's `lastSeen`): a node's ferryd may be down while its containers run on and write (nothing fences an rwx
+   * volume), so its last word counts for a while.
+   */
+  async usedElsewhere(pool: string, rec: SharedRecord): Promise<Array<AttachmentStatus & { lastSeen?: string }>> {
+    const s = await this.store(pool);
+    const atts = (await s.attachments(rec.name)).filter((a) => a.node !== this.node && a.createdAt === rec.createdAt);
+    const beats = await s.beatsFor(atts.map((a) => a.node));
+    const now = this.now();
+    return atts.flatMap((a): Array<AttachmentStatus & { lastSeen?: string }> => {
+      const beat = beats.get(a.node);
+      if (this.isAlive(beat)) return [{ ...a, pool, alive: true }];
+      return beat && now - Date.parse(beat.lastSeen) < DEAD_NODE_HOLD_MS ? [{ ...a, pool, alive: false, lastSeen: beat.lastSeen }] : [];
+    });
   }
 
   /** Publish which volumes of a pool containers on this node's host reference (heartbeat work). */

@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { Pool } from '../pools/pool.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
-import type { Cluster } from '../cluster/cluster.js';
+import { DEAD_NODE_HOLD_MS, type Cluster } from '../cluster/cluster.js';
 import type { SharedRecord } from '../cluster/shared-store.js';
 import { FerryError, errorMessage } from '../util/errors.js';
 
@@ -17,13 +17,25 @@ export interface HandshakeContext {
 export class Handshake {
   constructor(private readonly c: HandshakeContext) {}
 
-  /** Refuse when a live node other than this one has the volume mounted. */
-  async refuseIfUsedElsewhere(rec: VolumeRecord, what: string): Promise<void> {
+  /**
+   * Refuse when another node has the volume mounted: a live one, or one that stopped beating a short while ago
+   * (Cluster.usedElsewhere: its containers may run on). `force` (a removal's --force) overrides the latter only.
+   */
+  async refuseIfUsedElsewhere(rec: VolumeRecord, what: string, { force = false } = {}): Promise<void> {
     if (!this.c.isShared(rec.pool)) return;
     const elsewhere = await this.c.cluster!.usedElsewhere(rec.pool, rec);
-    if (elsewhere.length === 0) return;
-    const who = elsewhere.map((a) => `node ${a.node} (${a.containers.length ? a.containers.join(', ') : `${a.mountIds.length} mount(s)`})`).join(', ');
-    throw new FerryError('in_use', `volume ${rec.name} is in use on ${who}; stop those containers before you ${what}`, { attachments: elsewhere });
+    const users = (as: typeof elsewhere) => as.map((a) => `node ${a.node} (${a.containers.length ? a.containers.join(', ') : `${a.mountIds.length} mount(s)`})`).join(', ');
+    const live = elsewhere.filter((a) => a.alive);
+    if (live.length > 0) throw new FerryError('in_use', `volume ${rec.name} is in use on ${users(live)}; stop those containers before you ${what}`, { attachments: live });
+    const silent = elsewhere.filter((a) => !a.alive);
+    if (silent.length === 0 || force) return;
+    const since = silent.map((a) => `${a.node} since ${a.lastSeen ?? '?'}`).join(', ');
+    throw new FerryError(
+      'in_use',
+      `volume ${rec.name} is mounted on ${users(silent)}, which sent no heartbeat (${since}): its ferryd may be down while those containers still run and write. Stop them there before you ${what}. ` +
+        `If that node is down for good, this refusal ends ${Math.round(DEAD_NODE_HOLD_MS / 60_000)} minutes after its last heartbeat${what === 'remove it' ? ' (or pass --force)' : ''}`,
+      { attachments: silent },
+    );
   }
 
   /**
@@ -31,11 +43,11 @@ export class Handshake {
    * on a shared pool, mark the change in progress before the last look at the other nodes' attachments, so
    * a Mount that starts meanwhile on another node sees the mark and backs out (changedUnderMount).
    */
-  async changeExclusively<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>): Promise<T> {
+  async changeExclusively<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>, { force = false } = {}): Promise<T> {
     if (!this.c.isShared(rec.pool)) return fn();
     const end = await this.c.cluster!.beginChange(rec.pool, rec, what);
     try {
-      await this.refuseIfUsedElsewhere(rec, what);
+      await this.refuseIfUsedElsewhere(rec, what, { force });
       return await this.holdExclusive(rec, what, fn);
     } finally {
       await end();

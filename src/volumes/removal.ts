@@ -76,6 +76,8 @@ export class Removal {
         { containers: users ?? [], mountIds },
       );
     }
+    // Docker's own `docker volume rm` (and `compose down -v`): Docker looked at this host's containers only
+    if (!checkReferences && this.c.isShared(rec.pool)) await this.refuseReferencedElsewhere(rec);
     const overrode = checkReferences ? await this.referenceProblems(rec, asked!, force) : [];
     if (overrode.length > 0) this.c.log.warn({ volume: name, overrode }, 'volume removed with --force although: ' + overrode.join('; '));
     const { catalog } = this.c;
@@ -132,6 +134,29 @@ export class Removal {
     }
     this.c.log.info({ volume: name, trash: trash.id, expiresAt: trash.expiresAt }, 'volume moved to the trash');
     return { trash: trashInfo(trash, this.c.node), overrode };
+  }
+
+  /**
+   * A removal Docker asked for: Docker checked the containers of its own host, not those of the other nodes of a
+   * shared pool. Stopped containers there that reference the volume would start on a new, empty volume of the
+   * same name (Compose makes one), the data in this node's trash: refused. Not knowing (the share cannot be read)
+   * refuses nothing here: the removal itself needs the share.
+   */
+  private async refuseReferencedElsewhere(rec: VolumeRecord): Promise<void> {
+    let refs: Awaited<ReturnType<Cluster['referencesElsewhere']>>;
+    try {
+      refs = (await this.c.cluster!.referencesElsewhere(rec.pool, rec.name)).filter((r) => r.containers.length > 0);
+    } catch (err) {
+      this.c.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not read which containers of other nodes reference a volume Docker removes');
+      return;
+    }
+    if (refs.length === 0) return;
+    const who = refs.map((r) => `containers ${r.containers.join(', ')} on node ${r.node}`).join('; ');
+    throw new FerryError(
+      'in_use',
+      `volume ${rec.name} is referenced by ${who}: they would start on a new, empty volume of this name; remove those containers first (\`docker rm\` there), or remove the volume with \`ferry volume rm --force ${rec.name}\``,
+      { references: refs },
+    );
   }
 
   /** Which containers on this host reference a volume (any state), or why Docker could not be asked. */

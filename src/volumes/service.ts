@@ -390,7 +390,7 @@ export class VolumeService {
     return this.lock.run(name, async () => {
       const rec = (await this.shared.sync(name)) ?? this.record(name);
       // shared: mark the removal before the last look at the attachments (the handshake with mount())
-      return this.handshake.changeExclusively(rec, 'remove it', () => this.removal.run(rec, { purge, force, checkReferences, early }));
+      return this.handshake.changeExclusively(rec, 'remove it', () => this.removal.run(rec, { purge, force, checkReferences, early }), { force });
     });
   }
 

@@ -81,6 +81,10 @@ describe('ferry volume rm and the containers that reference a volume', { skip },
       const r = await a.cli('volume', 'rm', 'shared-refs');
       assert.equal(r.code, 1);
       assert.match(r.stderr, /volume shared-refs is referenced by containers on-b \(exited\) on node nodeB/);
+      // so is Docker's own removal on node A (`docker volume rm`, `compose down -v`): Docker looked at its own host only
+      const byDocker = await a.plugin('Remove', { Name: 'shared-refs' });
+      assert.match(String(byDocker.json.Err), /volume shared-refs is referenced by containers on-b \(exited\) on node nodeB: they would start on a new, empty volume/);
+      assert.equal((await a.cli('volume', 'inspect', 'shared-refs')).code, 0, 'still there');
       assert.equal(await h.dockerOk(['start', '-a', 'on-b']), '');
       assert.equal(await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'shared-refs:/data', 'bb', 'cat', '/data/who']), 'B\n');
 

@@ -202,6 +202,27 @@ describe('shared pools across two ferryd nodes', { skip }, () => {
     await ok(a, 'Unmount', { Name: 'db', ID: 'a3' });
   });
 
+  it('a node whose ferryd died with a volume mounted still counts for a removal or a restore (its containers may run on): refused naming it; rm --force overrides', async () => {
+    await ok(b, 'Create', { Name: 'busy' });
+    const mp = (await ok(b, 'Mount', { Name: 'busy', ID: 'c1' })).Mountpoint;
+    await writeFile(join(mp, 'f'), 'written on nodeB');
+    assert.equal((await a.cli('snapshot', 'create', 'busy', '--name', 's')).code, 0);
+    await b.crash(); // its containers would run on: nothing stops them
+    await sleep(1800); // its heartbeat is older than nodeTimeout now
+    const removal = await a.cli('volume', 'rm', 'busy');
+    assert.equal(removal.code, 1);
+    assert.match(removal.stderr, /volume busy is mounted on node nodeB \(1 mount\(s\)\), which sent no heartbeat \(nodeB since \S+\): its ferryd may be down while those containers still run and write\. Stop them there before you remove it\. If that node is down for good, this refusal ends 10 minutes after its last heartbeat \(or pass --force\)/);
+    assert.match(await err(a, 'Remove', { Name: 'busy' }), /volume busy is mounted on node nodeB/);
+    const restore = await a.cli('snapshot', 'restore', 'busy', 's');
+    assert.equal(restore.code, 1);
+    assert.match(restore.stderr, /volume busy is mounted on node nodeB .*before you restore/);
+    assert.doesNotMatch(restore.stderr, /--force/);
+    assert.equal(await readFile(join(mp, 'f'), 'utf8'), 'written on nodeB', 'the data is untouched');
+    const forced = await a.cli('volume', 'rm', '--force', 'busy');
+    assert.equal(forced.code, 0, forced.stderr);
+    await b.start();
+  });
+
   it('rwo: two nodes mounting at the same moment, twenty times: exactly one wins each time', async () => {
     for (let i = 0; i < 20; i++) {
       const name = `rwo-${i}`;
