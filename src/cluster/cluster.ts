@@ -406,6 +406,11 @@ export class Cluster {
     return this.rwo.release(pool, volume);
   }
 
+  /** Heartbeat work: give back the rwo locks whose release failed (the share did not answer then). */
+  retryReleases(): Promise<void> {
+    return this.rwo.retryReleases();
+  }
+
   /** Mark a change that needs the volume unmounted everywhere as in progress here (see ChangeMarks). */
   beginChange(pool: string, rec: SharedRecord, what: string): Promise<() => Promise<void>> {
     return this.changes.beginChange(pool, rec, what);

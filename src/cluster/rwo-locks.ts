@@ -102,6 +102,34 @@ export class RwoLocks {
     const key = `${pool}/${volume}`;
     const token = this.held.get(key);
     this.held.delete(key);
-    if (token) await (await this.c.store(pool)).breakLock(volume, token);
+    if (!token) return;
+    try {
+      await (await this.c.store(pool)).breakLock(volume, token);
+    } catch (err) {
+      // (the share did not answer: kept, the lock would bar every other node until this one mounts the volume again)
+      this.releasing.set(key, token);
+      throw err;
+    }
+  }
+
+  /** Locks whose release failed, by `pool/volume`: given back by retryReleases. */
+  private readonly releasing = new Map<string, string>();
+
+  /** Heartbeat work: give back the locks whose release failed (one taken again here meanwhile is kept). */
+  async retryReleases(): Promise<void> {
+    for (const [key, token] of this.releasing) {
+      if (this.held.get(key) === token) {
+        this.releasing.delete(key); // mounted here again: held again, with the same lock
+        continue;
+      }
+      const [pool, volume] = key.split('/') as [string, string];
+      try {
+        await (await this.c.store(pool)).breakLock(volume, token);
+        this.releasing.delete(key);
+        this.c.log.info({ volume, pool }, 'gave back an rwo lock whose release had failed');
+      } catch {
+        // the next heartbeat tries again
+      }
+    }
   }
 }

@@ -68,12 +68,26 @@ export class Attachments {
 
   private readonly containerNames = new Map<string, string[]>();
 
+  /** Withdrawals that failed (the share did not answer): name → pool, tried again at each heartbeat. */
+  private readonly withdrawing = new Map<string, string>();
+
   /** Publish this node's use of a shared volume (or withdraw it when unmounted). */
   async publish(rec: VolumeRecord): Promise<void> {
     if (!this.c.isShared(rec.pool)) return;
-    const store = await this.c.cluster!.store(rec.pool);
     const mounts = Object.entries(rec.mounts);
-    if (mounts.length === 0) return store.detach(rec.name, this.c.node);
+    if (mounts.length === 0) {
+      // a withdrawal that failed would leave this node listed as using the volume, barring removals and restores
+      try {
+        await (await this.c.cluster!.store(rec.pool)).detach(rec.name, this.c.node);
+        this.withdrawing.delete(rec.name);
+      } catch (err) {
+        this.withdrawing.set(rec.name, rec.pool);
+        throw err;
+      }
+      return;
+    }
+    this.withdrawing.delete(rec.name);
+    const store = await this.c.cluster!.store(rec.pool);
     await store.attach({
       node: this.c.node,
       volume: rec.name,
@@ -108,6 +122,19 @@ export class Attachments {
         await this.publish(rec);
       }).catch((err) => this.c.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not publish attachment'));
     }
+    // what the share did not take while it did not answer: a withdrawal, a release
+    for (const [name, pool] of this.withdrawing) {
+      const rec = this.c.catalog.volumes.get(name);
+      if (rec && Object.keys(rec.mounts).length > 0) continue; // mounted again: published above
+      await this.c.lock
+        .run(name, async () => {
+          await (await cluster.store(pool)).detach(name, this.c.node);
+          this.withdrawing.delete(name);
+          this.c.log.info({ volume: name }, 'withdrew an attachment whose withdrawal had failed');
+        })
+        .catch(() => undefined); // (the next heartbeat tries again)
+    }
+    await cluster.retryReleases();
     await this.publishReferences();
   }
 

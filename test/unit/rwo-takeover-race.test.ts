@@ -61,4 +61,32 @@ describe('an rwo takeover raced by two nodes, one of them reading a cached lock'
     assert.equal(b.locks.held.size, 0);
     assert.equal(await c.locks.stillHeld('pool', 'v'), true);
   });
+
+  it('a release the share did not take (ENOTCONN) is given back at the next heartbeat, not left to bar every other node', async () => {
+    let down = true;
+    const flaky: ShareFs = { ...directShareFs, rename: async (from, to) => (down ? Promise.reject(Object.assign(new Error('ENOTCONN: transport endpoint is not connected'), { code: 'ENOTCONN' })) : directShareFs.rename(from, to)) };
+    const c = await node('C', directShareFs, 0);
+    await c.locks.release('pool', 'v'); // (the previous test left it to C)
+    const d = await node('D', flaky, 0);
+    const e = await node('E', directShareFs, 0);
+    await d.locks.acquire('pool', { name: 'w', createdAt: 't' } as never);
+    await assert.rejects(d.locks.release('pool', 'w'), /ENOTCONN/);
+    assert.equal((await d.store.readLock('w'))?.node, 'D', 'the lock is still there');
+    await assert.rejects(e.locks.acquire('pool', { name: 'w', createdAt: 't' } as never), /node D holds it/);
+    await d.locks.retryReleases(); // the share still down: kept for the next one
+    down = false;
+    await d.locks.retryReleases();
+    assert.equal(await d.store.readLock('w'), undefined, 'given back');
+    await e.locks.acquire('pool', { name: 'w', createdAt: 't' } as never);
+    // a lock taken again here before the retry is kept
+    await e.locks.release('pool', 'w');
+    down = true;
+    await d.locks.acquire('pool', { name: 'w', createdAt: 't' } as never);
+    await assert.rejects(d.locks.release('pool', 'w'));
+    await d.locks.acquire('pool', { name: 'w', createdAt: 't' } as never); // mounted again (its own lock, from before)
+    down = false;
+    await d.locks.retryReleases();
+    assert.equal((await d.store.readLock('w'))?.node, 'D', 'held again, so kept');
+    assert.equal(await d.locks.stillHeld('pool', 'w'), true);
+  });
 });
