@@ -230,7 +230,12 @@ export class SnapshotService {
     checkSnapshotName(opts.name);
     // at once, so that a job answered now already says where it is (it may wait for the volume's lock)
     opts.onProgress?.({ phase: opts.pause || opts.exec ? 'prepare' : 'snapshot' });
-    return this.volumes.withLock(volume, async () => this.creation.createLocked(this.volumes.recordOf(volume), opts));
+    return this.volumes.withLock(volume, async () => {
+      const rec = this.volumes.recordOf(volume);
+      // a share that does not answer: refused at once, not a job stuck on its first call until the share is back
+      await this.volumes.poolOf(rec).checkAvailable();
+      return this.creation.createLocked(rec, opts);
+    });
   }
 
   /** What `create` would refuse at once (bad or taken name, no such volume, --pause without Docker): checked before a snapshot job starts. */
@@ -238,6 +243,7 @@ export class SnapshotService {
     checkSnapshotName(opts.name);
     const rec = this.volumes.recordOf(volume);
     if ((opts.pause || opts.exec) && !this.docker) throw new FerryError('unavailable', '--pause and --exec need the Docker API; set dockerHost');
+    await this.volumes.poolOf(rec).checkAvailable(); // (a share that does not answer: refused before a job starts)
     if (opts.name !== undefined && (await this.listOf(rec, true)).some((s) => s.name === opts.name || s.id === opts.name)) {
       throw new FerryError('exists', `volume ${rec.name} already has a snapshot named ${opts.name}`);
     }

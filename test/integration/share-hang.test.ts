@@ -192,6 +192,11 @@ describe('a shared pool whose share hangs or disappears', { skip }, () => {
         if (nas.stalled) {
           sawStalled = true;
           assert.match(nas.problem ?? '', /not answering/);
+          // a snapshot of a volume of the stalled pool is refused as every other call is, not a job stuck until the share is back
+          const snap = await Promise.race([f.cli('snapshot', 'create', 'shared1'), sleep(30_000).then(() => undefined)]);
+          assert.ok(snap, 'ferry snapshot create on the stalled pool did not come back within 30 s');
+          assert.equal(snap.code, 1);
+          assert.match(snap.stderr, /pool nas is not answering/);
         }
         await dockerAsks(fig, ['shared1', 'shared2']);
         const e = await plugin(fig, 'Create', { Name: `during-${localN}`, Opts: { pool: 'nas' } });
