@@ -17,6 +17,8 @@ export interface RegistrationVolumes {
   /** Every volume this node knows (shared ones as of the last sync). */
   names(): string[];
   has(name: string): boolean;
+  /** The driver options and labels Docker gave the volume where it was made (a shared volume: on another node). */
+  dockerKnown(name: string): { options?: Record<string, string>; labels?: Record<string, string> } | undefined;
 }
 
 /**
@@ -119,7 +121,10 @@ export class Registration {
   private async register(name: string): Promise<W.DockerRegistration> {
     this.inFlight.add(name);
     try {
-      const v = await this.docker.createVolume({ Name: name, Driver: this.driver, DriverOpts: {}, Labels: {} });
+      // with the options and labels it was made with: Compose compares them, and a name without them looks like
+      // another volume to it ("uses a different driver_opt ... remove the existing volume first")
+      const known = this.volumes.dockerKnown(name);
+      const v = await this.docker.createVolume({ Name: name, Driver: this.driver, DriverOpts: known?.options ?? {}, Labels: known?.labels ?? {} });
       this.done.add(name);
       return isOurDriver(v.Driver, this.driver) ? { registered: true } : { registered: false, driver: v.Driver, reason: `Docker holds volume ${name} with driver ${v.Driver}` };
     } catch (err) {

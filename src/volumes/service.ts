@@ -151,6 +151,11 @@ export class VolumeService {
 
   // ---- start-up -----------------------------------------------------------------------------------
 
+  /** What Docker's store held for a volume where it was made (its driver options and labels), if known. */
+  dockerKnown(name: string): DockerKnown | undefined {
+    return this.catalog.volumes.get(name)?.docker;
+  }
+
   /** Restores and clones filling their volume now, or cut short by a crash and not removed at start-up: name → pool (fill-markers.ts). */
   fillsMarked(): Promise<Map<string, string | undefined>> {
     return this.catalog.filling.list();

@@ -9,12 +9,15 @@ import { DockerApiError, type DockerVolume } from '../../src/docker/client.js';
 class MemoryDocker {
   readonly store = new Map<string, string>();
   readonly calls: string[] = [];
+  /** The driver options and labels each volume was stored with. */
+  readonly given = new Map<string, { opts: Record<string, string>; labels: Record<string, string> }>();
   failNext = 0;
   during?: (name: string) => void;
   /** While set, calls wait for it (an engine that hangs: SIGSTOPped, or stuck on another plugin). */
   hung?: Promise<void>;
-  async createVolume(v: { Name: string; Driver: string }): Promise<DockerVolume> {
+  async createVolume(v: { Name: string; Driver: string; DriverOpts: Record<string, string>; Labels: Record<string, string> }): Promise<DockerVolume> {
     this.calls.push(v.Name);
+    this.given.set(v.Name, { opts: v.DriverOpts, labels: v.Labels });
     this.during?.(v.Name);
     await new Promise((r) => setTimeout(r, 1));
     await this.hung;
@@ -29,12 +32,12 @@ class MemoryDocker {
   }
 }
 
-function setup(names: string[], nowWaitMs?: number) {
+function setup(names: string[], nowWaitMs?: number, known: Record<string, { options?: Record<string, string>; labels?: Record<string, string> }> = {}) {
   const docker = new MemoryDocker();
   const vols = new Set(names);
   const warnings: string[] = [];
   const log = pino({ level: 'warn' }, { write: (l: string) => void warnings.push(l) });
-  const r = new Registration(docker, { names: () => [...vols].sort(), has: (n) => vols.has(n) }, 'ferry', log, 60_000, nowWaitMs);
+  const r = new Registration(docker, { names: () => [...vols].sort(), has: (n) => vols.has(n), dockerKnown: (n) => known[n] }, 'ferry', log, 60_000, nowWaitMs);
   return { docker, vols, r, warnings };
 }
 
@@ -52,6 +55,15 @@ describe('registration of ferry volumes with Docker', () => {
     assert.equal(docker.calls.length, 3);
     await r.pass();
     assert.deepEqual(docker.calls.slice(3), ['d']);
+  });
+
+  it('registers a volume made through Docker on another node with the driver options and labels it was made with (Compose compares them)', async () => {
+    const compose = { 'com.docker.compose.project': 'lab', 'com.docker.compose.volume': 'data' };
+    const { docker, r } = setup(['lab_data', 'plain'], undefined, { lab_data: { options: { access: 'rwx' }, labels: compose } });
+    await r.pass();
+    await r.pass();
+    assert.deepEqual(docker.given.get('lab_data'), { opts: { access: 'rwx' }, labels: compose });
+    assert.deepEqual(docker.given.get('plain'), { opts: {}, labels: {} });
   });
 
   it('skips what Docker stored itself, tries again after a failure, and registers a name again once it was gone', async () => {
