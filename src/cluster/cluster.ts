@@ -406,9 +406,13 @@ export class Cluster {
     return this.rwo.release(pool, volume);
   }
 
-  /** Heartbeat work: give back the rwo locks whose release failed (the share did not answer then). */
-  retryReleases(): Promise<void> {
-    return this.rwo.retryReleases();
+  /** The rwo locks whose release failed (the share did not answer then): give each back with retryRelease, under the volume's lock. */
+  pendingReleases(): Array<{ pool: string; volume: string }> {
+    return this.rwo.pendingReleases();
+  }
+
+  retryRelease(pool: string, volume: string): Promise<void> {
+    return this.rwo.retryRelease(pool, volume);
   }
 
   /** Mark a change that needs the volume unmounted everywhere as in progress here (see ChangeMarks). */

@@ -115,21 +115,28 @@ export class RwoLocks {
   /** Locks whose release failed, by `pool/volume`: given back by retryReleases. */
   private readonly releasing = new Map<string, string>();
 
-  /** Heartbeat work: give back the locks whose release failed (one taken again here meanwhile is kept). */
-  async retryReleases(): Promise<void> {
-    for (const [key, token] of this.releasing) {
-      if (this.held.get(key) === token) {
-        this.releasing.delete(key); // mounted here again: held again, with the same lock
-        continue;
-      }
+  /** The locks whose release failed, to give back with retryRelease. */
+  pendingReleases(): Array<{ pool: string; volume: string }> {
+    return [...this.releasing.keys()].map((key) => {
       const [pool, volume] = key.split('/') as [string, string];
-      try {
-        await (await this.c.store(pool)).breakLock(volume, token);
-        this.releasing.delete(key);
-        this.c.log.info({ volume, pool }, 'gave back an rwo lock whose release had failed');
-      } catch {
-        // the next heartbeat tries again
-      }
+      return { pool, volume };
+    });
+  }
+
+  /**
+   * Heartbeat work, under the volume's lock (no Mount of it meanwhile): give back a lock whose release failed;
+   * one taken again here since (a Mount, with the same lock) is kept. A share still down: tried at the next one.
+   */
+  async retryRelease(pool: string, volume: string): Promise<void> {
+    const key = `${pool}/${volume}`;
+    const token = this.releasing.get(key);
+    if (token === undefined) return;
+    if (this.held.get(key) === token) {
+      this.releasing.delete(key);
+      return;
     }
+    await (await this.c.store(pool)).breakLock(volume, token);
+    this.releasing.delete(key);
+    this.c.log.info({ volume, pool }, 'gave back an rwo lock whose release had failed');
   }
 }

@@ -123,18 +123,19 @@ export class Attachments {
       }).catch((err) => this.c.log.warn({ volume: rec.name, err: errorMessage(err) }, 'could not publish attachment'));
     }
     // what the share did not take while it did not answer: a withdrawal, a release
+    // (each under the volume's lock: no Mount of it meanwhile; what fails is tried at the next heartbeat)
     for (const [name, pool] of this.withdrawing) {
-      const rec = this.c.catalog.volumes.get(name);
-      if (rec && Object.keys(rec.mounts).length > 0) continue; // mounted again: published above
       await this.c.lock
         .run(name, async () => {
+          const rec = this.c.catalog.volumes.get(name);
+          if (!this.withdrawing.has(name) || (rec && Object.keys(rec.mounts).length > 0)) return; // mounted again: published
           await (await cluster.store(pool)).detach(name, this.c.node);
           this.withdrawing.delete(name);
           this.c.log.info({ volume: name }, 'withdrew an attachment whose withdrawal had failed');
         })
-        .catch(() => undefined); // (the next heartbeat tries again)
+        .catch(() => undefined);
     }
-    await cluster.retryReleases();
+    for (const { pool, volume } of cluster.pendingReleases()) await this.c.lock.run(volume, () => cluster.retryRelease(pool, volume)).catch(() => undefined);
     await this.publishReferences();
   }
 

@@ -73,9 +73,11 @@ describe('an rwo takeover raced by two nodes, one of them reading a cached lock'
     await assert.rejects(d.locks.release('pool', 'w'), /ENOTCONN/);
     assert.equal((await d.store.readLock('w'))?.node, 'D', 'the lock is still there');
     await assert.rejects(e.locks.acquire('pool', { name: 'w', createdAt: 't' } as never), /node D holds it/);
-    await d.locks.retryReleases(); // the share still down: kept for the next one
+    await assert.rejects(d.locks.retryRelease('pool', 'w')); // the share still down: kept for the next one
+    assert.deepEqual(d.locks.pendingReleases(), [{ pool: 'pool', volume: 'w' }]);
     down = false;
-    await d.locks.retryReleases();
+    await d.locks.retryRelease('pool', 'w');
+    assert.deepEqual(d.locks.pendingReleases(), []);
     assert.equal(await d.store.readLock('w'), undefined, 'given back');
     await e.locks.acquire('pool', { name: 'w', createdAt: 't' } as never);
     // a lock taken again here before the retry is kept
@@ -85,8 +87,9 @@ describe('an rwo takeover raced by two nodes, one of them reading a cached lock'
     await assert.rejects(d.locks.release('pool', 'w'));
     await d.locks.acquire('pool', { name: 'w', createdAt: 't' } as never); // mounted again (its own lock, from before)
     down = false;
-    await d.locks.retryReleases();
+    await d.locks.retryRelease('pool', 'w');
     assert.equal((await d.store.readLock('w'))?.node, 'D', 'held again, so kept');
+    assert.deepEqual(d.locks.pendingReleases(), []);
     assert.equal(await d.locks.stillHeld('pool', 'w'), true);
   });
 });
