@@ -116,7 +116,7 @@ describe('a Swarm of three hosts on a GlusterFS shared pool', { skip, timeout: 9
     assert.equal(v.access, 'rwo');
     // rwo: held by hostC, so hostA cannot mount it
     const refused = await A.docker(['run', '--rm', '--network', 'none', '-v', 'shop_appstate:/s', 'bb', 'true']);
-    assert.notEqual(refused.code, 0);
+    assert.notEqual(refused.code, 0, `hostA mounted the volume hostC holds: ${refused.stdout}${refused.stderr}`);
     assert.match(refused.stderr, /node hostC holds it/);
     await c.manager.dockerOk(['stack', 'rm', 'shop']);
   });
