@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { Catalog, VolumeRecord } from '../catalog/catalog.js';
 import type { AttachmentStatus, Cluster } from '../cluster/cluster.js';
-import type { ContainerRef, DockerClient } from '../docker/client.js';
+import { mayHoldMounts, type ContainerRef, type DockerClient } from '../docker/client.js';
 import type { KeyedLock } from '../util/keyed-lock.js';
 import { errorMessage } from '../util/errors.js';
 import { accessOf } from './access.js';
@@ -110,7 +110,8 @@ export class Attachments {
     for (const rec of this.c.catalog.volumes.values()) {
       if (!this.c.isShared(rec.pool) || Object.keys(rec.mounts).length === 0) continue;
       await this.c.lock.run(rec.name, async () => {
-        const users = (await this.c.containersUsing(rec.name))?.map((c) => c.name).sort();
+        // the containers that hold it (an exited one that only references it is no user to stop: "in use on node A (ws)")
+        const users = (await this.c.containersUsing(rec.name))?.filter((c) => mayHoldMounts(c.state)).map((c) => c.name).sort();
         if (users) this.containerNames.set(rec.name, users);
         if (accessOf(rec) === 'rwo' && !(await cluster.stillHeld(rec.pool, rec.name))) {
           try {
