@@ -38,12 +38,15 @@ function attachedText(atts: AttachmentStatus[]): string {
   return atts.map((a) => `${a.node}(${a.mountIds.length})${a.alive ? '' : '[expired]'}`).join(' ') || '-';
 }
 
-/** "backups @daily to nas, keep daily=7; next 2026-12-08 00:00 UTC (in 4 hours), last 2026-12-07 00:00 UTC". */
+/** Where the values of `volume inspect` start (after "Containers: "). */
+const INDENT = ' '.repeat(12);
+
+/** Two lines (an 80-column terminal): "backups @daily to nas, keep daily=7" and "next 2026-12-08 00:00 UTC (in 4 hours), last …". */
 function scheduleText(s: W.VolumeSchedule): string {
   const at = (iso: string) => iso.replace('T', ' ').replace(/:\d\d(\.\d+)?Z$/, ' UTC');
   const what = `${s.kind === 'backup' ? `backups ${s.schedule} to ${s.target}` : `snapshots ${s.schedule}`}${s.keep ? `, keep ${s.keep}` : ''}${s.source === 'volume option' ? '' : ` (${s.source})`}`;
   const next = s.due ? 'a missed run is due now' : `next ${at(s.nextRun)} (${ago(s.nextRun)})`;
-  return `${what}; ${next}${s.lastRun ? `, last ${at(s.lastRun)}` : ''}`;
+  return `${what}\n  ${INDENT}${next}${s.lastRun ? `, last ${at(s.lastRun)}` : ''}`;
 }
 
 export function registerCliCommands(program: Command): void {
@@ -125,11 +128,11 @@ export function registerCliCommands(program: Command): void {
         ['Mounts', `${v.mounts} on this node`],
         ...(v.shared ? ([['Attached', attachedText(v.attachments) + v.attachments.map((a) => (a.containers.length ? `\n            ${a.node}: ${a.containers.join(', ')}` : '')).join('')]] as Array<[string, string]>) : []),
         ['Containers', v.containers === null ? '(docker not reachable)' : v.containers.map((c) => `${c.name} (${c.state})`).join(', ') || '-'],
-        ...(v.schedules.length ? ([['Schedules', v.schedules.map(scheduleText).join('\n            ')]] as Array<[string, string]>) : []),
+        ...(v.schedules.length ? ([['Schedules', v.schedules.map(scheduleText).join(`\n${INDENT}`)]] as Array<[string, string]>) : []),
       ];
       if (v.usage) rows.push(...usageRows(v.usage));
       else if (v.usageBytes !== undefined) rows.push(['Used', bytes(v.usageBytes)]);
-      print(rows.map(([k, val]) => `${(k + ':').padEnd(12)}${val}`).join('\n'));
+      print(rows.map(([k, val]) => `${(k + ':').padEnd(INDENT.length)}${val}`).join('\n'));
     });
 
   volume

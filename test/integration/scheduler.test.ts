@@ -112,7 +112,7 @@ describe('schedule options through ferryd', () => {
     if (next.getTime() <= Date.now()) next.setUTCDate(next.getUTCDate() + 1);
     assert.deepEqual(v.schedules, [{ kind: 'snapshot', schedule: '0 3 * * *', keep: 'daily=7,weekly=4', source: 'volume option', nextRun: next.toISOString(), due: false }]);
     const text = (await f.cli('volume', 'inspect', 's1')).stdout;
-    assert.match(text, new RegExp(`^Schedules: {2}snapshots 0 3 \\* \\* \\*, keep daily=7,weekly=4; next ${next.toISOString().slice(0, 10)} 03:00 UTC \\(in \\d+ (hours?|minutes?)\\)$`, 'm'));
+    assert.match(text, new RegExp(`^Schedules: {2}snapshots 0 3 \\* \\* \\*, keep daily=7,weekly=4\n {14}next ${next.toISOString().slice(0, 10)} 03:00 UTC \\(in \\d+ (hours?|minutes?)\\)$`, 'm'));
     // a volume without a schedule has none, and no such line
     assert.equal((await f.cli('volume', 'create', 'plain')).code, 0);
     assert.deepEqual(JSON.parse((await f.cli('volume', 'inspect', 'plain', '--json')).stdout).schedules, []);
