@@ -83,7 +83,9 @@ export class FenceWatch {
       } else {
         this.c.held.delete(key);
         const holder = cur?.node ?? 'nobody';
-        const message = `rwo volume ${r.volume} was fenced here at ${r.at} (killed ${r.pids.length} process(es)) and is now held by node ${holder}: its containers here stay stopped`;
+        const message = cur
+          ? `rwo volume ${r.volume} was fenced here at ${r.at} (killed ${r.pids.length} process(es)) and is now held by node ${holder}: its containers here stay stopped`
+          : `rwo volume ${r.volume} was fenced here at ${r.at} (killed ${r.pids.length} process(es)); no node holds it now: \`docker start\` its containers here to use it again`;
         this.c.log.error({ pool: r.pool, volume: r.volume, holder, fence: r }, message);
         this.c.warnings?.add(`fenced:${key}`, { code: 'fenced', message });
       }
