@@ -65,9 +65,7 @@ export function registerBackupCommands(program: Command): void {
       const r = await client(cmd).call<BackupList>('GET', `/v1/backups?${q}`);
       if (wantsJson(cmd)) return printJson(r.backups);
       if (opts.quiet) return r.backups.forEach((b) => print(b.url));
-      // BY: a schedule's backups are the ones its `keep` thins; a user's are never removed but by `backup rm`
-      const by = (b: Backup) => (b.tags.includes('scheduled') ? 'schedule' : 'user');
-      print(table(['ID', 'VOLUME', 'NODE', 'TIME', 'BY', 'FILES', 'SIZE', 'ADDED', 'URL'], r.backups.map((b) => [b.id.slice(0, 12), b.volume, b.node, ago(b.time), by(b), String(b.files), bytes(b.bytes), bytes(b.bytesAdded), b.url]), { width: tableWidth(), shrink: ['URL'] }));
+      print(table(['ID', 'VOLUME', 'NODE', 'TIME', 'FILES', 'SIZE', 'ADDED', 'URL'], r.backups.map((b) => [b.id.slice(0, 12), b.volume, b.node, ago(b.time), String(b.files), bytes(b.bytes), bytes(b.bytesAdded), b.url]), { width: tableWidth(), shrink: ['URL'] }));
     });
 
   backup
@@ -83,6 +81,8 @@ export function registerBackupCommands(program: Command): void {
         ['Volume', b.volume],
         ['Node', b.node],
         ['Time', `${b.time} (${ago(b.time)})`],
+        // a schedule's backups are the ones its keep policy thins; a user's go only by `backup rm`
+        ['Made by', b.tags.includes('scheduled') ? 'a schedule (thinned by its keep policy)' : 'a user (a schedule never removes it)'],
         ['Snapshot', b.snapshot ?? '-'],
         ['Parent', b.parent ?? '-'],
         ['Files', `${b.files} files, ${b.dirs} directories, ${bytes(b.bytes)}`],

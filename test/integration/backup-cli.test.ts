@@ -100,6 +100,7 @@ describe('backups through ferryd and the CLI', () => {
       const inspect = JSON.parse(await ok(b, '--json', 'backup', 'inspect', url));
       assert.equal(inspect.volume, vol);
       assert.equal(inspect.node, 'hostA');
+      assert.match(await ok(b, 'backup', 'inspect', url), /^Made by: {2}a user \(a schedule never removes it\)$/m);
     });
   }
 

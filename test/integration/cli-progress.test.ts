@@ -140,8 +140,8 @@ describe('CLI progress and tables against a real ferryd', () => {
 
     const bls = await ok('backup', 'ls', '--target', target);
     fits(bls.stdout);
-    assert.match(bls.stdout, /^ID {3,}VOLUME {3,}NODE {3,}TIME {3,}BY {3,}FILES {3,}SIZE {3,}ADDED {3,}URL$/m);
-    assert.match(bls.stdout, /^[0-9a-f]{12} {3}progress-data {3}test-node {3}.* {3}user {3,}206 {3,}9[67] MiB {3,}.*file:\/\/\S*…$/m);
+    assert.match(bls.stdout, /^ID {3,}VOLUME {3,}NODE {3,}TIME {3,}FILES {3,}SIZE {3,}ADDED {3,}URL$/m);
+    assert.match(bls.stdout, /^[0-9a-f]{12} {3}progress-data {3}test-node {3}.* {3}206 {3,}9[67] MiB {3,}.*file:\/\/\S*…$/m);
     const q = (await ok('backup', 'ls', '--target', target, '-q')).stdout.trim().split('\n');
     assert.deepEqual(q.filter((u) => urls.includes(u)).sort(), [...urls].sort(), 'the full URLs with -q');
 
