@@ -221,6 +221,8 @@ describe('shared pools across two ferryd nodes', { skip }, () => {
     const forced = await a.cli('volume', 'rm', '--force', 'busy');
     assert.equal(forced.code, 0, forced.stderr);
     await b.start();
+    // (its Docker's Unmount, once it learns the container is gone: nodeB stops publishing its use of the volume)
+    await b.plugin('Unmount', { Name: 'busy', ID: 'c1' });
   });
 
   it('rwo: two nodes mounting at the same moment, twenty times: exactly one wins each time', async () => {
