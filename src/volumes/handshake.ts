@@ -33,7 +33,7 @@ export class Handshake {
     throw new FerryError(
       'in_use',
       `volume ${rec.name} is mounted on ${users(silent)}, which sent no heartbeat (${since}): its ferryd may be down while those containers still run and write. Stop them there before you ${what}. ` +
-        `If that node is down for good, this refusal ends ${Math.round(DEAD_NODE_HOLD_MS / 60_000)} minutes after its last heartbeat${what === 'remove it' ? ' (or pass --force)' : ''}`,
+        `If that node is down for good, this refusal ends ${Math.round(DEAD_NODE_HOLD_MS / 60_000)} minutes after its last heartbeat${what === 'remove it' ? ` (or \`ferry volume rm --force ${rec.name}\`)` : ''}`,
       { attachments: silent },
     );
   }

@@ -430,6 +430,21 @@ describe('Volume Hub web UI in Chromium against a real ferryd', { skip }, () => 
     }
   });
 
+  it('cuts a long commit message in the history, never the buttons after it', async () => {
+    const long = 'a very long commit message that says everything about the change '.repeat(5).trim();
+    await cli('commit', 'logs-2026', '-m', long);
+    await cli('commit', 'logs-2026', '-m', 'short');
+    await page.goto(url + '/#/volumes/logs-2026');
+    const row = page.getByTestId('commit-row').filter({ hasText: 'a very long' });
+    await row.waitFor();
+    const box = await row.getByRole('button', { name: 'Reset here' }).boundingBox();
+    const width = await page.evaluate(() => document.documentElement.clientWidth);
+    assert.ok(box && box.x + box.width <= width, `"Reset here" ends at ${box ? Math.round(box.x + box.width) : '?'} px, past the page's ${width} px`);
+    assert.equal(await row.locator('.message').getAttribute('title'), long, 'the whole message is in its tooltip');
+    await page.goto(url + '/#/volumes');
+    await page.getByTestId('volumes-page').waitFor();
+  });
+
   it('shows the trash with who removed what and when it is purged; undeletes with the data back, purges after asking', async () => {
     const grafana = (await apiGet<{ mountpoint: string }>('/v1/volumes/grafana')).mountpoint;
     await writeFile(join(grafana, 'dashboards.json'), '{"panels": 12}\n');

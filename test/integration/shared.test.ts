@@ -211,7 +211,7 @@ describe('shared pools across two ferryd nodes', { skip }, () => {
     await sleep(1800); // its heartbeat is older than nodeTimeout now
     const removal = await a.cli('volume', 'rm', 'busy');
     assert.equal(removal.code, 1);
-    assert.match(removal.stderr, /volume busy is mounted on node nodeB \(1 mount\(s\)\), which sent no heartbeat \(nodeB since \S+\): its ferryd may be down while those containers still run and write\. Stop them there before you remove it\. If that node is down for good, this refusal ends 10 minutes after its last heartbeat \(or pass --force\)/);
+    assert.match(removal.stderr, /volume busy is mounted on node nodeB \(1 mount\(s\)\), which sent no heartbeat \(nodeB since \S+\): its ferryd may be down while those containers still run and write\. Stop them there before you remove it\. If that node is down for good, this refusal ends 10 minutes after its last heartbeat \(or `ferry volume rm --force busy`\)/);
     assert.match(await err(a, 'Remove', { Name: 'busy' }), /volume busy is mounted on node nodeB/);
     const restore = await a.cli('snapshot', 'restore', 'busy', 's');
     assert.equal(restore.code, 1);

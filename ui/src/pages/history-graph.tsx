@@ -44,7 +44,11 @@ function HistoryGraph({ commits, branches, onCheckout, onReset }: { commits: Sna
       <ol class="graph-rows">
         {rows.map((c) => (
           <li key={c.id} style={{ height: `${rowH}px` }} data-testid="commit-row">
-            <code>{c.id.slice(0, 8)}</code> {tips.has(c.id) && <span class={`tag${tips.get(c.id) === branches?.current ? ' current' : ''}`}>{tips.get(c.id)}</span>} {c.message ?? c.name} <span class="muted">· {ago(c.createdAt)}</span>
+            <code>{c.id.slice(0, 8)}</code> {tips.has(c.id) && <span class={`tag${tips.get(c.id) === branches?.current ? ' current' : ''}`}>{tips.get(c.id)}</span>}{' '}
+            <span class="message" title={c.message ?? c.name}>
+              {c.message ?? c.name}
+            </span>{' '}
+            <span class="muted">· {ago(c.createdAt)}</span>
             <span class="row-actions">
               {onCheckout && tips.has(c.id) && tips.get(c.id) !== branches?.current && (
                 <button type="button" class="link" onClick={() => onCheckout(tips.get(c.id)!)}>
