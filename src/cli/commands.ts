@@ -128,6 +128,7 @@ export function registerCliCommands(program: Command): void {
         ['Mounts', `${v.mounts} on this node`],
         ...(v.shared ? ([['Attached', attachedText(v.attachments) + v.attachments.map((a) => (a.containers.length ? `\n            ${a.node}: ${a.containers.join(', ')}` : '')).join('')]] as Array<[string, string]>) : []),
         ['Containers', v.containers === null ? '(docker not reachable)' : v.containers.map((c) => `${c.name} (${c.state})`).join(', ') || '-'],
+        ...(v.referencedElsewhere?.length ? ([['Referenced', v.referencedElsewhere.map((r) => `on node ${r.node} by ${r.containers.join(', ')}`).join(`\n${INDENT}`)]] as Array<[string, string]>) : []),
         ...(v.schedules.length ? ([['Schedules', v.schedules.map(scheduleText).join(`\n${INDENT}`)]] as Array<[string, string]>) : []),
       ];
       if (v.usage) rows.push(...usageRows(v.usage));

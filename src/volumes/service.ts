@@ -289,6 +289,13 @@ export class VolumeService {
     return this.dockerUsers.using(name);
   }
 
+  /** Of a shared volume: the containers on other live nodes that reference it, as those nodes report them (none when it cannot be read). */
+  async referencedElsewhere(v: VolumeInfo): Promise<Array<{ node: string; containers: string[] }>> {
+    if (!v.shared || !this.deps.cluster) return [];
+    const refs = await this.deps.cluster.referencesElsewhere(v.pool, v.name).catch(() => []);
+    return refs.filter((r) => r.containers.length > 0).map((r) => ({ node: r.node, containers: r.containers }));
+  }
+
   /** Run `fn` holding the volume's lock (snapshots, restores and history switches use it). */
   withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
     return this.lock.run(checkVolumeName(name), fn);

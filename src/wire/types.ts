@@ -219,6 +219,8 @@ export interface VolumeSchedule {
 export interface VolumeDetail extends Volume {
   /** Containers using it; null when Docker cannot be asked. */
   containers: ContainerRef[] | null;
+  /** A shared volume: the containers of other nodes that reference it (running or not), as those nodes report them. */
+  referencedElsewhere?: Array<{ node: string; containers: string[] }>;
   /** Its schedules (scheduled snapshots, scheduled backups): empty when it has none. */
   schedules: VolumeSchedule[];
   attachments: Attachment[];

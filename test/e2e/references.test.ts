@@ -84,7 +84,11 @@ describe('ferry volume rm and the containers that reference a volume', { skip },
       // so is Docker's own removal on node A (`docker volume rm`, `compose down -v`): Docker looked at its own host only
       const byDocker = await a.plugin('Remove', { Name: 'shared-refs' });
       assert.match(String(byDocker.json.Err), /volume shared-refs is referenced by containers on-b \(exited\) on node nodeB: they would start on a new, empty volume/);
-      assert.equal((await a.cli('volume', 'inspect', 'shared-refs')).code, 0, 'still there');
+      // inspect on node A names them too (its own Docker has none)
+      const seen = await a.cli('volume', 'inspect', 'shared-refs');
+      assert.equal(seen.code, 0, 'still there');
+      assert.match(seen.stdout, /^Referenced: on node nodeB by on-b$/m);
+      assert.deepEqual(JSON.parse((await a.cli('--json', 'volume', 'inspect', 'shared-refs')).stdout).referencedElsewhere, [{ node: 'nodeB', containers: ['on-b'] }]);
       assert.equal(await h.dockerOk(['start', '-a', 'on-b']), '');
       assert.equal(await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'shared-refs:/data', 'bb', 'cat', '/data/who']), 'B\n');
 

@@ -50,7 +50,8 @@ export function volumeRoutes(
     const usageBytes = q.usage ? (usage?.dataBytes ?? (await service.usage(v.name))) : undefined;
     const size = await service.sizes.of(v.name);
     const schedules = (await hub.schedules?.(v)) ?? [];
-    return { ...v, containers: containers ?? null, schedules, attachments, ...(usage ? { usage } : {}), ...(usageBytes !== undefined ? { usageBytes } : {}), ...(size ? { size } : {}) };
+    const elsewhere = await service.referencedElsewhere(v);
+    return { ...v, containers: containers ?? null, ...(elsewhere.length ? { referencedElsewhere: elsewhere } : {}), schedules, attachments, ...(usage ? { usage } : {}), ...(usageBytes !== undefined ? { usageBytes } : {}), ...(size ? { size } : {}) };
   });
 
   app.post<{ Params: { name: string } }>('/v1/volumes/:name/resize', async (req): Promise<W.ResizeResult> => {
