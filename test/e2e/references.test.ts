@@ -87,8 +87,8 @@ describe('ferry volume rm and the containers that reference a volume', { skip },
       // inspect on node A names them too (its own Docker has none)
       const seen = await a.cli('volume', 'inspect', 'shared-refs');
       assert.equal(seen.code, 0, 'still there');
-      assert.match(seen.stdout, /^Referenced: on node nodeB by on-b$/m);
-      assert.deepEqual(JSON.parse((await a.cli('--json', 'volume', 'inspect', 'shared-refs')).stdout).referencedElsewhere, [{ node: 'nodeB', containers: ['on-b'] }]);
+      assert.match(seen.stdout, /^Referenced: on node nodeB by on-b \(exited\)$/m);
+      assert.deepEqual(JSON.parse((await a.cli('--json', 'volume', 'inspect', 'shared-refs')).stdout).referencedElsewhere, [{ node: 'nodeB', containers: ['on-b (exited)'] }]);
       assert.equal(await h.dockerOk(['start', '-a', 'on-b']), '');
       assert.equal(await h.dockerOk(['run', '--rm', '--network', 'none', '-v', 'shared-refs:/data', 'bb', 'cat', '/data/who']), 'B\n');
 
