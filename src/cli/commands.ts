@@ -259,11 +259,17 @@ export function registerCliCommands(program: Command): void {
           ...(s.warnings.length ? ['', `WARNINGS (${s.warnings.length}):`, ...s.warnings.map((w) => `  ${w.message}${w.file ? ` [${w.file}]` : ''}`)] : []),
           '',
           table(
-            ['POOL', 'KIND', 'STATE', 'SNAPSHOTS', 'SIZES', 'USED', 'FREE', 'PATH'],
-            s.pools.map((p) => [p.name, `${p.kind}${p.shared ? ' shared' : ''}`, p.ok ? 'ok' : p.stalled ? `STALLED since ${p.stalled.since}: ${p.problem}` : `DOWN: ${p.problem}`, p.snapshotMethod ?? '-', p.sizes ?? '-', bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes), p.path]),
-            // (the path cut first: `--json` and the config have it whole; a pool's state never is)
-            { width: tableWidth(), shrink: ['PATH'] },
+            ['POOL', 'KIND', 'STATE', 'SNAPSHOTS', 'USED', 'FREE'],
+            s.pools.map((p) => [p.name, `${p.kind}${p.shared ? ' shared' : ''}`, p.ok ? 'ok' : p.stalled ? 'STALLED' : 'DOWN', p.snapshotMethod ?? '-', bytes(p.capacity?.usedBytes), bytes(p.capacity?.freeBytes)]),
           ),
+          '',
+          // what is long goes under the table, one line each and never cut: the path tells pools apart, the
+          // problem says what to do
+          ...s.pools.flatMap((p) => [
+            `${p.name}: ${p.path}`,
+            ...(p.sizes ? [`  sizes: ${p.sizes}`] : []),
+            ...(p.ok ? [] : [p.stalled ? `  STALLED since ${p.stalled.since}: ${p.problem}` : `  DOWN: ${p.problem}`]),
+          ]),
           ...(s.cluster
             ? [
                 '',

@@ -148,9 +148,10 @@ describe('ferry CLI against a real ferryd', () => {
     assert.match(s.stdout, /^ferryd \d+\.\d+\.\d+ on node test-node/);
     assert.match(s.stdout, /^volumes:\s+\d+ \(0 mounted, 0 mounts\); \d+ in the trash \(kept 24h\)$/m);
     assert.match(s.stdout, /^local\s+dir\s+ok\s+/m);
-    // piped, the pools' table fits README's 100 columns (the path cut first)
+    // the pools' table fits 80 columns; each pool's path and what enforces sizes follow it, never cut
     const pools = s.stdout.slice(s.stdout.indexOf('\nPOOL ') + 1).split('\n\n')[0]!.split('\n');
-    for (const line of pools) assert.ok(line.length <= 100, `${line.length} columns: ${line}`);
+    for (const line of pools) assert.ok(line.length <= 80, `${line.length} columns: ${line}`);
+    assert.match(s.stdout, new RegExp(`^local: ${f.dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\S*\\n  sizes: \\S`, 'm'));
     const j = JSON.parse((await f.cli('status', '--json')).stdout);
     assert.equal(j.node, 'test-node');
     assert.equal(j.pools[0].name, 'local');

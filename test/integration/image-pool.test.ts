@@ -102,9 +102,9 @@ describe('image pools: a fixed-size filesystem per volume, attached while used',
     for (const v of ['nosize', 'dirfs', 'badfs', 'tiny']) assert.equal((await f.cli('volume', 'inspect', v)).code, 1, `${v} was not made`);
     // ferry status says what enforces sizes in each pool
     const status = await ok('status');
-    assert.match(status, /^img\s+image\s+ok\s+hardlink\s+image \(ext4; xfs with -o fs=xfs; space reserved\)/m);
-    assert.match(status, /^xfsimg\s+image\s+ok\s+hardlink\s+image \(xfs; ext4 with -o fs=ext4; sparse\)/m);
-    assert.match(status, /^local\s+dir\s+ok\s+\S+\s+(btrfs qgroups|none: \w+ without project quotas)/m);
+    assert.match(status, /^img\s+image\s+ok\s+hardlink\s[\s\S]*^img: .*\n  sizes: image \(ext4; xfs with -o fs=xfs; space reserved\)$/m);
+    assert.match(status, /^xfsimg\s+image\s+ok\s+hardlink\s[\s\S]*^xfsimg: .*\n  sizes: image \(xfs; ext4 with -o fs=ext4; sparse\)$/m);
+    assert.match(status, /^local: .*\n  sizes: (btrfs qgroups|none: \w+ without project quotas)$/m);
   });
 
   it('attaches on the first Mount, detaches on the last Unmount, keeps every byte, and gives ENOSPC at its size', async () => {

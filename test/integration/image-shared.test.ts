@@ -82,7 +82,7 @@ describe('image pools on a share: one host at a time, moving between hosts', { s
     assert.match(rwx.stderr, /option access=rwx: pool nas holds filesystem images on a share, which one host at a time mounts \(access=rwo\)/);
     // ferry status says what the pool is, and that a takeover needs fenceCommand to be safe for images
     const status = await cli(a, 'status');
-    assert.match(status, /^nas\s+image shared\s+ok\s+\S+\s+image \(ext4; xfs with -o fs=xfs; space reserved\)/m);
+    assert.match(status, /^nas\s+image shared\s+ok\s[\s\S]*^nas: .*\n  sizes: image \(ext4; xfs with -o fs=xfs; space reserved\)$/m);
     assert.match(status, /WARNINGS[\s\S]*pool nas holds filesystem images on a share and no fenceCommand is set/);
     await cli(a, 'volume', 'create', 'pg', '-o', 'uid=999');
     const info = JSON.parse(await cli(b, '--json', 'volume', 'inspect', 'pg')) as VolumeDetail;

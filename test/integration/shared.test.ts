@@ -70,7 +70,7 @@ describe('shared pools across two ferryd nodes', { skip }, () => {
     const nas = st.pools.find((p: { name: string }) => p.name === 'nas');
     assert.equal(nas.ok, false);
     assert.match(nas.problem, /not on a mounted share/);
-    assert.match((await a.cli('status')).stdout, /^nas\s+dir shared\s+DOWN: shared filesystem not mounted/m);
+    assert.match((await a.cli('status')).stdout, /^nas\s+dir shared\s+DOWN\s[\s\S]*^nas: .*\n  DOWN: shared filesystem not mounted/m);
     const e = await err(a, 'Create', { Name: 'early' });
     assert.match(e, /pool nas is not usable: shared filesystem not mounted.*nothing was written/);
     const cli = await a.cli('volume', 'create', 'early');
