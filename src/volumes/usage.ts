@@ -3,8 +3,8 @@ import { lstat, readdir, stat } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { VolumeInfo, VolumeService } from './service.js';
-import type { VolumeRecord } from '../catalog/catalog.js';
 import type { TrashUsage, VolumeUsage } from './usage-types.js';
+import type { VolumeRecord } from '../catalog/catalog.js';
 import type { PublishedUsage } from '../cluster/shared-store.js';
 import { volumeDirs } from '../pools/layout.js';
 import { snapshotSpace, type SnapshotSpace, type SpaceCache } from '../pools/trees/space.js';
@@ -14,6 +14,7 @@ import { breather } from '../util/breather.js';
 import { SharedLooks, SHARED_SPREAD } from './usage-turns.js';
 import { UsageExchanger, UsageKeys, type UsageExchange } from './usage-exchange.js';
 import { errorMessage, isErrno } from '../util/errors.js';
+import { TrashSizes } from './usage-trash.js';
 
 export type { VolumeUsage, TrashUsage } from './usage-types.js';
 export type { UsageExchange } from './usage-exchange.js';
@@ -59,7 +60,7 @@ export class UsageTracker {
   private readonly keys = new UsageKeys();
   /** `at`: when last checked (ms; a number: every pass sets it, for each of 10,000 volumes). */
   private readonly snaps = new Map<string, { sig: string; space: SnapshotSpace; kinds: Kinds; cache: SpaceCache | undefined; at: number }>();
-  private readonly trash = new Map<string, number>();
+  private readonly trash: TrashSizes;
   /** Shared volumes as the other nodes measured them, and what this node published (usage-exchange.ts). */
   private readonly exchanged = new UsageExchanger(this.keys);
   /** The newest snapshot of each volume (by name; worktrees of the history not counted), from the passes and from each new snapshot. */
@@ -88,6 +89,7 @@ export class UsageTracker {
     private readonly log: Logger,
     private readonly opts: UsageOptions = {},
   ) {
+    this.trash = new TrashSizes(volumes, log);
     this.looks = new SharedLooks(opts.sharedSpread ?? SHARED_SPREAD);
     this.ticker = new Periodic(opts.tickMs ?? 30_000, () => this.passOnce(), (err) => this.log.warn({ err: errorMessage(err) }, 'usage pass failed'));
   }
@@ -98,7 +100,7 @@ export class UsageTracker {
       const saved = await readJson<Saved>(this.file);
       if (saved?.v !== 1) return;
       for (const [k, e] of Object.entries(saved.data ?? {})) if (typeof e?.bytes === 'number' && typeof e.ino === 'number') this.data.set(this.keys.seed(k), e);
-      for (const [k, b] of Object.entries(saved.trash ?? {})) if (typeof b === 'number') this.trash.set(k, b);
+      this.trash.seed(saved.trash ?? {});
       for (const n of Array.isArray(saved.touched) ? saved.touched : []) if (typeof n === 'string') this.touched.add(n);
       this.changes++;
     } catch (err) {
@@ -137,7 +139,7 @@ export class UsageTracker {
     const local = this.localOf(v);
     const all = [local, ...this.exchanged.remoteOf(this.keys.of(v))].filter((u): u is PublishedUsage => u !== undefined);
 
-    const trashBytes = this.trashBytesOf(v.name);
+    const trashBytes = this.trash.sumOf(v.name);
     if (all.length === 0) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
     const data = all.length === 1 ? all[0]! : newest(all, (u) => u.measuredAt ?? '');
     const snaps = all.length === 1 ? all[0]! : newest(all, (u) => u.checkedAt);
@@ -149,7 +151,7 @@ export class UsageTracker {
     const k = this.keys.of(v);
     const d = this.data.get(k);
     const s = this.snaps.get(k);
-    const trashBytes = this.trashBytesOf(v.name);
+    const trashBytes = this.trash.sumOf(v.name);
     if (!d && !s) return { dataBytes: null, measuredAt: null, snapshotBytes: null, snapshots: 0, snapshotNote: 'not measured yet', trashBytes };
     return figures(d?.bytes ?? null, d?.at ?? null, s ? s.space.bytes : null, s?.space.count ?? 0, s?.kinds ?? {}, s ? s.space.note : 'not measured yet', trashBytes);
   }
@@ -223,39 +225,13 @@ export class UsageTracker {
   }
 
   trashOf(id: string): TrashUsage {
-    return { bytes: this.trash.get(id) ?? null };
+    return this.trash.of(id);
   }
 
   /** Trash bytes per removed volume name and pool (measured entries only), for /metrics. */
   trashByName(): Array<{ volume: string; pool: string; bytes: number }> {
-    const out = new Map<string, { volume: string; pool: string; bytes: number }>();
-    for (const t of this.volumes.trashList()) {
-      const b = this.trash.get(t.id);
-      if (b === undefined) continue;
-      const k = `${t.name}\0${t.pool}`;
-      out.set(k, { volume: t.name, pool: t.pool, bytes: (out.get(k)?.bytes ?? 0) + b });
-    }
-    return [...out.values()];
+    return this.trash.byName();
   }
-
-  private trashBytesOf(name: string): number | null {
-    // (asked for every volume of a list: the trash is summed by name once per version of it and of the figures)
-    const catalog = this.volumes.version;
-    let t = this.trashSums;
-    if (t?.catalog !== catalog || t.usage !== this.changes) {
-      const sums = new Map<string, number | null>();
-      for (const e of this.volumes.trashList()) {
-        const b = this.trash.get(e.id);
-        const cur = sums.get(e.name);
-        sums.set(e.name, b === undefined || cur === null ? null : (cur ?? 0) + b);
-      }
-      this.trashSums = t = { catalog, usage: this.changes, sums };
-    }
-    return t.sums.get(name) ?? 0;
-  }
-
-  private trashSums: { catalog: number; usage: number; sums: Map<string, number | null> } | undefined;
-
 
   /** Measure one volume now, data and snapshots (`inspect --usage`, `?usage=true`). */
   async refresh(name: string): Promise<VolumeUsage> {
@@ -268,19 +244,7 @@ export class UsageTracker {
 
   /** Measure the trash entries not measured yet, now. */
   async measureTrash(): Promise<void> {
-    const live = new Set<string>();
-    for (const t of this.volumes.trashList()) {
-      live.add(t.id);
-      if (this.trash.has(t.id)) continue;
-      try {
-        this.trash.set(t.id, await this.volumes.poolOf({ pool: t.pool } as VolumeRecord).trashUsage(t.id));
-        this.dirty = true;
-        this.changed();
-      } catch (err) {
-        this.log.debug({ trash: t.id, err: errorMessage(err) }, 'could not measure a trash entry');
-      }
-    }
-    for (const id of this.trash.keys()) if (!live.has(id)) (this.trash.delete(id), (this.dirty = true), this.changed());
+    if (await this.trash.measure()) (this.dirty = true, this.changed());
   }
 
   /**
@@ -432,7 +396,7 @@ export class UsageTracker {
   private async save(): Promise<void> {
     if (!this.dirty) return;
     this.dirty = false;
-    const saved: Saved = { v: 1, data: Object.fromEntries(this.data), trash: Object.fromEntries(this.trash), touched: [...this.touched] };
+    const saved: Saved = { v: 1, data: Object.fromEntries(this.data), trash: this.trash.saved(), touched: [...this.touched] };
     await writeJsonAtomic(this.file, saved).catch((err) => this.log.warn({ file: this.file, err: errorMessage(err) }, 'could not write the usage cache'));
   }
 }
@@ -462,15 +426,15 @@ async function signature(dir: string, local: boolean): Promise<string> {
   }
 }
 
-/**
- * A VolumeUsage, in one of two fixed shapes (with or without the note), the fields in the order JSON gives them:
- * made 10,000 times per list, and an object made by a spread (`...(note ? {…} : {})`) takes V8's slow paths
- * both to make and to stringify.
- */
 /** Of a volume's snapshots, the commits and saved working data of its history (absent when none). */
 type Kinds = Pick<VolumeUsage, 'commits' | 'worktrees'>;
 
+/**
+ * A VolumeUsage, in one fixed shape, the fields in the order JSON gives them (an absent one undefined, which JSON
+ * leaves out): made 10,000 times per list, and an object made by spreads (`...(note ? {…} : {})`) takes V8's slow
+ * paths both to make and to stringify.
+ */
 function figures(dataBytes: number | null, measuredAt: string | null, snapshotBytes: number | null, snapshots: number, kinds: Kinds, note: string | undefined, trashBytes: number | null): VolumeUsage {
   const { commits, worktrees } = kinds;
-  return { dataBytes, measuredAt, snapshotBytes, snapshots, ...(commits ? { commits } : {}), ...(worktrees ? { worktrees } : {}), ...(note ? { snapshotNote: note } : {}), trashBytes };
+  return { dataBytes, measuredAt, snapshotBytes, snapshots, commits: commits || undefined, worktrees: worktrees || undefined, snapshotNote: note || undefined, trashBytes };
 }
