@@ -111,9 +111,10 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<volume>', 'volume name')
     .argument('<snapshot>', 'snapshot name, id or unique id prefix')
     .option('--restart-containers', 'stop the containers using the volume, restore, start them again')
-    .action(async (volume: string, ref: string, o: { restartContainers?: boolean }, cmd: Command) => {
+    .option('--force', 'go on although a node that stopped sending heartbeats less than 10 minutes ago had the volume mounted (its containers may still write)')
+    .action(async (volume: string, ref: string, o: { restartContainers?: boolean; force?: boolean }, cmd: Command) => {
       checkVolumeName(volume);
-      const r = await client(cmd).restoreSnapshot(volume, ref, { restartContainers: Boolean(o.restartContainers) });
+      const r = await client(cmd).restoreSnapshot(volume, ref, { restartContainers: Boolean(o.restartContainers), force: Boolean(o.force) });
       if (wantsJson(cmd)) return printJson(r.restored);
       print(`${volume} restored to ${r.restored.id} ${r.restored.name}`);
     });
@@ -193,10 +194,11 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<branch>', 'branch name')
     .option('-b', 'create the branch and switch to it, keeping the current data')
     .option('--restart-containers', 'stop the containers using the volume, switch, start them again')
+    .option('--force', 'go on although a node that stopped sending heartbeats less than 10 minutes ago had the volume mounted (its containers may still write)')
     .addHelpText('after', '\nThe working data of the branch you leave is kept, so switching back returns it,\ncommitted or not.')
-    .action(async (volume: string, branch: string, o: { b?: boolean; restartContainers?: boolean }, cmd: Command) => {
+    .action(async (volume: string, branch: string, o: { b?: boolean; restartContainers?: boolean; force?: boolean }, cmd: Command) => {
       checkVolumeName(volume);
-      const r = await client(cmd).checkout(volume, branch, { create: Boolean(o.b), restartContainers: Boolean(o.restartContainers) });
+      const r = await client(cmd).checkout(volume, branch, { create: Boolean(o.b), restartContainers: Boolean(o.restartContainers), force: Boolean(o.force) });
       if (wantsJson(cmd)) return printJson(r);
       print(`${volume} is on branch ${r.branch} (${r.commit ?? 'no commit'})`);
     });
@@ -207,10 +209,11 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<volume>', 'volume name')
     .option('--hard <ref>', 'commit id or unique prefix, branch, HEAD, HEAD~N, HEAD^')
     .option('--restart-containers', 'stop the containers using the volume, reset, start them again')
-    .action(async (volume: string, o: { hard?: string; restartContainers?: boolean }, cmd: Command) => {
+    .option('--force', 'go on although a node that stopped sending heartbeats less than 10 minutes ago had the volume mounted (its containers may still write)')
+    .action(async (volume: string, o: { hard?: string; restartContainers?: boolean; force?: boolean }, cmd: Command) => {
       checkVolumeName(volume);
       if (!o.hard) throw usageError('only hard resets exist: ferry reset VOL --hard REF');
-      const r = await client(cmd).reset(volume, o.hard, { restartContainers: Boolean(o.restartContainers) });
+      const r = await client(cmd).reset(volume, o.hard, { restartContainers: Boolean(o.restartContainers), force: Boolean(o.force) });
       if (wantsJson(cmd)) return printJson(r.commit);
       print(`HEAD is now at ${r.commit.id} ${r.commit.message ?? ''}`.trimEnd());
     });

@@ -5,6 +5,7 @@ import { FerryError } from '../util/errors.js';
 import type { VolumeService } from '../volumes/service.js';
 import type { VolumeRecord } from '../catalog/catalog.js';
 import type { CreateSnapshotOptions, SnapshotRecord } from './record.js';
+import type { SwitchOptions } from './swap.js';
 import { makeDirs } from '../util/make-dirs.js';
 
 interface Refs {
@@ -36,7 +37,7 @@ export interface HistoryStore {
   /** Swap the live data for a copy of a snapshot (all or nothing under a crash). */
   replaceData(rec: VolumeRecord, snap: SnapshotRecord): Promise<void>;
   /** Run `fn` with the volume unmounted everywhere (its containers stopped, and started again after, if asked). */
-  switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>, check?: (rec: VolumeRecord) => Promise<unknown>): Promise<T>;
+  switching<T>(volume: string, opts: SwitchOptions, what: string, fn: (rec: VolumeRecord) => Promise<T>, check?: (rec: VolumeRecord) => Promise<unknown>): Promise<T>;
 }
 
 export class SnapshotHistory {
@@ -167,7 +168,7 @@ export class SnapshotHistory {
    * worktree snapshot (nothing uncommitted is lost), and the data becomes the other branch's saved
    * worktree, or its tip commit.
    */
-  async checkout(volume: string, branch: string, { create = false, restartContainers = false } = {}): Promise<{ branch: string; commit: string | null }> {
+  async checkout(volume: string, branch: string, { create = false, ...switchOpts }: { create?: boolean } & SwitchOptions = {}): Promise<{ branch: string; commit: string | null }> {
     if (create) {
       const b = await this.createBranch(volume, branch);
       await this.volumes.withLock(volume, async () => {
@@ -189,7 +190,7 @@ export class SnapshotHistory {
     // checked before any container is stopped (a typo must not restart a database), and again under the lock
     const now = await this.refs(this.volumes.recordOf(volume));
     if (targetOf(now) === undefined) return { branch, commit: now.branches[branch] ?? null };
-    return this.store.switching(volume, restartContainers, 'switch', async (rec) => {
+    return this.store.switching(volume, switchOpts, 'switch', async (rec) => {
       const refs = await this.refs(rec);
       const target = targetOf(refs);
       if (target === undefined) return { branch, commit: refs.branches[branch] ?? null };
@@ -212,10 +213,10 @@ export class SnapshotHistory {
   }
 
   /** `reset --hard REF`: the data becomes commit REF's and the current branch points at it. */
-  async reset(volume: string, ref: string, { restartContainers = false } = {}): Promise<SnapshotRecord> {
+  async reset(volume: string, ref: string, opts: SwitchOptions = {}): Promise<SnapshotRecord> {
     return this.store.switching(
       volume,
-      restartContainers,
+      opts,
       'reset',
       async (rec) => {
         const refs = await this.refs(rec);

@@ -13,7 +13,7 @@ import { FerryError, errorMessage, isErrno } from '../util/errors.js';
 import { materialise, removeTree, runTreeJob, type StoredSnapshot } from '../pools/trees/methods.js';
 import type { CreateSnapshotOptions, SnapshotKind, SnapshotProgress, SnapshotRecord } from './record.js';
 import { SnapshotHistory } from './history.js';
-import { DataSwap } from './swap.js';
+import { DataSwap, type SwitchOptions } from './swap.js';
 import { SnapshotCreation, checkSnapshotName } from './create.js';
 import { liveIdentity, parseManifest, type LiveIdentity, type Manifest } from '../pools/trees/manifest.js';
 import { volumeDirs, type VolumeDirs } from '../pools/layout.js';
@@ -311,10 +311,10 @@ export class SnapshotService {
   // ---- restoring ----------------------------------------------------------------------------------
 
   /** Make the live data the snapshot's. Refused while containers use the volume, unless restartContainers. */
-  async restore(volume: string, ref: string, { restartContainers = false } = {}): Promise<SnapshotRecord> {
+  async restore(volume: string, ref: string, opts: SwitchOptions = {}): Promise<SnapshotRecord> {
     return this.swap.switching(
       volume,
-      restartContainers,
+      opts,
       'restore',
       async (rec) => {
         const snap = await this.find(rec, ref, false);
@@ -406,12 +406,12 @@ export class SnapshotService {
   }
 
   /** Switch branches (see SnapshotHistory.checkout). */
-  checkout(volume: string, branch: string, opts: { create?: boolean; restartContainers?: boolean } = {}): Promise<{ branch: string; commit: string | null }> {
+  checkout(volume: string, branch: string, opts: { create?: boolean } & SwitchOptions = {}): Promise<{ branch: string; commit: string | null }> {
     return this.history.checkout(volume, branch, opts);
   }
 
   /** `reset --hard REF`: the data becomes commit REF's and the current branch points at it. */
-  reset(volume: string, ref: string, opts: { restartContainers?: boolean } = {}): Promise<SnapshotRecord> {
+  reset(volume: string, ref: string, opts: SwitchOptions = {}): Promise<SnapshotRecord> {
     return this.history.reset(volume, ref, opts);
   }
 

@@ -18,6 +18,14 @@ import { writeDataId } from '../pools/data-id.js';
 import type { SnapshotRecord } from './record.js';
 
 /** What the swap needs of the volume service: the record, who uses the volume, its lock and the one exclusive change. */
+/** How a change of the live data (restore, checkout, reset) treats what holds the volume. */
+export interface SwitchOptions {
+  /** Stop the containers that use the volume here, change, start them again. */
+  restartContainers?: boolean;
+  /** Go on although a node that stopped sending heartbeats a short while ago had it mounted (Handshake.refuseIfUsedElsewhere). */
+  force?: boolean;
+}
+
 export type SwapVolumes = Pick<VolumeService, 'node' | 'list' | 'recordOf' | 'poolOf' | 'refuseIfUsedElsewhere' | 'containersUsing' | 'withLock' | 'changeExclusively'>;
 
 /** The swap mark in a volume's directory (`restore.json`, phase swap): which restore, started by which node. */
@@ -50,10 +58,10 @@ export class DataSwap {
    * a change that cannot be made (a snapshot, commit or branch that does not exist) before any container is
    * touched: a typo must not restart a database; `fn` checks again under the volume's lock.
    */
-  async switching<T>(volume: string, restartContainers: boolean, what: string, fn: (rec: VolumeRecord) => Promise<T>, check?: (rec: VolumeRecord) => Promise<unknown>): Promise<T> {
+  async switching<T>(volume: string, { restartContainers = false, force = false }: SwitchOptions, what: string, fn: (rec: VolumeRecord) => Promise<T>, check?: (rec: VolumeRecord) => Promise<unknown>): Promise<T> {
     const rec0 = this.volumes.recordOf(volume);
     await check?.(rec0);
-    await this.volumes.refuseIfUsedElsewhere(rec0, what);
+    await this.volumes.refuseIfUsedElsewhere(rec0, what, { force });
     let stopped: ContainerRef[] | undefined;
     if (Object.keys(rec0.mounts).length > 0) {
       const known = await this.volumes.containersUsing(volume); // (undefined: no Docker to ask)
@@ -90,7 +98,7 @@ export class DataSwap {
       result = await this.volumes.withLock(volume, async () => {
         const rec = this.volumes.recordOf(volume);
         if (Object.keys(rec.mounts).length > 0) throw new FerryError('in_use', `volume ${volume} was mounted again meanwhile; nothing changed`);
-        return this.volumes.changeExclusively(rec, what, () => fn(rec));
+        return this.volumes.changeExclusively(rec, what, () => fn(rec), { force });
       });
     } catch (err) {
       await this.startAgain(stopped ?? []); // (started again also when the change failed; its error is the one told)

@@ -19,7 +19,7 @@ export class Handshake {
 
   /**
    * Refuse when another node has the volume mounted: a live one, or one that stopped beating a short while ago
-   * (Cluster.usedElsewhere: its containers may run on). `force` (a removal's --force) overrides the latter only.
+   * (Cluster.usedElsewhere: its containers may run on). `force` (--force of a removal, restore, checkout or reset) overrides the latter only.
    */
   async refuseIfUsedElsewhere(rec: VolumeRecord, what: string, { force = false } = {}): Promise<void> {
     if (!this.c.isShared(rec.pool)) return;
@@ -33,7 +33,7 @@ export class Handshake {
     throw new FerryError(
       'in_use',
       `volume ${rec.name} is mounted on ${users(silent)}, which sent no heartbeat (${since}): its ferryd may be down while those containers still run and write. Stop them there before you ${what}. ` +
-        `If that node is down for good, this refusal ends ${Math.round(DEAD_NODE_HOLD_MS / 60_000)} minutes after its last heartbeat${what === 'remove it' ? ` (or \`ferry volume rm --force ${rec.name}\`)` : ''}`,
+        `If that node is down for good, this refusal ends ${Math.round(DEAD_NODE_HOLD_MS / 60_000)} minutes after its last heartbeat (or pass --force${what === 'remove it' ? `: \`ferry volume rm --force ${rec.name}\`` : ''})`,
       { attachments: silent },
     );
   }

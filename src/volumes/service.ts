@@ -242,9 +242,9 @@ export class VolumeService {
     return this.get(name);
   }
 
-  /** Refuse when a live node other than this one has the volume mounted. */
-  refuseIfUsedElsewhere(rec: VolumeRecord, what: string): Promise<void> {
-    return this.handshake.refuseIfUsedElsewhere(rec, what);
+  /** Refuse when another node has the volume mounted (see Handshake.refuseIfUsedElsewhere). */
+  refuseIfUsedElsewhere(rec: VolumeRecord, what: string, opts: { force?: boolean } = {}): Promise<void> {
+    return this.handshake.refuseIfUsedElsewhere(rec, what, opts);
   }
 
   /** Run `fn` while this node may attach the volume (a shared image: one host at a time; callers hold its lock): see Handshake.holdExclusive. */
@@ -253,8 +253,8 @@ export class VolumeService {
   }
 
   /** Run a change that needs the volume unmounted everywhere (restore, reset; callers hold its lock): see Handshake.changeExclusively. */
-  async changeExclusively<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>): Promise<T> {
-    const result = await this.handshake.changeExclusively(rec, what, fn);
+  async changeExclusively<T>(rec: VolumeRecord, what: string, fn: () => Promise<T>, opts: { force?: boolean } = {}): Promise<T> {
+    const result = await this.handshake.changeExclusively(rec, what, fn, opts);
     this.onDataChanged?.(rec.name);
     return result;
   }

@@ -87,13 +87,13 @@ export class FerryClient {
   startSnapshot = (volume: string, o: { name?: string; pause?: boolean; exec?: string } = {}) => this.call<W.Job>('POST', `/v1/volumes/${enc(volume)}/snapshots`, { ...o, background: true });
   /** Delete a snapshot (refused for a branch's tip). */
   deleteSnapshot = (volume: string, ref: string) => this.call<{ removed: W.Snapshot }>('DELETE', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}`);
-  restoreSnapshot = (volume: string, ref: string, o: { restartContainers?: boolean } = {}) => this.call<{ restored: W.Snapshot }>('POST', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}/restore`, o);
+  restoreSnapshot = (volume: string, ref: string, o: { restartContainers?: boolean; force?: boolean } = {}) => this.call<{ restored: W.Snapshot }>('POST', `/v1/volumes/${enc(volume)}/snapshots/${enc(ref)}/restore`, o);
   /** The commits of a branch (the current one when not given), newest first. */
   log = (volume: string, branch?: string) => this.call<W.CommitLog>('GET', `/v1/volumes/${enc(volume)}/log${query({ branch })}`);
   /** Switch the volume's data to a branch (the current branch's uncommitted changes are kept aside for it). */
-  checkout = (volume: string, branch: string, o: { create?: boolean; restartContainers?: boolean } = {}) => this.call<{ branch: string; commit: string | null }>('POST', `/v1/volumes/${enc(volume)}/checkout`, { branch, ...o });
+  checkout = (volume: string, branch: string, o: { create?: boolean; restartContainers?: boolean; force?: boolean } = {}) => this.call<{ branch: string; commit: string | null }>('POST', `/v1/volumes/${enc(volume)}/checkout`, { branch, ...o });
   /** `reset --hard REF`: the data becomes the commit's, the current branch points at it. */
-  reset = (volume: string, ref: string, o: { restartContainers?: boolean } = {}) => this.call<{ commit: W.Snapshot }>('POST', `/v1/volumes/${enc(volume)}/reset`, { ref, hard: true, ...o });
+  reset = (volume: string, ref: string, o: { restartContainers?: boolean; force?: boolean } = {}) => this.call<{ commit: W.Snapshot }>('POST', `/v1/volumes/${enc(volume)}/reset`, { ref, hard: true, ...o });
   branches = (volume: string) => this.call<W.BranchList>('GET', `/v1/volumes/${enc(volume)}/branches`);
   /** Delete a branch; without `force`, refused while it holds commits on no other branch or uncommitted data. */
   deleteBranch = (volume: string, branch: string, o: { force?: boolean } = {}) => this.call<W.BranchDeleted>('DELETE', `/v1/volumes/${enc(volume)}/branches/${enc(branch)}${query({ force: o.force || undefined })}`);

@@ -202,22 +202,31 @@ describe('shared pools across two ferryd nodes', { skip }, () => {
     await ok(a, 'Unmount', { Name: 'db', ID: 'a3' });
   });
 
-  it('a node whose ferryd died with a volume mounted still counts for a removal or a restore (its containers may run on): refused naming it; rm --force overrides', async () => {
+  it('a node whose ferryd died with a volume mounted still counts for a removal or a restore (its containers may run on): refused naming it; --force overrides', async () => {
     await ok(b, 'Create', { Name: 'busy' });
     const mp = (await ok(b, 'Mount', { Name: 'busy', ID: 'c1' })).Mountpoint;
     await writeFile(join(mp, 'f'), 'written on nodeB');
     assert.equal((await a.cli('snapshot', 'create', 'busy', '--name', 's')).code, 0);
+    assert.equal((await a.cli('commit', 'busy', '-m', 'c1')).code, 0);
+    await writeFile(join(mp, 'g'), 'written after the snapshot');
     await b.crash(); // its containers would run on: nothing stops them
     await sleep(1800); // its heartbeat is older than nodeTimeout now
     const removal = await a.cli('volume', 'rm', 'busy');
     assert.equal(removal.code, 1);
-    assert.match(removal.stderr, /volume busy is mounted on node nodeB \(1 mount\(s\)\), which sent no heartbeat \(nodeB since \S+\): its ferryd may be down while those containers still run and write\. Stop them there before you remove it\. If that node is down for good, this refusal ends 10 minutes after its last heartbeat \(or `ferry volume rm --force busy`\)/);
+    assert.match(removal.stderr, /volume busy is mounted on node nodeB \(1 mount\(s\)\), which sent no heartbeat \(nodeB since \S+\): its ferryd may be down while those containers still run and write\. Stop them there before you remove it\. If that node is down for good, this refusal ends 10 minutes after its last heartbeat \(or pass --force: `ferry volume rm --force busy`\)/);
     assert.match(await err(a, 'Remove', { Name: 'busy' }), /volume busy is mounted on node nodeB/);
     const restore = await a.cli('snapshot', 'restore', 'busy', 's');
     assert.equal(restore.code, 1);
-    assert.match(restore.stderr, /volume busy is mounted on node nodeB .*before you restore/);
-    assert.doesNotMatch(restore.stderr, /--force/);
-    assert.equal(await readFile(join(mp, 'f'), 'utf8'), 'written on nodeB', 'the data is untouched');
+    assert.match(restore.stderr, /volume busy is mounted on node nodeB .*before you restore\. .*\(or pass --force\)$/m);
+    const reset = await a.cli('reset', 'busy', '--hard', 'HEAD');
+    assert.equal(reset.code, 1);
+    assert.match(reset.stderr, /volume busy is mounted on node nodeB .*before you reset/);
+    assert.equal(await readFile(join(mp, 'g'), 'utf8'), 'written after the snapshot', 'the data is untouched');
+    // the user knows that node is down for good: --force restores now
+    const forcedRestore = await a.cli('snapshot', 'restore', '--force', 'busy', 's');
+    assert.equal(forcedRestore.code, 0, forcedRestore.stderr);
+    const live = JSON.parse((await a.cli('--json', 'volume', 'inspect', 'busy')).stdout).mountpoint as string;
+    assert.deepEqual((await readdir(live)).sort(), ['f'], 'the data is the snapshot\'s');
     const forced = await a.cli('volume', 'rm', '--force', 'busy');
     assert.equal(forced.code, 0, forced.stderr);
     await b.start();

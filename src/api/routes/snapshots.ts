@@ -7,11 +7,11 @@ import type { JobRegistry } from '../../jobs/jobs.js';
 import type * as W from '../../wire/types.js';
 
 const snapshotBody = z.strictObject({ name: z.string().optional(), pause: z.boolean().optional(), exec: z.string().min(1).optional(), background: z.boolean().optional() });
-const restartBody = z.strictObject({ restartContainers: z.boolean().optional() });
+const restartBody = z.strictObject({ restartContainers: z.boolean().optional(), force: z.boolean().optional() });
 const commitBody = z.strictObject({ message: z.string() });
 const branchBody = z.strictObject({ name: z.string() });
-const checkoutBody = z.strictObject({ branch: z.string(), create: z.boolean().optional(), restartContainers: z.boolean().optional() });
-const resetBody = z.strictObject({ ref: z.string(), hard: z.literal(true, { message: 'only hard resets exist: pass "hard": true' }), restartContainers: z.boolean().optional() });
+const checkoutBody = z.strictObject({ branch: z.string(), create: z.boolean().optional(), restartContainers: z.boolean().optional(), force: z.boolean().optional() });
+const resetBody = z.strictObject({ ref: z.string(), hard: z.literal(true, { message: 'only hard resets exist: pass "hard": true' }), restartContainers: z.boolean().optional(), force: z.boolean().optional() });
 const listSnapshotsQuery = z.strictObject({ all: flag });
 const logQuery = z.strictObject({ branch: z.string().optional() });
 const deleteBranchQuery = z.strictObject({ force: flag });
