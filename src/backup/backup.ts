@@ -59,6 +59,11 @@ export interface BackupOptions {
    * in a child process (file-reader.ts says why), never in ferryd's.
    */
   mayHang?: boolean;
+  /**
+   * The directory does not change while it is read (a snapshot): a file that vanishes means the snapshot was
+   * removed under the backup, and the backup fails naming this, rather than be recorded without the file.
+   */
+  fixed?: string;
   onProgress?: (p: BackupProgress) => void;
 }
 
@@ -270,6 +275,10 @@ export async function runBackup(repo: BackupRepo, dir: string, opts: BackupOptio
     progress.phase = 'files';
     report();
     await files.drain();
+    if (opts.fixed && vanished.size > 0) {
+      const first = vanished.values().next().value!.path;
+      throw new FerryError('unavailable', `backup of ${opts.volume}: ${vanished.size} file(s) of ${opts.fixed} vanished while they were read (${first}${vanished.size > 1 ? ', …' : ''}): it was removed under the backup; no backup was recorded, run it again`);
+    }
     for (const n of vanished) scanned.skipped.push(n.path);
     const nodes = scanned.nodes.filter((n) => !vanished.has(n));
     const skipped = new Set(scanned.skipped);

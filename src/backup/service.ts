@@ -6,6 +6,7 @@ import type { VolumeInfo, VolumeService } from '../volumes/service.js';
 import type { SnapshotService, SnapshotRecord } from '../snapshots/service.js';
 import type { JobInfo, JobRegistry, ProgressReporter } from '../jobs/jobs.js';
 import { FerryError, errorMessage } from '../util/errors.js';
+import { pauseAt } from '../util/test-pause.js';
 import { shown } from '../util/shown.js';
 import { KeyedLock } from '../util/keyed-lock.js';
 import { checkVolumeName } from '../volumes/names.js';
@@ -19,10 +20,16 @@ export type { BackupSettings, BackupTargetConfig } from './targets.js';
 
 /**
  * Backups of volumes, run as jobs inside ferryd: the engine (this directory's other modules) reads a
- * snapshot of the volume, so what is backed up is one point in time, and writes to a target named in the
+ * snapshot of the volume (as consistent as the pool's snapshots are: docs/snapshots.md), and writes to a target named in the
  * config or given as a URL. Restores make a new volume from a backup URL, on any node that can reach the
  * target.
  */
+/**
+ * A backup removes the snapshots earlier backups of the volume kept as bases, but those another node made only
+ * once they are this old: until then a backup there may be reading one (a shared volume, backed up from two nodes).
+ */
+const OTHER_NODES_BASES_MS = 7 * 24 * 3_600_000;
+
 export class BackupService {
   private readonly targets: Targets;
   private readonly schedules: ScheduledBackups;
@@ -88,8 +95,8 @@ export class BackupService {
   }
 
   /**
-   * Back up a volume: from the given snapshot, or from a fresh one made for it (crash-consistent, like
-   * any snapshot; kept as the volume's newest "backup" snapshot so the next one is incremental, unless the
+   * Back up a volume: from the given snapshot, or from a fresh one made for it (as consistent as any
+   * snapshot of its pool; kept as the volume's newest "backup" snapshot so the next one is incremental, unless the
    * target or the volume says `keepBase: false`).
    * The volume, the target, the repository and its password are checked before anything is made: each of
    * them wrong fails here, before a job starts, and leaves no snapshot. A backup that fails after it made its
@@ -121,6 +128,7 @@ export class BackupService {
           own = true;
         }
         const made = snap;
+        await pauseAt('backup-snapshot-made'); // (a race test: another node's backup of the volume runs meanwhile)
         const info = await this.snapshots.withReadView(volume, made.id, (tree, identity) =>
           runBackup(repo, tree, {
             volume,
@@ -130,21 +138,33 @@ export class BackupService {
             // (a btrfs snapshot keeps the live inodes and ctimes itself; other snapshots are copies: their manifest has them)
             ...(identity ? { identity } : {}),
             mayHang: shared,
+            fixed: `snapshot ${made.name}`,
             // while the walk goes on its totals are only what it found so far: no total is better than one that grows
             onProgress: (p) => report({ phase: p.phase === 'files' ? 'upload' : p.phase, filesDone: p.filesDone, filesTotal: p.phase === 'scan' ? undefined : p.filesTotal, bytesDone: p.bytesDone, bytesTotal: p.phase === 'scan' ? undefined : p.bytesTotal, bytesUploaded: p.bytesUploaded }),
           }),
         );
-        // keep only the newest snapshot made for backups (the next one is made from what changed since), or none
+        // keep only the newest snapshot made for backups (the next one is made from what changed since), or none.
+        // Of a shared volume, another node's are its own (its backup may be reading one now): left to it, unless
+        // so old that no backup can still be reading it (that node is gone, or backs up no more)
         if (own) {
+          const othersBefore = Date.now() - OTHER_NODES_BASES_MS;
           for (const s of await this.snapshots.list(volume)) {
+            if (s.node !== this.node && Date.parse(s.createdAt) > othersBefore) continue;
             if (s.origin === 'backup' && (s.id !== made.id || !keepBase)) await this.snapshots.remove(volume, s.id).catch((err) => this.log.warn({ volume, snapshot: s.id, err: errorMessage(err) }, 'could not remove a backup snapshot'));
           }
         }
         this.log.info({ volume, url: info.url, files: info.files, bytes: info.bytes, bytesAdded: info.bytesAdded, ms: info.durationMs, keptBase: own && keepBase }, 'backup created');
         ended(true, info);
         return info;
-      } catch (err) {
+      } catch (caught) {
         ended(false);
+        let err = caught;
+        // the snapshot it read removed meanwhile (by hand, or before ferryd knew another node reads it): say so,
+        // rather than "ENOENT" or "Unknown system error -116" (ESTALE, on a share)
+        if (snap && !(caught instanceof FerryError && caught.code === 'unavailable')) {
+          const gone = await this.snapshots.get(volume, snap.id).then(() => false, (e: unknown) => e instanceof FerryError && e.code === 'not_found');
+          if (gone) err = new FerryError('unavailable', `backup of ${volume}: snapshot ${snap.name}, which it read, was removed while it was read (${errorMessage(caught)}); no backup was recorded, run it again`);
+        }
         if (own && snap) {
           const failed = snap;
           await this.snapshots.remove(volume, failed.id).then(

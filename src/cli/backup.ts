@@ -36,7 +36,7 @@ export function registerBackupCommands(program: Command): void {
 
   backup
     .command('create')
-    .description('back up a volume (from a snapshot, so the data is one point in time); prints the backup URL')
+    .description('back up a volume from a snapshot made for it (see `ferry snapshot create` for how consistent that is); prints the backup URL')
     .argument('<volume>', 'volume name')
     .requiredOption('-t, --target <name-or-url>', 'configured target name, or file:///path, s3://bucket/prefix')
     .option('-s, --snapshot <snapshot>', 'back up this snapshot (default: a new one, made for the backup)')
