@@ -34,7 +34,10 @@ export class S3Target implements Target {
       credentials: opts.accessKeyId && opts.secretAccessKey ? { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey, sessionToken: opts.sessionToken } : undefined,
       // Fail fast when the endpoint is down instead of retrying for minutes.
       maxAttempts: 3,
-      requestHandler: { connectionTimeout: opts.connectTimeoutMs ?? 5000, requestTimeout: 120_000 },
+      // ...and when it hangs (a stopped server, a NAS that accepts connections and answers nothing): the SDK's
+      // requestTimeout only logs a warning, and without an idle timeout a request waits forever, and with it
+      // the job and every other backup of its volume (seen in a user trial: 6 minutes, until the server went on)
+      requestHandler: { connectionTimeout: opts.connectTimeoutMs ?? 5000, socketTimeout: opts.idleTimeoutMs ?? 20_000 },
     };
   }
 

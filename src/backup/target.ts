@@ -59,6 +59,8 @@ export interface S3Options {
   sessionToken?: string;
   /** Milliseconds to wait for a TCP connection before the endpoint counts as unreachable (default 5000). */
   connectTimeoutMs?: number;
+  /** Milliseconds a request may go without a byte from the endpoint before it fails (default 20000): one that hangs. */
+  idleTimeoutMs?: number;
 }
 
 export interface TargetOptions {
