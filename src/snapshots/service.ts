@@ -243,10 +243,32 @@ export class SnapshotService {
     checkSnapshotName(opts.name);
     const rec = this.volumes.recordOf(volume);
     if ((opts.pause || opts.exec) && !this.docker) throw new FerryError('unavailable', '--pause and --exec need the Docker API; set dockerHost');
+    if ((opts.pause || opts.exec) && this.volumes.get(volume).shared) await this.checkQuiesceHere(rec, opts);
     await this.volumes.poolOf(rec).checkAvailable(); // (a share that does not answer: refused before a job starts)
     if (opts.name !== undefined && (await this.listOf(rec, true)).some((s) => s.name === opts.name || s.id === opts.name)) {
       throw new FerryError('exists', `volume ${rec.name} already has a snapshot named ${opts.name}`);
     }
+  }
+
+  /**
+   * --pause and --exec of a shared volume. They reach the containers of this node's Docker only: with the
+   * volume mounted on another node they would quiesce nothing there and say so, while that node's database
+   * wrote on through the copy. And --pause freezes the containers: frozen in the middle of a call to the share,
+   * one held up this node's calls to it, its heartbeats too, until the fence killed them (a user trial on
+   * GlusterFS, 3 times in 3).
+   */
+  private async checkQuiesceHere(rec: VolumeRecord, opts: CreateSnapshotOptions): Promise<void> {
+    if (opts.pause) {
+      throw new FerryError(
+        'invalid',
+        `--pause is refused for volumes of a shared pool (${rec.pool}): a container frozen in the middle of a call to the share can hold up this node's own calls to it, its heartbeats too, and the fence then kills the containers of rwo volumes; use --exec 'COMMAND' to have the application flush itself (e.g. --exec 'psql -U postgres -c CHECKPOINT'), or snapshot without either`,
+      );
+    }
+    await this.volumes.refuseIfUsedElsewhere(rec, 'snapshot it').catch((err: unknown) => {
+      if (!(err instanceof FerryError && err.code === 'in_use')) throw err;
+      const nodes = [...new Set(((err.details?.attachments ?? []) as Array<{ node: string }>).map((a) => a.node))];
+      throw new FerryError('in_use', `volume ${rec.name} is mounted on node ${nodes.join(', ') || '?'}: --exec reaches the containers of this node only; run \`ferry snapshot create --exec ...\` on ${nodes[0] ?? 'that node'}`, err.details);
+    });
   }
 
   // ---- removing -----------------------------------------------------------------------------------

@@ -65,6 +65,22 @@ describe('shared pool under two Docker engines', { skip }, () => {
     }
   });
 
+  it('snapshot --exec runs where the containers are: refused on B while A mounts the volume; --pause refused on a shared pool', async () => {
+    await on('A').dockerOk(['volume', 'create', '-d', 'ferry', 'quiet']);
+    await on('A').dockerOk(['run', '-d', '--name', 'quiet-a', '--network', 'none', '-v', 'quiet:/data', 'bb', 'sh', '-c', 'echo A > /data/who; sleep 600']);
+    const onB = await hosts.B.f.cli('snapshot', 'create', '--exec', 'sync', 'quiet');
+    assert.equal(onB.code, 1, onB.stdout);
+    assert.match(onB.stderr, /volume quiet is mounted on node nodeA: --exec reaches the containers of this node only; run `ferry snapshot create --exec \.\.\.` on nodeA/);
+    const paused = await hosts.A.f.cli('snapshot', 'create', '--pause', 'quiet');
+    assert.equal(paused.code, 1, paused.stdout);
+    assert.match(paused.stderr, /--pause is refused for volumes of a shared pool \(\w+\): .*use --exec 'COMMAND'/);
+    assert.equal(JSON.parse((await hosts.A.f.cli('--json', 'snapshot', 'ls', 'quiet')).stdout).length, 0, 'nothing made');
+    // on A, where the container runs, --exec does what it says
+    const here = await hosts.A.f.cli('--json', 'snapshot', 'create', '--exec', 'sync', 'quiet');
+    assert.equal(here.code, 0, here.stderr);
+    await on('A').dockerOk(['rm', '-f', 'quiet-a']);
+  });
+
   it('rwo: refused on B while A holds it, allowed after A stops, taken over after A dies', async () => {
     await on('A').dockerOk(['volume', 'create', '-d', 'ferry', '-o', 'access=rwo', 'db']);
     await on('A').dockerOk(['run', '-d', '--name', 'db-a', '--network', 'none', '-v', 'db:/data', 'bb', 'sh', '-c', 'echo A > /data/owner; sleep 600']);
