@@ -28,8 +28,11 @@ const REFERENCES_REWRITE_MS = 60_000;
 export class Attachments {
   constructor(private readonly c: AttachmentsContext) {}
 
-  /** Attachments of every volume of the shared pools (for listings and schedules), by volume name; liveness from the heartbeat watch. */
-  async byVolume(): Promise<Map<string, AttachmentStatus[]>> {
+  /**
+   * Attachments of every volume of the shared pools (for listings and schedules), by volume name; liveness from
+   * the heartbeat watch. A pool whose attachments cannot be read is left out, and added to `unread` if given.
+   */
+  async byVolume(unread?: Set<string>): Promise<Map<string, AttachmentStatus[]>> {
     const out = new Map<string, AttachmentStatus[]>();
     const cluster = this.c.cluster;
     if (!cluster?.active) return out;
@@ -38,6 +41,7 @@ export class Attachments {
       try {
         all = await cluster.attachments(pool, undefined, true);
       } catch {
+        unread?.add(pool);
         continue;
       }
       for (const a of all) {
@@ -52,17 +56,22 @@ export class Attachments {
   /**
    * Which volumes this node runs schedules for. A shared volume is seen by every node, but only one
    * should snapshot it: the first (by name) live node that has it attached, or when nobody does, the
-   * first live node of the cluster.
+   * first live node of the cluster. Not this node when it cannot tell: the pool's attachments could not be
+   * read, or it finds no live node, itself included (its own heartbeat not seen). Taken as "nobody has it
+   * attached, I am first", that ran one slot's backup on two nodes at once (a user trial on GlusterFS: 3
+   * slots in 15); a slot skipped here runs at a later pass, as a missed one.
    */
-  async scheduledHere(): Promise<(v: { name: string; shared: boolean }) => boolean> {
+  async scheduledHere(): Promise<(v: { name: string; shared: boolean; pool: string }) => boolean> {
     const cluster = this.c.cluster;
     if (!cluster?.active) return () => true;
-    const atts = await this.byVolume();
+    const unread = new Set<string>();
+    const atts = await this.byVolume(unread);
     const alive = await cluster.liveNodes();
     return (v) => {
       if (!v.shared) return true;
+      if (unread.has(v.pool)) return false;
       const attached = (atts.get(v.name) ?? []).filter((a) => a.alive).map((a) => a.node).sort();
-      return ((attached.length ? attached : alive)[0] ?? this.c.node) === this.c.node;
+      return (attached.length ? attached : alive)[0] === this.c.node;
     };
   }
 
