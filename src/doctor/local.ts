@@ -57,6 +57,10 @@ export async function poolCheck(pool: { name: string; path: string; shared: bool
   const id = `pool:${pool.name}`;
   try {
     if (!(await isDir(pool.path))) {
+      const on = pool.shared ? await withTimeout(mountOf(pool.path), 5000, `mount table did not answer`).catch(() => undefined) : undefined;
+      if (on && on.mountPoint !== '/') {
+        return problem(id, `shared pool ${pool.name}: its directory ${pool.path} does not exist on the ${on.fsType} share mounted at ${on.mountPoint}`, `create it there (mkdir -p ${pool.path}, on one host: every host sees it), or fix the path of pool ${pool.name} in the config`);
+      }
       return problem(id, `pool ${pool.name}: its directory ${pool.path} does not exist`, `mount the pool's filesystem there, or fix the path of pool ${pool.name} in the config`);
     }
     if (pool.shared) {
@@ -75,6 +79,10 @@ export async function poolCheck(pool: { name: string; path: string; shared: bool
     }
     return ok(id, `pool ${pool.name}: ${pool.path} is there`);
   } catch (err) {
+    // a FUSE mount whose connection was aborted (by \`ferry fence\`, or its server gone) stays dead until mounted again
+    if (isErrno(err, 'ENOTCONN') || /ENOTCONN/.test(errorMessage(err))) {
+      return problem(id, `pool ${pool.name}: ${errorMessage(err)}: the share's mount at ${pool.path} is dead (its connection was aborted: by \`ferry fence\`, which logs it, or by the share's client or server)`, `mount it again: umount -l MOUNTPOINT, then mount it as before (a pool with a mount: setting is mounted again by ferryd itself)`);
+    }
     return problem(id, `pool ${pool.name}: ${errorMessage(err)}`, 'check the filesystem of the pool');
   }
 }

@@ -71,10 +71,14 @@ export class ShareCheck {
             `mount the share there (or give the pool a mount: setting so ferryd mounts it); if this directory really is shared by every host, create the marker: touch ${marker}`,
         );
       }
-      await this.mark(marker, `first use on ${m.fsType} mounted at ${m.mountPoint}`);
+      await this.mark(marker, `first use on ${m.fsType} mounted at ${m.mountPoint}`).catch((err: unknown) => {
+        // the share is mounted, the pool's directory on it is not there: not made yet, or a typo in the path
+        if (!isErrno(err, 'ENOENT')) throw err;
+        throw new FerryError('invalid', `${this.root} does not exist on the ${m.fsType} share mounted at ${m.mountPoint}: create it there (mkdir -p ${this.root}, on one host: every host sees it) or fix the pool's path; ferryd takes it up by itself within seconds`);
+      });
       return this.healthy();
     } catch (err) {
-      this.problem = this.io.stalled || (err instanceof FerryError && err.code === 'unavailable') ? errorMessage(err) : `shared filesystem not mounted: ${errorMessage(err)}`;
+      this.problem = this.io.stalled || (err instanceof FerryError && (err.code === 'unavailable' || err.code === 'invalid')) ? errorMessage(err) : `shared filesystem not mounted: ${errorMessage(err)}`;
       return false;
     }
   }
