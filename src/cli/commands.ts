@@ -246,6 +246,7 @@ export function registerCliCommands(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const s = await client(cmd).status();
       if (wantsJson(cmd)) return printJson(s);
+      const unread = s.pools.filter((p) => p.shared && !p.ok).map((p) => p.name);
       print(
         [
           `ferryd ${s.version} on node ${s.node} (pid ${s.pid}, up ${Math.round(s.uptimeSeconds)}s)`,
@@ -279,12 +280,18 @@ export function registerCliCommands(program: Command): void {
                   s.cluster.nodes.map((n) => [n.node + (n.node === s.node ? ' (this node)' : ''), n.alive ? 'alive' : 'DEAD', ago(n.lastSeen), n.version, n.pools.join(',')]),
                 ),
                 '',
-                s.cluster.attachments.length
-                  ? table(
-                      ['VOLUME', 'NODE', 'ACCESS', 'MOUNTS', 'CONTAINERS', 'SINCE'],
-                      s.cluster.attachments.map((a) => [a.volume, a.node + (a.alive ? '' : ' [expired]'), a.access, String(a.mountIds.length), a.containers.join(',') || '-', ago(a.since)]),
-                    )
-                  : 'no volume of a shared pool is attached anywhere',
+                ...(s.cluster.attachments.length
+                  ? [
+                      table(
+                        ['VOLUME', 'NODE', 'ACCESS', 'MOUNTS', 'CONTAINERS', 'SINCE'],
+                        s.cluster.attachments.map((a) => [a.volume, a.node + (a.alive ? '' : ' [expired]'), a.access, String(a.mountIds.length), a.containers.join(',') || '-', ago(a.since)]),
+                      ),
+                    ]
+                  : unread.length
+                    ? []
+                    : ['no volume of a shared pool is attached anywhere']),
+                // (a pool that does not answer here: what it holds is not known, not "nothing")
+                ...(unread.length ? [`attachments in pool ${unread.join(', ')} unknown: it does not answer here`] : []),
               ]
             : []),
         ].join('\n'),

@@ -269,7 +269,10 @@ describe('shared pools across two ferryd nodes', { skip }, () => {
     assert.match(await err(a, 'Mount', { Name: 'survivor', ID: 'm1' }), /pool nas is not usable: shared filesystem not mounted/);
     assert.match(await err(b, 'Create', { Name: 'during-outage' }), /pool nas is not usable/);
     assert.deepEqual(await readdir(mnt), [], 'nothing was written into the bare mountpoint');
-    assert.match((await a.cli('status')).stdout, /^nas\s+dir shared\s+DOWN/m);
+    const downStatus = (await a.cli('status')).stdout;
+    assert.match(downStatus, /^nas\s+dir shared\s+DOWN/m);
+    assert.match(downStatus, /^attachments in pool nas unknown: it does not answer here$/m);
+    assert.doesNotMatch(downStatus, /no volume of a shared pool is attached anywhere/);
     assert.equal((await run('mount', ['--bind', share, mnt])).code, 0);
     await ok(a, 'Mount', { Name: 'survivor', ID: 'm2' });
     await ok(a, 'Unmount', { Name: 'survivor', ID: 'm2' });
