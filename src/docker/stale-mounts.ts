@@ -36,10 +36,12 @@ export interface StaleMountsOptions {
  * of a shared pool stays held by this node, and a volume removed on another node stays listed here.
  *
  * So every `intervalMs` this asks Docker for its containers. A volume counts as used while a container
- * that references it is running, paused, restarting, being removed, or created (a container starting:
- * Docker mounts while the container is still `created`). A mount of a volume that no such container
- * references, older than `graceMs`, and found so in two looks in a row, is dropped as Docker's Unmount
- * would have dropped it (with a warning naming the volume). Docker unreachable: nothing is dropped.
+ * that references it is running, paused, restarting or being removed. A mount of a volume that no such
+ * container references, older than `graceMs`, and found so in two looks in a row, is dropped as Docker's
+ * Unmount would have dropped it (with a warning naming the volume). Docker unreachable: nothing is dropped.
+ * A `created` container does not count: Docker mounts while a starting container is still `created`, which
+ * `graceMs` covers, but one whose start failed stays `created` for good (Swarm leaves its failed tasks' so),
+ * and kept a dead container's mount, and with it an rwo volume's hold, for 10 minutes in a user trial.
  */
 export class StaleMounts {
   private readonly periodic: Periodic;
@@ -93,7 +95,7 @@ export class StaleMounts {
       return;
     }
     const used = new Set<string>();
-    for (const c of containers) if (mayHoldMounts(c.state)) for (const v of c.volumes) used.add(v);
+    for (const c of containers) if (mayHoldMounts(c.state) && c.state !== 'created') for (const v of c.volumes) used.add(v);
     const now = this.now();
     const next = new Set<string>();
     for (const v of held) {

@@ -43,6 +43,8 @@ describe('stale mounts: Unmounts that never reached ferryd', { skip }, () => {
     await h.dockerOk(['run', '--name', 'parker', '--network', 'none', '-v', 'parked:/d', 'bb', 'true']);
     await until('both mounted', async () => (await mounts('kept')) === 1 && (await mounts('gone')) === 1);
 
+    // and a container made but never started references it (as Swarm's failed tasks stay): it holds no mount
+    await h.dockerOk(['create', '--name', 'waiter', '--network', 'none', '-v', 'gone:/d', 'bb', 'true']);
     // ferryd dies; meanwhile the user removes a container: Docker's Unmount cannot reach ferryd
     await f.crash();
     const rmr = await h.docker(['rm', '-f', 'leaver']);
@@ -60,7 +62,8 @@ describe('stale mounts: Unmounts that never reached ferryd', { skip }, () => {
     assert.equal(await mounts('kept'), 1, 'the mount of a running container is kept');
     assert.equal(await mounts('parked'), 0);
     assert.equal((await h.dockerOk(['exec', 'keeper', 'cat', '/d/f'])).trim(), 'precious');
-    // the volume is free again without --force, and a volume in use still is not
+    // the volume is free again without --force once nothing references it, and a volume in use still is not
+    await h.dockerOk(['rm', 'waiter']);
     const r = await f.cli('volume', 'rm', 'gone');
     assert.equal(r.code, 0, r.stderr);
     const busy = await f.cli('volume', 'rm', 'kept');
