@@ -11,6 +11,9 @@ import { errorMessage, isUsageError, usageError } from './util/errors.js';
 import { errorCode, errorLine } from './cli/common.js';
 import { VERSION } from './version.js';
 
+/** How long a SIGTERM's stop may take before ferryd exits anyway (FERRY_STOP_DEADLINE_MS: a test hook; systemd's own TimeoutStopSec is 90 s). */
+const STOP_DEADLINE_MS = Number(process.env.FERRY_STOP_DEADLINE_MS) || 60_000;
+
 const program = new Command('ferry')
   .description('Ferry: Docker volumes that survive containers, hosts and disks.\n`ferry daemon` runs ferryd, the volume plugin; the other commands talk to it.')
   .version(VERSION, '-V, --version')
@@ -91,6 +94,12 @@ program
     const daemon = await startDaemon(config);
     const shutdown = (signal: string) => {
       daemon.log.info({ signal }, 'shutting down');
+      // a stop held up (a hung share or S3 endpoint under a job) ends anyway, saying where: whatever was under
+      // way is left as a kill -9 would leave it, which start-up recovers (interrupted jobs, restores, creates)
+      setTimeout(() => {
+        daemon.log.error({ step: daemon.stopStep }, `shutdown did not finish within ${STOP_DEADLINE_MS / 1000} s (at: ${daemon.stopStep ?? '?'}); exiting now: the next start recovers what was under way`);
+        process.exit(1);
+      }, STOP_DEADLINE_MS).unref();
       daemon.stop().then(
         () => process.exit(0),
         (err) => {

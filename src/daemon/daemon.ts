@@ -51,6 +51,8 @@ export interface RunningDaemon {
   service: VolumeService;
   log: Logger;
   stop(): Promise<void>;
+  /** While stopping: the step it is at (said when a stop takes too long). */
+  readonly stopStep: string | undefined;
 }
 
 /** Wire ferryd together: catalog and pools → volume service → plugin protocol and control API. */
@@ -302,30 +304,38 @@ export async function startDaemon(config: DaemonConfig, log: Logger = pino({ lev
   }
 
   let stopping: Promise<void> | undefined;
+  let stopStep: string | undefined;
+  const step = async (name: string, fn: () => Promise<unknown> | undefined) => {
+    stopStep = name;
+    await fn();
+  };
   return {
     service,
     log,
+    get stopStep() {
+      return stopStep;
+    },
     stop: () =>
       (stopping ??= (async () => {
-        await sweep.stop();
-        await revival?.stop();
-        await staleMounts?.stop();
-        await memory?.stop();
-        await registration?.stop();
-        await scheduler.stop();
-        await backups!.stopScheduler();
-        await usage.stop();
-        await capacity.stop();
-        await cluster.stop();
+        await step('the trash sweep', () => sweep.stop());
+        await step('container revival', () => revival?.stop());
+        await step('the stale-mount sweep', () => staleMounts?.stop());
+        await step('the memory watch', () => memory?.stop());
+        await step('Docker registration', () => registration?.stop());
+        await step('the snapshot scheduler (a scheduled snapshot running)', () => scheduler.stop());
+        await step('the backup scheduler (a scheduled backup running)', () => backups!.stopScheduler());
+        await step('the usage pass', () => usage.stop());
+        await step('the capacity history', () => capacity.stop());
+        await step('the cluster (heartbeats, a share that does not answer?)', () => cluster.stop());
         // Plugin first so Docker stops sending work, then the API; in-flight requests finish.
         for (const [server, path, fromSystemd] of [...servers].reverse()) {
-          await (fromSystemd ? closeInherited(server) : server.close());
+          await step(`requests in flight on ${path ?? 'the API'}`, () => (fromSystemd ? closeInherited(server) : server.close()));
           if (path) await unlink(path).catch(() => undefined);
         }
-        await tokens.flush();
-        await history.flush();
+        await step('the token file', () => tokens.flush());
+        await step('the backup history', () => history.flush());
         // running backups are abandoned: the repository format makes that safe (see docs/backup-format.md)
-        await service.stop();
+        await step('the catalog', () => service.stop());
         dirLock.release();
         log.info('ferryd stopped');
       })()),
