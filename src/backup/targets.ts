@@ -109,7 +109,14 @@ export class Targets {
         throw err;
       }
     }
-    return openRepo(t.url, this.secretOf(t));
+    try {
+      return await openRepo(t.url, this.secretOf(t));
+    } catch (err) {
+      // which secret was tried: two targets may share a URL with different key files
+      if (!(err instanceof FerryError && err.code === 'bad_password')) throw err;
+      const from = t.keyFile ? `the key file ${t.keyFile}` : `the password ${process.env.FERRY_BACKUP_PASSWORD === t.password ? 'in FERRY_BACKUP_PASSWORD' : 'in the target\'s config'}`;
+      throw new FerryError('bad_password', `wrong password or key file for ${t.name ? `target ${t.name} (${t.url})` : t.url}: ${from} does not open it; check it`, err.details);
+    }
   }
 
   /** Run `fn` on the target's open repository, closed after. */

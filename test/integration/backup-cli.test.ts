@@ -218,7 +218,7 @@ describe('backups through ferryd and the CLI', () => {
     try {
       const r = await c.cli('backup', 'ls', '--target', 'objects');
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /wrong password or key file for s3:\/\/ferry-backups\/cluster/);
+      assert.match(r.stderr, new RegExp(`wrong password or key file for target objects \\(s3://ferry-backups/cluster\\): the key file ${join(base, 'wrong-key')} does not open it; check it`));
       const restore = await c.plugin('Create', { Name: 'never', Opts: { backup: `file://${repo()}?backup=abcdef12&volume=x` } });
       assert.match(restore.json.Err, /wrong password/);
       assert.equal((await c.plugin('Get', { Name: 'never' })).json.Err, 'no such volume: never', 'nothing half-made');

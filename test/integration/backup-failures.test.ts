@@ -91,7 +91,7 @@ describe('failed backups leave no snapshot behind', { skip: skipUnless(missing, 
   const early: Array<[string, RegExp]> = [
     ['gone', /does not exist \(is the share mounted\?\)/],
     ['uninitialised', /is not a Ferry backup repository.*ferry backup init/],
-    ['wrongkey', /wrong password or key file for file:\/\//],
+    ['wrongkey', /wrong password or key file for target wrongkey \(file:\/\/\S+\): the key file \S+ does not open it/],
   ];
   for (const [target, message] of early) {
     it(`target ${target}: fails at once with a clear error, no snapshot taken, no byte written`, async () => {
