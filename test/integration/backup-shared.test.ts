@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
 import { isRoot, skipUnless } from '../helpers/prereq.js';
-import { mountBindShare } from '../helpers/shared-node.js';
+import { mountBindShare, sharedConfig } from '../helpers/shared-node.js';
 import { populate, fingerprint } from '../helpers/tree.js';
 import type { Backup, Job, Snapshot } from '../../src/wire/types.js';
 
@@ -26,14 +26,7 @@ describe('backups of a shared volume from two nodes', { skip }, () => {
     const dir = join(base, node);
     await mkdir(dir, { recursive: true });
     const yaml = [
-      `node: ${node}`,
-      'heartbeatInterval: 200ms',
-      'nodeTimeout: 1500ms',
-      'defaultPool: nas',
-      'pools:',
-      '  nas:',
-      `    path: ${mnt}`,
-      '    shared: true',
+      sharedConfig(node, mnt, { heartbeatMs: 200, nodeTimeoutMs: 1500 }),
       'backupTargets:',
       '  t:',
       `    url: file://${join(base, 'repo')}`,

@@ -1,12 +1,12 @@
 // A shared pool whose directory is missing on a mounted share: named as such (not "not mounted"), and taken up once made.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFerryd, run, type Ferryd } from '../helpers/ferryd.js';
+import { run, type Ferryd } from '../helpers/ferryd.js';
 import { isRoot, skipUnless } from '../helpers/prereq.js';
-import { mountBindShare } from '../helpers/shared-node.js';
+import { mountBindShare, startShareFerryd } from '../helpers/shared-node.js';
 import type { DoctorCheck, Status } from '../../src/wire/types.js';
 
 const skip = skipUnless(isRoot() ? [] : ['root (uid 0) for mount --bind'], 'shared pools');
@@ -18,10 +18,7 @@ describe('a shared pool whose directory is not on the mounted share yet', { skip
   before(async () => {
     base = await mkdtemp(join(tmpdir(), 'ferry-share-dir-'));
     mnt = await mountBindShare(base);
-    const dir = join(base, 'node');
-    await mkdir(dir);
-    await writeFile(join(dir, 'ferry.yaml'), ['node: nodeA', 'heartbeatInterval: 200ms', 'nodeTimeout: 1500ms', 'defaultPool: nas', 'pools:', '  nas:', `    path: ${join(mnt, 'ferry')}`, '    shared: true'].join('\n'));
-    f = await startFerryd({ dir, extraArgs: ['--config', join(dir, 'ferry.yaml'), '--node', 'nodeA'] });
+    f = await startShareFerryd(base, join(mnt, 'ferry'), 'nodeA');
   });
   after(async () => {
     await f?.destroy();
