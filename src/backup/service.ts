@@ -134,7 +134,8 @@ export class BackupService {
             volume,
             node: this.node,
             snapshot: made.id,
-            tags: [...(opts.tags ?? []), ...(own ? [] : [`snapshot:${made.name}`])],
+            // (how consistent the snapshot it read is: file by file on a hard-link pool that containers wrote to)
+            tags: [...(opts.tags ?? []), ...(own ? [] : [`snapshot:${made.name}`]), `consistency:${made.consistency}`],
             // (a btrfs snapshot keeps the live inodes and ctimes itself; other snapshots are copies: their manifest has them)
             ...(identity ? { identity } : {}),
             mayHang: shared,

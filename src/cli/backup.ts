@@ -20,6 +20,19 @@ function target(opts: { target?: string }): string {
   return opts.target;
 }
 
+/** What a backup's `consistency:` tag says of the snapshot it read (backups made before the tag have none). */
+const CONSISTENCY: Record<string, string> = {
+  crash: 'one instant (crash-consistent: as after a power cut)',
+  'file-by-file': 'the snapshot it read was copied file by file while containers wrote to the volume: each file whole, two files maybe from different instants',
+  paused: 'one instant, its containers paused',
+  exec: 'after --exec ran in its containers',
+};
+
+function consistencyRow(tags: string[]): Array<[string, string]> {
+  const c = tags.find((t) => t.startsWith('consistency:'))?.slice('consistency:'.length);
+  return c ? [['Data', CONSISTENCY[c] ?? c]] : [];
+}
+
 export function registerBackupCommands(program: Command): void {
   const backup = program.command('backup').description('incremental, deduplicated, encrypted backups of volumes to a directory (NFS) or S3');
 
@@ -51,6 +64,7 @@ export function registerBackupCommands(program: Command): void {
       const info = done.result as Backup;
       if (wantsJson(cmd)) return printJson(info);
       print(info.url); // what happened is on stderr, the last line of the progress
+      if (info.tags.includes('consistency:file-by-file')) process.stderr.write(`(${CONSISTENCY['file-by-file']}; for a database, back up a snapshot taken with --exec or --pause: --snapshot S)\n`);
     });
 
   backup
@@ -84,6 +98,7 @@ export function registerBackupCommands(program: Command): void {
         // a schedule's backups are the ones its keep policy thins; a user's go only by `backup rm`
         ['Made by', b.tags.includes('scheduled') ? 'a schedule (thinned by its keep policy)' : 'a user (a schedule never removes it)'],
         ['Snapshot', b.snapshot ?? '-'],
+        ...consistencyRow(b.tags),
         ['Parent', b.parent ?? '-'],
         ['Files', `${b.files} files, ${b.dirs} directories, ${bytes(b.bytes)}`],
         ['Added', `${bytes(b.bytesNew)} new data, ${bytes(b.bytesAdded)} written to the target`],

@@ -100,7 +100,10 @@ describe('backups through ferryd and the CLI', () => {
       const inspect = JSON.parse(await ok(b, '--json', 'backup', 'inspect', url));
       assert.equal(inspect.volume, vol);
       assert.equal(inspect.node, 'hostA');
-      assert.match(await ok(b, 'backup', 'inspect', url), /^Made by: {2}a user \(a schedule never removes it\)$/m);
+      const text = await ok(b, 'backup', 'inspect', url);
+      assert.match(text, /^Made by: {2}a user \(a schedule never removes it\)$/m);
+      // (written straight into the volume's data, nothing mounted: its snapshot is one instant)
+      assert.match(text, /^Data: {5}one instant \(crash-consistent: as after a power cut\)$/m);
     });
   }
 
